@@ -1,0 +1,187 @@
+"""Settings: frozen dataclasses, and the only place that reads environment variables or TOML.
+
+Precedence: explicit values (CLI flags, keyword arguments) > environment > `csload.toml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from csload.errors import ConfigError
+from csload.redact import require_secure_url
+
+DEFAULT_AUTH_URL = "https://api.contentsquare.com"
+DEFAULT_CONFIG_FILE = "csload.toml"
+
+# The Export API allows 10 concurrent requests per project, shared by every credential.
+API_CONCURRENCY_CEILING = 10
+
+ENV_VARS = {
+    "client_id": "CONTENTSQUARE_CLIENT_ID",
+    "client_secret": "CONTENTSQUARE_CLIENT_SECRET",
+    "project_id": "CONTENTSQUARE_PROJECT_ID",
+    "auth_url": "CONTENTSQUARE_AUTH_URL",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How hard csload pushes the API and the storage host."""
+
+    api_concurrency: int = 8
+    download_concurrency: int = 4
+    connect_timeout: float = 30.0
+    # A read timeout (time between bytes), never a total timeout: parts can be large.
+    read_timeout: float = 120.0
+    chunk_size: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
+            raise ConfigError(
+                f"api_concurrency must be between 1 and {API_CONCURRENCY_CEILING} "
+                f"(the API's per-project limit), got {self.api_concurrency}"
+            )
+        if self.download_concurrency < 1:
+            raise ConfigError(
+                f"download_concurrency must be at least 1, got {self.download_concurrency}"
+            )
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ConfigError("timeouts must be positive")
+        if self.chunk_size < 1024:
+            raise ConfigError(f"chunk_size must be at least 1024 bytes, got {self.chunk_size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for 429, 5xx and connection errors."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    # A server's Retry-After above this is capped, so one bad header cannot stall a sync.
+    max_retry_after: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"retry max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ConfigError("retry delays must not be negative")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything csload needs to reach one Contentsquare project."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    project_id: int | None = None
+    auth_url: str = DEFAULT_AUTH_URL
+    limits: Limits = field(default_factory=Limits)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ConfigError("missing setting: client_id (CONTENTSQUARE_CLIENT_ID)")
+        if not self.client_secret:
+            raise ConfigError("missing setting: client_secret (CONTENTSQUARE_CLIENT_SECRET)")
+        object.__setattr__(self, "auth_url", self.auth_url.rstrip("/"))
+        require_secure_url(self.auth_url, "auth_url")
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(client_id={self.client_id!r}, client_secret=<redacted>, "
+            f"project_id={self.project_id!r}, auth_url={self.auth_url!r})"
+        )
+
+
+def _parse_project_id(value: object, source: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ConfigError(f"{source}: project_id must be an integer, got {value!r}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML settings file as a dict; {} when it does not exist."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _sub_settings(cls: type[Any], values: object, source: str) -> Any:
+    if values is None:
+        return cls()
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: [{cls.__name__.lower()}] must be a table")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {sorted(unknown)} in {cls.__name__}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_settings(
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from explicit values > environment > TOML file.
+
+    `overrides` holds explicit values (None means "not given"); `limits` and `retry` may be
+    given there as mappings of their fields.
+    """
+    environ = os.environ if environ is None else environ
+    explicit_file = config_file is not None
+    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    file_values = read_config_file(path)
+    if explicit_file and not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+
+    merged: dict[str, Any] = {}
+    for name, env_name in ENV_VARS.items():
+        if overrides and overrides.get(name) not in (None, ""):
+            merged[name] = overrides[name]
+        elif environ.get(env_name):
+            merged[name] = environ[env_name]
+        elif name in file_values:
+            merged[name] = file_values[name]
+
+    for name in ("client_id", "client_secret"):
+        if not merged.get(name):
+            raise ConfigError(
+                f"missing setting: {name} (set {ENV_VARS[name]}, pass --{name.replace('_', '-')},"
+                f" or put {name} in {path})"
+            )
+
+    limits_values: dict[str, Any] = dict(file_values.get("limits") or {})
+    retry_values: dict[str, Any] = dict(file_values.get("retry") or {})
+    if overrides:
+        limits_values.update({k: v for k, v in (overrides.get("limits") or {}).items()
+                              if v is not None})
+        retry_values.update({k: v for k, v in (overrides.get("retry") or {}).items()
+                             if v is not None})
+
+    return Settings(
+        client_id=str(merged["client_id"]),
+        client_secret=str(merged["client_secret"]),
+        project_id=_parse_project_id(merged.get("project_id"), "project_id"),
+        auth_url=str(merged.get("auth_url") or DEFAULT_AUTH_URL),
+        limits=_sub_settings(Limits, limits_values, str(path)),
+        retry=_sub_settings(RetryPolicy, retry_values, str(path)),
+    )

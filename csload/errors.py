@@ -1,0 +1,135 @@
+"""Every error csload raises, grouped by what the caller should do about it.
+
+    CsloadError                      the root: catch this to catch everything csload raises
+    ├── ConfigError                  a setting is missing or invalid; fix the configuration
+    │   └── InsecureUrlError         an http:// URL that is not a loopback address
+    ├── AuthError                    authentication failed
+    │   └── CredentialsRejected      wrong client id / secret (401, or the service's plain 500)
+    ├── ApiError                     the Export API answered with an error
+    │   ├── ApiRequestError          a 4xx that retrying cannot fix (400 validation, 404, ...)
+    │   └── ApiUnavailable           429 / 5xx / connection errors outlasted the retry budget
+    ├── PartError                    one part of a run could not be had; its run fails, others go on
+    │   ├── DownloadError            the download failed (status, connection) after retries
+    │   │   ├── PartUrlExpired       storage answered 403: the signed URL or the files expired
+    │   │   └── IncompleteDownload   body shorter than Content-Length, or gzip ended early
+    │   └── PartParseError           the part's content does not parse (names the line)
+    └── StoreError                   the target database or lake cannot be used
+        └── StoreLockedError         another csload process holds the target
+
+Messages name the job, run and part (and line) where they apply, and never contain a secret,
+a token or a URL signature: build messages from `csload.redact` helpers only.
+"""
+
+from __future__ import annotations
+
+
+class CsloadError(Exception):
+    """Root of every csload error."""
+
+
+class ConfigError(CsloadError):
+    """A setting is missing or invalid."""
+
+
+class InsecureUrlError(ConfigError):
+    """A URL uses plain http and is not a loopback address."""
+
+
+class AuthError(CsloadError):
+    """Authentication against the Export API failed."""
+
+
+class CredentialsRejected(AuthError):
+    """The token endpoint rejected the client id / secret."""
+
+
+class ApiError(CsloadError):
+    """The Export API answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.method = method
+        self.path = path
+
+
+class ApiRequestError(ApiError):
+    """A client error (4xx other than 429) that a retry cannot fix."""
+
+
+class ApiUnavailable(ApiError):
+    """429, 5xx or connection errors persisted beyond the retry budget."""
+
+
+class PartError(CsloadError):
+    """One part of a run could not be obtained or read."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: int | None = None,
+        run_id: int | None = None,
+        part_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.run_id = run_id
+        self.part_id = part_id
+
+
+class DownloadError(PartError):
+    """Downloading a part failed."""
+
+
+class PartUrlExpired(DownloadError):
+    """Storage refused the part URL (403): the signed URL or the run's files expired."""
+
+
+class IncompleteDownload(DownloadError):
+    """The body was shorter than announced, or its gzip stream ended early or is corrupt."""
+
+
+class PartParseError(PartError):
+    """A part's content could not be parsed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: int | None = None,
+        run_id: int | None = None,
+        part_id: int | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
+        self.line = line
+
+
+class StoreError(CsloadError):
+    """The target store cannot be used."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the target store."""
+
+
+def part_label(job_id: int | None, run_id: int | None, part_id: int | None) -> str:
+    """The 'job J, run R, part P' prefix used in every part-level message."""
+    bits = []
+    if job_id is not None:
+        bits.append(f"job {job_id}")
+    if run_id is not None:
+        bits.append(f"run {run_id}")
+    if part_id is not None:
+        bits.append(f"part {part_id}")
+    return ", ".join(bits)
