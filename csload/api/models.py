@@ -1,0 +1,331 @@
+"""Typed, frozen views of the Export API's objects, tolerant of the variants the contract lists.
+
+Every `from_api` accepts ids as integers or numeric strings, `frequency` as an object or a bare
+string, and files without `partId` or `expirationDate` (contract sections 3 and 4).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from csload.errors import ApiError
+from csload.redact import redact_url
+
+Json = dict[str, Any]
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ApiError(f"unexpected {what}: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ApiError(f"unexpected {what}: {value!r} (expected an integer)")
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    return None if value is None or value == "" else _as_int(value, what)
+
+
+_TS_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp (or bare date) as an aware UTC datetime; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).strip().replace("Z", "+00:00")
+    # fromisoformat in 3.11 accepts any fraction length, but normalise to microseconds anyway.
+    text = _TS_FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(f"unexpected timestamp {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_timestamp(value: datetime | date) -> str:
+    """The API's timestamp form: 2026-11-14T00:00:00.000Z."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else format_timestamp(value)
+
+
+@dataclass(frozen=True, slots=True)
+class JobField:
+    """One field of a job, as the job definition lists it."""
+
+    field_name: str
+    alias_name: str | None = None
+    custom_var_position: int | None = None
+    dynamic_var_key: str | None = None
+
+    @property
+    def column_name(self) -> str:
+        """The key/column this field has in the files: alias, else a derived name."""
+        if self.alias_name:
+            return self.alias_name
+        if self.field_name == "custom_var" and self.custom_var_position is not None:
+            return f"custom_var_{self.custom_var_position}"
+        if self.field_name == "dynamic_var" and self.dynamic_var_key is not None:
+            return f"dynamic_var_{self.dynamic_var_key}"
+        return self.field_name
+
+    @classmethod
+    def from_api(cls, raw: Any) -> JobField:
+        if isinstance(raw, str):
+            return cls(field_name=raw)
+        if not isinstance(raw, dict) or not raw.get("fieldName"):
+            raise ApiError(f"unexpected job field: {raw!r}")
+        return cls(
+            field_name=str(raw["fieldName"]),
+            alias_name=raw.get("aliasName") or None,
+            custom_var_position=_opt_int(raw.get("customVarPosition"), "customVarPosition"),
+            dynamic_var_key=(str(raw["dynamicVarKey"]) if raw.get("dynamicVarKey") else None),
+        )
+
+    def to_api(self) -> Json:
+        out: Json = {"fieldName": self.field_name}
+        if self.alias_name:
+            out["aliasName"] = self.alias_name
+        if self.custom_var_position is not None:
+            out["customVarPosition"] = self.custom_var_position
+        if self.dynamic_var_key is not None:
+            out["dynamicVarKey"] = self.dynamic_var_key
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: int
+    name: str
+    format: str
+    scope: str
+    frequency: str
+    state: str | None = None
+    device_label: str | None = None
+    segment_id: int | None = None
+    fields: tuple[JobField, ...] = ()
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> Job:
+        if not isinstance(raw, dict):
+            raise ApiError(f"unexpected job object: {type(raw).__name__}")
+        freq = raw.get("frequency")
+        date_range: Any = {}
+        if isinstance(freq, dict):
+            date_range = freq.get("dateRange") or {}
+            freq = freq.get("value")
+        if not isinstance(date_range, dict):
+            date_range = {}
+        return cls(
+            job_id=_as_int(raw.get("jobId", raw.get("id")), "jobId"),
+            name=str(raw.get("name") or ""),
+            format=str(raw.get("format") or "").upper(),
+            scope=str(raw.get("scope") or "").lower(),
+            frequency=str(freq or "").lower(),
+            state=raw.get("state"),
+            device_label=raw.get("deviceLabel"),
+            segment_id=_opt_int(raw.get("segmentId"), "segmentId"),
+            fields=tuple(JobField.from_api(f) for f in raw.get("fields") or ()),
+            date_from=parse_timestamp(date_range.get("from")),
+            date_to=parse_timestamp(date_range.get("to")),
+            created_at=parse_timestamp(raw.get("createdAt")),
+        )
+
+    def to_json(self) -> Json:
+        """A plain dict for `--json` output."""
+        return {
+            "jobId": self.job_id,
+            "name": self.name,
+            "format": self.format,
+            "scope": self.scope,
+            "frequency": self.frequency,
+            "state": self.state,
+            "deviceLabel": self.device_label,
+            "segmentId": self.segment_id,
+            "dateRange": (
+                {"from": _iso(self.date_from), "to": _iso(self.date_to)}
+                if self.date_from or self.date_to else None
+            ),
+            "fields": [f.to_api() for f in self.fields],
+            "createdAt": _iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One downloadable file of a run. The URL is pre-signed: never shown, never logged."""
+
+    part_id: int
+    url: str = field(repr=False)
+    expiration_date: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (f"Part(part_id={self.part_id}, url={redact_url(self.url)!r}, "
+                f"expiration_date={self.expiration_date!r})")
+
+    @classmethod
+    def from_api(cls, raw: Any, position: int) -> Part:
+        """`position` is the file's 1-based place in the list: the id when partId is absent."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
+            raise ApiError("unexpected file object in run detail (no url)")
+        part_id = raw.get("partId")
+        return cls(
+            part_id=position if part_id is None else _as_int(part_id, "partId"),
+            url=raw["url"],
+            expiration_date=parse_timestamp(raw.get("expirationDate")),
+        )
+
+    def to_json(self) -> Json:
+        return {"partId": self.part_id, "expirationDate": _iso(self.expiration_date)}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    run_id: int
+    job_id: int
+    state: str
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    # Only the run detail endpoint lists files; None means "not fetched", () means "no files".
+    parts: tuple[Part, ...] | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any, job_id: int | None = None) -> Run:
+        if not isinstance(raw, dict):
+            raise ApiError(f"unexpected run object: {type(raw).__name__}")
+        files = raw.get("files")
+        return cls(
+            run_id=_as_int(raw.get("jobRunId", raw.get("id")), "jobRunId"),
+            job_id=_as_int(raw.get("jobId", job_id), "jobId"),
+            state=str(raw.get("state") or "").upper(),
+            start_date=parse_timestamp(raw.get("startDate")),
+            end_date=parse_timestamp(raw.get("endDate")),
+            created_at=parse_timestamp(raw.get("createdAt")),
+            finished_at=parse_timestamp(raw.get("finishedAt")),
+            parts=(None if files is None
+                   else tuple(Part.from_api(f, i) for i, f in enumerate(files, start=1))),
+        )
+
+    def to_json(self) -> Json:
+        out: Json = {
+            "jobRunId": self.run_id,
+            "jobId": self.job_id,
+            "state": self.state,
+            "startDate": _iso(self.start_date),
+            "endDate": _iso(self.end_date),
+            "createdAt": _iso(self.created_at),
+            "finishedAt": _iso(self.finished_at),
+        }
+        if self.parts is not None:
+            out["files"] = [p.to_json() for p in self.parts]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One entry of the exportable-fields catalog."""
+
+    name: str
+    type: str | None = None
+    description: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> Field:
+        if isinstance(raw, str):
+            return cls(name=raw)
+        if not isinstance(raw, dict) or not raw.get("name"):
+            raise ApiError(f"unexpected exportable field: {raw!r}")
+        return cls(name=str(raw["name"]), type=raw.get("type"), description=raw.get("description"))
+
+    def to_json(self) -> Json:
+        return {"name": self.name, "type": self.type, "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class CustomVar:
+    """A project custom variable (ASSUMED shape: position and name)."""
+
+    position: int
+    name: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> CustomVar:
+        if not isinstance(raw, dict):
+            raise ApiError(f"unexpected custom var: {raw!r}")
+        position = raw.get("position", raw.get("customVarPosition", raw.get("key")))
+        return cls(position=_as_int(position, "custom var position"),
+                   name=raw.get("name", raw.get("label")))
+
+    def to_json(self) -> Json:
+        return {"position": self.position, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicVarKey:
+    """A dynamic variable key seen in a date range (ASSUMED shape: key and type)."""
+
+    key: str
+    type: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> DynamicVarKey:
+        if isinstance(raw, str):
+            return cls(key=raw)
+        if not isinstance(raw, dict) or not (raw.get("key") or raw.get("name")):
+            raise ApiError(f"unexpected dynamic var key: {raw!r}")
+        return cls(key=str(raw.get("key") or raw.get("name")), type=raw.get("type"))
+
+    def to_json(self) -> Json:
+        return {"key": self.key, "type": self.type}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """What to send to POST /exports to create a job."""
+
+    name: str
+    format: str
+    scope: str
+    frequency: str
+    fields: tuple[JobField, ...]
+    device_label: str = "all"
+    segment_id: int | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+    def to_api(self) -> Json:
+        frequency: Json = {"value": self.frequency}
+        if self.date_from is not None or self.date_to is not None:
+            frequency["dateRange"] = {
+                "from": _iso(self.date_from),
+                "to": _iso(self.date_to),
+            }
+        body: Json = {
+            "name": self.name,
+            "format": self.format,
+            "scope": self.scope,
+            "frequency": frequency,
+            "fields": [f.to_api() for f in self.fields],
+            "deviceLabel": self.device_label,
+        }
+        if self.segment_id is not None:
+            body["segmentId"] = self.segment_id
+        return body
