@@ -1,0 +1,274 @@
+"""The ledger: which jobs, runs and parts csload has applied to a DuckDB database.
+
+It lives in the same database as the data, so a run's rows and its ledger rows commit in one
+transaction: a run is loaded whole, and recorded as loaded, or neither. Tables (all `_csload_*`,
+created idempotently):
+
+    _csload_meta        key VARCHAR PRIMARY KEY, value VARCHAR     ('schema_version', '1')
+    _csload_jobs        job_id UBIGINT PRIMARY KEY, name, scope, format, frequency,
+                        fields (JSON text, the API's field list), table_name,
+                        first_seen TIMESTAMP, last_seen TIMESTAMP
+    _csload_runs        run_id UBIGINT PRIMARY KEY, job_id, table_name,
+                        window_start / window_end TIMESTAMP (UTC, end exclusive),
+                        finished_at TIMESTAMP, supersede_order HUGEINT (orders runs; see
+                        csload.load.supersede), status 'loaded' | 'failed' | 'expired',
+                        rows_read UBIGINT (rows in the files), rows UBIGINT (rows of the run in
+                        the table right after it was applied), bytes UBIGINT, parts INTEGER,
+                        load_started_at / load_finished_at TIMESTAMP, message VARCHAR
+    _csload_parts       run_id, part_id (PRIMARY KEY together), job_id, bytes, rows (NULL:
+                        counting rows per part would cost a second pass), loaded_at
+    _csload_tombstones  table_name, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT: the latest
+                        run that delivered a row key whose row was later removed by a re-run, so
+                        that an older run applied late cannot bring the row back
+
+All timestamps are naive UTC. The ledger tables are small; only they carry primary keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import orjson
+
+from csload.api.models import Job, JobField, Run
+from csload.errors import StoreError
+from csload.load.columns import quote_ident
+from csload.load.supersede import RunWindow, run_order
+
+SCHEMA_VERSION = 1
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS _csload_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS _csload_jobs (
+        job_id UBIGINT PRIMARY KEY, name VARCHAR, scope VARCHAR, format VARCHAR,
+        frequency VARCHAR, fields VARCHAR, table_name VARCHAR,
+        first_seen TIMESTAMP, last_seen TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS _csload_runs (
+        run_id UBIGINT PRIMARY KEY, job_id UBIGINT, table_name VARCHAR,
+        window_start TIMESTAMP, window_end TIMESTAMP, finished_at TIMESTAMP,
+        supersede_order HUGEINT, status VARCHAR, rows_read UBIGINT, rows UBIGINT,
+        bytes UBIGINT, parts INTEGER, load_started_at TIMESTAMP, load_finished_at TIMESTAMP,
+        message VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS _csload_parts (
+        run_id UBIGINT, part_id UBIGINT, job_id UBIGINT, bytes UBIGINT, rows UBIGINT,
+        loaded_at TIMESTAMP, PRIMARY KEY (run_id, part_id))""",
+    """CREATE TABLE IF NOT EXISTS _csload_tombstones (
+        table_name VARCHAR, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT)""",
+)
+
+STATUSES = ("loaded", "failed", "expired")
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def aware_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: int
+    job_id: int
+    table: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    finished_at: datetime | None
+    status: str
+    rows_read: int | None
+    rows: int | None
+    bytes: int | None
+    parts: int | None
+    load_started_at: datetime | None
+    load_finished_at: datetime | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    table: str
+    rows: int
+    first_date: date | None
+    last_date: date | None
+
+
+_RUN_COLUMNS = ("run_id, job_id, table_name, window_start, window_end, finished_at, status, "
+                "rows_read, rows, bytes, parts, load_started_at, load_finished_at, message")
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=int(row[0]), job_id=int(row[1]), table=row[2],
+        window_start=aware_utc(row[3]), window_end=aware_utc(row[4]),
+        finished_at=aware_utc(row[5]), status=row[6], rows_read=row[7], rows=row[8],
+        bytes=row[9], parts=row[10], load_started_at=aware_utc(row[11]),
+        load_finished_at=aware_utc(row[12]), message=row[13],
+    )
+
+
+class Ledger:
+    """Reads and writes the `_csload_*` tables through the caller's connection/transaction."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    # --- setup ---------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the ledger tables if missing; refuse a ledger from a newer csload."""
+        for ddl in _DDL:
+            self.con.execute(ddl)
+        row = self.con.execute(
+            "SELECT value FROM _csload_meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self.con.execute("INSERT INTO _csload_meta VALUES ('schema_version', ?)",
+                             [str(SCHEMA_VERSION)])
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database's csload ledger has schema version {row[0]}, newer than this "
+                f"csload understands ({SCHEMA_VERSION}): upgrade csload")
+
+    # --- writes (inside the caller's transaction) -----------------------------------------
+
+    def upsert_job(self, job: Job, table: str, now: datetime) -> None:
+        fields = orjson.dumps([f.to_api() for f in job.fields]).decode()
+        self.con.execute(
+            """INSERT INTO _csload_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (job_id) DO UPDATE SET name = excluded.name, scope = excluded.scope,
+               format = excluded.format, frequency = excluded.frequency,
+               fields = excluded.fields, table_name = excluded.table_name,
+               last_seen = excluded.last_seen""",
+            [job.job_id, job.name, job.scope, job.format, job.frequency, fields, table,
+             naive_utc(now), naive_utc(now)],
+        )
+
+    def record_run(self, run: Run, table: str | None, status: str, *, rows_read: int | None,
+                   rows: int | None, nbytes: int | None, parts: int | None,
+                   started: datetime | None, finished: datetime | None,
+                   message: str | None) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        self.con.execute(
+            "INSERT OR REPLACE INTO _csload_runs VALUES "
+            "(?, ?, ?, ?, ?, ?, CAST(? AS HUGEINT), ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, run.job_id, table, naive_utc(run.start_date), naive_utc(run.end_date),
+             naive_utc(run.finished_at), str(run_order(run)), status, rows_read, rows, nbytes,
+             parts, naive_utc(started), naive_utc(finished), message],
+        )
+
+    def record_parts(self, rows: list[tuple[int, int, int, int, int | None]],
+                     loaded_at: datetime) -> None:
+        """rows: (run_id, part_id, job_id, bytes, rows)."""
+        if rows:
+            self.con.executemany(
+                "INSERT OR REPLACE INTO _csload_parts VALUES (?, ?, ?, ?, ?, ?)",
+                [(*r, naive_utc(loaded_at)) for r in rows],
+            )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def loaded_run_ids(self) -> set[int]:
+        rows = self.con.execute(
+            "SELECT run_id FROM _csload_runs WHERE status = 'loaded'").fetchall()
+        return {int(r[0]) for r in rows}
+
+    def status_of(self, run_id: int) -> str | None:
+        row = self.con.execute("SELECT status FROM _csload_runs WHERE run_id = ?",
+                               [run_id]).fetchone()
+        return None if row is None else str(row[0])
+
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        query = f"SELECT {_RUN_COLUMNS} FROM _csload_runs"  # noqa: S608
+        params: list[Any] = []
+        if status is not None:
+            query += " WHERE status = ?"
+            params.append(status)
+        rows = self.con.execute(query + " ORDER BY run_id", params).fetchall()
+        return [_run_record(r) for r in rows]
+
+    def failed_runs(self) -> list[RunRecord]:
+        return self.runs("failed")
+
+    def expired_runs(self) -> list[RunRecord]:
+        return self.runs("expired")
+
+    def jobs(self) -> dict[int, tuple[Job, str]]:
+        """Every job seen, with the table it loads into."""
+        rows = self.con.execute(
+            "SELECT job_id, name, scope, format, frequency, fields, table_name "
+            "FROM _csload_jobs").fetchall()
+        out: dict[int, tuple[Job, str]] = {}
+        for job_id, name, scope, fmt, frequency, fields, table in rows:
+            job = Job(job_id=int(job_id), name=name, format=fmt, scope=scope,
+                      frequency=frequency,
+                      fields=tuple(JobField.from_api(f) for f in orjson.loads(fields)))
+            out[int(job_id)] = (job, table)
+        return out
+
+    def loaded_windows(self, job_ids: set[int]) -> list[RunWindow]:
+        if not job_ids:
+            return []
+        rows = self.con.execute(
+            "SELECT run_id, job_id, window_start, window_end, CAST(supersede_order AS VARCHAR) "
+            "FROM _csload_runs WHERE status = 'loaded' AND list_contains(?, job_id)",
+            [sorted(job_ids)],
+        ).fetchall()
+        return [RunWindow(int(r[0]), int(r[1]), aware_utc(r[2]), aware_utc(r[3]), int(r[4]))
+                for r in rows]
+
+    def last_loaded_windows(self) -> dict[int, tuple[datetime | None, datetime | None]]:
+        """Per job, the window of its loaded run with the latest window end."""
+        rows = self.con.execute(
+            """SELECT job_id, window_start, window_end FROM _csload_runs
+               WHERE status = 'loaded'
+               QUALIFY row_number() OVER (PARTITION BY job_id
+                                          ORDER BY window_end DESC NULLS LAST, run_id DESC) = 1"""
+        ).fetchall()
+        return {int(r[0]): (aware_utc(r[1]), aware_utc(r[2])) for r in rows}
+
+    def table_stats(self) -> list[TableStats]:
+        """Rows and `_date` coverage of every table a job loads into."""
+        tables = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT table_name FROM _csload_jobs WHERE table_name IS NOT NULL "
+            "ORDER BY 1").fetchall()]
+        existing = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+        out = []
+        for table in tables:
+            if table not in existing:
+                out.append(TableStats(table, 0, None, None))
+                continue
+            row = self.con.execute(
+                f"SELECT count(*), min(_date), max(_date) FROM {quote_ident(table)}").fetchone()  # noqa: S608
+            assert row is not None
+            out.append(TableStats(table, int(row[0]), row[1], row[2]))
+        return out
+
+    def daily_gaps(self) -> dict[int, list[date]]:
+        """Per daily job: the UTC days between its first and last loaded day with no loaded run."""
+        rows = self.con.execute(
+            """SELECT r.job_id, r.window_start, r.window_end FROM _csload_runs r
+               JOIN _csload_jobs j USING (job_id)
+               WHERE r.status = 'loaded' AND j.frequency = 'daily'
+                 AND r.window_start IS NOT NULL AND r.window_end IS NOT NULL"""
+        ).fetchall()
+        covered: dict[int, set[date]] = {}
+        for job_id, start, end in rows:
+            days = covered.setdefault(int(job_id), set())
+            day = start.date()
+            while datetime(day.year, day.month, day.day) < end:
+                days.add(day)
+                day += timedelta(days=1)
+        gaps: dict[int, list[date]] = {}
+        for job_id, days in covered.items():
+            first, last = min(days), max(days)
+            missing = [first + timedelta(days=i) for i in range((last - first).days + 1)
+                       if first + timedelta(days=i) not in days]
+            gaps[job_id] = missing
+        return gaps

@@ -1,0 +1,164 @@
+"""How a job's fields become table columns: names, types, row key and date.
+
+Column naming rule (documented for users):
+
+* A column is named after the field's name *in the files*: its alias when the job gives one,
+  else the field name (`custom_var_<position>` / `dynamic_var_<key>` for variables; see
+  `JobField.column_name`).
+* That name is made SQL-friendly: lowercased, and every run of characters other than
+  `[a-z0-9_]` becomes one `_`. So `app_events.event_type` -> `app_events_event_type`,
+  `Page Type` -> `page_type`.
+* Names starting with `_` after that are refused: `_job_id`, `_run_id`, `_date`, `_loaded_at`
+  and every `_csload*` name are csload's own. Two fields of one job whose names collide after
+  normalisation are refused too (ConfigError), as is a column that two jobs of one table load
+  with different types.
+* Generated SQL always quotes identifiers (`quote_ident`) and string literals (`sql_str`):
+  aliases are user input.
+
+Types come from `schemas/`: UInt64 -> UBIGINT, DateTime -> TIMESTAMP (UTC), Array(T) -> T[].
+`custom_var`, `dynamic_var` and fields the schema does not know load as VARCHAR (the last with
+a warning on the `csload.load` logger).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from csload.api.models import Job, JobField
+from csload.errors import ConfigError
+from csload.schemas import ScopeSchema, load_schema
+
+log = logging.getLogger("csload.load")
+
+LINEAGE_COLUMNS: dict[str, str] = {
+    "_job_id": "UBIGINT",
+    "_run_id": "UBIGINT",
+    "_date": "DATE",
+    "_loaded_at": "TIMESTAMP",
+}
+
+VARIABLE_FIELDS = ("custom_var", "dynamic_var")
+
+_NOT_IDENT = re.compile(r"[^a-z0-9_]+")
+
+
+def normalize_identifier(name: str) -> str:
+    """The SQL-friendly form of a file column name (see the module docstring)."""
+    return _NOT_IDENT.sub("_", name.lower())
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted SQL identifier; safe for any input."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(value: str) -> str:
+    """A single-quoted SQL string literal; safe for any input."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def check_table_name(table: str) -> str:
+    """A target table name must already be in normal form and not reserved."""
+    if not table or normalize_identifier(table) != table or table.startswith("_"):
+        raise ConfigError(
+            f"invalid table name {table!r}: use lowercase letters, digits and '_', "
+            "not starting with '_'"
+        )
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One field of a job as it appears in its files and in the table."""
+
+    source: str          # the key / header name in the files
+    name: str            # the table column
+    duckdb_type: str     # the table column's type
+    field_name: str      # the Contentsquare field it carries
+    known: bool          # False: not in csload's schema, loaded as VARCHAR
+
+    @property
+    def is_array(self) -> bool:
+        return self.duckdb_type.endswith("[]")
+
+
+@dataclass(frozen=True, slots=True)
+class JobLayout:
+    """The columns of one job plus where its key and date are."""
+
+    job_id: int
+    scope: str
+    columns: tuple[Column, ...]
+    key_columns: tuple[str, ...] | None   # table columns of the row key, None: not exported
+    date_column: str | None               # table column of the date field, None: not exported
+    date_is_timestamp: bool
+
+    def by_source(self) -> dict[str, Column]:
+        return {c.source: c for c in self.columns}
+
+
+def _column(jf: JobField, schema: ScopeSchema, job: Job) -> Column:
+    source = jf.column_name
+    name = normalize_identifier(source)
+    if not name or name.startswith("_"):
+        raise ConfigError(
+            f"job {job.job_id}: column {source!r} becomes {name!r}, which is reserved "
+            "(names starting with '_' are csload's): give the field another alias"
+        )
+    if jf.field_name in VARIABLE_FIELDS:
+        return Column(source, name, "VARCHAR", jf.field_name, known=True)
+    if jf.field_name in schema:
+        return Column(source, name, schema.field(jf.field_name).duckdb_type, jf.field_name,
+                      known=True)
+    log.warning("job %s: field %r is not in csload's %s schema; loading it as VARCHAR",
+                job.job_id, jf.field_name, schema.scope)
+    return Column(source, name, "VARCHAR", jf.field_name, known=False)
+
+
+def unknown_column(job_id: int, source: str) -> Column:
+    """A column found in a file header that the job does not list: loaded as VARCHAR."""
+    name = normalize_identifier(source)
+    if not name or name.startswith("_"):
+        raise ConfigError(f"job {job_id}: file column {source!r} becomes reserved name {name!r}")
+    log.warning("job %s: file column %r is not a field of the job; loading it as VARCHAR",
+                job_id, source)
+    return Column(source, name, "VARCHAR", source, known=False)
+
+
+def job_layout(job: Job) -> JobLayout:
+    """Columns, key and date of a job, validated (ConfigError on collisions)."""
+    schema = load_schema(job.scope)
+    columns: list[Column] = []
+    seen: dict[str, str] = {}
+    for jf in job.fields:
+        col = _column(jf, schema, job)
+        if col.name in seen:
+            raise ConfigError(
+                f"job {job.job_id}: columns {seen[col.name]!r} and {col.source!r} both become "
+                f"{col.name!r}: give one of them another alias"
+            )
+        seen[col.name] = col.source
+        columns.append(col)
+    by_field: dict[str, Column] = {}
+    for col in columns:
+        by_field.setdefault(col.field_name, col)   # a field exported twice: the first wins
+    key: tuple[str, ...] | None = None
+    if all(k in by_field for k in schema.row_key):
+        key = tuple(by_field[k].name for k in schema.row_key)
+    date_col = by_field.get(schema.date_field)
+    return JobLayout(
+        job_id=job.job_id,
+        scope=job.scope,
+        columns=tuple(columns),
+        key_columns=key,
+        date_column=date_col.name if date_col else None,
+        date_is_timestamp=bool(date_col and date_col.duckdb_type == "TIMESTAMP"),
+    )
+
+
+def key_types(scope: str) -> tuple[str, ...]:
+    """DuckDB types of the row key fields of a scope."""
+    schema = load_schema(scope)
+    return tuple(schema.field(k).duckdb_type for k in schema.row_key)

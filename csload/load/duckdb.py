@@ -1,0 +1,639 @@
+"""Apply downloaded runs to a DuckDB database, exactly once, with the ledger in the same commit.
+
+One `DuckDBStore` is the only writer (it runs in one worker thread). `apply()` takes the runs
+that are ready, loads them with DuckDB's own readers (`read_csv` / `read_json` straight on the
+part files, explicit columns, no sniffing, one statement for all parts of a job), and in ONE
+transaction: inserts the rows, removes what they supersede (csload.load.supersede explains the
+rule), writes the ledger rows, commits. A crash at any moment leaves the whole batch or nothing.
+
+Fact tables have no PRIMARY KEY or UNIQUE constraint (see duckdb-notes.md: bulk loads several
+times slower, unbounded index memory). Instead, after inserting a batch inside the transaction:
+
+1. Key rule: the batch's keys are collected; if none repeats within the batch and none exists
+   in the table or among tombstones (the common case: new days), nothing more is done. Else
+   every row carrying one of those keys competes and only the row of the latest run survives
+   (`QUALIFY row_number() OVER (PARTITION BY key ORDER BY run order DESC)`); losers are deleted
+   by `rowid`.
+2. Window rule: rows of runs that a later run of the same job re-exported are deleted; their
+   keys are remembered as tombstones so that an older run applied late cannot bring them back.
+
+If a batch of several runs fails to parse, the failing part is found from DuckDB's error text
+(it names the file) and re-read alone to get the exact line; its run is recorded as failed and
+the others are applied without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from csload.api.models import Job, Run
+from csload.errors import (
+    ConfigError,
+    CsloadError,
+    PartParseError,
+    StoreError,
+    StoreLockedError,
+    part_label,
+)
+from csload.ledger import Ledger, naive_utc
+from csload.load import sql
+from csload.load.columns import (
+    LINEAGE_COLUMNS,
+    Column,
+    JobLayout,
+    check_table_name,
+    job_layout,
+    quote_ident,
+    unknown_column,
+)
+from csload.load.parts import PartFile, diagnose, inspect_part, locate_error, parse_error
+from csload.load.supersede import RunWindow, run_order, window_drops
+
+log = logging.getLogger("csload.load")
+
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedPart:
+    part_id: int
+    path: Path
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StagedRun:
+    """A successful run whose parts are all on local disk. `table` defaults to the job's scope."""
+
+    job: Job
+    run: Run
+    parts: tuple[StagedPart, ...]
+    table: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.table:
+            object.__setattr__(self, "table", self.job.scope)
+
+
+Status = Literal["loaded", "skipped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What `apply` did with one run. `skipped`: the ledger already had it as loaded."""
+
+    job_id: int
+    run_id: int
+    status: Status
+    rows: int = 0          # rows of the run in the table right after it was applied
+    rows_read: int = 0     # rows in its files
+    bytes: int = 0
+    error: CsloadError | None = None
+
+
+def _translate_open_error(path: Path, exc: duckdb.Error) -> StoreError:
+    message = str(exc)
+    if "Could not set lock" in message:
+        pid = _LOCK_PID.search(message)
+        holder = f" (PID {pid.group(1)})" if pid else ""
+        return StoreLockedError(
+            f"database {path} is in use by another process{holder}: "
+            "is another csload sync running?")
+    return StoreError(f"cannot open database {path}: {message}")
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection to a csload database, for analysis code."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise _translate_open_error(Path(path), exc) from None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Pending:
+    """A run being applied, with its inspected parts."""
+
+    staged: StagedRun
+    layout: JobLayout
+    files: list[PartFile] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> int:
+        return self.staged.run.run_id
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Parts read by one reader call: one job, one format, one compression, one header."""
+
+    pending: tuple[_Pending, ...]
+    columns: tuple[Column, ...]
+    files: tuple[PartFile, ...]
+    gzip: bool
+    csv: bool
+
+
+class _PartFailed(Exception):
+    def __init__(self, run_id: int, error: CsloadError) -> None:
+        super().__init__(str(error))
+        self.run_id = run_id
+        self.error = error
+
+
+class _Unattributed(Exception):
+    """DuckDB refused the data but did not say which part."""
+
+
+class DuckDBStore:
+    """The single writer of one csload DuckDB database."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+        self.ledger = Ledger(con)
+
+    @classmethod
+    def open(cls, path: Path) -> DuckDBStore:
+        """Open (creating if needed) the database; StoreLockedError if another process has it."""
+        path = Path(path)
+        try:
+            con = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            raise _translate_open_error(path, exc) from None
+        try:
+            # Rows have no meaningful order; not preserving it lets inserts stream.
+            con.execute("SET preserve_insertion_order = false")
+            for macro in sql.MACROS:
+                con.execute(macro)
+            store = cls(con, path)
+            with store._transaction():
+                store.ledger.ensure()
+        except BaseException:
+            con.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the ledger --------------------------------------------------------------------------
+
+    def loaded_runs(self) -> set[int]:
+        """Ids of the runs already applied."""
+        return self.ledger.loaded_run_ids()
+
+    def record_failed(self, job: Job, run: Run, message: str, table: str | None = None) -> None:
+        """Record that a run could not be loaded (download or parse failure)."""
+        self._record_status(job, run, "failed", message, table)
+
+    def record_expired(self, job: Job, run: Run, message: str = "", table: str | None = None
+                       ) -> None:
+        """Record that a run's files expired before csload could download them."""
+        self._record_status(job, run, "expired", message or "the run's files expired", table)
+
+    def _record_status(self, job: Job, run: Run, status: str, message: str,
+                       table: str | None) -> None:
+        with self._transaction():
+            if self.ledger.status_of(run.run_id) == "loaded":
+                log.warning("%s: already loaded; not recording it as %s",
+                            part_label(job.job_id, run.run_id, None), status)
+                return
+            now = _utcnow()
+            self.ledger.upsert_job(job, table or job.scope, now)
+            self.ledger.record_run(run, table or job.scope, status, rows_read=None, rows=None,
+                                   nbytes=None, parts=None, started=None, finished=now,
+                                   message=message)
+
+    # --- transactions ----------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            with suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise
+        self._commit()
+
+    def _commit(self) -> None:
+        """The one place a load becomes durable (a seam for the crash tests)."""
+        self.con.execute("COMMIT")
+
+    # --- apply ---------------------------------------------------------------------------------
+
+    def apply(self, runs: Sequence[StagedRun]) -> list[RunOutcome]:
+        """Load the runs not yet in the ledger; one outcome per input run, in input order.
+
+        Runs of one table are applied in one transaction (one statement per job's parts);
+        a run whose part does not parse fails alone, with a PartParseError naming the line.
+        Anything else DuckDB refuses (disk full, ...) raises StoreError and commits nothing
+        of the batch being applied.
+        """
+        loaded = self.ledger.loaded_run_ids()
+        outcomes: dict[int, RunOutcome] = {}
+        todo: dict[str, list[StagedRun]] = {}
+        for staged in runs:
+            run_id = staged.run.run_id
+            if run_id in loaded or run_id in outcomes or any(
+                    s.run.run_id == run_id for group in todo.values() for s in group):
+                outcomes.setdefault(run_id, RunOutcome(staged.job.job_id, run_id, "skipped"))
+                continue
+            todo.setdefault(staged.table, []).append(staged)
+        for table, group in todo.items():
+            outcomes.update(self._apply_table(table, group))
+        result = []
+        first: set[int] = set()
+        for staged in runs:
+            run_id = staged.run.run_id
+            if run_id in first:
+                result.append(RunOutcome(staged.job.job_id, run_id, "skipped"))
+            else:
+                first.add(run_id)
+                result.append(outcomes[run_id])
+        return result
+
+    def _fail(self, staged: StagedRun, error: CsloadError) -> RunOutcome:
+        log.warning("%s", error)
+        self.record_failed(staged.job, staged.run, str(error), staged.table)
+        return RunOutcome(staged.job.job_id, staged.run.run_id, "failed",
+                          bytes=sum(p.bytes for p in staged.parts), error=error)
+
+    def _apply_table(self, table: str, runs: list[StagedRun]) -> dict[int, RunOutcome]:
+        outcomes: dict[int, RunOutcome] = {}
+        pending: list[_Pending] = []
+        check_table_name(table)
+        known_jobs = self.ledger.jobs()
+        for staged in runs:
+            job = staged.job
+            try:
+                seen = known_jobs.get(job.job_id)
+                other_scope = {j.scope for j, t in known_jobs.values() if t == table}
+                if other_scope - {job.scope}:
+                    raise ConfigError(
+                        f"job {job.job_id} ({job.scope}) cannot load into table {table!r}, "
+                        f"which holds {sorted(other_scope)[0]} rows")
+                if seen is not None and seen[1] != table:
+                    raise ConfigError(
+                        f"job {job.job_id} was loaded into table {seen[1]!r}, not {table!r}")
+                item = _Pending(staged, job_layout(job))
+                for part in staged.parts:
+                    item.files.append(inspect_part(job.job_id, staged.run.run_id, part.part_id,
+                                                   Path(part.path), job.format))
+            except (ConfigError, PartParseError) as exc:
+                outcomes[staged.run.run_id] = self._fail(staged, exc)
+                continue
+            pending.append(item)
+        while pending:
+            try:
+                outcomes.update(self._load_batch(table, pending))
+                break
+            except _PartFailed as exc:
+                # The failing part is known: fail its run, retry the others together.
+                item = next(p for p in pending if p.run_id == exc.run_id)
+                outcomes[exc.run_id] = self._fail(item.staged, exc.error)
+                pending = [p for p in pending if p.run_id != exc.run_id]
+            except _Unattributed as exc:
+                if len(pending) > 1:
+                    for item in pending:   # no part named: find the bad run(s) one by one
+                        outcomes.update(self._apply_table_alone(table, item))
+                    break
+                staged = pending[0].staged
+                error = PartParseError(
+                    f"{part_label(staged.job.job_id, staged.run.run_id, None)}: {exc}",
+                    job_id=staged.job.job_id, run_id=staged.run.run_id)
+                outcomes[staged.run.run_id] = self._fail(staged, error)
+                break
+        return outcomes
+
+    def _apply_table_alone(self, table: str, item: _Pending) -> dict[int, RunOutcome]:
+        staged = item.staged
+        try:
+            return self._load_batch(table, [item])
+        except _PartFailed as exc:
+            return {item.run_id: self._fail(staged, exc.error)}
+        except _Unattributed as exc:
+            error = PartParseError(
+                f"{part_label(staged.job.job_id, staged.run.run_id, None)}: {exc}",
+                job_id=staged.job.job_id, run_id=staged.run.run_id)
+            return {item.run_id: self._fail(staged, error)}
+
+    # --- one transaction ----------------------------------------------------------------------
+
+    def _table_columns(self, table: str) -> dict[str, str] | None:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE table_name = ? AND schema_name = 'main' AND NOT internal "
+            "AND database_name = current_database()", [table]).fetchall()
+        return {r[0]: r[1] for r in rows} if rows else None
+
+    def _groups(self, batch: list[_Pending]) -> list[_Group]:
+        groups: dict[tuple[int, bool, bool, tuple[str, ...] | None],
+                     list[tuple[_Pending, PartFile]]] = {}
+        for item in batch:
+            csv = item.staged.job.format == "CSV"
+            for part in item.files:
+                if part.empty:
+                    continue
+                key = (item.layout.job_id, csv, part.gzip, part.header)
+                groups.setdefault(key, []).append((item, part))
+        out = []
+        for (_job_id, csv, gzip, header), members in groups.items():
+            layout = members[0][0].layout
+            if csv:
+                assert header is not None
+                columns = self._header_columns(layout, header, members[0][1])
+            else:
+                columns = layout.columns
+            if not columns:
+                continue
+            seen_runs: dict[int, _Pending] = {}
+            for item, _ in members:
+                seen_runs.setdefault(item.run_id, item)
+            out.append(_Group(tuple(seen_runs.values()), tuple(columns),
+                              tuple(p for _, p in members), bool(gzip), bool(csv)))
+        return out
+
+    def _header_columns(self, layout: JobLayout, header: tuple[str, ...], part: PartFile
+                        ) -> tuple[Column, ...]:
+        by_source = layout.by_source()
+        if len(set(header)) != len(header):
+            raise _PartFailed(part.run_id, parse_error(part, 1, "the header repeats a column"))
+        if header and not any(h in by_source for h in header):
+            raise _PartFailed(part.run_id, parse_error(
+                part, 1, "the first row is not a header naming the job's fields"))
+        columns = []
+        names: set[str] = set()
+        for name in header:
+            col = by_source.get(name)
+            if col is None:
+                try:
+                    col = unknown_column(layout.job_id, name)
+                except ConfigError as exc:
+                    raise _PartFailed(part.run_id, exc) from None
+            if col.name in names:
+                raise _PartFailed(part.run_id, parse_error(
+                    part, 1, f"header columns collide on column name {col.name!r}"))
+            names.add(col.name)
+            columns.append(col)
+        return tuple(columns)
+
+    def _ensure_table(self, table: str, batch: list[_Pending], groups: list[_Group]) -> None:
+        wanted: dict[str, str] = {}
+        all_groups = [_Group((item,), item.layout.columns, (), False, False) for item in batch]
+        for group in [*all_groups, *groups]:
+            for col in group.columns:
+                if wanted.setdefault(col.name, col.duckdb_type) != col.duckdb_type:
+                    raise _PartFailed(group.pending[0].run_id, ConfigError(
+                        f"column {col.name!r} of table {table!r} would be both "
+                        f"{wanted[col.name]} and {col.duckdb_type}: map one job to another "
+                        "table or give the field another alias"))
+        existing = self._table_columns(table)
+        if existing is None:
+            defs = [f"{quote_ident(n)} {t}" for n, t in wanted.items()]
+            defs += [f"{quote_ident(n)} {t}" for n, t in LINEAGE_COLUMNS.items()]
+            self.con.execute(f"CREATE TABLE {quote_ident(table)} ({', '.join(defs)})")
+            return
+        for name, dtype in wanted.items():
+            have = existing.get(name)
+            if have is None:
+                self.con.execute(
+                    f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} {dtype}")
+            elif have != dtype:
+                group = next(g for g in groups if any(c.name == name for c in g.columns))
+                raise _PartFailed(group.pending[0].run_id, ConfigError(
+                    f"column {name!r} of table {table!r} is {have}, but job "
+                    f"{group.pending[0].layout.job_id} loads it as {dtype}: map the job to "
+                    "another table or give the field another alias"))
+
+    def _insert_group(self, table: str, group: _Group, loaded_at: datetime) -> None:
+        layout = group.pending[0].layout
+        values = [f"{sql.select_value(c, group.csv)} AS {quote_ident(c.name)}"
+                  for c in group.columns]
+        date_col = next((c for c in group.columns if c.name == layout.date_column), None)
+        if date_col is not None:
+            date_expr = f"COALESCE(CAST(f.{quote_ident(date_col.source)} AS DATE), m.window_start)"
+        else:
+            date_expr = "m.window_start"
+        files = [p.path for p in group.files]
+        reader = (sql.read_csv(files, group.columns, group.gzip) if group.csv
+                  else sql.read_json(files, group.columns, group.gzip))
+        self.con.execute(
+            f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
+            f"SELECT {', '.join(values)}, m.job_id AS _job_id, m.run_id AS _run_id, "
+            f"{date_expr} AS _date, CAST(? AS TIMESTAMP) AS _loaded_at "
+            f"FROM {reader} AS f JOIN _csload_map AS m "
+            f"ON f.{quote_ident(sql.FILE_COLUMN)} = m.file",
+            [naive_utc(loaded_at)],
+        )
+
+    def _load_batch(self, table: str, batch: list[_Pending]) -> dict[int, RunOutcome]:
+        started = _utcnow()
+        groups = self._groups(batch)
+        parts = {p.path: p for item in batch for p in item.files}
+        run_ids = [item.run_id for item in batch]
+        ids = ", ".join(str(r) for r in run_ids)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._ensure_table(table, batch, groups)
+            for item in batch:
+                self.ledger.upsert_job(item.staged.job, table, started)
+            self._create_run_tables(table, batch)
+            for group in groups:
+                try:
+                    self._insert_group(table, group, started)
+                except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                    raise self._attribute(exc, parts, batch) from None
+            read = self._run_counts(table, ids)
+            self._apply_key_rule(table, batch, ids)
+            self._apply_window_rule(table, batch)
+            kept = self._run_counts(table, ids)
+            finished = _utcnow()
+            outcomes: dict[int, RunOutcome] = {}
+            for item in batch:
+                staged = item.staged
+                nbytes = sum(p.bytes for p in item.files)
+                self.ledger.record_run(
+                    staged.run, table, "loaded", rows_read=read.get(item.run_id, 0),
+                    rows=kept.get(item.run_id, 0), nbytes=nbytes, parts=len(item.files),
+                    started=started, finished=finished, message=None)
+                self.ledger.record_parts(
+                    [(item.run_id, p.part_id, item.layout.job_id, p.bytes, 0 if p.empty else None)
+                     for p in item.files], finished)
+                outcomes[item.run_id] = RunOutcome(
+                    staged.job.job_id, item.run_id, "loaded", rows=kept.get(item.run_id, 0),
+                    rows_read=read.get(item.run_id, 0), bytes=nbytes)
+            self._drop_temp()
+            self._commit()
+        except BaseException as exc:
+            with suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                raise StoreError(f"loading into table {table!r} failed: {exc}") from exc
+            raise
+        for outcome in outcomes.values():
+            log.info("job %s, run %s: loaded %s rows into %s", outcome.job_id, outcome.run_id,
+                     outcome.rows, table)
+        return outcomes
+
+    def _attribute(self, exc: duckdb.Error, parts: dict[str, PartFile], batch: list[_Pending]
+                   ) -> Exception:
+        """Turn a reader error into the failing run's PartParseError (exact line)."""
+        message = str(exc)
+        part = locate_error(message, parts)
+        if part is None:
+            return _Unattributed(f"the data does not parse: {message.splitlines()[0][:300]}")
+        item = next(i for i in batch if i.run_id == part.run_id)
+        columns = [c for g in self._groups([item]) if part in g.files for c in g.columns]
+        return _PartFailed(part.run_id, diagnose(part, columns, item.staged.job.format, message))
+
+    def _create_run_tables(self, table: str, batch: list[_Pending]) -> None:
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_map (file VARCHAR, job_id UBIGINT, "
+                         "run_id UBIGINT, window_start DATE)")
+        rows = []
+        for item in batch:
+            start = item.staged.run.start_date
+            for p in item.files:
+                rows.append((p.path, item.layout.job_id, item.run_id,
+                             start.astimezone(UTC).date() if start else None))
+        if rows:
+            self.con.executemany("INSERT INTO _csload_map VALUES (?, ?, ?, ?)", rows)
+        # The order of every run whose rows may be in the table, batch included.
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _csload_ord AS SELECT run_id, supersede_order AS ord "
+            "FROM _csload_runs WHERE status = 'loaded' AND table_name = ?", [table])
+        self.con.executemany(
+            "INSERT INTO _csload_ord VALUES (?, CAST(? AS HUGEINT))",
+            [(item.run_id, str(run_order(item.staged.run))) for item in batch])
+
+    def _drop_temp(self) -> None:
+        for name in ("_csload_map", "_csload_ord", "_csload_bkeys", "_csload_drop"):
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+    def _run_counts(self, table: str, ids: str) -> dict[int, int]:
+        rows = self.con.execute(
+            f"SELECT _run_id, count(*) FROM {quote_ident(table)} WHERE _run_id IN ({ids}) "  # noqa: S608
+            "GROUP BY _run_id").fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    # --- supersede rules ------------------------------------------------------------------------
+
+    def _key_groups(self, table: str, batch: list[_Pending]) -> dict[tuple[str, ...], list[int]]:
+        """Jobs of the table that export the row key, grouped by the key's column names."""
+        layouts = {item.layout.job_id: item.layout for item in batch}
+        for job_id, (job, job_table) in self.ledger.jobs().items():
+            if job_table == table and job_id not in layouts:
+                try:
+                    layouts[job_id] = job_layout(job)
+                except ConfigError:
+                    continue
+        columns = self._table_columns(table) or {}
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for job_id, layout in sorted(layouts.items()):
+            # A job recorded only as failed may have no columns in the table yet.
+            if layout.key_columns and all(c in columns for c in layout.key_columns):
+                groups.setdefault(layout.key_columns, []).append(job_id)
+        return groups
+
+    def _keyed_rows(self, table: str, groups: dict[tuple[str, ...], list[int]], where: str
+                    ) -> str:
+        """SELECT k0, k1, run_id, rid of the table's keyed rows matching `where` (on t)."""
+        selects = []
+        for cols, job_ids in groups.items():
+            k0 = f"CAST(t.{quote_ident(cols[0])} AS UBIGINT)"
+            k1 = f"CAST(t.{quote_ident(cols[1])} AS UBIGINT)" if len(cols) > 1 else "0::UBIGINT"
+            not_null = " AND ".join(f"t.{quote_ident(c)} IS NOT NULL" for c in cols)
+            jobs = ", ".join(str(j) for j in job_ids)
+            selects.append(
+                f"SELECT {k0} AS k0, {k1} AS k1, t._run_id AS run_id, t.rowid AS rid "  # noqa: S608
+                f"FROM {quote_ident(table)} AS t "
+                f"WHERE t._job_id IN ({jobs}) AND {not_null} AND ({where})")
+        return " UNION ALL ".join(selects)
+
+    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> None:
+        groups = self._key_groups(table, batch)
+        batch_groups = {cols: jobs for cols, jobs in groups.items()
+                        if any(item.layout.key_columns == cols for item in batch)}
+        if not batch_groups:
+            return
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _csload_bkeys AS "
+            + self._keyed_rows(table, batch_groups, f"t._run_id IN ({ids})"))
+        existing = self._keyed_rows(table, groups, f"t._run_id NOT IN ({ids})")
+        tomb = "SELECT k0, k1 FROM _csload_tombstones WHERE table_name = ?"
+        row = self.con.execute(
+            f"""SELECT
+                  (SELECT count(*) FROM (SELECT 1 FROM _csload_bkeys GROUP BY k0, k1
+                                         HAVING count(*) > 1)),
+                  (SELECT count(*) FROM (SELECT k0, k1 FROM ({existing}) UNION ALL {tomb}) AS e
+                   SEMI JOIN _csload_bkeys AS b ON e.k0 = b.k0 AND e.k1 = b.k1)""",  # noqa: S608
+            [table]).fetchone()
+        assert row is not None
+        if row[0] == 0 and row[1] == 0:
+            return   # every key of the batch is new: nothing to supersede
+        # Every row with a batch key competes; per key the latest run's row survives (the
+        # first by rowid among one run's duplicates). A tombstone that wins removes them all.
+        self.con.execute(
+            f"""DELETE FROM {quote_ident(table)} WHERE rowid IN (
+                SELECT rid FROM (
+                    SELECT b.k0, b.k1, b.rid, o.ord FROM _csload_bkeys AS b
+                    JOIN _csload_ord AS o ON o.run_id = b.run_id
+                    UNION ALL
+                    SELECT e.k0, e.k1, e.rid, o.ord FROM ({existing}) AS e
+                    JOIN _csload_ord AS o ON o.run_id = e.run_id
+                    SEMI JOIN _csload_bkeys AS b ON e.k0 = b.k0 AND e.k1 = b.k1
+                    UNION ALL
+                    SELECT s.k0, s.k1, NULL, s.supersede_order FROM _csload_tombstones AS s
+                    SEMI JOIN _csload_bkeys AS b ON s.k0 = b.k0 AND s.k1 = b.k1
+                    WHERE s.table_name = ?
+                )
+                QUALIFY row_number() OVER (PARTITION BY k0, k1
+                                           ORDER BY ord DESC, rid ASC NULLS LAST) > 1
+                AND rid IS NOT NULL)""",  # noqa: S608
+            [table])
+
+    def _apply_window_rule(self, table: str, batch: list[_Pending]) -> None:
+        job_ids = {item.layout.job_id for item in batch}
+        mine = [RunWindow(item.run_id, item.layout.job_id, item.staged.run.start_date,
+                          item.staged.run.end_date, run_order(item.staged.run))
+                for item in batch]
+        drops = window_drops(mine, self.ledger.loaded_windows(job_ids))
+        if not drops:
+            return
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_drop "
+                         "(run_id UBIGINT, date_from DATE, date_to DATE)")
+        self.con.executemany("INSERT INTO _csload_drop VALUES (?, ?, ?)",
+                             [(d.run_id, d.date_from, d.date_to) for d in drops])
+        dropped = ("EXISTS (SELECT 1 FROM _csload_drop AS d WHERE d.run_id = t._run_id AND "
+                   "(d.date_from IS NULL OR (t._date >= d.date_from AND t._date < d.date_to)))")
+        groups = self._key_groups(table, batch)
+        if groups:
+            # Each key has at most one row here (key rule), so a removed keyed row is the
+            # latest word on its key: remember it, or an older run could resurrect the key.
+            self.con.execute(
+                f"""INSERT INTO _csload_tombstones
+                    SELECT ?, r.k0, r.k1, o.ord FROM ({self._keyed_rows(table, groups, dropped)})
+                    AS r JOIN _csload_ord AS o ON o.run_id = r.run_id""",  # noqa: S608
+                [table])
+        self.con.execute(f"DELETE FROM {quote_ident(table)} AS t WHERE {dropped}")  # noqa: S608

@@ -1,0 +1,242 @@
+"""Part files on disk: compression, CSV header, and turning reader errors into a part and line.
+
+Only the first bytes of a part are read in Python (magic bytes, the CSV header). Rows are parsed
+by DuckDB. When DuckDB refuses a batch, `locate_error` finds the part from the error text and
+`diagnose` re-reads that one part alone to give the exact line (error path only).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from csload.errors import PartParseError, part_label
+from csload.load import sql
+from csload.load.columns import Column, quote_ident
+from csload.redact import redact_text
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True, slots=True)
+class PartFile:
+    job_id: int
+    run_id: int
+    part_id: int
+    path: str            # absolute, as given to the reader and echoed in its errors
+    bytes: int
+    gzip: bool
+    header: tuple[str, ...] | None   # CSV only; None for JSONL or an empty part
+    empty: bool          # no content at all (0 bytes, or a gzip of nothing)
+
+
+def _open_text(path: str, is_gzip: bool) -> io.TextIOWrapper:
+    if is_gzip:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str) -> PartFile:
+    """Compression by magic bytes, and for CSV the header row. Never reads past the header."""
+    resolved = str(path.resolve())
+    label = part_label(job_id, run_id, part_id)
+    try:
+        size = path.stat().st_size
+        with open(resolved, "rb") as fh:
+            is_gzip = fh.read(2) == GZIP_MAGIC
+        header: tuple[str, ...] | None = None
+        if fmt == "CSV":
+            with _open_text(resolved, is_gzip) as text:
+                first = next(csv.reader(text), None)
+            if first is not None:
+                header = tuple(first)
+                if header and header[0].startswith("\ufeff"):
+                    header = (header[0][1:], *header[1:])
+            empty = first is None
+        else:
+            with gzip.open(resolved, "rb") if is_gzip else open(resolved, "rb") as fh:
+                empty = not fh.read(1)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise PartParseError(f"{label}: cannot read the part: {exc}", job_id=job_id,
+                             run_id=run_id, part_id=part_id, line=1 if fmt == "CSV" else None
+                             ) from None
+    return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, header, empty)
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_FILE = re.compile(r"^\s*file = (.+)$", re.MULTILINE)
+_QUOTED_FILE = re.compile(r'(?:in file|of file) "(.+?)"(?:,| in line|:|$)', re.MULTILINE)
+
+
+def locate_error(message: str, parts: dict[str, PartFile]) -> PartFile | None:
+    """The part a DuckDB error names, if it names one of ours."""
+    for pattern in (_CSV_FILE, _QUOTED_FILE):
+        for match in pattern.finditer(message):
+            name = match.group(1).strip()
+            if name in parts:
+                return parts[name]
+    # A path may itself contain '"' or ', ': fall back to a plain search.
+    for name in sorted(parts, key=len, reverse=True):
+        if name in message:
+            return parts[name]
+    return None
+
+
+_NOISE = (
+    re.compile(r"^(Conversion|Invalid Input|Parser) Error:\s*"),
+    re.compile(r"CSV Error on Line: \d+\s*"),
+    re.compile(r' in file ".*?"'),
+    re.compile(r",? at byte \d+"),
+    re.compile(r",? in line \d+"),
+    re.compile(r' of file ".*?"'),
+)
+
+
+def reason(message: str) -> str:
+    """The useful sentence of a DuckDB reader error, without paths or row data."""
+    text = _NOISE[0].sub("", message.strip())
+    lines = [ln.strip() for ln in text.splitlines()]
+    keep = [_CSV_LINE.sub("", ln).strip() for ln in lines
+            if ln and not ln.startswith(("Original Line:", "Possible", "*"))]
+    keep = [ln for ln in keep if ln]
+    text = keep[0] if keep else message.strip()
+    for pattern in _NOISE:
+        text = pattern.sub("", text)
+    return redact_text(text.strip(" :")[:300])
+
+
+def parse_error(part: PartFile, line: int | None, message: str) -> PartParseError:
+    label = part_label(part.job_id, part.run_id, part.part_id)
+    where = f"line {line}" if line is not None else "line unknown"
+    return PartParseError(f"{label}: {where}: {reason(message)}", job_id=part.job_id,
+                          run_id=part.run_id, part_id=part.part_id, line=line)
+
+
+# --- exact line of an error, by re-reading the one failing part -------------------------------
+
+def _diag_connection() -> duckdb.DuckDBPyConnection:
+    # One thread keeps row order = file order, so record numbers are exact.
+    con = duckdb.connect(config={"threads": 1})
+    for macro in sql.MACROS:
+        con.execute(macro)
+    return con
+
+
+def _csv_record_to_line(part: PartFile, record: int) -> int:
+    """Physical line (1-based, header = line 1) where CSV record `record` starts."""
+    with _open_text(part.path, part.gzip) as text:
+        reader = csv.reader(text)
+        try:
+            for _ in range(record - 1):
+                next(reader)
+        except (StopIteration, csv.Error):
+            return record
+        return reader.line_num + 1
+
+
+def _diagnose_csv(part: PartFile, columns: list[Column], message: str) -> PartParseError:
+    con = _diag_connection()
+    try:
+        reader = sql.read_csv([part.path], columns, part.gzip)
+        values = ", ".join(sql.select_value(c, csv=True) for c in columns)
+        record: int | None = None
+        try:
+            # Every column is used, so projection pushdown cannot skip a bad value.
+            query = f"SELECT max(hash(COLUMNS(*))) FROM (SELECT {values} FROM {reader} AS f)"  # noqa: S608
+            con.execute(query).fetchall()
+        except duckdb.Error as exc:
+            message = str(exc)
+            found = _CSV_LINE.search(message)
+            if found:
+                record = int(found.group(1))
+        if record is None:
+            checks = [f"_csload_str_list_ok({quote_ident(c.source)})" for c in columns
+                      if c.duckdb_type == "VARCHAR[]"]
+            if checks:
+                row = con.execute(
+                    f"SELECT rn FROM (SELECT row_number() OVER () AS rn, * FROM {reader}) "  # noqa: S608
+                    f"WHERE NOT ({' AND '.join(checks)}) ORDER BY rn LIMIT 1").fetchone()
+                if row is not None:
+                    record = int(row[0]) + 1   # + the header record
+                    message = "malformed array value"
+    finally:
+        con.close()
+    line = _csv_record_to_line(part, record) if record is not None else None
+    return parse_error(part, line, message)
+
+
+def _lines(part: PartFile) -> Iterator[bytes]:
+    with gzip.open(part.path, "rb") if part.gzip else open(part.path, "rb") as fh:
+        yield from fh
+
+
+def _json_fails(con: duckdb.DuckDBPyConnection, columns: list[Column], lines: list[bytes],
+                tmp: Path) -> str | None:
+    tmp.write_bytes(b"".join(lines))
+    reader = sql.read_json([str(tmp)], columns, gzip=False, file_column=False)
+    try:
+        con.execute(f"SELECT max(hash(COLUMNS(*))) FROM {reader}").fetchall()  # noqa: S608
+    except duckdb.Error as exc:
+        return str(exc)
+    return None
+
+
+def _diagnose_json(part: PartFile, columns: list[Column], message: str) -> PartParseError:
+    """NDJSON lines are independent: test chunks of lines, then halve the failing chunk.
+
+    DuckDB's own line numbers for JSON are approximate (it says so), hence this search.
+    """
+    con = _diag_connection()
+    chunk_size = 20_000
+    try:
+        with tempfile.TemporaryDirectory(prefix="csload-diag-") as tmpdir:
+            tmp = Path(tmpdir) / "lines.jsonl"
+            first_line = 1
+            chunk: list[bytes] = []
+            found: tuple[int, list[bytes], str] | None = None
+            for raw in _lines(part):
+                chunk.append(raw)
+                if len(chunk) == chunk_size:
+                    failure = _json_fails(con, columns, chunk, tmp)
+                    if failure:
+                        found = (first_line, chunk, failure)
+                        break
+                    first_line += len(chunk)
+                    chunk = []
+            if found is None and chunk:
+                failure = _json_fails(con, columns, chunk, tmp)
+                if failure:
+                    found = (first_line, chunk, failure)
+            if found is None:
+                return parse_error(part, None, message)
+            start, lines, message = found
+            while len(lines) > 1:
+                half = len(lines) // 2
+                failure = _json_fails(con, columns, lines[:half], tmp)
+                if failure:
+                    lines, message = lines[:half], failure
+                else:
+                    start += half
+                    lines = lines[half:]
+            return parse_error(part, start, message)
+    finally:
+        con.close()
+
+
+def diagnose(part: PartFile, columns: list[Column], fmt: str, message: str) -> PartParseError:
+    """A PartParseError naming the exact line of the first error in one part."""
+    try:
+        if fmt == "CSV":
+            return _diagnose_csv(part, columns, message)
+        return _diagnose_json(part, columns, message)
+    except (OSError, EOFError, zlib.error, duckdb.Error) as exc:
+        return parse_error(part, None, f"{reason(message)} ({exc})")

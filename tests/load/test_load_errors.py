@@ -1,0 +1,122 @@
+"""A part that does not parse fails its run alone, with job, run, part and the exact line."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from partgen import Writer, job, run
+
+from csload.errors import PartParseError
+from csload.load import DuckDBStore, StagedPart, StagedRun
+
+DAY = date(2026, 11, 20)
+FIELDS = ["session_id", "view_number", "view_time", "url", "errors.message",
+          "errors.line_number"]
+HEADER = "session_id,view_number,view_time,url,errors.message,errors.line_number\n"
+GOOD = "1,1,2026-11-20 10:00:00,u,[],[]\n"
+# a record spanning four physical lines (3 to 6): the reported line must be the physical one
+MULTILINE = '2,1,2026-11-20 10:00:00,"a\nb\nc","[\'x\ny\']",[1]\n'
+
+
+def bad_csv_run(writer: Writer, run_id: int, body: str, *, compress: bool = True) -> StagedRun:
+    the_job = job(1, fields=FIELDS)
+    good = writer.staged(the_job, run(run_id, 1, DAY), [[{"session_id": run_id, "view_number": 1}]])
+    path = writer.folder / f"bad-{run_id}.csv"
+    data = body.encode()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return StagedRun(the_job, good.run, (*good.parts, StagedPart(2, path, len(data))))
+
+
+CSV_CASES = {
+    "too many columns": (HEADER + GOOD + MULTILINE + "3,1,2026-11-20 10:00:00,u,[],[],extra\n", 7),
+    "too few columns": (HEADER + GOOD + "3,1\n", 3),
+    "broken quoting": (HEADER + GOOD + MULTILINE + '3,1,2026-11-20 10:00:00,"unterminated,[],[]\n',
+                       7),
+    "text in an integer column": (HEADER + GOOD + MULTILINE + "abc,1,2026-11-20 10:00:00,u,[],[]\n",
+                                  7),
+    "bad timestamp": (HEADER + GOOD + "3,1,2026-13-45 10:00:00,u,[],[]\n", 3),
+    "bad integer array": (HEADER + GOOD + MULTILINE + "3,1,2026-11-20 10:00:00,u,[],[x]\n", 7),
+    "malformed string array": (HEADER + GOOD + MULTILINE
+                               + "3,1,2026-11-20 10:00:00,u,\"['a\\\\',\",[]\n", 7),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_CASES))
+def test_csv_parse_errors_name_the_line(store: DuckDBStore, writer: Writer, case: str) -> None:
+    body, line = CSV_CASES[case]
+    the_job = job(1, fields=FIELDS)
+    good = writer.staged(the_job, run(10, 1, DAY), [[{"session_id": 10, "view_number": 1}]])
+    bad = bad_csv_run(writer, 11, body)
+    outcomes = store.apply([good, bad])
+    assert [o.status for o in outcomes] == ["loaded", "failed"]
+    error = outcomes[1].error
+    assert isinstance(error, PartParseError)
+    assert (error.job_id, error.run_id, error.part_id, error.line) == (1, 11, 2, line), str(error)
+    assert f"job 1, run 11, part 2: line {line}:" in str(error)
+    # nothing of the bad run is loaded (its good part neither); the good run is
+    assert store.con.execute("SELECT DISTINCT _run_id FROM views").fetchall() == [(10,)]
+    [failed] = store.ledger.failed_runs()
+    assert failed.run_id == 11 and failed.message and "line" in failed.message
+    assert store.loaded_runs() == {10}
+
+
+def test_uncompressed_bad_part(store: DuckDBStore, writer: Writer) -> None:
+    bad = bad_csv_run(writer, 11, HEADER + "x,1,2026-11-20 10:00:00,u,[],[]\n", compress=False)
+    [outcome] = store.apply([bad])
+    assert isinstance(outcome.error, PartParseError) and outcome.error.line == 2
+
+
+JSON_CASES = {
+    "invalid JSON line": ('{"session_id": 1}\n{"session_id": 2\n{"session_id": 3}\n', 2),
+    "text in an integer": ('{"session_id": 1}\n\n{"session_id": "abc"}\n', 3),
+    "bad timestamp": ('{"session_id": 1}\n{"session_id": 2, "view_time": "2026-13-01 00:00:00"}\n',
+                      2),
+    "not an object": ('{"session_id": 1}\n[1, 2]\n', 2),
+    "uint64 overflow": ('{"session_id": 18446744073709551615}\n'
+                        '{"session_id": 18446744073709551616}\n', 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JSON_CASES))
+def test_jsonl_parse_errors_name_the_line(store: DuckDBStore, writer: Writer, case: str) -> None:
+    body, line = JSON_CASES[case]
+    the_job = job(1, fmt="JSONL", fields=FIELDS)
+    good = writer.staged(the_job, run(10, 1, DAY), [[{"session_id": 10, "view_number": 1,
+                                                      "view_time": datetime(2026, 11, 20)}]])
+    path = writer.folder / "bad.jsonl.gz"
+    path.write_bytes(gzip.compress(body.encode()))
+    bad = StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))
+    outcomes = store.apply([bad, good])
+    assert [o.status for o in outcomes] == ["failed", "loaded"]
+    error = outcomes[0].error
+    assert isinstance(error, PartParseError)
+    assert (error.run_id, error.part_id, error.line) == (11, 1, line), str(error)
+
+
+def test_jsonl_error_far_into_a_big_part(store: DuckDBStore, writer: Writer) -> None:
+    lines = [b'{"session_id": %d, "view_number": 1}\n' % i for i in range(45_000)]
+    lines[43_210] = b'{"session_id": -5, "view_number": 1}\n'
+    path = writer.folder / "big.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(lines)))
+    bad = StagedRun(job(1, fmt="JSONL", fields=FIELDS), run(11, 1, DAY),
+                    (StagedPart(1, path, 10),))
+    [outcome] = store.apply([bad])
+    assert isinstance(outcome.error, PartParseError) and outcome.error.line == 43_211
+
+
+def test_missing_header_row(store: DuckDBStore, writer: Writer) -> None:
+    bad = bad_csv_run(writer, 11, GOOD + GOOD)
+    [outcome] = store.apply([bad])
+    assert isinstance(outcome.error, PartParseError) and outcome.error.line == 1
+
+
+def test_corrupt_gzip(store: DuckDBStore, writer: Writer, tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.gz"
+    path.write_bytes(gzip.compress((HEADER + GOOD).encode())[:15])
+    the_job = job(1, fields=FIELDS)
+    [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 15),))])
+    assert outcome.status == "failed" and isinstance(outcome.error, PartParseError)
+    assert store.loaded_runs() == set()

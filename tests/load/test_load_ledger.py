@@ -1,0 +1,126 @@
+"""The ledger: statuses, the queries `csload status` needs, locking, schema version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from partgen import Writer, job, run
+
+from csload.errors import StoreError, StoreLockedError
+from csload.load import DuckDBStore, connect
+from csload.load.supersede import Drop, RunWindow, window_drops
+
+D1 = date(2026, 11, 20)
+FIELDS = ["session_id", "view_number", "view_time"]
+
+
+def vrows(day: date, n: int) -> list[dict[str, object]]:
+    t = datetime(day.year, day.month, day.day, 9)
+    base = day.toordinal() * 1000   # days never share a session id
+    return [{"session_id": base + i, "view_number": 1, "view_time": t} for i in range(n)]
+
+
+def test_statuses_and_queries(store: DuckDBStore, writer: Writer) -> None:
+    j = job(1, fields=FIELDS)
+    days = [D1, D1 + timedelta(days=1), D1 + timedelta(days=3)]
+    store.apply([writer.staged(j, run(10 + i, 1, d), [vrows(d, 2 + i)])
+                 for i, d in enumerate(days)])
+    store.record_failed(j, run(20, 1, D1 + timedelta(days=4)), "boom")
+    store.record_expired(j, run(21, 1, D1 + timedelta(days=5)))
+    store.record_failed(j, run(10, 1, D1), "late failure")   # loaded stays loaded
+
+    assert store.loaded_runs() == {10, 11, 12}
+    assert [r.run_id for r in store.ledger.failed_runs()] == [20]
+    assert store.ledger.failed_runs()[0].message == "boom"
+    assert [r.run_id for r in store.ledger.expired_runs()] == [21]
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    assert store.ledger.last_loaded_windows() == {1: (start, start + timedelta(days=1))}
+    [stats] = store.ledger.table_stats()
+    assert (stats.table, stats.rows, stats.first_date, stats.last_date) == (
+        "views", 2 + 3 + 4, D1, D1 + timedelta(days=3))
+    assert store.ledger.daily_gaps() == {1: [D1 + timedelta(days=2)]}
+    record = {r.run_id: r for r in store.ledger.runs()}[12]
+    assert (record.rows, record.rows_read, record.parts, record.status) == (4, 4, 1, "loaded")
+    assert record.bytes and record.bytes > 0
+
+    # a failed run that is later loaded becomes loaded
+    store.apply([writer.staged(j, run(20, 1, D1 + timedelta(days=4)), [vrows(D1, 1)])])
+    assert store.ledger.failed_runs() == []
+    parts = store.con.execute("SELECT run_id, part_id, job_id FROM _csload_parts "
+                              "ORDER BY run_id").fetchall()
+    assert parts == [(10, 1, 1), (11, 1, 1), (12, 1, 1), (20, 1, 1)]
+    jobs = store.ledger.jobs()
+    assert jobs[1][1] == "views" and [f.field_name for f in jobs[1][0].fields] == FIELDS
+
+
+def test_reopen_keeps_everything(db_path: Path, writer: Writer) -> None:
+    with DuckDBStore.open(db_path) as store:
+        store.apply([writer.staged(job(1, fields=FIELDS), run(10, 1, D1), [vrows(D1, 3)])])
+    with DuckDBStore.open(db_path) as store:
+        assert store.loaded_runs() == {10}
+    con = connect(db_path, read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM views").fetchone() == (3,)
+    finally:
+        con.close()
+
+
+def test_newer_ledger_is_refused(db_path: Path) -> None:
+    DuckDBStore.open(db_path).close()
+    con = connect(db_path)
+    con.execute("UPDATE _csload_meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(StoreError, match="upgrade csload"):
+        DuckDBStore.open(db_path)
+
+
+def test_locked_database(db_path: Path) -> None:
+    DuckDBStore.open(db_path).close()
+    holder = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c",
+         "import sys, duckdb; c = duckdb.connect(sys.argv[1]); print('HELD', flush=True); "
+         "sys.stdin.read()", str(db_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(StoreLockedError) as info:
+            DuckDBStore.open(db_path)
+        message = str(info.value)
+        assert f"PID {holder.pid}" in message and "another csload sync" in message
+        assert str(db_path) in message
+        with pytest.raises(StoreLockedError):
+            connect(db_path)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        holder.stdout.close()  # type: ignore[union-attr]
+
+
+# --- the window rule, as a pure function ----------------------------------------------------
+
+def w(run_id: int, job_id: int, start_day: int, days: int, order: int) -> RunWindow:
+    start = datetime(2026, 11, start_day, tzinfo=UTC)
+    return RunWindow(run_id, job_id, start, start + timedelta(days=days), order)
+
+
+def test_window_drops() -> None:
+    loaded = [w(1, 1, 20, 1, 1), w(2, 1, 21, 1, 2), w(3, 2, 20, 1, 3)]
+    # a re-run of the 20th by job 1 drops run 1 whole; job 2's run is another job's data
+    assert window_drops([w(4, 1, 20, 1, 10)], loaded) == [Drop(1)]
+    # an older run arriving late is dropped by the newer loaded one
+    assert window_drops([w(5, 1, 21, 1, 0)], loaded) == [Drop(5)]
+    # partial overlap: only the shared days
+    assert window_drops([w(6, 1, 21, 3, 10)], [w(7, 1, 20, 2, 1)]) == [
+        Drop(7, date(2026, 11, 21), date(2026, 11, 22))]
+    # hours of one day do not overlap each other
+    h = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    hours = [RunWindow(8, 1, h, h + timedelta(hours=1), 1),
+             RunWindow(9, 1, h + timedelta(hours=1), h + timedelta(hours=2), 2)]
+    assert window_drops(hours[1:], hours[:1]) == []
+    # pairs of loaded runs were handled before
+    assert window_drops([], loaded) == []
