@@ -11,6 +11,7 @@
     ├── PartError                    one part of a run could not be had; its run fails, others go on
     │   ├── DownloadError            the download failed (status, connection) after retries
     │   │   ├── PartUrlExpired       storage answered 403: the signed URL or the files expired
+    │   │   ├── PartFilesGone        storage answered 404/410: the run's files are gone (7 days)
     │   │   └── IncompleteDownload   body shorter than Content-Length, or gzip ended early
     │   └── PartParseError           the part's content does not parse (names the line)
     └── StoreError                   the target database or lake cannot be used
@@ -93,6 +94,10 @@ class DownloadError(PartError):
 
 class PartUrlExpired(DownloadError):
     """Storage refused the part URL (403): the signed URL or the run's files expired."""
+
+
+class PartFilesGone(DownloadError):
+    """Storage answered 404/410: the run's files are gone (kept 7 days); backfill those days."""
 
 
 class IncompleteDownload(DownloadError):

@@ -1,0 +1,443 @@
+"""The async client of the Contentsquare Data Export API.
+
+Public surface::
+
+    async with ExportClient(settings) as client:      # or ExportClient(settings, session=...)
+        await client.list_jobs(*, state=None, format=None, frequency=None, scope=None,
+                               order=None) -> list[Job]
+        await client.get_job(job_id) -> Job
+        await client.create_job(spec: JobSpec) -> Job
+        await client.list_runs(job_id, *, state=None, order=None) -> list[Run]
+        await client.successful_runs() -> list[Run]
+        await client.get_run(job_id, run_id) -> Run          # .parts: the files, never None
+        await client.exportable_fields(scope) -> list[Field]
+        await client.custom_vars() -> list[CustomVar]
+        await client.dynamic_var_keys(date_from, date_to) -> list[DynamicVarKey]
+        await client.download_part(part, dest, *, job_id, run_id) -> DownloadResult
+
+How it behaves:
+
+- One `aiohttp.ClientSession` (its own, closed on exit, or one passed in, left open). The
+  session carries no default Authorization header and no cookies: the token is added per API
+  request, so a part download from the storage host never sees it.
+- Auth: client credentials at `{auth_url}/v1/oauth/token`; every later call goes to the
+  `endpoint` the token response names (https, or loopback). Renewed ahead of expiry, and once
+  more when the API answers 401 (then that request is retried once).
+- At most `limits.api_concurrency` API requests in flight, the token request included; the
+  wait between retries holds no slot. Storage downloads are not limited here.
+- Retries: 429, 5xx and connection errors with exponential backoff and full jitter, or the
+  server's Retry-After (see `retry.py`), up to `retry.max_attempts` attempts, then
+  ApiUnavailable. Creating a job is retried only when the server cannot have processed it
+  (429, or the connection never opened): a blind retry could create the job twice.
+- Errors: ApiRequestError (4xx: status, errorCode and the server's message), ApiUnavailable,
+  CredentialsRejected / AuthError for the token endpoint, DownloadError and its subclasses for
+  parts. No message, log line or repr holds the client secret, a token or a URL signature.
+- Tests inject `sleep` (no real waiting) and `clock` (token expiry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import orjson
+
+from csload.api import envelope, transport
+from csload.api.auth import Token, TokenCache, parse_token_response
+from csload.api.models import (
+    CustomVar,
+    DynamicVarKey,
+    Field,
+    Job,
+    JobSpec,
+    Part,
+    Run,
+    format_timestamp,
+)
+from csload.api.paging import DEFAULT_PAGE_SIZE, read_all_pages
+from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
+from csload.api.storage import DownloadResult, download_part
+from csload.config import Settings
+from csload.errors import (
+    ApiRequestError,
+    ApiUnavailable,
+    AuthError,
+    ConfigError,
+    CredentialsRejected,
+)
+
+__all__ = ["DownloadResult", "ExportClient"]
+
+logger = logging.getLogger("csload.api")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+TOKEN_PATH = "/v1/oauth/token"  # noqa: S105 (a path, not a secret)
+SCOPE = "data-export"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One attempt's outcome: a response (status, body) or a transport error."""
+
+    status: int | None
+    raw: bytes = b""
+    retry_after: float | None = None
+    error: BaseException | None = None
+
+
+class ExportClient:
+    """An async client of the Export API for one project; use it as an async context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        if session is not None:
+            _check_session(session)
+        self._settings = settings
+        self._session = session
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._clock = clock
+        self._page_size = page_size
+        self._limiter = anyio.CapacityLimiter(settings.limits.api_concurrency)
+        self._tokens = TokenCache(self._request_token, clock=clock)
+        self._auth_host = urlsplit(settings.auth_url).netloc
+        self._custom_vars_path: str | None = None
+
+    def __repr__(self) -> str:
+        token = self._tokens.current
+        endpoint = token.endpoint if token else None
+        return (
+            f"ExportClient(client_id={self._settings.client_id!r}, "
+            f"auth_url={self._settings.auth_url!r}, endpoint={endpoint!r}, "
+            f"api_concurrency={self._settings.limits.api_concurrency})"
+        )
+
+    async def __aenter__(self) -> ExportClient:
+        if self._session is None:
+            limits = self._settings.limits
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
+                ),
+                # Storage hosts must never get anything back from the API (or each other).
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            self._owns_session = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    @property
+    def endpoint(self) -> str | None:
+        """The API base URL the token endpoint named (None before the first call)."""
+        token = self._tokens.current
+        return token.endpoint if token else None
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def list_jobs(
+        self,
+        *,
+        state: str | None = None,
+        format: str | None = None,
+        frequency: str | None = None,
+        scope: str | None = None,
+        order: str | None = None,
+    ) -> list[Job]:
+        params = _params(state=state, format=format, frequency=frequency, scope=scope,
+                         order=order)
+        items = await self._read_list("/exports", params, "list jobs")
+        return [Job.from_api(item) for item in items]
+
+    async def get_job(self, job_id: int) -> Job:
+        raw = await self._call("GET", f"/exports/{int(job_id)}")
+        return Job.from_api(envelope.payload_object(raw, f"job {job_id}"))
+
+    async def create_job(self, spec: JobSpec) -> Job:
+        raw = await self._call("POST", "/exports", json_body=spec.to_api(), idempotent=False)
+        return Job.from_api(envelope.payload_object(raw, "create job"))
+
+    async def list_runs(
+        self, job_id: int, *, state: str | None = None, order: str | None = None
+    ) -> list[Run]:
+        items = await self._read_list(f"/exports/{int(job_id)}/runs",
+                                      _params(state=state, order=order), f"runs of job {job_id}")
+        return [Run.from_api(item, job_id=job_id) for item in items]
+
+    async def successful_runs(self) -> list[Run]:
+        items = await self._read_list("/exports/successful-runs", {}, "successful runs")
+        return [Run.from_api(item) for item in items]
+
+    async def get_run(self, job_id: int, run_id: int) -> Run:
+        raw = await self._call("GET", f"/exports/{int(job_id)}/runs/{int(run_id)}")
+        run = Run.from_api(envelope.payload_object(raw, f"job {job_id}, run {run_id}"),
+                           job_id=job_id)
+        # The detail endpoint is the one that lists files: no "files" means none.
+        return run if run.parts is not None else dataclasses.replace(run, parts=())
+
+    async def exportable_fields(self, scope: str) -> list[Field]:
+        raw = await self._call("GET", "/exportable-fields", params={"scope": scope})
+        return [Field.from_api(item)
+                for item in envelope.payload_list(raw, f"exportable fields of {scope}")]
+
+    async def custom_vars(self) -> list[CustomVar]:
+        """The project's custom variables, from /custom-vars or, failing that, /custom_vars."""
+        paths = ([self._custom_vars_path] if self._custom_vars_path
+                 else ["/custom-vars", "/custom_vars"])
+        for index, path in enumerate(paths):
+            try:
+                raw = await self._call("GET", path)
+            except ApiRequestError as exc:
+                if exc.status == 404 and index + 1 < len(paths):
+                    continue
+                raise
+            self._custom_vars_path = path
+            return [CustomVar.from_api(item) for item in envelope.payload_list(raw, "custom vars")]
+        raise AssertionError("unreachable")
+
+    async def dynamic_var_keys(
+        self, date_from: date | datetime, date_to: date | datetime
+    ) -> list[DynamicVarKey]:
+        """Keys seen in [date_from, date_to): the end is exclusive, like every API window."""
+        params = {"from": _query_date(date_from), "to": _query_date(date_to)}
+        raw = await self._call("GET", "/dynamic-var-keys", params=params)
+        return [DynamicVarKey.from_api(item)
+                for item in envelope.payload_list(raw, "dynamic var keys")]
+
+    async def download_part(
+        self, part: Part, dest: Path, *, job_id: int, run_id: int
+    ) -> DownloadResult:
+        """Stream one part to `dest` (verified, whole or absent); see `csload.api.storage`."""
+        return await download_part(
+            self._require_session(), part.url, Path(dest),
+            job_id=job_id, run_id=run_id, part_id=part.part_id,
+            limits=self._settings.limits, retry=self._settings.retry, sleep=self._sleep,
+        )
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _read_list(self, path: str, params: dict[str, str], what: str) -> list[Any]:
+        async def fetch_page(page: int, limit: int) -> list[Any]:
+            raw = await self._call("GET", path, params={**params, "page": str(page),
+                                                        "limit": str(limit)})
+            return envelope.payload_list(raw, what)
+
+        return await read_all_pages(fetch_page, limit=self._page_size, what=what)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        idempotent: bool = True,
+    ) -> bytes:
+        """The raw body of a successful API call, after renewals and retries."""
+        kind = RequestKind.API if idempotent else RequestKind.API_NON_IDEMPOTENT
+        what = f"{method} /v1{path}"
+        policy = self._settings.retry
+        failures = 0
+        renewed = False
+        while True:
+            token = await self._tokens.get()
+            answer = await self._send(method, f"{token.endpoint}/v1{path}", token=token,
+                                      params=params, json_body=json_body)
+            code, message = self._error_details(answer)
+            if answer.error is not None:
+                verdict = classify(None, kind=kind,
+                                   request_sent=transport.request_was_sent(answer.error))
+            else:
+                verdict = classify(answer.status, code, kind=kind)
+            if verdict is Verdict.OK:
+                return answer.raw
+            problem = self._problem(answer, code, message)
+            if verdict is Verdict.RENEW_TOKEN:
+                if renewed:
+                    raise AuthError(f"{what}: the API refused a freshly issued token ({problem})")
+                renewed = True
+                logger.info("%s: token refused (%s); renewing it", what, problem)
+                self._tokens.invalidate(token)
+                continue
+            if verdict is Verdict.RETRY:
+                failures += 1
+                if failures >= policy.max_attempts:
+                    raise ApiUnavailable(
+                        f"{what}: {problem}; gave up after {failures} attempts",
+                        status=answer.status, error_code=code, method=method, path=path)
+                delay = backoff_delay(failures, policy, answer.retry_after)
+                logger.warning("%s: %s (attempt %d/%d); retrying in %.1f s",
+                               what, problem, failures, policy.max_attempts, delay)
+                await self._sleep(delay)
+                continue
+            if answer.status is None or answer.status >= 500:
+                raise ApiUnavailable(
+                    f"{what}: {problem}; not retried because the API may have processed the "
+                    "request (check before trying again)",
+                    status=answer.status, error_code=code, method=method, path=path)
+            raise ApiRequestError(
+                f"{what}: the API rejected the request ({problem})",
+                status=answer.status, error_code=code, method=method, path=path)
+
+    async def _request_token(self) -> Token:
+        """A new token from the token endpoint (called by TokenCache, one at a time)."""
+        settings = self._settings
+        body: dict[str, Any] = {
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+            "grant_type": "client_credentials",
+            "scope": SCOPE,
+        }
+        if settings.project_id is not None:
+            body["project_id"] = settings.project_id
+        url = f"{settings.auth_url}{TOKEN_PATH}"
+        host = self._auth_host
+        policy = settings.retry
+        failures = 0
+        while True:
+            # The token's lifetime counts from the request, not the answer: on the safe side.
+            started = self._clock()
+            answer = await self._send("POST", url, token=None, json_body=body)
+            code, message = self._error_details(answer)
+            verdict = (classify(None, kind=RequestKind.TOKEN) if answer.error is not None
+                       else classify(answer.status, code, kind=RequestKind.TOKEN))
+            if verdict is Verdict.OK:
+                token = parse_token_response(envelope.decode(answer.raw),
+                                             auth_url=settings.auth_url, obtained_at=started)
+                logger.debug("token obtained from %s; API endpoint %s", host, token.endpoint)
+                return token
+            problem = self._problem(answer, code, message)
+            if verdict is Verdict.CREDENTIALS_REJECTED:
+                raise CredentialsRejected(
+                    f"credentials rejected by {host}: check client id and secret ({problem})")
+            if verdict is Verdict.CREDENTIALS_SUSPECT and (failures >= 1
+                                                           or policy.max_attempts == 1):
+                raise CredentialsRejected(
+                    f"credentials rejected by {host}: check client id and secret (it answered "
+                    f"{problem} twice, the service's answer to unknown credentials; if they "
+                    "are right, the service is failing)")
+            if verdict in (Verdict.RETRY, Verdict.CREDENTIALS_SUSPECT):
+                failures += 1
+                if failures >= policy.max_attempts:
+                    raise ApiUnavailable(
+                        f"token request to {host}: {problem}; gave up after {failures} attempts",
+                        status=answer.status, error_code=code, method="POST", path=TOKEN_PATH)
+                delay = backoff_delay(failures, policy, answer.retry_after)
+                logger.warning("token request to %s: %s (attempt %d/%d); retrying in %.1f s",
+                               host, problem, failures, policy.max_attempts, delay)
+                await self._sleep(delay)
+                continue
+            if answer.status == 403:
+                raise AuthError(
+                    f"{host} refused a token ({problem}): the credentials lack the "
+                    f"'{SCOPE}' scope; enable the Data Export API for them")
+            raise AuthError(f"token request to {host} failed ({problem})")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: Token | None,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> _Answer:
+        """One HTTP attempt inside the API limiter; transport errors become an _Answer."""
+        session = self._require_session()
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.access_token}"
+        data = None
+        if json_body is not None:
+            data = orjson.dumps(json_body)
+            headers["Content-Type"] = "application/json"
+        async with self._limiter:
+            try:
+                async with session.request(
+                    method, url, params=params, data=data, headers=headers,
+                    # A redirect could carry the token elsewhere; the API has no reason to send
+                    # one.
+                    allow_redirects=False,
+                ) as response:
+                    raw = await response.read()
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    status = response.status
+            except transport.TRANSPORT_ERRORS as exc:
+                return _Answer(status=None, error=exc)
+        logger.debug("%s %s -> %d", method, urlsplit(url).path, status)
+        return _Answer(status=status, raw=raw, retry_after=retry_after)
+
+    def _error_details(self, answer: _Answer) -> tuple[str | None, str]:
+        if answer.error is not None or answer.status is None or answer.status < 300:
+            return None, ""
+        code, message = envelope.error_details(answer.raw)
+        return code, self._scrub(message)
+
+    def _problem(self, answer: _Answer, code: str | None, message: str) -> str:
+        """What went wrong in one attempt, as safe text: 'HTTP 400 CODE: message'."""
+        if answer.error is not None:
+            return self._scrub(transport.describe(answer.error))
+        text = f"HTTP {answer.status}"
+        if code:
+            text += f" {code}"
+        if message:
+            text += f": {message}"
+        return text
+
+    def _scrub(self, text: str) -> str:
+        token = self._tokens.current
+        secrets = (self._settings.client_secret, token.access_token if token else "")
+        return transport.scrub(text, secrets)
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("ExportClient is not open: use `async with ExportClient(...)`")
+        return self._session
+
+
+def _check_session(session: aiohttp.ClientSession) -> None:
+    """A shared session must not add credentials to every request (storage would get them)."""
+    if "Authorization" in session.headers or session.auth is not None:
+        raise ConfigError(
+            "the aiohttp session given to ExportClient must not carry a default "
+            "Authorization header or auth: part downloads would send it to the storage host")
+
+
+def _params(**values: str | None) -> dict[str, str]:
+    return {name: str(value) for name, value in values.items() if value is not None}
+
+
+def _query_date(value: date | datetime) -> str:
+    # A bare date is midnight UTC to the API; a datetime keeps its time.
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    return value.isoformat()

@@ -1,0 +1,299 @@
+"""Downloading one part from its pre-signed storage URL to a file, verified.
+
+- A plain GET with no Authorization header and no cookies: the API token never reaches the
+  storage host. Storage requests do not pass through the API limiter (storage is not the API).
+- Streamed in chunks to a temporary file beside `dest`, renamed to `dest` only once complete
+  and verified; the temporary file is removed on any failure, so `dest` is whole or absent.
+- Verified while streaming: the byte count against Content-Length, and, when the body starts
+  with the gzip magic bytes, that the gzip stream (every member of it) decompresses to its
+  end. Output is discarded: the point is integrity, not content. An uncompressed part is
+  accepted as is.
+- 503 SlowDown, other 5xx, 429, cut connections, timeouts and incomplete bodies are retried
+  with backoff (honouring Retry-After). 403 raises PartUrlExpired at once: only a fresh run
+  detail can help. 404/410 means the files are gone.
+- No total timeout: a part can be large. Only connect and between-bytes timeouts apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import aiohttp
+import anyio
+import anyio.to_thread
+
+from csload.api import transport
+from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
+from csload.config import Limits, RetryPolicy
+from csload.errors import (
+    DownloadError,
+    IncompleteDownload,
+    PartFilesGone,
+    PartUrlExpired,
+    part_label,
+)
+from csload.redact import redact_url, require_secure_url
+
+logger = logging.getLogger("csload.api")
+
+Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Decompressed output per zlib call: bounds memory however well a chunk compresses.
+_INFLATE_STEP = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    path: Path
+    bytes_written: int
+    gzip: bool
+
+
+class CorruptStream(Exception):
+    """The body is not a complete gzip stream (internal; becomes IncompleteDownload)."""
+
+
+class GzipVerifier:
+    """Checks, chunk by chunk, that a body is either not gzip or a complete gzip stream.
+
+    Concatenated members are accepted (each must start with the magic bytes), as is zero
+    padding after the last member, like Python's gzip module and the gzip tool do.
+    """
+
+    def __init__(self) -> None:
+        self._head = b""
+        self.is_gzip: bool | None = None  # None until two bytes were seen
+        self._inflater: zlib._Decompress | None = None
+        # Bytes after a member's end that may start the next member.
+        self._between = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.is_gzip is None:
+            self._head += chunk
+            if len(self._head) < 2:
+                return
+            self.is_gzip = self._head.startswith(GZIP_MAGIC)
+            chunk, self._head = self._head, b""
+            if self.is_gzip:
+                self._between = b""
+        if self.is_gzip:
+            self._inflate(chunk)
+
+    def finish(self) -> bool:
+        """Whether the body was gzip; raises CorruptStream if the gzip stream ended early."""
+        if self.is_gzip is None:
+            self.is_gzip = False
+            return False
+        if not self.is_gzip:
+            return False
+        if self._inflater is not None:
+            try:
+                self._inflater.flush()
+            except zlib.error as exc:
+                raise CorruptStream(f"the gzip stream is corrupt ({exc})") from None
+            if not self._inflater.eof:
+                raise CorruptStream("the gzip stream ends early (truncated)")
+            self._inflater = None
+        if self._between.strip(b"\0"):
+            raise CorruptStream("data after the end of the gzip stream is not gzip")
+        return True
+
+    def _inflate(self, data: bytes) -> None:
+        while data:
+            if self._inflater is None:
+                data = self._between + data
+                self._between = b""
+                data = data.lstrip(b"\0")
+                if len(data) < 2:
+                    self._between = data
+                    return
+                if not data.startswith(GZIP_MAGIC):
+                    raise CorruptStream("data after the end of the gzip stream is not gzip")
+                # 47 = 32 + 15: accept a gzip or zlib header, full window.
+                self._inflater = zlib.decompressobj(wbits=47)
+            inflater = self._inflater
+            try:
+                while True:
+                    out = inflater.decompress(data, _INFLATE_STEP)
+                    data = inflater.unconsumed_tail
+                    if inflater.eof or (not data and len(out) < _INFLATE_STEP):
+                        break
+            except zlib.error as exc:
+                raise CorruptStream(f"the gzip stream is corrupt ({exc})") from None
+            if not inflater.eof:
+                return
+            data = inflater.unused_data
+            self._inflater = None
+
+
+class _TempFile:
+    """The staging file beside dest. Blocking methods: call them in a worker thread."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.path = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        self._fh: IO[bytes] | None = None
+        self.verifier = GzipVerifier()
+        self.written = 0
+
+    def open(self) -> None:
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.close()
+        self._fh = self.path.open("wb")
+        self.verifier = GzipVerifier()
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self._fh is not None
+        self._fh.write(chunk)
+        self.written += len(chunk)
+        self.verifier.feed(chunk)
+
+    def commit(self) -> bool:
+        """Verify and rename to dest; returns whether the part is gzip."""
+        is_gzip = self.verifier.finish()
+        self.close()
+        os.replace(self.path, self.dest)
+        return is_gzip
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+class _Retry(Exception):
+    """One attempt failed in a way a later attempt may not (internal)."""
+
+    def __init__(self, error: DownloadError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+async def download_part(
+    session: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    *,
+    job_id: int | None,
+    run_id: int | None,
+    part_id: int | None,
+    limits: Limits,
+    retry: RetryPolicy,
+    sleep: Sleep = anyio.sleep,
+) -> DownloadResult:
+    """Stream `url` to `dest`, verified; see the module docstring for the rules."""
+    label = part_label(job_id, run_id, part_id)
+    ids = {"job_id": job_id, "run_id": run_id, "part_id": part_id}
+    require_secure_url(url, f"the URL of {label}")
+    client_timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
+    )
+    temp = _TempFile(dest)
+    try:
+        for attempt in range(1, retry.max_attempts + 1):
+            try:
+                is_gzip = await _attempt(session, url, temp, client_timeout, limits, label, ids)
+            except _Retry as failure:
+                if attempt >= retry.max_attempts:
+                    raise failure.error from None
+                delay = backoff_delay(attempt, retry, failure.retry_after)
+                logger.warning("%s (attempt %d/%d); retrying in %.1f s",
+                               failure.error, attempt, retry.max_attempts, delay)
+                await sleep(delay)
+            else:
+                logger.debug("%s: downloaded %d bytes from %s", label, temp.written,
+                             redact_url(url))
+                return DownloadResult(path=dest, bytes_written=temp.written, gzip=is_gzip)
+        raise AssertionError("unreachable: max_attempts >= 1")
+    except BaseException:
+        # Cancellation included: never leave a half-written staging file behind.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(temp.discard)
+        raise
+
+
+async def _attempt(
+    session: aiohttp.ClientSession,
+    url: str,
+    temp: _TempFile,
+    client_timeout: aiohttp.ClientTimeout,
+    limits: Limits,
+    label: str,
+    ids: dict[str, int | None],
+) -> bool:
+    try:
+        async with session.get(
+            url,
+            timeout=client_timeout,
+            auto_decompress=False,
+            allow_redirects=True,
+        ) as response:
+            status = response.status
+            if status != 200:
+                _raise_for_status(status, response.headers, label, ids)
+            expected = response.content_length
+            await _on_disk(temp, temp.open, ids)
+            async for chunk in response.content.iter_chunked(limits.chunk_size):
+                await _on_disk(temp, temp.write, ids, chunk)
+    except aiohttp.ClientPayloadError:
+        raise _Retry(IncompleteDownload(
+            f"{label}: the connection broke before the whole part arrived "
+            f"({temp.written} bytes received)", **ids)) from None
+    except transport.TRANSPORT_ERRORS as exc:
+        raise _Retry(DownloadError(f"{label}: {transport.describe(exc)}", **ids)) from None
+    if expected is not None and temp.written != expected:
+        raise _Retry(IncompleteDownload(
+            f"{label}: received {temp.written} bytes, Content-Length announced {expected}",
+            **ids))
+    try:
+        return await _on_disk(temp, temp.commit, ids)
+    except CorruptStream as exc:
+        raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
+
+
+async def _on_disk(
+    temp: _TempFile, func: Callable[..., T], ids: dict[str, int | None], *args: Any
+) -> T:
+    """Run blocking file work in a thread; a disk error is fatal, not a network hiccup."""
+    try:
+        return await anyio.to_thread.run_sync(func, *args)
+    except OSError as exc:
+        raise DownloadError(
+            f"{part_label(**ids)}: cannot write the staging file {temp.path}: "
+            f"{exc.strerror or type(exc).__name__}", **ids) from None
+
+
+def _raise_for_status(
+    status: int, headers: Mapping[str, str], label: str, ids: dict[str, int | None]
+) -> None:
+    if status == 403:
+        raise PartUrlExpired(
+            f"the signed URL for {label} has expired or was refused (HTTP 403); "
+            "fetch the run again for fresh URLs", **ids)
+    if status in (404, 410):
+        raise PartFilesGone(
+            f"{label}: storage answered {status}: the run's files are gone (files are kept "
+            "7 days after the run); create a once job over those days to export them again",
+            **ids)
+    verdict = classify(status, kind=RequestKind.STORAGE)
+    error = DownloadError(f"{label}: storage answered HTTP {status}", **ids)
+    if verdict is Verdict.RETRY:
+        raise _Retry(error, parse_retry_after(headers.get("Retry-After")))
+    raise error

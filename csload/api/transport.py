@@ -1,0 +1,63 @@
+"""Third-party (aiohttp, OS, timeout) errors translated into safe text, in one place.
+
+aiohttp's exceptions put the full request URL, query string included, into their str(): for a
+part URL that is the signature. Nothing from them is shown as is: known types get a fixed
+description, and any other text has its URLs reduced by `redact_url` and is then scrubbed by
+`redact_text`. Callers raise csload errors `from None` so the original chain (which holds the
+raw URL) is not printed with a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+
+from csload.redact import redact_text, redact_url
+
+# What a request can raise that means "no usable response": worth a retry.
+# (File errors are not among them: a full disk is no reason to retry a download.)
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError,
+    TimeoutError,
+    ConnectionError,
+)
+
+_URL = re.compile(r"(?i)\b(?:https?|wss?)://[^\s'\"<>)]+")
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Free text with URLs reduced to scheme://host/path, known secrets and tokens removed."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return redact_text(text)
+
+
+def request_was_sent(exc: BaseException) -> bool:
+    """False only when the connection could not be opened: the server never saw the request."""
+    return not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description of a transport error."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "timed out connecting"
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return "timed out waiting for data"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return f"cannot connect ({reason})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the connection broke before the whole body arrived"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Its str() carries the full URL; status and reason are all that is useful.
+        return f"HTTP {exc.status} {scrub(exc.message or '')}".strip()
+    detail = scrub(str(exc))
+    name = type(exc).__name__
+    return f"{name}: {detail}" if detail else name

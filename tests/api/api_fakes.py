@@ -1,0 +1,101 @@
+"""Fakes shared by the API client's tests (a module, not conftest, so tests can import it)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.lowlevel
+from aiohttp import web
+
+AUTH_URL = "https://auth.example.test"
+ENDPOINT = "https://api.eu.example.test"
+CLIENT_SECRET = "cs-secret-9f8e7d6c5b4a"
+ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjc2xvYWQifQ.dG9rZW4tc2lnbmF0dXJl"
+
+
+class FakeSleep:
+    """Records the delays asked for; never waits (but yields, like a real sleep would)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await anyio.lowlevel.checkpoint()
+
+
+Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class FakeStorage:
+    """A storage host on 127.0.0.1: each path answers with its responders in turn (the last
+    one repeats), and every request's headers are kept."""
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self.routes: dict[str, list[Responder]] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    def serve(self, path: str, *responders: Responder) -> str:
+        self.routes[path] = list(responders)
+        return f"{self.base_url}{path}?X-Amz-Signature=s1gn4tur3deadbeef&X-Amz-Expires=900"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.path, dict(request.headers)))
+        responders = self.routes.get(request.path)
+        if not responders:
+            return web.Response(status=404)
+        responder = responders.pop(0) if len(responders) > 1 else responders[0]
+        return await responder(request)
+
+    def hits(self, path: str) -> int:
+        return sum(1 for p, _ in self.requests if p == path)
+
+    @staticmethod
+    def body(data: bytes, *, headers: dict[str, str] | None = None) -> Responder:
+        async def respond(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=data, headers=headers)
+
+        return respond
+
+
+    @staticmethod
+    def status(code: int, *, headers: dict[str, str] | None = None, text: str = "") -> Responder:
+        async def respond(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=code, text=text, headers=headers)
+
+        return respond
+
+
+    @staticmethod
+    def cut(data: bytes, *, announced: int) -> Responder:
+        """Announce `announced` bytes, send `data`, then drop the connection."""
+
+        async def respond(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse()
+            response.content_length = announced
+            await response.prepare(request)
+            await response.write(data)
+            assert request.transport is not None
+            request.transport.close()
+            return response
+
+        return respond
+
+
+class _SentWriter:
+    """Stands in for the request writer of a request that was already sent."""
+
+    output_size = 0
+
+
+class MockResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.9 builds ClientResponse without `stream_writer`, which aiohttp 3.14
+    requires; this fills it in. Installed by the `mocked` fixture."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _SentWriter())
+        super().__init__(method, url, **kwargs)

@@ -1,0 +1,608 @@
+"""The API client against aioresponses: auth, envelope, endpoints, retries, limits, secrets.
+
+No real waiting: `sleep` is a fake that records the delays asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.lowlevel
+import orjson
+import pytest
+from aioresponses import CallbackResult, aioresponses
+from api_fakes import ACCESS_TOKEN, AUTH_URL, CLIENT_SECRET, ENDPOINT, FakeSleep
+from yarl import URL
+
+from csload.api.client import ExportClient
+from csload.api.models import JobField, JobSpec, Part
+from csload.config import Limits, Settings
+from csload.errors import (
+    ApiRequestError,
+    ApiUnavailable,
+    AuthError,
+    ConfigError,
+    CredentialsRejected,
+    DownloadError,
+    InsecureUrlError,
+)
+
+TOKEN_URL = f"{AUTH_URL}/v1/oauth/token"
+SECOND_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNvbmQifQ.c2Vjb25kLXNpZw"
+
+JOB = {"jobId": 1119, "name": "Daily sessions", "format": "JSONL", "scope": "sessions",
+       "frequency": {"value": "daily"}, "state": "ACTIVE", "deviceLabel": "all",
+       "segmentId": None, "fields": [{"fieldName": "session_id"},
+                                     {"fieldName": "user_id", "aliasName": "visitor"}],
+       "createdAt": "2026-11-01T09:12:00.000Z"}
+RUN = {"jobRunId": 130348, "jobId": 1119, "state": "SUCCESS",
+       "startDate": "2026-11-24T00:00:00.000Z", "endDate": "2026-11-25T00:00:00.000Z",
+       "createdAt": "2026-11-25T04:00:00.000Z", "finishedAt": "2026-11-25T04:21:13.000Z"}
+
+
+def env(payload: Any) -> dict[str, Any]:
+    return {"success": True, "payload": payload}
+
+
+def api(path: str, **query: Any) -> str:
+    url = URL(f"{ENDPOINT}/v1{path}")
+    return str(url.with_query({k: str(v) for k, v in query.items()}) if query else url)
+
+
+def grant(m: aioresponses, *, token: str = ACCESS_TOKEN, endpoint: str = ENDPOINT,
+          expires_in: int = 3600, repeat: bool = False) -> None:
+    m.post(TOKEN_URL, repeat=repeat, payload={
+        "access_token": token, "token_type": "Bearer", "expires_in": expires_in,
+        "endpoint": endpoint, "scope": "data-export", "project_id": 42})
+
+
+def calls(m: aioresponses, method: str, url: str) -> list[Any]:
+    return m.requests.get((method, URL(url)), [])
+
+
+def all_calls(m: aioresponses) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, str(url), call.kwargs)
+            for (method, url), found in m.requests.items() for call in found]
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"success": False, "errorCode": code, "errorMessage": message}
+
+
+# -- auth and endpoint discovery ----------------------------------------------------------------
+
+
+async def test_token_request_and_endpoint_discovery(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1119"), payload=env(JOB))
+    job = await client.get_job(1119)
+    assert job.job_id == 1119
+    (token_call,) = calls(mocked, "POST", TOKEN_URL)
+    assert orjson.loads(token_call.kwargs["data"]) == {
+        "client_id": "client-1", "client_secret": CLIENT_SECRET,
+        "grant_type": "client_credentials", "scope": "data-export", "project_id": 42}
+    assert "Authorization" not in token_call.kwargs["headers"]
+    (job_call,) = calls(mocked, "GET", api("/exports/1119"))
+    assert job_call.kwargs["headers"]["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert client.endpoint == ENDPOINT
+
+
+async def test_project_id_is_only_sent_when_given(mocked: aioresponses) -> None:
+    settings = Settings(client_id="c", client_secret=CLIENT_SECRET, auth_url=AUTH_URL)
+    grant(mocked)
+    mocked.get(api("/exports/1"), payload=JOB)
+    async with ExportClient(settings) as client:
+        await client.get_job(1)
+    (token_call,) = calls(mocked, "POST", TOKEN_URL)
+    assert "project_id" not in orjson.loads(token_call.kwargs["data"])
+
+
+async def test_one_token_serves_many_calls(client: ExportClient, mocked: aioresponses) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1"), payload=JOB, repeat=True)
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(client.get_job, 1)
+    assert len(calls(mocked, "POST", TOKEN_URL)) == 1
+    assert len(calls(mocked, "GET", api("/exports/1"))) == 6
+
+
+async def test_insecure_endpoint_is_refused(client: ExportClient, mocked: aioresponses) -> None:
+    grant(mocked, endpoint="http://api.eu.example.test")
+    with pytest.raises(InsecureUrlError):
+        await client.get_job(1)
+
+
+async def test_session_without_default_auth_header(client: ExportClient) -> None:
+    session = client._require_session()
+    assert "Authorization" not in session.headers
+    assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
+
+
+async def test_a_shared_session_with_auth_headers_is_refused(api_settings: Settings) -> None:
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer x"}) as session:
+        with pytest.raises(ConfigError, match="storage host"):
+            ExportClient(api_settings, session=session)
+
+
+async def test_a_shared_session_is_left_open(
+    api_settings: Settings, mocked: aioresponses
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1"), payload=JOB)
+    async with aiohttp.ClientSession() as session:
+        async with ExportClient(api_settings, session=session) as client:
+            await client.get_job(1)
+        assert not session.closed
+
+
+# -- token renewal ------------------------------------------------------------------------------
+
+
+async def test_jwt_expired_renews_once_and_retries(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    grant(mocked)
+    grant(mocked, token=SECOND_TOKEN)
+    mocked.get(api("/exports/1"), status=401,
+               payload=error("JWT_EXPIRED", "Auth token is expired."))
+    mocked.get(api("/exports/1"), payload=env(JOB))
+    assert (await client.get_job(1)).job_id == 1119
+    assert len(calls(mocked, "POST", TOKEN_URL)) == 2
+    first, second = calls(mocked, "GET", api("/exports/1"))
+    assert first.kwargs["headers"]["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert second.kwargs["headers"]["Authorization"] == f"Bearer {SECOND_TOKEN}"
+    assert sleeper.delays == []
+
+
+async def test_a_fresh_token_refused_again_is_an_auth_error(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    grant(mocked, repeat=True)
+    mocked.get(api("/exports/1"), status=401, repeat=True,
+               payload=error("JWT_EXPIRED", "Auth token is expired."))
+    with pytest.raises(AuthError, match="freshly issued token"):
+        await client.get_job(1)
+    assert len(calls(mocked, "POST", TOKEN_URL)) == 2
+    assert len(calls(mocked, "GET", api("/exports/1"))) == 2
+
+
+async def test_token_is_renewed_before_it_expires(
+    api_settings: Settings, mocked: aioresponses
+) -> None:
+    now = [0.0]
+    grant(mocked, expires_in=600)
+    grant(mocked, token=SECOND_TOKEN, expires_in=600)
+    mocked.get(api("/exports/1"), payload=JOB, repeat=True)
+    async with ExportClient(api_settings, clock=lambda: now[0]) as client:
+        await client.get_job(1)
+        now[0] = 539.0  # renewal is due 60 s before the end of the 600 s lifetime
+        await client.get_job(1)
+        assert len(calls(mocked, "POST", TOKEN_URL)) == 1
+        now[0] = 540.0
+        await client.get_job(1)
+    assert len(calls(mocked, "POST", TOKEN_URL)) == 2
+    last = calls(mocked, "GET", api("/exports/1"))[-1]
+    assert last.kwargs["headers"]["Authorization"] == f"Bearer {SECOND_TOKEN}"
+
+
+# -- wrong credentials, scope -------------------------------------------------------------------
+
+
+async def test_wrong_credentials_401_fail_at_once(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    mocked.post(TOKEN_URL, status=401, repeat=True,
+                payload=error("INVALID_CREDENTIALS", "Invalid client credentials"))
+    with pytest.raises(CredentialsRejected) as info:
+        await client.list_jobs()
+    message = str(info.value)
+    assert message.startswith("credentials rejected by auth.example.test: "
+                              "check client id and secret")
+    assert len(calls(mocked, "POST", TOKEN_URL)) == 1
+    assert sleeper.delays == []
+
+
+async def test_wrong_credentials_plain_500_fail_after_one_retry(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    mocked.post(TOKEN_URL, status=500, body="Internal Server Error",
+                content_type="text/plain", repeat=True)
+    with pytest.raises(CredentialsRejected, match="check client id and secret"):
+        await client.list_jobs()
+    assert len(calls(mocked, "POST", TOKEN_URL)) == 2
+    assert len(sleeper.delays) == 1
+
+
+async def test_a_transient_500_on_the_token_endpoint_is_survived(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    mocked.post(TOKEN_URL, status=500, body="")
+    grant(mocked)
+    mocked.get(api("/exports/1"), payload=JOB)
+    assert (await client.get_job(1)).job_id == 1119
+
+
+async def test_missing_scope_is_an_auth_error_naming_it(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    mocked.post(TOKEN_URL, status=403, payload=error("FORBIDDEN", "Forbidden"))
+    with pytest.raises(AuthError, match="data-export") as info:
+        await client.list_jobs()
+    assert not isinstance(info.value, CredentialsRejected)
+
+
+async def test_token_endpoint_outage_is_retried_then_unavailable(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    mocked.post(TOKEN_URL, status=503, repeat=True)
+    with pytest.raises(ApiUnavailable, match="gave up after 4 attempts"):
+        await client.list_jobs()
+    assert len(sleeper.delays) == 3
+
+
+# -- envelope and id tolerance ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrap", [env, lambda p: p], ids=["envelope", "bare"])
+async def test_every_object_endpoint_with_or_without_envelope(
+    client: ExportClient, mocked: aioresponses, wrap: Any
+) -> None:
+    grant(mocked)
+    string_ids = {**JOB, "jobId": "1119", "frequency": "daily", "segmentId": "5"}
+    mocked.get(api("/exports/1119"), payload=wrap(string_ids))
+    job = await client.get_job(1119)
+    assert (job.job_id, job.frequency, job.segment_id) == (1119, "daily", 5)
+    assert [f.column_name for f in job.fields] == ["session_id", "visitor"]
+
+    detail = {**RUN, "jobRunId": "130348", "jobId": "1119", "files": [
+        {"url": "https://storage.example.test/a?X-Amz-Signature=abc"},
+        {"partId": "7", "url": "https://storage.example.test/b?X-Amz-Signature=def",
+         "expirationDate": "2026-12-02T04:21:13.000Z"},
+    ]}
+    mocked.get(api("/exports/1119/runs/130348"), payload=wrap(detail))
+    run = await client.get_run(1119, 130348)
+    assert (run.run_id, run.job_id, run.state) == (130348, 1119, "SUCCESS")
+    assert run.start_date == datetime(2026, 11, 24, tzinfo=UTC)
+    assert run.parts is not None
+    assert [p.part_id for p in run.parts] == [1, 7]
+    assert run.parts[0].expiration_date is None
+    assert run.parts[1].expiration_date == datetime(2026, 12, 2, 4, 21, 13, tzinfo=UTC)
+    assert "X-Amz-Signature" not in repr(run)
+
+
+async def test_run_detail_without_files_has_no_parts(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1/runs/2"), payload=env({**RUN, "state": "FAILURE"}))
+    run = await client.get_run(1, 2)
+    assert run.parts == ()
+
+
+@pytest.mark.parametrize("wrap", [env, lambda p: p], ids=["envelope", "bare"])
+async def test_every_list_endpoint(
+    client: ExportClient, mocked: aioresponses, wrap: Any
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports", state="ACTIVE", format="JSONL", frequency="daily",
+                   scope="sessions", order="ASC", page=1, limit=100),
+               payload=wrap([JOB, {**JOB, "jobId": "1120", "frequency": "once"}]))
+    jobs = await client.list_jobs(state="ACTIVE", format="JSONL", frequency="daily",
+                                  scope="sessions", order="ASC")
+    assert [(j.job_id, j.frequency) for j in jobs] == [(1119, "daily"), (1120, "once")]
+
+    mocked.get(api("/exports/1119/runs", state="SUCCESS", order="DESC", page=1, limit=100),
+               payload=wrap([{k: v for k, v in RUN.items() if k != "jobId"}]))
+    runs = await client.list_runs(1119, state="SUCCESS", order="DESC")
+    assert [(r.run_id, r.job_id, r.parts) for r in runs] == [(130348, 1119, None)]
+
+    mocked.get(api("/exports/successful-runs", page=1, limit=100),
+               payload=wrap([RUN, {**RUN, "jobRunId": "9", "jobId": "3"}]))
+    runs = await client.successful_runs()
+    assert [(r.run_id, r.job_id) for r in runs] == [(130348, 1119), (9, 3)]
+
+    mocked.get(api("/exportable-fields", scope="views"),
+               payload=wrap([{"name": "view_number", "type": "UInt16", "description": "n"},
+                             {"name": "url"}]))
+    fields = await client.exportable_fields("views")
+    assert [(f.name, f.type) for f in fields] == [("view_number", "UInt16"), ("url", None)]
+
+    mocked.get(api("/custom-vars"), payload=wrap([{"position": 1, "name": "plan"}]))
+    assert [(v.position, v.name) for v in await client.custom_vars()] == [(1, "plan")]
+
+    mocked.get(api("/dynamic-var-keys", **{"from": "2026-11-01", "to": "2026-11-08"}),
+               payload=wrap([{"key": "cart", "type": "string"}, "color"]))
+    keys = await client.dynamic_var_keys(date(2026, 11, 1), date(2026, 11, 8))
+    assert [k.key for k in keys] == ["cart", "color"]
+
+
+async def test_custom_vars_falls_back_to_the_underscore_path(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    grant(mocked)
+    mocked.get(api("/custom-vars"), status=404, payload=error("NOT_FOUND", "no route"))
+    mocked.get(api("/custom_vars"), payload=env([{"position": "2", "name": "tier"}]),
+               repeat=True)
+    assert [v.position for v in await client.custom_vars()] == [2]
+    # The working path is remembered.
+    await client.custom_vars()
+    assert len(calls(mocked, "GET", api("/custom-vars"))) == 1
+    assert len(calls(mocked, "GET", api("/custom_vars"))) == 2
+
+
+async def test_create_job_sends_the_spec(client: ExportClient, mocked: aioresponses) -> None:
+    grant(mocked)
+    mocked.post(api("/exports"), payload=env({**JOB, "jobId": 2001, "frequency":
+                                              {"value": "once"}}))
+    spec = JobSpec(name="Backfill", format="CSV", scope="views", frequency="once",
+                   fields=(JobField("session_id"), JobField("url", alias_name="page")),
+                   date_from=datetime(2026, 11, 1, tzinfo=UTC),
+                   date_to=datetime(2026, 11, 8, tzinfo=UTC))
+    job = await client.create_job(spec)
+    assert job.job_id == 2001
+    (call,) = calls(mocked, "POST", api("/exports"))
+    assert orjson.loads(call.kwargs["data"]) == spec.to_api()
+    assert call.kwargs["headers"]["Content-Type"] == "application/json"
+
+
+# -- pagination ---------------------------------------------------------------------------------
+
+
+async def test_lists_are_read_page_by_page_until_a_short_page(
+    api_settings: Settings, mocked: aioresponses
+) -> None:
+    grant(mocked)
+    jobs = [{**JOB, "jobId": n} for n in range(1, 8)]
+    for page in (1, 2, 3, 4):
+        mocked.get(api("/exports", page=page, limit=2),
+                   payload=env(jobs[(page - 1) * 2 : page * 2]))
+    async with ExportClient(api_settings, page_size=2) as client:
+        found = await client.list_jobs()
+    assert [j.job_id for j in found] == list(range(1, 8))
+    pages = sorted(dict(URL(url).query)["page"] for m, url, _ in all_calls(mocked)
+                   if m == "GET")
+    assert pages == ["1", "2", "3", "4"]
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+async def test_5xx_storm_is_retried_with_jittered_backoff(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    grant(mocked)
+    url = api("/exports/1")
+    mocked.get(url, status=503, payload=error("UNAVAILABLE", "try later"))
+    mocked.get(url, status=502, body="<html>Bad Gateway</html>", content_type="text/html")
+    mocked.get(url, exception=aiohttp.ServerDisconnectedError())
+    mocked.get(url, payload=env(JOB))
+    assert (await client.get_job(1)).job_id == 1119
+    assert len(sleeper.delays) == 3
+    for attempt, delay in enumerate(sleeper.delays, start=1):
+        assert 0.0 <= delay <= 0.5 * 2 ** (attempt - 1)
+
+
+async def test_429_retry_after_is_honoured(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    grant(mocked)
+    url = api("/exports/1")
+    mocked.get(url, status=429, headers={"Retry-After": "7"},
+               payload=error("TOO_MANY_REQUESTS", "Too many requests"))
+    mocked.get(url, status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    mocked.get(url, status=429, headers={"Retry-After": "3600"})
+    mocked.get(url, payload=env(JOB))
+    await client.get_job(1)
+    # Seconds as given; a date in the past means now; a huge value is capped (60 s here).
+    assert sleeper.delays == [7.0, 0.0, 60.0]
+
+
+async def test_retries_exhausted_is_api_unavailable(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1"), status=500, repeat=True,
+               payload=error("INTERNAL", "boom"))
+    with pytest.raises(ApiUnavailable) as info:
+        await client.get_job(1)
+    assert info.value.status == 500
+    assert info.value.error_code == "INTERNAL"
+    assert "gave up after 4 attempts" in str(info.value)
+    assert len(calls(mocked, "GET", api("/exports/1"))) == 4
+    assert len(sleeper.delays) == 3
+
+
+async def test_connection_errors_are_retried(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1"), exception=aiohttp.ClientConnectionError("reset"))
+    mocked.get(api("/exports/1"), exception=TimeoutError())
+    mocked.get(api("/exports/1"), payload=JOB)
+    assert (await client.get_job(1)).job_id == 1119
+    assert len(sleeper.delays) == 2
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "INVALID_PARAMETER"), (404, "NOT_FOUND"),
+                                              (403, "FORBIDDEN"), (422, None)])
+async def test_other_4xx_are_not_retried(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep, status: int,
+    code: str | None
+) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1"), status=status, repeat=True,
+               payload=error(code, "nope") if code else {})
+    with pytest.raises(ApiRequestError) as info:
+        await client.get_job(1)
+    assert info.value.status == status
+    assert info.value.error_code == code
+    assert len(calls(mocked, "GET", api("/exports/1"))) == 1
+    assert sleeper.delays == []
+
+
+async def test_a_rejected_job_shows_the_api_message(
+    client: ExportClient, mocked: aioresponses
+) -> None:
+    grant(mocked)
+    mocked.post(api("/exports"), status=400, payload=error(
+        "INVALID_PARAMETER", "fields[2].fieldName: unknown field 'sesion_id'"))
+    spec = JobSpec(name="x", format="CSV", scope="sessions", frequency="daily",
+                   fields=(JobField("sesion_id"),))
+    with pytest.raises(ApiRequestError) as info:
+        await client.create_job(spec)
+    assert str(info.value) == (
+        "POST /v1/exports: the API rejected the request (HTTP 400 INVALID_PARAMETER: "
+        "fields[2].fieldName: unknown field 'sesion_id')")
+    assert (info.value.status, info.value.error_code) == (400, "INVALID_PARAMETER")
+    assert (info.value.method, info.value.path) == ("POST", "/exports")
+
+
+async def test_create_job_is_not_retried_after_a_5xx_but_is_after_a_429(
+    client: ExportClient, mocked: aioresponses, sleeper: FakeSleep
+) -> None:
+    grant(mocked)
+    spec = JobSpec(name="x", format="CSV", scope="sessions", frequency="daily",
+                   fields=(JobField("session_id"),))
+    mocked.post(api("/exports"), status=429, headers={"Retry-After": "2"})
+    mocked.post(api("/exports"), payload=env({**JOB, "jobId": 5}))
+    assert (await client.create_job(spec)).job_id == 5
+    assert sleeper.delays == [2.0]
+
+    mocked.post(api("/exports"), status=503)
+    mocked.post(api("/exports"), payload=env({**JOB, "jobId": 6}))
+    with pytest.raises(ApiUnavailable, match="may have processed"):
+        await client.create_job(spec)
+    assert len(calls(mocked, "POST", api("/exports"))) == 3
+
+
+# -- concurrency --------------------------------------------------------------------------------
+
+
+async def test_in_flight_requests_never_exceed_the_cap(mocked: aioresponses) -> None:
+    settings = Settings(client_id="c", client_secret=CLIENT_SECRET, auth_url=AUTH_URL,
+                        limits=Limits(api_concurrency=3))
+    in_flight = 0
+    peak = 0
+
+    async def slow(url: URL, **kwargs: Any) -> CallbackResult:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        for _ in range(20):  # let every other task run: they must queue at the limiter
+            await anyio.lowlevel.checkpoint()
+        in_flight -= 1
+        if "oauth" in str(url):
+            return CallbackResult(payload={"access_token": ACCESS_TOKEN, "endpoint": ENDPOINT})
+        return CallbackResult(payload=env(JOB))
+
+    mocked.post(TOKEN_URL, callback=slow)
+    mocked.get(api("/exports/1"), callback=slow, repeat=True)
+    async with ExportClient(settings) as client, anyio.create_task_group() as tg:
+        for _ in range(12):
+            tg.start_soon(client.get_job, 1)
+    assert peak == 3
+    assert len(calls(mocked, "GET", api("/exports/1"))) == 12
+
+
+async def test_waiting_to_retry_holds_no_limiter_slot(mocked: aioresponses) -> None:
+    settings = Settings(client_id="c", client_secret=CLIENT_SECRET, auth_url=AUTH_URL,
+                        limits=Limits(api_concurrency=1))
+    resume = anyio.Event()
+    delays: list[float] = []
+
+    async def blocking_sleep(delay: float) -> None:
+        delays.append(delay)
+        await resume.wait()
+
+    grant(mocked)
+    mocked.get(api("/exports/1"), status=503)
+    mocked.get(api("/exports/1"), payload=JOB)
+    mocked.get(api("/exports/2"), payload={**JOB, "jobId": 2})
+    async with ExportClient(settings, sleep=blocking_sleep) as client, \
+            anyio.create_task_group() as tg:
+        tg.start_soon(client.get_job, 1)
+        await anyio.wait_all_tasks_blocked()
+        assert len(delays) == 1  # job 1 is backing off...
+        # ...and job 2 goes through the single slot meanwhile.
+        assert (await client.get_job(2)).job_id == 2
+        resume.set()
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, "s1gn4tur3")
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+async def test_no_secret_in_errors_logs_or_repr(
+    client: ExportClient, mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="csload")
+    grant(mocked)
+    # A server that echoes what it got, token and secret included, into its error message.
+    echo = f"bad request from Bearer {ACCESS_TOKEN} with client_secret={CLIENT_SECRET}"
+    mocked.get(api("/exports/1"), status=500, payload=error("ECHO", echo))
+    mocked.get(api("/exports/1"), status=400, payload=error("ECHO", echo + " " + ACCESS_TOKEN))
+    with pytest.raises(ApiRequestError) as info:
+        await client.get_job(1)
+    texts = [str(info.value), repr(info.value), repr(client), caplog.text]
+    for text in texts:
+        assert_no_secret(text)
+    assert "<redacted>" in str(info.value)
+
+
+async def test_no_secret_when_credentials_are_rejected(
+    client: ExportClient, mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="csload")
+    mocked.post(TOKEN_URL, status=401,
+                payload=error("INVALID_CREDENTIALS", f"unknown secret {CLIENT_SECRET}"))
+    with pytest.raises(CredentialsRejected) as info:
+        await client.get_job(1)
+    for text in (str(info.value), repr(info.value), repr(client), caplog.text):
+        assert_no_secret(text)
+
+
+async def test_no_signature_when_storage_is_unreachable(
+    client: ExportClient, mocked: aioresponses, tmp_path: Path
+) -> None:
+    # aioresponses answers an unregistered URL with ClientConnectionError("... <full URL>").
+    url = "https://storage.example.test/p/1.gz?X-Amz-Signature=s1gn4tur3&X-Amz-Expires=900"
+    with pytest.raises(DownloadError) as info:
+        await client.download_part(Part(part_id=1, url=url), tmp_path / "x.gz",
+                                   job_id=1, run_id=2)
+    assert_no_secret(str(info.value))
+    assert "storage.example.test/p/1.gz" in str(info.value)
+    storage_calls = [kw for _, u, kw in all_calls(mocked) if "storage.example" in u]
+    assert len(storage_calls) == 4
+    assert all("Authorization" not in (kw.get("headers") or {}) for kw in storage_calls)
+
+
+async def test_client_repr_shows_no_token(client: ExportClient, mocked: aioresponses) -> None:
+    grant(mocked)
+    mocked.get(api("/exports/1"), payload=JOB)
+    await client.get_job(1)
+    assert_no_secret(repr(client))
+    assert re.search(r"endpoint='https://api\.eu\.example\.test'", repr(client))
+
+
+async def test_using_a_client_outside_async_with_is_a_clear_error(
+    api_settings: Settings
+) -> None:
+    client = ExportClient(api_settings)
+    with pytest.raises(RuntimeError, match="async with"):
+        await client.get_job(1)
