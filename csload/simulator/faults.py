@@ -1,0 +1,94 @@
+"""Fault knobs: a mutable dataclass a test changes at runtime, and the decisions drawn from it.
+
+Every knob is off by default. Random faults draw from one seeded `random.Random`, so a run with
+the same seed and the same request order gets the same faults.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+StorageFault = Literal["slowdown", "cut", "truncate"]
+
+_API_5XX = (500, 502, 503, 504)
+
+
+@dataclass
+class Faults:
+    """What goes wrong, and how often. Change any field while the simulator serves."""
+
+    # API (token endpoint included unless api_faults_on_token is False).
+    api_429_rate: float = 0.0
+    api_5xx_rate: float = 0.0
+    # Deterministic: the next N API requests fail with api_fail_status.
+    api_fail_next: int = 0
+    api_fail_status: int = 503
+    api_faults_on_token: bool = True
+    # Retry-After (whole seconds) on every fault 429 and storage 503.
+    retry_after: int = 1
+
+    # Storage.
+    storage_503_rate: float = 0.0
+    storage_503_next: int = 0
+    # Send headers with the full Content-Length, part of the body, then abort the connection.
+    storage_cut_rate: float = 0.0
+    storage_cut_next: int = 0
+    # Serve a truncated gzip stream with a Content-Length that matches the truncated body.
+    storage_truncate_rate: float = 0.0
+    storage_truncate_next: int = 0
+    # Share of the body sent before a cut or kept by a truncation.
+    cut_fraction: float = 0.5
+
+    # Every connection: seconds added before each response (API and storage).
+    latency: float = 0.0
+    # Storage bodies stream at most this many bytes per second (None: unlimited).
+    bandwidth: int | None = None
+
+    rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
+
+    def reset(self) -> None:
+        """Turn every fault off (the random generator keeps its state)."""
+        defaults = Faults()
+        with self._lock:
+            for name in self.__dataclass_fields__:
+                if name not in ("rng", "_lock"):
+                    setattr(self, name, getattr(defaults, name))
+
+    def take_api_fault(self, *, token_endpoint: bool) -> int | None:
+        """The status an API request must fail with, or None to serve it normally."""
+        if token_endpoint and not self.api_faults_on_token:
+            return None
+        with self._lock:
+            if self.api_fail_next > 0:
+                self.api_fail_next -= 1
+                return self.api_fail_status
+            if self.api_429_rate and self.rng.random() < self.api_429_rate:
+                return 429
+            if self.api_5xx_rate and self.rng.random() < self.api_5xx_rate:
+                return self.rng.choice(_API_5XX)
+        return None
+
+    def take_storage_fault(self) -> StorageFault | None:
+        """The failure a storage download must suffer, or None."""
+        with self._lock:
+            if self.storage_503_next > 0:
+                self.storage_503_next -= 1
+                return "slowdown"
+            if self.storage_cut_next > 0:
+                self.storage_cut_next -= 1
+                return "cut"
+            if self.storage_truncate_next > 0:
+                self.storage_truncate_next -= 1
+                return "truncate"
+            if self.storage_503_rate and self.rng.random() < self.storage_503_rate:
+                return "slowdown"
+            if self.storage_cut_rate and self.rng.random() < self.storage_cut_rate:
+                return "cut"
+            if self.storage_truncate_rate and self.rng.random() < self.storage_truncate_rate:
+                return "truncate"
+        return None

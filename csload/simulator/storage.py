@@ -1,0 +1,155 @@
+"""The storage side: signed, expiring part URLs, and the download handler with its faults.
+
+A part URL is `{base}/storage/{project}/exports/{job}/{run}/part-00001.csv.gz` with `Expires`
+(Unix seconds) and `Signature` (HMAC-SHA256 of the path and expiry) in the query string, like a
+pre-signed S3 URL. Storage answers as S3 does: 403 `AccessDenied` for an expired or forged URL
+or once the run's files are past retention (or 404 `NoSuchKey` with that variant), 404
+`NoSuchKey` for an unknown part, 503 `SlowDown` with Retry-After when throttling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from csload.simulator.core import Simulator
+
+STORAGE_PREFIX = "/storage"
+_CHUNK = 64 * 1024
+
+
+class UrlSigner:
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
+
+    def signature(self, path: str, expires: int) -> str:
+        message = f"GET\n{path}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def sign(self, base_url: str, path: str, expires: int) -> str:
+        return f"{base_url}{path}?Expires={expires}&Signature={self.signature(path, expires)}"
+
+    def verify(self, path: str, expires: str, signature: str) -> bool:
+        if not expires.isdigit():
+            return False
+        return hmac.compare_digest(self.signature(path, int(expires)), signature)
+
+
+def part_path(project_id: int, job_id: int, run_id: int, part_id: int, fmt: str) -> str:
+    ext = "csv" if fmt == "CSV" else "jsonl"
+    return f"{STORAGE_PREFIX}/{project_id}/exports/{job_id}/{run_id}/part-{part_id:05d}.{ext}.gz"
+
+
+def s3_error(status: int, code: str, message: str,
+             headers: dict[str, str] | None = None) -> web.Response:
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+            f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>")
+    return web.Response(status=status, text=body, content_type="application/xml",
+                        headers=headers)
+
+
+def _parse_ids(request: web.Request) -> tuple[int, int, int, int] | None:
+    """(project, job, run, part) from the path, or None if it is not a part path."""
+    info = request.match_info
+    stem = info.get("filename", "").split(".", 1)[0]
+    numbers = (info.get("project", ""), info.get("job_id", ""), info.get("run_id", ""),
+               stem.removeprefix("part-"))
+    if not stem.startswith("part-") or not all(n.isdigit() for n in numbers):
+        return None
+    project, job_id, run_id, part_id = (int(n) for n in numbers)
+    return project, job_id, run_id, part_id
+
+
+def _check_access(sim: Simulator, request: web.Request, now: datetime) -> web.Response | None:
+    expires = request.query.get("Expires", "")
+    signature = request.query.get("Signature", "")
+    if not sim.signer.verify(request.path, expires, signature):
+        return s3_error(403, "AccessDenied",
+                        "The request signature we calculated does not match the signature "
+                        "you provided.")
+    if now.timestamp() >= int(expires):
+        return s3_error(403, "AccessDenied", "Request has expired")
+    return None
+
+
+async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse:
+    sim.stats.add("storage_requests")
+    if "Authorization" in request.headers:
+        sim.stats.add("storage_with_authorization")
+        if sim.config.variants.storage_rejects_authorization:
+            return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the "
+                            "Signature query string parameter or the Authorization header "
+                            "should be specified")
+    faults = sim.faults
+    if faults.latency > 0:
+        sim.stats.add("delayed_responses")
+        await asyncio.sleep(faults.latency)
+    now = sim.clock.now()
+    denied = _check_access(sim, request, now)
+    if denied is not None:
+        return denied
+    ids = _parse_ids(request)
+    if ids is None or ids[0] != sim.config.project_id:
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    _, job_id, run_id, part_id = ids
+    run = sim.state.run(run_id)
+    job = sim.state.job(job_id)
+    if run is None or job is None or run.job_id != job_id or not run.has_files(now):
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    if now >= run.files_expire_at(sim.config.file_retention_days):
+        if sim.config.variants.expired_files_status == 404:
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        return s3_error(403, "AccessDenied", "Access Denied")
+    count = await sim.part_count_async(run_id)
+    if not 1 <= part_id <= count:
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+
+    fault = faults.take_storage_fault()
+    if fault == "slowdown":
+        sim.stats.count_fault("slowdown")
+        return s3_error(503, "SlowDown", "Please reduce your request rate.",
+                        {"Retry-After": str(faults.retry_after)})
+    compressed = not sim.config.variants.uncompressed_parts
+    body = await sim.part_body_async(run_id, part_id, compressed=compressed)
+    if fault == "truncate":
+        sim.stats.count_fault("truncate")
+        body = body[: max(1, int(len(body) * faults.cut_fraction))]
+    send = len(body)
+    if fault == "cut":
+        sim.stats.count_fault("cut")
+        send = max(0, min(len(body) - 1, int(len(body) * faults.cut_fraction)))
+
+    response = web.StreamResponse(status=200, headers={
+        "Content-Type": "application/gzip" if compressed else "application/octet-stream",
+        "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
+    })
+    response.content_length = len(body)
+    await response.prepare(request)
+    bandwidth = faults.bandwidth
+    # Pace in twentieths of a second so a cap shows as a steady trickle, not bursts.
+    chunk = _CHUNK if not bandwidth else max(1, min(_CHUNK, bandwidth // 20))
+    sent = 0
+    while sent < send:
+        piece = body[sent: min(send, sent + chunk)]
+        await response.write(piece)
+        sent += len(piece)
+        sim.stats.add("storage_bytes_sent", len(piece))
+        if bandwidth:
+            sim.stats.add("paced_chunks")
+            await asyncio.sleep(len(piece) / bandwidth)
+    if fault == "cut":
+        # Headers promised the whole body: closing now is what a dropped connection looks like.
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response

@@ -1,0 +1,56 @@
+"""Shared fixtures: a small seeded simulator, served in the test's loop or from a thread.
+
+    sim_config   the SimConfig `simulator` is built from (override this fixture in a module
+                 to change the world): seed 7, 3 days of daily runs, 120 sessions a day, the
+                 clock frozen at SIM_START (2026-11-25 12:00 UTC), so runs, ids and bytes are
+                 the same on every machine.
+    simulator    a Simulator(sim_config). Change its `faults`, `variants`, `config`, `clock`
+                 freely: each test gets its own.
+    sim_url      (async) serves `simulator` on 127.0.0.1 (any free port) in the test's event
+                 loop and yields the base URL, which is also the auth URL.
+    sim_thread   (sync) serves `simulator` from a thread with its own loop; yields the
+                 ServerHandle (`.base_url`), stopped after the test.
+
+`tests/exportfmt.py` (importable as `exportfmt`) decodes the export files independently.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from csload.simulator import ServerHandle, SimConfig, Simulator
+
+# exportfmt.py lives next to this file; make it importable from every test directory.
+sys.path.insert(0, str(Path(__file__).parent))
+
+SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    return SimConfig(seed=7, days=3, sessions_per_day=120, start_time=SIM_START)
+
+
+@pytest.fixture
+def simulator(sim_config: SimConfig) -> Simulator:
+    return Simulator(sim_config)
+
+
+@pytest.fixture
+async def sim_url(simulator: Simulator) -> AsyncIterator[str]:
+    async with simulator.serve() as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def sim_thread(simulator: Simulator) -> Iterator[ServerHandle]:
+    handle = simulator.start_in_thread()
+    try:
+        yield handle
+    finally:
+        handle.stop()
