@@ -18,6 +18,10 @@ from csload.errors import (
     StoreError,
     StoreLockedError,
 )
+from csload.load import connect
+from csload.pipeline import sync, sync_async
+from csload.report import RunOutcome, RunStatus, SyncReport
+from csload.status import StoreStatus, read_status
 
 __version__ = "0.1.0"
 
@@ -37,9 +41,17 @@ __all__ = [
     "PartParseError",
     "PartUrlExpired",
     "RetryPolicy",
+    "RunOutcome",
+    "RunStatus",
     "Settings",
     "StoreError",
     "StoreLockedError",
+    "StoreStatus",
+    "SyncReport",
     "__version__",
+    "connect",
     "load_settings",
+    "read_status",
+    "sync",
+    "sync_async",
 ]

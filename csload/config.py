@@ -40,6 +40,8 @@ class Limits:
     # A read timeout (time between bytes), never a total timeout: parts can be large.
     read_timeout: float = 120.0
     chunk_size: int = 1 << 20
+    # Runs downloaded ahead of the writer (bounds staging disk space and in-flight work).
+    max_staged_runs: int = 8
 
     def __post_init__(self) -> None:
         if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
@@ -53,6 +55,8 @@ class Limits:
             )
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError("timeouts must be positive")
+        if self.max_staged_runs < 1:
+            raise ConfigError(f"max_staged_runs must be at least 1, got {self.max_staged_runs}")
         if self.chunk_size < 1024:
             raise ConfigError(f"chunk_size must be at least 1024 bytes, got {self.chunk_size}")
 
@@ -84,6 +88,8 @@ class Settings:
     auth_url: str = DEFAULT_AUTH_URL
     limits: Limits = field(default_factory=Limits)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Job id -> table name, for jobs that should not load into the table named after their scope.
+    tables: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -184,4 +190,23 @@ def load_settings(
         auth_url=str(merged.get("auth_url") or DEFAULT_AUTH_URL),
         limits=_sub_settings(Limits, limits_values, str(path)),
         retry=_sub_settings(RetryPolicy, retry_values, str(path)),
+        tables=_table_map(file_values.get("tables"), str(path)),
     )
+
+
+def _table_map(values: object, source: str) -> dict[int, str]:
+    """The `[tables]` section: `1119 = "sessions_mobile"` (job id = table name)."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: [tables] must be a table of job id = table name")
+    out: dict[int, str] = {}
+    for key, table in values.items():
+        try:
+            job_id = int(key)
+        except ValueError:
+            raise ConfigError(f"{source}: [tables] keys are job ids, got {key!r}") from None
+        if not isinstance(table, str) or not table:
+            raise ConfigError(f"{source}: [tables] {key} must name a table")
+        out[job_id] = table
+    return out

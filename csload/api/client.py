@@ -66,7 +66,7 @@ from csload.api.models import (
 )
 from csload.api.paging import DEFAULT_PAGE_SIZE, read_all_pages
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
-from csload.api.storage import DownloadResult, download_part
+from csload.api.storage import DownloadResult, download_part, part_size
 from csload.config import Settings
 from csload.errors import (
     ApiRequestError,
@@ -242,6 +242,10 @@ class ExportClient:
             job_id=job_id, run_id=run_id, part_id=part.part_id,
             limits=self._settings.limits, retry=self._settings.retry, sleep=self._sleep,
         )
+
+    async def part_size(self, part: Part) -> int | None:
+        """The part's size in bytes as storage announces it (HEAD), or None if unknown."""
+        return await part_size(self._require_session(), part.url, limits=self._settings.limits)
 
     # -- plumbing ----------------------------------------------------------------------------
 

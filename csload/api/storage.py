@@ -297,3 +297,29 @@ def _raise_for_status(
     if verdict is Verdict.RETRY:
         raise _Retry(error, parse_retry_after(headers.get("Retry-After")))
     raise error
+
+
+async def part_size(
+    session: aiohttp.ClientSession, url: str, *, limits: Limits
+) -> int | None:
+    """The part's size, or None if storage won't say. No Authorization header.
+
+    A pre-signed URL is signed for GET only (a HEAD fails the signature on S3-like storage), so
+    this asks for the first byte (`Range: bytes=0-0`) and reads the total from Content-Range;
+    a server that ignores ranges answers 200 with Content-Length, and the body is not read.
+    """
+    require_secure_url(url, "a part URL")
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
+    )
+    try:
+        async with session.get(url, timeout=timeout, headers={"Range": "bytes=0-0"},
+                               auto_decompress=False) as response:
+            if response.status == 206:
+                total = response.headers.get("Content-Range", "").rpartition("/")[2]
+                return int(total) if total.isdigit() else None
+            if response.status == 200:
+                return response.content_length
+            return None
+    except transport.TRANSPORT_ERRORS:
+        return None

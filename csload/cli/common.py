@@ -1,0 +1,79 @@
+"""What every command shares: connection options, settings, running async work, failing."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+import orjson
+from rich.console import Console
+
+from csload.api.client import ExportClient
+from csload.config import Settings, load_settings
+from csload.errors import CsloadError
+
+T = TypeVar("T")
+
+EXIT_FAILED = 1
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The settings every API command takes; they win over the environment and csload.toml."""
+    options = [
+        click.option("--client-id", help="OAuth client id [env: CONTENTSQUARE_CLIENT_ID]"),
+        click.option("--client-secret",
+                     help="OAuth client secret [env: CONTENTSQUARE_CLIENT_SECRET]"),
+        click.option("--project-id", type=int,
+                     help="Project id, for account-level credentials "
+                          "[env: CONTENTSQUARE_PROJECT_ID]"),
+        click.option("--auth-url",
+                     help="Authentication base URL [env: CONTENTSQUARE_AUTH_URL; "
+                          "default https://api.contentsquare.com]"),
+        click.option("--config", "config_file", type=click.Path(path_type=Path),
+                     help="Settings file [default: ./csload.toml if present]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(params: dict[str, Any]) -> Settings:
+    """Settings from the connection options of a command (flags > env > file)."""
+    overrides = {name: params.pop(name, None)
+                 for name in ("client_id", "client_secret", "project_id", "auth_url", "limits")}
+    return load_settings(overrides=overrides, config_file=params.pop("config_file", None))
+
+
+def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitable[T]]) -> T:
+    """Run one async action with a connected client; turn csload errors into a clean exit."""
+
+    async def main() -> T:
+        async with ExportClient(settings) as client:
+            return await action(client)
+
+    try:
+        return anyio.run(main)
+    except CsloadError as exc:
+        fail(str(exc))
+
+
+def ts(value: Any) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+

@@ -1,0 +1,102 @@
+"""`csload demo`: the simulator in-process, a real sync into DuckDB, and a real query."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import click
+from rich.table import Table
+
+from csload.cli.common import fail, stderr, stdout
+from csload.cli.display import SyncDisplay, summary_table
+from csload.cli.sync import print_status
+from csload.config import Settings
+from csload.errors import CsloadError
+from csload.load import connect
+from csload.pipeline import sync_async
+from csload.report import SyncReport
+from csload.status import read_status
+
+DEMO_DB = "csload-demo.duckdb"
+
+PAGEVIEWS_PER_DAY_AND_DEVICE = """
+SELECT v._date AS day,
+       CASE v.device_id WHEN 1 THEN 'desktop' WHEN 2 THEN 'mobile web'
+            WHEN 3 THEN 'tablet web' WHEN 4 THEN 'mobile app' WHEN 5 THEN 'tablet app'
+            ELSE 'unknown' END AS device,
+       count(*) AS pageviews,
+       count(DISTINCT v.session_id) AS sessions,
+       round(avg(v.duration_ms) / 1000, 1) AS avg_seconds_on_page
+FROM views v
+GROUP BY ALL
+ORDER BY day, pageviews DESC
+"""
+
+TOP_PAGES_BY_TIME = """
+SELECT path,
+       count(*) AS pageviews,
+       round(sum(duration_ms) / 1000 / 60, 1) AS minutes_on_page,
+       round(avg(scroll_rate), 1) AS avg_scroll_pct
+FROM views
+GROUP BY path
+ORDER BY minutes_on_page DESC
+LIMIT 8
+"""
+
+
+def _query_table(db: Path, sql: str, title: str) -> Table:
+    con = connect(db, read_only=True)
+    try:
+        result = con.execute(sql)
+        names = [column[0] for column in result.description or ()]
+        rows = result.fetchall()
+    finally:
+        con.close()
+    table = Table(title=title)
+    for name in names:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    return table
+
+
+@click.command()
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEMO_DB,
+              show_default=True, help="Database to create (replaced if it exists).")
+@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 7),
+              help="Days of daily runs the simulator serves.")
+def demo(db: Path, days: int) -> None:
+    """Start the simulator, sync a few days of both scopes into DuckDB, and query them."""
+    from csload.simulator import SimConfig, Simulator
+
+    for stale in (db, db.with_name(db.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    simulator = Simulator(SimConfig(days=days, real_time_clock=True))
+    handle = simulator.start_in_thread()
+    try:
+        client_id, client_secret, project_id = simulator.credentials
+        settings = Settings(client_id=client_id, client_secret=client_secret,
+                            project_id=project_id, auth_url=handle.base_url)
+        stdout.print(f"Simulator of the Export API on {handle.base_url} "
+                     f"({days} days of daily runs)", highlight=False)
+
+        async def run() -> SyncReport:
+            with SyncDisplay(stderr) as display:
+                return await sync_async(settings, db=db, on_event=display)
+
+        try:
+            report = anyio.run(run)
+        except CsloadError as exc:
+            fail(str(exc))
+    finally:
+        handle.stop()
+    stdout.print(summary_table(report))
+    print_status(read_status(db))
+    stdout.print(_query_table(db, PAGEVIEWS_PER_DAY_AND_DEVICE,
+                              "pageviews per day and device"))
+    stdout.print(_query_table(db, TOP_PAGES_BY_TIME, "top pages by time on page"))
+    stdout.print(f"\nThe data is in {db}: open it with `duckdb {db}`, or in Python with "
+                 f"`csload.connect({str(db)!r})`.", highlight=False)
+    sys.exit(report.exit_code)

@@ -1,0 +1,114 @@
+"""Showing a sync as it happens: a live progress bar on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from csload.report import EventKind, RunStatus, SyncEvent, SyncReport
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
+
+
+class SyncDisplay:
+    """An event sink (`on_event`) that renders progress to stderr; use it as a context manager."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.started = time.monotonic()
+        self.parts = 0
+        self.bytes = 0
+        self.rows = 0
+        self.runs_done = 0
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> SyncDisplay:
+        if self.live:
+            self.progress = Progress(
+                TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                console=self.console, transient=True,
+            )
+            self.progress.__enter__()
+            self.task = self.progress.add_task("sync", total=None, detail="discovering runs")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(kind, exc, tb)
+
+    def _detail(self) -> str:
+        seconds = max(time.monotonic() - self.started, 1e-3)
+        return (f"parts {self.parts}  {human_bytes(self.bytes)}  rows {self.rows:,}  "
+                f"{human_bytes(self.bytes / seconds)}/s  {self.rows / seconds:,.0f} rows/s")
+
+    def __call__(self, event: SyncEvent) -> None:
+        if event.kind is EventKind.PLANNED:
+            if self.progress is not None and self.task is not None:
+                self.progress.update(self.task, total=event.runs, detail=self._detail())
+            else:
+                self.console.print(f"{event.runs} new run(s) to load", highlight=False)
+            return
+        if event.kind is EventKind.PART_DOWNLOADED:
+            self.parts += event.parts
+            self.bytes += event.bytes
+        elif event.kind in (EventKind.RUN_LOADED, EventKind.RUN_FAILED, EventKind.RUN_EXPIRED):
+            self.runs_done += 1
+            self.rows += event.rows
+            self._log_run(event)
+        elif event.kind is EventKind.MESSAGE and event.message:
+            self.console.print(f"note: {event.message}", highlight=False)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=self.runs_done, detail=self._detail())
+
+    def _log_run(self, event: SyncEvent) -> None:
+        where = f"job {event.job_id}, run {event.run_id}"
+        if event.kind is EventKind.RUN_LOADED:
+            if not self.live:
+                self.console.print(f"loaded {where}: {event.rows:,} rows, "
+                                   f"{human_bytes(event.bytes)}", highlight=False)
+        elif event.kind is EventKind.RUN_EXPIRED:
+            self.console.print(f"[yellow]expired[/] {where}: {event.message}", highlight=False)
+        else:
+            self.console.print(f"[red]failed[/] {where}: {event.message}", highlight=False)
+
+
+def summary_table(report: SyncReport) -> Table:
+    """Per table: runs loaded, rows, bytes; then the failed and expired runs."""
+    title = "dry run: would load" if report.dry_run else f"sync of {report.target}"
+    table = Table(title=f"{title} ({report.seconds:.1f} s)")
+    for column in ("table", "status", "runs", "parts", "rows", "bytes"):
+        table.add_column(column, justify="left" if column in ("table", "status") else "right")
+    groups: dict[tuple[str, RunStatus], list[int]] = {}
+    for run in report.runs:
+        totals = groups.setdefault((run.table, run.status), [0, 0, 0, 0])
+        totals[0] += 1
+        totals[1] += run.parts
+        totals[2] += run.rows
+        totals[3] += run.bytes
+    for (name, status), (runs, parts, rows, nbytes) in sorted(groups.items()):
+        table.add_row(name, status.value, str(runs), str(parts),
+                      "" if report.dry_run else f"{rows:,}", human_bytes(nbytes))
+    if not report.runs:
+        table.add_row("-", "nothing new", "0", "0", "0", "0 B")
+    return table

@@ -1,0 +1,146 @@
+"""Read commands: jobs, jobs show, runs, fields."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.table import Table
+
+from csload.api.client import ExportClient
+from csload.api.models import Job, Run
+from csload.cli.common import (
+    connection_options,
+    print_json,
+    run_with_client,
+    settings_from,
+    stdout,
+    ts,
+)
+from csload.load.columns import normalize_identifier
+
+
+@click.group(invoke_without_command=True)
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--state", help="Only jobs in this state (ACTIVE, COMPLETED, ...).")
+@click.option("--scope", type=click.Choice(["sessions", "views"]), help="Only this scope.")
+@click.pass_context
+def jobs(ctx: click.Context, /, as_json: bool, state: str | None, scope: str | None,
+         **params: Any) -> None:
+    """List the project's export jobs (or see `jobs show ID`)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = dict(params)
+        return
+    settings = settings_from(params)
+    found = run_with_client(settings, lambda c: c.list_jobs(state=state, scope=scope))
+    if as_json:
+        print_json([job.to_json() for job in found])
+        return
+    _print_jobs(found)
+
+
+def _print_jobs(found: Sequence[Job]) -> None:
+    table = Table(title=f"{len(found)} export job(s)")
+    for column in ("id", "name", "scope", "format", "frequency", "state", "fields", "created"):
+        table.add_column(column, justify="right" if column in ("id", "fields") else "left")
+    for job in found:
+        table.add_row(str(job.job_id), job.name, job.scope, job.format, job.frequency,
+                      job.state or "", str(len(job.fields)), ts(job.created_at))
+    stdout.print(table)
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) -> None:
+    """Show one export job with its fields."""
+    inherited = {k: v for k, v in (ctx.obj or {}).items() if v is not None}
+    settings = settings_from({**inherited, **{k: v for k, v in params.items() if v is not None}})
+    job = run_with_client(settings, lambda c: c.get_job(job_id))
+    if as_json:
+        print_json(job.to_json())
+        return
+    stdout.print(f"[bold]Job {job.job_id}[/]: {job.name}", highlight=False)
+    window = ""
+    if job.date_from or job.date_to:
+        window = f"  window {ts(job.date_from)} -> {ts(job.date_to)}"
+    stdout.print(f"  {job.scope} / {job.format} / {job.frequency} / {job.state or '?'}"
+                  f"  device {job.device_label or 'all'}"
+                  f"{'  segment ' + str(job.segment_id) if job.segment_id else ''}{window}",
+                  highlight=False)
+    table = Table(title=f"{len(job.fields)} field(s)")
+    for column in ("field", "alias", "column"):
+        table.add_column(column)
+    for field in job.fields:
+        name = field.field_name
+        if field.custom_var_position is not None:
+            name += f" (position {field.custom_var_position})"
+        if field.dynamic_var_key is not None:
+            name += f" (key {field.dynamic_var_key})"
+        table.add_row(name, field.alias_name or "", normalize_identifier(field.column_name))
+    stdout.print(table)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--state", help="Only runs in this state (SUCCESS, FAILURE, ...).")
+@click.option("--files", is_flag=True,
+              help="Also fetch each successful run's files (one request per run).")
+def runs(job_id: int, as_json: bool, state: str | None, files: bool, **params: Any) -> None:
+    """List the runs of an export job, newest first."""
+    settings = settings_from(params)
+
+    async def fetch(client: ExportClient) -> list[Run]:
+        found = await client.list_runs(job_id, state=state, order="DESC")
+        if not files:
+            return found
+        detailed: list[Run] = []
+        for run in found:
+            detailed.append(await client.get_run(job_id, run.run_id)
+                            if run.state == "SUCCESS" else run)
+        return detailed
+
+    found = run_with_client(settings, fetch)
+    if as_json:
+        print_json([run.to_json() for run in found])
+        return
+    table = Table(title=f"{len(found)} run(s) of job {job_id}")
+    columns = ["run", "state", "window start", "window end", "finished"]
+    if files:
+        columns.append("files")
+    for column in columns:
+        table.add_column(column)
+    for run in found:
+        row = [str(run.run_id), run.state, ts(run.start_date), ts(run.end_date),
+               ts(run.finished_at)]
+        if files:
+            row.append("" if run.parts is None else str(len(run.parts)))
+        table.add_row(*row)
+    stdout.print(table)
+
+
+@click.command()
+@click.option("--scope", type=click.Choice(["sessions", "views"]), required=True)
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def fields(scope: str, as_json: bool, **params: Any) -> None:
+    """List the exportable fields of a scope, as the API reports them."""
+    settings = settings_from(params)
+    found = run_with_client(settings, lambda c: c.exportable_fields(scope))
+    if as_json:
+        print_json([field.to_json() for field in found])
+        return
+    table = Table(title=f"{len(found)} exportable field(s) in {scope}")
+    for column in ("name", "type", "description"):
+        table.add_column(column)
+    for field in found:
+        table.add_row(field.name, field.type or "", field.description or "")
+    stdout.print(table)
+
+

@@ -1,0 +1,137 @@
+"""Staging one run: fetch its parts' URLs, download every part to a staging folder, verified.
+
+A 403 from storage usually means the signed URL outlived its lifetime (it may have been fetched
+long before the download started): the run detail is fetched again for fresh URLs, and the part
+retried. A 403 on a URL fetched just now, or a 404, means the run's files are gone (storage
+keeps them 7 days): the run is reported as expired, to be backfilled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from csload.api.client import ExportClient
+from csload.api.models import Job, Part, Run
+from csload.errors import CsloadError, PartError, PartFilesGone, PartUrlExpired, part_label
+from csload.load import StagedPart, StagedRun
+
+# Fresh run details fetched for one run before its files are declared gone.
+URL_REFRESHES = 2
+
+
+class RunExpired(CsloadError):
+    """The run's files are no longer served (older than the storage retention)."""
+
+    def __init__(self, job_id: int, run_id: int, cause: str) -> None:
+        super().__init__(
+            f"job {job_id}, run {run_id}: the run's files have expired ({cause}); files are "
+            "kept 7 days after a run: backfill these days with a once job "
+            "(`csload backfill`, or create one in Contentsquare)"
+        )
+        self.job_id = job_id
+        self.run_id = run_id
+
+
+@dataclass(slots=True)
+class _RunUrls:
+    """The latest run detail's URLs, shared by the run's part downloads."""
+
+    parts: dict[int, Part]
+    generation: int = 0
+
+
+def run_dir(staging: Path, job_id: int, run_id: int) -> Path:
+    return staging / f"job-{job_id}" / f"run-{run_id}"
+
+
+def discard_staging(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def stage_run(
+    client: ExportClient,
+    job: Job,
+    run: Run,
+    staging: Path,
+    table: str,
+    download_limiter: anyio.CapacityLimiter,
+    on_part: Callable[[int], None] = lambda _bytes: None,
+) -> StagedRun:
+    """Download all parts of `run` into `staging`; raise PartError or RunExpired on failure.
+
+    On failure the run's staging folder is removed: a run is staged whole or not at all.
+    """
+    folder = run_dir(staging, job.job_id, run.run_id)
+    try:
+        detail = await client.get_run(job.job_id, run.run_id)
+        parts = detail.parts or ()
+        urls = _RunUrls({part.part_id: part for part in parts})
+        refresh_lock = anyio.Lock()
+        staged: dict[int, StagedPart] = {}
+        await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+
+        async def refresh(seen_generation: int) -> None:
+            async with refresh_lock:
+                if urls.generation != seen_generation:
+                    return  # another part already fetched fresh URLs
+                fresh = await client.get_run(job.job_id, run.run_id)
+                urls.parts = {part.part_id: part for part in fresh.parts or ()}
+                urls.generation += 1
+
+        async def fetch(part_id: int) -> None:
+            dest = folder / f"part-{part_id:05d}.{job.format.lower()}.gz"
+            for refreshes in range(URL_REFRESHES + 1):
+                generation = urls.generation
+                part = urls.parts.get(part_id)
+                if part is None:
+                    raise PartFilesGone(
+                        f"{part_label(job.job_id, run.run_id, part_id)}: no longer listed in "
+                        "the run's files", job_id=job.job_id, run_id=run.run_id,
+                        part_id=part_id)
+                try:
+                    async with download_limiter:
+                        result = await client.download_part(part, dest, job_id=job.job_id,
+                                                            run_id=run.run_id)
+                except PartUrlExpired:
+                    if refreshes == URL_REFRESHES:
+                        raise
+                    await refresh(generation)
+                    continue
+                staged[part_id] = StagedPart(part_id=part_id, path=result.path,
+                                             bytes=result.bytes_written)
+                on_part(result.bytes_written)
+                return
+
+        async with anyio.create_task_group() as group:
+            for part_id in urls.parts:
+                group.start_soon(fetch, part_id)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(discard_staging, folder)
+        failure = _first_failure(exc)
+        if isinstance(failure, PartFilesGone | PartUrlExpired):
+            raise RunExpired(job.job_id, run.run_id, str(failure)) from None
+        if failure is not None:
+            raise failure from None
+        raise
+    ordered = tuple(staged[part_id] for part_id in sorted(staged))
+    return StagedRun(job=job, run=detail, parts=ordered, table=table)
+
+
+def _first_failure(exc: BaseException) -> CsloadError | None:
+    """The csload error behind `exc`, looking inside the task group's exception groups."""
+    if isinstance(exc, PartError | RunExpired):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_failure(inner)
+            if found is not None:
+                return found
+    if isinstance(exc, CsloadError):
+        return exc
+    return None

@@ -1,0 +1,348 @@
+"""`sync_async()`: discover new runs, download them concurrently, load them through one writer.
+
+    list jobs -> list runs (ledger: what is new) -> stage runs (parts downloaded in parallel)
+              -> bounded stream -> one writer thread (DuckDBStore.apply, batches of ready runs)
+
+- Downloads of later runs overlap with loading earlier ones: staging tasks run ahead of the
+  writer by at most `limits.max_staged_runs` runs, which also bounds the staging disk space
+  (a run's files are deleted as soon as it is applied). Parts stream to disk in chunks.
+- The writer takes every run that is ready at once and applies them together: one DuckDB
+  statement over many files is much faster than one per run (duckdb-notes.md), and the store
+  keeps exactly-once and per-run failure isolation within a batch.
+- A run that cannot be downloaded fails alone; its files are discarded and the ledger records
+  it as failed (the next sync tries it again) or, when its files are gone, as expired.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from csload.api.client import ExportClient
+from csload.api.models import Job, Run
+from csload.config import Settings
+from csload.discover import Selection, missing_jobs, select_jobs, select_runs
+from csload.download import RunExpired, discard_staging, run_dir, stage_run
+from csload.errors import ConfigError, CsloadError
+from csload.load import DuckDBStore, StagedRun
+from csload.report import (
+    EventKind,
+    EventSink,
+    RunOutcome,
+    RunStatus,
+    SyncEvent,
+    SyncReport,
+    ignore_events,
+)
+
+log = logging.getLogger("csload.sync")
+
+DEFAULT_DB = "contentsquare.duckdb"
+
+
+def staging_dir(db: Path) -> Path:
+    """Staging files live beside the database: same disk, and easy to find and remove."""
+    return db.parent / f".{db.name}.staging"
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A run handed to the writer: staged whole, or with the reason it could not be."""
+
+    job: Job
+    run: Run
+    table: str
+    staged: StagedRun | None = None
+    error: CsloadError | None = None
+    expired: bool = False
+
+
+def _table_for(job: Job, tables: Mapping[int, str]) -> str:
+    return tables.get(job.job_id, job.scope)
+
+
+async def sync_async(
+    settings: Settings,
+    *,
+    db: str | Path = DEFAULT_DB,
+    jobs: Sequence[int] = (),
+    scope: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    tables: Mapping[int, str] | None = None,
+    dry_run: bool = False,
+    on_event: EventSink = ignore_events,
+) -> SyncReport:
+    """Load every successful run not yet loaded into the DuckDB database at `db`.
+
+    `jobs` limits the sync to those job ids, `scope` to one scope, `since`/`until` to runs
+    whose window starts on those days (inclusive). `tables` maps a job id to a table name
+    (default: the job's scope). With `dry_run`, nothing is downloaded or written: the report
+    lists the runs that would be loaded, with their parts and bytes.
+    """
+    db = Path(db)
+    selection = Selection(job_ids=tuple(jobs), scope=scope, since=since, until=until)
+    tables = {**settings.tables, **(tables or {})}
+    report = SyncReport(target=str(db), dry_run=dry_run)
+    store = await anyio.to_thread.run_sync(partial(_open_store, db, dry_run))
+    try:
+        async with ExportClient(settings) as client:
+            done = set() if store is None else await anyio.to_thread.run_sync(_done_runs, store)
+            plan = await _plan(client, selection, done, report, on_event)
+            on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
+            if dry_run:
+                await _dry_run(client, plan, tables, report)
+            elif plan:
+                assert store is not None
+                await _load(client, store, plan, tables, settings, db, report, on_event)
+    finally:
+        if store is not None:
+            await anyio.to_thread.run_sync(store.close)
+    report.finished_at = _now()
+    return report
+
+
+def sync(settings: Settings, **options: Any) -> SyncReport:
+    """Blocking `sync_async`, for scripts and notebooks (works inside a running event loop)."""
+    runner = partial(sync_async, settings, **options)
+    try:
+        import asyncio
+
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(runner)
+    # A notebook already runs an event loop in this thread: run the sync in another one.
+    result: list[SyncReport] = []
+    failure: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            result.append(anyio.run(runner))
+        except BaseException as exc:  # handed back to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=in_thread, name="csload-sync")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _open_store(db: Path, dry_run: bool) -> DuckDBStore | None:
+    if dry_run and not db.exists():
+        return None  # nothing loaded yet, and a dry run creates nothing
+    if not db.parent.is_dir():
+        raise ConfigError(f"cannot create the database {db}: folder {db.parent} does not exist")
+    store = DuckDBStore.open(db)
+    if not dry_run:
+        # Leftovers of a killed sync: their runs were never committed, so they load again.
+        shutil.rmtree(staging_dir(db), ignore_errors=True)
+    return store
+
+
+def _done_runs(store: DuckDBStore) -> set[int]:
+    return store.loaded_runs() | {record.run_id for record in store.ledger.expired_runs()}
+
+
+async def _plan(
+    client: ExportClient,
+    selection: Selection,
+    done: set[int],
+    report: SyncReport,
+    on_event: EventSink,
+) -> list[tuple[Job, Run]]:
+    all_jobs = await client.list_jobs()
+    chosen, skipped = select_jobs(all_jobs, selection)
+    missing = missing_jobs(selection, all_jobs)
+    if missing:
+        raise ConfigError(f"no such export job: {', '.join(map(str, missing))}")
+    for item in skipped:
+        note = f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}"
+        report.warnings.append(note)
+        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=item.job.job_id, message=note))
+
+    runs_of: dict[int, list[Run]] = {}
+
+    async def list_runs(job: Job) -> None:
+        runs_of[job.job_id] = await client.list_runs(job.job_id, state="SUCCESS")
+
+    async with anyio.create_task_group() as group:
+        for job in chosen:
+            group.start_soon(list_runs, job)
+    by_id = {job.job_id: job for job in chosen}
+    fresh = select_runs((run for runs in runs_of.values() for run in runs), done, selection)
+    return [(by_id[run.job_id], run) for run in fresh if run.job_id in by_id]
+
+
+async def _dry_run(
+    client: ExportClient,
+    plan: list[tuple[Job, Run]],
+    tables: Mapping[int, str],
+    report: SyncReport,
+) -> None:
+    async def describe(job: Job, run: Run) -> RunOutcome:
+        detail = await client.get_run(job.job_id, run.run_id)
+        parts = detail.parts or ()
+        sizes = [await client.part_size(part) for part in parts]
+        return RunOutcome(
+            job_id=job.job_id, run_id=run.run_id, table=_table_for(job, tables),
+            status=RunStatus.PLANNED, window_start=run.start_date, window_end=run.end_date,
+            parts=len(parts), bytes=sum(size or 0 for size in sizes),
+        )
+
+    outcomes: dict[int, RunOutcome] = {}
+
+    async def one(job: Job, run: Run) -> None:
+        outcomes[run.run_id] = await describe(job, run)
+
+    async with anyio.create_task_group() as group:
+        for job, run in plan:
+            group.start_soon(one, job, run)
+    report.runs.extend(outcomes[run.run_id] for _job, run in plan)
+
+
+async def _load(
+    client: ExportClient,
+    store: DuckDBStore,
+    plan: list[tuple[Job, Run]],
+    tables: Mapping[int, str],
+    settings: Settings,
+    db: Path,
+    report: SyncReport,
+    on_event: EventSink,
+) -> None:
+    staging = staging_dir(db)
+    limits = settings.limits
+    download_limiter = anyio.CapacityLimiter(limits.download_concurrency)
+    # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
+    slots = anyio.Semaphore(limits.max_staged_runs)
+    send, receive = anyio.create_memory_object_stream[_Ready](limits.max_staged_runs)
+
+    def part_done(job: Job, run: Run, nbytes: int) -> None:
+        on_event(SyncEvent(kind=EventKind.PART_DOWNLOADED, job_id=job.job_id,
+                           run_id=run.run_id, parts=1, bytes=nbytes))
+
+    async def stage(job: Job, run: Run) -> None:
+        table = _table_for(job, tables)
+        try:
+            staged = await stage_run(client, job, run, staging, table, download_limiter,
+                                     partial(part_done, job, run))
+            item = _Ready(job, run, table, staged=staged)
+        except RunExpired as exc:
+            item = _Ready(job, run, table, error=exc, expired=True)
+        except CsloadError as exc:
+            item = _Ready(job, run, table, error=exc)
+        await send.send(item)
+
+    async def produce() -> None:
+        async with send, anyio.create_task_group() as group:
+            for job, run in plan:
+                await slots.acquire()
+                group.start_soon(stage, job, run)
+
+    async def consume() -> None:
+        async with receive:
+            async for first in receive:
+                batch = [first]
+                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                    while True:
+                        batch.append(receive.receive_nowait())
+                try:
+                    outcomes = await anyio.to_thread.run_sync(_write, store, batch)
+                finally:
+                    await anyio.to_thread.run_sync(_discard, staging, batch)
+                    for _ in batch:
+                        slots.release()
+                for outcome in outcomes:
+                    report.runs.append(outcome)
+                    on_event(_event_of(outcome))
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            group.start_soon(consume)
+    except BaseExceptionGroup as group_error:
+        # One task's failure (a store error, say) cancels the rest: surface that one error.
+        raise _unwrap(group_error) from None
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(partial(shutil.rmtree, staging, ignore_errors=True))
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if not isinstance(inner, anyio.get_cancelled_exc_class()):
+                return _unwrap(inner)
+    return error
+
+
+def _write(store: DuckDBStore, batch: list[_Ready]) -> list[RunOutcome]:
+    """The writer: apply the staged runs, record the ones that failed or expired."""
+    outcomes: list[RunOutcome] = []
+    staged = [item for item in batch if item.staged is not None]
+    applied = store.apply([item.staged for item in staged if item.staged is not None])
+    for item, result in zip(staged, applied, strict=True):
+        assert item.staged is not None
+        if result.status == "skipped":
+            log.info("job %s, run %s: already loaded", item.job.job_id, item.run.run_id)
+            continue
+        loaded = result.status == "loaded"
+        outcomes.append(_outcome(
+            item, RunStatus.LOADED if loaded else RunStatus.FAILED,
+            parts=len(item.staged.parts), nbytes=result.bytes, rows=result.rows_read,
+            message=None if loaded or result.error is None else str(result.error)))
+    for item in batch:
+        if item.error is None:
+            continue
+        message = str(item.error)
+        if item.expired:
+            store.record_expired(item.job, item.run, message, item.table)
+            outcomes.append(_outcome(item, RunStatus.EXPIRED, message=message))
+        else:
+            store.record_failed(item.job, item.run, message, item.table)
+            outcomes.append(_outcome(item, RunStatus.FAILED, message=message))
+    return outcomes
+
+
+def _outcome(item: _Ready, status: RunStatus, *, parts: int = 0, nbytes: int = 0,
+             rows: int = 0, message: str | None = None) -> RunOutcome:
+    return RunOutcome(job_id=item.job.job_id, run_id=item.run.run_id, table=item.table,
+                      status=status, window_start=item.run.start_date,
+                      window_end=item.run.end_date, parts=parts, bytes=nbytes, rows=rows,
+                      message=message)
+
+
+def _discard(staging: Path, batch: list[_Ready]) -> None:
+    for item in batch:
+        discard_staging(run_dir(staging, item.job.job_id, item.run.run_id))
+
+
+def _event_of(outcome: RunOutcome) -> SyncEvent:
+    kind = {
+        RunStatus.LOADED: EventKind.RUN_LOADED,
+        RunStatus.FAILED: EventKind.RUN_FAILED,
+        RunStatus.EXPIRED: EventKind.RUN_EXPIRED,
+    }.get(outcome.status, EventKind.MESSAGE)
+    return SyncEvent(kind=kind, job_id=outcome.job_id, run_id=outcome.run_id,
+                     rows=outcome.rows, bytes=outcome.bytes, message=outcome.message)

@@ -1,0 +1,30 @@
+# Recipes for working on csload. `just` alone lists them.
+venv := ".venv"
+py := venv / "bin/python"
+
+default:
+    @just --list
+
+# Create the development environment (editable install with test and lint tools).
+setup:
+    test -x {{py}} || python3 -m venv {{venv}}
+    {{py}} -m pip install -q -e '.[dev]'
+
+# The test suite, exactly as CI runs it (.ci/run).
+test *args:
+    test -x {{py}} || python3 -m venv {{venv}}
+    {{py}} -m pip install -q -e '.[test]'
+    {{py}} -m pytest {{args}}
+
+# ruff (lint + import order) and mypy --strict.
+lint: setup
+    {{venv}}/bin/ruff check csload tests benchmarks
+    {{venv}}/bin/mypy
+
+# The demo: an in-process simulator, its jobs and runs.
+demo: setup
+    {{venv}}/bin/csload demo
+
+# Run the local Export API simulator (prints the settings to use).
+simulate port="8765" days="3" seed="1": setup
+    {{venv}}/bin/csload simulate --port {{port}} --days {{days}} --seed {{seed}}

@@ -1,0 +1,108 @@
+"""Settings precedence (flags > environment > csload.toml) and validation."""
+
+from pathlib import Path
+
+import pytest
+
+from csload.config import Limits, RetryPolicy, Settings, load_settings
+from csload.errors import ConfigError, InsecureUrlError
+
+ENV = {
+    "CONTENTSQUARE_CLIENT_ID": "env-id",
+    "CONTENTSQUARE_CLIENT_SECRET": "env-secret",
+    "CONTENTSQUARE_PROJECT_ID": "7",
+    "CONTENTSQUARE_AUTH_URL": "https://auth.example.com/",
+}
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "csload.toml"
+    path.write_text(text)
+    return path
+
+
+def test_environment_is_read(tmp_path: Path) -> None:
+    settings = load_settings(environ=ENV, config_file=write_toml(tmp_path, ""))
+    assert settings.client_id == "env-id"
+    assert settings.client_secret == "env-secret"
+    assert settings.project_id == 7
+    assert settings.auth_url == "https://auth.example.com"
+
+
+def test_flags_win_over_environment_which_wins_over_file(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'client_id = "file-id"\nclient_secret = "file-secret"\n'
+                                'project_id = 3\n')
+    settings = load_settings(overrides={"client_id": "flag-id", "project_id": None},
+                             environ={"CONTENTSQUARE_CLIENT_SECRET": "env-secret"},
+                             config_file=path)
+    assert settings.client_id == "flag-id"
+    assert settings.client_secret == "env-secret"
+    assert settings.project_id == 3
+    assert settings.auth_url == "https://api.contentsquare.com"
+
+
+def test_file_limits_and_retry_tables(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'client_id = "a"\nclient_secret = "b"\n'
+                                "[limits]\napi_concurrency = 4\n[retry]\nmax_attempts = 2\n")
+    settings = load_settings(environ={}, config_file=path)
+    assert settings.limits.api_concurrency == 4
+    assert settings.retry.max_attempts == 2
+
+
+@pytest.mark.parametrize("missing", ["client_id", "client_secret"])
+def test_missing_setting_names_it(tmp_path: Path, missing: str) -> None:
+    env = {k: v for k, v in ENV.items() if k != f"CONTENTSQUARE_{missing.upper()}"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env, config_file=write_toml(tmp_path, ""))
+    message = str(info.value)
+    assert f"missing setting: {missing}" in message
+    assert f"CONTENTSQUARE_{missing.upper()}" in message
+    assert "\n" not in message
+
+
+def test_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(environ=ENV, config_file=tmp_path / "nope.toml")
+
+
+def test_invalid_toml_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_settings(environ=ENV, config_file=write_toml(tmp_path, "client_id = "))
+
+
+def test_bad_project_id(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="project_id must be an integer"):
+        load_settings(environ={**ENV, "CONTENTSQUARE_PROJECT_ID": "abc"},
+                      config_file=write_toml(tmp_path, ""))
+
+
+def test_api_concurrency_never_above_the_api_limit() -> None:
+    assert Limits().api_concurrency == 8
+    Limits(api_concurrency=10)
+    with pytest.raises(ConfigError, match="between 1 and 10"):
+        Limits(api_concurrency=11)
+    with pytest.raises(ConfigError):
+        Limits(api_concurrency=0)
+
+
+def test_retry_policy_validation() -> None:
+    with pytest.raises(ConfigError):
+        RetryPolicy(max_attempts=0)
+
+
+@pytest.mark.parametrize("url", ["http://api.contentsquare.com", "http://10.0.0.1:8080"])
+def test_plain_http_refused_off_loopback(url: str) -> None:
+    with pytest.raises(InsecureUrlError, match="https"):
+        Settings(client_id="a", client_secret="b", auth_url=url)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://localhost:1", "http://[::1]:9",
+                                 "http://127.5.6.7", "https://api.contentsquare.com"])
+def test_https_or_loopback_accepted(url: str) -> None:
+    assert Settings(client_id="a", client_secret="b", auth_url=url).auth_url == url
+
+
+def test_secret_never_in_repr() -> None:
+    settings = Settings(client_id="a", client_secret="s3cr3t-value")
+    assert "s3cr3t-value" not in repr(settings)
+    assert "s3cr3t-value" not in str(settings)
