@@ -11,12 +11,13 @@ from csload.cli.common import fail
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (keep it on loopback).")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free).")
-@click.option("--days", default=3, show_default=True, type=int,
-              help="Daily runs to seed, ending yesterday.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the data.")
-@click.option("--sessions-per-day", default=None, type=int, help="Sessions per day.")
+              help="Loopback address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free port).")
+@click.option("--days", default=3, show_default=True, type=click.IntRange(0, 400),
+              help="Days of daily runs to seed, ending with the last finished day.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Seed of the data.")
+@click.option("--sessions-per-day", type=click.IntRange(1), help="Mean sessions per day.")
 def simulate(host: str, port: int, days: int, seed: int, sessions_per_day: int | None) -> None:
     """Run the local simulator of the Contentsquare Export API (until Ctrl-C)."""
     from csload.simulator import SimConfig, run_forever
@@ -27,19 +28,17 @@ def simulate(host: str, port: int, days: int, seed: int, sessions_per_day: int |
     config = SimConfig(seed=seed, days=days, **extra)
 
     def ready(base_url: str) -> None:
-        client_id, client_secret, project_id = config.client_id, config.client_secret, \
-            config.project_id
         click.echo(f"Simulator of the Contentsquare Export API listening on {base_url}")
-        click.echo("Use these settings (e.g. `export` them in another shell):")
-        click.echo(f"CONTENTSQUARE_CLIENT_ID={client_id}")
-        click.echo(f"CONTENTSQUARE_CLIENT_SECRET={client_secret}")
-        click.echo(f"CONTENTSQUARE_PROJECT_ID={project_id}")
-        click.echo(f"CONTENTSQUARE_AUTH_URL={base_url}")
+        click.echo("Settings to use (e.g. `export` them in another shell):")
+        for line in config.env_lines(base_url):
+            click.echo(line)
         click.echo("Press Ctrl-C to stop.", err=True)
 
     try:
         run_forever(host, port, config, ready)
     except KeyboardInterrupt:
         pass
+    except ValueError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")

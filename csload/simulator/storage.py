@@ -128,6 +128,12 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
         sim.stats.count_fault("cut")
         send = max(0, min(len(body) - 1, int(len(body) * faults.cut_fraction)))
 
+    if fault is None and request.headers.get("Range") == "bytes=0-0":
+        # Size probes (csload sync --dry-run) ask for the first byte, as S3 allows on a GET URL.
+        return web.Response(status=206, body=body[:1], headers={
+            "Content-Range": f"bytes 0-0/{len(body)}",
+            "Content-Type": "application/octet-stream",
+        })
     response = web.StreamResponse(status=200, headers={
         "Content-Type": "application/gzip" if compressed else "application/octet-stream",
         "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
