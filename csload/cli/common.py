@@ -57,7 +57,10 @@ def settings_from(params: dict[str, Any]) -> Settings:
     """Settings from the connection options of a command (flags > env > file)."""
     overrides = {name: params.pop(name, None)
                  for name in ("client_id", "client_secret", "project_id", "auth_url", "limits")}
-    return load_settings(overrides=overrides, config_file=params.pop("config_file", None))
+    try:
+        return load_settings(overrides=overrides, config_file=params.pop("config_file", None))
+    except CsloadError as exc:
+        fail(str(exc))
 
 
 def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitable[T]]) -> T:

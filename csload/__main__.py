@@ -1,0 +1,5 @@
+"""`python -m csload`: the same as the `csload` command."""
+
+from csload.cli import main
+
+main()

@@ -1,0 +1,142 @@
+"""The read commands over real HTTP against the simulator: jobs, jobs show, runs, fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from csload.cli import main
+from csload.simulator import ServerHandle, Simulator
+
+
+@pytest.fixture
+def env(sim_thread: ServerHandle, simulator: Simulator,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
+    client_id, client_secret, project_id = simulator.credentials
+    values = {
+        "CONTENTSQUARE_CLIENT_ID": client_id,
+        "CONTENTSQUARE_CLIENT_SECRET": client_secret,
+        "CONTENTSQUARE_PROJECT_ID": str(project_id),
+        "CONTENTSQUARE_AUTH_URL": sim_thread.base_url,
+    }
+    monkeypatch.chdir(tmp_path)  # no stray csload.toml from the working directory
+    yield values
+
+
+def invoke(args: list[str], env: dict[str, str]) -> Result:
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def test_jobs_json_lists_the_simulators_jobs(env: dict[str, str], simulator: Simulator) -> None:
+    result = invoke(["jobs", "--json"], env)
+    assert result.exit_code == 0, result.output
+    listed = orjson.loads(result.stdout)
+    assert [job["jobId"] for job in listed] == sorted(job.job_id for job in simulator.jobs)
+    by_id = {job["jobId"]: job for job in listed}
+    for record in simulator.jobs:
+        assert by_id[record.job_id]["scope"] == record.scope
+        assert by_id[record.job_id]["format"] == record.format
+        assert len(by_id[record.job_id]["fields"]) == len(record.fields)
+
+
+def test_jobs_filters(env: dict[str, str], simulator: Simulator) -> None:
+    result = invoke(["jobs", "--json", "--scope", "views"], env)
+    assert result.exit_code == 0, result.output
+    listed = orjson.loads(result.stdout)
+    assert listed
+    assert {job["scope"] for job in listed} == {"views"}
+
+
+def test_jobs_table_output(env: dict[str, str], simulator: Simulator) -> None:
+    result = invoke(["jobs"], env)
+    assert result.exit_code == 0, result.output
+    for record in simulator.jobs:
+        assert str(record.job_id) in result.stdout
+
+
+def test_jobs_show(env: dict[str, str], simulator: Simulator) -> None:
+    views_job = next(job for job in simulator.jobs if job.scope == "views")
+    result = invoke(["jobs", "show", str(views_job.job_id), "--json"], env)
+    assert result.exit_code == 0, result.output
+    shown = orjson.loads(result.stdout)
+    assert shown["jobId"] == views_job.job_id
+    assert shown["frequency"] == "daily"
+    aliases = {f.get("aliasName") for f in shown["fields"]} - {None}
+    assert aliases, "the seeded views job has aliases"
+    text = invoke(["jobs", "show", str(views_job.job_id)], env)
+    assert text.exit_code == 0, text.output
+    for alias in aliases:
+        assert alias in text.stdout
+
+
+def test_runs_with_files(env: dict[str, str], simulator: Simulator) -> None:
+    job = next(job for job in simulator.jobs if job.scope == "views")
+    result = invoke(["runs", str(job.job_id), "--files", "--json"], env)
+    assert result.exit_code == 0, result.output
+    runs = orjson.loads(result.stdout)
+    expected = {run.run_id for run in simulator.runs(job.job_id)}
+    assert {run["jobRunId"] for run in runs} == expected
+    starts = [run["startDate"] for run in runs]
+    assert starts == sorted(starts, reverse=True), "newest first"
+    for run in runs:
+        if run["state"] == "SUCCESS":
+            assert run["files"], "a successful run lists its files"
+            assert all("url" not in part for part in run["files"]), "no signed URL printed"
+    assert "Signature" not in result.stdout
+
+
+def test_fields(env: dict[str, str]) -> None:
+    result = invoke(["fields", "--scope", "sessions", "--json"], env)
+    assert result.exit_code == 0, result.output
+    names = {field["name"] for field in orjson.loads(result.stdout)}
+    assert {"session_id", "user_id", "app_events.event_time"} <= names
+    text = invoke(["fields", "--scope", "views"], env)
+    assert text.exit_code == 0
+    assert "view_number" in text.stdout
+
+
+def test_flags_win_over_environment(env: dict[str, str]) -> None:
+    result = invoke(["jobs", "--client-secret", "wrong-secret"], env)
+    assert result.exit_code == 1
+    assert "credentials rejected" in result.stderr.lower()
+    assert "wrong-secret" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_settings_from_csload_toml(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "csload.toml").write_text(
+        f'client_id = "{env["CONTENTSQUARE_CLIENT_ID"]}"\n'
+        f'client_secret = "{env["CONTENTSQUARE_CLIENT_SECRET"]}"\n'
+        f'auth_url = "{env["CONTENTSQUARE_AUTH_URL"]}"\n'
+        f'project_id = {env["CONTENTSQUARE_PROJECT_ID"]}\n')
+    result = invoke(["jobs", "--json"], {})
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)
+
+
+@pytest.mark.parametrize("missing", ["CONTENTSQUARE_CLIENT_ID", "CONTENTSQUARE_CLIENT_SECRET"])
+def test_missing_setting_is_a_one_line_error(env: dict[str, str], missing: str) -> None:
+    partial = {k: v for k, v in env.items() if k != missing}
+    result = CliRunner().invoke(main, ["jobs"], env={**partial, missing: ""})
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert missing in lines[0]
+    assert "missing setting" in lines[0]
+
+
+def test_plain_http_off_loopback_is_refused(env: dict[str, str]) -> None:
+    result = invoke(["jobs", "--auth-url", "http://api.example.com"], env)
+    assert result.exit_code == 1
+    assert "https" in result.stderr
+
+
+def test_unknown_job_is_a_clean_error(env: dict[str, str]) -> None:
+    result = invoke(["jobs", "show", "999999"], env)
+    assert result.exit_code == 1
+    assert "404" in result.stderr
+    assert "Traceback" not in result.output
