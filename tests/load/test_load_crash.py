@@ -34,7 +34,7 @@ def test_kill_mid_apply(tmp_path: Path, moment: str) -> None:
     with DuckDBStore.open(db) as store:
         store.apply([first(folder)])
         before = snapshot(store)
-    child = subprocess.Popen(  # noqa: S603
+    child = subprocess.Popen(
         [sys.executable, str(CHILD), str(db), str(folder), moment],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -80,7 +80,7 @@ def test_newer_ledger_is_refused(db_path: Path) -> None:
 
 def test_locked_database(db_path: Path) -> None:
     DuckDBStore.open(db_path).close()
-    holder = subprocess.Popen(  # noqa: S603
+    holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, duckdb; c = duckdb.connect(sys.argv[1]); print('HELD', flush=True); "
          "sys.stdin.read()", str(db_path)],
