@@ -115,12 +115,20 @@ async def stage_run(
             await anyio.to_thread.run_sync(discard_staging, folder)
         failure = _first_failure(exc)
         if isinstance(failure, PartFilesGone | PartUrlExpired):
-            raise RunExpired(job.job_id, run.run_id, str(failure)) from None
+            raise RunExpired(job.job_id, run.run_id, _expiry_cause(failure)) from None
         if failure is not None:
             raise failure from None
         raise
     ordered = tuple(staged[part_id] for part_id in sorted(staged))
     return StagedRun(job=job, run=detail, parts=ordered, table=table)
+
+
+def _expiry_cause(failure: PartFilesGone | PartUrlExpired) -> str:
+    # Not the part error's own text: it says to fetch fresh URLs, which was done already.
+    part = "a part" if failure.part_id is None else f"part {failure.part_id}"
+    if isinstance(failure, PartUrlExpired):
+        return f"storage refused {part} even with freshly signed URLs (HTTP 403)"
+    return f"storage no longer has {part}"
 
 
 def _first_failure(exc: BaseException) -> CsloadError | None:

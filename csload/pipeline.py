@@ -36,6 +36,7 @@ from csload.discover import Selection, missing_jobs, select_jobs, select_runs
 from csload.download import RunExpired, discard_staging, run_dir, stage_run
 from csload.errors import ConfigError, CsloadError
 from csload.load import DuckDBStore, StagedRun
+from csload.load.columns import check_table_name
 from csload.report import (
     EventKind,
     EventSink,
@@ -94,6 +95,10 @@ async def sync_async(
     db = Path(db)
     selection = Selection(job_ids=tuple(jobs), scope=scope, since=since, until=until)
     tables = {**settings.tables, **(tables or {})}
+    # A mapped table name is user input: refuse a bad one before anything is opened or
+    # downloaded (the loader checks it too, but only once the runs are already staged).
+    for table in tables.values():
+        check_table_name(table)
     report = SyncReport(target=str(db), dry_run=dry_run)
     store = await anyio.to_thread.run_sync(partial(_open_store, db, dry_run))
     try:

@@ -6,6 +6,7 @@ the same seed and the same request order gets the same faults.
 
 from __future__ import annotations
 
+import gzip
 import random
 import threading
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ class Faults:
     storage_truncate_next: int = 0
     # Share of the body sent before a cut or kept by a truncation.
     cut_fraction: float = 0.5
+    # Serve part `corrupt_part` = (run_id, part_id) with its physical line `corrupt_line`
+    # (1-based, the CSV header is line 1) replaced by `corrupt_text`: a well-formed gzip stream
+    # whose content does not parse. Deterministic, and every download of the part gets it.
+    corrupt_part: tuple[int, int] | None = None
+    corrupt_line: int = 2
+    corrupt_text: str = '{"broken": '
 
     # Every connection: seconds added before each response (API and storage).
     latency: float = 0.0
@@ -72,6 +79,21 @@ class Faults:
             if self.api_5xx_rate and self.rng.random() < self.api_5xx_rate:
                 return self.rng.choice(_API_5XX)
         return None
+
+    def corrupted(self, run_id: int, part_id: int, body: bytes) -> bytes | None:
+        """The body with `corrupt_text` in place of `corrupt_line`, if this is `corrupt_part`."""
+        with self._lock:
+            target, line, text = self.corrupt_part, self.corrupt_line, self.corrupt_text
+        if target != (run_id, part_id):
+            return None
+        compressed = body[:2] == b"\x1f\x8b"
+        lines = (gzip.decompress(body) if compressed else body).split(b"\n")
+        if 1 <= line <= len(lines):
+            lines[line - 1] = text.encode()
+        else:
+            lines.append(text.encode())
+        raw = b"\n".join(lines)
+        return gzip.compress(raw, compresslevel=1, mtime=0) if compressed else raw
 
     def take_storage_fault(self) -> StorageFault | None:
         """The failure a storage download must suffer, or None."""

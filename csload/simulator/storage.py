@@ -120,6 +120,10 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
                         {"Retry-After": str(faults.retry_after)})
     compressed = not sim.config.variants.uncompressed_parts
     body = await sim.part_body_async(run_id, part_id, compressed=compressed)
+    corrupt = faults.corrupted(run_id, part_id, body)
+    if corrupt is not None:
+        sim.stats.count_fault("corrupt")
+        body = corrupt
     if fault == "truncate":
         sim.stats.count_fault("truncate")
         body = body[: max(1, int(len(body) * faults.cut_fraction))]

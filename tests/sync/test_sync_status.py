@@ -1,0 +1,136 @@
+"""Expired runs and `csload status`, in a world of 9 seeded days: the runs of the first two
+days (and the legacy job's) finished more than 7 days ago, so storage no longer serves them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from syncref import (
+    LEGACY_JOB,
+    SESSIONS_JOB,
+    SIM_START,
+    VIEWS_JOB,
+    assert_db_matches,
+    expected_tables,
+    run_of,
+    successful_runs,
+)
+
+from csload.simulator import SimConfig, Simulator
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    return SimConfig(seed=7, days=9, sessions_per_day=60, start_time=SIM_START)
+
+
+def expired_runs(simulator: Simulator) -> list[int]:
+    now = simulator.clock.now()
+    return [r for r in successful_runs(simulator)
+            if simulator.run(r).files_expire_at(simulator.config.file_retention_days) <= now]
+
+
+def test_expired_runs_are_recorded_with_a_backfill_hint(
+    simulator: Simulator, cli: Callable[..., Result], db_path: Path
+) -> None:
+    expired = expired_runs(simulator)
+    # The daily jobs' runs of 16 and 17 November, and the legacy job's run of the 14th.
+    assert len(expired) == 5
+    assert {simulator.run(r).job_id for r in expired} == {SESSIONS_JOB, VIEWS_JOB, LEGACY_JOB}
+
+    result = cli("sync", "--db", str(db_path), "--json")
+
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)
+    assert report["exitCode"] == 3 and report["runsExpired"] == 5
+    outcomes = {r["runId"]: r for r in report["runs"]}
+    assert {r for r, o in outcomes.items() if o["status"] == "expired"} == set(expired)
+    for run_id in expired:
+        message = outcomes[run_id]["message"]
+        assert f"job {outcomes[run_id]['jobId']}, run {run_id}" in message
+        assert "expired" in message and "backfill" in message and "once job" in message
+        # csload already fetched fresh URLs: the message must not tell the user to.
+        assert "HTTP 403" in message and "fetch the run again" not in message
+    loaded = [r for r in successful_runs(simulator) if r not in expired]
+    assert {r for r, o in outcomes.items() if o["status"] == "loaded"} == set(loaded)
+    assert_db_matches(db_path, expected_tables(simulator, loaded))
+
+    status = cli("status", "--db", str(db_path))
+    assert status.exit_code == 0, status.output
+    for run_id in expired:
+        job_id = simulator.run(run_id).job_id
+        assert f"expired: job {job_id}, run {run_id} " in status.stdout
+    assert "backfill" in status.stdout
+    as_json = json.loads(cli("status", "--db", str(db_path), "--json").stdout)
+    assert sorted(r["runId"] for r in as_json["expiredRuns"]) == sorted(expired)
+
+    # Recorded once: the next sync asks storage for nothing and reports nothing new.
+    storage = simulator.stats.storage_requests
+    again = cli("sync", "--db", str(db_path), "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["runs"] == []
+    assert simulator.stats.storage_requests == storage
+
+
+def test_status_shows_rows_coverage_windows_gaps_failed_and_expired_runs(
+    simulator: Simulator, cli: Callable[..., Result], db_path: Path
+) -> None:
+    # Up to the 20th, then from the 22nd: the 21st is a gap. One run of the 23rd fails.
+    first = cli("sync", "--db", str(db_path), "--until", "2026-11-20")
+    assert first.exit_code == 3, first.output  # the expired runs
+    bad = run_of(simulator, VIEWS_JOB, "2026-11-23")
+    simulator.faults.corrupt_part = (bad, 1)
+    simulator.faults.corrupt_line = 1
+    simulator.faults.corrupt_text = "not,the,header"
+    second = cli("sync", "--db", str(db_path), "--since", "2026-11-22")
+    assert second.exit_code == 3, second.output
+
+    expired = expired_runs(simulator)
+    loaded = [r for r in successful_runs(simulator)
+              if r not in expired and r != bad
+              and simulator.run(r).start.date() != date(2026, 11, 21)]
+    expected = expected_tables(simulator, loaded)
+    assert_db_matches(db_path, expected)
+
+    result = cli("status", "--db", str(db_path), "--json")
+    assert result.exit_code == 0, result.output
+    state = json.loads(result.stdout)
+    tables = {t["table"]: t for t in state["tables"]}
+    assert set(tables) == {"sessions", "views"}
+    for name, (_, rows) in expected.items():
+        dates = [r["_date"] for r in rows]
+        assert tables[name]["rows"] == len(rows)
+        assert tables[name]["firstDate"] == min(dates).isoformat() == "2026-11-18"
+        assert tables[name]["lastDate"] == max(dates).isoformat() == "2026-11-24"
+    jobs = {j["jobId"]: j for j in state["jobs"]}
+    assert jobs[SESSIONS_JOB]["gaps"] == ["2026-11-21"]
+    assert jobs[VIEWS_JOB]["gaps"] == ["2026-11-21", "2026-11-23"]
+    for job_id in (SESSIONS_JOB, VIEWS_JOB):
+        assert jobs[job_id]["lastWindowStart"].startswith("2026-11-24T00:00:00")
+        assert jobs[job_id]["lastWindowEnd"].startswith("2026-11-25T00:00:00")
+        assert jobs[job_id]["table"] == simulator.job(job_id).scope
+    # The legacy job: only an expired run, so no window loaded and no gaps.
+    assert jobs[LEGACY_JOB]["lastWindowStart"] is None and jobs[LEGACY_JOB]["gaps"] == []
+    assert [r["runId"] for r in state["failedRuns"]] == [bad]
+    assert state["failedRuns"][0]["message"].startswith(f"job {VIEWS_JOB}, run {bad}, part 1: ")
+    assert sorted(r["runId"] for r in state["expiredRuns"]) == sorted(expired)
+
+    # The text form holds the same facts (its tables wrap with the terminal's width, so only
+    # single words are looked for there; the run lines are never wrapped).
+    text = cli("status", "--db", str(db_path))
+    assert text.exit_code == 0, text.output
+    out = text.stdout
+    for name in ("sessions", "views"):
+        assert f" {tables[name]['rows']:,} " in out
+    assert "2026-11-18" in out and "2026-11-21" in out
+    assert f"failed: job {VIEWS_JOB}, run {bad} (2026-11-23): job {VIEWS_JOB}, run {bad}, " \
+           "part 1: line 1: " in out
+    for run_id in expired:
+        record = simulator.run(run_id)
+        assert (f"expired: job {record.job_id}, run {run_id} ({record.start:%Y-%m-%d}): "
+                f"job {record.job_id}, run {run_id}: the run's files have expired") in out
