@@ -120,6 +120,12 @@ class Ledger:
 
     # --- setup ---------------------------------------------------------------------------
 
+    def exists(self) -> bool:
+        """Whether this database has a csload ledger at all (read-only check)."""
+        row = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_csload_runs'").fetchone()
+        return bool(row and row[0])
+
     def ensure(self) -> None:
         """Create the ledger tables if missing; refuse a ledger from a newer csload."""
         for ddl in _DDL:

@@ -35,7 +35,8 @@ from csload.config import Settings
 from csload.discover import Selection, missing_jobs, select_jobs, select_runs
 from csload.download import RunExpired, discard_staging, run_dir, stage_run
 from csload.errors import ConfigError, CsloadError
-from csload.load import DuckDBStore, StagedRun
+from csload.ledger import Ledger
+from csload.load import DuckDBStore, StagedRun, connect
 from csload.load.columns import check_table_name
 from csload.report import (
     EventKind,
@@ -100,10 +101,14 @@ async def sync_async(
     for table in tables.values():
         check_table_name(table)
     report = SyncReport(target=str(db), dry_run=dry_run)
-    store = await anyio.to_thread.run_sync(partial(_open_store, db, dry_run))
+    if dry_run:
+        store = None
+        done = await anyio.to_thread.run_sync(_done_runs_read_only, db)
+    else:
+        store = await anyio.to_thread.run_sync(_open_store, db)
+        done = await anyio.to_thread.run_sync(_done_runs, store)
     try:
         async with ExportClient(settings) as client:
-            done = set() if store is None else await anyio.to_thread.run_sync(_done_runs, store)
             plan = await _plan(client, selection, done, report, on_event)
             on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
             if dry_run:
@@ -151,20 +156,31 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-def _open_store(db: Path, dry_run: bool) -> DuckDBStore | None:
-    if dry_run and not db.exists():
-        return None  # nothing loaded yet, and a dry run creates nothing
+def _open_store(db: Path) -> DuckDBStore:
     if not db.parent.is_dir():
         raise ConfigError(f"cannot create the database {db}: folder {db.parent} does not exist")
     store = DuckDBStore.open(db)
-    if not dry_run:
-        # Leftovers of a killed sync: their runs were never committed, so they load again.
-        shutil.rmtree(staging_dir(db), ignore_errors=True)
+    # Leftovers of a killed sync: their runs were never committed, so they load again.
+    shutil.rmtree(staging_dir(db), ignore_errors=True)
     return store
 
 
 def _done_runs(store: DuckDBStore) -> set[int]:
     return store.loaded_runs() | {record.run_id for record in store.ledger.expired_runs()}
+
+
+def _done_runs_read_only(db: Path) -> set[int]:
+    """What a dry run needs from the ledger, without writing (or creating) anything."""
+    if not db.exists():
+        return set()
+    con = connect(db, read_only=True)
+    try:
+        ledger = Ledger(con)
+        if not ledger.exists():
+            return set()
+        return ledger.loaded_run_ids() | {record.run_id for record in ledger.expired_runs()}
+    finally:
+        con.close()
 
 
 async def _plan(

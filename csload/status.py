@@ -61,12 +61,9 @@ def read_status(db: str | Path) -> StoreStatus:
         raise StoreError(f"no database at {path}: run `csload sync --db {path}` first")
     con = connect(path, read_only=True)
     try:
-        has_ledger = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_csload_runs'"
-        ).fetchone()
-        if not has_ledger or not has_ledger[0]:
-            raise StoreError(f"{path} is not a csload database (no _csload_runs table)")
         ledger = Ledger(con)
+        if not ledger.exists():
+            raise StoreError(f"{path} is not a csload database (no _csload_runs table)")
         windows = ledger.last_loaded_windows()
         gaps = ledger.daily_gaps()
         jobs = tuple(
