@@ -1,5 +1,6 @@
 """csload: load Contentsquare Data Export API runs into DuckDB or Parquet, exactly once."""
 
+from csload.backfill_engine import BackfillReport, backfill, backfill_async
 from csload.config import Limits, RetryPolicy, Settings, load_settings
 from csload.errors import (
     ApiError,
@@ -30,6 +31,7 @@ __all__ = [
     "ApiRequestError",
     "ApiUnavailable",
     "AuthError",
+    "BackfillReport",
     "ConfigError",
     "CredentialsRejected",
     "CsloadError",
@@ -49,6 +51,8 @@ __all__ = [
     "StoreStatus",
     "SyncReport",
     "__version__",
+    "backfill",
+    "backfill_async",
     "connect",
     "load_settings",
     "read_status",

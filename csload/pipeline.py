@@ -105,9 +105,13 @@ async def sync_async(
         store = None
         done = await anyio.to_thread.run_sync(_done_runs_read_only, db)
     else:
-        store = await anyio.to_thread.run_sync(_open_store, db)
-        done = await anyio.to_thread.run_sync(_done_runs, store)
+        # Shielded: a cancel while the worker thread opens the database would lose the store
+        # (and its lock) with no one left to close it.
+        with anyio.CancelScope(shield=True):
+            store = await anyio.to_thread.run_sync(_open_store, db)
     try:
+        if store is not None:
+            done = await anyio.to_thread.run_sync(_done_runs, store)
         async with ExportClient(settings) as client:
             plan = await _plan(client, selection, done, report, on_event)
             on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
@@ -118,7 +122,8 @@ async def sync_async(
                 await _load(client, store, plan, tables, settings, db, report, on_event)
     finally:
         if store is not None:
-            await anyio.to_thread.run_sync(store.close)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(store.close)
     report.finished_at = _now()
     return report
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from csload.backfill_ledger import BackfillLedger
 from csload.errors import StoreError
 from csload.ledger import Ledger, RunRecord, TableStats
 from csload.load import connect
@@ -65,7 +66,9 @@ def read_status(db: str | Path) -> StoreStatus:
         if not ledger.exists():
             raise StoreError(f"{path} is not a csload database (no _csload_runs table)")
         windows = ledger.last_loaded_windows()
-        gaps = ledger.daily_gaps()
+        # Days a backfill filled are covered; days whose files expired unloaded are gaps: the
+        # same days `csload backfill --gaps` fills.
+        gaps = BackfillLedger(con).coverage_gaps()
         jobs = tuple(
             JobStatus(job_id=job_id, name=job.name, scope=job.scope, frequency=job.frequency,
                       table=table, last_window=windows.get(job_id),

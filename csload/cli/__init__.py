@@ -11,6 +11,7 @@ import logging
 import click
 
 from csload.cli.demo import demo
+from csload.cli.manage import backfill, create, custom_vars, dynamic_vars
 from csload.cli.read import fields, jobs, runs
 from csload.cli.simulate import simulate
 from csload.cli.sync import status, sync
@@ -24,5 +25,7 @@ def main(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-for command in (sync, status, demo, jobs, runs, fields, simulate):
+for command in (sync, status, backfill, demo, jobs, runs, fields, custom_vars, dynamic_vars,
+                simulate):
     main.add_command(command)
+jobs.add_command(create)

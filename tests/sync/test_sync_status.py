@@ -108,14 +108,24 @@ def test_status_shows_rows_coverage_windows_gaps_failed_and_expired_runs(
         assert tables[name]["firstDate"] == min(dates).isoformat() == "2026-11-18"
         assert tables[name]["lastDate"] == max(dates).isoformat() == "2026-11-24"
     jobs = {j["jobId"]: j for j in state["jobs"]}
-    assert jobs[SESSIONS_JOB]["gaps"] == ["2026-11-21"]
-    assert jobs[VIEWS_JOB]["gaps"] == ["2026-11-21", "2026-11-23"]
+
+    def expired_days(job_id: int) -> list[str]:
+        return [simulator.run(r).start.date().isoformat() for r in expired
+                if simulator.run(r).job_id == job_id]
+
+    # Gaps: the days between the first and last loaded day with no loaded run, and the days
+    # whose files expired before they were loaded (what `csload backfill --gaps` fills).
+    assert expired_days(SESSIONS_JOB) and expired_days(VIEWS_JOB)
+    assert jobs[SESSIONS_JOB]["gaps"] == sorted([*expired_days(SESSIONS_JOB), "2026-11-21"])
+    assert jobs[VIEWS_JOB]["gaps"] == sorted(
+        [*expired_days(VIEWS_JOB), "2026-11-21", "2026-11-23"])
     for job_id in (SESSIONS_JOB, VIEWS_JOB):
         assert jobs[job_id]["lastWindowStart"].startswith("2026-11-24T00:00:00")
         assert jobs[job_id]["lastWindowEnd"].startswith("2026-11-25T00:00:00")
         assert jobs[job_id]["table"] == simulator.job(job_id).scope
-    # The legacy job: only an expired run, so no window loaded and no gaps.
-    assert jobs[LEGACY_JOB]["lastWindowStart"] is None and jobs[LEGACY_JOB]["gaps"] == []
+    # The legacy job: only an expired run, so no window loaded, and that day is its gap.
+    assert jobs[LEGACY_JOB]["lastWindowStart"] is None
+    assert jobs[LEGACY_JOB]["gaps"] == expired_days(LEGACY_JOB)
     assert [r["runId"] for r in state["failedRuns"]] == [bad]
     assert state["failedRuns"][0]["message"].startswith(f"job {VIEWS_JOB}, run {bad}, part 1: ")
     assert sorted(r["runId"] for r in state["expiredRuns"]) == sorted(expired)

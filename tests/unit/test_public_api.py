@@ -8,7 +8,7 @@ EXPECTED = {
     "InsecureUrlError", "Limits", "PartError", "PartParseError", "PartUrlExpired",
     "RetryPolicy", "Settings", "StoreError", "StoreLockedError", "__version__", "load_settings",
     "RunOutcome", "RunStatus", "StoreStatus", "SyncReport", "connect", "read_status", "sync",
-    "sync_async",
+    "sync_async", "backfill", "backfill_async", "BackfillReport",
 }
 
 

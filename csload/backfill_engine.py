@@ -1,0 +1,730 @@
+"""`backfill_async()`: fill a range of days, or the gaps in daily coverage, with `once` jobs.
+
+(The module is not named `csload.backfill`: that name is the public function, `csload.backfill`,
+and a submodule of the same name would be shadowed by it.)
+
+    plan     the days asked for (a range, or the gaps of the daily jobs), minus the days older
+             than the data retention or not over yet (each said), cut into windows of at most
+             7 days: one `once` job each
+    check    every window's create-job request against the API's rules, before anything is sent
+    resolve  per window, a job already made for it: from the backfill ledger, else by its
+             deterministic name among the project's once jobs (a crash may have come between
+             the create request and the ledger row)
+    run      window after window: reuse its job or create one, wait for its run (polling, with
+             an injectable sleep and clock), and hand a finished run to the loader, which loads
+             it through the normal sync path (`sync_async(jobs=(job_id,))`) while the next
+             window's job computes
+
+Jobs are created one at a time, each after the previous one's run finished: the API runs once
+jobs one at a time anyway (creating all of them up front would not finish sooner), and an
+interrupted backfill leaves at most one job behind, which the next run with the same arguments
+picks up instead of creating it again.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import duckdb
+
+from csload.api.client import ExportClient
+from csload.api.models import Job, JobField, Run
+from csload.backfill_ledger import BackfillLedger, BackfillRecord
+from csload.backfill_plan import (
+    NAME_PREFIX,
+    Template,
+    UnavailableDays,
+    Window,
+    available_days,
+    job_name,
+    split_days,
+)
+from csload.backfill_report import (
+    BackfillEvent,
+    BackfillEventKind,
+    BackfillItem,
+    BackfillReport,
+    BackfillSink,
+    BackfillStatus,
+    ignore_backfill_events,
+)
+from csload.config import Settings
+from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
+from csload.jobspec import (
+    DATA_RETENTION_MONTHS,
+    InvalidJobSpec,
+    Problem,
+    create_checked_job,
+    exportable_names,
+    parse_fields,
+    validate_spec,
+)
+from csload.load import connect
+from csload.pipeline import DEFAULT_DB, sync_async
+from csload.report import RunStatus, SyncEvent
+from csload.schemas import SCOPES, load_schema
+
+__all__ = [
+    "BackfillEvent",
+    "BackfillEventKind",
+    "BackfillItem",
+    "BackfillReport",
+    "BackfillStatus",
+    "Template",
+    "UnavailableDays",
+    "Window",
+    "backfill",
+    "backfill_async",
+    "job_name",
+    "split_days",
+]
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+# Files are kept this many days after a run (contract section 5): an older run must be redone.
+FILE_RETENTION_DAYS = 7
+DEFAULT_POLL_INTERVAL = 15.0
+FINISHED = ("SUCCESS", "FAILURE")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# -- the work ---------------------------------------------------------------------------------
+
+
+class _Phase(enum.Enum):
+    CREATE = "create"
+    WAIT = "wait"
+    LOAD = "load"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class _Piece:
+    """One window of the plan, as it is resolved and worked through."""
+
+    template: Template
+    window: Window
+    phase: _Phase = _Phase.CREATE
+    job: Job | None = None
+    run: Run | None = None
+    loaded_run: int | None = None
+    created: bool = False
+    state: str | None = None
+    # Jobs made for this window before whose run cannot deliver (failed, or files gone).
+    unusable: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return job_name(self.template, self.window)
+
+    def item(self, status: BackfillStatus, **values: Any) -> BackfillItem:
+        job_id = self.job.job_id if self.job is not None else None
+        run_id = self.run.run_id if self.run is not None else self.loaded_run
+        base: dict[str, Any] = {
+            "scope": self.template.scope, "table": self.template.table,
+            "window": self.window, "status": status, "job_id": job_id,
+            "job_name": self.name, "run_id": run_id, "created": self.created,
+            "like_job_id": self.template.like_job_id,
+        }
+        base.update(values)
+        return BackfillItem(**base)
+
+
+class _Db:
+    """The backfill ledger's connection, used from worker threads one call at a time."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, in_memory: bool = False) -> None:
+        self._con = con
+        self._writable = False
+        self.in_memory = in_memory
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def ensure(self) -> None:
+        """Create the ledger tables; from now on, writes go through."""
+        BackfillLedger(self._con).ensure()
+        self._writable = True
+
+    async def run(self, action: Callable[[BackfillLedger], T]) -> T:
+        con = self._con
+
+        def call() -> T:
+            cursor = con.cursor()
+            try:
+                return action(BackfillLedger(cursor, writable=self._writable))
+            finally:
+                cursor.close()
+
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def write(self, action: Callable[[BackfillLedger], None]) -> None:
+        if self._writable:
+            await self.run(action)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _open_db(db: Path, *, must_exist: bool) -> _Db:
+    """The target database, read-only in effect (nothing is created or written yet).
+
+    An existing file is opened read-write all the same: DuckDB refuses, within one process, a
+    read-only connection to a file that another connection (a notebook's `csload.connect`)
+    holds read-write. A missing file is not created: an empty in-memory ledger stands for it.
+    """
+    if db.exists():
+        return _Db(connect(db))
+    if must_exist:
+        raise ConfigError(f"no database at {db}: there is no daily coverage to fill yet "
+                          f"(run `csload sync --db {db}` first)")
+    return _Db(duckdb.connect(":memory:"), in_memory=True)
+
+
+def _writable_db(db: Path, current: _Db) -> _Db:
+    """The target database ready for writing: created if needed, with the ledger tables."""
+    if current.in_memory:
+        current.close()
+        if not db.parent.is_dir():
+            raise ConfigError(f"cannot create the database {db}: folder {db.parent} does not "
+                              "exist")
+        current = _Db(connect(db))
+    try:
+        current.ensure()
+    except BaseException:
+        current.close()
+        raise
+    return current
+
+
+def _as_fields(values: Sequence[str | JobField]) -> tuple[list[JobField], list[Problem]]:
+    fields: list[JobField] = []
+    problems: list[Problem] = []
+    for value in values:
+        if isinstance(value, JobField):
+            fields.append(value)
+        else:
+            parsed, broken = parse_fields([value])
+            fields.extend(parsed)
+            problems.extend(broken)
+    return fields, problems
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if not isinstance(inner, anyio.get_cancelled_exc_class()):
+                return _unwrap(inner)
+    return error
+
+
+class _Backfill:
+    def __init__(self, settings: Settings, client: ExportClient, db: _Db, *, target: Path,
+                 report: BackfillReport, poll_interval: float, sleep: Sleep, clock: Clock,
+                 retention_months: int, on_event: BackfillSink) -> None:
+        self.settings = settings
+        self.client = client
+        self.db = db
+        self.target = target
+        self.report = report
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+        self.clock = clock
+        self.retention_months = retention_months
+        self.emit = on_event
+        self.items: dict[int, BackfillItem] = {}
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        self.emit(BackfillEvent(kind=BackfillEventKind.MESSAGE, message=message))
+
+    # -- templates ------------------------------------------------------------------------------
+
+    async def like_job(self, job_id: int) -> Job:
+        try:
+            return await self.client.get_job(job_id)
+        except ApiRequestError as exc:
+            if exc.status == 404:
+                raise ConfigError(f"--like {job_id}: no such export job") from None
+            raise
+
+    async def table_of(self, job_id: int) -> str | None:
+        return self.settings.tables.get(job_id) or await self.db.run(
+            lambda ledger: ledger.job_table(job_id))
+
+    async def check(self, pieces: Sequence[_Piece], templates: Sequence[Template],
+                    extra: Sequence[Problem]) -> None:
+        """Every rule each job would break, before any is created (InvalidJobSpec)."""
+        now = self.clock()
+        catalogs: dict[str, frozenset[str]] = {}
+        problems: list[Problem] = list(extra)
+        yesterday = now.astimezone(UTC).date() - timedelta(days=1)
+        specs = [p.template.spec(p.window) for p in pieces]
+        specs += [t.spec(Window(yesterday, yesterday + timedelta(days=1))) for t in templates
+                  if not any(p.template == t for p in pieces)]
+        for spec in specs:
+            if spec.scope in SCOPES and spec.scope not in catalogs:
+                catalogs[spec.scope] = await exportable_names(self.client, spec.scope)
+            for problem in validate_spec(spec, now=now, exportable=catalogs.get(spec.scope),
+                                         retention_months=self.retention_months):
+                if problem not in problems:
+                    problems.append(problem)
+        if problems:
+            raise InvalidJobSpec(problems)
+        for template in templates:
+            key = load_schema(template.scope).row_key
+            names = {f.field_name for f in template.fields}
+            if not set(key) <= names:
+                self.warn(
+                    f"the {template.scope} fields do not include the row key "
+                    f"({', '.join(key)}): rows of days that another job already loaded into "
+                    f"table {template.table!r} are not replaced by the backfill's and may "
+                    "appear twice")
+
+    def plan(self, template: Template, days: Iterable[date], anchor: date | None,
+             ) -> list[_Piece]:
+        ok, lost = available_days(days, self.clock(), self.retention_months)
+        for gone in lost:
+            self.report.unavailable.append(gone)
+            self.warn(f"{template.scope}: cannot get {gone}")
+        return [_Piece(template, window) for window in split_days(ok, anchor=anchor)]
+
+    # -- resolving what exists ---------------------------------------------------------------
+
+    async def resolve(self, pieces: Sequence[_Piece]) -> None:
+        """Find, per window, a job made for it before: in the ledger, or by name in the API."""
+        records = await self.db.run(lambda ledger: ledger.records())
+        by_window: dict[tuple[str, Window], list[BackfillRecord]] = {}
+        for record in records:
+            window = Window(record.window_start.date(), record.window_end.date())
+            by_window.setdefault((record.plan_key, window), []).append(record)
+        once_jobs = [job for job in await self.client.list_jobs(frequency="once")
+                     if job.name.startswith(NAME_PREFIX)]
+        by_name: dict[str, list[Job]] = {}
+        api_jobs = {job.job_id: job for job in once_jobs}
+        for job in once_jobs:
+            by_name.setdefault(job.name, []).append(job)
+        known = {r.job_id for r in records} | set(api_jobs)
+        loaded = await self.db.run(lambda ledger: ledger.loaded_runs_of(known))
+        for piece in pieces:
+            ledger_ids = {r.job_id for r in by_window.get((piece.template.key, piece.window), [])}
+            named = {job.job_id for job in by_name.get(piece.name, [])
+                     if job.scope == piece.template.scope}
+            candidates = sorted(ledger_ids | named)
+            done = [job_id for job_id in candidates if job_id in loaded]
+            if done:
+                piece.phase = _Phase.DONE
+                piece.job = api_jobs.get(done[0]) or _stub_job(done[0], piece)
+                piece.loaded_run = loaded[done[0]]
+                continue
+            for job_id in candidates:
+                found = api_jobs.get(job_id)
+                if found is None:
+                    continue  # recorded, but the API no longer lists it
+                if job_id not in ledger_ids:
+                    await self.record(piece, found)  # created, but the crash lost the record
+                if await self.consider(piece, found):
+                    break
+
+    async def consider(self, piece: _Piece, job: Job) -> bool:
+        """Take `job` for the piece if its run can still deliver; False if it cannot."""
+        runs = await self.client.list_runs(job.job_id)
+        run = max(runs, key=lambda r: r.run_id) if runs else None
+        now = self.clock()
+        if run is not None and run.state == "FAILURE":
+            await self.db.write(partial(_set, job.job_id, "run_failed", now, run.run_id,
+                                        "the run ended in FAILURE"))
+            piece.unusable.add(job.job_id)
+            return False
+        if run is not None and run.state == "SUCCESS":
+            finished = run.finished_at or run.created_at
+            if finished is not None and finished + timedelta(days=FILE_RETENTION_DAYS) <= now:
+                await self.db.write(partial(_set, job.job_id, "expired", now, run.run_id,
+                                            "the run's files were gone before it was loaded"))
+                piece.unusable.add(job.job_id)
+                return False
+            piece.phase, piece.job, piece.run = _Phase.LOAD, job, run
+            return True
+        piece.phase, piece.job, piece.run = _Phase.WAIT, job, run
+        piece.state = run.state if run is not None else "QUEUED"
+        return True
+
+    async def record(self, piece: _Piece, job: Job) -> None:
+        template, window, now = piece.template, piece.window, self.clock()
+        await self.db.write(lambda ledger: ledger.record_job(
+            job_id=job.job_id, name=job.name or piece.name, plan_key=template.key,
+            scope=template.scope, format=template.format, fields=template.fields,
+            device_label=template.device_label, segment_id=template.segment_id,
+            table=template.table, like_job_id=template.like_job_id,
+            window_start=_midnight(window.start), window_end=_midnight(window.end), now=now))
+
+    # -- dry run ---------------------------------------------------------------------------------
+
+    def describe(self, pieces: Sequence[_Piece]) -> None:
+        for piece in pieces:
+            if piece.phase is _Phase.DONE:
+                self.report.items.append(piece.item(BackfillStatus.ALREADY_LOADED,
+                                                    action="nothing: already loaded"))
+                continue
+            assert piece.phase is _Phase.CREATE or piece.job is not None
+            action = {
+                _Phase.CREATE: "create a once job, wait for its run, load it",
+                _Phase.WAIT: f"wait for job {piece.job.job_id if piece.job else ''} "
+                             f"({piece.state}), load its run",
+                _Phase.LOAD: f"load run {piece.run.run_id if piece.run else ''} of job "
+                             f"{piece.job.job_id if piece.job else ''}",
+            }[piece.phase]
+            self.report.items.append(piece.item(BackfillStatus.PLANNED, action=action))
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def execute(self, pieces: Sequence[_Piece]) -> None:
+        send, receive = anyio.create_memory_object_stream[tuple[int, _Piece]](
+            max(len(pieces), 1))
+
+        async def produce() -> None:
+            async with send:
+                for index, piece in enumerate(pieces):
+                    if await self.advance(index, piece):
+                        await send.send((index, piece))
+
+        async def consume() -> None:
+            async with receive:
+                async for index, piece in receive:
+                    self.items[index] = await self.load(piece)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(produce)
+                group.start_soon(consume)
+        except BaseExceptionGroup as error:
+            raise _unwrap(error) from None
+        self.report.items.extend(self.items[i] for i in sorted(self.items))
+
+    def event(self, kind: BackfillEventKind, piece: _Piece, **values: Any) -> None:
+        job_id = piece.job.job_id if piece.job is not None else None
+        self.emit(BackfillEvent(kind=kind, window=piece.window, scope=piece.template.scope,
+                                job_id=job_id, **values))
+
+    async def advance(self, index: int, piece: _Piece) -> bool:
+        """Bring the piece to a finished run; True when it is ready for the loader."""
+        if piece.phase is _Phase.DONE:
+            self.items[index] = piece.item(BackfillStatus.ALREADY_LOADED)
+            self.event(BackfillEventKind.SKIPPED, piece, run_id=piece.loaded_run)
+            return False
+        if piece.phase is _Phase.CREATE:
+            failure = await self.create(piece)
+            if failure is not None:
+                self.items[index] = piece.item(BackfillStatus.FAILED, message=failure)
+                self.event(BackfillEventKind.FAILED, piece, message=failure)
+                return False
+        else:
+            self.event(BackfillEventKind.JOB_REUSED, piece,
+                       state=piece.run.state if piece.run else piece.state)
+        if piece.phase is _Phase.WAIT:
+            piece.run = await self.wait(piece)
+        assert piece.job is not None and piece.run is not None
+        run, now = piece.run, self.clock()
+        self.event(BackfillEventKind.RUN_FINISHED, piece, run_id=run.run_id, state=run.state)
+        if run.state != "SUCCESS":
+            message = (f"run {run.run_id} of job {piece.job.job_id} ended in {run.state}, "
+                       "without files; run the backfill again to retry this window")
+            await self.db.write(partial(_set, piece.job.job_id, "run_failed", now, run.run_id,
+                                        message))
+            self.items[index] = piece.item(BackfillStatus.FAILED, message=message)
+            self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=message)
+            return False
+        await self.db.write(partial(_set, piece.job.job_id, "succeeded", now, run.run_id, None))
+        return True
+
+    async def create(self, piece: _Piece) -> str | None:
+        """Create the piece's job and record it at once; the reason it failed, else None."""
+        spec = piece.template.spec(piece.window)
+        try:
+            job = await create_checked_job(self.client, spec)
+        except ApiRequestError as exc:
+            return str(exc)
+        except ApiUnavailable as exc:
+            # The API may have created it before failing: look for it by its name.
+            found = [job for job in await self.client.list_jobs(frequency="once")
+                     if job.name == spec.name and job.scope == spec.scope
+                     and job.job_id not in piece.unusable]
+            if not found:
+                return str(exc)
+            job = max(found, key=lambda j: j.job_id)
+        # Record first: from here on, an interruption must not lead to a second job.
+        await self.record(piece, job)
+        piece.job, piece.created, piece.phase = job, True, _Phase.WAIT
+        self.event(BackfillEventKind.JOB_CREATED, piece, message=job.name)
+        return None
+
+    async def wait(self, piece: _Piece) -> Run:
+        assert piece.job is not None
+        job = piece.job
+        since = job.created_at or self.clock()
+        while True:
+            runs = await self.client.list_runs(job.job_id)
+            run = max(runs, key=lambda r: r.run_id) if runs else None
+            state = run.state if run is not None else "QUEUED"
+            elapsed = max((self.clock() - since).total_seconds(), 0.0)
+            self.event(BackfillEventKind.WAITING, piece, state=state, elapsed=elapsed,
+                       run_id=run.run_id if run else None)
+            if run is not None and run.state in FINISHED:
+                return run
+            await self.sleep(self.poll_interval)
+
+    async def load(self, piece: _Piece) -> BackfillItem:
+        assert piece.job is not None and piece.run is not None
+        job, run = piece.job, piece.run
+        self.event(BackfillEventKind.LOADING, piece, run_id=run.run_id)
+
+        def forward(event: SyncEvent) -> None:
+            self.event(BackfillEventKind.SYNC, piece, run_id=run.run_id, sync_event=event)
+
+        try:
+            sync_report = await sync_async(
+                self.settings, db=self.target, jobs=(job.job_id,),
+                tables={job.job_id: piece.template.table}, on_event=forward)
+        except CsloadError as exc:
+            outcome_status, rows, message = RunStatus.FAILED, 0, str(exc) or type(exc).__name__
+        else:
+            self.report.warnings.extend(w for w in sync_report.warnings
+                                        if w not in self.report.warnings)
+            outcome = next((o for o in sync_report.runs if o.run_id == run.run_id), None)
+            if outcome is None:
+                loaded = await self.db.run(lambda ledger: ledger.loaded_runs_of({job.job_id}))
+                if loaded.get(job.job_id) == run.run_id:
+                    return piece.item(BackfillStatus.ALREADY_LOADED)
+                outcome_status, rows = RunStatus.FAILED, 0
+                message = f"the sync did not find run {run.run_id} of job {job.job_id}"
+            else:
+                outcome_status, rows = outcome.status, outcome.rows
+                message = outcome.message or outcome.status.value
+        now = self.clock()
+        if outcome_status is RunStatus.LOADED:
+            await self.db.write(partial(_set, job.job_id, "loaded", now, run.run_id, None))
+            self.event(BackfillEventKind.LOADED, piece, run_id=run.run_id, rows=rows)
+            return piece.item(BackfillStatus.LOADED, rows=rows)
+        state = "expired" if outcome_status is RunStatus.EXPIRED else "load_failed"
+        text = f"loading run {run.run_id} of job {job.job_id} failed: {message}"
+        await self.db.write(partial(_set, job.job_id, state, now, run.run_id, message))
+        self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=text)
+        return piece.item(BackfillStatus.FAILED, message=text)
+
+
+def _set(job_id: int, state: str, now: datetime, run_id: int | None, message: str | None,
+         ledger: BackfillLedger) -> None:
+    ledger.set_state(job_id, state, now=now, run_id=run_id, message=message)
+
+
+def _stub_job(job_id: int, piece: _Piece) -> Job:
+    """A job the API no longer lists but whose run was loaded: enough to report it."""
+    t = piece.template
+    return Job(job_id=job_id, name=piece.name, format=t.format, scope=t.scope,
+               frequency="once", fields=t.fields)
+
+
+# -- the entry points -------------------------------------------------------------------------
+
+
+async def backfill_async(
+    settings: Settings,
+    *,
+    scope: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    like: int | None = None,
+    fields: Sequence[str | JobField] = (),
+    format: str | None = None,
+    device: str | None = None,
+    segment: int | None = None,
+    gaps: bool = False,
+    table: str | None = None,
+    db: str | Path = DEFAULT_DB,
+    dry_run: bool = False,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    retention_months: int = DATA_RETENTION_MONTHS,
+    sleep: Sleep = anyio.sleep,
+    clock: Clock = _utcnow,
+    on_event: BackfillSink = ignore_backfill_events,
+) -> BackfillReport:
+    """Load the days `date_from`..`date_to` (both included) of `scope` through `once` jobs, or
+    with `gaps=True` the days missing from the daily coverage of the database at `db`.
+
+    Fields: `like` copies a job's fields and filters (format, device, segment), else `fields`
+    lists them (`"name[:alias]"`, `"custom_var:POSITION[:alias]"`,
+    `"dynamic_var:KEY[:alias]"` or JobField). `table` overrides the table loaded into
+    (default: the `like` job's table, else the scope). Resumable: run it again with the same
+    arguments and it reuses the jobs it created and loads only what is missing. `sleep` and
+    `clock` are the waiting between two polls of a run's state and the current time (tests
+    inject the simulator's). Raises InvalidJobSpec (nothing created) when a job would break
+    an API rule; the report's `exit_code` is 3 when a window failed.
+    """
+    target = Path(db)
+    if poll_interval < 0:
+        raise ConfigError("poll_interval must not be negative")
+    if gaps:
+        if like is not None or fields:
+            raise ConfigError("--gaps copies each daily job's own fields: do not give --like "
+                              "or --field with it")
+    else:
+        if date_from is None or date_to is None:
+            raise ConfigError("a backfill needs --from and --to (or --gaps)")
+        if like is not None and fields:
+            raise ConfigError("give either --like JOB_ID or --field, not both")
+        if like is None and not fields:
+            raise ConfigError("say what to export: --like JOB_ID or --field NAME (repeatable)")
+        if like is None and scope is None:
+            raise ConfigError("--scope is required without --like")
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise ConfigError(f"--to {date_to} is before --from {date_from}")
+
+    report = BackfillReport(target=str(target), dry_run=dry_run, gaps=gaps)
+    # Planning and checking only read the database (nothing is created if a rule is broken);
+    # it is opened for writing once there is something to do.
+    # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
+    with anyio.CancelScope(shield=True):
+        database = await anyio.to_thread.run_sync(partial(_open_db, target, must_exist=gaps))
+    try:
+        async with ExportClient(settings, sleep=sleep) as client:
+            work = _Backfill(settings, client, database, target=target, report=report,
+                             poll_interval=poll_interval, sleep=sleep, clock=clock,
+                             retention_months=retention_months, on_event=on_event)
+            pieces, templates, problems = await _make_plan(
+                work, scope=scope, date_from=date_from, date_to=date_to, like=like,
+                fields=fields, format=format, device=device, segment=segment, gaps=gaps,
+                table=table)
+            await work.check(pieces, templates, problems)
+            if pieces and not dry_run:
+                with anyio.CancelScope(shield=True):
+                    database = await anyio.to_thread.run_sync(_writable_db, target, database)
+                work.db = database
+            await work.resolve(pieces)
+            on_event(BackfillEvent(
+                kind=BackfillEventKind.PLANNED, windows=len(pieces),
+                message=_plan_line(pieces)))
+            if dry_run:
+                work.describe(pieces)
+            else:
+                await work.execute(pieces)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(database.close)
+    report.finished_at = _utcnow()
+    return report
+
+
+def _plan_line(pieces: Sequence[_Piece]) -> str:
+    counts = {phase: sum(1 for p in pieces if p.phase is phase) for phase in _Phase}
+    return (f"{len(pieces)} window(s): {counts[_Phase.CREATE]} job(s) to create, "
+            f"{counts[_Phase.WAIT] + counts[_Phase.LOAD]} to reuse, "
+            f"{counts[_Phase.DONE]} already loaded")
+
+
+async def _make_plan(
+    work: _Backfill, *, scope: str | None, date_from: date | None, date_to: date | None,
+    like: int | None, fields: Sequence[str | JobField], format: str | None,
+    device: str | None, segment: int | None, gaps: bool, table: str | None,
+) -> tuple[list[_Piece], list[Template], list[Problem]]:
+    if gaps:
+        pieces, templates = await _gap_plan(work, scope, date_from, date_to)
+        return pieces, templates, []
+    assert date_from is not None and date_to is not None
+    problems: list[Problem] = []
+    if like is not None:
+        source = await work.like_job(like)
+        if scope is not None and scope != source.scope:
+            raise ConfigError(f"--scope {scope} differs from job {like}'s scope "
+                              f"{source.scope}")
+        template = Template(
+            scope=source.scope, format=(format or source.format).upper(),
+            fields=source.fields, device_label=(device or source.device_label or "all").lower(),
+            segment_id=segment if segment is not None else source.segment_id,
+            table=table or await work.table_of(like) or source.scope, like_job_id=like)
+    else:
+        assert scope is not None
+        parsed, problems = _as_fields(fields)
+        template = Template(scope=scope.lower(), format=(format or "JSONL").upper(),
+                            fields=tuple(parsed), device_label=(device or "all").lower(),
+                            segment_id=segment, table=table or scope.lower())
+    days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
+    return work.plan(template, days, anchor=date_from), [template], problems
+
+
+async def _gap_plan(work: _Backfill, scope: str | None, date_from: date | None,
+                    date_to: date | None) -> tuple[list[_Piece], list[Template]]:
+    found = await work.db.run(lambda ledger: ledger.coverage_gaps(scope))
+    pieces: list[_Piece] = []
+    templates: list[Template] = []
+    for job_id, missing in sorted(found.items()):
+        days = [d for d in missing if (date_from is None or d >= date_from)
+                and (date_to is None or d <= date_to)]
+        if not days:
+            continue
+        try:
+            source = await work.client.get_job(job_id)
+        except ApiRequestError as exc:
+            if exc.status != 404:
+                raise
+            work.warn(f"daily job {job_id} no longer exists: its missing days "
+                      f"({', '.join(map(str, days))}) cannot be filled with its fields")
+            continue
+        table = await work.table_of(job_id) or source.scope
+        template = Template(scope=source.scope, format=source.format, fields=source.fields,
+                            device_label=source.device_label or "all",
+                            segment_id=source.segment_id, table=table, like_job_id=job_id)
+        templates.append(template)
+        work.emit(BackfillEvent(kind=BackfillEventKind.MESSAGE, message=(
+            f"daily job {job_id} ({source.name}, table {table}): {len(days)} missing day(s): "
+            + ", ".join(str(w.label if w.start != w.last else w.start)
+                        for w in split_days(days, max_days=10**6)))))
+        pieces.extend(work.plan(template, days, anchor=None))
+    if not templates:
+        work.emit(BackfillEvent(kind=BackfillEventKind.MESSAGE,
+                                message="no missing days in the daily coverage"))
+    return pieces, templates
+
+
+def backfill(settings: Settings, **options: Any) -> BackfillReport:
+    """Blocking `backfill_async`, for scripts and notebooks (works inside a running loop)."""
+    runner = partial(backfill_async, settings, **options)
+    try:
+        import asyncio
+
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(runner)
+    # A notebook already runs an event loop in this thread: run the backfill in another one.
+    result: list[BackfillReport] = []
+    failure: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            result.append(anyio.run(runner))
+        except BaseException as exc:  # handed back to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=in_thread, name="csload-backfill")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]

@@ -1,0 +1,214 @@
+"""The backfill ledger: which `once` jobs csload created for which window, in the target database.
+
+One table, beside the loader's `_csload_*` ledger (created idempotently, never dropped):
+
+    _csload_backfills   job_id UBIGINT PRIMARY KEY: the once job created (or adopted)
+                        name: its deterministic name (see csload.backfill_plan.job_name)
+                        plan_key: hash of what the job exports (scope, format, fields,
+                          filters, table); with the window, it identifies a piece of a plan
+                        scope, format, fields (JSON: the API's field list), device_label,
+                        segment_id, table_name, like_job_id (the job it copies, if any)
+                        window_start / window_end TIMESTAMP (UTC, end exclusive)
+                        state: created | succeeded | run_failed | expired | loaded | load_failed
+                        run_id, message, created_at, updated_at
+
+Whether a job's run is loaded is read from `_csload_runs` (the loader's ledger, committed with
+the data): that is the truth; `state` here is the backfill's own bookkeeping.
+
+Also here: the days missing from each daily job's coverage, counting the backfills that copied
+it (`coverage_gaps`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import orjson
+
+from csload.api.models import JobField
+from csload.ledger import Ledger, aware_utc, naive_utc
+
+STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
+
+_DDL = """CREATE TABLE IF NOT EXISTS _csload_backfills (
+    job_id UBIGINT PRIMARY KEY, name VARCHAR, plan_key VARCHAR, scope VARCHAR, format VARCHAR,
+    fields VARCHAR, device_label VARCHAR, segment_id BIGINT, table_name VARCHAR,
+    like_job_id UBIGINT, window_start TIMESTAMP, window_end TIMESTAMP, state VARCHAR,
+    run_id UBIGINT, message VARCHAR, created_at TIMESTAMP, updated_at TIMESTAMP)"""
+
+_COLUMNS = ("job_id, name, plan_key, scope, format, fields, device_label, segment_id, "
+            "table_name, like_job_id, window_start, window_end, state, run_id, message, "
+            "created_at, updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRecord:
+    job_id: int
+    name: str
+    plan_key: str
+    scope: str
+    format: str
+    fields: tuple[JobField, ...]
+    device_label: str | None
+    segment_id: int | None
+    table: str
+    like_job_id: int | None
+    window_start: datetime
+    window_end: datetime
+    state: str
+    run_id: int | None
+    message: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+def _record(row: tuple[Any, ...]) -> BackfillRecord:
+    start, end = aware_utc(row[10]), aware_utc(row[11])
+    assert start is not None and end is not None
+    return BackfillRecord(
+        job_id=int(row[0]), name=row[1], plan_key=row[2], scope=row[3], format=row[4],
+        fields=tuple(JobField.from_api(f) for f in orjson.loads(row[5] or "[]")),
+        device_label=row[6], segment_id=None if row[7] is None else int(row[7]),
+        table=row[8], like_job_id=None if row[9] is None else int(row[9]),
+        window_start=start, window_end=end, state=row[12],
+        run_id=None if row[13] is None else int(row[13]), message=row[14],
+        created_at=aware_utc(row[15]), updated_at=aware_utc(row[16]),
+    )
+
+
+def _days(start: datetime, end: datetime) -> list[date]:
+    """The UTC days [start, end) touches."""
+    first = start.astimezone(UTC).date() if start.tzinfo else start.date()
+    stop = end - timedelta(microseconds=1)
+    last = stop.astimezone(UTC).date() if stop.tzinfo else stop.date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+class BackfillLedger:
+    """Reads and writes `_csload_backfills` through one connection (one thread at a time)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, writable: bool = True) -> None:
+        self.con = con
+        self.writable = writable
+
+    def ensure(self) -> None:
+        """Create the loader's ledger tables and `_csload_backfills` if missing."""
+        Ledger(self.con).ensure()
+        self.con.execute(_DDL)
+
+    def _has(self, table: str) -> bool:
+        row = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()
+        return bool(row and row[0])
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def record_job(self, *, job_id: int, name: str, plan_key: str, scope: str, format: str,
+                   fields: tuple[JobField, ...], device_label: str | None,
+                   segment_id: int | None, table: str, like_job_id: int | None,
+                   window_start: datetime, window_end: datetime, now: datetime,
+                   state: str = "created") -> None:
+        """Record a created (or adopted) job; a job already recorded keeps its row."""
+        if state not in STATES:
+            raise ValueError(state)
+        self.con.execute(
+            f"INSERT INTO _csload_backfills ({_COLUMNS}) VALUES "  # noqa: S608
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) "
+            "ON CONFLICT (job_id) DO NOTHING",
+            [job_id, name, plan_key, scope, format,
+             orjson.dumps([f.to_api() for f in fields]).decode(), device_label, segment_id,
+             table, like_job_id, naive_utc(window_start), naive_utc(window_end), state,
+             naive_utc(now), naive_utc(now)],
+        )
+
+    def set_state(self, job_id: int, state: str, *, now: datetime, run_id: int | None = None,
+                  message: str | None = None) -> None:
+        if state not in STATES:
+            raise ValueError(state)
+        self.con.execute(
+            "UPDATE _csload_backfills SET state = ?, run_id = coalesce(?, run_id), "
+            "message = ?, updated_at = ? WHERE job_id = ?",
+            [state, run_id, message, naive_utc(now), job_id])
+
+    def forget(self, job_id: int) -> None:
+        """Drop a job's row (tests use it to stand for a crash before the row was written)."""
+        self.con.execute("DELETE FROM _csload_backfills WHERE job_id = ?", [job_id])
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def records(self, plan_key: str | None = None) -> list[BackfillRecord]:
+        if not self._has("_csload_backfills"):
+            return []
+        query = f"SELECT {_COLUMNS} FROM _csload_backfills"  # noqa: S608
+        params: list[Any] = []
+        if plan_key is not None:
+            query += " WHERE plan_key = ?"
+            params.append(plan_key)
+        rows = self.con.execute(query + " ORDER BY window_start, job_id", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def loaded_runs_of(self, job_ids: set[int]) -> dict[int, int]:
+        """Job id -> the id of its run the loader committed as loaded (jobs with none absent)."""
+        if not job_ids or not self._has("_csload_runs"):
+            return {}
+        rows = self.con.execute(
+            "SELECT job_id, max(run_id) FROM _csload_runs WHERE status = 'loaded' "
+            "AND list_contains(?, job_id) GROUP BY job_id", [sorted(job_ids)]).fetchall()
+        return {int(job_id): int(run_id) for job_id, run_id in rows}
+
+    def job_table(self, job_id: int) -> str | None:
+        """The table the loader's ledger says `job_id` loads into."""
+        if not self._has("_csload_jobs"):
+            return None
+        row = self.con.execute("SELECT table_name FROM _csload_jobs WHERE job_id = ?",
+                               [job_id]).fetchone()
+        return None if row is None else row[0]
+
+    def coverage_gaps(self, scope: str | None = None) -> dict[int, list[date]]:
+        """Per daily job: the UTC days missing from its coverage.
+
+        Coverage is the days of the job's own loaded runs plus those of loaded backfills that
+        copied it (`like_job_id`). Missing: the days between the first and the last covered
+        day that are not covered (what `csload status` reports as gaps), and the days of the
+        job's runs recorded as expired (files gone before they were loaded) not covered since.
+        """
+        if not self._has("_csload_runs") or not self._has("_csload_jobs"):
+            return {}
+        jobs = self.con.execute(
+            "SELECT job_id FROM _csload_jobs WHERE frequency = 'daily' "
+            "AND (? IS NULL OR scope = ?)", [scope, scope]).fetchall()
+        daily = {int(row[0]) for row in jobs}
+        if not daily:
+            return {}
+        covered: dict[int, set[date]] = {job_id: set() for job_id in daily}
+        expired: dict[int, set[date]] = {job_id: set() for job_id in daily}
+        rows = self.con.execute(
+            "SELECT job_id, status, window_start, window_end FROM _csload_runs "
+            "WHERE status IN ('loaded', 'expired') AND window_start IS NOT NULL "
+            "AND window_end IS NOT NULL AND list_contains(?, job_id)",
+            [sorted(daily)]).fetchall()
+        for job_id, status, start, end in rows:
+            target = covered if status == "loaded" else expired
+            target[int(job_id)].update(_days(start, end))
+        if self._has("_csload_backfills"):
+            rows = self.con.execute(
+                "SELECT b.like_job_id, r.window_start, r.window_end FROM _csload_backfills b "
+                "JOIN _csload_runs r ON r.job_id = b.job_id AND r.status = 'loaded' "
+                "WHERE r.window_start IS NOT NULL AND r.window_end IS NOT NULL "
+                "AND list_contains(?, b.like_job_id)", [sorted(daily)]).fetchall()
+            for job_id, start, end in rows:
+                covered[int(job_id)].update(_days(start, end))
+        gaps: dict[int, list[date]] = {}
+        for job_id in sorted(daily):
+            have, lost = covered[job_id], expired[job_id] - covered[job_id]
+            missing = set(lost)
+            if have:
+                first, last = min(have), max(have)
+                missing.update(first + timedelta(days=i) for i in range((last - first).days + 1)
+                               if first + timedelta(days=i) not in have)
+            if missing:
+                gaps[job_id] = sorted(missing)
+        return gaps

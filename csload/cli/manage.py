@@ -1,0 +1,371 @@
+"""Job management commands: `jobs create`, `backfill`, `custom-vars`, `dynamic-vars`.
+
+Days on the command line are whole UTC days and both ends are included: `--once 2026-11-01
+2026-11-07` and `--from 2026-11-01 --to 2026-11-07` are 7 days (the API's window is
+[2026-11-01, 2026-11-08), end exclusive).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import click
+from rich.console import Console
+from rich.progress import Progress, TaskID, TextColumn
+from rich.table import Table
+
+from csload.api.client import ExportClient
+from csload.api.models import Job, JobSpec
+from csload.backfill_engine import (
+    DEFAULT_POLL_INTERVAL,
+    BackfillEvent,
+    BackfillEventKind,
+    BackfillReport,
+    BackfillStatus,
+    backfill_async,
+)
+from csload.cli.common import (
+    connection_options,
+    fail,
+    print_json,
+    run_with_client,
+    settings_from,
+    stderr,
+    stdout,
+    ts,
+)
+from csload.errors import CsloadError
+from csload.jobspec import (
+    DATA_RETENTION_MONTHS,
+    InvalidJobSpec,
+    create_job_checked,
+    exportable_names,
+    parse_fields,
+    spec_like,
+    validate_spec,
+)
+from csload.pipeline import DEFAULT_DB
+
+EXIT_INTERRUPTED = 130
+
+_DAY = click.DateTime(["%Y-%m-%d"])
+
+
+def _day(value: datetime | None) -> date | None:
+    return None if value is None else value.date()
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _merged_settings(ctx: click.Context, params: dict[str, Any]) -> Any:
+    """A `jobs` subcommand takes the connection options before or after its name."""
+    inherited = {k: v for k, v in (ctx.obj or {}).items() if v is not None}
+    return settings_from({**inherited, **{k: v for k, v in params.items() if v is not None}})
+
+
+# -- jobs create ------------------------------------------------------------------------------
+
+
+@click.command("create")
+@click.option("--name", default="", help="The job's name.")
+@click.option("--scope", help="sessions or views (default with --like: that job's).")
+@click.option("--format", "fmt", help="CSV or JSONL [default: JSONL, or the --like job's].")
+@click.option("--daily", "frequency", flag_value="daily", help="A daily job.")
+@click.option("--hourly", "frequency", flag_value="hourly", help="An hourly job.")
+@click.option("--once", "once", nargs=2, type=_DAY, metavar="FROM TO",
+              help="A once job over these days (both included; at most 7 days).")
+@click.option("--field", "field_texts", multiple=True, metavar="NAME[:ALIAS]",
+              help="A field to export (repeatable): NAME[:ALIAS], "
+                   "custom_var:POSITION[:ALIAS] or dynamic_var:KEY[:ALIAS].")
+@click.option("--device", help="all, desktop, mobile or tablet [default: all].")
+@click.option("--segment", type=int, help="Only sessions of this segment id.")
+@click.option("--like", "like", type=int, metavar="JOB_ID",
+              help="Copy this job's fields and filters (format, device, segment).")
+@click.option("--dry-run", is_flag=True, help="Check the job and print the request only.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@connection_options
+@click.pass_context
+def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
+           frequency: str | None, once: tuple[datetime, datetime] | None,
+           field_texts: tuple[str, ...], device: str | None, segment: int | None,
+           like: int | None, dry_run: bool, as_json: bool, **params: Any) -> None:
+    """Create an export job; every rule of the API is checked before the request is sent."""
+    if once and frequency:
+        raise click.UsageError("give one of --daily, --hourly or --once FROM TO")
+    if like is not None and field_texts:
+        raise click.UsageError("give either --like JOB_ID or --field, not both")
+    settings = _merged_settings(ctx, params)
+    date_from = date_to = None
+    if once:
+        first, last = once[0].date(), once[1].date()
+        date_from = _midnight(first)
+        # The last day is included; the API's `to` is exclusive. A reversed range stays
+        # reversed so that the rule's message shows the days as given.
+        date_to = _midnight(last + timedelta(days=1) if last >= first else last)
+        frequency = "once"
+    fields, problems = parse_fields(field_texts)
+
+    async def action(client: ExportClient) -> tuple[Job | None, JobSpec]:
+        if like is not None:
+            source = await client.get_job(like)
+            if scope is not None and scope.lower() != source.scope:
+                raise click.UsageError(f"--scope {scope} differs from job {like}'s scope "
+                                       f"{source.scope}")
+            spec = spec_like(source, name=name, frequency=frequency or "",
+                             date_from=date_from, date_to=date_to,
+                             format=fmt.upper() if fmt else None,
+                             device_label=device.lower() if device else None,
+                             segment_id=segment)
+        else:
+            spec = JobSpec(name=name, format=(fmt or "JSONL").upper(),
+                           scope=(scope or "").lower(), frequency=frequency or "",
+                           fields=tuple(fields), device_label=(device or "all").lower(),
+                           segment_id=segment, date_from=date_from, date_to=date_to)
+        if dry_run:
+            catalog = await exportable_names(client, spec.scope) \
+                if spec.scope in ("sessions", "views") else None
+            found = [*problems, *validate_spec(spec, now=datetime.now(UTC), exportable=catalog,
+                                               retention_months=DATA_RETENTION_MONTHS)]
+            if found:
+                raise InvalidJobSpec(found)
+            return None, spec
+        return await create_job_checked(client, spec, extra_problems=problems), spec
+
+    job, spec = run_with_client(settings, action)
+    if job is None:
+        if as_json:
+            print_json(spec.to_api())
+        else:
+            stdout.print("dry run: the job passes every check; the request would be:",
+                         highlight=False)
+            print_json(spec.to_api())
+        return
+    if as_json:
+        print_json(job.to_json())
+        return
+    window = ""
+    if job.date_from and job.date_to:
+        window = f", window {ts(job.date_from)} -> {ts(job.date_to)}"
+    stdout.print(f"created job [bold]{job.job_id}[/]: {job.name} ({job.scope}, {job.format}, "
+                 f"{job.frequency}{window}, {len(job.fields)} field(s), state "
+                 f"{job.state or '?'})", highlight=False)
+
+
+# -- custom-vars, dynamic-vars ----------------------------------------------------------------
+
+
+@click.command("custom-vars")
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def custom_vars(as_json: bool, **params: Any) -> None:
+    """List the project's custom variables (use them as --field custom_var:POSITION)."""
+    settings = settings_from(params)
+    found = run_with_client(settings, lambda c: c.custom_vars())
+    if as_json:
+        print_json([var.to_json() for var in found])
+        return
+    table = Table(title=f"{len(found)} custom variable(s)")
+    table.add_column("position", justify="right")
+    table.add_column("name")
+    for var in sorted(found, key=lambda v: v.position):
+        table.add_row(str(var.position), var.name or "")
+    stdout.print(table)
+
+
+@click.command("dynamic-vars")
+@click.option("--from", "date_from", type=_DAY, required=True, help="First day.")
+@click.option("--to", "date_to", type=_DAY, required=True, help="Last day (included).")
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def dynamic_vars(date_from: datetime, date_to: datetime, as_json: bool, **params: Any) -> None:
+    """List the dynamic variable keys seen on these days (use them as --field dynamic_var:KEY)."""
+    first, last = date_from.date(), date_to.date()
+    if last < first:
+        raise click.BadParameter(f"{last} is before --from {first}", param_hint="--to")
+    settings = settings_from(params)
+    found = run_with_client(
+        settings, lambda c: c.dynamic_var_keys(first, last + timedelta(days=1)))
+    if as_json:
+        print_json([key.to_json() for key in found])
+        return
+    table = Table(title=f"{len(found)} dynamic variable key(s) seen {first}..{last}")
+    table.add_column("key")
+    table.add_column("type")
+    for key in found:
+        table.add_row(key.key, key.type or "")
+    stdout.print(table)
+
+
+# -- backfill ---------------------------------------------------------------------------------
+
+
+def _elapsed(seconds: float | None) -> str:
+    return "" if seconds is None else str(timedelta(seconds=int(seconds)))
+
+
+class BackfillDisplay:
+    """An event sink for backfills: a live line per window on a terminal, plain lines otherwise.
+
+    Plain lines are printed on changes only (a new state of a run, not every poll)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.progress: Progress | None = None
+        self.tasks: dict[tuple[str | None, str], TaskID] = {}
+        self.states: dict[tuple[str | None, str], str] = {}
+
+    def __enter__(self) -> BackfillDisplay:
+        if self.live:
+            self.progress = Progress(TextColumn("{task.description}"),
+                                     TextColumn("{task.fields[detail]}"),
+                                     console=self.console)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(kind, exc, tb)
+
+    def _show(self, event: BackfillEvent, detail: str, *, line: bool = True) -> None:
+        assert event.window is not None
+        key = (event.scope, event.window.label)
+        where = f"{event.scope} {event.window.label}"
+        if event.job_id is not None:
+            where += f" job {event.job_id}"
+        if self.progress is not None:
+            task = self.tasks.get(key)
+            if task is None:
+                self.tasks[key] = self.progress.add_task(where, total=None, detail=detail)
+            else:
+                self.progress.update(task, description=where, detail=detail)
+        elif line:
+            self.console.print(f"{where}: {detail}", highlight=False, markup=False)
+
+    def __call__(self, event: BackfillEvent) -> None:
+        kind = event.kind
+        if kind is BackfillEventKind.PLANNED or kind is BackfillEventKind.MESSAGE:
+            if event.message:
+                self.console.print(f"note: {event.message}" if kind is BackfillEventKind.MESSAGE
+                                   else event.message, highlight=False, markup=False)
+            return
+        if event.window is None:
+            return
+        key = (event.scope, event.window.label)
+        if kind is BackfillEventKind.JOB_CREATED:
+            self._show(event, "job created")
+        elif kind is BackfillEventKind.JOB_REUSED:
+            self._show(event, f"reusing the job created before ({event.state})")
+        elif kind is BackfillEventKind.WAITING:
+            state = event.state or "?"
+            changed = self.states.get(key) != state
+            self.states[key] = state
+            self._show(event, f"{state}  {_elapsed(event.elapsed)}", line=changed)
+        elif kind is BackfillEventKind.LOADING:
+            self._show(event, "loading")
+        elif kind is BackfillEventKind.LOADED:
+            self._show(event, f"loaded {event.rows:,} rows")
+        elif kind is BackfillEventKind.SKIPPED:
+            self._show(event, "already loaded")
+        elif kind is BackfillEventKind.FAILED:
+            self._show(event, f"failed: {event.message}")
+
+
+def backfill_table(report: BackfillReport) -> Table:
+    title = "backfill plan (dry run)" if report.dry_run else f"backfill into {report.target}"
+    table = Table(title=title)
+    for column in ("days", "scope", "table", "job", "status", "rows", "note"):
+        table.add_column(column, justify="right" if column in ("job", "rows") else "left")
+    for item in report.items:
+        note = item.action if report.dry_run and item.action else (item.message or "")
+        if item.status is BackfillStatus.LOADED and not item.created:
+            note = note or "job reused"
+        table.add_row(item.window.label, item.scope, item.table,
+                      "" if item.job_id is None else str(item.job_id), item.status.value,
+                      f"{item.rows:,}" if item.status is BackfillStatus.LOADED else "", note)
+    if not report.items:
+        table.add_row("-", "", "", "", "nothing to do", "", "")
+    return table
+
+
+@click.command()
+@click.option("--scope", type=click.Choice(["sessions", "views"]),
+              help="The scope (default with --like: that job's; with --gaps: every scope).")
+@click.option("--from", "date_from", type=_DAY, help="First day to load.")
+@click.option("--to", "date_to", type=_DAY, help="Last day to load (included).")
+@click.option("--like", type=int, metavar="JOB_ID",
+              help="Copy this job's fields and filters; load into its table.")
+@click.option("--field", "field_texts", multiple=True, metavar="NAME[:ALIAS]",
+              help="A field to export (repeatable): NAME[:ALIAS], "
+                   "custom_var:POSITION[:ALIAS] or dynamic_var:KEY[:ALIAS].")
+@click.option("--format", "fmt", help="CSV or JSONL [default: JSONL, or the --like job's].")
+@click.option("--device", help="all, desktop, mobile or tablet [default: all].")
+@click.option("--segment", type=int, help="Only sessions of this segment id.")
+@click.option("--gaps", is_flag=True,
+              help="Fill the days missing from the daily jobs' coverage in the database.")
+@click.option("--table", help="Load into this table [default: the --like job's, or the scope].")
+@click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_DB, show_default=True, help="The DuckDB database file.")
+@click.option("--poll-interval", type=click.FloatRange(0), default=DEFAULT_POLL_INTERVAL,
+              show_default=True, help="Seconds between two checks of a run's state.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; create and load nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@connection_options
+def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | None,
+             like: int | None, field_texts: tuple[str, ...], fmt: str | None,
+             device: str | None, segment: int | None, gaps: bool, table: str | None, db: Path,
+             poll_interval: float, dry_run: bool, as_json: bool, **params: Any) -> None:
+    """Load past days through `once` jobs of at most 7 days each, or fill --gaps.
+
+    Resumable: run the same command again after an interruption and it reuses the jobs it
+    created and loads only what is missing.
+    """
+    if gaps and (like is not None or field_texts):
+        raise click.UsageError("--gaps copies each daily job's fields: no --like or --field")
+    if not gaps and (date_from is None or date_to is None):
+        raise click.UsageError("give --from and --to (or --gaps)")
+    if like is not None and field_texts:
+        raise click.UsageError("give either --like JOB_ID or --field, not both")
+    if not gaps and like is None and not field_texts:
+        raise click.UsageError("say what to export: --like JOB_ID or --field NAME")
+    if not gaps and like is None and scope is None:
+        raise click.UsageError("--scope is required without --like")
+    settings = settings_from(params)
+
+    async def main() -> BackfillReport:
+        with BackfillDisplay(stderr) as display:
+            return await backfill_async(
+                settings, scope=scope, date_from=_day(date_from), date_to=_day(date_to),
+                like=like, fields=field_texts, format=fmt, device=device, segment=segment,
+                gaps=gaps, table=table, db=db, dry_run=dry_run, poll_interval=poll_interval,
+                on_event=display if not as_json else _quiet)
+
+    try:
+        report = anyio.run(main)
+    except CsloadError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted: run the same command again to resume (the jobs already created "
+             "are reused, nothing is loaded twice)", code=EXIT_INTERRUPTED)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        stdout.print(backfill_table(report))
+        for gone in report.unavailable:
+            stdout.print(f"[bold]cannot get[/] {gone}", highlight=False)
+        for item in report.failed:
+            stdout.print(f"[bold]failed[/]: {item.scope} {item.window.label}: {item.message}",
+                         highlight=False)
+    sys.exit(report.exit_code)
+
+
+def _quiet(_event: object) -> None:
+    """--json: the report is the output; no progress lines mixed in."""

@@ -1,0 +1,344 @@
+"""Create-job requests checked before they are sent (contract section 4), then created.
+
+The API answers a bad POST /exports with a 400 naming the first problem; csload checks every
+rule of the contract locally first, so a user sees *all* the problems at once, each message
+naming the rule it breaks, and no request is sent. The rules, with their names:
+
+    name            the job name must not be empty
+    format          format is CSV or JSONL
+    scope           scope is sessions or views
+    frequency       frequency is daily, hourly or once
+    deviceLabel     deviceLabel is all, desktop, mobile or tablet
+    segmentId       segmentId is a positive integer
+    dateRange       a once job needs a date range (from and to); only a once job takes one
+    range order     the range's `to` must be after its `from`
+    7 days          a once job covers at most 7 days (after widening to whole UTC days)
+    retention       `from` must not be older than the data retention (13 months, ASSUMED)
+    fields          a job exports at least one field
+    unknown field   every fieldName is one /exportable-fields lists for the scope
+                    (custom_var and dynamic_var are always allowed)
+    duplicate field a fieldName appears once, except custom_var and dynamic_var
+    customVarPosition  a custom_var has a position from 1 to 20
+    dynamicVarKey   a dynamic_var has a key
+    same column     two fields cannot end up under the same column name (alias)
+
+The last three are enforced by the simulator beyond the contract's list (the files would be
+ambiguous otherwise), so csload checks them too. When the API still disagrees, its own 400 is
+raised as `ApiRequestError` with a message saying csload's checks had passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from csload.api.client import ExportClient
+from csload.api.models import Job, JobField, JobSpec
+from csload.errors import ApiRequestError, ConfigError
+from csload.schemas import SCOPES
+
+__all__ = [
+    "DATA_RETENTION_MONTHS",
+    "InvalidJobSpec",
+    "Problem",
+    "Rule",
+    "check_spec",
+    "create_checked_job",
+    "create_job_checked",
+    "earliest_exportable_day",
+    "exportable_names",
+    "parse_field",
+    "parse_fields",
+    "spec_like",
+    "validate_spec",
+]
+
+# ASSUMED (contract section 7): how far back a `once` job may reach.
+DATA_RETENTION_MONTHS = 13
+MAX_ONCE_DAYS = 7
+
+FORMATS = ("CSV", "JSONL")
+FREQUENCIES = ("daily", "hourly", "once")
+DEVICE_LABELS = ("all", "desktop", "mobile", "tablet")
+CUSTOM_VAR = "custom_var"
+DYNAMIC_VAR = "dynamic_var"
+VARIABLES = (CUSTOM_VAR, DYNAMIC_VAR)
+CUSTOM_VAR_POSITIONS = range(1, 21)
+
+
+class Rule:
+    """The rules' names, as messages show them."""
+
+    NAME = "the job name must not be empty"
+    FORMAT = "format is CSV or JSONL"
+    SCOPE = "scope is sessions or views"
+    FREQUENCY = "frequency is daily, hourly or once"
+    DEVICE = "deviceLabel is all, desktop, mobile or tablet"
+    SEGMENT = "segmentId is a positive integer"
+    ONCE_RANGE = "a once job needs a date range (from and to)"
+    RANGE_ONLY_ONCE = "only a once job takes a date range"
+    RANGE_ORDER = "the date range's to must be after its from"
+    SPAN = "a once job covers at most 7 days"
+    RETENTION = "from must not be older than the data retention"
+    FIELDS = "a job exports at least one field"
+    UNKNOWN_FIELD = "every fieldName is an exportable field of the scope"
+    DUPLICATE_FIELD = "a fieldName appears once (except custom_var and dynamic_var)"
+    POSITION = "customVarPosition is between 1 and 20"
+    KEY = "a dynamic_var needs a dynamicVarKey"
+    COLUMN = "two fields cannot have the same column name"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One broken rule: the rule's name and what, in the request, breaks it."""
+
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.detail} (rule: {self.rule})"
+
+
+class InvalidJobSpec(ConfigError):
+    """A create-job request breaks one or more rules of the API; nothing was sent."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            text = f"invalid job: {self.problems[0]}"
+        else:
+            text = f"invalid job ({len(self.problems)} problems):\n" + "\n".join(
+                f"  - {problem}" for problem in self.problems)
+        super().__init__(text)
+
+
+# -- dates ------------------------------------------------------------------------------------
+
+
+def _floor_day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(moment: datetime) -> datetime:
+    floored = _floor_day(moment)
+    return floored if floored == moment else floored + timedelta(days=1)
+
+
+def earliest_exportable_day(now: datetime, months: int = DATA_RETENTION_MONTHS) -> date:
+    """The oldest day a `once` job may start on: the same day `months` months back (clamped to
+    the month's end), as the API's retention rule reads (ASSUMED, contract section 7)."""
+    now = now.astimezone(UTC)
+    year, month = divmod(now.year * 12 + now.month - 1 - months, 12)
+    day = now.day
+    while True:
+        try:
+            return date(year, month + 1, day)
+        except ValueError:
+            day -= 1
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# -- fields -----------------------------------------------------------------------------------
+
+
+def parse_field(text: str) -> JobField:
+    """`NAME[:ALIAS]`, `custom_var:POSITION[:ALIAS]` or `dynamic_var:KEY[:ALIAS]`."""
+    fields, problems = parse_fields([text])
+    if problems:
+        raise InvalidJobSpec(problems)
+    return fields[0]
+
+
+def parse_fields(texts: Iterable[str]) -> tuple[list[JobField], list[Problem]]:
+    """The `--field` values as JobFields, and the problems of those that cannot be read."""
+    fields: list[JobField] = []
+    problems: list[Problem] = []
+    for text in texts:
+        name, _, rest = text.strip().partition(":")
+        name = name.strip()
+        if not name:
+            problems.append(Problem(Rule.UNKNOWN_FIELD, f"--field {text!r} has no field name"))
+            continue
+        if name == CUSTOM_VAR:
+            position_text, _, alias = rest.partition(":")
+            position_text = position_text.strip()
+            if not position_text.lstrip("-").isdigit():
+                problems.append(Problem(
+                    Rule.POSITION,
+                    f"--field {text!r}: custom_var needs a position, as custom_var:POSITION"
+                    "[:ALIAS]" if not position_text else
+                    f"--field {text!r}: custom_var position {position_text!r} is not a number"))
+                continue
+            fields.append(JobField(CUSTOM_VAR, alias_name=alias.strip() or None,
+                                   custom_var_position=int(position_text)))
+        elif name == DYNAMIC_VAR:
+            key, _, alias = rest.partition(":")
+            fields.append(JobField(DYNAMIC_VAR, alias_name=alias.strip() or None,
+                                   dynamic_var_key=key.strip() or None))
+        else:
+            fields.append(JobField(name, alias_name=rest.strip() or None))
+    return fields, problems
+
+
+def _field_problems(fields: Sequence[JobField], scope: str,
+                    exportable: Collection[str] | None) -> list[Problem]:
+    if not fields:
+        return [Problem(Rule.FIELDS, "no field given")]
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    columns: dict[str, int] = {}
+    for index, field in enumerate(fields):
+        where = f"field {index + 1} ({field.field_name})"
+        name = field.field_name
+        if (exportable is not None and name not in VARIABLES and name not in exportable):
+            problems.append(Problem(
+                Rule.UNKNOWN_FIELD,
+                f"{name!r} is not an exportable field of scope {scope!r} "
+                "(see `csload fields --scope " + scope + "`)"))
+        if name in seen and name not in VARIABLES:
+            problems.append(Problem(Rule.DUPLICATE_FIELD, f"{name!r} is given more than once"))
+        seen.add(name)
+        if name == CUSTOM_VAR:
+            position = field.custom_var_position
+            if position is None:
+                problems.append(Problem(Rule.POSITION, f"{where} has no customVarPosition"))
+            elif position not in CUSTOM_VAR_POSITIONS:
+                problems.append(Problem(Rule.POSITION,
+                                        f"{where} has customVarPosition {position}"))
+        if name == DYNAMIC_VAR and not field.dynamic_var_key:
+            problems.append(Problem(Rule.KEY, f"{where} has no dynamicVarKey"))
+        column = field.column_name
+        if column in columns:
+            problems.append(Problem(
+                Rule.COLUMN,
+                f"fields {columns[column]} and {index + 1} would both be column {column!r}"))
+        else:
+            columns[column] = index + 1
+    return problems
+
+
+# -- the whole request ------------------------------------------------------------------------
+
+
+def validate_spec(
+    spec: JobSpec,
+    *,
+    now: datetime,
+    exportable: Collection[str] | None = None,
+    retention_months: int = DATA_RETENTION_MONTHS,
+) -> list[Problem]:
+    """Every rule `spec` breaks (empty: it may be sent). `exportable` is the scope's field
+    catalog; None skips the unknown-field rule. `now` is the API's idea of the time (aware)."""
+    problems: list[Problem] = []
+    if not spec.name.strip():
+        problems.append(Problem(Rule.NAME, "the name is empty"))
+    for value, allowed, what, rule in (
+        (spec.format, FORMATS, "format", Rule.FORMAT),
+        (spec.scope, SCOPES, "scope", Rule.SCOPE),
+        (spec.frequency, FREQUENCIES, "frequency", Rule.FREQUENCY),
+        (spec.device_label, DEVICE_LABELS, "deviceLabel", Rule.DEVICE),
+    ):
+        if value not in allowed:
+            detail = f"no {what} given" if not value else f"{what} {value!r} is not allowed"
+            problems.append(Problem(rule, detail))
+    scope_ok = spec.scope in SCOPES
+    if spec.segment_id is not None and (isinstance(spec.segment_id, bool)
+                                        or not isinstance(spec.segment_id, int)
+                                        or spec.segment_id < 0):
+        problems.append(Problem(Rule.SEGMENT, f"segmentId {spec.segment_id!r} is not allowed"))
+    problems.extend(_range_problems(spec, now, retention_months))
+    problems.extend(_field_problems(spec.fields, spec.scope,
+                                    exportable if scope_ok else None))
+    return problems
+
+
+def _range_problems(spec: JobSpec, now: datetime, retention_months: int) -> list[Problem]:
+    has_range = spec.date_from is not None or spec.date_to is not None
+    if spec.frequency != "once":
+        if has_range and spec.frequency in FREQUENCIES:
+            return [Problem(Rule.RANGE_ONLY_ONCE,
+                            f"a {spec.frequency} job was given a date range")]
+        return []
+    if spec.date_from is None or spec.date_to is None:
+        return [Problem(Rule.ONCE_RANGE, "the once job has no " + (
+            "date range" if not has_range else "from" if spec.date_from is None else "to"))]
+    start, end = spec.date_from, spec.date_to
+    if end <= start:
+        return [Problem(Rule.RANGE_ORDER, f"to {end:%Y-%m-%d %H:%M} is not after from "
+                                          f"{start:%Y-%m-%d %H:%M}")]
+    problems = []
+    # Exports work in whole UTC days: the limit applies to what will really be exported.
+    days = (_ceil_day(end) - _floor_day(start)).days
+    if days > MAX_ONCE_DAYS:
+        problems.append(Problem(Rule.SPAN, f"the range covers {days} whole days"))
+    earliest = earliest_exportable_day(now, retention_months)
+    if _floor_day(start) < _midnight(earliest):
+        problems.append(Problem(
+            Rule.RETENTION,
+            f"from {start:%Y-%m-%d} is before {earliest}, the earliest exportable day "
+            f"({retention_months} months back)"))
+    return problems
+
+
+def check_spec(spec: JobSpec, *, now: datetime, exportable: Collection[str] | None = None,
+               retention_months: int = DATA_RETENTION_MONTHS) -> None:
+    """Raise InvalidJobSpec listing every rule `spec` breaks."""
+    problems = validate_spec(spec, now=now, exportable=exportable,
+                             retention_months=retention_months)
+    if problems:
+        raise InvalidJobSpec(problems)
+
+
+async def exportable_names(client: ExportClient, scope: str) -> frozenset[str]:
+    """The field names /exportable-fields lists for `scope`."""
+    return frozenset(field.name for field in await client.exportable_fields(scope))
+
+
+async def create_job_checked(
+    client: ExportClient,
+    spec: JobSpec,
+    *,
+    now: datetime | None = None,
+    retention_months: int = DATA_RETENTION_MONTHS,
+    extra_problems: Sequence[Problem] = (),
+) -> Job:
+    """Check `spec` against every rule (fetching the scope's field catalog), then create it.
+
+    Raises InvalidJobSpec without sending the create request when a rule is broken, and
+    ApiRequestError (saying the local checks passed) when the API refuses it anyway.
+    """
+    now = now or datetime.now(UTC)
+    catalog = await exportable_names(client, spec.scope) if spec.scope in SCOPES else None
+    problems = [*extra_problems, *validate_spec(spec, now=now, exportable=catalog,
+                                                retention_months=retention_months)]
+    if problems:
+        raise InvalidJobSpec(problems)
+    return await create_checked_job(client, spec)
+
+
+async def create_checked_job(client: ExportClient, spec: JobSpec) -> Job:
+    """POST an already checked spec; a 400 says the API disagrees with csload's checks."""
+    try:
+        return await client.create_job(spec)
+    except ApiRequestError as exc:
+        if exc.status != 400:
+            raise
+        raise ApiRequestError(
+            f"the API refused job {spec.name!r} although csload's own checks passed: {exc}",
+            status=exc.status, error_code=exc.error_code, method=exc.method,
+            path=exc.path) from None
+
+
+def spec_like(job: Job, *, name: str, frequency: str, date_from: datetime | None = None,
+              date_to: datetime | None = None, format: str | None = None,
+              device_label: str | None = None, segment_id: int | None = None) -> JobSpec:
+    """A JobSpec copying `job`'s fields and filters (format, device, segment) unless given."""
+    return JobSpec(
+        name=name, format=format or job.format, scope=job.scope, frequency=frequency,
+        fields=job.fields, device_label=device_label or job.device_label or "all",
+        segment_id=segment_id if segment_id is not None else job.segment_id,
+        date_from=date_from, date_to=date_to)

@@ -1,0 +1,271 @@
+"""Backfills of a range against the simulator over real HTTP, its clock driven by the waits."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from bfref import (
+    FIELDS,
+    HIGH,
+    assert_same_rows,
+    backfill_jobs,
+    days,
+    query,
+    table_rows,
+    truth_rows,
+)
+from conftest import SimDriver
+
+from csload import BackfillReport, backfill_async
+from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
+from csload.backfill_ledger import BackfillLedger
+from csload.config import Settings
+from csload.jobspec import InvalidJobSpec, Rule
+from csload.load import connect
+from csload.simulator import Simulator
+from csload.simulator.outcomes import fail_once_job
+
+FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days
+WINDOWS = [Window(date(2026, 10, 30), date(2026, 11, 6)), Window(date(2026, 11, 6),
+           date(2026, 11, 13)), Window(date(2026, 11, 13), date(2026, 11, 19))]
+
+
+async def run_backfill(settings: Settings, driver: SimDriver, db: Path, *,
+                       date_from: date = FIRST, date_to: date = LAST, dry_run: bool = False,
+                       on_event: Callable[[BackfillEvent], None] | None = None,
+                       ) -> BackfillReport:
+    """The 20-day views backfill (or another range), on the simulator's clock."""
+    return await backfill_async(
+        settings, scope="views", date_from=date_from, date_to=date_to, fields=FIELDS, db=db,
+        dry_run=dry_run, sleep=driver.sleep, clock=driver.clock, poll_interval=10,
+        on_event=on_event or (lambda _event: None))
+
+
+def assert_all_days_loaded_once(sim: Simulator, db: Path) -> None:
+    """Every day of the range, each row exactly once, equal to the truth of the runs loaded."""
+    loaded = query(db, "SELECT job_id, run_id FROM _csload_runs WHERE status = 'loaded'")
+    jobs = {job.job_id: job for job in backfill_jobs(sim)}
+    want = sorted(row for job_id, _ in loaded for row in truth_rows(sim, jobs[job_id]))
+    got = table_rows(db)
+    assert_same_rows(got, want)
+    assert len({(r[0], r[1]) for r in got}) == len(got), "a row key appears twice"
+    assert {r[0] for r in query(db, "SELECT DISTINCT _date FROM views")} == set(days(FIRST, LAST))
+    assert any(r[0] > HIGH for r in got) and any(r[2] > HIGH for r in got), \
+        "the data must hold UInt64 values above 2^63"
+
+
+async def test_a_20_day_backfill_makes_3_jobs_and_loads_every_day_once(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    report = await run_backfill(settings, driver, db_path)
+
+    assert report.exit_code == 0, report.to_json()
+    assert [item.window for item in report.items] == WINDOWS
+    assert [item.status for item in report.items] == [BackfillStatus.LOADED] * 3
+    jobs = backfill_jobs(simulator)
+    assert len(jobs) == 3 and report.jobs_created == [job.job_id for job in jobs]
+    for job, window in zip(jobs, WINDOWS, strict=True):
+        assert job.date_from == datetime(*window.start.timetuple()[:3], tzinfo=UTC)
+        assert job.date_to == datetime(*window.end.timetuple()[:3], tzinfo=UTC)
+        assert job.date_to - job.date_from <= timedelta(days=7)
+        assert [f.column_name for f in job.fields] == [
+            "session_id", "view_number", "user_id", "view_time", "page_url", "user_type",
+            "scroll_rate"]
+    assert_all_days_loaded_once(simulator, db_path)
+    assert report.rows == len(table_rows(db_path)) > 0
+    # One run per job, each loaded once, each recorded as loaded in the backfill ledger.
+    assert query(db_path, "SELECT count(*), count(DISTINCT job_id) FROM _csload_runs "
+                          "WHERE status = 'loaded'") == [(3, 3)]
+    assert query(db_path, "SELECT state FROM _csload_backfills ORDER BY window_start") == [
+        ("loaded",)] * 3
+    # Created one at a time: each job only after the previous one's run had finished.
+    for earlier, later in itertools.pairwise(jobs):
+        assert later.created_at >= simulator.runs(earlier.job_id)[0].finished_at
+    assert driver.waits > 0
+
+
+async def test_running_it_again_creates_nothing_and_loads_nothing(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    await run_backfill(settings, driver, db_path)
+    before = table_rows(db_path)
+    again = await run_backfill(settings, driver, db_path)
+    assert again.exit_code == 0
+    assert [i.status for i in again.items] == [BackfillStatus.ALREADY_LOADED] * 3
+    assert again.jobs_created == []
+    assert len(backfill_jobs(simulator)) == 3
+    assert table_rows(db_path) == before
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("lose_record", [False, True], ids=["recorded", "record-lost"])
+async def test_an_interrupted_backfill_resumes_without_a_duplicate_job(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path,
+        lose_record: bool) -> None:
+    created: list[int] = []
+
+    def interrupt_at_second_job(event: BackfillEvent) -> None:
+        if event.kind is BackfillEventKind.JOB_CREATED:
+            assert event.job_id is not None
+            created.append(event.job_id)
+            if len(created) == 2:
+                raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await run_backfill(settings, driver, db_path, on_event=interrupt_at_second_job)
+    assert len(backfill_jobs(simulator)) == 2
+    if lose_record:
+        # As if the process died between the create request and the ledger row.
+        con = connect(db_path)
+        try:
+            BackfillLedger(con).forget(created[1])
+        finally:
+            con.close()
+
+    report = await run_backfill(settings, driver, db_path)
+
+    assert report.exit_code == 0, report.to_json()
+    jobs = backfill_jobs(simulator)
+    assert len(jobs) == 3, "the second job must be reused, not created again"
+    assert [job.job_id for job in jobs[:2]] == created
+    assert report.jobs_created == [jobs[2].job_id]
+    second = report.items[1]
+    assert second.job_id == created[1] and not second.created
+    assert second.status is BackfillStatus.LOADED
+    assert report.items[0].status in (BackfillStatus.LOADED, BackfillStatus.ALREADY_LOADED)
+    assert_all_days_loaded_once(simulator, db_path)
+    assert query(db_path, "SELECT count(*) FROM _csload_runs WHERE status = 'loaded'") == [(3,)]
+    assert query(db_path, "SELECT job_id FROM _csload_backfills ORDER BY job_id") == [
+        (job.job_id,) for job in jobs]
+
+
+async def test_a_failed_run_is_reported_and_the_rest_loads(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    second_start = datetime(2026, 11, 6, tzinfo=UTC)
+
+    def fail_the_second_window(sim: Simulator) -> None:
+        for job in sim.jobs:
+            if (job.frequency == "once" and job.date_from == second_start
+                    and job.once_run_id is not None
+                    and sim.run(job.once_run_id).outcome == "SUCCESS"
+                    and sim.run_state(job.once_run_id) not in ("SUCCESS", "FAILURE")):
+                fail_once_job(sim, job.job_id)
+
+    driver.hooks.append(fail_the_second_window)
+    report = await run_backfill(settings, driver, db_path)
+
+    assert report.exit_code == 3
+    assert [i.status for i in report.items] == [
+        BackfillStatus.LOADED, BackfillStatus.FAILED, BackfillStatus.LOADED]
+    failed = report.items[1]
+    assert failed.message is not None and "FAILURE" in failed.message
+    assert str(failed.job_id) in failed.message
+    loaded_days = {r[0] for r in query(db_path, "SELECT DISTINCT _date FROM views")}
+    assert loaded_days == set(WINDOWS[0].days) | set(WINDOWS[2].days)
+    assert query(db_path, "SELECT state FROM _csload_backfills ORDER BY window_start") == [
+        ("loaded",), ("run_failed",), ("loaded",)]
+
+    # Run again once the fault is gone: only the failed window gets a new job.
+    driver.hooks.clear()
+    again = await run_backfill(settings, driver, db_path)
+    assert again.exit_code == 0, again.to_json()
+    assert [i.status for i in again.items] == [
+        BackfillStatus.ALREADY_LOADED, BackfillStatus.LOADED, BackfillStatus.ALREADY_LOADED]
+    assert again.items[1].created and again.items[1].job_id != failed.job_id
+    assert len(backfill_jobs(simulator)) == 4
+    assert {r[0] for r in query(db_path, "SELECT DISTINCT _date FROM views")} == set(
+        days(FIRST, LAST))
+
+
+async def test_days_beyond_retention_or_not_over_are_trimmed_with_a_message(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    messages: list[str] = []
+
+    def keep(event: BackfillEvent) -> None:
+        if event.kind is BackfillEventKind.MESSAGE and event.message:
+            messages.append(event.message)
+
+    # Now is 2026-11-25 12:00: 13 months back is 2025-10-25; 2026-11-25 is not over.
+    report = await run_backfill(settings, driver, db_path, date_from=date(2025, 10, 20),
+                                date_to=date(2025, 10, 27), on_event=keep)
+
+    assert report.exit_code == 0, report.to_json()
+    (old,) = report.unavailable
+    assert (old.first, old.last) == (date(2025, 10, 20), date(2025, 10, 24))
+    assert "retention" in old.reason and "2025-10-25" in old.reason
+    assert any("2025-10-20..2025-10-24" in m and "retention" in m for m in messages)
+    # Windows stay 7-day steps from --from (so they do not shift as the retention edge moves
+    # day by day and a resumed backfill finds its jobs again): the first one is cut short.
+    assert [i.window for i in report.items] == [
+        Window(date(2025, 10, 25), date(2025, 10, 27)), Window(date(2025, 10, 27),
+                                                               date(2025, 10, 28))]
+    jobs = backfill_jobs(simulator)
+    assert [(j.date_from, j.date_to) for j in jobs] == [
+        (datetime(2025, 10, 25, tzinfo=UTC), datetime(2025, 10, 27, tzinfo=UTC)),
+        (datetime(2025, 10, 27, tzinfo=UTC), datetime(2025, 10, 28, tzinfo=UTC))]
+    assert {r[0] for r in query(db_path, "SELECT DISTINCT _date FROM views")} == set(
+        days(date(2025, 10, 25), date(2025, 10, 27)))
+
+    future = await run_backfill(settings, driver, db_path, date_from=date(2026, 11, 24),
+                                date_to=date(2026, 11, 27))
+    (not_over,) = future.unavailable
+    assert (not_over.first, not_over.last) == (date(2026, 11, 25), date(2026, 11, 27))
+    assert "not over" in not_over.reason
+    assert [i.window for i in future.items] == [Window(date(2026, 11, 24), date(2026, 11, 25))]
+
+
+async def test_a_range_entirely_beyond_retention_creates_nothing(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    report = await run_backfill(settings, driver, db_path, date_from=date(2025, 1, 1),
+                                date_to=date(2025, 1, 31))
+    assert report.items == [] and report.exit_code == 0
+    assert [(u.first, u.last) for u in report.unavailable] == [
+        (date(2025, 1, 1), date(2025, 1, 31))]
+    assert simulator.stats.requests["create_job"] == 0
+
+
+async def test_dry_run_prints_the_plan_and_changes_nothing(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    report = await run_backfill(settings, driver, db_path, dry_run=True)
+    assert report.dry_run and [i.window for i in report.items] == WINDOWS
+    assert {i.status for i in report.items} == {BackfillStatus.PLANNED}
+    assert all("create" in i.action for i in report.items)
+    assert simulator.stats.requests["create_job"] == 0
+    assert not db_path.exists()
+
+
+async def test_like_copies_a_job_and_loads_into_its_table(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    sessions = simulator.job_named("Daily sessions")
+    mapped = dataclasses.replace(settings, tables={sessions.job_id: "sessions_all"})
+    report = await backfill_async(
+        mapped, like=sessions.job_id, date_from=date(2026, 11, 10), date_to=date(2026, 11, 12),
+        db=db_path, sleep=driver.sleep, clock=driver.clock, poll_interval=10)
+
+    assert report.exit_code == 0, report.to_json()
+    (item,) = report.items
+    assert (item.scope, item.table, item.like_job_id) == ("sessions", "sessions_all",
+                                                          sessions.job_id)
+    (job,) = backfill_jobs(simulator)
+    assert job.fields == sessions.fields and job.format == sessions.format
+    (run,) = simulator.runs(job.job_id)
+    want = sorted(r["session_id"] for r in simulator.truth(job.job_id, run.run_id))
+    assert sorted(r[0] for r in query(db_path, "SELECT session_id FROM sessions_all")) == want
+    assert want and any(key > HIGH for key in want)
+
+
+async def test_a_broken_rule_creates_nothing_not_even_the_database(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    with pytest.raises(InvalidJobSpec) as caught:
+        await backfill_async(settings, scope="views", date_from=FIRST, date_to=LAST,
+                             fields=["session_id", "view_nmber", "custom_var:0"], db=db_path,
+                             sleep=driver.sleep, clock=driver.clock)
+    assert [p.rule for p in caught.value.problems] == [Rule.UNKNOWN_FIELD, Rule.POSITION]
+    assert simulator.stats.requests["create_job"] == 0
+    assert not db_path.exists()
