@@ -31,7 +31,7 @@ class RunExpired(CsloadError):
         super().__init__(
             f"job {job_id}, run {run_id}: the run's files have expired ({cause}); files are "
             "kept 7 days after a run: backfill these days with a once job "
-            "(`csload backfill`, or create one in Contentsquare)"
+            "(`csload backfill --gaps` does it)"
         )
         self.job_id = job_id
         self.run_id = run_id
