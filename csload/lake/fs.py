@@ -1,0 +1,403 @@
+"""Where a lake lives: a local folder or an `s3://bucket/prefix`, through pyarrow's filesystems.
+
+`LakeFS` is the only place that touches the lake's storage. Every path it takes is relative to
+the lake's root (`views/date=2026-11-20/part-....parquet`, `_csload/manifest/...`), and every
+storage error leaves it as a `StoreError` that names the lake and says what to check (a missing
+bucket, refused credentials, an unreachable endpoint, a folder that cannot be written).
+
+Object storage is reached with `pyarrow.fs.S3FileSystem` only: DuckDB's `httpfs` extension is
+downloaded at run time and is not available offline (duckdb-notes.md, "Extensions").
+
+S3 settings, from `storage_options` first, then the usual AWS environment variables:
+
+| option               | environment                                   |
+|----------------------|-----------------------------------------------|
+| `endpoint_url`       | `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`      |
+| `region`             | `AWS_REGION`, `AWS_DEFAULT_REGION`             |
+| `access_key_id`      | `AWS_ACCESS_KEY_ID` (read by the AWS SDK)      |
+| `secret_access_key`  | `AWS_SECRET_ACCESS_KEY` (read by the AWS SDK)  |
+| `session_token`      | `AWS_SESSION_TOKEN` (read by the AWS SDK)      |
+
+Without explicit keys the AWS SDK inside pyarrow looks them up itself (environment,
+`~/.aws/credentials` and `AWS_PROFILE`, instance metadata).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow.fs as pafs
+
+from csload.errors import ConfigError, StoreError
+
+STORAGE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key",
+                   "session_token")
+
+_IO_THREADS = 8
+_UPLOAD_CHUNK = 8 << 20
+
+
+def is_s3_url(root: str) -> bool:
+    return root.lower().startswith("s3://")
+
+
+def lake_options_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The S3 options the usual AWS environment variables give (credentials excepted)."""
+    options: dict[str, str] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return options
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str     # relative to the lake root
+    size: int
+
+
+class LakeFS:
+    """A lake's root on a pyarrow filesystem; all paths are relative to the root."""
+
+    def __init__(self, root: str, fs: pafs.FileSystem, base: str, *, local: bool,
+                 endpoint: str | None = None) -> None:
+        self.root = root          # as shown to users (no credentials in it)
+        self.fs = fs
+        self.base = base          # the root in `fs` terms: an absolute path, or bucket/prefix
+        self.local = local
+        self.endpoint = endpoint
+
+    # --- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: str | Path, storage_options: Mapping[str, str] | None = None,
+             env: Mapping[str, str] | None = None) -> LakeFS:
+        """The lake at `root` (a local folder or `s3://bucket/prefix`); nothing is written."""
+        text = str(root)
+        if is_s3_url(text):
+            return cls._open_s3(text, dict(storage_options or {}),
+                                os.environ if env is None else env)
+        if storage_options:
+            raise ConfigError("storage options apply to s3:// lakes only, "
+                              f"not to the local folder {text}")
+        if "://" in text:
+            raise ConfigError(f"unsupported lake URL {text!r}: use a local folder or "
+                              "s3://bucket/prefix")
+        path = Path(text).expanduser().absolute()
+        return cls(str(path), pafs.LocalFileSystem(), str(path), local=True)
+
+    @classmethod
+    def _open_s3(cls, root: str, options: dict[str, str], env: Mapping[str, str]) -> LakeFS:
+        unknown = sorted(set(options) - set(STORAGE_OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown lake storage option(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(STORAGE_OPTIONS)}")
+        parts = urlsplit(root)
+        bucket = parts.netloc
+        prefix = parts.path.strip("/")
+        if not bucket or parts.query or parts.fragment or "@" in bucket:
+            raise ConfigError(f"invalid lake URL {root!r}: expected s3://bucket/prefix")
+        merged = {**lake_options_from_env(env), **options}
+        # allow_delayed_open: a small object goes up in one PutObject, not a 3-request
+        # multipart upload (errors then surface when the stream closes: still inside errors()).
+        kwargs: dict[str, Any] = {"connect_timeout": 10.0, "request_timeout": 60.0,
+                                  "allow_delayed_open": True}
+        endpoint = merged.get("endpoint_url")
+        if endpoint:
+            ep = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+            if ep.scheme not in ("http", "https") or not ep.netloc:
+                raise ConfigError(f"invalid S3 endpoint URL {endpoint!r}")
+            kwargs["endpoint_override"] = ep.netloc + ep.path.rstrip("/")
+            kwargs["scheme"] = ep.scheme
+        region = merged.get("region")
+        if region:
+            kwargs["region"] = region
+        elif not endpoint:
+            try:
+                kwargs["region"] = pafs.resolve_s3_region(bucket)
+            except OSError as exc:
+                raise _translate(exc, f"s3://{bucket}", "find the bucket's region") from None
+        else:
+            kwargs["region"] = "us-east-1"   # S3-compatible servers rarely care
+        if merged.get("access_key_id") or merged.get("secret_access_key"):
+            if not (merged.get("access_key_id") and merged.get("secret_access_key")):
+                raise ConfigError("give both access_key_id and secret_access_key, or neither")
+            kwargs["access_key"] = merged["access_key_id"]
+            kwargs["secret_key"] = merged["secret_access_key"]
+            if merged.get("session_token"):
+                kwargs["session_token"] = merged["session_token"]
+        fs = pafs.S3FileSystem(**kwargs)
+        shown = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        base = f"{bucket}/{prefix}" if prefix else bucket
+        return cls(shown, fs, base, local=False, endpoint=endpoint)
+
+    # --- paths ----------------------------------------------------------------------------
+
+    def full(self, rel: str) -> str:
+        """The path of `rel` on `self.fs`."""
+        return f"{self.base}/{rel}" if rel else self.base
+
+    def local_path(self, rel: str = "") -> Path:
+        assert self.local
+        return Path(self.full(rel))
+
+    def uri(self, rel: str) -> str:
+        """A URI for users and for readers that take one (s3://... or an absolute path)."""
+        return f"s3://{self.full(rel)}" if not self.local else self.full(rel)
+
+    @property
+    def bucket(self) -> str:
+        return self.base.split("/", 1)[0]
+
+    # --- errors ---------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn a storage error into a StoreError naming the lake and what to check."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise _translate(exc, self.root, action, self.endpoint) from None
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def check_usable(self) -> None:
+        """Fail early with a clear message if the lake cannot be there (writes nothing)."""
+        if self.local:
+            path = self.local_path()
+            if path.exists() and not path.is_dir():
+                raise StoreError(f"lake {self.root} is a file, not a folder")
+            if not path.exists() and not path.parent.is_dir():
+                raise StoreError(f"cannot create the lake {self.root}: folder {path.parent} "
+                                 "does not exist")
+            return
+        with self.errors("open the bucket"):
+            info = self.fs.get_file_info(self.bucket)
+        if info.type == pafs.FileType.NotFound:
+            raise StoreError(f"bucket {self.bucket!r} does not exist (lake {self.root}); "
+                             "create it first, or check the endpoint and region")
+        with self.errors("list the lake"):
+            self.fs.get_file_info(pafs.FileSelector(self.full("_csload"),
+                                                    allow_not_found=True))
+
+    def ensure_root(self) -> None:
+        if self.local:
+            with self.errors("create the lake folder"):
+                self.local_path().mkdir(exist_ok=True)
+                self.local_path("_csload").mkdir(exist_ok=True)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        with self.errors(f"read {rel}"):
+            try:
+                with self.fs.open_input_stream(self.full(rel)) as stream:
+                    data: bytes = stream.read()
+                    return data
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if _not_found(exc):
+                    return None
+                raise
+
+    def exists(self, rel: str) -> bool:
+        with self.errors(f"look for {rel}"):
+            return bool(self.fs.get_file_info(self.full(rel)).type != pafs.FileType.NotFound)
+
+    def list_files(self, rel_dir: str, recursive: bool = False) -> list[FileEntry]:
+        """Files under `rel_dir` (none if it does not exist), with paths relative to the root."""
+        with self.errors(f"list {rel_dir}"):
+            infos = self.fs.get_file_info(pafs.FileSelector(
+                self.full(rel_dir), allow_not_found=True, recursive=recursive))
+        cut = len(self.base) + 1
+        return sorted((FileEntry(i.path[cut:], int(i.size or 0)) for i in infos
+                       if i.type == pafs.FileType.File), key=lambda e: e.path)
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        """Names of the folders right under `rel_dir`."""
+        with self.errors(f"list {rel_dir}"):
+            infos = self.fs.get_file_info(pafs.FileSelector(self.full(rel_dir),
+                                                            allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write an object whole: readers see the old one or the new one, never a part."""
+        if self.local:
+            path = self.local_path(rel)
+            with self.errors(f"write {rel}"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+                try:
+                    _write_synced(tmp, data)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                fsync_dir(path.parent)
+            return
+        with self.errors(f"write {rel}"), self.fs.open_output_stream(self.full(rel)) as out:
+            out.write(data)
+
+    def create_new(self, rel: str, data: bytes) -> bool:
+        """Write an object that must not exist yet; False if it already does.
+
+        Local: atomic (a hard link fails on an existing name). S3: pyarrow cannot send
+        `If-None-Match: *`, so this is a check then a write; the lake lock is what keeps two
+        writers apart (see csload.lake.lock).
+        """
+        if self.local:
+            path = self.local_path(rel)
+            with self.errors(f"write {rel}"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+                try:
+                    _write_synced(tmp, data)
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        return False
+                    except OSError:
+                        # No hard links here (some network or FUSE file systems): the lock
+                        # keeps other writers out, so check, then rename.
+                        if path.exists():
+                            return False
+                        os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                fsync_dir(path.parent)
+            return True
+        if self.exists(rel):
+            return False
+        self.write_bytes(rel, data)
+        return True
+
+    def upload_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        """Copy local files to their places (S3 only), several at a time.
+
+        One stream per object: a small one is a single PutObject, a big one a multipart upload
+        that pyarrow streams; no folder-marker objects are created.
+        """
+        assert not self.local
+
+        def upload(item: tuple[Path, str]) -> None:
+            source, rel = item
+            with open(source, "rb") as src, self.fs.open_output_stream(self.full(rel)) as out:
+                while chunk := src.read(_UPLOAD_CHUNK):
+                    out.write(chunk)
+
+        with self.errors("upload the new files"), ThreadPoolExecutor(_IO_THREADS) as pool:
+            list(pool.map(upload, files))
+
+    def delete_files(self, rels: Sequence[str]) -> None:
+        """Delete files; a missing one is fine (deletes are repeated after a crash)."""
+        if not rels:
+            return
+
+        def delete(rel: str) -> None:
+            try:
+                self.fs.delete_file(self.full(rel))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if not _not_found(exc):
+                    raise
+
+        with self.errors("delete superseded files"):
+            if self.local or len(rels) == 1:
+                for rel in rels:
+                    delete(rel)
+            else:
+                with ThreadPoolExecutor(_IO_THREADS) as pool:
+                    list(pool.map(delete, rels))
+
+    def delete_dir(self, rel: str) -> None:
+        with self.errors(f"delete {rel}"):
+            try:
+                self.fs.delete_dir(self.full(rel))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if not _not_found(exc):
+                    raise
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new name in `path` durable (best effort where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_NOT_FOUND = re.compile(r"NO_SUCH_KEY|NoSuchKey|Path does not exist|HTTP status 404")
+
+
+def _not_found(exc: OSError) -> bool:
+    return isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT or bool(
+        _NOT_FOUND.search(str(exc)))
+
+
+def _translate(exc: OSError, root: str, action: str, endpoint: str | None = None
+               ) -> StoreError:
+    """A StoreError that says what went wrong in the user's terms."""
+    text = str(exc)
+    first = text.splitlines()[0][:300] if text else type(exc).__name__
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM,
+                                                         errno.EROFS):
+        return StoreError(f"cannot {action} in lake {root}: permission denied ({first})")
+    if "NO_SUCH_BUCKET" in text or "NoSuchBucket" in text:
+        return StoreError(f"the bucket of lake {root} does not exist; create it first, "
+                          "or check the endpoint and region")
+    if any(code in text for code in ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID",
+                                     "SIGNATURE_DOES_NOT_MATCH", "InvalidAccessKeyId",
+                                     "SignatureDoesNotMatch", "AccessDenied",
+                                     "HTTP status 403", "EXPIRED_TOKEN")):
+        return StoreError(
+            f"access to lake {root} was refused while trying to {action}: check the "
+            "credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE or the "
+            "lake's storage options) and the bucket's permissions")
+    if "NETWORK_CONNECTION" in text or "curlCode" in text:
+        where = f" at {endpoint}" if endpoint else ""
+        return StoreError(f"cannot reach the object storage{where} for lake {root}: {first}")
+    if exc.errno == errno.ENOSPC:
+        return StoreError(f"cannot {action} in lake {root}: no space left on device")
+    return StoreError(f"cannot {action} in lake {root}: {first}")

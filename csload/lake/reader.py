@@ -1,0 +1,159 @@
+"""Reading a lake through its manifest: `connect_lake`, `lake_files`, `read_lake_status`.
+
+Readers that list folders (`read_parquet('ROOT/views/*/*.parquet')`, Spark, Trino, Athena)
+see exactly the current files of a *local* lake at every moment (csload swaps whole partition
+folders). On *object storage* a sync uploads a day's new files before it deletes the old ones,
+so for a short window a listing reader sees both. `connect_lake` avoids that everywhere: it
+reads the manifest and exposes each table as a DuckDB view over that version's files only.
+DuckDB cannot reach `s3://` without its `httpfs` extension (not available offline), so for S3
+each view is a `pyarrow.dataset` over the files, registered in DuckDB (DuckDB pushes column
+projection and filters into it); for a local lake the views use DuckDB's own `read_parquet`.
+
+The views have the DuckDB target's columns (the rows' columns and `_job_id`, `_run_id`,
+`_date`, `_loaded_at`), without the Hive `date` column a folder-listing reader adds, so the
+same SQL runs on both targets; the ledger is there too (`_csload_runs`, `_csload_jobs`, ...).
+The connection is a snapshot: once a sync publishes a new version, its superseded files are
+deleted, so reconnect after a sync (a query running across it may fail with a missing file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as pads
+
+from csload.errors import StoreError
+from csload.lake.fs import LakeFS
+from csload.lake.ledger import import_ledger
+from csload.lake.manifest import Manifest, partition_date, read_current
+from csload.ledger import Ledger, TableStats
+from csload.load.columns import quote_ident, sql_str
+from csload.status import JobStatus, StoreStatus
+
+
+def _open(root: str | Path, storage_options: Mapping[str, str] | None,
+          env: Mapping[str, str] | None) -> tuple[LakeFS, Manifest]:
+    lake = LakeFS.open(root, storage_options, env)
+    manifest = read_current(lake)
+    if manifest.version == 0:
+        raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "
+                         f"{lake.root}` first")
+    return lake, manifest
+
+
+def _with_ledger(lake: LakeFS, manifest: Manifest, con: duckdb.DuckDBPyConnection
+                 ) -> Manifest:
+    """Load the ledger of `manifest` (or of a newer version, if a sync just replaced it)."""
+    ledger = Ledger(con)
+    ledger.ensure()
+    for _ in range(5):
+        if manifest.ledger is None:
+            return manifest
+        try:
+            import_ledger(con, lake, manifest.ledger)
+            return manifest
+        except StoreError:
+            newer = read_current(lake)
+            if newer.version == manifest.version:
+                raise
+            manifest = newer
+    raise StoreError(f"lake {lake.root}: its versions keep changing; try again")
+
+
+def lake_done_runs(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
+                   env: Mapping[str, str] | None = None) -> set[int]:
+    """Ids of the runs a sync would not load again (loaded or expired), read-only.
+
+    For `--dry-run`, which must change nothing (opening a ParquetStore takes the lock and may
+    finish a crashed sync's work). An empty set where there is no lake yet.
+    """
+    lake = LakeFS.open(root, storage_options, env)
+    manifest = read_current(lake)
+    if manifest.version == 0:
+        return set()
+    con = duckdb.connect()
+    try:
+        _with_ledger(lake, manifest, con)
+        ledger = Ledger(con)
+        return ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()}
+    finally:
+        con.close()
+
+
+def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
+               env: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """Per table, the current files (absolute paths, or s3:// URIs) of the lake's version.
+
+    For engines that read a list of files (Spark: `spark.read.parquet(*files)`), so that they
+    never see a superseded file on object storage.
+    """
+    lake, manifest = _open(root, storage_options, env)
+    return {table: [lake.uri(f) for f in entry.files()]
+            for table, entry in sorted(manifest.tables.items())}
+
+
+def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
+                 env: Mapping[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per table of the lake's current version."""
+    lake, manifest = _open(root, storage_options, env)
+    con = duckdb.connect()
+    try:
+        manifest = _with_ledger(lake, manifest, con)
+        for table, entry in sorted(manifest.tables.items()):
+            files = entry.files()
+            name = quote_ident(table)
+            if not files:
+                cols = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}"
+                                 for n, t in entry.columns)
+                con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
+            elif lake.local:
+                paths = ", ".join(sql_str(str(lake.local_path(f))) for f in files)
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM "  # noqa: S608
+                            f"read_parquet([{paths}], hive_partitioning = false)")
+            else:
+                with lake.errors("open the lake's files"):
+                    dataset = pads.dataset([lake.full(f) for f in files],
+                                           filesystem=lake.fs, format="parquet")
+                con.register(table, dataset)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def read_lake_status(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
+                     env: Mapping[str, str] | None = None) -> StoreStatus:
+    """What `csload status --parquet ROOT` shows: the DuckDB target's status, for a lake.
+
+    Reads the manifest and the ledger only (no data file, no lock): safe during a sync.
+    """
+    lake, manifest = _open(root, storage_options, env)
+    con = duckdb.connect()
+    try:
+        manifest = _with_ledger(lake, manifest, con)
+        ledger = Ledger(con)
+        jobs = ledger.jobs()
+        windows = ledger.last_loaded_windows()
+        gaps = ledger.daily_gaps()
+        tables = []
+        for table in sorted({t for _, t in jobs.values() if t}):
+            entry = manifest.tables.get(table)
+            days: list[date] = []
+            if entry is not None:
+                days = [d for d in (partition_date(k) for k in entry.partitions)
+                        if d is not None]
+            tables.append(TableStats(table, entry.rows if entry else 0,
+                                     min(days) if days else None, max(days) if days else None))
+        job_status = tuple(
+            JobStatus(job_id=job_id, name=job.name, scope=job.scope, frequency=job.frequency,
+                      table=table, last_window=windows.get(job_id),
+                      gaps=tuple(gaps.get(job_id, ())))
+            for job_id, (job, table) in sorted(jobs.items()))
+        return StoreStatus(target=lake.root, tables=tuple(tables), jobs=job_status,
+                           failed=tuple(ledger.failed_runs()),
+                           expired=tuple(ledger.expired_runs()))
+    finally:
+        con.close()

@@ -1,0 +1,62 @@
+"""Fixtures of the lake tests: a local lake, and an S3 lake on a moto server on 127.0.0.1.
+
+    s3_server   (session) moto's standalone S3 server (`moto[server]`), started in this
+                process on 127.0.0.1 and any free port, with IAM authentication on: a bucket
+                `lake` and valid credentials (`S3Server.options`), so wrong credentials and
+                missing buckets are refused as real S3 would.
+    lake        a Lake on a fresh folder (param "local") or a fresh s3://lake/<test> prefix
+                (param "s3"); tests that take it run against both.
+    local_lake  / s3_lake: one of them only.
+    writer      a partgen.Writer (tests/load/partgen.py) writing parts into the test folder.
+
+The lake helpers (tests/lake/lakeutil.py) read a lake back two ways: through the manifest
+(`Lake.connect`) and as a folder-listing reader would (`Lake.listed`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "load"))
+
+from lakeutil import Lake, S3Server, start_s3_server
+from partgen import Writer
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def local_lake(tmp_path: Path) -> Lake:
+    return Lake.local(tmp_path / "lake")
+
+
+@pytest.fixture
+def s3_lake(s3_server: S3Server, request: pytest.FixtureRequest) -> Lake:
+    return Lake.s3(s3_server, request.node.name)
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
+    if request.param == "local":
+        return Lake.local(tmp_path / "lake")
+    server: S3Server = request.getfixturevalue("s3_server")
+    return Lake.s3(server, request.node.name)
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Writer:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    return Writer(folder)

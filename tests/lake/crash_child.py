@@ -1,0 +1,66 @@
+"""Run by test_lake_crash in a subprocess: apply a batch to a lake and stop dead at a moment.
+
+argv: root storage_options_json parts_folder moment. Prints READY on reaching `moment`, then
+waits for the parent's SIGKILL (it never continues on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "load"))
+
+from crashdata import batch
+
+from csload.lake import ParquetStore
+from csload.lake.fs import LakeFS
+from csload.lake.manifest import Manifest
+
+ROOT, OPTIONS, FOLDER, MOMENT = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), \
+    sys.argv[4]
+
+
+def stop_here(name: str) -> None:
+    if name == MOMENT:
+        print("READY", flush=True)
+        sys.stdin.read()   # blocks until killed
+        raise SystemExit("parent closed stdin instead of killing")
+
+
+class Store(ParquetStore):
+    swapped = 0
+
+    def _commit_version(self, manifest: Manifest) -> None:
+        stop_here("before-commit")
+        super()._commit_version(manifest)
+        stop_here("after-commit")
+
+    def _swap_partition(self, lake: LakeFS, manifest: Manifest, table: str, key: str) -> None:
+        super()._swap_partition(lake, manifest, table, key)
+        Store.swapped += 1
+        if Store.swapped == 1:
+            stop_here("mid-swap")
+
+    def _delete_obsolete(self, files: list[str]) -> None:
+        stop_here("before-delete")
+        super()._delete_obsolete(files)
+
+
+def upload_one_then_stop(self: LakeFS, files: Sequence[tuple[Path, str]]) -> None:
+    """Upload the first file only, then stop: a crash in the middle of the upload."""
+    source, rel = files[0]
+    with self.fs.open_output_stream(self.full(rel)) as out:
+        out.write(source.read_bytes())
+    stop_here("mid-upload")
+
+
+if MOMENT == "mid-upload":
+    LakeFS.upload_files = upload_one_then_stop  # type: ignore[method-assign]
+
+store = Store.open(ROOT, storage_options=OPTIONS or None, env={})
+store.apply(batch(FOLDER, write=False))
+print("DONE", flush=True)
