@@ -19,10 +19,10 @@ from csload.errors import (
     StoreError,
     StoreLockedError,
 )
-from csload.load import connect
 from csload.pipeline import sync, sync_async
 from csload.report import RunOutcome, RunStatus, SyncReport
-from csload.status import StoreStatus, read_status
+from csload.status import StoreStatus, read_status, read_target_status
+from csload.target import connect_target as connect
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ __all__ = [
     "connect",
     "load_settings",
     "read_status",
+    "read_target_status",
     "sync",
     "sync_async",
 ]

@@ -90,6 +90,9 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Job id -> table name, for jobs that should not load into the table named after their scope.
     tables: Mapping[int, str] = field(default_factory=dict)
+    # Object-storage options for a Parquet lake (endpoint_url, region, access_key_id,
+    # secret_access_key, session_token); unset ones come from the usual AWS variables.
+    lake: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -191,7 +194,24 @@ def load_settings(
         limits=_sub_settings(Limits, limits_values, str(path)),
         retry=_sub_settings(RetryPolicy, retry_values, str(path)),
         tables=_table_map(file_values.get("tables"), str(path)),
+        lake=_lake_options(file_values.get("lake"), str(path)),
     )
+
+
+LAKE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "session_token")
+
+
+def _lake_options(values: object, source: str) -> dict[str, str]:
+    """The `[lake]` section: object-storage options for `--parquet s3://...`."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: [lake] must be a table")
+    unknown = set(values) - set(LAKE_OPTIONS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown [lake] setting(s) {sorted(unknown)}; "
+                          f"known: {', '.join(LAKE_OPTIONS)}")
+    return {key: str(value) for key, value in values.items()}
 
 
 def _table_map(values: object, source: str) -> dict[int, str]:
@@ -210,3 +230,9 @@ def _table_map(values: object, source: str) -> dict[int, str]:
             raise ConfigError(f"{source}: [tables] {key} must name a table")
         out[job_id] = table
     return out
+
+
+def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
+    """Only the `[lake]` section of the settings file (for commands without API settings)."""
+    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    return _lake_options(read_config_file(path).get("lake"), str(path))

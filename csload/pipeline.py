@@ -35,8 +35,7 @@ from csload.config import Settings
 from csload.discover import Selection, missing_jobs, select_jobs, select_runs
 from csload.download import RunExpired, discard_staging, run_dir, stage_run
 from csload.errors import ConfigError, CsloadError
-from csload.ledger import Ledger
-from csload.load import DuckDBStore, StagedRun, connect
+from csload.load import StagedRun
 from csload.load.columns import check_table_name
 from csload.report import (
     EventKind,
@@ -47,15 +46,16 @@ from csload.report import (
     SyncReport,
     ignore_events,
 )
+from csload.target import DEFAULT_DB as DEFAULT_DB
+from csload.target import Store, Target, done_runs
 
 log = logging.getLogger("csload.sync")
 
-DEFAULT_DB = "contentsquare.duckdb"
 
 
 def staging_dir(db: Path) -> Path:
-    """Staging files live beside the database: same disk, and easy to find and remove."""
-    return db.parent / f".{db.name}.staging"
+    """Where a sync into the DuckDB file `db` stages its downloads."""
+    return Target(db=db).staging_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,8 @@ def _table_for(job: Job, tables: Mapping[int, str]) -> str:
 async def sync_async(
     settings: Settings,
     *,
-    db: str | Path = DEFAULT_DB,
+    db: str | Path | None = None,
+    parquet: str | Path | None = None,
     jobs: Sequence[int] = (),
     scope: str | None = None,
     since: date | None = None,
@@ -86,32 +87,33 @@ async def sync_async(
     dry_run: bool = False,
     on_event: EventSink = ignore_events,
 ) -> SyncReport:
-    """Load every successful run not yet loaded into the DuckDB database at `db`.
+    """Load every successful run not yet loaded into the DuckDB database at `db` (default
+    `contentsquare.duckdb`), or into the Parquet lake at `parquet` (a folder or s3:// URL).
 
     `jobs` limits the sync to those job ids, `scope` to one scope, `since`/`until` to runs
     whose window starts on those days (inclusive). `tables` maps a job id to a table name
     (default: the job's scope). With `dry_run`, nothing is downloaded or written: the report
     lists the runs that would be loaded, with their parts and bytes.
     """
-    db = Path(db)
+    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake)
     selection = Selection(job_ids=tuple(jobs), scope=scope, since=since, until=until)
     tables = {**settings.tables, **(tables or {})}
     # A mapped table name is user input: refuse a bad one before anything is opened or
     # downloaded (the loader checks it too, but only once the runs are already staged).
     for table in tables.values():
         check_table_name(table)
-    report = SyncReport(target=str(db), dry_run=dry_run)
+    report = SyncReport(target=target.label, dry_run=dry_run)
+    store: Store | None = None
     if dry_run:
-        store = None
-        done = await anyio.to_thread.run_sync(_done_runs_read_only, db)
+        done = await anyio.to_thread.run_sync(target.done_runs_read_only)
     else:
-        # Shielded: a cancel while the worker thread opens the database would lose the store
-        # (and its lock) with no one left to close it.
+        # Shielded: a cancel while the worker thread opens the store would lose it (and its
+        # lock) with no one left to close it.
         with anyio.CancelScope(shield=True):
-            store = await anyio.to_thread.run_sync(_open_store, db)
+            store = await anyio.to_thread.run_sync(target.open)
     try:
         if store is not None:
-            done = await anyio.to_thread.run_sync(_done_runs, store)
+            done = await anyio.to_thread.run_sync(done_runs, store)
         async with ExportClient(settings) as client:
             plan = await _plan(client, selection, done, report, on_event)
             on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
@@ -119,7 +121,8 @@ async def sync_async(
                 await _dry_run(client, plan, tables, report)
             elif plan:
                 assert store is not None
-                await _load(client, store, plan, tables, settings, db, report, on_event)
+                await _load(client, store, plan, tables, settings, target.staging_dir(),
+                            report, on_event)
     finally:
         if store is not None:
             with anyio.CancelScope(shield=True):
@@ -159,33 +162,6 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
-
-
-def _open_store(db: Path) -> DuckDBStore:
-    if not db.parent.is_dir():
-        raise ConfigError(f"cannot create the database {db}: folder {db.parent} does not exist")
-    store = DuckDBStore.open(db)
-    # Leftovers of a killed sync: their runs were never committed, so they load again.
-    shutil.rmtree(staging_dir(db), ignore_errors=True)
-    return store
-
-
-def _done_runs(store: DuckDBStore) -> set[int]:
-    return store.loaded_runs() | {record.run_id for record in store.ledger.expired_runs()}
-
-
-def _done_runs_read_only(db: Path) -> set[int]:
-    """What a dry run needs from the ledger, without writing (or creating) anything."""
-    if not db.exists():
-        return set()
-    con = connect(db, read_only=True)
-    try:
-        ledger = Ledger(con)
-        if not ledger.exists():
-            return set()
-        return ledger.loaded_run_ids() | {record.run_id for record in ledger.expired_runs()}
-    finally:
-        con.close()
 
 
 async def _plan(
@@ -247,15 +223,14 @@ async def _dry_run(
 
 async def _load(
     client: ExportClient,
-    store: DuckDBStore,
+    store: Store,
     plan: list[tuple[Job, Run]],
     tables: Mapping[int, str],
     settings: Settings,
-    db: Path,
+    staging: Path,
     report: SyncReport,
     on_event: EventSink,
 ) -> None:
-    staging = staging_dir(db)
     limits = settings.limits
     download_limiter = anyio.CapacityLimiter(limits.download_concurrency)
     # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
@@ -323,7 +298,7 @@ def _unwrap(error: BaseException) -> BaseException:
     return error
 
 
-def _write(store: DuckDBStore, batch: list[_Ready]) -> list[RunOutcome]:
+def _write(store: Store, batch: list[_Ready]) -> list[RunOutcome]:
     """The writer: apply the staged runs, record the ones that failed or expired."""
     outcomes: list[RunOutcome] = []
     staged = [item for item in batch if item.staged is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -80,3 +81,17 @@ def read_status(db: str | Path) -> StoreStatus:
                            expired=tuple(ledger.expired_runs()))
     finally:
         con.close()
+
+
+def read_target_status(*, db: str | Path | None = None, parquet: str | None = None,
+                       storage_options: Mapping[str, str] | None = None) -> StoreStatus:
+    """The status of a DuckDB database (`db`) or of a Parquet lake (`parquet`)."""
+    from csload.target import Target
+
+    target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
+    if target.parquet is not None:
+        from csload.lake import read_lake_status
+
+        return read_lake_status(target.parquet, storage_options=target.storage_options)
+    assert target.db is not None
+    return read_status(target.db)

@@ -20,10 +20,11 @@ from csload.cli.common import (
     stdout,
 )
 from csload.cli.display import SyncDisplay, summary_table
+from csload.config import read_lake_options
 from csload.errors import CsloadError
 from csload.pipeline import DEFAULT_DB, sync_async
 from csload.report import SyncReport
-from csload.status import StoreStatus, read_status
+from csload.status import StoreStatus, read_target_status
 
 
 def _table_option(values: tuple[str, ...]) -> dict[int, str]:
@@ -43,7 +44,9 @@ def _day(value: datetime | None) -> date | None:
 
 @click.command()
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_DB, show_default=True, help="The DuckDB database file.")
+              help=f"The DuckDB database file [default: {DEFAULT_DB}].")
+@click.option("--parquet", metavar="ROOT",
+              help="Write a Parquet lake instead: a folder, or s3://bucket/prefix.")
 @click.option("--job", "job_ids", type=int, multiple=True, help="Only this job (repeatable).")
 @click.option("--scope", type=click.Choice(["sessions", "views"]), help="Only this scope.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
@@ -57,10 +60,10 @@ def _day(value: datetime | None) -> date | None:
 @click.option("--dry-run", is_flag=True, help="Say what would be loaded; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @connection_options
-def sync(db: Path, job_ids: tuple[int, ...], scope: str | None, since: datetime | None,
-         until: datetime | None, concurrency: int | None, table_map: tuple[str, ...],
-         dry_run: bool, as_json: bool, **params: Any) -> None:
-    """Load every new successful run into DuckDB, exactly once."""
+def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: str | None,
+         since: datetime | None, until: datetime | None, concurrency: int | None,
+         table_map: tuple[str, ...], dry_run: bool, as_json: bool, **params: Any) -> None:
+    """Load every new successful run into DuckDB (or a Parquet lake), exactly once."""
     params["limits"] = {"download_concurrency": concurrency}
     settings = settings_from(params)
     tables = _table_option(table_map)
@@ -68,7 +71,7 @@ def sync(db: Path, job_ids: tuple[int, ...], scope: str | None, since: datetime 
     async def main() -> SyncReport:
         with SyncDisplay(stderr) as display:
             return await sync_async(
-                settings, db=db, jobs=job_ids, scope=scope, since=_day(since),
+                settings, db=db, parquet=parquet, jobs=job_ids, scope=scope, since=_day(since),
                 until=_day(until), tables=tables, dry_run=dry_run,
                 on_event=display if not as_json else _quiet)
 
@@ -92,12 +95,13 @@ def _quiet(_event: object) -> None:
 
 @click.command()
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_DB, show_default=True, help="The DuckDB database file.")
+              help=f"The DuckDB database file [default: {DEFAULT_DB}].")
+@click.option("--parquet", metavar="ROOT", help="A Parquet lake: a folder, or s3://bucket/prefix.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(db: Path, as_json: bool) -> None:
-    """What the database holds: tables, coverage, last windows, gaps, failed/expired runs."""
+def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
+    """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""
     try:
-        state = read_status(db)
+        state = read_target_status(db=db, parquet=parquet, storage_options=read_lake_options())
     except CsloadError as exc:
         fail(str(exc))
     if as_json:
@@ -135,3 +139,4 @@ def print_status(state: StoreStatus) -> None:
                          if record.window_start else
                          f"[bold]{label}[/]: job {record.job_id}, run {record.run_id}: "
                          f"{record.message}", highlight=False)
+

@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as pads
 
+from csload.backfill_ledger import BackfillLedger
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.ledger import import_ledger
@@ -137,7 +138,9 @@ def read_lake_status(root: str | Path, *, storage_options: Mapping[str, str] | N
         ledger = Ledger(con)
         jobs = ledger.jobs()
         windows = ledger.last_loaded_windows()
-        gaps = ledger.daily_gaps()
+        # The same gaps as for a DuckDB target: interior holes and expired days, minus days
+        # a backfill covered (the backfill ledger may be absent: then none are covered).
+        gaps = BackfillLedger(con).coverage_gaps()
         tables = []
         for table in sorted({t for _, t in jobs.values() if t}):
             entry = manifest.tables.get(table)

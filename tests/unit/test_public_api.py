@@ -7,7 +7,8 @@ EXPECTED = {
     "CredentialsRejected", "CsloadError", "DownloadError", "IncompleteDownload",
     "InsecureUrlError", "Limits", "PartError", "PartParseError", "PartUrlExpired",
     "RetryPolicy", "Settings", "StoreError", "StoreLockedError", "__version__", "load_settings",
-    "RunOutcome", "RunStatus", "StoreStatus", "SyncReport", "connect", "read_status", "sync",
+    "RunOutcome", "RunStatus", "StoreStatus", "SyncReport", "connect", "read_status",
+    "read_target_status", "sync",
     "sync_async", "backfill", "backfill_async", "BackfillReport",
 }
 
