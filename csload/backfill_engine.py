@@ -7,13 +7,18 @@ and a submodule of the same name would be shadowed by it.)
              than the data retention or not over yet (each said), cut into windows of at most
              7 days: one `once` job each
     check    every window's create-job request against the API's rules, before anything is sent
-    resolve  per window, a job already made for it: from the backfill ledger, else by its
-             deterministic name among the project's once jobs (a crash may have come between
-             the create request and the ledger row)
+    resolve  per window, a job already made for it: from the backfill ledger (DuckDB only),
+             else by its deterministic name among the project's once jobs and the jobs the
+             loader's ledger knows (a crash may have come between the create request and the
+             ledger row; a lake has no backfill ledger at all)
     run      window after window: reuse its job or create one, wait for its run (polling, with
              an injectable sleep and clock), and hand a finished run to the loader, which loads
-             it through the normal sync path (`sync_async(jobs=(job_id,))`) while the next
-             window's job computes
+             it through the normal sync path (`sync_async(db=... | parquet=..., jobs=(job_id,))`)
+             while the next window's job computes
+
+The target is a DuckDB database (`db`) or a Parquet lake (`parquet`). A database also holds
+the backfill ledger (`_csload_backfills`, csload.backfill_ledger). A lake holds nothing of the
+backfill's own: see `_LakeLedger` and docs/backfill.md ("Where the backfill keeps its state").
 
 Jobs are created one at a time, each after the previous one's run finished: the API runs once
 jobs one at a time anyway (creating all of them up front would not finish sooner), and an
@@ -69,9 +74,10 @@ from csload.jobspec import (
     validate_spec,
 )
 from csload.load import connect
-from csload.pipeline import DEFAULT_DB, sync_async
+from csload.pipeline import sync_async
 from csload.report import RunStatus, SyncEvent
 from csload.schemas import SCOPES, load_schema
+from csload.target import Target
 
 __all__ = [
     "BackfillEvent",
@@ -148,8 +154,26 @@ class _Piece:
         return BackfillItem(**base)
 
 
-class _Db:
-    """The backfill ledger's connection, used from worker threads one call at a time."""
+class _Ledgers:
+    """Where the backfill reads the target's ledgers and records its jobs."""
+
+    in_memory = False
+
+    async def run(self, action: Callable[[BackfillLedger], T]) -> T:
+        raise NotImplementedError
+
+    async def write(self, action: Callable[[BackfillLedger], None]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _Db(_Ledgers):
+    """A DuckDB target: its connection, used from worker threads one call at a time.
+
+    The backfill ledger (`_csload_backfills`) lives beside the loader's, in the same file.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, in_memory: bool = False) -> None:
         self._con = con
@@ -180,6 +204,85 @@ class _Db:
 
     def close(self) -> None:
         self._con.close()
+
+
+class _LakeLedger(_Ledgers):
+    """A Parquet lake target: its ledger, read-only, and no backfill ledger at all.
+
+    Each read loads the lake's current version (its ledger snapshot, `_csload_*`), because
+    every window the backfill loads publishes a new one. Nothing is ever written here: the
+    backfill's jobs are found again by their deterministic names (in the API's job list and in
+    the lake's `_csload_jobs`), and whether a window is loaded is read from `_csload_runs`,
+    which a lake commits with its data. So the backfill adds no state of its own to a lake,
+    takes no lock, and a `--dry-run` leaves the lake untouched.
+    """
+
+    def __init__(self, target: Target) -> None:
+        assert target.parquet is not None
+        self.root = target.parquet
+        self.options = dict(target.storage_options)
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def exists(self) -> bool:
+        from csload.lake.fs import LakeFS
+        from csload.lake.manifest import read_current
+
+        return read_current(LakeFS.open(self.root, self.options)).version > 0
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """The lake's current version, with its ledger (no table at all if there is no lake)."""
+        from csload.lake import connect_lake
+
+        if not self.exists():
+            return duckdb.connect(":memory:")
+        return connect_lake(self.root, storage_options=self.options)
+
+    def check_usable(self) -> None:
+        """Fail before any job is created if the lake cannot be written (writes nothing)."""
+        from csload.lake.fs import LakeFS
+
+        LakeFS.open(self.root, self.options).check_usable()
+
+    async def run(self, action: Callable[[BackfillLedger], T]) -> T:
+        def call() -> T:
+            con = self.connect()
+            try:
+                return action(BackfillLedger(con, writable=False))
+            finally:
+                con.close()
+
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def write(self, action: Callable[[BackfillLedger], None]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _open_ledgers(target: Target, *, must_exist: bool) -> _Ledgers:
+    """The target's ledgers, read-only in effect (nothing is created or written yet)."""
+    if target.parquet is not None:
+        from csload.lake.fs import LakeFS
+
+        LakeFS.open(target.parquet, target.storage_options)   # a bad URL or option fails here
+        lake = _LakeLedger(target)
+        if must_exist and not lake.exists():
+            raise ConfigError(f"no csload lake at {target.parquet}: there is no daily coverage "
+                              f"to fill yet (run `csload sync --parquet {target.parquet}` first)")
+        return lake
+    assert target.db is not None
+    return _open_db(target.db, must_exist=must_exist)
+
+
+def _writable(target: Target, current: _Ledgers) -> _Ledgers:
+    """The target ready for the backfill: a database created if needed, with the ledger
+    tables; a lake checked (the first load creates it, through the sync)."""
+    if isinstance(current, _LakeLedger):
+        current.check_usable()
+        return current
+    assert target.db is not None and isinstance(current, _Db)
+    return _writable_db(target.db, current)
 
 
 def _open_db(db: Path, *, must_exist: bool) -> _Db:
@@ -237,9 +340,9 @@ def _unwrap(error: BaseException) -> BaseException:
 
 
 class _Backfill:
-    def __init__(self, settings: Settings, client: ExportClient, db: _Db, *, target: Path,
-                 report: BackfillReport, poll_interval: float, sleep: Sleep, clock: Clock,
-                 retention_months: int, on_event: BackfillSink) -> None:
+    def __init__(self, settings: Settings, client: ExportClient, db: _Ledgers, *,
+                 target: Target, report: BackfillReport, poll_interval: float, sleep: Sleep,
+                 clock: Clock, retention_months: int, on_event: BackfillSink) -> None:
         self.settings = settings
         self.client = client
         self.db = db
@@ -310,7 +413,9 @@ class _Backfill:
     # -- resolving what exists ---------------------------------------------------------------
 
     async def resolve(self, pieces: Sequence[_Piece]) -> None:
-        """Find, per window, a job made for it before: in the ledger, or by name in the API."""
+        """Find, per window, a job made for it before: in the backfill ledger (DuckDB), or by
+        its deterministic name among the API's once jobs and the jobs the loader's ledger knows
+        (both targets; a lake has no backfill ledger)."""
         records = await self.db.run(lambda ledger: ledger.records())
         by_window: dict[tuple[str, Window], list[BackfillRecord]] = {}
         for record in records:
@@ -318,16 +423,20 @@ class _Backfill:
             by_window.setdefault((record.plan_key, window), []).append(record)
         once_jobs = [job for job in await self.client.list_jobs(frequency="once")
                      if job.name.startswith(NAME_PREFIX)]
-        by_name: dict[str, list[Job]] = {}
+        by_name: dict[tuple[str, str], set[int]] = {}
         api_jobs = {job.job_id: job for job in once_jobs}
         for job in once_jobs:
-            by_name.setdefault(job.name, []).append(job)
-        known = {r.job_id for r in records} | set(api_jobs)
+            by_name.setdefault((job.name, job.scope), set()).add(job.job_id)
+        # A job the loader loaded a run of is in its ledger by name, even when the API no longer
+        # lists it and no backfill ledger row was written.
+        known_to_loader = await self.db.run(lambda ledger: ledger.backfill_jobs())
+        for job_id, (name, scope) in known_to_loader.items():
+            by_name.setdefault((name, scope), set()).add(job_id)
+        known = {r.job_id for r in records} | set(api_jobs) | set(known_to_loader)
         loaded = await self.db.run(lambda ledger: ledger.loaded_runs_of(known))
         for piece in pieces:
             ledger_ids = {r.job_id for r in by_window.get((piece.template.key, piece.window), [])}
-            named = {job.job_id for job in by_name.get(piece.name, [])
-                     if job.scope == piece.template.scope}
+            named = by_name.get((piece.name, piece.template.scope), set())
             candidates = sorted(ledger_ids | named)
             done = [job_id for job_id in candidates if job_id in loaded]
             if done:
@@ -501,7 +610,8 @@ class _Backfill:
 
         try:
             sync_report = await sync_async(
-                self.settings, db=self.target, jobs=(job.job_id,),
+                self.settings, db=self.target.db, parquet=self.target.parquet,
+                jobs=(job.job_id,),
                 tables={job.job_id: piece.template.table}, on_event=forward)
         except CsloadError as exc:
             outcome_status, rows, message = RunStatus.FAILED, 0, str(exc) or type(exc).__name__
@@ -558,7 +668,8 @@ async def backfill_async(
     segment: int | None = None,
     gaps: bool = False,
     table: str | None = None,
-    db: str | Path = DEFAULT_DB,
+    db: str | Path | None = None,
+    parquet: str | Path | None = None,
     dry_run: bool = False,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     retention_months: int = DATA_RETENTION_MONTHS,
@@ -567,7 +678,9 @@ async def backfill_async(
     on_event: BackfillSink = ignore_backfill_events,
 ) -> BackfillReport:
     """Load the days `date_from`..`date_to` (both included) of `scope` through `once` jobs, or
-    with `gaps=True` the days missing from the daily coverage of the database at `db`.
+    with `gaps=True` the days missing from the daily coverage of the target: the DuckDB
+    database at `db` (default `contentsquare.duckdb`), or the Parquet lake at `parquet` (a
+    folder or s3://bucket/prefix, with the settings' `[lake]` storage options).
 
     Fields: `like` copies a job's fields and filters (format, device, segment), else `fields`
     lists them (`"name[:alias]"`, `"custom_var:POSITION[:alias]"`,
@@ -578,7 +691,7 @@ async def backfill_async(
     inject the simulator's). Raises InvalidJobSpec (nothing created) when a job would break
     an API rule; the report's `exit_code` is 3 when a window failed.
     """
-    target = Path(db)
+    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake)
     if poll_interval < 0:
         raise ConfigError("poll_interval must not be negative")
     if gaps:
@@ -597,12 +710,13 @@ async def backfill_async(
     if date_from is not None and date_to is not None and date_to < date_from:
         raise ConfigError(f"--to {date_to} is before --from {date_from}")
 
-    report = BackfillReport(target=str(target), dry_run=dry_run, gaps=gaps)
-    # Planning and checking only read the database (nothing is created if a rule is broken);
-    # it is opened for writing once there is something to do.
+    report = BackfillReport(target=target.label, dry_run=dry_run, gaps=gaps)
+    # Planning and checking only read the target (nothing is created if a rule is broken); it
+    # is opened for writing once there is something to do (a lake: checked; the sync writes).
     # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
     with anyio.CancelScope(shield=True):
-        database = await anyio.to_thread.run_sync(partial(_open_db, target, must_exist=gaps))
+        database = await anyio.to_thread.run_sync(
+            partial(_open_ledgers, target, must_exist=gaps))
     try:
         async with ExportClient(settings, sleep=sleep) as client:
             work = _Backfill(settings, client, database, target=target, report=report,
@@ -615,7 +729,7 @@ async def backfill_async(
             await work.check(pieces, templates, problems)
             if pieces and not dry_run:
                 with anyio.CancelScope(shield=True):
-                    database = await anyio.to_thread.run_sync(_writable_db, target, database)
+                    database = await anyio.to_thread.run_sync(_writable, target, database)
                 work.db = database
             await work.resolve(pieces)
             on_event(BackfillEvent(

@@ -15,8 +15,13 @@ One table, beside the loader's `_csload_*` ledger (created idempotently, never d
 Whether a job's run is loaded is read from `_csload_runs` (the loader's ledger, committed with
 the data): that is the truth; `state` here is the backfill's own bookkeeping.
 
+Only a DuckDB target has `_csload_backfills`. A Parquet lake has no such table: there, the
+backfill finds its jobs again by their deterministic names, in the API's job list and in the
+loader's `_csload_jobs` (which both targets have). Everything read here works without the
+table: `records()` is then empty, and `coverage_gaps` never needs it.
+
 Also here: the days missing from each daily job's coverage, counting the backfills that copied
-it (`coverage_gaps`).
+it (`coverage_gaps`), and the backfill jobs the loader's ledger knows (`backfill_jobs`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import duckdb
 import orjson
 
 from csload.api.models import JobField
+from csload.backfill_plan import NAME_PREFIX
 from csload.ledger import Ledger, aware_utc, naive_utc
 
 STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
@@ -85,6 +91,17 @@ def _days(start: datetime, end: datetime) -> list[date]:
     stop = end - timedelta(microseconds=1)
     last = stop.astimezone(UTC).date() if stop.tzinfo else stop.date()
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# What a job exports into which table, as far as the loader's ledger tells: scope, table, and
+# its fields (each field's canonical JSON, sorted: the order of the columns changes no row).
+_Export = tuple[str | None, str | None, tuple[bytes, ...]]
+
+
+def _export(scope: str | None, table: str | None, fields: str | None) -> _Export:
+    parsed = orjson.loads(fields or "[]")
+    return scope, table, tuple(sorted(orjson.dumps(f, option=orjson.OPT_SORT_KEYS)
+                                      for f in parsed))
 
 
 class BackfillLedger:
@@ -167,44 +184,73 @@ class BackfillLedger:
                                [job_id]).fetchone()
         return None if row is None else row[0]
 
+    def backfill_jobs(self) -> dict[int, tuple[str, str]]:
+        """The backfill jobs the loader's ledger knows: job id -> (name, scope).
+
+        A backfill job is a `once` job named by csload.backfill_plan.job_name. The loader
+        records every job it loads a run of (`_csload_jobs`, in both targets), so a backfill
+        job whose run was loaded is found here even when the API no longer lists it and no
+        backfill ledger row was written (a lake has none).
+        """
+        if not self._has("_csload_jobs"):
+            return {}
+        rows = self.con.execute(
+            "SELECT job_id, name, scope FROM _csload_jobs WHERE frequency = 'once' "
+            "AND starts_with(name, ?)", [NAME_PREFIX + " "]).fetchall()
+        return {int(job_id): (str(name), str(scope)) for job_id, name, scope in rows}
+
     def coverage_gaps(self, scope: str | None = None) -> dict[int, list[date]]:
         """Per daily job: the UTC days missing from its coverage.
 
-        Coverage is the days of the job's own loaded runs plus those of loaded backfills that
-        copied it (`like_job_id`). Missing: the days between the first and the last covered
-        day that are not covered (what `csload status` reports as gaps), and the days of the
-        job's runs recorded as expired (files gone before they were loaded) not covered since.
+        Coverage is the days of the job's own loaded runs plus those of the loaded runs of the
+        backfill jobs that copied it: `once` jobs named as backfills (csload.backfill_plan
+        .job_name) of the same scope, with the same fields, loaded into the same table. They
+        are recognised from the loader's ledger alone (`_csload_jobs`, `_csload_runs`), which
+        both targets have, so a DuckDB database and a Parquet lake report the same gaps, and
+        a backfill whose ledger row was lost still counts. (The ledger does not keep a job's
+        device or segment filter: a backfill with other filters but the same fields and
+        table counts too.)
+
+        Missing: the days between the first and the last covered day that are not covered
+        (what `csload status` reports as gaps), and the days of the job's runs recorded as
+        expired (files gone before they were loaded) not covered since.
         """
         if not self._has("_csload_runs") or not self._has("_csload_jobs"):
             return {}
-        jobs = self.con.execute(
-            "SELECT job_id FROM _csload_jobs WHERE frequency = 'daily' "
-            "AND (? IS NULL OR scope = ?)", [scope, scope]).fetchall()
-        daily = {int(row[0]) for row in jobs}
+        rows = self.con.execute(
+            "SELECT job_id, name, scope, frequency, fields, table_name FROM _csload_jobs"
+        ).fetchall()
+        daily: dict[int, _Export] = {}
+        copies: dict[_Export, set[int]] = {}
+        for job_id, name, job_scope, frequency, fields, table in rows:
+            export = _export(job_scope, table, fields)
+            if frequency == "daily" and (scope is None or job_scope == scope):
+                daily[int(job_id)] = export
+            elif frequency == "once" and str(name or "").startswith(NAME_PREFIX + " "):
+                copies.setdefault(export, set()).add(int(job_id))
         if not daily:
             return {}
-        covered: dict[int, set[date]] = {job_id: set() for job_id in daily}
+        wanted = set(daily)
+        for export in daily.values():
+            wanted |= copies.get(export, set())
+        days_of: dict[int, set[date]] = {}
         expired: dict[int, set[date]] = {job_id: set() for job_id in daily}
         rows = self.con.execute(
             "SELECT job_id, status, window_start, window_end FROM _csload_runs "
             "WHERE status IN ('loaded', 'expired') AND window_start IS NOT NULL "
             "AND window_end IS NOT NULL AND list_contains(?, job_id)",
-            [sorted(daily)]).fetchall()
+            [sorted(wanted)]).fetchall()
         for job_id, status, start, end in rows:
-            target = covered if status == "loaded" else expired
-            target[int(job_id)].update(_days(start, end))
-        if self._has("_csload_backfills"):
-            rows = self.con.execute(
-                "SELECT b.like_job_id, r.window_start, r.window_end FROM _csload_backfills b "
-                "JOIN _csload_runs r ON r.job_id = b.job_id AND r.status = 'loaded' "
-                "WHERE r.window_start IS NOT NULL AND r.window_end IS NOT NULL "
-                "AND list_contains(?, b.like_job_id)", [sorted(daily)]).fetchall()
-            for job_id, start, end in rows:
-                covered[int(job_id)].update(_days(start, end))
+            if status == "loaded":
+                days_of.setdefault(int(job_id), set()).update(_days(start, end))
+            elif int(job_id) in expired:
+                expired[int(job_id)].update(_days(start, end))
         gaps: dict[int, list[date]] = {}
         for job_id in sorted(daily):
-            have, lost = covered[job_id], expired[job_id] - covered[job_id]
-            missing = set(lost)
+            have = set(days_of.get(job_id, set()))
+            for copy in copies.get(daily[job_id], set()):
+                have |= days_of.get(copy, set())
+            missing = expired[job_id] - have
             if have:
                 first, last = min(have), max(have)
                 missing.update(first + timedelta(days=i) for i in range((last - first).days + 1)
@@ -212,3 +258,4 @@ class BackfillLedger:
             if missing:
                 gaps[job_id] = sorted(missing)
         return gaps
+

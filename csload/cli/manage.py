@@ -310,10 +310,12 @@ def backfill_table(report: BackfillReport) -> Table:
 @click.option("--device", help="all, desktop, mobile or tablet [default: all].")
 @click.option("--segment", type=int, help="Only sessions of this segment id.")
 @click.option("--gaps", is_flag=True,
-              help="Fill the days missing from the daily jobs' coverage in the database.")
+              help="Fill the days missing from the daily jobs' coverage in the target.")
 @click.option("--table", help="Load into this table [default: the --like job's, or the scope].")
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_DB, show_default=True, help="The DuckDB database file.")
+              help=f"The DuckDB database file [default: {DEFAULT_DB}].")
+@click.option("--parquet", metavar="ROOT",
+              help="Load into a Parquet lake instead: a folder, or s3://bucket/prefix.")
 @click.option("--poll-interval", type=click.FloatRange(0), default=DEFAULT_POLL_INTERVAL,
               show_default=True, help="Seconds between two checks of a run's state.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; create and load nothing.")
@@ -321,8 +323,9 @@ def backfill_table(report: BackfillReport) -> Table:
 @connection_options
 def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | None,
              like: int | None, field_texts: tuple[str, ...], fmt: str | None,
-             device: str | None, segment: int | None, gaps: bool, table: str | None, db: Path,
-             poll_interval: float, dry_run: bool, as_json: bool, **params: Any) -> None:
+             device: str | None, segment: int | None, gaps: bool, table: str | None,
+             db: Path | None, parquet: str | None, poll_interval: float, dry_run: bool,
+             as_json: bool, **params: Any) -> None:
     """Load past days through `once` jobs of at most 7 days each, or fill --gaps.
 
     Resumable: run the same command again after an interruption and it reuses the jobs it
@@ -338,6 +341,8 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
         raise click.UsageError("say what to export: --like JOB_ID or --field NAME")
     if not gaps and like is None and scope is None:
         raise click.UsageError("--scope is required without --like")
+    if db is not None and parquet is not None:
+        raise click.UsageError("give either --db or --parquet, not both")
     settings = settings_from(params)
 
     async def main() -> BackfillReport:
@@ -345,7 +350,8 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
             return await backfill_async(
                 settings, scope=scope, date_from=_day(date_from), date_to=_day(date_to),
                 like=like, fields=field_texts, format=fmt, device=device, segment=segment,
-                gaps=gaps, table=table, db=db, dry_run=dry_run, poll_interval=poll_interval,
+                gaps=gaps, table=table, db=db, parquet=parquet, dry_run=dry_run,
+                poll_interval=poll_interval,
                 on_event=display if not as_json else _quiet)
 
     try:

@@ -1,4 +1,5 @@
-"""What a backfill's result is checked against: the simulator's truth, read back from DuckDB."""
+"""What a backfill's result is checked against: the simulator's truth, read back from DuckDB or
+from a Parquet lake (through `csload.connect(parquet=ROOT)`, which reads the lake's manifest)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+import csload
 from csload.simulator import JobRecord, Simulator
 
 FIELDS = ("session_id", "view_number", "user_id", "view_time", "url:page_url",
@@ -50,6 +52,25 @@ def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def lake_query(root: str | Path, sql: str, params: list[Any] | None = None,
+               options: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
+    """Run `sql` on the lake's current version (its tables and its `_csload_*` ledger)."""
+    con = csload.connect(parquet=str(root), storage_options=options)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def lake_rows(root: str | Path, table: str = "views", where: str = "true",
+              params: list[Any] | None = None,
+              options: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
+    """`table_rows`, read from a lake."""
+    return sorted(lake_query(
+        root, f"SELECT {', '.join(COLUMNS)}, scroll_rate FROM {table} WHERE {where}",  # noqa: S608
+        params, options))
 
 
 def assert_same_rows(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from bfref import backfill_jobs, days, query
+from bfref import backfill_jobs, days, lake_query, query
 from click.testing import CliRunner, Result
 
 from csload.cli import main
@@ -178,6 +178,39 @@ def test_backfill_end_to_end_then_resumed(cli: Callable[..., Result], live_sim: 
     assert sim.stats.requests["create_job"] == 2
 
 
+def test_backfill_into_a_lake_end_to_end_then_resumed(cli: Callable[..., Result],
+                                                      live_sim: Live, tmp_path: Path) -> None:
+    sim, _ = live_sim
+    first, last = today() - timedelta(days=11), today() - timedelta(days=3)  # 9 days
+    root = tmp_path / "lake"
+    args = ["backfill", "--scope", "views", "--from", str(first), "--to", str(last), *FIELDS,
+            "--parquet", str(root), "--poll-interval", "0.01"]
+
+    plan = cli(*args, "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.output
+    assert [i["status"] for i in orjson.loads(plan.stdout)["items"]] == ["planned"] * 2
+    assert sim.stats.requests["create_job"] == 0 and not root.exists()
+
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["target"] == str(root)
+    assert [i["status"] for i in report["items"]] == ["loaded"] * 2
+    assert len(backfill_jobs(sim)) == 2
+    assert {r[0] for r in lake_query(root, "SELECT DISTINCT _date FROM views")} == set(
+        days(first, last))
+    status = cli("status", "--parquet", str(root), "--json")
+    assert status.exit_code == 0, status.output
+    assert sorted(j["jobId"] for j in orjson.loads(status.stdout)["jobs"]) == sorted(
+        j.job_id for j in backfill_jobs(sim))
+
+    again = cli(*args, "--json")
+    assert again.exit_code == 0, again.output
+    assert [i["status"] for i in orjson.loads(again.stdout)["items"]] == [
+        "already_loaded"] * 2
+    assert sim.stats.requests["create_job"] == 2
+
+
 def test_backfill_exit_code_3_when_a_window_fails(cli: Callable[..., Result], live_sim: Live,
                                                   tmp_path: Path) -> None:
     sim, _ = live_sim
@@ -203,6 +236,8 @@ def test_backfill_usage_errors(cli: Callable[..., Result]) -> None:
                "--field", "url")
     assert both.exit_code == 2 and "not both" in both.output
     assert cli("backfill", "--gaps", "--like", "1").exit_code == 2
+    targets = cli("backfill", "--gaps", "--db", "x.duckdb", "--parquet", "lake")
+    assert targets.exit_code == 2 and "not both" in targets.output
 
 
 # -- variables ----------------------------------------------------------------------------------

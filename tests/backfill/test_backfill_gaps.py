@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,3 +118,64 @@ async def test_gaps_need_a_database(settings: Settings, driver: SimDriver,
                              sleep=driver.sleep,
                                   clock=driver.clock, poll_interval=10)
     assert not db_path.exists()
+
+
+# -- the coverage rule, on a hand-made loader ledger (the tables both targets have) -------------
+
+
+def test_coverage_counts_backfill_copies_by_their_name_fields_and_table() -> None:
+    """A loaded run of a backfill job (a `once` job named as a backfill) covers a daily job's
+    days when it has the daily job's scope, fields (in any order) and table. Read from
+    `_csload_jobs` and `_csload_runs` only, as a lake's ledger connection has no
+    `_csload_backfills`."""
+    import duckdb
+
+    from csload.api.models import Job, JobField, Run
+    from csload.ledger import Ledger
+
+    fields = (JobField("session_id"), JobField("view_number"), JobField("url", "page_url"))
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    con = duckdb.connect()
+    ledger = Ledger(con)
+    ledger.ensure()
+    run_ids = iter(range(1000, 2000))
+
+    def job(job_id: int, name: str, frequency: str, table: str = "views",
+            scope: str = "views", job_fields: tuple[JobField, ...] = fields) -> None:
+        ledger.upsert_job(Job(job_id=job_id, name=name, format="JSONL", scope=scope,
+                              frequency=frequency, fields=job_fields), table, now)
+
+    def run(job_id: int, first: date, last: date, status: str = "loaded") -> None:
+        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        ledger.record_run(Run(run_id=next(run_ids), job_id=job_id, state="SUCCESS",
+                              start_date=start, end_date=end, finished_at=end),
+                          "views", status, rows_read=1, rows=1, nbytes=1, parts=1,
+                          started=now, finished=now, message=None)
+
+    daily = 1
+    job(daily, "Daily pageviews", "daily")
+    for day in (1, 2, 9, 10):
+        run(daily, date(2026, 11, day), date(2026, 11, day))
+    # Days 3..8 are missing. Each of the jobs below delivers one of them (or tries to).
+    job(2, "csload backfill views 2026-11-03..2026-11-03 0123abcd", "once")       # counts
+    run(2, date(2026, 11, 3), date(2026, 11, 3))
+    job(3, "csload backfill views 2026-11-04..2026-11-04 0123abcd", "once",       # counts:
+        job_fields=tuple(reversed(fields)))                                       # any order
+    run(3, date(2026, 11, 4), date(2026, 11, 4))
+    job(4, "csload backfill views 2026-11-05..2026-11-05 0123abcd", "once",       # another
+        table="views_copy")                                                       # table
+    run(4, date(2026, 11, 5), date(2026, 11, 5))
+    job(5, "Last week by hand", "once")                                           # not named
+    run(5, date(2026, 11, 6), date(2026, 11, 6))                                  # as backfill
+    job(6, "csload backfill views 2026-11-07..2026-11-07 0123abcd", "once",       # other fields
+        job_fields=fields[:2])
+    run(6, date(2026, 11, 7), date(2026, 11, 7))
+    job(7, "csload backfill views 2026-11-08..2026-11-08 0123abcd", "once")       # not loaded
+    run(7, date(2026, 11, 8), date(2026, 11, 8), status="failed")
+
+    assert BackfillLedger(con).coverage_gaps() == {daily: days(date(2026, 11, 5),
+                                                               date(2026, 11, 8))}
+    assert BackfillLedger(con).coverage_gaps("sessions") == {}
+    assert set(BackfillLedger(con).backfill_jobs()) == {2, 3, 4, 6, 7}
+    con.close()
