@@ -21,6 +21,10 @@ lint: setup
     {{venv}}/bin/ruff check csload tests benchmarks
     {{venv}}/bin/mypy
 
+# End-to-end benchmark of `csload sync` vs DuckDB's own load (`just bench --quick`: ~1 min smoke).
+bench *args: setup
+    {{py}} benchmarks/bench_sync.py {{args}}
+
 # The demo: an in-process simulator, its jobs and runs.
 demo: setup
     {{venv}}/bin/csload demo
