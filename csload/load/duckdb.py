@@ -60,6 +60,9 @@ from csload.load.supersede import RunWindow, run_order, window_drops
 
 log = logging.getLogger("csload.load")
 
+# The writer's DuckDB memory cap; DuckDB spills to `<db>.tmp/` beyond it.
+MEMORY_LIMIT = "256MB"
+
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
 
@@ -177,6 +180,10 @@ class DuckDBStore:
         try:
             # Rows have no meaningful order; not preserving it lets inserts stream.
             con.execute("SET preserve_insertion_order = false")
+            # DuckDB's default keeps up to 80% of RAM of written blocks in memory, so a sync's
+            # RSS grew with the data (630 MB at 2M rows); capped, it spills to disk and stays
+            # flat (~360 MB at 1M and 2M rows, same speed: benchmarks/bench_sync.py).
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             for macro in sql.MACROS:
                 con.execute(macro)
             store = cls(con, path)
@@ -228,14 +235,19 @@ class DuckDBStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
         try:
+            self.con.execute("BEGIN TRANSACTION")
             yield
-        except BaseException:
+            self._commit()
+        except BaseException as exc:
             with suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                # A raw DuckDB error (COMMIT on a full disk, while recording a failed run) would
+                # reach the CLI as a traceback (found by tests/reliability): a StoreError is
+                # one clear line.
+                raise StoreError(f"writing to database {self.path} failed: {exc}") from exc
             raise
-        self._commit()
 
     def _commit(self) -> None:
         """The one place a load becomes durable (a seam for the crash tests)."""
@@ -304,6 +316,13 @@ class DuckDBStore:
             except (ConfigError, PartParseError) as exc:
                 outcomes[staged.run.run_id] = self._fail(staged, exc)
                 continue
+            if not all(f.empty for f in item.files):
+                for empty in (f for f in item.files if f.empty):
+                    # Loaded as no rows (an empty export is one empty part), but next to
+                    # parts with rows it may be a damaged file: say so.
+                    log.warning("%s: the part is empty while other parts of its run "
+                                "hold rows; loading it as no rows",
+                                part_label(empty.job_id, empty.run_id, empty.part_id))
             pending.append(item)
         while pending:
             try:
@@ -353,19 +372,23 @@ class DuckDBStore:
                      list[tuple[_Pending, PartFile]]] = {}
         for item in batch:
             csv = item.staged.job.format == "CSV"
+            sources = item.layout.by_source()
             for part in item.files:
                 if part.empty:
                     continue
-                key = (item.layout.job_id, csv, part.gzip, part.header)
+                # CSV: parts that share a header; JSONL: parts that share their extra keys.
+                shape = part.header if csv else tuple(
+                    sorted(k for k in part.keys or () if k not in sources))
+                key = (item.layout.job_id, csv, part.gzip, shape)
                 groups.setdefault(key, []).append((item, part))
         out = []
-        for (_job_id, csv, gzip, header), members in groups.items():
+        for (_job_id, csv, gzip, shape), members in groups.items():
             layout = members[0][0].layout
+            assert shape is not None
             if csv:
-                assert header is not None
-                columns = self._header_columns(layout, header, members[0][1])
+                columns = self._header_columns(layout, shape, members[0][1])
             else:
-                columns = layout.columns
+                columns = self._json_columns(layout, shape, members[0][1])
             if not columns:
                 continue
             seen_runs: dict[int, _Pending] = {}
@@ -378,11 +401,13 @@ class DuckDBStore:
     def _header_columns(self, layout: JobLayout, header: tuple[str, ...], part: PartFile
                         ) -> tuple[Column, ...]:
         by_source = layout.by_source()
-        if len(set(header)) != len(header):
-            raise _PartFailed(part.run_id, parse_error(part, 1, "the header repeats a column"))
+        # Not a header at all (another format, an HTML page) first: said as "repeats a
+        # column", a JSON line looked like a damaged header (found by tests/reliability).
         if header and not any(h in by_source for h in header):
             raise _PartFailed(part.run_id, parse_error(
                 part, 1, "the first row is not a header naming the job's fields"))
+        if len(set(header)) != len(header):
+            raise _PartFailed(part.run_id, parse_error(part, 1, "the header repeats a column"))
         columns = []
         names: set[str] = set()
         for name in header:
@@ -395,6 +420,25 @@ class DuckDBStore:
             if col.name in names:
                 raise _PartFailed(part.run_id, parse_error(
                     part, 1, f"header columns collide on column name {col.name!r}"))
+            names.add(col.name)
+            columns.append(col)
+        return tuple(columns)
+
+    def _json_columns(self, layout: JobLayout, extra: tuple[str, ...], part: PartFile
+                      ) -> tuple[Column, ...]:
+        """The job's columns plus the keys of the part's first object that the job does not
+        list: loaded as text with a warning, as CSV does with unknown header columns (before,
+        read_json's explicit columns dropped them silently; found by tests/reliability)."""
+        columns = list(layout.columns)
+        names = {c.name for c in columns}
+        for key in extra:
+            try:
+                col = unknown_column(layout.job_id, key)
+            except ConfigError as exc:
+                raise _PartFailed(part.run_id, exc) from None
+            if col.name in names:
+                raise _PartFailed(part.run_id, parse_error(
+                    part, 1, f"key {key!r} collides with another column on {col.name!r}"))
             names.add(col.name)
             columns.append(col)
         return tuple(columns)
