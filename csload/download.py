@@ -2,8 +2,11 @@
 
 A 403 from storage usually means the signed URL outlived its lifetime (it may have been fetched
 long before the download started): the run detail is fetched again for fresh URLs, and the part
-retried. A 403 on a URL fetched just now, or a 404, means the run's files are gone (storage
-keeps them 7 days): the run is reported as expired, to be backfilled.
+retried at once, in the same download slot. A 403 on a URL fetched just now, or a 404, means
+the run's files are gone (storage keeps them 7 days): the run is reported as expired, to be
+backfilled; but a 403 or 404 while storage's own clock says the files are still kept (the
+file's `expirationDate`, else the run's finish + 7 days) is a failed download, tried again by
+the next sync: an expired run is never downloaded again.
 """
 
 from __future__ import annotations
@@ -11,17 +14,28 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
-from csload.errors import CsloadError, PartError, PartFilesGone, PartUrlExpired, part_label
+from csload.api.storage import StorageGone, StorageRefused
+from csload.errors import (
+    CsloadError,
+    DownloadError,
+    PartError,
+    PartFilesGone,
+    PartUrlExpired,
+    part_label,
+)
 from csload.load import StagedPart, StagedRun
 
-# Fresh run details fetched for one run before its files are declared gone.
+# Fresh run details fetched for one part before its files are declared gone.
 URL_REFRESHES = 2
+# How long storage keeps a run's files (contract section 5), when a file has no expirationDate.
+FILE_RETENTION = timedelta(days=7)
 
 
 class RunExpired(CsloadError):
@@ -67,10 +81,12 @@ async def stage_run(
     On failure the run's staging folder is removed: a run is staged whole or not at all.
     """
     folder = run_dir(staging, job.job_id, run.run_id)
+    urls = _RunUrls({})
+    latest = run
     try:
-        detail = await client.get_run(job.job_id, run.run_id)
+        detail = latest = await client.get_run(job.job_id, run.run_id)
         parts = detail.parts or ()
-        urls = _RunUrls({part.part_id: part for part in parts})
+        urls.parts = {part.part_id: part for part in parts}
         refresh_lock = anyio.Lock()
         staged: dict[int, StagedPart] = {}
         await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
@@ -85,27 +101,30 @@ async def stage_run(
 
         async def fetch(part_id: int) -> None:
             dest = folder / f"part-{part_id:05d}.{job.format.lower()}.gz"
-            for refreshes in range(URL_REFRESHES + 1):
-                generation = urls.generation
-                part = urls.parts.get(part_id)
-                if part is None:
-                    raise PartFilesGone(
-                        f"{part_label(job.job_id, run.run_id, part_id)}: no longer listed in "
-                        "the run's files", job_id=job.job_id, run_id=run.run_id,
-                        part_id=part_id)
-                try:
-                    async with download_limiter:
+            # The slot is held across URL refreshes: a fresh URL is used at once. Queued again
+            # behind other downloads, it could expire before its turn as the first one did, and
+            # a healthy run would end up declared expired (found by tests/reliability).
+            async with download_limiter:
+                for refreshes in range(URL_REFRESHES + 1):
+                    generation = urls.generation
+                    part = urls.parts.get(part_id)
+                    if part is None:
+                        raise PartFilesGone(
+                            f"{part_label(job.job_id, run.run_id, part_id)}: no longer listed "
+                            "in the run's files", job_id=job.job_id, run_id=run.run_id,
+                            part_id=part_id)
+                    try:
                         result = await client.download_part(part, dest, job_id=job.job_id,
                                                             run_id=run.run_id)
-                except PartUrlExpired:
-                    if refreshes == URL_REFRESHES:
-                        raise
-                    await refresh(generation)
-                    continue
-                staged[part_id] = StagedPart(part_id=part_id, path=result.path,
-                                             bytes=result.bytes_written)
-                on_part(result.bytes_written)
-                return
+                    except PartUrlExpired:
+                        if refreshes == URL_REFRESHES:
+                            raise
+                        await refresh(generation)
+                        continue
+                    staged[part_id] = StagedPart(part_id=part_id, path=result.path,
+                                                 bytes=result.bytes_written)
+                    on_part(result.bytes_written)
+                    return
 
         async with anyio.create_task_group() as group:
             for part_id in urls.parts:
@@ -114,6 +133,19 @@ async def stage_run(
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(discard_staging, folder)
         failure = _first_failure(exc)
+        if isinstance(failure, StorageRefused | StorageGone):
+            kept_until = _kept_until(urls.parts.get(failure.part_id or 0), latest)
+            if kept_until is not None and _still_kept(failure, kept_until):
+                # Not expired: recorded as failed, so the next sync tries the run again (an
+                # expired run is never fetched again; found by tests/reliability).
+                refused = ("refused the part even with freshly signed URLs (HTTP 403)"
+                           if isinstance(failure, StorageRefused)
+                           else "answered that the part does not exist (HTTP 404)")
+                raise DownloadError(
+                    f"{part_label(job.job_id, run.run_id, failure.part_id)}: storage {refused}"
+                    f", although the run's files are kept until {kept_until:%Y-%m-%d %H:%M} "
+                    "UTC; the next sync tries it again", job_id=job.job_id, run_id=run.run_id,
+                    part_id=failure.part_id) from None
         if isinstance(failure, PartFilesGone | PartUrlExpired):
             raise RunExpired(job.job_id, run.run_id, _expiry_cause(failure)) from None
         if failure is not None:
@@ -121,6 +153,21 @@ async def stage_run(
         raise
     ordered = tuple(staged[part_id] for part_id in sorted(staged))
     return StagedRun(job=job, run=detail, parts=ordered, table=table)
+
+
+def _kept_until(part: Part | None, run: Run) -> datetime | None:
+    """Until when storage keeps the part: its expirationDate, else the run's finish + 7 days."""
+    if part is not None and part.expiration_date is not None:
+        return part.expiration_date
+    if run.finished_at is not None:
+        return run.finished_at + FILE_RETENTION
+    return None
+
+
+def _still_kept(failure: StorageRefused | StorageGone, kept_until: datetime) -> bool:
+    """Whether the files should still be there when storage refused them (by storage's clock,
+    or the local one if storage sent no Date)."""
+    return (failure.server_time or datetime.now(UTC)) < kept_until
 
 
 def _expiry_cause(failure: PartFilesGone | PartUrlExpired) -> str:

@@ -12,6 +12,7 @@
                  ServerHandle (`.base_url`), stopped after the test.
 
 `tests/exportfmt.py` (importable as `exportfmt`) decodes the export files independently.
+`--slow` (or CSLOAD_SLOW=1) selects the long version of the suites that have one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from csload.simulator import ServerHandle, SimConfig, Simulator
 sys.path.insert(0, str(Path(__file__).parent))
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/reliability/conftest.py: only the top conftest may add options that
+    # `pytest --slow` accepts from the repository root.
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="run the long version of suites that have one (tests/reliability); "
+                          "the environment variable CSLOAD_SLOW=1 does the same")
 
 
 @pytest.fixture

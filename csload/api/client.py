@@ -293,6 +293,10 @@ class ExportClient:
                 self._tokens.invalidate(token)
                 continue
             if verdict is Verdict.RETRY:
+                # Only a second 401 *in a row* is fatal (retry.py): after another answer, a
+                # token that expires during the retries is renewed again (found by
+                # tests/reliability: a 429 storm across a token expiry failed the run).
+                renewed = False
                 failures += 1
                 if failures >= policy.max_attempts:
                     raise ApiUnavailable(

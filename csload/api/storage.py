@@ -20,14 +20,18 @@ import logging
 import os
 import secrets
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import aiohttp
 import anyio
 import anyio.to_thread
+import yarl
 
 from csload.api import transport
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
@@ -56,6 +60,39 @@ class DownloadResult:
     path: Path
     bytes_written: int
     gzip: bool
+
+
+class StorageRefused(PartUrlExpired):
+    """Storage answered 403, and what its clock said then (its `Date` header, if any).
+
+    A 403 is what storage answers both for a signed URL past its lifetime and for files past
+    the storage retention; only the second is final. The server's time lets the caller tell
+    them apart against the files' expiration date without trusting the local clock.
+    """
+
+    def __init__(self, message: str, *, server_time: datetime | None = None,
+                 job_id: int | None = None, run_id: int | None = None,
+                 part_id: int | None = None) -> None:
+        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
+        self.server_time = server_time
+
+
+class StorageGone(PartFilesGone):
+    """Storage answered 404/410, and what its clock said then (see StorageRefused)."""
+
+    def __init__(self, message: str, *, server_time: datetime | None = None,
+                 job_id: int | None = None, run_id: int | None = None,
+                 part_id: int | None = None) -> None:
+        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
+        self.server_time = server_time
+
+
+def _server_time(headers: Mapping[str, str]) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class CorruptStream(Exception):
@@ -229,6 +266,29 @@ async def download_part(
         raise
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+
+
+@asynccontextmanager
+async def _get(session: aiohttp.ClientSession, url: str, what: str, **options: Any
+               ) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET `url`, following redirects only to URLs that pass `require_secure_url`.
+
+    aiohttp would follow a redirect anywhere, plain http off this machine included, where the
+    part's data would cross the network in clear text (found by tests/reliability).
+    """
+    for _ in range(MAX_REDIRECTS + 1):
+        async with session.get(url, allow_redirects=False, **options) as response:
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                yield response
+                return
+            url = str(response.url.join(yarl.URL(location, encoded=True)))
+        require_secure_url(url, f"{what} (redirected)")
+    raise aiohttp.TooManyRedirects(response.request_info, response.history)
+
+
 async def _attempt(
     session: aiohttp.ClientSession,
     url: str,
@@ -239,12 +299,8 @@ async def _attempt(
     ids: dict[str, int | None],
 ) -> bool:
     try:
-        async with session.get(
-            url,
-            timeout=client_timeout,
-            auto_decompress=False,
-            allow_redirects=True,
-        ) as response:
+        async with _get(session, url, f"the URL of {label}", timeout=client_timeout,
+                        auto_decompress=False) as response:
             status = response.status
             if status != 200:
                 _raise_for_status(status, response.headers, label, ids)
@@ -258,6 +314,11 @@ async def _attempt(
             f"({temp.written} bytes received)", **ids)) from None
     except transport.TRANSPORT_ERRORS as exc:
         raise _Retry(DownloadError(f"{label}: {transport.describe(exc)}", **ids)) from None
+    except CorruptStream as exc:
+        # Found mid-body, while streaming (not only by commit() at the end): the same failed
+        # download. Uncaught, this internal error ended the whole sync with a traceback
+        # (found by tests/reliability).
+        raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
     if expected is not None and temp.written != expected:
         raise _Retry(IncompleteDownload(
             f"{label}: received {temp.written} bytes, Content-Length announced {expected}",
@@ -284,14 +345,14 @@ def _raise_for_status(
     status: int, headers: Mapping[str, str], label: str, ids: dict[str, int | None]
 ) -> None:
     if status == 403:
-        raise PartUrlExpired(
+        raise StorageRefused(
             f"the signed URL for {label} has expired or was refused (HTTP 403); "
-            "fetch the run again for fresh URLs", **ids)
+            "fetch the run again for fresh URLs", server_time=_server_time(headers), **ids)
     if status in (404, 410):
-        raise PartFilesGone(
+        raise StorageGone(
             f"{label}: storage answered {status}: the run's files are gone (files are kept "
             "7 days after the run); create a once job over those days to export them again",
-            **ids)
+            server_time=_server_time(headers), **ids)
     verdict = classify(status, kind=RequestKind.STORAGE)
     error = DownloadError(f"{label}: storage answered HTTP {status}", **ids)
     if verdict is Verdict.RETRY:
@@ -313,8 +374,8 @@ async def part_size(
         total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
     )
     try:
-        async with session.get(url, timeout=timeout, headers={"Range": "bytes=0-0"},
-                               auto_decompress=False) as response:
+        async with _get(session, url, "a part URL", timeout=timeout,
+                        headers={"Range": "bytes=0-0"}, auto_decompress=False) as response:
             if response.status == 206:
                 total = response.headers.get("Content-Range", "").rpartition("/")[2]
                 return int(total) if total.isdigit() else None

@@ -16,8 +16,10 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
+import orjson
 
 from csload.errors import PartParseError, part_label
 from csload.load import sql
@@ -37,6 +39,9 @@ class PartFile:
     gzip: bool
     header: tuple[str, ...] | None   # CSV only; None for JSONL or an empty part
     empty: bool          # no content at all (0 bytes, or a gzip of nothing)
+    # JSONL only: the keys of the part's first object (None: no object could be read there),
+    # so that keys the job does not list load as text, as unknown CSV header columns do.
+    keys: tuple[str, ...] | None = None
 
 
 def _open_text(path: str, is_gzip: bool) -> io.TextIOWrapper:
@@ -64,12 +69,43 @@ def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str) -
             empty = first is None
         else:
             with gzip.open(resolved, "rb") if is_gzip else open(resolved, "rb") as fh:
-                empty = not fh.read(1)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+                head = fh.read(1)
+                empty = not head
+                keys = None if empty else _first_keys(head + fh.readline(_KEYS_LINE_MAX), fh)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        # Only the CSV header was being read: name its line, like every parse error does.
+        raise PartParseError(f"{label}: line 1: cannot read the header: {exc}", job_id=job_id,
+                             run_id=run_id, part_id=part_id, line=1) from None
+    except (OSError, EOFError, zlib.error) as exc:
         raise PartParseError(f"{label}: cannot read the part: {exc}", job_id=job_id,
                              run_id=run_id, part_id=part_id, line=1 if fmt == "CSV" else None
                              ) from None
-    return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, header, empty)
+    if fmt == "CSV":
+        return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, header, empty)
+    return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, None, empty, keys)
+
+
+# The first object of a JSONL part is read whole only up to this size (one row is far less).
+_KEYS_LINE_MAX = 1 << 20
+
+
+class _Lines(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _first_keys(line: bytes, rest: _Lines) -> tuple[str, ...] | None:
+    """The keys of the first non-blank JSONL line, or None (the reader reports a bad line)."""
+    for _ in range(8):
+        if line.strip():
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return None
+            return tuple(value) if isinstance(value, dict) else None
+        line = rest.readline(_KEYS_LINE_MAX)
+        if not line:
+            return None
+    return None
 
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
@@ -101,9 +137,29 @@ _NOISE = (
 )
 
 
+# Where DuckDB's CSV error text turns from the error to its advice and option list.
+_CSV_TAIL = re.compile(r"\n\s*\n(?:Possible fixes:|\s*file = )")
+# The sentences DuckDB's CSV reader states its error with, after the offending row.
+_CSV_REASON = re.compile(
+    r"(?:Expected Number of Columns|Value with unterminated quote|Invalid unicode|"
+    r"Error when converting column|Maximum line size|Quote should be followed|"
+    r"Could not convert|The CSV file)")
+
+
 def reason(message: str) -> str:
     """The useful sentence of a DuckDB reader error, without paths or row data."""
     text = _NOISE[0].sub("", message.strip())
+    if "Original Line:" in text:
+        # The offending row follows "Original Line:" and may span lines (an unterminated
+        # quote swallows the rest of the file), so "the line after it" can be row data, which
+        # was then shown as the reason (found by tests/reliability): take DuckDB's sentence,
+        # else the last line before its advice.
+        head = _CSV_TAIL.split(text, maxsplit=1)[0]
+        after = [ln.strip() for ln in head.split("Original Line:", 1)[1].splitlines()[1:]]
+        known = [ln for ln in after if _CSV_REASON.match(ln)]
+        last = [ln for ln in after if ln]
+        if known or last:
+            text = (known or last)[0 if known else -1]
     lines = [ln.strip() for ln in text.splitlines()]
     keep = [_CSV_LINE.sub("", ln).strip() for ln in lines
             if ln and not ln.startswith(("Original Line:", "Possible", "*"))]

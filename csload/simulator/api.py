@@ -222,7 +222,7 @@ class ApiHandlers:
         count = await self.sim.part_count_async(run.run_id)
         variants = self.sim.config.variants
         expires = int((now + timedelta(seconds=self.sim.config.url_lifetime)).timestamp())
-        base = self.base_url(request)
+        base = self.sim.config.storage_base_url or self.base_url(request)
         files = []
         for part_id in range(1, count + 1):
             path = part_path(self.sim.config.project_id, job.job_id, run.run_id, part_id,

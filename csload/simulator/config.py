@@ -89,6 +89,9 @@ class SimConfig:
     seed_suspended_job: bool = True
     # Path under the base URL where the API lives; the token response's endpoint points there.
     api_prefix: str = "/api"
+    # live: the base of part URLs handed out, instead of the serving address (security tests:
+    # an http URL off this machine, which a client must refuse to fetch). None: the server's.
+    storage_base_url: str | None = None
     variants: Variants = field(default_factory=Variants)
 
     def env_lines(self, base_url: str) -> list[str]:

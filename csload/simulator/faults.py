@@ -12,7 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-StorageFault = Literal["slowdown", "cut", "truncate"]
+# "denied" (403 AccessDenied, as for an expired URL) and "gone" (404 NoSuchKey) are only
+# served by the targeted knob.
+StorageFault = Literal["slowdown", "cut", "truncate", "denied", "gone"]
 
 _API_5XX = (500, 502, 503, 504)
 
@@ -28,6 +30,11 @@ class Faults:
     api_fail_next: int = 0
     api_fail_status: int = 503
     api_faults_on_token: bool = True
+    # Deterministic and targeted: the next N API requests whose path ends with
+    # `api_fail_path` (e.g. "/runs/130352": one run's detail) fail with api_fail_status, so a
+    # test can make one request outlast the client's retry budget.
+    api_fail_path: str | None = None
+    api_fail_path_next: int = 0
     # Retry-After (whole seconds) on every fault 429 and storage 503.
     retry_after: int = 1
 
@@ -40,6 +47,11 @@ class Faults:
     # Serve a truncated gzip stream with a Content-Length that matches the truncated body.
     storage_truncate_rate: float = 0.0
     storage_truncate_next: int = 0
+    # Deterministic and targeted: the next N downloads of part `storage_fault_part` =
+    # (run_id, part_id) suffer `storage_fault_part_kind`, whatever other requests come first.
+    storage_fault_part: tuple[int, int] | None = None
+    storage_fault_part_kind: StorageFault = "slowdown"
+    storage_fault_part_next: int = 0
     # Share of the body sent before a cut or kept by a truncation.
     cut_fraction: float = 0.5
     # Serve part `corrupt_part` = (run_id, part_id) with its physical line `corrupt_line`
@@ -48,6 +60,15 @@ class Faults:
     corrupt_part: tuple[int, int] | None = None
     corrupt_line: int = 2
     corrupt_text: str = '{"broken": '
+    # Serve exactly these bytes (as given: gzip them or not) as the body of part
+    # (run_id, part_id), on every download: empty parts, header-only parts, another format,
+    # a body that is not gzip, an extra column... The truth does not change.
+    part_bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
+
+    # Storage answers every part download with a 307 redirect to the same path and query
+    # under this base URL (e.g. an http:// address off this machine, which a client must not
+    # follow). The redirected request carries `redirected=1` and is served normally.
+    storage_redirect_to: str | None = None
 
     # Every connection: seconds added before each response (API and storage).
     latency: float = 0.0
@@ -66,8 +87,13 @@ class Faults:
                 if name not in ("rng", "_lock"):
                     setattr(self, name, getattr(defaults, name))
 
-    def take_api_fault(self, *, token_endpoint: bool) -> int | None:
+    def take_api_fault(self, *, token_endpoint: bool, path: str = "") -> int | None:
         """The status an API request must fail with, or None to serve it normally."""
+        with self._lock:
+            if (self.api_fail_path_next > 0 and self.api_fail_path
+                    and path.endswith(self.api_fail_path)):
+                self.api_fail_path_next -= 1
+                return self.api_fail_status
         if token_endpoint and not self.api_faults_on_token:
             return None
         with self._lock:
@@ -95,9 +121,19 @@ class Faults:
         raw = b"\n".join(lines)
         return gzip.compress(raw, compresslevel=1, mtime=0) if compressed else raw
 
-    def take_storage_fault(self) -> StorageFault | None:
+    def replaced(self, run_id: int, part_id: int) -> bytes | None:
+        """The body set in `part_bodies` for this part, if any."""
+        with self._lock:
+            return self.part_bodies.get((run_id, part_id))
+
+    def take_storage_fault(self, run_id: int | None = None,
+                           part_id: int | None = None) -> StorageFault | None:
         """The failure a storage download must suffer, or None."""
         with self._lock:
+            if (self.storage_fault_part_next > 0 and self.storage_fault_part is not None
+                    and self.storage_fault_part == (run_id, part_id)):
+                self.storage_fault_part_next -= 1
+                return self.storage_fault_part_kind
             if self.storage_503_next > 0:
                 self.storage_503_next -= 1
                 return "slowdown"

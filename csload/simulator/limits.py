@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from csload.simulator import responses
 from csload.simulator.auth import check_bearer
+from csload.simulator.stats import SeenRequest
 
 if TYPE_CHECKING:
     from csload.simulator.core import Simulator
@@ -116,7 +117,7 @@ async def _api(sim: Simulator, request: web.Request, handler: Handler,
         if faults.latency > 0:
             sim.stats.add("delayed_responses")
             await asyncio.sleep(faults.latency)
-        status = faults.take_api_fault(token_endpoint=kind == "token")
+        status = faults.take_api_fault(token_endpoint=kind == "token", path=request.path)
         if status is not None:
             sim.stats.count_fault("api_429" if status == 429 else f"api_{status}")
             return responses.fault(status, faults.retry_after)
@@ -138,6 +139,8 @@ def make_middleware(sim: Simulator) -> Middleware:
         if api and kind == "unknown":
             kind = "unknown_api"
         sim.stats.count_request(kind)
+        sim.stats.record(SeenRequest(kind, request.method, request.path, request.query_string,
+                                     tuple(request.headers.items())))
         status = 500
         try:
             if api:

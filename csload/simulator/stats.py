@@ -7,6 +7,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    """One request as the simulator received it (kept when `SimStats.keep_requests` is on)."""
+
+    kind: str
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+
+
 @dataclass
 class SimStats:
     """Request counters, read from tests (thread-safe increments; reset() zeroes them).
@@ -40,18 +51,29 @@ class SimStats:
     # Responses delayed by the latency knob, and storage chunks paced by the bandwidth cap.
     delayed_responses: int = 0
     paced_chunks: int = 0
+    # Storage downloads being served at once, and the most ever (a download counts from its
+    # arrival until just before its last bytes are written, so that a client that waits for
+    # the whole body before starting the next download is never over-counted).
+    storage_in_flight: int = 0
+    max_storage_in_flight: int = 0
+    # Every request's method, path, query and headers, when `keep_requests` is on (security
+    # tests check what each host was sent; off by default: a benchmark sends thousands).
+    keep_requests: bool = False
+    seen: list[SeenRequest] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
                                   compare=False)
 
     def reset(self) -> None:
-        """Zero every counter (requests in flight stay counted)."""
+        """Zero every counter (requests in flight stay counted, `keep_requests` stays)."""
         with self._lock:
-            in_flight = self.api_in_flight
+            in_flight, storage, keep = (self.api_in_flight, self.storage_in_flight,
+                                        self.keep_requests)
             fresh = SimStats()
             for name in self.__dataclass_fields__:
                 if name != "_lock":
                     setattr(self, name, getattr(fresh, name))
-            self.api_in_flight = in_flight
+            self.api_in_flight, self.storage_in_flight = in_flight, storage
+            self.keep_requests = keep
 
     def api_enter(self) -> int:
         with self._lock:
@@ -63,6 +85,20 @@ class SimStats:
     def api_leave(self) -> None:
         with self._lock:
             self.api_in_flight -= 1
+
+    def storage_enter(self) -> None:
+        with self._lock:
+            self.storage_in_flight += 1
+            self.max_storage_in_flight = max(self.max_storage_in_flight, self.storage_in_flight)
+
+    def storage_leave(self) -> None:
+        with self._lock:
+            self.storage_in_flight -= 1
+
+    def record(self, request: SeenRequest) -> None:
+        if self.keep_requests:
+            with self._lock:
+                self.seen.append(request)
 
     def count_request(self, kind: str) -> None:
         with self._lock:

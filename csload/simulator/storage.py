@@ -13,7 +13,9 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from email.utils import format_datetime
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
@@ -83,6 +85,28 @@ def _check_access(sim: Simulator, request: web.Request, now: datetime) -> web.Re
 
 async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse:
     sim.stats.add("storage_requests")
+    sim.stats.storage_enter()
+    left = False
+
+    def leave() -> None:
+        nonlocal left
+        if not left:
+            left = True
+            sim.stats.storage_leave()
+
+    try:
+        response = await _serve_part(sim, request, leave)
+    finally:
+        leave()
+    if not response.prepared:
+        # Storage's clock is the simulated one: a client comparing a 403 with the files'
+        # expiration date must see the simulated time, not the machine's.
+        response.headers["Date"] = format_datetime(sim.clock.now(), usegmt=True)
+    return response
+
+
+async def _serve_part(sim: Simulator, request: web.Request,
+                      leave: Callable[[], None]) -> web.StreamResponse:
     if "Authorization" in request.headers:
         sim.stats.add("storage_with_authorization")
         if sim.config.variants.storage_rejects_authorization:
@@ -93,6 +117,11 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
     if faults.latency > 0:
         sim.stats.add("delayed_responses")
         await asyncio.sleep(faults.latency)
+    redirect = faults.storage_redirect_to
+    if redirect and "redirected" not in request.query:
+        sim.stats.count_fault("redirect")
+        return web.Response(status=307, headers={
+            "Location": f"{redirect.rstrip('/')}{request.path_qs}&redirected=1"})
     now = sim.clock.now()
     denied = _check_access(sim, request, now)
     if denied is not None:
@@ -113,7 +142,13 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
     if not 1 <= part_id <= count:
         return s3_error(404, "NoSuchKey", "The specified key does not exist.")
 
-    fault = faults.take_storage_fault()
+    fault = faults.take_storage_fault(run_id, part_id)
+    if fault == "denied":
+        sim.stats.count_fault("denied")
+        return s3_error(403, "AccessDenied", "Request has expired")
+    if fault == "gone":
+        sim.stats.count_fault("gone")
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.")
     if fault == "slowdown":
         sim.stats.count_fault("slowdown")
         return s3_error(503, "SlowDown", "Please reduce your request rate.",
@@ -124,6 +159,10 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
     if corrupt is not None:
         sim.stats.count_fault("corrupt")
         body = corrupt
+    replaced = faults.replaced(run_id, part_id)
+    if replaced is not None:
+        sim.stats.count_fault("replaced")
+        body = replaced
     if fault == "truncate":
         sim.stats.count_fault("truncate")
         body = body[: max(1, int(len(body) * faults.cut_fraction))]
@@ -143,19 +182,32 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
         "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
     })
     response.content_length = len(body)
+    if send == 0:
+        leave()
     await response.prepare(request)
     bandwidth = faults.bandwidth
     # Pace in twentieths of a second so a cap shows as a steady trickle, not bursts.
     chunk = _CHUNK if not bandwidth else max(1, min(_CHUNK, bandwidth // 20))
     sent = 0
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     while sent < send:
         piece = body[sent: min(send, sent + chunk)]
+        if sent + len(piece) >= send:
+            # The client may have everything once this is written: stop counting first.
+            leave()
         await response.write(piece)
         sent += len(piece)
         sim.stats.add("storage_bytes_sent", len(piece))
         if bandwidth:
             sim.stats.add("paced_chunks")
-            await asyncio.sleep(len(piece) / bandwidth)
+            # On a schedule (never ahead of `bandwidth` bytes/s since the first byte), not a
+            # fixed sleep after each write: that added the write's own time to every chunk,
+            # so a cap of 5 MB/s delivered ~3.5 to a client busy elsewhere (found by
+            # benchmarks/bench_slow_network.py).
+            ahead = started + sent / bandwidth - loop.time()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
     if fault == "cut":
         # Headers promised the whole body: closing now is what a dropped connection looks like.
         if request.transport is not None:

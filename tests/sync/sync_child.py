@@ -5,37 +5,58 @@
 CSLOAD_TEST_STOP = "<point>:<n>" picks the n-th time (from 1) the sync reaches <point>:
 
     download        a chunk of a part was just written to its staging file
+    part-verified   a part was verified and renamed into place in the staging folder
+    staged          every part of a run is on disk; the run is about to go to the writer
+    ledger-ensure   opening the database: the ledger tables exist, not yet committed
+    store-apply     the writer is about to apply a batch of staged runs (DuckDBStore.apply)
+    insert          inside a load transaction, one INSERT ... SELECT done
     apply           inside a load transaction, rows inserted, before the supersede rules
+    window-rule     inside a load transaction, before the window rule
+    ledger-run      inside a load transaction, a run's ledger row written
     before-commit   a load transaction is about to commit
     after-commit    a load transaction has just committed (its staging files still on disk)
+    record-failed   a failed (or expired) run's ledger row is written, not yet committed
+    discard         a batch was applied; its staging files are about to be removed
 
 and what happens there: CSLOAD_TEST_ACTION = "kill" (default: SIGKILL this process, a real
-kill -9) or "hold" (print HOLDING, block until stdin is closed, then carry on).
-The seams are patched on csload's classes; nothing else of csload changes.
+kill -9), "hold" (print HOLDING, block until stdin is closed, then carry on) or "count" (stop
+nowhere; at exit, write how many times each point was reached, as JSON, to the file named by
+CSLOAD_TEST_COUNTS). The seams are patched on csload's classes and functions; nothing else of
+csload changes.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import signal
 import sys
 import threading
+from collections import Counter
 from typing import Any
 
+from csload import pipeline
 from csload.api import storage
 from csload.cli import main
+from csload.ledger import Ledger
 from csload.load.duckdb import DuckDBStore
 
-POINT, _, COUNT = os.environ["CSLOAD_TEST_STOP"].partition(":")
+POINT, _, COUNT = os.environ.get("CSLOAD_TEST_STOP", "").partition(":")
 TARGET = int(COUNT or "1")
 ACTION = os.environ.get("CSLOAD_TEST_ACTION", "kill")
 
 _lock = threading.Lock()
 _seen = {"n": 0}
-_loading = threading.local()
+_counts: Counter[str] = Counter()
+_state = threading.local()
 
 
 def reached(point: str) -> None:
+    if ACTION == "count":
+        with _lock:
+            _counts[point] += 1
+        return
     if point != POINT:
         return
     with _lock:
@@ -50,7 +71,31 @@ def reached(point: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+if ACTION == "count":
+    def _write_counts() -> None:
+        with open(os.environ["CSLOAD_TEST_COUNTS"], "w") as fh:
+            json.dump(dict(_counts), fh)
+
+    atexit.register(_write_counts)
+
+
+def _flag(name: str) -> bool:
+    return bool(getattr(_state, name, False))
+
+
+def _flagged(name: str, func: Any) -> Any:
+    """`func` with the thread-local flag `name` set while it runs."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        setattr(_state, name, True)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            setattr(_state, name, False)
+    return wrapper
+
+
 _write = storage._TempFile.write
+_temp_commit = storage._TempFile.commit
 
 
 def write(self: Any, chunk: bytes) -> None:
@@ -58,9 +103,61 @@ def write(self: Any, chunk: bytes) -> None:
     reached("download")
 
 
+def temp_commit(self: Any) -> bool:
+    is_gzip = _temp_commit(self)
+    reached("part-verified")
+    return is_gzip
+
+
+_stage_run = pipeline.stage_run
+
+
+async def stage_run(*args: Any, **kwargs: Any) -> Any:
+    staged = await _stage_run(*args, **kwargs)
+    reached("staged")
+    return staged
+
+
+_discard = pipeline._discard
+
+
+def discard(*args: Any) -> None:
+    reached("discard")
+    _discard(*args)
+
+
+_ensure = Ledger.ensure
+_record_run = Ledger.record_run
+
+
+def ensure(self: Any) -> None:
+    _ensure(self)
+    reached("ledger-ensure")
+
+
+def record_run(self: Any, *args: Any, **kwargs: Any) -> None:
+    _record_run(self, *args, **kwargs)
+    if _flag("loading"):
+        reached("ledger-run")
+
+
+_apply = DuckDBStore.apply
+_insert_group = DuckDBStore._insert_group
 _apply_key_rule = DuckDBStore._apply_key_rule
+_apply_window_rule = DuckDBStore._apply_window_rule
 _load_batch = DuckDBStore._load_batch
+_record_status = DuckDBStore._record_status
 _commit = DuckDBStore._commit
+
+
+def apply(self: Any, *args: Any) -> Any:
+    reached("store-apply")
+    return _apply(self, *args)
+
+
+def insert_group(self: Any, *args: Any) -> None:
+    _insert_group(self, *args)
+    reached("insert")
 
 
 def apply_key_rule(self: Any, *args: Any) -> None:
@@ -68,28 +165,35 @@ def apply_key_rule(self: Any, *args: Any) -> None:
     _apply_key_rule(self, *args)
 
 
-def load_batch(self: Any, *args: Any) -> Any:
-    # Only the commits of load transactions count (not opening the ledger, nor recording a
-    # failed run).
-    _loading.active = True
-    try:
-        return _load_batch(self, *args)
-    finally:
-        _loading.active = False
+def apply_window_rule(self: Any, *args: Any) -> None:
+    reached("window-rule")
+    _apply_window_rule(self, *args)
 
 
 def commit(self: Any) -> None:
-    loading = getattr(_loading, "active", False)
-    if loading:
+    # Only the commits of load transactions count as (before|after)-commit (not opening the
+    # ledger, nor recording a failed run: that one is record-failed).
+    if _flag("loading"):
         reached("before-commit")
+    elif _flag("recording"):
+        reached("record-failed")
     _commit(self)
-    if loading:
+    if _flag("loading"):
         reached("after-commit")
 
 
 storage._TempFile.write = write  # type: ignore[method-assign]
+storage._TempFile.commit = temp_commit  # type: ignore[method-assign]
+pipeline.stage_run = stage_run  # type: ignore[assignment]
+pipeline._discard = discard
+Ledger.ensure = ensure  # type: ignore[method-assign]
+Ledger.record_run = record_run  # type: ignore[method-assign]
+DuckDBStore.apply = apply  # type: ignore[method-assign]
+DuckDBStore._insert_group = insert_group  # type: ignore[method-assign]
 DuckDBStore._apply_key_rule = apply_key_rule  # type: ignore[method-assign,assignment]
-DuckDBStore._load_batch = load_batch  # type: ignore[method-assign,assignment]
+DuckDBStore._apply_window_rule = apply_window_rule  # type: ignore[method-assign]
+DuckDBStore._load_batch = _flagged("loading", _load_batch)  # type: ignore[method-assign]
+DuckDBStore._record_status = _flagged("recording", _record_status)  # type: ignore[method-assign]
 DuckDBStore._commit = commit  # type: ignore[method-assign]
 
 if __name__ == "__main__":

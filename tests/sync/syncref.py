@@ -237,6 +237,29 @@ def _ident(row: Row) -> tuple[Any, ...]:
     return (row.get("_run_id"), row.get("session_id"), row.get("view_number"))
 
 
+@dataclass(frozen=True)
+class RowDiff:
+    """How two row lists differ, counted as multisets over every column."""
+
+    expected: int
+    loaded: int
+    lost: int          # expected rows not loaded (or loaded fewer times than expected)
+    duplicated: int    # extra copies of expected rows
+    unexpected: int    # loaded rows that are not expected at all (wrong values, stray rows)
+
+
+def row_diff(actual: Sequence[Row], expected: Sequence[Row]) -> RowDiff:
+    """Count what `assert_rows_equal` checks: rows lost, duplicated and unexpected."""
+    columns = sorted(expected[0]) if expected else sorted(actual[0]) if actual else []
+    got = Counter(_frozen({c: r.get(c) for c in columns}, columns) for r in actual)
+    want = Counter(_frozen(r, columns) for r in expected)
+    extra = got - want
+    return RowDiff(
+        expected=len(expected), loaded=len(actual), lost=sum((want - got).values()),
+        duplicated=sum(n for k, n in extra.items() if k in want),
+        unexpected=sum(n for k, n in extra.items() if k not in want))
+
+
 def assert_rows_equal(actual: Sequence[Row], expected: Sequence[Row], what: str = "") -> None:
     """The two row lists hold the same rows (every column), as multisets."""
     columns = sorted(expected[0]) if expected else sorted(actual[0]) if actual else []
@@ -380,6 +403,7 @@ __all__ = [
     "SIM_START",
     "VIEWS_HARD",
     "VIEWS_JOB",
+    "RowDiff",
     "assert_db_matches",
     "assert_hard_cases",
     "assert_rows_equal",
@@ -391,6 +415,7 @@ __all__ = [
     "expected_tables",
     "finish_once_job",
     "hard_cases",
+    "row_diff",
     "run_of",
     "successful_runs",
     "table_names",

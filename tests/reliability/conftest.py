@@ -1,0 +1,110 @@
+"""Fixtures of the reliability suite: a seeded world with many small parts, fast retries, and
+the summary that docs/reliability.md is rendered from.
+
+    slow          True with `pytest --slow` or CSLOAD_SLOW=1: bigger world, more cells, more
+                  crash points, more generated examples.
+    sim_config    3 days (7 when slow) of daily runs of both scopes, parts of at most 16 KiB
+                  (so a run has 3-12 parts and faults hit mid-run), a client secret that is
+                  easy to spot in any text.
+    simulator     (tests/conftest.py) with request recording on and every token and URL
+                  signature it hands out remembered (`relkit.Secrets`).
+    secrets       those secrets, for the scans.
+    settings      reaching the simulator (served from a thread), RETRY budget, LIMITS.
+    db_path       a database path in the test's folder.
+    child_env     the environment of a `csload` subprocess reaching the simulator.
+    record        appends one line to the suite's summary (see relkit.Summary).
+
+With CSLOAD_RELIABILITY_SUMMARY=<file>, the suite writes what it ran (faults, crash points,
+bad inputs, scans, rows lost and duplicated) to that JSON file at the end of the session;
+`python tests/reliability/render_results.py <file>` turns it into docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+# The sync suite's reference model and crash child are reused as they are.
+sys.path.insert(0, str(HERE.parent / "sync"))
+sys.path.insert(0, str(HERE))
+
+from relkit import LIMITS, RETRY, Secrets, Summary, is_slow, world  # noqa: E402
+
+from csload.config import Settings  # noqa: E402
+from csload.simulator import ServerHandle, SimConfig, Simulator  # noqa: E402
+
+_summary = Summary()
+_outcomes: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def slow(request: pytest.FixtureRequest) -> bool:
+    return is_slow(request.config)
+
+
+@pytest.fixture
+def sim_config(slow: bool) -> SimConfig:
+    return world(slow)
+
+
+@pytest.fixture
+def secrets(simulator: Simulator, summary: Summary, request: pytest.FixtureRequest
+            ) -> Iterator[Secrets]:
+    found = Secrets.watch(simulator)
+    yield found
+    summary.add(request.node.nodeid, "scan", request.node.name,
+                texts=found.texts_scanned, storage_requests=found.storage_requests_checked,
+                tokens=len(found.tokens), signatures=len(found.signatures))
+
+
+@pytest.fixture
+def settings(simulator: Simulator, sim_thread: ServerHandle, secrets: Secrets) -> Settings:
+    client_id, client_secret, project_id = simulator.credentials
+    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
+                    auth_url=sim_thread.base_url, retry=RETRY, limits=LIMITS)
+
+
+@pytest.fixture
+def child_env(simulator: Simulator, sim_thread: ServerHandle) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSQUARE_")}
+    for line in simulator.config.env_lines(sim_thread.base_url):
+        name, _, value = line.partition("=")
+        env[name] = value
+    return env
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "cs.duckdb"
+
+
+@pytest.fixture(scope="session")
+def summary(slow: bool) -> Iterator[Summary]:
+    _summary.mode = "slow" if slow else "default"
+    yield _summary
+    target = os.environ.get("CSLOAD_RELIABILITY_SUMMARY")
+    if target:
+        _summary.write(Path(target), _outcomes)
+
+
+@pytest.fixture
+def record(summary: Summary, request: pytest.FixtureRequest) -> Callable[..., None]:
+    def add(area: str, case: str, **fields: Any) -> None:
+        summary.add(request.node.nodeid, area, case, **fields)
+
+    return add
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _outcomes[item.nodeid] = report.outcome
+    return report
