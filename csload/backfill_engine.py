@@ -29,7 +29,6 @@ picks up instead of creating it again.
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -62,6 +61,7 @@ from csload.backfill_report import (
     BackfillStatus,
     ignore_backfill_events,
 )
+from csload.blocking import run_blocking
 from csload.config import Settings
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.jobspec import (
@@ -819,26 +819,4 @@ async def _gap_plan(work: _Backfill, scope: str | None, date_from: date | None,
 
 def backfill(settings: Settings, **options: Any) -> BackfillReport:
     """Blocking `backfill_async`, for scripts and notebooks (works inside a running loop)."""
-    runner = partial(backfill_async, settings, **options)
-    try:
-        import asyncio
-
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(runner)
-    # A notebook already runs an event loop in this thread: run the backfill in another one.
-    result: list[BackfillReport] = []
-    failure: list[BaseException] = []
-
-    def in_thread() -> None:
-        try:
-            result.append(anyio.run(runner))
-        except BaseException as exc:  # handed back to the caller's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=in_thread, name="csload-backfill")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    return run_blocking(partial(backfill_async, settings, **options), thread_name="csload-backfill")

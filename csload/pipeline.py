@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -31,6 +30,7 @@ import anyio.to_thread
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Run
+from csload.blocking import run_blocking
 from csload.config import Settings
 from csload.discover import Selection, missing_jobs, select_jobs, select_runs
 from csload.download import RunExpired, discard_staging, run_dir, stage_run
@@ -133,29 +133,7 @@ async def sync_async(
 
 def sync(settings: Settings, **options: Any) -> SyncReport:
     """Blocking `sync_async`, for scripts and notebooks (works inside a running event loop)."""
-    runner = partial(sync_async, settings, **options)
-    try:
-        import asyncio
-
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(runner)
-    # A notebook already runs an event loop in this thread: run the sync in another one.
-    result: list[SyncReport] = []
-    failure: list[BaseException] = []
-
-    def in_thread() -> None:
-        try:
-            result.append(anyio.run(runner))
-        except BaseException as exc:  # handed back to the caller's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=in_thread, name="csload-sync")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    return run_blocking(partial(sync_async, settings, **options), thread_name="csload-sync")
 
 
 def _now() -> Any:
