@@ -19,7 +19,7 @@ The claim: sync time <= 1.2 x max(total bytes / (cap x C), DuckDB's load time). 
 did not run in parallel would need total bytes / cap; loading that did not overlap the downloads
 would need the network bound plus DuckDB's time: both are printed for comparison, with the most
 downloads the simulator saw in flight at once. Results: stdout and
-benchmarks/results/bench_slow_network-<date>.json.
+benchmarks/results/bench_slow_network-<date>-<views>-<cap>-<concurrency>.json.
 """
 
 from __future__ import annotations
@@ -292,7 +292,8 @@ def main(argv: list[str]) -> None:
         "all_syncs": syncs, "all_duckdb_seconds": baseline, "timeline": timed,
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench_slow_network-{datetime.now(UTC):%Y-%m-%d}.json"
+    out = RESULTS / (f"bench_slow_network-{datetime.now(UTC):%Y-%m-%d}-{args.views // 1000}k-"
+                     f"{args.bandwidth_mb:g}MBps-x{args.concurrency}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"""
 parts: {len(hello['parts'])}, {total / MB:.1f} MB gzip, {best['rows']:,} rows

@@ -122,7 +122,9 @@ def render(data: dict[str, Any]) -> str:
               "A real `csload sync` (tests/sync/sync_child.py) SIGKILLs itself at the seeded "
               "point; one of its runs fails to parse meanwhile (so that recording a failed run "
               "is a seam too). What the crash left must be whole runs only; then a sync brings "
-              "the tables to exactly the truth.", ""]
+              "the tables to exactly the truth. `occurrence` is the n-th time the sync reached "
+              "the seam, of how many times an uninterrupted sync does (for `download`, a chunk "
+              "written, of the parts: each part is at least one chunk).", ""]
     lines += table(("#", "phase", "seam", "occurrence", "runs committed before the kill",
                     "rows after recovery", "lost", "dup", "test"),
                    ((i, e.get("phase", ""), e.get("seam", ""),
