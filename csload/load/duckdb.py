@@ -161,6 +161,14 @@ class _Unattributed(Exception):
     """DuckDB refused the data but did not say which part."""
 
 
+def _unknown_or_fail(layout: JobLayout, name: str, part: PartFile) -> Column:
+    """A text column for a file column the job does not list; an unusable name fails the run."""
+    try:
+        return unknown_column(layout.job_id, name)
+    except ConfigError as exc:
+        raise _PartFailed(part.run_id, exc) from None
+
+
 class DuckDBStore:
     """The single writer of one csload DuckDB database."""
 
@@ -411,12 +419,7 @@ class DuckDBStore:
         columns = []
         names: set[str] = set()
         for name in header:
-            col = by_source.get(name)
-            if col is None:
-                try:
-                    col = unknown_column(layout.job_id, name)
-                except ConfigError as exc:
-                    raise _PartFailed(part.run_id, exc) from None
+            col = by_source.get(name) or _unknown_or_fail(layout, name, part)
             if col.name in names:
                 raise _PartFailed(part.run_id, parse_error(
                     part, 1, f"header columns collide on column name {col.name!r}"))
@@ -432,10 +435,7 @@ class DuckDBStore:
         columns = list(layout.columns)
         names = {c.name for c in columns}
         for key in extra:
-            try:
-                col = unknown_column(layout.job_id, key)
-            except ConfigError as exc:
-                raise _PartFailed(part.run_id, exc) from None
+            col = _unknown_or_fail(layout, key, part)
             if col.name in names:
                 raise _PartFailed(part.run_id, parse_error(
                     part, 1, f"key {key!r} collides with another column on {col.name!r}"))
