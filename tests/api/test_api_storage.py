@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from api_fakes import FakeSleep, FakeStorage
 
+from csload.api import storage
 from csload.api.client import ExportClient
 from csload.api.models import Part
 from csload.api.storage import CorruptStream, GzipVerifier
@@ -42,37 +43,49 @@ def feed_all(data: bytes, step: int) -> bool:
 # -- the verifier, pure ------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each verifier test runs with ISA-L's inflate (the default) and with zlib's (the fallback
+    where no isal wheel exists): the two differ in how much output one call returns."""
+    if request.param == "zlib":
+        monkeypatch.setattr(storage, "inflate_lib", zlib)
+        monkeypatch.setattr(storage, "InflateError", zlib.error)
+    else:
+        assert storage.inflate_lib.__name__.startswith("isal")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("step", [1, 2, 7, 4096, 1 << 30])
-def test_complete_gzip_passes_in_any_chunking(step: int) -> None:
+def test_complete_gzip_passes_in_any_chunking(step: int, inflater: str) -> None:
     assert feed_all(gz(ROWS), step) is True
 
 
 @pytest.mark.parametrize("step", [1, 3, 4096])
-def test_uncompressed_body_is_accepted(step: int) -> None:
+def test_uncompressed_body_is_accepted(step: int, inflater: str) -> None:
     assert feed_all(ROWS, step) is False
 
 
 @pytest.mark.parametrize("data", [b"", b"\x1f", b"x"])
-def test_tiny_bodies_are_not_gzip(data: bytes) -> None:
+def test_tiny_bodies_are_not_gzip(data: bytes, inflater: str) -> None:
     assert feed_all(data, 1) is False
 
 
 @pytest.mark.parametrize("keep", [2, 10, 100, 0.5, -8, -1])
-def test_truncated_gzip_is_detected(keep: float) -> None:
+def test_truncated_gzip_is_detected(keep: float, inflater: str) -> None:
     data = gz(ROWS)
     end = int(len(data) * keep) if isinstance(keep, float) else keep
     with pytest.raises(CorruptStream, match="ends early"):
         feed_all(data[:end], 1000)
 
 
-def test_corrupt_gzip_is_detected() -> None:
+def test_corrupt_gzip_is_detected(inflater: str) -> None:
     data = bytearray(gz(ROWS))
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(CorruptStream):
         feed_all(bytes(data), 512)
 
 
-def test_crc_mismatch_is_detected() -> None:
+def test_crc_mismatch_is_detected(inflater: str) -> None:
     data = bytearray(gz(ROWS))
     data[-5] ^= 0x01  # inside the CRC32 of the trailer
     with pytest.raises(CorruptStream, match="corrupt"):
@@ -80,25 +93,25 @@ def test_crc_mismatch_is_detected() -> None:
 
 
 @pytest.mark.parametrize("step", [1, 5, 4096])
-def test_concatenated_members_and_zero_padding_pass(step: int) -> None:
+def test_concatenated_members_and_zero_padding_pass(step: int, inflater: str) -> None:
     data = gz(ROWS[:1000]) + gz(ROWS[1000:]) + b"\0" * 16
     assert feed_all(data, step) is True
     # ...and the standard library agrees.
     assert gzip.decompress(data) == ROWS
 
 
-def test_trailing_garbage_after_gzip_is_corrupt() -> None:
+def test_trailing_garbage_after_gzip_is_corrupt(inflater: str) -> None:
     with pytest.raises(CorruptStream, match="not gzip"):
         feed_all(gz(ROWS) + b"garbage", 4096)
 
 
-def test_truncated_second_member_is_detected() -> None:
+def test_truncated_second_member_is_detected(inflater: str) -> None:
     second = gz(ROWS)
     with pytest.raises(CorruptStream, match="ends early"):
         feed_all(gz(ROWS) + second[: len(second) // 2], 4096)
 
 
-def test_highly_compressible_body_is_verified_in_bounded_steps() -> None:
+def test_highly_compressible_body_is_verified_in_bounded_steps(inflater: str) -> None:
     # 64 MiB of zeros compress to ~64 KiB: the verifier must not inflate it in one piece.
     compressor = zlib.compressobj(wbits=31)
     data = b"".join(compressor.compress(b"\0" * (1 << 20)) for _ in range(64))
