@@ -330,58 +330,6 @@ def _patch_no_gzip_verify() -> None:
     storage.GzipVerifier.finish = finish  # type: ignore[method-assign]
 
 
-def _patch_fast_gzip_verify() -> None:
-    """The same gzip integrity check with zlib-ng's inflate (~2x zlib's speed); needs the
-    `zlib-ng` package importable (e.g. PYTHONPATH to a `pip install --target` folder)."""
-    import types
-
-    from zlib_ng import zlib_ng
-
-    from csload.api import storage
-
-    storage.zlib = types.SimpleNamespace(  # type: ignore[attr-defined]
-        decompressobj=zlib_ng.decompressobj, error=zlib_ng.error, _Decompress=object)
-
-
-STR_LIST_FAST = (r"WHEN NOT contains(s, '\') THEN",
-                 r"WHEN NOT contains(s, '\') OR NOT regexp_matches(s, '\\[ntr0bf]') THEN")
-
-
-def _patch_str_list_fastpath() -> None:
-    r"""`_csload_str_list`: DuckDB's `::VARCHAR[]` cast is exact for `\'`, `\\` and `\c`
-    (it only mishandles \n \t \r \0 \b \f), so only text with one of those takes the regex
-    decoder. The baseline applies it too: both keep using the same expressions."""
-    from csload.load import sql
-
-    old, new = STR_LIST_FAST
-    macros = list(sql.MACROS)
-    hits = [i for i, m in enumerate(macros) if "MACRO _csload_str_list(" in m and old in m]
-    if len(hits) != 1:
-        raise RuntimeError("str-list-fastpath: sql.MACROS changed; update the patch")
-    macros[hits[0]] = macros[hits[0]].replace(old, new)
-    sql.MACROS = tuple(macros)
-
-
-def _patch_batch_fill() -> None:
-    """The writer waits until every staged-run slot is in its batch (or the plan is done)
-    instead of applying whatever is ready at once: fewer, larger statements and commits."""
-    import inspect
-    import textwrap
-
-    from csload import pipeline
-
-    source = textwrap.dedent(inspect.getsource(pipeline._load))
-    old = ("with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):\n"
-           "                    while True:\n"
-           "                        batch.append(receive.receive_nowait())")
-    new = ("with contextlib.suppress(anyio.EndOfStream):\n"
-           "                    while len(batch) < limits.max_staged_runs:\n"
-           "                        batch.append(await receive.receive())")
-    if old not in source:
-        raise RuntimeError("batch-fill: pipeline._load changed; update the patch")
-    exec(compile(source.replace(old, new), pipeline.__file__, "exec"), pipeline.__dict__)
-
-
 def _patch_memory_limit(limit: str) -> None:
     """`SET memory_limit` on the store's connection (DuckDB's default: 80% of RAM)."""
     from csload.load.duckdb import DuckDBStore
@@ -396,8 +344,8 @@ def _patch_memory_limit(limit: str) -> None:
 
 
 def _patch_max_staged_runs(value: str) -> None:
-    """A different default for `Limits.max_staged_runs` (8): with batch-fill, the size of the
-    writer's batches."""
+    """A different default for `Limits.max_staged_runs` (16; the writer's batches hold at most
+    half of it)."""
     from csload.config import Limits
 
     defaults = Limits.__init__.__kwdefaults__
@@ -407,12 +355,11 @@ def _patch_max_staged_runs(value: str) -> None:
 
 PATCHES: dict[str, Callable[[], None]] = {
     "no-gzip-verify": _patch_no_gzip_verify,
-    "batch-fill": _patch_batch_fill,
-    "fast-gzip-verify": _patch_fast_gzip_verify,
-    "str-list-fastpath": _patch_str_list_fastpath,
 }
 # Patches that change the SQL: the baseline applies them too (same expressions on both sides).
-SQL_PATCHES = ("str-list-fastpath",)
+# (None today: the array decoding fast path, the batch filling and the faster gzip check,
+# measured here as patches, are now in csload itself.)
+SQL_PATCHES: tuple[str, ...] = ()
 # Patches with an argument: NAME=VALUE.
 PATCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {
     "memory-limit": _patch_memory_limit,

@@ -6,16 +6,17 @@
 - Downloads of later runs overlap with loading earlier ones: staging tasks run ahead of the
   writer by at most `limits.max_staged_runs` runs, which also bounds the staging disk space
   (a run's files are deleted as soon as it is applied). Parts stream to disk in chunks.
-- The writer takes every run that is ready at once and applies them together: one DuckDB
-  statement over many files is much faster than one per run (duckdb-notes.md), and the store
-  keeps exactly-once and per-run failure isolation within a batch.
+- The writer applies runs in batches: one DuckDB statement over many files is much faster
+  than one per run (duckdb-notes.md), and the store keeps exactly-once and per-run failure
+  isolation within a batch. It takes what is ready and waits for more while runs keep
+  arriving within `limits.batch_linger` (a fast network), up to half the staged runs, so
+  downloads go on while it loads; on a slow network it applies each run as it arrives.
 - A run that cannot be downloaded fails alone; its files are discarded and the ledger records
   it as failed (the next sync tries it again) or, when its files are gone, as expired.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Run
@@ -50,6 +52,9 @@ from csload.target import DEFAULT_DB as DEFAULT_DB
 from csload.target import Store, Target, done_runs
 
 log = logging.getLogger("csload.sync")
+
+# How often the writer looks for newly staged runs while it waits to fill a batch.
+_POLL = 0.02
 
 
 
@@ -214,6 +219,8 @@ async def _load(
     # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
     slots = anyio.Semaphore(limits.max_staged_runs)
     send, receive = anyio.create_memory_object_stream[_Ready](limits.max_staged_runs)
+    # At most half the staged runs per batch: the other half downloads while it loads.
+    batch_size = max(1, limits.max_staged_runs // 2)
 
     def part_done(job: Job, run: Run, nbytes: int) -> None:
         on_event(SyncEvent(kind=EventKind.PART_DOWNLOADED, job_id=job.job_id,
@@ -241,9 +248,7 @@ async def _load(
         async with receive:
             async for first in receive:
                 batch = [first]
-                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
-                    while True:
-                        batch.append(receive.receive_nowait())
+                await _fill_batch(batch, receive, batch_size, limits.batch_linger)
                 try:
                     outcomes = await anyio.to_thread.run_sync(_write, store, batch)
                 finally:
@@ -264,6 +269,23 @@ async def _load(
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(partial(shutil.rmtree, staging, ignore_errors=True))
+
+
+async def _fill_batch(batch: list[_Ready], receive: MemoryObjectReceiveStream[_Ready],
+                      size: int, linger: float) -> None:
+    """Add ready runs to `batch` until it has `size`, the stream ends, or no run arrived for
+    `linger` seconds. Polls rather than cancelling a pending receive, which could drop a run."""
+    quiet_since = anyio.current_time()
+    while len(batch) < size:
+        try:
+            batch.append(receive.receive_nowait())
+            quiet_since = anyio.current_time()
+        except anyio.EndOfStream:
+            return
+        except anyio.WouldBlock:
+            if anyio.current_time() - quiet_since >= linger:
+                return
+            await anyio.sleep(min(_POLL, linger))
 
 
 def _unwrap(error: BaseException) -> BaseException:

@@ -1,0 +1,52 @@
+"""The writer's batches (csload.pipeline._fill_batch): runs arriving in quick succession load
+together; a run that arrives later than the linger waits for the next batch; none is lost."""
+
+from __future__ import annotations
+
+import anyio
+
+from csload.pipeline import _fill_batch
+
+
+async def gather(arrivals: list[float], size: int, linger: float) -> list[list[int]]:
+    """Send item i after arrivals[i] seconds (from the start); batch them like the writer."""
+    send, receive = anyio.create_memory_object_stream[int](len(arrivals) + 1)
+    batches: list[list[int]] = []
+
+    async def producer() -> None:
+        async with send:
+            start = anyio.current_time()
+            for i, at in enumerate(arrivals):
+                await anyio.sleep(max(0.0, start + at - anyio.current_time()))
+                await send.send(i)
+
+    async def writer() -> None:
+        async with receive:
+            async for first in receive:
+                batch = [first]
+                await _fill_batch(batch, receive, size, linger)  # type: ignore[arg-type]
+                batches.append(batch)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(producer)
+        group.start_soon(writer)
+    return batches
+
+
+async def test_runs_arriving_in_quick_succession_load_together() -> None:
+    assert await gather([0.0, 0.02, 0.04, 0.06, 0.08], size=8, linger=0.3) == [[0, 1, 2, 3, 4]]
+
+
+async def test_a_batch_holds_at_most_its_size() -> None:
+    batches = await gather([0.0] * 7, size=3, linger=0.3)
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+async def test_a_late_run_is_not_waited_for_and_not_lost() -> None:
+    batches = await gather([0.0, 0.02, 0.6, 0.62], size=8, linger=0.15)
+    assert batches == [[0, 1], [2, 3]]
+
+
+async def test_with_no_linger_only_what_is_ready_goes_in() -> None:
+    batches = await gather([0.0, 0.2, 0.4], size=8, linger=0.0)
+    assert batches == [[0], [1], [2]]
