@@ -345,7 +345,7 @@ def _patch_memory_limit(limit: str) -> None:
 
 def _patch_max_staged_runs(value: str) -> None:
     """A different default for `Limits.max_staged_runs` (16; the writer's batches hold at most
-    half of it)."""
+    that less `download_concurrency`)."""
     from csload.config import Limits
 
     defaults = Limits.__init__.__kwdefaults__

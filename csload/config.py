@@ -41,7 +41,7 @@ class Limits:
     read_timeout: float = 120.0
     chunk_size: int = 1 << 20
     # Runs downloaded ahead of the writer (bounds staging disk space and in-flight work). The
-    # writer applies at most half of them in one batch, so the other half keeps downloading.
+    # writer's batches leave one of them per download connection free to keep downloading.
     max_staged_runs: int = 16
     # How long the writer waits for the next run to arrive before it applies what is ready:
     # runs that arrive in quick succession (a fast network) go into one batch, which loads

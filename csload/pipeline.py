@@ -9,8 +9,9 @@
 - The writer applies runs in batches: one DuckDB statement over many files is much faster
   than one per run (duckdb-notes.md), and the store keeps exactly-once and per-run failure
   isolation within a batch. It takes what is ready and waits for more while runs keep
-  arriving within `limits.batch_linger` (a fast network), up to half the staged runs, so
-  downloads go on while it loads; on a slow network it applies each run as it arrives.
+  arriving within `limits.batch_linger` (a fast network), up to `max_staged_runs` less one
+  run per download connection, so downloads go on while it loads; on a slow network it
+  applies each run as it arrives.
 - A run that cannot be downloaded fails alone; its files are discarded and the ledger records
   it as failed (the next sync tries it again) or, when its files are gone, as expired.
 """
@@ -219,8 +220,9 @@ async def _load(
     # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
     slots = anyio.Semaphore(limits.max_staged_runs)
     send, receive = anyio.create_memory_object_stream[_Ready](limits.max_staged_runs)
-    # At most half the staged runs per batch: the other half downloads while it loads.
-    batch_size = max(1, limits.max_staged_runs // 2)
+    # A batch leaves a staging slot per download connection free, so that downloads go on
+    # at full speed while it loads.
+    batch_size = max(1, limits.max_staged_runs - limits.download_concurrency)
 
     def part_done(job: Job, run: Run, nbytes: int) -> None:
         on_event(SyncEvent(kind=EventKind.PART_DOWNLOADED, job_id=job.job_id,
