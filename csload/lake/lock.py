@@ -109,8 +109,11 @@ class LocalLock:
         except OSError as exc:
             os.close(fd)
             raise StoreError(f"cannot lock lake {lake.root}: {exc}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, orjson.dumps(_holder()), 0)
+        # Who holds the lock, for the message a second sync prints. Only informative: on a
+        # full disk the lock is still held (and the sync fails later, naming the lake).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, orjson.dumps(_holder()), 0)
         return cls(fd)
 
     def verify(self) -> None:

@@ -29,7 +29,7 @@ from csload.backfill_ledger import BackfillLedger
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.ledger import import_ledger
-from csload.lake.manifest import Manifest, partition_date, read_current
+from csload.lake.manifest import STAGING_DIR, Manifest, partition_date, read_current
 from csload.ledger import Ledger, TableStats
 from csload.load.columns import quote_ident, sql_str
 from csload.status import JobStatus, StoreStatus
@@ -84,6 +84,25 @@ def lake_done_runs(root: str | Path, *, storage_options: Mapping[str, str] | Non
         con.close()
 
 
+def _local_file(lake: LakeFS, manifest: Manifest, rel: str) -> Path:
+    """Where a file of the manifest is on a local lake. A sync writes the manifest (its
+    commit point) and then swaps the staged partitions in: until it has (or, after a crash,
+    until the next sync finishes the swaps), a new file is still in the version's staging
+    folder. File names are unique per version, so a name found in place is the right file."""
+    live = lake.local_path(rel)
+    if manifest.txid and not live.exists():
+        staged = lake.local_path(f"{STAGING_DIR}/{manifest.txid}/{rel}")
+        if staged.exists():
+            return staged
+    return live
+
+
+def _file_uris(lake: LakeFS, manifest: Manifest, files: list[str]) -> list[str]:
+    if lake.local:
+        return [str(_local_file(lake, manifest, f)) for f in files]
+    return [lake.uri(f) for f in files]
+
+
 def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
                env: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """Per table, the current files (absolute paths, or s3:// URIs) of the lake's version.
@@ -92,7 +111,7 @@ def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = 
     never see a superseded file on object storage.
     """
     lake, manifest = _open(root, storage_options, env)
-    return {table: [lake.uri(f) for f in entry.files()]
+    return {table: _file_uris(lake, manifest, entry.files())
             for table, entry in sorted(manifest.tables.items())}
 
 
@@ -111,7 +130,7 @@ def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None 
                                  for n, t in entry.columns)
                 con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
             elif lake.local:
-                paths = ", ".join(sql_str(str(lake.local_path(f))) for f in files)
+                paths = ", ".join(sql_str(p) for p in _file_uris(lake, manifest, files))
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM "  # noqa: S608
                             f"read_parquet([{paths}], hive_partitioning = false)")
             else:

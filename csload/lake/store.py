@@ -20,7 +20,7 @@ code. For each batch:
    exact when a key's row moves to another date (a job without the date field dates rows by
    window start, so a `once` job over several days can move keys).
 3. **Write.** Every partition read in or written to is rewritten whole: one
-   `COPY ... (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000, PARTITION_BY (date))`
+   `COPY ... (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (date))`
    per table into new, uniquely named files `part-<txid>-<n>.parquet`. A partition left
    without rows disappears. If the table gained a column, all its partitions are rewritten,
    so that every file of a table always has the same columns (no reader needs schema
@@ -105,7 +105,11 @@ from csload.load.supersede import RunWindow, run_order, window_drops
 
 log = logging.getLogger("csload.lake")
 
-ROW_GROUP_SIZE = 1_000_000
+# DuckDB's default row group (122,880 rows): every day is rewritten whole, so files never
+# hold tiny row groups. Measured: 1,000,000-row groups made the partitioned write spill and
+# then run out of memory under the work database's memory limit (2.4 M rows over 5 days),
+# and took 2.4x longer to write at 1.2 M rows.
+ROW_GROUP_SIZE = 122_880
 PARTITION_COLUMN = "date"
 _PARQUET_OPTIONS = (f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}, "
                     f"PARTITION_BY ({PARTITION_COLUMN})")
