@@ -31,6 +31,7 @@ from csload.errors import (
     part_label,
 )
 from csload.load import StagedPart, StagedRun
+from csload.slots import OrderedSlots
 
 # Fresh run details fetched for one part before its files are declared gone.
 URL_REFRESHES = 2
@@ -73,10 +74,13 @@ async def stage_run(
     run: Run,
     staging: Path,
     table: str,
-    download_limiter: anyio.CapacityLimiter,
+    download_slots: OrderedSlots,
     on_part: Callable[[int], None] = lambda _bytes: None,
+    priority: int = 0,
 ) -> StagedRun:
     """Download all parts of `run` into `staging`; raise PartError or RunExpired on failure.
+
+    Its parts take download slots by (`priority`, part id): lower first.
 
     On failure the run's staging folder is removed: a run is staged whole or not at all.
     """
@@ -104,7 +108,7 @@ async def stage_run(
             # The slot is held across URL refreshes: a fresh URL is used at once. Queued again
             # behind other downloads, it could expire before its turn as the first one did, and
             # a healthy run would end up declared expired (found by tests/reliability).
-            async with download_limiter:
+            async with download_slots.slot((priority, part_id)):
                 for refreshes in range(URL_REFRESHES + 1):
                     generation = urls.generation
                     part = urls.parts.get(part_id)

@@ -11,7 +11,8 @@
   isolation within a batch. It takes what is ready and waits for more while runs keep
   arriving within `limits.batch_linger` (a fast network), up to `max_staged_runs` less one
   run per download connection, so downloads go on while it loads; on a slow network it
-  applies each run as it arrives.
+  applies each run as it arrives. Runs are staged table by table and parts download in plan
+  order (csload.slots), so one table's batch loads while the next table downloads.
 - A run that cannot be downloaded fails alone; its files are discarded and the ledger records
   it as failed (the next sync tries it again) or, when its files are gone, as expired.
 """
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -49,10 +50,13 @@ from csload.report import (
     SyncReport,
     ignore_events,
 )
+from csload.slots import OrderedSlots
 from csload.target import DEFAULT_DB as DEFAULT_DB
 from csload.target import Store, Target, done_runs
 
 log = logging.getLogger("csload.sync")
+
+T = TypeVar("T")
 
 # How often the writer looks for newly staged runs while it waits to fill a batch.
 _POLL = 0.02
@@ -216,7 +220,12 @@ async def _load(
     on_event: EventSink,
 ) -> None:
     limits = settings.limits
-    download_limiter = anyio.CapacityLimiter(limits.download_concurrency)
+    # Parts download in plan order: the first runs finish first and load while others download.
+    download_slots = OrderedSlots(limits.download_concurrency)
+    # One table after the other (oldest run first within a table; the store's result does not
+    # depend on the order): a batch holds one table's runs, so the first table loads while the
+    # next one downloads, with no more statements than one mixed batch would need.
+    plan = sorted(plan, key=lambda item: _table_for(item[0], tables))
     # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
     slots = anyio.Semaphore(limits.max_staged_runs)
     send, receive = anyio.create_memory_object_stream[_Ready](limits.max_staged_runs)
@@ -228,11 +237,11 @@ async def _load(
         on_event(SyncEvent(kind=EventKind.PART_DOWNLOADED, job_id=job.job_id,
                            run_id=run.run_id, parts=1, bytes=nbytes))
 
-    async def stage(job: Job, run: Run) -> None:
+    async def stage(index: int, job: Job, run: Run) -> None:
         table = _table_for(job, tables)
         try:
-            staged = await stage_run(client, job, run, staging, table, download_limiter,
-                                     partial(part_done, job, run))
+            staged = await stage_run(client, job, run, staging, table, download_slots,
+                                     partial(part_done, job, run), priority=index)
             item = _Ready(job, run, table, staged=staged)
         except RunExpired as exc:
             item = _Ready(job, run, table, error=exc, expired=True)
@@ -242,15 +251,22 @@ async def _load(
 
     async def produce() -> None:
         async with send, anyio.create_task_group() as group:
-            for job, run in plan:
+            for index, (job, run) in enumerate(plan):
                 await slots.acquire()
-                group.start_soon(stage, job, run)
+                group.start_soon(stage, index, job, run)
 
     async def consume() -> None:
         async with receive:
-            async for first in receive:
-                batch = [first]
-                await _fill_batch(batch, receive, batch_size, limits.batch_linger)
+            carried: _Ready | None = None
+            while True:
+                if carried is None:
+                    try:
+                        carried = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                batch = [carried]
+                carried = await _fill_batch(batch, receive, batch_size, limits.batch_linger,
+                                            key=lambda item: item.table)
                 try:
                     outcomes = await anyio.to_thread.run_sync(_write, store, batch)
                 finally:
@@ -273,21 +289,28 @@ async def _load(
             await anyio.to_thread.run_sync(partial(shutil.rmtree, staging, ignore_errors=True))
 
 
-async def _fill_batch(batch: list[_Ready], receive: MemoryObjectReceiveStream[_Ready],
-                      size: int, linger: float) -> None:
-    """Add ready runs to `batch` until it has `size`, the stream ends, or no run arrived for
-    `linger` seconds. Polls rather than cancelling a pending receive, which could drop a run."""
+async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], size: int,
+                      linger: float, key: Callable[[T], object] = lambda _item: None) -> T | None:
+    """Add ready items to `batch` until it has `size`, the stream ends, or none arrived for
+    `linger` seconds. An item whose `key` differs from the batch's is not added but returned
+    (it starts the next batch). Polls rather than cancelling a pending receive, which could
+    drop an item."""
     quiet_since = anyio.current_time()
     while len(batch) < size:
         try:
-            batch.append(receive.receive_nowait())
-            quiet_since = anyio.current_time()
+            item = receive.receive_nowait()
         except anyio.EndOfStream:
-            return
+            return None
         except anyio.WouldBlock:
             if anyio.current_time() - quiet_since >= linger:
-                return
+                return None
             await anyio.sleep(min(_POLL, linger))
+            continue
+        if key(item) != key(batch[0]):
+            return item
+        batch.append(item)
+        quiet_since = anyio.current_time()
+    return None
 
 
 def _unwrap(error: BaseException) -> BaseException:

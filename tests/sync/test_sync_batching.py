@@ -8,8 +8,10 @@ import anyio
 from csload.pipeline import _fill_batch
 
 
-async def gather(arrivals: list[float], size: int, linger: float) -> list[list[int]]:
-    """Send item i after arrivals[i] seconds (from the start); batch them like the writer."""
+async def gather(arrivals: list[float], size: int, linger: float,
+                 tables: str = "") -> list[list[int]]:
+    """Send item i after arrivals[i] seconds (from the start); batch them like the writer
+    (item i belongs to table tables[i], if given)."""
     send, receive = anyio.create_memory_object_stream[int](len(arrivals) + 1)
     batches: list[list[int]] = []
 
@@ -20,11 +22,20 @@ async def gather(arrivals: list[float], size: int, linger: float) -> list[list[i
                 await anyio.sleep(max(0.0, start + at - anyio.current_time()))
                 await send.send(i)
 
+    def table(item: int) -> str:
+        return tables[item] if tables else ""
+
     async def writer() -> None:
         async with receive:
-            async for first in receive:
-                batch = [first]
-                await _fill_batch(batch, receive, size, linger)  # type: ignore[arg-type]
+            carried: int | None = None
+            while True:
+                if carried is None:
+                    try:
+                        carried = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                batch = [carried]
+                carried = await _fill_batch(batch, receive, size, linger, key=table)
                 batches.append(batch)
 
     async with anyio.create_task_group() as group:
@@ -50,3 +61,8 @@ async def test_a_late_run_is_not_waited_for_and_not_lost() -> None:
 async def test_with_no_linger_only_what_is_ready_goes_in() -> None:
     batches = await gather([0.0, 0.2, 0.4], size=8, linger=0.0)
     assert batches == [[0], [1], [2]]
+
+
+async def test_a_batch_holds_one_table_and_the_next_table_starts_the_next_batch() -> None:
+    batches = await gather([0.0] * 6, size=8, linger=0.3, tables="sssvvv")
+    assert batches == [[0, 1, 2], [3, 4, 5]]
