@@ -25,6 +25,10 @@ lint: setup
 bench *args: setup
     {{py}} benchmarks/bench_sync.py {{args}}
 
+# The same for the Parquet lake: `csload sync --parquet` vs DuckDB's own COPY ... TO parquet.
+bench-parquet *args: setup
+    {{py}} benchmarks/bench_parquet.py {{args}}
+
 # The demo: an in-process simulator, its jobs and runs.
 demo: setup
     {{venv}}/bin/csload demo

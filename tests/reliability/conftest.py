@@ -14,6 +14,9 @@ the summary that docs/reliability.md is rendered from.
     child_env     the environment of a `csload` subprocess reaching the simulator.
     record        appends one line to the suite's summary (see relkit.Summary).
 
+A test marked `@pytest.mark.slow_only` runs with --slow (or CSLOAD_SLOW=1) only; otherwise it is
+deselected (not skipped), so the default run lists nothing for it.
+
 With CSLOAD_RELIABILITY_SUMMARY=<file>, the suite writes what it ran (faults, crash points,
 bad inputs, scans, rows lost and duplicated) to that JSON file at the end of the session;
 `python tests/reliability/render_results.py <file>` turns it into docs/reliability.md.
@@ -99,6 +102,19 @@ def record(summary: Summary, request: pytest.FixtureRequest) -> Callable[..., No
         summary.add(request.node.nodeid, area, case, **fields)
 
     return add
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow_only: run with --slow (or CSLOAD_SLOW=1) only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_slow(config):
+        return
+    dropped = [item for item in items if item.get_closest_marker("slow_only") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.get_closest_marker("slow_only") is None]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -42,11 +42,20 @@ def outcome(entries: list[dict[str, Any]]) -> str:
     return "all passed" if not bad else f"{len(bad)} not passed"
 
 
+def by_area_of(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        out.setdefault(entry["area"], []).append(entry)
+    return out
+
+
 def render(data: dict[str, Any]) -> str:
     entries: list[dict[str, Any]] = data["entries"]
-    by_area: dict[str, list[dict[str, Any]]] = {}
-    for entry in entries:
-        by_area.setdefault(entry["area"], []).append(entry)
+    # Entries of the Parquet lake target carry target="parquet"; the rest are DuckDB's (the
+    # secrets scans, one per test, cover both).
+    by_area = by_area_of(e for e in entries if e.get("target", "duckdb") == "duckdb")
+    lake = by_area_of(e for e in entries if e.get("target") == "parquet")
+    by_area["scan"] = [e for e in entries if e["area"] == "scan"]
     faults = by_area.get("faults", [])
     beyond = by_area.get("beyond budget", [])
     crash = by_area.get("crash", [])
@@ -77,6 +86,12 @@ def render(data: dict[str, Any]) -> str:
         ("bad inputs", bad, len(bad)),
         ("round-trip examples (hypothesis)", trip, total(trip, "examples")),
         ("security cases", security, len(security)),
+        *((f"{name}, Parquet lake", group, len(group)) for name, group in (
+            ("fault matrix cells", lake.get("faults", [])),
+            ("faults beyond the retry budget", lake.get("beyond budget", [])),
+            ("kill -9 crash points", lake.get("crash", [])),
+            ("disk full", lake.get("disk full", [])),
+            ("bad inputs", lake.get("bad input", []))) if group),
     ):
         summary_rows.append((name, count, total(group, "rows_expected"),
                              total(group, "rows_lost"), total(group, "rows_duplicated"),
@@ -101,23 +116,12 @@ def render(data: dict[str, Any]) -> str:
         "the simulator saw at once, against csload's caps.",
         "",
     ]
-    lines += table(
-        ("cell", "fired", "runs", "parts", "max attempt", "API in flight (cap 8)",
-         "downloads in flight (cap 4)", "rows", "lost", "dup", "test"),
-        ((text(e["case"]), text(", ".join(f"{k} {v}" for k, v in (e.get("fired") or {}).items())),
-          e.get("runs", ""), e.get("parts", ""), e.get("max_attempt", ""),
-          e.get("max_api_in_flight", ""), e.get("max_storage_in_flight", ""),
-          e.get("rows_expected", ""), e.get("rows_lost", ""), e.get("rows_duplicated", ""),
-          e.get("outcome", "")) for e in faults))
+    lines += fault_table(faults)
     lines += ["## A fault beyond the retry budget", "",
               "The fault outlasts the budget for one part (or one request); the sync fails "
               "that run alone (or, for the token endpoint, stops with a clear error), and "
               "the next sync completes it.", ""]
-    lines += table(("fault", "first sync says", "rows after the next sync", "lost", "dup",
-                    "test"),
-                   ((text(e.get("fault") or e["case"]), text(e.get("message"), 220),
-                     e.get("rows_expected", ""), e.get("rows_lost", ""),
-                     e.get("rows_duplicated", ""), e.get("outcome", "")) for e in beyond))
+    lines += beyond_table(beyond)
     lines += ["## kill -9", "",
               "A real `csload sync` (tests/sync/sync_child.py) SIGKILLs itself at the seeded "
               "point; one of its runs fails to parse meanwhile (so that recording a failed run "
@@ -125,28 +129,15 @@ def render(data: dict[str, Any]) -> str:
               "the tables to exactly the truth. `occurrence` is the n-th time the sync reached "
               "the seam, of how many times an uninterrupted sync does (for `download`, a chunk "
               "written, of the parts: each part is at least one chunk).", ""]
-    lines += table(("#", "phase", "seam", "occurrence", "runs committed before the kill",
-                    "rows after recovery", "lost", "dup", "test"),
-                   ((i, e.get("phase", ""), e.get("seam", ""),
-                     f"{e.get('occurrence')} of {e.get('of')}",
-                     e.get("runs_committed_before_kill", ""), e.get("rows_expected", ""),
-                     e.get("rows_lost", ""), e.get("rows_duplicated", ""), e.get("outcome", ""))
-                    for i, e in enumerate(crash, start=1)))
+    lines += crash_table(crash)
     lines += ["## Disk full", ""]
-    lines += table(("case", "how", "error", "rows after the next sync", "lost", "dup", "test"),
-                   ((text(e["case"]), text(e.get("path")), text(e.get("message"), 220),
-                     e.get("rows_expected", ""), e.get("rows_lost", ""),
-                     e.get("rows_duplicated", ""), e.get("outcome", "")) for e in disk))
+    lines += disk_table(disk)
     lines += ["## Bad input", "",
               "Through a real sync: storage serves one part of one run with the body shown. "
               "`error`: the run fails with the message shown (job, run, part and line) and "
               "none of its rows load, while the job's other runs do; the next sync loads it. "
               "Otherwise the run loads as stated.", ""]
-    lines += table(("input", "result", "line", "message", "rows", "lost", "dup", "test"),
-                   ((text(e["case"]), e.get("expect", ""), e.get("line") or "",
-                     text(e.get("message"), 200), e.get("rows_expected", ""),
-                     e.get("rows_lost", ""), e.get("rows_duplicated", ""),
-                     e.get("outcome", "")) for e in bad))
+    lines += bad_input_table(bad)
     lines += ["## Round trip (property-based)", ""]
     lines += table(("rows of", "examples", "rows", "hard values among them", "lost", "dup",
                     "test"),
@@ -160,7 +151,92 @@ def render(data: dict[str, Any]) -> str:
                                                      if k in ("storage_requests_checked",
                                                               "columns", "runs_refused"))),
                      e.get("outcome", "")) for e in security))
+    if lake:
+        lines += parquet_sections(lake)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def fault_table(faults: list[dict[str, Any]]) -> list[str]:
+    return table(
+        ("cell", "fired", "runs", "parts", "max attempt", "API in flight (cap 8)",
+         "downloads in flight (cap 4)", "rows", "lost", "dup", "test"),
+        ((text(e["case"]), text(", ".join(f"{k} {v}" for k, v in (e.get("fired") or {}).items())),
+          e.get("runs", ""), e.get("parts", ""), e.get("max_attempt", ""),
+          e.get("max_api_in_flight", ""), e.get("max_storage_in_flight", ""),
+          e.get("rows_expected", ""), e.get("rows_lost", ""), e.get("rows_duplicated", ""),
+          e.get("outcome", "")) for e in faults))
+
+
+def beyond_table(beyond: list[dict[str, Any]]) -> list[str]:
+    return table(("fault", "first sync says", "rows after the next sync", "lost", "dup",
+                  "test"),
+                 ((text(e.get("fault") or e["case"]), text(e.get("message"), 220),
+                   e.get("rows_expected", ""), e.get("rows_lost", ""),
+                   e.get("rows_duplicated", ""), e.get("outcome", "")) for e in beyond))
+
+
+def crash_table(crash: list[dict[str, Any]], in_place: bool = False) -> list[str]:
+    head = ["#", "phase", "seam", "occurrence", "runs committed before the kill"]
+    if in_place:
+        head.append("manifest readable before recovery")
+    return table((*head, "rows after recovery", "lost", "dup", "test"),
+                 ((i, e.get("phase", ""), e.get("seam", ""),
+                   f"{e.get('occurrence')} of {e.get('of')}",
+                   e.get("runs_committed_before_kill", ""),
+                   *((("yes" if e.get("files_in_place_after_kill") else "no"),) if in_place
+                     else ()),
+                   e.get("rows_expected", ""), e.get("rows_lost", ""),
+                   e.get("rows_duplicated", ""), e.get("outcome", ""))
+                  for i, e in enumerate(crash, start=1)))
+
+
+def disk_table(disk: list[dict[str, Any]]) -> list[str]:
+    return table(("case", "how", "error", "rows after the next sync", "lost", "dup", "test"),
+                 ((text(e["case"]), text(e.get("path")), text(e.get("message"), 220),
+                   e.get("rows_expected", ""), e.get("rows_lost", ""),
+                   e.get("rows_duplicated", ""), e.get("outcome", "")) for e in disk))
+
+
+def bad_input_table(bad: list[dict[str, Any]]) -> list[str]:
+    return table(("input", "result", "line", "message", "rows", "lost", "dup", "test"),
+                 ((text(e["case"]), e.get("expect", ""), e.get("line") or "",
+                   text(e.get("message"), 200), e.get("rows_expected", ""),
+                   e.get("rows_lost", ""), e.get("rows_duplicated", ""),
+                   e.get("outcome", "")) for e in bad))
+
+
+def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The same tables for the Parquet lake target (a local folder)."""
+    lines = ["## Parquet lake target", "",
+             "The same cells, crash seams, disk-full cases and bad inputs, synced into a local "
+             "Parquet lake (`csload.sync(..., parquet=ROOT)`, `csload sync --parquet ROOT`). "
+             "Rows are counted through the lake's manifest (`csload.connect(parquet=ROOT)`) "
+             "and must be the same for a reader listing the folders; the lake must hold no "
+             "stray file afterwards.", ""]
+    if lake.get("faults"):
+        lines += ["### Fault matrix, Parquet lake", ""]
+        lines += fault_table(lake["faults"])
+    if lake.get("beyond budget"):
+        lines += ["### A fault beyond the retry budget, Parquet lake", ""]
+        lines += beyond_table(lake["beyond budget"])
+    if lake.get("crash"):
+        lines += ["### kill -9, Parquet lake", "",
+                  "A real `csload sync --parquet` (tests/reliability/lake_sync_child.py) "
+                  "SIGKILLs itself at the seeded point, in the download, write/swap or "
+                  "manifest/ledger phase; one of its runs fails to parse meanwhile. What the "
+                  "kill left: every partition folder holds its files of the current version "
+                  "(or of the previous one while a published version was being swapped in), "
+                  "and, when every file of the current version is in place, the lake read "
+                  "through its manifest holds whole runs only. Then a sync brings the lake to "
+                  "exactly the truth.", ""]
+        lines += crash_table(lake["crash"], in_place=True)
+    if lake.get("disk full"):
+        lines += ["### Disk full, Parquet lake", ""]
+        lines += disk_table(lake["disk full"])
+    if lake.get("bad input"):
+        lines += ["### Bad input, Parquet lake", ""]
+        lines += bad_input_table(lake["bad input"])
+    return lines
 
 
 def main(argv: Sequence[str]) -> int:

@@ -25,7 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import duckdb
@@ -59,28 +59,32 @@ COUNTED_AS = {"download": "part-verified"}
 TOML = "[limits]\nmax_staged_runs = 1\n"
 
 
-def crash_points(slow: bool) -> list[tuple[str, float]]:
+def crash_points(slow: bool, seams: Mapping[str, tuple[str, ...]] = SEAMS,
+                 default: int = POINTS_DEFAULT) -> list[tuple[str, float]]:
     """Every seam once (in a seeded order, the phases taking turns), then seeded random ones
     up to 20; each with a seeded fraction of the times the sync reaches it."""
     rng = random.Random(SEED)
-    queues = [rng.sample(seams, len(seams)) for seams in SEAMS.values()]
+    queues = [rng.sample(phase, len(phase)) for phase in seams.values()]
     order: list[str] = []
     while any(queues):
         for queue in queues:
             if queue:
                 order.append(queue.pop(0))
+    everywhere = sorted(seam for phase in seams.values() for seam in phase)
     while len(order) < POINTS_SLOW:
-        order.append(rng.choice(sorted(PHASE_OF)))
+        order.append(rng.choice(everywhere))
     points = [(seam, rng.random()) for seam in order]
-    return points if slow else points[:POINTS_DEFAULT]
+    return points if slow else points[:default]
+
+
+def parametrize_points(metafunc: pytest.Metafunc, points: list[tuple[str, float]]) -> None:
+    if "point" in metafunc.fixturenames:
+        metafunc.parametrize("point", points, ids=[f"{i + 1:02d}-{seam}@{frac:.2f}"
+                                                   for i, (seam, frac) in enumerate(points)])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "point" in metafunc.fixturenames:
-        chosen = crash_points(is_slow(metafunc.config))
-        metafunc.parametrize("point", chosen,
-                             ids=[f"{i + 1:02d}-{seam}@{frac:.2f}"
-                                  for i, (seam, frac) in enumerate(chosen)])
+    parametrize_points(metafunc, crash_points(is_slow(metafunc.config)))
 
 
 def broken_part(sim: Simulator) -> tuple[int, int, bytes]:

@@ -256,12 +256,9 @@ BEYOND: dict[str, tuple[str, int, str]] = {
 }
 
 
-@pytest.mark.parametrize("knob", sorted(BEYOND))
-def test_a_fault_beyond_the_budget_fails_only_its_run_and_the_next_sync_completes_it(
-    knob: str, simulator: Simulator, settings: Settings, secrets: Secrets, db_path: Path,
-    caplog: pytest.LogCaptureFixture, record: Callable[..., None],
-) -> None:
-    caplog.set_level(logging.DEBUG)
+def arm_beyond_budget(simulator: Simulator, knob: str) -> tuple[int, str, str, str]:
+    """Arm fault `knob` of BEYOND on part 2 of one views run (or on its run detail): the
+    run it hits, where (as an error names it), a label for the results, what the error says."""
     kind, times, says = BEYOND[knob]
     job = VIEWS_JOB
     target = run_of(simulator, job, "2026-11-23")
@@ -277,6 +274,16 @@ def test_a_fault_beyond_the_budget_fails_only_its_run_and_the_next_sync_complete
         faults.storage_fault_part_next = times
         where = f"job {job}, run {target}, part 2"
         label = f"storage {kind} x{times} on {where}"
+    return target, where, label, says
+
+
+@pytest.mark.parametrize("knob", sorted(BEYOND))
+def test_a_fault_beyond_the_budget_fails_only_its_run_and_the_next_sync_completes_it(
+    knob: str, simulator: Simulator, settings: Settings, secrets: Secrets, db_path: Path,
+    caplog: pytest.LogCaptureFixture, record: Callable[..., None],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    target, where, label, says = arm_beyond_budget(simulator, knob)
 
     first = csload.sync(settings, db=db_path)
 

@@ -239,11 +239,9 @@ def status_of(db: Path, run: int) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, simulator: Simulator, settings: Settings, secrets: Secrets,
-                   db_path: Path, caplog: pytest.LogCaptureFixture,
-                   record: Callable[..., None]) -> None:
-    caplog.set_level(logging.DEBUG)
+def plant(simulator: Simulator, case: Case) -> tuple[int, int, list[int], list[int], int | None]:
+    """Serve `case`'s body as part PART of the job's run of DAY: (job, that run, all the job's
+    successful runs, the others, the line the error should name)."""
     job = job_of(case.fmt)
     bad = run_of(simulator, job, DAY)
     runs = [r.run_id for r in simulator.runs(job) if simulator.run_state(r.run_id) == "SUCCESS"]
@@ -251,6 +249,15 @@ def test_bad_input(case: Case, simulator: Simulator, settings: Settings, secrets
     original = simulator.part_bodies(job, bad, compressed=True)[PART - 1]
     body, line = case.build(simulator, bad, original)
     simulator.faults.part_bodies[(bad, PART)] = body
+    return job, bad, runs, others, line
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Case, simulator: Simulator, settings: Settings, secrets: Secrets,
+                   db_path: Path, caplog: pytest.LogCaptureFixture,
+                   record: Callable[..., None]) -> None:
+    caplog.set_level(logging.DEBUG)
+    job, bad, runs, others, line = plant(simulator, case)
 
     report = csload.sync(settings, db=db_path, jobs=[job])
 
