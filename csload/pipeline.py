@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -257,16 +257,8 @@ async def _load(
 
     async def consume() -> None:
         async with receive:
-            carried: _Ready | None = None
-            while True:
-                if carried is None:
-                    try:
-                        carried = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                batch = [carried]
-                carried = await _fill_batch(batch, receive, batch_size, limits.batch_linger,
-                                            key=lambda item: item.table)
+            async for batch in _batches(receive, batch_size, limits.batch_linger,
+                                        key=lambda item: item.table):
                 try:
                     outcomes = await anyio.to_thread.run_sync(_write, store, batch)
                 finally:
@@ -287,6 +279,21 @@ async def _load(
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(partial(shutil.rmtree, staging, ignore_errors=True))
+
+
+async def _batches(receive: MemoryObjectReceiveStream[T], size: int, linger: float,
+                   key: Callable[[T], object]) -> AsyncIterator[list[T]]:
+    """The writer's batches, as `_fill_batch` makes them, until the stream ends."""
+    carried: T | None = None
+    while True:
+        if carried is None:
+            try:
+                carried = await receive.receive()
+            except anyio.EndOfStream:
+                return
+        batch = [carried]
+        carried = await _fill_batch(batch, receive, size, linger, key)
+        yield batch
 
 
 async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], size: int,

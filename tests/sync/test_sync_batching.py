@@ -1,11 +1,11 @@
-"""The writer's batches (csload.pipeline._fill_batch): runs arriving in quick succession load
+"""The writer's batches (csload.pipeline._batches): runs arriving in quick succession load
 together; a run that arrives later than the linger waits for the next batch; none is lost."""
 
 from __future__ import annotations
 
 import anyio
 
-from csload.pipeline import _fill_batch
+from csload.pipeline import _batches
 
 
 async def gather(arrivals: list[float], size: int, linger: float,
@@ -27,15 +27,7 @@ async def gather(arrivals: list[float], size: int, linger: float,
 
     async def writer() -> None:
         async with receive:
-            carried: int | None = None
-            while True:
-                if carried is None:
-                    try:
-                        carried = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                batch = [carried]
-                carried = await _fill_batch(batch, receive, size, linger, key=table)
+            async for batch in _batches(receive, size, linger, key=table):
                 batches.append(batch)
 
     async with anyio.create_task_group() as group:
