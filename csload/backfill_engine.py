@@ -64,6 +64,7 @@ from csload.backfill_report import (
 from csload.blocking import run_blocking
 from csload.config import Settings
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
+from csload.groups import first_error
 from csload.jobspec import (
     DATA_RETENTION_MONTHS,
     InvalidJobSpec,
@@ -329,16 +330,6 @@ def _as_fields(values: Sequence[str | JobField]) -> tuple[list[JobField], list[P
     return fields, problems
 
 
-def _unwrap(error: BaseException) -> BaseException:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            if not isinstance(inner, anyio.get_cancelled_exc_class()):
-                return _unwrap(inner)
-    return error
-
-
 class _Backfill:
     def __init__(self, settings: Settings, client: ExportClient, db: _Ledgers, *,
                  target: Target, report: BackfillReport, poll_interval: float, sleep: Sleep,
@@ -525,7 +516,7 @@ class _Backfill:
                 group.start_soon(produce)
                 group.start_soon(consume)
         except BaseExceptionGroup as error:
-            raise _unwrap(error) from None
+            raise first_error(error) from None
         self.report.items.extend(self.items[i] for i in sorted(self.items))
 
     def event(self, kind: BackfillEventKind, piece: _Piece, **values: Any) -> None:

@@ -39,6 +39,7 @@ from csload.config import Settings
 from csload.discover import Selection, missing_jobs, select_jobs, select_runs
 from csload.download import RunExpired, discard_staging, run_dir, stage_run
 from csload.errors import ConfigError, CsloadError
+from csload.groups import first_error
 from csload.load import StagedRun
 from csload.load.columns import check_table_name
 from csload.report import (
@@ -275,7 +276,7 @@ async def _load(
             group.start_soon(consume)
     except BaseExceptionGroup as group_error:
         # One task's failure (a store error, say) cancels the rest: surface that one error.
-        raise _unwrap(group_error) from None
+        raise first_error(group_error) from None
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(partial(shutil.rmtree, staging, ignore_errors=True))
@@ -318,16 +319,6 @@ async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], siz
         batch.append(item)
         quiet_since = anyio.current_time()
     return None
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            if not isinstance(inner, anyio.get_cancelled_exc_class()):
-                return _unwrap(inner)
-    return error
 
 
 def _write(store: Store, batch: list[_Ready]) -> list[RunOutcome]:
