@@ -28,7 +28,7 @@ import errno
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -242,16 +242,7 @@ class LakeFS:
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write an object whole: readers see the old one or the new one, never a part."""
         if self.local:
-            path = self.local_path(rel)
-            with self.errors(f"write {rel}"):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-                try:
-                    _write_synced(tmp, data)
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
-                fsync_dir(path.parent)
+            self._put_local(rel, data, _replace)
             return
         with self.errors(f"write {rel}"), self.fs.open_output_stream(self.full(rel)) as out:
             out.write(data)
@@ -264,29 +255,26 @@ class LakeFS:
         writers apart (see csload.lake.lock).
         """
         if self.local:
-            path = self.local_path(rel)
-            with self.errors(f"write {rel}"):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-                try:
-                    _write_synced(tmp, data)
-                    try:
-                        os.link(tmp, path)
-                    except FileExistsError:
-                        return False
-                    except OSError:
-                        # No hard links here (some network or FUSE file systems): the lock
-                        # keeps other writers out, so check, then rename.
-                        if path.exists():
-                            return False
-                        os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
-                fsync_dir(path.parent)
-            return True
+            return self._put_local(rel, data, _link_new)
         if self.exists(rel):
             return False
         self.write_bytes(rel, data)
+        return True
+
+    def _put_local(self, rel: str, data: bytes, install: Callable[[Path, Path], bool]) -> bool:
+        """Write `data` to a synced temporary file beside `rel`, then `install` it there;
+        what `install` says (False: the name was taken, nothing written)."""
+        path = self.local_path(rel)
+        with self.errors(f"write {rel}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                _write_synced(tmp, data)
+                if not install(tmp, path):
+                    return False
+            finally:
+                tmp.unlink(missing_ok=True)
+            fsync_dir(path.parent)
         return True
 
     def upload_files(self, files: Sequence[tuple[Path, str]]) -> None:
@@ -337,6 +325,27 @@ class LakeFS:
             except OSError as exc:
                 if not _not_found(exc):
                     raise
+
+
+def _replace(tmp: Path, path: Path) -> bool:
+    os.replace(tmp, path)
+    return True
+
+
+def _link_new(tmp: Path, path: Path) -> bool:
+    """Give `tmp` the name `path` only if no file has it (atomic: a hard link fails on an
+    existing name)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:
+        # No hard links here (some network or FUSE file systems): the lock keeps other
+        # writers out, so check, then rename.
+        if path.exists():
+            return False
+        os.replace(tmp, path)
+    return True
 
 
 def _write_synced(path: Path, data: bytes) -> None:
