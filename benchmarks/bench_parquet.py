@@ -52,16 +52,14 @@ bench_sync's SQL_PATCHES apply to the COPY baseline too.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,76 +93,28 @@ TABLES = ("sessions", "views")
 
 
 def baseline(args: argparse.Namespace) -> None:
-    """DuckDB's own COPY of the files of `--manifest` into a Hive-partitioned Parquet folder.
-
-    The statement building is bench_sync.baseline's (copied: there it is inlined in the
-    function that also runs the CREATE TABLE statements), with COPY ... TO instead of
+    """DuckDB's own COPY of the files of `--manifest` into a Hive-partitioned Parquet folder:
+    bench_sync's baseline reads (same readers, columns and casts), COPY ... TO instead of
     CREATE TABLE AS."""
-    import anyio
     import duckdb
 
-    from csload.api.client import ExportClient
-    from csload.config import Settings
     from csload.lake.store import _PARQUET_OPTIONS, PARTITION_COLUMN
-    from csload.load import sql
-    from csload.load.columns import job_layout, quote_ident, sql_str
-    from csload.load.parts import inspect_part
+    from csload.load.columns import quote_ident, sql_str
 
-    for spec in args.patch or ():
-        if spec in bench_sync.SQL_PATCHES:
-            bench_sync.apply_patch(spec)
-    manifest = json.loads(Path(args.manifest).read_text())
     out = Path(args.out)
     out.mkdir(parents=True)   # COPY creates the table folders, not their parent
-
-    async def list_jobs() -> list[Any]:
-        settings = Settings(client_id=manifest["client_id"],
-                            client_secret=manifest["client_secret"],
-                            project_id=manifest["project_id"], auth_url=manifest["url"])
-        async with ExportClient(settings) as client:
-            return list(await client.list_jobs())
-
-    # Untimed preparation: the jobs' layouts, and each CSV's header (csload reads it too).
     statements = []
-    for job in anyio.run(list_jobs):
-        files = [f for run in manifest["runs"] if run["job_id"] == job.job_id
-                 for f in run["files"]]
-        if not files:
-            continue
-        layout = job_layout(job)
-        csv = job.format == "CSV"
-        columns = layout.columns
-        if csv:
-            header = inspect_part(job.job_id, 0, 1, Path(files[0]), "CSV").header
-            assert header is not None
-            by_source = layout.by_source()
-            columns = tuple(by_source[name] for name in header)
-        reader = (sql.read_csv(files, columns, gzip=True) if csv
-                  else sql.read_json(files, columns, gzip=True, file_column=False))
-        values = ", ".join(f"{sql.select_value(c, csv)} AS {quote_ident(c.name)}"
-                           for c in columns)
-        date_col = next(c for c in columns if c.name == layout.date_column)
+    for sel in bench_sync.baseline_selects(args):
+        date_col = next(c for c in sel.columns if c.name == sel.layout.date_column)
         date_expr = f"CAST(f.{quote_ident(date_col.source)} AS DATE)"
-        target = sql_str(str(out / job.scope))
-        statements.append((job.scope, f"COPY (SELECT {values}, {date_expr} AS "
-                                      f"{quote_ident(PARTITION_COLUMN)} FROM {reader} AS f) "
-                                      f"TO {target} ({_PARQUET_OPTIONS}, "
+        statements.append((sel.scope, f"COPY (SELECT {sel.values}, {date_expr} AS "
+                                      f"{quote_ident(PARTITION_COLUMN)} FROM {sel.source}) "
+                                      f"TO {sql_str(str(out / sel.scope))} ({_PARQUET_OPTIONS}, "
                                       "FILENAME_PATTERN 'part-{i}')"))
-
-    timings: dict[str, float] = {}
     start = time.perf_counter()
-    # In memory, as csload's lake work database; the same settings as DuckDBStore.open except
-    # its memory cap (--baseline-memory-limit sets one): insertion order off, csload's macros.
+    # In memory, as csload's lake work database.
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    if args.baseline_memory_limit:
-        con.execute(f"SET memory_limit = '{args.baseline_memory_limit}'")
-    for macro in sql.MACROS:
-        con.execute(macro)
-    for table, statement in statements:
-        t = time.perf_counter()
-        con.execute(statement)
-        timings[table] = time.perf_counter() - t
+    timings = bench_sync.run_timed(con, statements, args)
     t = time.perf_counter()
     threads = con.execute("SELECT current_setting('threads')").fetchone()
     con.close()
@@ -181,94 +131,32 @@ def instrumented_sync(args: argparse.Namespace) -> None:
     recorder = bench_sync.Recorder()
     for spec in args.patch or ():
         bench_sync.apply_patch(spec)
-    import resource
-
-    import duckdb
-
-    import csload.pipeline
-    from csload.api import storage
-    from csload.config import load_settings
     from csload.lake import store as lake_store
     from csload.load import duckdb as store_module
 
-    def wrap_sync(owner: Any, attr: str, label: str, static: bool = False) -> None:
-        original = getattr(owner, attr, None)
-        if original is None:   # the library changed: measure what is still there
-            log(f"   (no {getattr(owner, '__name__', owner)}.{attr} to time)")
-            return
-
-        def wrapper(*a: Any, **k: Any) -> Any:
-            with recorder.span(label):
-                return original(*a, **k)
-
-        setattr(owner, attr, staticmethod(wrapper) if static else wrapper)
-
-    def wrap_async(owner: Any, attr: str, label: str) -> None:
-        original = getattr(owner, attr)
-
-        async def wrapper(*a: Any, **k: Any) -> Any:
-            with recorder.span(label, cpu=False):
-                return await original(*a, **k)
-
-        setattr(owner, attr, wrapper)
-
-    work, parquet = lake_store._Work, lake_store.ParquetStore
-    wrap_async(csload.pipeline, "stage_run", "stage_run (download a run)")
-    wrap_async(csload.pipeline, "_plan", "plan (jobs, runs, ledger)")
-    wrap_sync(csload.pipeline, "_write", "writer: _write (batch)")
-    wrap_sync(storage.GzipVerifier, "feed", "gzip verify (feed)")
-    wrap_sync(storage._TempFile, "write", "staging file write+verify")
-    wrap_sync(lake_store, "recover", "open: recover")
-    wrap_sync(parquet, "_open_work", "open/reset: work db + ledger import", static=True)
-    wrap_sync(store_module.DuckDBStore, "_insert_group", "  insert (read_csv/read_json)")
-    wrap_sync(store_module, "inspect_part", "  inspect part (header)")
-    wrap_sync(work, "_read_affected", "  lake: read affected partitions")
-    wrap_sync(work, "_key_partitions", "    lake: key scan of other days")
-    wrap_sync(work, "read_partitions", "    lake: read partitions in")
-    wrap_sync(store_module.DuckDBStore, "_apply_key_rule", "  key rule (in work db)")
-    wrap_sync(store_module.DuckDBStore, "_apply_window_rule", "  window rule")
-    wrap_sync(store_module.DuckDBStore, "_run_counts", "  run counts")
-    wrap_sync(work, "_commit", "  commit (work db)")
-    wrap_sync(parquet, "_publish", "  publish (whole)")
-    wrap_sync(parquet, "_write_table", "    COPY table TO parquet + stats")
-    wrap_sync(lake_store, "export_ledger", "    ledger snapshot")
-    wrap_sync(lake_store, "_sync_tree", "    fsync staged files")
-    wrap_sync(parquet, "_commit_version", "    manifest (commit point)")
-    wrap_sync(parquet, "_reset_tables", "    reset work tables")
-    wrap_sync(lake_store, "finish_swaps", "    swap partitions in")
-    wrap_sync(lake_store, "cleanup", "    cleanup old versions")
-    wrap_sync(parquet, "close", "close")
-
-    batches: list[int] = []
-    original_write = csload.pipeline._write
-
-    def count_batches(store: Any, batch: list[Any]) -> Any:
-        batches.append(len(batch))
-        return original_write(store, batch)
-
-    csload.pipeline._write = count_batches
-    settings = load_settings()
-    start = time.perf_counter()
-    report = csload.pipeline.sync(settings, parquet=args.out)
-    total = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    phases: dict[str, dict[str, Any]] = {}
-    for s in recorder.spans:
-        p = phases.setdefault(s.name, {"count": 0, "sum": 0.0, "cpu": None,
-                                       "first_start": s.start, "last_end": s.end})
-        p["count"] += 1
-        p["sum"] += s.end - s.start
-        if s.cpu is not None:
-            p["cpu"] = (p["cpu"] or 0.0) + s.cpu
-        p["first_start"] = min(p["first_start"], s.start)
-        p["last_end"] = max(p["last_end"], s.end)
-    for p in phases.values():
-        p["sum"] = round(p["sum"], 3)
-        p["cpu"] = None if p["cpu"] is None else round(p["cpu"], 3)
-    say({"seconds": total, "rows": report.rows, "batches": batches,
-         "rss_mb": usage.ru_maxrss / 1024, "duckdb": duckdb.__version__,
-         "cpu_total": round(usage.ru_utime + usage.ru_stime, 3),
-         "cpu_main_thread": round(time.thread_time(), 3), "phases": phases})
+    wrap = recorder.wrap
+    work, parquet, store = lake_store._Work, lake_store.ParquetStore, store_module.DuckDBStore
+    wrap(lake_store, "recover", "open: recover")
+    wrap(parquet, "_open_work", "open/reset: work db + ledger import", static=True)
+    wrap(store, "_insert_group", "  insert (read_csv/read_json)")
+    wrap(store_module, "inspect_part", "  inspect part (header)")
+    wrap(work, "_read_affected", "  lake: read affected partitions")
+    wrap(work, "_key_partitions", "    lake: key scan of other days")
+    wrap(work, "read_partitions", "    lake: read partitions in")
+    wrap(store, "_apply_key_rule", "  key rule (in work db)")
+    wrap(store, "_apply_window_rule", "  window rule")
+    wrap(store, "_run_counts", "  run counts")
+    wrap(work, "_commit", "  commit (work db)")
+    wrap(parquet, "_publish", "  publish (whole)")
+    wrap(parquet, "_write_table", "    COPY table TO parquet + stats")
+    wrap(lake_store, "export_ledger", "    ledger snapshot")
+    wrap(lake_store, "_sync_tree", "    fsync staged files")
+    wrap(parquet, "_commit_version", "    manifest (commit point)")
+    wrap(parquet, "_reset_tables", "    reset work tables")
+    wrap(lake_store, "finish_swaps", "    swap partitions in")
+    wrap(lake_store, "cleanup", "    cleanup old versions")
+    wrap(parquet, "close", "close")
+    say(bench_sync.run_instrumented(recorder, parquet=args.out))
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -616,41 +504,14 @@ def write_json(results: list[LakeSizeResult], args: argparse.Namespace, started:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000000,2000000",
-                        help="pageview counts to measure, comma-separated [1000000,2000000]")
-    parser.add_argument("--days", type=int, default=5, help="daily runs per job [5]")
-    parser.add_argument("--part-mb", type=int, default=32,
-                        help="maximum uncompressed MB per part [32]")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds of (DuckDB COPY, csload sync) per size; best counts [3]")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 100k pageviews, 2 days, 1 round")
-    parser.add_argument("--phases", action="store_true",
-                        help="one more, instrumented sync per size: where the time goes")
-    parser.add_argument("--patch", action="append", default=[], metavar="NAME[=VALUE]",
-                        help="experimental change in the measured syncs, through bench_sync's "
-                        "patched CLI: " + ", ".join([*bench_sync.PATCHES, *(
-                            f"{n}=VALUE" for n in bench_sync.PATCHES_WITH_VALUE)]))
-    parser.add_argument("--baseline-memory-limit", metavar="SIZE",
-                        help="SET memory_limit for the DuckDB baseline (default: DuckDB's)")
-    parser.add_argument("--workdir", type=Path, help="folder for files (default: a temp dir)")
-    parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
-    # Internal modes (the script runs itself as the baseline and the instrumented sync).
-    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--instrumented-sync", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--manifest", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser = bench_sync.common_parser(__doc__, "DuckDB COPY")
     args = parser.parse_args(argv)
     for spec in args.patch:
         name, _, value = spec.partition("=")
         if not ((name in bench_sync.PATCHES_WITH_VALUE and value)
                 or (name in bench_sync.PATCHES and not value)):
             parser.error(f"unknown patch {spec!r}")
-    if args.quick:
-        args.sizes, args.days, args.repeat, args.part_mb = "100000", 2, 1, 8
-    return args
+    return bench_sync.apply_quick(args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -659,24 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         return baseline(args)
     if args.instrumented_sync:
         return instrumented_sync(args)
-
-    started = datetime.now(UTC)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    startup = run_child([*CSLOAD, "--version"])
-    log(f"csload bench_parquet: sizes {sizes}, {args.days} days, parts <= {args.part_mb} MB, "
-        f"{args.repeat} rounds, patches {args.patch or 'none'}; {os.cpu_count()} CPUs, "
-        f"load average {load_average()}; "
-        f"`csload --version` takes {startup.seconds:.2f} s")
-    results = []
-    with (contextlib.nullcontext(args.workdir) if args.workdir
-          else tempfile.TemporaryDirectory(prefix="csload-bench-parquet-")) as work:
-        for views in sizes:
-            results.append(measure_size(views, args, Path(work)))
-    print_table(results)
-    args.startup_seconds = round(startup.seconds, 3)
-    if not args.no_json:
-        path = write_json(results, args, started)
-        print(f"\nresults: {path}")
+    bench_sync.run_sizes(args, "bench_parquet", measure_size, print_table, write_json)
     return None
 
 

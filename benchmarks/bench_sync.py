@@ -239,10 +239,21 @@ class Server:
 # --- the baseline process (--baseline) -----------------------------------------------------
 
 
-def baseline(args: argparse.Namespace) -> None:
-    """DuckDB's own load of the files of `--manifest` into typed tables; prints JSON timings."""
+@dataclass
+class BaselineSelect:
+    """How the baseline reads one job's files: csload's own reader, columns and casts."""
+
+    scope: str
+    values: str        # the SELECT list: every column typed and named as csload loads it
+    source: str        # the FROM clause: read_csv/read_json over the job's parts, as `f`
+    layout: Any        # csload.load.columns.JobLayout
+    columns: tuple[Any, ...]
+
+
+def baseline_selects(args: argparse.Namespace) -> list[BaselineSelect]:
+    """Untimed preparation of a baseline: SQL patches applied, the jobs' layouts, and each
+    CSV job's header (csload reads it too), for the files of `--manifest`."""
     import anyio
-    import duckdb
 
     from csload.api.client import ExportClient
     from csload.config import Settings
@@ -262,8 +273,7 @@ def baseline(args: argparse.Namespace) -> None:
         async with ExportClient(settings) as client:
             return list(await client.list_jobs())
 
-    # Untimed preparation: the jobs' layouts, and each CSV's header (csload reads it too).
-    statements = []
+    selects = []
     for job in anyio.run(list_jobs):
         files = [f for run in manifest["runs"] if run["job_id"] == job.job_id
                  for f in run["files"]]
@@ -281,22 +291,41 @@ def baseline(args: argparse.Namespace) -> None:
                   else sql.read_json(files, columns, gzip=True, file_column=False))
         values = ", ".join(f"{sql.select_value(c, csv)} AS {quote_ident(c.name)}"
                            for c in columns)
-        statements.append((job.scope, f"CREATE TABLE {quote_ident(job.scope)} AS "
-                                      f"SELECT {values} FROM {reader} AS f"))
+        selects.append(BaselineSelect(job.scope, values, f"{reader} AS f", layout, columns))
+    return selects
 
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    con = duckdb.connect(args.db)
-    # The same settings as DuckDBStore.open: insertion order off, csload's macros.
+
+def run_timed(con: Any, statements: list[tuple[str, str]], args: argparse.Namespace
+              ) -> dict[str, float]:
+    """Run the baseline's statements with DuckDBStore.open's settings (insertion order off,
+    csload's macros; a memory cap only with --baseline-memory-limit); seconds per table."""
+    from csload.load import sql
+
     con.execute("SET preserve_insertion_order = false")
     if args.baseline_memory_limit:
         con.execute(f"SET memory_limit = '{args.baseline_memory_limit}'")
     for macro in sql.MACROS:
         con.execute(macro)
+    timings: dict[str, float] = {}
     for table, statement in statements:
         t = time.perf_counter()
         con.execute(statement)
         timings[table] = time.perf_counter() - t
+    return timings
+
+
+def baseline(args: argparse.Namespace) -> None:
+    """DuckDB's own load of the files of `--manifest` into typed tables; prints JSON timings."""
+    import duckdb
+
+    from csload.load.columns import quote_ident
+
+    statements = [(sel.scope, f"CREATE TABLE {quote_ident(sel.scope)} AS "
+                              f"SELECT {sel.values} FROM {sel.source}")
+                  for sel in baseline_selects(args)]
+    start = time.perf_counter()
+    con = duckdb.connect(args.db)
+    timings = run_timed(con, statements, args)
     t = time.perf_counter()
     con.close()
     timings["close"] = time.perf_counter() - t
@@ -403,49 +432,63 @@ class Recorder:
                 self.spans.append(Span(name, start - self.t0, time.perf_counter() - self.t0,
                                        used))
 
+    def wrap(self, owner: Any, attr: str, label: str, static: bool = False) -> None:
+        """Time every call of `owner.attr` (a function) as a span named `label`."""
+        original = getattr(owner, attr, None)
+        if original is None:   # the library changed: measure what is still there
+            log(f"   (no {getattr(owner, '__name__', owner)}.{attr} to time)")
+            return
 
-def instrumented_sync(args: argparse.Namespace) -> None:
-    """`csload sync` in this process with timers around its stages; prints a JSON summary."""
-    recorder = Recorder()
-    for spec in args.patch or ():
-        apply_patch(spec)
+        def wrapper(*a: Any, **k: Any) -> Any:
+            with self.span(label):
+                return original(*a, **k)
+
+        setattr(owner, attr, staticmethod(wrapper) if static else wrapper)
+
+    def wrap_async(self, owner: Any, attr: str, label: str) -> None:
+        """Time every call of the coroutine function `owner.attr` (wall time only)."""
+        original = getattr(owner, attr)
+
+        async def wrapper(*a: Any, **k: Any) -> Any:
+            with self.span(label, cpu=False):
+                return await original(*a, **k)
+
+        setattr(owner, attr, wrapper)
+
+    def phases(self) -> dict[str, dict[str, Any]]:
+        """Per span name: count, summed wall time, summed CPU, first start, last end."""
+        phases: dict[str, dict[str, Any]] = {}
+        for s in self.spans:
+            p = phases.setdefault(s.name, {"count": 0, "sum": 0.0, "cpu": None,
+                                           "first_start": s.start, "last_end": s.end})
+            p["count"] += 1
+            p["sum"] += s.end - s.start
+            if s.cpu is not None:
+                p["cpu"] = (p["cpu"] or 0.0) + s.cpu
+            p["first_start"] = min(p["first_start"], s.start)
+            p["last_end"] = max(p["last_end"], s.end)
+        for p in phases.values():
+            p["sum"] = round(p["sum"], 3)
+            p["cpu"] = None if p["cpu"] is None else round(p["cpu"], 3)
+        return phases
+
+
+def run_instrumented(recorder: Recorder, **target: Any) -> dict[str, Any]:
+    """One `csload.sync` into `target` (db= or parquet=) with the pipeline's common stages
+    timed (wrap the target's own with `recorder.wrap` first): the JSON summary to print."""
+    import resource
+
     import duckdb
 
     import csload.pipeline
     from csload.api import storage
     from csload.config import load_settings
-    from csload.load import duckdb as store_module
 
-    def wrap_sync(owner: Any, attr: str, label: str) -> None:
-        original = getattr(owner, attr)
-
-        def wrapper(*a: Any, **k: Any) -> Any:
-            with recorder.span(label):
-                return original(*a, **k)
-
-        setattr(owner, attr, wrapper)
-
-    def wrap_async(owner: Any, attr: str, label: str) -> None:
-        original = getattr(owner, attr)
-
-        async def wrapper(*a: Any, **k: Any) -> Any:
-            with recorder.span(label, cpu=False):
-                return await original(*a, **k)
-
-        setattr(owner, attr, wrapper)
-
-    wrap_async(csload.pipeline, "stage_run", "stage_run (download a run)")
-    wrap_async(csload.pipeline, "_plan", "plan (jobs, runs, ledger)")
-    wrap_sync(csload.pipeline, "_write", "writer: _write (batch)")
-    wrap_sync(storage.GzipVerifier, "feed", "gzip verify (feed)")
-    wrap_sync(storage._TempFile, "write", "staging file write+verify")
-    wrap_sync(store_module.DuckDBStore, "_insert_group", "  insert (read_csv/read_json)")
-    wrap_sync(store_module.DuckDBStore, "_apply_key_rule", "  key rule")
-    wrap_sync(store_module.DuckDBStore, "_apply_window_rule", "  window rule")
-    wrap_sync(store_module.DuckDBStore, "_run_counts", "  run counts")
-    wrap_sync(store_module.DuckDBStore, "_commit", "  commit")
-    wrap_sync(store_module.DuckDBStore, "close", "close (checkpoint)")
-    wrap_sync(store_module, "inspect_part", "  inspect part (header)")
+    recorder.wrap_async(csload.pipeline, "stage_run", "stage_run (download a run)")
+    recorder.wrap_async(csload.pipeline, "_plan", "plan (jobs, runs, ledger)")
+    recorder.wrap(csload.pipeline, "_write", "writer: _write (batch)")
+    recorder.wrap(storage.GzipVerifier, "feed", "gzip verify (feed)")
+    recorder.wrap(storage._TempFile, "write", "staging file write+verify")
 
     batches: list[int] = []
     original_write = csload.pipeline._write
@@ -457,29 +500,31 @@ def instrumented_sync(args: argparse.Namespace) -> None:
     csload.pipeline._write = count_batches
     settings = load_settings()
     start = time.perf_counter()
-    report = csload.pipeline.sync(settings, db=args.db)
+    report = csload.pipeline.sync(settings, **target)
     total = time.perf_counter() - start
-    import resource
-
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    phases: dict[str, dict[str, Any]] = {}
-    for s in recorder.spans:
-        p = phases.setdefault(s.name, {"count": 0, "sum": 0.0, "cpu": None,
-                                       "first_start": s.start, "last_end": s.end})
-        p["count"] += 1
-        p["sum"] += s.end - s.start
-        if s.cpu is not None:
-            p["cpu"] = (p["cpu"] or 0.0) + s.cpu
-        p["first_start"] = min(p["first_start"], s.start)
-        p["last_end"] = max(p["last_end"], s.end)
-    for p in phases.values():
-        p["sum"] = round(p["sum"], 3)
-        p["cpu"] = None if p["cpu"] is None else round(p["cpu"], 3)
-    say({"seconds": total, "rows": report.rows, "batches": batches,
-         "rss_mb": usage.ru_maxrss / 1024, "duckdb": duckdb.__version__,
-         "cpu_total": round(usage.ru_utime + usage.ru_stime, 3),
-         "cpu_main_thread": round(time.thread_time(), 3),
-         "phases": phases})
+    return {"seconds": total, "rows": report.rows, "batches": batches,
+            "rss_mb": usage.ru_maxrss / 1024, "duckdb": duckdb.__version__,
+            "cpu_total": round(usage.ru_utime + usage.ru_stime, 3),
+            "cpu_main_thread": round(time.thread_time(), 3), "phases": recorder.phases()}
+
+
+def instrumented_sync(args: argparse.Namespace) -> None:
+    """`csload sync` in this process with timers around its stages; prints a JSON summary."""
+    recorder = Recorder()
+    for spec in args.patch or ():
+        apply_patch(spec)
+    from csload.load import duckdb as store_module
+
+    store = store_module.DuckDBStore
+    recorder.wrap(store, "_insert_group", "  insert (read_csv/read_json)")
+    recorder.wrap(store, "_apply_key_rule", "  key rule")
+    recorder.wrap(store, "_apply_window_rule", "  window rule")
+    recorder.wrap(store, "_run_counts", "  run counts")
+    recorder.wrap(store, "_commit", "  commit")
+    recorder.wrap(store, "close", "close (checkpoint)")
+    recorder.wrap(store_module, "inspect_part", "  inspect part (header)")
+    say(run_instrumented(recorder, db=args.db))
 
 
 def patched_cli(args: argparse.Namespace) -> None:
@@ -855,8 +900,9 @@ def write_json(results: list[SizeResult], args: argparse.Namespace, started: dat
 # --- main --------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
+def common_parser(doc: str | None, baseline_name: str) -> argparse.ArgumentParser:
+    """The options bench_sync and bench_parquet share (with their internal modes)."""
+    parser = argparse.ArgumentParser(description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,2000000",
                         help="pageview counts to measure, comma-separated [1000000,2000000]")
@@ -864,7 +910,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--part-mb", type=int, default=32,
                         help="maximum uncompressed MB per part [32]")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds of (DuckDB load, csload sync) per size; best counts [3]")
+                        help=f"rounds of ({baseline_name}, csload sync) per size; best counts [3]")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 100k pageviews, 2 days, 1 round")
     parser.add_argument("--phases", action="store_true",
@@ -876,22 +922,54 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="SET memory_limit for the DuckDB baseline (default: DuckDB's)")
     parser.add_argument("--workdir", type=Path, help="folder for files (default: a temp dir)")
     parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
-    # Internal modes (the script runs itself as the simulator, the baseline, ...).
+    # Internal modes (the script runs itself as the baseline, the instrumented sync, ...).
+    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--instrumented-sync", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--manifest", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    return parser
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    if args.quick:
+        args.sizes, args.days, args.repeat, args.part_mb = "100000", 2, 1, 8
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = common_parser(__doc__, "DuckDB load")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--views", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
-    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--manifest", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--instrumented-sync", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--patched-cli", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rest and not args.patched_cli:
         parser.error(f"unexpected arguments: {' '.join(args.rest)}")
-    if args.quick:
-        args.sizes, args.days, args.repeat, args.part_mb = "100000", 2, 1, 8
-    return args
+    return apply_quick(args)
+
+
+def run_sizes(args: argparse.Namespace, name: str,
+              measure: Callable[[int, argparse.Namespace, Path], Any],
+              show: Callable[[list[Any]], None],
+              save: Callable[[list[Any], argparse.Namespace, datetime], Path]) -> None:
+    """Measure every size of `--sizes` in a work folder, print the table, save the JSON."""
+    started = datetime.now(UTC)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    startup = run_child([*CSLOAD, "--version"])
+    log(f"csload {name}: sizes {sizes}, {args.days} days, parts <= {args.part_mb} MB, "
+        f"{args.repeat} rounds, patches {args.patch or 'none'}; {os.cpu_count()} CPUs, "
+        f"load average {load_average()}; `csload --version` takes {startup.seconds:.2f} s")
+    results = []
+    with (contextlib.nullcontext(args.workdir) if args.workdir
+          else tempfile.TemporaryDirectory(prefix=f"csload-{name.replace('_', '-')}-")) as work:
+        for views in sizes:
+            results.append(measure(views, args, Path(work)))
+    show(results)
+    args.startup_seconds = round(startup.seconds, 3)
+    if not args.no_json:
+        path = save(results, args, started)
+        print(f"\nresults: {path}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -904,23 +982,7 @@ def main(argv: list[str] | None = None) -> None:
         return instrumented_sync(args)
     if args.patched_cli:
         return patched_cli(args)
-
-    started = datetime.now(UTC)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    startup = run_child([*CSLOAD, "--version"])
-    log(f"csload bench_sync: sizes {sizes}, {args.days} days, parts <= {args.part_mb} MB, "
-        f"{args.repeat} rounds, patches {args.patch or 'none'}; {os.cpu_count()} CPUs, "
-        f"load average {load_average()}; `csload --version` takes {startup.seconds:.2f} s")
-    results = []
-    with (contextlib.nullcontext(args.workdir) if args.workdir
-          else tempfile.TemporaryDirectory(prefix="csload-bench-sync-")) as work:
-        for views in sizes:
-            results.append(measure_size(views, args, Path(work)))
-    print_table(results)
-    args.startup_seconds = round(startup.seconds, 3)
-    if not args.no_json:
-        path = write_json(results, args, started)
-        print(f"\nresults: {path}")
+    run_sizes(args, "bench_sync", measure_size, print_table, write_json)
     return None
 
 
