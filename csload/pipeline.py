@@ -63,7 +63,6 @@ T = TypeVar("T")
 _POLL = 0.02
 
 
-
 def staging_dir(db: Path) -> Path:
     """Where a sync into the DuckDB file `db` stages its downloads."""
     return Target(db=db).staging_dir()
@@ -298,7 +297,7 @@ async def _batches(receive: MemoryObjectReceiveStream[T], size: int, linger: flo
 
 
 async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], size: int,
-                      linger: float, key: Callable[[T], object] = lambda _item: None) -> T | None:
+                      linger: float, key: Callable[[T], object]) -> T | None:
     """Add ready items to `batch` until it has `size`, the stream ends, or none arrived for
     `linger` seconds. An item whose `key` differs from the batch's is not added but returned
     (it starts the next batch). Polls rather than cancelling a pending receive, which could
