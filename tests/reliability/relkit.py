@@ -174,6 +174,16 @@ class Accounting:
     duplicated: int = 0
     unexpected: int = 0
 
+    def count(self, rows: list[dict[str, Any]], table: str) -> None:
+        """Add one table's loaded `rows` against what is expected of it."""
+        want = self.expected[table][1] if table in self.expected else []
+        diff = row_diff(rows, want)
+        self.rows_expected += diff.expected
+        self.rows_loaded += diff.loaded
+        self.lost += diff.lost
+        self.duplicated += diff.duplicated
+        self.unexpected += diff.unexpected
+
     def fields(self) -> dict[str, int]:
         return {"rows_expected": self.rows_expected, "rows_loaded": self.rows_loaded,
                 "rows_lost": self.lost, "rows_duplicated": self.duplicated,
@@ -193,14 +203,7 @@ def compare(db: Path, sim: Simulator, run_ids: Sequence[int],
     acc = Accounting(db, expected)
     present = table_names(db) if db.exists() else set()
     for table in sorted(set(expected) | present):
-        rows = table_rows(db, table)[1] if table in present else []
-        want = expected[table][1] if table in expected else []
-        diff = row_diff(rows, want)
-        acc.rows_expected += diff.expected
-        acc.rows_loaded += diff.loaded
-        acc.lost += diff.lost
-        acc.duplicated += diff.duplicated
-        acc.unexpected += diff.unexpected
+        acc.count(table_rows(db, table)[1] if table in present else [], table)
     return acc
 
 
