@@ -372,6 +372,20 @@ def _patch_memory_limit(limit: str) -> None:
     DuckDBStore.__init__ = init  # type: ignore[method-assign]
 
 
+def _patch_duckdb_set(spec: str) -> None:
+    """`SET name = 'value'` on the store's connection, after its own settings (NAME:VALUE)."""
+    from csload.load.duckdb import DuckDBStore
+
+    name, _, value = spec.partition(":")
+    original = DuckDBStore.__init__
+
+    def init(self: Any, con: Any, path: Path) -> None:
+        con.execute(f"SET {name} = '{value}'")
+        original(self, con, path)
+
+    DuckDBStore.__init__ = init  # type: ignore[method-assign]
+
+
 def _patch_max_staged_runs(value: str) -> None:
     """A different default for `Limits.max_staged_runs` (16; the writer's batches hold at most
     that less `download_concurrency`)."""
@@ -393,6 +407,7 @@ SQL_PATCHES: tuple[str, ...] = ()
 PATCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {
     "memory-limit": _patch_memory_limit,
     "max-staged-runs": _patch_max_staged_runs,
+    "duckdb-set": _patch_duckdb_set,
 }
 
 

@@ -1,4 +1,10 @@
-"""Staging one run: fetch its parts' URLs, download every part to a staging folder, verified.
+"""Staging one run: fetch its parts' URLs, download every part to a staging folder.
+
+Parts are checked for their length (Content-Length) but their gzip stream is not inflated
+here: the load reads every byte of it through DuckDB's gzip reader, which fails on a stream
+that ends early, and the pipeline then downloads the damaged parts again (`Redo`), inflated
+while streaming that time. Inflating each part twice cost a sixth of a sync's CPU
+(benchmarks/bench_sync.py).
 
 A 403 from storage usually means the signed URL outlived its lifetime (it may have been fetched
 long before the download started): the run detail is fetched again for fresh URLs, and the part
@@ -52,6 +58,16 @@ class RunExpired(CsloadError):
         self.run_id = run_id
 
 
+@dataclass(frozen=True, slots=True)
+class Redo:
+    """Download some parts of a staged run again: the load found their gzip streams damaged."""
+
+    staged: StagedRun
+    part_ids: frozenset[int]
+    # Downloads left for each of these parts (the first one was the damaged download).
+    attempts: int
+
+
 @dataclass(slots=True)
 class _RunUrls:
     """The latest run detail's URLs, shared by the run's part downloads."""
@@ -77,10 +93,13 @@ async def stage_run(
     download_slots: OrderedSlots,
     on_part: Callable[[int], None] = lambda _bytes: None,
     priority: int = 0,
+    redo: Redo | None = None,
 ) -> StagedRun:
     """Download all parts of `run` into `staging`; raise PartError or RunExpired on failure.
 
-    Its parts take download slots by (`priority`, part id): lower first.
+    Its parts take download slots by (`priority`, part id): lower first. With `redo`, only
+    its parts are downloaded (again, over its staged files, gzip verified while streaming);
+    the run's other parts stay as staged.
 
     On failure the run's staging folder is removed: a run is staged whole or not at all.
     """
@@ -118,8 +137,10 @@ async def stage_run(
                             "in the run's files", job_id=job.job_id, run_id=run.run_id,
                             part_id=part_id)
                     try:
-                        result = await client.download_part(part, dest, job_id=job.job_id,
-                                                            run_id=run.run_id)
+                        result = await client.download_part(
+                            part, dest, job_id=job.job_id, run_id=run.run_id,
+                            verify_gzip=redo is not None,
+                            attempts=None if redo is None else redo.attempts)
                     except PartUrlExpired:
                         if refreshes == URL_REFRESHES:
                             raise
@@ -130,9 +151,13 @@ async def stage_run(
                     on_part(result.bytes_written)
                     return
 
+        kept = {} if redo is None else {p.part_id: p for p in redo.staged.parts
+                                        if p.part_id not in redo.part_ids}
+        staged.update(kept)
         async with anyio.create_task_group() as group:
             for part_id in urls.parts:
-                group.start_soon(fetch, part_id)
+                if part_id not in kept:
+                    group.start_soon(fetch, part_id)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(discard_staging, folder)

@@ -104,6 +104,16 @@ class IncompleteDownload(DownloadError):
     """The body was shorter than announced, or its gzip stream ended early or is corrupt."""
 
 
+class DamagedDownload(IncompleteDownload):
+    """Staged parts of a run found at load time not to be whole gzip streams: download them
+    again. `part_ids`: every damaged part of the run (`part_id` is the first)."""
+
+    def __init__(self, message: str, *, job_id: int, run_id: int, part_ids: tuple[int, ...]
+                 ) -> None:
+        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_ids[0])
+        self.part_ids = part_ids
+
+
 class PartParseError(PartError):
     """A part's content could not be parsed."""
 

@@ -15,6 +15,9 @@
   order (csload.slots), so one table's batch loads while the next table downloads.
 - A run that cannot be downloaded fails alone; its files are discarded and the ledger records
   it as failed (the next sync tries it again) or, when its files are gone, as expired.
+- Downloads are not inflated (csload.download): a part whose gzip stream the load finds
+  damaged is downloaded again (verified this time) and its run applied again, within the
+  retry budget: a part gets `retry.max_attempts` downloads in all.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -37,8 +40,8 @@ from csload.api.models import Job, Run
 from csload.blocking import run_blocking
 from csload.config import Settings
 from csload.discover import Selection, missing_jobs, select_jobs, select_runs
-from csload.download import RunExpired, discard_staging, run_dir, stage_run
-from csload.errors import ConfigError, CsloadError
+from csload.download import Redo, RunExpired, discard_staging, run_dir, stage_run
+from csload.errors import ConfigError, CsloadError, DamagedDownload
 from csload.groups import first_error
 from csload.load import StagedRun
 from csload.load.columns import check_table_name
@@ -237,17 +240,51 @@ async def _load(
         on_event(SyncEvent(kind=EventKind.PART_DOWNLOADED, job_id=job.job_id,
                            run_id=run.run_id, parts=1, bytes=nbytes))
 
-    async def stage(index: int, job: Job, run: Run) -> None:
+    async def download(job: Job, run: Run, priority: int, redo: Redo | None = None) -> _Ready:
         table = _table_for(job, tables)
         try:
             staged = await stage_run(client, job, run, staging, table, download_slots,
-                                     partial(part_done, job, run), priority=index)
-            item = _Ready(job, run, table, staged=staged)
+                                     partial(part_done, job, run), priority=priority,
+                                     redo=redo)
+            return _Ready(job, run, table, staged=staged)
         except RunExpired as exc:
-            item = _Ready(job, run, table, error=exc, expired=True)
+            return _Ready(job, run, table, error=exc, expired=True)
         except CsloadError as exc:
-            item = _Ready(job, run, table, error=exc)
-        await send.send(item)
+            return _Ready(job, run, table, error=exc)
+
+    async def stage(index: int, job: Job, run: Run) -> None:
+        await send.send(await download(job, run, index))
+
+    async def download_again(damaged: list[tuple[_Ready, DamagedDownload]], attempts: int
+                             ) -> list[_Ready]:
+        redone: list[_Ready] = []
+
+        async def again(item: _Ready, error: DamagedDownload) -> None:
+            assert item.staged is not None
+            redo = Redo(item.staged, frozenset(error.part_ids), attempts)
+            # Priority -1: ahead of every queued download, as the writer waits for these.
+            redone.append(await download(item.job, item.run, -1, redo))
+
+        async with anyio.create_task_group() as group:
+            for item, error in damaged:
+                group.start_soon(again, item, error)
+        return redone
+
+    async def apply(batch: list[_Ready]) -> list[RunOutcome]:
+        """Write the batch; download damaged parts again and write their runs again."""
+        outcomes, damaged = await anyio.to_thread.run_sync(_write, store, batch)
+        # The first download of every part was one of its attempts.
+        attempts = settings.retry.max_attempts - 1
+        while damaged:
+            if attempts < 1:
+                again = [replace(item, staged=None, error=error) for item, error in damaged]
+            else:
+                again = await download_again(damaged, attempts)
+                # A verified download is whole: a run found damaged again fails next round.
+                attempts = 0
+            more, damaged = await anyio.to_thread.run_sync(_write, store, again)
+            outcomes += more
+        return outcomes
 
     async def produce() -> None:
         async with send, anyio.create_task_group() as group:
@@ -260,7 +297,7 @@ async def _load(
             async for batch in _batches(receive, batch_size, limits.batch_linger,
                                         key=lambda item: item.table):
                 try:
-                    outcomes = await anyio.to_thread.run_sync(_write, store, batch)
+                    outcomes = await apply(batch)
                 finally:
                     await anyio.to_thread.run_sync(_discard, staging, batch)
                     for _ in batch:
@@ -320,15 +357,22 @@ async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], siz
     return None
 
 
-def _write(store: Store, batch: list[_Ready]) -> list[RunOutcome]:
-    """The writer: apply the staged runs, record the ones that failed or expired."""
+def _write(store: Store, batch: list[_Ready]
+           ) -> tuple[list[RunOutcome], list[tuple[_Ready, DamagedDownload]]]:
+    """The writer: apply the staged runs, record the ones that failed or expired; return
+    their outcomes, and the runs to apply again once their damaged parts are downloaded."""
     outcomes: list[RunOutcome] = []
+    damaged: list[tuple[_Ready, DamagedDownload]] = []
     staged = [item for item in batch if item.staged is not None]
     applied = store.apply([item.staged for item in staged if item.staged is not None])
     for item, result in zip(staged, applied, strict=True):
         assert item.staged is not None
         if result.status == "skipped":
             log.info("job %s, run %s: already loaded", item.job.job_id, item.run.run_id)
+            continue
+        if result.status == "damaged":
+            assert isinstance(result.error, DamagedDownload)
+            damaged.append((item, result.error))
             continue
         loaded = result.status == "loaded"
         outcomes.append(_outcome(
@@ -345,7 +389,7 @@ def _write(store: Store, batch: list[_Ready]) -> list[RunOutcome]:
         else:
             store.record_failed(item.job, item.run, message, item.table)
             outcomes.append(_outcome(item, RunStatus.FAILED, message=message))
-    return outcomes
+    return outcomes, damaged
 
 
 def _outcome(item: _Ready, status: RunStatus, *, parts: int = 0, nbytes: int = 0,

@@ -234,13 +234,22 @@ class ExportClient:
                 for item in envelope.payload_list(raw, "dynamic var keys")]
 
     async def download_part(
-        self, part: Part, dest: Path, *, job_id: int, run_id: int
+        self, part: Part, dest: Path, *, job_id: int, run_id: int, verify_gzip: bool = True,
+        attempts: int | None = None,
     ) -> DownloadResult:
-        """Stream one part to `dest` (verified, whole or absent); see `csload.api.storage`."""
+        """Stream one part to `dest` (verified, whole or absent); see `csload.api.storage`.
+
+        `verify_gzip=False` skips inflating the gzip stream (for a caller whose reader checks
+        it); `attempts` replaces the retry policy's `max_attempts` for this part.
+        """
+        retry = self._settings.retry
+        if attempts is not None:
+            retry = dataclasses.replace(retry, max_attempts=attempts)
         return await download_part(
             self._require_session(), part.url, Path(dest),
             job_id=job_id, run_id=run_id, part_id=part.part_id,
-            limits=self._settings.limits, retry=self._settings.retry, sleep=self._sleep,
+            limits=self._settings.limits, retry=retry, sleep=self._sleep,
+            verify_gzip=verify_gzip,
         )
 
     async def part_size(self, part: Part) -> int | None:

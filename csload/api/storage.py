@@ -7,7 +7,10 @@
 - Verified while streaming: the byte count against Content-Length, and, when the body starts
   with the gzip magic bytes, that the gzip stream (every member of it) decompresses to its
   end. Output is discarded: the point is integrity, not content. An uncompressed part is
-  accepted as is.
+  accepted as is. `verify_gzip=False` skips the inflate (the byte count is still checked) for
+  a caller that reads every byte through a gzip reader anyway and downloads again what it
+  finds damaged: the sync pipeline (csload.download); `gzip_problem` is the same check on a
+  file, for that caller's error path.
 - 503 SlowDown, other 5xx, 429, cut connections, timeouts and incomplete bodies are retried
   with backoff (honouring Retry-After). 403 raises PartUrlExpired at once: only a fresh run
   detail can help. 404/410 means the files are gone.
@@ -116,7 +119,9 @@ class GzipVerifier:
     padding after the last member, like Python's gzip module and the gzip tool do.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inflate: bool = True) -> None:
+        # inflate=False: only tell gzip from not (the magic bytes); the stream is not checked.
+        self._check = inflate
         self._head = b""
         self.is_gzip: bool | None = None  # None until two bytes were seen
         self._inflater: Any = None
@@ -134,7 +139,7 @@ class GzipVerifier:
             chunk, self._head = self._head, b""
             if self.is_gzip:
                 self._between = b""
-        if self.is_gzip:
+        if self.is_gzip and self._check:
             self._inflate(chunk)
 
     def finish(self) -> bool:
@@ -144,6 +149,8 @@ class GzipVerifier:
             return False
         if not self.is_gzip:
             return False
+        if not self._check:
+            return True
         if self._inflater is not None:
             try:
                 self._inflater.flush()
@@ -184,21 +191,36 @@ class GzipVerifier:
             self._inflater = None
 
 
+def gzip_problem(path: Path) -> str | None:
+    """What is wrong with the gzip stream in the file at `path`, or None if it is whole (or
+    the file is not gzip). Blocking: inflates the whole file."""
+    verifier = GzipVerifier()
+    try:
+        with path.open("rb") as fh:
+            while verifier.is_gzip is not False and (chunk := fh.read(_INFLATE_STEP)):
+                verifier.feed(chunk)
+        verifier.finish()
+    except CorruptStream as exc:
+        return str(exc)
+    return None
+
+
 class _TempFile:
     """The staging file beside dest. Blocking methods: call them in a worker thread."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, verify_gzip: bool = True) -> None:
         self.dest = dest
         self.path = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         self._fh: IO[bytes] | None = None
-        self.verifier = GzipVerifier()
+        self._verify_gzip = verify_gzip
+        self.verifier = GzipVerifier(verify_gzip)
         self.written = 0
 
     def open(self) -> None:
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.close()
         self._fh = self.path.open("wb")
-        self.verifier = GzipVerifier()
+        self.verifier = GzipVerifier(self._verify_gzip)
         self.written = 0
 
     def write(self, chunk: bytes) -> None:
@@ -244,6 +266,7 @@ async def download_part(
     limits: Limits,
     retry: RetryPolicy,
     sleep: Sleep = anyio.sleep,
+    verify_gzip: bool = True,
 ) -> DownloadResult:
     """Stream `url` to `dest`, verified; see the module docstring for the rules."""
     label = part_label(job_id, run_id, part_id)
@@ -252,7 +275,7 @@ async def download_part(
     client_timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
     )
-    temp = _TempFile(dest)
+    temp = _TempFile(dest, verify_gzip)
     try:
         for attempt in range(1, retry.max_attempts + 1):
             try:

@@ -468,7 +468,7 @@ class ParquetStore:
         work = self._ready()
         try:
             outcomes = work.apply(runs)
-            if any(o.status != "skipped" for o in outcomes):
+            if any(o.status in ("loaded", "failed") for o in outcomes):
                 self._publish()
         except BaseException:
             self._stale = True

@@ -19,7 +19,9 @@ times slower, unbounded index memory). Instead, after inserting a batch inside t
 
 If a batch of several runs fails to parse, the failing part is found from DuckDB's error text
 (it names the file) and re-read alone to get the exact line; its run is recorded as failed and
-the others are applied without it.
+the others are applied without it. Unless the part's gzip stream is damaged (downloads are not
+inflated before the load, csload.download): then its run is `damaged`, not recorded at all, and
+the caller downloads the damaged parts again.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from typing import Literal
 import duckdb
 
 from csload.api.models import Job, Run
+from csload.api.storage import gzip_problem
 from csload.errors import (
     ConfigError,
     CsloadError,
+    DamagedDownload,
     PartParseError,
     StoreError,
     StoreLockedError,
@@ -87,12 +91,14 @@ class StagedRun:
             object.__setattr__(self, "table", self.job.scope)
 
 
-Status = Literal["loaded", "skipped", "failed"]
+Status = Literal["loaded", "skipped", "failed", "damaged"]
 
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    """What `apply` did with one run. `skipped`: the ledger already had it as loaded."""
+    """What `apply` did with one run. `skipped`: the ledger already had it as loaded.
+    `damaged`: nothing done or recorded, because the gzip streams of `error.part_ids` are
+    damaged (error is a DamagedDownload): download them again and apply the run again."""
 
     job_id: int
     run_id: int
@@ -159,6 +165,35 @@ class _PartFailed(Exception):
 
 class _Unattributed(Exception):
     """DuckDB refused the data but did not say which part."""
+
+
+def _unattributed(staged: StagedRun, exc: _Unattributed) -> CsloadError:
+    """The error of a run DuckDB refused without naming a part: damaged, else a parse error."""
+    return _damage(staged, None) or PartParseError(
+        f"{part_label(staged.job.job_id, staged.run.run_id, None)}: {exc}",
+        job_id=staged.job.job_id, run_id=staged.run.run_id)
+
+
+def _damage(staged: StagedRun, first: int | None) -> DamagedDownload | None:
+    """The run's parts whose gzip stream is damaged, if part `first` is one of them (or, with
+    no `first`, if any is). Error path only: this inflates the parts in Python."""
+    parts = sorted(staged.parts, key=lambda p: p.part_id != first)
+    problems: dict[int, str] = {}
+    for part in parts:
+        problem = gzip_problem(Path(part.path))
+        if problem is not None:
+            problems[part.part_id] = problem
+        elif part.part_id == first:
+            return None
+    if not problems:
+        return None
+    job_id, run_id = staged.job.job_id, staged.run.run_id
+    part_id, problem = next(iter(problems.items()))
+    others = list(problems)[1:]
+    more = (f" (also part{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})"
+            if others else "")
+    return DamagedDownload(f"{part_label(job_id, run_id, part_id)}: {problem}{more}",
+                           job_id=job_id, run_id=run_id, part_ids=tuple(problems))
 
 
 def _unknown_or_fail(layout: JobLayout, name: str, part: PartFile) -> Column:
@@ -295,6 +330,9 @@ class DuckDBStore:
         return result
 
     def _fail(self, staged: StagedRun, error: CsloadError) -> RunOutcome:
+        if isinstance(error, DamagedDownload):
+            log.warning("%s: downloading it again", error)
+            return RunOutcome(staged.job.job_id, staged.run.run_id, "damaged", error=error)
         log.warning("%s", error)
         self.record_failed(staged.job, staged.run, str(error), staged.table)
         return RunOutcome(staged.job.job_id, staged.run.run_id, "failed",
@@ -322,7 +360,9 @@ class DuckDBStore:
                     item.files.append(inspect_part(job.job_id, staged.run.run_id, part.part_id,
                                                    Path(part.path), job.format))
             except (ConfigError, PartParseError) as exc:
-                outcomes[staged.run.run_id] = self._fail(staged, exc)
+                damage = (_damage(staged, exc.part_id) if isinstance(exc, PartParseError)
+                          else None)
+                outcomes[staged.run.run_id] = self._fail(staged, damage or exc)
                 continue
             if not all(f.empty for f in item.files):
                 for empty in (f for f in item.files if f.empty):
@@ -347,10 +387,7 @@ class DuckDBStore:
                         outcomes.update(self._apply_table_alone(table, item))
                     break
                 staged = pending[0].staged
-                error = PartParseError(
-                    f"{part_label(staged.job.job_id, staged.run.run_id, None)}: {exc}",
-                    job_id=staged.job.job_id, run_id=staged.run.run_id)
-                outcomes[staged.run.run_id] = self._fail(staged, error)
+                outcomes[staged.run.run_id] = self._fail(staged, _unattributed(staged, exc))
                 break
         return outcomes
 
@@ -361,10 +398,7 @@ class DuckDBStore:
         except _PartFailed as exc:
             return {item.run_id: self._fail(staged, exc.error)}
         except _Unattributed as exc:
-            error = PartParseError(
-                f"{part_label(staged.job.job_id, staged.run.run_id, None)}: {exc}",
-                job_id=staged.job.job_id, run_id=staged.run.run_id)
-            return {item.run_id: self._fail(staged, error)}
+            return {item.run_id: self._fail(staged, _unattributed(staged, exc))}
 
     # --- one transaction ----------------------------------------------------------------------
 
@@ -509,6 +543,16 @@ class DuckDBStore:
                     self._insert_group(table, group, started)
                 except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
                     raise self._attribute(exc, parts, batch) from None
+                except duckdb.IOException as exc:
+                    # A damaged gzip stream ("Unexpected end of GZIP stream: <file>"); any
+                    # other I/O error (disk full, ...) is the store's, raised as it is.
+                    part = locate_error(str(exc), parts)
+                    damage = None if part is None else _damage(
+                        next(i.staged for i in batch if i.run_id == part.run_id), part.part_id)
+                    if damage is None:
+                        raise
+                    assert part is not None
+                    raise _PartFailed(part.run_id, damage) from None
             read = self._run_counts(table, ids)
             self._apply_key_rule(table, batch, ids)
             self._apply_window_rule(table, batch)
@@ -549,6 +593,9 @@ class DuckDBStore:
         if part is None:
             return _Unattributed(f"the data does not parse: {message.splitlines()[0][:300]}")
         item = next(i for i in batch if i.run_id == part.run_id)
+        damage = _damage(item.staged, part.part_id) if part.gzip else None
+        if damage is not None:
+            return _PartFailed(part.run_id, damage)
         columns = [c for g in self._groups([item]) if part in g.files for c in g.columns]
         return _PartFailed(part.run_id, diagnose(part, columns, item.staged.job.format, message))
 

@@ -255,6 +255,38 @@ async def test_truncated_gzip_with_matching_length_is_an_incomplete_download(
     assert leftovers(tmp_path) == []
 
 
+async def test_without_gzip_verification_only_the_length_is_checked(
+    client: ExportClient, storage: FakeStorage, tmp_path: Path, sleeper: FakeSleep
+) -> None:
+    # What the sync pipeline asks for: DuckDB's gzip reader checks the stream at load time.
+    data = gz(ROWS)
+    half = data[: len(data) // 2]
+    url = storage.serve("/p/trunc-unverified", storage.body(half))
+    dest = tmp_path / "t.gz"
+    result = await client.download_part(part(url), dest, job_id=1, run_id=2,
+                                        verify_gzip=False)
+    assert result.gzip and dest.read_bytes() == half
+    short = storage.serve("/p/cut-unverified", FakeStorage.cut(half, announced=len(data)))
+    with pytest.raises(IncompleteDownload, match="connection broke"):
+        await client.download_part(part(short), tmp_path / "s.gz", job_id=1, run_id=2,
+                                   verify_gzip=False, attempts=2)
+    assert storage.hits("/p/cut-unverified") == 2  # `attempts` replaces max_attempts
+    assert leftovers(tmp_path) == ["t.gz"]
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (gz(ROWS), None),
+    (ROWS, None),  # not gzip: nothing to check
+    (gz(ROWS)[:-4], "ends early"),
+    (gz(ROWS) + b"junk", "not gzip"),
+])
+def test_gzip_problem_checks_a_file(tmp_path: Path, body: bytes, problem: str | None) -> None:
+    path = tmp_path / "p.gz"
+    path.write_bytes(body)
+    found = storage.gzip_problem(path)
+    assert found is None if problem is None else problem in (found or "")
+
+
 async def test_an_existing_dest_survives_a_failed_download(
     client: ExportClient, storage: FakeStorage, tmp_path: Path
 ) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from partgen import Writer, job, run
 
-from csload.errors import PartParseError
+from csload.errors import DamagedDownload, PartParseError
 from csload.load import DuckDBStore, StagedPart, StagedRun
 
 DAY = date(2026, 11, 20)
@@ -113,10 +114,67 @@ def test_missing_header_row(store: DuckDBStore, writer: Writer) -> None:
     assert isinstance(outcome.error, PartParseError) and outcome.error.line == 1
 
 
-def test_corrupt_gzip(store: DuckDBStore, writer: Writer, tmp_path: Path) -> None:
+def test_a_gzip_stream_cut_in_its_header_is_a_damaged_download(
+        store: DuckDBStore, tmp_path: Path) -> None:
     path = tmp_path / "corrupt.gz"
     path.write_bytes(gzip.compress((HEADER + GOOD).encode())[:15])
     the_job = job(1, fields=FIELDS)
     [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 15),))])
+    assert outcome.status == "damaged" and isinstance(outcome.error, DamagedDownload)
+    assert outcome.error.part_ids == (1,)
+    assert "job 1, run 11, part 1: the gzip stream ends early" in str(outcome.error)
+    # Not recorded at all: the caller downloads the part again and applies the run again.
+    assert store.loaded_runs() == set() and store.ledger.status_of(11) is None
+
+
+def damaged_run(writer: Writer, run_id: int, damage: Callable[[bytes], bytes],
+                damaged_parts: Sequence[int]) -> StagedRun:
+    """A CSV run of three parts, `damage` applied to the gzip bytes of `damaged_parts`."""
+    the_job = job(1, fields=FIELDS)
+    rows = [[{"session_id": run_id * 1000 + p * 100 + i, "view_number": 1} for i in range(50)]
+            for p in range(3)]
+    staged = writer.staged(the_job, run(run_id, 1, DAY), rows)
+    for part in staged.parts:
+        if part.part_id in damaged_parts:
+            part.path.write_bytes(damage(part.path.read_bytes()))
+    return staged
+
+
+def flip_middle_byte(body: bytes) -> bytes:
+    middle = len(body) // 2
+    return body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
+
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    # DuckDB's reader: "IO Error: Unexpected end of GZIP stream: <file>"
+    "last bytes cut": lambda body: body[:-3],
+    "half cut": lambda body: body[: len(body) // 2],
+    # DuckDB's reader inflates garbage without complaint and fails to parse it, or not
+    "a byte flipped": flip_middle_byte,
+    "garbage after the stream": lambda body: body + b"garbage!",
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_gzip_parts_are_found_at_load_and_nothing_of_their_run_is_loaded(
+        store: DuckDBStore, writer: Writer, case: str) -> None:
+    good = damaged_run(writer, 10, DAMAGE[case], ())
+    bad = damaged_run(writer, 11, DAMAGE[case], (2, 3))
+    outcomes = store.apply([good, bad])
+    assert [o.status for o in outcomes] == ["loaded", "damaged"], [str(o.error) for o in outcomes]
+    error = outcomes[1].error
+    assert isinstance(error, DamagedDownload) and error.part_ids in ((2, 3), (3, 2))
+    other = 5 - error.part_id
+    assert str(error).startswith(f"job 1, run {11}, part {error.part_id}: "), str(error)
+    assert "gzip stream" in str(error) and str(error).endswith(f"(also part {other})")
+    assert store.con.execute("SELECT DISTINCT _run_id FROM views").fetchall() == [(10,)]
+    assert store.ledger.status_of(11) is None
+
+
+def test_a_parse_error_in_a_whole_gzip_part_is_not_a_damaged_download(
+        store: DuckDBStore, writer: Writer) -> None:
+    bad = bad_csv_run(writer, 11, HEADER + GOOD + "3,1\n")
+    [outcome] = store.apply([bad])
     assert outcome.status == "failed" and isinstance(outcome.error, PartParseError)
-    assert store.loaded_runs() == set()
+    assert not isinstance(outcome.error, DamagedDownload)
+    assert store.ledger.status_of(11) == "failed"

@@ -106,6 +106,38 @@ def test_http_faults_during_a_sync_still_give_exact_tables(
     assert seen["api_503"] >= 2
 
 
+def test_a_part_truncated_in_storage_is_found_at_load_and_downloaded_again(
+    simulator: Simulator, settings: Settings, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Downloads are not inflated before the load (csload.download): DuckDB's reader finds
+    # the truncated stream, and only that part is downloaded again, verified this time.
+    target = run_of(simulator, VIEWS_JOB, "2026-11-23")
+    parts = len(simulator.part_bodies(VIEWS_JOB, target))
+    assert parts >= 2
+    faults = simulator.faults
+    faults.storage_fault_part, faults.storage_fault_part_kind = (target, 2), "truncate"
+    faults.storage_fault_part_next = 1
+    everything = successful_runs(simulator)
+    all_parts = sum(len(simulator.part_bodies(simulator.run(r).job_id, r)) for r in everything)
+
+    report = csload.sync(settings, db=db_path)
+
+    assert report.exit_code == 0, [r.message for r in report.failed + report.expired]
+    assert sorted(r.run_id for r in report.loaded) == sorted(everything)
+    assert_db_matches(db_path, expected_tables(simulator, everything))
+    assert simulator.stats.faults["truncate"] == 1
+    # Every part once, and the truncated one once more.
+    assert simulator.stats.storage_requests == all_parts + 1
+    assert any(f"job {VIEWS_JOB}, run {target}, part 2: the gzip stream ends early" in m
+               and "downloading it again" in m for m in caplog.messages)
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        statuses = dict(con.execute("SELECT run_id, status FROM _csload_runs").fetchall())
+    finally:
+        con.close()
+    assert set(statuses.values()) == {"loaded"}
+
+
 def test_urls_that_expire_during_the_sync_are_fetched_again(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
