@@ -10,22 +10,30 @@ import logging
 
 import click
 
-from csload.cli.demo import demo
-from csload.cli.manage import backfill, create, custom_vars, dynamic_vars
-from csload.cli.read import fields, jobs, runs
-from csload.cli.simulate import simulate
-from csload.cli.sync import status, sync
+from csload.cli.lazy import LazyGroup
+
+# Lazy: each command's module is imported only when that command runs (or `--help` lists
+# them), so `csload sync` does not import the backfill engine, the job management commands or
+# the other commands' tables. Command name -> "module:attribute".
+COMMANDS = {
+    "sync": "csload.cli.sync:sync",
+    "status": "csload.cli.sync:status",
+    "backfill": "csload.cli.manage:backfill",
+    "demo": "csload.cli.demo:demo",
+    "jobs": "csload.cli.read:jobs",
+    "runs": "csload.cli.read:runs",
+    "fields": "csload.cli.read:fields",
+    "custom-vars": "csload.cli.manage:custom_vars",
+    "dynamic-vars": "csload.cli.manage:dynamic_vars",
+    "simulate": "csload.cli.simulate:simulate",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="csload")
 @click.option("-v", "--verbose", count=True, help="More log lines (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """Load Contentsquare Data Export API runs into DuckDB, exactly once."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-for command in (sync, status, backfill, demo, jobs, runs, fields, custom_vars, dynamic_vars,
-                simulate):
-    main.add_command(command)
-jobs.add_command(create)

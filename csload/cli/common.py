@@ -5,16 +5,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import click
 import orjson
 from rich.console import Console
 
-from csload.api.client import ExportClient
 from csload.config import Settings, load_settings
 from csload.errors import CsloadError
+
+if TYPE_CHECKING:
+    # Lazy (in `run_with_client`): `csload simulate` uses this module but not the API client,
+    # which imports aiohttp.
+    from csload.api.client import ExportClient
 
 T = TypeVar("T")
 
@@ -65,6 +69,7 @@ def settings_from(params: dict[str, Any]) -> Settings:
 
 def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitable[T]]) -> T:
     """Run one async action with a connected client; turn csload errors into a clean exit."""
+    from csload.api.client import ExportClient
 
     async def main() -> T:
         async with ExportClient(settings) as client:

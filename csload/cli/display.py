@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from csload.report import EventKind, RunStatus, SyncEvent, SyncReport
+
+if TYPE_CHECKING:
+    # Lazy: the progress bar is only drawn on a terminal, and the summary table only at the
+    # end (and not with --json): importing both up front cost ~7 ms at start-up.
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
 
 
 def human_bytes(count: float) -> str:
@@ -43,6 +40,14 @@ class SyncDisplay:
 
     def __enter__(self) -> SyncDisplay:
         if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.progress = Progress(
                 TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
@@ -95,6 +100,8 @@ class SyncDisplay:
 
 def summary_table(report: SyncReport) -> Table:
     """Per table: runs loaded, rows, bytes; then the failed and expired runs."""
+    from rich.table import Table
+
     title = "dry run: would load" if report.dry_run else f"sync of {report.target}"
     table = Table(title=f"{title} ({report.seconds:.1f} s)")
     for column in ("table", "status", "runs", "parts", "rows", "bytes"):

@@ -18,10 +18,14 @@ from csload.cli.common import (
     stdout,
     ts,
 )
+from csload.cli.lazy import LazyGroup
 from csload.load.columns import normalize_identifier
 
 
-@click.group(invoke_without_command=True)
+# Lazy: `jobs create` lives with the job management commands, which import the backfill
+# engine; `jobs` and `jobs show` do not need it.
+@click.group(cls=LazyGroup, lazy_subcommands={"create": "csload.cli.manage:create"},
+             invoke_without_command=True)
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--state", help="Only jobs in this state (ACTIVE, COMPLETED, ...).")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
-from rich.table import Table
 
 from csload.cli.common import (
     connection_options,
@@ -24,7 +23,11 @@ from csload.config import read_lake_options
 from csload.errors import CsloadError
 from csload.pipeline import DEFAULT_DB, sync_async
 from csload.report import SyncReport
-from csload.status import StoreStatus, read_target_status
+
+if TYPE_CHECKING:
+    # Lazy (in `status`): `csload sync` does not read the status, and the status reader
+    # imports the backfill ledger, plan and job checks (~10 ms at start-up).
+    from csload.status import StoreStatus
 
 
 def _table_option(values: tuple[str, ...]) -> dict[int, str]:
@@ -100,6 +103,8 @@ def _quiet(_event: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""
+    from csload.status import read_target_status
+
     try:
         state = read_target_status(db=db, parquet=parquet, storage_options=read_lake_options())
     except CsloadError as exc:
@@ -111,6 +116,8 @@ def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
 
 
 def print_status(state: StoreStatus) -> None:
+    from rich.table import Table  # lazy: `csload sync` prints no status table
+
     tables = Table(title=f"tables in {state.target}")
     for column in ("table", "rows", "first date", "last date"):
         tables.add_column(column, justify="right" if column == "rows" else "left")

@@ -1,0 +1,56 @@
+"""Start-up: `csload sync` imports only what a sync needs; every command is still there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+
+from csload.cli import COMMANDS, main
+
+# Modules a sync never uses: the backfill engine, the other commands, the status reader.
+NOT_FOR_SYNC = ("csload.backfill_engine", "csload.backfill_ledger", "csload.jobspec",
+                "csload.status", "csload.cli.manage", "csload.cli.read", "csload.cli.demo",
+                "csload.cli.simulate", "csload.simulator", "rich.progress", "rich.table")
+
+
+def imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code`."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                         text=True).stdout
+    return set(out.split())
+
+
+def test_importing_the_package_and_the_cli_imports_no_engine() -> None:
+    loaded = imported_after("import csload, csload.cli")
+    assert not {"csload.pipeline", "duckdb", "aiohttp", *NOT_FOR_SYNC} & loaded
+
+
+def test_the_sync_command_imports_nothing_only_other_commands_use() -> None:
+    loaded = imported_after("import csload.cli.sync")
+    assert "csload.pipeline" in loaded
+    assert not set(NOT_FOR_SYNC) & loaded
+
+
+def test_every_lazy_command_resolves_to_its_name() -> None:
+    ctx = click.Context(main)
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert isinstance(command, click.Command)
+        assert command.name == name
+
+
+def test_help_lists_every_command_with_its_short_help() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Commands:")[1]
+    for name in COMMANDS:
+        assert f"  {name} " in listed
+    assert "Load every new successful run into DuckDB" in listed
+    jobs = CliRunner().invoke(main, ["jobs", "--help"])
+    assert "create  Create an export job" in jobs.output
+    assert "show    Show one export job" in jobs.output
