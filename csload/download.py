@@ -27,6 +27,7 @@ import anyio
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
+from csload.api.ranges import Splitter
 from csload.api.storage import StorageGone, StorageRefused
 from csload.errors import (
     CsloadError,
@@ -39,8 +40,11 @@ from csload.errors import (
 from csload.load import StagedPart, StagedRun
 from csload.slots import OrderedSlots
 
-# Fresh run details fetched for one part before its files are declared gone.
-URL_REFRESHES = 2
+# Fresh run details fetched for one part before its files are declared gone. Three: a part
+# whose download waits out retries can see its fresh URL outlive its lifetime more than once
+# (tests/reliability's all-faults cell, where URLs expire three times during one sync, failed
+# a run now and then with two).
+URL_REFRESHES = 3
 # How long storage keeps a run's files (contract section 5), when a file has no expirationDate.
 FILE_RETENTION = timedelta(days=7)
 
@@ -94,12 +98,14 @@ async def stage_run(
     on_part: Callable[[int], None] = lambda _bytes: None,
     priority: int = 0,
     redo: Redo | None = None,
+    splitter: Splitter | None = None,
 ) -> StagedRun:
     """Download all parts of `run` into `staging`; raise PartError or RunExpired on failure.
 
     Its parts take download slots by (`priority`, part id): lower first. With `redo`, only
     its parts are downloaded (again, over its staged files, gzip verified while streaming);
-    the run's other parts stay as staged.
+    the run's other parts stay as staged. With a `splitter`, idle download slots may fetch
+    the end of a part (csload.api.ranges).
 
     On failure the run's staging folder is removed: a run is staged whole or not at all.
     """
@@ -140,7 +146,8 @@ async def stage_run(
                         result = await client.download_part(
                             part, dest, job_id=job.job_id, run_id=run.run_id,
                             verify_gzip=redo is not None,
-                            attempts=None if redo is None else redo.attempts)
+                            attempts=None if redo is None else redo.attempts,
+                            splitter=splitter)
                     except PartUrlExpired:
                         if refreshes == URL_REFRESHES:
                             raise

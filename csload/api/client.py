@@ -65,8 +65,9 @@ from csload.api.models import (
     format_timestamp,
 )
 from csload.api.paging import DEFAULT_PAGE_SIZE, read_all_pages
+from csload.api.ranges import Piece, Splitter
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
-from csload.api.storage import DownloadResult, download_part, part_size
+from csload.api.storage import DownloadResult, download_part, fetch_piece, part_size
 from csload.config import Settings
 from csload.errors import (
     ApiRequestError,
@@ -235,12 +236,13 @@ class ExportClient:
 
     async def download_part(
         self, part: Part, dest: Path, *, job_id: int, run_id: int, verify_gzip: bool = True,
-        attempts: int | None = None,
+        attempts: int | None = None, splitter: Splitter | None = None,
     ) -> DownloadResult:
         """Stream one part to `dest` (verified, whole or absent); see `csload.api.storage`.
 
         `verify_gzip=False` skips inflating the gzip stream (for a caller whose reader checks
-        it); `attempts` replaces the retry policy's `max_attempts` for this part.
+        it); `attempts` replaces the retry policy's `max_attempts` for this part; with a
+        `splitter`, idle download slots may fetch its end (csload.api.ranges).
         """
         retry = self._settings.retry
         if attempts is not None:
@@ -249,8 +251,13 @@ class ExportClient:
             self._require_session(), part.url, Path(dest),
             job_id=job_id, run_id=run_id, part_id=part.part_id,
             limits=self._settings.limits, retry=retry, sleep=self._sleep,
-            verify_gzip=verify_gzip,
+            verify_gzip=verify_gzip, splitter=splitter,
         )
+
+    async def fetch_piece(self, piece: Piece, splitter: Splitter) -> None:
+        """Fetch a piece split off a download (csload.api.ranges), as a helper does."""
+        await fetch_piece(self._require_session(), piece, splitter,
+                          limits=self._settings.limits)
 
     async def part_size(self, part: Part) -> int | None:
         """The part's size in bytes as storage announces it (HEAD), or None if unknown."""

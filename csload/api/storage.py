@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
@@ -36,6 +37,7 @@ import anyio.to_thread
 import yarl
 
 from csload.api import transport
+from csload.api.ranges import PartDownload, Piece, Splitter, Stream
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
 from csload.config import Limits, RetryPolicy
 from csload.errors import (
@@ -212,7 +214,7 @@ class _TempFile:
         self.dest = dest
         self.path = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         self._fh: IO[bytes] | None = None
-        self._verify_gzip = verify_gzip
+        self.verifying = verify_gzip
         self.verifier = GzipVerifier(verify_gzip)
         self.written = 0
 
@@ -220,7 +222,7 @@ class _TempFile:
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.close()
         self._fh = self.path.open("wb")
-        self.verifier = GzipVerifier(self._verify_gzip)
+        self.verifier = GzipVerifier(self.verifying)
         self.written = 0
 
     def write(self, chunk: bytes) -> None:
@@ -267,6 +269,7 @@ async def download_part(
     retry: RetryPolicy,
     sleep: Sleep = anyio.sleep,
     verify_gzip: bool = True,
+    splitter: Splitter | None = None,
 ) -> DownloadResult:
     """Stream `url` to `dest`, verified; see the module docstring for the rules."""
     label = part_label(job_id, run_id, part_id)
@@ -279,7 +282,8 @@ async def download_part(
     try:
         for attempt in range(1, retry.max_attempts + 1):
             try:
-                is_gzip = await _attempt(session, url, temp, client_timeout, limits, label, ids)
+                is_gzip, received = await _attempt(session, url, temp, client_timeout, limits,
+                                                   label, ids, splitter)
             except _Retry as failure:
                 if attempt >= retry.max_attempts:
                     raise failure.error from None
@@ -290,7 +294,7 @@ async def download_part(
             else:
                 logger.debug("%s: downloaded %d bytes from %s", label, temp.written,
                              redact_url(url))
-                return DownloadResult(path=dest, bytes_written=temp.written, gzip=is_gzip)
+                return DownloadResult(path=dest, bytes_written=received, gzip=is_gzip)
         raise AssertionError("unreachable: max_attempts >= 1")
     except BaseException:
         # Cancellation included: never leave a half-written staging file behind.
@@ -330,17 +334,42 @@ async def _attempt(
     limits: Limits,
     label: str,
     ids: dict[str, int | None],
-) -> bool:
+    splitter: Splitter | None = None,
+) -> tuple[bool, int]:
+    """One GET of the part; (whether it is gzip, bytes received)."""
+    stream: Stream | None = None
     try:
-        async with _get(session, url, f"the URL of {label}", timeout=client_timeout,
-                        auto_decompress=False) as response:
-            status = response.status
-            if status != 200:
-                _raise_for_status(status, response.headers, label, ids)
-            expected = response.content_length
-            await _on_disk(temp, temp.open, ids)
-            async for chunk in response.content.iter_chunked(limits.chunk_size):
-                await _on_disk(temp, temp.write, ids, chunk)
+        try:
+            requested_at = anyio.current_time()
+            async with _get(session, url, f"the URL of {label}", timeout=client_timeout,
+                            auto_decompress=False) as response:
+                status = response.status
+                if status != 200:
+                    _raise_for_status(status, response.headers, label, ids)
+                expected = response.content_length
+                await _on_disk(temp, temp.open, ids)
+                if splitter is not None and expected and not temp.verifying:
+                    stream = splitter.open(PartDownload(url, temp.path, expected, label, ids),
+                                           0, expected, requested_at)
+                async for chunk in response.content.iter_chunked(limits.chunk_size):
+                    if stream is None:
+                        await _on_disk(temp, temp.write, ids, chunk)
+                        continue
+                    # Counted before it is written: a split made meanwhile starts after it.
+                    data = chunk[: stream.room()]
+                    stream.wrote(len(data), anyio.current_time())
+                    if data:
+                        await _on_disk(temp, temp.write, ids, data)
+                    if stream.room() == 0 and stream.stop < stream.download.size:
+                        break   # the rest is a helper's (csload.api.ranges)
+            if stream is not None:
+                stream.close()
+                await stream.download.wait_pieces()
+        except BaseException:
+            if stream is not None:
+                stream.close()
+                await stream.download.abandon()
+            raise
     except aiohttp.ClientPayloadError:
         raise _Retry(IncompleteDownload(
             f"{label}: the connection broke before the whole part arrived "
@@ -352,14 +381,100 @@ async def _attempt(
         # download. Uncaught, this internal error ended the whole sync with a traceback
         # (found by tests/reliability).
         raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
-    if expected is not None and temp.written != expected:
+    # With pieces, the stream wrote [0, its stop) and each piece the rest, checked by each.
+    received = (temp.written if stream is None
+                else temp.written + stream.download.size - stream.stop)
+    if expected is not None and received != expected:
         raise _Retry(IncompleteDownload(
-            f"{label}: received {temp.written} bytes, Content-Length announced {expected}",
+            f"{label}: received {received} bytes, Content-Length announced {expected}",
             **ids))
     try:
-        return await _on_disk(temp, temp.commit, ids)
+        return await _on_disk(temp, temp.commit, ids), received
     except CorruptStream as exc:
         raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
+
+
+async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Splitter, *,
+                      limits: Limits) -> None:
+    """GET bytes [first, end) of a part (a Range request) into its staging file at their
+    offset, for a helper (csload.api.ranges); the piece may itself be split. Raises what
+    fails the part's attempt: _Retry, or a 403/404's error."""
+    download = piece.download
+    label, ids = download.label, download.ids
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
+                                    sock_read=limits.read_timeout)
+    span = f"bytes {piece.first}-{piece.end - 1}"
+    stream: Stream | None = None
+    try:
+        requested_at = anyio.current_time()
+        async with _get(session, download.url, f"the URL of {label}", timeout=timeout,
+                        headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
+                        auto_decompress=False) as response:
+            if response.status == 200:
+                splitter.disable()
+                raise _Retry(DownloadError(f"{label}: storage ignored a Range request "
+                                           "(parts are downloaded whole from now on)", **ids))
+            if response.status in (403, 404, 410):
+                _raise_for_status(response.status, response.headers, label, ids)
+            if response.status != 206:
+                # Whatever else storage says (a 5xx, a 416 for an object that changed), the
+                # part is downloaded again whole.
+                raise _Retry(DownloadError(
+                    f"{label}: storage answered HTTP {response.status} for {span}", **ids),
+                    parse_retry_after(response.headers.get("Retry-After")))
+            sent = response.headers.get("Content-Range", "").partition("/")[0]
+            if sent != span:
+                raise _Retry(DownloadError(
+                    f"{label}: storage sent {sent or 'no Content-Range'} for {span}", **ids))
+            stream = splitter.open(download, piece.first, piece.end, requested_at)
+            with _RangeWriter(download.path, label, ids) as out:
+                async for chunk in response.content.iter_chunked(limits.chunk_size):
+                    offset = stream.pos
+                    data = chunk[: stream.room()]
+                    stream.wrote(len(data), anyio.current_time())
+                    if data:
+                        await anyio.to_thread.run_sync(out.write, data, offset)
+                    if stream.room() == 0:
+                        break
+    except aiohttp.ClientPayloadError:
+        raise _Retry(IncompleteDownload(
+            f"{label}: the connection broke before the whole of {span} arrived", **ids)
+            ) from None
+    except transport.TRANSPORT_ERRORS as exc:
+        raise _Retry(DownloadError(f"{label}: {transport.describe(exc)}", **ids)) from None
+    finally:
+        if stream is not None:
+            stream.close()
+    if stream.pos < stream.stop:
+        raise _Retry(IncompleteDownload(f"{label}: {span} ended at byte {stream.pos}", **ids))
+
+
+class _RangeWriter:
+    """Writes at offsets of an existing staging file (blocking: call write in a thread)."""
+
+    def __init__(self, path: Path, label: str, ids: dict[str, int | None]) -> None:
+        self.path, self.label, self.ids = path, label, ids
+        self.fd = -1
+
+    def __enter__(self) -> _RangeWriter:
+        self.fd = self._io(lambda: os.open(self.path, os.O_WRONLY))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def write(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            done = self._io(partial(os.pwrite, self.fd, view, offset))
+            view, offset = view[done:], offset + done
+
+    def _io(self, call: Callable[[], int]) -> int:
+        try:
+            return call()
+        except OSError as exc:
+            raise DownloadError(f"{self.label}: cannot write the staging file {self.path}: "
+                                f"{exc.strerror or type(exc).__name__}", **self.ids) from None
 
 
 async def _on_disk(

@@ -44,6 +44,9 @@ class Variants:
     # Storage refuses (400 InvalidArgument, as S3 does for a second auth mechanism) a request
     # that carries an Authorization header; by default it is served and only counted.
     storage_rejects_authorization: bool = False
+    # Storage ignores Range headers and answers 200 with the whole body (as some servers and
+    # proxies do; S3 serves the range).
+    storage_ignores_ranges: bool = False
 
 
 @dataclass

@@ -46,6 +46,8 @@ class SimStats:
     # Storage requests that carried an Authorization header (a client must never send one).
     storage_with_authorization: int = 0
     storage_bytes_sent: int = 0
+    # Storage requests for a byte range (Range header) that were served one (206).
+    storage_range_requests: int = 0
     # Faults actually applied, by name ("api_429", "api_5xx", "slowdown", "cut", ...).
     faults: Counter[str] = field(default_factory=Counter)
     # Responses delayed by the latency knob, and storage chunks paced by the bandwidth cap.

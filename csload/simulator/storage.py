@@ -83,6 +83,23 @@ def _check_access(sim: Simulator, request: web.Request, now: datetime) -> web.Re
     return None
 
 
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a `bytes=a-b` / `bytes=a-` / `bytes=-n` Range within `size`, or
+    None when it is not satisfiable (S3 answers 416). One range only, as S3 does."""
+    unit, _, spec = header.partition("=")
+    start, dash, end = spec.strip().partition("-")
+    if unit.strip() != "bytes" or not dash or "," in spec:
+        return None
+    try:
+        if not start:
+            first, last = max(0, size - int(end)), size - 1
+        else:
+            first, last = int(start), min(size - 1, int(end)) if end else size - 1
+    except ValueError:
+        return None
+    return (first, last) if 0 <= first <= last else None
+
+
 async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse:
     sim.stats.add("storage_requests")
     sim.stats.storage_enter()
@@ -166,20 +183,36 @@ async def _serve_part(sim: Simulator, request: web.Request,
     if fault == "truncate":
         sim.stats.count_fault("truncate")
         body = body[: max(1, int(len(body) * faults.cut_fraction))]
+    if fault is None and request.headers.get("Range") == "bytes=0-0":
+        # Size probes (csload sync --dry-run) ask for the first byte, as S3 allows on a GET
+        # URL; not counted as data sent.
+        return web.Response(status=206, body=body[:1], headers={
+            "Content-Range": f"bytes 0-0/{len(body)}",
+            "Content-Type": "application/octet-stream",
+        })
+    etag = '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+    status, headers = 200, {}
+    wanted = request.headers.get("Range")
+    if wanted is not None and not sim.config.variants.storage_ignores_ranges:
+        # Any other byte range, as S3 serves it: the end of a slow download, fetched by an
+        # idle connection (csload.api.ranges).
+        span = _byte_range(wanted, len(body))
+        if span is None:
+            return s3_error(416, "InvalidRange", "The requested range is not satisfiable",
+                            {"Content-Range": f"bytes */{len(body)}"})
+        first, last = span
+        sim.stats.add("storage_range_requests")
+        status = 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
+        body = body[first: last + 1]
     send = len(body)
     if fault == "cut":
         sim.stats.count_fault("cut")
         send = max(0, min(len(body) - 1, int(len(body) * faults.cut_fraction)))
 
-    if fault is None and request.headers.get("Range") == "bytes=0-0":
-        # Size probes (csload sync --dry-run) ask for the first byte, as S3 allows on a GET URL.
-        return web.Response(status=206, body=body[:1], headers={
-            "Content-Range": f"bytes 0-0/{len(body)}",
-            "Content-Type": "application/octet-stream",
-        })
-    response = web.StreamResponse(status=200, headers={
+    response = web.StreamResponse(status=status, headers={
         "Content-Type": "application/gzip" if compressed else "application/octet-stream",
-        "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
+        "ETag": etag, **headers,
     })
     response.content_length = len(body)
     if send == 0:
@@ -196,7 +229,12 @@ async def _serve_part(sim: Simulator, request: web.Request,
         if sent + len(piece) >= send:
             # The client may have everything once this is written: stop counting first.
             leave()
-        await response.write(piece)
+        try:
+            await response.write(piece)
+        except ConnectionResetError:
+            # The client stopped reading (csload stops a download at the byte where an idle
+            # connection takes over the rest with a Range request).
+            return response
         sent += len(piece)
         sim.stats.add("storage_bytes_sent", len(piece))
         if bandwidth:

@@ -133,3 +133,23 @@ async def test_uncompressed_variant(api: Any, simulator: Simulator) -> None:
 async def test_storage_paths_outside_the_layout(api: Any) -> None:
     reply = await api.download(api.base_url + "/storage/whatever")
     assert_s3_error(reply, 403, "AccessDenied")
+
+
+async def test_byte_ranges_are_served_as_s3_serves_them(api: Any, simulator: Simulator) -> None:
+    url = await first_part_url(api, simulator)
+    whole = (await api.download(url)).body
+    size = len(whole)
+    for header, first, last in [(f"bytes=10-{size - 1}", 10, size - 1),
+                                ("bytes=5-", 5, size - 1),
+                                ("bytes=-7", size - 7, size - 1),
+                                (f"bytes=3-{size + 100}", 3, size - 1)]:
+        reply = await api.download(url, {"Range": header})
+        assert reply.status == 206, header
+        assert reply.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+        assert reply.body == whole[first: last + 1]
+    assert simulator.stats.storage_range_requests == 4
+    for header in (f"bytes={size}-", "bytes=9-3", "bytes=1-2,5-6", "items=1-2"):
+        assert_s3_error(await api.download(url, {"Range": header}), 416, "InvalidRange")
+    simulator.variants.storage_ignores_ranges = True
+    reply = await api.download(url, {"Range": "bytes=10-20"})
+    assert reply.status == 200 and reply.body == whole

@@ -1,0 +1,202 @@
+"""Keeping every download connection busy to the end: idle slots take over half of a download.
+
+With C connections and parts of a few MB, the last parts of a sync finish one after the other
+while the other connections idle (a 5 MB/s x 4 link delivered 16.4 MB/s of its 20 over a whole
+sync: benchmarks/bench_slow_network.py). Here a download slot with no part waiting for it
+takes over the second half of the download with the most time left: a ranged GET
+(`Range: bytes=a-b`, which S3 serves on a pre-signed GET URL) writes those bytes into the
+same staging file at their offset, while the first stream stops at byte a. A piece can be
+split again. The split point leaves both ends finishing together, the new request's latency
+included (as the first stream saw it).
+
+Only downloads that are not gzip-verified while streaming are split (the sync's: its load
+reads the stream, csload.download), as a verifier needs the bytes in order. A piece that
+fails, or a storage host that ignores the Range header, fails the part's attempt: it is
+retried whole by download_part's retry loop, so a split never weakens what a download checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from csload.slots import OrderedSlots
+
+# A split must leave at least this much time on the stream being split (each new request
+# pays the storage latency once), and at least this many bytes to each side.
+MIN_SECONDS_LEFT = 0.5
+MIN_PIECE_BYTES = 256 * 1024
+# Before this much of a stream has arrived, its rate is not known well enough to split it.
+MIN_SECONDS_SEEN = 0.2
+# Helpers wait behind every part for a slot: whole parts always go first.
+HELPER_PRIORITY = (2**62,)
+# How often an idle helper looks again for a download worth splitting.
+_POLL = 0.05
+
+
+class PieceAbandoned(Exception):
+    """The part's attempt failed elsewhere: this piece was stopped (internal)."""
+
+
+@dataclass(eq=False)
+class Piece:
+    """Bytes [first, end) of a part, split off a stream, for a helper to fetch."""
+
+    download: PartDownload
+    first: int
+    end: int
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
+    scope: anyio.CancelScope | None = None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.done.set()
+
+
+@dataclass(eq=False)
+class Stream:
+    """One GET writing bytes [start, stop) of a part; `pos` is the next byte it writes.
+    A split lowers `stop`."""
+
+    download: PartDownload
+    start: int
+    stop: int
+    requested_at: float
+    splitter: Splitter
+    pos: int = 0
+    first_byte_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.pos = self.start
+
+    def wrote(self, nbytes: int, now: float) -> None:
+        if self.first_byte_at is None:
+            self.first_byte_at = now
+        self.pos += nbytes
+
+    def room(self) -> int:
+        """Bytes this stream may still write (0 once it reached `stop`)."""
+        return max(0, self.stop - self.pos)
+
+    def close(self) -> None:
+        """No more splits of this stream (it ended, or failed)."""
+        self.splitter.discard(self)
+
+
+@dataclass(eq=False)
+class PartDownload:
+    """A part whose bytes may come from several GETs: its staging file, URL and pieces."""
+
+    url: str
+    path: Path
+    size: int
+    label: str
+    ids: dict[str, int | None]
+    pieces: list[Piece] = field(default_factory=list)
+
+    async def wait_pieces(self) -> None:
+        """Wait for every piece split off (more may be split while waiting); raise the first
+        failure, after stopping the others."""
+        index = 0
+        while index < len(self.pieces):
+            piece = self.pieces[index]
+            await piece.done.wait()
+            if piece.error is not None:
+                await self.abandon()
+                raise piece.error
+            index += 1
+
+    async def abandon(self) -> None:
+        """Stop every piece and wait until none writes to the file any more."""
+        with anyio.CancelScope(shield=True):
+            for piece in self.pieces:
+                if piece.scope is not None:
+                    piece.scope.cancel()
+                elif not piece.done.is_set():
+                    piece.finish(PieceAbandoned())
+            for piece in self.pieces:
+                await piece.done.wait()
+
+
+FetchPiece = Callable[[Piece, "Splitter"], Awaitable[None]]
+
+
+class Splitter:
+    """The streams of a sync's downloads, and the helpers that split the slowest ones."""
+
+    def __init__(self) -> None:
+        self._streams: set[Stream] = set()
+        self.enabled = True
+
+    def open(self, download: PartDownload, start: int, stop: int, requested_at: float
+             ) -> Stream:
+        stream = Stream(download, start, stop, requested_at, self)
+        if self.enabled:
+            self._streams.add(stream)
+        return stream
+
+    def discard(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+
+    def disable(self) -> None:
+        """Storage does not serve ranges: split nothing more."""
+        self.enabled = False
+        self._streams.clear()
+
+    def take(self, now: float) -> Piece | None:
+        """Split the stream with the most time left, if any is worth it: its second part
+        becomes a Piece (registered on its download) and the stream stops where it starts."""
+        best: tuple[float, Stream, float, float] | None = None
+        for stream in self._streams:
+            if stream.first_byte_at is None or now - stream.first_byte_at < MIN_SECONDS_SEEN:
+                continue
+            rate = (stream.pos - stream.start) / (now - stream.first_byte_at)
+            left = stream.room()
+            if rate <= 0 or left < 2 * MIN_PIECE_BYTES:
+                continue
+            seconds = left / rate
+            if seconds >= MIN_SECONDS_LEFT and (best is None or seconds > best[0]):
+                latency = stream.first_byte_at - stream.requested_at
+                best = (seconds, stream, rate, latency)
+        if best is None:
+            return None
+        _, stream, rate, latency = best
+        left = stream.room()
+        # Both ends finish together: the stream writes `keep` bytes while the piece waits
+        # `latency` and then writes `left - keep` at the same rate.
+        keep = int((left + latency * rate) / 2)
+        keep = max(MIN_PIECE_BYTES, min(left - MIN_PIECE_BYTES, keep))
+        piece = Piece(stream.download, stream.pos + keep, stream.stop)
+        stream.stop = piece.first
+        stream.download.pieces.append(piece)
+        return piece
+
+    async def help(self, slots: OrderedSlots, fetch: FetchPiece, stop: anyio.Event) -> None:
+        """One helper: whenever a slot is free with no part waiting for it, split a download
+        and fetch the piece, until `stop`."""
+        while not stop.is_set():
+            async with slots.slot(HELPER_PRIORITY):
+                piece = self.take(anyio.current_time())
+                if piece is not None:
+                    await self._fetch(piece, fetch)
+            if piece is None:
+                await anyio.sleep(_POLL)
+
+    async def _fetch(self, piece: Piece, fetch: FetchPiece) -> None:
+        """Fetch a piece; its outcome goes to its download (whose attempt then fails), never
+        out of the helper."""
+        with anyio.CancelScope() as scope:
+            piece.scope = scope
+            try:
+                await fetch(piece, self)
+            except Exception as exc:
+                piece.finish(exc)
+            else:
+                piece.finish()
+            finally:
+                if not piece.done.is_set():   # cancelled: by abandon(), or the sync's end
+                    piece.finish(PieceAbandoned())
