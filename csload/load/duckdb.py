@@ -37,8 +37,8 @@ from typing import Literal
 
 import duckdb
 
+from csload.api.gzipcheck import gzip_problem
 from csload.api.models import Job, Run
-from csload.api.storage import gzip_problem
 from csload.errors import (
     ConfigError,
     CsloadError,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from api_fakes import FakeSleep, FakeStorage
 
-from csload.api import storage
+from csload.api import gzipcheck
 from csload.api.client import ExportClient
+from csload.api.gzipcheck import CorruptStream, GzipVerifier
 from csload.api.models import Part
-from csload.api.storage import CorruptStream, GzipVerifier
 from csload.errors import (
     DownloadError,
     IncompleteDownload,
@@ -48,10 +48,10 @@ def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     """Each verifier test runs with ISA-L's inflate (the default) and with zlib's (the fallback
     where no isal wheel exists): the two differ in how much output one call returns."""
     if request.param == "zlib":
-        monkeypatch.setattr(storage, "inflate_lib", zlib)
-        monkeypatch.setattr(storage, "InflateError", zlib.error)
+        monkeypatch.setattr(gzipcheck, "inflate_lib", zlib)
+        monkeypatch.setattr(gzipcheck, "InflateError", zlib.error)
     else:
-        assert storage.inflate_lib.__name__.startswith("isal")
+        assert gzipcheck.inflate_lib.__name__.startswith("isal")
     return str(request.param)
 
 
@@ -283,7 +283,7 @@ async def test_without_gzip_verification_only_the_length_is_checked(
 def test_gzip_problem_checks_a_file(tmp_path: Path, body: bytes, problem: str | None) -> None:
     path = tmp_path / "p.gz"
     path.write_bytes(body)
-    found = storage.gzip_problem(path)
+    found = gzipcheck.gzip_problem(path)
     assert found is None if problem is None else problem in (found or "")
 
 
