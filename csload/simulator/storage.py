@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import format_datetime
@@ -103,8 +104,25 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return (first, last) if 0 <= first <= last else None
 
 
+# Per simulator, the downloads being served (by id of their request: requests are not
+# hashable) and how each stops counting as in flight.
+_Serving = dict[int, tuple[web.Request, Callable[[], None]]]
+_SERVING: weakref.WeakKeyDictionary[Simulator, _Serving] = weakref.WeakKeyDictionary()
+
+
+def _forget_hung_up(serving: _Serving) -> None:
+    """Downloads whose client closed the connection no longer count as in flight (a paced
+    handler only notices at its next write: a client that stops reading early, and then
+    starts another download at once, was counted twice)."""
+    for request, leave in list(serving.values()):
+        if request.transport is None or request.transport.is_closing():
+            leave()
+
+
 async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse:
     sim.stats.add("storage_requests")
+    serving = _SERVING.setdefault(sim, {})
+    _forget_hung_up(serving)
     sim.stats.storage_enter()
     left = False
 
@@ -112,8 +130,10 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
         nonlocal left
         if not left:
             left = True
+            serving.pop(id(request), None)
             sim.stats.storage_leave()
 
+    serving[id(request)] = (request, leave)
     try:
         response = await _serve_part(sim, request, leave)
     finally:

@@ -18,6 +18,7 @@ import csload
 from csload.api import ranges
 from csload.api.ranges import PartDownload, Splitter
 from csload.config import Limits, Settings
+from csload.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 
 CONCURRENCY = 3
@@ -117,3 +118,31 @@ def test_nothing_is_split_too_early_too_small_or_once_ranges_are_refused() -> No
     fresh.wrote(100_000, now=1.0)
     splitter.disable()
     assert splitter.take(now=2.0) is None
+
+
+def test_every_storage_fault_and_expiring_urls_while_splitting_still_give_exact_tables(
+    slow: Simulator, settings: Settings, db_path: Path
+) -> None:
+    # Pieces meet 503s, cut bodies, a truncated object (a 416 or a shorter range) and URLs
+    # that expire mid-download (a 403 on a piece fails its part's attempt; the part gets
+    # fresh URLs as any part does).
+    faults = slow.faults
+    faults.storage_503_rate = faults.storage_cut_rate = faults.storage_truncate_rate = 0.08
+    slow.config.url_lifetime = 60
+    parts_seen = 0
+
+    def on_event(event: SyncEvent) -> None:
+        nonlocal parts_seen
+        if event.kind is EventKind.PART_DOWNLOADED:
+            parts_seen += 1
+            if parts_seen in (3, 8):
+                slow.advance(61)   # every URL handed out so far expires
+
+    limits = Limits(download_concurrency=CONCURRENCY, chunk_size=4096)
+    report = csload.sync(replace(settings, limits=limits), db=db_path, on_event=on_event)
+
+    assert report.exit_code == 0, [r.message for r in report.failed + report.expired]
+    assert_db_matches(db_path, expected_tables(slow, successful_runs(slow)))
+    assert slow.stats.storage_range_requests > 0
+    assert slow.stats.max_storage_in_flight <= CONCURRENCY
+    assert sum(slow.stats.faults[k] for k in ("slowdown", "cut", "truncate")) > 0
