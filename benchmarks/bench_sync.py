@@ -343,15 +343,7 @@ def baseline(args: argparse.Namespace) -> None:
 
 def _patch_memory_limit(limit: str) -> None:
     """`SET memory_limit` on the store's connection (DuckDB's default: 80% of RAM)."""
-    from csload.load.duckdb import DuckDBStore
-
-    original = DuckDBStore.__init__
-
-    def init(self: Any, con: Any, path: Path) -> None:
-        con.execute(f"SET memory_limit = '{limit}'")
-        original(self, con, path)
-
-    DuckDBStore.__init__ = init  # type: ignore[method-assign]
+    _patch_duckdb_set(f"memory_limit:{limit}")
 
 
 def _patch_duckdb_set(spec: str) -> None:
