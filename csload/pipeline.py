@@ -247,7 +247,7 @@ async def _load(
         try:
             staged = await stage_run(client, job, run, staging, table, download_slots,
                                      partial(part_done, job, run), priority=priority,
-                                     redo=redo, splitter=splitter if redo is None else None)
+                                     redo=redo, splitter=splitter)
             return _Ready(job, run, table, staged=staged)
         except RunExpired as exc:
             return _Ready(job, run, table, error=exc, expired=True)
@@ -292,14 +292,12 @@ async def _load(
         async with send, anyio.create_task_group() as helping:
             # A slot that no part waits for helps the slowest download (csload.api.ranges):
             # on a slow network the last parts no longer finish alone.
-            done = anyio.Event()
             for _ in range(limits.download_concurrency - 1):
-                helping.start_soon(splitter.help, download_slots, client.fetch_piece, done)
+                helping.start_soon(splitter.help, download_slots, client.fetch_piece)
             async with anyio.create_task_group() as group:
                 for index, (job, run) in enumerate(plan):
                     await slots.acquire()
                     group.start_soon(stage, index, job, run)
-            done.set()
             helping.cancel_scope.cancel()
 
     async def consume() -> None:

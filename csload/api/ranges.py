@@ -17,7 +17,7 @@ retried whole by download_part's retry loop, so a split never weakens what a dow
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +85,20 @@ class Stream:
     def close(self) -> None:
         """No more splits of this stream (it ended, or failed)."""
         self.splitter.discard(self)
+
+    async def take(self, chunks: AsyncIterator[bytes],
+                   write: Callable[[bytes, int], Awaitable[object]]) -> None:
+        """Write `chunks` with `write(data, offset)` until the stream reaches its `stop`,
+        which a split may lower meanwhile (the rest is then a helper's)."""
+        async for chunk in chunks:
+            offset = self.pos
+            data = chunk[: self.room()]
+            # Counted before it is written: a split made meanwhile starts after it.
+            self.wrote(len(data), anyio.current_time())
+            if data:
+                await write(data, offset)
+            if self.room() == 0:
+                return
 
 
 @dataclass(eq=False)
@@ -175,10 +189,10 @@ class Splitter:
         stream.download.pieces.append(piece)
         return piece
 
-    async def help(self, slots: OrderedSlots, fetch: FetchPiece, stop: anyio.Event) -> None:
+    async def help(self, slots: OrderedSlots, fetch: FetchPiece) -> None:
         """One helper: whenever a slot is free with no part waiting for it, split a download
-        and fetch the piece, until `stop`."""
-        while not stop.is_set():
+        and fetch the piece; until cancelled."""
+        while True:
             async with slots.slot(HELPER_PRIORITY):
                 piece = self.take(anyio.current_time())
                 if piece is not None:

@@ -241,17 +241,14 @@ async def _attempt(
                 if splitter is not None and expected and not temp.verifying:
                     stream = splitter.open(PartDownload(url, temp.path, expected, label, ids),
                                            0, expected, requested_at)
-                async for chunk in response.content.iter_chunked(limits.chunk_size):
-                    if stream is None:
+                chunks = response.content.iter_chunked(limits.chunk_size)
+                if stream is None:
+                    async for chunk in chunks:
                         await _on_disk(temp, temp.write, ids, chunk)
-                        continue
-                    # Counted before it is written: a split made meanwhile starts after it.
-                    data = chunk[: stream.room()]
-                    stream.wrote(len(data), anyio.current_time())
-                    if data:
-                        await _on_disk(temp, temp.write, ids, data)
-                    if stream.room() == 0 and stream.stop < stream.download.size:
-                        break   # the rest is a helper's (csload.api.ranges)
+                else:
+                    # Written in order: the offset is where the file already ends.
+                    await stream.take(chunks, lambda data, _offset: _on_disk(
+                        temp, temp.write, ids, data))
             if stream is not None:
                 stream.close()
                 await stream.download.wait_pieces()
@@ -318,14 +315,9 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
                     f"{label}: storage sent {sent or 'no Content-Range'} for {span}", **ids))
             stream = splitter.open(download, piece.first, piece.end, requested_at)
             with _RangeWriter(download.path, label, ids) as out:
-                async for chunk in response.content.iter_chunked(limits.chunk_size):
-                    offset = stream.pos
-                    data = chunk[: stream.room()]
-                    stream.wrote(len(data), anyio.current_time())
-                    if data:
-                        await anyio.to_thread.run_sync(out.write, data, offset)
-                    if stream.room() == 0:
-                        break
+                await stream.take(response.content.iter_chunked(limits.chunk_size),
+                                  lambda data, offset: anyio.to_thread.run_sync(
+                                      out.write, data, offset))
     except aiohttp.ClientPayloadError:
         raise _Retry(IncompleteDownload(
             f"{label}: the connection broke before the whole of {span} arrived", **ids)
