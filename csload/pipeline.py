@@ -339,14 +339,9 @@ async def _batches(receive: MemoryObjectReceiveStream[T], size: int, linger: flo
     while True:
         waited = False
         if carried is None:
+            waited = receive.statistics().current_buffer_used == 0
             try:
-                carried = receive.receive_nowait()
-            except anyio.WouldBlock:
-                waited = True
-                try:
-                    carried = await receive.receive()
-                except anyio.EndOfStream:
-                    return
+                carried = await receive.receive()
             except anyio.EndOfStream:
                 return
         batch = [carried]
