@@ -196,6 +196,16 @@ def _damage(staged: StagedRun, first: int | None) -> DamagedDownload | None:
                            job_id=job_id, run_id=run_id, part_ids=tuple(problems))
 
 
+def _damaged(part: PartFile | None, batch: list[_Pending]) -> _PartFailed | None:
+    """Its run's failure as a damaged download, if `part` (the one a reader error names) is
+    gzip and its stream is damaged."""
+    if part is None or not part.gzip:
+        return None
+    item = next(i for i in batch if i.run_id == part.run_id)
+    damage = _damage(item.staged, part.part_id)
+    return None if damage is None else _PartFailed(part.run_id, damage)
+
+
 def _unknown_or_fail(layout: JobLayout, name: str, part: PartFile) -> Column:
     """A text column for a file column the job does not list; an unusable name fails the run."""
     try:
@@ -546,13 +556,10 @@ class DuckDBStore:
                 except duckdb.IOException as exc:
                     # A damaged gzip stream ("Unexpected end of GZIP stream: <file>"); any
                     # other I/O error (disk full, ...) is the store's, raised as it is.
-                    part = locate_error(str(exc), parts)
-                    damage = None if part is None else _damage(
-                        next(i.staged for i in batch if i.run_id == part.run_id), part.part_id)
-                    if damage is None:
+                    damaged = _damaged(locate_error(str(exc), parts), batch)
+                    if damaged is None:
                         raise
-                    assert part is not None
-                    raise _PartFailed(part.run_id, damage) from None
+                    raise damaged from None
             read = self._run_counts(table, ids)
             self._apply_key_rule(table, batch, ids)
             self._apply_window_rule(table, batch)
@@ -592,10 +599,10 @@ class DuckDBStore:
         part = locate_error(message, parts)
         if part is None:
             return _Unattributed(f"the data does not parse: {message.splitlines()[0][:300]}")
+        damaged = _damaged(part, batch)
+        if damaged is not None:
+            return damaged
         item = next(i for i in batch if i.run_id == part.run_id)
-        damage = _damage(item.staged, part.part_id) if part.gzip else None
-        if damage is not None:
-            return _PartFailed(part.run_id, damage)
         columns = [c for g in self._groups([item]) if part in g.files for c in g.columns]
         return _PartFailed(part.run_id, diagnose(part, columns, item.staged.job.format, message))
 
