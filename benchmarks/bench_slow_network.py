@@ -46,6 +46,8 @@ SIM_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TARGET = 1.2
 MB = 1_000_000
 
+sys.path.insert(0, str(HERE.parent))
+from bench_sync import compile_csload  # noqa: E402
 
 # --- the simulator process (--serve) ---------------------------------------------------------
 
@@ -247,6 +249,7 @@ def main(argv: list[str]) -> None:
         return
     if args.quick:
         args.views, args.part_mb = 150_000, 8
+    compile_csload()
 
     work = Path(tempfile.mkdtemp(prefix="csload-slownet-"))
     try:
