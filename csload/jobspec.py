@@ -32,11 +32,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from csload.api.client import ExportClient
 from csload.api.models import Job, JobField, JobSpec
 from csload.errors import ApiRequestError, ConfigError
 from csload.schemas import SCOPES
+
+if TYPE_CHECKING:   # the client (and aiohttp) is not needed by what only plans or reads
+    from csload.api.client import ExportClient
 
 __all__ = [
     "DATA_RETENTION_MONTHS",

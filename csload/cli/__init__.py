@@ -17,7 +17,7 @@ from csload.cli.lazy import LazyGroup
 # the other commands' tables. Command name -> "module:attribute".
 COMMANDS = {
     "sync": "csload.cli.sync:sync",
-    "status": "csload.cli.sync:status",
+    "status": "csload.cli.status:status",
     "backfill": "csload.cli.manage:backfill",
     "demo": "csload.cli.demo:demo",
     "jobs": "csload.cli.read:jobs",

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from csload.cli.common import fail, stderr, stdout
 from csload.cli.display import SyncDisplay, summary_table
-from csload.cli.sync import print_status
+from csload.cli.status import print_status
 from csload.config import Settings
 from csload.errors import CsloadError
 from csload.load import connect

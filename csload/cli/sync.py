@@ -1,11 +1,11 @@
-"""`csload sync` and `csload status`."""
+"""`csload sync`."""
 
 from __future__ import annotations
 
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import click
@@ -19,15 +19,9 @@ from csload.cli.common import (
     stdout,
 )
 from csload.cli.display import SyncDisplay, summary_table
-from csload.config import read_lake_options
 from csload.errors import CsloadError
 from csload.pipeline import DEFAULT_DB, sync_async
 from csload.report import SyncReport
-
-if TYPE_CHECKING:
-    # Lazy (in `status`): `csload sync` does not read the status, and the status reader
-    # imports the backfill ledger, plan and job checks (~10 ms at start-up).
-    from csload.status import StoreStatus
 
 
 def _table_option(values: tuple[str, ...]) -> dict[int, str]:
@@ -94,56 +88,3 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
 
 def _quiet(_event: object) -> None:
     """--json: the report is the output; no progress lines mixed in."""
-
-
-@click.command()
-@click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
-              help=f"The DuckDB database file [default: {DEFAULT_DB}].")
-@click.option("--parquet", metavar="ROOT", help="A Parquet lake: a folder, or s3://bucket/prefix.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
-    """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""
-    from csload.status import read_target_status
-
-    try:
-        state = read_target_status(db=db, parquet=parquet, storage_options=read_lake_options())
-    except CsloadError as exc:
-        fail(str(exc))
-    if as_json:
-        print_json(state.to_json())
-        return
-    print_status(state)
-
-
-def print_status(state: StoreStatus) -> None:
-    from rich.table import Table  # lazy: `csload sync` prints no status table
-
-    tables = Table(title=f"tables in {state.target}")
-    for column in ("table", "rows", "first date", "last date"):
-        tables.add_column(column, justify="right" if column == "rows" else "left")
-    for stats in state.tables:
-        tables.add_row(stats.table, f"{stats.rows:,}", str(stats.first_date or ""),
-                       str(stats.last_date or ""))
-    stdout.print(tables)
-    jobs = Table(title="jobs")
-    for column in ("job", "name", "scope", "table", "last window loaded", "daily gaps"):
-        jobs.add_column(column)
-    for job in state.jobs:
-        window = ""
-        if job.last_window and job.last_window[0]:
-            start, end = job.last_window
-            window = f"{start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M}" if end else f"{start}"
-        gaps = ", ".join(str(day) for day in job.gaps[:10])
-        if len(job.gaps) > 10:
-            gaps += f" (+{len(job.gaps) - 10} more)"
-        jobs.add_row(str(job.job_id), job.name, job.scope, job.table, window,
-                     gaps or ("none" if job.frequency == "daily" else ""))
-    stdout.print(jobs)
-    for label, records in (("failed", state.failed), ("expired", state.expired)):
-        for record in records:
-            stdout.print(f"[bold]{label}[/]: job {record.job_id}, run {record.run_id} "
-                         f"({record.window_start:%Y-%m-%d}): {record.message}"
-                         if record.window_start else
-                         f"[bold]{label}[/]: job {record.job_id}, run {record.run_id}: "
-                         f"{record.message}", highlight=False)
-

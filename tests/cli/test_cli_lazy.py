@@ -12,7 +12,7 @@ from csload.cli import COMMANDS, main
 
 # Modules a sync never uses: the backfill engine, the other commands, the status reader.
 NOT_FOR_SYNC = ("csload.backfill_engine", "csload.backfill_ledger", "csload.jobspec",
-                "csload.status", "csload.cli.manage", "csload.cli.read", "csload.cli.demo",
+                "csload.status", "csload.cli.status", "csload.cli.manage", "csload.cli.read", "csload.cli.demo",
                 "csload.cli.simulate", "csload.simulator", "rich.progress", "rich.table")
 
 
@@ -33,6 +33,14 @@ def test_the_sync_command_imports_nothing_only_other_commands_use() -> None:
     loaded = imported_after("import csload.cli.sync")
     assert "csload.pipeline" in loaded
     assert not set(NOT_FOR_SYNC) & loaded
+
+
+def test_the_status_command_and_connect_import_no_api_client() -> None:
+    # They only read the database: the HTTP client (aiohttp, ~0.12 s) is not theirs to load.
+    loaded = imported_after("import csload, csload.cli.status, csload.status\n"
+                            "csload.connect")
+    assert "csload.status" in loaded and "duckdb" in loaded
+    assert not {"aiohttp", "csload.api.client", "csload.pipeline"} & loaded
 
 
 def test_every_lazy_command_resolves_to_its_name() -> None:
