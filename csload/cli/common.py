@@ -11,6 +11,7 @@ import anyio
 import click
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from csload.config import Settings, load_settings
 from csload.errors import CsloadError
@@ -24,12 +25,20 @@ T = TypeVar("T")
 
 EXIT_FAILED = 1
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+# No markup: what csload prints holds text it does not control (job names, field names,
+# error messages quoting a part's line), which rich would read as tags: `[daily] views` lost its
+# `[daily]`, a `[/]` crashed the command. Styles are applied explicitly (`labelled`).
+stdout = Console(soft_wrap=True, markup=False, highlight=False)
+stderr = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def labelled(label: str, style: str, text: str) -> Text:
+    """`label` in `style`, then `text` exactly as it is."""
+    return Text.assemble((label, style), text)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    stderr.print(labelled("error:", "bold red", f" {message}"))
     sys.exit(code)
 
 

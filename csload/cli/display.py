@@ -6,6 +6,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from csload.cli.common import labelled
 from csload.report import EventKind, RunStatus, SyncEvent, SyncReport
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class SyncDisplay:
 
             self.progress = Progress(
                 TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn(),
                 console=self.console, transient=True,
             )
             self.progress.__enter__()
@@ -93,9 +94,9 @@ class SyncDisplay:
                 self.console.print(f"loaded {where}: {event.rows:,} rows, "
                                    f"{human_bytes(event.bytes)}", highlight=False)
         elif event.kind is EventKind.RUN_EXPIRED:
-            self.console.print(f"[yellow]expired[/] {where}: {event.message}", highlight=False)
+            self.console.print(labelled("expired", "yellow", f" {where}: {event.message}"))
         else:
-            self.console.print(f"[red]failed[/] {where}: {event.message}", highlight=False)
+            self.console.print(labelled("failed", "red", f" {where}: {event.message}"))
 
 
 def summary_table(report: SyncReport) -> Table:

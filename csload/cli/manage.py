@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, JobSpec
@@ -32,6 +33,7 @@ from csload.backfill_engine import (
 from csload.cli.common import (
     connection_options,
     fail,
+    labelled,
     print_json,
     run_with_client,
     settings_from,
@@ -153,9 +155,10 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
     window = ""
     if job.date_from and job.date_to:
         window = f", window {ts(job.date_from)} -> {ts(job.date_to)}"
-    stdout.print(f"created job [bold]{job.job_id}[/]: {job.name} ({job.scope}, {job.format}, "
-                 f"{job.frequency}{window}, {len(job.fields)} field(s), state "
-                 f"{job.state or '?'})", highlight=False)
+    stdout.print(Text.assemble(
+        "created job ", (str(job.job_id), "bold"),
+        f": {job.name} ({job.scope}, {job.format}, {job.frequency}{window}, "
+        f"{len(job.fields)} field(s), state {job.state or '?'})"))
 
 
 # -- custom-vars, dynamic-vars ----------------------------------------------------------------
@@ -224,8 +227,8 @@ class BackfillDisplay:
 
     def __enter__(self) -> BackfillDisplay:
         if self.live:
-            self.progress = Progress(TextColumn("{task.description}"),
-                                     TextColumn("{task.fields[detail]}"),
+            self.progress = Progress(TextColumn("{task.description}", markup=False),
+                                     TextColumn("{task.fields[detail]}", markup=False),
                                      console=self.console)
             self.progress.__enter__()
         return self
@@ -366,10 +369,10 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
     else:
         stdout.print(backfill_table(report))
         for gone in report.unavailable:
-            stdout.print(f"[bold]cannot get[/] {gone}", highlight=False)
+            stdout.print(labelled("cannot get", "bold", f" {gone}"))
         for item in report.failed:
-            stdout.print(f"[bold]failed[/]: {item.scope} {item.window.label}: {item.message}",
-                         highlight=False)
+            stdout.print(labelled("failed", "bold",
+                                  f": {item.scope} {item.window.label}: {item.message}"))
     sys.exit(report.exit_code)
 
 

@@ -12,6 +12,7 @@ from csload.api.client import ExportClient
 from csload.api.models import Job, Run
 from csload.cli.common import (
     connection_options,
+    labelled,
     print_json,
     run_with_client,
     settings_from,
@@ -68,7 +69,7 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
     if as_json:
         print_json(job.to_json())
         return
-    stdout.print(f"[bold]Job {job.job_id}[/]: {job.name}", highlight=False)
+    stdout.print(labelled(f"Job {job.job_id}", "bold", f": {job.name}"))
     window = ""
     if job.date_from or job.date_to:
         window = f"  window {ts(job.date_from)} -> {ts(job.date_to)}"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from csload.cli.common import fail, print_json, stdout
+from csload.cli.common import fail, labelled, print_json, stdout
 from csload.config import read_lake_options
 from csload.errors import CsloadError
 from csload.target import DEFAULT_DB
@@ -61,9 +61,7 @@ def print_status(state: StoreStatus) -> None:
     stdout.print(jobs)
     for label, records in (("failed", state.failed), ("expired", state.expired)):
         for record in records:
-            stdout.print(f"[bold]{label}[/]: job {record.job_id}, run {record.run_id} "
-                         f"({record.window_start:%Y-%m-%d}): {record.message}"
-                         if record.window_start else
-                         f"[bold]{label}[/]: job {record.job_id}, run {record.run_id}: "
-                         f"{record.message}", highlight=False)
+            day = f" ({record.window_start:%Y-%m-%d})" if record.window_start else ""
+            stdout.print(labelled(label, "bold", f": job {record.job_id}, run "
+                                                 f"{record.run_id}{day}: {record.message}"))
 

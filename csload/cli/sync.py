@@ -13,6 +13,7 @@ import click
 from csload.cli.common import (
     connection_options,
     fail,
+    labelled,
     print_json,
     settings_from,
     stderr,
@@ -81,8 +82,8 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
     else:
         stdout.print(summary_table(report))
         for run in report.failed + report.expired:
-            stdout.print(f"[bold]{run.status.value}[/]: job {run.job_id}, run {run.run_id}: "
-                         f"{run.message}", highlight=False)
+            stdout.print(labelled(run.status.value, "bold",
+                                  f": job {run.job_id}, run {run.run_id}: {run.message}"))
     sys.exit(report.exit_code)
 
 

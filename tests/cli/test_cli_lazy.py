@@ -12,8 +12,9 @@ from csload.cli import COMMANDS, main
 
 # Modules a sync never uses: the backfill engine, the other commands, the status reader.
 NOT_FOR_SYNC = ("csload.backfill_engine", "csload.backfill_ledger", "csload.jobspec",
-                "csload.status", "csload.cli.status", "csload.cli.manage", "csload.cli.read", "csload.cli.demo",
-                "csload.cli.simulate", "csload.simulator", "rich.progress", "rich.table")
+                "csload.status", "csload.cli.status", "csload.cli.manage", "csload.cli.read",
+                "csload.cli.demo", "csload.cli.simulate", "csload.simulator", "rich.progress",
+                "rich.table")
 
 
 def imported_after(code: str) -> set[str]:

@@ -140,3 +140,20 @@ def test_unknown_job_is_a_clean_error(env: dict[str, str]) -> None:
     assert result.exit_code == 1
     assert "404" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_text_csload_does_not_control_prints_as_it_is(env: dict[str, str],
+                                                       simulator: Simulator) -> None:
+    # Job names and error messages quoting user input are not rich markup: `[daily]` was
+    # swallowed as a tag and `[/]` crashed the command.
+    job = next(job for job in simulator.jobs if job.scope == "views")
+    job.name = "[daily] v [/]"
+    listed = invoke(["jobs"], {**env, "COLUMNS": "200"})   # the table's name cell on one line
+    assert listed.exit_code == 0, listed.output
+    assert "[daily] v [/]" in listed.stdout
+    shown = invoke(["jobs", "show", str(job.job_id)], env)
+    assert shown.exit_code == 0, shown.output
+    assert f"Job {job.job_id}: [daily] v [/]" in shown.stdout
+    refused = invoke(["sync", "--table", f"{job.job_id}=[bold]a[/]"], env)
+    assert refused.exit_code == 1
+    assert "error: invalid table name '[bold]a[/]'" in refused.stderr
