@@ -3,11 +3,13 @@
 With C connections and parts of a few MB, the last parts of a sync finish one after the other
 while the other connections idle (a 5 MB/s x 4 link delivered 16.4 MB/s of its 20 over a whole
 sync: benchmarks/bench_slow_network.py). Here a download slot with no part waiting for it
-takes over the second half of the download with the most time left: a ranged GET
-(`Range: bytes=a-b`, which S3 serves on a pre-signed GET URL) writes those bytes into the
-same staging file at their offset, while the first stream stops at byte a. A piece can be
-split again. The split point leaves both ends finishing together, the new request's latency
-included (as the first stream saw it).
+takes over the second half of the earliest download (in plan order) that has time left: a
+ranged GET (`Range: bytes=a-b`, which S3 serves on a pre-signed GET URL) writes those bytes
+into the same staging file at their offset, while the first stream stops at byte a. A piece
+can be split again. The split point leaves both ends finishing together, the new request's
+latency included (as the first stream saw it). The earliest download goes first so that runs still
+complete in plan order, each loading while the later ones download: helping the download with
+the most time left had the last two runs finish together, both loaded after the last byte.
 
 Only downloads that are not gzip-verified while streaming are split (the sync's: its load
 reads the stream, csload.download), as a verifier needs the bytes in order. A piece that
@@ -111,6 +113,7 @@ class PartDownload:
     label: str
     ids: dict[str, int | None]
     pieces: list[Piece] = field(default_factory=list)
+    order: int | None = None   # when the splitter first saw it (downloads start in plan order)
 
     async def wait_pieces(self) -> None:
         """Wait for every piece split off (more may be split while waiting); raise the first
@@ -140,14 +143,18 @@ FetchPiece = Callable[[Piece, "Splitter"], Awaitable[None]]
 
 
 class Splitter:
-    """The streams of a sync's downloads, and the helpers that split the slowest ones."""
+    """The streams of a sync's downloads, and the helpers that split them."""
 
     def __init__(self) -> None:
         self._streams: set[Stream] = set()
         self.enabled = True
+        self._opened = 0
 
     def open(self, download: PartDownload, start: int, stop: int, requested_at: float
              ) -> Stream:
+        if download.order is None:
+            download.order = self._opened
+            self._opened += 1
         stream = Stream(download, start, stop, requested_at, self)
         if self.enabled:
             self._streams.add(stream)
@@ -162,9 +169,10 @@ class Splitter:
         self._streams.clear()
 
     def take(self, now: float) -> Piece | None:
-        """Split the stream with the most time left, if any is worth it: its second part
-        becomes a Piece (registered on its download) and the stream stops where it starts."""
-        best: tuple[float, Stream, float, float] | None = None
+        """Split the stream of the earliest download worth it (enough time and bytes left;
+        downloads are numbered as they start, in plan order): its second part becomes a Piece
+        (registered on its download) and the stream stops where it starts."""
+        best: tuple[int, Stream, float, float] | None = None
         for stream in self._streams:
             if stream.first_byte_at is None or now - stream.first_byte_at < MIN_SECONDS_SEEN:
                 continue
@@ -173,9 +181,10 @@ class Splitter:
             if rate <= 0 or left < 2 * MIN_PIECE_BYTES:
                 continue
             seconds = left / rate
-            if seconds >= MIN_SECONDS_LEFT and (best is None or seconds > best[0]):
+            order = stream.download.order or 0
+            if seconds >= MIN_SECONDS_LEFT and (best is None or order < best[0]):
                 latency = stream.first_byte_at - stream.requested_at
-                best = (seconds, stream, rate, latency)
+                best = (order, stream, rate, latency)
         if best is None:
             return None
         _, stream, rate, latency = best

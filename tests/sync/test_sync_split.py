@@ -1,6 +1,7 @@
 """Idle download connections fetch the end of slow downloads (csload.api.ranges), over real
 HTTP from the simulator with its bandwidth cap: the tables still equal the truth, the in-flight
 cap holds, and a piece that fails, or a storage host that ignores ranges, costs a retry only.
+Pageview runs, the heavy ones to load, download and load first.
 
 The split thresholds are lowered (the test world's parts are tens of KB, not MB).
 """
@@ -56,6 +57,29 @@ def test_idle_connections_fetch_the_end_of_slow_downloads(
     assert total <= stats.storage_bytes_sent <= total * 1.1
 
 
+def test_pageview_runs_download_and_load_first(
+    slow: Simulator, settings: Settings, db_path: Path
+) -> None:
+    # What is left to load after the last download is then a light sessions run.
+    scope_of = {job.job_id: job.scope for job in slow.jobs}
+    first_part: list[str] = []
+    loaded: list[str] = []
+
+    def on_event(event: SyncEvent) -> None:
+        if event.kind is EventKind.PART_DOWNLOADED and not first_part:
+            first_part.append(scope_of[event.job_id])
+        elif event.kind is EventKind.RUN_LOADED:
+            loaded.append(scope_of[event.job_id])
+
+    limits = Limits(download_concurrency=CONCURRENCY, chunk_size=4096)
+    report = csload.sync(replace(settings, limits=limits), db=db_path, on_event=on_event)
+
+    assert report.exit_code == 0, [r.message for r in report.failed]
+    assert first_part == ["views"]
+    assert set(loaded) == {"views", "sessions"}
+    assert loaded[0] == "views" and loaded[-1] == "sessions"
+
+
 def test_cut_pieces_are_retried_with_their_part_and_the_tables_are_exact(
     slow: Simulator, settings: Settings, db_path: Path
 ) -> None:
@@ -104,6 +128,23 @@ def test_the_split_leaves_both_ends_finishing_together() -> None:
     # The piece's own stream can be split again; a stream near its end cannot.
     stream.wrote(4_549_000, now=5.6)
     assert splitter.take(now=5.6) is None
+
+
+def test_the_earliest_download_worth_splitting_is_split_first() -> None:
+    # Runs then complete in plan order and each loads while later ones download; splitting
+    # the one with most time left finished the last two runs together, both loaded at the end.
+    splitter = Splitter()
+    first, second, third = (splitter.open(download(n), 0, n, requested_at=0.0)
+                            for n in (10_000_000, 20_000_000, 2_000_000))
+    for stream in (first, second, third):
+        stream.wrote(1, now=0.1)
+        stream.wrote(999_999, now=1.1)        # 1 MB/s each: second has the most time left
+    third.wrote(700_000, now=1.1)             # 300 kB left: under 2 x MIN_PIECE_BYTES
+    piece = splitter.take(now=1.1)
+    assert piece is not None and piece.download is first.download
+    first.wrote(first.room() - 300_000, now=2.0)   # first: too little left now
+    piece = splitter.take(now=2.0)
+    assert piece is not None and piece.download is second.download
 
 
 def test_nothing_is_split_too_early_too_small_or_once_ranges_are_refused() -> None:
