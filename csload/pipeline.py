@@ -229,13 +229,10 @@ async def _load(
     splitter = Splitter()
     # One table after the other (oldest run first within a table; the store's result does not
     # depend on the order): a batch holds one table's runs, so the first table loads while the
-    # next one downloads, with no more statements than one mixed batch would need. Pageview
-    # tables first: their runs are the heavy ones to load (several views per session), so on
-    # a slow network what is left to load after the last download is a light sessions run
-    # (5 MB/s x 4: 0.3-0.5 s sooner, benchmarks/bench_slow_network.py); on a fast one the order
-    # made no difference (bench_sync, 2.4 M rows).
-    plan = sorted(plan, key=lambda item: (item[0].scope != "views",
-                                          _table_for(item[0], tables)))
+    # next one downloads, with no more statements than one mixed batch would need. (Pageview
+    # tables first left less to load after the last download on a 5 MB/s x 4 network, 0.3 s,
+    # but cost up to 0.8 s on a fast one at 1.2 M rows: benchmarks/bench_sync.py.)
+    plan = sorted(plan, key=lambda item: _table_for(item[0], tables))
     # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
     slots = anyio.Semaphore(limits.max_staged_runs)
     send, receive = anyio.create_memory_object_stream[_Ready](limits.max_staged_runs)

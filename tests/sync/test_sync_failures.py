@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from click.testing import Result
 from syncref import (
+    LEGACY_JOB,
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -169,10 +170,10 @@ def test_a_part_that_cannot_be_downloaded_fails_its_run_alone(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
     # One run at a time, one download at a time, two attempts per part: the first run of the
-    # plan (pageview tables go first: the oldest pageviews run) meets both 503s.
+    # plan (the oldest: the legacy job's) meets both 503s.
     strict = replace(settings, limits=Limits(download_concurrency=1, max_staged_runs=1),
                      retry=replace(settings.retry, max_attempts=2))
-    first = successful_runs(simulator, [VIEWS_JOB])[:1]
+    first = successful_runs(simulator, [LEGACY_JOB])
     simulator.faults.storage_503_next = 2
 
     report = csload.sync(strict, db=db_path)
@@ -180,7 +181,7 @@ def test_a_part_that_cannot_be_downloaded_fails_its_run_alone(
     assert report.exit_code == 3
     assert [r.run_id for r in report.failed] == first
     message = report.failed[0].message or ""
-    assert f"job {VIEWS_JOB}, run {first[0]}, part 1" in message and "503" in message
+    assert f"job {LEGACY_JOB}, run {first[0]}, part 1" in message and "503" in message
     others = [r for r in successful_runs(simulator) if r not in first]
     assert sorted(r.run_id for r in report.loaded) == sorted(others)
     assert_db_matches(db_path, expected_tables(simulator, others))

@@ -1,7 +1,6 @@
 """Idle download connections fetch the end of slow downloads (csload.api.ranges), over real
 HTTP from the simulator with its bandwidth cap: the tables still equal the truth, the in-flight
 cap holds, and a piece that fails, or a storage host that ignores ranges, costs a retry only.
-Pageview runs, the heavy ones to load, download and load first.
 
 The split thresholds are lowered (the test world's parts are tens of KB, not MB).
 """
@@ -55,29 +54,6 @@ def test_idle_connections_fetch_the_end_of_slow_downloads(
     total = sum(len(b) for r in everything
                 for b in slow.part_bodies(slow.run(r).job_id, r, compressed=True))
     assert total <= stats.storage_bytes_sent <= total * 1.1
-
-
-def test_pageview_runs_download_and_load_first(
-    slow: Simulator, settings: Settings, db_path: Path
-) -> None:
-    # What is left to load after the last download is then a light sessions run.
-    scope_of = {job.job_id: job.scope for job in slow.jobs}
-    first_part: list[str] = []
-    loaded: list[str] = []
-
-    def on_event(event: SyncEvent) -> None:
-        if event.kind is EventKind.PART_DOWNLOADED and not first_part:
-            first_part.append(scope_of[event.job_id])
-        elif event.kind is EventKind.RUN_LOADED:
-            loaded.append(scope_of[event.job_id])
-
-    limits = Limits(download_concurrency=CONCURRENCY, chunk_size=4096)
-    report = csload.sync(replace(settings, limits=limits), db=db_path, on_event=on_event)
-
-    assert report.exit_code == 0, [r.message for r in report.failed]
-    assert first_part == ["views"]
-    assert set(loaded) == {"views", "sessions"}
-    assert loaded[0] == "views" and loaded[-1] == "sessions"
 
 
 def test_cut_pieces_are_retried_with_their_part_and_the_tables_are_exact(
