@@ -36,7 +36,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from csload.api.client import ExportClient
-from csload.api.models import Job, Run
+from csload.api.models import Job, Part, Run
 from csload.api.ranges import Splitter
 from csload.blocking import run_blocking
 from csload.config import Settings
@@ -132,7 +132,7 @@ async def sync_async(
             plan = await _plan(client, selection, done, report, on_event)
             on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
             if dry_run:
-                await _dry_run(client, plan, tables, report)
+                await _dry_run(client, plan, tables, report, settings.limits.download_concurrency)
             elif plan:
                 assert store is not None
                 await _load(client, store, plan, tables, settings, target.staging_dir(),
@@ -191,11 +191,20 @@ async def _dry_run(
     plan: list[tuple[Job, Run]],
     tables: Mapping[int, str],
     report: SyncReport,
+    concurrency: int,
 ) -> None:
+    # The size probes go to storage as downloads do: no more of them at once than downloads
+    # (one per run at once was hundreds of requests for a long plan).
+    probes = anyio.CapacityLimiter(concurrency)
+
+    async def size(part: Part) -> int | None:
+        async with probes:
+            return await client.part_size(part)
+
     async def describe(job: Job, run: Run) -> RunOutcome:
         detail = await client.get_run(job.job_id, run.run_id)
         parts = detail.parts or ()
-        sizes = [await client.part_size(part) for part in parts]
+        sizes = [await size(part) for part in parts]
         return RunOutcome(
             job_id=job.job_id, run_id=run.run_id, table=_table_for(job, tables),
             status=RunStatus.PLANNED, window_start=run.start_date, window_end=run.end_date,

@@ -28,10 +28,10 @@ from syncref import (
 )
 
 import csload
-from csload.config import Settings
+from csload.config import Limits, Settings
 from csload.errors import ConfigError
 from csload.pipeline import staging_dir
-from csload.report import SyncEvent
+from csload.report import RunStatus, SyncEvent
 from csload.simulator import Simulator
 
 CLI = "from csload.cli import main; main()"
@@ -161,6 +161,18 @@ def test_dry_run_changes_nothing_and_reports_runs_parts_and_bytes(
     text = cli("sync", "--db", str(db_path), "--dry-run")
     assert text.exit_code == 0 and "dry run: would load" in text.stdout
     assert db_path.read_bytes() == content
+
+
+def test_dry_run_probes_storage_no_more_at_once_than_it_downloads(
+    simulator: Simulator, settings: Settings, db_path: Path
+) -> None:
+    simulator.faults.latency = 0.05   # probes of the 7 runs would overlap
+    two = replace(settings, limits=Limits(download_concurrency=2))
+
+    report = csload.sync(two, db=db_path, dry_run=True)
+
+    assert len(report.runs) == 7 and {r.status for r in report.runs} == {RunStatus.PLANNED}
+    assert simulator.stats.max_storage_in_flight == 2
 
 
 # -- --json ------------------------------------------------------------------------------------
