@@ -240,7 +240,7 @@ async def _load(
     # depend on the order): a batch holds one table's runs, so the first table loads while the
     # next one downloads, with no more statements than one mixed batch would need. (Pageview
     # tables first left less to load after the last download on a 5 MB/s x 4 network, 0.3 s,
-    # but cost up to 0.8 s on a fast one at 1.2 M rows: benchmarks/bench_sync.py.)
+    # but cost up to 0.8 s on a fast one at 1.2 M rows, in A/B runs of the two orders.)
     plan = sorted(plan, key=lambda item: _table_for(item[0], tables))
     # Runs staged but not yet applied: bounds staging disk space and how far downloads run ahead.
     slots = anyio.Semaphore(limits.max_staged_runs)

@@ -7,9 +7,9 @@ takes over the second half of the earliest download (in plan order) that has tim
 ranged GET (`Range: bytes=a-b`, which S3 serves on a pre-signed GET URL) writes those bytes
 into the same staging file at their offset, while the first stream stops at byte a. A piece
 can be split again. The split point leaves both ends finishing together, the new request's
-latency included (as the first stream saw it). The earliest download goes first so that runs still
-complete in plan order, each loading while the later ones download: helping the download with
-the most time left had the last two runs finish together, both loaded after the last byte.
+latency included (as the first stream saw it). The earliest download goes first so that runs
+still complete in plan order, each loading while the later ones download: helping the download
+with the most time left had the last two runs finish together, both loaded after the last byte.
 
 Only downloads that are not gzip-verified while streaming are split (the sync's: its load
 reads the stream, csload.download), as a verifier needs the bytes in order. A piece that
