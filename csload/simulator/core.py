@@ -25,7 +25,7 @@ from csload.simulator.rows import column_types, columns_of, run_rows
 from csload.simulator.server import ServerHandle, require_loopback, serve_app, start_thread
 from csload.simulator.state import ProjectState
 from csload.simulator.stats import SimStats
-from csload.simulator.storage import UrlSigner
+from csload.simulator.storage import Serving, UrlSigner
 from csload.simulator.variables import VariableValues
 
 
@@ -46,6 +46,7 @@ class Simulator:
         self.stats = SimStats()
         self.tokens = TokenStore()
         self.signer = UrlSigner()
+        self.serving = Serving()   # storage downloads in flight
         self.gate = ApiGate()
         self.variables = VariableValues(self.config.seed)
         self.state = ProjectState(self.config, self.clock.now())

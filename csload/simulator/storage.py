@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-import weakref
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import format_datetime
@@ -104,25 +103,31 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return (first, last) if 0 <= first <= last else None
 
 
-# Per simulator, the downloads being served (by id of their request: requests are not
-# hashable) and how each stops counting as in flight.
-_Serving = dict[int, tuple[web.Request, Callable[[], None]]]
-_SERVING: weakref.WeakKeyDictionary[Simulator, _Serving] = weakref.WeakKeyDictionary()
+class Serving:
+    """The downloads storage is serving, each with how it stops counting as in flight."""
 
+    def __init__(self) -> None:
+        # By id of the request: requests are not hashable.
+        self._downloads: dict[int, tuple[web.Request, Callable[[], None]]] = {}
 
-def _forget_hung_up(serving: _Serving) -> None:
-    """Downloads whose client closed the connection no longer count as in flight (a paced
-    handler only notices at its next write: a client that stops reading early, and then
-    starts another download at once, was counted twice)."""
-    for request, leave in list(serving.values()):
-        if request.transport is None or request.transport.is_closing():
-            leave()
+    def add(self, request: web.Request, leave: Callable[[], None]) -> None:
+        self._downloads[id(request)] = (request, leave)
+
+    def remove(self, request: web.Request) -> None:
+        self._downloads.pop(id(request), None)
+
+    def forget_hung_up(self) -> None:
+        """Downloads whose client closed the connection no longer count as in flight (a paced
+        handler only notices at its next write: a client that stops reading early, and then
+        starts another download at once, was counted twice)."""
+        for request, leave in list(self._downloads.values()):
+            if request.transport is None or request.transport.is_closing():
+                leave()
 
 
 async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse:
     sim.stats.add("storage_requests")
-    serving = _SERVING.setdefault(sim, {})
-    _forget_hung_up(serving)
+    sim.serving.forget_hung_up()
     sim.stats.storage_enter()
     left = False
 
@@ -130,10 +135,10 @@ async def serve_part(sim: Simulator, request: web.Request) -> web.StreamResponse
         nonlocal left
         if not left:
             left = True
-            serving.pop(id(request), None)
+            sim.serving.remove(request)
             sim.stats.storage_leave()
 
-    serving[id(request)] = (request, leave)
+    sim.serving.add(request, leave)
     try:
         response = await _serve_part(sim, request, leave)
     finally:
