@@ -165,9 +165,7 @@ async def download_part(
     label = part_label(job_id, run_id, part_id)
     ids = {"job_id": job_id, "run_id": run_id, "part_id": part_id}
     require_secure_url(url, f"the URL of {label}")
-    client_timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
-    )
+    client_timeout = _storage_timeout(limits)
     temp = _TempFile(dest, verify_gzip)
     try:
         for attempt in range(1, retry.max_attempts + 1):
@@ -288,8 +286,7 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
     fails the part's attempt: _Retry, or a 403/404's error."""
     download = piece.download
     label, ids = download.label, download.ids
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
-                                    sock_read=limits.read_timeout)
+    timeout = _storage_timeout(limits)
     span = f"bytes {piece.first}-{piece.end - 1}"
     stream: Stream | None = None
     try:
@@ -314,7 +311,7 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
                 raise _Retry(DownloadError(
                     f"{label}: storage sent {sent or 'no Content-Range'} for {span}", **ids))
             stream = splitter.open(download, piece.first, piece.end, requested_at)
-            with _RangeWriter(download.path, label, ids) as out:
+            with _RangeWriter(download.path, ids) as out:
                 await stream.take(response.content.iter_chunked(limits.chunk_size),
                                   lambda data, offset: anyio.to_thread.run_sync(
                                       out.write, data, offset))
@@ -334,8 +331,8 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
 class _RangeWriter:
     """Writes at offsets of an existing staging file (blocking: call write in a thread)."""
 
-    def __init__(self, path: Path, label: str, ids: dict[str, int | None]) -> None:
-        self.path, self.label, self.ids = path, label, ids
+    def __init__(self, path: Path, ids: dict[str, int | None]) -> None:
+        self.path, self.ids = path, ids
         self.fd = -1
 
     def __enter__(self) -> _RangeWriter:
@@ -355,8 +352,7 @@ class _RangeWriter:
         try:
             return call()
         except OSError as exc:
-            raise DownloadError(f"{self.label}: cannot write the staging file {self.path}: "
-                                f"{exc.strerror or type(exc).__name__}", **self.ids) from None
+            raise _staging_error(self.path, self.ids, exc) from None
 
 
 async def _on_disk(
@@ -366,9 +362,19 @@ async def _on_disk(
     try:
         return await anyio.to_thread.run_sync(func, *args)
     except OSError as exc:
-        raise DownloadError(
-            f"{part_label(**ids)}: cannot write the staging file {temp.path}: "
-            f"{exc.strerror or type(exc).__name__}", **ids) from None
+        raise _staging_error(temp.path, ids, exc) from None
+
+
+def _staging_error(path: Path, ids: dict[str, int | None], exc: OSError) -> DownloadError:
+    """A disk error on a staging file: fatal for the part, not a network hiccup."""
+    return DownloadError(f"{part_label(**ids)}: cannot write the staging file {path}: "
+                         f"{exc.strerror or type(exc).__name__}", **ids)
+
+
+def _storage_timeout(limits: Limits) -> aiohttp.ClientTimeout:
+    """No total: a large part takes as long as it takes; connect and each read are bounded."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
+                                 sock_read=limits.read_timeout)
 
 
 def _raise_for_status(
@@ -400,9 +406,7 @@ async def part_size(
     a server that ignores ranges answers 200 with Content-Length, and the body is not read.
     """
     require_secure_url(url, "a part URL")
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=limits.connect_timeout, sock_read=limits.read_timeout
-    )
+    timeout = _storage_timeout(limits)
     try:
         async with _get(session, url, "a part URL", timeout=timeout,
                         headers={"Range": "bytes=0-0"}, auto_decompress=False) as response:
