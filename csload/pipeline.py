@@ -9,10 +9,11 @@
 - The writer applies runs in batches: one DuckDB statement over many files is much faster
   than one per run (duckdb-notes.md), and the store keeps exactly-once and per-run failure
   isolation within a batch. It takes what is ready and waits for more while runs keep
-  arriving within `limits.batch_linger` (a fast network), up to `max_staged_runs` less one
-  run per download connection, so downloads go on while it loads; on a slow network it
-  applies each run as it arrives. Runs are staged table by table and parts download in plan
-  order (csload.slots), so one table's batch loads while the next table downloads.
+  arriving within `limits.batch_linger` (a fast network) and the plan has more runs of the
+  batch's table to come, up to `max_staged_runs` less one run per download connection, so
+  downloads go on while it loads; on a slow network it applies each run as it arrives.
+  Runs are staged table by table and parts download in plan order (csload.slots), so one
+  table's batch loads while the next table downloads.
 - A run that cannot be downloaded fails alone; its files are discarded and the ledger records
   it as failed (the next sync tries it again) or, when its files are gone, as expired.
 - Downloads are not inflated (csload.download): a part whose gzip stream the load finds
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
@@ -62,6 +64,7 @@ from csload.target import Store, Target, done_runs
 log = logging.getLogger("csload.sync")
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 # How often the writer looks for newly staged runs while it waits to fill a batch.
 _POLL = 0.02
@@ -313,8 +316,10 @@ async def _load(
 
     async def consume() -> None:
         async with receive:
+            # Once a batch holds every planned run of its table, it goes without lingering.
+            coming = Counter(_table_for(job, tables) for job, _run in plan)
             async for batch in _batches(receive, batch_size, limits.batch_linger,
-                                        key=lambda item: item.table):
+                                        key=lambda item: item.table, coming=coming):
                 try:
                     outcomes = await apply(batch)
                 finally:
@@ -338,13 +343,15 @@ async def _load(
 
 
 async def _batches(receive: MemoryObjectReceiveStream[T], size: int, linger: float,
-                   key: Callable[[T], object]) -> AsyncIterator[list[T]]:
+                   key: Callable[[T], K], coming: Counter[K] | None = None
+                   ) -> AsyncIterator[list[T]]:
     """The writer's batches, as `_fill_batch` makes them, until the stream ends.
 
     The writer lingers for more runs only when it had to wait for the batch's first one (it
     keeps up with the downloads). When runs were already waiting, it is the bottleneck: it
     takes those and goes (on a 5 MB/s x 4 network, lingering idled it 0.25 s per batch while
-    runs queued, and half a second was added to the end of the sync).
+    runs queued, and half a second was added to the end of the sync). `coming` counts the
+    items of each key still to arrive: a batch that holds the last of its key goes at once.
     """
     carried: T | None = None
     while True:
@@ -355,19 +362,24 @@ async def _batches(receive: MemoryObjectReceiveStream[T], size: int, linger: flo
                 carried = await receive.receive()
             except anyio.EndOfStream:
                 return
+            if coming is not None:
+                coming[key(carried)] -= 1
         batch = [carried]
-        carried = await _fill_batch(batch, receive, size, linger if waited else 0.0, key)
+        carried = await _fill_batch(batch, receive, size, linger if waited else 0.0, key,
+                                    coming)
         yield batch
 
 
 async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], size: int,
-                      linger: float, key: Callable[[T], object]) -> T | None:
-    """Add ready items to `batch` until it has `size`, the stream ends, or none arrived for
-    `linger` seconds. An item whose `key` differs from the batch's is not added but returned
-    (it starts the next batch). Polls rather than cancelling a pending receive, which could
-    drop an item."""
+                      linger: float, key: Callable[[T], K],
+                      coming: Counter[K] | None = None) -> T | None:
+    """Add ready items to `batch` until it has `size`, the stream ends, none arrived for
+    `linger` seconds, or `coming` expects no more of its key. An item whose `key` differs from
+    the batch's is not added but returned (it starts the next batch; it is counted off
+    `coming`). Polls rather than cancelling a pending receive, which could drop an item."""
     quiet_since = anyio.current_time()
-    while len(batch) < size:
+    own = key(batch[0])
+    while len(batch) < size and (coming is None or coming[own] > 0):
         try:
             item = receive.receive_nowait()
         except anyio.EndOfStream:
@@ -377,7 +389,9 @@ async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], siz
                 return None
             await anyio.sleep(min(_POLL, linger))
             continue
-        if key(item) != key(batch[0]):
+        if coming is not None:
+            coming[key(item)] -= 1
+        if key(item) != own:
             return item
         batch.append(item)
         quiet_since = anyio.current_time()

@@ -3,6 +3,8 @@ together; a run that arrives later than the linger waits for the next batch; non
 
 from __future__ import annotations
 
+from collections import Counter
+
 import anyio
 
 from csload.pipeline import _batches
@@ -10,10 +12,12 @@ from csload.pipeline import _batches
 
 async def gather(arrivals: list[float], size: int, linger: float,
                  tables: str = "", busy: float = 0.0,
-                 started: list[float] | None = None) -> list[list[int]]:
+                 started: list[float] | None = None, planned: bool = False
+                 ) -> list[list[int]]:
     """Send item i after arrivals[i] seconds (from the start); batch them like the writer
     (item i belongs to table tables[i], if given), which spends `busy` seconds on each batch
-    (the seconds at which it got each batch go to `started`)."""
+    (the seconds at which it got each batch go to `started`). With `planned`, the writer
+    knows how many items of each table are coming, as the sync's plan tells it."""
     send, receive = anyio.create_memory_object_stream[int](len(arrivals) + 1)
     batches: list[list[int]] = []
     begin = anyio.current_time()
@@ -30,7 +34,8 @@ async def gather(arrivals: list[float], size: int, linger: float,
 
     async def writer() -> None:
         async with receive:
-            async for batch in _batches(receive, size, linger, key=table):
+            coming = Counter(table(i) for i in range(len(arrivals))) if planned else None
+            async for batch in _batches(receive, size, linger, key=table, coming=coming):
                 batches.append(batch)
                 if started is not None:
                     started.append(anyio.current_time() - begin)
@@ -76,3 +81,27 @@ async def test_a_writer_that_runs_behind_takes_what_waits_without_lingering() ->
     assert 0.18 <= started[0] < 0.35   # waited for run 0, then lingered
     assert started[1] < 0.8 + 0.1       # not 0.8 + the linger
     assert started[2] < 1.4 + 0.1
+
+
+async def test_a_batch_holding_every_planned_run_of_its_table_goes_without_lingering() -> None:
+    # Sessions 0-2 arrive by 0.04 s, the first pageview run only at 0.4 s: knowing that no
+    # more sessions runs are coming, the writer starts at once instead of after the linger.
+    started: list[float] = []
+    batches = await gather([0.0, 0.02, 0.04, 0.4], size=8, linger=0.3, tables="sssv",
+                           started=started, planned=True)
+    assert batches == [[0, 1, 2], [3]]
+    assert started[0] < 0.04 + 0.1      # not 0.04 + the linger (0.34 s)
+    # Without the plan's counts the same arrivals wait out the linger.
+    started.clear()
+    assert await gather([0.0, 0.02, 0.04, 0.4], size=8, linger=0.3, tables="sssv",
+                        started=started) == [[0, 1, 2], [3]]
+    assert started[0] >= 0.3
+
+
+async def test_planned_counts_change_no_batch_when_runs_arrive_out_of_table_order() -> None:
+    # A pageview run finishing before the last sessions run still closes the sessions batch
+    # and starts its own; every run arrives in exactly one batch.
+    batches = await gather([0.0, 0.01, 0.02, 0.03], size=8, linger=0.2, tables="svsv",
+                           planned=True)
+    assert sorted(i for batch in batches for i in batch) == [0, 1, 2, 3]
+    assert all(len({"svsv"[i] for i in batch}) == 1 for batch in batches)
