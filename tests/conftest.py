@@ -10,6 +10,9 @@
                  loop and yields the base URL, which is also the auth URL.
     sim_thread   (sync) serves `simulator` from a thread with its own loop; yields the
                  ServerHandle (`.base_url`), stopped after the test.
+    s3_server    (session) moto's S3 server on 127.0.0.1 (tests/s3server.py) with a bucket
+                 `lake` and valid credentials (`S3Server.options`), so wrong credentials and
+                 missing buckets are refused as real S3 would; one for every test folder.
 
 `tests/exportfmt.py` (importable as `exportfmt`) decodes the export files independently.
 `--slow` (or CSLOAD_SLOW=1) selects the long version of the suites that have one.
@@ -21,10 +24,14 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from csload.simulator import ServerHandle, SimConfig, Simulator
+
+if TYPE_CHECKING:
+    from s3server import S3Server
 
 # exportfmt.py lives next to this file; make it importable from every test directory.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -63,3 +70,15 @@ def sim_thread(simulator: Simulator) -> Iterator[ServerHandle]:
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    # Imported here: moto and boto3 load only in a run that has S3 lake tests.
+    from s3server import start_s3_server
+
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()

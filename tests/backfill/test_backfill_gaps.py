@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from bfclock import SIM_START, SimDriver
 from bfref import backfill_jobs, days, query
-from conftest import SIM_START, SimDriver
 
 from csload import backfill_async, read_status, sync_async
 from csload.backfill_engine import BackfillStatus, Window

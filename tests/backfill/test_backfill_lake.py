@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bfclock import SIM_START, SimDriver
 from bfref import (
     FIELDS,
     HIGH,
@@ -26,8 +27,8 @@ from bfref import (
     truth_rows,
 )
 from click.testing import CliRunner
-from conftest import SIM_START, SimDriver
-from lakeutil import Lake, S3Server
+from lakeutil import Lake
+from s3server import S3Server
 
 from csload import BackfillReport, backfill_async, read_target_status, sync_async
 from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window

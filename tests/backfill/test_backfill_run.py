@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from bfclock import SimDriver
 from bfref import (
     FIELDS,
     HIGH,
@@ -19,7 +20,6 @@ from bfref import (
     table_rows,
     truth_rows,
 )
-from conftest import SimDriver
 
 from csload import BackfillReport, backfill_async
 from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window

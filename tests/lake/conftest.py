@@ -1,9 +1,6 @@
-"""Fixtures of the lake tests: a local lake, and an S3 lake on a moto server on 127.0.0.1.
+"""Fixtures of the lake tests: a local lake, and an S3 lake on the moto server on 127.0.0.1
+(`s3_server`, tests/conftest.py).
 
-    s3_server   (session) moto's standalone S3 server (`moto[server]`), started in this
-                process on 127.0.0.1 and any free port, with IAM authentication on: a bucket
-                `lake` and valid credentials (`S3Server.options`), so wrong credentials and
-                missing buckets are refused as real S3 would.
     lake        a Lake on a fresh folder (param "local") or a fresh s3://lake/<test> prefix
                 (param "s3"); tests that take it run against both.
     local_lake  / s3_lake: one of them only.
@@ -16,7 +13,6 @@ The lake helpers (tests/lake/lakeutil.py) read a lake back two ways: through the
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +20,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "load"))
 
-from lakeutil import Lake, S3Server, start_s3_server
+from lakeutil import Lake
 from partgen import Writer
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    server = start_s3_server()
-    try:
-        yield server
-    finally:
-        server.stop()
+from s3server import S3Server
 
 
 @pytest.fixture

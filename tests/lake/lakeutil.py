@@ -1,4 +1,5 @@
-"""Helpers of the lake tests: the moto S3 server, and a lake read back two ways.
+"""Helpers of the lake tests: a lake, local or on the moto S3 server (tests/s3server.py), read
+back two ways.
 
 `Lake.connect()` reads through the manifest (csload.lake.connect_lake); `Lake.listed(table)`
 reads every Parquet file found by listing the table's folders, as DuckDB's
@@ -8,68 +9,21 @@ must never count a row twice once a sync is over.
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+from s3server import BUCKET, S3Server
 
 from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake.fs import LakeFS
 from csload.load.columns import sql_str
 from csload.status import StoreStatus
-
-BUCKET = "lake"
-REGION = "us-east-1"
-
-
-@dataclass
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-    server: Any = field(repr=False)
-
-    @property
-    def options(self) -> dict[str, str]:
-        return {"endpoint_url": self.endpoint, "region": REGION,
-                "access_key_id": self.access_key, "secret_access_key": self.secret_key}
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-def start_s3_server() -> S3Server:
-    """moto's S3 server on 127.0.0.1 with a bucket, an IAM user, and authentication on."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    anyone = {"endpoint_url": endpoint, "region_name": REGION,
-              "aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
-    iam = boto3.client("iam", **anyone)
-    iam.create_user(UserName="csload")
-    iam.put_user_policy(UserName="csload", PolicyName="s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17",
-         "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    key = iam.create_access_key(UserName="csload")["AccessKey"]
-    boto3.client("s3", **anyone).create_bucket(Bucket=BUCKET)
-    # From now on every request must be signed with a known key (moto's IAM auth).
-    urllib.request.urlopen(urllib.request.Request(  # noqa: S310 (a loopback http URL)
-        f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
-        headers={"Content-Type": "text/plain"}), timeout=30).read()
-    return S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], server)
 
 
 @dataclass

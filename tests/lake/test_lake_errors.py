@@ -16,8 +16,9 @@ from typing import Any
 
 import duckdb
 import pytest
-from lakeutil import BUCKET, Lake, S3Server
+from lakeutil import Lake
 from partgen import Writer, job, run
+from s3server import BUCKET, S3Server
 
 from csload.errors import ConfigError, PartParseError, StoreError
 from csload.lake import ParquetStore, connect_lake, read_lake_status
