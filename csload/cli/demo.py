@@ -80,7 +80,7 @@ def demo(db: Path, days: int) -> None:
         settings = Settings(client_id=client_id, client_secret=client_secret,
                             project_id=project_id, auth_url=handle.base_url)
         stdout.print(f"Simulator of the Export API on {handle.base_url} "
-                     f"({days} days of daily runs)", highlight=False)
+                     f"({days} days of daily runs)")
 
         async def run() -> SyncReport:
             with SyncDisplay(stderr) as display:
@@ -98,5 +98,5 @@ def demo(db: Path, days: int) -> None:
                               "pageviews per day and device"))
     stdout.print(_query_table(db, TOP_PAGES_BY_TIME, "top pages by time on page"))
     stdout.print(f"\nThe data is in {db}: open it with `duckdb {db}`, or in Python with "
-                 f"`csload.connect({str(db)!r})`.", highlight=False)
+                 f"`csload.connect({str(db)!r})`.")
     sys.exit(report.exit_code)

@@ -26,7 +26,8 @@ def human_bytes(count: float) -> str:
 
 
 class SyncDisplay:
-    """An event sink (`on_event`) that renders progress to stderr; use it as a context manager."""
+    """An event sink (`on_event`) that renders progress to stderr; use it as a context manager.
+    `console` is one of csload.cli.common's (markup off: messages are printed as they are)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -73,7 +74,7 @@ class SyncDisplay:
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, total=event.runs, detail=self._detail())
             else:
-                self.console.print(f"{event.runs} new run(s) to load", highlight=False)
+                self.console.print(f"{event.runs} new run(s) to load")
             return
         if event.kind is EventKind.PART_DOWNLOADED:
             self.parts += event.parts
@@ -83,7 +84,7 @@ class SyncDisplay:
             self.rows += event.rows
             self._log_run(event)
         elif event.kind is EventKind.MESSAGE and event.message:
-            self.console.print(f"note: {event.message}", highlight=False)
+            self.console.print(f"note: {event.message}")
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=self.runs_done, detail=self._detail())
 
@@ -92,7 +93,7 @@ class SyncDisplay:
         if event.kind is EventKind.RUN_LOADED:
             if not self.live:
                 self.console.print(f"loaded {where}: {event.rows:,} rows, "
-                                   f"{human_bytes(event.bytes)}", highlight=False)
+                                   f"{human_bytes(event.bytes)}")
         elif event.kind is EventKind.RUN_EXPIRED:
             self.console.print(labelled("expired", "yellow", f" {where}: {event.message}"))
         else:

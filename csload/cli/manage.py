@@ -145,8 +145,7 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
         if as_json:
             print_json(spec.to_api())
         else:
-            stdout.print("dry run: the job passes every check; the request would be:",
-                         highlight=False)
+            stdout.print("dry run: the job passes every check; the request would be:")
             print_json(spec.to_api())
         return
     if as_json:
@@ -216,7 +215,8 @@ def _elapsed(seconds: float | None) -> str:
 class BackfillDisplay:
     """An event sink for backfills: a live line per window on a terminal, plain lines otherwise.
 
-    Plain lines are printed on changes only (a new state of a run, not every poll)."""
+    Plain lines are printed on changes only (a new state of a run, not every poll). `console`
+    is one of csload.cli.common's (markup off: messages are printed as they are)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -251,14 +251,14 @@ class BackfillDisplay:
             else:
                 self.progress.update(task, description=where, detail=detail)
         elif line:
-            self.console.print(f"{where}: {detail}", highlight=False, markup=False)
+            self.console.print(f"{where}: {detail}")
 
     def __call__(self, event: BackfillEvent) -> None:
         kind = event.kind
         if kind is BackfillEventKind.PLANNED or kind is BackfillEventKind.MESSAGE:
             if event.message:
                 self.console.print(f"note: {event.message}" if kind is BackfillEventKind.MESSAGE
-                                   else event.message, highlight=False, markup=False)
+                                   else event.message)
             return
         if event.window is None:
             return

@@ -75,8 +75,7 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
         window = f"  window {ts(job.date_from)} -> {ts(job.date_to)}"
     stdout.print(f"  {job.scope} / {job.format} / {job.frequency} / {job.state or '?'}"
                   f"  device {job.device_label or 'all'}"
-                  f"{'  segment ' + str(job.segment_id) if job.segment_id else ''}{window}",
-                  highlight=False)
+                  f"{'  segment ' + str(job.segment_id) if job.segment_id else ''}{window}")
     table = Table(title=f"{len(job.fields)} field(s)")
     for column in ("field", "alias", "column"):
         table.add_column(column)
