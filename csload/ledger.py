@@ -36,6 +36,7 @@ import orjson
 from csload.api.models import Job, JobField, Run
 from csload.errors import StoreError
 from csload.load.columns import quote_ident
+from csload.load.sql import insert_rows
 from csload.load.supersede import RunWindow, run_order
 
 SCHEMA_VERSION = 1
@@ -102,6 +103,24 @@ _RUN_COLUMNS = ("run_id, job_id, table_name, window_start, window_end, finished_
                 "rows_read, rows, bytes, parts, load_started_at, load_finished_at, message")
 
 
+_RUN_TYPES = ("UBIGINT", "UBIGINT", "VARCHAR", "TIMESTAMP", "TIMESTAMP", "TIMESTAMP", "HUGEINT",
+              "VARCHAR", "UBIGINT", "UBIGINT", "UBIGINT", "INTEGER", "TIMESTAMP", "TIMESTAMP",
+              "VARCHAR")
+_PART_TYPES = ("UBIGINT", "UBIGINT", "UBIGINT", "UBIGINT", "UBIGINT", "TIMESTAMP")
+
+
+def run_row(run: Run, table: str | None, status: str, *, rows_read: int | None,
+            rows: int | None, nbytes: int | None, parts: int | None,
+            started: datetime | None, finished: datetime | None,
+            message: str | None) -> tuple[Any, ...]:
+    """One `_csload_runs` row, in its column order, for `Ledger.record_runs`."""
+    if status not in STATUSES:
+        raise ValueError(status)
+    return (run.run_id, run.job_id, table, naive_utc(run.start_date), naive_utc(run.end_date),
+            naive_utc(run.finished_at), str(run_order(run)), status, rows_read, rows, nbytes,
+            parts, naive_utc(started), naive_utc(finished), message)
+
+
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(
         run_id=int(row[0]), job_id=int(row[1]), table=row[2],
@@ -158,24 +177,19 @@ class Ledger:
                    rows: int | None, nbytes: int | None, parts: int | None,
                    started: datetime | None, finished: datetime | None,
                    message: str | None) -> None:
-        if status not in STATUSES:
-            raise ValueError(status)
-        self.con.execute(
-            "INSERT OR REPLACE INTO _csload_runs VALUES "
-            "(?, ?, ?, ?, ?, ?, CAST(? AS HUGEINT), ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, run.job_id, table, naive_utc(run.start_date), naive_utc(run.end_date),
-             naive_utc(run.finished_at), str(run_order(run)), status, rows_read, rows, nbytes,
-             parts, naive_utc(started), naive_utc(finished), message],
-        )
+        self.record_runs([run_row(run, table, status, rows_read=rows_read, rows=rows,
+                                  nbytes=nbytes, parts=parts, started=started,
+                                  finished=finished, message=message)])
+
+    def record_runs(self, rows: list[tuple[Any, ...]]) -> None:
+        """rows: `run_row(...)` of each run, all written by one statement."""
+        insert_rows(self.con, "INSERT OR REPLACE INTO _csload_runs", _RUN_TYPES, rows)
 
     def record_parts(self, rows: list[tuple[int, int, int, int, int | None]],
                      loaded_at: datetime) -> None:
         """rows: (run_id, part_id, job_id, bytes, rows)."""
-        if rows:
-            self.con.executemany(
-                "INSERT OR REPLACE INTO _csload_parts VALUES (?, ?, ?, ?, ?, ?)",
-                [(*r, naive_utc(loaded_at)) for r in rows],
-            )
+        insert_rows(self.con, "INSERT OR REPLACE INTO _csload_parts", _PART_TYPES,
+                    [(*r, naive_utc(loaded_at)) for r in rows])
 
     # --- reads -----------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ from csload.errors import (
     StoreLockedError,
     part_label,
 )
-from csload.ledger import Ledger, naive_utc
+from csload.ledger import Ledger, naive_utc, run_row
 from csload.load import sql
 from csload.load.columns import (
     LINEAGE_COLUMNS,
@@ -545,8 +545,8 @@ class DuckDBStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._ensure_table(table, batch, groups)
-            for item in batch:
-                self.ledger.upsert_job(item.staged.job, table, started)
+            for job in {item.staged.job.job_id: item.staged.job for item in batch}.values():
+                self.ledger.upsert_job(job, table, started)
             self._create_run_tables(table, batch)
             for group in groups:
                 try:
@@ -566,19 +566,21 @@ class DuckDBStore:
             kept = self._run_counts(table, ids)
             finished = _utcnow()
             outcomes: dict[int, RunOutcome] = {}
+            ledger_rows = []
             for item in batch:
-                staged = item.staged
-                nbytes = sum(p.bytes for p in item.files)
-                self.ledger.record_run(
-                    staged.run, table, "loaded", rows_read=read.get(item.run_id, 0),
-                    rows=kept.get(item.run_id, 0), nbytes=nbytes, parts=len(item.files),
-                    started=started, finished=finished, message=None)
-                self.ledger.record_parts(
-                    [(item.run_id, p.part_id, item.layout.job_id, p.bytes, 0 if p.empty else None)
-                     for p in item.files], finished)
-                outcomes[item.run_id] = RunOutcome(
-                    staged.job.job_id, item.run_id, "loaded", rows=kept.get(item.run_id, 0),
-                    rows_read=read.get(item.run_id, 0), bytes=nbytes)
+                outcome = RunOutcome(
+                    item.staged.job.job_id, item.run_id, "loaded",
+                    rows=kept.get(item.run_id, 0), rows_read=read.get(item.run_id, 0),
+                    bytes=sum(p.bytes for p in item.files))
+                outcomes[item.run_id] = outcome
+                ledger_rows.append(run_row(
+                    item.staged.run, table, "loaded", rows_read=outcome.rows_read,
+                    rows=outcome.rows, nbytes=outcome.bytes, parts=len(item.files),
+                    started=started, finished=finished, message=None))
+            self.ledger.record_runs(ledger_rows)
+            self.ledger.record_parts(
+                [(item.run_id, p.part_id, item.layout.job_id, p.bytes, 0 if p.empty else None)
+                 for item in batch for p in item.files], finished)
             self._drop_temp()
             self._commit()
         except BaseException as exc:
@@ -615,15 +617,14 @@ class DuckDBStore:
             for p in item.files:
                 rows.append((p.path, item.layout.job_id, item.run_id,
                              start.astimezone(UTC).date() if start else None))
-        if rows:
-            self.con.executemany("INSERT INTO _csload_map VALUES (?, ?, ?, ?)", rows)
+        sql.insert_rows(self.con, "INSERT INTO _csload_map",
+                        ("VARCHAR", "UBIGINT", "UBIGINT", "DATE"), rows)
         # The order of every run whose rows may be in the table, batch included.
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE _csload_ord AS SELECT run_id, supersede_order AS ord "
             "FROM _csload_runs WHERE status = 'loaded' AND table_name = ?", [table])
-        self.con.executemany(
-            "INSERT INTO _csload_ord VALUES (?, CAST(? AS HUGEINT))",
-            [(item.run_id, str(run_order(item.staged.run))) for item in batch])
+        sql.insert_rows(self.con, "INSERT INTO _csload_ord", ("UBIGINT", "HUGEINT"),
+                        [(item.run_id, str(run_order(item.staged.run))) for item in batch])
 
     def _drop_temp(self) -> None:
         for name in ("_csload_map", "_csload_ord", "_csload_bkeys", "_csload_drop"):
@@ -732,8 +733,8 @@ class DuckDBStore:
             return
         self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_drop "
                          "(run_id UBIGINT, date_from DATE, date_to DATE)")
-        self.con.executemany("INSERT INTO _csload_drop VALUES (?, ?, ?)",
-                             [(d.run_id, d.date_from, d.date_to) for d in drops])
+        sql.insert_rows(self.con, "INSERT INTO _csload_drop", ("UBIGINT", "DATE", "DATE"),
+                        [(d.run_id, d.date_from, d.date_to) for d in drops])
         dropped = ("EXISTS (SELECT 1 FROM _csload_drop AS d WHERE d.run_id = t._run_id AND "
                    "(d.date_from IS NULL OR (t._date >= d.date_from AND t._date < d.date_to)))")
         groups = self._key_groups(table, batch)

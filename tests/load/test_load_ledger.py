@@ -57,6 +57,26 @@ def test_statuses_and_queries(store: DuckDBStore, writer: Writer) -> None:
     assert jobs[1][1] == "views" and [f.field_name for f in jobs[1][0].fields] == FIELDS
 
 
+def test_one_batch_records_every_run_and_part(store: DuckDBStore, writer: Writer) -> None:
+    """Runs applied together get their ledger rows in one statement each: every run and
+    every part, with its own counts and bytes."""
+    j = job(1, fields=FIELDS)
+    staged = [writer.staged(j, run(30 + i, 1, D1 + timedelta(days=i)),
+                            [vrows(D1 + timedelta(days=i), 2 + i)] * (i + 1))
+              for i in range(3)]
+    store.apply(staged)
+    runs = store.con.execute("SELECT run_id, job_id, table_name, status, rows_read, rows, "
+                             "bytes, parts FROM _csload_runs ORDER BY run_id").fetchall()
+    assert runs == [
+        (30 + i, 1, "views", "loaded", (2 + i) * (i + 1), 2 + i,
+         sum(p.bytes for p in s.parts), i + 1)
+        for i, s in enumerate(staged)]
+    parts = store.con.execute("SELECT run_id, part_id, job_id, bytes FROM _csload_parts "
+                              "ORDER BY run_id, part_id").fetchall()
+    assert parts == [(s.run.run_id, p.part_id, 1, p.bytes) for s in staged for p in s.parts]
+    assert store.con.execute("SELECT count(*) FROM _csload_jobs").fetchone() == (1,)
+
+
 def test_reopen_keeps_everything(db_path: Path, writer: Writer) -> None:
     with DuckDBStore.open(db_path) as store:
         store.apply([writer.staged(job(1, fields=FIELDS), run(10, 1, D1), [vrows(D1, 3)])])

@@ -12,7 +12,7 @@ CSLOAD_TEST_STOP = "<point>:<n>" picks the n-th time (from 1) the sync reaches <
     insert          inside a load transaction, one INSERT ... SELECT done
     apply           inside a load transaction, rows inserted, before the supersede rules
     window-rule     inside a load transaction, before the window rule
-    ledger-run      inside a load transaction, a run's ledger row written
+    ledger-run      inside a load transaction, the batch's run ledger rows written
     before-commit   a load transaction is about to commit
     after-commit    a load transaction has just committed (its staging files still on disk)
     record-failed   a failed (or expired) run's ledger row is written, not yet committed
@@ -127,7 +127,7 @@ def discard(*args: Any) -> None:
 
 
 _ensure = Ledger.ensure
-_record_run = Ledger.record_run
+_record_runs = Ledger.record_runs
 
 
 def ensure(self: Any) -> None:
@@ -135,8 +135,8 @@ def ensure(self: Any) -> None:
     reached("ledger-ensure")
 
 
-def record_run(self: Any, *args: Any, **kwargs: Any) -> None:
-    _record_run(self, *args, **kwargs)
+def record_runs(self: Any, *args: Any, **kwargs: Any) -> None:
+    _record_runs(self, *args, **kwargs)
     if _flag("loading"):
         reached("ledger-run")
 
@@ -187,7 +187,7 @@ storage._TempFile.commit = temp_commit  # type: ignore[method-assign]
 pipeline.stage_run = stage_run  # type: ignore[assignment]
 pipeline._discard = discard
 Ledger.ensure = ensure  # type: ignore[method-assign]
-Ledger.record_run = record_run  # type: ignore[method-assign]
+Ledger.record_runs = record_runs  # type: ignore[method-assign]
 DuckDBStore.apply = apply  # type: ignore[method-assign]
 DuckDBStore._insert_group = insert_group  # type: ignore[method-assign]
 DuckDBStore._apply_key_rule = apply_key_rule  # type: ignore[method-assign,assignment]
