@@ -192,6 +192,10 @@ class Simulator:
                 else body
         return self._parts.body(run_id, part_id, compressed=compressed)
 
+    def part_etag(self, body: bytes) -> str:
+        """The ETag storage sends with a part's `body` (csload.simulator.parts.PartStore.etag)."""
+        return self._parts.etag(body)
+
     def prepare(self) -> int:
         """Build (and cache) the parts of every successful run now; returns how many parts.
 

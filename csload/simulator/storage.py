@@ -218,7 +218,7 @@ async def _serve_part(sim: Simulator, request: web.Request,
             "Content-Range": f"bytes 0-0/{len(body)}",
             "Content-Type": "application/octet-stream",
         })
-    etag = '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+    etag = sim.part_etag(body)
     status, headers = 200, {}
     wanted = request.headers.get("Range")
     if wanted is not None and not sim.config.variants.storage_ignores_ranges:
@@ -252,8 +252,9 @@ async def _serve_part(sim: Simulator, request: web.Request,
     sent = 0
     loop = asyncio.get_running_loop()
     started = loop.time()
+    view = memoryview(body)   # pieces without copies
     while sent < send:
-        piece = body[sent: min(send, sent + chunk)]
+        piece = view[sent: min(send, sent + chunk)]
         if sent + len(piece) >= send:
             # The client may have everything once this is written: stop counting first.
             leave()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,25 @@ async def test_download_is_framed_and_matches_the_cache(api: Any, simulator: Sim
     assert simulator.stats.storage_requests == len(detail["files"])
     assert simulator.stats.storage_with_authorization == 0
     assert simulator.stats.requests["storage"] == len(detail["files"])
+
+
+async def test_etag_is_the_md5_of_the_body_served(api: Any, simulator: Simulator) -> None:
+    """As S3 gives for an object uploaded whole; kept once per stored part, so a body that a
+    fault changes must not get the stored part's ETag."""
+    job = simulator.job_named("Daily pageviews")
+    run = simulator.runs(job.job_id)[-1]
+    url = await first_part_url(api, simulator)
+
+    def md5(body: bytes) -> str:
+        return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+
+    first, again = await api.download(url), await api.download(url)
+    assert first.headers["ETag"] == again.headers["ETag"] == md5(first.body)
+    ranged = await api.download(url, {"Range": "bytes=5-"})
+    assert ranged.headers["ETag"] == md5(first.body)   # the object's, not the range's
+    simulator.faults.corrupt_part = (run.run_id, 1)
+    corrupt = await api.download(url)
+    assert corrupt.body != first.body and corrupt.headers["ETag"] == md5(corrupt.body)
 
 
 async def test_storage_is_outside_the_api_limit_and_counters(api: Any,
