@@ -140,6 +140,10 @@ class ExportClient:
                 ),
                 # Storage hosts must never get anything back from the API (or each other).
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # Buffer a whole download chunk per connection: with aiohttp's 64 KiB the
+                # socket was paused and resumed every 128 KiB (parts downloaded at ~600 MB/s
+                # on loopback, against ~800 MB/s with this).
+                read_bufsize=limits.chunk_size,
             )
             self._owns_session = True
         return self
