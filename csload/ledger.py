@@ -173,14 +173,6 @@ class Ledger:
              naive_utc(now), naive_utc(now)],
         )
 
-    def record_run(self, run: Run, table: str | None, status: str, *, rows_read: int | None,
-                   rows: int | None, nbytes: int | None, parts: int | None,
-                   started: datetime | None, finished: datetime | None,
-                   message: str | None) -> None:
-        self.record_runs([run_row(run, table, status, rows_read=rows_read, rows=rows,
-                                  nbytes=nbytes, parts=parts, started=started,
-                                  finished=finished, message=message)])
-
     def record_runs(self, rows: list[tuple[Any, ...]]) -> None:
         """rows: `run_row(...)` of each run, all written by one statement."""
         insert_rows(self.con, "INSERT OR REPLACE INTO _csload_runs", _RUN_TYPES, rows)

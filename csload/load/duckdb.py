@@ -280,9 +280,9 @@ class DuckDBStore:
                 return
             now = _utcnow()
             self.ledger.upsert_job(job, table or job.scope, now)
-            self.ledger.record_run(run, table or job.scope, status, rows_read=None, rows=None,
-                                   nbytes=None, parts=None, started=None, finished=now,
-                                   message=message)
+            self.ledger.record_runs([run_row(run, table or job.scope, status, rows_read=None,
+                                             rows=None, nbytes=None, parts=None, started=None,
+                                             finished=now, message=message)])
 
     # --- transactions ----------------------------------------------------------------------
 

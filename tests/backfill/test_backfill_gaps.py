@@ -131,7 +131,7 @@ def test_coverage_counts_backfill_copies_by_their_name_fields_and_table() -> Non
     import duckdb
 
     from csload.api.models import Job, JobField, Run
-    from csload.ledger import Ledger
+    from csload.ledger import Ledger, run_row
 
     fields = (JobField("session_id"), JobField("view_number"), JobField("url", "page_url"))
     now = datetime(2026, 11, 25, tzinfo=UTC)
@@ -148,10 +148,10 @@ def test_coverage_counts_backfill_copies_by_their_name_fields_and_table() -> Non
     def run(job_id: int, first: date, last: date, status: str = "loaded") -> None:
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-        ledger.record_run(Run(run_id=next(run_ids), job_id=job_id, state="SUCCESS",
-                              start_date=start, end_date=end, finished_at=end),
-                          "views", status, rows_read=1, rows=1, nbytes=1, parts=1,
-                          started=now, finished=now, message=None)
+        ledger.record_runs([run_row(Run(run_id=next(run_ids), job_id=job_id, state="SUCCESS",
+                                        start_date=start, end_date=end, finished_at=end),
+                                    "views", status, rows_read=1, rows=1, nbytes=1, parts=1,
+                                    started=now, finished=now, message=None)])
 
     daily = 1
     job(daily, "Daily pageviews", "daily")
