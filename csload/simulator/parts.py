@@ -1,7 +1,7 @@
 """A cache of part bodies per run: generation is deterministic, so each run is built once.
 
 Only the gzip bodies are kept (a benchmark-sized run is large); the uncompressed variant
-decompresses on demand. A kept body's ETag is computed once: S3 stores an object's ETag, and
+decompresses on demand. A kept body's ETag is computed with it: S3 stores an object's ETag, and
 hashing every body on every GET was most of the simulator's CPU in benchmarks/bench_sync.py,
 time taken from the csload it serves on the same cores. Building runs in a worker thread when
 called from the event loop, so a large run does not stall other requests.
@@ -26,9 +26,9 @@ class PartStore:
         self._parts: dict[int, list[bytes]] = {}
         self._lock = threading.Lock()
         self._run_locks: dict[int, threading.Lock] = {}
-        # id() of every kept body -> its ETag once computed. A kept body is alive, so no other
-        # object can have its id; forget() drops a run's ids with its bodies.
-        self._etags: dict[int, str | None] = {}
+        # id() of every kept body -> its ETag. A kept body is alive, so no other object can
+        # have its id; forget() drops a run's ids with its bodies.
+        self._etags: dict[int, str] = {}
 
     def gzip_parts(self, run_id: int) -> list[bytes]:
         cached = self._parts.get(run_id)
@@ -42,7 +42,7 @@ class PartStore:
                 cached = [gzip.compress(body, compresslevel=COMPRESS_LEVEL, mtime=0)
                           for body in self._build(run_id)]
                 for body in cached:
-                    self._etags[id(body)] = None
+                    self._etags[id(body)] = _md5_etag(body)
                 self._parts[run_id] = cached
         return cached
 
@@ -53,15 +53,10 @@ class PartStore:
 
     def etag(self, body: bytes) -> str:
         """The ETag storage sends with `body` (the MD5 in quotes, as S3 gives for an object
-        uploaded in one piece): once per kept body, each time for any other (a variant's or a
-        fault's)."""
-        key = id(body)
-        if key not in self._etags:
-            return _md5_etag(body)
-        etag = self._etags[key]
-        if etag is None:
-            etag = self._etags[key] = _md5_etag(body)
-        return etag
+        uploaded in one piece): a kept body's as computed with it, any other's (a variant's
+        or a fault's) each time."""
+        etag = self._etags.get(id(body))
+        return _md5_etag(body) if etag is None else etag
 
     def count(self, run_id: int) -> int:
         return len(self.gzip_parts(run_id))
