@@ -140,6 +140,10 @@ def _create_table(con: duckdb.DuckDBPyConnection, table: str,
 class _Work(DuckDBStore):
     """The DuckDB store a batch is applied with: the lake's ledger plus the partitions read in."""
 
+    # In memory, a batch's rows stay in memory until written out: a higher cap for JSONL
+    # statements would let them grow up to it.
+    JSON_MEMORY_LIMIT = None
+
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         super().__init__(con, path)
         self.lake: LakeFS | None = None
