@@ -182,9 +182,9 @@ class _Work(DuckDBStore):
                     "give the field another alias"))
         super()._ensure_table(table, batch, groups)
 
-    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> None:
+    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> bool:
         self._read_affected(table, batch, ids)
-        super()._apply_key_rule(table, batch, ids)
+        return super()._apply_key_rule(table, batch, ids)
 
     # --- reading partitions in ------------------------------------------------------------
 

@@ -602,9 +602,9 @@ class DuckDBStore:
                         raise
                     raise damaged from None
             read = self._run_counts(table, ids)
-            self._apply_key_rule(table, batch, ids)
-            self._apply_window_rule(table, batch)
-            kept = self._run_counts(table, ids)
+            deleted = self._apply_key_rule(table, batch, ids)
+            deleted = self._apply_window_rule(table, batch) or deleted
+            kept = self._run_counts(table, ids) if deleted else read
             finished = _utcnow()
             outcomes: dict[int, RunOutcome] = {}
             ledger_rows = []
@@ -713,12 +713,13 @@ class DuckDBStore:
                 f"WHERE t._job_id IN ({jobs}) AND {not_null} AND ({where})")
         return " UNION ALL ".join(selects)
 
-    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> None:
+    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> bool:
+        """Per key, keep the latest run's row; whether rows may have been deleted."""
         groups = self._key_groups(table, batch)
         batch_groups = {cols: jobs for cols, jobs in groups.items()
                         if any(item.layout.key_columns == cols for item in batch)}
         if not batch_groups:
-            return
+            return False
         batch_keys = self._keyed_rows(table, batch_groups, f"t._run_id IN ({ids})")
         existing = self._keyed_rows(table, groups, f"t._run_id NOT IN ({ids})")
         tomb = "SELECT k0, k1 FROM _csload_tombstones WHERE table_name = ?"
@@ -735,7 +736,7 @@ class DuckDBStore:
                 [table]).fetchone()
             assert row is not None
         if row[0] == 0:
-            return   # every key of the batch is new: nothing to supersede
+            return False   # every key of the batch is new: nothing to supersede
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _csload_bkeys AS {batch_keys}")
         # Every row with a batch key competes; per key the latest run's row survives (the
         # first by rowid among one run's duplicates). A tombstone that wins removes them all.
@@ -757,6 +758,7 @@ class DuckDBStore:
                                            ORDER BY ord DESC, rid ASC NULLS LAST) > 1
                 AND rid IS NOT NULL)""",  # noqa: S608
             [table])
+        return True
 
     def _has_earlier_keys(self, table: str, ids: str) -> bool:
         """Whether rows of runs loaded before the batch, or tombstones, may hold its keys."""
@@ -766,14 +768,15 @@ class DuckDBStore:
             [table]).fetchone()
         return bool(row and row[0])
 
-    def _apply_window_rule(self, table: str, batch: list[_Pending]) -> None:
+    def _apply_window_rule(self, table: str, batch: list[_Pending]) -> bool:
+        """Remove what the batch's runs replace by window; whether rows may have been deleted."""
         job_ids = {item.layout.job_id for item in batch}
         mine = [RunWindow(item.run_id, item.layout.job_id, item.staged.run.start_date,
                           item.staged.run.end_date, run_order(item.staged.run))
                 for item in batch]
         drops = window_drops(mine, self.ledger.loaded_windows(job_ids))
         if not drops:
-            return
+            return False
         self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_drop "
                          "(run_id UBIGINT, date_from DATE, date_to DATE)")
         sql.insert_rows(self.con, "INSERT INTO _csload_drop", ("UBIGINT", "DATE", "DATE"),
@@ -790,3 +793,4 @@ class DuckDBStore:
                     AS r JOIN _csload_ord AS o ON o.run_id = r.run_id""",  # noqa: S608
                 [table])
         self.con.execute(f"DELETE FROM {quote_ident(table)} AS t WHERE {dropped}")  # noqa: S608
+        return True

@@ -59,8 +59,9 @@ def test_rerun_of_a_day_replaces_it(store: DuckDBStore, writer: Writer) -> None:
                                [[vrow(1, 1, D1, "old"), vrow(2, 1, D1, "gone")]]),
                  writer.staged(j, run(11, 1, D1 + timedelta(days=1)),
                                [[vrow(3, 1, D1 + timedelta(days=1), "next day")]])])
-    store.apply([writer.staged(j, run(12, 1, D1, finished_hours=30),
-                               [[vrow(1, 1, D1, "new"), vrow(1, 1, D1, "new")]])])
+    [rerun] = store.apply([writer.staged(j, run(12, 1, D1, finished_hours=30),
+                                         [[vrow(1, 1, D1, "new"), vrow(1, 1, D1, "new")]])])
+    assert (rerun.rows, rerun.rows_read) == (1, 2)   # its own duplicate removed
     # new values win, no duplicates (even within the re-run), rows absent from it are gone,
     # the other day is untouched
     assert contents(store) == [(1, 1, "new", 12), (3, 1, "next day", 11)]
@@ -74,6 +75,20 @@ def test_rerun_of_a_keyless_job_replaces_its_window(store: DuckDBStore, writer: 
                                [[{"session_id": 1, "url": "b"}]])])
     assert store.con.execute("SELECT session_id, url, _run_id FROM views").fetchall() == [
         (1, "b", 11)]
+
+
+def test_rows_kept_count_what_a_batch_replaces_within_itself(store: DuckDBStore,
+                                                             writer: Writer) -> None:
+    """The ledger's rows are counted after the rules: a keyless run replaced by a later run of
+    the same batch keeps none of the rows it read."""
+    j = job(1, fields=["session_id", "url"])
+    out = store.apply([writer.staged(j, run(10, 1, D1), [[{"session_id": 1, "url": "a"},
+                                                          {"session_id": 2, "url": "a"}]]),
+                       writer.staged(j, run(11, 1, D1, finished_hours=9),
+                                     [[{"session_id": 1, "url": "b"}]])])
+    assert [(o.run_id, o.rows, o.rows_read) for o in out] == [(10, 0, 2), (11, 1, 1)]
+    assert store.con.execute("SELECT run_id, rows, rows_read FROM _csload_runs "
+                             "ORDER BY run_id").fetchall() == [(10, 0, 2), (11, 1, 1)]
 
 
 def test_older_run_applied_late_does_not_win(store: DuckDBStore, writer: Writer) -> None:
