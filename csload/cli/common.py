@@ -10,35 +10,60 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import anyio
 import click
 import orjson
-from rich.console import Console
-from rich.text import Text
 
 from csload.config import Settings, load_settings
 from csload.errors import CsloadError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
     # Lazy (in `run_with_client`): `csload simulate` uses this module but not the API client,
     # which imports aiohttp.
     from csload.api.client import ExportClient
+
+    # Made on first use (module __getattr__ below).
+    stdout: Console
+    stderr: Console
 
 T = TypeVar("T")
 
 EXIT_FAILED = 1
 
-# No markup: what csload prints holds text it does not control (job names, field names,
-# error messages quoting a part's line), which rich would read as tags: `[daily] views` lost its
-# `[daily]`, a `[/]` crashed the command. Styles are applied explicitly (`labelled`).
-stdout = Console(soft_wrap=True, markup=False, highlight=False)
-stderr = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+_CONSOLES: dict[str, Console] = {}
+
+
+def console(name: str) -> Console:
+    """The rich Console of `stdout` or `stderr`, made on first use: a command that prints
+    only JSON (`csload sync --json`, run by schedulers) never imports rich (~20 ms)."""
+    made = _CONSOLES.get(name)
+    if made is None:
+        from rich.console import Console
+
+        # No markup: what csload prints holds text it does not control (job names, field
+        # names, error messages quoting a part's line), which rich would read as tags:
+        # `[daily] views` lost its `[daily]`, a `[/]` crashed the command. Styles are applied
+        # explicitly (`labelled`).
+        made = Console(stderr=name == "stderr", soft_wrap=True, markup=False, highlight=False)
+        _CONSOLES[name] = made
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("stdout", "stderr"):
+        return console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def labelled(label: str, style: str, text: str) -> Text:
     """`label` in `style`, then `text` exactly as it is."""
+    from rich.text import Text
+
     return Text.assemble((label, style), text)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    stderr.print(labelled("error:", "bold red", f" {message}"))
+    console("stderr").print(labelled("error:", "bold red", f" {message}"))
     sys.exit(code)
 
 

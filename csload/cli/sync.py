@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,11 @@ import click
 
 from csload.cli.common import (
     connection_options,
+    console,
     fail,
     labelled,
     print_json,
     settings_from,
-    stderr,
-    stdout,
 )
 from csload.cli.display import SyncDisplay, summary_table
 from csload.errors import CsloadError
@@ -67,11 +67,12 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
     tables = _table_option(table_map)
 
     async def main() -> SyncReport:
-        with SyncDisplay(stderr) as display:
-            return await sync_async(
-                settings, db=db, parquet=parquet, jobs=job_ids, scope=scope, since=_day(since),
-                until=_day(until), tables=tables, dry_run=dry_run,
-                on_event=display if not as_json else _quiet)
+        run = partial(sync_async, settings, db=db, parquet=parquet, jobs=job_ids, scope=scope,
+                      since=_day(since), until=_day(until), tables=tables, dry_run=dry_run)
+        if as_json:
+            return await run(on_event=_quiet)
+        with SyncDisplay(console("stderr")) as display:
+            return await run(on_event=display)
 
     try:
         report = anyio.run(main)
@@ -80,12 +81,13 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
     if as_json:
         print_json(report.to_json())
     else:
-        stdout.print(summary_table(report))
+        out = console("stdout")
+        out.print(summary_table(report))
         for run in report.failed + report.expired:
-            stdout.print(labelled(run.status.value, "bold",
-                                  f": job {run.job_id}, run {run.run_id}: {run.message}"))
+            out.print(labelled(run.status.value, "bold",
+                               f": job {run.job_id}, run {run.run_id}: {run.message}"))
     sys.exit(report.exit_code)
 
 
 def _quiet(_event: object) -> None:
-    """--json: the report is the output; no progress lines mixed in."""
+    """--json: the report is the output; no progress lines mixed in (nor rich imported)."""
