@@ -468,11 +468,12 @@ def run_instrumented(recorder: Recorder, **target: Any) -> dict[str, Any]:
 
     import duckdb
 
+    import csload.download
     import csload.pipeline
     from csload.api import gzipcheck, storage
     from csload.config import load_settings
 
-    recorder.wrap_async(csload.pipeline, "stage_run", "stage_run (download a run)")
+    recorder.wrap_async(csload.download, "stage_run", "stage_run (download a run)")
     recorder.wrap_async(csload.pipeline, "_plan", "plan (jobs, runs, ledger)")
     recorder.wrap(csload.pipeline, "_write", "writer: _write (batch)")
     recorder.wrap(gzipcheck.GzipVerifier, "feed", "gzip verify (feed)")

@@ -27,23 +27,23 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
 from csload.api.ranges import Splitter
 from csload.blocking import run_blocking
 from csload.config import Settings
 from csload.discover import Selection, missing_jobs, select_jobs, select_runs
-from csload.download import Redo, RunExpired, discard_staging, run_dir, stage_run
 from csload.errors import ConfigError, CsloadError, DamagedDownload
 from csload.groups import first_error
 from csload.load import StagedRun
@@ -60,6 +60,12 @@ from csload.report import (
 from csload.slots import OrderedSlots
 from csload.target import DEFAULT_DB as DEFAULT_DB
 from csload.target import Store, Target, done_runs
+
+if TYPE_CHECKING:
+    # Imported at run time once the store is opening (_open_importing_client): they import
+    # aiohttp.
+    from csload.api.client import ExportClient
+    from csload.download import Redo
 
 log = logging.getLogger("csload.sync")
 
@@ -127,7 +133,9 @@ async def sync_async(
         # Shielded: a cancel while the worker thread opens the store would lose it (and its
         # lock) with no one left to close it.
         with anyio.CancelScope(shield=True):
-            store = await anyio.to_thread.run_sync(target.open)
+            store = await anyio.to_thread.run_sync(_open_importing_client, target)
+    from csload.api.client import ExportClient
+
     try:
         if store is not None:
             done = await anyio.to_thread.run_sync(done_runs, store)
@@ -146,6 +154,21 @@ async def sync_async(
                 await anyio.to_thread.run_sync(store.close)
     report.finished_at = _now()
     return report
+
+
+def _open_importing_client(target: Target) -> Store:
+    """Open the target for writing while this thread imports the HTTP client and the
+    downloader: importing aiohttp takes ~0.13 s and holds the GIL, opening a DuckDB database
+    mostly does not, so the two overlap (0.025 s off every sync)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="csload-open") as pool:
+        opening = pool.submit(target.open)
+        try:
+            import csload.download  # noqa: F401
+        except BaseException:
+            with suppress(BaseException):
+                opening.result().close()
+            raise
+        return opening.result()
 
 
 def sync(settings: Settings, **options: Any) -> SyncReport:
@@ -235,6 +258,8 @@ async def _load(
     report: SyncReport,
     on_event: EventSink,
 ) -> None:
+    from csload.download import Redo, RunExpired, stage_run
+
     limits = settings.limits
     # Parts download in plan order: the first runs finish first and load while others download.
     download_slots = OrderedSlots(limits.download_concurrency)
@@ -442,6 +467,8 @@ def _outcome(item: _Ready, status: RunStatus, *, parts: int = 0, nbytes: int = 0
 
 
 def _discard(staging: Path, batch: list[_Ready]) -> None:
+    from csload.download import discard_staging, run_dir
+
     for item in batch:
         discard_staging(run_dir(staging, item.job.job_id, item.run.run_id))
 

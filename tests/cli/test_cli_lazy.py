@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -34,6 +35,26 @@ def test_the_sync_command_imports_nothing_only_other_commands_use() -> None:
     loaded = imported_after("import csload.cli.sync")
     assert "csload.pipeline" in loaded
     assert not set(NOT_FOR_SYNC) & loaded
+
+
+def test_the_http_client_is_imported_while_the_store_opens(tmp_path: Path) -> None:
+    # Importing aiohttp (~0.13 s, holding the GIL) overlaps with DuckDB opening the database
+    # (which mostly releases it): the pipeline module itself does not import the client.
+    loaded = imported_after("import csload.cli.sync, csload.pipeline")
+    assert "duckdb" in loaded
+    assert not {"aiohttp", "csload.api.client", "csload.download"} & loaded
+    script = ("import sys\n"
+              "from pathlib import Path\n"
+              "from csload.pipeline import _open_importing_client\n"
+              "from csload.target import Target\n"
+              f"store = _open_importing_client(Target.of(db=Path({str(tmp_path / 'a.duckdb')!r}), "
+              "parquet=None))\n"
+              "print(type(store).__name__, 'aiohttp' in sys.modules, "
+              "'csload.download' in sys.modules)\n"
+              "store.close()\n")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.split() == ["DuckDBStore", "True", "True"]
 
 
 def test_the_status_command_and_connect_import_no_api_client() -> None:

@@ -36,7 +36,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from csload import pipeline
+from csload import download, pipeline
 from csload.api import storage
 from csload.cli import main
 from csload.ledger import Ledger
@@ -109,7 +109,7 @@ def temp_commit(self: Any) -> bool:
     return is_gzip
 
 
-_stage_run = pipeline.stage_run
+_stage_run = download.stage_run
 
 
 async def stage_run(*args: Any, **kwargs: Any) -> Any:
@@ -184,7 +184,7 @@ def commit(self: Any) -> None:
 
 storage._TempFile.write = write  # type: ignore[method-assign]
 storage._TempFile.commit = temp_commit  # type: ignore[method-assign]
-pipeline.stage_run = stage_run  # type: ignore[assignment]
+download.stage_run = stage_run  # type: ignore[assignment]
 pipeline._discard = discard
 Ledger.ensure = ensure  # type: ignore[method-assign]
 Ledger.record_runs = record_runs  # type: ignore[method-assign]
