@@ -70,10 +70,10 @@ MEMORY_LIMIT = "256MB"
 # MEMORY_LIMIT the JSON reader's buffers (~115 MB) and the transaction's row groups (~150 MB)
 # leave DuckDB no headroom, and it hands freed memory back to the OS after nearly every
 # eviction: at 2 M pageviews the sessions insert took 2.0 s instead of 1.7 s, with 2-3x the
-# page faults. Peak RSS stays where it was (~350 MB at 1 M and 2 M pageviews): the row groups
-# are flushed one at a time (write_buffer_row_group_count = 1), and a statement reads at most
-# JSON_STATEMENT_BYTES of parts, which bounds the written blocks it leaves cached; the cap
-# goes back to MEMORY_LIMIT after the statement, which evicts them.
+# page faults. Peak RSS rose by 10-30 MB (360-371 MB at 1 M and 2 M pageviews, 390 MB at 4 M):
+# the row groups are flushed one at a time (write_buffer_row_group_count = 1), and a statement
+# reads at most JSON_STATEMENT_BYTES of parts, which bounds the written blocks it leaves
+# cached; the cap goes back to MEMORY_LIMIT after the statement, which evicts them.
 JSON_MEMORY_LIMIT = "512MB"
 JSON_STATEMENT_BYTES = 256 << 20
 
@@ -218,8 +218,8 @@ def _damaged(part: PartFile | None, batch: list[_Pending]) -> _PartFailed | None
 
 def _by_size(members: list[tuple[_Pending, PartFile]], limit: int
              ) -> list[list[tuple[_Pending, PartFile]]]:
-    """Consecutive runs of `members` whose parts add up to at most `limit` bytes (at least
-    one part each)."""
+    """`members` cut, in order, into pieces whose parts add up to at most `limit` bytes (a
+    larger part makes a piece alone)."""
     chunks: list[list[tuple[_Pending, PartFile]]] = []
     size = 0
     for member in members:
