@@ -3,6 +3,13 @@
 Lists are plain JSON lists without totals: `page` is 1-based, `limit` defaults to 20 and is
 clamped to 100. Jobs sort by id, runs by start date then id; the default order is ASC for jobs
 and DESC (newest first) for runs, `order=ASC|DESC` overrides it.
+
+The section 9 variants (`Variants`, all live) change what the contract guessed: the page size
+(`page_size` clamps `limit` lower), the runs' default order (`runs_oldest_first_by_default`),
+bare dates refused by /dynamic-var-keys (`dynamic_var_keys_timestamps_only`), customVarPosition
+read back as a string (`custom_var_position_as_string`), the create answer (`create_response`)
+and /exports/successful-runs items without jobId (`successful_runs_without_job_id`). The
+over-limit answer is the middleware's (limits.py).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from aiohttp import web
 from csload.schemas import SCOPES, load_schema
 from csload.simulator import responses
 from csload.simulator.auth import token_response
+from csload.simulator.config import Variants
 from csload.simulator.model import (
     FORMATS,
     FREQUENCIES,
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+CREATE_RESPONSES = ("job", "id_object", "bare_id")
 T = TypeVar("T")
 
 
@@ -57,22 +66,50 @@ def iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def job_json(job: JobRecord, now: datetime, bare_frequency: bool) -> dict[str, Any]:
+def coarse_type(source_type: str) -> str:
+    """The documentation's type names (`Integer`, `Float`, `String`, `Array(String)`) for an
+    export-engine type: what the field references print (contract section 9, point 5)."""
+    if source_type.startswith("Array("):
+        return "Array(String)"
+    inner = source_type.removeprefix("Nullable(").removesuffix(")")
+    if inner.startswith(("UInt", "Int")):
+        return "Integer"
+    return "Float" if inner.startswith("Float") else "String"
+
+
+def job_json(job: JobRecord, now: datetime, variants: Variants) -> dict[str, Any]:
     frequency: Any = {"value": job.frequency}
     if job.date_from is not None:
         frequency["dateRange"] = {"from": iso(job.date_from), "to": iso(job.date_to)}
+    fields = [f.to_api() for f in job.fields]
+    if variants.custom_var_position_as_string:
+        # The documentation's newer layout types customVarPosition as a string.
+        for item in fields:
+            if "customVarPosition" in item:
+                item["customVarPosition"] = str(item["customVarPosition"])
     return {
         "jobId": job.job_id,
         "name": job.name,
         "format": job.format,
         "scope": job.scope,
-        "frequency": job.frequency if bare_frequency else frequency,
+        "frequency": job.frequency if variants.bare_frequency else frequency,
         "state": job.state(now),
         "deviceLabel": job.device_label,
         "segmentId": job.segment_id,
-        "fields": [f.to_api() for f in job.fields],
+        "fields": fields,
         "createdAt": iso(job.created_at),
     }
+
+
+def created_json(job: JobRecord, now: datetime, variants: Variants) -> Any:
+    """What POST /exports answers: the job, {"jobId": n} or the bare id (create_response)."""
+    shape = variants.create_response
+    if shape == "job":
+        return job_json(job, now, variants)
+    if shape == "id_object":
+        return {"jobId": job.job_id}
+    # responses.success stringifies ids only inside objects: a bare one is done here.
+    return str(job.job_id) if variants.string_ids else job.job_id
 
 
 def run_json(run: RunRecord, now: datetime) -> dict[str, Any]:
@@ -97,9 +134,12 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     return int(raw)
 
 
-def _paginate(request: web.Request, items: Sequence[T]) -> list[T]:
+def _paginate(request: web.Request, items: Sequence[T], variants: Variants) -> list[T]:
     page = _int_param(request, "page", 1)
-    limit = min(_int_param(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
+    # A server with a smaller page size clamps `limit` to it, silently: the page is then
+    # shorter than asked although more follow (contract section 9, point 6).
+    cap = variants.page_size or MAX_LIMIT
+    limit = min(_int_param(request, "limit", DEFAULT_LIMIT), cap)
     return list(items[(page - 1) * limit: page * limit])
 
 
@@ -120,8 +160,11 @@ def _filter_value(request: web.Request, name: str, allowed: Sequence[str]) -> st
     raise _bad(f"{name} {raw!r} is not one of {', '.join(allowed)}")
 
 
-def _sorted_runs(request: web.Request, runs: list[RunRecord]) -> list[RunRecord]:
-    return sorted(runs, key=lambda r: (r.start, r.run_id), reverse=_descending(request, "DESC"))
+def _sorted_runs(request: web.Request, runs: list[RunRecord],
+                 variants: Variants) -> list[RunRecord]:
+    default = "ASC" if variants.runs_oldest_first_by_default else "DESC"
+    return sorted(runs, key=lambda r: (r.start, r.run_id),
+                  reverse=_descending(request, default))
 
 
 class ApiHandlers:
@@ -164,8 +207,14 @@ class ApiHandlers:
             draft = parse_job_request(body, now, self.sim.config.data_retention_months)
         except ValidationError as exc:
             return responses.error(400, "INVALID_PARAMETER", str(exc))
+        shape = self.sim.config.variants.create_response
+        if shape not in CREATE_RESPONSES:
+            # A test's typo, said before a job is created rather than after.
+            return responses.error(500, "SIMULATOR_MISCONFIGURED",
+                                   f"Variants.create_response {shape!r} is not one of "
+                                   f"{', '.join(CREATE_RESPONSES)}")
         job = self.sim.state.create_job(draft, now)
-        return self._ok(job_json(job, now, self.sim.config.variants.bare_frequency))
+        return self._ok(created_json(job, now, self.sim.config.variants))
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         now = self._now()
@@ -183,13 +232,13 @@ class ApiHandlers:
             and (wanted["scope"] is None or j.scope == wanted["scope"])
         ]
         jobs.sort(key=lambda j: j.job_id, reverse=_descending(request, "ASC"))
-        bare = self.sim.config.variants.bare_frequency
-        return self._ok([job_json(j, now, bare) for j in _paginate(request, jobs)])
+        variants = self.sim.config.variants
+        return self._ok([job_json(j, now, variants) for j in _paginate(request, jobs, variants)])
 
     async def get_job(self, request: web.Request) -> web.Response:
         now = self._now()
         job = self._job_or_404(request)
-        return self._ok(job_json(job, now, self.sim.config.variants.bare_frequency))
+        return self._ok(job_json(job, now, self.sim.config.variants))
 
     async def list_runs(self, request: web.Request) -> web.Response:
         now = self._now()
@@ -197,12 +246,20 @@ class ApiHandlers:
         state = _filter_value(request, "state", RUN_STATES)
         runs = [r for r in self.sim.state.job_runs(job.job_id)
                 if state is None or r.state(now) == state]
-        return self._ok([run_json(r, now) for r in _paginate(request, _sorted_runs(request, runs))])
+        variants = self.sim.config.variants
+        page = _paginate(request, _sorted_runs(request, runs, variants), variants)
+        return self._ok([run_json(r, now) for r in page])
 
     async def successful_runs(self, request: web.Request) -> web.Response:
         now = self._now()
         runs = [r for r in self.sim.state.all_runs() if r.state(now) == "SUCCESS"]
-        return self._ok([run_json(r, now) for r in _paginate(request, _sorted_runs(request, runs))])
+        variants = self.sim.config.variants
+        items = [run_json(r, now)
+                 for r in _paginate(request, _sorted_runs(request, runs, variants), variants)]
+        if variants.successful_runs_without_job_id:
+            for item in items:
+                del item["jobId"]
+        return self._ok(items)
 
     async def get_run(self, request: web.Request) -> web.Response:
         now = self._now()
@@ -242,8 +299,10 @@ class ApiHandlers:
         if scope not in SCOPES:
             return responses.error(400, "INVALID_PARAMETER",
                                    f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+        coarse = self.sim.config.variants.coarse_catalog_types
         return self._ok([
-            {"name": f.name, "type": f.source_type, "description": f.description}
+            {"name": f.name, "type": coarse_type(f.source_type) if coarse else f.source_type,
+             "description": f.description}
             for f in load_schema(scope).fields
         ])
 
@@ -251,9 +310,10 @@ class ApiHandlers:
         return self._ok([{"position": p, "name": n} for p, n in custom_var_definitions()])
 
     async def dynamic_var_keys(self, request: web.Request) -> web.Response:
+        strict = self.sim.config.variants.dynamic_var_keys_timestamps_only
         try:
-            start = parse_instant(request.query.get("from"), "from")
-            end = parse_instant(request.query.get("to"), "to")
+            start = parse_instant(request.query.get("from"), "from", timestamps_only=strict)
+            end = parse_instant(request.query.get("to"), "to", timestamps_only=strict)
         except ValidationError as exc:
             return responses.error(400, "INVALID_PARAMETER", str(exc))
         if end <= start:

@@ -18,7 +18,9 @@ DEFAULT_PROJECT_ID = 42
 class Variants:
     """Shapes the real service may use (contract sections 2-5) that a client must tolerate.
 
-    All live: flip them on a running simulator.
+    Those of sections 2-5 and the API ones of section 9 (6-9) are live: flip them on a running
+    simulator. The file ones of section 9 (1-5) shape the part bodies, which are built once per
+    run: set them before the first download (at construction, as `Variants.clickhouse()` is).
     """
 
     # The body is the payload itself, without {"success": true, "payload": ...}.
@@ -47,6 +49,71 @@ class Variants:
     # Storage ignores Range headers and answers 200 with the whole body (as some servers and
     # proxies do; S3 serves the range).
     storage_ignores_ranges: bool = False
+
+    # --- contract section 9: what the real export engine (ClickHouse) may do ---------------
+    # 1. CSV parts without a header row (ClickHouse's `CSV`; the contract's is `CSVWithNames`).
+    csv_without_header: bool = False
+    # 2. ClickHouse's CSV quoting: every String, Date and DateTime value double-quoted, arrays
+    #    written as TabSeparated does (backslash escapes \\ \' \n \t \r \0 \b \f) then
+    #    quoted as a CSV string.
+    clickhouse_csv_quoting: bool = False
+    # 3. JSONL UInt64/Int64 values as JSON strings ("18446744073709551615", ["1","2"]).
+    json_quoted_int64: bool = False
+    # 4. DateTime arrays to the minute in JSONL too (CSV always writes some to the minute).
+    minute_time_arrays_in_json: bool = False
+    # 5. Integer values wider than the contract's guessed widths (session_number > 65535, ...),
+    #    and the catalog endpoint answering the documentation's coarse type names.
+    wide_integers: bool = False
+    coarse_catalog_types: bool = False
+    # 6. live: the server clamps `limit` to this page size (None: the contract's 100), and
+    #    lists runs oldest first when no `order` is sent.
+    page_size: int | None = None
+    runs_oldest_first_by_default: bool = False
+    # 7. live: the over-limit answer: its status, whether Retry-After is sent, and its code.
+    over_limit_status: int = 429
+    over_limit_retry_after: bool = True
+    over_limit_code: str = "TOO_MANY_REQUESTS"
+    # 8. live: /dynamic-var-keys refuses bare dates (only full ISO 8601 timestamps); custom
+    #    variable positions read back as strings.
+    dynamic_var_keys_timestamps_only: bool = False
+    custom_var_position_as_string: bool = False
+    # 9. live: what POST /exports answers: "job" (the contract), "id_object" ({"jobId": n}) or
+    #    "bare_id" (n); and /exports/successful-runs items without jobId.
+    create_response: str = "job"
+    successful_runs_without_job_id: bool = False
+
+    @classmethod
+    def clickhouse(cls) -> Variants:
+        """Every section 9 variant on: what a ClickHouse-faithful server writes by default."""
+        return cls(
+            csv_without_header=True,
+            clickhouse_csv_quoting=True,
+            json_quoted_int64=True,
+            minute_time_arrays_in_json=True,
+            wide_integers=True,
+            coarse_catalog_types=True,
+            page_size=50,
+            runs_oldest_first_by_default=True,
+            over_limit_status=400,
+            over_limit_retry_after=False,
+            over_limit_code="TOO_MANY_CONCURRENT_REQUESTS",
+            dynamic_var_keys_timestamps_only=True,
+            custom_var_position_as_string=True,
+            create_response="id_object",
+            successful_runs_without_job_id=True,
+        )
+
+
+DIALECTS = ("contract", "clickhouse")
+
+
+def dialect_variants(name: str) -> Variants:
+    """The variants of a named dialect: `contract` (the default) or `clickhouse`."""
+    if name == "contract":
+        return Variants()
+    if name == "clickhouse":
+        return Variants.clickhouse()
+    raise ValueError(f"unknown dialect {name!r}: expected one of {', '.join(DIALECTS)}")
 
 
 @dataclass

@@ -160,15 +160,17 @@ class Simulator:
     def _rows(self, job: JobRecord, run: RunRecord) -> list[dict[str, Any]]:
         cfg = self.config
         return run_rows(job, run, seed=cfg.seed, sessions_per_day=cfg.sessions_per_day,
-                        project_id=cfg.project_id, variables=self.variables)
+                        project_id=cfg.project_id, variables=self.variables,
+                        variants=cfg.variants)
 
     def _build_parts(self, run_id: int) -> list[bytes]:
         run = self.state.run(run_id)
         assert run is not None
         job = self.state.job(run.job_id)
         assert job is not None
-        return encode_parts(self._rows(job, run), columns_of(job), job.format,
-                            self.config.part_max_bytes)
+        variants = self.config.variants
+        return encode_parts(self._rows(job, run), columns_of(job, variants), job.format,
+                            self.config.part_max_bytes, variants)
 
     def part_bodies(self, job_id: int, run_id: int, *, compressed: bool = False) -> list[bytes]:
         """The bodies storage serves for the run's parts (empty list: the run has no files)."""

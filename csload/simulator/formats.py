@@ -12,6 +12,13 @@ JSONL: one object per line, keys in column order, UInt64 as exact integers, time
 dates as the same strings as CSV, arrays as JSON arrays, null as null; the body ends with `\\n`.
 
 A run is split into parts of at most `max_bytes` uncompressed bytes (at least one row each).
+
+ClickHouse's defaults, where the contract guessed (section 9; `Variants`, each its own switch):
+no CSV header row (`csv_without_header`); every String, Date and DateTime value double-quoted,
+`""` for the empty string, arrays written as TabSeparated writes them (`['a','b']` with the
+backslash escapes `\\\\ \\' \\n \\t \\r \\0 \\b \\f` inside an element) and then quoted as a CSV
+string (`clickhouse_csv_quoting`); UInt64/Int64 as JSON strings, arrays of them as arrays of
+strings (`json_quoted_int64`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from csload.simulator.config import Variants
 from csload.simulator.rows import Column
 
 NULL = "\\N"
@@ -58,6 +66,35 @@ def _array_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# ClickHouse's TabSeparated escapes inside an array element (clickhouse_csv_quoting).
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t",
+                              "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"})
+
+
+def always_quote(text: str) -> str:
+    """ClickHouse's CSV string: always double-quoted, inner quotes doubled."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _tsv_array_string(text: str) -> str:
+    return "'" + text.translate(_TSV_ESCAPES) + "'"
+
+
+def _clickhouse_encoder(scalar: str, minute: bool, in_array: bool) -> Encoder:
+    if scalar.startswith(("UInt", "Int")):
+        return str
+    if scalar.startswith("Float"):
+        return format_float
+    if scalar == "Date":
+        return (lambda v: f"'{v.isoformat()}'") if in_array else (
+            lambda v: '"' + v.isoformat() + '"')
+    if scalar == "DateTime":
+        if in_array:
+            return lambda v: "'" + format_datetime(v, minute) + "'"
+        return lambda v: '"' + format_datetime(v, minute) + '"'
+    return _tsv_array_string if in_array else always_quote
+
+
 def _scalar_encoder(scalar: str, minute: bool, in_array: bool) -> Encoder:
     if scalar.startswith(("UInt", "Int")):
         return str
@@ -72,30 +109,38 @@ def _scalar_encoder(scalar: str, minute: bool, in_array: bool) -> Encoder:
     return _array_string if in_array else csv_quote
 
 
-def csv_encoder(column: Column) -> Encoder:
-    """Text of one CSV value of this column (None -> \\N)."""
+def csv_encoder(column: Column, clickhouse: bool = False) -> Encoder:
+    """Text of one CSV value of this column (None -> \\N); `clickhouse`: its quoting."""
     is_array, scalar = _base_type(column.source_type)
+    scalar_encoder = _clickhouse_encoder if clickhouse else _scalar_encoder
     if is_array:
-        element = _scalar_encoder(scalar, column.minute_precision, in_array=True)
+        element = scalar_encoder(scalar, column.minute_precision, True)
+        quote = always_quote if clickhouse else csv_quote
 
         def encode_array(values: Any) -> str:
             if not values:
-                return "[]"
-            return csv_quote("[" + ",".join(map(element, values)) + "]")
+                return quote("[]") if clickhouse else "[]"
+            return quote("[" + ",".join(map(element, values)) + "]")
 
         return encode_array
-    encode = _scalar_encoder(scalar, column.minute_precision, in_array=False)
+    encode = scalar_encoder(scalar, column.minute_precision, False)
     if not column.source_type.startswith("Nullable("):
         return encode
     return lambda v: NULL if v is None else encode(v)
 
 
-def _json_converter(column: Column) -> Callable[[Any], Any] | None:
+def _json_converter(column: Column, quoted_int64: bool = False
+                    ) -> Callable[[Any], Any] | None:
     is_array, scalar = _base_type(column.source_type)
+    minute = column.minute_precision
     if scalar == "DateTime":
         if is_array:
-            return lambda vs: [format_datetime(v) for v in vs]
-        return lambda v: None if v is None else format_datetime(v)
+            return lambda vs: [format_datetime(v, minute) for v in vs]
+        return lambda v: None if v is None else format_datetime(v, minute)
+    if quoted_int64 and scalar in ("UInt64", "Int64"):
+        if is_array:
+            return lambda vs: [str(v) for v in vs]
+        return lambda v: None if v is None else str(v)
     if scalar == "Date":
         if is_array:
             return lambda vs: [v.isoformat() for v in vs]
@@ -103,11 +148,15 @@ def _json_converter(column: Column) -> Callable[[Any], Any] | None:
     return None
 
 
-def csv_lines(rows: Sequence[dict[str, Any]],
-              columns: Sequence[Column]) -> tuple[bytes, list[bytes]]:
-    """The header line and one line per row, each ending with \\n."""
-    header = (",".join(csv_quote(c.name) for c in columns) + "\n").encode()
-    encoders = [(c.name, csv_encoder(c)) for c in columns]
+def csv_lines(rows: Sequence[dict[str, Any]], columns: Sequence[Column],
+              variants: Variants | None = None) -> tuple[bytes, list[bytes]]:
+    """The header line (b"" without one) and one line per row, each ending with \\n."""
+    clickhouse = variants is not None and variants.clickhouse_csv_quoting
+    quote = always_quote if clickhouse else csv_quote
+    header = (",".join(quote(c.name) for c in columns) + "\n").encode()
+    if variants is not None and variants.csv_without_header:
+        header = b""
+    encoders = [(c.name, csv_encoder(c, clickhouse)) for c in columns]
     lines = [
         (",".join([encode(row[name]) for name, encode in encoders]) + "\n").encode()
         for row in rows
@@ -115,8 +164,11 @@ def csv_lines(rows: Sequence[dict[str, Any]],
     return header, lines
 
 
-def jsonl_lines(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> list[bytes]:
-    converters = [(c.name, conv) for c in columns if (conv := _json_converter(c)) is not None]
+def jsonl_lines(rows: Sequence[dict[str, Any]], columns: Sequence[Column],
+                variants: Variants | None = None) -> list[bytes]:
+    quoted = variants is not None and variants.json_quoted_int64
+    converters = [(c.name, conv) for c in columns
+                  if (conv := _json_converter(c, quoted)) is not None]
     out = []
     for row in rows:
         if converters:
@@ -144,9 +196,9 @@ def split_parts(header: bytes, lines: Sequence[bytes], max_bytes: int) -> list[b
 
 
 def encode_parts(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: str,
-                 max_bytes: int) -> list[bytes]:
-    """The uncompressed bodies of a run's parts."""
+                 max_bytes: int, variants: Variants | None = None) -> list[bytes]:
+    """The uncompressed bodies of a run's parts (`variants`: the section 9 file variants)."""
     if fmt == "CSV":
-        header, lines = csv_lines(rows, columns)
+        header, lines = csv_lines(rows, columns, variants)
         return split_parts(header, lines, max_bytes)
-    return split_parts(b"", jsonl_lines(rows, columns), max_bytes)
+    return split_parts(b"", jsonl_lines(rows, columns, variants), max_bytes)

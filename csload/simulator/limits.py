@@ -1,8 +1,11 @@
 """The API's concurrency limit, the test gate that holds requests, and the request middleware.
 
 The middleware counts every request by route kind and status, enforces the 10-concurrent limit
-on the API paths (token endpoint included, storage excluded) with 429 TOO_MANY_REQUESTS and
-Retry-After, applies the latency and API fault knobs, and checks the bearer token.
+on the API paths (token endpoint included, storage excluded), applies the latency and API fault
+knobs, and checks the bearer token. The over-limit answer is the contract's 429
+TOO_MANY_REQUESTS with Retry-After, or what the section 9 variants make it: another status
+(`over_limit_status`), another code (`over_limit_code`), no Retry-After
+(`over_limit_retry_after`); its message always speaks of the concurrent request limit.
 """
 
 from __future__ import annotations
@@ -94,6 +97,19 @@ async def _call(handler: Handler, request: web.Request, api: bool) -> web.Stream
         raise
 
 
+def _over_limit(sim: Simulator) -> web.Response:
+    """The answer to a request beyond the concurrency limit."""
+    variants = sim.config.variants
+    headers = ({"Retry-After": str(sim.config.concurrency_retry_after)}
+               if variants.over_limit_retry_after else None)
+    return responses.error(
+        variants.over_limit_status, variants.over_limit_code,
+        f"Too many concurrent requests: the limit is {sim.config.max_concurrent_api} "
+        "concurrent requests per project.",
+        headers,
+    )
+
+
 async def _api(sim: Simulator, request: web.Request, handler: Handler,
                kind: str) -> web.StreamResponse:
     faults = sim.faults
@@ -107,11 +123,7 @@ async def _api(sim: Simulator, request: web.Request, handler: Handler,
         if faults.latency > 0:
             sim.stats.add("delayed_responses")
             await asyncio.sleep(faults.latency)
-        return responses.error(
-            429, "TOO_MANY_REQUESTS",
-            f"Too many concurrent requests (limit {sim.config.max_concurrent_api}).",
-            {"Retry-After": str(sim.config.concurrency_retry_after)},
-        )
+        return _over_limit(sim)
     try:
         await sim.gate.pass_through()
         if faults.latency > 0:

@@ -5,6 +5,11 @@ A run's rows are the generated rows of the days its window touches, whose own ti
 the job's deviceLabel, projected
 on the job's fields and keyed by column name. DateTime arrays that CSV writes to the minute are
 truncated to the minute here too, so the truth is exactly what a reader of the file gets.
+
+Two variants (contract section 9, `Variants`) change the values themselves, so they are applied
+here, where files and truth both come from: `minute_time_arrays_in_json` (JSONL writes those
+arrays to the minute too) and `wide_integers` (values beyond the catalog's guessed widths, for
+one session in three, keyed by session so that both scopes agree).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 from csload.schemas import load_schema
+from csload.simulator.config import Variants
 from csload.simulator.data import Row, generate_day
 from csload.simulator.model import (
     CUSTOM_VAR,
@@ -50,7 +56,39 @@ class Column:
     minute_precision: bool = False
 
 
-def columns_of(job: JobRecord) -> list[Column]:
+_CONTRACT = Variants()
+
+# wide_integers: what is added to a field's value (each element of an array) in the rows it
+# touches. Each lands just past the field's guessed width (UInt16: 65535, UInt32: 2^32 - 1).
+WIDENED = {
+    "session_number": 100_000,
+    "view_number": 70_000,
+    "screen_width": 65_536,
+    "window_width": 65_536,
+    "session_duration_msec": 1 << 32,
+    "view_duration_msec": 1 << 32,
+    "session_transaction_items.quantity": 70_000,
+}
+
+
+def widened(row: Row) -> bool:
+    """Whether wide_integers widens this row (one session in three, the same in both scopes)."""
+    session_id: int = row["session_id"]
+    return (session_id >> 11) % 3 == 0
+
+
+def _widen(row: Row) -> Row:
+    out = dict(row)
+    for name, extra in WIDENED.items():
+        value = out.get(name)
+        if isinstance(value, list):
+            out[name] = [v + extra for v in value]
+        elif value is not None and name in out:
+            out[name] = value + extra
+    return out
+
+
+def columns_of(job: JobRecord, variants: Variants = _CONTRACT) -> list[Column]:
     schema = load_schema(job.scope)
     out = []
     for spec in job.fields:
@@ -58,7 +96,8 @@ def columns_of(job: JobRecord) -> list[Column]:
             out.append(Column(spec.column_name, spec, VARIABLE_TYPE))
             continue
         source_type = schema.field(spec.field_name).source_type
-        minute = job.format == "CSV" and spec.field_name in MINUTE_PRECISION_IN_CSV
+        minute = spec.field_name in MINUTE_PRECISION_IN_CSV and (
+            job.format == "CSV" or variants.minute_time_arrays_in_json)
         out.append(Column(spec.column_name, spec, source_type, minute))
     return out
 
@@ -93,7 +132,7 @@ def _extractor(column: Column, variables: VariableValues, scope: str) -> Callabl
 
 
 def source_rows(job: JobRecord, run: RunRecord, *, seed: int, sessions_per_day: int,
-                project_id: int) -> list[Row]:
+                project_id: int, variants: Variants = _CONTRACT) -> list[Row]:
     """The generated rows (all fields, by field name) the run exports."""
     time_field = TIME_FIELD[job.scope]
     devices = DEVICE_IDS[job.device_label]
@@ -108,13 +147,17 @@ def source_rows(job: JobRecord, run: RunRecord, *, seed: int, sessions_per_day: 
             r for r in rows
             if start <= r[time_field] < end and (devices is None or r["device_id"] in devices)
         )
+    if variants.wide_integers:
+        # Copies: the day's rows are shared by a cache.
+        out = [_widen(r) if widened(r) else r for r in out]
     return out
 
 
 def run_rows(job: JobRecord, run: RunRecord, *, seed: int, sessions_per_day: int,
-             project_id: int, variables: VariableValues) -> list[dict[str, Any]]:
+             project_id: int, variables: VariableValues, variants: Variants = _CONTRACT
+             ) -> list[dict[str, Any]]:
     """The run's rows keyed by column name, typed, exactly as its files hold them."""
-    columns = columns_of(job)
+    columns = columns_of(job, variants)
     # Plain fields are copied in one C-level step (itemgetter + update); a dict made from the
     # column template keeps file order whatever is filled in later.
     plain = [c for c in columns if c.field.field_name not in (CUSTOM_VAR, DYNAMIC_VAR)
@@ -129,7 +172,7 @@ def run_rows(job: JobRecord, run: RunRecord, *, seed: int, sessions_per_day: int
                                     else lambda row: tuple(row[f] for f in fields))
     out = []
     for row in source_rows(job, run, seed=seed, sessions_per_day=sessions_per_day,
-                           project_id=project_id):
+                           project_id=project_id, variants=variants):
         values = template.copy()
         values.update(zip(plain_names, getter(row), strict=True))
         for name, get in special:

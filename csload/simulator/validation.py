@@ -7,6 +7,7 @@ two fields that would produce the same column (the files would be ambiguous othe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -42,11 +43,22 @@ class JobDraft:
     date_to: datetime | None
 
 
-def parse_instant(value: Any, what: str) -> datetime:
-    """An ISO 8601 timestamp (naive means UTC) or a bare date (midnight UTC)."""
+# A time of day after the date: what tells a timestamp from a bare date.
+_HAS_TIME = re.compile(r"\d[T ]\d{2}:\d{2}")
+
+
+def parse_instant(value: Any, what: str, *, timestamps_only: bool = False) -> datetime:
+    """An ISO 8601 timestamp (naive means UTC) or a bare date (midnight UTC).
+
+    `timestamps_only` refuses the bare date, as a server may that only takes full timestamps
+    (contract section 9, point 8).
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{what} must be an ISO 8601 date string")
     text = value.strip()
+    if timestamps_only and not _HAS_TIME.search(text):
+        raise ValidationError(f"{what} must be a full ISO 8601 timestamp "
+                              f"(2026-11-14T00:00:00.000Z), got {value!r}")
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
