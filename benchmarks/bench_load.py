@@ -94,7 +94,7 @@ def plain_load(db: Path, job: Job, staged: list[StagedRun]) -> float:
     con.execute("SET preserve_insertion_order = false")
     t = time.perf_counter()
     con.execute(f"CREATE TABLE views AS SELECT * FROM read_csv({files}, columns = {struct}, "
-                f"{CSV_OPTIONS}, compression = 'gzip')")
+                f"header = true, {CSV_OPTIONS}, compression = 'gzip')")
     elapsed = time.perf_counter() - t
     con.close()
     return elapsed

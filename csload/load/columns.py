@@ -15,7 +15,8 @@ Column naming rule (documented for users):
 * Generated SQL always quotes identifiers (`quote_ident`) and string literals (`sql_str`):
   aliases are user input.
 
-Types come from `schemas/`: UInt64 -> UBIGINT, DateTime -> TIMESTAMP (UTC), Array(T) -> T[].
+Types come from `schemas/`: UInt64 -> UBIGINT, narrower integers -> BIGINT, DateTime -> TIMESTAMP
+(UTC), Array(T) -> T[].
 `custom_var`, `dynamic_var` and fields the schema does not know load as VARCHAR (the last with
 a warning on the `csload.load` logger).
 """
@@ -156,6 +157,21 @@ def job_layout(job: Job) -> JobLayout:
         date_column=date_col.name if date_col else None,
         date_is_timestamp=bool(date_col and date_col.duckdb_type == "TIMESTAMP"),
     )
+
+
+# The integer types csload loaded catalog fields as before it loaded every integer narrower
+# than 64 bits as BIGINT (csload.schemas.SCALAR_TYPES): a table made then is widened in place.
+_NARROW_INTEGERS = frozenset({"UTINYINT", "USMALLINT", "UINTEGER", "TINYINT", "SMALLINT",
+                              "INTEGER"})
+
+
+def widens(have: str, want: str) -> bool:
+    """Whether an existing column of type `have` becomes `want` by widening its integers (a
+    table an older csload made: `USMALLINT` -> `BIGINT`, `UINTEGER[]` -> `BIGINT[]`); every
+    value it holds fits, so `ALTER COLUMN ... SET DATA TYPE` cannot fail."""
+    if have.endswith("[]") and want.endswith("[]"):
+        have, want = have[:-2], want[:-2]
+    return want == "BIGINT" and have in _NARROW_INTEGERS
 
 
 def key_types(scope: str) -> tuple[str, ...]:

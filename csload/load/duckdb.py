@@ -58,6 +58,7 @@ from csload.load.columns import (
     job_layout,
     quote_ident,
     unknown_column,
+    widens,
 )
 from csload.load.parts import PartFile, diagnose, inspect_part, locate_error, parse_error
 from csload.load.supersede import RunWindow, run_order, window_drops
@@ -157,13 +158,16 @@ class _Pending:
 
 @dataclass(frozen=True)
 class _Group:
-    """Parts read by one reader call: one job, one format, one compression, one header."""
+    """Parts read by one reader call: one job, one format, one compression, one header (or
+    none: CSV parts without a header row, whose columns are the job's in order)."""
 
     pending: tuple[_Pending, ...]
     columns: tuple[Column, ...]
     files: tuple[PartFile, ...]
     gzip: bool
     csv: bool
+    header: bool = True
+    newline: str = "\n"
 
 
 class _PartFailed(Exception):
@@ -229,6 +233,15 @@ def _by_size(members: list[tuple[_Pending, PartFile]], limit: int
         chunks[-1].append(member)
         size += member[1].bytes
     return chunks
+
+
+def _check_headerless(layout: JobLayout, part: PartFile) -> None:
+    """A CSV part whose first row is no header must be a row of exactly the job's fields."""
+    row = part.header or ()
+    if len(row) != len(layout.columns):
+        raise _PartFailed(part.run_id, parse_error(
+            part, 1, f"the first row is not a header naming the job's fields, nor a row of "
+            f"its {len(layout.columns)} fields (it has {len(row)} values)"))
 
 
 def _unknown_or_fail(layout: JobLayout, name: str, part: PartFile) -> Column:
@@ -396,9 +409,10 @@ class DuckDBStore:
                     raise ConfigError(
                         f"job {job.job_id} was loaded into table {seen[1]!r}, not {table!r}")
                 item = _Pending(staged, job_layout(job))
+                sources = tuple(c.source for c in item.layout.columns)
                 for part in staged.parts:
                     item.files.append(inspect_part(job.job_id, staged.run.run_id, part.part_id,
-                                                   Path(part.path), job.format))
+                                                   Path(part.path), job.format, sources))
             except (ConfigError, PartParseError) as exc:
                 damage = (_damage(staged, exc.part_id) if isinstance(exc, PartParseError)
                           else None)
@@ -450,7 +464,7 @@ class DuckDBStore:
         return {r[0]: r[1] for r in rows} if rows else None
 
     def _groups(self, batch: list[_Pending]) -> list[_Group]:
-        groups: dict[tuple[int, bool, bool, tuple[str, ...] | None],
+        groups: dict[tuple[int, bool, bool, bool, str, tuple[str, ...] | None],
                      list[tuple[_Pending, PartFile]]] = {}
         for item in batch:
             csv = item.staged.job.format == "CSV"
@@ -458,16 +472,21 @@ class DuckDBStore:
             for part in item.files:
                 if part.empty:
                     continue
-                # CSV: parts that share a header; JSONL: parts that share their extra keys.
-                shape = part.header if csv else tuple(
-                    sorted(k for k in part.keys or () if k not in sources))
-                key = (item.layout.job_id, csv, part.gzip, shape)
+                if csv and not part.has_header:
+                    _check_headerless(item.layout, part)
+                # CSV: parts that share a header, or have none; JSONL: parts that share their
+                # extra keys.
+                shape = (() if csv and not part.has_header else part.header if csv
+                         else tuple(sorted(k for k in part.keys or () if k not in sources)))
+                key = (item.layout.job_id, csv, part.gzip, part.has_header, part.newline, shape)
                 groups.setdefault(key, []).append((item, part))
         out = []
-        for (_job_id, csv, gzip, shape), members in groups.items():
+        for (_job_id, csv, gzip, header, newline, shape), members in groups.items():
             layout = members[0][0].layout
             assert shape is not None
-            if csv:
+            if csv and not header:
+                columns = layout.columns
+            elif csv:
                 columns = self._header_columns(layout, shape, members[0][1])
             else:
                 columns = self._json_columns(layout, shape, members[0][1])
@@ -478,7 +497,8 @@ class DuckDBStore:
                 for item, _ in chunk:
                     seen_runs.setdefault(item.run_id, item)
                 out.append(_Group(tuple(seen_runs.values()), tuple(columns),
-                                  tuple(p for _, p in chunk), bool(gzip), bool(csv)))
+                                  tuple(p for _, p in chunk), bool(gzip), bool(csv),
+                                  bool(header), newline))
         return out
 
     def _header_columns(self, layout: JobLayout, header: tuple[str, ...], part: PartFile
@@ -539,6 +559,9 @@ class DuckDBStore:
             if have is None:
                 self.con.execute(
                     f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} {dtype}")
+            elif widens(have, dtype):
+                self.con.execute(f"ALTER TABLE {quote_ident(table)} ALTER COLUMN "
+                                 f"{quote_ident(name)} SET DATA TYPE {dtype}")
             elif have != dtype:
                 group = next(g for g in groups if any(c.name == name for c in g.columns))
                 raise _PartFailed(group.pending[0].run_id, ConfigError(
@@ -556,7 +579,9 @@ class DuckDBStore:
         else:
             date_expr = "m.window_start"
         files = [p.path for p in group.files]
-        reader = (sql.read_csv(files, group.columns, group.gzip) if group.csv
+        reader = (sql.read_csv(files, group.columns, group.gzip, header=group.header,
+                               newline=group.newline)
+                  if group.csv
                   else sql.read_json(files, group.columns, group.gzip))
         raised = None if group.csv else self.JSON_MEMORY_LIMIT
         if raised is not None:

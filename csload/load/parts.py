@@ -37,11 +37,38 @@ class PartFile:
     path: str            # absolute, as given to the reader and echoed in its errors
     bytes: int
     gzip: bool
-    header: tuple[str, ...] | None   # CSV only; None for JSONL or an empty part
+    # CSV only: the values of the first row (None for JSONL or an empty part), a header or
+    # the first record as `has_header` says.
+    header: tuple[str, ...] | None
     empty: bool          # no content at all (0 bytes, or a gzip of nothing)
     # JSONL only: the keys of the part's first object (None: no object could be read there),
     # so that keys the job does not list load as text, as unknown CSV header columns do.
     keys: tuple[str, ...] | None = None
+    # CSV only: whether the first row is a header (ClickHouse's CSVWithNames, the contract's
+    # guess) or already data (ClickHouse's plain CSV, contract section 9 point 1).
+    has_header: bool = True
+    # CSV only: the line end of the first record ("\n" or "\r\n"), which the reader is told:
+    # left to guess, DuckDB took a quoted "\r\n" inside a first record for the line end and
+    # refused the part (a part without header starts with data; found by the property tests).
+    newline: str = "\n"
+
+
+def is_header(first_row: tuple[str, ...], fields: tuple[str, ...]) -> bool:
+    """Whether a CSV part's first row is a header rather than data, for a job whose columns
+    are `fields` (aliases, else field names) in file order.
+
+    A header names the job's fields, maybe with columns the job does not list; a data row holds
+    values. The row is a header when it names at least half of the job's fields (and one at
+    least): a data row whose values spell out half the job's column names does not occur (an
+    id or a time cannot be a name), while a header that lost half its names is no header csload
+    could read anyway. With no fields to compare (a caller that does not know the job), any
+    first row is a header, as before.
+    """
+    if not fields:
+        return True
+    wanted = set(fields)
+    named = sum(1 for value in set(first_row) if value in wanted)
+    return named >= 1 and 2 * named >= len(wanted)
 
 
 def _open_text(path: str, is_gzip: bool) -> io.TextIOWrapper:
@@ -50,8 +77,10 @@ def _open_text(path: str, is_gzip: bool) -> io.TextIOWrapper:
     return open(path, encoding="utf-8", newline="")
 
 
-def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str) -> PartFile:
-    """Compression by magic bytes, and for CSV the header row. Never reads past the header."""
+def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str,
+                 fields: tuple[str, ...] = ()) -> PartFile:
+    """Compression by magic bytes, and for CSV the first row and whether it is a header (see
+    `is_header`; `fields`: the job's file columns in order). Never reads past the first row."""
     resolved = str(path.resolve())
     label = part_label(job_id, run_id, part_id)
     try:
@@ -60,8 +89,9 @@ def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str) -
             is_gzip = fh.read(2) == GZIP_MAGIC
         header: tuple[str, ...] | None = None
         if fmt == "CSV":
-            with _open_text(resolved, is_gzip) as text:
-                first = next(csv.reader(text), None)
+            with gzip.open(resolved, "rb") if is_gzip else open(resolved, "rb") as fh:
+                record, newline = _first_record(fh)
+            first = next(csv.reader(io.StringIO(record.decode("utf-8"), newline="")), None)
             if first is not None:
                 header = tuple(first)
                 if header and header[0].startswith("\ufeff"):
@@ -81,16 +111,52 @@ def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str) -
                              run_id=run_id, part_id=part_id, line=1 if fmt == "CSV" else None
                              ) from None
     if fmt == "CSV":
-        return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, header, empty)
+        has_header = header is not None and is_header(header, fields)
+        return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, header, empty,
+                        has_header=has_header, newline=newline)
     return PartFile(job_id, run_id, part_id, resolved, size, is_gzip, None, empty, keys)
 
 
 # The first object of a JSONL part is read whole only up to this size (one row is far less).
 _KEYS_LINE_MAX = 1 << 20
+# A CSV part's first record is looked for in this many bytes, read this many at a time.
+_RECORD_MAX = 1 << 20
+_RECORD_CHUNK = 16 << 10
+
+
+def _record_end(head: bytes) -> int | None:
+    """The index of the line feed that ends the first CSV record of `head`, if there is one:
+    the first one outside double quotes (a doubled quote toggles twice, so it cancels out)."""
+    start = 0
+    quoted = False
+    while (end := head.find(b"\n", start)) >= 0:
+        quoted ^= head.count(b'"', start, end) % 2 == 1
+        if not quoted:
+            return end
+        start = end + 1
+    return None
+
+
+def _first_record(fh: _Reads) -> tuple[bytes, str]:
+    """The bytes of a CSV part's first record (all that was read when it has no line end
+    within _RECORD_MAX bytes) and its line end."""
+    head = b""
+    while True:
+        chunk = fh.read(_RECORD_CHUNK)
+        head += chunk
+        end = _record_end(head)
+        if end is not None:
+            return head[:end + 1], "\r\n" if head[end - 1:end] == b"\r" else "\n"
+        if not chunk or len(head) >= _RECORD_MAX:
+            return head, "\n"
 
 
 class _Lines(Protocol):
     def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class _Reads(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def _first_keys(line: bytes, rest: _Lines) -> tuple[str, ...] | None:
@@ -188,7 +254,8 @@ def _diag_connection() -> duckdb.DuckDBPyConnection:
 
 
 def _csv_record_to_line(part: PartFile, record: int) -> int:
-    """Physical line (1-based, header = line 1) where CSV record `record` starts."""
+    """Physical line (1-based) where CSV record `record` (1-based, counted from the first
+    row of the file, header or not) starts."""
     with _open_text(part.path, part.gzip) as text:
         reader = csv.reader(text)
         try:
@@ -202,7 +269,8 @@ def _csv_record_to_line(part: PartFile, record: int) -> int:
 def _diagnose_csv(part: PartFile, columns: list[Column], message: str) -> PartParseError:
     con = _diag_connection()
     try:
-        reader = sql.read_csv([part.path], columns, part.gzip)
+        reader = sql.read_csv([part.path], columns, part.gzip, header=part.has_header,
+                              newline=part.newline)
         values = ", ".join(sql.select_value(c, csv=True) for c in columns)
         record: int | None = None
         try:
@@ -222,7 +290,7 @@ def _diagnose_csv(part: PartFile, columns: list[Column], message: str) -> PartPa
                     f"SELECT rn FROM (SELECT row_number() OVER () AS rn, * FROM {reader}) "  # noqa: S608
                     f"WHERE NOT ({' AND '.join(checks)}) ORDER BY rn LIMIT 1").fetchone()
                 if row is not None:
-                    record = int(row[0]) + 1   # + the header record
+                    record = int(row[0]) + part.has_header   # + the header record
                     message = "malformed array value"
     finally:
         con.close()

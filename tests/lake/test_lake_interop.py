@@ -134,8 +134,8 @@ def test_spark_reads_the_lake(spark: Any, local_built: Lake) -> None:
     frame = spark.read.parquet(str(Path(local_built.root) / "views"))
     types = dict(frame.dtypes)
     assert types["session_id"] == "decimal(20,0)"          # UBIGINT, exact
-    assert types["errors_line_number"] == "array<bigint>"   # UINTEGER[]
-    assert types["is_first"] == "smallint"                  # UTINYINT
+    assert types["errors_line_number"] == "array<bigint>"   # BIGINT[]
+    assert types["is_first"] == "bigint"                    # BIGINT
     assert types["view_time"] == "timestamp_ntz"            # TIMESTAMP: no time zone shift
     assert types["errors_error_time"] == "array<timestamp_ntz>"
     assert types["date"] == "date"                          # the Hive partition column

@@ -45,6 +45,14 @@ CSV_CASES = {
 }
 
 
+# The same cases in parts without a header row (ClickHouse's plain CSV, contract section 9):
+# every line moves up by one. "too few columns" in the first row is another case (below).
+CSV_CASES.update({
+    f"{name}, no header": (body.removeprefix(HEADER), line - 1)
+    for name, (body, line) in list(CSV_CASES.items())
+})
+
+
 @pytest.mark.parametrize("case", sorted(CSV_CASES))
 def test_csv_parse_errors_name_the_line(store: DuckDBStore, writer: Writer, case: str) -> None:
     body, line = CSV_CASES[case]
@@ -108,10 +116,25 @@ def test_jsonl_error_far_into_a_big_part(store: DuckDBStore, writer: Writer) -> 
     assert isinstance(outcome.error, PartParseError) and outcome.error.line == 43_211
 
 
-def test_missing_header_row(store: DuckDBStore, writer: Writer) -> None:
-    bad = bad_csv_run(writer, 11, GOOD + GOOD)
-    [outcome] = store.apply([bad])
+def test_a_part_without_header_loads_its_rows_in_the_jobs_field_order(
+        store: DuckDBStore, writer: Writer) -> None:
+    body = GOOD + '2,7,2026-11-20 11:00:00,"v,w","[\'x\']",[3]\n'
+    [outcome] = store.apply([bad_csv_run(writer, 11, body)])
+    assert outcome.status == "loaded", outcome.error
+    got = store.con.execute("SELECT session_id, view_number, view_time, url, errors_message, "
+                            "errors_line_number FROM views WHERE session_id < 10 "
+                            "ORDER BY session_id").fetchall()
+    assert got == [(1, 1, datetime(2026, 11, 20, 10), "u", [], []),
+                   (2, 7, datetime(2026, 11, 20, 11), "v,w", ["x"], [3])]
+
+
+@pytest.mark.parametrize("first", ["3,1\n", "<html><body>502 Bad Gateway</body></html>\n",
+                                   '{"session_id": 1, "view_number": 1}\n'])
+def test_a_first_row_that_is_neither_header_nor_data_fails_at_line_1(
+        store: DuckDBStore, writer: Writer, first: str) -> None:
+    [outcome] = store.apply([bad_csv_run(writer, 11, first + GOOD)])
     assert isinstance(outcome.error, PartParseError) and outcome.error.line == 1
+    assert "not a header naming the job's fields" in str(outcome.error)
 
 
 def test_a_gzip_stream_cut_in_its_header_is_a_damaged_download(

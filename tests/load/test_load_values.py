@@ -102,7 +102,7 @@ def test_column_types_and_lineage(store: DuckDBStore, writer: Writer) -> None:
     assert types["view_time"] == "TIMESTAMP"
     assert types["errors_message"] == "VARCHAR[]"
     assert types["errors_error_time"] == "TIMESTAMP[]"
-    assert types["errors_line_number"] == "UINTEGER[]"
+    assert types["errors_line_number"] == "BIGINT[]"
     assert types["scroll_rate"] == "FLOAT"
     assert types["_job_id"] == "UBIGINT" and types["_run_id"] == "UBIGINT"
     assert types["_date"] == "DATE" and types["_loaded_at"] == "TIMESTAMP"

@@ -1,6 +1,8 @@
 """Fixtures of the sync tests: the simulator served from a thread, settings, a CLI runner.
 
     sim_config   smaller than the shared one (80 sessions a day): a sync takes well under 1 s.
+    dialect_config  the same in each dialect (contract, clickhouse: contract section 9); a
+                 module runs its tests in both by defining `sim_config` to return it.
     settings     Settings reaching `sim_thread`, with fast retries (the simulator's Retry-After
                  is capped at 0.02 s, backoff at 0.05 s) so fault tests do not wait.
     sim_env      the CONTENTSQUARE_* variables for a `csload` subprocess or CliRunner.
@@ -25,6 +27,7 @@ from click.testing import CliRunner, Result
 from csload.cli import main
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
+from csload.simulator.config import DIALECTS, dialect_variants
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -37,6 +40,12 @@ FAST_RETRY = RetryPolicy(max_attempts=10, base_delay=0.01, max_delay=0.05,
 @pytest.fixture
 def sim_config() -> SimConfig:
     return SimConfig(seed=7, days=3, sessions_per_day=80, start_time=SIM_START)
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect_config(request: pytest.FixtureRequest) -> SimConfig:
+    return SimConfig(seed=7, days=3, sessions_per_day=80, start_time=SIM_START,
+                     variants=dialect_variants(request.param))
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
 """`csload.sync` end to end: the simulator over real HTTP, real DuckDB files, row by row.
 
 Every test compares whole tables (every column of every row) with `syncref.expected_tables`:
-the simulator's truth of each run, applied in (finished_at, run_id) order.
+the simulator's truth of each run, applied in (finished_at, run_id) order. Every test runs
+twice: against the contract's guesses, and against what a ClickHouse-based export engine writes
+and answers by default (contract section 9: no CSV header, every string quoted, 64-bit integers
+as JSON strings, values wider than the guessed widths, pages clamped to 50 and runs listed
+oldest first, ...).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from syncref import (
     ALL_HARD,
     LEGACY_HARD,
@@ -33,7 +38,13 @@ from syncref import (
 
 import csload
 from csload.config import Settings
-from csload.simulator import Simulator
+from csload.simulator import SimConfig, Simulator
+from csload.simulator.rows import WIDENED
+
+
+@pytest.fixture
+def sim_config(dialect_config: SimConfig) -> SimConfig:
+    return dialect_config
 
 
 def snapshot(db: Path) -> dict[str, list[Any]]:
@@ -68,9 +79,19 @@ def test_full_sync_of_both_scopes_and_formats_matches_the_truth(
     assert_hard_cases(sessions, LEGACY_HARD, job=LEGACY_JOB,
                       minute_column="app_events_event_time")
     assert_hard_cases(views, VIEWS_HARD, job=VIEWS_JOB, minute_column="errors_error_time")
-    # The JSONL job's array timestamps keep their seconds: the minutes above are the CSV's.
+    # The contract's JSONL job's array timestamps keep their seconds: the minutes above are the
+    # CSV's. ClickHouse's JSONL writes them to the minute too.
+    minutes = simulator.variants.minute_time_arrays_in_json
     assert any(t.second for r in sessions if r["_job_id"] == SESSIONS_JOB
-               for t in r["app_events_event_time"])
+               for t in r["app_events_event_time"]) is not minutes
+    if simulator.variants.wide_integers:
+        # Values past the guessed widths (UInt16, UInt32) arrived and loaded exactly.
+        def highest(rows: list[dict[str, Any]], column: str) -> int:
+            return max(r[column] for r in rows if r[column] is not None)
+
+        assert highest(sessions, "session_number") > WIDENED["session_number"]
+        assert highest(views, "view_number") > 65_535
+        assert highest(sessions, "session_duration_msec") >= 1 << 32
     # Types come from the schemas: UInt64 stays exact, arrays are lists.
     con = duckdb.connect(str(db_path), read_only=True)
     try:

@@ -1,4 +1,8 @@
-"""`csload sync --parquet ROOT`: the same pipeline into a local lake, checked against the truth."""
+"""`csload sync --parquet ROOT`: the same pipeline into a local lake, checked against the truth.
+
+Every test runs against the contract's guesses and against the ClickHouse dialect (contract
+section 9).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,14 @@ from syncref import (
 
 import csload
 from csload.config import Settings
-from csload.simulator import Simulator
+from csload.simulator import SimConfig, Simulator
 
 Row = dict[str, Any]
+
+
+@pytest.fixture
+def sim_config(dialect_config: SimConfig) -> SimConfig:
+    return dialect_config
 
 
 def lake_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:

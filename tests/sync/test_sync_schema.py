@@ -21,8 +21,8 @@ import csload
 from csload.config import Settings
 from csload.simulator import Simulator
 
-NEW_COLUMNS = {"url_no_query_param": "VARCHAR", "document_width": "USMALLINT",
-               "start_render": "UINTEGER", "page_title": "VARCHAR"}
+NEW_COLUMNS = {"url_no_query_param": "VARCHAR", "document_width": "BIGINT",
+               "start_render": "BIGINT", "page_title": "VARCHAR"}
 
 
 def columns(db: Path, table: str) -> dict[str, tuple[str, bool]]:

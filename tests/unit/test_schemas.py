@@ -75,10 +75,14 @@ def test_duckdb_types() -> None:
     assert views.field("scroll_rate").duckdb_type == "FLOAT"
     assert views.field("scroll_rate").nullable
     assert views.field("is_first").flag
-    assert views.field("is_first").duckdb_type == "UTINYINT"
+    assert views.field("is_first").duckdb_type == "BIGINT"
     sessions = load_schema("sessions")
     assert sessions.field("session_add_to_cart_items.is_in_transaction").flag
-    assert sessions.field("device_id").duckdb_type == "TINYINT"
+    assert sessions.field("device_id").duckdb_type == "BIGINT"
+    # Narrow widths are guesses (contract section 9): every narrower integer loads as BIGINT.
+    assert sessions.field("session_number").duckdb_type == "BIGINT"
+    assert duckdb_type_of("Array(UInt16)") == "BIGINT[]"
+    assert duckdb_type_of("Int64") == "BIGINT"
     assert set(sessions.families()) == {"app_events", "session_transaction_items",
                                         "session_add_to_cart_items"}
     assert duckdb_type_of("Array(Nullable(UInt64))") == "UBIGINT[]"
