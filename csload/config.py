@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,12 @@ def _parse_project_id(value: object, source: str) -> int | None:
         return int(str(value))
     except ValueError:
         raise ConfigError(f"{source}: project_id must be an integer, got {value!r}") from None
+
+
+def proxy_environment() -> dict[str, str]:
+    """HTTPS_PROXY / HTTP_PROXY / NO_PROXY (either case), in urllib's shape: scheme -> proxy
+    URL, and "no" -> the NO_PROXY list (csload.api.proxy chooses per URL; never ~/.netrc)."""
+    return urllib.request.getproxies_environment()
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ Public surface::
         await client.custom_vars() -> list[CustomVar]
         await client.dynamic_var_keys(date_from, date_to) -> list[DynamicVarKey]
         await client.download_part(part, dest, *, job_id, run_id) -> DownloadResult
+        client.observed -> ClientObservations       # what was learnt of the service
 
 How it behaves:
 
@@ -25,10 +26,14 @@ How it behaves:
   more when the API answers 401 (then that request is retried once).
 - At most `limits.api_concurrency` API requests in flight, the token request included; the
   wait between retries holds no slot. Storage downloads are not limited here.
-- Retries: 429, 5xx and connection errors with exponential backoff and full jitter, or the
-  server's Retry-After (see `retry.py`), up to `retry.max_attempts` attempts, then
-  ApiUnavailable. Creating a job is retried only when the server cannot have processed it
-  (429, or the connection never opened): a blind retry could create the job twice.
+- Retries: over-limit answers (429, or a 4xx speaking of a rate or request limit), 5xx and
+  connection errors with exponential backoff and full jitter, or the server's Retry-After (see
+  `retry.py`), up to `retry.max_attempts` attempts, then ApiUnavailable. Creating a job is
+  retried only when the server cannot have processed it (over the limit, or the connection
+  never opened): a blind retry could create the job twice.
+- Lists are read to their end whatever the server's page size (`paging.py`), with `order`
+  sent explicitly (jobs ASC, runs DESC unless asked otherwise). Proxies come from
+  HTTPS_PROXY / HTTP_PROXY / NO_PROXY per URL, never from ~/.netrc (`proxy.py`).
 - Errors: ApiRequestError (4xx: status, errorCode and the server's message), ApiUnavailable,
   CredentialsRejected / AuthError for the token endpoint, DownloadError and its subclasses for
   parts. No message, log line or repr holds the client secret, a token or a URL signature.
@@ -54,6 +59,7 @@ import orjson
 
 from csload.api import envelope, transport
 from csload.api.auth import Token, TokenCache, parse_token_response
+from csload.api.lookup import runs_with_jobs
 from csload.api.models import (
     CustomVar,
     DynamicVarKey,
@@ -62,18 +68,27 @@ from csload.api.models import (
     JobSpec,
     Part,
     Run,
+    created_job,
     format_timestamp,
 )
+from csload.api.observed import ClientObservations
 from csload.api.paging import DEFAULT_PAGE_SIZE, read_all_pages
+from csload.api.proxy import Proxies, shown
 from csload.api.ranges import Piece, Splitter
-from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
+from csload.api.retry import (
+    RequestKind,
+    Verdict,
+    backoff_delay,
+    classify,
+    is_over_limit,
+    parse_retry_after,
+)
 from csload.api.storage import DownloadResult, download_part, fetch_piece, part_size
 from csload.config import Settings
 from csload.errors import (
     ApiRequestError,
     ApiUnavailable,
     AuthError,
-    ConfigError,
     CredentialsRejected,
 )
 
@@ -110,7 +125,7 @@ class ExportClient:
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         if session is not None:
-            _check_session(session)
+            transport.check_session(session)
         self._settings = settings
         self._session = session
         self._owns_session = session is None
@@ -121,6 +136,8 @@ class ExportClient:
         self._tokens = TokenCache(self._request_token, clock=clock)
         self._auth_host = urlsplit(settings.auth_url).netloc
         self._custom_vars_path: str | None = None
+        self._proxies = Proxies.from_environment()
+        self._observed = ClientObservations(page_size_asked=page_size)
 
     def __repr__(self) -> str:
         token = self._tokens.current
@@ -167,6 +184,11 @@ class ExportClient:
         token = self._tokens.current
         return token.endpoint if token else None
 
+    @property
+    def observed(self) -> ClientObservations:
+        """What the client learnt of the service so far (for `csload doctor`); live."""
+        return self._observed
+
     # -- endpoints ---------------------------------------------------------------------------
 
     async def list_jobs(
@@ -178,8 +200,9 @@ class ExportClient:
         scope: str | None = None,
         order: str | None = None,
     ) -> list[Job]:
+        # `order` always: the server's default order is unknown (contract section 9).
         params = _params(state=state, format=format, frequency=frequency, scope=scope,
-                         order=order)
+                         order=order or "ASC")
         items = await self._read_list("/exports", params, "list jobs")
         return [Job.from_api(item) for item in items]
 
@@ -189,18 +212,22 @@ class ExportClient:
 
     async def create_job(self, spec: JobSpec) -> Job:
         raw = await self._call("POST", "/exports", json_body=spec.to_api(), idempotent=False)
-        return Job.from_api(envelope.payload_object(raw, "create job"))
+        created = created_job(envelope.payload(raw, "create job"))
+        # Only the id came back: read the job (a GET, safe to retry, unlike the create).
+        return created if isinstance(created, Job) else await self.get_job(created)
 
     async def list_runs(
         self, job_id: int, *, state: str | None = None, order: str | None = None
     ) -> list[Run]:
         items = await self._read_list(f"/exports/{int(job_id)}/runs",
-                                      _params(state=state, order=order), f"runs of job {job_id}")
+                                      _params(state=state, order=order or "DESC"),
+                                      f"runs of job {job_id}")
         return [Run.from_api(item, job_id=job_id) for item in items]
 
     async def successful_runs(self) -> list[Run]:
+        """Every job's successful runs; a run whose item lacks jobId is looked up (lookup.py)."""
         items = await self._read_list("/exports/successful-runs", {}, "successful runs")
-        return [Run.from_api(item) for item in items]
+        return await runs_with_jobs(items, self)
 
     async def get_run(self, job_id: int, run_id: int) -> Run:
         raw = await self._call("GET", f"/exports/{int(job_id)}/runs/{int(run_id)}")
@@ -233,7 +260,8 @@ class ExportClient:
         self, date_from: date | datetime, date_to: date | datetime
     ) -> list[DynamicVarKey]:
         """Keys seen in [date_from, date_to): the end is exclusive, like every API window."""
-        params = {"from": _query_date(date_from), "to": _query_date(date_to)}
+        # Full timestamps, dates too: a server may refuse a bare date (contract section 9).
+        params = {"from": format_timestamp(date_from), "to": format_timestamp(date_to)}
         raw = await self._call("GET", "/dynamic-var-keys", params=params)
         return [DynamicVarKey.from_api(item)
                 for item in envelope.payload_list(raw, "dynamic var keys")]
@@ -255,17 +283,18 @@ class ExportClient:
             self._require_session(), part.url, Path(dest),
             job_id=job_id, run_id=run_id, part_id=part.part_id,
             limits=self._settings.limits, retry=retry, sleep=self._sleep,
-            verify_gzip=verify_gzip, splitter=splitter,
+            verify_gzip=verify_gzip, splitter=splitter, proxies=self._proxies,
         )
 
     async def fetch_piece(self, piece: Piece, splitter: Splitter) -> None:
         """Fetch a piece split off a download (csload.api.ranges), as a helper does."""
         await fetch_piece(self._require_session(), piece, splitter,
-                          limits=self._settings.limits)
+                          limits=self._settings.limits, proxies=self._proxies)
 
     async def part_size(self, part: Part) -> int | None:
         """The part's size in bytes as storage announces it (HEAD), or None if unknown."""
-        return await part_size(self._require_session(), part.url, limits=self._settings.limits)
+        return await part_size(self._require_session(), part.url, limits=self._settings.limits,
+                               proxies=self._proxies)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -275,7 +304,11 @@ class ExportClient:
                                                         "limit": str(limit)})
             return envelope.payload_list(raw, what)
 
-        return await read_all_pages(fetch_page, limit=self._page_size, what=what)
+        def clamped(size: int) -> None:
+            self._observed.page_size = size
+
+        return await read_all_pages(fetch_page, limit=self._page_size, what=what,
+                                    on_clamped=clamped)
 
     async def _call(
         self,
@@ -301,7 +334,7 @@ class ExportClient:
                 verdict = classify(None, kind=kind,
                                    request_sent=transport.request_was_sent(answer.error))
             else:
-                verdict = classify(answer.status, code, kind=kind)
+                verdict = classify(answer.status, code, message=message, kind=kind)
             if verdict is Verdict.OK:
                 return answer.raw
             problem = self._problem(answer, code, message)
@@ -357,7 +390,8 @@ class ExportClient:
             answer = await self._send("POST", url, token=None, json_body=body)
             code, message = self._error_details(answer)
             verdict = (classify(None, kind=RequestKind.TOKEN) if answer.error is not None
-                       else classify(answer.status, code, kind=RequestKind.TOKEN))
+                       else classify(answer.status, code, message=message,
+                                     kind=RequestKind.TOKEN))
             if verdict is Verdict.OK:
                 token = parse_token_response(envelope.decode(answer.raw),
                                              auth_url=settings.auth_url, obtained_at=started)
@@ -408,10 +442,13 @@ class ExportClient:
         if json_body is not None:
             data = orjson.dumps(json_body)
             headers["Content-Type"] = "application/json"
+        proxy = self._proxies.for_url(url)
+        # The token request's proxy until the API is called: then the API endpoint's.
+        self._observed.proxy = shown(proxy)
         async with self._limiter:
             try:
                 async with session.request(
-                    method, url, params=params, data=data, headers=headers,
+                    method, url, params=params, data=data, headers=headers, proxy=proxy,
                     # A redirect could carry the token elsewhere; the API has no reason to send
                     # one.
                     allow_redirects=False,
@@ -419,6 +456,8 @@ class ExportClient:
                     raw = await response.read()
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     status = response.status
+                    if token is not None:
+                        self._observed.saw_date(response.headers.get("Date"))
             except transport.TRANSPORT_ERRORS as exc:
                 return _Answer(status=None, error=exc)
         logger.debug("%s %s -> %d", method, urlsplit(url).path, status)
@@ -428,7 +467,10 @@ class ExportClient:
         if answer.error is not None or answer.status is None or answer.status < 300:
             return None, ""
         code, message = envelope.error_details(answer.raw)
-        return code, self._scrub(message)
+        message = self._scrub(message)
+        if is_over_limit(answer.status, code, message):
+            self._observed.saw_over_limit(answer.retry_after is not None)
+        return code, message
 
     def _problem(self, answer: _Answer, code: str | None, message: str) -> str:
         """What went wrong in one attempt, as safe text: 'HTTP 400 CODE: message'."""
@@ -452,20 +494,5 @@ class ExportClient:
         return self._session
 
 
-def _check_session(session: aiohttp.ClientSession) -> None:
-    """A shared session must not add credentials to every request (storage would get them)."""
-    if "Authorization" in session.headers or session.auth is not None:
-        raise ConfigError(
-            "the aiohttp session given to ExportClient must not carry a default "
-            "Authorization header or auth: part downloads would send it to the storage host")
-
-
 def _params(**values: str | None) -> dict[str, str]:
     return {name: str(value) for name, value in values.items() if value is not None}
-
-
-def _query_date(value: date | datetime) -> str:
-    # A bare date is midnight UTC to the API; a datetime keeps its time.
-    if isinstance(value, datetime):
-        return format_timestamp(value)
-    return value.isoformat()

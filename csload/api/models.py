@@ -1,7 +1,9 @@
 """Typed, frozen views of the Export API's objects, tolerant of the variants the contract lists.
 
 Every `from_api` accepts ids as integers or numeric strings, `frequency` as an object or a bare
-string, and files without `partId` or `expirationDate` (contract sections 3 and 4).
+string, and files without `partId` or `expirationDate` (contract sections 3 and 4); also
+`customVarPosition` as an integer or a string, and a create answer that is the job, an object
+with only its id, or the bare id (section 9, points 8 and 9: `created_job`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def _as_int(value: Any, what: str) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     raise ApiError(f"unexpected {what}: {value!r} (expected an integer)")
+
+
+def parse_id(value: Any, what: str) -> int:
+    """An id given as an integer or a numeric string; ApiError otherwise."""
+    return _as_int(value, what)
 
 
 def _opt_int(value: Any, what: str) -> int | None:
@@ -167,6 +174,19 @@ class Job:
         }
 
 
+# What a whole job object has beyond its id: without them, a create answer is only the id.
+_JOB_KEYS = ("name", "format", "scope", "frequency")
+
+
+def created_job(payload: Any) -> Job | int:
+    """What POST /exports answered: the whole job, or only the new job's id (to read back)."""
+    if isinstance(payload, dict):
+        if ("jobId" in payload or "id" in payload) and all(k in payload for k in _JOB_KEYS):
+            return Job.from_api(payload)
+        payload = payload.get("jobId", payload.get("id"))
+    return _as_int(payload, "jobId of the created job")
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """One downloadable file of a run. The URL is pre-signed: never shown, never logged."""
@@ -212,9 +232,10 @@ class Run:
         if not isinstance(raw, dict):
             raise ApiError(f"unexpected run object: {type(raw).__name__}")
         files = raw.get("files")
+        named = raw.get("jobId")
         return cls(
             run_id=_as_int(raw.get("jobRunId", raw.get("id")), "jobRunId"),
-            job_id=_as_int(raw.get("jobId", job_id), "jobId"),
+            job_id=_as_int(job_id if named in (None, "") else named, "jobId"),
             state=str(raw.get("state") or "").upper(),
             start_date=parse_timestamp(raw.get("startDate")),
             end_date=parse_timestamp(raw.get("endDate")),

@@ -3,6 +3,11 @@
 `classify` is the one place that decides whether an answer is final, worth retrying, or a sign
 that the token expired. The API client, the token request and the part download all ask it.
 
+"Slow down" is not only 429: the documentation says only that an error exists beyond 10
+concurrent requests (contract section 9, point 7), so any 4xx whose errorCode or message speaks
+of a rate, a concurrency or a request limit (`is_over_limit`) is retried too, with backoff
+whether or not Retry-After came with it.
+
 `backoff_delay` is exponential backoff with full jitter (delay drawn uniformly from
 [0, min(max_delay, base_delay * 2**(attempt-1))]), unless the server sent `Retry-After`: then
 the server's value is used as is (capped by `RetryPolicy.max_retry_after`), because the server
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -44,10 +50,39 @@ class RequestKind(enum.Enum):
     STORAGE = enum.auto()
 
 
+# What an over-limit answer says, once camelCase and snake_case are spelt as words: "too many
+# (concurrent) requests", "rate limit(ed)", "throttled", "concurrency limit", "concurrent
+# requests", "request(s) limit", "limit of 10 (concurrent) requests", S3's "SlowDown". Narrow
+# on purpose: a 4xx that means "fix the request" must stay final.
+_OVER_LIMIT = re.compile(
+    r"\btoo many\b.{0,40}?\b(?:requests?|calls?|queries|concurren\w*)\b"
+    r"|\brate ?limit|\bthrottl"
+    r"|\bconcurrency\b|\bconcurrent (?:requests?|calls?|connections?|limit)\b"
+    r"|\brequests? limit|\blimit (?:of|on) (?:\d+ )?(?:concurrent |simultaneous )?requests?\b"
+    r"|\bslow ?down\b"
+)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _words(text: str) -> str:
+    return " ".join(_CAMEL.sub(" ", text).replace("_", " ").replace("-", " ").lower().split())
+
+
+def is_over_limit(status: int | None, error_code: str | None = None,
+                  message: str | None = None) -> bool:
+    """Whether an answer says "too many requests": 429, or a 4xx that speaks of a limit."""
+    if status == 429:
+        return True
+    if status is None or not 400 <= status < 500:
+        return False
+    return any(_OVER_LIMIT.search(_words(text)) for text in (error_code, message) if text)
+
+
 def classify(
     status: int | None,
     error_code: str | None = None,
     *,
+    message: str | None = None,
     kind: RequestKind = RequestKind.API,
     request_sent: bool = True,
 ) -> Verdict:
@@ -55,10 +90,14 @@ def classify(
 
     `status` is None when no response arrived (connection refused or cut, timeout);
     `request_sent` is False only when the connection could not even be opened, so the server
-    cannot have seen the request.
+    cannot have seen the request. `error_code` and `message` are the error body's.
     """
     if status is not None and 200 <= status < 300:
         return Verdict.OK
+    if is_over_limit(status, error_code, message):
+        # Refused before any work, whatever the request: even a create is safe to send again,
+        # and the token endpoint counts against the same limit.
+        return Verdict.RETRY
     if kind is RequestKind.TOKEN and status is not None:
         if status == 401:
             return Verdict.CREDENTIALS_REJECTED
@@ -67,12 +106,12 @@ def classify(
             return Verdict.CREDENTIALS_SUSPECT
     if kind is RequestKind.API_NON_IDEMPOTENT:
         # Retrying a create after a 5xx or a cut connection could create the job twice.
-        if status == 429 or (status is None and not request_sent):
+        if status is None and not request_sent:
             return Verdict.RETRY
         if status == 401:
             return Verdict.RENEW_TOKEN
         return Verdict.FATAL
-    if status is None or status == 429 or 500 <= status < 600:
+    if status is None or 500 <= status < 600:
         return Verdict.RETRY
     if status == 401 and kind is RequestKind.API:
         # Any 401, not only JWT_EXPIRED: one renewal is cheap, and the live API's codes are

@@ -15,6 +15,8 @@
   with backoff (honouring Retry-After). 403 raises PartUrlExpired at once: only a fresh run
   detail can help. 404/410 means the files are gone.
 - No total timeout: a part can be large. Only connect and between-bytes timeouts apply.
+- Every request (GET, ranged GET, the size probe, each redirect) goes through the proxy the
+  environment names for its URL (`proxies`, csload.api.proxy), or direct.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import yarl
 
 from csload.api import transport
 from csload.api.gzipcheck import CorruptStream, GzipVerifier
+from csload.api.proxy import Proxies
 from csload.api.ranges import PartDownload, Piece, Splitter, Stream
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
 from csload.config import Limits, RetryPolicy
@@ -160,6 +163,7 @@ async def download_part(
     sleep: Sleep = anyio.sleep,
     verify_gzip: bool = True,
     splitter: Splitter | None = None,
+    proxies: Proxies | None = None,
 ) -> DownloadResult:
     """Stream `url` to `dest`, verified; see the module docstring for the rules."""
     label = part_label(job_id, run_id, part_id)
@@ -171,7 +175,7 @@ async def download_part(
         for attempt in range(1, retry.max_attempts + 1):
             try:
                 is_gzip, received = await _attempt(session, url, temp, client_timeout, limits,
-                                                   label, ids, splitter)
+                                                   label, ids, splitter, proxies)
             except _Retry as failure:
                 if attempt >= retry.max_attempts:
                     raise failure.error from None
@@ -196,15 +200,18 @@ MAX_REDIRECTS = 5
 
 
 @asynccontextmanager
-async def _get(session: aiohttp.ClientSession, url: str, what: str, **options: Any
-               ) -> AsyncIterator[aiohttp.ClientResponse]:
+async def get_following_redirects(
+        session: aiohttp.ClientSession, url: str, what: str, proxies: Proxies | None,
+        **options: Any) -> AsyncIterator[aiohttp.ClientResponse]:
     """GET `url`, following redirects only to URLs that pass `require_secure_url`.
 
     aiohttp would follow a redirect anywhere, plain http off this machine included, where the
-    part's data would cross the network in clear text (found by tests/reliability).
+    part's data would cross the network in clear text (found by tests/reliability). The proxy
+    is chosen again for each URL: a redirect may lead to a host NO_PROXY names.
     """
     for _ in range(MAX_REDIRECTS + 1):
-        async with session.get(url, allow_redirects=False, **options) as response:
+        proxy = proxies.for_url(url) if proxies is not None else None
+        async with session.get(url, allow_redirects=False, proxy=proxy, **options) as response:
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
                 yield response
@@ -223,14 +230,16 @@ async def _attempt(
     label: str,
     ids: dict[str, int | None],
     splitter: Splitter | None = None,
+    proxies: Proxies | None = None,
 ) -> tuple[bool, int]:
     """One GET of the part; (whether it is gzip, bytes received)."""
     stream: Stream | None = None
     try:
         try:
             requested_at = anyio.current_time()
-            async with _get(session, url, f"the URL of {label}", timeout=client_timeout,
-                            auto_decompress=False) as response:
+            async with get_following_redirects(session, url, f"the URL of {label}", proxies,
+                                               timeout=client_timeout,
+                                               auto_decompress=False) as response:
                 status = response.status
                 if status != 200:
                     _raise_for_status(status, response.headers, label, ids)
@@ -280,7 +289,7 @@ async def _attempt(
 
 
 async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Splitter, *,
-                      limits: Limits) -> None:
+                      limits: Limits, proxies: Proxies | None = None) -> None:
     """GET bytes [first, end) of a part (a Range request) into its staging file at their
     offset, for a helper (csload.api.ranges); the piece may itself be split. Raises what
     fails the part's attempt: _Retry, or a 403/404's error."""
@@ -291,9 +300,10 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
     stream: Stream | None = None
     try:
         requested_at = anyio.current_time()
-        async with _get(session, download.url, f"the URL of {label}", timeout=timeout,
-                        headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
-                        auto_decompress=False) as response:
+        async with get_following_redirects(
+                session, download.url, f"the URL of {label}", proxies, timeout=timeout,
+                headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
+                auto_decompress=False) as response:
             if response.status == 200:
                 splitter.disable()
                 raise _Retry(DownloadError(f"{label}: storage ignored a Range request "
@@ -397,7 +407,7 @@ def _raise_for_status(
 
 
 async def part_size(
-    session: aiohttp.ClientSession, url: str, *, limits: Limits
+    session: aiohttp.ClientSession, url: str, *, limits: Limits, proxies: Proxies | None = None
 ) -> int | None:
     """The part's size, or None if storage won't say. No Authorization header.
 
@@ -408,8 +418,9 @@ async def part_size(
     require_secure_url(url, "a part URL")
     timeout = _storage_timeout(limits)
     try:
-        async with _get(session, url, "a part URL", timeout=timeout,
-                        headers={"Range": "bytes=0-0"}, auto_decompress=False) as response:
+        async with get_following_redirects(session, url, "a part URL", proxies, timeout=timeout,
+                                           headers={"Range": "bytes=0-0"},
+                                           auto_decompress=False) as response:
             if response.status == 206:
                 total = response.headers.get("Content-Range", "").rpartition("/")[2]
                 return int(total) if total.isdigit() else None

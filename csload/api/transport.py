@@ -13,6 +13,7 @@ import re
 
 import aiohttp
 
+from csload.errors import ConfigError
 from csload.redact import redact_text, redact_url
 
 # What a request can raise that means "no usable response": worth a retry.
@@ -61,3 +62,16 @@ def describe(exc: BaseException) -> str:
     detail = scrub(str(exc))
     name = type(exc).__name__
     return f"{name}: {detail}" if detail else name
+
+
+def check_session(session: aiohttp.ClientSession) -> None:
+    """A shared session must not add credentials to every request (storage would get them),
+    nor take proxies and ~/.netrc credentials from the environment (csload.api.proxy)."""
+    if "Authorization" in session.headers or session.auth is not None:
+        raise ConfigError(
+            "the aiohttp session given to ExportClient must not carry a default "
+            "Authorization header or auth: part downloads would send it to the storage host")
+    if session.trust_env:
+        raise ConfigError(
+            "the aiohttp session given to ExportClient must not have trust_env=True: it would "
+            "send ~/.netrc credentials; csload reads the proxy settings itself")

@@ -293,20 +293,27 @@ async def test_every_list_endpoint(
     client: ExportClient, mocked: aioresponses, wrap: Any
 ) -> None:
     grant(mocked)
+    # A page shorter than the limit ends a list only once an empty page follows it: the server
+    # may clamp the limit (contract section 9).
     mocked.get(api("/exports", state="ACTIVE", format="JSONL", frequency="daily",
                    scope="sessions", order="ASC", page=1, limit=100),
                payload=wrap([JOB, {**JOB, "jobId": "1120", "frequency": "once"}]))
+    mocked.get(api("/exports", state="ACTIVE", format="JSONL", frequency="daily",
+                   scope="sessions", order="ASC", page=2, limit=100), payload=wrap([]))
     jobs = await client.list_jobs(state="ACTIVE", format="JSONL", frequency="daily",
                                   scope="sessions", order="ASC")
     assert [(j.job_id, j.frequency) for j in jobs] == [(1119, "daily"), (1120, "once")]
 
     mocked.get(api("/exports/1119/runs", state="SUCCESS", order="DESC", page=1, limit=100),
                payload=wrap([{k: v for k, v in RUN.items() if k != "jobId"}]))
+    mocked.get(api("/exports/1119/runs", state="SUCCESS", order="DESC", page=2, limit=100),
+               payload=wrap([]))
     runs = await client.list_runs(1119, state="SUCCESS", order="DESC")
     assert [(r.run_id, r.job_id, r.parts) for r in runs] == [(130348, 1119, None)]
 
     mocked.get(api("/exports/successful-runs", page=1, limit=100),
                payload=wrap([RUN, {**RUN, "jobRunId": "9", "jobId": "3"}]))
+    mocked.get(api("/exports/successful-runs", page=2, limit=100), payload=wrap([]))
     runs = await client.successful_runs()
     assert [(r.run_id, r.job_id) for r in runs] == [(130348, 1119), (9, 3)]
 
@@ -319,7 +326,8 @@ async def test_every_list_endpoint(
     mocked.get(api("/custom-vars"), payload=wrap([{"position": 1, "name": "plan"}]))
     assert [(v.position, v.name) for v in await client.custom_vars()] == [(1, "plan")]
 
-    mocked.get(api("/dynamic-var-keys", **{"from": "2026-11-01", "to": "2026-11-08"}),
+    mocked.get(api("/dynamic-var-keys", **{"from": "2026-11-01T00:00:00.000Z",
+                                           "to": "2026-11-08T00:00:00.000Z"}),
                payload=wrap([{"key": "cart", "type": "string"}, "color"]))
     keys = await client.dynamic_var_keys(date(2026, 11, 1), date(2026, 11, 8))
     assert [k.key for k in keys] == ["cart", "color"]
@@ -363,7 +371,7 @@ async def test_lists_are_read_page_by_page_until_a_short_page(
     grant(mocked)
     jobs = [{**JOB, "jobId": n} for n in range(1, 8)]
     for page in (1, 2, 3, 4):
-        mocked.get(api("/exports", page=page, limit=2),
+        mocked.get(api("/exports", order="ASC", page=page, limit=2),
                    payload=env(jobs[(page - 1) * 2 : page * 2]))
     async with ExportClient(api_settings, page_size=2) as client:
         found = await client.list_jobs()
