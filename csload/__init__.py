@@ -27,6 +27,7 @@ from csload.errors import (
 if TYPE_CHECKING:
     from csload.backfill_engine import BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
+    from csload.doctor import DoctorReport, run_doctor, run_doctor_async
     from csload.pipeline import sync, sync_async
     from csload.report import RunOutcome, RunStatus, SyncReport
     from csload.status import StoreStatus, read_status, read_target_status
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigError",
     "CredentialsRejected",
     "CsloadError",
+    "DoctorReport",
     "DownloadError",
     "IncompleteDownload",
     "InsecureUrlError",
@@ -65,6 +67,8 @@ __all__ = [
     "load_settings",
     "read_status",
     "read_target_status",
+    "run_doctor",
+    "run_doctor_async",
     "sync",
     "sync_async",
 ]
@@ -90,6 +94,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "read_status": ("csload.status", "read_status"),
     "read_target_status": ("csload.status", "read_target_status"),
     "connect": ("csload.target", "connect_target"),
+    "DoctorReport": ("csload.doctor", "DoctorReport"),
+    # Not `doctor`: that name is the package csload.doctor, which importing would rebind.
+    "run_doctor": ("csload.doctor", "run_doctor"),
+    "run_doctor_async": ("csload.doctor", "run_doctor_async"),
 }
 
 # Hidden from static type checkers, which see the real names above: with a visible

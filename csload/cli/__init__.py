@@ -28,6 +28,7 @@ COMMANDS = {
     "custom-vars": "csload.cli.manage:custom_vars",
     "dynamic-vars": "csload.cli.manage:dynamic_vars",
     "simulate": "csload.cli.simulate:simulate",
+    "doctor": "csload.cli.doctor:doctor",
 }
 
 

@@ -10,6 +10,7 @@ EXPECTED = {
     "RunOutcome", "RunStatus", "StoreStatus", "SyncReport", "connect", "read_status",
     "read_target_status", "sync",
     "sync_async", "backfill", "backfill_async", "BackfillReport",
+    "run_doctor", "run_doctor_async", "DoctorReport",
 }
 
 

@@ -1,0 +1,136 @@
+"""The `target` check: the DuckDB database or Parquet lake `csload sync` would write, with the
+same options (`db`, `parquet`); whether csload can write there and read its ledger.
+
+Doctor creates nothing a sync would: a database that does not exist yet is not created (its
+folder is checked instead), and a lake's ledger is read without taking its lock. The one write
+is an S3 lake's: a small probe object put under `_csload/` and deleted at once, the only way to
+know that the credentials may write there. Blocking: run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from csload.doctor.report import Check, Verdict, clean
+from csload.errors import CsloadError, StoreError, StoreLockedError
+from csload.load import connect
+from csload.status import StoreStatus, read_target_status
+from csload.target import Target
+
+
+def check_target(check: Check, *, db: str | Path | None = None,
+                 parquet: str | Path | None = None,
+                 storage_options: Mapping[str, str] | None = None) -> None:
+    try:
+        target = Target.of(db=db, parquet=parquet, storage_options=storage_options or {})
+    except CsloadError as exc:
+        check.set(Verdict.FAIL, clean(exc), "pass either --db or --parquet")
+        return
+    check.data = {"target": clean(target.label), "kind": "lake" if target.is_lake else "duckdb"}
+    try:
+        present = _check_lake(check, target) if target.is_lake else _check_db(check, target)
+    except StoreLockedError as exc:
+        check.set(Verdict.WARN, f"{clean(exc)}; its ledger was not read",
+                  "run doctor again once that sync has finished")
+        return
+    except CsloadError as exc:
+        check.set(Verdict.FAIL, clean(exc),
+                  "check the path (or bucket), its permissions and the free space")
+        return
+    if not present:
+        return
+    try:
+        status = read_target_status(db=target.db, parquet=target.parquet,
+                                    storage_options=target.storage_options)
+    except CsloadError as exc:
+        check.set(Verdict.FAIL, f"{clean(target.label)} is writable, but its ledger cannot be "
+                  f"read: {clean(exc)}",
+                  "a damaged ledger needs a new target; `csload status` shows the same error")
+        return
+    _summarise(check, target, status)
+
+
+def _writable_folder(check: Check, folder: Path, what: str) -> bool:
+    if not folder.is_dir():
+        check.set(Verdict.FAIL, f"cannot create {what}: folder {clean(folder)} does not exist",
+                  "create the folder, or pass another --db / --parquet")
+        return False
+    if not os.access(folder, os.W_OK | os.X_OK):
+        check.set(Verdict.FAIL, f"folder {clean(folder)} is not writable ({what} and the "
+                  "staging of downloads go there)",
+                  "fix its permissions, or pass another --db / --parquet")
+        return False
+    return True
+
+
+def _check_db(check: Check, target: Target) -> bool:
+    """Whether the database exists with a ledger to read; the verdict otherwise."""
+    assert target.db is not None
+    path = target.db
+    if not _writable_folder(check, path.parent.absolute(), f"the database {path}"):
+        return False
+    if not path.exists():
+        check.set(Verdict.OK, f"{clean(path)} does not exist yet: the first sync creates it "
+                  "(its folder is writable)")
+        return False
+    # Read-write, as a sync opens it: proves it is a DuckDB file this user may write, and that
+    # no other process holds it (StoreLockedError).
+    con = connect(path)
+    try:
+        row = con.execute("SELECT count(*) FROM duckdb_tables() "
+                          "WHERE table_name = '_csload_runs'").fetchone()
+    finally:
+        con.close()
+    if not row or not row[0]:
+        check.set(Verdict.OK, f"{clean(path)} is writable; it has no csload ledger yet: the "
+                  "first sync adds its tables")
+        return False
+    return True
+
+
+def _check_lake(check: Check, target: Target) -> bool:
+    from csload.lake.fs import LakeFS
+    from csload.lake.manifest import read_current
+
+    assert target.parquet is not None
+    lake = LakeFS.open(target.parquet, target.storage_options)
+    lake.check_usable()
+    if lake.local:
+        root = lake.local_path()
+        if not root.exists():
+            if _writable_folder(check, root.parent, f"the lake {lake.root}"):
+                check.set(Verdict.OK, f"{clean(lake.root)} does not exist yet: the first sync "
+                          "creates it (its folder is writable)")
+            return False
+        if not _writable_folder(check, root, f"the lake {lake.root}"):
+            return False
+    else:
+        probe = f"_csload/doctor-probe-{secrets.token_hex(6)}"
+        try:
+            lake.write_bytes(probe, b"csload doctor: can this lake be written?\n")
+            lake.delete_files([probe])
+        except CsloadError as exc:
+            raise StoreError(f"lake {lake.root} is not writable: {exc}") from None
+    if read_current(lake).version == 0:
+        check.set(Verdict.OK, f"{clean(lake.root)} is writable; no csload ledger yet: the "
+                  "first sync writes it")
+        return False
+    return True
+
+
+def _summarise(check: Check, target: Target, status: StoreStatus) -> None:
+    loaded = sum(1 for _ in status.tables)
+    check.details = [f"table {clean(t.table)}: {t.rows} rows"
+                     + (f", {t.first_date} to {t.last_date}" if t.first_date else "")
+                     for t in status.tables]
+    check.details += [f"job {j.job_id} ({clean(j.name, 60)}) -> {clean(j.table)}"
+                      + (f", {len(j.gaps)} day(s) missing" if j.gaps else "")
+                      for j in status.jobs]
+    check.data.update(tables=loaded, jobs=len(status.jobs), failedRuns=len(status.failed),
+                      expiredRuns=len(status.expired))
+    check.set(Verdict.OK, f"{clean(target.label)} is writable and its ledger readable: "
+              f"{len(status.jobs)} job(s) into {loaded} table(s), {len(status.failed)} failed "
+              f"and {len(status.expired)} expired run(s) recorded")
