@@ -370,12 +370,30 @@ def _patch_max_staged_runs(value: str) -> None:
     defaults["max_staged_runs"] = int(value)
 
 
-# (None today: no-gzip-verify, measured here, is now csload's own behaviour.)
-PATCHES: dict[str, Callable[[], None]] = {}
+def _patch_narrow_integers() -> None:
+    """Integers at the catalog's guessed widths (UTINYINT, USMALLINT, UINTEGER, TINYINT, ...),
+    as csload loaded them before every narrower integer became BIGINT: what the wider types
+    cost (docs/formats.md)."""
+    import dataclasses
+
+    from csload import schemas
+
+    schemas.SCALAR_TYPES.update({"UInt8": "UTINYINT", "UInt16": "USMALLINT",
+                                 "UInt32": "UINTEGER", "Int8": "TINYINT", "Int16": "SMALLINT",
+                                 "Int32": "INTEGER"})
+    for scope in schemas.SCOPES:
+        schema = schemas.load_schema(scope)   # cached: every caller gets this object
+        narrow = tuple(dataclasses.replace(f, duckdb_type=schemas.duckdb_type_of(f.source_type))
+                       for f in schema.fields)
+        object.__setattr__(schema, "fields", narrow)
+
+
+# (no-gzip-verify, measured here, is now csload's own behaviour.)
+PATCHES: dict[str, Callable[[], None]] = {"narrow-integers": _patch_narrow_integers}
 # Patches that change the SQL: the baseline applies them too (same expressions on both sides).
-# (None today: the array decoding fast path, the batch filling and the faster gzip check,
-# measured here as patches, are now in csload itself.)
-SQL_PATCHES: tuple[str, ...] = ()
+# (The array decoding fast path, the batch filling and the faster gzip check, measured here as
+# patches, are now in csload itself.)
+SQL_PATCHES: tuple[str, ...] = ("narrow-integers",)
 # Patches with an argument: NAME=VALUE.
 PATCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {
     "memory-limit": _patch_memory_limit,
@@ -620,6 +638,9 @@ class SizeResult:
     duckdb_rss_mb: list[float] = field(default_factory=list)
     duckdb_cpu_seconds: list[float] = field(default_factory=list)
     duckdb_statements: list[dict[str, float]] = field(default_factory=list)
+    # Size of each database file when its process ended (the data's footprint on disk).
+    duckdb_file_mb: list[float] = field(default_factory=list)
+    csload_file_mb: list[float] = field(default_factory=list)
     noop_seconds: list[float] = field(default_factory=list)
     noop_rss_mb: list[float] = field(default_factory=list)
     resync_seconds: float = 0.0
@@ -689,6 +710,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> SizeResult
             result.duckdb_cpu_seconds.append(child.cpu_seconds)
             result.duckdb_statements.append(answer["statements"])
             result.views, result.sessions = answer["rows"]["views"], answer["rows"]["sessions"]
+            result.duckdb_file_mb.append(base_db.stat().st_size / 1e6)
             base_db.unlink()
             base_db.with_name(base_db.name + ".wal").unlink(missing_ok=True)
             st = answer["statements"]
@@ -703,6 +725,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> SizeResult
             result.csload_rss_mb.append(sync.rss_mb)
             result.csload_cpu_seconds.append(sync.cpu_seconds)
             result.server_cpu_seconds.append(report["_server_cpu_seconds"])
+            result.csload_file_mb.append(db.stat().st_size / 1e6)
             return db, (f"csload sync {sync.seconds:.2f} s (CPU {sync.cpu_seconds:.1f} s, "
                         f"simulator {report['_server_cpu_seconds']:.1f} s), "
                         f"{sync.rss_mb:.0f} MB, {report['runsLoaded']} runs, "
