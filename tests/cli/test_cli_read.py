@@ -1,7 +1,14 @@
-"""The read commands over real HTTP against the simulator: jobs, jobs show, runs, fields."""
+"""The read commands over real HTTP against the simulator: jobs, jobs show, runs, fields.
+
+Every test runs twice: against the contract, and against the ClickHouse dialect (contract
+section 9) with pages clamped to 2 items, so that every list spans pages that are full but
+shorter than the limit csload asks for, runs come oldest first unless ordered, and the catalog
+has coarse type names.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +17,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from csload.cli import main
-from csload.simulator import ServerHandle, Simulator
+from csload.simulator import ServerHandle, SimConfig, Simulator
+from csload.simulator.config import DIALECTS, dialect_variants
+
+
+@pytest.fixture(params=DIALECTS)
+def sim_config(sim_config: SimConfig, request: pytest.FixtureRequest) -> SimConfig:
+    variants = dialect_variants(request.param)
+    if request.param == "clickhouse":
+        variants.page_size = 2
+    return dataclasses.replace(sim_config, variants=variants)
 
 
 @pytest.fixture
