@@ -267,7 +267,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
     result = LakeSizeResult(target_views=views, days=args.days)
     folder = work / f"views-{views}"
     log(f"== {views:,} pageviews over {args.days} days: generating (untimed) ...")
-    server = Server(views, args.days, args.part_mb, folder / "parts")
+    server = Server(views, args.days, args.part_mb, folder / "parts", args.dialect)
     try:
         hello = server.hello
         runs = hello["runs"]

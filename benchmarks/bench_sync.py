@@ -122,13 +122,15 @@ def cpu_pressure() -> float | None:
 def serve(args: argparse.Namespace) -> None:
     """Generate, write the served bytes to disk, serve; obey `rerun` / `stop` on stdin."""
     from csload.simulator import SimConfig, Simulator
+    from csload.simulator.config import dialect_variants
 
     out_dir = Path(args.out)
     sessions_per_day = max(1, round(args.views / args.days / VIEWS_PER_SESSION))
     started = time.perf_counter()
     sim = Simulator(SimConfig(seed=SEED, days=args.days, sessions_per_day=sessions_per_day,
                               part_max_bytes=args.part_mb * 1024 * 1024,
-                              seed_suspended_job=False, start_time=SIM_NOW))
+                              seed_suspended_job=False, start_time=SIM_NOW,
+                              variants=dialect_variants(args.dialect)))
     sim.prepare()
     written: set[int] = set()
 
@@ -191,11 +193,12 @@ def say(message: dict[str, Any]) -> None:
 class Server:
     """The `--serve` child, driven by lines on its stdin, answering JSON lines on its stdout."""
 
-    def __init__(self, views: int, days: int, part_mb: int, folder: Path) -> None:
+    def __init__(self, views: int, days: int, part_mb: int, folder: Path,
+                 dialect: str = "contract") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE), "--serve", "--views", str(views), "--days", str(days),
-             "--part-mb", str(part_mb), "--out", str(folder)],
+             "--part-mb", str(part_mb), "--out", str(folder), "--dialect", dialect],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._answer()
 
@@ -282,12 +285,13 @@ def baseline_selects(args: argparse.Namespace) -> list[BaselineSelect]:
         layout = job_layout(job)
         csv = job.format == "CSV"
         columns = layout.columns
-        if csv:
-            header = inspect_part(job.job_id, 0, 1, Path(files[0]), "CSV").header
-            assert header is not None
+        first = inspect_part(job.job_id, 0, 1, Path(files[0]), job.format,
+                             tuple(c.source for c in columns))
+        if csv and first.has_header:
+            assert first.header is not None
             by_source = layout.by_source()
-            columns = tuple(by_source[name] for name in header)
-        reader = (sql.read_csv(files, columns, gzip=True) if csv
+            columns = tuple(by_source[name] for name in first.header)
+        reader = (sql.read_csv(files, columns, gzip=True, header=first.has_header) if csv
                   else sql.read_json(files, columns, gzip=True, file_column=False))
         values = ", ".join(f"{sql.select_value(c, csv)} AS {quote_ident(c.name)}"
                            for c in columns)
@@ -683,7 +687,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> SizeResult
     result = SizeResult(target_views=views, days=args.days)
     folder = work / f"views-{views}"
     log(f"== {views:,} pageviews over {args.days} days: generating (untimed) ...")
-    server = Server(views, args.days, args.part_mb, folder / "parts")
+    server = Server(views, args.days, args.part_mb, folder / "parts", args.dialect)
     try:
         hello = server.hello
         runs = hello["runs"]
@@ -887,7 +891,8 @@ def write_json(results: list[SizeResult], args: argparse.Namespace, started: dat
     import duckdb
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = ("-quick" if args.quick else "") + ("-patched" if args.patch else "")
+    suffix = (("-quick" if args.quick else "") + ("-patched" if args.patch else "")
+              + ("" if args.dialect == "contract" else f"-{args.dialect}"))
     path = RESULTS / f"bench_sync-{started:%Y-%m-%d}{suffix}.json"
     if path.exists():
         path = RESULTS / f"bench_sync-{started:%Y-%m-%dT%H%M%S}{suffix}.json"
@@ -896,7 +901,9 @@ def write_json(results: list[SizeResult], args: argparse.Namespace, started: dat
         "code": git_state(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__, "platform": platform.platform()},
-        "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        # str(): --workdir is a Path (the results of a run with it were lost to a TypeError).
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                    if not k.startswith("_")},
         "targets": {"ratio": TARGET_RATIO, "rss_mb": TARGET_RSS_MB, "noop_s": TARGET_NOOP_S},
         "sizes": [{**asdict(r), "rows": r.rows, "best_csload_seconds": r.best_csload,
                    "best_duckdb_seconds": r.best_duckdb, "ratio": round(r.ratio, 3),
@@ -919,6 +926,10 @@ def common_parser(doc: str | None, baseline_name: str) -> argparse.ArgumentParse
     parser.add_argument("--sizes", default="1000000,2000000",
                         help="pageview counts to measure, comma-separated [1000000,2000000]")
     parser.add_argument("--days", type=int, default=5, help="daily runs per job [5]")
+    parser.add_argument("--dialect", choices=("contract", "clickhouse"), default="contract",
+                        help="the files the simulator writes: the contract's, or ClickHouse's "
+                             "defaults (no CSV header, every string quoted, 64-bit integers as "
+                             "JSON strings, wide integers) [contract]")
     parser.add_argument("--part-mb", type=int, default=32,
                         help="maximum uncompressed MB per part [32]")
     parser.add_argument("--repeat", type=int, default=3,
@@ -982,7 +993,8 @@ def run_sizes(args: argparse.Namespace, name: str,
     compile_csload()
     startup = run_child([*CSLOAD, "--version"])
     log(f"csload {name}: sizes {sizes}, {args.days} days, parts <= {args.part_mb} MB, "
-        f"{args.repeat} rounds, patches {args.patch or 'none'}; {os.cpu_count()} CPUs, "
+        f"{args.repeat} rounds, patches {args.patch or 'none'}, "
+        f"dialect {args.dialect}; {os.cpu_count()} CPUs, "
         f"load average {load_average()}; `csload --version` takes {startup.seconds:.2f} s")
     results = []
     with (contextlib.nullcontext(args.workdir) if args.workdir
