@@ -68,10 +68,11 @@ JSONL sample    (a ranged GET of at most `sample_bytes`), and what the file real
                 record, is loaded into an in-memory DuckDB by `DuckDBStore.apply`, as a sync
                 loads it. ok: it loads. fail: it does not (the loader's error with its line,
                 and the column and value that fail alone), the gzip stream is damaged, the text
-                is not UTF-8, or storage refuses a fresh URL of files that should still be
-                kept. warn: the run's files have expired (storage keeps them 7 days: that
-                stops nothing, a backfill exports those days again, but the format is left
-                unchecked), or no successful run yet. skip: no job of that format.
+                is not UTF-8, storage refuses a fresh URL of files that should still be
+                kept, or the newest run's files have expired (storage keeps them 7 days:
+                nothing of that format can be loaded now, and its files cannot be checked;
+                the hint says how to get a fresh run). warn: no successful run yet (a new
+                job). skip: no job of that format.
 
 `--save DIR` (`save_report`) writes report.json, every HTTP exchange (token response, lists,
 run details, field catalogs, storage statuses) and the sample's first lines, with the client

@@ -4,11 +4,12 @@ the loader sync uses (csload.doctor.trial).
 
 Verdicts: ok when the sample loads; fail when csload cannot load it (the loader's error, with
 the column and value when doctor finds them), or storage refuses a URL whose files should still
-be kept. Expired files are a warning, not a failure: storage keeps files 7 days after a run, so
-an old run's files are gone in every project sooner or later; that stops nothing (the next run
-will load, and `csload backfill` exports the lost days again) and says nothing against csload.
-They only leave the format unchecked, which the warning says. No successful run yet (a new job)
-is a warning for the same reason; no job of a format at all is a skip.
+be kept, or the newest run's files have expired. That last one is a failure because doctor's
+exit 0 says "csload can work with this project", which it cannot say of a format none of whose
+files it could read; and a sync would load nothing of that format either (every older run has
+expired too). The hint says how to get a fresh run. No successful run yet (a new job) is a
+warning: its first run will be checked when it comes, and nothing is lost meanwhile; no job of
+a format at all is a skip.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from csload.errors import CsloadError
 # Lines of the sample `--save` keeps (the header, when there is one, and a few records).
 SAVED_LINES = 6
 
-BACKFILL_HINT = ("storage keeps a run's files 7 days: sync at least daily so that every run "
-                 "loads in time, and `csload backfill --gaps` exports lost days again; doctor "
-                 "checks this format once a newer run has finished")
+BACKFILL_HINT = ("storage keeps a run's files 7 days, and the newest run of this format is "
+                 "older: check that its job is still ACTIVE (`csload jobs`), or export recent "
+                 "days again with `csload backfill --gaps` (a once job), then run doctor again; "
+                 "sync at least daily so that every run loads in time")
 
 
 @dataclass
@@ -129,7 +131,7 @@ def _refused(check: Check, job: Job, run: Run, part: Part, refused: Refused) -> 
                       keptUntil=kept_until.isoformat() if kept_until else None)
     if kept_until is not None and now >= kept_until:
         check.data["expired"] = True
-        check.set(Verdict.WARN, f"{_where(job, run)}: its files have expired (kept until "
+        check.set(Verdict.FAIL, f"{_where(job, run)}: its files have expired (kept until "
                   f"{kept_until:%Y-%m-%d %H:%M} UTC; storage answered HTTP {refused.status}): "
                   "the format could not be checked", BACKFILL_HINT)
         return

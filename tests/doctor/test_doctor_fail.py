@@ -1,5 +1,5 @@
-"""Doctor fails with a clear cause and exit 1 when csload cannot work with the project, and
-says clearly what it could not check (expired files) without failing for it."""
+"""Doctor fails with a clear cause and exit 1 when csload cannot work with the project: wrong
+credentials, an endpoint that does not answer, files that expired, a value that does not load."""
 
 from __future__ import annotations
 
@@ -88,16 +88,16 @@ def test_cli_endpoint_that_does_not_answer(cli: Callable[..., Result],
     assert f"fail  API endpoint       {closed_url}/api does not answer" in result.output
 
 
-def test_expired_files_are_a_warning(settings: Settings, simulator: Simulator,
-                                     db_path: Path) -> None:
-    """Every run's files past the storage retention: said clearly, exit 0 (see
-    csload.doctor.sample for why this alone is no failure)."""
+def test_expired_files_fail(settings: Settings, simulator: Simulator, db_path: Path) -> None:
+    """Every run's files past the storage retention: nothing of either format can be read or
+    loaded now, said clearly with what to do, exit 1 (csload.doctor.sample says why)."""
     expire_every_run(simulator)
     report = run_doctor(settings, db=db_path)
-    assert report.exit_code == 0, [(c.id, c.summary) for c in report.failed]
+    assert report.exit_code == 1
+    assert {c.id for c in report.failed} == {"sample_csv", "sample_jsonl"}
     for check_id in ("sample_csv", "sample_jsonl"):
         check = report[check_id]
-        assert check.verdict is Verdict.WARN
+        assert check.verdict is Verdict.FAIL
         assert check.data["expired"] is True and check.data["status"] == 403
         assert "its files have expired" in check.summary
         assert "the format could not be checked" in check.summary
@@ -108,10 +108,10 @@ def test_cli_expired_files(cli: Callable[..., Result], simulator: Simulator) -> 
     simulator.variants.expired_files_status = 404
     expire_every_run(simulator)
     result = cli()
-    assert result.exit_code == 0, result.output
-    assert "warn  CSV sample" in result.output
+    assert result.exit_code == 1, result.output
+    assert "fail  CSV sample" in result.output
     assert "its files have expired" in result.output
-    assert "result: csload can work with this project (2 warnings)" in result.output
+    assert "csload backfill --gaps" in result.output
 
 
 def test_refused_fresh_url_fails(settings: Settings, simulator: Simulator,
