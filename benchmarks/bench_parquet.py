@@ -368,9 +368,9 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
         before = totals(csload_counts(last_lake))
         log(f"   re-running {day} on the server (untimed) ...")
         rerun = server.rerun(day)
-        new_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV")
+        new_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV", args.dialect)
                     for r in rerun["runs"]}
-        old_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV")
+        old_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV", args.dialect)
                     for r in runs if r["day"] == day}
         resync, report = lake_sync(last_lake, server, args.patch, folder)
         result.resync_seconds = resync.seconds

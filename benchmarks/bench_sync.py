@@ -382,11 +382,12 @@ def _patch_narrow_integers() -> None:
 
     from csload import schemas
 
+    # Read (and cache) the schemas first: their files are checked against the mapping.
+    cached = [schemas.load_schema(scope) for scope in schemas.SCOPES]
     schemas.SCALAR_TYPES.update({"UInt8": "UTINYINT", "UInt16": "USMALLINT",
                                  "UInt32": "UINTEGER", "Int8": "TINYINT", "Int16": "SMALLINT",
                                  "Int32": "INTEGER"})
-    for scope in schemas.SCOPES:
-        schema = schemas.load_schema(scope)   # cached: every caller gets this object
+    for schema in cached:   # every later load_schema() returns these objects
         narrow = tuple(dataclasses.replace(f, duckdb_type=schemas.duckdb_type_of(f.source_type))
                        for f in schema.fields)
         object.__setattr__(schema, "fields", narrow)
@@ -611,11 +612,14 @@ def duplicate_keys(db: Path) -> dict[str, int]:
         con.close()
 
 
-def file_rows(files: list[str], csv: bool) -> int:
+def file_rows(files: list[str], csv: bool, dialect: str = "contract") -> int:
+    """Rows in the files (CSV parts have a header in the contract dialect, none in ClickHouse's)."""
     import duckdb
 
+    header = "true" if dialect == "contract" else "false"
     reader = "read_csv" if csv else "read_json"
-    opts = "header = true, all_varchar = true" if csv else "format = 'newline_delimited'"
+    opts = (f"header = {header}, all_varchar = true" if csv
+            else "format = 'newline_delimited'")
     listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
     con = duckdb.connect()
     try:
@@ -776,9 +780,9 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> SizeResult
         before = table_counts(last_db)
         log(f"   re-running {day} on the server (untimed) ...")
         rerun = server.rerun(day)
-        new_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV")
+        new_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV", args.dialect)
                     for r in rerun["runs"]}
-        old_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV")
+        old_rows = {r["scope"]: file_rows(r["files"], r["format"] == "CSV", args.dialect)
                     for r in runs if r["day"] == day}
         resync, report = checked_sync(last_db, server, args.patch, folder)
         result.resync_seconds = resync.seconds

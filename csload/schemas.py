@@ -20,9 +20,10 @@ SCOPES = ("sessions", "views")
 # Source (export engine) scalar types and the DuckDB type each loads as. Integers narrower than
 # 64 bits load as BIGINT: their widths in the catalog are guesses (the documentation types them
 # only as "Integer", contract section 9 point 5), so a value above 65535 in a "UInt16" field, or
-# a negative one, must load exactly instead of failing its run. BIGINT costs nothing measurable
-# in load time and file size over the narrow types (DuckDB bit-packs integer columns; figures
-# in docs/formats.md). UInt64 stays UBIGINT: ids reach above 2^63.
+# a negative one, must load exactly instead of failing its run. BIGINT costs no measurable load
+# time over the narrow types and 2% more file size (benchmarks/bench_types.py: DuckDB compresses
+# integer columns by their values' range; figures in docs/formats.md). UInt64 stays UBIGINT:
+# ids reach above 2^63.
 SCALAR_TYPES = {
     "UInt8": "BIGINT",
     "UInt16": "BIGINT",
