@@ -104,8 +104,8 @@ async def sync_async(
     parquet: str | Path | None = None,
     jobs: Sequence[int] = (),
     scope: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: date | str | None = None,
+    until: date | str | None = None,
     tables: Mapping[int, str] | None = None,
     dry_run: bool = False,
     on_event: EventSink = ignore_events,
@@ -113,13 +113,15 @@ async def sync_async(
     """Load every successful run not yet loaded into the DuckDB database at `db` (default
     `contentsquare.duckdb`), or into the Parquet lake at `parquet` (a folder or s3:// URL).
 
-    `jobs` limits the sync to those job ids, `scope` to one scope, `since`/`until` to runs
-    whose window starts on those days (inclusive). `tables` maps a job id to a table name
-    (default: the job's scope). With `dry_run`, nothing is downloaded or written: the report
-    lists the runs that would be loaded, with their parts and bytes.
+    `jobs` limits the sync to those job ids, `scope` to one scope ("sessions" or "views"),
+    `since`/`until` (a `datetime.date` or "YYYY-MM-DD") to runs whose window starts on those
+    days (inclusive). A bad value is a ConfigError, raised before anything is opened.
+    `tables` maps a job id to a table name (default: the job's scope). With `dry_run`,
+    nothing is downloaded or written: the report lists the runs that would be loaded, with
+    their parts and bytes.
     """
     target = Target.of(db=db, parquet=parquet, storage_options=settings.lake)
-    selection = Selection(job_ids=tuple(jobs), scope=scope, since=since, until=until)
+    selection = Selection.checked(jobs=jobs, scope=scope, since=since, until=until)
     tables = {**settings.tables, **(tables or {})}
     # A mapped table name is user input: refuse a bad one before anything is opened or
     # downloaded (the loader checks it too, but only once the runs are already staged).

@@ -18,7 +18,7 @@ from typing import Protocol
 import duckdb
 
 from csload.api.models import Job, Run
-from csload.errors import ConfigError
+from csload.errors import ConfigError, StoreError
 from csload.ledger import Ledger
 from csload.load import DuckDBStore, RunOutcome, StagedRun, connect
 
@@ -49,6 +49,14 @@ def done_runs(store: Store) -> set[int]:
     return store.loaded_runs() | {record.run_id for record in store.ledger.expired_runs()}
 
 
+def check_one_target(db: object, parquet: object, *, flags: bool = False) -> None:
+    """A sync, status or backfill writes or reads one target: refuse both."""
+    if db is not None and parquet is not None:
+        names = ("--db", "--parquet") if flags else ("db", "parquet")
+        raise ConfigError(f"choose one target: a DuckDB database ({names[0]}) or a Parquet "
+                          f"lake ({names[1]}), not both")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """A DuckDB file (`db`) or a Parquet lake (`parquet`), never both."""
@@ -60,9 +68,7 @@ class Target:
     @classmethod
     def of(cls, *, db: str | Path | None, parquet: str | Path | None,
            storage_options: Mapping[str, str] | None = None) -> Target:
-        if db is not None and parquet is not None:
-            raise ConfigError("choose one target: a DuckDB database (db) or a Parquet lake "
-                              "(parquet), not both")
+        check_one_target(db, parquet)
         if parquet is not None:
             return cls(parquet=str(parquet), storage_options=dict(storage_options or {}))
         return cls(db=Path(db if db is not None else DEFAULT_DB))
@@ -125,14 +131,22 @@ class Target:
 
 def connect_target(path: str | Path | None = None, *, parquet: str | None = None,
                    read_only: bool = False,
-                   storage_options: Mapping[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+                   storage_options: Mapping[str, str] | None = None,
+                   create: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection for analysis code: to a csload database file, or, with `parquet`,
     to a lake (an in-memory DuckDB with one view per table over the lake's current files,
-    read through its manifest, so a reader never sees a superseded file)."""
+    read through its manifest, so a reader never sees a superseded file).
+
+    A database file that does not exist is refused (StoreError), so that a mistyped path
+    does not open a new, empty database; pass `create=True` to create it (":memory:", DuckDB's
+    in-memory database, is always new)."""
     target = Target.of(db=path, parquet=parquet, storage_options=storage_options)
     if target.parquet is not None:
         from csload.lake import connect_lake
 
         return connect_lake(target.parquet, storage_options=target.storage_options)
     assert target.db is not None
+    if not create and str(target.db) != ":memory:" and not target.db.exists():
+        raise StoreError(f"no database at {target.db}: the file does not exist "
+                         "(pass create=True to create a new one)")
     return connect(target.db, read_only=read_only)

@@ -12,7 +12,7 @@ import click
 import orjson
 
 from csload.config import Settings, load_settings
-from csload.errors import CsloadError
+from csload.errors import ConfigError, CsloadError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,6 +65,15 @@ def labelled(label: str, style: str, text: str) -> Text:
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     console("stderr").print(labelled("error:", "bold red", f" {message}"))
     sys.exit(code)
+
+
+def usage_checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a check of user input that the Python API shares: its ConfigError is a usage
+    error here (click's one `Error:` line, exit 2)."""
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def print_json(value: Any) -> None:

@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from csload import __version__
-from csload.cli.common import connection_options, console, fail, labelled, print_json
+from csload.cli.common import (
+    connection_options,
+    console,
+    fail,
+    labelled,
+    print_json,
+    usage_checked,
+)
 from csload.config import load_settings, read_lake_options
 from csload.doctor import (
     DoctorReport,
@@ -22,6 +29,7 @@ from csload.doctor import (
     setting_sources,
 )
 from csload.errors import CsloadError
+from csload.target import check_one_target
 
 _STYLES = {Verdict.OK: "bold green", Verdict.WARN: "bold yellow", Verdict.FAIL: "bold red",
            Verdict.SKIP: "dim"}
@@ -44,6 +52,7 @@ def doctor(db: Path | None, parquet: str | None, as_json: bool, save_dir: Path |
     """Check that csload can work with your project: settings, credentials, API endpoint,
     jobs and fields, what the files really look like, and the target. Exit 0 when it can
     (warnings allowed), 1 when not."""
+    usage_checked(check_one_target, db, parquet, flags=True)
     if save_dir is not None:
         try:
             check_save_folder(save_dir)

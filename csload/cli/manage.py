@@ -40,6 +40,7 @@ from csload.cli.common import (
     stderr,
     stdout,
     ts,
+    usage_checked,
 )
 from csload.errors import CsloadError
 from csload.jobspec import (
@@ -52,6 +53,7 @@ from csload.jobspec import (
     validate_spec,
 )
 from csload.pipeline import DEFAULT_DB
+from csload.target import check_one_target
 
 EXIT_INTERRUPTED = 130
 
@@ -344,8 +346,7 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
         raise click.UsageError("say what to export: --like JOB_ID or --field NAME")
     if not gaps and like is None and scope is None:
         raise click.UsageError("--scope is required without --like")
-    if db is not None and parquet is not None:
-        raise click.UsageError("give either --db or --parquet, not both")
+    usage_checked(check_one_target, db, parquet, flags=True)
     settings = settings_from(params)
 
     async def main() -> BackfillReport:

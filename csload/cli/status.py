@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from csload.cli.common import fail, labelled, print_json, stdout
+from csload.cli.common import fail, labelled, print_json, stdout, usage_checked
 from csload.config import read_lake_options
 from csload.errors import CsloadError
-from csload.target import DEFAULT_DB
+from csload.target import DEFAULT_DB, check_one_target
 
 if TYPE_CHECKING:
     from csload.status import StoreStatus
@@ -25,6 +25,7 @@ def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""
     from csload.status import read_target_status
 
+    usage_checked(check_one_target, db, parquet, flags=True)
     try:
         state = read_target_status(db=db, parquet=parquet, storage_options=read_lake_options())
     except CsloadError as exc:

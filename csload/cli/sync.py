@@ -18,11 +18,14 @@ from csload.cli.common import (
     labelled,
     print_json,
     settings_from,
+    usage_checked,
 )
 from csload.cli.display import SyncDisplay, summary_table
+from csload.discover import Selection
 from csload.errors import CsloadError
 from csload.pipeline import DEFAULT_DB, sync_async
 from csload.report import SyncReport
+from csload.target import check_one_target
 
 
 def _table_option(values: tuple[str, ...]) -> dict[int, str]:
@@ -62,6 +65,9 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
          since: datetime | None, until: datetime | None, concurrency: int | None,
          table_map: tuple[str, ...], dry_run: bool, as_json: bool, **params: Any) -> None:
     """Load every new successful run into DuckDB (or a Parquet lake), exactly once."""
+    usage_checked(check_one_target, db, parquet, flags=True)
+    usage_checked(Selection.checked, jobs=job_ids, scope=scope, since=_day(since),
+                  until=_day(until), flags=True)
     params["limits"] = {"download_concurrency": concurrency}
     settings = settings_from(params)
     tables = _table_option(table_map)

@@ -104,7 +104,7 @@ def _expired(simulator: Simulator, run_id: int) -> bool:
 
 def test_both_targets_at_once_is_refused(cli: Callable[..., Result], tmp_path: Path) -> None:
     result = cli("sync", "--parquet", str(tmp_path / "lake"), "--db", str(tmp_path / "x.duckdb"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2   # a usage error
     assert "not both" in result.stderr
     assert not (tmp_path / "lake").exists() and not (tmp_path / "x.duckdb").exists()
 
