@@ -176,14 +176,8 @@ def load_settings(
     if explicit_file and not path.exists():
         raise ConfigError(f"config file not found: {path}")
 
-    merged: dict[str, Any] = {}
-    for name, env_name in ENV_VARS.items():
-        if overrides and overrides.get(name) not in (None, ""):
-            merged[name] = overrides[name]
-        elif environ.get(env_name):
-            merged[name] = environ[env_name]
-        elif name in file_values:
-            merged[name] = file_values[name]
+    merged = {name: value for name, (value, _) in
+              _connection_values(overrides, environ, file_values, path).items()}
 
     for name in ("client_id", "client_secret"):
         if not merged.get(name):
@@ -210,6 +204,40 @@ def load_settings(
         tables=_table_map(file_values.get("tables"), str(path)),
         lake=_lake_options(file_values.get("lake"), str(path)),
     )
+
+
+def _connection_values(overrides: Mapping[str, Any] | None, environ: Mapping[str, str],
+                       file_values: Mapping[str, Any], path: Path
+                       ) -> dict[str, tuple[Any, str]]:
+    """Each connection setting given, by precedence (explicit > environment > file), with
+    where it came from: "flag --client-id", "environment CONTENTSQUARE_CLIENT_ID" or the
+    file's path. Settings given nowhere are absent."""
+    found: dict[str, tuple[Any, str]] = {}
+    for name, env_name in ENV_VARS.items():
+        if overrides and overrides.get(name) not in (None, ""):
+            found[name] = (overrides[name], f"flag --{name.replace('_', '-')}")
+        elif environ.get(env_name):
+            found[name] = (environ[env_name], f"environment {env_name}")
+        elif name in file_values:
+            found[name] = (file_values[name], str(path))
+    return found
+
+
+def setting_sources(overrides: Mapping[str, Any] | None = None, *,
+                    environ: Mapping[str, str] | None = None,
+                    config_file: Path | None = None) -> dict[str, str]:
+    """Where each connection setting comes from, by `load_settings`' precedence: a flag, the
+    environment, the settings file's path, "default" (auth_url) or "not set". Never their
+    values (for `csload doctor`); an unreadable settings file counts as none."""
+    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    try:
+        file_values = read_config_file(path)
+    except ConfigError:
+        file_values = {}
+    found = _connection_values(overrides, os.environ if environ is None else environ,
+                               file_values, path)
+    return {name: found[name][1] if name in found
+            else "default" if name == "auth_url" else "not set" for name in ENV_VARS}
 
 
 LAKE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "session_token")

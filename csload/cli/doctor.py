@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def doctor(db: Path | None, parquet: str | None, as_json: bool, save_dir: Path |
             fail(str(exc))
     config_file: Path | None = params.get("config_file")
     flags = {name: params.get(name) for name in _CONNECTION}
-    sources = setting_sources(flags, environ=os.environ, config_file=config_file)
+    sources = setting_sources(flags, config_file=config_file)
     try:
         settings = load_settings(overrides=flags, config_file=config_file)
     except CsloadError as exc:

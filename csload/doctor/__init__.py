@@ -81,10 +81,10 @@ id and secret, every token and every URL query string removed.
 
 from __future__ import annotations
 
+from csload.config import setting_sources
 from csload.doctor.report import Check, DoctorReport, Verdict
 from csload.doctor.run import report_without_settings, run_doctor, run_doctor_async
 from csload.doctor.save import check_save_folder, save_report
-from csload.doctor.settings import setting_sources
 
 __all__ = [
     "Check",

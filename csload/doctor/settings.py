@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from csload.config import (
-    DEFAULT_AUTH_URL,
-    DEFAULT_CONFIG_FILE,
-    ENV_VARS,
-    Settings,
-    read_config_file,
-)
+from csload.config import DEFAULT_AUTH_URL, Settings
 from csload.doctor.report import Check, Verdict, clean
-from csload.errors import ConfigError
 from csload.redact import is_loopback_host, redact_url
 
 SETTINGS_HINT = ("set CONTENTSQUARE_CLIENT_ID and CONTENTSQUARE_CLIENT_SECRET (or pass "
@@ -24,29 +15,6 @@ SETTINGS_HINT = ("set CONTENTSQUARE_CLIENT_ID and CONTENTSQUARE_CLIENT_SECRET (o
 
 _LABELS = {"client_id": "client id", "client_secret": "client secret",
            "project_id": "project id", "auth_url": "auth URL"}
-
-
-def setting_sources(flags: Mapping[str, Any], *, environ: Mapping[str, str],
-                    config_file: Path | None = None) -> dict[str, str]:
-    """Where each connection setting comes from, by `load_settings`' precedence (flags >
-    environment > settings file): "flag --client-id", "environment CONTENTSQUARE_CLIENT_ID",
-    "csload.toml", "default" or "not set". Values are never read into the result."""
-    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
-    try:
-        in_file = read_config_file(path)
-    except ConfigError:
-        in_file = {}
-    sources = {}
-    for name, env_name in ENV_VARS.items():
-        if flags.get(name) not in (None, ""):
-            sources[name] = f"flag --{name.replace('_', '-')}"
-        elif environ.get(env_name):
-            sources[name] = f"environment {env_name}"
-        elif name in in_file:
-            sources[name] = str(path)
-        else:
-            sources[name] = "default" if name == "auth_url" else "not set"
-    return sources
 
 
 def is_simulator(auth_url: str) -> bool:
