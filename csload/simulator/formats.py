@@ -81,18 +81,14 @@ def _tsv_array_string(text: str) -> str:
 
 
 def _clickhouse_encoder(scalar: str, minute: bool, in_array: bool) -> Encoder:
-    if scalar.startswith(("UInt", "Int")):
-        return str
-    if scalar.startswith("Float"):
-        return format_float
-    if scalar == "Date":
-        return (lambda v: f"'{v.isoformat()}'") if in_array else (
-            lambda v: '"' + v.isoformat() + '"')
-    if scalar == "DateTime":
-        if in_array:
-            return lambda v: "'" + format_datetime(v, minute) + "'"
-        return lambda v: '"' + format_datetime(v, minute) + '"'
-    return _tsv_array_string if in_array else always_quote
+    """`_scalar_encoder`'s values, quoted as ClickHouse quotes them: strings, dates and times
+    always, and strings inside arrays with the TabSeparated escapes."""
+    if not scalar.startswith(("UInt", "Int", "Float")) and scalar not in ("Date", "DateTime"):
+        return _tsv_array_string if in_array else always_quote
+    encode = _scalar_encoder(scalar, minute, in_array)
+    if in_array or scalar not in ("Date", "DateTime"):
+        return encode
+    return lambda v: '"' + encode(v) + '"'
 
 
 def _scalar_encoder(scalar: str, minute: bool, in_array: bool) -> Encoder:

@@ -83,7 +83,7 @@ def _widen(row: Row) -> Row:
         value = out.get(name)
         if isinstance(value, list):
             out[name] = [v + extra for v in value]
-        elif value is not None and name in out:
+        elif value is not None:
             out[name] = value + extra
     return out
 
