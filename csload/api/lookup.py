@@ -8,9 +8,10 @@ This costs requests only when the service leaves jobId out.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
-from csload.api.models import Job, Run, parse_id
+from csload.api.models import Job, Run
 from csload.errors import ApiError
 
 
@@ -30,8 +31,10 @@ def _names_job(item: Any) -> bool:
 async def runs_with_jobs(items: list[Any], lister: RunLister) -> list[Run]:
     """The items as Runs, in their order; those without jobId get it from the job listing
     them. ApiError if no job lists one of them."""
-    wanted = {parse_id(item.get("jobRunId", item.get("id")), "jobRunId")
-              for item in items if not _names_job(item)}
+    unnamed = [not _names_job(item) for item in items]
+    # Job id 0 (ids are positive) stands for "not named" until the lookup below.
+    runs = [Run.from_api(item, job_id=0) for item in items]
+    wanted = {run.run_id for run, missing in zip(runs, unnamed, strict=True) if missing}
     owner: dict[int, int] = {}
     if wanted:
         for job in await lister.list_jobs():
@@ -44,11 +47,5 @@ async def runs_with_jobs(items: list[Any], lister: RunLister) -> list[Run]:
         if lost:
             raise ApiError(f"successful runs: run(s) {', '.join(map(str, lost))} name no job, "
                            "and no job lists them")
-    runs: list[Run] = []
-    for item in items:
-        if _names_job(item):
-            runs.append(Run.from_api(item))
-        else:
-            run_id = parse_id(item.get("jobRunId", item.get("id")), "jobRunId")
-            runs.append(Run.from_api(item, job_id=owner[run_id]))
-    return runs
+    return [dataclasses.replace(run, job_id=owner[run.run_id]) if missing else run
+            for run, missing in zip(runs, unnamed, strict=True)]

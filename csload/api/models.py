@@ -29,11 +29,6 @@ def _as_int(value: Any, what: str) -> int:
     raise ApiError(f"unexpected {what}: {value!r} (expected an integer)")
 
 
-def parse_id(value: Any, what: str) -> int:
-    """An id given as an integer or a numeric string; ApiError otherwise."""
-    return _as_int(value, what)
-
-
 def _opt_int(value: Any, what: str) -> int | None:
     return None if value is None or value == "" else _as_int(value, what)
 

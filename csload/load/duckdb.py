@@ -472,12 +472,16 @@ class DuckDBStore:
             for part in item.files:
                 if part.empty:
                     continue
-                if csv and not part.has_header:
-                    _check_headerless(item.layout, part)
                 # CSV: parts that share a header, or have none; JSONL: parts that share their
                 # extra keys.
-                shape = (() if csv and not part.has_header else part.header if csv
-                         else tuple(sorted(k for k in part.keys or () if k not in sources)))
+                shape: tuple[str, ...] | None
+                if not csv:
+                    shape = tuple(sorted(k for k in part.keys or () if k not in sources))
+                elif part.has_header:
+                    shape = part.header
+                else:
+                    _check_headerless(item.layout, part)
+                    shape = ()
                 key = (item.layout.job_id, csv, part.gzip, part.has_header, part.newline, shape)
                 groups.setdefault(key, []).append((item, part))
         out = []
