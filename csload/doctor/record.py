@@ -26,7 +26,8 @@ import aiohttp
 import orjson
 
 from csload.api import transport
-from csload.config import Settings
+from csload.api.transport import new_session
+from csload.config import Limits, Settings
 from csload.doctor.report import SavedResponse
 from csload.redact import redact_url
 
@@ -72,13 +73,14 @@ class Recorder:
         self.exchanges: list[Exchange] = []
         self.dropped = 0
 
-    def session(self, **options: Any) -> aiohttp.ClientSession:
+    def session(self, limits: Limits) -> aiohttp.ClientSession:
+        """The session ExportClient would make itself, with the recorder's trace hooks."""
         trace = aiohttp.TraceConfig()
         trace.on_request_start.append(self._on_start)
         trace.on_request_end.append(self._on_end)
         trace.on_response_chunk_received.append(self._on_body)
         trace.on_request_exception.append(self._on_exception)
-        return aiohttp.ClientSession(trace_configs=[trace], **options)
+        return new_session(limits, trace_configs=[trace])
 
     # -- the trace hooks ----------------------------------------------------------------------
 

@@ -58,12 +58,7 @@ async def run_doctor_async(
     report = DoctorReport(simulator=is_simulator(settings.auth_url))
     check_settings(report["settings"], settings, sources)
     recorder = Recorder(settings)
-    limits = settings.limits
-    # As the client makes its own (csload.api.client), plus the recorder's trace hook.
-    session = recorder.session(
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
-                                      sock_read=limits.read_timeout),
-        cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=limits.chunk_size)
+    session = recorder.session(settings.limits)
     async with session, ExportClient(settings, session=session) as client:
         with quiet_loader():
             samples = await _api_checks(report, client, recorder, session, settings,
