@@ -170,8 +170,8 @@ async def stage_run(
             await anyio.to_thread.run_sync(discard_staging, folder)
         failure = _first_failure(exc)
         if isinstance(failure, StorageRefused | StorageGone):
-            kept_until = _kept_until(urls.parts.get(failure.part_id or 0), latest)
-            if kept_until is not None and _still_kept(failure, kept_until):
+            until = kept_until(urls.parts.get(failure.part_id or 0), latest)
+            if until is not None and _still_kept(failure, until):
                 # Not expired: recorded as failed, so the next sync tries the run again (an
                 # expired run is never fetched again; found by tests/reliability).
                 refused = ("refused the part even with freshly signed URLs (HTTP 403)"
@@ -179,7 +179,7 @@ async def stage_run(
                            else "answered that the part does not exist (HTTP 404)")
                 raise DownloadError(
                     f"{part_label(job.job_id, run.run_id, failure.part_id)}: storage {refused}"
-                    f", although the run's files are kept until {kept_until:%Y-%m-%d %H:%M} "
+                    f", although the run's files are kept until {until:%Y-%m-%d %H:%M} "
                     "UTC; the next sync tries it again", job_id=job.job_id, run_id=run.run_id,
                     part_id=failure.part_id) from None
         if isinstance(failure, PartFilesGone | PartUrlExpired):
@@ -191,7 +191,7 @@ async def stage_run(
     return StagedRun(job=job, run=detail, parts=ordered, table=table)
 
 
-def _kept_until(part: Part | None, run: Run) -> datetime | None:
+def kept_until(part: Part | None, run: Run) -> datetime | None:
     """Until when storage keeps the part: its expirationDate, else the run's finish + 7 days."""
     if part is not None and part.expiration_date is not None:
         return part.expiration_date

@@ -30,12 +30,13 @@ from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
 from csload.api.proxy import Proxies
 from csload.config import Settings
+from csload.discover import run_order
 from csload.doctor.fetch import Head, Refused, fetch_head, inflate
 from csload.doctor.fileinfo import FileFacts, describe_csv, describe_jsonl
 from csload.doctor.report import Check, Verdict, clean
 from csload.doctor.textscan import csv_cut, jsonl_cut
 from csload.doctor.trial import TrialResult, load_trial
-from csload.download import FILE_RETENTION
+from csload.download import kept_until
 from csload.errors import CsloadError
 
 # Lines of the sample `--save` keeps (the header, when there is one, and a few records).
@@ -56,21 +57,15 @@ class Sample:
     name: str = ""
 
 
-_FLOOR = datetime.min.replace(tzinfo=UTC)
-
-
-def _recency(run: Run) -> tuple[datetime, int]:
-    return run.finished_at or run.end_date or run.start_date or _FLOOR, run.run_id
-
-
 def newest_runs(jobs: Sequence[Job], runs: Mapping[int, Sequence[Run]]
                 ) -> dict[str, tuple[Job, Run] | None]:
-    """Per format with a job: its newest successful run (None: none yet)."""
+    """Per format with a job: its newest successful run, by the order runs supersede each
+    other in (None: none yet)."""
     out: dict[str, tuple[Job, Run] | None] = {job.format: None for job in jobs}
     for job in jobs:
         for run in runs.get(job.job_id, ()):
             best = out[job.format]
-            if best is None or _recency(run) > _recency(best[1]):
+            if best is None or run_order(run) > run_order(best[1]):
                 out[job.format] = (job, run)
     return out
 
@@ -124,18 +119,17 @@ async def check_sample(check: Check, fmt: str, chosen: tuple[Job, Run] | None, *
 
 
 def _refused(check: Check, job: Job, run: Run, part: Part, refused: Refused) -> None:
-    kept_until = part.expiration_date or (run.finished_at + FILE_RETENTION
-                                          if run.finished_at else None)
+    kept = kept_until(part, run)
     now = refused.server_time or datetime.now(UTC)
     check.data.update(status=refused.status,
-                      keptUntil=kept_until.isoformat() if kept_until else None)
-    if kept_until is not None and now >= kept_until:
+                      keptUntil=kept.isoformat() if kept else None)
+    if kept is not None and now >= kept:
         check.data["expired"] = True
         check.set(Verdict.FAIL, f"{_where(job, run)}: its files have expired (kept until "
-                  f"{kept_until:%Y-%m-%d %H:%M} UTC; storage answered HTTP {refused.status}): "
+                  f"{kept:%Y-%m-%d %H:%M} UTC; storage answered HTTP {refused.status}): "
                   "the format could not be checked", BACKFILL_HINT)
         return
-    until = f" until {kept_until:%Y-%m-%d %H:%M} UTC" if kept_until else ""
+    until = f" until {kept:%Y-%m-%d %H:%M} UTC" if kept else ""
     check.set(Verdict.FAIL, f"{_where(job, run)}, part {part.part_id}: storage answered HTTP "
               f"{refused.status} for a freshly signed URL, although the files should be "
               f"kept{until}",
