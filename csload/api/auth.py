@@ -24,6 +24,10 @@ from csload.redact import redact_url, require_secure_url
 logger = logging.getLogger("csload.api")
 
 DEFAULT_LIFETIME = 3600.0
+# What to do when the token endpoint rejects the credentials (contract section 9: OAuth
+# credentials expire one year after they are created).
+CREDENTIALS_HINT = ("check the client id and secret; credentials expire a year after they are "
+                    "created: create new ones in the Contentsquare console")
 MAX_RENEWAL_MARGIN = 60.0
 
 

@@ -58,7 +58,7 @@ import anyio
 import orjson
 
 from csload.api import envelope, transport
-from csload.api.auth import Token, TokenCache, parse_token_response
+from csload.api.auth import CREDENTIALS_HINT, Token, TokenCache, parse_token_response
 from csload.api.lookup import runs_with_jobs
 from csload.api.models import (
     CustomVar,
@@ -389,13 +389,13 @@ class ExportClient:
             problem = self._problem(answer, code, message)
             if verdict is Verdict.CREDENTIALS_REJECTED:
                 raise CredentialsRejected(
-                    f"credentials rejected by {host}: check client id and secret ({problem})")
+                    f"credentials rejected by {host} ({problem}): {CREDENTIALS_HINT}")
             if verdict is Verdict.CREDENTIALS_SUSPECT and (failures >= 1
                                                            or policy.max_attempts == 1):
                 raise CredentialsRejected(
-                    f"credentials rejected by {host}: check client id and secret (it answered "
-                    f"{problem} twice, the service's answer to unknown credentials; if they "
-                    "are right, the service is failing)")
+                    f"credentials rejected by {host} (it answered {problem} twice, the "
+                    "service's answer to unknown credentials; if they are right, the service "
+                    f"is failing): {CREDENTIALS_HINT}")
             if verdict in (Verdict.RETRY, Verdict.CREDENTIALS_SUSPECT):
                 failures += 1
                 if failures >= policy.max_attempts:

@@ -13,11 +13,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from csload.api.client import ExportClient
+from csload.api.auth import CREDENTIALS_HINT
+from csload.api.client import TOKEN_PATH, ExportClient
 from csload.api.models import Job
 from csload.api.observed import ClientObservations
 from csload.config import Settings
-from csload.doctor.record import TOKEN_PATH, Recorder
+from csload.doctor.record import Recorder
 from csload.doctor.report import Check, DoctorReport, Verdict, clean
 from csload.doctor.settings import is_simulator
 from csload.errors import (
@@ -30,8 +31,6 @@ from csload.errors import (
 )
 from csload.redact import is_loopback_host, redact_url
 
-EXPIRY_HINT = ("check the client id and secret; credentials expire a year after they are "
-               "created: create new ones in the Contentsquare console")
 SCOPE = "data-export"
 # A skew beyond this is worth a warning (the Date header has a one-second resolution).
 CLOCK_TOLERANCE = 30.0
@@ -82,7 +81,7 @@ def _judge(client: ExportClient, recorder: Recorder, report: DoctorReport, setti
     answered = f"POST {url} answered HTTP {exchange.status}{_ms(exchange.elapsed)}"
     if isinstance(error, CredentialsRejected):
         token.set(Verdict.OK, answered)
-        creds.set(Verdict.FAIL, f"rejected: {problem}", EXPIRY_HINT)
+        creds.set(Verdict.FAIL, f"rejected: {problem}", CREDENTIALS_HINT)
         scope.skip("no token")
         endpoint.skip("no token")
         return
@@ -100,7 +99,7 @@ def _judge(client: ExportClient, recorder: Recorder, report: DoctorReport, setti
         # The token endpoint speaking (an error body of the API's own shape): it refuses
         # the request, e.g. account-level credentials sent without a project id.
         token.set(Verdict.OK, answered)
-        creds.set(Verdict.FAIL, f"refused: {problem}", f"{EXPIRY_HINT}; account-level "
+        creds.set(Verdict.FAIL, f"refused: {problem}", f"{CREDENTIALS_HINT}; account-level "
                   "credentials also need the project id (CONTENTSQUARE_PROJECT_ID)")
         scope.skip("no token")
         endpoint.skip("no token")

@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 from csload.api import transport
+from csload.api.client import TOKEN_PATH
 from csload.api.transport import new_session
 from csload.config import Limits, Settings
 from csload.doctor.report import SavedResponse
@@ -35,7 +36,6 @@ MAX_EXCHANGES = 300
 MAX_BODY = 2 << 20
 # What a saved body shows at most (a list page of 100 jobs is ~50 KB).
 MAX_SAVED_TEXT = 256 << 10
-TOKEN_PATH = "/v1/oauth/token"  # noqa: S105 (a path)
 
 # Response headers worth attaching to a bug report; every other one is left out.
 KEPT_HEADERS = ("Date", "Content-Type", "Content-Length", "Content-Encoding", "Content-Range",

@@ -20,6 +20,7 @@ from aioresponses import CallbackResult, aioresponses
 from api_fakes import ACCESS_TOKEN, AUTH_URL, CLIENT_SECRET, ENDPOINT, FakeSleep
 from yarl import URL
 
+from csload.api.auth import CREDENTIALS_HINT
 from csload.api.client import ExportClient
 from csload.api.models import JobField, JobSpec, Part
 from csload.config import Limits, Settings
@@ -205,8 +206,8 @@ async def test_wrong_credentials_401_fail_at_once(
     with pytest.raises(CredentialsRejected) as info:
         await client.list_jobs()
     message = str(info.value)
-    assert message.startswith("credentials rejected by auth.example.test: "
-                              "check client id and secret")
+    assert message.startswith("credentials rejected by auth.example.test (HTTP 401")
+    assert message.endswith(CREDENTIALS_HINT)
     assert len(calls(mocked, "POST", TOKEN_URL)) == 1
     assert sleeper.delays == []
 
@@ -216,7 +217,7 @@ async def test_wrong_credentials_plain_500_fail_after_one_retry(
 ) -> None:
     mocked.post(TOKEN_URL, status=500, body="Internal Server Error",
                 content_type="text/plain", repeat=True)
-    with pytest.raises(CredentialsRejected, match="check client id and secret"):
+    with pytest.raises(CredentialsRejected, match=re.escape(CREDENTIALS_HINT)):
         await client.list_jobs()
     assert len(calls(mocked, "POST", TOKEN_URL)) == 2
     assert len(sleeper.delays) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from api_fakes import FakeSleep
 from exportfmt import decode_parts, job_column_types
 
+from csload.api.auth import CREDENTIALS_HINT
 from csload.api.client import ExportClient
 from csload.api.models import JobField, JobSpec, Run
 from csload.config import Limits, RetryPolicy, Settings
@@ -118,7 +120,7 @@ async def test_wrong_credentials_are_rejected_quickly(
     wrong = Settings(client_id=sim_settings.client_id, client_secret="not-the-secret-xyz",
                      auth_url=sim_settings.auth_url, retry=sim_settings.retry)
     async with ExportClient(wrong, sleep=sleeper) as client:
-        with pytest.raises(CredentialsRejected, match="check client id and secret") as info:
+        with pytest.raises(CredentialsRejected, match=re.escape(CREDENTIALS_HINT)) as info:
             await client.list_jobs()
     assert "not-the-secret-xyz" not in str(info.value)
     assert simulator.stats.token_requests == (2 if plain_500 else 1)
