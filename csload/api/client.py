@@ -178,6 +178,11 @@ class ExportClient:
         """What the client learnt of the service so far (for `csload doctor`); live."""
         return self._observed
 
+    @property
+    def proxies(self) -> Proxies:
+        """The proxy settings the client took from the environment when it was made."""
+        return self._proxies
+
     # -- endpoints ---------------------------------------------------------------------------
 
     async def list_jobs(

@@ -28,7 +28,6 @@ import anyio.to_thread
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
-from csload.api.proxy import Proxies
 from csload.config import Settings
 from csload.discover import run_order
 from csload.doctor.fetch import Head, Refused, fetch_head, inflate
@@ -103,7 +102,7 @@ async def check_sample(check: Check, fmt: str, chosen: tuple[Job, Run] | None, *
     try:
         head = await fetch_head(session, part.url, max_bytes=sample_bytes,
                                 limits=settings.limits, retry=settings.retry,
-                                proxies=Proxies.from_environment(), sleep=anyio.sleep)
+                                proxies=client.proxies, sleep=anyio.sleep)
     except Refused as refused:
         _refused(check, job, detail, part, refused)
         return sample
