@@ -21,7 +21,8 @@ loader's `_csload_jobs` (which both targets have). Everything read here works wi
 table: `records()` is then empty, and `coverage_gaps` never needs it.
 
 Also here: the days missing from each daily job's coverage, counting the backfills that copied
-it (`coverage_gaps`), and the backfill jobs the loader's ledger knows (`backfill_jobs`).
+it (`coverage_gaps`), which runs that expired or failed at the source were filled since
+(`coverage`), and the backfill jobs the loader's ledger knows (`backfill_jobs`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import orjson
 
 from csload.api.models import JobField
 from csload.backfill_plan import NAME_PREFIX
-from csload.ledger import Ledger, aware_utc, naive_utc
+from csload.ledger import MISSING_STATUSES, Ledger, aware_utc, naive_utc
 
 STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
 
@@ -83,6 +84,26 @@ def _record(row: tuple[Any, ...]) -> BackfillRecord:
         run_id=None if row[13] is None else int(row[13]), message=row[14],
         created_at=aware_utc(row[15]), updated_at=aware_utc(row[16]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """See `BackfillLedger.coverage`."""
+
+    gaps: dict[int, list[date]]   # daily job id -> its missing UTC days, in order
+    filled: frozenset[int]        # ids of expired / source-failed runs loaded since
+
+
+def _covers(windows: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
+    """Whether the union of `windows` (each [start, end)) holds all of [start, end)."""
+    reach = start
+    for first, stop in sorted(windows):
+        if first > reach:
+            break
+        reach = max(reach, stop)
+        if reach >= end:
+            return True
+    return reach >= end
 
 
 def _days(start: datetime, end: datetime) -> list[date]:
@@ -200,62 +221,91 @@ class BackfillLedger:
         return {int(job_id): (str(name), str(scope)) for job_id, name, scope in rows}
 
     def coverage_gaps(self, scope: str | None = None) -> dict[int, list[date]]:
-        """Per daily job: the UTC days missing from its coverage.
+        """Per daily job: the UTC days missing from its coverage (see `coverage`)."""
+        return self.coverage(scope).gaps
 
-        Coverage is the days of the job's own loaded runs plus those of the loaded runs of the
-        backfill jobs that copied it: `once` jobs named as backfills (csload.backfill_plan
-        .job_name) of the same scope, with the same fields, loaded into the same table. They
-        are recognised from the loader's ledger alone (`_csload_jobs`, `_csload_runs`), which
-        both targets have, so a DuckDB database and a Parquet lake report the same gaps, and
-        a backfill whose ledger row was lost still counts. (The ledger does not keep a job's
-        device or segment filter: a backfill with other filters but the same fields and
-        table counts too.)
+    def coverage(self, scope: str | None = None) -> Coverage:
+        """What the target covers, job by job: the daily jobs' gaps, and which runs that
+        expired or failed at the source (csload.ledger.MISSING_STATUSES) are filled since.
 
-        Missing: the days between the first and the last covered day that are not covered
-        (what `csload status` reports as gaps), and the days of the job's runs recorded as
-        expired (files gone before they were loaded) not covered since.
+        A job is covered by its own loaded runs plus those of the backfill jobs that copied it
+        (its *copies*): `once` jobs named as backfills (csload.backfill_plan.job_name) of the
+        same scope, with the same fields, loaded into the same table. They are recognised from
+        the loader's ledger alone (`_csload_jobs`, `_csload_runs`), which both targets have, so
+        a DuckDB database and a Parquet lake report the same gaps, and a backfill whose ledger
+        row was lost still counts. (The ledger does not keep a job's device or segment filter:
+        a backfill with other filters but the same fields and table counts too.) A job with
+        other fields loading into the same table does not cover anything: its rows lack the
+        job's other columns. `_csload_backfills` is not read: it is the backfill's own
+        bookkeeping, absent from a lake, while `_csload_runs` commits with the data.
+
+        Gaps, per daily job (a `scope` keeps that scope's jobs only): the days between the
+        first and the last covered day that are not covered (what `csload status` reports as
+        gaps), and the days of the job's runs that expired or failed at the source not
+        covered since. What `csload backfill --gaps` fills.
+
+        Filled: a run that expired or failed at the source is *filled* when the loaded runs of
+        its job and copies (of the job and of the jobs it copies, for a backfill job) cover its
+        whole window [start, end): its rows are in the table, loaded by a re-run or a backfill.
+        For a daily job this is exactly "none of its days is a gap".
         """
         if not self._has("_csload_runs") or not self._has("_csload_jobs"):
-            return {}
+            return Coverage({}, frozenset())
         rows = self.con.execute(
             "SELECT job_id, name, scope, frequency, fields, table_name FROM _csload_jobs"
         ).fetchall()
-        daily: dict[int, _Export] = {}
+        export_of: dict[int, _Export] = {}
+        daily: set[int] = set()
         copies: dict[_Export, set[int]] = {}
+        originals: dict[_Export, set[int]] = {}
         for job_id, name, job_scope, frequency, fields, table in rows:
-            export = _export(job_scope, table, fields)
-            if frequency == "daily" and (scope is None or job_scope == scope):
-                daily[int(job_id)] = export
-            elif frequency == "once" and str(name or "").startswith(NAME_PREFIX + " "):
+            export = export_of[int(job_id)] = _export(job_scope, table, fields)
+            if frequency == "once" and str(name or "").startswith(NAME_PREFIX + " "):
                 copies.setdefault(export, set()).add(int(job_id))
-        if not daily:
-            return {}
-        wanted = set(daily)
-        for export in daily.values():
-            wanted |= copies.get(export, set())
-        days_of: dict[int, set[date]] = {}
-        expired: dict[int, set[date]] = {job_id: set() for job_id in daily}
-        rows = self.con.execute(
-            "SELECT job_id, status, window_start, window_end FROM _csload_runs "
-            "WHERE status IN ('loaded', 'expired') AND window_start IS NOT NULL "
-            "AND window_end IS NOT NULL AND list_contains(?, job_id)",
-            [sorted(wanted)]).fetchall()
-        for job_id, status, start, end in rows:
+            else:
+                originals.setdefault(export, set()).add(int(job_id))
+                if frequency == "daily":
+                    daily.add(int(job_id))
+
+        def covering(job_id: int) -> set[int]:
+            """The job, its copies, and for a copy the jobs it copies."""
+            export = export_of.get(job_id)
+            if export is None:
+                return {job_id}
+            group = {job_id} | copies.get(export, set())
+            if job_id in copies.get(export, set()):
+                group |= originals.get(export, set())
+            return group
+
+        loaded: dict[int, list[tuple[datetime, datetime]]] = {}
+        missing: dict[int, list[tuple[int, datetime, datetime]]] = {}
+        for run_id, job_id, status, start, end in self.con.execute(
+                "SELECT run_id, job_id, status, window_start, window_end FROM _csload_runs "
+                "WHERE list_contains(?, status) AND window_start IS NOT NULL "
+                "AND window_end IS NOT NULL", [["loaded", *MISSING_STATUSES]]).fetchall():
             if status == "loaded":
-                days_of.setdefault(int(job_id), set()).update(_days(start, end))
-            elif int(job_id) in expired:
-                expired[int(job_id)].update(_days(start, end))
+                loaded.setdefault(int(job_id), []).append((start, end))
+            else:
+                missing.setdefault(int(job_id), []).append((int(run_id), start, end))
+
+        filled: set[int] = set()
+        for job_id, runs in missing.items():
+            windows = [w for member in covering(job_id) for w in loaded.get(member, [])]
+            filled.update(run_id for run_id, start, end in runs
+                          if _covers(windows, start, end))
+
         gaps: dict[int, list[date]] = {}
         for job_id in sorted(daily):
-            have = set(days_of.get(job_id, set()))
-            for copy in copies.get(daily[job_id], set()):
-                have |= days_of.get(copy, set())
-            missing = expired[job_id] - have
+            if scope is not None and export_of[job_id][0] != scope:
+                continue
+            have = {day for member in covering(job_id) for start, end in loaded.get(member, [])
+                    for day in _days(start, end)}
+            lost = {day for _run, start, end in missing.get(job_id, [])
+                    for day in _days(start, end)} - have
             if have:
                 first, last = min(have), max(have)
-                missing.update(first + timedelta(days=i) for i in range((last - first).days + 1)
-                               if first + timedelta(days=i) not in have)
-            if missing:
-                gaps[job_id] = sorted(missing)
-        return gaps
-
+                lost.update(first + timedelta(days=i) for i in range((last - first).days + 1)
+                            if first + timedelta(days=i) not in have)
+            if lost:
+                gaps[job_id] = sorted(lost)
+        return Coverage(gaps, frozenset(filled))

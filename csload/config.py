@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import urllib.request
 from collections.abc import Mapping
@@ -29,6 +30,27 @@ ENV_VARS = {
     "project_id": "CONTENTSQUARE_PROJECT_ID",
     "auth_url": "CONTENTSQUARE_AUTH_URL",
 }
+# The one limit a deployment sets per environment (cron waits for a notebook, a manual run
+# does not): [limits] lock_wait of csload.toml, overridden by this variable, then by --wait.
+LOCK_WAIT_ENV = "CSLOAD_LOCK_WAIT"
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: object, what: str = "lock_wait") -> float:
+    """Seconds from "30s", "5m", "1h", "90" or a number: how --wait and lock_wait are given."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        found = _DURATION.fullmatch(str(value)) if isinstance(value, str) else None
+        if found is None:
+            raise ConfigError(f"{what}: expected a duration such as 30s, 5m, 1h or a number "
+                              f"of seconds, got {value!r}")
+        seconds = float(found[1]) * _UNIT_SECONDS[found[2].lower()]
+    if seconds < 0:
+        raise ConfigError(f"{what}: a duration cannot be negative, got {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +70,10 @@ class Limits:
     # runs that arrive in quick succession (a fast network) go into one batch, which loads
     # faster than several; on a slow network each run is applied as soon as it arrives.
     batch_linger: float = 0.25
+    # Seconds a sync waits for its target while another process holds it (a notebook's
+    # connection to the database, another sync), trying again every second; 0 fails at once.
+    # `csload sync --wait 10m`, CSLOAD_LOCK_WAIT, or `lock_wait = "10m"` under [limits].
+    lock_wait: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
@@ -67,6 +93,9 @@ class Limits:
             raise ConfigError(f"batch_linger must be between 0 and 60 s, got {self.batch_linger}")
         if self.chunk_size < 1024:
             raise ConfigError(f"chunk_size must be at least 1024 bytes, got {self.chunk_size}")
+        if not isinstance(self.lock_wait, int | float) or self.lock_wait < 0:
+            raise ConfigError(f"lock_wait must be a number of seconds, at least 0, got "
+                              f"{self.lock_wait!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,11 +217,15 @@ def load_settings(
 
     limits_values: dict[str, Any] = dict(file_values.get("limits") or {})
     retry_values: dict[str, Any] = dict(file_values.get("retry") or {})
+    if environ.get(LOCK_WAIT_ENV):
+        limits_values["lock_wait"] = environ[LOCK_WAIT_ENV]
     if overrides:
         limits_values.update({k: v for k, v in (overrides.get("limits") or {}).items()
                               if v is not None})
         retry_values.update({k: v for k, v in (overrides.get("retry") or {}).items()
                              if v is not None})
+    if "lock_wait" in limits_values:
+        limits_values["lock_wait"] = parse_duration(limits_values["lock_wait"])
 
     return Settings(
         client_id=str(merged["client_id"]),

@@ -135,7 +135,15 @@ class StoreError(CsloadError):
 
 
 class StoreLockedError(StoreError):
-    """Another process holds the target store."""
+    """Another process holds the target store. `holder` says which process holds what (the
+    message without its advice: "database X is in use by another process (PID 12: ...)");
+    `pid` is that process's id when known (it may be on another machine, for an S3 lake)."""
+
+    def __init__(self, message: str, *, holder: str | None = None, pid: int | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.holder = holder if holder is not None else message
+        self.pid = pid
 
 
 def part_label(job_id: int | None, run_id: int | None, part_id: int | None) -> str:

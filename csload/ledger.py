@@ -11,7 +11,8 @@ created idempotently):
     _csload_runs        run_id UBIGINT PRIMARY KEY, job_id, table_name,
                         window_start / window_end TIMESTAMP (UTC, end exclusive),
                         finished_at TIMESTAMP, supersede_order HUGEINT (orders runs; see
-                        csload.load.supersede), status 'loaded' | 'failed' | 'expired',
+                        csload.load.supersede), status 'loaded' | 'failed' | 'expired' |
+                        'source_failed' (the run FAILED at Contentsquare: no files at all),
                         rows_read UBIGINT (rows in the files), rows UBIGINT (rows of the run in
                         the table right after it was applied), bytes UBIGINT, parts INTEGER,
                         load_started_at / load_finished_at TIMESTAMP, message VARCHAR
@@ -60,7 +61,13 @@ _DDL = (
         table_name VARCHAR, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT)""",
 )
 
-STATUSES = ("loaded", "failed", "expired")
+STATUSES = ("loaded", "failed", "expired", "source_failed")
+# Runs whose rows are missing from the target and that no later sync will load: their files
+# are gone (expired) or never existed (source_failed). Only a once job can export their days
+# again (`csload backfill --gaps`), so they count as gaps until something covers them.
+MISSING_STATUSES = ("expired", "source_failed")
+SOURCE_FAILED_MESSAGE = ("the run failed at Contentsquare (state FAILURE): it has no files; "
+                         "`csload backfill --gaps` exports its days again with a once job")
 
 
 def naive_utc(value: datetime | None) -> datetime | None:
@@ -177,6 +184,25 @@ class Ledger:
         """rows: `run_row(...)` of each run, all written by one statement."""
         insert_rows(self.con, "INSERT OR REPLACE INTO _csload_runs", _RUN_TYPES, rows)
 
+    def record_source_failed(self, job: Job, runs: list[Run], table: str,
+                             now: datetime) -> list[Run]:
+        """Record runs of `job` that FAILED at Contentsquare (no files at all), so that their
+        days count as gaps (`csload status`, `csload backfill --gaps`) although no sync will
+        ever list them among the successful runs. A run the ledger already holds, under any
+        status, is left alone (a sync that sees the same failed runs again writes nothing).
+        Returns the runs recorded now: a sync reports those (once), and a lake publishes a
+        new version only when there are any. The job's row is written only then too.
+        """
+        known = self.recorded_run_ids({run.run_id for run in runs})
+        new = [run for run in runs if run.run_id not in known]
+        if not new:
+            return []
+        self.upsert_job(job, table, now)
+        self.record_runs([run_row(run, table, "source_failed", rows_read=None, rows=None,
+                                  nbytes=None, parts=None, started=None, finished=now,
+                                  message=SOURCE_FAILED_MESSAGE) for run in new])
+        return new
+
     def record_parts(self, rows: list[tuple[int, int, int, int, int | None]],
                      loaded_at: datetime) -> None:
         """rows: (run_id, part_id, job_id, bytes, rows)."""
@@ -188,6 +214,14 @@ class Ledger:
     def loaded_run_ids(self) -> set[int]:
         rows = self.con.execute(
             "SELECT run_id FROM _csload_runs WHERE status = 'loaded'").fetchall()
+        return {int(r[0]) for r in rows}
+
+    def recorded_run_ids(self, run_ids: set[int]) -> set[int]:
+        """Those of `run_ids` the ledger holds, whatever their status."""
+        if not run_ids:
+            return set()
+        rows = self.con.execute("SELECT run_id FROM _csload_runs WHERE list_contains(?, run_id)",
+                                [sorted(run_ids)]).fetchall()
         return {int(r[0]) for r in rows}
 
     def status_of(self, run_id: int) -> str | None:
@@ -209,6 +243,9 @@ class Ledger:
 
     def expired_runs(self) -> list[RunRecord]:
         return self.runs("expired")
+
+    def source_failed_runs(self) -> list[RunRecord]:
+        return self.runs("source_failed")
 
     def jobs(self) -> dict[int, tuple[Job, str]]:
         """Every job seen, with the table it loads into."""
@@ -263,7 +300,13 @@ class Ledger:
         return out
 
     def daily_gaps(self) -> dict[int, list[date]]:
-        """Per daily job: the UTC days between its first and last loaded day with no loaded run."""
+        """Per daily job: the UTC days between its first and last loaded day with no loaded run.
+
+        Only the holes between loaded days, from this job's own runs: what `csload status`
+        and `csload backfill --gaps` report is csload.backfill_ledger's `coverage_gaps`, which
+        adds the days of runs that expired or failed at the source (they may lie before the
+        first or after the last loaded day) and counts the days backfills loaded since.
+        """
         rows = self.con.execute(
             """SELECT r.job_id, r.window_start, r.window_end FROM _csload_runs r
                JOIN _csload_jobs j USING (job_id)

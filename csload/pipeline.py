@@ -26,28 +26,32 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from csload.api.models import Job, Part, Run
+from csload.api.models import Job, Run
 from csload.api.ranges import Splitter
+from csload.batching import batches
 from csload.blocking import run_blocking
-from csload.config import Settings
-from csload.discover import Selection, missing_jobs, select_jobs, select_runs
+from csload.config import Settings, parse_duration
+from csload.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
+from csload.dry_run import describe_plan
 from csload.errors import ConfigError, CsloadError, DamagedDownload
 from csload.groups import first_error
+from csload.holder import open_when_free
+from csload.ledger import SOURCE_FAILED_MESSAGE, Ledger
 from csload.load import StagedRun
 from csload.load.columns import check_table_name
+from csload.placement import place_jobs
 from csload.report import (
     EventKind,
     EventSink,
@@ -72,10 +76,6 @@ log = logging.getLogger("csload.sync")
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
-# How often the writer looks for newly staged runs while it waits to fill a batch.
-_POLL = 0.02
-
-
 def staging_dir(db: Path) -> Path:
     """Where a sync into the DuckDB file `db` stages its downloads."""
     return Target(db=db).staging_dir()
@@ -94,7 +94,7 @@ class _Ready:
 
 
 def _table_for(job: Job, tables: Mapping[int, str]) -> str:
-    return tables.get(job.job_id, job.scope)
+    return tables[job.job_id]
 
 
 async def sync_async(
@@ -108,6 +108,7 @@ async def sync_async(
     until: date | str | None = None,
     tables: Mapping[int, str] | None = None,
     dry_run: bool = False,
+    wait: float | str | None = None,
     on_event: EventSink = ignore_events,
 ) -> SyncReport:
     """Load every successful run not yet loaded into the DuckDB database at `db` (default
@@ -116,46 +117,79 @@ async def sync_async(
     `jobs` limits the sync to those job ids, `scope` to one scope ("sessions" or "views"),
     `since`/`until` (a `datetime.date` or "YYYY-MM-DD") to runs whose window starts on those
     days (inclusive). A bad value is a ConfigError, raised before anything is opened.
-    `tables` maps a job id to a table name (default: the job's scope). With `dry_run`,
+    `tables` maps a job id to a table name (over the settings' `[tables]`); other jobs load
+    into the table of their scope, or into a table of their own when their fields differ
+    from that table's (csload.placement: no run erases columns it does not export; the
+    report's `jobs` says where each job went, and a refused job loads nothing). With `dry_run`,
     nothing is downloaded or written: the report lists the runs that would be loaded, with
-    their parts and bytes.
+    their parts and bytes. `wait` (seconds, or "30s", "10m", "1h"; default
+    `settings.limits.lock_wait`): while another process has the target open, try again for
+    up to that long, then fail with StoreLockedError as at once.
     """
     target = Target.of(db=db, parquet=parquet, storage_options=settings.lake)
     selection = Selection.checked(jobs=jobs, scope=scope, since=since, until=until)
-    tables = {**settings.tables, **(tables or {})}
+    mapped = {**settings.tables, **(tables or {})}
     # A mapped table name is user input: refuse a bad one before anything is opened or
     # downloaded (the loader checks it too, but only once the runs are already staged).
-    for table in tables.values():
+    for table in mapped.values():
         check_table_name(table)
     report = SyncReport(target=target.label, dry_run=dry_run)
     store: Store | None = None
-    if dry_run:
-        done = await anyio.to_thread.run_sync(target.done_runs_read_only)
-    else:
+    known: dict[int, tuple[Job, str]] = {}
+    lock_wait = settings.limits.lock_wait if wait is None else parse_duration(wait, "wait")
+
+    def waiting(message: str) -> None:
+        on_event(SyncEvent(kind=EventKind.MESSAGE, message=message))
+
+    async def read_ledger() -> tuple[set[int], dict[int, tuple[Job, str]]]:
+        return await anyio.to_thread.run_sync(
+            lambda: target.read_ledger(_done_and_jobs) or (set(), {}))
+
+    async def open_store() -> Store:
         # Shielded: a cancel while the worker thread opens the store would lose it (and its
-        # lock) with no one left to close it.
+        # lock) with no one left to close it. Waiting between two tries is not shielded.
         with anyio.CancelScope(shield=True):
-            store = await anyio.to_thread.run_sync(_open_importing_client, target)
+            opened = await anyio.to_thread.run_sync(_open_importing_client, target)
+        return opened
+
+    # While another process has the target open, try again for up to `lock_wait` seconds.
+    if dry_run:
+        done, known = await open_when_free(read_ledger, wait=lock_wait, on_wait=waiting)
+    else:
+        store = await open_when_free(open_store, wait=lock_wait, on_wait=waiting)
     from csload.api.client import ExportClient
 
     try:
         if store is not None:
-            done = await anyio.to_thread.run_sync(done_runs, store)
+            done, known = await anyio.to_thread.run_sync(_done_and_jobs, store.ledger, store)
         async with ExportClient(settings) as client:
-            plan = await _plan(client, selection, done, report, on_event)
+            planned = await _plan(client, selection, done, known, mapped, report, on_event)
+            plan, tables = planned.runs, planned.tables
+            if store is not None and planned.source_failures:
+                await _record_source_failures(store, planned, report, on_event)
             on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
             if dry_run:
-                await _dry_run(client, plan, tables, report, settings.limits.download_concurrency)
+                await describe_plan(client, plan, tables, report,
+                                    settings.limits.download_concurrency)
             elif plan:
                 assert store is not None
                 await _load(client, store, plan, tables, settings, target.staging_dir(),
                             report, on_event)
+                await _name_custom_vars(client, store, plan, report)
     finally:
         if store is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(store.close)
     report.finished_at = _now()
     return report
+
+
+def _done_and_jobs(ledger: Ledger, store: Store | None = None
+                   ) -> tuple[set[int], dict[int, tuple[Job, str]]]:
+    """The runs not to fetch again, and the jobs the target has seen, with their tables."""
+    done = (done_runs(store) if store is not None
+            else ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()})
+    return done, ledger.jobs()
 
 
 def _open_importing_client(target: Target) -> Store:
@@ -179,75 +213,100 @@ def sync(settings: Settings, **options: Any) -> SyncReport:
 
 
 def _now() -> Any:
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    runs: list[tuple[Job, Run]]            # to download and load
+    tables: dict[int, str]                 # every job's table (csload.placement)
+    # Runs of the selected jobs that FAILED at Contentsquare: (job, run, table).
+    source_failures: list[tuple[Job, Run, str]]
+
+
+async def _record_source_failures(store: Store, planned: _Plan, report: SyncReport,
+                                  on_event: EventSink) -> None:
+    """Record in the ledger the runs that FAILED at Contentsquare (their days are gaps, which
+    `csload backfill --gaps` fills); report those it did not hold yet."""
+    recorded = await anyio.to_thread.run_sync(store.record_source_failed,
+                                              planned.source_failures)
+    for run in recorded:
+        outcome = RunOutcome(job_id=run.job_id, run_id=run.run_id,
+                             table=planned.tables[run.job_id], status=RunStatus.SOURCE_FAILED,
+                             window_start=run.start_date, window_end=run.end_date,
+                             message=SOURCE_FAILED_MESSAGE)
+        report.runs.append(outcome)
+        on_event(_event_of(outcome))
+
+
+async def _name_custom_vars(client: ExportClient, store: Store,
+                            plan: Sequence[tuple[Job, Run]], report: SyncReport) -> None:
+    """Once runs of a job exporting custom variables loaded: their names, from the project
+    (one API call), into the target. A failure here loses nothing: a warning."""
+    loaded = {run.job_id for run in report.loaded}
+    if not any(f.field_name == "custom_var" for job, _run in plan if job.job_id in loaded
+               for f in job.fields):
+        return
+    try:
+        variables = await client.custom_vars()
+        await anyio.to_thread.run_sync(store.name_custom_vars,
+                                       [(v.position, v.name) for v in variables])
+    except CsloadError as exc:
+        note = f"the names of the custom variables were not recorded: {exc}"
+        log.warning("%s", note)
+        report.warnings.append(note)
 
 
 async def _plan(
     client: ExportClient,
     selection: Selection,
     done: set[int],
+    known: Mapping[int, tuple[Job, str]],
+    mapped: Mapping[int, str],
     report: SyncReport,
     on_event: EventSink,
-) -> list[tuple[Job, Run]]:
+) -> _Plan:
+    """The runs to load, and the table of each job (csload.placement: every job of the
+    project is placed, so that the result does not depend on which jobs this sync selects)."""
     all_jobs = await client.list_jobs()
     chosen, skipped = select_jobs(all_jobs, selection)
     missing = missing_jobs(selection, all_jobs)
     if missing:
         raise ConfigError(f"no such export job: {', '.join(map(str, missing))}")
-    for item in skipped:
-        note = f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}"
+
+    def say(job: Job, note: str) -> None:
         report.warnings.append(note)
-        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=item.job.job_id, message=note))
+        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=job.job_id, message=note))
+
+    for item in skipped:
+        say(item.job, f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}")
+    placements = place_jobs(all_jobs, known, mapped)
+    report.jobs = [placements[job.job_id] for job in chosen]
+    for placement in report.jobs:
+        if placement.refused or placement.new:
+            say(placement.job, placement.note)
+    chosen = [job for job in chosen if not placements[job.job_id].refused]
 
     runs_of: dict[int, list[Run]] = {}
 
     async def list_runs(job: Job) -> None:
-        runs_of[job.job_id] = await client.list_runs(job.job_id, state="SUCCESS")
+        # Every state, in the one request as before: runs that FAILED at Contentsquare are
+        # recorded too (csload.ledger `source_failed`), as their days are gaps.
+        runs_of[job.job_id] = await client.list_runs(job.job_id)
 
     async with anyio.create_task_group() as group:
         for job in chosen:
             group.start_soon(list_runs, job)
     by_id = {job.job_id: job for job in chosen}
     fresh = select_runs((run for runs in runs_of.values() for run in runs), done, selection)
-    return [(by_id[run.job_id], run) for run in fresh if run.job_id in by_id]
-
-
-async def _dry_run(
-    client: ExportClient,
-    plan: list[tuple[Job, Run]],
-    tables: Mapping[int, str],
-    report: SyncReport,
-    concurrency: int,
-) -> None:
-    # The size probes go to storage as downloads do: no more of them at once than downloads
-    # (one per run at once was hundreds of requests for a long plan).
-    probes = anyio.CapacityLimiter(concurrency)
-
-    async def size(part: Part) -> int | None:
-        async with probes:
-            return await client.part_size(part)
-
-    async def describe(job: Job, run: Run) -> RunOutcome:
-        detail = await client.get_run(job.job_id, run.run_id)
-        parts = detail.parts or ()
-        sizes = [await size(part) for part in parts]
-        return RunOutcome(
-            job_id=job.job_id, run_id=run.run_id, table=_table_for(job, tables),
-            status=RunStatus.PLANNED, window_start=run.start_date, window_end=run.end_date,
-            parts=len(parts), bytes=sum(size or 0 for size in sizes),
-        )
-
-    outcomes: dict[int, RunOutcome] = {}
-
-    async def one(job: Job, run: Run) -> None:
-        outcomes[run.run_id] = await describe(job, run)
-
-    async with anyio.create_task_group() as group:
-        for job, run in plan:
-            group.start_soon(one, job, run)
-    report.runs.extend(outcomes[run.run_id] for _job, run in plan)
+    tables = {job_id: placement.table for job_id, placement in placements.items()}
+    failures = [(by_id[run.job_id], run, tables[run.job_id])
+                for runs in runs_of.values() for run in runs
+                if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)]
+    return _Plan([(by_id[run.job_id], run) for run in fresh if run.job_id in by_id], tables,
+                 failures)
 
 
 async def _load(
@@ -313,9 +372,18 @@ async def _load(
                 group.start_soon(again, item, error)
         return redone
 
-    async def apply(batch: list[_Ready]) -> list[RunOutcome]:
+    def committed(outcomes: list[RunOutcome]) -> None:
+        # Called right after the write, before any other await: once the writer thread has
+        # committed, a cancel (Ctrl-C, SIGTERM) that arrived meanwhile is raised at the next
+        # checkpoint, and must not hide runs that are in the target from the report.
+        for outcome in outcomes:
+            report.runs.append(outcome)
+            on_event(_event_of(outcome))
+
+    async def apply(batch: list[_Ready]) -> None:
         """Write the batch; download damaged parts again and write their runs again."""
         outcomes, damaged = await anyio.to_thread.run_sync(_write, store, batch)
+        committed(outcomes)
         # The first download of every part was one of its attempts.
         attempts = settings.retry.max_attempts - 1
         while damaged:
@@ -326,8 +394,7 @@ async def _load(
                 # A verified download is whole: a run found damaged again fails next round.
                 attempts = 0
             more, damaged = await anyio.to_thread.run_sync(_write, store, again)
-            outcomes += more
-        return outcomes
+            committed(more)
 
     async def produce() -> None:
         async with send, anyio.create_task_group() as helping:
@@ -345,17 +412,14 @@ async def _load(
         async with receive:
             # Once a batch holds every planned run of its table, it goes without lingering.
             coming = Counter(_table_for(job, tables) for job, _run in plan)
-            async for batch in _batches(receive, batch_size, limits.batch_linger,
+            async for batch in batches(receive, batch_size, limits.batch_linger,
                                         key=lambda item: item.table, coming=coming):
                 try:
-                    outcomes = await apply(batch)
+                    await apply(batch)
                 finally:
                     await anyio.to_thread.run_sync(_discard, staging, batch)
                     for _ in batch:
                         slots.release()
-                for outcome in outcomes:
-                    report.runs.append(outcome)
-                    on_event(_event_of(outcome))
 
     try:
         async with anyio.create_task_group() as group:
@@ -367,62 +431,6 @@ async def _load(
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(partial(shutil.rmtree, staging, ignore_errors=True))
-
-
-async def _batches(receive: MemoryObjectReceiveStream[T], size: int, linger: float,
-                   key: Callable[[T], K], coming: Counter[K] | None = None
-                   ) -> AsyncIterator[list[T]]:
-    """The writer's batches, as `_fill_batch` makes them, until the stream ends.
-
-    The writer lingers for more runs only when it had to wait for the batch's first one (it
-    keeps up with the downloads). When runs were already waiting, it is the bottleneck: it
-    takes those and goes (on a 5 MB/s x 4 network, lingering idled it 0.25 s per batch while
-    runs queued, and half a second was added to the end of the sync). `coming` counts the
-    items of each key still to arrive: a batch that holds the last of its key goes at once.
-    """
-    carried: T | None = None
-    while True:
-        waited = False
-        if carried is None:
-            waited = receive.statistics().current_buffer_used == 0
-            try:
-                carried = await receive.receive()
-            except anyio.EndOfStream:
-                return
-            if coming is not None:
-                coming[key(carried)] -= 1
-        batch = [carried]
-        carried = await _fill_batch(batch, receive, size, linger if waited else 0.0, key,
-                                    coming)
-        yield batch
-
-
-async def _fill_batch(batch: list[T], receive: MemoryObjectReceiveStream[T], size: int,
-                      linger: float, key: Callable[[T], K],
-                      coming: Counter[K] | None = None) -> T | None:
-    """Add ready items to `batch` until it has `size`, the stream ends, none arrived for
-    `linger` seconds, or `coming` expects no more of its key. An item whose `key` differs from
-    the batch's is not added but returned (it starts the next batch; it is counted off
-    `coming`). Polls rather than cancelling a pending receive, which could drop an item."""
-    quiet_since = anyio.current_time()
-    own = key(batch[0])
-    while len(batch) < size and (coming is None or coming[own] > 0):
-        try:
-            item = receive.receive_nowait()
-        except anyio.EndOfStream:
-            return None
-        except anyio.WouldBlock:
-            if anyio.current_time() - quiet_since >= linger:
-                return None
-            await anyio.sleep(min(_POLL, linger))
-            continue
-        if coming is not None:
-            coming[key(item)] -= 1
-        if key(item) != own:
-            return item
-        batch.append(item)
-        quiet_since = anyio.current_time()
-    return None
 
 
 def _write(store: Store, batch: list[_Ready]
@@ -443,10 +451,14 @@ def _write(store: Store, batch: list[_Ready]
             damaged.append((item, result.error))
             continue
         loaded = result.status == "loaded"
-        outcomes.append(_outcome(
+        outcome = _outcome(
             item, RunStatus.LOADED if loaded else RunStatus.FAILED,
             parts=len(item.staged.parts), nbytes=result.bytes, rows=result.rows_read,
-            message=None if loaded or result.error is None else str(result.error)))
+            message=None if loaded or result.error is None else str(result.error))
+        if loaded:
+            outcome = replace(outcome, added=max(result.rows - result.replaced, 0),
+                              replaced=result.replaced, removed=result.removed)
+        outcomes.append(outcome)
     for item in batch:
         if item.error is None:
             continue

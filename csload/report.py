@@ -6,7 +6,10 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from csload.placement import Placement
 
 EXIT_OK = 0
 EXIT_SOME_RUNS_FAILED = 3
@@ -16,7 +19,17 @@ class RunStatus(enum.StrEnum):
     LOADED = "loaded"
     FAILED = "failed"
     EXPIRED = "expired"
+    # The run FAILED at Contentsquare: it has no files; recorded in the ledger (status
+    # `source_failed`) so that its days count as gaps, which `csload backfill --gaps` fills.
+    SOURCE_FAILED = "source_failed"
     PLANNED = "planned"  # --dry-run: would be downloaded and loaded
+
+
+# Outcomes that make a sync exit with EXIT_SOME_RUNS_FAILED: runs it should have loaded and
+# did not. A run that FAILED at Contentsquare is not one: it never had anything to load, and
+# no sync could do better; the report lists it (`source_failed`), the ledger keeps it as a
+# gap, and `csload status` shows it until a backfill fills its days.
+PROBLEMS = (RunStatus.FAILED, RunStatus.EXPIRED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +42,14 @@ class RunOutcome:
     window_end: datetime | None = None
     parts: int = 0
     bytes: int = 0
-    rows: int = 0
+    rows: int = 0          # rows in the run's files
+    # What loading the run did to the table (csload.load.supersede): rows it added (new keys,
+    # or rows of a keyless job), rows already there that its rows replaced (same key, an
+    # earlier run), and rows of earlier runs of its job over the same window that it no
+    # longer has, removed. Rows are never merged: see csload.placement.
+    added: int = 0
+    replaced: int = 0
+    removed: int = 0
     message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -43,12 +63,31 @@ class RunOutcome:
             "parts": self.parts,
             "bytes": self.bytes,
             "rows": self.rows,
+            "rowsAdded": self.added,
+            "rowsReplaced": self.replaced,
+            "rowsRemoved": self.removed,
             "message": self.message,
         }
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class JobTotals:
+    job_id: int
+    table: str
+    runs: int = 0
+    rows: int = 0
+    added: int = 0
+    replaced: int = 0
+    removed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jobId": self.job_id, "table": self.table, "runsLoaded": self.runs,
+                "rows": self.rows, "rowsAdded": self.added, "rowsReplaced": self.replaced,
+                "rowsRemoved": self.removed}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -61,9 +100,41 @@ class SyncReport:
     finished_at: datetime | None = None
     runs: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The table of each job the sync selected, and why (csload.placement); refused jobs had
+    # none of their runs loaded.
+    jobs: list[Placement] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[Placement]:
+        return [p for p in self.jobs if p.refused]
+
+    def job_totals(self) -> list[JobTotals]:
+        """Per job with runs in this report: runs loaded and what their rows did."""
+        totals: dict[int, JobTotals] = {}
+        for run in self.loaded:
+            item = totals.setdefault(run.job_id, JobTotals(run.job_id, run.table))
+            item.runs += 1
+            item.rows += run.rows
+            item.added += run.added
+            item.replaced += run.replaced
+            item.removed += run.removed
+        return [totals[k] for k in sorted(totals)]
+
+    def final(self) -> list[RunOutcome]:
+        """Each run's last outcome, in the order the runs first appear in `runs`.
+
+        A run can have more than one outcome in a sync (a run whose load failed and that was
+        applied again, once its damaged parts were downloaded again, say): only the last one
+        says what the target holds. `loaded`, `failed`, `expired`, `source_failed`, the
+        totals, `exit_code` and `to_json` all read these, so they always agree.
+        """
+        last: dict[int, RunOutcome] = {}
+        for run in self.runs:
+            last[run.run_id] = run   # a dict keeps the key's first place, with the last value
+        return list(last.values())
 
     def of_status(self, status: RunStatus) -> list[RunOutcome]:
-        return [run for run in self.runs if run.status is status]
+        return [run for run in self.final() if run.status is status]
 
     @property
     def loaded(self) -> list[RunOutcome]:
@@ -78,12 +149,22 @@ class SyncReport:
         return self.of_status(RunStatus.EXPIRED)
 
     @property
+    def source_failed(self) -> list[RunOutcome]:
+        return self.of_status(RunStatus.SOURCE_FAILED)
+
+    @property
+    def problems(self) -> list[RunOutcome]:
+        """The runs this sync should have loaded and did not: failed or expired (see
+        PROBLEMS). A dry run's outcomes are predictions: its exit code predicts the sync's."""
+        return [run for run in self.final() if run.status in PROBLEMS]
+
+    @property
     def rows(self) -> int:
         return sum(run.rows for run in self.loaded)
 
     @property
     def bytes(self) -> int:
-        return sum(run.bytes for run in self.runs if run.status is not RunStatus.FAILED)
+        return sum(run.bytes for run in self.final() if run.status is not RunStatus.FAILED)
 
     @property
     def seconds(self) -> float:
@@ -92,7 +173,9 @@ class SyncReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SOME_RUNS_FAILED if self.failed or self.expired else EXIT_OK
+        """EXIT_SOME_RUNS_FAILED exactly when `problems` or `refused` is not empty (a refused
+        job's runs are not loaded either), else EXIT_OK."""
+        return EXIT_SOME_RUNS_FAILED if self.problems or self.refused else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,12 +187,15 @@ class SyncReport:
             "runsLoaded": len(self.loaded),
             "runsFailed": len(self.failed),
             "runsExpired": len(self.expired),
+            "runsSourceFailed": len(self.source_failed),
             "runsPlanned": len(self.of_status(RunStatus.PLANNED)),
             "rows": self.rows,
             "bytes": self.bytes,
             "exitCode": self.exit_code,
             "warnings": list(self.warnings),
-            "runs": [run.to_json() for run in self.runs],
+            "jobs": [p.to_json() for p in self.jobs],
+            "jobTotals": [t.to_json() for t in self.job_totals()],
+            "runs": [run.to_json() for run in self.final()],
         }
 
 

@@ -1,17 +1,108 @@
-"""`csload status`: what a database holds, read from its ledger (no API call)."""
+"""`csload status`: what a target holds, read from its ledger (no API call).
+
+Problems are grouped: one `Problem` per kind and job, with the UTC days its runs cover, so a
+month of expired runs is one line, not thirty. The kinds, in the order they are shown:
+
+    failed                   csload could not download or load the runs: the next sync tries
+                             them again (it shows the last error, part and line included)
+    failed at Contentsquare  the runs FAILED at the source (ledger status `source_failed`):
+                             they have no files; only a backfill exports their days again
+    expired                  the runs' files were gone before csload loaded them: the same
+    filled                   runs that expired or failed at the source whose whole window was
+                             loaded since, by a re-run or a backfill (csload.backfill_ledger
+                             `coverage` says exactly when): shown as done, not as a problem
+
+The days of the last two problem kinds are the jobs' gaps, which `csload backfill --gaps`
+fills. Messages stored in the ledger are shown without their `job J, run R` prefix (the line
+names the job already) and without any URL or signature (csload.redact).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from csload.backfill_ledger import BackfillLedger
-from csload.errors import StoreError
+from csload.errors import StoreError, part_label
 from csload.ledger import Ledger, RunRecord, TableStats
 from csload.load import connect
+from csload.redact import redact_text
+
+FAILED = "failed"
+SOURCE_FAILED = "source_failed"
+EXPIRED = "expired"
+FILLED = "filled"
+KINDS = (FAILED, SOURCE_FAILED, EXPIRED, FILLED)
+LABELS = {FAILED: "failed", SOURCE_FAILED: "failed at Contentsquare", EXPIRED: "expired",
+          FILLED: "filled"}
+
+# Any URL in a stored message: even redacted (csload.redact keeps scheme, host and path), a
+# storage host and object path say nothing a user can act on and should not reach a log.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def window_days(start: datetime | None, end: datetime | None) -> list[date]:
+    """The UTC days a window [start, end) touches (none for an unknown window)."""
+    if start is None:
+        return []
+    if end is None or end <= start:
+        return [start.date()]
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def window_label(start: datetime | None, end: datetime | None) -> str:
+    """A run's window as people name it: one UTC day (`2026-11-20`) for a daily window, a
+    start hour (`2026-11-20 13:00`) for an hourly one, a range of days
+    (`2026-11-01..2026-11-07`, both included) for whole days, else start -> end."""
+    if start is None:
+        return ""
+    if end is None:
+        return f"{start:%Y-%m-%d %H:%M}"
+    midnight = start.time() == end.time() == datetime.min.time()
+    if midnight and end - start == timedelta(days=1):
+        return f"{start:%Y-%m-%d}"
+    if midnight and end > start:
+        return f"{start:%Y-%m-%d}..{end - timedelta(days=1):%Y-%m-%d}"
+    if end - start == timedelta(hours=1):
+        return f"{start:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M}"
+
+
+def days_text(days: Sequence[date]) -> str:
+    """`2026-11-20, 2026-11-21, 2026-11-23`; three or more consecutive days as a range
+    (`2026-11-01..2026-11-30`), so a long list stays one short line."""
+    ordered = sorted(set(days))
+    spans: list[list[date]] = []
+    for day in ordered:
+        if spans and day == spans[-1][-1] + timedelta(days=1):
+            spans[-1].append(day)
+        else:
+            spans.append([day])
+    parts: list[str] = []
+    for span in spans:
+        if len(span) >= 3:
+            parts.append(f"{span[0]}..{span[-1]}")
+        else:
+            parts.extend(str(day) for day in span)
+    return ", ".join(parts)
+
+
+def clean_message(record: RunRecord) -> str:
+    """The stored message without its `job J, run R` prefix, URLs or secrets."""
+    text = record.message or ""
+    prefix = part_label(record.job_id, record.run_id, None)
+    if text.startswith(prefix):
+        text = text[len(prefix):].lstrip(",: ")
+    text = _URL.sub("<URL>", redact_text(text))
+    return f"run {record.run_id}, {text}" if text.startswith("part ") else \
+        f"run {record.run_id}: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +115,103 @@ class JobStatus:
     last_window: tuple[datetime | None, datetime | None] | None
     gaps: tuple[date, ...] = ()
 
+    @property
+    def last_window_label(self) -> str:
+        return window_label(*self.last_window) if self.last_window else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The runs of one job with one kind of problem (see the module docstring)."""
+
+    kind: str
+    job_id: int
+    job_name: str | None
+    frequency: str | None
+    runs: tuple[RunRecord, ...]
+
+    @property
+    def days(self) -> list[date]:
+        return sorted({d for r in self.runs for d in window_days(r.window_start, r.window_end)})
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.kind]
+
+    @property
+    def text(self) -> str:
+        """The line after the label: the job, how many runs, their days, what to do."""
+        count = len(self.runs)
+        them = "it" if count == 1 else "them"
+        what = f"{count} {'run' if count == 1 else 'runs'}"
+        if self.kind == FILLED:
+            states = sorted({LABELS[r.status] if r.status == SOURCE_FAILED else r.status
+                             for r in self.runs})
+            what = f"{what} {' or '.join(states)}"
+        days = self.days
+        if days:
+            what += f", {'day' if len(days) == 1 else 'days'} {days_text(days)}"
+        name = f' "{self.job_name}"' if self.job_name else ""
+        line = f"job {self.job_id}{name}: {what}"
+        if self.kind == FAILED:
+            last = max(self.runs, key=lambda r: r.run_id)   # the newest run's error
+            return f"{line} — the next csload sync tries {them} again; last error: " \
+                   f"{clean_message(last)}"
+        if self.kind == FILLED:
+            return f"{line} — loaded since by a re-run or a backfill"
+        if self.kind == SOURCE_FAILED:
+            line += " (no files)"
+        if self.frequency == "daily" or not days:
+            return f"{line} — csload backfill --gaps fills {them}"
+        return (f"{line} — csload backfill --like {self.job_id} --from {days[0]} "
+                f"--to {days[-1]} fills {them}")
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "jobId": self.job_id, "name": self.job_name,
+                "runIds": [r.run_id for r in self.runs],
+                "days": [d.isoformat() for d in self.days], "text": str(self)}
+
+
+def group_problems(kind: str, records: Iterable[RunRecord], jobs: Sequence[JobStatus]
+                   ) -> list[Problem]:
+    """One Problem per job of `records` (runs with the problem `kind`), by job id."""
+    by_id = {job.job_id: job for job in jobs}
+    grouped: dict[int, list[RunRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.job_id, []).append(record)
+    out = []
+    for job_id in sorted(grouped):
+        job = by_id.get(job_id)
+        runs = sorted(grouped[job_id], key=lambda r: (r.window_start is None, r.window_start,
+                                                      r.run_id))
+        out.append(Problem(kind, job_id, job.name if job else None,
+                           job.frequency if job else None, tuple(runs)))
+    return out
+
 
 @dataclass(frozen=True, slots=True)
 class StoreStatus:
+    """`failed`: runs csload could not load (retried by the next sync). `source_failed` and
+    `expired`: runs missing from the target that no sync will load (gaps), not filled since;
+    `filled`: those that were (see the module docstring)."""
+
     target: str
     tables: tuple[TableStats, ...]
     jobs: tuple[JobStatus, ...]
     failed: tuple[RunRecord, ...] = field(default=())
     expired: tuple[RunRecord, ...] = field(default=())
+    source_failed: tuple[RunRecord, ...] = field(default=())
+    filled: tuple[RunRecord, ...] = field(default=())
+
+    @property
+    def problems(self) -> list[Problem]:
+        """One line's worth per kind and job, filled runs last (they are not problems)."""
+        records = {FAILED: self.failed, SOURCE_FAILED: self.source_failed,
+                   EXPIRED: self.expired, FILLED: self.filled}
+        return [p for kind in KINDS for p in group_problems(kind, records[kind], self.jobs)]
 
     def to_json(self) -> dict[str, Any]:
         def iso(value: date | datetime | None) -> str | None:
@@ -39,8 +219,11 @@ class StoreStatus:
 
         def run(record: RunRecord) -> dict[str, Any]:
             return {"jobId": record.job_id, "runId": record.run_id, "table": record.table,
-                    "windowStart": iso(record.window_start), "windowEnd": iso(record.window_end),
-                    "message": record.message}
+                    "status": record.status, "windowStart": iso(record.window_start),
+                    "windowEnd": iso(record.window_end),
+                    "days": [iso(d) for d in window_days(record.window_start,
+                                                         record.window_end)],
+                    "message": None if record.message is None else redact_text(record.message)}
 
         return {
             "target": self.target,
@@ -50,10 +233,42 @@ class StoreStatus:
                       "frequency": j.frequency, "table": j.table,
                       "lastWindowStart": iso(j.last_window[0]) if j.last_window else None,
                       "lastWindowEnd": iso(j.last_window[1]) if j.last_window else None,
+                      "lastWindow": j.last_window_label or None,
                       "gaps": [iso(d) for d in j.gaps]} for j in self.jobs],
             "failedRuns": [run(r) for r in self.failed],
+            "sourceFailedRuns": [run(r) for r in self.source_failed],
             "expiredRuns": [run(r) for r in self.expired],
+            "filledRuns": [run(r) for r in self.filled],
+            "problems": [p.to_json() for p in self.problems],
         }
+
+
+def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
+                  tables: Sequence[TableStats] | None = None) -> StoreStatus:
+    """The status read from the `_csload_*` tables of `con` (a DuckDB database's, or a lake's
+    ledger snapshot); `tables`: the tables' row counts and dates, when the caller reads them
+    elsewhere (a lake's manifest), else they are counted in `con`."""
+    ledger = Ledger(con)
+    windows = ledger.last_loaded_windows()
+    # Days a backfill filled are covered; days whose files expired or whose run failed at the
+    # source are gaps, until covered: the same days `csload backfill --gaps` fills.
+    coverage = BackfillLedger(con).coverage()
+    jobs = tuple(
+        JobStatus(job_id=job_id, name=job.name, scope=job.scope, frequency=job.frequency,
+                  table=table, last_window=windows.get(job_id),
+                  gaps=tuple(coverage.gaps.get(job_id, ())))
+        for job_id, (job, table) in sorted(ledger.jobs().items())
+    )
+    missing = ledger.expired_runs() + ledger.source_failed_runs()
+    return StoreStatus(
+        target=target, tables=tuple(ledger.table_stats() if tables is None else tables),
+        jobs=jobs, failed=tuple(ledger.failed_runs()),
+        expired=tuple(r for r in missing if r.status == EXPIRED
+                      and r.run_id not in coverage.filled),
+        source_failed=tuple(r for r in missing if r.status == SOURCE_FAILED
+                            and r.run_id not in coverage.filled),
+        filled=tuple(sorted((r for r in missing if r.run_id in coverage.filled),
+                            key=lambda r: r.run_id)))
 
 
 def read_status(db: str | Path) -> StoreStatus:
@@ -63,22 +278,9 @@ def read_status(db: str | Path) -> StoreStatus:
         raise StoreError(f"no database at {path}: run `csload sync --db {path}` first")
     con = connect(path, read_only=True)
     try:
-        ledger = Ledger(con)
-        if not ledger.exists():
+        if not Ledger(con).exists():
             raise StoreError(f"{path} is not a csload database (no _csload_runs table)")
-        windows = ledger.last_loaded_windows()
-        # Days a backfill filled are covered; days whose files expired unloaded are gaps: the
-        # same days `csload backfill --gaps` fills.
-        gaps = BackfillLedger(con).coverage_gaps()
-        jobs = tuple(
-            JobStatus(job_id=job_id, name=job.name, scope=job.scope, frequency=job.frequency,
-                      table=table, last_window=windows.get(job_id),
-                      gaps=tuple(gaps.get(job_id, ())))
-            for job_id, (job, table) in sorted(ledger.jobs().items())
-        )
-        return StoreStatus(target=str(path), tables=tuple(ledger.table_stats()), jobs=jobs,
-                           failed=tuple(ledger.failed_runs()),
-                           expired=tuple(ledger.expired_runs()))
+        return ledger_status(con, str(path))
     finally:
         con.close()
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import duckdb
 
@@ -23,6 +23,8 @@ from csload.ledger import Ledger
 from csload.load import DuckDBStore, RunOutcome, StagedRun, connect
 
 DEFAULT_DB = "contentsquare.duckdb"
+
+T = TypeVar("T")
 
 
 class Store(Protocol):
@@ -40,6 +42,10 @@ class Store(Protocol):
 
     def record_expired(self, job: Job, run: Run, message: str = "",
                        table: str | None = None) -> None: ...
+
+    def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]: ...
+
+    def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -112,19 +118,24 @@ class Target:
 
     def done_runs_read_only(self) -> set[int]:
         """What a dry run needs from the ledger, without writing (or creating) anything."""
-        if self.parquet is not None:
-            from csload.lake import lake_done_runs
+        done = self.read_ledger(
+            lambda ledger: ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()})
+        return done or set()
 
-            return lake_done_runs(self.parquet, storage_options=self.storage_options)
+    def read_ledger(self, read: Callable[[Ledger], T]) -> T | None:
+        """`read` applied to the target's ledger, read-only (nothing is written or created);
+        None where there is no target or no ledger yet."""
+        if self.parquet is not None:
+            from csload.lake import lake_read_ledger
+
+            return lake_read_ledger(self.parquet, read, storage_options=self.storage_options)
         assert self.db is not None
         if not self.db.exists():
-            return set()
+            return None
         con = connect(self.db, read_only=True)
         try:
             ledger = Ledger(con)
-            if not ledger.exists():
-                return set()
-            return ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()}
+            return read(ledger) if ledger.exists() else None
         finally:
             con.close()
 

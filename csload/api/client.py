@@ -83,7 +83,7 @@ from csload.api.retry import (
     is_over_limit,
     parse_retry_after,
 )
-from csload.api.storage import DownloadResult, download_part, fetch_piece, part_size
+from csload.api.storage import DownloadResult, PartProbe, download_part, fetch_piece, probe_part
 from csload.config import Settings
 from csload.errors import (
     ApiRequestError,
@@ -286,9 +286,13 @@ class ExportClient:
                           limits=self._settings.limits, proxies=self._proxies)
 
     async def part_size(self, part: Part) -> int | None:
-        """The part's size in bytes as storage announces it (HEAD), or None if unknown."""
-        return await part_size(self._require_session(), part.url, limits=self._settings.limits,
-                               proxies=self._proxies)
+        """The part's size in bytes as storage announces it, or None if unknown."""
+        return (await self.probe_part(part)).size
+
+    async def probe_part(self, part: Part) -> PartProbe:
+        """The part's size, and whether storage still has it (for `sync --dry-run`)."""
+        return await probe_part(self._require_session(), part.url,
+                                limits=self._settings.limits, proxies=self._proxies)
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -406,10 +406,19 @@ def _raise_for_status(
     raise error
 
 
-async def part_size(
+@dataclass(frozen=True, slots=True)
+class PartProbe:
+    """What storage said of a part when asked for its first byte."""
+
+    size: int | None              # None: storage did not say
+    gone: bool = False            # storage refused it (403, 404, 410): its files expired
+    server_time: datetime | None = None   # storage's clock (its Date header)
+
+
+async def probe_part(
     session: aiohttp.ClientSession, url: str, *, limits: Limits, proxies: Proxies | None = None
-) -> int | None:
-    """The part's size, or None if storage won't say. No Authorization header.
+) -> PartProbe:
+    """Ask storage for the part's first byte. No Authorization header.
 
     A pre-signed URL is signed for GET only (a HEAD fails the signature on S3-like storage), so
     this asks for the first byte (`Range: bytes=0-0`) and reads the total from Content-Range;
@@ -421,11 +430,13 @@ async def part_size(
         async with get_following_redirects(session, url, "a part URL", proxies, timeout=timeout,
                                            headers={"Range": "bytes=0-0"},
                                            auto_decompress=False) as response:
+            when = _server_time(response.headers)
             if response.status == 206:
                 total = response.headers.get("Content-Range", "").rpartition("/")[2]
-                return int(total) if total.isdigit() else None
+                return PartProbe(int(total) if total.isdigit() else None, server_time=when)
             if response.status == 200:
-                return response.content_length
-            return None
+                return PartProbe(response.content_length, server_time=when)
+            return PartProbe(None, gone=response.status in (403, 404, 410), server_time=when)
     except transport.TRANSPORT_ERRORS:
-        return None
+        return PartProbe(None)
+

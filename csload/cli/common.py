@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EXIT_FAILED = 1
+# The width of a console that is not a terminal: wide enough for any table csload prints.
+OFF_TERMINAL_WIDTH = 4096
 
 _CONSOLES: dict[str, Console] = {}
 
@@ -45,6 +48,11 @@ def console(name: str) -> Console:
         # `[daily] views` lost its `[daily]`, a `[/]` crashed the command. Styles are applied
         # explicitly (`labelled`).
         made = Console(stderr=name == "stderr", soft_wrap=True, markup=False, highlight=False)
+        if not made.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            # Piped or in a cron log, rich would assume 80 columns and cut table cells
+            # (`SUSPEND…`, dates split over two lines): a table takes the width it needs.
+            # COLUMNS, when set, is the user's own choice of width.
+            made.width = OFF_TERMINAL_WIDTH
         _CONSOLES[name] = made
     return made
 

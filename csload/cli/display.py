@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from csload.cli.common import labelled
-from csload.report import EventKind, RunStatus, SyncEvent, SyncReport
+from csload.report import EventKind, RunOutcome, RunStatus, SyncEvent, SyncReport
 
 if TYPE_CHECKING:
     # Lazy: the progress bar is only drawn on a terminal, and the summary table only at the
@@ -94,6 +94,8 @@ class SyncDisplay:
             if not self.live:
                 self.console.print(f"loaded {where}: {event.rows:,} rows, "
                                    f"{human_bytes(event.bytes)}")
+        elif self.live:
+            return   # on a terminal, the summary says it once, grouped (problem_lines)
         elif event.kind is EventKind.RUN_EXPIRED:
             self.console.print(labelled("expired", "yellow", f" {where}: {event.message}"))
         else:
@@ -107,7 +109,9 @@ def summary_table(report: SyncReport) -> Table:
     title = "dry run: would load" if report.dry_run else f"sync of {report.target}"
     table = Table(title=f"{title} ({report.seconds:.1f} s)")
     for column in ("table", "status", "runs", "parts", "rows", "bytes"):
-        table.add_column(column, justify="left" if column in ("table", "status") else "right")
+        # Never cut with "…" (a narrow terminal folds a long table name instead).
+        table.add_column(column, justify="left" if column in ("table", "status") else "right",
+                         overflow="fold")
     groups: dict[tuple[str, RunStatus], list[int]] = {}
     for run in report.runs:
         totals = groups.setdefault((run.table, run.status), [0, 0, 0, 0])
@@ -121,3 +125,63 @@ def summary_table(report: SyncReport) -> Table:
     if not report.runs:
         table.add_row("-", "nothing new", "0", "0", "0", "0 B")
     return table
+
+
+def jobs_table(report: SyncReport) -> Table | None:
+    """Per selected job: its table and why (csload.placement), and what its runs did to the
+    table: rows added, replaced and removed. None when the sync selected no job."""
+    from rich.table import Table
+
+    if not report.jobs:
+        return None
+    totals = {t.job_id: t for t in report.job_totals()}
+    table = Table(title="jobs")
+    columns = ["job", "name", "table", "placed"]
+    if not report.dry_run:
+        columns += ["runs", "added", "replaced", "removed"]
+    for column in columns:
+        table.add_column(column, overflow="fold",
+                         justify="right" if column in ("runs", "added", "replaced", "removed")
+                         else "left")
+    for placement in report.jobs:
+        placed = ("refused" if placement.refused
+                  else ("new, " if placement.new else "") + placement.how)
+        if placement.moved_from:
+            placed += f" (moved from {placement.moved_from})"
+        row = [str(placement.job.job_id), placement.job.name, placement.table, placed]
+        if not report.dry_run:
+            done = totals.get(placement.job.job_id)
+            row += ([str(done.runs), f"{done.added:,}", f"{done.replaced:,}",
+                     f"{done.removed:,}"] if done else ["0", "", "", ""])
+        table.add_row(*row)
+    return table
+
+
+_NEXT_STEP = {RunStatus.FAILED: "the next csload sync tries them again",
+              RunStatus.EXPIRED: "csload backfill --gaps exports their days again"}
+
+
+def problem_lines(report: SyncReport) -> list[str]:
+    """One line per kind of problem and job, with the days and the first run's reason (a
+    run's own message starts with "job J, run R": said once, not per run)."""
+    from csload.errors import part_label
+    from csload.redact import redact_text
+    from csload.status import days_text, window_days
+
+    names = {p.job.job_id: p.job.name for p in report.jobs}
+    grouped: dict[tuple[RunStatus, int], list[RunOutcome]] = {}
+    for run in report.failed + report.expired:
+        grouped.setdefault((run.status, run.job_id), []).append(run)
+    lines = []
+    for (status, job_id), runs in sorted(grouped.items()):
+        name = f' "{names[job_id]}"' if names.get(job_id) else ""
+        days = days_text([d for r in runs for d in window_days(r.window_start, r.window_end)])
+        first = runs[0]
+        reason = redact_text(first.message or "")
+        prefix = part_label(job_id, first.run_id, None)
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].lstrip(",: ")
+        lines.append(f"{status.value}: job {job_id}{name}: {len(runs)} run"
+                     f"{'s' if len(runs) > 1 else ''}{f', days {days}' if days else ''} "
+                     f"(run {first.run_id}: {reason}) - {_NEXT_STEP[status]}")
+    return lines

@@ -7,6 +7,7 @@ Days on the command line are whole UTC days and both ends are included: `--once 
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,7 @@ from csload.cli.common import (
     ts,
     usage_checked,
 )
+from csload.cli.interrupt import Interrupted, until_signal
 from csload.errors import CsloadError
 from csload.jobspec import (
     DATA_RETENTION_MONTHS,
@@ -359,12 +361,14 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
                 on_event=display if not as_json else _quiet)
 
     try:
-        report = anyio.run(main)
+        # SIGTERM too (what orchestrators send): the cancel reaches the backfill's cleanup.
+        report = anyio.run(until_signal, main, _stopping)
     except CsloadError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt) as exc:
+        code = exc.exit_code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
         fail("interrupted: run the same command again to resume (the jobs already created "
-             "are reused, nothing is loaded twice)", code=EXIT_INTERRUPTED)
+             "are reused, nothing is loaded twice)", code=code)
     if as_json:
         print_json(report.to_json())
     else:
@@ -379,3 +383,9 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
 
 def _quiet(_event: object) -> None:
     """--json: the report is the output; no progress lines mixed in."""
+
+
+def _stopping(signum: int, first: bool) -> None:
+    name = signal.Signals(signum).name
+    stderr.print(f"{name} received: stopping" if first
+                 else f"{name} received: already stopping")

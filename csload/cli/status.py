@@ -36,33 +36,35 @@ def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     print_status(state)
 
 
+# How each kind of line stands out on a terminal (csload.status for what the kinds mean).
+_STYLES = {"failed": "bold red", "source_failed": "bold red", "expired": "bold yellow",
+           "filled": "green"}
+
+
 def print_status(state: StoreStatus) -> None:
+    """Two tables (the target's tables; its jobs, each with the table it feeds), then one
+    line per kind of problem and job, with the days (csload.status.Problem)."""
     from rich.table import Table  # lazy: `csload sync` prints no status table
+
+    from csload.status import days_text
 
     tables = Table(title=f"tables in {state.target}")
     for column in ("table", "rows", "first date", "last date"):
-        tables.add_column(column, justify="right" if column == "rows" else "left")
+        tables.add_column(column, justify="right" if column == "rows" else "left",
+                          overflow="fold")
     for stats in state.tables:
         tables.add_row(stats.table, f"{stats.rows:,}", str(stats.first_date or ""),
                        str(stats.last_date or ""))
     stdout.print(tables)
+    # Five columns, so that 80 fit: the scope and frequency are in --json (a job's table is
+    # named after its scope, and its window says daily or hourly: a day, or a start hour).
     jobs = Table(title="jobs")
-    for column in ("job", "name", "scope", "table", "last window loaded", "daily gaps"):
-        jobs.add_column(column)
+    for column in ("job", "name", "table", "last loaded", "daily gaps"):
+        # Never cut with "…": a long word folds onto the next line; a window never splits.
+        jobs.add_column(column, no_wrap=column == "last loaded", overflow="fold")
     for job in state.jobs:
-        window = ""
-        if job.last_window and job.last_window[0]:
-            start, end = job.last_window
-            window = f"{start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M}" if end else f"{start}"
-        gaps = ", ".join(str(day) for day in job.gaps[:10])
-        if len(job.gaps) > 10:
-            gaps += f" (+{len(job.gaps) - 10} more)"
-        jobs.add_row(str(job.job_id), job.name, job.scope, job.table, window,
-                     gaps or ("none" if job.frequency == "daily" else ""))
+        gaps = days_text(job.gaps) or ("none" if job.frequency == "daily" else "")
+        jobs.add_row(str(job.job_id), job.name, job.table, job.last_window_label, gaps)
     stdout.print(jobs)
-    for label, records in (("failed", state.failed), ("expired", state.expired)):
-        for record in records:
-            day = f" ({record.window_start:%Y-%m-%d})" if record.window_start else ""
-            stdout.print(labelled(label, "bold", f": job {record.job_id}, run "
-                                                 f"{record.run_id}{day}: {record.message}"))
-
+    for problem in state.problems:
+        stdout.print(labelled(f"{problem.label}:", _STYLES[problem.kind], f" {problem.text}"))

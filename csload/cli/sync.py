@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import date, datetime
 from functools import partial
@@ -20,12 +21,27 @@ from csload.cli.common import (
     settings_from,
     usage_checked,
 )
-from csload.cli.display import SyncDisplay, summary_table
+from csload.cli.display import SyncDisplay, jobs_table, problem_lines, summary_table
+from csload.cli.interrupt import CommittedRuns, Interrupted, until_signal
+from csload.config import parse_duration
 from csload.discover import Selection
-from csload.errors import CsloadError
+from csload.errors import ConfigError, CsloadError
 from csload.pipeline import DEFAULT_DB, sync_async
-from csload.report import SyncReport
+from csload.report import SyncEvent, SyncReport
 from csload.target import check_one_target
+
+
+class Duration(click.ParamType[float]):
+    """30s, 5m, 1h or plain seconds, as seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> float:
+        try:
+            return parse_duration(value, "--wait")
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _table_option(values: tuple[str, ...]) -> dict[int, str]:
@@ -58,42 +74,75 @@ def _day(value: datetime | None) -> date | None:
               help="Part downloads in flight [default: 4].")
 @click.option("--table", "table_map", multiple=True, metavar="JOB_ID=TABLE",
               help="Load a job into this table instead of the one named after its scope.")
+@click.option("--wait", "lock_wait", type=Duration(), metavar="DURATION",
+              help="While another process has the database (or the lake) open, wait up to "
+                   "this long for it (30s, 10m, 1h) [default: 0, fail at once; "
+                   "env: CSLOAD_LOCK_WAIT].")
 @click.option("--dry-run", is_flag=True, help="Say what would be loaded; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @connection_options
 def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: str | None,
          since: datetime | None, until: datetime | None, concurrency: int | None,
-         table_map: tuple[str, ...], dry_run: bool, as_json: bool, **params: Any) -> None:
-    """Load every new successful run into DuckDB (or a Parquet lake), exactly once."""
+         table_map: tuple[str, ...], lock_wait: float | None, dry_run: bool, as_json: bool,
+         **params: Any) -> None:
+    """Load every new successful run into DuckDB (or a Parquet lake), exactly once.
+
+    Ctrl-C or SIGTERM stops it cleanly: what was committed stays, and the next sync loads
+    exactly the rest.
+    """
     usage_checked(check_one_target, db, parquet, flags=True)
     usage_checked(Selection.checked, jobs=job_ids, scope=scope, since=_day(since),
                   until=_day(until), flags=True)
-    params["limits"] = {"download_concurrency": concurrency}
+    params["limits"] = {"download_concurrency": concurrency, "lock_wait": lock_wait}
     settings = settings_from(params)
     tables = _table_option(table_map)
+    committed = CommittedRuns()
 
     async def main() -> SyncReport:
         run = partial(sync_async, settings, db=db, parquet=parquet, jobs=job_ids, scope=scope,
                       since=_day(since), until=_day(until), tables=tables, dry_run=dry_run)
         if as_json:
-            return await run(on_event=_quiet)
+            return await run(on_event=committed)
         with SyncDisplay(console("stderr")) as display:
-            return await run(on_event=display)
+
+            def show(event: SyncEvent) -> None:
+                committed(event)
+                display(event)
+
+            return await run(on_event=show)
 
     try:
-        report = anyio.run(main)
+        report = anyio.run(until_signal, main, _stopping)
     except CsloadError as exc:
         fail(str(exc))
+    except (Interrupted, KeyboardInterrupt) as exc:
+        # KeyboardInterrupt: a Ctrl-C before the signals were taken over (or after).
+        stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        if as_json:
+            print_json(committed.to_json(stop))
+        console("stderr").print(committed.summary(stop, "csload sync"))
+        sys.exit(stop.exit_code)
     if as_json:
         print_json(report.to_json())
     else:
         out = console("stdout")
         out.print(summary_table(report))
-        for run in report.failed + report.expired:
-            out.print(labelled(run.status.value, "bold",
-                               f": job {run.job_id}, run {run.run_id}: {run.message}"))
+        jobs = jobs_table(report)
+        if jobs is not None:
+            out.print(jobs)
+        for line in problem_lines(report):
+            kind, _, rest = line.partition(":")
+            out.print(labelled(f"{kind}:", "bold", rest))
+        for placement in report.refused:
+            out.print(labelled("refused:", "bold", f" {placement.note}"))
     sys.exit(report.exit_code)
 
 
-def _quiet(_event: object) -> None:
-    """--json: the report is the output; no progress lines mixed in (nor rich imported)."""
+def _stopping(signum: int, first: bool) -> None:
+    name = signal.Signals(signum).name
+    if first:
+        message = (f"{name} received: stopping the downloads; the load in progress, if any, "
+                   "commits or rolls back whole")
+    else:
+        message = f"{name} received: already stopping, waiting for the load in progress"
+    console("stderr").print(message)

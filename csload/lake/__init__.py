@@ -12,7 +12,14 @@ exactly once, on a local disk or in S3-compatible storage; `connect_lake` and
 
 from __future__ import annotations
 
-from csload.lake.reader import connect_lake, lake_done_runs, lake_files, read_lake_status
+from csload.lake.reader import (
+    connect_lake,
+    lake_done_runs,
+    lake_files,
+    lake_read_ledger,
+    read_lake_status,
+)
 from csload.lake.store import ParquetStore
 
-__all__ = ["ParquetStore", "connect_lake", "lake_done_runs", "lake_files", "read_lake_status"]
+__all__ = ["ParquetStore", "connect_lake", "lake_done_runs", "lake_files", "lake_read_ledger",
+           "read_lake_status"]

@@ -69,6 +69,15 @@ def _locked_message(root: str, info: dict[str, Any] | None) -> str:
             f"since {info.get('since', '?')})")
 
 
+def _locked(root: str, info: dict[str, Any] | None) -> StoreLockedError:
+    """The error a sync meets while another one holds the lake, with what to do."""
+    holder = _locked_message(root, info)
+    pid = info.get("pid") if info else None
+    return StoreLockedError(f"{holder}: let it finish, or wait for it with "
+                            "`csload sync --wait DURATION`", holder=holder,
+                            pid=pid if isinstance(pid, int) else None)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,7 +114,7 @@ class LocalLock:
             except (OSError, orjson.JSONDecodeError):
                 info = None
             os.close(fd)
-            raise StoreLockedError(_locked_message(lake.root, info)) from None
+            raise _locked(lake.root, info) from None
         except OSError as exc:
             os.close(fd)
             raise StoreError(f"cannot lock lake {lake.root}: {exc}") from None
@@ -144,7 +153,7 @@ class LeaseLock:
     def acquire(cls, lake: LakeFS, ttl: float = DEFAULT_TTL) -> LeaseLock:
         current = cls._read(lake)
         if current is not None and not cls._stale(current):
-            raise StoreLockedError(_locked_message(lake.root, current))
+            raise _locked(lake.root, current)
         if current is not None:
             log.warning("lake %s: taking over the lock of a sync that is gone (%s, pid %s)",
                         lake.root, current.get("host"), current.get("pid"))
@@ -153,7 +162,7 @@ class LeaseLock:
         lock._write()
         check = cls._read(lake)
         if check is None or check.get("owner") != info["owner"]:
-            raise StoreLockedError(_locked_message(lake.root, check))
+            raise _locked(lake.root, check)
         lock._thread.start()
         return lock
 

@@ -18,21 +18,24 @@ deleted, so reconnect after a sync (a query running across it may fail with a mi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow.dataset as pads
 
-from csload.backfill_ledger import BackfillLedger
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.ledger import import_ledger
 from csload.lake.manifest import STAGING_DIR, Manifest, partition_date, read_current
 from csload.ledger import Ledger, TableStats
 from csload.load.columns import quote_ident, sql_str
-from csload.status import JobStatus, StoreStatus
+from csload.load.lookups import describe_from_ledger, ensure_lookups
+from csload.status import StoreStatus, ledger_status
+
+T = TypeVar("T")
 
 
 def _open(root: str | Path, storage_options: Mapping[str, str] | None,
@@ -71,15 +74,24 @@ def lake_done_runs(root: str | Path, *, storage_options: Mapping[str, str] | Non
     For `--dry-run`, which must change nothing (opening a ParquetStore takes the lock and may
     finish a crashed sync's work). An empty set where there is no lake yet.
     """
+    done = lake_read_ledger(root, lambda ledger: ledger.loaded_run_ids()
+                            | {r.run_id for r in ledger.expired_runs()},
+                            storage_options=storage_options, env=env)
+    return done or set()
+
+
+def lake_read_ledger(root: str | Path, read: Callable[[Ledger], T], *,
+                     storage_options: Mapping[str, str] | None = None,
+                     env: Mapping[str, str] | None = None) -> T | None:
+    """`read` applied to the lake's current ledger, read-only; None where there is no lake."""
     lake = LakeFS.open(root, storage_options, env)
     manifest = read_current(lake)
     if manifest.version == 0:
-        return set()
+        return None
     con = duckdb.connect()
     try:
         _with_ledger(lake, manifest, con)
-        ledger = Ledger(con)
-        return ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()}
+        return read(Ledger(con))
     finally:
         con.close()
 
@@ -117,7 +129,9 @@ def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = 
 
 def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
                  env: Mapping[str, str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per table of the lake's current version."""
+    """An in-memory DuckDB connection with one view per table of the lake's current version,
+    the lookup tables (`codes.device_types`, ...) and the column comments a DuckDB target
+    has (csload.load.lookups), so that the same SQL and the same documentation serve both."""
     lake, manifest = _open(root, storage_options, env)
     con = duckdb.connect()
     try:
@@ -138,6 +152,8 @@ def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None 
                     dataset = pads.dataset([lake.full(f) for f in files],
                                            filesystem=lake.fs, format="parquet")
                 con.register(table, dataset)
+        ensure_lookups(con)
+        describe_from_ledger(con)
     except BaseException:
         con.close()
         raise
@@ -154,12 +170,7 @@ def read_lake_status(root: str | Path, *, storage_options: Mapping[str, str] | N
     con = duckdb.connect()
     try:
         manifest = _with_ledger(lake, manifest, con)
-        ledger = Ledger(con)
-        jobs = ledger.jobs()
-        windows = ledger.last_loaded_windows()
-        # The same gaps as for a DuckDB target: interior holes and expired days, minus days
-        # a backfill covered (the backfill ledger may be absent: then none are covered).
-        gaps = BackfillLedger(con).coverage_gaps()
+        jobs = Ledger(con).jobs()
         tables = []
         for table in sorted({t for _, t in jobs.values() if t}):
             entry = manifest.tables.get(table)
@@ -169,13 +180,8 @@ def read_lake_status(root: str | Path, *, storage_options: Mapping[str, str] | N
                         if d is not None]
             tables.append(TableStats(table, entry.rows if entry else 0,
                                      min(days) if days else None, max(days) if days else None))
-        job_status = tuple(
-            JobStatus(job_id=job_id, name=job.name, scope=job.scope, frequency=job.frequency,
-                      table=table, last_window=windows.get(job_id),
-                      gaps=tuple(gaps.get(job_id, ())))
-            for job_id, (job, table) in sorted(jobs.items()))
-        return StoreStatus(target=lake.root, tables=tuple(tables), jobs=job_status,
-                           failed=tuple(ledger.failed_runs()),
-                           expired=tuple(ledger.expired_runs()))
+        # Everything else as for a DuckDB target, from the same ledger tables: gaps, problems,
+        # and the runs filled since (a lake has no backfill ledger: not needed).
+        return ledger_status(con, lake.root, tables)
     finally:
         con.close()

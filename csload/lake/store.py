@@ -182,7 +182,8 @@ class _Work(DuckDBStore):
                     "give the field another alias"))
         super()._ensure_table(table, batch, groups)
 
-    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> bool:
+    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str
+                        ) -> dict[int, int] | None:
         self._read_affected(table, batch, ids)
         return super()._apply_key_rule(table, batch, ids)
 
@@ -452,6 +453,22 @@ class ParquetStore:
     def record_expired(self, job: Job, run: Run, message: str = "", table: str | None = None
                        ) -> None:
         self._record(lambda w: w.record_expired(job, run, message, table), run.run_id)
+
+    def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None:
+        """Nothing: a lake has no place for the names of custom variables (docs/queries.md:
+        `csload custom-vars` lists them)."""
+
+    def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]:
+        """Record runs that FAILED at Contentsquare; a new lake version only if any is new."""
+        work = self._ready()
+        try:
+            recorded = work.record_source_failed(failures)
+            if recorded:
+                self._publish()
+        except BaseException:
+            self._stale = True
+            raise
+        return recorded
 
     def _record(self, change: Callable[[_Work], None], run_id: int) -> None:
         work = self._ready()

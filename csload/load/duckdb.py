@@ -45,9 +45,9 @@ from csload.errors import (
     DamagedDownload,
     PartParseError,
     StoreError,
-    StoreLockedError,
     part_label,
 )
+from csload.holder import duckdb_locked_error
 from csload.ledger import Ledger, naive_utc, run_row
 from csload.load import sql
 from csload.load.columns import (
@@ -59,6 +59,12 @@ from csload.load.columns import (
     quote_ident,
     unknown_column,
     widens,
+)
+from csload.load.lookups import (
+    describe_table,
+    ensure_lookups,
+    lookups_missing,
+    record_custom_vars,
 )
 from csload.load.parts import PartFile, diagnose, inspect_part, locate_error, parse_error
 from csload.load.supersede import RunWindow, run_order, window_drops
@@ -117,26 +123,29 @@ class RunOutcome:
     rows: int = 0          # rows of the run in the table right after it was applied
     rows_read: int = 0     # rows in its files
     bytes: int = 0
+    replaced: int = 0      # rows of other runs that rows of this run replaced (key rule)
+    removed: int = 0       # rows of its job's earlier runs its window dropped (window rule)
     error: CsloadError | None = None
 
 
-def _translate_open_error(path: Path, exc: duckdb.Error) -> StoreError:
+def _translate_open_error(path: Path, exc: duckdb.Error, *, read_only: bool = False
+                          ) -> StoreError:
     message = str(exc)
     if "Could not set lock" in message:
-        pid = _LOCK_PID.search(message)
-        holder = f" (PID {pid.group(1)})" if pid else ""
-        return StoreLockedError(
-            f"database {path} is in use by another process{holder}: "
-            "is another csload sync running?")
+        # Any DuckDB process may hold it (a notebook, the duckdb CLI, a BI tool), not only a
+        # sync: the error names the holder from DuckDB's own text.
+        return duckdb_locked_error(path, message, read_only=read_only)
     return StoreError(f"cannot open database {path}: {message}")
 
 
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A plain DuckDB connection to a csload database, for analysis code."""
+    """A plain DuckDB connection to a csload database, for analysis code. StoreLockedError
+    (naming the holding process) while another process writes it, or, unless `read_only`,
+    while another process has it open at all."""
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
-        raise _translate_open_error(Path(path), exc) from None
+        raise _translate_open_error(Path(path), exc, read_only=read_only) from None
 
 
 def _utcnow() -> datetime:
@@ -285,6 +294,8 @@ class DuckDBStore:
             store = cls(con, path)
             with store._transaction():
                 store.ledger.ensure()
+                if lookups_missing(con):   # a database an older csload made
+                    ensure_lookups(con)
         except BaseException:
             con.close()
             raise
@@ -313,6 +324,25 @@ class DuckDBStore:
                        ) -> None:
         """Record that a run's files expired before csload could download them."""
         self._record_status(job, run, "expired", message or "the run's files expired", table)
+
+    def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]:
+        """Record runs that FAILED at Contentsquare, (job, run, table) each, in one
+        transaction; returns those the ledger did not hold (Ledger.record_source_failed)."""
+        grouped: dict[int, tuple[Job, list[Run], str]] = {}
+        for job, run, table in failures:
+            grouped.setdefault(job.job_id, (job, [], table))[1].append(run)
+        recorded: list[Run] = []
+        with self._transaction():
+            now = _utcnow()
+            for job, runs, table in grouped.values():
+                recorded += self.ledger.record_source_failed(job, runs, table, now)
+        return recorded
+
+    def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None:
+        """The project's custom variables (position, name): `codes.custom_vars` and the
+        comments of the columns that carry them (csload.load.lookups)."""
+        with self._transaction():
+            record_custom_vars(self.con, variables)
 
     def _record_status(self, job: Job, run: Run, status: str, message: str,
                        table: str | None) -> None:
@@ -396,6 +426,7 @@ class DuckDBStore:
         pending: list[_Pending] = []
         check_table_name(table)
         known_jobs = self.ledger.jobs()
+        moved: set[str] = set()
         for staged in runs:
             job = staged.job
             try:
@@ -405,9 +436,12 @@ class DuckDBStore:
                     raise ConfigError(
                         f"job {job.job_id} ({job.scope}) cannot load into table {table!r}, "
                         f"which holds {sorted(other_scope)[0]} rows")
-                if seen is not None and seen[1] != table:
-                    raise ConfigError(
-                        f"job {job.job_id} was loaded into table {seen[1]!r}, not {table!r}")
+                if seen is not None and seen[1] != table and seen[1] not in moved:
+                    # Mapped elsewhere by hand (csload.placement): its new runs load there,
+                    # its earlier rows stay where they are.
+                    moved.add(seen[1])
+                    log.warning("job %s moves from table %s to table %s: the rows it loaded "
+                                "into %s stay there", job.job_id, seen[1], table, seen[1])
                 item = _Pending(staged, job_layout(job))
                 sources = tuple(c.source for c in item.layout.columns)
                 for part in staged.parts:
@@ -557,21 +591,25 @@ class DuckDBStore:
             defs = [f"{quote_ident(n)} {t}" for n, t in wanted.items()]
             defs += [f"{quote_ident(n)} {t}" for n, t in LINEAGE_COLUMNS.items()]
             self.con.execute(f"CREATE TABLE {quote_ident(table)} ({', '.join(defs)})")
-            return
-        for name, dtype in wanted.items():
-            have = existing.get(name)
-            if have is None:
-                self.con.execute(
-                    f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} {dtype}")
-            elif widens(have, dtype):
-                self.con.execute(f"ALTER TABLE {quote_ident(table)} ALTER COLUMN "
-                                 f"{quote_ident(name)} SET DATA TYPE {dtype}")
-            elif have != dtype:
-                group = next(g for g in groups if any(c.name == name for c in g.columns))
-                raise _PartFailed(group.pending[0].run_id, ConfigError(
-                    f"column {name!r} of table {table!r} is {have}, but job "
-                    f"{group.pending[0].layout.job_id} loads it as {dtype}: map the job to "
-                    "another table or give the field another alias"))
+        else:
+            for name, dtype in wanted.items():
+                have = existing.get(name)
+                if have is None:
+                    self.con.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN "
+                                     f"{quote_ident(name)} {dtype}")
+                elif widens(have, dtype):
+                    self.con.execute(f"ALTER TABLE {quote_ident(table)} ALTER COLUMN "
+                                     f"{quote_ident(name)} SET DATA TYPE {dtype}")
+                elif have != dtype:
+                    group = next(g for g in groups if any(c.name == name for c in g.columns))
+                    raise _PartFailed(group.pending[0].run_id, ConfigError(
+                        f"column {name!r} of table {table!r} is {have}, but job "
+                        f"{group.pending[0].layout.job_id} loads it as {dtype}: map the job "
+                        "to another table or give the field another alias"))
+        # Comments for the columns just created or added only: nothing when none is new.
+        describe_table(self.con, table, [(g.pending[0].layout.scope, c)
+                                         for g in [*all_groups, *groups] for c in g.columns],
+                       existing)
 
     def _insert_group(self, table: str, group: _Group, loaded_at: datetime) -> None:
         layout = group.pending[0].layout
@@ -631,8 +669,9 @@ class DuckDBStore:
                         raise
                     raise damaged from None
             read = self._run_counts(table, ids)
-            deleted = self._apply_key_rule(table, batch, ids)
-            deleted = self._apply_window_rule(table, batch) or deleted
+            replaced = self._apply_key_rule(table, batch, ids)
+            removed = self._apply_window_rule(table, batch)
+            deleted = replaced is not None or removed is not None
             kept = self._run_counts(table, ids) if deleted else read
             finished = _utcnow()
             outcomes: dict[int, RunOutcome] = {}
@@ -641,7 +680,9 @@ class DuckDBStore:
                 outcome = RunOutcome(
                     item.staged.job.job_id, item.run_id, "loaded",
                     rows=kept.get(item.run_id, 0), rows_read=read.get(item.run_id, 0),
-                    bytes=sum(p.bytes for p in item.files))
+                    bytes=sum(p.bytes for p in item.files),
+                    replaced=(replaced or {}).get(item.run_id, 0),
+                    removed=(removed or {}).get(item.run_id, 0))
                 outcomes[item.run_id] = outcome
                 ledger_rows.append(run_row(
                     item.staged.run, table, "loaded", rows_read=outcome.rows_read,
@@ -699,7 +740,8 @@ class DuckDBStore:
                         [(item.run_id, str(run_order(item.staged.run))) for item in batch])
 
     def _drop_temp(self) -> None:
-        for name in ("_csload_map", "_csload_ord", "_csload_bkeys", "_csload_drop"):
+        for name in ("_csload_map", "_csload_ord", "_csload_bkeys", "_csload_drop",
+                     "_csload_losers"):
             self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def _run_counts(self, table: str, ids: str) -> dict[int, int]:
@@ -742,13 +784,15 @@ class DuckDBStore:
                 f"WHERE t._job_id IN ({jobs}) AND {not_null} AND ({where})")
         return " UNION ALL ".join(selects)
 
-    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str) -> bool:
-        """Per key, keep the latest run's row; whether rows may have been deleted."""
+    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str
+                        ) -> dict[int, int] | None:
+        """Per key, keep the latest run's row. None when no row was deleted; else, per run
+        of the batch, how many rows of other runs its rows replaced."""
         groups = self._key_groups(table, batch)
         batch_groups = {cols: jobs for cols, jobs in groups.items()
                         if any(item.layout.key_columns == cols for item in batch)}
         if not batch_groups:
-            return False
+            return None
         batch_keys = self._keyed_rows(table, batch_groups, f"t._run_id IN ({ids})")
         existing = self._keyed_rows(table, groups, f"t._run_id NOT IN ({ids})")
         tomb = "SELECT k0, k1 FROM _csload_tombstones WHERE table_name = ?"
@@ -765,29 +809,40 @@ class DuckDBStore:
                 [table]).fetchone()
             assert row is not None
         if row[0] == 0:
-            return False   # every key of the batch is new: nothing to supersede
+            return None   # every key of the batch is new: nothing to supersede
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _csload_bkeys AS {batch_keys}")
         # Every row with a batch key competes; per key the latest run's row survives (the
         # first by rowid among one run's duplicates). A tombstone that wins removes them all.
+        # The losers are kept aside with the winning run, to count what each run replaced.
         self.con.execute(
-            f"""DELETE FROM {quote_ident(table)} WHERE rowid IN (
-                SELECT rid FROM (
-                    SELECT b.k0, b.k1, b.rid, o.ord FROM _csload_bkeys AS b
+            f"""CREATE OR REPLACE TEMP TABLE _csload_losers AS
+                SELECT rid, run_id, winner FROM (
+                    SELECT *, first_value(run_id) OVER win AS winner,
+                           row_number() OVER win AS place
+                    FROM (
+                    SELECT b.k0, b.k1, b.rid, b.run_id, o.ord FROM _csload_bkeys AS b
                     JOIN _csload_ord AS o ON o.run_id = b.run_id
                     UNION ALL
-                    SELECT e.k0, e.k1, e.rid, o.ord FROM ({existing}) AS e
+                    SELECT e.k0, e.k1, e.rid, e.run_id, o.ord FROM ({existing}) AS e
                     JOIN _csload_ord AS o ON o.run_id = e.run_id
                     SEMI JOIN _csload_bkeys AS b ON e.k0 = b.k0 AND e.k1 = b.k1
                     UNION ALL
-                    SELECT s.k0, s.k1, NULL, s.supersede_order FROM _csload_tombstones AS s
+                    SELECT s.k0, s.k1, NULL, NULL, s.supersede_order
+                    FROM _csload_tombstones AS s
                     SEMI JOIN _csload_bkeys AS b ON s.k0 = b.k0 AND s.k1 = b.k1
                     WHERE s.table_name = ?
+                    )
+                    WINDOW win AS (PARTITION BY k0, k1 ORDER BY ord DESC, rid ASC NULLS LAST)
                 )
-                QUALIFY row_number() OVER (PARTITION BY k0, k1
-                                           ORDER BY ord DESC, rid ASC NULLS LAST) > 1
-                AND rid IS NOT NULL)""",  # noqa: S608
+                WHERE place > 1 AND rid IS NOT NULL""",  # noqa: S608
             [table])
-        return True
+        self.con.execute(f"DELETE FROM {quote_ident(table)} WHERE rowid IN "  # noqa: S608
+                         "(SELECT rid FROM _csload_losers)")
+        # A run's own duplicate rows are not "replaced" rows; a tombstone's win is no run's.
+        rows = self.con.execute(
+            "SELECT winner, count(*) FROM _csload_losers "
+            "WHERE winner IS NOT NULL AND run_id <> winner GROUP BY winner").fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
 
     def _has_earlier_keys(self, table: str, ids: str) -> bool:
         """Whether rows of runs loaded before the batch, or tombstones, may hold its keys."""
@@ -797,15 +852,17 @@ class DuckDBStore:
             [table]).fetchone()
         return bool(row and row[0])
 
-    def _apply_window_rule(self, table: str, batch: list[_Pending]) -> bool:
-        """Remove what the batch's runs replace by window; whether rows may have been deleted."""
+    def _apply_window_rule(self, table: str, batch: list[_Pending]) -> dict[int, int] | None:
+        """Remove what the batch's runs replace by window. None when nothing was to remove;
+        else, per run of the batch, the rows it removed (a job's removed rows are counted
+        on its latest run in the batch)."""
         job_ids = {item.layout.job_id for item in batch}
         mine = [RunWindow(item.run_id, item.layout.job_id, item.staged.run.start_date,
                           item.staged.run.end_date, run_order(item.staged.run))
                 for item in batch]
         drops = window_drops(mine, self.ledger.loaded_windows(job_ids))
         if not drops:
-            return False
+            return None
         self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_drop "
                          "(run_id UBIGINT, date_from DATE, date_to DATE)")
         sql.insert_rows(self.con, "INSERT INTO _csload_drop", ("UBIGINT", "DATE", "DATE"),
@@ -821,5 +878,11 @@ class DuckDBStore:
                     SELECT ?, r.k0, r.k1, o.ord FROM ({self._keyed_rows(table, groups, dropped)})
                     AS r JOIN _csload_ord AS o ON o.run_id = r.run_id""",  # noqa: S608
                 [table])
+        counts = self.con.execute(
+            f"SELECT _job_id, count(*) FROM {quote_ident(table)} AS t "  # noqa: S608
+            f"WHERE {dropped} AND t._run_id NOT IN ({', '.join(str(w.run_id) for w in mine)}) "
+            "GROUP BY _job_id").fetchall()
         self.con.execute(f"DELETE FROM {quote_ident(table)} AS t WHERE {dropped}")  # noqa: S608
-        return True
+        latest = {w.job_id: w for w in sorted(mine, key=lambda w: w.order)}
+        return {latest[int(job_id)].run_id: int(n) for job_id, n in counts
+                if int(job_id) in latest}

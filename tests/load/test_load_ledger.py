@@ -110,7 +110,7 @@ def test_locked_database(db_path: Path) -> None:
         with pytest.raises(StoreLockedError) as info:
             DuckDBStore.open(db_path)
         message = str(info.value)
-        assert f"PID {holder.pid}" in message and "another csload sync" in message
+        assert f"PID {holder.pid}" in message and "--wait" in message
         assert str(db_path) in message
         with pytest.raises(StoreLockedError):
             connect(db_path)

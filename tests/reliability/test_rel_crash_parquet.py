@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -107,6 +108,7 @@ def seam_counts(slow: bool, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     sim = Simulator(world(slow))
     run, part, body = broken_part(sim)
     sim.faults.part_bodies[(run, part)] = body
+    rerun_a_loaded_day(sim)
     folder = tmp_path_factory.mktemp("lake-counts")
     with sim.start_in_thread() as handle:
         proc = run_child(folder, sim_env(sim, handle.base_url), folder / "lake", "",
@@ -116,6 +118,13 @@ def seam_counts(slow: bool, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     for seam in PHASE_OF:
         assert counts.get(COUNTED_AS.get(seam, seam), 0) > 0, f"the sync never reaches {seam}"
     return counts
+
+
+def rerun_a_loaded_day(sim: Simulator) -> None:
+    """A re-run of a day of the views job: applied after the day's first run (one run per
+    batch, LIMITS), it reads that day's partition back in, so `read-partitions` is a seam a
+    sync into a new lake reaches."""
+    sim.rerun(VIEWS_JOB, date(2026, 11, 22))
 
 
 def previous_manifest(root: Path, current: Manifest) -> Manifest:
@@ -182,6 +191,7 @@ def test_kill_9_of_a_lake_sync_at_a_seeded_point_then_sync_again_gives_the_truth
     occurrence = max(1, math.ceil(fraction * count))
     bad_run, bad_part, body = broken_part(simulator)
     simulator.faults.part_bodies[(bad_run, bad_part)] = body
+    rerun_a_loaded_day(simulator)
     root = tmp_path / "lake"
 
     proc = run_child(tmp_path, child_env, root, f"{seam}:{occurrence}")
@@ -204,7 +214,7 @@ def test_kill_9_of_a_lake_sync_at_a_seeded_point_then_sync_again_gives_the_truth
     assert report.exit_code == 0, [r.message for r in report.failed + report.expired]
     assert sorted([*survived, *(r.run_id for r in report.loaded)]) == sorted(everything)
     acc.assert_exact()
-    assert set(lake_runs(root).values()) == {"loaded"}
+    assert set(lake_runs(root).values()) - {"source_failed"} == {"loaded"}
     assert_lake_tidy(root)
     secrets.scan([proc.stdout, proc.stderr], "the killed sync's output")
     secrets.check_storage(simulator)

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from relkit import Secrets, compare, csv_field, csv_records, exception_texts, log_texts
 from syncref import (
+    LEGACY_JOB,
     VIEWS_JOB,
     column_name,
     create_job,
@@ -86,11 +87,14 @@ def test_aliases_and_job_names_that_try_sql_injection_are_only_names(
     # Every table and every row is still there, the once job's rows included, under the
     # SQL-friendly names of the aliases.
     acc.assert_exact()
-    assert table_names(db_path) == {"sessions", "views"}
+    # Its fields differ from the daily views job's: a table of its own, named by its id.
+    assert table_names(db_path) == {"sessions", "views", f"sessions_job_{LEGACY_JOB}",
+                                    f"views_job_{job}"}
     con = duckdb.connect(str(db_path), read_only=True)
     try:
         names = {r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'views'").fetchall()}
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+            [f"views_job_{job}"]).fetchall()}
         stored = con.execute("SELECT name FROM _csload_jobs WHERE job_id = ?", [job]).fetchone()
     finally:
         con.close()

@@ -13,7 +13,9 @@ design notes and independent of csload's loader:
   earlier window lies inside the later one, else the earlier rows whose `_date` falls in the
   days the two windows share;
 * key rule, across the jobs of a table: a row whose job exports the key (session_id, plus
-  view_number for views) replaces the row with the same key from any keyed job.
+  view_number for views) replaces the row with the same key from any keyed job;
+* a table holds jobs that export the same columns (`default_tables`: a job whose columns
+  differ from its scope table's gets `<scope>_job_<id>`).
 
 `table_rows(db, table)` reads a table back (every column but `_loaded_at`), and
 `assert_rows_equal` compares two row lists as multisets, every column of every row.
@@ -89,19 +91,43 @@ def run_order(run: RunRecord) -> tuple[datetime, int]:
     return (run.finished_at, run.run_id)
 
 
+def _columns(job: Any) -> frozenset[tuple[Any, ...]]:
+    return frozenset((column_name(f.column_name), f.field_name, f.custom_var_position,
+                      f.dynamic_var_key) for f in job.fields)
+
+
+def default_tables(sim: Simulator, mapped: Mapping[int, str] | None = None
+                   ) -> dict[int, str]:
+    """The documented placement of jobs new to a target (docs/loading.md): jobs `mapped` to a
+    table go there; then recurring jobs before `once` jobs, the widest job first, then the
+    lowest id: a job takes the table of its scope when that table's first job exports the
+    same columns, else `<scope>_job_<id>`."""
+    mapped = mapped or {}
+    jobs = sorted((j for j in sim.jobs if j.job_id not in mapped),
+                  key=lambda j: (j.frequency == "once", -len(_columns(j)), j.job_id))
+    first: dict[str, Any] = {table: sim.job(job_id) for job_id, table in mapped.items()}
+    out: dict[int, str] = dict(mapped)
+    for job in jobs:
+        owner = first.setdefault(job.scope, job)
+        out[job.job_id] = (job.scope if _columns(owner) == _columns(job)
+                           else f"{job.scope}_job_{job.job_id}")
+    return out
+
+
 def expected_tables(sim: Simulator, run_ids: Iterable[int],
                     tables: Mapping[int, str] | None = None
                     ) -> dict[str, tuple[set[str], list[Row]]]:
     """Table -> (its columns, its rows) once the runs `run_ids` are applied (any order given).
 
-    `tables` maps a job id to its table (default: the job's scope).
+    `tables` maps a job id to its table (default: `default_tables` of every job of the
+    simulator).
     """
-    tables = tables or {}
+    tables = default_tables(sim, tables)
     runs = sorted((sim.run(r) for r in run_ids), key=run_order)
     state: dict[str, _Table] = {}
     for run in runs:
         job = sim.job(run.job_id)
-        table = state.setdefault(tables.get(job.job_id, job.scope), _Table())
+        table = state.setdefault(tables[job.job_id], _Table())
         names = {f.column_name: column_name(f.column_name) for f in job.fields}
         by_field = {f.field_name: column_name(f.column_name) for f in reversed(job.fields)}
         table.columns |= set(names.values())
@@ -169,18 +195,25 @@ def run_of(sim: Simulator, job_id: int, start: str) -> int:
     return next(r.run_id for r in sim.runs(job_id) if r.start == day(start))
 
 
+def same_fields(sim: Simulator, job_id: int) -> list[JobField]:
+    """The fields of a simulator job, to create another job exporting the same columns."""
+    return [JobField(f.field_name, alias_name=f.alias_name,
+                     custom_var_position=f.custom_var_position,
+                     dynamic_var_key=f.dynamic_var_key) for f in sim.job(job_id).fields]
+
+
 def create_job(settings: Settings, *, name: str, fmt: str, scope: str,
-               fields: Sequence[str | tuple[str, str]], date_from: datetime,
-               date_to: datetime) -> int:
+               fields: Sequence[str | tuple[str, str] | JobField], date_from: datetime,
+               date_to: datetime, device: str = "all") -> int:
     """Create a `once` job through the API (csload's own client); returns its id.
 
-    `fields`: field names, or (field name, alias) pairs.
+    `fields`: field names, (field name, alias) pairs, or JobFields (`same_fields`).
     """
     spec = JobSpec(
         name=name, format=fmt, scope=scope, frequency="once",
-        fields=tuple(JobField(f) if isinstance(f, str) else JobField(f[0], alias_name=f[1])
-                     for f in fields),
-        date_from=date_from, date_to=date_to)
+        fields=tuple(f if isinstance(f, JobField) else JobField(f) if isinstance(f, str)
+                     else JobField(f[0], alias_name=f[1]) for f in fields),
+        date_from=date_from, date_to=date_to, device_label=device)
 
     async def create() -> int:
         async with ExportClient(settings) as client:
@@ -412,11 +445,13 @@ __all__ = [
     "column_name",
     "create_job",
     "day",
+    "default_tables",
     "expected_tables",
     "finish_once_job",
     "hard_cases",
     "row_diff",
     "run_of",
+    "same_fields",
     "successful_runs",
     "table_names",
     "table_rows",

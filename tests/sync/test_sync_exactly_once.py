@@ -31,6 +31,7 @@ from syncref import (
     expected_tables,
     finish_once_job,
     run_of,
+    same_fields,
     successful_runs,
     table_names,
     table_rows,
@@ -75,8 +76,12 @@ def test_full_sync_of_both_scopes_and_formats_matches_the_truth(
 
     sessions = assert_table(db_path, "sessions", expected)
     views = assert_table(db_path, "views", expected)
+    # The legacy job exports other sessions fields: a table of its own, so that neither
+    # job's runs erase the other's columns.
+    legacy = assert_table(db_path, f"sessions_job_{LEGACY_JOB}", expected)
+    assert {r["_job_id"] for r in sessions} == {SESSIONS_JOB}
     assert_hard_cases(sessions, ALL_HARD, job=SESSIONS_JOB)
-    assert_hard_cases(sessions, LEGACY_HARD, job=LEGACY_JOB,
+    assert_hard_cases(legacy, LEGACY_HARD, job=LEGACY_JOB,
                       minute_column="app_events_event_time")
     assert_hard_cases(views, VIEWS_HARD, job=VIEWS_JOB, minute_column="errors_error_time")
     # The contract's JSONL job's array timestamps keep their seconds: the minutes above are the
@@ -182,17 +187,18 @@ def test_once_job_over_loaded_days_leaves_one_row_per_key_latest_wins(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
     csload.sync(settings, db=db_path)
-    # Another format and fewer fields than the daily CSV views job: a replaced row is the
-    # once job's whole row (its other columns NULL), not a merge.
+    # Another format, the daily CSV views job's fields: it shares table views, and its rows
+    # replace the daily job's rows of the same keys.
     once = create_job(settings, name="views again", fmt="JSONL", scope="views",
-                      fields=["session_id", "view_number", "view_time", ("url", "page_url"),
-                              "scroll_rate"],
+                      fields=same_fields(simulator, VIEWS_JOB),
                       date_from=day("2026-11-23"), date_to=day("2026-11-25"))
     once_run = finish_once_job(simulator, once)
 
     report = csload.sync(settings, db=db_path)
 
     assert [r.run_id for r in report.loaded] == [once_run]
+    assert [(p.job.job_id, p.table, p.new) for p in report.jobs
+            if p.job.job_id == once] == [(once, "views", True)]
     expected = expected_tables(simulator, successful_runs(simulator))
     assert_db_matches(db_path, expected)
     _, rows = table_rows(db_path, "views")
@@ -200,9 +206,13 @@ def test_once_job_over_loaded_days_leaves_one_row_per_key_latest_wins(
     assert len(keys) == len(set(keys))
     for row in rows:
         if row["_date"] in (date(2026, 11, 23), date(2026, 11, 24)):
-            assert row["_run_id"] == once_run and row["duration_ms"] is None
+            assert row["_run_id"] == once_run and row["duration_ms"] is not None
         else:
             assert row["_job_id"] == VIEWS_JOB and row["duration_ms"] is not None
+    [outcome] = report.loaded
+    assert outcome.replaced == sum(r["_date"] in (date(2026, 11, 23), date(2026, 11, 24))
+                                   for r in rows) > 0
+    assert outcome.added == 0 and outcome.removed == 0
     assert sum(r["_run_id"] == once_run for r in rows) == len(
         simulator.truth(once, once_run)) > 0
 
@@ -210,8 +220,8 @@ def test_once_job_over_loaded_days_leaves_one_row_per_key_latest_wins(
 def test_once_job_without_key_fields_replaces_its_own_rows_by_window(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
-    # No session_id: its rows cannot meet other jobs' rows; a re-run of one of its days
-    # replaces exactly its rows of that day.
+    # No session_id: a table of its own (its columns differ from table sessions'); a re-run
+    # of one of its days replaces exactly its rows of that day.
     once = create_job(settings, name="durations", fmt="CSV", scope="sessions",
                       fields=["session_date", "country_code", "device_id",
                               ("session_duration_msec", "Duration (ms)")],
@@ -225,9 +235,13 @@ def test_once_job_without_key_fields_replaces_its_own_rows_by_window(
     assert [r.run_id for r in report.loaded] == [rerun]
     expected = expected_tables(simulator, successful_runs(simulator))
     assert_db_matches(db_path, expected)
-    _, rows = table_rows(db_path, "sessions")
-    mine = [r for r in rows if r["_job_id"] == once]
-    assert all(r["session_id"] is None for r in mine)
+    _, mine = table_rows(db_path, f"sessions_job_{once}")
+    assert {r["_job_id"] for r in mine} == {once}
+    assert "session_id" not in mine[0]
+    [outcome] = report.loaded
+    assert outcome.removed == sum(r["session_date"] == date(2026, 11, 23)
+                                  for r in simulator.truth(once, first)) > 0
+    assert (outcome.added, outcome.replaced) == (len(simulator.truth(once, rerun)), 0)
     first_truth = simulator.truth(once, first)
     rerun_truth = simulator.truth(once, rerun)
     assert len(rerun_truth) != sum(r["session_date"] == date(2026, 11, 23) for r in first_truth)
@@ -243,7 +257,8 @@ def test_once_job_without_key_fields_replaces_its_own_rows_by_window(
     }
     # The alias became a column by the naming rule; the daily jobs' rows are untouched.
     assert all(r["duration_ms_"] is not None for r in mine)
-    daily = [r for r in rows if r["_job_id"] == SESSIONS_JOB]
+    _, daily = table_rows(db_path, "sessions")
+    assert {r["_job_id"] for r in daily} == {SESSIONS_JOB}
     assert len(daily) == sum(len(simulator.truth(SESSIONS_JOB, r.run_id))
                              for r in simulator.runs(SESSIONS_JOB))
 
@@ -252,7 +267,7 @@ def test_older_run_applied_after_a_newer_one_does_not_overwrite_it(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
     once = create_job(settings, name="views again", fmt="JSONL", scope="views",
-                      fields=["session_id", "view_number", "view_time", "path"],
+                      fields=same_fields(simulator, VIEWS_JOB),
                       date_from=day("2026-11-23"), date_to=day("2026-11-24"))
     once_run = finish_once_job(simulator, once)
     # The once run (newest) first, then the daily runs, which are older.
@@ -266,7 +281,8 @@ def test_older_run_applied_after_a_newer_one_does_not_overwrite_it(
     _, rows = table_rows(db_path, "views")
     of_day = [r for r in rows if r["_date"] == date(2026, 11, 23)]
     assert of_day and {r["_run_id"] for r in of_day} == {once_run}
-    assert all(r["duration_ms"] is None and r["path"] is not None for r in of_day)
+    once_keys = {(r["session_id"], r["view_number"]) for r in simulator.truth(once, once_run)}
+    assert {(r["session_id"], r["view_number"]) for r in of_day} == once_keys
     # The report counts the rows the run's files held; the ledger, those that stayed.
     daily_run = run_of(simulator, VIEWS_JOB, "2026-11-23")
     outcome = next(r for r in second.loaded if r.run_id == daily_run)
@@ -307,9 +323,8 @@ def test_row_removed_by_a_rerun_is_not_resurrected_by_an_older_run(
 ) -> None:
     # A once job over today (so older than the daily run of today), loaded last: a session the
     # daily run had and its re-run dropped must not come back from the once job's rows.
-    once = create_job(settings, name="today so far", fmt="JSONL", scope="sessions",
-                      fields=["session_id", "session_date", ("session_time", "session_start"),
-                              "city"],
+    once = create_job(settings, name="today so far", fmt="CSV", scope="sessions",
+                      fields=same_fields(simulator, SESSIONS_JOB),
                       date_from=day("2026-11-25"), date_to=day("2026-11-26"))
     once_run = finish_once_job(simulator, once)
     simulator.advance(17 * 3600)  # 26 Nov 05:00: the daily runs of the 25th have finished
@@ -332,7 +347,7 @@ def test_row_removed_by_a_rerun_is_not_resurrected_by_an_older_run(
     _, rows = table_rows(db_path, "sessions")
     assert not resurrectable & {r["session_id"] for r in rows}
     assert not any(r["_run_id"] == once_run for r in rows)
-    assert table_names(db_path) == {"sessions", "views"}
+    assert table_names(db_path) == {"sessions", "views", f"sessions_job_{LEGACY_JOB}"}
 
 
 def test_runs_supersede_by_finish_time_not_by_id(
@@ -343,7 +358,7 @@ def test_runs_supersede_by_finish_time_not_by_id(
     # the daily run is the later word on every key.
     simulator.advance(16 * 3600 + 5 * 60)
     once = create_job(settings, name="quick look", fmt="JSONL", scope="sessions",
-                      fields=["session_id", "session_date", "city"],
+                      fields=same_fields(simulator, SESSIONS_JOB),
                       date_from=day("2026-11-25"), date_to=day("2026-11-26"))
     once_run = finish_once_job(simulator, once)
     simulator.advance(3600)

@@ -1,4 +1,5 @@
-"""Schema evolution: a job with fields the table lacks adds nullable columns, drops nothing."""
+"""Schema evolution: a job with fields the table lacks gets a table of its own, with nullable
+columns typed from the schema; the table it would have changed keeps its columns and rows."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 from syncref import (
-    VIEWS_JOB,
     assert_db_matches,
+    assert_rows_equal,
     create_job,
     day,
     expected_tables,
@@ -36,11 +37,12 @@ def columns(db: Path, table: str) -> dict[str, tuple[str, bool]]:
     return {name: (dtype, nullable) for name, dtype, nullable in rows}
 
 
-def test_a_job_with_new_fields_adds_nullable_columns_and_drops_none(
+def test_a_job_with_new_fields_gets_a_table_with_them_and_changes_no_column_of_views(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
     csload.sync(settings, db=db_path)
     before = columns(db_path, "views")
+    rows_before = table_rows(db_path, "views")[1]
     assert not set(NEW_COLUMNS) & set(before)
     # Three fields the daily views job does not export, and one under a new alias.
     once = create_job(settings, name="views, more fields", fmt="CSV", scope="views",
@@ -51,18 +53,18 @@ def test_a_job_with_new_fields_adds_nullable_columns_and_drops_none(
 
     report = csload.sync(settings, db=db_path)
 
-    assert [r.run_id for r in report.loaded] == [once_run]
-    after = columns(db_path, "views")
-    assert {name: after[name] for name in before} == before
-    assert {name: after[name] for name in set(after) - set(before)} == {
+    assert [(r.run_id, r.table) for r in report.loaded] == [(once_run, f"views_job_{once}")]
+    # views: the same columns, the same rows (csload.placement: no run erases a column).
+    assert columns(db_path, "views") == before
+    assert_rows_equal(table_rows(db_path, "views")[1], rows_before, "views")
+    # Its own table has its columns, typed from the schema, all nullable.
+    mine = columns(db_path, f"views_job_{once}")
+    assert {name: mine[name] for name in NEW_COLUMNS} == {
         name: (dtype, True) for name, dtype in NEW_COLUMNS.items()}
+    assert set(mine) == {*NEW_COLUMNS, "session_id", "view_number", "view_time", "_job_id",
+                         "_run_id", "_date", "_loaded_at"}
     assert_db_matches(db_path, expected_tables(simulator, successful_runs(simulator)))
-    _, rows = table_rows(db_path, "views")
-    old = [r for r in rows if r["_job_id"] == VIEWS_JOB]
-    new = [r for r in rows if r["_run_id"] == once_run]
-    assert old and new
-    assert all(r[name] is None for r in old for name in NEW_COLUMNS)
-    assert {r["_date"] for r in old} == {date(2026, 11, 22), date(2026, 11, 23)}
-    assert all(r["document_width"] is not None and r["url_no_query_param"] for r in new)
-    # The once job's window replaced the daily rows of the 24th by key.
+    _, new = table_rows(db_path, f"views_job_{once}")
+    assert new and all(r["document_width"] is not None and r["url_no_query_param"]
+                       for r in new)
     assert {r["_date"] for r in new} == {date(2026, 11, 24)}

@@ -62,10 +62,16 @@ def test_expired_runs_are_recorded_with_a_backfill_hint(
 
     status = cli("status", "--db", str(db_path))
     assert status.exit_code == 0, status.output
-    for run_id in expired:
-        job_id = simulator.run(run_id).job_id
-        assert f"expired: job {job_id}, run {run_id} " in status.stdout
-    assert "backfill" in status.stdout
+    # One line per job, with the days of its expired runs (not one line per run).
+    for job_id in {simulator.run(r).job_id for r in expired}:
+        days = sorted(simulator.run(r).start.date() for r in expired
+                      if simulator.run(r).job_id == job_id)
+        count = f"{len(days)} run{'s' if len(days) > 1 else ''}"
+        word = "days" if len(days) > 1 else "day"
+        line = (f'expired: job {job_id} "{simulator.job(job_id).name}": {count}, {word} '
+                f"{', '.join(map(str, days))} — csload backfill --gaps fills ")
+        assert status.stdout.count(line) == 1, status.stdout
+    assert status.stdout.count("expired: ") == 3
     as_json = json.loads(cli("status", "--db", str(db_path), "--json").stdout)
     assert sorted(r["runId"] for r in as_json["expiredRuns"]) == sorted(expired)
 
@@ -101,7 +107,10 @@ def test_status_shows_rows_coverage_windows_gaps_failed_and_expired_runs(
     assert result.exit_code == 0, result.output
     state = json.loads(result.stdout)
     tables = {t["table"]: t for t in state["tables"]}
-    assert set(tables) == {"sessions", "views"}
+    # The legacy job has a table of its own (other fields), empty: its one run expired.
+    legacy = f"sessions_job_{LEGACY_JOB}"
+    assert set(tables) == {*expected, legacy} and legacy not in expected
+    assert tables[legacy]["rows"] == 0
     for name, (_, rows) in expected.items():
         dates = [r["_date"] for r in rows]
         assert tables[name]["rows"] == len(rows)
@@ -123,24 +132,30 @@ def test_status_shows_rows_coverage_windows_gaps_failed_and_expired_runs(
         assert jobs[job_id]["lastWindowStart"].startswith("2026-11-24T00:00:00")
         assert jobs[job_id]["lastWindowEnd"].startswith("2026-11-25T00:00:00")
         assert jobs[job_id]["table"] == simulator.job(job_id).scope
-    # The legacy job: only an expired run, so no window loaded, and that day is its gap.
+    # The legacy job: an expired run and one that FAILED at Contentsquare, so no window
+    # loaded, and both days are its gaps.
     assert jobs[LEGACY_JOB]["lastWindowStart"] is None
-    assert jobs[LEGACY_JOB]["gaps"] == expired_days(LEGACY_JOB)
+    source_failed = [r.run_id for r in simulator.runs(LEGACY_JOB)
+                     if simulator.run_state(r.run_id) == "FAILURE"]
+    assert [r["runId"] for r in state["sourceFailedRuns"]] == source_failed
+    assert jobs[LEGACY_JOB]["gaps"] == sorted(
+        [*expired_days(LEGACY_JOB),
+         *(simulator.run(r).start.date().isoformat() for r in source_failed)])
     assert [r["runId"] for r in state["failedRuns"]] == [bad]
     assert state["failedRuns"][0]["message"].startswith(f"job {VIEWS_JOB}, run {bad}, part 1: ")
     assert sorted(r["runId"] for r in state["expiredRuns"]) == sorted(expired)
 
-    # The text form holds the same facts (its tables wrap with the terminal's width, so only
-    # single words are looked for there; the run lines are never wrapped).
+    # The text form holds the same facts (off a terminal its tables are never cut), and one
+    # line per kind of problem and job.
     text = cli("status", "--db", str(db_path))
     assert text.exit_code == 0, text.output
     out = text.stdout
     for name in ("sessions", "views"):
         assert f" {tables[name]['rows']:,} " in out
     assert "2026-11-18" in out and "2026-11-21" in out
-    assert f"failed: job {VIEWS_JOB}, run {bad} (2026-11-23): job {VIEWS_JOB}, run {bad}, " \
-           "part 1: line 1: " in out
-    for run_id in expired:
-        record = simulator.run(run_id)
-        assert (f"expired: job {record.job_id}, run {run_id} ({record.start:%Y-%m-%d}): "
-                f"job {record.job_id}, run {run_id}: the run's files have expired") in out
+    assert (f'failed: job {VIEWS_JOB} "Daily pageviews": 1 run, day 2026-11-23 — the next '
+            f"csload sync tries it again; last error: run {bad}, part 1: line 1: ") in out
+    for job_id in (SESSIONS_JOB, VIEWS_JOB):
+        assert (f'expired: job {job_id} "{simulator.job(job_id).name}": 2 runs, days '
+                f"{', '.join(expired_days(job_id))} — csload backfill --gaps fills them") in out
+    assert "HTTP 403" not in out and "storage" not in out

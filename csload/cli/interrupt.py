@@ -1,0 +1,122 @@
+"""Stopping a long command cleanly on SIGINT (Ctrl-C) and SIGTERM (what orchestrators send).
+
+The signals are received by the event loop (anyio.open_signal_receiver), not by a handler that
+raises from wherever the main thread happens to be. The first one cancels the command's cancel
+scope, so the cancellation reaches the pipeline like any other and its `finally` blocks run:
+downloads stop, the batch the writer thread is applying commits or rolls back whole (a cancel
+waits for a worker thread), the staging folder is removed and the store closed. The command
+then says what was committed and exits 128 + the signal's number (130, 143), as shells do.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from typing import TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from csload.report import EventKind, SyncEvent
+
+T = TypeVar("T")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(Exception):
+    """The command was stopped by `signum`; its cleanup has run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+async def until_signal(main: Callable[[], Awaitable[T]],
+                       on_signal: Callable[[int, bool], None]) -> T:
+    """`main()`, cancelled by the first SIGINT or SIGTERM, which then raises Interrupted once
+    main's cleanup has run. `on_signal(signum, first)` is called for every signal received
+    while main runs (a second Ctrl-C does not cut the cleanup short: it is only reported)."""
+    received: list[int] = []
+    work = anyio.CancelScope()
+    done: list[T] = []
+
+    async def watch(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with ExitStack() as stack:
+            try:
+                signals = stack.enter_context(anyio.open_signal_receiver(*SIGNALS))
+            except NotImplementedError:   # Windows: Ctrl-C stays a KeyboardInterrupt
+                task_status.started()
+                return
+            task_status.started()
+            async for signum in signals:
+                on_signal(signum, not received)
+                if not received:
+                    received.append(signum)
+                    work.cancel()
+
+    failed: list[Exception] = []
+    async with anyio.create_task_group() as group:
+        await group.start(watch)
+        try:
+            with work:
+                done.append(await main())
+        except Exception as exc:
+            # Raised below as it is: inside the task group it would become an ExceptionGroup.
+            failed.append(exc)
+        finally:
+            group.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    if done:   # finished before a signal could stop it: the work is complete
+        return done[0]
+    raise Interrupted(received[0] if received else signal.SIGINT)
+
+
+class CommittedRuns:
+    """An event sink that counts what a sync committed, from the events of its writer: a
+    RUN_LOADED event is emitted once the run's transaction has committed."""
+
+    def __init__(self) -> None:
+        self.loaded: list[tuple[int, int, int]] = []   # (job id, run id, rows)
+        self.recorded = 0   # failed or expired runs written to the ledger
+
+    def __call__(self, event: SyncEvent) -> None:
+        if event.kind is EventKind.RUN_LOADED:
+            self.loaded.append((event.job_id or 0, event.run_id or 0, event.rows))
+        elif event.kind in (EventKind.RUN_FAILED, EventKind.RUN_EXPIRED):
+            self.recorded += 1
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _job, _run, rows in self.loaded)
+
+    def summary(self, stop: Interrupted, command: str) -> str:
+        """One line: what was committed before the stop, and what to run next."""
+        runs = len(self.loaded)
+        if runs:
+            what = (f"{runs} run{'s' if runs > 1 else ''} loaded and committed "
+                    f"({self.rows:,} rows)")
+        else:
+            what = "no run loaded"
+        if self.recorded:
+            what += (f", {self.recorded} failed or expired run"
+                     f"{'s' if self.recorded > 1 else ''} recorded")
+        return (f"interrupted by {stop.name}: {what}; nothing else was written and the "
+                f"unfinished downloads were removed. Run `{command}` again: it loads exactly "
+                "the rest")
+
+    def to_json(self, stop: Interrupted) -> dict[str, object]:
+        return {"interrupted": stop.name, "exitCode": stop.exit_code,
+                "runsLoaded": len(self.loaded), "rows": self.rows,
+                "runs": [{"jobId": job, "runId": run, "rows": rows}
+                         for job, run, rows in self.loaded]}

@@ -1,0 +1,127 @@
+"""Another process holds the target: who it is, and waiting for it to let go.
+
+DuckDB lets one process write a database file and no other process open it meanwhile, not
+even read-only; a process that only reads shuts out writers the same way. So an analyst's
+notebook connection stops a cron `csload sync`, and a running sync stops `csload status`.
+`StoreLockedError` names the holder (`describe_process`: its PID and a short, safe form of its
+command line), and `open_when_free` retries an open until the holder has gone, for
+`csload sync --wait DURATION` (the `lock_wait` setting).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from csload.errors import StoreLockedError
+
+T = TypeVar("T")
+
+# How often a waiting sync tries to open the target again: often enough that a cron job
+# starts soon after a notebook closes its connection, rarely enough to cost nothing.
+RETRY_INTERVAL = 1.0
+
+# The command line of the holder is shown at most this long, and only its first words: an
+# argument may be a secret (`csload sync --client-secret ...`), so words stop at the first
+# option other than `-m MODULE`.
+_MAX_WORDS = 3
+_MAX_CHARS = 80
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def describe_process(pid: int, executable: str | None = None) -> str | None:
+    """A short description of process `pid` from /proc/PID/cmdline ("python -m
+    ipykernel_launcher", "csload sync"), else the basename of `executable`, else None."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:   # not Linux, another user's process under hidepid, or gone already
+        raw = b""
+    argv = [word for word in raw.decode(errors="replace").split("\0") if word]
+    if not argv:
+        return os.path.basename(executable) if executable else None
+    words = [os.path.basename(argv[0])]
+    rest = iter(argv[1:])
+    for word in rest:
+        if len(words) >= _MAX_WORDS:
+            break
+        if word == "-m":
+            words += [word, next(rest, "")]
+        elif word.startswith("-"):
+            break
+        else:
+            # A script or a subcommand: its name says what runs; its folder says nothing more.
+            words.append(os.path.basename(word) if "/" in word else word)
+    text = _UNPRINTABLE.sub("?", " ".join(w for w in words if w))
+    return text if len(text) <= _MAX_CHARS else text[:_MAX_CHARS - 1] + "…"
+
+
+def human_duration(seconds: float) -> str:
+    """300 -> "5m", 90 -> "90s", 3600 -> "1h": how a `--wait` is written back."""
+    whole = round(seconds)
+    if whole and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole and whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{seconds:g}s"
+
+
+async def open_when_free(open_target: Callable[[], Awaitable[T]], *, wait: float,
+                         on_wait: Callable[[str], None],
+                         interval: float = RETRY_INTERVAL) -> T:
+    """`open_target()`, tried again every `interval` seconds for up to `wait` seconds while
+    another process holds the target (StoreLockedError); `on_wait` gets one line, once, saying
+    what it waits for. After `wait`, the last StoreLockedError is raised, saying how long it
+    waited. Cancelling (Ctrl-C) stops the waiting at once: only the sleep is cancellable, and
+    `open_target` shields its own open if it needs to."""
+    deadline: float | None = None
+    while True:
+        try:
+            return await open_target()
+        except StoreLockedError as exc:
+            now = anyio.current_time()
+            if wait <= 0:
+                raise
+            if deadline is None:
+                deadline = now + wait
+                on_wait(f"{exc.holder}; waiting up to {human_duration(wait)} for it to be free")
+            elif now >= deadline:
+                raise StoreLockedError(f"{exc} (after waiting {human_duration(wait)})",
+                                       holder=exc.holder, pid=exc.pid) from None
+            await anyio.sleep(min(interval, max(deadline - now, 0.0)))
+
+
+# DuckDB 2.x: 'IO Error: Could not set lock on file "X": Conflicting lock is held in
+# /usr/bin/python3.11 (PID 123). However, you would be able to open this database in read-only
+# mode, ...' (that last sentence only when the holder itself only reads).
+_DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def duckdb_locked_error(path: Path, message: str, *, read_only: bool) -> StoreLockedError:
+    """The StoreLockedError for DuckDB's "Could not set lock" `message`, met opening `path`
+    (read-only or not): who holds the file and what to do, in one line."""
+    found = _DUCKDB_HOLDER.search(message)
+    pid = int(found["pid"]) if found else None
+    reader = "read-only mode" in message
+    who = ""
+    if pid is not None:
+        name = describe_process(pid, found["exe"] if found else None)
+        kind = ", a read-only connection" if reader else ""
+        who = f" (PID {pid}{f': {name}' if name else ''}{kind})"
+    if read_only:
+        # Opening read-only fails only when the holder writes.
+        holder = f"database {path} is open for writing in another process{who}"
+        return StoreLockedError(
+            f"{holder}: DuckDB lets no other process open it, even read-only, until that one "
+            "closes it; run this again once that process has finished, or read a Parquet "
+            "lake, which a sync never locks (csload sync --parquet ROOT)", holder=holder, pid=pid)
+    holder = f"database {path} is in use by another process{who}"
+    return StoreLockedError(
+        f"{holder}: DuckDB lets no process write a database that another process has open; "
+        "close that connection (or let that process finish), wait for it with "
+        "`csload sync --wait DURATION`, or give long-lived readers a Parquet lake "
+        "(csload sync --parquet ROOT)", holder=holder, pid=pid)

@@ -1,0 +1,157 @@
+"""Which table each job loads into, so that no run ever erases values it did not export.
+
+Why this exists: a later run replaces a key's *whole* row (csload.load.supersede, the key
+rule). Two jobs that export different fields into one table therefore erase each other's
+columns: a colleague's narrow "Mobile views" job (session_id, view_number, url) emptied 35 of
+the 38 columns of every mobile pageview the main job had loaded. So csload keeps one field set
+per table (docs/loading.md, "Which table a job loads into"):
+
+* A table holds the rows of jobs that export the same columns: the same column names carrying
+  the same fields (`columns_of`). Filters do not matter: a device- or segment-filtered copy of
+  the main job exports the same values for the keys it has, so it shares the main table and
+  its rows replace the same rows with the same values.
+* A job loads into, in this order:
+  1. the table it is mapped to (csload.toml `[tables]`, `--table`, `tables=`);
+  2. else the table it loaded into before (the ledger's): a job never moves by itself;
+  3. else the table named after its scope, when that table has no job yet or its jobs export
+     the same columns;
+  4. else a table of its own, `<scope>_job_<id>`.
+  Jobs new to the target are placed recurring jobs first (daily, hourly: the project's feeds,
+  before `once` jobs), then widest first (most fields), then by lowest job id, over every job
+  of the project, not only the ones a sync selects: on a new database the main daily job gets
+  the scope's table whatever order jobs were created, listed or synced in.
+* A job whose columns differ from those of its table (mapped so by hand, or placed so by a
+  csload older than this rule) is refused: none of its runs is loaded, the sync says why and
+  what to write in csload.toml, and exits 3. The columns a table holds are those of the jobs
+  that loaded into it first: its first job (in the order above) already in the ledger, else
+  its first new job.
+
+Not chosen: merging rows column by column (a key's row holding, per column, the value of the
+latest run that exported it). A re-run of a filtered job that no longer has a key removes the
+key's row, which would take the other jobs' columns with it; getting that right needs
+per-column lineage on every row, and analysts would meet rows that no single export produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from csload.api.models import Job
+from csload.load.columns import normalize_identifier
+
+# One column of a job as far as sharing a table goes: its name, and the field it carries.
+ColumnSpec = tuple[str, str, int | None, str | None]
+
+
+def columns_of(job: Job) -> frozenset[ColumnSpec]:
+    """The columns a job's rows have: (column name, field, custom var position, dynamic key)."""
+    return frozenset((normalize_identifier(f.column_name), f.field_name, f.custom_var_position,
+                      f.dynamic_var_key) for f in job.fields)
+
+
+def own_table(job: Job) -> str:
+    """The table of a job whose columns differ from its scope table's."""
+    return f"{job.scope}_job_{job.job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one job's runs load, and why."""
+
+    job: Job
+    table: str
+    how: str                    # "mapped", "loaded before", "scope table", "own table"
+    new: bool                   # the target has not seen this job before
+    refused: str | None = None  # why none of its runs is loaded (None: they are)
+    moved_from: str | None = None  # mapped away from the table it loaded into before
+
+    @property
+    def note(self) -> str:
+        """One line for people: the job, its table, and why."""
+        name = f" ({self.job.name})" if self.job.name else ""
+        head = f"job {self.job.job_id}{name} -> table {self.table}"
+        if self.refused:
+            return f"{head}: refused: {self.refused}"
+        why = {"mapped": "mapped in the settings", "loaded before": "as before",
+               "scope table": "the table of its scope",
+               "own table": "its own table: its fields differ from those of table "
+                            f"{self.job.scope}"}[self.how]
+        if self.moved_from:
+            why += f"; moved from table {self.moved_from}, where its earlier rows stay"
+        return f"{head} ({'new job, ' if self.new else ''}{why})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"jobId": self.job.job_id, "name": self.job.name, "table": self.table,
+                "how": self.how, "new": self.new, "refused": self.refused,
+                "movedFrom": self.moved_from}
+
+
+def _widest_first(jobs: Iterable[Job]) -> list[Job]:
+    """Recurring jobs (the project's feeds) before `once` jobs (a look at some days), then
+    the most fields, then the oldest."""
+    return sorted(jobs, key=lambda job: (job.frequency == "once", -len(columns_of(job)),
+                                         job.job_id))
+
+
+def _some(names: set[str]) -> str:
+    shown = ", ".join(sorted(names)[:5])
+    return f"{shown}, ..." if len(names) > 5 else shown
+
+
+def _difference(job: Job, reference: Job) -> str:
+    mine = {c[0] for c in columns_of(job)}
+    theirs = {c[0] for c in columns_of(reference)}
+    parts = []
+    if theirs - mine:
+        parts.append(f"lacks {len(theirs - mine)} of its columns ({_some(theirs - mine)})")
+    if mine - theirs:
+        parts.append(f"has {len(mine - theirs)} it does not ({_some(mine - theirs)})")
+    return " and ".join(parts) or "exports the same names for other fields"
+
+
+def _refusal(job: Job, table: str, reference: Job) -> str:
+    return (f"its columns differ from those of table {table!r}, which holds job "
+            f"{reference.job_id}'s ({_difference(job, reference)}); a later run replaces "
+            "whole rows, so loading it there would erase the columns it does not export. "
+            f"Map it to a table of its own in csload.toml: [tables] {job.job_id} = "
+            f"\"{own_table(job)}\"")
+
+
+def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
+               mapped: Mapping[int, str]) -> dict[int, Placement]:
+    """The placement of every job: `listed` (the project's jobs, as the API lists them now),
+    `known` (the target's ledger: job id -> (job, table)), `mapped` (job id -> table, from
+    the settings). Jobs only the ledger knows (deleted at Contentsquare since) are placed
+    too: their tables keep their columns."""
+    jobs = {job_id: job for job_id, (job, _table) in known.items()}
+    jobs.update({job.job_id: job for job in listed})
+    placed: dict[int, tuple[str, str]] = {}
+    for job_id in jobs:
+        if job_id in mapped:
+            placed[job_id] = (mapped[job_id], "mapped")
+        elif job_id in known:
+            placed[job_id] = (known[job_id][1], "loaded before")
+    members: dict[str, list[Job]] = {}
+    for job_id, (table, _how) in placed.items():
+        members.setdefault(table, []).append(jobs[job_id])
+    # A table's columns are those of the jobs that loaded into it first: its widest job in
+    # the ledger, else its widest job mapped to it.
+    reference: dict[str, Job] = {}
+    for table, group in members.items():
+        before = [job for job in group if job.job_id in known and known[job.job_id][1] == table]
+        reference[table] = _widest_first(before or group)[0]
+    for job in _widest_first(j for j in jobs.values() if j.job_id not in placed):
+        owner = reference.setdefault(job.scope, job)
+        table, how = ((job.scope, "scope table") if columns_of(owner) == columns_of(job)
+                      else (own_table(job), "own table"))
+        reference.setdefault(table, job)
+        placed[job.job_id] = (table, how)
+    out: dict[int, Placement] = {}
+    for job_id, (table, how) in placed.items():
+        job, owner = jobs[job_id], reference[table]
+        refused = None if columns_of(job) == columns_of(owner) else _refusal(job, table, owner)
+        earlier = known[job_id][1] if job_id in known else None
+        out[job_id] = Placement(job, table, how, new=job_id not in known, refused=refused,
+                                moved_from=earlier if earlier not in (None, table) else None)
+    return out
