@@ -17,7 +17,7 @@ and a submodule of the same name would be shadowed by it.)
              while the next window's job computes
 
 The target is a DuckDB database (`db`) or a Parquet lake (`parquet`). A database also holds
-the backfill ledger (`_csload_backfills`, csload.backfill_ledger). A lake holds nothing of the
+the backfill ledger (`_csload.backfills`, csload.backfill_ledger). A lake holds nothing of the
 backfill's own: see `_LakeLedger` and docs/backfill.md ("Where the backfill keeps its state").
 
 Jobs are created one at a time, each after the previous one's run finished: the API runs once
@@ -28,6 +28,7 @@ picks up instead of creating it again.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from csload.backfill_plan import (
     UnavailableDays,
     Window,
     available_days,
+    check_backfill_arguments,
     job_name,
     split_days,
 )
@@ -62,7 +64,7 @@ from csload.backfill_report import (
     ignore_backfill_events,
 )
 from csload.blocking import run_blocking
-from csload.config import Settings
+from csload.config import Settings, staging_path
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.groups import first_error
 from csload.jobspec import (
@@ -76,6 +78,7 @@ from csload.jobspec import (
 )
 from csload.load import connect
 from csload.pipeline import sync_async
+from csload.placement import columns_of, difference, table_owner
 from csload.report import RunStatus, SyncEvent
 from csload.schemas import SCOPES, load_schema
 from csload.target import Target
@@ -91,6 +94,7 @@ __all__ = [
     "Window",
     "backfill",
     "backfill_async",
+    "check_backfill_arguments",
     "job_name",
     "split_days",
 ]
@@ -173,7 +177,7 @@ class _Ledgers:
 class _Db(_Ledgers):
     """A DuckDB target: its connection, used from worker threads one call at a time.
 
-    The backfill ledger (`_csload_backfills`) lives beside the loader's, in the same file.
+    The backfill ledger (`_csload.backfills`) lives beside the loader's, in the same file.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, in_memory: bool = False) -> None:
@@ -213,7 +217,7 @@ class _LakeLedger(_Ledgers):
     Each read loads the lake's current version (its ledger snapshot, `_csload_*`), because
     every window the backfill loads publishes a new one. Nothing is ever written here: the
     backfill's jobs are found again by their deterministic names (in the API's job list and in
-    the lake's `_csload_jobs`), and whether a window is loaded is read from `_csload_runs`,
+    the lake's `_csload.jobs`), and whether a window is loaded is read from `_csload.runs`,
     which a lake commits with its data. So the backfill adds no state of its own to a lake,
     takes no lock, and a `--dry-run` leaves the lake untouched.
     """
@@ -383,6 +387,7 @@ class _Backfill:
                     problems.append(problem)
         if problems:
             raise InvalidJobSpec(problems)
+        await self.check_tables(templates)
         for template in templates:
             key = load_schema(template.scope).row_key
             names = {f.field_name for f in template.fields}
@@ -392,6 +397,23 @@ class _Backfill:
                     f"({', '.join(key)}): rows of days that another job already loaded into "
                     f"table {template.table!r} are not replaced by the backfill's and may "
                     "appear twice")
+
+    async def check_tables(self, templates: Sequence[Template]) -> None:
+        """A backfill loads into a table whose jobs export the same columns (csload.placement:
+        a run replaces whole rows, so other columns would be erased); else, a ConfigError
+        before any job is created."""
+        known = await self.db.run(lambda ledger: ledger.known_jobs())
+        for template in templates:
+            table = template.table or template.scope
+            mine = Job(job_id=0, name="backfill", format=template.format, scope=template.scope,
+                       frequency="once", fields=template.fields)
+            owner = table_owner(table, known)
+            if owner is not None and columns_of(owner) != columns_of(mine):
+                raise ConfigError(
+                    f"table {table!r} holds the columns of job {owner.job_id} ({owner.name}), "
+                    f"and the backfill's fields differ ({difference(mine, owner)}): loading "
+                    "them there would erase the columns they lack. Export the table's fields "
+                    f"(--like {owner.job_id}), or name a table of their own (--table NAME)")
 
     def plan(self, template: Template, days: Iterable[date], anchor: date | None,
              ) -> list[_Piece]:
@@ -650,8 +672,8 @@ async def backfill_async(
     settings: Settings,
     *,
     scope: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
     like: int | None = None,
     fields: Sequence[str | JobField] = (),
     format: str | None = None,
@@ -661,6 +683,7 @@ async def backfill_async(
     table: str | None = None,
     db: str | Path | None = None,
     parquet: str | Path | None = None,
+    staging_dir: str | Path | None = None,
     dry_run: bool = False,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     retention_months: int = DATA_RETENTION_MONTHS,
@@ -679,27 +702,24 @@ async def backfill_async(
     (default: the `like` job's table, else the scope). Resumable: run it again with the same
     arguments and it reuses the jobs it created and loads only what is missing. `sleep` and
     `clock` are the waiting between two polls of a run's state and the current time (tests
-    inject the simulator's). Raises InvalidJobSpec (nothing created) when a job would break
-    an API rule; the report's `exit_code` is 3 when a window failed.
+    inject the simulator's). `staging_dir` (default `settings.staging_dir`): where the loads
+    stage their downloads, as for `sync_async`. Every argument is checked before anything is
+    opened or requested (ConfigError). Raises InvalidJobSpec (nothing created) when a job
+    would break an API rule; the report's `exit_code` is 3 when a window failed.
     """
-    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake)
+    if staging_dir is not None:
+        settings = dataclasses.replace(settings, staging_dir=staging_path(staging_dir,
+                                                                          "staging_dir"))
+    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
+                       staging_dir=settings.staging_dir)
+    scope, date_from, date_to = check_backfill_arguments(
+        scope=scope, date_from=date_from, date_to=date_to, like=like, fields=fields, gaps=gaps)
     if poll_interval < 0:
         raise ConfigError("poll_interval must not be negative")
-    if gaps:
-        if like is not None or fields:
-            raise ConfigError("--gaps copies each daily job's own fields: do not give --like "
-                              "or --field with it")
-    else:
-        if date_from is None or date_to is None:
-            raise ConfigError("a backfill needs --from and --to (or --gaps)")
-        if like is not None and fields:
-            raise ConfigError("give either --like JOB_ID or --field, not both")
-        if like is None and not fields:
-            raise ConfigError("say what to export: --like JOB_ID or --field NAME (repeatable)")
-        if like is None and scope is None:
-            raise ConfigError("--scope is required without --like")
-    if date_from is not None and date_to is not None and date_to < date_from:
-        raise ConfigError(f"--to {date_to} is before --from {date_from}")
+    if not dry_run:
+        # A database folder or staging folder that cannot be written is said before any job
+        # is created, not once the first run is ready to load.
+        await anyio.to_thread.run_sync(target.check_writable)
 
     report = BackfillReport(target=target.label, dry_run=dry_run, gaps=gaps)
     # Planning and checking only read the target (nothing is created if a rule is broken); it

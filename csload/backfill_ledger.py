@@ -1,8 +1,8 @@
 """The backfill ledger: which `once` jobs csload created for which window, in the target database.
 
-One table, beside the loader's `_csload_*` ledger (created idempotently, never dropped):
+One table, beside the loader's ledger in schema `_csload` (created idempotently, never dropped):
 
-    _csload_backfills   job_id UBIGINT PRIMARY KEY: the once job created (or adopted)
+    _csload.backfills   job_id UBIGINT PRIMARY KEY: the once job created (or adopted)
                         name: its deterministic name (see csload.backfill_plan.job_name)
                         plan_key: hash of what the job exports (scope, format, fields,
                           filters, table); with the window, it identifies a piece of a plan
@@ -12,12 +12,12 @@ One table, beside the loader's `_csload_*` ledger (created idempotently, never d
                         state: created | succeeded | run_failed | expired | loaded | load_failed
                         run_id, message, created_at, updated_at
 
-Whether a job's run is loaded is read from `_csload_runs` (the loader's ledger, committed with
+Whether a job's run is loaded is read from `_csload.runs` (the loader's ledger, committed with
 the data): that is the truth; `state` here is the backfill's own bookkeeping.
 
-Only a DuckDB target has `_csload_backfills`. A Parquet lake has no such table: there, the
+Only a DuckDB target has `_csload.backfills`. A Parquet lake has no such table: there, the
 backfill finds its jobs again by their deterministic names, in the API's job list and in the
-loader's `_csload_jobs` (which both targets have). Everything read here works without the
+loader's `_csload.jobs` (which both targets have). Everything read here works without the
 table: `records()` is then empty, and `coverage_gaps` never needs it.
 
 Also here: the days missing from each daily job's coverage, counting the backfills that copied
@@ -34,17 +34,21 @@ from typing import Any
 import duckdb
 import orjson
 
-from csload.api.models import JobField
+from csload.api.models import Job, JobField
 from csload.backfill_plan import NAME_PREFIX
-from csload.ledger import MISSING_STATUSES, Ledger, aware_utc, naive_utc
+from csload.ledger import (
+    BACKFILLS_DDL,
+    MISSING_STATUSES,
+    TABLES,
+    Ledger,
+    aware_utc,
+    has_table,
+    naive_utc,
+)
 
 STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
 
-_DDL = """CREATE TABLE IF NOT EXISTS _csload_backfills (
-    job_id UBIGINT PRIMARY KEY, name VARCHAR, plan_key VARCHAR, scope VARCHAR, format VARCHAR,
-    fields VARCHAR, device_label VARCHAR, segment_id BIGINT, table_name VARCHAR,
-    like_job_id UBIGINT, window_start TIMESTAMP, window_end TIMESTAMP, state VARCHAR,
-    run_id UBIGINT, message VARCHAR, created_at TIMESTAMP, updated_at TIMESTAMP)"""
+_DDL = BACKFILLS_DDL
 
 _COLUMNS = ("job_id, name, plan_key, scope, format, fields, device_label, segment_id, "
             "table_name, like_job_id, window_start, window_end, state, run_id, message, "
@@ -126,21 +130,24 @@ def _export(scope: str | None, table: str | None, fields: str | None) -> _Export
 
 
 class BackfillLedger:
-    """Reads and writes `_csload_backfills` through one connection (one thread at a time)."""
+    """Reads and writes `_csload.backfills` through one connection (one thread at a time)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, writable: bool = True) -> None:
         self.con = con
         self.writable = writable
+        # The ledger's table names: `_csload.*`, or an older csload's `_csload_*` until a
+        # writer's `ensure` moves them (csload.ledger).
+        self.t = Ledger(con).t
 
     def ensure(self) -> None:
-        """Create the loader's ledger tables and `_csload_backfills` if missing."""
+        """Create the loader's ledger tables and `_csload.backfills` if missing (moving an
+        older csload's `_csload_backfills` there)."""
         Ledger(self.con).ensure()
         self.con.execute(_DDL)
+        self.t = TABLES
 
     def _has(self, table: str) -> bool:
-        row = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()
-        return bool(row and row[0])
+        return has_table(self.con, table)
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -153,7 +160,7 @@ class BackfillLedger:
         if state not in STATES:
             raise ValueError(state)
         self.con.execute(
-            f"INSERT INTO _csload_backfills ({_COLUMNS}) VALUES "  # noqa: S608
+            f"INSERT INTO {self.t.backfills} ({_COLUMNS}) VALUES "  # noqa: S608
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) "
             "ON CONFLICT (job_id) DO NOTHING",
             [job_id, name, plan_key, scope, format,
@@ -167,20 +174,20 @@ class BackfillLedger:
         if state not in STATES:
             raise ValueError(state)
         self.con.execute(
-            "UPDATE _csload_backfills SET state = ?, run_id = coalesce(?, run_id), "
+            f"UPDATE {self.t.backfills} SET state = ?, run_id = coalesce(?, run_id), "  # noqa: S608
             "message = ?, updated_at = ? WHERE job_id = ?",
             [state, run_id, message, naive_utc(now), job_id])
 
     def forget(self, job_id: int) -> None:
         """Drop a job's row (tests use it to stand for a crash before the row was written)."""
-        self.con.execute("DELETE FROM _csload_backfills WHERE job_id = ?", [job_id])
+        self.con.execute(f"DELETE FROM {self.t.backfills} WHERE job_id = ?", [job_id])  # noqa: S608
 
     # --- reads ---------------------------------------------------------------------------------
 
     def records(self, plan_key: str | None = None) -> list[BackfillRecord]:
-        if not self._has("_csload_backfills"):
+        if not self._has(self.t.backfills):
             return []
-        query = f"SELECT {_COLUMNS} FROM _csload_backfills"  # noqa: S608
+        query = f"SELECT {_COLUMNS} FROM {self.t.backfills}"  # noqa: S608
         params: list[Any] = []
         if plan_key is not None:
             query += " WHERE plan_key = ?"
@@ -190,18 +197,22 @@ class BackfillLedger:
 
     def loaded_runs_of(self, job_ids: set[int]) -> dict[int, int]:
         """Job id -> the id of its run the loader committed as loaded (jobs with none absent)."""
-        if not job_ids or not self._has("_csload_runs"):
+        if not job_ids or not self._has(self.t.runs):
             return {}
         rows = self.con.execute(
-            "SELECT job_id, max(run_id) FROM _csload_runs WHERE status = 'loaded' "
+            f"SELECT job_id, max(run_id) FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
             "AND list_contains(?, job_id) GROUP BY job_id", [sorted(job_ids)]).fetchall()
         return {int(job_id): int(run_id) for job_id, run_id in rows}
 
+    def known_jobs(self) -> dict[int, tuple[Job, str]]:
+        """Every job the loader's ledger has seen, with its table (Ledger.jobs)."""
+        return Ledger(self.con).jobs() if self._has(self.t.jobs) else {}
+
     def job_table(self, job_id: int) -> str | None:
         """The table the loader's ledger says `job_id` loads into."""
-        if not self._has("_csload_jobs"):
+        if not self._has(self.t.jobs):
             return None
-        row = self.con.execute("SELECT table_name FROM _csload_jobs WHERE job_id = ?",
+        row = self.con.execute(f"SELECT table_name FROM {self.t.jobs} WHERE job_id = ?",  # noqa: S608
                                [job_id]).fetchone()
         return None if row is None else row[0]
 
@@ -209,14 +220,14 @@ class BackfillLedger:
         """The backfill jobs the loader's ledger knows: job id -> (name, scope).
 
         A backfill job is a `once` job named by csload.backfill_plan.job_name. The loader
-        records every job it loads a run of (`_csload_jobs`, in both targets), so a backfill
+        records every job it loads a run of (`_csload.jobs`, in both targets), so a backfill
         job whose run was loaded is found here even when the API no longer lists it and no
         backfill ledger row was written (a lake has none).
         """
-        if not self._has("_csload_jobs"):
+        if not self._has(self.t.jobs):
             return {}
         rows = self.con.execute(
-            "SELECT job_id, name, scope FROM _csload_jobs WHERE frequency = 'once' "
+            f"SELECT job_id, name, scope FROM {self.t.jobs} WHERE frequency = 'once' "  # noqa: S608
             "AND starts_with(name, ?)", [NAME_PREFIX + " "]).fetchall()
         return {int(job_id): (str(name), str(scope)) for job_id, name, scope in rows}
 
@@ -231,13 +242,13 @@ class BackfillLedger:
         A job is covered by its own loaded runs plus those of the backfill jobs that copied it
         (its *copies*): `once` jobs named as backfills (csload.backfill_plan.job_name) of the
         same scope, with the same fields, loaded into the same table. They are recognised from
-        the loader's ledger alone (`_csload_jobs`, `_csload_runs`), which both targets have, so
+        the loader's ledger alone (`_csload.jobs`, `_csload.runs`), which both targets have, so
         a DuckDB database and a Parquet lake report the same gaps, and a backfill whose ledger
         row was lost still counts. (The ledger does not keep a job's device or segment filter:
         a backfill with other filters but the same fields and table counts too.) A job with
         other fields loading into the same table does not cover anything: its rows lack the
-        job's other columns. `_csload_backfills` is not read: it is the backfill's own
-        bookkeeping, absent from a lake, while `_csload_runs` commits with the data.
+        job's other columns. `_csload.backfills` is not read: it is the backfill's own
+        bookkeeping, absent from a lake, while `_csload.runs` commits with the data.
 
         Gaps, per daily job (a `scope` keeps that scope's jobs only): the days between the
         first and the last covered day that are not covered (what `csload status` reports as
@@ -249,10 +260,10 @@ class BackfillLedger:
         whole window [start, end): its rows are in the table, loaded by a re-run or a backfill.
         For a daily job this is exactly "none of its days is a gap".
         """
-        if not self._has("_csload_runs") or not self._has("_csload_jobs"):
+        if not self._has(self.t.runs) or not self._has(self.t.jobs):
             return Coverage({}, frozenset())
         rows = self.con.execute(
-            "SELECT job_id, name, scope, frequency, fields, table_name FROM _csload_jobs"
+            f"SELECT job_id, name, scope, frequency, fields, table_name FROM {self.t.jobs}"  # noqa: S608
         ).fetchall()
         export_of: dict[int, _Export] = {}
         daily: set[int] = set()
@@ -280,7 +291,7 @@ class BackfillLedger:
         loaded: dict[int, list[tuple[datetime, datetime]]] = {}
         missing: dict[int, list[tuple[int, datetime, datetime]]] = {}
         for run_id, job_id, status, start, end in self.con.execute(
-                "SELECT run_id, job_id, status, window_start, window_end FROM _csload_runs "
+                f"SELECT run_id, job_id, status, window_start, window_end FROM {self.t.runs} "  # noqa: S608
                 "WHERE list_contains(?, status) AND window_start IS NOT NULL "
                 "AND window_end IS NOT NULL", [["loaded", *MISSING_STATUSES]]).fetchall():
             if status == "loaded":

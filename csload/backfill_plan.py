@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from csload.api.models import JobField, JobSpec
+from csload.discover import check_day, check_job_ids, check_scope
+from csload.errors import ConfigError
 from csload.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
 
 __all__ = [
@@ -159,3 +161,43 @@ def available_days(days: Iterable[date], now: datetime,
                               f"ASSUMED): the earliest exportable day is {earliest}")
     lost += _runs_of_days(future, "not over yet: a backfill exports whole finished UTC days")
     return ok, lost
+
+
+def check_backfill_arguments(
+    *, scope: object = None, date_from: object = None, date_to: object = None,
+    like: object = None, fields: Sequence[object] = (), gaps: bool = False,
+    flags: bool = False,
+) -> tuple[str | None, date | None, date | None]:
+    """The scope and the days of a backfill, checked with what it exports, before anything is
+    opened or requested (the CLI's usage errors and the Python API's ConfigErrors alike; with
+    `flags`, parameters are named as the CLI's options). Days are `datetime.date`s or
+    "YYYY-MM-DD" strings, as for a sync."""
+    name = ({"from": "--from", "to": "--to", "scope": "--scope", "like": "--like",
+             "fields": "--field", "gaps": "--gaps"} if flags else
+            {"from": "date_from", "to": "date_to", "scope": "scope", "like": "like",
+             "fields": "fields", "gaps": "gaps=True"})
+    first = check_day(date_from, name["from"])
+    last = check_day(date_to, name["to"])
+    checked = check_scope(scope, name=name["scope"])
+    if like is not None:
+        check_job_ids([like], name=name["like"])
+    given = f"{name['like']} or {name['fields']}"
+    if gaps:
+        if like is not None or fields:
+            raise ConfigError(f"{name['gaps']} copies each daily job's own fields: do not give "
+                              f"{given} with it")
+    else:
+        if first is None or last is None:
+            raise ConfigError(f"a backfill needs {name['from']} and {name['to']} "
+                              f"(or {name['gaps']})")
+        if like is not None and fields:
+            raise ConfigError(f"give either {name['like']} JOB_ID or {name['fields']}, "
+                              "not both")
+        if like is None and not fields:
+            raise ConfigError(f"say what to export: {given}")
+        if like is None and checked is None:
+            raise ConfigError(f"{name['scope']} is required without {name['like']}")
+    if first is not None and last is not None and last < first:
+        raise ConfigError(f"{name['to']} {last} is before {name['from']} {first}: give the "
+                          "first day, then the last")
+    return checked, first, last

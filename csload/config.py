@@ -1,11 +1,15 @@
 """Settings: frozen dataclasses, and the only place that reads environment variables or TOML.
 
 Precedence: explicit values (CLI flags, keyword arguments) > environment > `csload.toml`.
+Every key of `csload.toml` is checked: an unknown or misplaced one is a ConfigError with the
+closest valid key and its section (a key under the wrong `[section]` used to be ignored).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import os
 import re
 import tomllib
@@ -33,6 +37,10 @@ ENV_VARS = {
 # The one limit a deployment sets per environment (cron waits for a notebook, a manual run
 # does not): [limits] lock_wait of csload.toml, overridden by this variable, then by --wait.
 LOCK_WAIT_ENV = "CSLOAD_LOCK_WAIT"
+# Where downloads are staged before they load (csload.target.Target.staging_dir): beside the
+# database by default; a folder of one's own (a larger or faster disk) by `staging_dir` at the
+# top of csload.toml, this variable, --staging-dir, or the `staging_dir` keyword.
+STAGING_DIR_ENV = "CSLOAD_STAGING_DIR"
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -130,12 +138,18 @@ class Settings:
     # Object-storage options for a Parquet lake (endpoint_url, region, access_key_id,
     # secret_access_key, session_token); unset ones come from the usual AWS variables.
     lake: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # A folder for the downloads of a sync or backfill (csload stages them in a subfolder of
+    # its own there); None: beside the database, inside a local lake, or the temporary folder.
+    staging_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        if not self.client_id:
-            raise ConfigError("missing setting: client_id (CONTENTSQUARE_CLIENT_ID)")
-        if not self.client_secret:
-            raise ConfigError("missing setting: client_secret (CONTENTSQUARE_CLIENT_SECRET)")
+        missing = [name for name in ("client_id", "client_secret") if not getattr(self, name)]
+        if missing:
+            raise ConfigError("missing " + ("settings: " if len(missing) > 1 else "setting: ")
+                              + " and ".join(f"{name} ({ENV_VARS[name]})" for name in missing))
+        if self.staging_dir is not None:
+            object.__setattr__(self, "staging_dir",
+                               staging_path(self.staging_dir, "staging_dir"))
         object.__setattr__(self, "auth_url", self.auth_url.rstrip("/"))
         require_secure_url(self.auth_url, "auth_url")
 
@@ -144,6 +158,13 @@ class Settings:
             f"Settings(client_id={self.client_id!r}, client_secret=<redacted>, "
             f"project_id={self.project_id!r}, auth_url={self.auth_url!r})"
         )
+
+
+def staging_path(value: object, what: str) -> Path:
+    """A staging folder as given (a path or a string), refused when empty or not a path."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        return Path(value)
+    raise ConfigError(f"{what} must be the path of a folder, got {value!r}")
 
 
 def _parse_project_id(value: object, source: str) -> int | None:
@@ -204,16 +225,18 @@ def load_settings(
     file_values = read_config_file(path)
     if explicit_file and not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    check_config_keys(file_values, path)
 
     merged = {name: value for name, (value, _) in
               _connection_values(overrides, environ, file_values, path).items()}
 
-    for name in ("client_id", "client_secret"):
-        if not merged.get(name):
-            raise ConfigError(
-                f"missing setting: {name} (set {ENV_VARS[name]}, pass --{name.replace('_', '-')},"
-                f" or put {name} in {path})"
-            )
+    missing = [name for name in ("client_id", "client_secret") if not merged.get(name)]
+    if missing:
+        # All of them at once: a first run without any setting should not take two tries.
+        raise ConfigError(
+            "missing " + ("settings: " if len(missing) > 1 else "setting: ") + " and ".join(
+                f"{name} (set {ENV_VARS[name]}, pass --{name.replace('_', '-')}, or put "
+                f"{name} in {path})" for name in missing))
 
     limits_values: dict[str, Any] = dict(file_values.get("limits") or {})
     retry_values: dict[str, Any] = dict(file_values.get("retry") or {})
@@ -236,7 +259,20 @@ def load_settings(
         retry=_sub_settings(RetryPolicy, retry_values, str(path)),
         tables=_table_map(file_values.get("tables"), str(path)),
         lake=_lake_options(file_values.get("lake"), str(path)),
+        staging_dir=_staging_setting(overrides, environ, file_values, path),
     )
+
+
+def _staging_setting(overrides: Mapping[str, Any] | None, environ: Mapping[str, str],
+                     file_values: Mapping[str, Any], path: Path) -> Path | None:
+    """`staging_dir`: explicit > CSLOAD_STAGING_DIR > the file's top-level key > None."""
+    if overrides and overrides.get("staging_dir") not in (None, ""):
+        return staging_path(overrides["staging_dir"], "--staging-dir")
+    if environ.get(STAGING_DIR_ENV):
+        return staging_path(environ[STAGING_DIR_ENV], STAGING_DIR_ENV)
+    if "staging_dir" in file_values:
+        return staging_path(file_values["staging_dir"], f"{path}: staging_dir")
+    return None
 
 
 def _connection_values(overrides: Mapping[str, Any] | None, environ: Mapping[str, str],
@@ -308,6 +344,87 @@ def _table_map(values: object, source: str) -> dict[int, str]:
 
 
 def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
-    """Only the `[lake]` section of the settings file (for commands without API settings)."""
+    """Only the `[lake]` section of the settings file (for commands without API settings);
+    the file's keys are checked all the same."""
     path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
-    return _lake_options(read_config_file(path).get("lake"), str(path))
+    values = read_config_file(path)
+    check_config_keys(values, path)
+    return _lake_options(values.get("lake"), str(path))
+
+
+# -- the keys of csload.toml ------------------------------------------------------------------
+
+TOP_LEVEL_KEYS = (*ENV_VARS, "staging_dir")
+# Each section and its keys; None: any key (`[tables]` maps job ids to table names).
+SECTIONS: dict[str, tuple[str, ...] | None] = {
+    "limits": tuple(f.name for f in dataclasses.fields(Limits)),
+    "retry": tuple(f.name for f in dataclasses.fields(RetryPolicy)),
+    "lake": LAKE_OPTIONS,
+    "tables": None,
+}
+# The CLI's flag names, which users carry into the file although the keys differ.
+_FLAG_NAMES = {"concurrency": ("limits", "download_concurrency"),
+               "wait": ("limits", "lock_wait")}
+
+
+def check_config_keys(values: Mapping[str, Any], path: Path) -> None:
+    """Refuse every unknown or misplaced key or section of the settings file at once, each with
+    the closest valid key and its section: `csload.toml: unknown key "concurrency" at the top
+    level; did you mean [limits] download_concurrency?`."""
+    unknown: list[tuple[str, str | None]] = []   # (key, its section; None: the top level)
+    for key, value in values.items():
+        if key in SECTIONS:
+            known = SECTIONS[key]
+            if known is not None and isinstance(value, Mapping):
+                unknown.extend((sub, key) for sub in value if sub not in known)
+        elif key not in TOP_LEVEL_KEYS:
+            unknown.append((key, None))
+    if not unknown:
+        return
+    found = [_unknown_key(key, section, section is None and isinstance(values[key], Mapping))
+             for key, section in unknown]
+    if len(found) == 1:
+        what, hint = found[0]
+        raise ConfigError(f"{path}: {what}; " + (f"did you mean {hint}?" if hint
+                                                  else _valid_keys(unknown[0][1])))
+    raise ConfigError(f"{path}: " + "; ".join(
+        what + f" ({f'did you mean {hint}?' if hint else _valid_keys(section)})"
+        for (what, hint), (_key, section) in zip(found, unknown, strict=True)))
+
+
+def _valid_keys(section: str | None) -> str:
+    if section is None:
+        return (f"the top level takes {', '.join(TOP_LEVEL_KEYS)} and the sections "
+                f"{', '.join(f'[{name}]' for name in SECTIONS)}")
+    return f"[{section}] takes {', '.join(SECTIONS[section] or ())}"
+
+
+def _unknown_key(key: str, section: str | None, is_section: bool) -> tuple[str, str | None]:
+    """What is wrong with `key` (under `[section]`, or at the top level), and the valid key it
+    most likely meant, as the user would write it."""
+    # The key is the file's text: quoted as JSON (no terminal escape gets through), and cut.
+    shown = json.dumps(key[:80] + ("..." if len(key) > 80 else ""))
+    if is_section:
+        what = f"unknown section [{shown if shown[1:-1] != key else key}]"
+    elif section is None:
+        what = f"unknown key {shown} at the top level"
+    else:
+        what = f"unknown key {shown} in [{section}]"
+    top = "" if section is None else " (at the top level, before any [section])"
+    candidates: dict[str, str] = {}   # the valid key as spelled -> as shown
+    for name in TOP_LEVEL_KEYS:
+        candidates[name] = f"{name}{top}"
+    for name, keys in SECTIONS.items():
+        candidates.setdefault(name, f"[{name}]")
+        for sub in keys or ():
+            # A key of the user's own section first: the same name may be in two sections.
+            if sub not in candidates or name == section:
+                candidates[sub] = f"[{name}] {sub}"
+    spelled = key.strip().lower().replace("-", "_")
+    if spelled in _FLAG_NAMES and spelled not in candidates:
+        where, name = _FLAG_NAMES[spelled]
+        return what, f"[{where}] {name}"
+    if spelled in candidates:
+        return what, candidates[spelled]
+    close = difflib.get_close_matches(spelled, list(candidates), n=1)
+    return what, candidates[close[0]] if close else None

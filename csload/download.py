@@ -88,6 +88,19 @@ def discard_staging(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _make_run_folder(folder: Path, job_id: int, run_id: int) -> None:
+    """The run's staging folder. The target checked its staging folder when it opened, so
+    this fails only when the disk changed since (full, or the folder removed): the run fails
+    with why, and the next sync tries it again."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"{part_label(job_id, run_id, None)}: cannot create the staging folder {folder}: "
+            f"{exc.strerror or type(exc).__name__}; free some space there or choose another "
+            "staging folder (--staging-dir)", job_id=job_id, run_id=run_id) from None
+
+
 async def stage_run(
     client: ExportClient,
     job: Job,
@@ -118,7 +131,7 @@ async def stage_run(
         urls.parts = {part.part_id: part for part in parts}
         refresh_lock = anyio.Lock()
         staged: dict[int, StagedPart] = {}
-        await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+        await anyio.to_thread.run_sync(_make_run_folder, folder, job.job_id, run.run_id)
 
         async def refresh(seen_generation: int) -> None:
             async with refresh_lock:

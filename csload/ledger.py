@@ -1,14 +1,18 @@
 """The ledger: which jobs, runs and parts csload has applied to a DuckDB database.
 
 It lives in the same database as the data, so a run's rows and its ledger rows commit in one
-transaction: a run is loaded whole, and recorded as loaded, or neither. Tables (all `_csload_*`,
-created idempotently):
+transaction: a run is loaded whole, and recorded as loaded, or neither. Its tables are in their
+own schema, `_csload`, away from the data an analyst browses in `main` (`_csload.runs`, ...;
+created idempotently). A database made by an older csload has them in `main` as
+`_csload_runs`, ...: `Ledger` reads either layout, and `ensure` (a writer's open) moves them.
+The schema is named `_csload`, not `csload`, because DuckDB refuses a two-part name that
+matches both a schema and the database file's name (`csload.duckdb`: "Ambiguous reference").
 
-    _csload_meta        key VARCHAR PRIMARY KEY, value VARCHAR     ('schema_version', '1')
-    _csload_jobs        job_id UBIGINT PRIMARY KEY, name, scope, format, frequency,
+    _csload.meta        key VARCHAR PRIMARY KEY, value VARCHAR     ('schema_version', '1')
+    _csload.jobs        job_id UBIGINT PRIMARY KEY, name, scope, format, frequency,
                         fields (JSON text, the API's field list), table_name,
                         first_seen TIMESTAMP, last_seen TIMESTAMP
-    _csload_runs        run_id UBIGINT PRIMARY KEY, job_id, table_name,
+    _csload.runs        run_id UBIGINT PRIMARY KEY, job_id, table_name,
                         window_start / window_end TIMESTAMP (UTC, end exclusive),
                         finished_at TIMESTAMP, supersede_order HUGEINT (orders runs; see
                         csload.load.supersede), status 'loaded' | 'failed' | 'expired' |
@@ -16,9 +20,9 @@ created idempotently):
                         rows_read UBIGINT (rows in the files), rows UBIGINT (rows of the run in
                         the table right after it was applied), bytes UBIGINT, parts INTEGER,
                         load_started_at / load_finished_at TIMESTAMP, message VARCHAR
-    _csload_parts       run_id, part_id (PRIMARY KEY together), job_id, bytes, rows (NULL:
+    _csload.parts       run_id, part_id (PRIMARY KEY together), job_id, bytes, rows (NULL:
                         counting rows per part would cost a second pass), loaded_at
-    _csload_tombstones  table_name, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT: the latest
+    _csload.tombstones  table_name, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT: the latest
                         run that delivered a row key whose row was later removed by a re-run, so
                         that an older run applied late cannot bring the row back
 
@@ -42,24 +46,57 @@ from csload.load.supersede import RunWindow, run_order
 
 SCHEMA_VERSION = 1
 
+LEDGER_SCHEMA = "_csload"
+LEDGER_NAMES = ("meta", "jobs", "runs", "parts", "tombstones")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTables:
+    """The ledger's table names, as SQL (never user input)."""
+
+    meta: str
+    jobs: str
+    runs: str
+    parts: str
+    tombstones: str
+    backfills: str
+
+    @classmethod
+    def layout(cls, old: bool) -> LedgerTables:
+        return cls(*(f"_csload_{n}" if old else f"{LEDGER_SCHEMA}.{n}"
+                     for n in (*LEDGER_NAMES, "backfills")))
+
+
+TABLES = LedgerTables.layout(old=False)
+OLD_TABLES = LedgerTables.layout(old=True)
+
 _DDL = (
-    "CREATE TABLE IF NOT EXISTS _csload_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
-    """CREATE TABLE IF NOT EXISTS _csload_jobs (
+    f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}",
+    "CREATE TABLE IF NOT EXISTS _csload.meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS _csload.jobs (
         job_id UBIGINT PRIMARY KEY, name VARCHAR, scope VARCHAR, format VARCHAR,
         frequency VARCHAR, fields VARCHAR, table_name VARCHAR,
         first_seen TIMESTAMP, last_seen TIMESTAMP)""",
-    """CREATE TABLE IF NOT EXISTS _csload_runs (
+    """CREATE TABLE IF NOT EXISTS _csload.runs (
         run_id UBIGINT PRIMARY KEY, job_id UBIGINT, table_name VARCHAR,
         window_start TIMESTAMP, window_end TIMESTAMP, finished_at TIMESTAMP,
         supersede_order HUGEINT, status VARCHAR, rows_read UBIGINT, rows UBIGINT,
         bytes UBIGINT, parts INTEGER, load_started_at TIMESTAMP, load_finished_at TIMESTAMP,
         message VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS _csload_parts (
+    """CREATE TABLE IF NOT EXISTS _csload.parts (
         run_id UBIGINT, part_id UBIGINT, job_id UBIGINT, bytes UBIGINT, rows UBIGINT,
         loaded_at TIMESTAMP, PRIMARY KEY (run_id, part_id))""",
-    """CREATE TABLE IF NOT EXISTS _csload_tombstones (
+    """CREATE TABLE IF NOT EXISTS _csload.tombstones (
         table_name VARCHAR, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT)""",
 )
+
+# The backfill ledger's table (csload.backfill_ledger), here so that `Ledger.ensure` can move
+# an older csload's `main._csload_backfills` with the rest.
+BACKFILLS_DDL = """CREATE TABLE IF NOT EXISTS _csload.backfills (
+    job_id UBIGINT PRIMARY KEY, name VARCHAR, plan_key VARCHAR, scope VARCHAR, format VARCHAR,
+    fields VARCHAR, device_label VARCHAR, segment_id BIGINT, table_name VARCHAR,
+    like_job_id UBIGINT, window_start TIMESTAMP, window_end TIMESTAMP, state VARCHAR,
+    run_id UBIGINT, message VARCHAR, created_at TIMESTAMP, updated_at TIMESTAMP)"""
 
 STATUSES = ("loaded", "failed", "expired", "source_failed")
 # Runs whose rows are missing from the target and that no later sync will load: their files
@@ -120,7 +157,7 @@ def run_row(run: Run, table: str | None, status: str, *, rows_read: int | None,
             rows: int | None, nbytes: int | None, parts: int | None,
             started: datetime | None, finished: datetime | None,
             message: str | None) -> tuple[Any, ...]:
-    """One `_csload_runs` row, in its column order, for `Ledger.record_runs`."""
+    """One `_csload.runs` row, in its column order, for `Ledger.record_runs`."""
     if status not in STATUSES:
         raise ValueError(status)
     return (run.run_id, run.job_id, table, naive_utc(run.start_date), naive_utc(run.end_date),
@@ -138,28 +175,55 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database of `con` has the table `name` ("schema.table", or a table of
+    `main`)."""
+    schema, _, table = name.rpartition(".")
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?", [schema or "main", table]).fetchone()
+    return bool(row and row[0])
+
+
 class Ledger:
-    """Reads and writes the `_csload_*` tables through the caller's connection/transaction."""
+    """Reads and writes the ledger tables through the caller's connection/transaction.
+
+    `t` names them: `_csload.*`, or, in a database an older csload made and `ensure` has not
+    upgraded yet (a read-only connection cannot), `main._csload_*`."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self.t = (OLD_TABLES if not has_table(con, TABLES.runs)
+                  and has_table(con, OLD_TABLES.runs) else TABLES)
 
     # --- setup ---------------------------------------------------------------------------
 
     def exists(self) -> bool:
         """Whether this database has a csload ledger at all (read-only check)."""
-        row = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_csload_runs'").fetchone()
-        return bool(row and row[0])
+        return has_table(self.con, self.t.runs)
 
     def ensure(self) -> None:
-        """Create the ledger tables if missing; refuse a ledger from a newer csload."""
+        """Create the ledger tables if missing, moving an older csload's from `main` into
+        their schema; refuse a ledger from a newer csload."""
         for ddl in _DDL:
             self.con.execute(ddl)
+        moved = [(old, new) for old, new in zip(
+            (OLD_TABLES.meta, OLD_TABLES.jobs, OLD_TABLES.runs, OLD_TABLES.parts,
+             OLD_TABLES.tombstones, OLD_TABLES.backfills),
+            (TABLES.meta, TABLES.jobs, TABLES.runs, TABLES.parts, TABLES.tombstones,
+             TABLES.backfills),
+            strict=True) if has_table(self.con, old)]
+        if (OLD_TABLES.backfills, TABLES.backfills) in moved:
+            self.con.execute(BACKFILLS_DDL)
+        for old, new in moved:
+            # BY NAME: the tables have the same columns; an older one may lack a newer column.
+            self.con.execute(f"INSERT INTO {new} BY NAME SELECT * FROM {old}")  # noqa: S608
+            self.con.execute(f"DROP TABLE {old}")
+        self.t = TABLES
         row = self.con.execute(
-            "SELECT value FROM _csload_meta WHERE key = 'schema_version'").fetchone()
+            "SELECT value FROM _csload.meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            self.con.execute("INSERT INTO _csload_meta VALUES ('schema_version', ?)",
+            self.con.execute("INSERT INTO _csload.meta VALUES ('schema_version', ?)",
                              [str(SCHEMA_VERSION)])
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
@@ -171,18 +235,18 @@ class Ledger:
     def upsert_job(self, job: Job, table: str, now: datetime) -> None:
         fields = orjson.dumps([f.to_api() for f in job.fields]).decode()
         self.con.execute(
-            """INSERT INTO _csload_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO {self.t.jobs} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (job_id) DO UPDATE SET name = excluded.name, scope = excluded.scope,
                format = excluded.format, frequency = excluded.frequency,
                fields = excluded.fields, table_name = excluded.table_name,
-               last_seen = excluded.last_seen""",
+               last_seen = excluded.last_seen""",  # noqa: S608
             [job.job_id, job.name, job.scope, job.format, job.frequency, fields, table,
              naive_utc(now), naive_utc(now)],
         )
 
     def record_runs(self, rows: list[tuple[Any, ...]]) -> None:
         """rows: `run_row(...)` of each run, all written by one statement."""
-        insert_rows(self.con, "INSERT OR REPLACE INTO _csload_runs", _RUN_TYPES, rows)
+        insert_rows(self.con, f"INSERT OR REPLACE INTO {self.t.runs}", _RUN_TYPES, rows)
 
     def record_source_failed(self, job: Job, runs: list[Run], table: str,
                              now: datetime) -> list[Run]:
@@ -206,31 +270,31 @@ class Ledger:
     def record_parts(self, rows: list[tuple[int, int, int, int, int | None]],
                      loaded_at: datetime) -> None:
         """rows: (run_id, part_id, job_id, bytes, rows)."""
-        insert_rows(self.con, "INSERT OR REPLACE INTO _csload_parts", _PART_TYPES,
+        insert_rows(self.con, f"INSERT OR REPLACE INTO {self.t.parts}", _PART_TYPES,
                     [(*r, naive_utc(loaded_at)) for r in rows])
 
     # --- reads -----------------------------------------------------------------------------
 
     def loaded_run_ids(self) -> set[int]:
         rows = self.con.execute(
-            "SELECT run_id FROM _csload_runs WHERE status = 'loaded'").fetchall()
+            f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded'").fetchall()  # noqa: S608
         return {int(r[0]) for r in rows}
 
     def recorded_run_ids(self, run_ids: set[int]) -> set[int]:
         """Those of `run_ids` the ledger holds, whatever their status."""
         if not run_ids:
             return set()
-        rows = self.con.execute("SELECT run_id FROM _csload_runs WHERE list_contains(?, run_id)",
+        rows = self.con.execute(f"SELECT run_id FROM {self.t.runs} WHERE list_contains(?, run_id)",  # noqa: S608
                                 [sorted(run_ids)]).fetchall()
         return {int(r[0]) for r in rows}
 
     def status_of(self, run_id: int) -> str | None:
-        row = self.con.execute("SELECT status FROM _csload_runs WHERE run_id = ?",
+        row = self.con.execute(f"SELECT status FROM {self.t.runs} WHERE run_id = ?",  # noqa: S608
                                [run_id]).fetchone()
         return None if row is None else str(row[0])
 
     def runs(self, status: str | None = None) -> list[RunRecord]:
-        query = f"SELECT {_RUN_COLUMNS} FROM _csload_runs"  # noqa: S608
+        query = f"SELECT {_RUN_COLUMNS} FROM {self.t.runs}"  # noqa: S608
         params: list[Any] = []
         if status is not None:
             query += " WHERE status = ?"
@@ -250,8 +314,8 @@ class Ledger:
     def jobs(self) -> dict[int, tuple[Job, str]]:
         """Every job seen, with the table it loads into."""
         rows = self.con.execute(
-            "SELECT job_id, name, scope, format, frequency, fields, table_name "
-            "FROM _csload_jobs").fetchall()
+            "SELECT job_id, name, scope, format, frequency, fields, table_name "  # noqa: S608
+            f"FROM {self.t.jobs}").fetchall()
         out: dict[int, tuple[Job, str]] = {}
         for job_id, name, scope, fmt, frequency, fields, table in rows:
             job = Job(job_id=int(job_id), name=name, format=fmt, scope=scope,
@@ -264,8 +328,8 @@ class Ledger:
         if not job_ids:
             return []
         rows = self.con.execute(
-            "SELECT run_id, job_id, window_start, window_end, CAST(supersede_order AS VARCHAR) "
-            "FROM _csload_runs WHERE status = 'loaded' AND list_contains(?, job_id)",
+            "SELECT run_id, job_id, window_start, window_end, CAST(supersede_order AS VARCHAR) "  # noqa: S608
+            f"FROM {self.t.runs} WHERE status = 'loaded' AND list_contains(?, job_id)",
             [sorted(job_ids)],
         ).fetchall()
         return [RunWindow(int(r[0]), int(r[1]), aware_utc(r[2]), aware_utc(r[3]), int(r[4]))
@@ -274,20 +338,21 @@ class Ledger:
     def last_loaded_windows(self) -> dict[int, tuple[datetime | None, datetime | None]]:
         """Per job, the window of its loaded run with the latest window end."""
         rows = self.con.execute(
-            """SELECT job_id, window_start, window_end FROM _csload_runs
+            f"""SELECT job_id, window_start, window_end FROM {self.t.runs}
                WHERE status = 'loaded'
                QUALIFY row_number() OVER (PARTITION BY job_id
-                                          ORDER BY window_end DESC NULLS LAST, run_id DESC) = 1"""
+                                          ORDER BY window_end DESC NULLS LAST, run_id DESC) = 1"""  # noqa: S608
         ).fetchall()
         return {int(r[0]): (aware_utc(r[1]), aware_utc(r[2])) for r in rows}
 
     def table_stats(self) -> list[TableStats]:
         """Rows and `_date` coverage of every table a job loads into."""
         tables = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT table_name FROM _csload_jobs WHERE table_name IS NOT NULL "
+            f"SELECT DISTINCT table_name FROM {self.t.jobs} WHERE table_name IS NOT NULL "  # noqa: S608
             "ORDER BY 1").fetchall()]
         existing = {r[0] for r in self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+            "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
         out = []
         for table in tables:
             if table not in existing:
@@ -308,10 +373,10 @@ class Ledger:
         first or after the last loaded day) and counts the days backfills loaded since.
         """
         rows = self.con.execute(
-            """SELECT r.job_id, r.window_start, r.window_end FROM _csload_runs r
-               JOIN _csload_jobs j USING (job_id)
+            f"""SELECT r.job_id, r.window_start, r.window_end FROM {self.t.runs} r
+               JOIN {self.t.jobs} j USING (job_id)
                WHERE r.status = 'loaded' AND j.frequency = 'daily'
-                 AND r.window_start IS NOT NULL AND r.window_end IS NOT NULL"""
+                 AND r.window_start IS NOT NULL AND r.window_end IS NOT NULL"""  # noqa: S608
         ).fetchall()
         covered: dict[int, set[date]] = {}
         for job_id, start, end in rows:

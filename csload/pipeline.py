@@ -43,15 +43,15 @@ from csload.api.ranges import Splitter
 from csload.batching import batches
 from csload.blocking import run_blocking
 from csload.config import Settings, parse_duration
-from csload.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
+from csload.discover import Selection
 from csload.dry_run import describe_plan
-from csload.errors import ConfigError, CsloadError, DamagedDownload
+from csload.errors import CsloadError, DamagedDownload
 from csload.groups import first_error
 from csload.holder import open_when_free
-from csload.ledger import SOURCE_FAILED_MESSAGE, Ledger
+from csload.ledger import Ledger
 from csload.load import StagedRun
 from csload.load.columns import check_table_name
-from csload.placement import place_jobs
+from csload.planning import name_custom_vars, plan_sync, record_source_failures
 from csload.report import (
     EventKind,
     EventSink,
@@ -60,6 +60,7 @@ from csload.report import (
     SyncEvent,
     SyncReport,
     ignore_events,
+    planned_event,
 )
 from csload.slots import OrderedSlots
 from csload.target import DEFAULT_DB as DEFAULT_DB
@@ -109,6 +110,7 @@ async def sync_async(
     tables: Mapping[int, str] | None = None,
     dry_run: bool = False,
     wait: float | str | None = None,
+    staging_dir: str | Path | None = None,
     on_event: EventSink = ignore_events,
 ) -> SyncReport:
     """Load every successful run not yet loaded into the DuckDB database at `db` (default
@@ -124,9 +126,13 @@ async def sync_async(
     nothing is downloaded or written: the report lists the runs that would be loaded, with
     their parts and bytes. `wait` (seconds, or "30s", "10m", "1h"; default
     `settings.limits.lock_wait`): while another process has the target open, try again for
-    up to that long, then fail with StoreLockedError as at once.
+    up to that long, then fail with StoreLockedError as at once. `staging_dir` (default
+    `settings.staging_dir`): an existing folder for the downloads, which csload stages in a
+    subfolder of its own; else beside the database, or in the lake (csload.target).
     """
-    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake)
+    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
+                       staging_dir=staging_dir if staging_dir is not None
+                       else settings.staging_dir)
     selection = Selection.checked(jobs=jobs, scope=scope, since=since, until=until)
     mapped = {**settings.tables, **(tables or {})}
     # A mapped table name is user input: refuse a bad one before anything is opened or
@@ -163,11 +169,11 @@ async def sync_async(
         if store is not None:
             done, known = await anyio.to_thread.run_sync(_done_and_jobs, store.ledger, store)
         async with ExportClient(settings) as client:
-            planned = await _plan(client, selection, done, known, mapped, report, on_event)
+            planned = await plan_sync(client, selection, done, known, mapped, report, on_event)
             plan, tables = planned.runs, planned.tables
             if store is not None and planned.source_failures:
-                await _record_source_failures(store, planned, report, on_event)
-            on_event(SyncEvent(kind=EventKind.PLANNED, runs=len(plan)))
+                await record_source_failures(store, planned, report, on_event)
+            on_event(planned_event([tables[job.job_id] for job, _run in plan]))
             if dry_run:
                 await describe_plan(client, plan, tables, report,
                                     settings.limits.download_concurrency)
@@ -175,7 +181,7 @@ async def sync_async(
                 assert store is not None
                 await _load(client, store, plan, tables, settings, target.staging_dir(),
                             report, on_event)
-                await _name_custom_vars(client, store, plan, report)
+                await name_custom_vars(client, store, plan, report)
     finally:
         if store is not None:
             with anyio.CancelScope(shield=True):
@@ -216,97 +222,6 @@ def _now() -> Any:
     from datetime import UTC
 
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    runs: list[tuple[Job, Run]]            # to download and load
-    tables: dict[int, str]                 # every job's table (csload.placement)
-    # Runs of the selected jobs that FAILED at Contentsquare: (job, run, table).
-    source_failures: list[tuple[Job, Run, str]]
-
-
-async def _record_source_failures(store: Store, planned: _Plan, report: SyncReport,
-                                  on_event: EventSink) -> None:
-    """Record in the ledger the runs that FAILED at Contentsquare (their days are gaps, which
-    `csload backfill --gaps` fills); report those it did not hold yet."""
-    recorded = await anyio.to_thread.run_sync(store.record_source_failed,
-                                              planned.source_failures)
-    for run in recorded:
-        outcome = RunOutcome(job_id=run.job_id, run_id=run.run_id,
-                             table=planned.tables[run.job_id], status=RunStatus.SOURCE_FAILED,
-                             window_start=run.start_date, window_end=run.end_date,
-                             message=SOURCE_FAILED_MESSAGE)
-        report.runs.append(outcome)
-        on_event(_event_of(outcome))
-
-
-async def _name_custom_vars(client: ExportClient, store: Store,
-                            plan: Sequence[tuple[Job, Run]], report: SyncReport) -> None:
-    """Once runs of a job exporting custom variables loaded: their names, from the project
-    (one API call), into the target. A failure here loses nothing: a warning."""
-    loaded = {run.job_id for run in report.loaded}
-    if not any(f.field_name == "custom_var" for job, _run in plan if job.job_id in loaded
-               for f in job.fields):
-        return
-    try:
-        variables = await client.custom_vars()
-        await anyio.to_thread.run_sync(store.name_custom_vars,
-                                       [(v.position, v.name) for v in variables])
-    except CsloadError as exc:
-        note = f"the names of the custom variables were not recorded: {exc}"
-        log.warning("%s", note)
-        report.warnings.append(note)
-
-
-async def _plan(
-    client: ExportClient,
-    selection: Selection,
-    done: set[int],
-    known: Mapping[int, tuple[Job, str]],
-    mapped: Mapping[int, str],
-    report: SyncReport,
-    on_event: EventSink,
-) -> _Plan:
-    """The runs to load, and the table of each job (csload.placement: every job of the
-    project is placed, so that the result does not depend on which jobs this sync selects)."""
-    all_jobs = await client.list_jobs()
-    chosen, skipped = select_jobs(all_jobs, selection)
-    missing = missing_jobs(selection, all_jobs)
-    if missing:
-        raise ConfigError(f"no such export job: {', '.join(map(str, missing))}")
-
-    def say(job: Job, note: str) -> None:
-        report.warnings.append(note)
-        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=job.job_id, message=note))
-
-    for item in skipped:
-        say(item.job, f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}")
-    placements = place_jobs(all_jobs, known, mapped)
-    report.jobs = [placements[job.job_id] for job in chosen]
-    for placement in report.jobs:
-        if placement.refused or placement.new:
-            say(placement.job, placement.note)
-    chosen = [job for job in chosen if not placements[job.job_id].refused]
-
-    runs_of: dict[int, list[Run]] = {}
-
-    async def list_runs(job: Job) -> None:
-        # Every state, in the one request as before: runs that FAILED at Contentsquare are
-        # recorded too (csload.ledger `source_failed`), as their days are gaps.
-        runs_of[job.job_id] = await client.list_runs(job.job_id)
-
-    async with anyio.create_task_group() as group:
-        for job in chosen:
-            group.start_soon(list_runs, job)
-    by_id = {job.job_id: job for job in chosen}
-    fresh = select_runs((run for runs in runs_of.values() for run in runs), done, selection)
-    tables = {job_id: placement.table for job_id, placement in placements.items()}
-    failures = [(by_id[run.job_id], run, tables[run.job_id])
-                for runs in runs_of.values() for run in runs
-                if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)]
-    return _Plan([(by_id[run.job_id], run) for run in fresh if run.job_id in by_id], tables,
-                 failures)
 
 
 async def _load(
@@ -380,8 +295,14 @@ async def _load(
             report.runs.append(outcome)
             on_event(_event_of(outcome))
 
+    def loading(batch: list[_Ready]) -> None:   # a batch is one table's (batches' key)
+        parts = [p for item in batch if item.staged is not None for p in item.staged.parts]
+        on_event(SyncEvent(kind=EventKind.LOADING, table=batch[0].table, runs=len(batch),
+                           parts=len(parts), bytes=sum(p.bytes for p in parts)))
+
     async def apply(batch: list[_Ready]) -> None:
         """Write the batch; download damaged parts again and write their runs again."""
+        loading(batch)
         outcomes, damaged = await anyio.to_thread.run_sync(_write, store, batch)
         committed(outcomes)
         # The first download of every part was one of its attempts.
@@ -393,6 +314,7 @@ async def _load(
                 again = await download_again(damaged, attempts)
                 # A verified download is whole: a run found damaged again fails next round.
                 attempts = 0
+            loading(again)
             more, damaged = await anyio.to_thread.run_sync(_write, store, again)
             committed(more)
 

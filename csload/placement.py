@@ -94,12 +94,19 @@ def _widest_first(jobs: Iterable[Job]) -> list[Job]:
                                          job.job_id))
 
 
+def table_owner(table: str, known: Mapping[int, tuple[Job, str]]) -> Job | None:
+    """The job whose columns `table` holds, among the jobs the ledger has in it (None: no
+    job loaded into it yet)."""
+    group = [job for job, job_table in known.values() if job_table == table]
+    return _widest_first(group)[0] if group else None
+
+
 def _some(names: set[str]) -> str:
     shown = ", ".join(sorted(names)[:5])
     return f"{shown}, ..." if len(names) > 5 else shown
 
 
-def _difference(job: Job, reference: Job) -> str:
+def difference(job: Job, reference: Job) -> str:
     mine = {c[0] for c in columns_of(job)}
     theirs = {c[0] for c in columns_of(reference)}
     parts = []
@@ -112,7 +119,7 @@ def _difference(job: Job, reference: Job) -> str:
 
 def _refusal(job: Job, table: str, reference: Job) -> str:
     return (f"its columns differ from those of table {table!r}, which holds job "
-            f"{reference.job_id}'s ({_difference(job, reference)}); a later run replaces "
+            f"{reference.job_id}'s ({difference(job, reference)}); a later run replaces "
             "whole rows, so loading it there would erase the columns it does not export. "
             f"Map it to a table of its own in csload.toml: [tables] {job.job_id} = "
             f"\"{own_table(job)}\"")

@@ -200,8 +200,11 @@ class SyncReport:
 
 
 class EventKind(enum.StrEnum):
-    PLANNED = "planned"              # runs: how many runs this sync will fetch
+    PLANNED = "planned"              # runs in all; message: per table (planned_event)
     PART_DOWNLOADED = "part"         # one part on disk: bytes
+    # The writer starts applying a batch of staged runs to `table` (runs, parts, bytes): the
+    # load and its commit, one transaction, until the batch's RUN_* events.
+    LOADING = "loading"
     RUN_LOADED = "run_loaded"        # rows
     RUN_FAILED = "run_failed"
     RUN_EXPIRED = "run_expired"
@@ -218,6 +221,7 @@ class SyncEvent:
     bytes: int = 0
     rows: int = 0
     message: str | None = None
+    table: str | None = None
 
 
 EventSink = Callable[[SyncEvent], None]
@@ -225,3 +229,14 @@ EventSink = Callable[[SyncEvent], None]
 
 def ignore_events(event: SyncEvent) -> None:
     """The default sink: library callers who want no progress."""
+
+
+def planned_event(tables: list[str]) -> SyncEvent:
+    """PLANNED for runs that load into `tables` (one name per run): how many in all, and per
+    table. Their parts and bytes are not known yet: only a run's detail lists its files."""
+    per_table: dict[str, int] = {}
+    for table in tables:
+        per_table[table] = per_table.get(table, 0) + 1
+    return SyncEvent(kind=EventKind.PLANNED, runs=len(tables),
+                     message=", ".join(f"{name} {count}"
+                                       for name, count in sorted(per_table.items())) or None)

@@ -279,7 +279,7 @@ def read_status(db: str | Path) -> StoreStatus:
     con = connect(path, read_only=True)
     try:
         if not Ledger(con).exists():
-            raise StoreError(f"{path} is not a csload database (no _csload_runs table)")
+            raise StoreError(f"{path} is not a csload database (it has no _csload.runs table)")
         return ledger_status(con, str(path))
     finally:
         con.close()

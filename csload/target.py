@@ -2,12 +2,18 @@
 
 Both stores have one interface (`Store`), so the pipeline drives either the same way. The part
 downloads are staged on local disk: beside the database, inside a local lake's `_csload/`, or
-in the temporary folder for a lake in object storage.
+in the temporary folder for a lake in object storage; or, when the user chose a staging folder
+(`staging_dir`), in a subfolder of csload's own there: csload only ever removes its own folders.
+
+Opening a target for writing checks every local folder it needs first: an OS error there
+(a folder that is not writable, a file in the way) is one StoreError naming the path, the
+reason and what to do, never a traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -18,11 +24,14 @@ from typing import Protocol, TypeVar
 import duckdb
 
 from csload.api.models import Job, Run
+from csload.config import STAGING_DIR_ENV, staging_path
 from csload.errors import ConfigError, StoreError
 from csload.ledger import Ledger
 from csload.load import DuckDBStore, RunOutcome, StagedRun, connect
 
 DEFAULT_DB = "contentsquare.duckdb"
+# How to put the downloads elsewhere, for messages about the staging folder.
+STAGING_CHOICE = f"--staging-dir, staging_dir in csload.toml, or {STAGING_DIR_ENV}"
 
 T = TypeVar("T")
 
@@ -63,21 +72,51 @@ def check_one_target(db: object, parquet: object, *, flags: bool = False) -> Non
                           f"lake ({names[1]}), not both")
 
 
+def check_staging_root(value: str | Path) -> Path:
+    """A staging folder the user chose: it must be an existing folder (csload creates only its
+    own subfolder there, so that a mistyped path does not grow a tree of folders)."""
+    path = staging_path(value, "staging_dir")
+    if not path.is_dir():
+        state = "is not a folder" if path.exists() else "does not exist"
+        raise ConfigError(f"staging folder {path} {state}: create it, or choose another "
+                          f"({STAGING_CHOICE})")
+    return path
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):
+        return "a file has that name"
+    return exc.strerror or type(exc).__name__
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`: the one check of writability that holds for
+    root, ACLs and read-only mounts alike (os.access does not)."""
+    handle, name = tempfile.mkstemp(prefix=".csload-probe-", dir=folder)
+    os.close(handle)
+    os.unlink(name)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """A DuckDB file (`db`) or a Parquet lake (`parquet`), never both."""
+    """A DuckDB file (`db`) or a Parquet lake (`parquet`), never both. `staging_root`: a
+    folder the user chose for the downloads (None: the default place, see `staging_dir`)."""
 
     db: Path | None = None
     parquet: str | None = None
     storage_options: Mapping[str, str] = field(default_factory=dict)
+    staging_root: Path | None = None
 
     @classmethod
     def of(cls, *, db: str | Path | None, parquet: str | Path | None,
-           storage_options: Mapping[str, str] | None = None) -> Target:
+           storage_options: Mapping[str, str] | None = None,
+           staging_dir: str | Path | None = None) -> Target:
         check_one_target(db, parquet)
+        root = None if staging_dir is None else check_staging_root(staging_dir)
         if parquet is not None:
-            return cls(parquet=str(parquet), storage_options=dict(storage_options or {}))
-        return cls(db=Path(db if db is not None else DEFAULT_DB))
+            return cls(parquet=str(parquet), storage_options=dict(storage_options or {}),
+                       staging_root=root)
+        return cls(db=Path(db if db is not None else DEFAULT_DB), staging_root=root)
 
     @property
     def label(self) -> str:
@@ -88,33 +127,97 @@ class Target:
         return self.parquet is not None
 
     def staging_dir(self) -> Path:
-        """Local folder for part downloads (the staging of unapplied runs)."""
-        if self.parquet is None:
-            assert self.db is not None
-            return self.db.parent / f".{self.db.name}.staging"
-        from csload.lake.fs import is_s3_url
+        """Local folder for part downloads (the staging of unapplied runs). Always a folder
+        of csload's own, which it removes whole: in a chosen `staging_root`, a subfolder named
+        after the target (two targets staging there at once never share one)."""
+        in_object_storage = False
+        if self.parquet is not None:
+            # Only for a lake: csload.lake imports pyarrow, which a database sync never needs.
+            from csload.lake.fs import is_s3_url
 
-        if is_s3_url(self.parquet):
-            digest = hashlib.sha256(self.parquet.encode()).hexdigest()[:12]
-            return Path(tempfile.gettempdir()) / f"csload-downloads-{digest}"
-        return Path(self.parquet) / "_csload" / "downloads"
+            in_object_storage = is_s3_url(self.parquet)
+        if self.staging_root is None and not in_object_storage:
+            if self.db is not None:
+                return self.db.parent / f".{self.db.name}.staging"
+            return Path(str(self.parquet)) / "_csload" / "downloads"
+        if in_object_storage:
+            identity = str(self.parquet)
+        else:
+            identity = str((self.db or Path(str(self.parquet))).resolve())
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        return (self.staging_root or Path(tempfile.gettempdir())) / f"csload-downloads-{digest}"
+
+    def check_writable(self) -> None:
+        """Refuse, before anything is opened or requested, a database that cannot be written
+        (its folder: DuckDB writes the file and its .wal there) or a chosen staging folder
+        that cannot be: StoreError naming the path, the reason and the fix."""
+        if self.db is not None:
+            folder = self.db.parent
+            if not folder.is_dir():
+                state = (f"{folder} is a file, not a folder" if folder.exists()
+                         else f"folder {folder} does not exist")
+                raise ConfigError(f"cannot create the database {self.db}: {state}")
+            try:
+                _probe_writable(folder)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write in folder {folder}, where the database {self.db} and its "
+                    f".wal file are written: {_os_reason(exc)}; make the folder writable, or "
+                    "choose another database (--db)") from None
+            # Not a probe by opening the file: closing any descriptor of it would release the
+            # locks DuckDB holds on it in this process (POSIX record locks are per process).
+            if self.db.exists() and not os.access(self.db, os.W_OK):
+                raise StoreError(f"cannot write the database {self.db}: permission denied; "
+                                 "make the file writable, or choose another database (--db)")
+        if self.staging_root is not None:
+            try:
+                _probe_writable(self.staging_root)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write in the staging folder {self.staging_root}: "
+                    f"{_os_reason(exc)}; make it writable, or choose another "
+                    f"({STAGING_CHOICE})") from None
 
     def open(self) -> Store:
-        """Open the target for writing (fails fast if another sync holds it)."""
+        """Open the target for writing (fails fast if another sync holds it), with an empty
+        staging folder. A local folder that cannot be used is a StoreError, said before the
+        store is opened wherever it can be (`check_writable`)."""
         store: Store
+        self.check_writable()
         if self.parquet is not None:
             from csload.lake import ParquetStore
 
-            store = ParquetStore.open(self.parquet, storage_options=self.storage_options)
+            # The lake's scratch (its work database's spill, S3 uploads) goes where the
+            # downloads go when the user chose the place: a csload-lake-* folder of its own.
+            store = ParquetStore.open(self.parquet, storage_options=self.storage_options,
+                                      scratch_dir=self.staging_root)
         else:
             assert self.db is not None
-            if not self.db.parent.is_dir():
-                raise ConfigError(f"cannot create the database {self.db}: folder "
-                                  f"{self.db.parent} does not exist")
             store = DuckDBStore.open(self.db)
-        # Leftovers of a killed sync: their runs were never committed, so they load again.
-        shutil.rmtree(self.staging_dir(), ignore_errors=True)
+        try:
+            self._empty_staging()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _empty_staging(self) -> None:
+        """The staging folder, created empty. Called with the target's lock held: another
+        sync of the same target may be staging there until then."""
+        staging = self.staging_dir()
+        # Leftovers of a killed sync: their runs were never committed, so they load again.
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.mkdir(exist_ok=True)
+            _probe_writable(staging)
+        except OSError as exc:
+            elsewhere = ("choose another staging folder" if self.staging_root is not None
+                         else "choose a staging folder elsewhere")
+            fix = ("move that file away" if isinstance(exc, FileExistsError)
+                   else f"make {staging.parent} writable")
+            raise StoreError(
+                f"cannot use the staging folder {staging} for the downloads: "
+                f"{_os_reason(exc)}; {fix}, or {elsewhere} ({STAGING_CHOICE})") from None
 
     def done_runs_read_only(self) -> set[int]:
         """What a dry run needs from the ledger, without writing (or creating) anything."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+from typing import Any
 
 import click
 
+from csload.cli.common import ARGV_KEY, StderrHandler, print_json_error
 from csload.cli.lazy import LazyGroup
 
 # Lazy: each command's module is imported only when that command runs (or `--help` lists
@@ -32,7 +34,26 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS,
+class CsloadGroup(LazyGroup):
+    """The `csload` group: a usage error (exit 2) of a command run with --json also prints
+    the JSON error object on stdout, as csload.cli.common.fail does for every other error."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept for json_wanted: a usage error can come before --json is read.
+        ctx.meta[ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            # Click prints the line on stderr and exits, once this returns.
+            where = exc.ctx if isinstance(exc, click.UsageError) and exc.ctx else ctx
+            print_json_error(exc.format_message(), type(exc).__name__, exc.exit_code, where)
+            raise
+
+
+@click.group(cls=CsloadGroup, lazy_subcommands=COMMANDS,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="csload")
 @click.option("-v", "--verbose", count=True, help="More log lines (-v info, -vv debug).")
@@ -45,4 +66,6 @@ def main(verbose: int) -> None:
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One format for log records and for the progress lines printed off a terminal
+    # (csload.cli.common.LOG_FORMAT): a timestamp on every line of a cron log.
+    logging.basicConfig(level=level, handlers=[StderrHandler()])

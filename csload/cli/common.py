@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -70,7 +72,104 @@ def labelled(label: str, style: str, text: str) -> Text:
     return Text.assemble((label, style), text)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+# -- one format for every log line ------------------------------------------------------------
+
+# A log record and a line of a progress display off a terminal look the same: an ISO 8601 UTC
+# timestamp, the level, where it comes from, the message. One line per event, never wrapped.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class LogFormatter(logging.Formatter):
+    """LOG_FORMAT, its time as `2026-11-25T04:21:13.250Z`: sortable, and the same in a cron
+    log whatever the machine's time zone."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_FORMATTER = LogFormatter()
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to `sys.stderr` as it is at that moment, not as it was when the
+    handler was made: on a terminal the live progress display puts a proxy there, which
+    prints the line above the progress bar instead of through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(_FORMATTER)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass   # StreamHandler.__init__ sets it; the stream is always the current stderr
+
+
+def log_line(level: int, name: str, message: str) -> str:
+    """`message` as the log record of logger `name` at `level` would be printed (LOG_FORMAT):
+    the progress displays print their lines with it, whatever the logging configuration."""
+    record = logging.LogRecord(name, level, __file__, 0, message, None, None)
+    return _FORMATTER.format(record)
+
+
+# -- failing ----------------------------------------------------------------------------------
+
+# ctx.meta keys (the root context's meta is every context's): the command line as given, and
+# whether a JSON document was printed on stdout already.
+ARGV_KEY = "csload.argv"
+PRINTED_JSON_KEY = "csload.printed_json"
+
+
+def json_wanted(ctx: click.Context | None = None) -> bool:
+    """Whether the command running was given --json: its `as_json` parameter or a parent's
+    (`jobs --json show 3`), or, when the error came before the parameters were read (a usage
+    error), `--json` on the command line."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    argv: list[str] = ctx.meta.get(ARGV_KEY, [])
+    options = argv[:argv.index("--")] if "--" in argv else argv   # after "--": arguments
+    if "--json" in options:
+        return True
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def error_json(message: str, kind: str, code: int) -> dict[str, Any]:
+    return {"error": {"message": message, "kind": kind, "exitCode": code}}
+
+
+def print_json_error(message: str, kind: str, code: int,
+                     ctx: click.Context | None = None) -> None:
+    """With --json, the error as a JSON object on stdout (`error_json`), for the scheduler
+    that reads stdout; unless the command printed its JSON document already (`doctor --json
+    --save` failing to save): stdout stays one document."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is not None and json_wanted(ctx) and not ctx.meta.get(PRINTED_JSON_KEY):
+        print_json(error_json(message, kind, code))
+
+
+def fail(error: str | BaseException, code: int = EXIT_FAILED, *, kind: str | None = None
+         ) -> NoReturn:
+    """The one place a command fails: the message on stderr (one line, `error: ...`), and
+    with --json also a JSON error object on stdout; then exit `code`. `kind` is the
+    exception's class name: `error`'s when it is one, else the exception being handled
+    (`fail(str(exc))` inside `except`), else `Error`."""
+    if kind is None:
+        handled = error if isinstance(error, BaseException) else sys.exc_info()[1]
+        kind = type(handled).__name__ if handled is not None else "Error"
+    message = str(error)
+    print_json_error(message, kind, code)
     console("stderr").print(labelled("error:", "bold red", f" {message}"))
     sys.exit(code)
 
@@ -85,6 +184,9 @@ def usage_checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def print_json(value: Any) -> None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[PRINTED_JSON_KEY] = True
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -111,11 +213,12 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def settings_from(params: dict[str, Any]) -> Settings:
     """Settings from the connection options of a command (flags > env > file)."""
     overrides = {name: params.pop(name, None)
-                 for name in ("client_id", "client_secret", "project_id", "auth_url", "limits")}
+                 for name in ("client_id", "client_secret", "project_id", "auth_url", "limits",
+                              "staging_dir")}
     try:
         return load_settings(overrides=overrides, config_file=params.pop("config_file", None))
     except CsloadError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitable[T]]) -> T:
@@ -129,7 +232,7 @@ def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitab
     try:
         return anyio.run(main)
     except CsloadError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def ts(value: Any) -> str:

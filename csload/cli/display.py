@@ -1,20 +1,38 @@
-"""Showing a sync as it happens: a live progress bar on a terminal, plain log lines otherwise."""
+"""Showing a sync as it happens: a live progress line on a terminal, log lines otherwise.
+
+On a terminal, one line: the phase (discovering runs / downloading / loading TABLE /
+finishing), runs done of planned, parts and bytes downloaded, the download rate and an ETA.
+The loading phase covers the load and its commit: they are one transaction in the writer
+thread, which says nothing until it is done. The ETA comes from runs done of planned (parts
+and bytes are known only as each run downloads).
+
+Off a terminal (piped, cron), one line per event in the log format (csload.cli.common.
+LOG_FORMAT: timestamped, as the log records of `-v` are), never cut.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from csload.cli.common import labelled
+from csload.cli.common import log_line
 from csload.report import EventKind, RunOutcome, RunStatus, SyncEvent, SyncReport
 
 if TYPE_CHECKING:
     # Lazy: the progress bar is only drawn on a terminal, and the summary table only at the
     # end (and not with --json): importing both up front cost ~7 ms at start-up.
     from rich.console import Console
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, ProgressColumn, Task, TaskID
     from rich.table import Table
+
+# The logger name of the display's lines: the sync's own (csload.pipeline logs as it too).
+LOG_NAME = "csload.sync"
+# Below this width the progress line leaves out the bar, parts, rows and the clock (it would
+# fold onto a second line).
+_NARROW = 100
 
 
 def human_bytes(count: float) -> str:
@@ -25,14 +43,27 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} GB"
 
 
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
 class SyncDisplay:
     """An event sink (`on_event`) that renders progress to stderr; use it as a context manager.
     `console` is one of csload.cli.common's (markup off: messages are printed as they are)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, dry_run: bool = False) -> None:
         self.console = console
+        # A dry run fetches each planned run's detail (its files), and downloads nothing.
+        self.after_plan = "reading the runs' files" if dry_run else "downloading"
         self.live = console.is_terminal
         self.started = time.monotonic()
+        self.planned_at: float | None = None    # when the downloads started
+        self.planned: int | None = None
+        self.phase = "discovering runs"
         self.parts = 0
         self.bytes = 0
         self.rows = 0
@@ -42,21 +73,14 @@ class SyncDisplay:
 
     def __enter__(self) -> SyncDisplay:
         if self.live:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from rich.progress import BarColumn, Progress, SpinnerColumn
 
-            self.progress = Progress(
-                TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn(),
-                console=self.console, transient=True,
-            )
+            columns = [SpinnerColumn(), _line_column(self)]
+            if self.console.width >= _NARROW:
+                columns.insert(1, BarColumn(bar_width=16))
+            self.progress = Progress(*columns, console=self.console, transient=True)
             self.progress.__enter__()
-            self.task = self.progress.add_task("sync", total=None, detail="discovering runs")
+            self.task = self.progress.add_task("sync", total=None)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -64,42 +88,108 @@ class SyncDisplay:
         if self.progress is not None:
             self.progress.__exit__(kind, exc, tb)
 
-    def _detail(self) -> str:
-        seconds = max(time.monotonic() - self.started, 1e-3)
-        return (f"parts {self.parts}  {human_bytes(self.bytes)}  rows {self.rows:,}  "
-                f"{human_bytes(self.bytes / seconds)}/s  {self.rows / seconds:,.0f} rows/s")
+    # -- what the line says ---------------------------------------------------------------------
+
+    def eta(self) -> str:
+        """The time left, from the pace of runs done so far; "?" before the first one."""
+        if self.planned is None or self.planned_at is None or not self.runs_done:
+            return "?"
+        left = self.planned - self.runs_done
+        return _clock((time.monotonic() - self.planned_at) / self.runs_done * left)
+
+    def rate(self) -> str:
+        """Bytes downloaded per second since the downloads started."""
+        seconds = time.monotonic() - (self.planned_at or self.started)
+        return f"{human_bytes(self.bytes / max(seconds, 1e-3))}/s"
+
+    def line(self) -> str:
+        """The progress line, drawn anew at every tick of the live display (not only on
+        events): while a table loads, its clock and ETA still move. Narrower than 100
+        columns, it leaves out parts, rows and the clock, to fit on one line of 80."""
+        elapsed = _clock(time.monotonic() - self.started)
+        if self.planned is None:
+            return f"{self.phase}  {elapsed}"
+        items = [self.phase, f"runs {self.runs_done}/{self.planned}", human_bytes(self.bytes),
+                 self.rate(), f"ETA {self.eta()}"]
+        if self.console.width >= _NARROW:
+            items[2:2] = [f"parts {self.parts}", f"rows {self.rows:,}"]
+            items.append(elapsed)
+        return "  ".join(items)
+
+    # -- events ---------------------------------------------------------------------------------
 
     def __call__(self, event: SyncEvent) -> None:
-        if event.kind is EventKind.PLANNED:
-            if self.progress is not None and self.task is not None:
-                self.progress.update(self.task, total=event.runs, detail=self._detail())
-            else:
-                self.console.print(f"{event.runs} new run(s) to load")
-            return
-        if event.kind is EventKind.PART_DOWNLOADED:
+        kind = event.kind
+        phase_changed = False
+        if kind is EventKind.PLANNED:
+            self.planned, self.planned_at = event.runs, time.monotonic()
+            self.phase = self.after_plan if event.runs else "nothing new"
+            phase_changed = True
+            per_table = f" ({event.message})" if event.message else ""
+            self._line(logging.INFO, f"planned {_count(event.runs, 'new run')}{per_table}")
+        elif kind is EventKind.PART_DOWNLOADED:
             self.parts += event.parts
             self.bytes += event.bytes
-        elif event.kind in (EventKind.RUN_LOADED, EventKind.RUN_FAILED, EventKind.RUN_EXPIRED):
+        elif kind is EventKind.LOADING:
+            self.phase = f"loading {event.table} ({_count(event.runs, 'run')})"
+            phase_changed = True
+            self._line(logging.INFO, f"loading {_count(event.runs, 'run')} into {event.table}: "
+                                     f"{_count(event.parts, 'part')}, {human_bytes(event.bytes)}")
+        elif kind in (EventKind.RUN_LOADED, EventKind.RUN_FAILED, EventKind.RUN_EXPIRED):
             self.runs_done += 1
             self.rows += event.rows
+            # The writer reports a batch's runs once it has committed: its load is over.
+            if self.phase.startswith("loading") or self.phase == "downloading":
+                more = self.planned is None or self.runs_done < self.planned
+                phase = "downloading" if more else "finishing"
+                phase_changed, self.phase = phase != self.phase, phase
             self._log_run(event)
-        elif event.kind is EventKind.MESSAGE and event.message:
-            self.console.print(f"note: {event.message}")
+        elif kind is EventKind.MESSAGE and event.message:
+            self._line(logging.INFO, f"note: {event.message}", on_terminal=True)
         if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, completed=self.runs_done, detail=self._detail())
+            # A new phase is drawn at once (else at the next tick, a tenth of a second on).
+            self.progress.update(self.task, completed=self.runs_done, total=self.planned,
+                                 refresh=phase_changed)
+
+    def _line(self, level: int, message: str, *, on_terminal: bool = False) -> None:
+        """Off a terminal, every event as a log line. On a terminal, only the notes, as
+        they are, above the progress line: the rest is on that line, or in the summary."""
+        if not self.live:
+            self.console.print(log_line(level, LOG_NAME, message))
+        elif on_terminal:
+            self.console.print(message)
 
     def _log_run(self, event: SyncEvent) -> None:
-        where = f"job {event.job_id}, run {event.run_id}"
-        if event.kind is EventKind.RUN_LOADED:
-            if not self.live:
-                self.console.print(f"loaded {where}: {event.rows:,} rows, "
-                                   f"{human_bytes(event.bytes)}")
-        elif self.live:
+        if self.live:
             return   # on a terminal, the summary says it once, grouped (problem_lines)
-        elif event.kind is EventKind.RUN_EXPIRED:
-            self.console.print(labelled("expired", "yellow", f" {where}: {event.message}"))
-        else:
-            self.console.print(labelled("failed", "red", f" {where}: {event.message}"))
+        from csload.errors import part_label
+
+        where = part_label(event.job_id, event.run_id, None)
+        done = f" [{self.runs_done}/{self.planned} runs]" if self.planned else ""
+        if event.kind is EventKind.RUN_LOADED:
+            self._line(logging.INFO, f"loaded {where}: {_count(event.rows, 'row')}, "
+                                     f"{human_bytes(event.bytes)}{done}")
+            return
+        # The run's message names the job and run already (csload.errors.part_label).
+        reason = event.message or ""
+        if reason.startswith(where):
+            reason = reason[len(where):].lstrip(",: ")
+        status = "expired" if event.kind is EventKind.RUN_EXPIRED else "failed"
+        self._line(logging.WARNING, f"{status} {where}: {reason}{done}")
+
+
+def _line_column(display: SyncDisplay) -> ProgressColumn:
+    """A progress column showing `display.line()`, folded (never cut with "…") when the
+    terminal is too narrow for it."""
+    from rich.progress import ProgressColumn
+    from rich.table import Column
+    from rich.text import Text
+
+    class LineColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(display.line(), overflow="fold")
+
+    return LineColumn(table_column=Column(overflow="fold"))
 
 
 def summary_table(report: SyncReport) -> Table:

@@ -7,6 +7,7 @@ Days on the command line are whole UTC days and both ends are included: `--once 
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -30,11 +31,13 @@ from csload.backfill_engine import (
     BackfillReport,
     BackfillStatus,
     backfill_async,
+    check_backfill_arguments,
 )
 from csload.cli.common import (
     connection_options,
     fail,
     labelled,
+    log_line,
     print_json,
     run_with_client,
     settings_from,
@@ -217,10 +220,11 @@ def _elapsed(seconds: float | None) -> str:
 
 
 class BackfillDisplay:
-    """An event sink for backfills: a live line per window on a terminal, plain lines otherwise.
+    """An event sink for backfills: a live line per window on a terminal, log lines otherwise.
 
-    Plain lines are printed on changes only (a new state of a run, not every poll). `console`
-    is one of csload.cli.common's (markup off: messages are printed as they are)."""
+    Log lines (csload.cli.common.LOG_FORMAT: timestamped, like the log records of `-v`) are
+    printed on changes only (a new state of a run, not every poll). `console` is one of
+    csload.cli.common's (markup off: messages are printed as they are)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -242,7 +246,12 @@ class BackfillDisplay:
         if self.progress is not None:
             self.progress.__exit__(kind, exc, tb)
 
-    def _show(self, event: BackfillEvent, detail: str, *, line: bool = True) -> None:
+    def _line(self, message: str, level: int = logging.INFO) -> None:
+        """On a terminal the line as it is (above the live lines); else a log line."""
+        self.console.print(message if self.live else log_line(level, "csload.backfill", message))
+
+    def _show(self, event: BackfillEvent, detail: str, *, line: bool = True,
+              level: int = logging.INFO) -> None:
         assert event.window is not None
         key = (event.scope, event.window.label)
         where = f"{event.scope} {event.window.label}"
@@ -255,14 +264,14 @@ class BackfillDisplay:
             else:
                 self.progress.update(task, description=where, detail=detail)
         elif line:
-            self.console.print(f"{where}: {detail}")
+            self._line(f"{where}: {detail}", level)
 
     def __call__(self, event: BackfillEvent) -> None:
         kind = event.kind
         if kind is BackfillEventKind.PLANNED or kind is BackfillEventKind.MESSAGE:
             if event.message:
-                self.console.print(f"note: {event.message}" if kind is BackfillEventKind.MESSAGE
-                                   else event.message)
+                self._line(f"note: {event.message}" if kind is BackfillEventKind.MESSAGE
+                           else event.message)
             return
         if event.window is None:
             return
@@ -283,7 +292,7 @@ class BackfillDisplay:
         elif kind is BackfillEventKind.SKIPPED:
             self._show(event, "already loaded")
         elif kind is BackfillEventKind.FAILED:
-            self._show(event, f"failed: {event.message}")
+            self._show(event, f"failed: {event.message}", level=logging.WARNING)
 
 
 def backfill_table(report: BackfillReport) -> Table:
@@ -327,6 +336,10 @@ def backfill_table(report: BackfillReport) -> Table:
               show_default=True, help="Seconds between two checks of a run's state.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; create and load nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+# --staging-dir goes with the connection options into `settings_from` (Settings.staging_dir).
+@click.option("--staging-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Stage the downloads in a folder of csload's own inside this folder "
+                   "[default: beside the database, or in the lake; env: CSLOAD_STAGING_DIR].")
 @connection_options
 def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | None,
              like: int | None, field_texts: tuple[str, ...], fmt: str | None,
@@ -338,16 +351,9 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
     Resumable: run the same command again after an interruption and it reuses the jobs it
     created and loads only what is missing.
     """
-    if gaps and (like is not None or field_texts):
-        raise click.UsageError("--gaps copies each daily job's fields: no --like or --field")
-    if not gaps and (date_from is None or date_to is None):
-        raise click.UsageError("give --from and --to (or --gaps)")
-    if like is not None and field_texts:
-        raise click.UsageError("give either --like JOB_ID or --field, not both")
-    if not gaps and like is None and not field_texts:
-        raise click.UsageError("say what to export: --like JOB_ID or --field NAME")
-    if not gaps and like is None and scope is None:
-        raise click.UsageError("--scope is required without --like")
+    # The Python API's own checks, as usage errors (exit 2): --to before --from, a bad --like...
+    usage_checked(check_backfill_arguments, scope=scope, date_from=_day(date_from),
+                  date_to=_day(date_to), like=like, fields=field_texts, gaps=gaps, flags=True)
     usage_checked(check_one_target, db, parquet, flags=True)
     settings = settings_from(params)
 

@@ -29,7 +29,7 @@ def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     try:
         state = read_target_status(db=db, parquet=parquet, storage_options=read_lake_options())
     except CsloadError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         print_json(state.to_json())
         return

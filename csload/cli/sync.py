@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from datetime import date, datetime
@@ -17,11 +18,12 @@ from csload.cli.common import (
     console,
     fail,
     labelled,
+    log_line,
     print_json,
     settings_from,
     usage_checked,
 )
-from csload.cli.display import SyncDisplay, jobs_table, problem_lines, summary_table
+from csload.cli.display import LOG_NAME, SyncDisplay, jobs_table, problem_lines, summary_table
 from csload.cli.interrupt import CommittedRuns, Interrupted, until_signal
 from csload.config import parse_duration
 from csload.discover import Selection
@@ -80,6 +82,10 @@ def _day(value: datetime | None) -> date | None:
                    "env: CSLOAD_LOCK_WAIT].")
 @click.option("--dry-run", is_flag=True, help="Say what would be loaded; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+# --staging-dir goes with the connection options into `settings_from` (Settings.staging_dir).
+@click.option("--staging-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Stage the downloads in a folder of csload's own inside this folder "
+                   "[default: beside the database, or in the lake; env: CSLOAD_STAGING_DIR].")
 @connection_options
 def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: str | None,
          since: datetime | None, until: datetime | None, concurrency: int | None,
@@ -103,7 +109,7 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
                       since=_day(since), until=_day(until), tables=tables, dry_run=dry_run)
         if as_json:
             return await run(on_event=committed)
-        with SyncDisplay(console("stderr")) as display:
+        with SyncDisplay(console("stderr"), dry_run=dry_run) as display:
 
             def show(event: SyncEvent) -> None:
                 committed(event)
@@ -114,7 +120,7 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
     try:
         report = anyio.run(until_signal, main, _stopping)
     except CsloadError as exc:
-        fail(str(exc))
+        fail(exc)
     except (Interrupted, KeyboardInterrupt) as exc:
         # KeyboardInterrupt: a Ctrl-C before the signals were taken over (or after).
         stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
@@ -145,4 +151,5 @@ def _stopping(signum: int, first: bool) -> None:
                    "commits or rolls back whole")
     else:
         message = f"{name} received: already stopping, waiting for the load in progress"
-    console("stderr").print(message)
+    # A log line (timestamped): it lands in the middle of the progress lines off a terminal.
+    console("stderr").print(log_line(logging.WARNING, LOG_NAME, message))

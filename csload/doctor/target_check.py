@@ -16,6 +16,7 @@ from pathlib import Path
 
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import CsloadError, StoreError, StoreLockedError
+from csload.ledger import Ledger
 from csload.load import connect
 from csload.status import StoreStatus, read_target_status
 from csload.target import Target
@@ -80,11 +81,10 @@ def _check_db(check: Check, target: Target) -> bool:
     # no other process holds it (StoreLockedError).
     con = connect(path)
     try:
-        row = con.execute("SELECT count(*) FROM duckdb_tables() "
-                          "WHERE table_name = '_csload_runs'").fetchone()
+        has_ledger = Ledger(con).exists()
     finally:
         con.close()
-    if not row or not row[0]:
+    if not has_ledger:
         check.set(Verdict.OK, f"{clean(path)} is writable; it has no csload ledger yet: the "
                   "first sync adds its tables")
         return False

@@ -11,7 +11,7 @@ projection and filters into it); for a local lake the views use DuckDB's own `re
 
 The views have the DuckDB target's columns (the rows' columns and `_job_id`, `_run_id`,
 `_date`, `_loaded_at`), without the Hive `date` column a folder-listing reader adds, so the
-same SQL runs on both targets; the ledger is there too (`_csload_runs`, `_csload_jobs`, ...).
+same SQL runs on both targets; the ledger is there too (`_csload.runs`, `_csload.jobs`, ...).
 The connection is a snapshot: once a sync publishes a new version, its superseded files are
 deleted, so reconnect after a sync (a query running across it may fail with a missing file).
 """

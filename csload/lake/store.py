@@ -392,7 +392,7 @@ class ParquetStore:
             if manifest.ledger:
                 import_ledger(work.con, lake, manifest.ledger)
                 row = work.con.execute(
-                    "SELECT value FROM _csload_meta WHERE key = 'schema_version'").fetchone()
+                    "SELECT value FROM _csload.meta WHERE key = 'schema_version'").fetchone()
                 if row is not None and int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(
                         f"lake {lake.root} has a ledger of schema version {row[0]}, newer "

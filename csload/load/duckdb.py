@@ -416,7 +416,9 @@ class DuckDBStore:
         if isinstance(error, DamagedDownload):
             log.warning("%s: downloading it again", error)
             return RunOutcome(staged.job.job_id, staged.run.run_id, "damaged", error=error)
-        log.warning("%s", error)
+        # Debug: the failure is the sync's to report (its RUN_FAILED event, report.failed, the
+        # ledger); a warning here made it two lines of the CLI's log.
+        log.debug("%s", error)
         self.record_failed(staged.job, staged.run, str(error), staged.table)
         return RunOutcome(staged.job.job_id, staged.run.run_id, "failed",
                           bytes=sum(p.bytes for p in staged.parts), error=error)
@@ -702,9 +704,10 @@ class DuckDBStore:
             if isinstance(exc, duckdb.Error):
                 raise StoreError(f"loading into table {table!r} failed: {exc}") from exc
             raise
-        for outcome in outcomes.values():
-            log.info("job %s, run %s: loaded %s rows into %s", outcome.job_id, outcome.run_id,
-                     outcome.rows, table)
+        # One line per commit, at debug: each run's load is a line of the sync's own (its
+        # RUN_LOADED event); a line per run here made -v print each load twice.
+        log.debug("table %s: committed run(s) %s, %s rows", table, ids,
+                  sum(outcome.rows for outcome in outcomes.values()))
         return outcomes
 
     def _attribute(self, exc: duckdb.Error, parts: dict[str, PartFile], batch: list[_Pending]
@@ -735,7 +738,7 @@ class DuckDBStore:
         # The order of every run whose rows may be in the table, batch included.
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE _csload_ord AS SELECT run_id, supersede_order AS ord "
-            "FROM _csload_runs WHERE status = 'loaded' AND table_name = ?", [table])
+            "FROM _csload.runs WHERE status = 'loaded' AND table_name = ?", [table])
         sql.insert_rows(self.con, "INSERT INTO _csload_ord", ("UBIGINT", "HUGEINT"),
                         [(item.run_id, str(run_order(item.staged.run))) for item in batch])
 
@@ -795,7 +798,7 @@ class DuckDBStore:
             return None
         batch_keys = self._keyed_rows(table, batch_groups, f"t._run_id IN ({ids})")
         existing = self._keyed_rows(table, groups, f"t._run_id NOT IN ({ids})")
-        tomb = "SELECT k0, k1 FROM _csload_tombstones WHERE table_name = ?"
+        tomb = "SELECT k0, k1 FROM _csload.tombstones WHERE table_name = ?"
         # The common case, every key of the batch new, is checked without materializing the
         # batch's keys (that took as long as the check itself: 0.2 s per 2M rows).
         row = self.con.execute(
@@ -828,7 +831,7 @@ class DuckDBStore:
                     SEMI JOIN _csload_bkeys AS b ON e.k0 = b.k0 AND e.k1 = b.k1
                     UNION ALL
                     SELECT s.k0, s.k1, NULL, NULL, s.supersede_order
-                    FROM _csload_tombstones AS s
+                    FROM _csload.tombstones AS s
                     SEMI JOIN _csload_bkeys AS b ON s.k0 = b.k0 AND s.k1 = b.k1
                     WHERE s.table_name = ?
                     )
@@ -848,7 +851,7 @@ class DuckDBStore:
         """Whether rows of runs loaded before the batch, or tombstones, may hold its keys."""
         row = self.con.execute(
             f"SELECT EXISTS (SELECT 1 FROM _csload_ord WHERE run_id NOT IN ({ids})) "  # noqa: S608
-            "OR EXISTS (SELECT 1 FROM _csload_tombstones WHERE table_name = ?)",
+            "OR EXISTS (SELECT 1 FROM _csload.tombstones WHERE table_name = ?)",
             [table]).fetchone()
         return bool(row and row[0])
 
@@ -874,7 +877,7 @@ class DuckDBStore:
             # Each key has at most one row here (key rule), so a removed keyed row is the
             # latest word on its key: remember it, or an older run could resurrect the key.
             self.con.execute(
-                f"""INSERT INTO _csload_tombstones
+                f"""INSERT INTO _csload.tombstones
                     SELECT ?, r.k0, r.k1, o.ord FROM ({self._keyed_rows(table, groups, dropped)})
                     AS r JOIN _csload_ord AS o ON o.run_id = r.run_id""",  # noqa: S608
                 [table])

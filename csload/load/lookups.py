@@ -51,8 +51,8 @@ CODES_SCHEMA = "codes"
 CUSTOM_VARS_TABLE = "custom_vars"
 
 LINEAGE_COMMENTS: dict[str, str] = {
-    "_job_id": "csload lineage: the export job whose run delivered the row (_csload_jobs)",
-    "_run_id": "csload lineage: the run that delivered the row (_csload_runs); per row key the "
+    "_job_id": "csload lineage: the export job whose run delivered the row (_csload.jobs)",
+    "_run_id": "csload lineage: the run that delivered the row (_csload.runs); per row key the "
                "latest run wins",
     "_date": "csload lineage: the row's date: session_date, or the UTC date of view_time; "
              "else the first day of its run's window",

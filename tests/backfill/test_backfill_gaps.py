@@ -126,8 +126,8 @@ async def test_gaps_need_a_database(settings: Settings, driver: SimDriver,
 def test_coverage_counts_backfill_copies_by_their_name_fields_and_table() -> None:
     """A loaded run of a backfill job (a `once` job named as a backfill) covers a daily job's
     days when it has the daily job's scope, fields (in any order) and table. Read from
-    `_csload_jobs` and `_csload_runs` only, as a lake's ledger connection has no
-    `_csload_backfills`."""
+    `_csload.jobs` and `_csload.runs` only, as a lake's ledger connection has no
+    `_csload.backfills`."""
     import duckdb
 
     from csload.api.models import Job, JobField, Run

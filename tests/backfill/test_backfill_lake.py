@@ -2,7 +2,7 @@
 
 The lake is read back through `csload.connect(parquet=ROOT)` (the manifest's current files and
 the lake's `_csload_*` ledger). A lake holds no backfill state of its own: the backfill finds
-its jobs again by their names, and what is loaded from the lake's `_csload_runs`.
+its jobs again by their names, and what is loaded from the lake's `_csload.runs`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def assert_lake_holds_the_backfill(sim: Simulator, root: str | Path,
                                    options: dict[str, str] | None = None,
                                    first: date = FIRST, last: date = LAST) -> None:
     """Every day of the range, each row once, equal to the truth of the runs the lake loaded."""
-    loaded = lake_query(root, "SELECT job_id, run_id FROM _csload_runs WHERE status = 'loaded'",
+    loaded = lake_query(root, "SELECT job_id, run_id FROM _csload.runs WHERE status = 'loaded'",
                         options=options)
     jobs = {job.job_id: job for job in backfill_jobs(sim)}
     assert {job_id for job_id, _ in loaded} <= set(jobs)
@@ -122,10 +122,10 @@ async def test_a_range_into_a_local_lake_loads_every_day_once(
     assert report.rows == len(lake_rows(root))
     # The lake's ledger records the three once jobs, by name, and nothing of the backfill's
     # own: no backfill ledger table, no file of its own.
-    assert sorted(lake_query(root, "SELECT name, frequency FROM _csload_jobs")) == sorted(
+    assert sorted(lake_query(root, "SELECT name, frequency FROM _csload.jobs")) == sorted(
         (job.name, "once") for job in jobs)
     assert lake_query(root, "SELECT count(*) FROM duckdb_tables() "
-                            "WHERE table_name = '_csload_backfills'") == [(0,)]
+                            "WHERE table_name IN ('backfills', '_csload_backfills')") == [(0,)]
     assert not [f for f in snapshot(root) if "backfill" in f]
 
     # Again: everything is found loaded, nothing is created or written.
@@ -175,7 +175,7 @@ async def test_an_interrupted_lake_backfill_resumes_without_a_duplicate_job(
     assert {i.status for i in report.items} <= {BackfillStatus.LOADED,
                                                 BackfillStatus.ALREADY_LOADED}
     assert_lake_holds_the_backfill(simulator, root)
-    assert lake_query(root, "SELECT count(*) FROM _csload_runs WHERE status = 'loaded'") == [
+    assert lake_query(root, "SELECT count(*) FROM _csload.runs WHERE status = 'loaded'") == [
         (3,)]
 
     # The same lake as a backfill that was never interrupted: a fresh lake, same arguments.

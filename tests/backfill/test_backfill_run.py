@@ -25,8 +25,10 @@ from csload import BackfillReport, backfill_async
 from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
 from csload.backfill_ledger import BackfillLedger
 from csload.config import Settings
+from csload.errors import ConfigError
 from csload.jobspec import InvalidJobSpec, Rule
 from csload.load import connect
+from csload.pipeline import sync_async
 from csload.simulator import Simulator
 from csload.simulator.outcomes import fail_once_job
 
@@ -48,7 +50,7 @@ async def run_backfill(settings: Settings, driver: SimDriver, db: Path, *,
 
 def assert_all_days_loaded_once(sim: Simulator, db: Path) -> None:
     """Every day of the range, each row exactly once, equal to the truth of the runs loaded."""
-    loaded = query(db, "SELECT job_id, run_id FROM _csload_runs WHERE status = 'loaded'")
+    loaded = query(db, "SELECT job_id, run_id FROM _csload.runs WHERE status = 'loaded'")
     jobs = {job.job_id: job for job in backfill_jobs(sim)}
     want = sorted(row for job_id, _ in loaded for row in truth_rows(sim, jobs[job_id]))
     got = table_rows(db)
@@ -78,9 +80,9 @@ async def test_a_20_day_backfill_makes_3_jobs_and_loads_every_day_once(
     assert_all_days_loaded_once(simulator, db_path)
     assert report.rows == len(table_rows(db_path)) > 0
     # One run per job, each loaded once, each recorded as loaded in the backfill ledger.
-    assert query(db_path, "SELECT count(*), count(DISTINCT job_id) FROM _csload_runs "
+    assert query(db_path, "SELECT count(*), count(DISTINCT job_id) FROM _csload.runs "
                           "WHERE status = 'loaded'") == [(3, 3)]
-    assert query(db_path, "SELECT state FROM _csload_backfills ORDER BY window_start") == [
+    assert query(db_path, "SELECT state FROM _csload.backfills ORDER BY window_start") == [
         ("loaded",)] * 3
     # Created one at a time: each job only after the previous one's run had finished.
     for earlier, later in itertools.pairwise(jobs):
@@ -140,8 +142,8 @@ async def test_an_interrupted_backfill_resumes_without_a_duplicate_job(
     assert second.status is BackfillStatus.LOADED
     assert report.items[0].status in (BackfillStatus.LOADED, BackfillStatus.ALREADY_LOADED)
     assert_all_days_loaded_once(simulator, db_path)
-    assert query(db_path, "SELECT count(*) FROM _csload_runs WHERE status = 'loaded'") == [(3,)]
-    assert query(db_path, "SELECT job_id FROM _csload_backfills ORDER BY job_id") == [
+    assert query(db_path, "SELECT count(*) FROM _csload.runs WHERE status = 'loaded'") == [(3,)]
+    assert query(db_path, "SELECT job_id FROM _csload.backfills ORDER BY job_id") == [
         (job.job_id,) for job in jobs]
 
 
@@ -168,7 +170,7 @@ async def test_a_failed_run_is_reported_and_the_rest_loads(
     assert str(failed.job_id) in failed.message
     loaded_days = {r[0] for r in query(db_path, "SELECT DISTINCT _date FROM views")}
     assert loaded_days == set(WINDOWS[0].days) | set(WINDOWS[2].days)
-    assert query(db_path, "SELECT state FROM _csload_backfills ORDER BY window_start") == [
+    assert query(db_path, "SELECT state FROM _csload.backfills ORDER BY window_start") == [
         ("loaded",), ("run_failed",), ("loaded",)]
 
     # Run again once the fault is gone: only the failed window gets a new job.
@@ -269,3 +271,27 @@ async def test_a_broken_rule_creates_nothing_not_even_the_database(
     assert [p.rule for p in caught.value.problems] == [Rule.UNKNOWN_FIELD, Rule.POSITION]
     assert simulator.stats.requests["create_job"] == 0
     assert not db_path.exists()
+
+
+async def test_a_backfill_of_other_fields_into_a_table_of_other_columns_is_refused(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    # The daily views job loaded first: table views holds its columns (csload.placement).
+    await sync_async(settings, db=db_path, jobs=[simulator.job_named("Daily pageviews").job_id])
+    views_before = query(db_path, "SELECT * FROM views ORDER BY ALL")
+    creates = simulator.stats.requests["create_job"]
+
+    with pytest.raises(ConfigError) as caught:
+        await run_backfill(settings, driver, db_path)
+
+    text = str(caught.value)
+    assert "table 'views' holds the columns of job" in text and "--like" in text
+    assert "erase" in text and "--table NAME" in text
+    assert simulator.stats.requests["create_job"] == creates, "no job created"
+    assert query(db_path, "SELECT * FROM views ORDER BY ALL") == views_before
+    # With a table of its own, it loads.
+    report = await backfill_async(
+        settings, scope="views", date_from=date(2026, 11, 10), date_to=date(2026, 11, 11),
+        fields=FIELDS, table="views_backfill", db=db_path, sleep=driver.sleep,
+        clock=driver.clock, poll_interval=10)
+    assert report.exit_code == 0, report.to_json()
+    assert query(db_path, "SELECT count(*) FROM views_backfill")[0][0] > 0

@@ -39,7 +39,7 @@ def snapshot(lake: Lake) -> tuple[Any, ...]:
             "SELECT count(*), count(DISTINCT (session_id, view_number)), "
             "sum(hash(session_id, view_number, url, _run_id)) FROM views").fetchone()
         runs = sorted(r[0] for r in con.execute(
-            "SELECT run_id FROM _csload_runs WHERE status = 'loaded'").fetchall())
+            "SELECT run_id FROM _csload.runs WHERE status = 'loaded'").fetchall())
     finally:
         con.close()
     return data, runs

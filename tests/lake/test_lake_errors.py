@@ -248,9 +248,9 @@ def test_connect_views_have_the_duckdb_targets_columns(lake: Lake, writer: Write
     names = [r[0] for r in con.execute("DESCRIBE views").fetchall()]
     assert names == ["session_id", "view_number", "view_time", "url", "_job_id", "_run_id",
                      "_date", "_loaded_at"]
-    assert con.execute("SELECT count(*) FROM _csload_runs WHERE status = 'loaded'"
+    assert con.execute("SELECT count(*) FROM _csload.runs WHERE status = 'loaded'"
                        ).fetchone() == (1,)
-    assert con.execute("SELECT typeof(supersede_order) FROM _csload_runs").fetchone() == (
+    assert con.execute("SELECT typeof(supersede_order) FROM _csload.runs").fetchone() == (
         "HUGEINT",)
     assert isinstance(con, duckdb.DuckDBPyConnection)
 

@@ -50,7 +50,7 @@ def test_statuses_and_queries(store: DuckDBStore, writer: Writer) -> None:
     # a failed run that is later loaded becomes loaded
     store.apply([writer.staged(j, run(20, 1, D1 + timedelta(days=4)), [vrows(D1, 1)])])
     assert store.ledger.failed_runs() == []
-    parts = store.con.execute("SELECT run_id, part_id, job_id FROM _csload_parts "
+    parts = store.con.execute("SELECT run_id, part_id, job_id FROM _csload.parts "
                               "ORDER BY run_id").fetchall()
     assert parts == [(10, 1, 1), (11, 1, 1), (12, 1, 1), (20, 1, 1)]
     jobs = store.ledger.jobs()
@@ -66,15 +66,15 @@ def test_one_batch_records_every_run_and_part(store: DuckDBStore, writer: Writer
               for i in range(3)]
     store.apply(staged)
     runs = store.con.execute("SELECT run_id, job_id, table_name, status, rows_read, rows, "
-                             "bytes, parts FROM _csload_runs ORDER BY run_id").fetchall()
+                             "bytes, parts FROM _csload.runs ORDER BY run_id").fetchall()
     assert runs == [
         (30 + i, 1, "views", "loaded", (2 + i) * (i + 1), 2 + i,
          sum(p.bytes for p in s.parts), i + 1)
         for i, s in enumerate(staged)]
-    parts = store.con.execute("SELECT run_id, part_id, job_id, bytes FROM _csload_parts "
+    parts = store.con.execute("SELECT run_id, part_id, job_id, bytes FROM _csload.parts "
                               "ORDER BY run_id, part_id").fetchall()
     assert parts == [(s.run.run_id, p.part_id, 1, p.bytes) for s in staged for p in s.parts]
-    assert store.con.execute("SELECT count(*) FROM _csload_jobs").fetchone() == (1,)
+    assert store.con.execute("SELECT count(*) FROM _csload.jobs").fetchone() == (1,)
 
 
 def test_reopen_keeps_everything(db_path: Path, writer: Writer) -> None:
@@ -92,7 +92,7 @@ def test_reopen_keeps_everything(db_path: Path, writer: Writer) -> None:
 def test_newer_ledger_is_refused(db_path: Path) -> None:
     DuckDBStore.open(db_path).close()
     con = connect(db_path)
-    con.execute("UPDATE _csload_meta SET value = '99' WHERE key = 'schema_version'")
+    con.execute("UPDATE _csload.meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
     with pytest.raises(StoreError, match="upgrade csload"):
         DuckDBStore.open(db_path)

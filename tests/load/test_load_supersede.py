@@ -87,7 +87,7 @@ def test_rows_kept_count_what_a_batch_replaces_within_itself(store: DuckDBStore,
                        writer.staged(j, run(11, 1, D1, finished_hours=9),
                                      [[{"session_id": 1, "url": "b"}]])])
     assert [(o.run_id, o.rows, o.rows_read) for o in out] == [(10, 0, 2), (11, 1, 1)]
-    assert store.con.execute("SELECT run_id, rows, rows_read FROM _csload_runs "
+    assert store.con.execute("SELECT run_id, rows, rows_read FROM _csload.runs "
                              "ORDER BY run_id").fetchall() == [(10, 0, 2), (11, 1, 1)]
 
 

@@ -133,10 +133,10 @@ def ledger_runs(db: Path) -> dict[int, str]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         if not con.execute("SELECT count(*) FROM duckdb_tables() "
-                           "WHERE table_name = '_csload_runs'").fetchone()[0]:  # type: ignore[index]
+                           "WHERE schema_name = '_csload' AND table_name = 'runs'").fetchone()[0]:  # type: ignore[index]
             return {}
         return {int(r[0]): r[1] for r in con.execute(
-            "SELECT run_id, status FROM _csload_runs").fetchall()}
+            "SELECT run_id, status FROM _csload.runs").fetchall()}
     finally:
         con.close()
 

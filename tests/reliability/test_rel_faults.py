@@ -152,7 +152,7 @@ def ledger_statuses(db: Path) -> dict[int, str]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         return {int(r[0]): r[1] for r in con.execute(
-            "SELECT run_id, status FROM _csload_runs").fetchall()}
+            "SELECT run_id, status FROM _csload.runs").fetchall()}
     finally:
         con.close()
 

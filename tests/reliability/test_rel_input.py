@@ -232,7 +232,7 @@ def expected_with(sim: Simulator, job: int, runs: list[int], bad: int, expect: s
 def status_of(db: Path, run: int) -> tuple[str, str] | None:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        row = con.execute("SELECT status, message FROM _csload_runs WHERE run_id = ?",
+        row = con.execute("SELECT status, message FROM _csload.runs WHERE run_id = ?",
                           [run]).fetchone()
     finally:
         con.close()

@@ -71,7 +71,7 @@ def test_aliases_and_job_names_that_try_sql_injection_are_only_names(
     caplog.set_level(logging.DEBUG)
     before = csload.sync(settings, db=db_path)
     assert before.exit_code == 0
-    job = create_job(settings, name="'); DROP TABLE _csload_runs; --", fmt="CSV", scope="views",
+    job = create_job(settings, name="'); DROP TABLE _csload.runs; --", fmt="CSV", scope="views",
                      fields=["session_id", "view_number", "view_time", ("url", INJECTION),
                              ("view_duration_msec", "x'); DELETE FROM sessions; --")],
                      date_from=day("2026-11-23"), date_to=day("2026-11-24"))
@@ -95,11 +95,11 @@ def test_aliases_and_job_names_that_try_sql_injection_are_only_names(
         names = {r[0] for r in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
             [f"views_job_{job}"]).fetchall()}
-        stored = con.execute("SELECT name FROM _csload_jobs WHERE job_id = ?", [job]).fetchone()
+        stored = con.execute("SELECT name FROM _csload.jobs WHERE job_id = ?", [job]).fetchone()
     finally:
         con.close()
     assert column_name(INJECTION) in names
-    assert stored == ("'); DROP TABLE _csload_runs; --",)
+    assert stored == ("'); DROP TABLE _csload.runs; --",)
     secrets.scan(log_texts(caplog), "a log line")
 
 

@@ -57,7 +57,7 @@ def rows_per_run(db: Path) -> dict[int, int]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         tables = [r[0] for r in con.execute(
-            "SELECT DISTINCT table_name FROM _csload_jobs").fetchall()]
+            "SELECT DISTINCT table_name FROM _csload.jobs").fetchall()]
         return dict(con.execute(" UNION ALL ".join(
             f'SELECT _run_id, count(*) FROM "{t}" GROUP BY ALL' for t in tables)).fetchall())  # noqa: S608
     finally:

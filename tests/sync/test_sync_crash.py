@@ -48,7 +48,7 @@ def ledger(db: Path) -> list[tuple[object, ...]]:
     try:
         return con.execute(
             "SELECT run_id, job_id, table_name, window_start, window_end, finished_at, status, "
-            "rows_read, rows, bytes, parts FROM _csload_runs ORDER BY run_id").fetchall()
+            "rows_read, rows, bytes, parts FROM _csload.runs ORDER BY run_id").fetchall()
     finally:
         con.close()
 

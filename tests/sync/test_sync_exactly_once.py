@@ -289,7 +289,7 @@ def test_older_run_applied_after_a_newer_one_does_not_overwrite_it(
     assert outcome.rows == len(simulator.truth(VIEWS_JOB, daily_run)) > 0
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        assert con.execute("SELECT status, rows_read, rows FROM _csload_runs WHERE run_id = ?",
+        assert con.execute("SELECT status, rows_read, rows FROM _csload.runs WHERE run_id = ?",
                            [daily_run]).fetchone() == ("loaded", outcome.rows, 0)
     finally:
         con.close()

@@ -73,7 +73,7 @@ def test_a_part_that_does_not_parse_fails_its_run_alone(
     con = duckdb.connect(str(db_path), read_only=True)
     try:
         status, message = con.execute(
-            "SELECT status, message FROM _csload_runs WHERE run_id = ?", [bad]).fetchone() or ()
+            "SELECT status, message FROM _csload.runs WHERE run_id = ?", [bad]).fetchone() or ()
     finally:
         con.close()
     assert status == "failed" and message.startswith(where)
@@ -134,7 +134,7 @@ def test_a_part_truncated_in_storage_is_found_at_load_and_downloaded_again(
                and "downloading it again" in m for m in caplog.messages)
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        statuses = dict(con.execute("SELECT run_id, status FROM _csload_runs").fetchall())
+        statuses = dict(con.execute("SELECT run_id, status FROM _csload.runs").fetchall())
     finally:
         con.close()
     assert set(statuses.values()) - {"source_failed"} == {"loaded"}

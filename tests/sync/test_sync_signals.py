@@ -44,7 +44,7 @@ def loaded_runs(db: Path) -> dict[int, int]:
     """Run id -> rows in its files, of the runs the ledger has as loaded."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        rows = con.execute("SELECT run_id, rows_read FROM _csload_runs "
+        rows = con.execute("SELECT run_id, rows_read FROM _csload.runs "
                            "WHERE status = 'loaded'").fetchall()
     finally:
         con.close()

@@ -60,6 +60,21 @@ def test_missing_setting_names_it(tmp_path: Path, missing: str) -> None:
     assert "\n" not in message
 
 
+def test_every_missing_setting_is_listed_at_once_with_where_to_give_it(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "project_id = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, config_file=path)
+    assert str(info.value) == (
+        "missing settings: "
+        f"client_id (set CONTENTSQUARE_CLIENT_ID, pass --client-id, or put client_id in {path})"
+        " and client_secret (set CONTENTSQUARE_CLIENT_SECRET, pass --client-secret, or put "
+        f"client_secret in {path})")
+    with pytest.raises(ConfigError, match=r"^missing settings: client_id "
+                                          r"\(CONTENTSQUARE_CLIENT_ID\) and client_secret "
+                                          r"\(CONTENTSQUARE_CLIENT_SECRET\)$"):
+        Settings(client_id="", client_secret="")
+
+
 def test_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(environ=ENV, config_file=tmp_path / "nope.toml")

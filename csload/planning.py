@@ -1,0 +1,126 @@
+"""What a sync will do, decided before any download: the jobs and their tables, the runs to
+load, and the runs that FAILED at Contentsquare (recorded as gaps); and, after the load, the
+names of the project's custom variables.
+
+    list jobs -> place every job (csload.placement) -> list each selected job's runs
+              -> the runs the target does not hold yet (csload.discover.select_runs)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from csload.api.models import Job, Run
+from csload.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
+from csload.errors import ConfigError, CsloadError
+from csload.ledger import SOURCE_FAILED_MESSAGE
+from csload.placement import place_jobs
+from csload.report import EventKind, EventSink, RunOutcome, RunStatus, SyncEvent, SyncReport
+from csload.target import Store
+
+if TYPE_CHECKING:
+    from csload.api.client import ExportClient
+
+log = logging.getLogger("csload.sync")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    runs: list[tuple[Job, Run]]            # to download and load
+    tables: dict[int, str]                 # every job's table (csload.placement)
+    # Runs of the selected jobs that FAILED at Contentsquare: (job, run, table).
+    source_failures: list[tuple[Job, Run, str]]
+
+
+async def record_source_failures(store: Store, planned: Plan, report: SyncReport,
+                                  on_event: EventSink) -> None:
+    """Record in the ledger the runs that FAILED at Contentsquare (their days are gaps, which
+    `csload backfill --gaps` fills); report those it did not hold yet."""
+    from csload.status import window_label
+
+    recorded = await anyio.to_thread.run_sync(store.record_source_failed,
+                                              planned.source_failures)
+    for run in recorded:
+        outcome = RunOutcome(job_id=run.job_id, run_id=run.run_id,
+                             table=planned.tables[run.job_id], status=RunStatus.SOURCE_FAILED,
+                             window_start=run.start_date, window_end=run.end_date,
+                             message=SOURCE_FAILED_MESSAGE)
+        report.runs.append(outcome)
+        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=run.job_id, run_id=run.run_id,
+                           message=(f"job {run.job_id}, run {run.run_id} "
+                                    f"({window_label(run.start_date, run.end_date)}): "
+                                    f"{SOURCE_FAILED_MESSAGE}")))
+
+
+async def name_custom_vars(client: ExportClient, store: Store,
+                            plan: Sequence[tuple[Job, Run]], report: SyncReport) -> None:
+    """Once runs of a job exporting custom variables loaded: their names, from the project
+    (one API call), into the target. A failure here loses nothing: a warning."""
+    loaded = {run.job_id for run in report.loaded}
+    if not any(f.field_name == "custom_var" for job, _run in plan if job.job_id in loaded
+               for f in job.fields):
+        return
+    try:
+        variables = await client.custom_vars()
+        await anyio.to_thread.run_sync(store.name_custom_vars,
+                                       [(v.position, v.name) for v in variables])
+    except CsloadError as exc:
+        note = f"the names of the custom variables were not recorded: {exc}"
+        log.warning("%s", note)
+        report.warnings.append(note)
+
+
+async def plan_sync(
+    client: ExportClient,
+    selection: Selection,
+    done: set[int],
+    known: Mapping[int, tuple[Job, str]],
+    mapped: Mapping[int, str],
+    report: SyncReport,
+    on_event: EventSink,
+) -> Plan:
+    """The runs to load, and the table of each job (csload.placement: every job of the
+    project is placed, so that the result does not depend on which jobs this sync selects)."""
+    all_jobs = await client.list_jobs()
+    chosen, skipped = select_jobs(all_jobs, selection)
+    missing = missing_jobs(selection, all_jobs)
+    if missing:
+        raise ConfigError(f"no such export job: {', '.join(map(str, missing))}")
+
+    def say(job: Job, note: str) -> None:
+        report.warnings.append(note)
+        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=job.job_id, message=note))
+
+    for item in skipped:
+        say(item.job, f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}")
+    placements = place_jobs(all_jobs, known, mapped)
+    report.jobs = [placements[job.job_id] for job in chosen]
+    for placement in report.jobs:
+        if placement.refused or placement.new:
+            say(placement.job, placement.note)
+    chosen = [job for job in chosen if not placements[job.job_id].refused]
+
+    runs_of: dict[int, list[Run]] = {}
+
+    async def list_runs(job: Job) -> None:
+        # Every state, in the one request as before: runs that FAILED at Contentsquare are
+        # recorded too (csload.ledger `source_failed`), as their days are gaps.
+        runs_of[job.job_id] = await client.list_runs(job.job_id)
+
+    async with anyio.create_task_group() as group:
+        for job in chosen:
+            group.start_soon(list_runs, job)
+    by_id = {job.job_id: job for job in chosen}
+    fresh = select_runs((run for runs in runs_of.values() for run in runs), done, selection)
+    tables = {job_id: placement.table for job_id, placement in placements.items()}
+    failures = [(by_id[run.job_id], run, tables[run.job_id])
+                for runs in runs_of.values() for run in runs
+                if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)]
+    return Plan([(by_id[run.job_id], run) for run in fresh if run.job_id in by_id], tables,
+                 failures)

@@ -1,0 +1,162 @@
+"""`--json` failures (issue 19, point 6): every command that takes --json prints, when it fails,
+a JSON error object on stdout, `{"error": {"message", "kind", "exitCode"}}`, as well as the
+one `error:` line on stderr, and exits 1 (or 2 for a usage error, click's own included).
+
+Against the simulator over real HTTP: the errors are the real ones (credentials the simulator
+rejects, a job it does not have, a database that is not there). In-process (click's runner,
+stdout and stderr apart), and once as a real process, whose stdout must parse as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from csload.cli import main
+from csload.simulator import ServerHandle, Simulator
+
+WRONG_SECRET = "not-the-secret-0123456789"
+
+
+@pytest.fixture
+def env(sim_thread: ServerHandle, simulator: Simulator, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> dict[str, str]:
+    client_id, client_secret, project_id = simulator.credentials
+    monkeypatch.chdir(tmp_path)  # no stray csload.toml from the working directory
+    for name in list(os.environ):
+        if name.startswith("CONTENTSQUARE_"):
+            monkeypatch.delenv(name)
+    return {"CONTENTSQUARE_CLIENT_ID": client_id,
+            "CONTENTSQUARE_CLIENT_SECRET": client_secret,
+            "CONTENTSQUARE_PROJECT_ID": str(project_id),
+            "CONTENTSQUARE_AUTH_URL": sim_thread.base_url}
+
+
+def invoke(args: list[str], env: dict[str, str]) -> Result:
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def error_of(result: Result) -> dict[str, Any]:
+    """The error object on stdout: the whole of stdout, one JSON document."""
+    document = orjson.loads(result.stdout)
+    assert set(document) == {"error"}, document
+    error: dict[str, Any] = document["error"]
+    assert set(error) == {"message", "kind", "exitCode"}, error
+    return error
+
+
+# Every API command with --json, made to fail the same way: the simulator rejects the secret.
+API_COMMANDS = {
+    "sync": ["sync", "--db", "cs.duckdb"],
+    "sync --dry-run": ["sync", "--dry-run", "--db", "cs.duckdb"],
+    "jobs": ["jobs"],
+    "jobs show": ["jobs", "show", "1120"],
+    "runs": ["runs", "1120"],
+    "fields": ["fields", "--scope", "views"],
+    "custom-vars": ["custom-vars"],
+    "dynamic-vars": ["dynamic-vars", "--from", "2026-11-22", "--to", "2026-11-23"],
+    "backfill": ["backfill", "--scope", "views", "--from", "2026-11-20", "--to", "2026-11-20",
+                 "--field", "session_id", "--db", "cs.duckdb"],
+}
+
+
+@pytest.mark.parametrize("command", API_COMMANDS)
+def test_a_failing_api_command_prints_a_json_error_on_stdout(env: dict[str, str],
+                                                              command: str) -> None:
+    result = invoke([*API_COMMANDS[command], "--json"],
+                    {**env, "CONTENTSQUARE_CLIENT_SECRET": WRONG_SECRET})
+    assert result.exit_code == 1, result.output
+    error = error_of(result)
+    assert error["kind"] == "CredentialsRejected"
+    assert error["exitCode"] == 1
+    assert "credentials rejected" in error["message"]
+    # The same message as the line on stderr, which is as before.
+    assert result.stderr == f"error: {error['message']}\n"
+    assert WRONG_SECRET not in result.output
+
+
+def test_without_json_a_failure_prints_nothing_on_stdout(env: dict[str, str]) -> None:
+    result = invoke(["jobs"], {**env, "CONTENTSQUARE_CLIENT_SECRET": WRONG_SECRET})
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: credentials rejected")
+
+
+def test_an_api_error_names_its_kind(env: dict[str, str]) -> None:
+    result = invoke(["jobs", "show", "999999", "--json"], env)
+    assert result.exit_code == 1, result.output
+    error = error_of(result)
+    assert error["kind"] == "ApiRequestError" and "999999" in error["message"]
+
+
+def test_status_of_a_missing_database(env: dict[str, str], tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.duckdb"
+    result = invoke(["status", "--db", str(missing), "--json"], env)
+    assert result.exit_code == 1, result.output
+    error = error_of(result)
+    assert error["kind"] == "StoreError" and str(missing) in error["message"]
+    assert result.stderr == f"error: {error['message']}\n"
+    assert not missing.exists()
+
+
+def test_doctor_refusing_its_save_folder(env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = invoke(["doctor", "--json", "--save", str(folder)], env)
+    assert result.exit_code == 1, result.output
+    error = error_of(result)
+    assert error["kind"] == "ConfigError" and "not an empty folder" in error["message"]
+
+
+# Usage errors: click's own (a value that does not convert, an unknown option, given after or
+# before --json) and csload's checks of the command line.
+USAGE_ERRORS = {
+    "bad date after --json": (["sync", "--json", "--since", "2026-13-01"], "BadParameter"),
+    "bad date before --json": (["sync", "--since", "2026-13-01", "--json"], "BadParameter"),
+    "two targets": (["sync", "--json", "--db", "a.duckdb", "--parquet", "lake"], "UsageError"),
+    "unknown option": (["status", "--json", "--colour"], "NoSuchOption"),
+    "not a job id": (["runs", "--json", "latest"], "BadParameter"),
+    "jobs show": (["jobs", "--json", "show", "x"], "BadParameter"),
+    "backfill without days": (["backfill", "--json", "--scope", "views"], "UsageError"),
+    "dynamic-vars reversed": (["dynamic-vars", "--json", "--from", "2026-11-23", "--to",
+                               "2026-11-22"], "BadParameter"),
+}
+
+
+@pytest.mark.parametrize("case", USAGE_ERRORS)
+def test_a_usage_error_prints_a_json_error_and_exits_2(env: dict[str, str], case: str) -> None:
+    args, kind = USAGE_ERRORS[case]
+    result = invoke(args, env)
+    assert result.exit_code == 2, result.output
+    error = error_of(result)
+    assert error == {"message": error["message"], "kind": kind, "exitCode": 2}
+    # click's own lines stay on stderr, with the same message.
+    assert f"Error: {error['message']}" in result.stderr
+
+
+def test_a_usage_error_without_json_prints_nothing_on_stdout(env: dict[str, str]) -> None:
+    result = invoke(["sync", "--since", "2026-13-01"], env)
+    assert result.exit_code == 2 and result.stdout == ""
+    # After "--", "--json" is an argument, not the option.
+    result = invoke(["runs", "--", "--json"], env)
+    assert result.exit_code == 2 and result.stdout == ""
+
+
+def test_a_real_process_prints_one_json_document(env: dict[str, str], tmp_path: Path) -> None:
+    child = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSQUARE_")}
+    child.update(env, CONTENTSQUARE_CLIENT_SECRET=WRONG_SECRET)
+    done = subprocess.run([sys.executable, "-m", "csload", "sync", "--db",
+                           str(tmp_path / "cs.duckdb"), "--json"], env=child,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    error = orjson.loads(done.stdout)["error"]
+    assert error["kind"] == "CredentialsRejected" and error["exitCode"] == 1
+    assert done.stderr == f"error: {error['message']}\n"

@@ -1,0 +1,78 @@
+"""csload.placement: which table each job loads into (docs/loading.md), as a pure function."""
+
+from __future__ import annotations
+
+from csload.api.models import Job, JobField
+from csload.placement import Placement, columns_of, place_jobs
+
+FULL = ("session_id", "view_number", "view_time", "url", "path", "view_duration_msec")
+
+
+def job(job_id: int, fields: tuple[str | JobField, ...] = FULL, *, frequency: str = "daily",
+        scope: str = "views", name: str = "") -> Job:
+    return Job(job_id=job_id, name=name or f"job {job_id}", format="CSV", scope=scope,
+               frequency=frequency,
+               fields=tuple(f if isinstance(f, JobField) else JobField(f) for f in fields))
+
+
+def tables(placements: dict[int, Placement]) -> dict[int, str]:
+    return {job_id: p.table for job_id, p in placements.items()}
+
+
+def test_the_main_daily_job_gets_the_scope_table_whatever_the_ids() -> None:
+    narrow = job(5, ("session_id", "view_number", "url"), frequency="once")
+    wider_once = job(6, (*FULL, "document_width"), frequency="once")
+    main = job(9)
+    placed = place_jobs([narrow, wider_once, main], {}, {})
+    # Recurring before once, then widest, then lowest id.
+    assert tables(placed) == {9: "views", 5: "views_job_5", 6: "views_job_6"}
+    assert all(p.new and p.refused is None for p in placed.values())
+
+
+def test_same_fields_share_a_table_filters_do_not_count_aliases_do() -> None:
+    main = job(1)
+    mobile = Job(job_id=2, name="mobile", format="JSONL", scope="views", frequency="once",
+                 device_label="mobile", fields=tuple(reversed(main.fields)))
+    aliased = job(3, ("session_id", "view_number", "view_time", JobField("url", "page_url"),
+                      "path", "view_duration_msec"))
+    assert columns_of(mobile) == columns_of(main) != columns_of(aliased)
+    assert tables(place_jobs([main, mobile, aliased], {}, {})) == {
+        1: "views", 2: "views", 3: "views_job_3"}
+
+
+def test_custom_variables_of_other_positions_are_other_columns() -> None:
+    three = job(1, ("session_id", "view_number", JobField("custom_var", "plan",
+                                                          custom_var_position=3)))
+    four = job(2, ("session_id", "view_number", JobField("custom_var", "plan",
+                                                         custom_var_position=4)))
+    assert tables(place_jobs([three, four], {}, {})) == {1: "views", 2: "views_job_2"}
+
+
+def test_a_known_job_stays_and_a_mapped_one_moves() -> None:
+    main, narrow = job(1), job(2, ("session_id", "view_number"))
+    known = {1: (main, "views"), 2: (narrow, "views")}
+    placed = place_jobs([main, narrow], known, {})
+    # An older csload put both in views: the table keeps the first (widest) job's columns.
+    assert placed[1].refused is None and placed[1].how == "loaded before"
+    assert placed[2].refused is not None and '[tables] 2 = "views_job_2"' in placed[2].refused
+    moved = place_jobs([main, narrow], known, {2: "narrow_views"})
+    assert (moved[2].table, moved[2].moved_from, moved[2].refused) == (
+        "narrow_views", "views", None)
+
+
+def test_a_job_deleted_at_contentsquare_still_defines_its_table() -> None:
+    # Job 1 is gone from the API; its table keeps its columns: a new narrow job does not
+    # take it over, even though it is the only listed job of the scope.
+    gone, narrow = job(1), job(2, ("session_id", "view_number"))
+    placed = place_jobs([narrow], {1: (gone, "views")}, {})
+    assert tables(placed) == {1: "views", 2: "views_job_2"}
+
+
+def test_a_job_mapped_into_a_table_of_other_columns_is_refused() -> None:
+    main, narrow = job(1), job(2, ("session_id", "view_number"))
+    placed = place_jobs([main, narrow], {1: (main, "views")}, {2: "views"})
+    assert placed[2].refused is not None and "erase" in placed[2].refused
+    assert placed[1].refused is None
+    # Two new jobs mapped into one new table: the first in placement order sets its columns.
+    fresh = place_jobs([main, narrow], {}, {1: "all_views", 2: "all_views"})
+    assert fresh[1].refused is None and fresh[2].refused is not None
