@@ -28,6 +28,7 @@ from csload.cli.interrupt import CommittedRuns, Interrupted, until_signal
 from csload.config import parse_duration
 from csload.discover import Selection
 from csload.errors import ConfigError, CsloadError
+from csload.load.columns import check_table_name
 from csload.pipeline import DEFAULT_DB, sync_async
 from csload.report import SyncEvent, SyncReport
 from csload.target import check_one_target
@@ -102,6 +103,8 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
     params["limits"] = {"download_concurrency": concurrency, "lock_wait": lock_wait}
     settings = settings_from(params)
     tables = _table_option(table_map)
+    for table in tables.values():
+        usage_checked(check_table_name, table)
     committed = CommittedRuns()
 
     async def main() -> SyncReport:

@@ -342,7 +342,7 @@ def test_a_bad_table_name_is_refused_before_anything_is_downloaded(
 ) -> None:
     result = cli("sync", "--db", str(db_path), "--table", f"{VIEWS_JOB}={name}")
 
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output   # a usage error
     assert f"invalid table name {name!r}" in result.stderr
     assert "Traceback" not in result.output
     assert sum(simulator.stats.requests.values()) == 0
