@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from csload.config_file import check_config_owner, warn_about_config
 from csload.errors import ConfigError
-from csload.redact import require_secure_url
+from csload.redact import plain_http_allowed, require_secure_url
 
 DEFAULT_AUTH_URL = "https://api.contentsquare.com"
 DEFAULT_CONFIG_FILE = "csload.toml"
@@ -82,6 +83,13 @@ class Limits:
     # connection to the database, another sync), trying again every second; 0 fails at once.
     # `csload sync --wait 10m`, CSLOAD_LOCK_WAIT, or `lock_wait = "10m"` under [limits].
     lock_wait: float = 0.0
+    # The most seconds one API call may take, connection to last byte, each attempt: a server
+    # sending a byte now and then never trips `read_timeout` (issue 16: one byte every 119 s
+    # kept a request alive). Part downloads are not API calls: they have no total.
+    api_timeout: float = 300.0
+    # The most bytes of an API answer, counted after decompression (csload.api.body): a small
+    # gzip answer can inflate to gigabytes. The Export API's answers are far smaller.
+    max_response_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
@@ -101,9 +109,32 @@ class Limits:
             raise ConfigError(f"batch_linger must be between 0 and 60 s, got {self.batch_linger}")
         if self.chunk_size < 1024:
             raise ConfigError(f"chunk_size must be at least 1024 bytes, got {self.chunk_size}")
+        if not isinstance(self.api_timeout, int | float) or self.api_timeout <= 0:
+            raise ConfigError(f"api_timeout must be a positive number of seconds, got "
+                              f"{self.api_timeout!r}")
+        if not isinstance(self.max_response_bytes, int) or self.max_response_bytes < 1 << 16:
+            raise ConfigError(f"max_response_bytes must be at least 65536, got "
+                              f"{self.max_response_bytes!r}")
         if not isinstance(self.lock_wait, int | float) or self.lock_wait < 0:
             raise ConfigError(f"lock_wait must be a number of seconds, at least 0, got "
                               f"{self.lock_wait!r}")
+        _check_load_caps(self)
+
+    # Caps on what one run's files may hold (csload.load.limits): a run beyond one fails with
+    # a message naming the cap, never the sync. Columns of one part's header (CSV) or first
+    # object (JSONL); characters of one of its column names; its columns the job does not
+    # list (each one a permanent column of the table); parts one run may list.
+    max_columns: int = 500
+    max_column_name: int = 256
+    max_unknown_columns: int = 100
+    max_run_parts: int = 10_000
+
+
+def _check_load_caps(limits: Limits) -> None:
+    for name in ("max_columns", "max_column_name", "max_unknown_columns", "max_run_parts"):
+        value = getattr(limits, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a whole number, at least 1, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +183,7 @@ class Settings:
                                staging_path(self.staging_dir, "staging_dir"))
         object.__setattr__(self, "auth_url", self.auth_url.rstrip("/"))
         require_secure_url(self.auth_url, "auth_url")
+        check_lake_endpoint(self.lake, self.auth_url, "the lake's endpoint_url")
 
     def __repr__(self) -> str:
         return (
@@ -183,14 +215,30 @@ def proxy_environment() -> dict[str, str]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The TOML settings file as a dict; {} when it does not exist."""
+    """The TOML settings file as a dict; {} when it does not exist.
+
+    The file says where the client secret is sent (`auth_url`) and holds secrets: it is read
+    only when owned by the user running csload and not writable by group or others (on a
+    shared host, a `csload.toml` another user could write, in a working folder or not, could
+    send the secret to their server), else a ConfigError says so. A warning (log record of
+    `csload.config`) when it holds a secret others can read, or sends the credentials to a
+    host that is neither Contentsquare's nor this machine."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            # The descriptor's own status, not the path's: the file read is the file checked.
+            status = os.fstat(fh.fileno())
+            check_config_owner(path, status)
+            values = tomllib.load(fh)
     except FileNotFoundError:
         return {}
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a settings file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the settings file: permission denied") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    warn_about_config(path, values, status.st_mode)
+    return values
 
 
 def _sub_settings(cls: type[Any], values: object, source: str) -> Any:
@@ -258,7 +306,8 @@ def load_settings(
         limits=_sub_settings(Limits, limits_values, str(path)),
         retry=_sub_settings(RetryPolicy, retry_values, str(path)),
         tables=_table_map(file_values.get("tables"), str(path)),
-        lake=_lake_options(file_values.get("lake"), str(path)),
+        lake=_lake_options(file_values.get("lake"), str(path),
+                           str(merged.get("auth_url") or DEFAULT_AUTH_URL)),
         staging_dir=_staging_setting(overrides, environ, file_values, path),
     )
 
@@ -312,8 +361,17 @@ def setting_sources(overrides: Mapping[str, Any] | None = None, *,
 LAKE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "session_token")
 
 
-def _lake_options(values: object, source: str) -> dict[str, str]:
-    """The `[lake]` section: object-storage options for `--parquet s3://...`."""
+def check_lake_endpoint(options: Mapping[str, str], auth_url: str, what: str) -> None:
+    """The https rule (csload.redact) for an S3 `endpoint_url`: plain http only to a loopback
+    address, and only in simulator mode. An endpoint without a scheme is https (lake/fs.py)."""
+    endpoint = options.get("endpoint_url")
+    if endpoint and "://" in endpoint:
+        require_secure_url(endpoint, what, loopback_http=plain_http_allowed(auth_url))
+
+
+def _lake_options(values: object, source: str, auth_url: str) -> dict[str, str]:
+    """The `[lake]` section: object-storage options for `--parquet s3://...`; its
+    endpoint_url follows the https rule, for the auth URL in force (`auth_url`)."""
     if values is None:
         return {}
     if not isinstance(values, Mapping):
@@ -322,7 +380,9 @@ def _lake_options(values: object, source: str) -> dict[str, str]:
     if unknown:
         raise ConfigError(f"{source}: unknown [lake] setting(s) {sorted(unknown)}; "
                           f"known: {', '.join(LAKE_OPTIONS)}")
-    return {key: str(value) for key, value in values.items()}
+    options = {key: str(value) for key, value in values.items()}
+    check_lake_endpoint(options, auth_url, f"{source}: [lake] endpoint_url")
+    return options
 
 
 def _table_map(values: object, source: str) -> dict[int, str]:
@@ -345,11 +405,14 @@ def _table_map(values: object, source: str) -> dict[int, str]:
 
 def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
     """Only the `[lake]` section of the settings file (for commands without API settings);
-    the file's keys are checked all the same."""
+    the file's keys are checked all the same, and the endpoint_url against the auth URL the
+    environment or the file names (the https rule)."""
     path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
     values = read_config_file(path)
     check_config_keys(values, path)
-    return _lake_options(values.get("lake"), str(path))
+    found = _connection_values(None, os.environ, values, path)
+    auth_url = str(found["auth_url"][0]) if "auth_url" in found else DEFAULT_AUTH_URL
+    return _lake_options(values.get("lake"), str(path), auth_url)
 
 
 # -- the keys of csload.toml ------------------------------------------------------------------

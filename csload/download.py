@@ -93,7 +93,8 @@ def _make_run_folder(folder: Path, job_id: int, run_id: int) -> None:
     this fails only when the disk changed since (full, or the folder removed): the run fails
     with why, and the next sync tries it again."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        # The user's only, as the staging folder it is in (csload.target).
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(
             f"{part_label(job_id, run_id, None)}: cannot create the staging folder {folder}: "

@@ -42,7 +42,7 @@ from csload.api.models import Job, Run
 from csload.api.ranges import Splitter
 from csload.batching import batches
 from csload.blocking import run_blocking
-from csload.config import Settings, parse_duration
+from csload.config import Limits, Settings, parse_duration
 from csload.discover import Selection
 from csload.dry_run import describe_plan
 from csload.errors import CsloadError, DamagedDownload
@@ -155,7 +155,8 @@ async def sync_async(
         # Shielded: a cancel while the worker thread opens the store would lose it (and its
         # lock) with no one left to close it. Waiting between two tries is not shielded.
         with anyio.CancelScope(shield=True):
-            opened = await anyio.to_thread.run_sync(_open_importing_client, target)
+            opened = await anyio.to_thread.run_sync(_open_importing_client, target,
+                                                    settings.limits)
         return opened
 
     # While another process has the target open, try again for up to `lock_wait` seconds.
@@ -198,12 +199,12 @@ def _done_and_jobs(ledger: Ledger, store: Store | None = None
     return done, ledger.jobs()
 
 
-def _open_importing_client(target: Target) -> Store:
+def _open_importing_client(target: Target, limits: Limits) -> Store:
     """Open the target for writing while this thread imports the HTTP client and the
     downloader: importing aiohttp takes ~0.13 s and holds the GIL, opening a DuckDB database
     mostly does not, so the two overlap (0.025 s off every sync)."""
     with ThreadPoolExecutor(1, thread_name_prefix="csload-open") as pool:
-        opening = pool.submit(target.open)
+        opening = pool.submit(target.open, limits)
         try:
             import csload.download  # noqa: F401
         except BaseException:

@@ -214,8 +214,12 @@ class StoreStatus:
         return [p for kind in KINDS for p in group_problems(kind, records[kind], self.jobs)]
 
     def to_json(self) -> dict[str, Any]:
-        def iso(value: date | datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
+        def iso(value: date | datetime | str | None) -> str | None:
+            # DuckDB hands a date beyond Python's (year 10000 on, or before year 1) over as
+            # its text: a database an older csload committed such a `_date` to has one.
+            if value is None or isinstance(value, str):
+                return value
+            return value.isoformat()
 
         def run(record: RunRecord) -> dict[str, Any]:
             return {"jobId": record.job_id, "runId": record.run_id, "table": record.table,

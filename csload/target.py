@@ -8,13 +8,25 @@ in the temporary folder for a lake in object storage; or, when the user chose a 
 Opening a target for writing checks every local folder it needs first: an OS error there
 (a folder that is not writable, a file in the way) is one StoreError naming the path, the
 reason and what to do, never a traceback.
+
+On a shared host, what csload creates is the user's alone: the staging folder is made anew
+at each sync, exclusively and 0700 (another user can neither read the export data nor swap a
+part before it loads), and one found in its place that another user owns is refused, never
+used or removed; a leftover of the user's own is removed whole, whatever its mode. A lake in
+object storage stages in the temporary folder in a folder of a name no one can guess, made
+for that sync. A new DuckDB file is created 0600. A lake's path may not hold `[`, `*` or `?`:
+DuckDB reads them as a pattern in the paths it is given (the database's own staged parts are
+read as literal paths, csload.load.sql.literal_path).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +36,11 @@ from typing import Protocol, TypeVar
 import duckdb
 
 from csload.api.models import Job, Run
-from csload.config import STAGING_DIR_ENV, staging_path
+from csload.config import STAGING_DIR_ENV, Limits, staging_path
 from csload.errors import ConfigError, StoreError
 from csload.ledger import Ledger
 from csload.load import DuckDBStore, RunOutcome, StagedRun, connect
+from csload.redact import redact_options
 
 DEFAULT_DB = "contentsquare.duckdb"
 # How to put the downloads elsewhere, for messages about the staging folder.
@@ -83,6 +96,19 @@ def check_staging_root(value: str | Path) -> Path:
     return path
 
 
+# Characters DuckDB's readers expand as a pattern in a path (read_parquet over a lake's files).
+GLOB_CHARACTERS = "[*?"
+
+
+def check_lake_path(root: str) -> None:
+    """Refuse a lake path holding a glob character: DuckDB would read its files as a pattern
+    (another folder's files, or none at all: a run loaded 0 rows "successfully")."""
+    found = sorted({char for char in root if char in GLOB_CHARACTERS})
+    if found:
+        raise ConfigError(f"the lake path {root!r} holds {' and '.join(found)}, which DuckDB "
+                          "reads as a file pattern; choose a path without [, * or ?")
+
+
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, FileExistsError):
         return "a file has that name"
@@ -106,6 +132,15 @@ class Target:
     parquet: str | None = None
     storage_options: Mapping[str, str] = field(default_factory=dict)
     staging_root: Path | None = None
+    # The staging folder made for this sync in the temporary folder (a lake in object storage,
+    # no staging folder chosen), once the target is open: a name no one can guess.
+    _made: list[Path] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        # The storage options may hold the S3 secret key and session token.
+        where = f"db={str(self.db)!r}" if self.db is not None else f"parquet={self.parquet!r}"
+        return (f"Target({where}, storage_options={redact_options(self.storage_options)!r}, "
+                f"staging_root={self.staging_root!r})")
 
     @classmethod
     def of(cls, *, db: str | Path | None, parquet: str | Path | None,
@@ -114,6 +149,7 @@ class Target:
         check_one_target(db, parquet)
         root = None if staging_dir is None else check_staging_root(staging_dir)
         if parquet is not None:
+            check_lake_path(str(parquet))
             return cls(parquet=str(parquet), storage_options=dict(storage_options or {}),
                        staging_root=root)
         return cls(db=Path(db if db is not None else DEFAULT_DB), staging_root=root)
@@ -129,7 +165,11 @@ class Target:
     def staging_dir(self) -> Path:
         """Local folder for part downloads (the staging of unapplied runs). Always a folder
         of csload's own, which it removes whole: in a chosen `staging_root`, a subfolder named
-        after the target (two targets staging there at once never share one)."""
+        after the target (two targets staging there at once never share one). For a lake in
+        object storage without a chosen root: the folder `open` made in the temporary folder,
+        `<this path>-<random>` (before `open`, this path, which is never used itself)."""
+        if self._made:
+            return self._made[0]
         in_object_storage = False
         if self.parquet is not None:
             # Only for a lake: csload.lake imports pyarrow, which a database sync never needs.
@@ -178,10 +218,11 @@ class Target:
                     f"{_os_reason(exc)}; make it writable, or choose another "
                     f"({STAGING_CHOICE})") from None
 
-    def open(self) -> Store:
+    def open(self, limits: Limits | None = None) -> Store:
         """Open the target for writing (fails fast if another sync holds it), with an empty
         staging folder. A local folder that cannot be used is a StoreError, said before the
-        store is opened wherever it can be (`check_writable`)."""
+        store is opened wherever it can be (`check_writable`). `limits`: the sync's, for the
+        caps on a run's files (csload.load.limits)."""
         store: Store
         self.check_writable()
         if self.parquet is not None:
@@ -190,10 +231,10 @@ class Target:
             # The lake's scratch (its work database's spill, S3 uploads) goes where the
             # downloads go when the user chose the place: a csload-lake-* folder of its own.
             store = ParquetStore.open(self.parquet, storage_options=self.storage_options,
-                                      scratch_dir=self.staging_root)
+                                      scratch_dir=self.staging_root, limits=limits)
         else:
             assert self.db is not None
-            store = DuckDBStore.open(self.db)
+            store = _open_private(self.db, limits)
         try:
             self._empty_staging()
         except BaseException:
@@ -202,13 +243,19 @@ class Target:
         return store
 
     def _empty_staging(self) -> None:
-        """The staging folder, created empty. Called with the target's lock held: another
-        sync of the same target may be staging there until then."""
+        """The staging folder, created empty and private (0700). Called with the target's lock
+        held: another sync of the same target may be staging there until then."""
         staging = self.staging_dir()
-        # Leftovers of a killed sync: their runs were never committed, so they load again.
-        shutil.rmtree(staging, ignore_errors=True)
+        in_tmp = (self.parquet is not None and self.staging_root is None
+                  and not self.local_lake_staging())
         try:
-            staging.mkdir(exist_ok=True)
+            if in_tmp:
+                # Leftovers of the user's own killed syncs of this lake; then a new folder.
+                _remove_own_leftovers(staging)
+                self._made[:] = [Path(tempfile.mkdtemp(prefix=f"{staging.name}-",
+                                                       dir=staging.parent))]
+                return
+            _make_private_folder(staging)
             _probe_writable(staging)
         except OSError as exc:
             elsewhere = ("choose another staging folder" if self.staging_root is not None
@@ -218,6 +265,12 @@ class Target:
             raise StoreError(
                 f"cannot use the staging folder {staging} for the downloads: "
                 f"{_os_reason(exc)}; {fix}, or {elsewhere} ({STAGING_CHOICE})") from None
+
+    def local_lake_staging(self) -> bool:
+        """Whether the lake stages inside itself (a local lake, no staging folder chosen)."""
+        from csload.lake.fs import is_s3_url
+
+        return self.parquet is not None and not is_s3_url(self.parquet)
 
     def done_runs_read_only(self) -> set[int]:
         """What a dry run needs from the ledger, without writing (or creating) anything."""
@@ -241,6 +294,84 @@ class Target:
             return read(ledger) if ledger.exists() else None
         finally:
             con.close()
+
+
+def _refuse_foreign(path: Path, status: os.stat_result, what: str) -> None:
+    if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
+        raise StoreError(
+            f"the staging folder {path} {what} another user (uid {status.st_uid}): csload "
+            "neither uses nor removes it (that user could read or swap the downloads); "
+            "remove it as that user, or choose a staging folder elsewhere "
+            f"({STAGING_CHOICE})")
+
+
+# The folders csload stages a job's runs in (csload.download.run_dir).
+_RUN_FOLDER = re.compile(r"job-[0-9]+")
+
+
+def _make_private_folder(path: Path) -> None:
+    """`path` as a new, empty folder of the user's only (0700), created exclusively. A
+    leftover there of the user's own is removed whole first (its mode does not matter: it is
+    not reused); another user's is refused (StoreError). A link of the user's own (a
+    staging folder moved to another disk) is kept, and only csload's own run folders in the
+    folder it leads to (`job-<id>`, csload.download.run_dir) are removed: whatever else the
+    user keeps there is theirs."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        path.mkdir(mode=0o700)
+        return
+    _refuse_foreign(path, status, "is owned by")
+    if stat.S_ISLNK(status.st_mode):
+        real = path.resolve()
+        _refuse_foreign(path, real.lstat(), "leads to a folder owned by")
+        if not real.is_dir():
+            raise FileExistsError(path)
+        for entry in real.iterdir():
+            if _RUN_FOLDER.fullmatch(entry.name) and not entry.is_symlink():
+                shutil.rmtree(entry)
+        return
+    if not stat.S_ISDIR(status.st_mode):
+        raise FileExistsError(path)
+    shutil.rmtree(path)
+    # Exclusive: a folder someone made in its place meanwhile is an error, not reused.
+    path.mkdir(mode=0o700)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
+
+
+def _remove_own_leftovers(prefix: Path) -> None:
+    """Remove the folders `<prefix>-*` of killed syncs that are the user's own (another
+    user's, in a shared temporary folder, are left alone)."""
+    for entry in prefix.parent.glob(f"{prefix.name}-*"):
+        try:
+            status = entry.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(status.st_mode) and (not hasattr(os, "geteuid")
+                                              or status.st_uid == os.geteuid()):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _open_private(db: Path, limits: Limits | None = None) -> Store:
+    """DuckDBStore.open, a new database file created 0600 (the umask, for the moment the file
+    is created, then its mode: no other user can open it even before it holds data)."""
+    if db.exists():
+        return DuckDBStore.open(db, limits)
+    previous = os.umask(0o077)
+    try:
+        store = DuckDBStore.open(db, limits)
+    finally:
+        os.umask(previous)
+    # Not for ":memory:", which has no file.
+    with contextlib.suppress(FileNotFoundError):
+        db.chmod(0o600)
+    return store
 
 
 def connect_target(path: str | Path | None = None, *, parquet: str | None = None,

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from csload.errors import ApiError
-from csload.redact import redact_url, require_secure_url
+from csload.redact import plain_http_allowed, redact_url, require_secure_url
 
 logger = logging.getLogger("csload.api")
 
@@ -55,8 +55,8 @@ def parse_token_response(body: Any, *, auth_url: str, obtained_at: float) -> Tok
     """The token of a successful token response (enveloped or not).
 
     `endpoint` is the base URL of every later call; without one, the auth URL serves (the
-    contract says it is always sent, but falling back beats failing). It must be https unless
-    it is a loopback address.
+    contract says it is always sent, but falling back beats failing). It must be https, or
+    http to a loopback address when the auth URL is one too (the https rule, csload.redact).
     """
     if isinstance(body, dict) and isinstance(body.get("payload"), dict):
         body = body["payload"]
@@ -69,7 +69,8 @@ def parse_token_response(body: Any, *, auth_url: str, obtained_at: float) -> Tok
     if not isinstance(endpoint, str) or not endpoint.strip():
         logger.warning("token response has no endpoint; using %s", redact_url(auth_url))
         endpoint = auth_url
-    endpoint = require_secure_url(endpoint.strip().rstrip("/"), "the API endpoint")
+    endpoint = require_secure_url(endpoint.strip().rstrip("/"), "the API endpoint",
+                                  loopback_http=plain_http_allowed(auth_url))
     lifetime = DEFAULT_LIFETIME
     raw_lifetime = body.get("expires_in")
     if raw_lifetime is not None:

@@ -22,7 +22,9 @@ How it behaves:
   session carries no default Authorization header and no cookies: the token is added per API
   request, so a part download from the storage host never sees it.
 - Auth: client credentials at `{auth_url}/v1/oauth/token`; every later call goes to the
-  `endpoint` the token response names (https, or loopback). Renewed ahead of expiry, and once
+  `endpoint` the token response names. That endpoint, part URLs and their redirects are
+  https, or plain http to a loopback address only when the auth URL is one too (the
+  simulator: csload.redact's https rule). Renewed ahead of expiry, and once
   more when the API answers 401 (then that request is retried once).
 - At most `limits.api_concurrency` API requests in flight, the token request included; the
   wait between retries holds no slot. Storage downloads are not limited here.
@@ -34,6 +36,9 @@ How it behaves:
 - Lists are read to their end whatever the server's page size (`paging.py`), with `order`
   sent explicitly (jobs ASC, runs DESC unless asked otherwise). Proxies come from
   HTTPS_PROXY / HTTP_PROXY / NO_PROXY per URL, never from ~/.netrc (`proxy.py`).
+- Each attempt of an API call has a total timeout (`limits.api_timeout`) and a ceiling on its
+  body, counted after decompression (`limits.max_response_bytes`; csload.api.answer); a list
+  page holding more items than the `limit` asked for is an ApiError (csload.api.paging).
 - Errors: ApiRequestError (4xx: status, errorCode and the server's message), ApiUnavailable,
   CredentialsRejected / AuthError for the token endpoint, DownloadError and its subclasses for
   parts. No message, log line or repr holds the client secret, a token or a URL signature.
@@ -46,7 +51,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +62,7 @@ import anyio
 import orjson
 
 from csload.api import envelope, transport
+from csload.api.answer import Answer, ask
 from csload.api.auth import CREDENTIALS_HINT, Token, TokenCache, parse_token_response
 from csload.api.lookup import runs_with_jobs
 from csload.api.models import (
@@ -81,7 +86,6 @@ from csload.api.retry import (
     backoff_delay,
     classify,
     is_over_limit,
-    parse_retry_after,
 )
 from csload.api.storage import DownloadResult, PartProbe, download_part, fetch_piece, probe_part
 from csload.config import Settings
@@ -91,6 +95,7 @@ from csload.errors import (
     AuthError,
     CredentialsRejected,
 )
+from csload.redact import plain_http_allowed
 
 __all__ = ["DownloadResult", "ExportClient"]
 
@@ -100,16 +105,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 TOKEN_PATH = "/v1/oauth/token"  # noqa: S105 (a path, not a secret)
 SCOPE = "data-export"
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """One attempt's outcome: a response (status, body) or a transport error."""
-
-    status: int | None
-    raw: bytes = b""
-    retry_after: float | None = None
-    error: BaseException | None = None
 
 
 class ExportClient:
@@ -135,6 +130,7 @@ class ExportClient:
         self._limiter = anyio.CapacityLimiter(settings.limits.api_concurrency)
         self._tokens = TokenCache(self._request_token, clock=clock)
         self._auth_host = urlsplit(settings.auth_url).netloc
+        self._loopback_http = plain_http_allowed(settings.auth_url)
         self._custom_vars_path: str | None = None
         self._proxies = Proxies.from_environment()
         self._observed = ClientObservations(page_size_asked=page_size)
@@ -278,12 +274,14 @@ class ExportClient:
             job_id=job_id, run_id=run_id, part_id=part.part_id,
             limits=self._settings.limits, retry=retry, sleep=self._sleep,
             verify_gzip=verify_gzip, splitter=splitter, proxies=self._proxies,
+            loopback_http=self._loopback_http,
         )
 
     async def fetch_piece(self, piece: Piece, splitter: Splitter) -> None:
         """Fetch a piece split off a download (csload.api.ranges), as a helper does."""
         await fetch_piece(self._require_session(), piece, splitter,
-                          limits=self._settings.limits, proxies=self._proxies)
+                          limits=self._settings.limits, proxies=self._proxies,
+                          loopback_http=self._loopback_http)
 
     async def part_size(self, part: Part) -> int | None:
         """The part's size in bytes as storage announces it, or None if unknown."""
@@ -292,7 +290,8 @@ class ExportClient:
     async def probe_part(self, part: Part) -> PartProbe:
         """The part's size, and whether storage still has it (for `sync --dry-run`)."""
         return await probe_part(self._require_session(), part.url,
-                                limits=self._settings.limits, proxies=self._proxies)
+                                limits=self._settings.limits, proxies=self._proxies,
+                                loopback_http=self._loopback_http)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -305,8 +304,8 @@ class ExportClient:
         def clamped(size: int) -> None:
             self._observed.page_size = size
 
-        return await read_all_pages(fetch_page, limit=self._page_size, what=what,
-                                    on_clamped=clamped)
+        return await read_all_pages(fetch_page, limit=self._page_size,
+                                    what=f"{what} (GET /v1{path})", on_clamped=clamped)
 
     async def _call(
         self,
@@ -430,8 +429,8 @@ class ExportClient:
         token: Token | None,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
-    ) -> _Answer:
-        """One HTTP attempt inside the API limiter; transport errors become an _Answer."""
+    ) -> Answer:
+        """One HTTP attempt inside the API limiter; transport errors become an Answer."""
         session = self._require_session()
         headers = {"Accept": "application/json"}
         if token is not None:
@@ -443,25 +442,18 @@ class ExportClient:
         proxy = self._proxies.for_url(url)
         # The token request's proxy until the API is called: then the API endpoint's.
         self._observed.proxy = shown(proxy)
+        path = urlsplit(url).path
         async with self._limiter:
-            try:
-                async with session.request(
-                    method, url, params=params, data=data, headers=headers, proxy=proxy,
-                    # A redirect could carry the token elsewhere; the API has no reason to send
-                    # one.
-                    allow_redirects=False,
-                ) as response:
-                    raw = await response.read()
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    status = response.status
-                    if token is not None:
-                        self._observed.saw_date(response.headers.get("Date"))
-            except transport.TRANSPORT_ERRORS as exc:
-                return _Answer(status=None, error=exc)
-        logger.debug("%s %s -> %d", method, urlsplit(url).path, status)
-        return _Answer(status=status, raw=raw, retry_after=retry_after)
+            answer = await ask(session, method, url, limits=self._settings.limits,
+                               what=f"{method} {path}", headers=headers, params=params,
+                               data=data, proxy=proxy)
+        if answer.status is not None:
+            if token is not None:
+                self._observed.saw_date(answer.date)
+            logger.debug("%s %s -> %d", method, path, answer.status)
+        return answer
 
-    def _error_details(self, answer: _Answer) -> tuple[str | None, str]:
+    def _error_details(self, answer: Answer) -> tuple[str | None, str]:
         if answer.error is not None or answer.status is None or answer.status < 300:
             return None, ""
         code, message = envelope.error_details(answer.raw)
@@ -470,7 +462,7 @@ class ExportClient:
             self._observed.saw_over_limit(answer.retry_after is not None)
         return code, message
 
-    def _problem(self, answer: _Answer, code: str | None, message: str) -> str:
+    def _problem(self, answer: Answer, code: str | None, message: str) -> str:
         """What went wrong in one attempt, as safe text: 'HTTP 400 CODE: message'."""
         if answer.error is not None:
             return self._scrub(transport.describe(answer.error))

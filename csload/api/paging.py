@@ -6,12 +6,15 @@ The Export API's lists take `page` (1-based) and `limit` and carry no total and 
 than its `limit` silently loses the rest. So a short page alone never ends a list:
 
 - an empty page ends it;
-- the page size is learnt from the first full page: a first page of `limit` items (or more)
-  shows the server honours `limit`; a first page of n < `limit` items that is followed by
-  more shows the server clamps to n (reported through `on_clamped`). Once the page size is
+- the page size is learnt from the first full page: a first page of `limit` items shows
+  the server honours `limit`; a first page of n < `limit` items that is followed by more
+  shows the server clamps to n (reported through `on_clamped`). Once the page size is
   known, a page shorter than it ends the list (this saves the empty page's request);
 - a page longer than the page size learnt makes it unreliable: the list is then read until
   an empty page.
+
+A page holding more items than the `limit` asked for is an ApiError: no server has a reason to
+send more, and a hostile one could send millions (issue 16).
 
 A server that ignores `page` and serves the same page forever would loop; two guards stop that:
 an identical page in a row, and a hard page ceiling. Both raise ApiError rather than return a
@@ -55,12 +58,15 @@ async def read_all_pages(
         batch = await fetch_page(page, limit)
         if not batch:
             return items
+        if len(batch) > limit:
+            raise ApiError(f"{what}: page {page} holds {len(batch)} items, more than the {limit} "
+                           "asked for (`limit`); refusing an answer that ignores it")
         if batch == previous:
             raise ApiError(
                 f"{what}: page {page} repeats page {page - 1}; the server seems to ignore `page`"
             )
         if page == 1:
-            if len(batch) >= limit:
+            if len(batch) == limit:
                 size = len(batch)
             else:
                 first_short = len(batch)

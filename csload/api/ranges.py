@@ -25,6 +25,7 @@ from pathlib import Path
 
 import anyio
 
+from csload.redact import redact_url
 from csload.slots import OrderedSlots
 
 # A split must leave at least this much time on the stream being split (each new request
@@ -107,13 +108,17 @@ class Stream:
 class PartDownload:
     """A part whose bytes may come from several GETs: its staging file, URL and pieces."""
 
-    url: str
+    url: str = field(repr=False)    # signed: shown only through redact_url
     path: Path
     size: int
     label: str
     ids: dict[str, int | None]
     pieces: list[Piece] = field(default_factory=list)
     order: int | None = None   # when the splitter first saw it (downloads start in plan order)
+
+    def __repr__(self) -> str:
+        return (f"PartDownload({self.label}, url={redact_url(self.url)!r}, size={self.size}, "
+                f"pieces={len(self.pieces)})")
 
     async def wait_pieces(self) -> None:
         """Wait for every piece split off (more may be split while waiting); raise the first

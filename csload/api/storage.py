@@ -15,6 +15,10 @@
   with backoff (honouring Retry-After). 403 raises PartUrlExpired at once: only a fresh run
   detail can help. 404/410 means the files are gone.
 - No total timeout: a part can be large. Only connect and between-bytes timeouts apply.
+- The https rule (csload.redact) for the part URL and every redirect: plain http only to a
+  loopback address, and only when the caller says so (`loopback_http`: the client's auth URL
+  is a loopback address, the simulator). A URL that cannot be parsed (a port out of range)
+  fails the part with one line that does not show it: it holds the signature.
 - Every request (GET, ranged GET, the size probe, each redirect) goes through the proxy the
   environment names for its URL (`proxies`, csload.api.proxy), or direct.
 """
@@ -45,8 +49,10 @@ from csload.api.ranges import PartDownload, Piece, Splitter, Stream
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
 from csload.config import Limits, RetryPolicy
 from csload.errors import (
+    ConfigError,
     DownloadError,
     IncompleteDownload,
+    InsecureUrlError,
     PartFilesGone,
     PartUrlExpired,
     part_label,
@@ -114,7 +120,10 @@ class _TempFile:
     def open(self) -> None:
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.close()
-        self._fh = self.path.open("wb")
+        # Private (0600): the staged export data is the user's alone. Opened again (and
+        # emptied) when a download is retried; its name is random, in a 0700 folder.
+        self._fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                             "wb")
         self.verifier = GzipVerifier(self.verifying)
         self.written = 0
 
@@ -164,18 +173,19 @@ async def download_part(
     verify_gzip: bool = True,
     splitter: Splitter | None = None,
     proxies: Proxies | None = None,
+    loopback_http: bool = True,
 ) -> DownloadResult:
     """Stream `url` to `dest`, verified; see the module docstring for the rules."""
     label = part_label(job_id, run_id, part_id)
     ids = {"job_id": job_id, "run_id": run_id, "part_id": part_id}
-    require_secure_url(url, f"the URL of {label}")
+    check_part_url(url, f"the URL of {label}", loopback_http=loopback_http, ids=ids)
     client_timeout = _storage_timeout(limits)
     temp = _TempFile(dest, verify_gzip)
     try:
         for attempt in range(1, retry.max_attempts + 1):
             try:
                 is_gzip, received = await _attempt(session, url, temp, client_timeout, limits,
-                                                   label, ids, splitter, proxies)
+                                                   label, ids, splitter, proxies, loopback_http)
             except _Retry as failure:
                 if attempt >= retry.max_attempts:
                     raise failure.error from None
@@ -199,11 +209,27 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 
 
+def check_part_url(url: str, what: str, *, loopback_http: bool,
+                   ids: Mapping[str, int | None] | None = None) -> None:
+    """The https rule for a part URL (InsecureUrlError); a URL that cannot be parsed is a
+    DownloadError of the part that does not show it (a traceback once printed it, issue 16)."""
+    try:
+        require_secure_url(url, what, loopback_http=loopback_http)
+        yarl.URL(url, encoded=True)
+    except InsecureUrlError:
+        raise
+    except ConfigError as exc:
+        raise DownloadError(str(exc), **(ids or {})) from None
+    except ValueError:
+        raise DownloadError(f"{what} is not a valid URL", **(ids or {})) from None
+
+
 @asynccontextmanager
 async def get_following_redirects(
         session: aiohttp.ClientSession, url: str, what: str, proxies: Proxies | None,
-        **options: Any) -> AsyncIterator[aiohttp.ClientResponse]:
-    """GET `url`, following redirects only to URLs that pass `require_secure_url`.
+        *, loopback_http: bool = True, **options: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET `url`, following redirects only to URLs that pass `require_secure_url` (with
+    `loopback_http`: the https rule of csload.redact).
 
     aiohttp would follow a redirect anywhere, plain http off this machine included, where the
     part's data would cross the network in clear text (found by tests/reliability). The proxy
@@ -216,8 +242,13 @@ async def get_following_redirects(
             if response.status not in _REDIRECTS or not location:
                 yield response
                 return
-            url = str(response.url.join(yarl.URL(location, encoded=True)))
-        require_secure_url(url, f"{what} (redirected)")
+            try:
+                url = str(response.url.join(yarl.URL(location, encoded=True)))
+            except ValueError:
+                # Not the Location itself in the error: it may be a signed URL.
+                raise aiohttp.InvalidUrlRedirectClientError(
+                    "<redacted>", "storage redirected to an invalid URL") from None
+        check_part_url(url, f"{what} (redirected)", loopback_http=loopback_http)
     raise aiohttp.TooManyRedirects(response.request_info, response.history)
 
 
@@ -231,6 +262,7 @@ async def _attempt(
     ids: dict[str, int | None],
     splitter: Splitter | None = None,
     proxies: Proxies | None = None,
+    loopback_http: bool = True,
 ) -> tuple[bool, int]:
     """One GET of the part; (whether it is gzip, bytes received)."""
     stream: Stream | None = None
@@ -238,6 +270,7 @@ async def _attempt(
         try:
             requested_at = anyio.current_time()
             async with get_following_redirects(session, url, f"the URL of {label}", proxies,
+                                               loopback_http=loopback_http,
                                                timeout=client_timeout,
                                                auto_decompress=False) as response:
                 status = response.status
@@ -289,7 +322,8 @@ async def _attempt(
 
 
 async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Splitter, *,
-                      limits: Limits, proxies: Proxies | None = None) -> None:
+                      limits: Limits, proxies: Proxies | None = None,
+                      loopback_http: bool = True) -> None:
     """GET bytes [first, end) of a part (a Range request) into its staging file at their
     offset, for a helper (csload.api.ranges); the piece may itself be split. Raises what
     fails the part's attempt: _Retry, or a 403/404's error."""
@@ -301,7 +335,8 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
     try:
         requested_at = anyio.current_time()
         async with get_following_redirects(
-                session, download.url, f"the URL of {label}", proxies, timeout=timeout,
+                session, download.url, f"the URL of {label}", proxies,
+                loopback_http=loopback_http, timeout=timeout,
                 headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
                 auto_decompress=False) as response:
             if response.status == 200:
@@ -416,7 +451,8 @@ class PartProbe:
 
 
 async def probe_part(
-    session: aiohttp.ClientSession, url: str, *, limits: Limits, proxies: Proxies | None = None
+    session: aiohttp.ClientSession, url: str, *, limits: Limits, proxies: Proxies | None = None,
+    loopback_http: bool = True,
 ) -> PartProbe:
     """Ask storage for the part's first byte. No Authorization header.
 
@@ -424,10 +460,11 @@ async def probe_part(
     this asks for the first byte (`Range: bytes=0-0`) and reads the total from Content-Range;
     a server that ignores ranges answers 200 with Content-Length, and the body is not read.
     """
-    require_secure_url(url, "a part URL")
+    check_part_url(url, "a part URL", loopback_http=loopback_http)
     timeout = _storage_timeout(limits)
     try:
-        async with get_following_redirects(session, url, "a part URL", proxies, timeout=timeout,
+        async with get_following_redirects(session, url, "a part URL", proxies,
+                                           loopback_http=loopback_http, timeout=timeout,
                                            headers={"Range": "bytes=0-0"},
                                            auto_decompress=False) as response:
             when = _server_time(response.headers)

@@ -29,6 +29,13 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
+class CallTimedOut(TimeoutError):
+    """An API call ran out of its total time (`Limits.api_timeout`, csload.api.answer)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s ([limits] api_timeout)")
+
+
 _URL = re.compile(r"(?i)\b(?:https?|wss?)://[^\s'\"<>)]+")
 
 
@@ -48,6 +55,11 @@ def request_was_sent(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """A short, secret-free description of a transport error."""
+    if isinstance(exc, CallTimedOut):
+        return str(exc)
+    if isinstance(exc, aiohttp.InvalidURL):
+        # Its text is the URL itself.
+        return "not a valid URL"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "timed out connecting"
     if isinstance(exc, aiohttp.SocketTimeoutError):

@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 failed before doing anything (configuration, authentication, API);
 2 usage error (click's own); 3 finished but some runs failed or had expired.
+
+An exception csload did not expect is one scrubbed `error:` line and exit 1, never a
+traceback (it could quote a signed URL or a terminal escape read from a file); `csload --debug
+COMMAND` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from typing import Any
 
 import click
 
-from csload.cli.common import ARGV_KEY, StderrHandler, print_json_error
+from csload.cli.common import (
+    ARGV_KEY,
+    DEBUG_KEY,
+    StderrHandler,
+    fail_unexpected,
+    print_json_error,
+)
 from csload.cli.lazy import LazyGroup
 
 # Lazy: each command's module is imported only when that command runs (or `--help` lists
@@ -51,14 +61,24 @@ class CsloadGroup(LazyGroup):
             where = exc.ctx if isinstance(exc, click.UsageError) and exc.ctx else ctx
             print_json_error(exc.format_message(), type(exc).__name__, exc.exit_code, where)
             raise
+        except (click.exceptions.Exit, click.Abort):
+            raise   # click's own ways out (RuntimeErrors, not failures)
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY):
+                raise
+            fail_unexpected(exc)
 
 
 @click.group(cls=CsloadGroup, lazy_subcommands=COMMANDS,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="csload")
 @click.option("-v", "--verbose", count=True, help="More log lines (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of an unexpected error (else one line).")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, debug: bool) -> None:
     """Load Contentsquare Data Export API runs into DuckDB, exactly once."""
+    ctx.meta[DEBUG_KEY] = debug
     # The interpreter's last garbage collection, over the objects of every module a command
     # imports (aiohttp, duckdb, rich, ...), took 50-70 ms of each csload run, after the work was
     # done. Commands close what they open before they return, so that pass has nothing to

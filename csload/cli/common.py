@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -65,11 +66,28 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Control characters (C0, DEL, C1) and the Unicode controls that reorder or hide text (bidi
+# embeddings, overrides and isolates; zero-width marks): in a job name, a field name or an
+# error message quoting a file they could move the cursor, retitle the terminal, rewrite what
+# was printed above, or forge a log line. Tab and line breaks become a space: a message stays
+# one line.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f"
+                      "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_BREAK = re.compile("[\t\n\r]")
+
+
+def scrub(text: object) -> str:
+    """`text` safe to print on a terminal or in a log: no control character. Every string
+    csload prints that it did not write itself (from the API, a file, an exception) passes
+    here."""
+    return _CONTROL.sub("", _BREAK.sub(" ", str(text)))
+
+
 def labelled(label: str, style: str, text: str) -> Text:
-    """`label` in `style`, then `text` exactly as it is."""
+    """`label` in `style`, then `text`, scrubbed of control characters (`scrub`)."""
     from rich.text import Text
 
-    return Text.assemble((label, style), text)
+    return Text.assemble((label, style), scrub(text))
 
 
 # -- one format for every log line ------------------------------------------------------------
@@ -89,6 +107,19 @@ class LogFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         moment = datetime.fromtimestamp(record.created, UTC)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Formatter.format, with the message scrubbed: it may quote the API or a file. A
+        # traceback (-vv) keeps its line breaks.
+        record.message = scrub(record.getMessage())
+        record.asctime = self.formatTime(record)
+        line = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for extra in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if extra:
+                line += "\n" + _CONTROL.sub("", extra)
+        return line
 
 
 _FORMATTER = LogFormatter()
@@ -168,10 +199,26 @@ def fail(error: str | BaseException, code: int = EXIT_FAILED, *, kind: str | Non
     if kind is None:
         handled = error if isinstance(error, BaseException) else sys.exc_info()[1]
         kind = type(handled).__name__ if handled is not None else "Error"
-    message = str(error)
+    message = scrub(error)
     print_json_error(message, kind, code)
     console("stderr").print(labelled("error:", "bold red", f" {message}"))
     sys.exit(code)
+
+
+# The main group's --debug (ctx.meta): an unexpected exception shows its traceback.
+DEBUG_KEY = "csload.debug"
+
+
+def fail_unexpected(exc: Exception) -> NoReturn:
+    """The last resort for an exception csload did not expect (a bug, or input it does not
+    yet refuse cleanly): one scrubbed, redacted line instead of a traceback that could quote
+    a signed URL or a terminal escape from a file, and how to see the traceback."""
+    from csload.redact import redact_text
+
+    what = redact_text(str(exc))[:500]
+    fail(f"unexpected {type(exc).__name__}{f': {what}' if what else ''} (a bug in csload, or "
+         "input it does not check yet); run again with `csload --debug ...` for the "
+         "traceback, and report it", kind=type(exc).__name__)
 
 
 def usage_checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:

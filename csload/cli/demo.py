@@ -1,5 +1,10 @@
 """`csload demo`: the simulator in-process, a real sync into DuckDB, and real queries, each
-printed above its answer."""
+printed above its answer.
+
+The demo replaces its database on every run, and so it replaces only a database it made: one
+whose ledger carries the demo's mark (`_csload.meta` key `demo`). Any other file given as
+`--db` (a real sync's database, a file that is not a database at all) is refused, untouched.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 
 import anyio
 import click
+import duckdb
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -22,6 +28,9 @@ from csload.report import SyncReport
 from csload.status import read_status
 
 DEMO_DB = "csload-demo.duckdb"
+# The demo's mark in its database's ledger (csload.ledger's _csload.meta): what lets the next
+# `csload demo` replace the file.
+DEMO_MARK = ("demo", "made by csload demo")
 
 # The demo's questions, printed above their answers: SQL to copy. The codes of `device_id`
 # come from the lookup table csload writes beside the data (csload.load.lookups); the
@@ -80,17 +89,67 @@ def _print_query(db: Path, title: str, sql: str) -> None:
     stdout.print(_query_table(db, sql, title))
 
 
+def _is_demo_database(db: Path) -> bool:
+    """Whether `db` is a DuckDB database that `csload demo` made (its ledger has the mark)."""
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return False   # not a DuckDB file, or one that cannot be opened: not the demo's
+    try:
+        found = con.execute("SELECT value FROM _csload.meta WHERE key = ?",
+                            [DEMO_MARK[0]]).fetchone()
+    except duckdb.Error:
+        return False   # no csload ledger: not the demo's
+    finally:
+        con.close()
+    return found is not None and found[0] == DEMO_MARK[1]
+
+
+def _remove_old_demo(db: Path) -> None:
+    """Remove the previous demo's database (and its .wal); refuse, touching nothing, any file
+    that is not a demo database: `--db` once deleted whatever it was given."""
+    wal = db.with_name(db.name + ".wal")
+    if db.is_symlink() or db.exists():
+        if db.is_symlink() or not db.is_file() or not _is_demo_database(db):
+            fail(f"--db {db}: that file is not a database made by csload demo, so the demo "
+                 "will not replace it; choose another path (--db), or remove the file "
+                 "yourself if it is not needed")
+        db.unlink()
+    elif wal.exists():
+        fail(f"--db {db}: a file {wal.name} is there without its database; choose another "
+             "path (--db), or remove that file yourself if it is not needed")
+    wal.unlink(missing_ok=True)
+
+
+def _mark_demo(db: Path) -> None:
+    """Mark the database the demo made, whether its sync went well or not: the next demo
+    replaces it. (A sync that failed before its ledger existed leaves nothing to mark.)"""
+    if not db.exists():
+        return
+    try:
+        con = duckdb.connect(str(db))
+    except duckdb.Error:
+        return
+    try:
+        con.execute("INSERT OR REPLACE INTO _csload.meta VALUES (?, ?)", list(DEMO_MARK))
+    except duckdb.Error:
+        pass
+    finally:
+        con.close()
+
+
 @click.command()
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEMO_DB,
-              show_default=True, help="Database to create (replaced if it exists).")
+              show_default=True,
+              help="Database to create (a demo database there is replaced; any other file is "
+                   "refused).")
 @click.option("--days", default=3, show_default=True, type=click.IntRange(1, 7),
               help="Days of daily runs the simulator serves.")
 def demo(db: Path, days: int) -> None:
     """Start the simulator, sync a few days of both scopes into DuckDB, and query them."""
     from csload.simulator import SimConfig, Simulator
 
-    for stale in (db, db.with_name(db.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    _remove_old_demo(db)
     simulator = Simulator(SimConfig(days=days, real_time_clock=True))
     handle = simulator.start_in_thread()
     try:
@@ -110,6 +169,7 @@ def demo(db: Path, days: int) -> None:
             fail(str(exc))
     finally:
         handle.stop()
+        _mark_demo(db)
     stdout.print(summary_table(report))
     print_status(read_status(db))
     for title, sql in DEMO_QUERIES:

@@ -8,6 +8,9 @@ and bytes are known only as each run downloads).
 
 Off a terminal (piped, cron), one line per event in the log format (csload.cli.common.
 LOG_FORMAT: timestamped, as the log records of `-v` are), never cut.
+
+Job names, table names and run messages come from the API or from files: every one is printed
+through csload.cli.common.scrub (no control character reaches the terminal).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from csload.cli.common import log_line
+from csload.cli.common import log_line, scrub
 from csload.report import EventKind, RunOutcome, RunStatus, SyncEvent, SyncReport
 
 if TYPE_CHECKING:
@@ -157,7 +160,7 @@ class SyncDisplay:
         if not self.live:
             self.console.print(log_line(level, LOG_NAME, message))
         elif on_terminal:
-            self.console.print(message)
+            self.console.print(scrub(message))
 
     def _log_run(self, event: SyncEvent) -> None:
         if self.live:
@@ -197,7 +200,7 @@ def summary_table(report: SyncReport) -> Table:
     from rich.table import Table
 
     title = "dry run: would load" if report.dry_run else f"sync of {report.target}"
-    table = Table(title=f"{title} ({report.seconds:.1f} s)")
+    table = Table(title=scrub(f"{title} ({report.seconds:.1f} s)"))
     for column in ("table", "status", "runs", "parts", "rows", "bytes"):
         # Never cut with "…" (a narrow terminal folds a long table name instead).
         table.add_column(column, justify="left" if column in ("table", "status") else "right",
@@ -210,7 +213,7 @@ def summary_table(report: SyncReport) -> Table:
         totals[2] += run.rows
         totals[3] += run.bytes
     for (name, status), (runs, parts, rows, nbytes) in sorted(groups.items()):
-        table.add_row(name, status.value, str(runs), str(parts),
+        table.add_row(scrub(name), status.value, str(runs), str(parts),
                       "" if report.dry_run else f"{rows:,}", human_bytes(nbytes))
     if not report.runs:
         table.add_row("-", "nothing new", "0", "0", "0", "0 B")
@@ -238,7 +241,9 @@ def jobs_table(report: SyncReport) -> Table | None:
                   else ("new, " if placement.new else "") + placement.how)
         if placement.moved_from:
             placed += f" (moved from {placement.moved_from})"
-        row = [str(placement.job.job_id), placement.job.name, placement.table, placed]
+        # The job's name is the API's text; table names may come from it (csload.placement).
+        row = [str(placement.job.job_id), scrub(placement.job.name), scrub(placement.table),
+               scrub(placed)]
         if not report.dry_run:
             done = totals.get(placement.job.job_id)
             row += ([str(done.runs), f"{done.added:,}", f"{done.replaced:,}",
@@ -271,7 +276,7 @@ def problem_lines(report: SyncReport) -> list[str]:
         prefix = part_label(job_id, first.run_id, None)
         if reason.startswith(prefix):
             reason = reason[len(prefix):].lstrip(",: ")
-        lines.append(f"{status.value}: job {job_id}{name}: {len(runs)} run"
-                     f"{'s' if len(runs) > 1 else ''}{f', days {days}' if days else ''} "
-                     f"(run {first.run_id}: {reason}) - {_NEXT_STEP[status]}")
+        lines.append(scrub(f"{status.value}: job {job_id}{name}: {len(runs)} run"
+                           f"{'s' if len(runs) > 1 else ''}{f', days {days}' if days else ''} "
+                           f"(run {first.run_id}: {reason}) - {_NEXT_STEP[status]}"))
     return lines

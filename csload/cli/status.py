@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from csload.cli.common import fail, labelled, print_json, stdout, usage_checked
+from csload.cli.common import fail, labelled, print_json, scrub, stdout, usage_checked
 from csload.config import read_lake_options
 from csload.errors import CsloadError
 from csload.target import DEFAULT_DB, check_one_target
@@ -48,12 +48,13 @@ def print_status(state: StoreStatus) -> None:
 
     from csload.status import days_text
 
-    tables = Table(title=f"tables in {state.target}")
+    # Names come from the API (job names) and from the target's files: scrubbed (scrub).
+    tables = Table(title=scrub(f"tables in {state.target}"))
     for column in ("table", "rows", "first date", "last date"):
         tables.add_column(column, justify="right" if column == "rows" else "left",
                           overflow="fold")
     for stats in state.tables:
-        tables.add_row(stats.table, f"{stats.rows:,}", str(stats.first_date or ""),
+        tables.add_row(scrub(stats.table), f"{stats.rows:,}", str(stats.first_date or ""),
                        str(stats.last_date or ""))
     stdout.print(tables)
     # Five columns, so that 80 fit: the scope and frequency are in --json (a job's table is
@@ -64,7 +65,8 @@ def print_status(state: StoreStatus) -> None:
         jobs.add_column(column, no_wrap=column == "last loaded", overflow="fold")
     for job in state.jobs:
         gaps = days_text(job.gaps) or ("none" if job.frequency == "daily" else "")
-        jobs.add_row(str(job.job_id), job.name, job.table, job.last_window_label, gaps)
+        jobs.add_row(str(job.job_id), scrub(job.name), scrub(job.table),
+                     scrub(job.last_window_label), gaps)
     stdout.print(jobs)
     for problem in state.problems:
         stdout.print(labelled(f"{problem.label}:", _STYLES[problem.kind], f" {problem.text}"))

@@ -57,11 +57,14 @@ class _Again(Exception):
 
 async def fetch_head(session: aiohttp.ClientSession, url: str, *, max_bytes: int,
                      limits: Limits, retry: RetryPolicy, proxies: Proxies,
-                     sleep: Callable[[float], Awaitable[None]]) -> Head:
-    require_secure_url(url, "a part URL")
+                     sleep: Callable[[float], Awaitable[None]],
+                     loopback_http: bool = False) -> Head:
+    """The first `max_bytes` of a part. Plain http only to loopback in simulator mode
+    (`loopback_http`: csload.redact.plain_http_allowed of the auth URL)."""
+    require_secure_url(url, "a part URL", loopback_http=loopback_http)
     for attempt in range(1, retry.max_attempts + 1):
         try:
-            return await _attempt(session, url, max_bytes, limits, proxies)
+            return await _attempt(session, url, max_bytes, limits, proxies, loopback_http)
         except _Again as again:
             if attempt >= retry.max_attempts:
                 raise DownloadError(f"the sample download failed: {again}; gave up after "
@@ -71,12 +74,13 @@ async def fetch_head(session: aiohttp.ClientSession, url: str, *, max_bytes: int
 
 
 async def _attempt(session: aiohttp.ClientSession, url: str, max_bytes: int, limits: Limits,
-                   proxies: Proxies) -> Head:
+                   proxies: Proxies, loopback_http: bool) -> Head:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
                                     sock_read=limits.read_timeout)
     headers = {"Range": f"bytes=0-{max_bytes - 1}"}
     try:
-        async with get_following_redirects(session, url, "a part URL", proxies, headers=headers,
+        async with get_following_redirects(session, url, "a part URL", proxies,
+                                           loopback_http=loopback_http, headers=headers,
                                            timeout=timeout, auto_decompress=False) as response:
             return await _read(response, max_bytes, proxies.for_url(str(response.url)))
     except aiohttp.TooManyRedirects:

@@ -56,11 +56,11 @@ class Exchange:
 
     kind: str                     # "token", "api" or "storage"
     method: str
-    url: str                      # as requested (may hold a signature: never shown as is)
+    url: str = field(repr=False)  # as requested (may hold a signature: never shown as is)
     started: float
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    body: bytes | None = field(default=None, repr=False)
     error: str | None = None
     elapsed: float | None = None
 

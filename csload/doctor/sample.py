@@ -37,6 +37,7 @@ from csload.doctor.textscan import csv_cut, jsonl_cut
 from csload.doctor.trial import TrialResult, load_trial
 from csload.download import kept_until
 from csload.errors import CsloadError
+from csload.redact import plain_http_allowed
 
 # Lines of the sample `--save` keeps (the header, when there is one, and a few records).
 SAVED_LINES = 6
@@ -102,7 +103,8 @@ async def check_sample(check: Check, fmt: str, chosen: tuple[Job, Run] | None, *
     try:
         head = await fetch_head(session, part.url, max_bytes=sample_bytes,
                                 limits=settings.limits, retry=settings.retry,
-                                proxies=client.proxies, sleep=anyio.sleep)
+                                proxies=client.proxies, sleep=anyio.sleep,
+                                loopback_http=plain_http_allowed(settings.auth_url))
     except Refused as refused:
         _refused(check, job, detail, part, refused)
         return sample

@@ -20,6 +20,12 @@ S3 settings, from `storage_options` first, then the usual AWS environment variab
 
 Without explicit keys the AWS SDK inside pyarrow looks them up itself (environment,
 `~/.aws/credentials` and `AWS_PROFILE`, instance metadata).
+
+Paths inside the lake come partly from the lake's own files (the manifest), which anyone who
+can write the storage can craft, so `full` and `local_path` refuse a path that is not a plain
+relative one (`..`, an absolute path, an empty part), and, locally, one that leads out of the
+root through a symbolic link, or that goes through any symbolic link inside `_csload/` (the
+lock, manifests, staging: csload's own files, which it deletes and renames).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +52,7 @@ STORAGE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key
 
 _IO_THREADS = 8
 _UPLOAD_CHUNK = 8 << 20
+_OWN_DIR = "_csload"
 
 
 def is_s3_url(root: str) -> bool:
@@ -79,6 +87,8 @@ class LakeFS:
         self.base = base          # the root in `fs` terms: an absolute path, or bucket/prefix
         self.local = local
         self.endpoint = endpoint
+        # The root as the system resolves it: every local path must stay under it.
+        self._real_base = os.path.realpath(base) if local else base
 
     # --- construction ----------------------------------------------------------------------
 
@@ -147,8 +157,36 @@ class LakeFS:
     # --- paths ----------------------------------------------------------------------------
 
     def full(self, rel: str) -> str:
-        """The path of `rel` on `self.fs`."""
-        return f"{self.base}/{rel}" if rel else self.base
+        """The path of `rel` on `self.fs`; StoreError for a path that would leave the root."""
+        if not rel:
+            return self.base
+        parts = rel.split("/")
+        if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+            raise StoreError(f"lake {self.root}: refusing the path {rel[:200]!r}, which is not "
+                             "a plain path inside the lake (a damaged or crafted manifest?)")
+        path = f"{self.base}/{rel}"
+        if self.local:
+            self._check_local(path, parts)
+        return path
+
+    def _check_local(self, path: str, parts: list[str]) -> None:
+        """No symbolic link inside `_csload/`, and none leading out of the root."""
+        if parts[0] == _OWN_DIR:
+            at = self.base
+            for part in parts:
+                at = f"{at}/{part}"
+                try:
+                    link = stat.S_ISLNK(os.lstat(at).st_mode)
+                except OSError:   # missing (about to be created) or unreadable: nothing to follow
+                    break
+                if link:
+                    raise StoreError(
+                        f"lake {self.root}: {at} is a symbolic link; csload follows no link "
+                        f"inside {_OWN_DIR}/: remove it (and find out who made it)")
+        real = os.path.realpath(path)
+        if real != self._real_base and not real.startswith(self._real_base + os.sep):
+            raise StoreError(f"lake {self.root}: {path} leads out of the lake (to {real}) "
+                             "through a symbolic link; remove the link")
 
     def local_path(self, rel: str = "") -> Path:
         assert self.local

@@ -10,6 +10,10 @@ removed), so rewriting it whole with each version costs little.
 Parquet has no 128-bit integer: `supersede_order` (HUGEINT) is stored as its decimal text and
 cast back when read. Anyone can read the snapshot (`csload.connect(parquet=ROOT)` exposes it as
 the `_csload.*` tables).
+
+A snapshot is read as data only: each column csload knows is cast to the type of csload's own
+ledger table (never to a type or name the file gives), other columns are ignored, and a file
+that does not fit is a StoreError naming it.
 """
 
 from __future__ import annotations
@@ -77,5 +81,9 @@ def import_ledger(con: duckdb.DuckDBPyConnection, lake: LakeFS, ledger_dir: str)
             con.execute(f"DELETE FROM {_qualified(table)}")  # noqa: S608
             con.execute(f"INSERT INTO {_qualified(table)} "  # noqa: S608
                         f"SELECT {select} FROM _csload_ledger_src AS s")
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise StoreError(f"lake {lake.root}: the ledger file {rel} is damaged or was "
+                             f"tampered with ({first!r}); restore the lake from a backup") from None
         finally:
             con.unregister("_csload_ledger_src")

@@ -2,7 +2,10 @@
 
 * **Local folder**: `_csload/lock` held with `flock(2)`. The kernel releases it when the
   process ends, even by `kill -9`; the file also says who holds it (host, pid, since), for the
-  message the second sync gets.
+  message the second sync gets. The file is created 0600, never through a symbolic link
+  (`O_NOFOLLOW`; LakeFS refuses any link inside `_csload/` too) and never truncated on open:
+  a link planted there cannot make csload write into another file. One that exists already
+  must be a plain file of this user with a single name, else the sync stops and says so.
 * **Object storage**: pyarrow cannot make a conditional write (`If-None-Match: *`), so the lock
   is a lease object `_csload/lock.json` holding an owner id, host, pid, start time and an expiry
   that a background thread renews every `ttl / 4` seconds. To take it, csload reads it; a live
@@ -22,9 +25,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
+import stat
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -105,16 +110,16 @@ class LocalLock:
         path = lake.local_path(LOCK_FILE)
         with lake.errors("create the lock file"):
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(path, lake.root)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             try:
-                info = orjson.loads(path.read_bytes() or b"null")
+                info = orjson.loads(os.pread(fd, 4096, 0) or b"null")
             except (OSError, orjson.JSONDecodeError):
                 info = None
             os.close(fd)
-            raise _locked(lake.root, info) from None
+            raise _locked(lake.root, info if isinstance(info, dict) else None) from None
         except OSError as exc:
             os.close(fd)
             raise StoreError(f"cannot lock lake {lake.root}: {exc}") from None
@@ -135,6 +140,35 @@ class LocalLock:
                 os.ftruncate(self._fd, 0)
             os.close(self._fd)   # closing drops the flock
             self._fd = None
+
+
+def _open_lock_file(path: Path, root: str) -> int:
+    """The lock file, opened without following a link or truncating; checked to be this
+    user's own plain file (a hard link would make the holder line land in another file)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise StoreError(f"lake {root}: the lock file {path} is a symbolic link; csload "
+                         "follows no link inside _csload/: remove it (and find out who made "
+                         "it)") from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a plain file"
+    elif info.st_nlink != 1:
+        problem = "has other names (hard links)"
+    elif hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        problem = f"belongs to another user (uid {info.st_uid})"
+    if problem is not None:
+        os.close(fd)
+        raise StoreError(f"lake {root}: the lock file {path} {problem}; remove it when no "
+                         "sync of this lake is running")
+    if info.st_mode & 0o077:
+        os.fchmod(fd, 0o600)   # made by an older csload: only its holder line is in it
+    return fd
 
 
 class LeaseLock:

@@ -35,6 +35,12 @@ lake holds. The format (version 1):
 The transaction marker `_csload/txn/<txid>.json` (`TxnMarker`) is written before a batch's
 files are: it names the files the batch will add and those it will make obsolete, so that the
 next sync can remove either set after a crash, depending on whether the version was published.
+
+Whoever can write the lake's storage can write these files, so both are checked whole before
+anything uses them (issue 16): a column type must be one csload writes (a closed list, never
+SQL text: types end up in `CREATE TABLE` and `CAST`), table names, partition keys, txids and
+file paths must have exactly the shapes csload gives them (so no path leaves the lake root),
+and counts and run ids must be in range. Anything else is a StoreError naming the file.
 """
 
 from __future__ import annotations
@@ -47,8 +53,11 @@ from typing import Any
 
 import orjson
 
-from csload.errors import StoreError
+from csload.errors import ConfigError, StoreError
 from csload.lake.fs import LakeFS
+from csload.ledger import LEDGER_NAMES
+from csload.load.columns import LINEAGE_COLUMNS, check_table_name
+from csload.schemas import SCALAR_TYPES
 
 FORMAT = "csload-lake"
 FORMAT_VERSION = 1
@@ -58,8 +67,102 @@ LEDGER_DIR = "_csload/ledger"
 TXN_DIR = "_csload/txn"
 STAGING_DIR = "_csload/staging"
 KEEP_MANIFESTS = 3
+PARTITION_COLUMN = "date"   # the Hive partition folders: <table>/date=YYYY-MM-DD
 
 _VERSION_NAME = re.compile(r"^(\d{12})\.json$")
+_TXID = r"\d{8}T\d{6}-[0-9a-f]{12}"
+TXID_SHAPE = re.compile(rf"^{_TXID}$")
+MARKER_NAME = re.compile(rf"^({_TXID})\.json$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATA_FILE = re.compile(rf"^([^/]+)/{PARTITION_COLUMN}=([^/]+)/part-{_TXID}-\d{{1,9}}\.parquet$")
+_LEDGER_FILE = re.compile(
+    rf"^{LEDGER_DIR}/{_TXID}/_csload_({'|'.join(LEDGER_NAMES)})\.parquet$")
+_COLUMN_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
+_MAX_ID = 2**64 - 1   # run ids are UBIGINT
+
+# Every column type csload writes: the schemas' types, the lineage columns' and VARCHAR (custom
+# variables, unknown fields), the integer widths an older csload used (csload.load.columns
+# widens them), and lists of any of these. A manifest naming anything else was not written by
+# csload: its types are pasted into SQL, so nothing outside this list is ever accepted.
+_OLDER_INTEGERS = frozenset({"UTINYINT", "USMALLINT", "UINTEGER", "TINYINT", "SMALLINT",
+                             "INTEGER"})
+SCALAR_COLUMN_TYPES = (frozenset(SCALAR_TYPES.values()) | frozenset(LINEAGE_COLUMNS.values())
+                       | {"VARCHAR"} | _OLDER_INTEGERS)
+
+
+def _shown(value: object) -> str:
+    """A value from a file, quoted and cut for a message (repr escapes control characters)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def column_type(value: object, where: str) -> str:
+    """`value` if it is a column type csload writes, else StoreError: the only way a type read
+    from a lake file reaches SQL."""
+    if isinstance(value, str):
+        base = value[:-2] if value.endswith("[]") else value
+        if base in SCALAR_COLUMN_TYPES:
+            return value
+    raise StoreError(f"{where} is damaged or was tampered with: column type {_shown(value)} is "
+                     "not one csload writes; restore the lake from a backup or sync into a new "
+                     "one")
+
+
+def _bad(where: str, what: str, value: object) -> StoreError:
+    return StoreError(f"{where} is damaged or was tampered with: {what} {_shown(value)} is not "
+                      "one csload writes; restore the lake from a backup or sync into a new one")
+
+
+def check_txid(value: object, where: str) -> str:
+    if isinstance(value, str) and TXID_SHAPE.match(value):
+        return value
+    raise _bad(where, "transaction id", value)
+
+
+def check_table(value: object, where: str) -> str:
+    try:
+        if isinstance(value, str):
+            return check_table_name(value)
+    except ConfigError:
+        pass
+    raise _bad(where, "table name", value)
+
+
+def check_partition_key(value: object, where: str) -> str:
+    if value == NULL_PARTITION:
+        return NULL_PARTITION
+    if isinstance(value, str) and _DAY.match(value):
+        try:
+            date.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
+    raise _bad(where, "partition", value)
+
+
+def _count(value: object, where: str, what: str, limit: int = 2**63 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _bad(where, what, value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(where, what, value) from None
+    if not 0 <= number <= limit:
+        raise _bad(where, what, value)
+    return number
+
+
+def check_data_file(value: object, where: str, table: str | None = None,
+                    key: str | None = None) -> str:
+    """A data file's path, relative to the root: `<table>/date=<key>/part-<txid>-<n>.parquet`
+    (of that table and partition when they are given)."""
+    match = _DATA_FILE.match(value) if isinstance(value, str) else None
+    if match is None or (table is not None and match.group(1) != table) \
+            or (key is not None and match.group(2) != key):
+        raise _bad(where, "file", value)
+    check_table(match.group(1), where)
+    check_partition_key(match.group(2), where)
+    return str(value)
 
 
 def new_txid() -> str:
@@ -89,9 +192,11 @@ class Partition:
                 "runs": {str(r): n for r, n in sorted(self.runs.items())}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Partition:
-        return cls([(str(p), int(n)) for p, n in data["files"]], int(data["rows"]),
-                   {int(r): int(n) for r, n in data["runs"].items()})
+    def from_json(cls, data: dict[str, Any], where: str, table: str, key: str) -> Partition:
+        return cls([(check_data_file(p, where, table, key), _count(n, where, "file size"))
+                    for p, n in data["files"]], _count(data["rows"], where, "row count"),
+                   {_count(r, where, "run id", _MAX_ID): _count(n, where, "row count")
+                    for r, n in data["runs"].items()})
 
 
 @dataclass
@@ -104,9 +209,15 @@ class TableEntry:
                 "partitions": {k: p.to_json() for k, p in sorted(self.partitions.items())}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TableEntry:
-        return cls([(str(n), str(t)) for n, t in data["columns"]],
-                   {k: Partition.from_json(p) for k, p in data["partitions"].items()})
+    def from_json(cls, data: dict[str, Any], where: str, table: str) -> TableEntry:
+        columns: list[tuple[str, str]] = []
+        for name, kind in data["columns"]:
+            if not isinstance(name, str) or not _COLUMN_NAME.match(name) \
+                    or name == PARTITION_COLUMN or name in {n for n, _ in columns}:
+                raise _bad(where, f"column name of table {table}", name)
+            columns.append((name, column_type(kind, where)))
+        return cls(columns, {check_partition_key(k, where): Partition.from_json(p, where, table, k)
+                             for k, p in data["partitions"].items()})
 
     def files(self, keys: set[str] | None = None) -> list[str]:
         return [f for k, p in sorted(self.partitions.items()) if keys is None or k in keys
@@ -147,22 +258,30 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Manifest:
+        """The manifest in `data`, checked whole (see the module docstring)."""
         try:
             obj = orjson.loads(data)
-            if obj.get("format") != FORMAT:
+            if not isinstance(obj, dict) or obj.get("format") != FORMAT:
                 raise StoreError(f"{where} is not a csload lake manifest")
-            if int(obj["format_version"]) > FORMAT_VERSION:
+            format_version = _count(obj["format_version"], where, "format version")
+            if format_version > FORMAT_VERSION:
                 raise StoreError(
-                    f"{where} has lake format version {obj['format_version']}, newer than "
+                    f"{where} has lake format version {format_version}, newer than "
                     f"this csload understands ({FORMAT_VERSION}): upgrade csload")
-            return cls(version=int(obj["version"]), txid=str(obj["txid"]),
-                       created_at=str(obj["created_at"]), ledger=obj.get("ledger"),
-                       tables={n: TableEntry.from_json(t) for n, t in obj["tables"].items()},
-                       touched=[(str(t), str(k)) for t, k in obj.get("touched", [])])
+            txid = check_txid(obj["txid"], where)
+            ledger = obj.get("ledger")
+            if ledger is not None and ledger != f"{LEDGER_DIR}/{txid}":
+                raise _bad(where, "ledger folder", ledger)
+            tables = {check_table(n, where): TableEntry.from_json(t, where, n)
+                      for n, t in obj["tables"].items()}
+            return cls(version=_count(obj["version"], where, "version"), txid=txid,
+                       created_at=str(obj["created_at"])[:64], ledger=ledger, tables=tables,
+                       touched=[(check_table(t, where), check_partition_key(k, where))
+                                for t, k in obj.get("touched", [])])
         except StoreError:
             raise
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{where} is damaged: {exc}") from None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"{where} is damaged: {_shown(str(exc))}") from None
 
     def referenced(self) -> set[str]:
         return {f for t in self.tables.values() for p in t.partitions.values() for f, _ in p.files}
@@ -195,7 +314,10 @@ def read_current(lake: LakeFS) -> Manifest:
         name = manifest_name(versions[-1])
         data = lake.read_bytes(name)
         if data is not None:
-            return Manifest.from_bytes(data, f"{lake.root}/{name}")
+            manifest = Manifest.from_bytes(data, f"{lake.root}/{name}")
+            if manifest.version != versions[-1]:
+                raise _bad(f"{lake.root}/{name}", "version", manifest.version)
+            return manifest
     raise StoreError(f"lake {lake.root}: its manifest keeps changing; is a sync pruning it?")
 
 
@@ -214,12 +336,23 @@ class TxnMarker:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> TxnMarker:
+        """The marker in `data`: its files must be data or ledger files of the lake (the next
+        sync deletes them)."""
         try:
             obj = orjson.loads(data)
-            return cls(str(obj["txid"]), int(obj["version"]), [str(p) for p in obj["uploads"]],
-                       [str(p) for p in obj["obsolete"]])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{where} is damaged: {exc}") from None
+            return cls(check_txid(obj["txid"], where), _count(obj["version"], where, "version"),
+                       [_marker_file(p, where) for p in obj["uploads"]],
+                       [_marker_file(p, where) for p in obj["obsolete"]])
+        except StoreError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"{where} is damaged: {_shown(str(exc))}") from None
+
+
+def _marker_file(value: object, where: str) -> str:
+    if isinstance(value, str) and _LEDGER_FILE.match(value):
+        return value
+    return check_data_file(value, where)
 
 
 def marker_name(txid: str) -> str:

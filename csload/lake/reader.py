@@ -29,7 +29,13 @@ import pyarrow.dataset as pads
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.ledger import import_ledger
-from csload.lake.manifest import STAGING_DIR, Manifest, partition_date, read_current
+from csload.lake.manifest import (
+    STAGING_DIR,
+    Manifest,
+    column_type,
+    partition_date,
+    read_current,
+)
 from csload.ledger import Ledger, TableStats
 from csload.load.columns import quote_ident, sql_str
 from csload.load.lookups import describe_from_ledger, ensure_lookups
@@ -140,8 +146,9 @@ def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None 
             files = entry.files()
             name = quote_ident(table)
             if not files:
-                cols = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}"
-                                 for n, t in entry.columns)
+                # Types come from the manifest: only a type csload writes reaches SQL.
+                cols = ", ".join(f"CAST(NULL AS {column_type(t, f'table {table}')}) AS "
+                                 f"{quote_ident(n)}" for n, t in entry.columns)
                 con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
             elif lake.local:
                 paths = ", ".join(sql_str(p) for p in _file_uris(lake, manifest, files))

@@ -68,6 +68,7 @@ import duckdb
 import pyarrow.dataset as pads
 
 from csload.api.models import Job, Run
+from csload.config import Limits
 from csload.errors import ConfigError, StoreError
 from csload.lake import lock as lake_lock
 from csload.lake.fs import LakeFS, fsync_dir, fsync_file
@@ -76,12 +77,16 @@ from csload.lake.manifest import (
     KEEP_MANIFESTS,
     LEDGER_DIR,
     MANIFEST_DIR,
+    MARKER_NAME,
+    PARTITION_COLUMN,
     STAGING_DIR,
+    TXID_SHAPE,
     TXN_DIR,
     Manifest,
     Partition,
     TableEntry,
     TxnMarker,
+    column_type,
     manifest_name,
     manifest_versions,
     marker_name,
@@ -110,7 +115,6 @@ log = logging.getLogger("csload.lake")
 # then run out of memory under the work database's memory limit (2.4 M rows over 5 days),
 # and took 2.4x longer to write at 1.2 M rows.
 ROW_GROUP_SIZE = 122_880
-PARTITION_COLUMN = "date"
 _PARQUET_OPTIONS = (f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}, "
                     f"PARTITION_BY ({PARTITION_COLUMN})")
 
@@ -133,7 +137,9 @@ def _ordered_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[s
 
 def _create_table(con: duckdb.DuckDBPyConnection, table: str,
                   columns: Sequence[tuple[str, str]]) -> None:
-    defs = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns)
+    # Types come from the manifest: checked again here, as nothing but a known type may
+    # reach SQL (csload.lake.manifest).
+    defs = ", ".join(f"{quote_ident(n)} {column_type(t, f'table {table}')}" for n, t in columns)
     con.execute(f"CREATE TABLE {quote_ident(table)} ({defs})")
 
 
@@ -344,13 +350,15 @@ class ParquetStore:
         self._manifest = manifest
         self._work = work
         self._stale = False
+        self._limits: Limits | None = None
 
     # --- opening and closing ---------------------------------------------------------------
 
     @classmethod
     def open(cls, root: str | Path, *, storage_options: Mapping[str, str] | None = None,
              scratch_dir: str | Path | None = None, env: Mapping[str, str] | None = None,
-             lock_ttl: float = lake_lock.DEFAULT_TTL) -> ParquetStore:
+             lock_ttl: float = lake_lock.DEFAULT_TTL,
+             limits: Limits | None = None) -> ParquetStore:
         """Open (creating if needed) the lake at `root` and take its lock.
 
         Fails before anything is written when the lake cannot be used (StoreError: a folder
@@ -358,7 +366,8 @@ class ParquetStore:
         StoreLockedError when another sync holds it. Finishes or undoes what a crashed sync
         left. `scratch_dir`: where the work database spills and (for S3) the files to upload
         are written (default: the system's temporary folder). `env`: the environment to read
-        AWS_ENDPOINT_URL / AWS_REGION from (default: os.environ).
+        AWS_ENDPOINT_URL / AWS_REGION from (default: os.environ). `limits`: the sync's, for
+        the caps on a run's files (csload.load.limits).
         """
         lake = LakeFS.open(root, storage_options, env)
         lake.check_usable()
@@ -370,20 +379,23 @@ class ParquetStore:
                     prefix="csload-lake-", dir=None if scratch_dir is None else str(scratch_dir)))
             try:
                 manifest = recover(lake)
-                work = cls._open_work(lake, manifest, scratch)
+                work = cls._open_work(lake, manifest, scratch, limits)
             except BaseException:
                 shutil.rmtree(scratch, ignore_errors=True)
                 raise
         except BaseException:
             lock.release()
             raise
-        return cls(lake, lock, scratch, manifest, work)
+        store = cls(lake, lock, scratch, manifest, work)
+        store._limits = limits
+        return store
 
     @staticmethod
-    def _open_work(lake: LakeFS, manifest: Manifest, scratch: Path) -> _Work:
+    def _open_work(lake: LakeFS, manifest: Manifest, scratch: Path,
+                   limits: Limits | None = None) -> _Work:
         # In memory: the work rows never need to be durable (the lake is), and DuckDB spills
         # in-memory tables to temp_directory when they outgrow memory_limit.
-        work = _Work.open(Path(":memory:"))
+        work = _Work.open(Path(":memory:"), limits=limits)
         assert isinstance(work, _Work)   # DuckDBStore.open builds `cls`
         try:
             work.con.execute(f"SET temp_directory = {sql_str(str(scratch / 'spill'))}")
@@ -392,7 +404,11 @@ class ParquetStore:
             if manifest.ledger:
                 import_ledger(work.con, lake, manifest.ledger)
                 row = work.con.execute(
-                    "SELECT value FROM _csload.meta WHERE key = 'schema_version'").fetchone()
+                    "SELECT TRY_CAST(value AS INTEGER) FROM _csload.meta "
+                    "WHERE key = 'schema_version'").fetchone()
+                if row is not None and row[0] is None:
+                    raise StoreError(f"lake {lake.root}: the ledger's schema version is not a "
+                                     "number (damaged or tampered with)")
                 if row is not None and int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(
                         f"lake {lake.root} has a ledger of schema version {row[0]}, newer "
@@ -428,7 +444,8 @@ class ParquetStore:
             with contextlib.suppress(duckdb.Error):
                 self._work.close()
             self._manifest = recover(self.lake)
-            self._work = self._open_work(self.lake, self._manifest, self._scratch)
+            self._work = self._open_work(self.lake, self._manifest, self._scratch,
+                                         self._limits)
             self._stale = False
         return self._work
 
@@ -680,12 +697,23 @@ def recover(lake: LakeFS) -> Manifest:
         if staging.is_dir():
             with lake.errors("clean the staging folder"):
                 for child in staging.iterdir():
-                    shutil.rmtree(child, ignore_errors=True)
+                    if child.is_symlink():   # removed, never followed
+                        child.unlink()
+                    else:
+                        shutil.rmtree(child, ignore_errors=True)
     else:
         for entry in lake.list_files(TXN_DIR):
+            name = MARKER_NAME.match(entry.path.rsplit("/", 1)[-1])
+            if name is None:
+                log.warning("lake %s: ignoring %r, which is not a transaction marker",
+                            lake.root, entry.path[:200])
+                continue
             data = lake.read_bytes(entry.path)
             if data is not None:
                 marker = TxnMarker.from_bytes(data, f"{lake.root}/{entry.path}")
+                if marker.txid != name.group(1):
+                    raise StoreError(f"{lake.root}/{entry.path} is damaged or was tampered "
+                                     "with: it names another transaction")
                 if marker.txid == current.txid:
                     log.warning("lake %s: deleting the files version %s superseded",
                                 lake.root, current.version)
@@ -702,7 +730,7 @@ def recover(lake: LakeFS) -> Manifest:
 def cleanup(lake: LakeFS, current: Manifest) -> None:
     """Remove ledger snapshots and manifests that are no longer current."""
     for name in lake.list_dirs(LEDGER_DIR):
-        if f"{LEDGER_DIR}/{name}" != current.ledger:
+        if TXID_SHAPE.match(name) and f"{LEDGER_DIR}/{name}" != current.ledger:
             lake.delete_dir(f"{LEDGER_DIR}/{name}")
     old = [v for v in manifest_versions(lake) if v <= current.version - KEEP_MANIFESTS]
     lake.delete_files([manifest_name(v) for v in old])

@@ -39,6 +39,7 @@ import duckdb
 
 from csload.api.gzipcheck import gzip_problem
 from csload.api.models import Job, Run
+from csload.config import Limits
 from csload.errors import (
     ConfigError,
     CsloadError,
@@ -59,6 +60,12 @@ from csload.load.columns import (
     quote_ident,
     unknown_column,
     widens,
+)
+from csload.load.limits import (
+    check_part_shape,
+    check_run_parts,
+    out_of_memory,
+    out_of_memory_error,
 )
 from csload.load.lookups import (
     describe_table,
@@ -271,10 +278,13 @@ class DuckDBStore:
         self.con = con
         self.path = path
         self.ledger = Ledger(con)
+        # The caps on a run's files (csload.load.limits): the sync's `settings.limits`.
+        self.limits = Limits()
 
     @classmethod
-    def open(cls, path: Path) -> DuckDBStore:
-        """Open (creating if needed) the database; StoreLockedError if another process has it."""
+    def open(cls, path: Path, limits: Limits | None = None) -> DuckDBStore:
+        """Open (creating if needed) the database; StoreLockedError if another process has it.
+        `limits`: the caps on a run's files (default: Limits())."""
         path = Path(path)
         try:
             con = duckdb.connect(str(path))
@@ -292,6 +302,7 @@ class DuckDBStore:
             for macro in sql.MACROS:
                 con.execute(macro)
             store = cls(con, path)
+            store.limits = limits or store.limits
             with store._transaction():
                 store.ledger.ensure()
                 if lookups_missing(con):   # a database an older csload made
@@ -444,11 +455,13 @@ class DuckDBStore:
                     moved.add(seen[1])
                     log.warning("job %s moves from table %s to table %s: the rows it loaded "
                                 "into %s stay there", job.job_id, seen[1], table, seen[1])
+                check_run_parts(job.job_id, staged.run.run_id, len(staged.parts), self.limits)
                 item = _Pending(staged, job_layout(job))
                 sources = tuple(c.source for c in item.layout.columns)
                 for part in staged.parts:
                     item.files.append(inspect_part(job.job_id, staged.run.run_id, part.part_id,
                                                    Path(part.path), job.format, sources))
+                    check_part_shape(item.files[-1], item.layout, self.limits)
             except (ConfigError, PartParseError) as exc:
                 damage = (_damage(staged, exc.part_id) if isinstance(exc, PartParseError)
                           else None)
@@ -479,7 +492,22 @@ class DuckDBStore:
                 staged = pending[0].staged
                 outcomes[staged.run.run_id] = self._fail(staged, _unattributed(staged, exc))
                 break
+            except StoreError as exc:
+                # Out of memory: a batch of several runs is retried run by run (a run that
+                # fits alone loads); the run that does not fails, not the sync.
+                if not out_of_memory(exc):
+                    raise
+                if len(pending) > 1:
+                    for item in pending:
+                        outcomes.update(self._apply_table_alone(table, item))
+                    break
+                staged = pending[0].staged
+                outcomes[staged.run.run_id] = self._fail(staged, self._too_big(staged))
+                break
         return outcomes
+
+    def _too_big(self, staged: StagedRun) -> CsloadError:
+        return out_of_memory_error(staged.job.job_id, staged.run.run_id, MEMORY_LIMIT)
 
     def _apply_table_alone(self, table: str, item: _Pending) -> dict[int, RunOutcome]:
         staged = item.staged
@@ -489,6 +517,10 @@ class DuckDBStore:
             return {item.run_id: self._fail(staged, exc.error)}
         except _Unattributed as exc:
             return {item.run_id: self._fail(staged, _unattributed(staged, exc))}
+        except StoreError as exc:
+            if not out_of_memory(exc):
+                raise
+            return {item.run_id: self._fail(staged, self._too_big(staged))}
 
     # --- one transaction ----------------------------------------------------------------------
 
@@ -608,15 +640,12 @@ class DuckDBStore:
                         f"column {name!r} of table {table!r} is {have}, but job "
                         f"{group.pending[0].layout.job_id} loads it as {dtype}: map the job "
                         "to another table or give the field another alias"))
-        # Comments for the columns just created or added only: nothing when none is new.
-        describe_table(self.con, table, [(g.pending[0].layout.scope, c)
-                                         for g in [*all_groups, *groups] for c in g.columns],
-                       existing)
 
     def _insert_group(self, table: str, group: _Group, loaded_at: datetime) -> None:
         layout = group.pending[0].layout
-        values = [f"{sql.select_value(c, group.csv)} AS {quote_ident(c.name)}"
-                  for c in group.columns]
+        keys = layout.key_columns or ()
+        values = [f"{sql.select_value(c, group.csv, check=True, key=c.name in keys)} AS "
+                  f"{quote_ident(c.name)}" for c in group.columns]
         date_col = next((c for c in group.columns if c.name == layout.date_column), None)
         if date_col is not None:
             date_expr = f"COALESCE(CAST(f.{quote_ident(date_col.source)} AS DATE), m.window_start)"
@@ -654,6 +683,7 @@ class DuckDBStore:
         ids = ", ".join(str(r) for r in run_ids)
         self.con.execute("BEGIN TRANSACTION")
         try:
+            before = self._table_columns(table)
             self._ensure_table(table, batch, groups)
             for job in {item.staged.job.job_id: item.staged.job for item in batch}.values():
                 self.ledger.upsert_job(job, table, started)
@@ -670,6 +700,12 @@ class DuckDBStore:
                     if damaged is None:
                         raise
                     raise damaged from None
+            # Comments for the columns just created or added only (none new: no statement),
+            # once the rows are in: one per column, so thousands took a minute, and the rows
+            # of such a wide run may not fit in memory anyway.
+            describe_table(self.con, table, [
+                *((item.layout.scope, c) for item in batch for c in item.layout.columns),
+                *((g.pending[0].layout.scope, c) for g in groups for c in g.columns)], before)
             read = self._run_counts(table, ids)
             replaced = self._apply_key_rule(table, batch, ids)
             removed = self._apply_window_rule(table, batch)
@@ -722,7 +758,8 @@ class DuckDBStore:
             return damaged
         item = next(i for i in batch if i.run_id == part.run_id)
         columns = [c for g in self._groups([item]) if part in g.files for c in g.columns]
-        return _PartFailed(part.run_id, diagnose(part, columns, item.staged.job.format, message))
+        return _PartFailed(part.run_id, diagnose(part, columns, item.staged.job.format, message,
+                                                 item.layout.key_columns or ()))
 
     def _create_run_tables(self, table: str, batch: list[_Pending]) -> None:
         self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_map (file VARCHAR, job_id UBIGINT, "

@@ -23,7 +23,7 @@ import orjson
 
 from csload.errors import PartParseError, part_label
 from csload.load import sql
-from csload.load.columns import Column, quote_ident
+from csload.load.columns import Column, quote_ident, sql_str
 from csload.redact import redact_text
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -266,12 +266,43 @@ def _csv_record_to_line(part: PartFile, record: int) -> int:
         return reader.line_num + 1
 
 
-def _diagnose_csv(part: PartFile, columns: list[Column], message: str) -> PartParseError:
+def _checked_values(columns: list[Column], csv: bool, keys: tuple[str, ...],
+                    file: str | None = None) -> str:
+    """The loader's SELECT list (csload.load.duckdb `_insert_group`), value checks included."""
+    return ", ".join(
+        f"{sql.select_value(c, csv, check=True, key=c.name in keys, file=file)} AS c{i}"
+        for i, c in enumerate(columns))
+
+
+def _first_refused(con: duckdb.DuckDBPyConnection, reader: str, columns: list[Column],
+                   keys: tuple[str, ...]) -> tuple[int, str] | None:
+    """(the 1-based row of `reader`, what is wrong) of the first value the loader refuses
+    outside the reader itself: a malformed string array, a value `sql.refused_values`
+    refuses. DuckDB's error for those names the file but not the row."""
+    checks = [(f"NOT _csload_str_list_ok({quote_ident(c.source)})", "malformed array value")
+              for c in columns if c.duckdb_type == "VARCHAR[]"]
+    for c in columns:
+        refused = sql.refused_values(c, quote_ident(c.source), c.name in keys)
+        if refused is not None:
+            checks.append((refused[0], f"column {c.name}: {refused[1]}"))
+    if not checks:
+        return None
+    firsts = ", ".join(f"min(rn) FILTER (WHERE {condition})" for condition, _ in checks)
+    row = con.execute(
+        f"SELECT {firsts} FROM (SELECT row_number() OVER () AS rn, * FROM {reader})"  # noqa: S608
+    ).fetchone()
+    found = [(int(rn), what) for rn, (_, what) in zip(row or (), checks, strict=True)
+             if rn is not None]
+    return min(found) if found else None
+
+
+def _diagnose_csv(part: PartFile, columns: list[Column], message: str,
+                  keys: tuple[str, ...] = ()) -> PartParseError:
     con = _diag_connection()
     try:
         reader = sql.read_csv([part.path], columns, part.gzip, header=part.has_header,
                               newline=part.newline)
-        values = ", ".join(sql.select_value(c, csv=True) for c in columns)
+        values = _checked_values(columns, True, keys)
         record: int | None = None
         try:
             # Every column is used, so projection pushdown cannot skip a bad value.
@@ -283,15 +314,10 @@ def _diagnose_csv(part: PartFile, columns: list[Column], message: str) -> PartPa
             if found:
                 record = int(found.group(1))
         if record is None:
-            checks = [f"_csload_str_list_ok({quote_ident(c.source)})" for c in columns
-                      if c.duckdb_type == "VARCHAR[]"]
-            if checks:
-                row = con.execute(
-                    f"SELECT rn FROM (SELECT row_number() OVER () AS rn, * FROM {reader}) "  # noqa: S608
-                    f"WHERE NOT ({' AND '.join(checks)}) ORDER BY rn LIMIT 1").fetchone()
-                if row is not None:
-                    record = int(row[0]) + part.has_header   # + the header record
-                    message = "malformed array value"
+            refused = _first_refused(con, reader, columns, keys)
+            if refused is not None:
+                record = refused[0] + part.has_header   # + the header record
+                message = refused[1]
     finally:
         con.close()
     line = _csv_record_to_line(part, record) if record is not None else None
@@ -304,17 +330,20 @@ def _lines(part: PartFile) -> Iterator[bytes]:
 
 
 def _json_fails(con: duckdb.DuckDBPyConnection, columns: list[Column], lines: list[bytes],
-                tmp: Path) -> str | None:
+                tmp: Path, keys: tuple[str, ...]) -> str | None:
     tmp.write_bytes(b"".join(lines))
     reader = sql.read_json([str(tmp)], columns, gzip=False, file_column=False)
+    values = _checked_values(columns, False, keys, file=sql_str(str(tmp)))
     try:
-        con.execute(f"SELECT max(hash(COLUMNS(*))) FROM {reader}").fetchall()  # noqa: S608
+        con.execute(f"SELECT max(hash(COLUMNS(*))) FROM (SELECT {values} FROM {reader} AS f)"  # noqa: S608
+                    ).fetchall()
     except duckdb.Error as exc:
         return str(exc)
     return None
 
 
-def _diagnose_json(part: PartFile, columns: list[Column], message: str) -> PartParseError:
+def _diagnose_json(part: PartFile, columns: list[Column], message: str,
+                   keys: tuple[str, ...] = ()) -> PartParseError:
     """NDJSON lines are independent: test chunks of lines, then halve the failing chunk.
 
     DuckDB's own line numbers for JSON are approximate (it says so), hence this search.
@@ -330,14 +359,14 @@ def _diagnose_json(part: PartFile, columns: list[Column], message: str) -> PartP
             for raw in _lines(part):
                 chunk.append(raw)
                 if len(chunk) == chunk_size:
-                    failure = _json_fails(con, columns, chunk, tmp)
+                    failure = _json_fails(con, columns, chunk, tmp, keys)
                     if failure:
                         found = (first_line, chunk, failure)
                         break
                     first_line += len(chunk)
                     chunk = []
             if found is None and chunk:
-                failure = _json_fails(con, columns, chunk, tmp)
+                failure = _json_fails(con, columns, chunk, tmp, keys)
                 if failure:
                     found = (first_line, chunk, failure)
             if found is None:
@@ -345,7 +374,7 @@ def _diagnose_json(part: PartFile, columns: list[Column], message: str) -> PartP
             start, lines, message = found
             while len(lines) > 1:
                 half = len(lines) // 2
-                failure = _json_fails(con, columns, lines[:half], tmp)
+                failure = _json_fails(con, columns, lines[:half], tmp, keys)
                 if failure:
                     lines, message = lines[:half], failure
                 else:
@@ -356,11 +385,13 @@ def _diagnose_json(part: PartFile, columns: list[Column], message: str) -> PartP
         con.close()
 
 
-def diagnose(part: PartFile, columns: list[Column], fmt: str, message: str) -> PartParseError:
-    """A PartParseError naming the exact line of the first error in one part."""
+def diagnose(part: PartFile, columns: list[Column], fmt: str, message: str,
+             keys: tuple[str, ...] = ()) -> PartParseError:
+    """A PartParseError naming the exact line of the first error in one part (`keys`: the
+    row key's columns, whose values are checked as the loader does)."""
     try:
         if fmt == "CSV":
-            return _diagnose_csv(part, columns, message)
-        return _diagnose_json(part, columns, message)
+            return _diagnose_csv(part, columns, message, keys)
+        return _diagnose_json(part, columns, message, keys)
     except (OSError, EOFError, zlib.error, duckdb.Error) as exc:
         return parse_error(part, None, f"{reason(message)} ({exc})")

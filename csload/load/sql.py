@@ -70,8 +70,21 @@ def csv_reader_type(col: Column) -> str:
     return "VARCHAR" if col.duckdb_type == "VARCHAR[]" else col.duckdb_type
 
 
+# DuckDB's readers expand `*`, `?` and `[...]` in a path as a pattern, even when a file of
+# that very name exists: a staging folder under `data[1]/` read `data1/`'s files instead (or
+# none: a run loaded 0 rows "successfully"). Each one, put in a class of its own, matches only
+# itself (measured with DuckDB 2.0.1; the reader's `filename` column still gives the path
+# as it is).
+_GLOB_LITERAL = str.maketrans({"[": "[[]", "*": "[*]", "?": "[?]"})
+
+
+def literal_path(path: str) -> str:
+    """`path` as a DuckDB reader pattern that matches that one file."""
+    return path.translate(_GLOB_LITERAL)
+
+
 def _file_list(files: Sequence[str]) -> str:
-    return "[" + ", ".join(sql_str(f) for f in files) + "]"
+    return "[" + ", ".join(sql_str(literal_path(str(f))) for f in files) + "]"
 
 
 def _columns_struct(pairs: Sequence[tuple[str, str]]) -> str:
@@ -108,13 +121,48 @@ def read_json(files: Sequence[str], columns: Sequence[Column], gzip: bool,
             f"compression = '{compression}'{extra})")
 
 
-def select_value(col: Column, csv: bool, alias: str = "f") -> str:
-    """The expression giving a column's table value from the reader's output."""
+# Dates and times every reader of the data holds (Python's datetime, pyarrow's to_pylist,
+# Spark): years 1 to 9999. DuckDB reads years up to 294247 and BC dates; such a value loaded,
+# then `csload status` and every lake sync died on it (issue 16): now it fails its run.
+_RANGES = {
+    "TIMESTAMP": ("TIMESTAMP '0001-01-01 00:00:00'", "TIMESTAMP '9999-12-31 23:59:59.999999'"),
+    "DATE": ("DATE '0001-01-01'", "DATE '9999-12-31'"),
+}
+_SIGNED = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"})
+
+
+def refused_values(col: Column, ref: str, key: bool) -> tuple[str, str] | None:
+    """(SQL that is true where the value `ref` of `col` is refused, what is wrong with it), or
+    None when any value the reader accepts is fine. `key`: the column is part of the row key,
+    which the supersede rules compare as UBIGINT (a negative id aborted the sync there)."""
+    base = col.duckdb_type.removesuffix("[]")
+    if base in _RANGES:
+        low, high = _RANGES[base]
+        if col.is_array:
+            return (f"(list_min({ref}) < {low} OR list_max({ref}) > {high})",
+                    "a date or time out of range (years 1 to 9999)")
+        return f"({ref} < {low} OR {ref} > {high})", "a date or time out of range (years 1 to 9999)"
+    if key and base in _SIGNED and not col.is_array:
+        return f"({ref} < 0)", "a negative id, out of range for the row key"
+    return None
+
+
+def select_value(col: Column, csv: bool, alias: str = "f", *, check: bool = False,
+                 key: bool = False, file: str | None = None) -> str:
+    """The expression giving a column's table value from the reader's output. With `check`,
+    a value `refused_values` refuses raises an error naming the column and the file (`file`:
+    SQL text of the file's name, by default the reader's file column)."""
     ref = f"{alias}.{quote_ident(col.source)}"
+    file = file or f"{alias}.{quote_ident(FILE_COLUMN)}"
+    value = ref
     if csv and col.duckdb_type == "VARCHAR[]":
-        return (f"_csload_str_list({ref}, {sql_str(col.source)}, "
-                f"{alias}.{quote_ident(FILE_COLUMN)})")
-    return ref
+        value = f"_csload_str_list({ref}, {sql_str(col.source)}, {file})"
+    refused = refused_values(col, ref, key) if check else None
+    if refused is None:
+        return value
+    condition, problem = refused
+    text = sql_str(f"column {col.name}: {problem} in file \"")
+    return f"CASE WHEN {condition} THEN error({text} || {file} || '\"') ELSE {value} END"
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, into: str, types: Sequence[str],

@@ -38,9 +38,13 @@ def test_token_response_without_endpoint_falls_back_to_auth_url() -> None:
 
 
 def test_loopback_http_endpoint_is_accepted_but_not_remote_http() -> None:
+    # Loopback http only in simulator mode: the auth URL is a loopback address too.
     token = parse_token_response({"access_token": JWT, "endpoint": "http://127.0.0.1:8080"},
-                                 auth_url=AUTH, obtained_at=0.0)
+                                 auth_url="http://127.0.0.1:8080", obtained_at=0.0)
     assert token.endpoint == "http://127.0.0.1:8080"
+    with pytest.raises(InsecureUrlError):
+        parse_token_response({"access_token": JWT, "endpoint": "http://127.0.0.1:8080"},
+                             auth_url=AUTH, obtained_at=0.0)
     with pytest.raises(InsecureUrlError):
         parse_token_response({"access_token": JWT, "endpoint": "http://api.example.test"},
                              auth_url=AUTH, obtained_at=0.0)

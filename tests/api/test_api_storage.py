@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import socket
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from csload.api import gzipcheck
 from csload.api.client import ExportClient
 from csload.api.gzipcheck import CorruptStream, GzipVerifier
 from csload.api.models import Part
+from csload.config import Settings
 from csload.errors import (
     DownloadError,
     IncompleteDownload,
@@ -25,6 +27,14 @@ from csload.errors import (
     PartFilesGone,
     PartUrlExpired,
 )
+
+
+@pytest.fixture
+def api_settings(api_settings: Settings) -> Settings:
+    """The shared settings in simulator mode (a loopback auth URL, never asked for a token):
+    only then may parts come from the plain-http storage on 127.0.0.1 (the https rule)."""
+    return replace(api_settings, auth_url="http://127.0.0.1:9")
+
 
 ROWS = b"".join(b'{"session_id": %d, "city": "Paris"}\n' % i for i in range(3000))
 

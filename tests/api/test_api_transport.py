@@ -34,8 +34,7 @@ def connector_error() -> aiohttp.ClientConnectorError:
         (aiohttp.SocketTimeoutError(), "timed out waiting for data"),
         (TimeoutError(), "timed out"),
         (connector_error(), "cannot connect (Connection refused)"),
-        (aiohttp.InvalidURL(SIGNED),
-         "InvalidURL: https://bucket.example.test/exports/1/2/part-00001.jsonl.gz?<redacted>"),
+        (aiohttp.InvalidURL(SIGNED), "not a valid URL"),
         (aiohttp.ClientConnectionError(f"Connection refused: GET {SIGNED}"),
          "ClientConnectionError: Connection refused: GET "
          "https://bucket.example.test/exports/1/2/part-00001.jsonl.gz?<redacted>"),

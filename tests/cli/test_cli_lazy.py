@@ -47,8 +47,9 @@ def test_the_http_client_is_imported_while_the_store_opens(tmp_path: Path) -> No
               "from pathlib import Path\n"
               "from csload.pipeline import _open_importing_client\n"
               "from csload.target import Target\n"
+              "from csload.config import Limits\n"
               f"store = _open_importing_client(Target.of(db=Path({str(tmp_path / 'a.duckdb')!r}), "
-              "parquet=None))\n"
+              "parquet=None), Limits())\n"
               "print(type(store).__name__, 'aiohttp' in sys.modules, "
               "'csload.download' in sys.modules)\n"
               "store.close()\n")

@@ -20,23 +20,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from csload.cli import main
-from csload.simulator import ServerHandle, Simulator
 
 WRONG_SECRET = "not-the-secret-0123456789"
-
-
-@pytest.fixture
-def env(sim_thread: ServerHandle, simulator: Simulator, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> dict[str, str]:
-    client_id, client_secret, project_id = simulator.credentials
-    monkeypatch.chdir(tmp_path)  # no stray csload.toml from the working directory
-    for name in list(os.environ):
-        if name.startswith("CONTENTSQUARE_"):
-            monkeypatch.delenv(name)
-    return {"CONTENTSQUARE_CLIENT_ID": client_id,
-            "CONTENTSQUARE_CLIENT_SECRET": client_secret,
-            "CONTENTSQUARE_PROJECT_ID": str(project_id),
-            "CONTENTSQUARE_AUTH_URL": sim_thread.base_url}
 
 
 def invoke(args: list[str], env: dict[str, str]) -> Result:
