@@ -280,6 +280,10 @@ class Ledger:
             f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded'").fetchall()  # noqa: S608
         return {int(r[0]) for r in rows}
 
+    def done_run_ids(self) -> set[int]:
+        """Runs a sync must not fetch again: loaded, or recorded as expired (backfill those)."""
+        return self.loaded_run_ids() | {r.run_id for r in self.expired_runs()}
+
     def recorded_run_ids(self, run_ids: set[int]) -> set[int]:
         """Those of `run_ids` the ledger holds, whatever their status."""
         if not run_ids:

@@ -64,7 +64,7 @@ from csload.report import (
 )
 from csload.slots import OrderedSlots
 from csload.target import DEFAULT_DB as DEFAULT_DB
-from csload.target import Store, Target, done_runs
+from csload.target import Store, Target
 
 if TYPE_CHECKING:
     # Imported at run time once the store is opening (_open_importing_client): they import
@@ -168,7 +168,7 @@ async def sync_async(
 
     try:
         if store is not None:
-            done, known = await anyio.to_thread.run_sync(_done_and_jobs, store.ledger, store)
+            done, known = await anyio.to_thread.run_sync(_done_and_jobs, store.ledger)
         async with ExportClient(settings) as client:
             planned = await plan_sync(client, selection, done, known, mapped, report, on_event)
             plan, tables = planned.runs, planned.tables
@@ -191,12 +191,9 @@ async def sync_async(
     return report
 
 
-def _done_and_jobs(ledger: Ledger, store: Store | None = None
-                   ) -> tuple[set[int], dict[int, tuple[Job, str]]]:
+def _done_and_jobs(ledger: Ledger) -> tuple[set[int], dict[int, tuple[Job, str]]]:
     """The runs not to fetch again, and the jobs the target has seen, with their tables."""
-    done = (done_runs(store) if store is not None
-            else ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()})
-    return done, ledger.jobs()
+    return ledger.done_run_ids(), ledger.jobs()
 
 
 def _open_importing_client(target: Target, limits: Limits) -> Store:

@@ -72,11 +72,6 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def done_runs(store: Store) -> set[int]:
-    """Runs a sync must not fetch again: loaded, or recorded as expired (backfill those)."""
-    return store.loaded_runs() | {record.run_id for record in store.ledger.expired_runs()}
-
-
 def check_one_target(db: object, parquet: object, *, flags: bool = False) -> None:
     """A sync, status or backfill writes or reads one target: refuse both."""
     if db is not None and parquet is not None:
@@ -274,9 +269,7 @@ class Target:
 
     def done_runs_read_only(self) -> set[int]:
         """What a dry run needs from the ledger, without writing (or creating) anything."""
-        done = self.read_ledger(
-            lambda ledger: ledger.loaded_run_ids() | {r.run_id for r in ledger.expired_runs()})
-        return done or set()
+        return self.read_ledger(Ledger.done_run_ids) or set()
 
     def read_ledger(self, read: Callable[[Ledger], T]) -> T | None:
         """`read` applied to the target's ledger, read-only (nothing is written or created);

@@ -80,8 +80,7 @@ def lake_done_runs(root: str | Path, *, storage_options: Mapping[str, str] | Non
     For `--dry-run`, which must change nothing (opening a ParquetStore takes the lock and may
     finish a crashed sync's work). An empty set where there is no lake yet.
     """
-    done = lake_read_ledger(root, lambda ledger: ledger.loaded_run_ids()
-                            | {r.run_id for r in ledger.expired_runs()},
+    done = lake_read_ledger(root, Ledger.done_run_ids,
                             storage_options=storage_options, env=env)
     return done or set()
 
