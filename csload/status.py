@@ -94,13 +94,17 @@ def days_text(days: Sequence[date]) -> str:
     return ", ".join(parts)
 
 
+def without_run_label(job_id: int, run_id: int, message: str | None) -> str:
+    """A run's message without the `job J, run R` it starts with (said once, by the line
+    that groups the runs), secrets redacted."""
+    text = redact_text(message or "")
+    prefix = part_label(job_id, run_id, None)
+    return text[len(prefix):].lstrip(",: ") if text.startswith(prefix) else text
+
+
 def clean_message(record: RunRecord) -> str:
     """The stored message without its `job J, run R` prefix, URLs or secrets."""
-    text = record.message or ""
-    prefix = part_label(record.job_id, record.run_id, None)
-    if text.startswith(prefix):
-        text = text[len(prefix):].lstrip(",: ")
-    text = _URL.sub("<URL>", redact_text(text))
+    text = _URL.sub("<URL>", without_run_label(record.job_id, record.run_id, record.message))
     return f"run {record.run_id}, {text}" if text.startswith("part ") else \
         f"run {record.run_id}: {text}"
 

@@ -259,9 +259,7 @@ _NEXT_STEP = {RunStatus.FAILED: "the next csload sync tries them again",
 def problem_lines(report: SyncReport) -> list[str]:
     """One line per kind of problem and job, with the days and the first run's reason (a
     run's own message starts with "job J, run R": said once, not per run)."""
-    from csload.errors import part_label
-    from csload.redact import redact_text
-    from csload.status import days_text, window_days
+    from csload.status import days_text, window_days, without_run_label
 
     names = {p.job.job_id: p.job.name for p in report.jobs}
     grouped: dict[tuple[RunStatus, int], list[RunOutcome]] = {}
@@ -272,10 +270,7 @@ def problem_lines(report: SyncReport) -> list[str]:
         name = f' "{names[job_id]}"' if names.get(job_id) else ""
         days = days_text([d for r in runs for d in window_days(r.window_start, r.window_end)])
         first = runs[0]
-        reason = redact_text(first.message or "")
-        prefix = part_label(job_id, first.run_id, None)
-        if reason.startswith(prefix):
-            reason = reason[len(prefix):].lstrip(",: ")
+        reason = without_run_label(job_id, first.run_id, first.message)
         lines.append(scrub(f"{status.value}: job {job_id}{name}: {len(runs)} run"
                            f"{'s' if len(runs) > 1 else ''}{f', days {days}' if days else ''} "
                            f"(run {first.run_id}: {reason}) - {_NEXT_STEP[status]}"))
