@@ -12,9 +12,10 @@ and a submodule of the same name would be shadowed by it.)
              loader's ledger knows (a crash may have come between the create request and the
              ledger row; a lake has no backfill ledger at all)
     run      window after window: reuse its job or create one, wait for its run (polling, with
-             an injectable sleep and clock), and hand a finished run to the loader, which loads
-             it through the normal sync path (`sync_async(db=... | parquet=..., jobs=(job_id,))`)
-             while the next window's job computes
+             an injectable sleep and clock, for up to `max_wait` from the job's creation), and
+             hand a finished run to the loader, which loads it through the normal sync path
+             (`sync_async(db=... | parquet=..., jobs=(job_id,))`) while the next window's job
+             computes
 
 The target is a DuckDB database (`db`) or a Parquet lake (`parquet`). A database also holds
 the backfill ledger (`_csload.backfills`, csload.backfill_ledger). A lake holds nothing of the
@@ -23,7 +24,9 @@ backfill's own: see `_LakeLedger` and docs/backfill.md ("Where the backfill keep
 Jobs are created one at a time, each after the previous one's run finished: the API runs once
 jobs one at a time anyway (creating all of them up front would not finish sooner), and an
 interrupted backfill leaves at most one job behind, which the next run with the same arguments
-picks up instead of creating it again.
+picks up instead of creating it again. A run that has not finished `max_wait` after its job was
+created (a run stuck at the source waited for forever before issue 16) fails its window alone:
+the job stays in the ledger, so a later backfill with the same arguments reuses it.
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ from csload.backfill_report import (
     ignore_backfill_events,
 )
 from csload.blocking import run_blocking
-from csload.config import Settings, staging_path
+from csload.config import Settings, parse_duration, staging_path
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.groups import first_error
+from csload.holder import human_duration
 from csload.jobspec import (
     DATA_RETENTION_MONTHS,
     InvalidJobSpec,
@@ -106,6 +110,9 @@ Clock = Callable[[], datetime]
 # Files are kept this many days after a run (contract section 5): an older run must be redone.
 FILE_RETENTION_DAYS = 7
 DEFAULT_POLL_INTERVAL = 15.0
+# How long a window waits for its job's run, from the job's creation: a once run takes minutes
+# to a few hours; one not finished after a day is stuck at the source.
+DEFAULT_MAX_WAIT = 24 * 3600.0
 FINISHED = ("SUCCESS", "FAILURE")
 
 
@@ -336,14 +343,16 @@ def _as_fields(values: Sequence[str | JobField]) -> tuple[list[JobField], list[P
 
 class _Backfill:
     def __init__(self, settings: Settings, client: ExportClient, db: _Ledgers, *,
-                 target: Target, report: BackfillReport, poll_interval: float, sleep: Sleep,
-                 clock: Clock, retention_months: int, on_event: BackfillSink) -> None:
+                 target: Target, report: BackfillReport, poll_interval: float,
+                 max_wait: float, sleep: Sleep, clock: Clock, retention_months: int,
+                 on_event: BackfillSink) -> None:
         self.settings = settings
         self.client = client
         self.db = db
         self.target = target
         self.report = report
         self.poll_interval = poll_interval
+        self.max_wait = max_wait
         self.sleep = sleep
         self.clock = clock
         self.retention_months = retention_months
@@ -562,7 +571,11 @@ class _Backfill:
             self.event(BackfillEventKind.JOB_REUSED, piece,
                        state=piece.run.state if piece.run else piece.state)
         if piece.phase is _Phase.WAIT:
-            piece.run = await self.wait(piece)
+            overdue = await self.wait(piece)
+            if overdue is not None:
+                self.items[index] = piece.item(BackfillStatus.FAILED, message=overdue)
+                self.event(BackfillEventKind.FAILED, piece, message=overdue)
+                return False
         assert piece.job is not None and piece.run is not None
         run, now = piece.run, self.clock()
         self.event(BackfillEventKind.RUN_FINISHED, piece, run_id=run.run_id, state=run.state)
@@ -598,7 +611,10 @@ class _Backfill:
         self.event(BackfillEventKind.JOB_CREATED, piece, message=job.name)
         return None
 
-    async def wait(self, piece: _Piece) -> Run:
+    async def wait(self, piece: _Piece) -> str | None:
+        """Poll until the job's run finished (into `piece.run`); None then. Else, once
+        `max_wait` has passed since the job was created, why the window fails (the job's
+        ledger row keeps it, for a later backfill to reuse)."""
         assert piece.job is not None
         job = piece.job
         since = job.created_at or self.clock()
@@ -610,8 +626,26 @@ class _Backfill:
             self.event(BackfillEventKind.WAITING, piece, state=state, elapsed=elapsed,
                        run_id=run.run_id if run else None)
             if run is not None and run.state in FINISHED:
-                return run
-            await self.sleep(self.poll_interval)
+                piece.run = run
+                return None
+            if elapsed >= self.max_wait:
+                return await self.overdue(piece, run, state, elapsed)
+            # The last poll comes at the deadline, not up to a poll interval after it.
+            await self.sleep(min(self.poll_interval, self.max_wait - elapsed))
+
+    async def overdue(self, piece: _Piece, run: Run | None, state: str, elapsed: float) -> str:
+        assert piece.job is not None
+        job_id = piece.job.job_id
+        what = f"its run {run.run_id}" if run is not None else "its run"
+        since = "the job was created" if piece.job.created_at else "this backfill began waiting"
+        message = (f"job {job_id}: {what} was still {state} {human_duration(elapsed)} after "
+                   f"{since} (max_wait {human_duration(self.max_wait)}); the job is kept: run "
+                   "the backfill again later and it reuses this job and loads its run once it "
+                   "finished")
+        # State `created` (the job waits for its run), with why this backfill left it.
+        await self.db.write(partial(_set, job_id, "created", self.clock(),
+                                    run.run_id if run is not None else None, message))
+        return message
 
     async def load(self, piece: _Piece) -> BackfillItem:
         assert piece.job is not None and piece.run is not None
@@ -686,6 +720,7 @@ async def backfill_async(
     staging_dir: str | Path | None = None,
     dry_run: bool = False,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
+    max_wait: float | str = DEFAULT_MAX_WAIT,
     retention_months: int = DATA_RETENTION_MONTHS,
     sleep: Sleep = anyio.sleep,
     clock: Clock = _utcnow,
@@ -700,22 +735,28 @@ async def backfill_async(
     lists them (`"name[:alias]"`, `"custom_var:POSITION[:alias]"`,
     `"dynamic_var:KEY[:alias]"` or JobField). `table` overrides the table loaded into
     (default: the `like` job's table, else the scope). Resumable: run it again with the same
-    arguments and it reuses the jobs it created and loads only what is missing. `sleep` and
-    `clock` are the waiting between two polls of a run's state and the current time (tests
-    inject the simulator's). `staging_dir` (default `settings.staging_dir`): where the loads
-    stage their downloads, as for `sync_async`. Every argument is checked before anything is
-    opened or requested (ConfigError). Raises InvalidJobSpec (nothing created) when a job
-    would break an API rule; the report's `exit_code` is 3 when a window failed.
+    arguments and it reuses the jobs it created and loads only what is missing. `max_wait`
+    (seconds, or "30m", "12h"; default 24 h; `math.inf`: no deadline): how long a window waits
+    for its job's run from the job's creation; beyond it that window fails (the job is kept
+    for a later backfill to reuse) and the others go on. `sleep` and `clock` are the waiting
+    between two polls of a run's state and the current time (tests inject the simulator's).
+    `staging_dir` (default `settings.staging_dir`): where the loads stage their downloads, as
+    for `sync_async`. Every argument is checked before anything is opened or requested
+    (ConfigError). Raises InvalidJobSpec (nothing created) when a job would break an API rule;
+    the report's `exit_code` is 3 when a window failed.
     """
     if staging_dir is not None:
         settings = dataclasses.replace(settings, staging_dir=staging_path(staging_dir,
                                                                           "staging_dir"))
     target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
-                       staging_dir=settings.staging_dir)
+                       staging_dir=settings.staging_dir, auth_url=settings.auth_url)
     scope, date_from, date_to = check_backfill_arguments(
         scope=scope, date_from=date_from, date_to=date_to, like=like, fields=fields, gaps=gaps)
     if poll_interval < 0:
         raise ConfigError("poll_interval must not be negative")
+    max_wait = parse_duration(max_wait, "max_wait")
+    if not max_wait > 0:   # NaN too: it would never be reached
+        raise ConfigError(f"max_wait must be a positive duration, got {max_wait!r}")
     if not dry_run:
         # A database folder or staging folder that cannot be written is said before any job
         # is created, not once the first run is ready to load.
@@ -731,8 +772,8 @@ async def backfill_async(
     try:
         async with ExportClient(settings, sleep=sleep) as client:
             work = _Backfill(settings, client, database, target=target, report=report,
-                             poll_interval=poll_interval, sleep=sleep, clock=clock,
-                             retention_months=retention_months, on_event=on_event)
+                             poll_interval=poll_interval, max_wait=max_wait, sleep=sleep,
+                             clock=clock, retention_months=retention_months, on_event=on_event)
             pieces, templates, problems = await _make_plan(
                 work, scope=scope, date_from=date_from, date_to=date_to, like=like,
                 fields=fields, format=format, device=device, segment=segment, gaps=gaps,

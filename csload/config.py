@@ -93,14 +93,11 @@ class Limits:
 
     def __post_init__(self) -> None:
         if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
-            raise ConfigError(
-                f"api_concurrency must be between 1 and {API_CONCURRENCY_CEILING} "
-                f"(the API's per-project limit), got {self.api_concurrency}"
-            )
+            raise ConfigError(f"api_concurrency must be between 1 and {API_CONCURRENCY_CEILING} "
+                              f"(the API's per-project limit), got {self.api_concurrency}")
         if self.download_concurrency < 1:
-            raise ConfigError(
-                f"download_concurrency must be at least 1, got {self.download_concurrency}"
-            )
+            raise ConfigError(f"download_concurrency must be at least 1, got "
+                              f"{self.download_concurrency}")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError("timeouts must be positive")
         if self.max_staged_runs < 1:
@@ -123,18 +120,27 @@ class Limits:
     # Caps on what one run's files may hold (csload.load.limits): a run beyond one fails with
     # a message naming the cap, never the sync. Columns of one part's header (CSV) or first
     # object (JSONL); characters of one of its column names; its columns the job does not
-    # list (each one a permanent column of the table); parts one run may list.
+    # list (each a table column for ever); parts one run may list; bytes of one part (16 GiB).
     max_columns: int = 500
     max_column_name: int = 256
     max_unknown_columns: int = 100
     max_run_parts: int = 10_000
+    max_part_bytes: int = 16 << 30
+    # Bytes/s a part download must keep over `min_rate_window` s, or it is retried (0: off).
+    min_download_rate: float = 1024.0
+    min_rate_window: float = 60.0
 
 
 def _check_load_caps(limits: Limits) -> None:
-    for name in ("max_columns", "max_column_name", "max_unknown_columns", "max_run_parts"):
+    for name in ("max_columns", "max_column_name", "max_unknown_columns", "max_run_parts",
+                 "max_part_bytes"):
         value = getattr(limits, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a whole number, at least 1, got {value!r}")
+    for name, least in (("min_download_rate", 0.0), ("min_rate_window", 0.001)):
+        value = getattr(limits, name)
+        if type(value) not in (int, float) or not least <= value < 1e15:
+            raise ConfigError(f"{name} must be a number, at least {least:g}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,7 @@ from csload.errors import (
     part_label,
 )
 from csload.load import StagedPart, StagedRun
+from csload.load.limits import check_run_parts
 from csload.slots import OrderedSlots
 
 # Fresh run details fetched for one part before its files are declared gone. Three: a part
@@ -129,6 +130,9 @@ async def stage_run(
     try:
         detail = latest = await client.get_run(job.job_id, run.run_id)
         parts = detail.parts or ()
+        # Before the folder or any download: a run listing 10^6 parts was downloaded whole,
+        # and refused only by the loader (which checks again, for runs staged elsewhere).
+        check_run_parts(job.job_id, run.run_id, len(parts), client.limits)
         urls.parts = {part.part_id: part for part in parts}
         refresh_lock = anyio.Lock()
         staged: dict[int, StagedPart] = {}

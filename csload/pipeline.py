@@ -132,7 +132,7 @@ async def sync_async(
     """
     target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
                        staging_dir=staging_dir if staging_dir is not None
-                       else settings.staging_dir)
+                       else settings.staging_dir, auth_url=settings.auth_url)
     selection = Selection.checked(jobs=jobs, scope=scope, since=since, until=until)
     mapped = {**settings.tables, **(tables or {})}
     # A mapped table name is user input: refuse a bad one before anything is opened or

@@ -19,6 +19,7 @@ import anyio.to_thread
 from csload.api.models import Job, Run
 from csload.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
 from csload.errors import ConfigError, CsloadError
+from csload.groups import first_error
 from csload.ledger import SOURCE_FAILED_MESSAGE
 from csload.placement import place_jobs
 from csload.report import EventKind, EventSink, RunOutcome, RunStatus, SyncEvent, SyncReport
@@ -113,9 +114,13 @@ async def plan_sync(
         # recorded too (csload.ledger `source_failed`), as their days are gaps.
         runs_of[job.job_id] = await client.list_runs(job.job_id)
 
-    async with anyio.create_task_group() as group:
-        for job in chosen:
-            group.start_soon(list_runs, job)
+    try:
+        async with anyio.create_task_group() as group:
+            for job in chosen:
+                group.start_soon(list_runs, job)
+    except BaseExceptionGroup as error:
+        # The API's own error (one line naming the job), not "unexpected ExceptionGroup".
+        raise first_error(error) from None
     by_id = {job.job_id: job for job in chosen}
     fresh = select_runs((run for runs in runs_of.values() for run in runs), done, selection)
     tables = {job_id: placement.table for job_id, placement in placements.items()}

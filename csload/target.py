@@ -140,13 +140,23 @@ class Target:
     @classmethod
     def of(cls, *, db: str | Path | None, parquet: str | Path | None,
            storage_options: Mapping[str, str] | None = None,
-           staging_dir: str | Path | None = None) -> Target:
+           staging_dir: str | Path | None = None, auth_url: str | None = None) -> Target:
+        """The https rule of a lake's S3 endpoint (storage option or environment alike) is
+        checked here, before anything is requested (csload.lake.fs.require_secure_endpoint):
+        for a sync, `auth_url` is its settings', and plain http goes only to a loopback
+        address in simulator mode; None (a reader), plain http to loopback, or with the
+        storage option `allow_http`."""
         check_one_target(db, parquet)
         root = None if staging_dir is None else check_staging_root(staging_dir)
         if parquet is not None:
             check_lake_path(str(parquet))
-            return cls(parquet=str(parquet), storage_options=dict(storage_options or {}),
-                       staging_root=root)
+            options = dict(storage_options or {})
+            # Only for a lake: csload.lake imports pyarrow, which a database never needs.
+            from csload.lake.fs import is_s3_url, require_secure_endpoint
+
+            if is_s3_url(str(parquet)):
+                require_secure_endpoint(options, os.environ, auth_url=auth_url)
+            return cls(parquet=str(parquet), storage_options=options, staging_root=root)
         return cls(db=Path(db if db is not None else DEFAULT_DB), staging_root=root)
 
     @property

@@ -16,12 +16,22 @@
 
 `tests/exportfmt.py` (importable as `exportfmt`) decodes the export files independently.
 `--slow` (or CSLOAD_SLOW=1) selects the long version of the suites that have one.
+
+    @pytest.mark.hostile(finding, contained)
+                 marks a test that plays one hostile input of issue 16 (a crafted lake file,
+                 a hostile server, bad data, another user of the host) and shows it contained.
+                 With CSLOAD_HOSTILE_SUMMARY=<file>, the run writes each marked test's finding,
+                 what csload does and its outcome to that JSON file;
+                 `python tests/reliability/render_hostile.py <file>` (see there) turns it into
+                 the "hostile input" table of docs/reliability.md and the README's row.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +55,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", default=False,
                      help="run the long version of suites that have one (tests/reliability); "
                           "the environment variable CSLOAD_SLOW=1 does the same")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "hostile(finding, contained): a hostile input of issue 16 and what csload "
+                   "does with it, for docs/reliability.md's hostile input table")
+
+
+_hostile_outcomes: dict[str, dict[str, str]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    marker = item.get_closest_marker("hostile")
+    if marker is not None and (report.when == "call" or report.outcome != "passed"):
+        finding, contained = marker.args
+        entry = _hostile_outcomes.setdefault(item.nodeid, {
+            "test": item.nodeid, "finding": finding, "contained": contained,
+            "outcome": report.outcome})
+        if report.outcome != "passed":
+            entry["outcome"] = report.outcome   # a failed teardown fails the test too
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = os.environ.get("CSLOAD_HOSTILE_SUMMARY")
+    if target and _hostile_outcomes:
+        Path(target).write_text(json.dumps(
+            {"written": datetime.now(UTC).isoformat(timespec="seconds"),
+             "entries": list(_hostile_outcomes.values())}, indent=1) + "\n")
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ from csload.api.retry import (
     is_over_limit,
 )
 from csload.api.storage import DownloadResult, PartProbe, download_part, fetch_piece, probe_part
-from csload.config import Settings
+from csload.config import Limits, Settings
 from csload.errors import (
     ApiRequestError,
     ApiUnavailable,
@@ -178,6 +178,11 @@ class ExportClient:
     def proxies(self) -> Proxies:
         """The proxy settings the client took from the environment when it was made."""
         return self._proxies
+
+    @property
+    def limits(self) -> Limits:
+        """The limits it works under (csload.download checks a run's parts against them)."""
+        return self._settings.limits
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -4,6 +4,14 @@ Every `from_api` accepts ids as integers or numeric strings, `frequency` as an o
 string, and files without `partId` or `expirationDate` (contract sections 3 and 4); also
 `customVarPosition` as an integer or a string, and a create answer that is the job, an object
 with only its id, or the bare id (section 9, points 8 and 9: `created_job`).
+
+Every number is checked against its range before use (issue 16: an API answer is untrusted).
+Ids become file names (`part-00001`), UBIGINT and BIGINT columns of the ledger and the lake,
+SQL parameters and dict keys: job, run, part and segment ids are integers from 1 to 2^63 - 1
+(what a BIGINT holds; files without partId are numbered from 1, so part ids start at 1 too);
+custom variable positions from 1 to 20 (contract section 4). A run detail listing the same part
+twice is refused too (one of the two would be silently dropped). Out of range is an ApiError
+naming where (job, run, file) and the value, shortened: the run fails alone in a sync.
 """
 
 from __future__ import annotations
@@ -13,24 +21,58 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from csload.errors import ApiError
-from csload.redact import redact_url
+from csload.errors import ApiError, part_label
+from csload.redact import redact_text, redact_url
 
 Json = dict[str, Any]
 
 
-def _as_int(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise ApiError(f"unexpected {what}: {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise ApiError(f"unexpected {what}: {value!r} (expected an integer)")
+# BIGINT's largest value: every id column of the ledger and the lake holds 1 .. MAX_ID.
+MAX_ID = 2**63 - 1
+IDS = range(1, MAX_ID + 1)
+# Contract section 4: a custom variable's position is between 1 and 20.
+CUSTOM_VAR_POSITIONS = range(1, 21)
+
+# ASCII digits only: str.isdigit() accepts "²" and other digits that int() refuses.
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+# A value quoted in a message is cut here: an API answer may hold a megabyte-long "id".
+_SHOWN_CHARS = 40
 
 
-def _opt_int(value: Any, what: str) -> int | None:
-    return None if value is None or value == "" else _as_int(value, what)
+def _shown(value: Any) -> str:
+    """`value` as a message may quote it: repr (control characters escaped), no secret, short."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = redact_text(repr(value))
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
+
+
+def _range_text(allowed: range) -> str:
+    return f"{allowed.start} to {allowed.stop - 1}"
+
+
+def _as_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> int:
+    """`value` (an integer or a numeric string) as an int within `allowed`; else an ApiError
+    that says `where` (e.g. "job 7, run 3"), `what` (the field) and the value."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(text := value.strip()):
+        # More digits than any allowed value has: out of range, without int() (Python refuses
+        # strings of more than 4,300 digits, and converting long ones is quadratic).
+        digits = len(text.lstrip("-").lstrip("0"))
+        number = int(text) if digits <= 20 else -1 if text.startswith("-") else MAX_ID * 10
+    prefix = f"{where}: " if where else ""
+    if number is None:
+        raise ApiError(f"{prefix}{what} {_shown(value)} is not an integer")
+    if number not in allowed:
+        raise ApiError(f"{prefix}{what} {_shown(value)} is out of range (an integer from "
+                       f"{_range_text(allowed)})")
+    return number
+
+
+def _opt_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> int | None:
+    return None if value is None or value == "" else _as_int(value, what, where, allowed)
 
 
 _TS_FRACTION = re.compile(r"\.(\d+)")
@@ -48,7 +90,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ApiError(f"unexpected timestamp {value!r}") from None
+        raise ApiError(f"unexpected timestamp {_shown(value)}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -85,15 +127,17 @@ class JobField:
         return self.field_name
 
     @classmethod
-    def from_api(cls, raw: Any) -> JobField:
+    def from_api(cls, raw: Any, where: str = "") -> JobField:
+        """`where`: the job it belongs to, for messages ("job 7")."""
         if isinstance(raw, str):
             return cls(field_name=raw)
         if not isinstance(raw, dict) or not raw.get("fieldName"):
-            raise ApiError(f"unexpected job field: {raw!r}")
+            raise ApiError(f"{where or 'a job'}: unexpected field {_shown(raw)}")
         return cls(
             field_name=str(raw["fieldName"]),
             alias_name=raw.get("aliasName") or None,
-            custom_var_position=_opt_int(raw.get("customVarPosition"), "customVarPosition"),
+            custom_var_position=_opt_int(raw.get("customVarPosition"), "customVarPosition",
+                                         where, CUSTOM_VAR_POSITIONS),
             dynamic_var_key=(str(raw["dynamicVarKey"]) if raw.get("dynamicVarKey") else None),
         )
 
@@ -127,6 +171,14 @@ class Job:
     def from_api(cls, raw: Any) -> Job:
         if not isinstance(raw, dict):
             raise ApiError(f"unexpected job object: {type(raw).__name__}")
+        # Until its id is known, a job is named by its name, if any.
+        name = str(raw.get("name") or "")
+        job_id = _as_int(raw.get("jobId", raw.get("id")), "jobId",
+                         f"the job named {_shown(name)}" if name else "a job")
+        where = part_label(job_id, None, None)
+        fields = raw.get("fields") or ()
+        if not isinstance(fields, list | tuple):
+            raise ApiError(f"{where}: fields is {type(fields).__name__}, not a list")
         freq = raw.get("frequency")
         date_range: Any = {}
         if isinstance(freq, dict):
@@ -135,15 +187,15 @@ class Job:
         if not isinstance(date_range, dict):
             date_range = {}
         return cls(
-            job_id=_as_int(raw.get("jobId", raw.get("id")), "jobId"),
-            name=str(raw.get("name") or ""),
+            job_id=job_id,
+            name=name,
             format=str(raw.get("format") or "").upper(),
             scope=str(raw.get("scope") or "").lower(),
             frequency=str(freq or "").lower(),
             state=raw.get("state"),
             device_label=raw.get("deviceLabel"),
-            segment_id=_opt_int(raw.get("segmentId"), "segmentId"),
-            fields=tuple(JobField.from_api(f) for f in raw.get("fields") or ()),
+            segment_id=_opt_int(raw.get("segmentId"), "segmentId", where),
+            fields=tuple(JobField.from_api(f, where) for f in fields),
             date_from=parse_timestamp(date_range.get("from")),
             date_to=parse_timestamp(date_range.get("to")),
             created_at=parse_timestamp(raw.get("createdAt")),
@@ -179,7 +231,7 @@ def created_job(payload: Any) -> Job | int:
         if ("jobId" in payload or "id" in payload) and all(k in payload for k in _JOB_KEYS):
             return Job.from_api(payload)
         payload = payload.get("jobId", payload.get("id"))
-    return _as_int(payload, "jobId of the created job")
+    return _as_int(payload, "jobId", "the created job")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +247,15 @@ class Part:
                 f"expiration_date={self.expiration_date!r})")
 
     @classmethod
-    def from_api(cls, raw: Any, position: int) -> Part:
-        """`position` is the file's 1-based place in the list: the id when partId is absent."""
+    def from_api(cls, raw: Any, position: int, where: str = "") -> Part:
+        """`position` is the file's 1-based place in the list: the id when partId is absent.
+        `where`: the run it belongs to, for messages ("job 7, run 3")."""
+        here = f"{where}, file {position}" if where else f"file {position}"
         if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
-            raise ApiError("unexpected file object in run detail (no url)")
+            raise ApiError(f"{here} of the run detail: unexpected file object (no url)")
         part_id = raw.get("partId")
         return cls(
-            part_id=position if part_id is None else _as_int(part_id, "partId"),
+            part_id=position if part_id is None else _as_int(part_id, "partId", here),
             url=raw["url"],
             expiration_date=parse_timestamp(raw.get("expirationDate")),
         )
@@ -228,16 +282,29 @@ class Run:
             raise ApiError(f"unexpected run object: {type(raw).__name__}")
         files = raw.get("files")
         named = raw.get("jobId")
+        # job_id: the job whose runs were asked for, or 0 while the caller does not know it yet
+        # (csload.api.lookup); the run's own jobId, when it names one, wins as before.
+        asked = f"job {job_id}" if job_id else ""
+        run_id = _as_int(raw.get("jobRunId", raw.get("id")), "jobRunId", asked or "a run")
+        where = ", ".join(filter(None, (asked, f"run {run_id}")))
+        if named in (None, ""):
+            if job_id is None:
+                raise ApiError(f"{where}: the run names no jobId")
+            owner = job_id
+        else:
+            owner = _as_int(named, "jobId", where)
+        if files is not None and not isinstance(files, list):
+            raise ApiError(f"{where}: files is {type(files).__name__}, not a list")
+        label = part_label(owner, run_id, None)
         return cls(
-            run_id=_as_int(raw.get("jobRunId", raw.get("id")), "jobRunId"),
-            job_id=_as_int(job_id if named in (None, "") else named, "jobId"),
+            run_id=run_id,
+            job_id=owner,
             state=str(raw.get("state") or "").upper(),
             start_date=parse_timestamp(raw.get("startDate")),
             end_date=parse_timestamp(raw.get("endDate")),
             created_at=parse_timestamp(raw.get("createdAt")),
             finished_at=parse_timestamp(raw.get("finishedAt")),
-            parts=(None if files is None
-                   else tuple(Part.from_api(f, i) for i, f in enumerate(files, start=1))),
+            parts=None if files is None else _parts(files, label),
         )
 
     def to_json(self) -> Json:
@@ -255,6 +322,19 @@ class Run:
         return out
 
 
+def _parts(files: list[Any], where: str) -> tuple[Part, ...]:
+    """The files of a run detail as Parts; two files with one partId are refused: a dict
+    keyed by part id (csload.download) would silently keep only one of them."""
+    parts = tuple(Part.from_api(f, i, where) for i, f in enumerate(files, start=1))
+    first: dict[int, int] = {}
+    for position, part in enumerate(parts, start=1):
+        if part.part_id in first:
+            raise ApiError(f"{where}: the run detail lists part {part.part_id} twice (files "
+                           f"{first[part.part_id]} and {position})")
+        first[part.part_id] = position
+    return parts
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     """One entry of the exportable-fields catalog."""
@@ -268,7 +348,7 @@ class Field:
         if isinstance(raw, str):
             return cls(name=raw)
         if not isinstance(raw, dict) or not raw.get("name"):
-            raise ApiError(f"unexpected exportable field: {raw!r}")
+            raise ApiError(f"exportable fields: unexpected item {_shown(raw)}")
         return cls(name=str(raw["name"]), type=raw.get("type"), description=raw.get("description"))
 
     def to_json(self) -> Json:
@@ -285,9 +365,10 @@ class CustomVar:
     @classmethod
     def from_api(cls, raw: Any) -> CustomVar:
         if not isinstance(raw, dict):
-            raise ApiError(f"unexpected custom var: {raw!r}")
+            raise ApiError(f"custom variables: unexpected item {_shown(raw)}")
         position = raw.get("position", raw.get("customVarPosition", raw.get("key")))
-        return cls(position=_as_int(position, "custom var position"),
+        return cls(position=_as_int(position, "position", "custom variables",
+                                    CUSTOM_VAR_POSITIONS),
                    name=raw.get("name", raw.get("label")))
 
     def to_json(self) -> Json:
@@ -306,7 +387,7 @@ class DynamicVarKey:
         if isinstance(raw, str):
             return cls(key=raw)
         if not isinstance(raw, dict) or not (raw.get("key") or raw.get("name")):
-            raise ApiError(f"unexpected dynamic var key: {raw!r}")
+            raise ApiError(f"dynamic variable keys: unexpected item {_shown(raw)}")
         return cls(key=str(raw.get("key") or raw.get("name")), type=raw.get("type"))
 
     def to_json(self) -> Json:

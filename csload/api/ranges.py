@@ -15,6 +15,9 @@ Only downloads that are not gzip-verified while streaming are split (the sync's:
 reads the stream, csload.download), as a verifier needs the bytes in order. A piece that
 fails, or a storage host that ignores the Range header, fails the part's attempt: it is
 retried whole by download_part's retry loop, so a split never weakens what a download checks.
+A piece's GET has storage's minimum rate as any GET (csload.api.download_guard); it cannot pass
+`max_part_bytes`: only a part with an announced length is split, that length was checked
+against the cap, and a stream drops bytes past its `stop`.
 """
 
 from __future__ import annotations

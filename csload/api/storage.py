@@ -14,7 +14,8 @@
 - 503 SlowDown, other 5xx, 429, cut connections, timeouts and incomplete bodies are retried
   with backoff (honouring Retry-After). 403 raises PartUrlExpired at once: only a fresh run
   detail can help. 404/410 means the files are gone.
-- No total timeout: a part can be large. Only connect and between-bytes timeouts apply.
+- No total timeout: a part can be large. Connect and between-bytes timeouts apply, and the
+  part's byte cap and storage's minimum rate (csload.api.download_guard), on every GET.
 - The https rule (csload.redact) for the part URL and every redirect: plain http only to a
   loopback address, and only when the caller says so (`loopback_http`: the client's auth URL
   is a loopback address, the simulator). A URL that cannot be parsed (a port out of range)
@@ -43,6 +44,7 @@ import anyio.to_thread
 import yarl
 
 from csload.api import transport
+from csload.api.download_guard import DownloadGuard, StorageTooSlow
 from csload.api.gzipcheck import CorruptStream, GzipVerifier
 from csload.api.proxy import Proxies
 from csload.api.ranges import PartDownload, Piece, Splitter, Stream
@@ -266,29 +268,36 @@ async def _attempt(
 ) -> tuple[bool, int]:
     """One GET of the part; (whether it is gzip, bytes received)."""
     stream: Stream | None = None
+    expected: int | None = None
+    # Pieces split off (csload.api.ranges) lie within the length checked here against the cap.
+    guard = DownloadGuard(limits, label, ids)
     try:
         try:
             requested_at = anyio.current_time()
-            async with get_following_redirects(session, url, f"the URL of {label}", proxies,
-                                               loopback_http=loopback_http,
-                                               timeout=client_timeout,
-                                               auto_decompress=False) as response:
-                status = response.status
-                if status != 200:
-                    _raise_for_status(status, response.headers, label, ids)
-                expected = response.content_length
-                await _on_disk(temp, temp.open, ids)
-                if splitter is not None and expected and not temp.verifying:
-                    stream = splitter.open(PartDownload(url, temp.path, expected, label, ids),
-                                           0, expected, requested_at)
-                chunks = response.content.iter_chunked(limits.chunk_size)
-                if stream is None:
-                    async for chunk in chunks:
-                        await _on_disk(temp, temp.write, ids, chunk)
-                else:
-                    # Written in order: the offset is where the file already ends.
-                    await stream.take(chunks, lambda data, _offset: _on_disk(
-                        temp, temp.write, ids, data))
+            with guard.scope:
+                async with get_following_redirects(session, url, f"the URL of {label}", proxies,
+                                                   loopback_http=loopback_http,
+                                                   timeout=client_timeout,
+                                                   auto_decompress=False) as response:
+                    status = response.status
+                    if status != 200:
+                        _raise_for_status(status, response.headers, label, ids)
+                    expected = response.content_length
+                    guard.announced(expected)
+                    await _on_disk(temp, temp.open, ids)
+                    if splitter is not None and expected and not temp.verifying:
+                        stream = splitter.open(
+                            PartDownload(url, temp.path, expected, label, ids),
+                            0, expected, requested_at)
+                    chunks = guard.watch(response.content.iter_chunked(limits.chunk_size))
+                    if stream is None:
+                        async for chunk in chunks:
+                            await _on_disk(temp, temp.write, ids, chunk)
+                    else:
+                        # Written in order: the offset is where the file already ends.
+                        await stream.take(chunks, lambda data, _offset: _on_disk(
+                            temp, temp.write, ids, data))
+            guard.check()
             if stream is not None:
                 stream.close()
                 await stream.download.wait_pieces()
@@ -308,6 +317,8 @@ async def _attempt(
         # download. Uncaught, this internal error ended the whole sync with a traceback
         # (found by tests/reliability).
         raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
+    except StorageTooSlow as exc:
+        raise _Retry(exc) from None
     # With pieces, the stream wrote [0, its stop) and each piece the rest, checked by each.
     received = (temp.written if stream is None
                 else temp.written + stream.download.size - stream.stop)
@@ -332,43 +343,51 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
     timeout = _storage_timeout(limits)
     span = f"bytes {piece.first}-{piece.end - 1}"
     stream: Stream | None = None
+    # Storage's minimum rate. The byte cap holds without a count: a piece ends within the
+    # part's announced length, which its first GET checked, and the stream drops bytes past it.
+    guard = DownloadGuard(limits, label, ids)
     try:
         requested_at = anyio.current_time()
-        async with get_following_redirects(
-                session, download.url, f"the URL of {label}", proxies,
-                loopback_http=loopback_http, timeout=timeout,
-                headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
-                auto_decompress=False) as response:
-            if response.status == 200:
-                splitter.disable()
-                raise _Retry(DownloadError(f"{label}: storage ignored a Range request "
-                                           "(parts are downloaded whole from now on)", **ids))
-            if response.status in (403, 404, 410):
-                _raise_for_status(response.status, response.headers, label, ids)
-            if response.status != 206:
-                # Whatever else storage says (a 5xx, a 416 for an object that changed), the
-                # part is downloaded again whole.
-                raise _Retry(DownloadError(
-                    f"{label}: storage answered HTTP {response.status} for {span}", **ids),
-                    parse_retry_after(response.headers.get("Retry-After")))
-            sent = response.headers.get("Content-Range", "").partition("/")[0]
-            if sent != span:
-                raise _Retry(DownloadError(
-                    f"{label}: storage sent {sent or 'no Content-Range'} for {span}", **ids))
-            stream = splitter.open(download, piece.first, piece.end, requested_at)
-            with _RangeWriter(download.path, ids) as out:
-                await stream.take(response.content.iter_chunked(limits.chunk_size),
-                                  lambda data, offset: anyio.to_thread.run_sync(
-                                      out.write, data, offset))
+        with guard.scope:
+            async with get_following_redirects(
+                    session, download.url, f"the URL of {label}", proxies,
+                    loopback_http=loopback_http, timeout=timeout,
+                    headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
+                    auto_decompress=False) as response:
+                if response.status == 200:
+                    splitter.disable()
+                    raise _Retry(DownloadError(f"{label}: storage ignored a Range request "
+                                               "(parts are downloaded whole from now on)", **ids))
+                if response.status in (403, 404, 410):
+                    _raise_for_status(response.status, response.headers, label, ids)
+                if response.status != 206:
+                    # Whatever else storage says (a 5xx, a 416 for an object that changed), the
+                    # part is downloaded again whole.
+                    raise _Retry(DownloadError(
+                        f"{label}: storage answered HTTP {response.status} for {span}", **ids),
+                        parse_retry_after(response.headers.get("Retry-After")))
+                sent = response.headers.get("Content-Range", "").partition("/")[0]
+                if sent != span:
+                    raise _Retry(DownloadError(
+                        f"{label}: storage sent {sent or 'no Content-Range'} for {span}", **ids))
+                stream = splitter.open(download, piece.first, piece.end, requested_at)
+                with _RangeWriter(download.path, ids) as out:
+                    await stream.take(guard.watch(response.content.iter_chunked(
+                        limits.chunk_size)), lambda data, offset: anyio.to_thread.run_sync(
+                            out.write, data, offset))
+        guard.check()
     except aiohttp.ClientPayloadError:
         raise _Retry(IncompleteDownload(
             f"{label}: the connection broke before the whole of {span} arrived", **ids)
             ) from None
     except transport.TRANSPORT_ERRORS as exc:
         raise _Retry(DownloadError(f"{label}: {transport.describe(exc)}", **ids)) from None
+    except StorageTooSlow as exc:
+        raise _Retry(exc) from None
     finally:
         if stream is not None:
             stream.close()
+    assert stream is not None   # else the guard's scope cut the GET, and check() raised
     if stream.pos < stream.stop:
         raise _Retry(IncompleteDownload(f"{label}: {span} ended at byte {stream.pos}", **ids))
 

@@ -15,7 +15,7 @@ import anyio
 import click
 import orjson
 
-from csload.config import Settings, load_settings
+from csload.config import Settings, load_settings, parse_duration
 from csload.errors import ConfigError, CsloadError
 
 if TYPE_CHECKING:
@@ -227,14 +227,22 @@ def usage_checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return check(*args, **kwargs)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(scrub(exc)) from None
+
+
+# What JSON leaves as it is but a terminal may act on: orjson escapes C0 controls (ESC, \r),
+# not DEL, the C1 controls (U+009B is a CSI on some terminals) or the characters that reorder
+# or hide text (_CONTROL). In JSON they occur only inside strings, where \uXXXX is the same.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def print_json(value: Any) -> None:
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[PRINTED_JSON_KEY] = True
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    text = _JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    sys.stdout.write(text + "\n")
 
 
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -286,3 +294,20 @@ def ts(value: Any) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
 
 
+class Duration(click.ParamType[float]):
+    """30s, 5m, 1h or plain seconds, as seconds; errors name `flag`."""
+
+    name = "duration"
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> float:
+        if isinstance(value, float):
+            return value   # a default, already converted
+        try:
+            return parse_duration(value, self.flag)
+        except ConfigError as exc:
+            # click names the option already ("Invalid value for '--wait': ...").
+            self.fail(str(exc).removeprefix(f"{self.flag}: "), param, ctx)

@@ -15,6 +15,7 @@ from csload.cli.common import (
     fail,
     labelled,
     print_json,
+    scrub,
     usage_checked,
 )
 from csload.config import load_settings, read_lake_options
@@ -89,6 +90,9 @@ def _lake_options(config_file: Path | None) -> dict[str, str]:
 
 
 def _print(report: DoctorReport) -> None:
+    """The report, one line per check and its details. csload.doctor escapes what the API and
+    the files sent (`clean`); every line is scrubbed here all the same (`labelled` and `scrub`),
+    so that a check that forgot to cannot put a terminal escape on the screen."""
     out = console("stdout")
     mode = " (simulator mode)" if report.simulator else ""
     out.print(labelled("csload doctor", "bold", f" {__version__}{mode}"))
@@ -98,7 +102,7 @@ def _print(report: DoctorReport) -> None:
         out.print(labelled(label, _STYLES[check.verdict],
                            f"{check.title:<{width}}  {check.summary}"))
         for line in check.details:
-            out.print(f"{'':8}{line}")
+            out.print(f"{'':8}{scrub(line)}")
         if check.hint and check.verdict in (Verdict.WARN, Verdict.FAIL):
             out.print(labelled(f"{'':8}-> ", "bold", check.hint))
     style = "bold green" if report.ok else "bold red"

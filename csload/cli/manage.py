@@ -3,6 +3,10 @@
 Days on the command line are whole UTC days and both ends are included: `--once 2026-11-01
 2026-11-07` and `--from 2026-11-01 --to 2026-11-07` are 7 days (the API's window is
 [2026-11-01, 2026-11-08), end exclusive).
+
+Every string they print from the API (job names, states, variable names, error messages) passes
+through `scrub`, in tables, progress lines and usage errors alike: a hostile or broken API could
+otherwise send terminal escape sequences. The consoles print without markup.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from rich.text import Text
 from csload.api.client import ExportClient
 from csload.api.models import Job, JobSpec
 from csload.backfill_engine import (
+    DEFAULT_MAX_WAIT,
     DEFAULT_POLL_INTERVAL,
     BackfillEvent,
     BackfillEventKind,
@@ -34,12 +39,14 @@ from csload.backfill_engine import (
     check_backfill_arguments,
 )
 from csload.cli.common import (
+    Duration,
     connection_options,
     fail,
     labelled,
     log_line,
     print_json,
     run_with_client,
+    scrub,
     settings_from,
     stderr,
     stdout,
@@ -125,8 +132,9 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
         if like is not None:
             source = await client.get_job(like)
             if scope is not None and scope.lower() != source.scope:
-                raise click.UsageError(f"--scope {scope} differs from job {like}'s scope "
-                                       f"{source.scope}")
+                # click prints this line as it is: the scope comes from the API.
+                raise click.UsageError(scrub(f"--scope {scope} differs from job {like}'s "
+                                             f"scope {source.scope}"))
             spec = spec_like(source, name=name, frequency=frequency or "",
                              date_from=date_from, date_to=date_to,
                              format=fmt.upper() if fmt else None,
@@ -163,8 +171,8 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
         window = f", window {ts(job.date_from)} -> {ts(job.date_to)}"
     stdout.print(Text.assemble(
         "created job ", (str(job.job_id), "bold"),
-        f": {job.name} ({job.scope}, {job.format}, {job.frequency}{window}, "
-        f"{len(job.fields)} field(s), state {job.state or '?'})"))
+        scrub(f": {job.name} ({job.scope}, {job.format}, {job.frequency}{window}, "
+              f"{len(job.fields)} field(s), state {job.state or '?'})")))
 
 
 # -- custom-vars, dynamic-vars ----------------------------------------------------------------
@@ -184,7 +192,7 @@ def custom_vars(as_json: bool, **params: Any) -> None:
     table.add_column("position", justify="right")
     table.add_column("name")
     for var in sorted(found, key=lambda v: v.position):
-        table.add_row(str(var.position), var.name or "")
+        table.add_row(str(var.position), scrub(var.name or ""))
     stdout.print(table)
 
 
@@ -208,7 +216,7 @@ def dynamic_vars(date_from: datetime, date_to: datetime, as_json: bool, **params
     table.add_column("key")
     table.add_column("type")
     for key in found:
-        table.add_row(key.key, key.type or "")
+        table.add_row(scrub(key.key), scrub(key.type or ""))
     stdout.print(table)
 
 
@@ -247,16 +255,19 @@ class BackfillDisplay:
             self.progress.__exit__(kind, exc, tb)
 
     def _line(self, message: str, level: int = logging.INFO) -> None:
-        """On a terminal the line as it is (above the live lines); else a log line."""
-        self.console.print(message if self.live else log_line(level, "csload.backfill", message))
+        """On a terminal the line (above the live lines); else a log line. Scrubbed either
+        way: messages quote the API (states, error texts)."""
+        self.console.print(scrub(message) if self.live
+                           else log_line(level, "csload.backfill", message))
 
     def _show(self, event: BackfillEvent, detail: str, *, line: bool = True,
               level: int = logging.INFO) -> None:
         assert event.window is not None
         key = (event.scope, event.window.label)
-        where = f"{event.scope} {event.window.label}"
+        where = scrub(f"{event.scope} {event.window.label}")
         if event.job_id is not None:
             where += f" job {event.job_id}"
+        detail = scrub(detail)
         if self.progress is not None:
             task = self.tasks.get(key)
             if task is None:
@@ -304,9 +315,11 @@ def backfill_table(report: BackfillReport) -> Table:
         note = item.action if report.dry_run and item.action else (item.message or "")
         if item.status is BackfillStatus.LOADED and not item.created:
             note = note or "job reused"
-        table.add_row(item.window.label, item.scope, item.table,
+        # The scope and the notes (error messages) come from the API: scrubbed.
+        table.add_row(scrub(item.window.label), scrub(item.scope), scrub(item.table),
                       "" if item.job_id is None else str(item.job_id), item.status.value,
-                      f"{item.rows:,}" if item.status is BackfillStatus.LOADED else "", note)
+                      f"{item.rows:,}" if item.status is BackfillStatus.LOADED else "",
+                      scrub(note))
     if not report.items:
         table.add_row("-", "", "", "", "nothing to do", "", "")
     return table
@@ -334,6 +347,11 @@ def backfill_table(report: BackfillReport) -> Table:
               help="Load into a Parquet lake instead: a folder, or s3://bucket/prefix.")
 @click.option("--poll-interval", type=click.FloatRange(0), default=DEFAULT_POLL_INTERVAL,
               show_default=True, help="Seconds between two checks of a run's state.")
+@click.option("--max-wait", type=Duration("--max-wait"), metavar="DURATION",
+              default=DEFAULT_MAX_WAIT,
+              help="How long a window waits for its job's run, from the job's creation "
+                   "(30m, 12h...); beyond it the window fails and the job is kept for the next "
+                   "backfill [default: 24h].")
 @click.option("--dry-run", is_flag=True, help="Print the plan; create and load nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 # --staging-dir goes with the connection options into `settings_from` (Settings.staging_dir).
@@ -344,8 +362,8 @@ def backfill_table(report: BackfillReport) -> Table:
 def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | None,
              like: int | None, field_texts: tuple[str, ...], fmt: str | None,
              device: str | None, segment: int | None, gaps: bool, table: str | None,
-             db: Path | None, parquet: str | None, poll_interval: float, dry_run: bool,
-             as_json: bool, **params: Any) -> None:
+             db: Path | None, parquet: str | None, poll_interval: float, max_wait: float,
+             dry_run: bool, as_json: bool, **params: Any) -> None:
     """Load past days through `once` jobs of at most 7 days each, or fill --gaps.
 
     Resumable: run the same command again after an interruption and it reuses the jobs it
@@ -363,7 +381,7 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
                 settings, scope=scope, date_from=_day(date_from), date_to=_day(date_to),
                 like=like, fields=field_texts, format=fmt, device=device, segment=segment,
                 gaps=gaps, table=table, db=db, parquet=parquet, dry_run=dry_run,
-                poll_interval=poll_interval,
+                poll_interval=poll_interval, max_wait=max_wait,
                 on_event=display if not as_json else _quiet)
 
     try:

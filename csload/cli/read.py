@@ -1,4 +1,9 @@
-"""Read commands: jobs, jobs show, runs, fields."""
+"""Read commands: jobs, jobs show, runs, fields.
+
+Every string they print from an answer of the API (names, states, descriptions, ...) passes
+through `scrub`: a hostile or broken API could otherwise send terminal escape sequences. The
+consoles print without markup, so a name like `[red]x` is printed as it is.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from csload.cli.common import (
     labelled,
     print_json,
     run_with_client,
+    scrub,
     settings_from,
     stdout,
     ts,
@@ -51,8 +57,9 @@ def _print_jobs(found: Sequence[Job]) -> None:
     for column in ("id", "name", "scope", "format", "frequency", "state", "fields", "created"):
         table.add_column(column, justify="right" if column in ("id", "fields") else "left")
     for job in found:
-        table.add_row(str(job.job_id), job.name, job.scope, job.format, job.frequency,
-                      job.state or "", str(len(job.fields)), ts(job.created_at))
+        table.add_row(str(job.job_id), scrub(job.name), scrub(job.scope), scrub(job.format),
+                      scrub(job.frequency), scrub(job.state or ""), str(len(job.fields)),
+                      ts(job.created_at))
     stdout.print(table)
 
 
@@ -73,9 +80,10 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
     window = ""
     if job.date_from or job.date_to:
         window = f"  window {ts(job.date_from)} -> {ts(job.date_to)}"
-    stdout.print(f"  {job.scope} / {job.format} / {job.frequency} / {job.state or '?'}"
-                  f"  device {job.device_label or 'all'}"
-                  f"{'  segment ' + str(job.segment_id) if job.segment_id else ''}{window}")
+    stdout.print(scrub(f"  {job.scope} / {job.format} / {job.frequency} / {job.state or '?'}"
+                       f"  device {job.device_label or 'all'}"
+                       f"{'  segment ' + str(job.segment_id) if job.segment_id else ''}"
+                       f"{window}"))
     table = Table(title=f"{len(job.fields)} field(s)")
     for column in ("field", "alias", "column"):
         table.add_column(column)
@@ -85,7 +93,8 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
             name += f" (position {field.custom_var_position})"
         if field.dynamic_var_key is not None:
             name += f" (key {field.dynamic_var_key})"
-        table.add_row(name, field.alias_name or "", normalize_identifier(field.column_name))
+        table.add_row(scrub(name), scrub(field.alias_name or ""),
+                      scrub(normalize_identifier(field.column_name)))
     stdout.print(table)
 
 
@@ -121,7 +130,7 @@ def runs(job_id: int, as_json: bool, state: str | None, files: bool, **params: A
     for column in columns:
         table.add_column(column)
     for run in found:
-        row = [str(run.run_id), run.state, ts(run.start_date), ts(run.end_date),
+        row = [str(run.run_id), scrub(run.state), ts(run.start_date), ts(run.end_date),
                ts(run.finished_at)]
         if files:
             row.append("" if run.parts is None else str(len(run.parts)))
@@ -144,7 +153,8 @@ def fields(scope: str, as_json: bool, **params: Any) -> None:
     for column in ("name", "type", "description"):
         table.add_column(column)
     for field in found:
-        table.add_row(field.name, field.type or "", field.description or "")
+        table.add_row(scrub(field.name), scrub(field.type or ""),
+                      scrub(field.description or ""))
     stdout.print(table)
 
 

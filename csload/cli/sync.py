@@ -14,6 +14,7 @@ import anyio
 import click
 
 from csload.cli.common import (
+    Duration,
     connection_options,
     console,
     fail,
@@ -25,26 +26,12 @@ from csload.cli.common import (
 )
 from csload.cli.display import LOG_NAME, SyncDisplay, jobs_table, problem_lines, summary_table
 from csload.cli.interrupt import CommittedRuns, Interrupted, until_signal
-from csload.config import parse_duration
 from csload.discover import Selection
-from csload.errors import ConfigError, CsloadError
+from csload.errors import CsloadError
 from csload.load.columns import check_table_name
 from csload.pipeline import DEFAULT_DB, sync_async
 from csload.report import SyncEvent, SyncReport
 from csload.target import check_one_target
-
-
-class Duration(click.ParamType[float]):
-    """30s, 5m, 1h or plain seconds, as seconds."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-                ) -> float:
-        try:
-            return parse_duration(value, "--wait")
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 def _table_option(values: tuple[str, ...]) -> dict[int, str]:
@@ -77,7 +64,7 @@ def _day(value: datetime | None) -> date | None:
               help="Part downloads in flight [default: 4].")
 @click.option("--table", "table_map", multiple=True, metavar="JOB_ID=TABLE",
               help="Load a job into this table instead of the one named after its scope.")
-@click.option("--wait", "lock_wait", type=Duration(), metavar="DURATION",
+@click.option("--wait", "lock_wait", type=Duration("--wait"), metavar="DURATION",
               help="While another process has the database (or the lake) open, wait up to "
                    "this long for it (30s, 10m, 1h) [default: 0, fail at once; "
                    "env: CSLOAD_LOCK_WAIT].")

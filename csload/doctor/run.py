@@ -68,7 +68,7 @@ async def run_doctor_async(
                       for s in samples if s.name]
     await anyio.to_thread.run_sync(partial(
         check_target, report["target"], db=db, parquet=parquet,
-        storage_options=settings.lake))
+        storage_options=settings.lake, auth_url=settings.auth_url))
     return report
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from csload.doctor.report import Check, Verdict, clean
-from csload.errors import CsloadError, StoreError, StoreLockedError
+from csload.errors import CsloadError, InsecureUrlError, StoreError, StoreLockedError
 from csload.ledger import Ledger
 from csload.load import connect
 from csload.status import StoreStatus, read_target_status
@@ -24,9 +24,16 @@ from csload.target import Target
 
 def check_target(check: Check, *, db: str | Path | None = None,
                  parquet: str | Path | None = None,
-                 storage_options: Mapping[str, str] | None = None) -> None:
+                 storage_options: Mapping[str, str] | None = None,
+                 auth_url: str | None = None) -> None:
+    """`auth_url`: the settings' (the sync's https rule for a lake's endpoint), else None."""
     try:
-        target = Target.of(db=db, parquet=parquet, storage_options=storage_options or {})
+        target = Target.of(db=db, parquet=parquet, storage_options=storage_options or {},
+                           auth_url=auth_url)
+    except InsecureUrlError as exc:
+        check.set(Verdict.FAIL, clean(exc), "use an https endpoint_url for the lake (plain "
+                  "http only to this machine, against the simulator)")
+        return
     except CsloadError as exc:
         check.set(Verdict.FAIL, clean(exc), "pass either --db or --parquet")
         return

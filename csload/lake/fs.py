@@ -21,6 +21,15 @@ S3 settings, from `storage_options` first, then the usual AWS environment variab
 Without explicit keys the AWS SDK inside pyarrow looks them up itself (environment,
 `~/.aws/credentials` and `AWS_PROFILE`, instance metadata).
 
+The https rule (csload.redact), wherever the endpoint comes from (a storage option or the
+environment): an endpoint is https, or plain http to a loopback address. Over plain http to
+another host the export data and the signed requests would cross the network in clear text,
+so that is refused unless the caller opts in with the storage option `allow_http="true"`
+(a reader's choice, e.g. `csload.connect(parquet=..., storage_options=...)`, for a test
+server on its own network). A sync is stricter (`require_secure_endpoint` with its settings'
+auth URL, from csload.target): plain http only to loopback and only in simulator mode, whatever
+`allow_http` says, as for the settings' `[lake] endpoint_url` (csload.config).
+
 Paths inside the lake come partly from the lake's own files (the manifest), which anyone who
 can write the storage can craft, so `full` and `local_path` refuse a path that is not a plain
 relative one (`..`, an absolute path, an empty part), and, locally, one that leads out of the
@@ -45,10 +54,13 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from csload.errors import ConfigError, StoreError
+from csload.errors import ConfigError, InsecureUrlError, StoreError
+from csload.redact import plain_http_allowed, require_secure_url
 
 STORAGE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key",
-                   "session_token")
+                   "session_token", "allow_http")
+# The environment variables that name an S3 endpoint, the first set wins.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 _IO_THREADS = 8
 _UPLOAD_CHUNK = 8 << 20
@@ -62,13 +74,38 @@ def is_s3_url(root: str) -> bool:
 def lake_options_from_env(env: Mapping[str, str]) -> dict[str, str]:
     """The S3 options the usual AWS environment variables give (credentials excepted)."""
     options: dict[str, str] = {}
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    endpoint = next((env[name] for name in ENDPOINT_VARIABLES if env.get(name)), None)
     if endpoint:
         options["endpoint_url"] = endpoint
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
     return options
+
+
+def require_secure_endpoint(options: Mapping[str, Any], env: Mapping[str, str], *,
+                            auth_url: str | None = None) -> None:
+    """The https rule for the S3 endpoint in force (the storage option, else the
+    environment; module docstring): InsecureUrlError where plain http is not allowed. A
+    reader (`auth_url` None): http to loopback, or anywhere with `allow_http="true"`. A sync
+    (its settings' `auth_url`): http to loopback in simulator mode only; no opt-in."""
+    named = [("storage option endpoint_url", options.get("endpoint_url"))]
+    named += [(f"S3 endpoint ({name} in the environment)", env.get(name))
+              for name in ENDPOINT_VARIABLES]
+    what, endpoint = next(((w, str(e)) for w, e in named if e), ("", ""))
+    if "://" not in endpoint:
+        return   # none, or no scheme: https
+    loopback_http = auth_url is None or plain_http_allowed(auth_url)
+    try:
+        require_secure_url(endpoint, f"the lake's {what}", loopback_http=loopback_http)
+    except InsecureUrlError as exc:
+        if auth_url is not None:
+            raise
+        opted_in = str(options.get("allow_http", "")).lower() == "true"
+        if opted_in and endpoint.lower().startswith("http://"):
+            return
+        raise InsecureUrlError(f"{exc}; to read a lake over plain http all the same, pass "
+                               "the storage option allow_http='true'") from None
 
 
 @dataclass(frozen=True)
@@ -95,7 +132,9 @@ class LakeFS:
     @classmethod
     def open(cls, root: str | Path, storage_options: Mapping[str, str] | None = None,
              env: Mapping[str, str] | None = None) -> LakeFS:
-        """The lake at `root` (a local folder or `s3://bucket/prefix`); nothing is written."""
+        """The lake at `root` (a local folder or `s3://bucket/prefix`); nothing is written.
+        An S3 endpoint over plain http to another host than this one is refused
+        (`require_secure_endpoint`), unless the storage option `allow_http` says otherwise."""
         text = str(root)
         if is_s3_url(text):
             return cls._open_s3(text, dict(storage_options or {}),
@@ -120,6 +159,7 @@ class LakeFS:
         prefix = parts.path.strip("/")
         if not bucket or parts.query or parts.fragment or "@" in bucket:
             raise ConfigError(f"invalid lake URL {root!r}: expected s3://bucket/prefix")
+        require_secure_endpoint(options, env)
         merged = {**lake_options_from_env(env), **options}
         # allow_delayed_open: a small object goes up in one PutObject, not a 3-request
         # multipart upload (errors then surface when the stream closes: still inside errors()).

@@ -8,7 +8,9 @@ A part comes from storage that csload does not control, so its shape is checked 
 * columns the job does not list: `max_unknown_columns`. Each one becomes a permanent VARCHAR
   column of the table (300 of them added 300 columns to `views`).
 * characters of one column name: `max_column_name` (the name is not repeated in the message).
-* parts one run lists: `max_run_parts`.
+* parts one run lists: `max_run_parts`, checked by csload.download right after the run's
+  detail, before anything is downloaded (a run listing 10^6 parts was downloaded whole),
+  and again by the loader for runs staged by other means (`Store.apply`).
 
 Values are checked while they load (csload.load.sql `refused_values`: dates and times out of
 years 1 to 9999, negative row-key ids), and a batch that runs out of memory is retried run by

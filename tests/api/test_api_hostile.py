@@ -128,6 +128,8 @@ async def serve_bomb(request: web.Request) -> web.StreamResponse:
 # -- a gzip bomb ------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile("an API answer of a few hundred KB gzip that inflates to 256 MiB",
+                     "refused at `max_response_bytes`, counted while inflating: one line, exit 1")
 async def test_hostile_gzip_bomb_api_answer_is_refused_at_the_cap(
     hostile: HostileApi, sleeper: FakeSleep
 ) -> None:
@@ -154,6 +156,8 @@ def _peak_rss_of_sync(env: dict[str, str], folder: Path) -> tuple[int, str, int]
     return child.returncode, stderr, usage.ru_maxrss
 
 
+@pytest.mark.hostile("the same gzip bomb during a sync, memory measured",
+                     "memory stays bounded by the cap")
 async def test_hostile_gzip_bomb_keeps_the_memory_of_a_sync_bounded(
     hostile: HostileApi, tmp_path: Path
 ) -> None:
@@ -186,6 +190,9 @@ async def test_hostile_gzip_bomb_keeps_the_memory_of_a_sync_bounded(
 # -- a slow-loris API -------------------------------------------------------------------------
 
 
+@pytest.mark.hostile("an API server sending one byte now and then, within the read timeout, "
+                     "forever",
+                     "each attempt ends at `api_timeout` (total per call)")
 async def test_hostile_slow_loris_api_is_cut_at_the_total_timeout(sleeper: FakeSleep) -> None:
     """A server that answers one byte at a time, well within the read timeout, forever."""
     connections: list[str] = []
@@ -232,6 +239,8 @@ async def test_hostile_slow_loris_api_is_cut_at_the_total_timeout(sleeper: FakeS
 # -- pages longer than asked ------------------------------------------------------------------
 
 
+@pytest.mark.hostile("a list page with more items than the `limit` asked for",
+                     "ApiError naming the endpoint")
 async def test_hostile_page_longer_than_the_limit_is_refused(
     hostile: HostileApi, sleeper: FakeSleep
 ) -> None:
@@ -265,6 +274,9 @@ async def tls_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str
             yield proxy, session, server_tls
 
 
+@pytest.mark.hostile("an https token endpoint naming plain http on 127.0.0.1 as the API (whatever"
+                     " listens there would get the token)",
+                     "refused; nothing reaches that address")
 async def test_hostile_http_loopback_endpoint_refused_outside_simulator_mode(
     hostile: HostileApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: FakeSleep
 ) -> None:
@@ -295,6 +307,9 @@ async def test_hostile_http_loopback_endpoint_refused_outside_simulator_mode(
 
 
 @pytest.mark.parametrize("how", ["part URLs", "a storage redirect"])
+@pytest.mark.hostile("part URLs, or a storage redirect, to plain http on 127.0.0.1 outside "
+                     "simulator mode",
+                     "refused before any byte is asked")
 async def test_hostile_http_loopback_part_urls_refused_outside_simulator_mode(
     how: str, simulator: Simulator, sim_url: str, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, sleeper: FakeSleep
@@ -340,6 +355,8 @@ def _settings_file(folder: Path, text: str) -> Path:
     ("https://s3.example.com", "https://api.contentsquare.com", False),
     ("s3.example.com", "https://api.contentsquare.com", False),   # no scheme: https
 ])
+@pytest.mark.hostile("`[lake] endpoint_url` over plain http",
+                     "refused, unless loopback in simulator mode")
 def test_hostile_lake_endpoint_url_over_plain_http_is_refused(
     endpoint: str, auth_url: str, refused: bool, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
@@ -364,6 +381,8 @@ def test_hostile_lake_endpoint_url_over_plain_http_is_refused(
 # -- a bad port in a part URL -----------------------------------------------------------------
 
 
+@pytest.mark.hostile("part URLs with port 99999 (the signed URL was printed in a traceback)",
+                     "each run fails with one line that shows no URL; exit 3")
 def test_hostile_bad_port_in_part_urls_fails_the_runs_in_one_line(
     simulator: Simulator, sim_thread: ServerHandle, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
@@ -395,6 +414,8 @@ def test_hostile_bad_port_in_part_urls_fails_the_runs_in_one_line(
 # -- reprs ------------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile("repr() of settings, tokens, targets, parts and downloads",
+                     "no secret, no S3 key, no URL signature")
 def test_hostile_reprs_hold_no_secret_and_no_signature(tmp_path: Path) -> None:
     signed = "https://bucket.example.test/p/part-1.gz?X-Amz-Signature=s1gn4tur3deadbeef"
     s3 = {"endpoint_url": "https://s3.example.test", "region": "eu-west-1",

@@ -262,3 +262,22 @@ def test_dynamic_vars_days_included(cli: Callable[..., Result]) -> None:
         dynamic_var_keys(first, last)
     reversed_days = cli("dynamic-vars", "--from", str(last), "--to", str(first))
     assert reversed_days.exit_code == 2
+
+
+def test_backfill_max_wait_fails_the_window_whose_run_does_not_finish(
+        cli: Callable[..., Result], live_sim: Live, tmp_path: Path) -> None:
+    sim, _ = live_sim
+    sim.config.once_state_seconds = 3600.0   # the run would take 3 h
+    day = today() - timedelta(days=3)
+    result = cli("backfill", "--scope", "views", "--from", str(day), "--to", str(day),
+                 *FIELDS, "--db", str(tmp_path / "cs.duckdb"), "--poll-interval", "0.05",
+                 "--max-wait", "0.3", "--json")
+    assert result.exit_code == 3, result.output
+    (item,) = orjson.loads(result.stdout)["items"]
+    assert item["status"] == "failed" and "max_wait" in item["message"], item
+    assert len(backfill_jobs(sim)) == 1
+
+    refused = cli("backfill", "--scope", "views", "--from", str(day), "--to", str(day),
+                  *FIELDS, "--max-wait", "soon")
+    assert refused.exit_code == 2
+    assert "Invalid value for '--max-wait': expected a duration" in refused.output

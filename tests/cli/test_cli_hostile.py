@@ -32,6 +32,9 @@ def assert_no_control(result: Result) -> None:
         assert not found, (found, stream)
 
 
+@pytest.mark.hostile("a job name with terminal escapes, a bell, a forged log line, a direction "
+                     "flip",
+                     "never reaches stdout, stderr or a log line")
 def test_hostile_control_characters_in_job_names_never_reach_the_output(
         env: dict[str, str], simulator: Simulator, tmp_path: Path) -> None:
     job = next(job for job in simulator.jobs if job.scope == "sessions")
@@ -62,6 +65,8 @@ def damaged_ledger(path: Path) -> Path:
     return path
 
 
+@pytest.mark.hostile("an exception csload did not expect",
+                     "one scrubbed `error:` line, exit 1, no traceback")
 def test_hostile_unexpected_error_is_one_scrubbed_line(tmp_path: Path) -> None:
     db = damaged_ledger(tmp_path / "damaged.duckdb")
 
@@ -80,6 +85,8 @@ def test_hostile_unexpected_error_is_one_scrubbed_line(tmp_path: Path) -> None:
     assert '"kind": "BinderException"' in as_json.stdout and "\\u001b" not in as_json.stdout
 
 
+@pytest.mark.hostile("the same with `--debug`",
+                     "the traceback, for the user who asked")
 def test_hostile_unexpected_error_with_debug_shows_the_traceback(tmp_path: Path) -> None:
     db = damaged_ledger(tmp_path / "damaged.duckdb")
     with pytest.raises(duckdb.BinderException):
@@ -87,6 +94,8 @@ def test_hostile_unexpected_error_with_debug_shows_the_traceback(tmp_path: Path)
 
 
 @pytest.mark.parametrize("kind", ["text file", "csload database", "link"])
+@pytest.mark.hostile("`csload demo --db` given a text file, a real csload database or a link",
+                     "refused; the file kept")
 def test_hostile_demo_refuses_to_replace_a_file_it_did_not_make(
         tmp_path: Path, kind: str) -> None:
     target = tmp_path / "precious.txt"

@@ -119,6 +119,9 @@ def _evil_table(columns: list[list[str]]) -> Tamper:
     return change
 
 
+@pytest.mark.hostile("a lake manifest column type carrying `COPY ... TO 'file'`, opened by a sync",
+                     "refused (the type is not one csload writes, lake called tampered), exit 1 "
+                     "before loading; no file written, the lake unchanged")
 def test_hostile_manifest_sql_type_in_sync(synced: Path, cli: Callable[..., Result],
                                            tmp_path: Path) -> None:
     # csload builds `CREATE TABLE "evil" ("a" <type>)` from the manifest when it opens a lake.
@@ -134,6 +137,9 @@ def test_hostile_manifest_sql_type_in_sync(synced: Path, cli: Callable[..., Resu
     assert snapshot(synced) == before
 
 
+@pytest.mark.hostile("the same crafted type, opened by `csload.connect(parquet=...)` and "
+                     "`read_target_status`",
+                     "StoreError naming the type; no SQL from the file runs, no file written")
 def test_hostile_manifest_sql_type_in_connect(synced: Path, tmp_path: Path) -> None:
     # The issue's own example: the reader built `SELECT CAST(NULL AS <type>) AS "a" LIMIT 0`.
     pwned = tmp_path / "pwned-by-connect.csv"
@@ -148,6 +154,8 @@ def test_hostile_manifest_sql_type_in_connect(synced: Path, tmp_path: Path) -> N
     assert not pwned.exists()
 
 
+@pytest.mark.hostile("a manifest type that is valid SQL but not one csload writes (STRUCT)",
+                     "refused: types come from a closed list")
 def test_hostile_manifest_type_outside_the_allowlist_is_refused(synced: Path) -> None:
     # Not SQL, but not a type csload writes either: a closed list, not a blacklist.
     tamper_manifest(synced, _evil_table([["a", "STRUCT(a INTEGER)"]]))
@@ -155,6 +163,10 @@ def test_hostile_manifest_type_outside_the_allowlist_is_refused(synced: Path) ->
         csload.connect(parquet=str(synced))
 
 
+@pytest.mark.hostile("a lake ledger snapshot with text where run ids belong (`1; DROP TABLE "
+                     "views`)",
+                     "read as data and cast to csload's types: the ledger is called damaged, "
+                     "connect and sync refuse it")
 def test_hostile_ledger_file_is_read_as_data(synced: Path, cli: Callable[..., Result]) -> None:
     # A ledger snapshot whose run ids are text: cast to csload's own types, never trusted.
     manifest = read_current(LakeFS.open(synced))
@@ -201,6 +213,10 @@ ESCAPES = {"table name": _escape_by_table, "partition key": _escape_by_key,
 
 
 @pytest.mark.parametrize("how", ESCAPES)
+@pytest.mark.hostile("a manifest table name, partition key, file path or txid with `..` (recovery"
+                     " once moved and deleted a folder outside the lake)",
+                     "refused as tampered by sync and connect; nothing outside the lake root "
+                     "touched")
 def test_hostile_manifest_path_escape(synced: Path, outside: Path, cli: Callable[..., Result],
                                       how: str) -> None:
     tamper_manifest(synced, ESCAPES[how])
@@ -225,6 +241,8 @@ def read_current_txid(root: Path) -> str:
     return txid if "/" not in txid else "x"
 
 
+@pytest.mark.hostile("an S3 transaction marker listing files of a neighbouring prefix to delete",
+                     "refused as tampered; the neighbour's files kept")
 def test_hostile_marker_escapes_the_lake(s3_server: S3Server, tmp_path: Path) -> None:
     # On S3 the next sync deletes what a marker lists; a crafted one named another prefix.
     lake = Lake.s3(s3_server, "hostile-marker")
@@ -243,6 +261,8 @@ def test_hostile_marker_escapes_the_lake(s3_server: S3Server, tmp_path: Path) ->
 
 # --- links inside _csload/ ---------------------------------------------------------------------
 
+@pytest.mark.hostile("the lake lock replaced by a symbolic link (to a file, or dangling)",
+                     "refused, exit 1; the linked file neither truncated nor created")
 def test_hostile_symlinked_lock(synced: Path, outside: Path, cli: Callable[..., Result]) -> None:
     lock = synced / "_csload" / "lock"
     assert lock.stat().st_mode & 0o777 == 0o600   # the sync made it private
@@ -262,6 +282,8 @@ def test_hostile_symlinked_lock(synced: Path, outside: Path, cli: Callable[..., 
     assert not (outside / "created-by-lock").exists()
 
 
+@pytest.mark.hostile("the lake lock replaced by a hard link to another file",
+                     "refused (link count checked); the file unchanged")
 def test_hostile_hardlinked_lock(synced: Path, outside: Path, cli: Callable[..., Result]
                                  ) -> None:
     # A hard link is no symbolic link: O_NOFOLLOW lets it through, the link count does not.
@@ -274,6 +296,8 @@ def test_hostile_hardlinked_lock(synced: Path, outside: Path, cli: Callable[...,
     assert target.read_text() == "keep me"
 
 
+@pytest.mark.hostile("`_csload/staging` linked to a folder outside the lake",
+                     "refused; the folder outside untouched")
 def test_hostile_symlinked_staging(synced: Path, outside: Path, cli: Callable[..., Result]
                                    ) -> None:
     # Recovery empties `_csload/staging`: through a link it emptied the folder linked to.
@@ -289,6 +313,8 @@ def test_hostile_symlinked_staging(synced: Path, outside: Path, cli: Callable[..
     assert snapshot(outside) == before
 
 
+@pytest.mark.hostile("a manifest that is a symbolic link to a file elsewhere",
+                     "refused by sync and connect")
 def test_hostile_symlinked_manifest(synced: Path, tmp_path: Path, cli: Callable[..., Result]
                                     ) -> None:
     # A manifest linked to a file elsewhere (one the attacker cannot place in the lake, say).

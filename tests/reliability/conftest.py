@@ -19,7 +19,8 @@ deselected (not skipped), so the default run lists nothing for it.
 
 With CSLOAD_RELIABILITY_SUMMARY=<file>, the suite writes what it ran (faults, crash points,
 bad inputs, scans, rows lost and duplicated) to that JSON file at the end of the session;
-`python tests/reliability/render_results.py <file>` turns it into docs/reliability.md.
+`python tests/reliability/render_results.py <file>` turns it into docs/reliability.md
+(tests/reliability/render_hostile.py writes its hostile-input section).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Render the reliability suite's JSON summary as docs/reliability.md.
 
     CSLOAD_RELIABILITY_SUMMARY=summary.json pytest tests/reliability [--slow]
-    python tests/reliability/render_results.py summary.json > docs/reliability.md
+    python tests/reliability/render_results.py summary.json
+
+writes docs/reliability.md, keeping its "Hostile input" block (render_hostile.py's).
 
 Every figure comes from what the suite ran (relkit.Summary): nothing here is typed by hand.
 """
@@ -244,8 +246,17 @@ def main(argv: Sequence[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     data = json.loads(Path(argv[0]).read_text())
-    sys.stdout.write(render(data))
+    doc = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+    doc.write_text(render(data) + kept_hostile_section(doc))
     return 0
+
+
+def kept_hostile_section(doc: Path) -> str:
+    """The "Hostile input" block of `doc`, which render_hostile.py writes from another
+    summary, kept as it is."""
+    found = re.search(r"\n<!-- hostile:start -->.*?<!-- hostile:end -->\n?",
+                      doc.read_text() if doc.exists() else "", re.S)
+    return "" if found is None else found.group(0).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

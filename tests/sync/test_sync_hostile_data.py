@@ -137,6 +137,9 @@ def lake_rows(root: Path, table: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("value", ["99999-01-01 00:00:00", "10000-01-01 00:00:00",
                                    "-0001-06-01 00:00:00"])
+@pytest.mark.hostile("a CSV timestamp or date beyond year 9999 (or before year 1)",
+                     "that run fails naming job, run, part and line; the others load exactly; "
+                     "exit 3")
 def test_hostile_timestamp_out_of_range_fails_its_run(
         value: str, simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     bad = run_of(simulator, VIEWS_JOB, DAY)
@@ -154,6 +157,8 @@ def test_hostile_timestamp_out_of_range_fails_its_run(
     assert_status_reads(cli, "--db", str(db_path))
 
 
+@pytest.mark.hostile("an out-of-range timestamp in JSONL, and inside an array",
+                     "that run fails with its line; the others load exactly")
 def test_hostile_timestamp_out_of_range_in_jsonl_and_in_an_array(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     """JSONL is read by another reader, and an array of timestamps is checked element-wise."""
@@ -170,6 +175,9 @@ def test_hostile_timestamp_out_of_range_in_jsonl_and_in_an_array(
     assert_others_exact(db_path, simulator, [SESSIONS_JOB], bad)
 
 
+@pytest.mark.hostile("an out-of-range timestamp into a Parquet lake (every lake sync died with a "
+                     "traceback)",
+                     "that run fails alone; the lake holds the others exactly")
 def test_hostile_timestamp_out_of_range_into_a_lake(
         simulator: Simulator, cli: Callable[..., Result], tmp_path: Path) -> None:
     """Today the lake sync died with a raw traceback at every sync until the files expired."""
@@ -189,6 +197,8 @@ def test_hostile_timestamp_out_of_range_into_a_lake(
     assert [r["runId"] for r in status["failedRuns"]] == [bad]
 
 
+@pytest.mark.hostile("a year-9999 date loaded, and a year-99999 `_date` an older csload committed",
+                     "`csload status` (text and --json) reads both, no traceback")
 def test_hostile_status_reads_year_9999_and_beyond(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     """A year-9999 date loads (every reader holds it) and `status` shows it; a database an
@@ -217,6 +227,9 @@ def test_hostile_status_reads_year_9999_and_beyond(
 
 # --- header columns -------------------------------------------------------------------------------
 
+@pytest.mark.hostile("a CSV header of 3,000 columns (DuckDB ran out of memory, every sync "
+                     "aborted)",
+                     "that run fails at `max_columns`; the others load")
 def test_hostile_csv_header_of_3000_columns_fails_its_run(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     """Today: DuckDB out of memory, the whole sync aborted, at every sync."""
@@ -233,6 +246,8 @@ def test_hostile_csv_header_of_3000_columns_fails_its_run(
     assert_others_exact(db_path, simulator, [VIEWS_JOB], bad)
 
 
+@pytest.mark.hostile("a CSV header with 300 unknown columns (300 permanent columns were added)",
+                     "that run fails at `max_unknown_columns`; the table gains no column")
 def test_hostile_csv_header_of_300_unknown_columns_adds_none(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     """Today: 300 permanent VARCHAR columns added to `views`."""
@@ -249,6 +264,8 @@ def test_hostile_csv_header_of_300_unknown_columns_adds_none(
     assert_others_exact(db_path, simulator, [VIEWS_JOB], bad)   # no extra_* column either
 
 
+@pytest.mark.hostile("a JSONL object of 3,000 unknown keys",
+                     "that run fails at the caps; the others load")
 def test_hostile_jsonl_object_of_3000_unknown_keys_fails_its_run(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     bad = run_of(simulator, SESSIONS_JOB, DAY)
@@ -263,6 +280,8 @@ def test_hostile_jsonl_object_of_3000_unknown_keys_fails_its_run(
     assert_others_exact(db_path, simulator, [SESSIONS_JOB], bad)
 
 
+@pytest.mark.hostile("a header column name of 300 characters",
+                     "that run fails at `max_column_name`, the name not repeated")
 def test_hostile_header_column_name_too_long_fails_its_run(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     bad = run_of(simulator, VIEWS_JOB, DAY)
@@ -277,6 +296,8 @@ def test_hostile_header_column_name_too_long_fails_its_run(
     assert_others_exact(db_path, simulator, [VIEWS_JOB], bad)
 
 
+@pytest.mark.hostile("a wider export the user wants loaded",
+                     "raising `[limits] max_unknown_columns` loads it with its columns")
 def test_hostile_header_caps_are_configurable(
         simulator: Simulator, settings: Settings, db_path: Path) -> None:
     """[limits] max_unknown_columns lets a wider export in: the run loads, its columns too."""
@@ -294,6 +315,8 @@ def test_hostile_header_caps_are_configurable(
 
 # --- ids out of range -----------------------------------------------------------------------------
 
+@pytest.mark.hostile("a negative `view_number` in a keyed row (the whole sync aborted)",
+                     "that run fails with its line; the others load exactly")
 def test_hostile_negative_view_number_fails_its_run(
         simulator: Simulator, cli: Callable[..., Result], db_path: Path) -> None:
     """Today: the key rule's UBIGINT cast aborts the whole sync with StoreError."""
@@ -312,6 +335,8 @@ def test_hostile_negative_view_number_fails_its_run(
 
 # --- runs too large -------------------------------------------------------------------------------
 
+@pytest.mark.hostile("a run listing more parts than `max_run_parts`",
+                     "that run fails alone; the one-part run loads")
 def test_hostile_run_with_too_many_parts_fails_that_run(
         simulator: Simulator, settings: Settings, db_path: Path) -> None:
     """[limits] max_run_parts: runs listing more parts fail; the one-part run loads."""
@@ -334,6 +359,9 @@ def test_hostile_run_with_too_many_parts_fails_that_run(
         simulator, [r for r in runs if counts[r] <= cap]))
 
 
+@pytest.mark.hostile("a batch that makes DuckDB run out of memory",
+                     "retried run by run: the run that fails alone is recorded failed, the others"
+                     " load exactly")
 def test_hostile_batch_out_of_memory_is_retried_run_by_run(
         simulator: Simulator, settings: Settings, db_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -82,6 +82,8 @@ class StagingModes:
 
 
 @pytest.mark.parametrize("planted", ["folder", "link"])
+@pytest.mark.hostile("a staging folder (or a link) another user planted where csload stages",
+                     "refused, nothing downloaded into it")
 def test_hostile_staging_folder_of_another_user_is_refused(
         settings: csload.Settings, simulator: Simulator, tmp_path: Path, planted: str) -> None:
     db = tmp_path / "cs.duckdb"
@@ -108,6 +110,8 @@ def test_hostile_staging_folder_of_another_user_is_refused(
     assert kept.lstat().st_uid == OTHER_UID
 
 
+@pytest.mark.hostile("a staging leftover of ours that others can read or write",
+                     "replaced by a private (0700) folder")
 def test_hostile_open_staging_leftover_is_replaced_by_a_private_folder(
         settings: csload.Settings, simulator: Simulator, tmp_path: Path) -> None:
     db = tmp_path / "cs.duckdb"
@@ -127,6 +131,8 @@ def test_hostile_open_staging_leftover_is_replaced_by_a_private_folder(
     assert rows_in(db, "sessions") == truth_rows(simulator, SESSIONS_JOB)
 
 
+@pytest.mark.hostile("a new database file on a shared host",
+                     "created 0600")
 def test_hostile_new_database_file_is_private(
         settings: csload.Settings, tmp_path: Path) -> None:
     db = tmp_path / "cs.duckdb"
@@ -140,6 +146,8 @@ def test_hostile_new_database_file_is_private(
     os.umask(previous)
 
 
+@pytest.mark.hostile("a guessable world-readable folder in the temporary folder (S3 lake staging)",
+                     "not used: a private per-sync folder instead")
 def test_hostile_guessable_temporary_staging_folder_is_not_used_for_an_s3_lake(
         settings: csload.Settings, s3_server: S3Server, tmp_path: Path) -> None:
     root = f"s3://lake/shared-host-{tmp_path.name}"
@@ -170,6 +178,9 @@ def test_hostile_guessable_temporary_staging_folder_is_not_used_for_an_s3_lake(
 # -- glob characters in paths -----------------------------------------------------------------
 
 
+@pytest.mark.hostile("`[`, `*`, `?` in the database folder (DuckDB read a decoy folder's parts: 0"
+                     " rows, \"successfully\")",
+                     "paths are escaped: only its own staged parts are read, rows exact")
 def test_hostile_glob_characters_in_the_database_folder_read_only_its_own_parts(
         settings: csload.Settings, simulator: Simulator, tmp_path: Path) -> None:
     """`data[1]/` as a pattern matches `data1/`: DuckDB read a decoy folder's empty parts
@@ -193,6 +204,8 @@ def test_hostile_glob_characters_in_the_database_folder_read_only_its_own_parts(
 
 
 @pytest.mark.parametrize("name", ["lake[1]", "lake*", "lake?"])
+@pytest.mark.hostile("glob characters in a lake path",
+                     "refused with a clear error")
 def test_hostile_glob_characters_in_a_lake_path_are_refused(
         settings: csload.Settings, tmp_path: Path, name: str) -> None:
     root = tmp_path / name
@@ -212,6 +225,9 @@ def config_file(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
+@pytest.mark.hostile("a `csload.toml` owned by another user (it could redirect `auth_url`, and "
+                     "the secret with it)",
+                     "refused, not read")
 def test_hostile_config_file_of_another_user_is_refused(config_file: Path) -> None:
     os.chown(config_file, OTHER_UID, OTHER_UID)
     with pytest.raises(ConfigError) as raised:
@@ -223,6 +239,8 @@ def test_hostile_config_file_of_another_user_is_refused(config_file: Path) -> No
         csload.config.read_lake_options(config_file)
 
 
+@pytest.mark.hostile("a `csload.toml` others can write",
+                     "refused, not read")
 def test_hostile_config_file_others_can_write_is_refused(config_file: Path) -> None:
     config_file.chmod(0o666)
     with pytest.raises(ConfigError, match=r"can be written by other users \(mode 0666\).*"
@@ -230,6 +248,9 @@ def test_hostile_config_file_others_can_write_is_refused(config_file: Path) -> N
         load_settings(config_file=config_file, environ={})
 
 
+@pytest.mark.hostile("a `csload.toml` holding a secret and readable by others, or naming a "
+                     "foreign `auth_url`",
+                     "read, with a warning for each")
 def test_hostile_config_warnings(config_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="csload.config"):
         load_settings(config_file=config_file, environ={})
@@ -249,6 +270,8 @@ def test_hostile_config_warnings(config_file: Path, caplog: pytest.LogCaptureFix
     assert not any("s3cr3t" in line or "abc" in line for line in said)
 
 
+@pytest.mark.hostile("an `auth_url` of Contentsquare or loopback",
+                     "no warning")
 def test_hostile_config_auth_url_of_contentsquare_or_loopback_is_quiet(
         config_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     for url in ("https://api.eu-west-1.contentsquare.com", "http://127.0.0.1:8080"):

@@ -1,0 +1,284 @@
+"""Ids out of range in API answers (issue 16): negative, zero, huge or repeated ids from the
+API became file names (`part--0001`), ledger keys and SQL parameters, or were dropped.
+
+Each test runs a real `csload sync` (the CLI, in-process) over real HTTP against the simulator
+with one of its answers rewritten on the way out (`Tampered`: the simulator's own app with a
+middleware of the test's, as a hostile or broken API would answer), into a real DuckDB file.
+
+    finding                                     csload now
+    a run detail with a part id out of range    that run fails (job, run, file, value);
+    (-1, 0, 2^63, 5,000 digits) or twice        the other runs load exactly; exit 3
+    a job list with an id out of range (jobId,  the sync fails before loading: one line naming
+    segmentId, customVarPosition)               the job, the field and the value; exit 1
+    a run list with a run id out of range       the sync fails before loading, in one line
+    custom variables with a position out of     a warning; every run loads; exit 0
+    range
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from aiohttp import web
+from click.testing import CliRunner, Result
+
+from csload.cli import main
+from csload.simulator import ServerHandle, SimConfig, Simulator
+
+Edit = Callable[[Any], None]
+
+
+class Tampered(Simulator):
+    """The simulator, whose API answers at the paths in `edits` have their payload changed in
+    place by the edit before they are sent."""
+
+    def __init__(self, config: SimConfig) -> None:
+        super().__init__(config)
+        self.edits: dict[str, Edit] = {}
+
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+
+        @web.middleware
+        async def tamper(request: web.Request, handler: Any) -> web.StreamResponse:
+            response: web.StreamResponse = await handler(request)
+            edit = self.edits.get(request.path)
+            if edit is None or not isinstance(response, web.Response) or response.status != 200:
+                return response
+            assert isinstance(response.body, bytes)
+            body = json.loads(response.body)
+            edit(body["payload"])
+            return web.json_response(body)
+
+        app.middlewares.append(tamper)
+        return app
+
+    def api_path(self, tail: str) -> str:
+        return f"{self.config.api_prefix}/v1{tail}"
+
+
+@pytest.fixture
+def simulator(sim_config: SimConfig) -> Tampered:
+    return Tampered(sim_config)
+
+
+@pytest.fixture
+def sync(simulator: Tampered, sim_thread: ServerHandle, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Result]]:
+    """`csload sync --db cs.duckdb --json` against the simulator, in a folder of its own."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("CONTENTSQUARE_", "CSLOAD_")):
+            monkeypatch.delenv(name)
+    env = dict(line.split("=", 1) for line in simulator.config.env_lines(sim_thread.base_url))
+
+    def run() -> Result:
+        return CliRunner().invoke(main, ["sync", "--db", str(tmp_path / "cs.duckdb"), "--json"],
+                                  env=env, catch_exceptions=False)
+
+    yield run
+
+
+def output_of(result: Result) -> str:
+    return result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def rows_by_run(db: Path) -> dict[int, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute(
+            "SELECT DISTINCT table_name FROM _csload.runs WHERE status = 'loaded'").fetchall()]
+        counts: dict[int, int] = {}
+        for table in tables:
+            for run_id, count in con.execute(
+                    f'SELECT _run_id, count(*) FROM "{table}" GROUP BY 1').fetchall():  # noqa: S608
+                counts[int(run_id)] = int(count)
+        return counts
+    finally:
+        con.close()
+
+
+def loaded_runs(db: Path) -> list[int]:
+    if not db.exists():
+        return []
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return [r for (r,) in con.execute(
+            "SELECT run_id FROM _csload.runs WHERE status = 'loaded'").fetchall()]
+    finally:
+        con.close()
+
+
+# -- part ids in a run detail -----------------------------------------------------------------
+
+
+def set_part_id(value: object) -> Edit:
+    def edit(payload: Any) -> None:
+        payload["files"][0]["partId"] = value
+    return edit
+
+
+def repeat_part_id(payload: Any) -> None:
+    payload["files"][1]["partId"] = payload["files"][0]["partId"]
+
+
+BIG = "9" * 5000
+
+
+@pytest.mark.hostile("a run detail with a part id out of range (-1, 0, 2^63, 5,000 digits) "
+                     "or listed twice",
+                     "that run fails (job, run, file, value); the others load exactly; exit 3")
+@pytest.mark.parametrize(("edit", "problem"), [
+    (set_part_id(-1), "file 1: partId -1 is out of range (an integer from 1 to "
+                      "9223372036854775807)"),
+    (set_part_id(0), "file 1: partId 0 is out of range"),
+    (set_part_id(2**63), "file 1: partId 9223372036854775808 is out of range"),
+    (set_part_id(BIG), f"file 1: partId '{BIG[:36]}... is out of range"),
+    (set_part_id("-0x10"), "file 1: partId '-0x10' is not an integer"),
+    (repeat_part_id, "the run detail lists part 1 twice (files 1 and 2)"),
+], ids=["negative", "zero", "beyond-bigint", "5000-digits", "hex", "twice"])
+def test_hostile_part_id_out_of_range_fails_its_run_only(
+        edit: Edit, problem: str, simulator: Tampered, sync: Callable[[], Result],
+        tmp_path: Path) -> None:
+    job = simulator.job_named("Daily sessions")
+    bad = simulator.runs(job.job_id)[-1]
+    assert len(simulator.part_bodies(job.job_id, bad.run_id)) >= 2
+    simulator.edits[simulator.api_path(f"/exports/{job.job_id}/runs/{bad.run_id}")] = edit
+
+    result = sync()
+
+    output = output_of(result)
+    assert result.exit_code == 3, output
+    assert "Traceback" not in output and BIG not in output
+    runs = json.loads(result.stdout)["runs"]
+    failed = [run for run in runs if run["status"] == "failed"]
+    assert [(run["jobId"], run["runId"]) for run in failed] == [(job.job_id, bad.run_id)]
+    assert failed[0]["message"].startswith(f"job {job.job_id}, run {bad.run_id}, {problem}") \
+        or failed[0]["message"] == f"job {job.job_id}, run {bad.run_id}: {problem}", failed
+    # Every other run loaded, exactly as the simulator's truth; the bad one, not a row.
+    loaded = {run["runId"]: run for run in runs if run["status"] == "loaded"}
+    assert loaded and bad.run_id not in loaded
+    counts = rows_by_run(tmp_path / "cs.duckdb")
+    assert counts == {run_id: len(simulator.truth(run["jobId"], run_id))
+                      for run_id, run in loaded.items()}
+    assert {run["status"] for run in runs} <= {"loaded", "failed", "source_failed"}
+
+
+# -- ids in the job list ----------------------------------------------------------------------
+
+
+def set_job_value(key: str, value: object) -> Callable[[int], Edit]:
+    def for_job(job_id: int) -> Edit:
+        def edit(payload: Any) -> None:
+            for job in payload:   # on the page that lists the job
+                if job["jobId"] == job_id:
+                    job[key] = value
+        return edit
+    return for_job
+
+
+def set_position(value: object) -> Callable[[int], Edit]:
+    def for_job(job_id: int) -> Edit:
+        def edit(payload: Any) -> None:
+            for job in payload:   # on the page that lists the job
+                if job["jobId"] == job_id:
+                    field = next(f for f in job["fields"] if "customVarPosition" in f)
+                    field["customVarPosition"] = value
+        return edit
+    return for_job
+
+
+@pytest.mark.hostile("a job list with an id out of range (jobId, segmentId, "
+                     "customVarPosition)",
+                     "the sync fails before loading, in one line naming the job, field and "
+                     "value; exit 1")
+@pytest.mark.parametrize(("edit", "problem"), [
+    (set_job_value("jobId", -3),
+     "the job named 'Daily pageviews': jobId -3 is out of range (an integer from 1 to "
+     "9223372036854775807)"),
+    (set_job_value("jobId", 2**64 - 1),
+     "the job named 'Daily pageviews': jobId 18446744073709551615 is out of range"),
+    (set_job_value("segmentId", -1), "job {job}: segmentId -1 is out of range"),
+    (set_position(0), "job {job}: customVarPosition 0 is out of range (an integer from 1 "
+                      "to 20)"),
+    (set_position("²"), "job {job}: customVarPosition '²' is not an integer"),
+], ids=["negative-job", "u64-job", "segment", "position-0", "position-superscript"])
+def test_hostile_job_list_with_an_id_out_of_range_fails_the_listing(
+        edit: Callable[[int], Edit], problem: str, simulator: Tampered,
+        sync: Callable[[], Result], tmp_path: Path) -> None:
+    """Refused whole, not skipped: every job of the project is placed into its table
+    (csload.placement), so leaving one out could move the others' rows to other tables."""
+    job = simulator.job_named("Daily pageviews")
+    simulator.edits[simulator.api_path("/exports")] = edit(job.job_id)
+
+    result = sync()
+
+    output = output_of(result)
+    assert result.exit_code == 1, output
+    assert "Traceback" not in output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and problem.format(job=job.job_id) in lines[0], lines
+    assert loaded_runs(tmp_path / "cs.duckdb") == []
+
+
+# -- run ids in a job's run list --------------------------------------------------------------
+
+
+@pytest.mark.hostile("a run list with a run id out of range",
+                     "the sync fails before loading, in one line naming the job and value; "
+                     "exit 1")
+@pytest.mark.parametrize("value", [-7, 0, "1" + "0" * 19])
+def test_hostile_run_list_with_a_run_id_out_of_range_fails_before_loading(
+        value: object, simulator: Tampered, sync: Callable[[], Result], tmp_path: Path) -> None:
+    job = simulator.job_named("Daily sessions")
+
+    def edit(payload: Any) -> None:
+        if payload:   # the first page only: the client reads pages until a short one
+            payload[0]["jobRunId"] = value
+
+    simulator.edits[simulator.api_path(f"/exports/{job.job_id}/runs")] = edit
+
+    result = sync()
+
+    output = output_of(result)
+    assert result.exit_code == 1, output
+    assert "Traceback" not in output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert f"job {job.job_id}: jobRunId {value!r} is out of range" in lines[0], lines
+    assert loaded_runs(tmp_path / "cs.duckdb") == []
+
+
+# -- custom variable positions ----------------------------------------------------------------
+
+
+@pytest.mark.hostile("custom variables with a position out of range",
+                     "a warning (names not recorded); every run loads; exit 0")
+@pytest.mark.parametrize("value", [-2, 21, "1" + "0" * 30])
+def test_hostile_custom_var_position_out_of_range_is_a_warning(
+        value: object, simulator: Tampered, sync: Callable[[], Result], tmp_path: Path) -> None:
+    def edit(payload: Any) -> None:
+        payload[0]["position"] = value
+
+    simulator.edits[simulator.api_path("/custom-vars")] = edit
+
+    result = sync()
+
+    output = output_of(result)
+    assert result.exit_code == 0, output
+    assert "Traceback" not in output
+    report = json.loads(result.stdout)
+    assert [w for w in report["warnings"] if "custom variables" in w] == [
+        "the names of the custom variables were not recorded: custom variables: position "
+        f"{value!r} is out of range (an integer from 1 to 20)"]
+    runs = report["runs"]
+    loaded = {run["runId"]: run for run in runs if run["status"] == "loaded"}
+    assert loaded and {run["status"] for run in runs} <= {"loaded", "source_failed"}
+    assert rows_by_run(tmp_path / "cs.duckdb") == {
+        run_id: len(simulator.truth(run["jobId"], run_id)) for run_id, run in loaded.items()}
