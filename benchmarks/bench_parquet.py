@@ -27,7 +27,10 @@ them. Generation is outside every timed section. Then, timed:
    it is NULL; the simulator never leaves it NULL, and the per-day counts are compared).
    Its memory is DuckDB's default (80% of RAM; csload caps its work database at 256 MB):
    `--baseline-memory-limit 256MB` gives both the same cap.
-   Timed from `duckdb.connect` to `close()` (Python start-up excluded), plus its process.
+   Timed as its own process, as the sync is (`benchmarks/duckdb_load.py`, spawn to exit:
+   Python start-up, `import duckdb`, the COPY statements, close; its SQL written beforehand,
+   untimed, by a `--baseline-plan` process; see bench_sync). Before 2026-12-06 it was timed
+   from `duckdb.connect` to `close()` only (files without `baseline_timing`).
    The two alternate (which goes first, too), `--repeat` times each, into fresh folders; the
    best of each is compared. Row counts of both lakes must match, per table and per day
    (baseline: `read_parquet(..., hive_partitioning = true)`; csload: `csload.connect(parquet=)`).
@@ -57,7 +60,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +68,7 @@ from typing import Any
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 
+import ab_patches  # noqa: E402
 import bench_sync  # noqa: E402
 from bench_sync import (  # noqa: E402
     CSLOAD,
@@ -89,38 +92,27 @@ RESULTS = HERE.parent / "results"
 TABLES = ("sessions", "views")
 
 
-# --- the baseline process (--baseline) -----------------------------------------------------
+# --- the baseline's SQL (--baseline-plan) --------------------------------------------------
 
 
-def baseline(args: argparse.Namespace) -> None:
+def baseline_plan(args: argparse.Namespace) -> None:
     """DuckDB's own COPY of the files of `--manifest` into a Hive-partitioned Parquet folder:
     bench_sync's baseline reads (same readers, columns and casts), COPY ... TO instead of
-    CREATE TABLE AS."""
-    import duckdb
-
+    CREATE TABLE AS; written to the plan file `--out` for duckdb_load.py. Each table's folder
+    is relative: the baseline process runs in the round's output folder, so one plan serves
+    every round."""
     from csload.lake.store import _PARQUET_OPTIONS, PARTITION_COLUMN
     from csload.load.columns import quote_ident, sql_str
 
-    out = Path(args.out)
-    out.mkdir(parents=True)   # COPY creates the table folders, not their parent
     statements = []
     for sel in bench_sync.baseline_selects(args):
         date_col = next(c for c in sel.columns if c.name == sel.layout.date_column)
         date_expr = f"CAST(f.{quote_ident(date_col.source)} AS DATE)"
         statements.append((sel.scope, f"COPY (SELECT {sel.values}, {date_expr} AS "
                                       f"{quote_ident(PARTITION_COLUMN)} FROM {sel.source}) "
-                                      f"TO {sql_str(str(out / sel.scope))} ({_PARQUET_OPTIONS}, "
+                                      f"TO {sql_str(sel.scope)} ({_PARQUET_OPTIONS}, "
                                       "FILENAME_PATTERN 'part-{i}')"))
-    start = time.perf_counter()
-    # In memory, as csload's lake work database.
-    con = duckdb.connect()
-    timings = bench_sync.run_timed(con, statements, args)
-    t = time.perf_counter()
-    threads = con.execute("SELECT current_setting('threads')").fetchone()
-    con.close()
-    timings["close"] = time.perf_counter() - t
-    say({"seconds": time.perf_counter() - start, "statements": timings,
-         "threads": threads[0] if threads else None})
+    bench_sync.write_plan(args, statements)
 
 
 # --- the instrumented sync (--instrumented-sync) ---------------------------------------------
@@ -239,15 +231,6 @@ def lake_mb(root: Path) -> float:
                  / 1e6, 1)
 
 
-def baseline_cmd(manifest: Path, out: Path, args: argparse.Namespace) -> list[str]:
-    cmd = [sys.executable, str(HERE), "--baseline", "--manifest", str(manifest),
-           "--out", str(out)]
-    if args.baseline_memory_limit:
-        cmd += ["--baseline-memory-limit", args.baseline_memory_limit]
-    return cmd + [x for spec in args.patch if spec in bench_sync.SQL_PATCHES
-                  for x in ("--patch", spec)]
-
-
 @dataclass
 class LakeSizeResult(bench_sync.SizeResult):
     """bench_sync's per-size figures (its `duckdb_*` fields hold the COPY baseline's), plus
@@ -278,6 +261,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
             f"{result.parts} parts, {result.gzip_mb} MB gzip; serving at {hello['url']}")
         manifest = folder / "manifest.json"
         manifest.write_text(json.dumps(hello))
+        plan = bench_sync.prepare_baseline(manifest, folder / "baseline-plan.json", args, HERE)
         result.load_before = load_average()
         result.cpu_pressure_before = cpu_pressure()
         expected: dict[str, dict[str, int]] | None = None
@@ -286,12 +270,15 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
         def run_baseline(i: int) -> str:
             nonlocal expected
             out = folder / f"copy-{i}"
-            child = run_child(baseline_cmd(manifest, out, args), cwd=folder)
+            out.mkdir()   # COPY creates the table folders, not their parent
+            # In memory, as csload's lake work database; the plan's COPY targets are relative.
+            child = run_child(bench_sync.baseline_cmd(plan, ":memory:"), cwd=out)
             if child.returncode != 0:
                 raise RuntimeError(f"baseline failed:\n{child.stderr[-3000:]}")
             answer = json.loads(child.stdout.strip().splitlines()[-1])
-            result.duckdb_seconds.append(answer["seconds"])
+            result.duckdb_seconds.append(child.seconds)
             result.duckdb_wall_seconds.append(child.seconds)
+            result.duckdb_connect_to_close_seconds.append(answer["seconds"])
             result.duckdb_rss_mb.append(child.rss_mb)
             result.duckdb_cpu_seconds.append(child.cpu_seconds)
             result.duckdb_statements.append(answer["statements"])
@@ -304,9 +291,10 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
             result.copy_lake_mb = lake_mb(out)
             shutil.rmtree(out)
             st = answer["statements"]
-            return (f"COPY {answer['seconds']:.2f} s (views {st['views']:.2f}, sessions "
-                    f"{st['sessions']:.2f}, close {st['close']:.2f}; CPU "
-                    f"{child.cpu_seconds:.1f} s, {child.rss_mb:.0f} MB)")
+            return (f"COPY process {child.seconds:.2f} s (CPU {child.cpu_seconds:.1f} s, "
+                    f"{child.rss_mb:.0f} MB; connect..close {answer['seconds']:.2f}: views "
+                    f"{st['views']:.2f}, sessions {st['sessions']:.2f}, close "
+                    f"{st['close']:.2f})")
 
         def run_csload(i: int) -> tuple[Path, str]:
             root = folder / f"lake-{i}"
@@ -425,15 +413,17 @@ def print_table(all_results: list[LakeSizeResult]) -> None:
     for line in lines:
         print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
     print()
-    print("csload s: best of the `csload sync --parquet` subprocess wall clocks (Python start-up "
-          "included); DuckDB COPY s: best of connect..close of COPY (SELECT ... FROM "
-          "read_csv/read_json) TO parquet PARTITION_BY (date) over the same gzip files (Python "
-          "start-up excluded). ratio CPU: best csload process CPU seconds / best baseline "
-          "process CPU seconds (both with start-up). peak RSS: csload's.")
+    print("csload s: best of the `csload sync --parquet` process wall clocks, spawn to exit; "
+          "DuckDB COPY s: best of the baseline process wall clocks, spawn to exit "
+          "(duckdb_load.py: Python start-up, import duckdb, COPY (SELECT ... FROM "
+          "read_csv/read_json) TO parquet PARTITION_BY (date) over the same gzip files, close, "
+          "exit). ratio CPU: best csload process CPU seconds / best baseline process CPU "
+          "seconds (wait4 rusage of each). peak RSS: csload's.")
     for r in results:
         print(f"{r.target_views:,} views: csload {fmt_list(r.csload_seconds)} s, "
-              f"COPY {fmt_list(r.duckdb_seconds)} s (its process: "
-              f"{fmt_list(r.duckdb_wall_seconds)} s, CPU {fmt_list(r.duckdb_cpu_seconds, 1)} s, "
+              f"COPY {fmt_list(r.duckdb_seconds)} s (connect..close: "
+              f"{fmt_list(r.duckdb_connect_to_close_seconds)} s, CPU "
+              f"{fmt_list(r.duckdb_cpu_seconds, 1)} s, "
               f"RSS {max(r.duckdb_rss_mb):.0f} MB); csload CPU "
               f"{fmt_list(r.csload_cpu_seconds, 1)} s, RSS {fmt_list(r.csload_rss_mb, 0)} MB; "
               f"no-op {fmt_list(r.noop_seconds)} s; load avg {r.load_before} -> "
@@ -477,7 +467,8 @@ def write_json(results: list[LakeSizeResult], args: argparse.Namespace, started:
     import pyarrow
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = ("-quick" if args.quick else "") + ("-patched" if args.patch else "")
+    suffix = (("-quick" if args.quick else "") + ("-patched" if args.patch else "")
+              + ab_patches.suffix(os.environ.get(ab_patches.ENV)))
     path = RESULTS / f"bench_parquet-{started:%Y-%m-%d}{suffix}.json"
     if path.exists():
         path = RESULTS / f"bench_parquet-{started:%Y-%m-%dT%H%M%S}{suffix}.json"
@@ -494,6 +485,8 @@ def write_json(results: list[LakeSizeResult], args: argparse.Namespace, started:
                     "date FROM read_csv/read_json(<same gzip files>)) TO '<root>/<table>' "
                     "(csload.lake.store._PARQUET_OPTIONS); no lineage columns, ledger, "
                     "manifest, fsync or swaps",
+        "baseline_timing": bench_sync.BASELINE_TIMING,
+        "ab_switches": os.environ.get(ab_patches.ENV),
         "sizes": [{**asdict(r), **size_summary(r)} for r in results],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -516,8 +509,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.baseline:
-        return baseline(args)
+    if args.baseline_plan:
+        return baseline_plan(args)
     if args.instrumented_sync:
         return instrumented_sync(args)
     bench_sync.run_sizes(args, "bench_parquet", measure_size, print_table, write_json)

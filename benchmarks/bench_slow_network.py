@@ -47,7 +47,12 @@ TARGET = 1.2
 MB = 1_000_000
 
 sys.path.insert(0, str(HERE.parent))
+import ab_patches  # noqa: E402
 from bench_sync import compile_csload  # noqa: E402
+
+# With CSLOAD_BENCH_AB set, both arms of an A/B start through the same launcher (ab_patches).
+AB = os.environ.get(ab_patches.ENV)
+SYNC = [str(CSLOAD)] if AB is None else [sys.executable, str(HERE.parent / "csload_ab.py")]
 
 # --- the simulator process (--serve) ---------------------------------------------------------
 
@@ -174,7 +179,7 @@ def duckdb_load(hello: dict[str, Any], db: Path) -> float:
 def csload_sync(server: Server, db: Path, concurrency: int) -> dict[str, Any]:
     server.ask("reset")
     started = time.perf_counter()
-    proc = subprocess.run([str(CSLOAD), "sync", "--db", str(db), "--json",
+    proc = subprocess.run([*SYNC, "sync", "--db", str(db), "--json",
                            "--concurrency", str(concurrency)],
                           env=server.env(), cwd=db.parent, capture_output=True, text=True,
                           check=False)
@@ -249,6 +254,7 @@ def main(argv: list[str]) -> None:
         return
     if args.quick:
         args.views, args.part_mb = 150_000, 8
+    ab_patches.parse(AB)   # an unknown switch fails before the data is generated
     compile_csload()
 
     work = Path(tempfile.mkdtemp(prefix="csload-slownet-"))
@@ -282,6 +288,7 @@ def main(argv: list[str]) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "load_average": os.getloadavg()},
         "options": {k: v for k, v in vars(args).items() if k not in ("serve", "out")},
+        "ab_switches": AB,
         "views_target": args.views, "parts": len(hello["parts"]), "total_bytes": total,
         "rows": best["rows"], "generate_seconds": hello["generate_seconds"],
         "cap_bytes_per_second": cap, "concurrency": args.concurrency,
@@ -296,7 +303,8 @@ def main(argv: list[str]) -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / (f"bench_slow_network-{datetime.now(UTC):%Y-%m-%d}-{args.views // 1000}k-"
-                     f"{args.bandwidth_mb:g}MBps-x{args.concurrency}.json")
+                     f"{args.bandwidth_mb:g}MBps-x{args.concurrency}"
+                     f"{ab_patches.suffix(AB)}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"""
 parts: {len(hello['parts'])}, {total / MB:.1f} MB gzip, {best['rows']:,} rows

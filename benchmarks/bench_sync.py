@@ -12,12 +12,17 @@ serves them. Generation is outside every timed section. Then, timed:
 1. `csload sync --json` into a fresh database file, in a subprocess: wall clock from spawn to
    exit (Python start-up included), the child's CPU seconds and peak RSS (`wait4` rusage), and
    the simulator's CPU seconds meanwhile (it shares the machine's cores).
-2. The baseline, in a fresh subprocess with the same DuckDB settings: `CREATE TABLE views AS
-   SELECT ... FROM read_csv([every part], columns = {...})` and the same for `sessions` with
-   `read_json`, over the very same gzip files on local disk. It reuses csload's reader options,
-   column types and cast expressions (`csload.load.sql`, `job_layout`), so both do the same
-   parsing work; it writes no lineage columns, no ledger and runs no supersede check. Timed from
-   `duckdb.connect` to `close()` (the final checkpoint included), Python start-up excluded.
+2. The baseline, DuckDB's own load, timed as its own process exactly as the sync is (wall clock
+   from spawn to exit, CPU seconds and peak RSS from `wait4`): `python benchmarks/duckdb_load.py`
+   starts the interpreter, imports duckdb, runs `CREATE TABLE views AS SELECT ... FROM
+   read_csv([every part], columns = {...})` and the same for `sessions` with `read_json`, over
+   the very same gzip files on local disk, with the same DuckDB settings, closes (the final
+   checkpoint) and exits. Its SQL reuses csload's reader options, column types and cast
+   expressions (`csload.load.sql`, `job_layout`), so both do the same parsing work; it is
+   written beforehand, untimed, by a `--baseline-plan` process, so the timed one imports no
+   csload. It writes no lineage columns, no ledger and runs no supersede check. (Before
+   2026-12-06 the baseline was timed from `duckdb.connect` to `close()` only, Python start-up
+   excluded while csload's counted: result files without `baseline_timing` hold that figure.)
    The two alternate (which goes first, too), `--repeat` times each, into fresh files; the
    best of each is compared. Row counts of both databases must match.
 3. Three more `csload sync` with nothing new (the no-op), on the last database.
@@ -34,6 +39,9 @@ CPU pressure (PSI) before and after each size are printed and saved.
 monkeypatched in (PATCHES, PATCHES_WITH_VALUE; SQL_PATCHES apply to the baseline too); the
 default run always measures the code as it is. `--phases` adds one more sync per size,
 instrumented in-process, that reports each stage's wall time and its thread's CPU time.
+`CSLOAD_BENCH_AB=NAME[,NAME]` (or `none`, for the A arm) turns off one of the speed
+mechanisms issue 17 asks to justify, in every csload sync, with both arms started by the same
+launcher (benchmarks/ab_patches.py); results files get `-ab-<names>`.
 """
 
 from __future__ import annotations
@@ -57,10 +65,16 @@ from typing import Any
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results"
+sys.path.insert(0, str(HERE.parent))
+import ab_patches  # noqa: E402
+
 _SCRIPT = Path(sys.executable).parent / "csload"
-# The installed `csload` command beside this interpreter, as a user runs it.
+# The installed `csload` command beside this interpreter, as a user runs it; with
+# CSLOAD_BENCH_AB set, the A/B launcher for both arms (benchmarks/ab_patches.py).
 CSLOAD = [str(_SCRIPT)] if _SCRIPT.exists() else [
     sys.executable, "-c", "from csload.cli import main; main(prog_name='csload')"]
+if os.environ.get(ab_patches.ENV) is not None:
+    CSLOAD = [sys.executable, str(HERE.parent / "csload_ab.py")]
 
 # Pageviews per simulated session inside one day's window (measured on the generator: ~4.5).
 VIEWS_PER_SESSION = 4.5
@@ -70,6 +84,9 @@ SIM_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TARGET_RATIO = 1.25
 TARGET_RSS_MB = 500
 TARGET_NOOP_S = 2.0
+# How `duckdb_seconds` is measured: result files without this key timed connect..close only.
+BASELINE_TIMING = ("process: spawn to exit of `python benchmarks/duckdb_load.py` (start-up, "
+                   "import duckdb, the statements, close and its checkpoint, exit), as csload's")
 
 
 # --- measuring a child process -------------------------------------------------------------
@@ -299,47 +316,55 @@ def baseline_selects(args: argparse.Namespace) -> list[BaselineSelect]:
     return selects
 
 
-def run_timed(con: Any, statements: list[tuple[str, str]], args: argparse.Namespace
-              ) -> dict[str, float]:
-    """Run the baseline's statements with DuckDBStore.open's settings (insertion order off,
-    csload's macros; a memory cap only with --baseline-memory-limit); seconds per table."""
+def baseline_setup(args: argparse.Namespace) -> list[str]:
+    """DuckDBStore.open's settings (insertion order off, csload's macros; a memory cap only
+    with --baseline-memory-limit), run by the baseline before its statements."""
     from csload.load import sql
 
-    con.execute("SET preserve_insertion_order = false")
+    setup = ["SET preserve_insertion_order = false"]
     if args.baseline_memory_limit:
-        con.execute(f"SET memory_limit = '{args.baseline_memory_limit}'")
-    for macro in sql.MACROS:
-        con.execute(macro)
-    timings: dict[str, float] = {}
-    for table, statement in statements:
-        t = time.perf_counter()
-        con.execute(statement)
-        timings[table] = time.perf_counter() - t
-    return timings
+        setup.append(f"SET memory_limit = '{args.baseline_memory_limit}'")
+    return [*setup, *sql.MACROS]
 
 
-def baseline(args: argparse.Namespace) -> None:
-    """DuckDB's own load of the files of `--manifest` into typed tables; prints JSON timings."""
-    import duckdb
+def write_plan(args: argparse.Namespace, statements: list[tuple[str, str]]) -> None:
+    """The baseline's SQL, in the file `--out`, for duckdb_load.py (which imports no csload)."""
+    plan = {"setup": baseline_setup(args), "statements": statements}
+    Path(args.out).write_text(json.dumps(plan, indent=1) + "\n")
 
+
+def baseline_plan(args: argparse.Namespace) -> None:
+    """(--baseline-plan) DuckDB's own load of the files of `--manifest` into typed tables:
+    one CREATE TABLE AS per job, written to the plan file `--out`."""
     from csload.load.columns import quote_ident
 
-    statements = [(sel.scope, f"CREATE TABLE {quote_ident(sel.scope)} AS "
-                              f"SELECT {sel.values} FROM {sel.source}")
-                  for sel in baseline_selects(args)]
-    start = time.perf_counter()
-    con = duckdb.connect(args.db)
-    timings = run_timed(con, statements, args)
-    t = time.perf_counter()
-    con.close()
-    timings["close"] = time.perf_counter() - t
-    total = time.perf_counter() - start
-    con = duckdb.connect(args.db, read_only=True)
-    counts = {table: con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
-              for table, _ in statements}
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.close()
-    say({"seconds": total, "statements": timings, "rows": counts, "threads": threads})
+    write_plan(args, [(sel.scope, f"CREATE TABLE {quote_ident(sel.scope)} AS "
+                                  f"SELECT {sel.values} FROM {sel.source}")
+                      for sel in baseline_selects(args)])
+
+
+# The baseline as its own process (timed by run_child, as `csload sync` is).
+LOADER = HERE.parent / "duckdb_load.py"
+
+
+def prepare_baseline(manifest: Path, plan: Path, args: argparse.Namespace,
+                     script: Path = HERE) -> Path:
+    """Write the baseline's plan (`script --baseline-plan`), untimed. In a process of its own:
+    SQL patches change csload's cached schemas in the process that applies them."""
+    cmd = [sys.executable, str(script), "--baseline-plan", "--manifest", str(manifest),
+           "--out", str(plan)]
+    if args.baseline_memory_limit:
+        cmd += ["--baseline-memory-limit", args.baseline_memory_limit]
+    cmd += [x for spec in args.patch if spec in SQL_PATCHES for x in ("--patch", spec)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"preparing the baseline's SQL failed:\n{done.stderr[-3000:]}")
+    return plan
+
+
+def baseline_cmd(plan: Path, database: str) -> list[str]:
+    """DuckDB's own load: interpreter start, `import duckdb`, the plan, close, exit."""
+    return [sys.executable, str(LOADER), str(plan), database]
 
 
 # --- instrumented sync (--phases) and experimental patches (--patch) -----------------------
@@ -540,9 +565,10 @@ def instrumented_sync(args: argparse.Namespace) -> None:
 
 
 def patched_cli(args: argparse.Namespace) -> None:
-    """The csload CLI with `--patch` changes applied (experiments only)."""
+    """The csload CLI with `--patch` changes (and CSLOAD_BENCH_AB's) applied (experiments)."""
     for spec in args.patch or ():
         apply_patch(spec)
+    ab_patches.apply(os.environ.get(ab_patches.ENV))
     from csload.cli import main
 
     main(args=args.rest, prog_name="csload")
@@ -557,13 +583,6 @@ def sync_cmd(db: Path, patches: list[str]) -> list[str]:
         return [sys.executable, str(HERE), "--patched-cli", *flags, "--", "sync",
                 "--db", str(db), "--json"]
     return [*CSLOAD, "sync", "--db", str(db), "--json"]
-
-
-def baseline_cmd(manifest: Path, db: Path, args: argparse.Namespace) -> list[str]:
-    cmd = [sys.executable, str(HERE), "--baseline", "--manifest", str(manifest), "--db", str(db)]
-    if args.baseline_memory_limit:
-        cmd += ["--baseline-memory-limit", args.baseline_memory_limit]
-    return cmd + [x for spec in args.patch if spec in SQL_PATCHES for x in ("--patch", spec)]
 
 
 def process_cpu(pid: int) -> float:
@@ -641,8 +660,13 @@ class SizeResult:
     csload_rss_mb: list[float] = field(default_factory=list)
     csload_cpu_seconds: list[float] = field(default_factory=list)
     server_cpu_seconds: list[float] = field(default_factory=list)
+    # DuckDB's own load, its process from spawn to exit (compared with csload_seconds).
     duckdb_seconds: list[float] = field(default_factory=list)
+    # The same figures: kept for readers of files before 2026-12-06, where `duckdb_seconds` was
+    # connect..close and this the process, then including the untimed preparation.
     duckdb_wall_seconds: list[float] = field(default_factory=list)
+    # connect..close inside the baseline process (start-up, import and exit excluded).
+    duckdb_connect_to_close_seconds: list[float] = field(default_factory=list)
     duckdb_rss_mb: list[float] = field(default_factory=list)
     duckdb_cpu_seconds: list[float] = field(default_factory=list)
     duckdb_statements: list[dict[str, float]] = field(default_factory=list)
@@ -702,29 +726,32 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> SizeResult
             f"{result.parts} parts, {result.gzip_mb} MB gzip; serving at {hello['url']}")
         manifest = folder / "manifest.json"
         manifest.write_text(json.dumps(hello))
+        plan = prepare_baseline(manifest, folder / "baseline-plan.json", args)
         result.load_before = load_average()
         result.cpu_pressure_before = cpu_pressure()
         last_db = None
 
         def run_baseline(i: int) -> str:
             base_db = folder / f"baseline-{i}.duckdb"
-            child = run_child(baseline_cmd(manifest, base_db, args), cwd=folder)
+            child = run_child(baseline_cmd(plan, str(base_db)), cwd=folder)
             if child.returncode != 0:
                 raise RuntimeError(f"baseline failed:\n{child.stderr[-3000:]}")
             answer = json.loads(child.stdout.strip().splitlines()[-1])
-            result.duckdb_seconds.append(answer["seconds"])
+            result.duckdb_seconds.append(child.seconds)
             result.duckdb_wall_seconds.append(child.seconds)
+            result.duckdb_connect_to_close_seconds.append(answer["seconds"])
             result.duckdb_rss_mb.append(child.rss_mb)
             result.duckdb_cpu_seconds.append(child.cpu_seconds)
             result.duckdb_statements.append(answer["statements"])
-            result.views, result.sessions = answer["rows"]["views"], answer["rows"]["sessions"]
+            counts = table_counts(base_db)   # after the process, untimed
+            result.views, result.sessions = counts["views"], counts["sessions"]
             result.duckdb_file_mb.append(base_db.stat().st_size / 1e6)
             base_db.unlink()
             base_db.with_name(base_db.name + ".wal").unlink(missing_ok=True)
             st = answer["statements"]
-            return (f"duckdb {answer['seconds']:.2f} s (views {st['views']:.2f}, sessions "
-                    f"{st['sessions']:.2f}, close {st['close']:.2f}; CPU "
-                    f"{child.cpu_seconds:.1f} s)")
+            return (f"duckdb process {child.seconds:.2f} s (CPU {child.cpu_seconds:.1f} s; "
+                    f"connect..close {answer['seconds']:.2f}: views {st['views']:.2f}, "
+                    f"sessions {st['sessions']:.2f}, close {st['close']:.2f})")
 
         def run_csload(i: int) -> tuple[Path, str]:
             db = folder / f"csload-{i}.duckdb"
@@ -839,14 +866,16 @@ def print_table(results: list[SizeResult]) -> None:
     for line in lines:
         print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
     print()
-    print("csload s: best of the `csload sync` subprocess wall clocks (Python start-up "
-          "included); DuckDB s: best of connect..close of CREATE TABLE AS read_csv/read_json "
-          "over the same gzip files (Python start-up excluded). CPU ratio: best csload process "
-          "CPU seconds / best DuckDB-baseline process CPU seconds (both with start-up).")
+    print("csload s: best of the `csload sync` process wall clocks, spawn to exit; DuckDB s: "
+          "best of the baseline process wall clocks, spawn to exit (duckdb_load.py: Python "
+          "start-up, import duckdb, CREATE TABLE AS read_csv/read_json over the same gzip "
+          "files, close with its checkpoint). CPU ratio: best csload process CPU seconds / best "
+          "baseline process CPU seconds (wait4 rusage of each).")
     for r in results:
         print(f"{r.target_views:,} views: csload {fmt_list(r.csload_seconds)} s, "
-              f"duckdb {fmt_list(r.duckdb_seconds)} s (its process: "
-              f"{fmt_list(r.duckdb_wall_seconds)} s, CPU {fmt_list(r.duckdb_cpu_seconds, 1)} s, "
+              f"duckdb {fmt_list(r.duckdb_seconds)} s (connect..close: "
+              f"{fmt_list(r.duckdb_connect_to_close_seconds)} s, CPU "
+              f"{fmt_list(r.duckdb_cpu_seconds, 1)} s, "
               f"RSS {max(r.duckdb_rss_mb):.0f} MB); csload CPU "
               f"{fmt_list(r.csload_cpu_seconds, 1)} s, RSS {fmt_list(r.csload_rss_mb, 0)} MB; "
               f"no-op {fmt_list(r.noop_seconds)} s; load avg {r.load_before} -> "
@@ -896,7 +925,8 @@ def write_json(results: list[SizeResult], args: argparse.Namespace, started: dat
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = (("-quick" if args.quick else "") + ("-patched" if args.patch else "")
-              + ("" if args.dialect == "contract" else f"-{args.dialect}"))
+              + ("" if args.dialect == "contract" else f"-{args.dialect}")
+              + ab_patches.suffix(os.environ.get(ab_patches.ENV)))
     path = RESULTS / f"bench_sync-{started:%Y-%m-%d}{suffix}.json"
     if path.exists():
         path = RESULTS / f"bench_sync-{started:%Y-%m-%dT%H%M%S}{suffix}.json"
@@ -909,6 +939,8 @@ def write_json(results: list[SizeResult], args: argparse.Namespace, started: dat
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                     if not k.startswith("_")},
         "targets": {"ratio": TARGET_RATIO, "rss_mb": TARGET_RSS_MB, "noop_s": TARGET_NOOP_S},
+        "baseline_timing": BASELINE_TIMING,
+        "ab_switches": os.environ.get(ab_patches.ENV),
         "sizes": [{**asdict(r), "rows": r.rows, "best_csload_seconds": r.best_csload,
                    "best_duckdb_seconds": r.best_duckdb, "ratio": round(r.ratio, 3),
                    "cpu_ratio": round(r.cpu_ratio, 3),
@@ -949,8 +981,9 @@ def common_parser(doc: str | None, baseline_name: str) -> argparse.ArgumentParse
                         help="SET memory_limit for the DuckDB baseline (default: DuckDB's)")
     parser.add_argument("--workdir", type=Path, help="folder for files (default: a temp dir)")
     parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
-    # Internal modes (the script runs itself as the baseline, the instrumented sync, ...).
-    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    # Internal modes (the script runs itself to write the baseline's SQL, the instrumented
+    # sync, ...).
+    parser.add_argument("--baseline-plan", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--instrumented-sync", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -994,19 +1027,26 @@ def run_sizes(args: argparse.Namespace, name: str,
     """Measure every size of `--sizes` in a work folder, print the table, save the JSON."""
     started = datetime.now(UTC)
     sizes = [int(s) for s in args.sizes.split(",")]
+    ab = os.environ.get(ab_patches.ENV)
+    ab_patches.parse(ab)   # an unknown switch fails now, not after the first size
     compile_csload()
     startup = run_child([*CSLOAD, "--version"])
+    duckdb_import = run_child([sys.executable, "-c", "import duckdb"])
     log(f"csload {name}: sizes {sizes}, {args.days} days, parts <= {args.part_mb} MB, "
         f"{args.repeat} rounds, patches {args.patch or 'none'}, "
+        f"{'' if ab is None else f'A/B switches {ab!r} (csload_ab.py), '}"
         f"dialect {args.dialect}; {os.cpu_count()} CPUs, "
-        f"load average {load_average()}; `csload --version` takes {startup.seconds:.2f} s")
+        f"load average {load_average()}; `csload --version` takes {startup.seconds:.2f} s, "
+        f"`python -c 'import duckdb'` {duckdb_import.seconds:.2f} s")
     results = []
     with (contextlib.nullcontext(args.workdir) if args.workdir
           else tempfile.TemporaryDirectory(prefix=f"csload-{name.replace('_', '-')}-")) as work:
         for views in sizes:
-            results.append(measure(views, args, Path(work)))
+            # Absolute: the baseline's plan names the parts, read from another working folder.
+            results.append(measure(views, args, Path(work).resolve()))
     show(results)
     args.startup_seconds = round(startup.seconds, 3)
+    args.duckdb_import_seconds = round(duckdb_import.seconds, 3)
     if not args.no_json:
         path = save(results, args, started)
         print(f"\nresults: {path}")
@@ -1016,8 +1056,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.serve:
         return serve(args)
-    if args.baseline:
-        return baseline(args)
+    if args.baseline_plan:
+        return baseline_plan(args)
     if args.instrumented_sync:
         return instrumented_sync(args)
     if args.patched_cli:

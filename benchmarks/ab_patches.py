@@ -1,0 +1,170 @@
+"""Switches that turn off, one at a time, each speed mechanism issue 17 asks to justify.
+
+    CSLOAD_BENCH_AB=none           python benchmarks/bench_sync.py --sizes 1000000   # A
+    CSLOAD_BENCH_AB=no-gc-freeze   python benchmarks/bench_sync.py --sizes 1000000   # B
+
+With `CSLOAD_BENCH_AB` set (even to `none`), bench_sync.py, bench_parquet.py and
+bench_slow_network.py run every `csload sync` through `benchmarks/csload_ab.py`, a launcher as
+lean as the installed `csload` script, so both arms of an A/B start the same way: the
+mechanisms at stake cost or save 20-60 ms of a process, and `bench_sync.py --patched-cli`
+(the `--patch` launcher) itself adds ~30 ms. The value is a comma-separated list of names of
+SWITCHES (or `none`); results files get `-ab-<names>` and record it. Every switch only
+monkeypatches csload in the sync's own process; csload's files are not changed.
+"""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+ENV = "CSLOAD_BENCH_AB"
+
+
+def _require(owner: Any, name: str) -> None:
+    """A switch whose target csload renamed or removed fails, rather than patching nothing."""
+    if not hasattr(owner, name):
+        raise SystemExit(f"{ENV}: {getattr(owner, '__name__', owner)}.{name} is gone: "
+                         "update benchmarks/ab_patches.py")
+
+
+def _no_open_overlap() -> None:
+    """Open the target, then import the HTTP client and downloader, one after the other
+    (csload.pipeline._open_importing_client overlaps them in two threads, ~25 ms)."""
+    import csload.pipeline
+
+    _require(csload.pipeline, "_open_importing_client")
+
+    def open_only(target: Any, limits: Any) -> Any:
+        return target.open(limits)
+
+    csload.pipeline._open_importing_client = open_only
+
+
+def _no_gc_freeze() -> None:
+    """Let the interpreter's final garbage collection run over every object (csload.cli.main
+    registers `atexit(gc.freeze)` to skip it, ~60 ms)."""
+    import csload.cli
+
+    _require(csload.cli, "atexit")
+    # main() looks `atexit` up in its module when it runs: one without the registration.
+    setattr(csload.cli, "atexit",  # noqa: B010  (mypy: a module replaced by a namespace)
+            SimpleNamespace(register=lambda func: func, unregister=atexit.unregister))
+
+
+def _eager_consoles() -> None:
+    """Import rich and make both consoles at start-up, as a module-level `Console()` would
+    (csload.cli.common makes them on first use through a module `__getattr__`, ~20 ms that
+    `csload sync --json` never pays)."""
+    from csload.cli import common
+
+    _require(common, "console")
+    common.console("stdout")
+    common.console("stderr")
+
+
+def _batch_linger(seconds: str) -> None:
+    """Another default for `Limits.batch_linger` (0.25 s): `0` turns off the writer's waiting
+    to fill a batch (csload.batching.fill_batch then takes only the runs already staged)."""
+    from csload.config import Limits
+
+    defaults = Limits.__init__.__kwdefaults__
+    assert defaults is not None and "batch_linger" in defaults
+    defaults["batch_linger"] = float(seconds)
+
+
+def _writer_poll(seconds: str) -> None:
+    """Another period for the writer's polling while it fills a batch
+    (csload.batching._POLL, 0.02 s)."""
+    import csload.batching
+
+    _require(csload.batching, "_POLL")
+    csload.batching._POLL = float(seconds)
+
+
+def _no_range_split() -> None:
+    """No idle download slot splits a running download (csload.api.ranges.Splitter): its
+    helpers, which poll every 50 ms, end at once, and no stream is registered."""
+    from csload.api import ranges
+
+    _require(ranges.Splitter, "help")
+    original = ranges.Splitter.__init__
+
+    def init(self: Any) -> None:
+        original(self)
+        self.enabled = False
+
+    async def no_help(self: Any, slots: Any, fetch: Any) -> None:
+        return None
+
+    ranges.Splitter.__init__ = init  # type: ignore[method-assign]
+    ranges.Splitter.help = no_help  # type: ignore[method-assign]
+
+
+def _range_split_poll(seconds: str) -> None:
+    """Another period for the idle helpers' polling (csload.api.ranges._POLL, 0.05 s)."""
+    from csload.api import ranges
+
+    _require(ranges, "_POLL")
+    ranges._POLL = float(seconds)
+
+
+def _verify_while_downloading() -> None:
+    """Inflate every part while it downloads, as before the skip-inflate path (download.py
+    passes `verify_gzip=redo is not None`: the first download is only length-checked, the load
+    finds a damaged stream and Redo downloads it again, verified). Verified downloads are not
+    split (csload.api.ranges), so on a slow network this also turns range splitting off."""
+    from csload.api.client import ExportClient
+
+    original = ExportClient.download_part
+
+    async def download_part(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["verify_gzip"] = True
+        return await original(self, *args, **kwargs)
+
+    ExportClient.download_part = download_part  # type: ignore[method-assign]
+
+
+SWITCHES: dict[str, Callable[[], None]] = {
+    "no-open-overlap": _no_open_overlap,
+    "no-gc-freeze": _no_gc_freeze,
+    "eager-consoles": _eager_consoles,
+    "no-range-split": _no_range_split,
+    "verify-while-downloading": _verify_while_downloading,
+}
+SWITCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {
+    "batch-linger": _batch_linger,
+    "writer-poll": _writer_poll,
+    "range-split-poll": _range_split_poll,
+}
+
+
+def parse(value: str | None) -> list[str]:
+    """The switches named in `value` (comma-separated; `none` or empty: none). Raises
+    SystemExit on an unknown name, before anything is measured."""
+    names = [n.strip() for n in (value or "").split(",") if n.strip() and n.strip() != "none"]
+    for spec in names:
+        name, _, arg = spec.partition("=")
+        if not ((name in SWITCHES and not arg) or (name in SWITCHES_WITH_VALUE and arg)):
+            raise SystemExit(f"{ENV}: unknown switch {spec!r}: one of {sorted(SWITCHES)} or "
+                             f"{[n + '=VALUE' for n in SWITCHES_WITH_VALUE]}, or none")
+    return names
+
+
+def apply(value: str | None) -> None:
+    """Apply the switches named in `value` (see parse) to csload in this process."""
+    for spec in parse(value):
+        name, _, arg = spec.partition("=")
+        if arg:
+            SWITCHES_WITH_VALUE[name](arg)
+        else:
+            SWITCHES[name]()
+
+
+def suffix(value: str | None) -> str:
+    """The results file's suffix for an A/B run (`-ab-none`, `-ab-no-gc-freeze`), else ''."""
+    if value is None:
+        return ""
+    names = parse(value) or ["none"]
+    return "-ab-" + "+".join(n.replace("=", "") for n in names)
