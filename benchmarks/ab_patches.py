@@ -31,15 +31,15 @@ def _require(owner: Any, name: str) -> None:
 
 def _no_open_overlap() -> None:
     """Open the target, then import the HTTP client and downloader, one after the other
-    (csload.pipeline._open_importing_client overlaps them in two threads, ~25 ms)."""
-    import csload.pipeline
+    (csload.pipeline.sync._open_importing_client overlaps them in two threads, ~25 ms)."""
+    import csload.pipeline.sync
 
-    _require(csload.pipeline, "_open_importing_client")
+    _require(csload.pipeline.sync, "_open_importing_client")
 
     def open_only(target: Any, limits: Any) -> Any:
         return target.open(limits)
 
-    csload.pipeline._open_importing_client = open_only
+    csload.pipeline.sync._open_importing_client = open_only
 
 
 def _no_gc_freeze() -> None:
@@ -66,7 +66,8 @@ def _eager_consoles() -> None:
 
 def _batch_linger(seconds: str) -> None:
     """Another default for `Limits.batch_linger` (0.25 s): `0` turns off the writer's waiting
-    to fill a batch (csload.batching.fill_batch then takes only the runs already staged)."""
+    to fill a batch (csload.pipeline.batching.fill_batch then takes only the runs already
+    staged)."""
     from csload.config import Limits
 
     defaults = Limits.__init__.__kwdefaults__
@@ -77,16 +78,16 @@ def _batch_linger(seconds: str) -> None:
 def _writer_poll(seconds: str) -> None:
     """Another period for the writer's polling while it fills a batch
     (csload.batching._POLL, 0.02 s)."""
-    import csload.batching
+    import csload.pipeline.batching
 
-    _require(csload.batching, "_POLL")
+    _require(csload.pipeline.batching, "_POLL")
     csload.batching._POLL = float(seconds)
 
 
 def _no_range_split() -> None:
     """No idle download slot splits a running download (csload.api.ranges.Splitter): its
     helpers, which poll every 50 ms, end at once, and no stream is registered."""
-    from csload.api import ranges
+    from csload.transfer import ranges
 
     _require(ranges.Splitter, "help")
     original = ranges.Splitter.__init__
@@ -104,7 +105,7 @@ def _no_range_split() -> None:
 
 def _range_split_poll(seconds: str) -> None:
     """Another period for the idle helpers' polling (csload.api.ranges._POLL, 0.05 s)."""
-    from csload.api import ranges
+    from csload.transfer import ranges
 
     _require(ranges, "_POLL")
     ranges._POLL = float(seconds)
@@ -114,7 +115,7 @@ def _verify_while_downloading() -> None:
     """Inflate every part while it downloads, as before the skip-inflate path (download.py
     passes `verify_gzip=redo is not None`: the first download is only length-checked, the load
     finds a damaged stream and Redo downloads it again, verified). Verified downloads are not
-    split (csload.api.ranges), so on a slow network this also turns range splitting off."""
+    split (csload.transfer.ranges), so on a slow network this also turns range splitting off."""
     from csload.api.client import ExportClient
 
     original = ExportClient.download_part

@@ -18,10 +18,11 @@ from pathlib import Path
 import duckdb
 
 from csload.api.models import Job, JobField, Run
-from csload.load import DuckDBStore, StagedPart, StagedRun
+from csload.api.schemas import load_schema
 from csload.load.columns import job_layout
+from csload.load.duckdb import DuckDBStore
 from csload.load.sql import CSV_OPTIONS
-from csload.schemas import load_schema
+from csload.transfer.staged import StagedPart, StagedRun
 
 DAY0 = date(2026, 11, 20)
 

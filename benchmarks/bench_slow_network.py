@@ -198,7 +198,7 @@ def timeline(server: Server, db: Path, concurrency: int) -> dict[str, Any]:
     full and how much loading happened while they ran."""
     import csload
     from csload.config import Limits, Settings
-    from csload.report import EventKind, SyncEvent
+    from csload.pipeline.report import EventKind, SyncEvent
 
     hello = server.hello
     settings = Settings(client_id=hello["client_id"], client_secret=hello["client_secret"],

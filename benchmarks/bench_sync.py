@@ -405,7 +405,7 @@ def _patch_narrow_integers() -> None:
     cost (docs/formats.md)."""
     import dataclasses
 
-    from csload import schemas
+    from csload.api import schemas
 
     # Read (and cache) the schemas first: their files are checked against the mapping.
     cached = [schemas.load_schema(scope) for scope in schemas.SCOPES]
@@ -516,28 +516,28 @@ def run_instrumented(recorder: Recorder, **target: Any) -> dict[str, Any]:
 
     import duckdb
 
-    import csload.download
-    import csload.pipeline
-    from csload.api import gzipcheck, storage
+    import csload.pipeline.sync
+    import csload.transfer.stage
     from csload.config import load_settings
+    from csload.transfer import gzipcheck, storage
 
-    recorder.wrap_async(csload.download, "stage_run", "stage_run (download a run)")
-    recorder.wrap_async(csload.pipeline, "_plan", "plan (jobs, runs, ledger)")
-    recorder.wrap(csload.pipeline, "_write", "writer: _write (batch)")
+    recorder.wrap_async(csload.transfer.stage, "stage_run", "stage_run (download a run)")
+    recorder.wrap_async(csload.pipeline.sync, "_plan", "plan (jobs, runs, ledger)")
+    recorder.wrap(csload.pipeline.sync, "_write", "writer: _write (batch)")
     recorder.wrap(gzipcheck.GzipVerifier, "feed", "gzip verify (feed)")
     recorder.wrap(storage._TempFile, "write", "staging file write+verify")
 
     batches: list[int] = []
-    original_write = csload.pipeline._write
+    original_write = csload.pipeline.sync._write
 
     def count_batches(store: Any, batch: list[Any]) -> Any:
         batches.append(len(batch))
         return original_write(store, batch)
 
-    csload.pipeline._write = count_batches
+    csload.pipeline.sync._write = count_batches
     settings = load_settings()
     start = time.perf_counter()
-    report = csload.pipeline.sync(settings, **target)
+    report = csload.pipeline.sync.sync(settings, **target)
     total = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": total, "rows": report.rows, "batches": batches,

@@ -25,13 +25,14 @@ from csload.errors import (
 )
 
 if TYPE_CHECKING:
-    from csload.backfill_engine import BackfillReport, backfill, backfill_async
+    from csload.backfills.engine import BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
     from csload.doctor import DoctorReport, run_doctor, run_doctor_async
-    from csload.pipeline import sync, sync_async
-    from csload.report import RunOutcome, RunStatus, SyncReport
-    from csload.status import StoreStatus, read_status, read_target_status
+    from csload.load.status import StoreStatus
+    from csload.pipeline.report import RunOutcome, RunStatus, SyncReport
+    from csload.pipeline.sync import sync, sync_async
     from csload.target import connect_target as connect
+    from csload.target import read_status, read_target_status
 
 __version__ = "0.1.0"
 
@@ -78,21 +79,21 @@ __all__ = [
 # DuckDB and aiohttp for a command that needs none of them: eagerly, `import csload` took
 # ~0.33 s instead of ~0.01 s. Public name -> (module, name in that module).
 _LAZY: dict[str, tuple[str, str]] = {
-    "BackfillReport": ("csload.backfill_engine", "BackfillReport"),
-    "backfill": ("csload.backfill_engine", "backfill"),
-    "backfill_async": ("csload.backfill_engine", "backfill_async"),
+    "BackfillReport": ("csload.backfills.engine", "BackfillReport"),
+    "backfill": ("csload.backfills.engine", "backfill"),
+    "backfill_async": ("csload.backfills.engine", "backfill_async"),
     "Limits": ("csload.config", "Limits"),
     "RetryPolicy": ("csload.config", "RetryPolicy"),
     "Settings": ("csload.config", "Settings"),
     "load_settings": ("csload.config", "load_settings"),
-    "sync": ("csload.pipeline", "sync"),
-    "sync_async": ("csload.pipeline", "sync_async"),
-    "RunOutcome": ("csload.report", "RunOutcome"),
-    "RunStatus": ("csload.report", "RunStatus"),
-    "SyncReport": ("csload.report", "SyncReport"),
-    "StoreStatus": ("csload.status", "StoreStatus"),
-    "read_status": ("csload.status", "read_status"),
-    "read_target_status": ("csload.status", "read_target_status"),
+    "sync": ("csload.pipeline.sync", "sync"),
+    "sync_async": ("csload.pipeline.sync", "sync_async"),
+    "RunOutcome": ("csload.pipeline.report", "RunOutcome"),
+    "RunStatus": ("csload.pipeline.report", "RunStatus"),
+    "SyncReport": ("csload.pipeline.report", "SyncReport"),
+    "StoreStatus": ("csload.load.status", "StoreStatus"),
+    "read_status": ("csload.target", "read_status"),
+    "read_target_status": ("csload.target", "read_target_status"),
     "connect": ("csload.target", "connect_target"),
     "DoctorReport": ("csload.doctor", "DoctorReport"),
     # Not `doctor`: that name is the package csload.doctor, which importing would rebind.

@@ -31,16 +31,20 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import duckdb
 
 from csload.api.models import Job, Run
 from csload.config import STAGING_DIR_ENV, Limits, staging_path
 from csload.errors import ConfigError, StoreError
-from csload.ledger import Ledger
-from csload.load import DuckDBStore, RunOutcome, StagedRun, connect
+from csload.load.duckdb import DuckDBStore, RunOutcome, connect
+from csload.load.ledger import Ledger
 from csload.redact import redact_options
+
+if TYPE_CHECKING:
+    from csload.load.status import StoreStatus
+from csload.transfer.staged import StagedRun
 
 DEFAULT_DB = "contentsquare.duckdb"
 # How to put the downloads elsewhere, for messages about the staging folder.
@@ -308,7 +312,7 @@ def _refuse_foreign(path: Path, status: os.stat_result, what: str) -> None:
             f"({STAGING_CHOICE})")
 
 
-# The folders csload stages a job's runs in (csload.download.run_dir).
+# The folders csload stages a job's runs in (csload.transfer.stage.run_dir).
 _RUN_FOLDER = re.compile(r"job-[0-9]+")
 
 
@@ -317,7 +321,7 @@ def _make_private_folder(path: Path) -> None:
     leftover there of the user's own is removed whole first (its mode does not matter: it is
     not reused); another user's is refused (StoreError). A link of the user's own (a
     staging folder moved to another disk) is kept, and only csload's own run folders in the
-    folder it leads to (`job-<id>`, csload.download.run_dir) are removed: whatever else the
+    folder it leads to (`job-<id>`, csload.transfer.stage.run_dir) are removed: whatever else the
     user keeps there is theirs."""
     try:
         status = path.lstat()
@@ -398,3 +402,33 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
         raise StoreError(f"no database at {target.db}: the file does not exist "
                          "(pass create=True to create a new one)")
     return connect(target.db, read_only=read_only)
+
+
+def read_status(db: str | Path) -> StoreStatus:
+    """The status of the csload database at `db` (which must exist)."""
+    # Here, not at the top: a sync opens targets and never reads a status.
+    from csload.load.status import ledger_status
+
+    path = Path(db)
+    if not path.is_file():
+        raise StoreError(f"no database at {path}: run `csload sync --db {path}` first")
+    con = connect(path, read_only=True)
+    try:
+        if not Ledger(con).exists():
+            raise StoreError(f"{path} is not a csload database (it has no _csload.runs table)")
+        return ledger_status(con, str(path))
+    finally:
+        con.close()
+
+
+def read_target_status(*, db: str | Path | None = None, parquet: str | None = None,
+                       storage_options: Mapping[str, str] | None = None) -> StoreStatus:
+    """The status of a DuckDB database (`db`) or of a Parquet lake (`parquet`)."""
+    target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
+    if target.parquet is not None:
+        # Only for a lake: csload.lake imports pyarrow, which a database never needs.
+        from csload.lake import read_lake_status
+
+        return read_lake_status(target.parquet, storage_options=target.storage_options)
+    assert target.db is not None
+    return read_status(target.db)

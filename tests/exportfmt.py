@@ -18,7 +18,7 @@ test can use it to say what a part holds. Signatures:
     job_column_types(scope: str, fields: Iterable[Any]) -> dict[str, str]
         Column name -> type for a job's fields (csload.api.models.JobField or anything with
         field_name / alias_name / custom_var_position / dynamic_var_key): types from
-        csload.schemas; custom and dynamic variables are Nullable(String).
+        csload.api.schemas; custom and dynamic variables are Nullable(String).
 
     parse_array(text: str) -> list[tuple[str, bool]]
         The elements of an array literal `[1,2]` / `['a','it\\'s']` as (text, was quoted).
@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from csload.schemas import load_schema
+from csload.api.schemas import load_schema
 
 NULL = "\\N"
 _WRAPPER = re.compile(r"^(Array|Nullable)\((.+)\)$")

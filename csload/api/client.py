@@ -13,7 +13,6 @@ Public surface::
         await client.exportable_fields(scope) -> list[Field]
         await client.custom_vars() -> list[CustomVar]
         await client.dynamic_var_keys(date_from, date_to) -> list[DynamicVarKey]
-        await client.download_part(part, dest, *, job_id, run_id) -> DownloadResult
         client.observed -> ClientObservations       # what was learnt of the service
 
 How it behaves:
@@ -52,7 +51,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,7 +69,6 @@ from csload.api.models import (
     Field,
     Job,
     JobSpec,
-    Part,
     Run,
     created_job,
     format_timestamp,
@@ -79,7 +76,6 @@ from csload.api.models import (
 from csload.api.observed import ClientObservations
 from csload.api.paging import DEFAULT_PAGE_SIZE, read_all_pages
 from csload.api.proxy import Proxies, shown
-from csload.api.ranges import Piece, Splitter
 from csload.api.retry import (
     RequestKind,
     Verdict,
@@ -87,7 +83,6 @@ from csload.api.retry import (
     classify,
     is_over_limit,
 )
-from csload.api.storage import DownloadResult, PartProbe, download_part, fetch_piece, probe_part
 from csload.config import Limits, Settings
 from csload.errors import (
     ApiRequestError,
@@ -97,7 +92,7 @@ from csload.errors import (
 )
 from csload.redact import plain_http_allowed
 
-__all__ = ["DownloadResult", "ExportClient"]
+__all__ = ["ExportClient"]
 
 logger = logging.getLogger("csload.api")
 
@@ -181,7 +176,7 @@ class ExportClient:
 
     @property
     def limits(self) -> Limits:
-        """The limits it works under (csload.download checks a run's parts against them)."""
+        """The limits it works under (csload.transfer.stage checks a run's parts against them)."""
         return self._settings.limits
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -261,42 +256,26 @@ class ExportClient:
         return [DynamicVarKey.from_api(item)
                 for item in envelope.payload_list(raw, "dynamic var keys")]
 
-    async def download_part(
-        self, part: Part, dest: Path, *, job_id: int, run_id: int, verify_gzip: bool = True,
-        attempts: int | None = None, splitter: Splitter | None = None,
-    ) -> DownloadResult:
-        """Stream one part to `dest` (verified, whole or absent); see `csload.api.storage`.
+    # -- what the storage host's downloads share with the API calls (csload.transfer.host) ------
 
-        `verify_gzip=False` skips inflating the gzip stream (for a caller whose reader checks
-        it); `attempts` replaces the retry policy's `max_attempts` for this part; with a
-        `splitter`, idle download slots may fetch its end (csload.api.ranges).
-        """
-        retry = self._settings.retry
-        if attempts is not None:
-            retry = dataclasses.replace(retry, max_attempts=attempts)
-        return await download_part(
-            self._require_session(), part.url, Path(dest),
-            job_id=job_id, run_id=run_id, part_id=part.part_id,
-            limits=self._settings.limits, retry=retry, sleep=self._sleep,
-            verify_gzip=verify_gzip, splitter=splitter, proxies=self._proxies,
-            loopback_http=self._loopback_http,
-        )
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The open connection pool. It carries no token: parts are fetched with it too."""
+        return self._require_session()
 
-    async def fetch_piece(self, piece: Piece, splitter: Splitter) -> None:
-        """Fetch a piece split off a download (csload.api.ranges), as a helper does."""
-        await fetch_piece(self._require_session(), piece, splitter,
-                          limits=self._settings.limits, proxies=self._proxies,
-                          loopback_http=self._loopback_http)
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
-    async def part_size(self, part: Part) -> int | None:
-        """The part's size in bytes as storage announces it, or None if unknown."""
-        return (await self.probe_part(part)).size
+    @property
+    def sleep(self) -> Callable[[float], Awaitable[None]]:
+        """How the client waits between attempts (tests inject a fake)."""
+        return self._sleep
 
-    async def probe_part(self, part: Part) -> PartProbe:
-        """The part's size, and whether storage still has it (for `sync --dry-run`)."""
-        return await probe_part(self._require_session(), part.url,
-                                limits=self._settings.limits, proxies=self._proxies,
-                                loopback_http=self._loopback_http)
+    @property
+    def loopback_http(self) -> bool:
+        """Whether plain http to a loopback address is allowed (simulator mode)."""
+        return self._loopback_http
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -324,7 +324,7 @@ class Run:
 
 def _parts(files: list[Any], where: str) -> tuple[Part, ...]:
     """The files of a run detail as Parts; two files with one partId are refused: a dict
-    keyed by part id (csload.download) would silently keep only one of them."""
+    keyed by part id (csload.transfer.stage) would silently keep only one of them."""
     parts = tuple(Part.from_api(f, i, where) for i, f in enumerate(files, start=1))
     first: dict[int, int] = {}
     for position, part in enumerate(parts, start=1):

@@ -22,13 +22,13 @@ from csload.cli.display import SyncDisplay, summary_table
 from csload.cli.status import print_status
 from csload.config import Settings
 from csload.errors import CsloadError
-from csload.load import connect
-from csload.pipeline import sync_async
-from csload.report import SyncReport
-from csload.status import read_status
+from csload.load.duckdb import connect
+from csload.pipeline.report import SyncReport
+from csload.pipeline.sync import sync_async
+from csload.target import read_status
 
 DEMO_DB = "csload-demo.duckdb"
-# The demo's mark in its database's ledger (csload.ledger's _csload.meta): what lets the next
+# The demo's mark in its database's ledger (csload.load.ledger's _csload.meta): what lets the next
 # `csload demo` replace the file.
 DEMO_MARK = ("demo", "made by csload demo")
 

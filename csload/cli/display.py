@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from csload.cli.common import log_line, scrub
-from csload.report import EventKind, RunOutcome, RunStatus, SyncEvent, SyncReport
+from csload.pipeline.report import EventKind, RunOutcome, RunStatus, SyncEvent, SyncReport
 
 if TYPE_CHECKING:
     # Lazy: the progress bar is only drawn on a terminal, and the summary table only at the
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, Task, TaskID
     from rich.table import Table
 
-# The logger name of the display's lines: the sync's own (csload.pipeline logs as it too).
+# The logger name of the display's lines: the sync's own (csload.pipeline.sync logs as it too).
 LOG_NAME = "csload.sync"
 # Below this width the progress line leaves out the bar, parts, rows and the clock (it would
 # fold onto a second line).
@@ -221,7 +221,7 @@ def summary_table(report: SyncReport) -> Table:
 
 
 def jobs_table(report: SyncReport) -> Table | None:
-    """Per selected job: its table and why (csload.placement), and what its runs did to the
+    """Per selected job: its table and why (csload.load.placement), and what its runs did to the
     table: rows added, replaced and removed. None when the sync selected no job."""
     from rich.table import Table
 
@@ -241,7 +241,7 @@ def jobs_table(report: SyncReport) -> Table | None:
                   else ("new, " if placement.new else "") + placement.how)
         if placement.moved_from:
             placed += f" (moved from {placement.moved_from})"
-        # The job's name is the API's text; table names may come from it (csload.placement).
+        # The job's name is the API's text; table names may come from it (csload.load.placement).
         row = [str(placement.job.job_id), scrub(placement.job.name), scrub(placement.table),
                scrub(placed)]
         if not report.dry_run:
@@ -259,7 +259,7 @@ _NEXT_STEP = {RunStatus.FAILED: "the next csload sync tries them again",
 def problem_lines(report: SyncReport) -> list[str]:
     """One line per kind of problem and job, with the days and the first run's reason (a
     run's own message starts with "job J, run R": said once, not per run)."""
-    from csload.status import days_text, window_days, without_run_label
+    from csload.load.status import days_text, window_days, without_run_label
 
     names = {p.job.job_id: p.job.name for p in report.jobs}
     grouped: dict[tuple[RunStatus, int], list[RunOutcome]] = {}

@@ -18,7 +18,7 @@ from typing import TypeVar
 import anyio
 from anyio.abc import TaskStatus
 
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 
 T = TypeVar("T")
 

@@ -27,8 +27,17 @@ from rich.table import Table
 from rich.text import Text
 
 from csload.api.client import ExportClient
+from csload.api.jobspec import (
+    DATA_RETENTION_MONTHS,
+    InvalidJobSpec,
+    create_job_checked,
+    exportable_names,
+    parse_fields,
+    spec_like,
+    validate_spec,
+)
 from csload.api.models import Job, JobSpec
-from csload.backfill_engine import (
+from csload.backfills.engine import (
     DEFAULT_MAX_WAIT,
     DEFAULT_POLL_INTERVAL,
     BackfillEvent,
@@ -55,16 +64,7 @@ from csload.cli.common import (
 )
 from csload.cli.interrupt import Interrupted, until_signal
 from csload.errors import CsloadError
-from csload.jobspec import (
-    DATA_RETENTION_MONTHS,
-    InvalidJobSpec,
-    create_job_checked,
-    exportable_names,
-    parse_fields,
-    spec_like,
-    validate_spec,
-)
-from csload.pipeline import DEFAULT_DB
+from csload.pipeline.sync import DEFAULT_DB
 from csload.target import check_one_target
 
 EXIT_INTERRUPTED = 130

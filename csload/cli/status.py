@@ -13,7 +13,7 @@ from csload.errors import CsloadError
 from csload.target import DEFAULT_DB, check_one_target
 
 if TYPE_CHECKING:
-    from csload.status import StoreStatus
+    from csload.load.status import StoreStatus
 
 
 @click.command()
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""
-    from csload.status import read_target_status
+    from csload.target import read_target_status
 
     usage_checked(check_one_target, db, parquet, flags=True)
     try:
@@ -36,7 +36,7 @@ def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     print_status(state)
 
 
-# How each kind of line stands out on a terminal (csload.status for what the kinds mean).
+# How each kind of line stands out on a terminal (csload.load.status for what the kinds mean).
 _STYLES = {"failed": "bold red", "source_failed": "bold red", "expired": "bold yellow",
            "filled": "green"}
 
@@ -46,7 +46,7 @@ def print_status(state: StoreStatus) -> None:
     line per kind of problem and job, with the days (csload.status.Problem)."""
     from rich.table import Table  # lazy: `csload sync` prints no status table
 
-    from csload.status import days_text
+    from csload.load.status import days_text
 
     # Names come from the API (job names) and from the target's files: scrubbed (scrub).
     tables = Table(title=scrub(f"tables in {state.target}"))

@@ -26,11 +26,11 @@ from csload.cli.common import (
 )
 from csload.cli.display import LOG_NAME, SyncDisplay, jobs_table, problem_lines, summary_table
 from csload.cli.interrupt import CommittedRuns, Interrupted, until_signal
-from csload.discover import Selection
 from csload.errors import CsloadError
 from csload.load.columns import check_table_name
-from csload.pipeline import DEFAULT_DB, sync_async
-from csload.report import SyncEvent, SyncReport
+from csload.pipeline.discover import Selection
+from csload.pipeline.report import SyncEvent, SyncReport
+from csload.pipeline.sync import DEFAULT_DB, sync_async
 from csload.target import check_one_target
 
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from csload.api.client import ExportClient
 from csload.api.models import Field, Job
+from csload.api.schemas import SCOPES, load_schema
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import ConfigError, CsloadError
 from csload.load.columns import VARIABLE_FIELDS, job_layout
-from csload.schemas import SCOPES, load_schema
 
 FORMATS = ("CSV", "JSONL")
 

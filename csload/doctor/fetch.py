@@ -1,7 +1,7 @@
 """The first bytes of a part: a ranged GET from the storage host that stops at `max_bytes`,
 whatever storage does with the Range header, then inflated (at most `MAX_TEXT` bytes).
 
-Like the client's downloads (csload.api.storage): the client's own session, no Authorization
+Like the client's downloads (csload.transfer.storage): the client's own session, no Authorization
 header (the API token never reaches storage), the proxy the environment names for the URL
 (csload.api.proxy), redirects followed only to https or loopback URLs, retries with backoff on
 429, 5xx and connection errors. A 403/404/410 is not retried: `Refused` carries storage's own
@@ -21,10 +21,10 @@ import aiohttp
 from csload.api import transport
 from csload.api.proxy import Proxies, shown
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
-from csload.api.storage import MAX_REDIRECTS, get_following_redirects
 from csload.config import Limits, RetryPolicy
 from csload.errors import DownloadError
 from csload.redact import require_secure_url
+from csload.transfer.storage import MAX_REDIRECTS, get_following_redirects
 
 # The most bytes doctor downloads of a part, and the most text it inflates them to.
 SAMPLE_BYTES = 2 << 20

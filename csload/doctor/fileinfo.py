@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 
 from csload.api.models import Job
+from csload.api.schemas import FieldSpec, load_schema
 from csload.doctor.report import clean
 from csload.doctor.textscan import NotCsv, Record, csv_records, jsonl_lines
 from csload.load.parts import is_header
-from csload.schemas import FieldSpec, load_schema
 
 MAX_RECORDS = 2000
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?")

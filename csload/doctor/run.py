@@ -13,7 +13,7 @@ import anyio.to_thread
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Run
-from csload.blocking import run_blocking
+from csload.concurrency import run_blocking
 from csload.config import Settings
 from csload.doctor.catalog import check_fields, check_jobs, live_jobs
 from csload.doctor.connect import (

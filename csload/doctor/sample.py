@@ -29,15 +29,15 @@ import anyio.to_thread
 from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
 from csload.config import Settings
-from csload.discover import run_order
 from csload.doctor.fetch import Head, Refused, fetch_head, inflate
 from csload.doctor.fileinfo import FileFacts, describe_csv, describe_jsonl
 from csload.doctor.report import Check, Verdict, clean
 from csload.doctor.textscan import csv_cut, jsonl_cut
 from csload.doctor.trial import TrialResult, load_trial
-from csload.download import kept_until
 from csload.errors import CsloadError
+from csload.pipeline.discover import run_order
 from csload.redact import plain_http_allowed
+from csload.transfer.stage import kept_until
 
 # Lines of the sample `--save` keeps (the header, when there is one, and a few records).
 SAVED_LINES = 6

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import CsloadError, InsecureUrlError, StoreError, StoreLockedError
-from csload.ledger import Ledger
-from csload.load import connect
-from csload.status import StoreStatus, read_target_status
-from csload.target import Target
+from csload.load.duckdb import connect
+from csload.load.ledger import Ledger
+from csload.load.status import StoreStatus
+from csload.target import Target, read_target_status
 
 
 def check_target(check: Check, *, db: str | Path | None = None,

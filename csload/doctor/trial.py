@@ -24,8 +24,9 @@ from csload.api.models import Job, Run
 from csload.doctor.report import clean
 from csload.doctor.textscan import NULL, NotCsv, Record, csv_records, jsonl_lines
 from csload.errors import CsloadError, PartParseError
-from csload.load import DuckDBStore, StagedPart, StagedRun
+from csload.load.duckdb import DuckDBStore
 from csload.load.parts import is_header
+from csload.transfer.staged import StagedPart, StagedRun
 
 # Columns searched when a record does not load (a job has at most ~80 fields).
 MAX_COLUMN_TRIALS = 200

@@ -1,6 +1,6 @@
 """The ledger of a lake: csload's `_csload.*` tables, kept in the lake as Parquet files.
 
-The ledger is the DuckDB target's (csload.ledger: jobs, runs with their status and windows,
+The ledger is the DuckDB target's (csload.load.ledger: jobs, runs with their status and windows,
 parts, tombstones), so both targets share one set of rules and queries. In a lake, each
 published version carries a full snapshot of it in `_csload/ledger/<txid>/<table>.parquet`,
 named by the version's manifest: data and ledger switch together, which is what makes a lake
@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
-from csload.ledger import LEDGER_NAMES, LEDGER_SCHEMA
 from csload.load.columns import quote_ident, sql_str
+from csload.load.ledger import LEDGER_NAMES, LEDGER_SCHEMA
 
 # The ledger tables (schema LEDGER_SCHEMA of the work database) and their snapshot files,
 # named as they were when the tables were `main._csload_*`, so that every lake reads alike.

@@ -53,11 +53,11 @@ from typing import Any
 
 import orjson
 
+from csload.api.schemas import SCALAR_TYPES
 from csload.errors import ConfigError, StoreError
 from csload.lake.fs import LakeFS
-from csload.ledger import LEDGER_NAMES
 from csload.load.columns import LINEAGE_COLUMNS, check_table_name
-from csload.schemas import SCALAR_TYPES
+from csload.load.ledger import LEDGER_NAMES
 
 FORMAT = "csload-lake"
 FORMAT_VERSION = 1

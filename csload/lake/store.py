@@ -96,17 +96,11 @@ from csload.lake.manifest import (
     partition_key,
     read_current,
 )
-from csload.ledger import SCHEMA_VERSION, Ledger
 from csload.load.columns import quote_ident, sql_str
-from csload.load.duckdb import (
-    DuckDBStore,
-    RunOutcome,
-    StagedRun,
-    _Group,
-    _PartFailed,
-    _Pending,
-)
+from csload.load.duckdb import DuckDBStore, RunOutcome, _Group, _PartFailed, _Pending
+from csload.load.ledger import SCHEMA_VERSION, Ledger
 from csload.load.supersede import RunWindow, run_order, window_drops
+from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")
 
@@ -451,7 +445,7 @@ class ParquetStore:
 
     @property
     def ledger(self) -> Ledger:
-        """The ledger of the lake's current version (csload.ledger's queries)."""
+        """The ledger of the lake's current version (csload.load.ledger's queries)."""
         return self._ready().ledger
 
     @property

@@ -1,22 +1,13 @@
-"""Loading downloaded runs into a store: `DuckDBStore` (exactly once, ledger in the same commit).
+"""The load stage: staged runs into DuckDB, exactly once, with the ledger in the same commit.
 
-Imports are lazy so that `csload.ledger` (which uses `csload.load.columns`) and
-`csload.load.duckdb` (which uses `csload.ledger`) do not import each other in a cycle.
+    duckdb          DuckDBStore: batches of staged runs applied in one transaction
+    parts, limits   reading a staged part (CSV or JSONL) and the caps on its shape
+    columns, sql    a job's columns and the SQL that loads them (names quoted, never pasted)
+    supersede       the key rule and the window rule (which rows a later run replaces)
+    lookups         the codes.* lookup tables and column comments
+    placement       which table each job loads into (one field set per table)
+    ledger          _csload.runs, parts and jobs: what was loaded, failed or expired
+    backfill_ledger the backfill's jobs and the daily coverage gaps
+    status          StoreStatus: what a ledger says, for `csload status`
+    holder          who holds a database that is locked
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from csload.load.duckdb import DuckDBStore, RunOutcome, StagedPart, StagedRun, connect
-
-__all__ = ["DuckDBStore", "RunOutcome", "StagedPart", "StagedRun", "connect"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from csload.load import duckdb as _duckdb
-
-        return getattr(_duckdb, name)
-    raise AttributeError(f"module 'csload.load' has no attribute {name!r}")

@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 
 from csload.api.models import Job, JobField
+from csload.api.schemas import ScopeSchema, load_schema
 from csload.errors import ConfigError
-from csload.schemas import ScopeSchema, load_schema
 
 log = logging.getLogger("csload.load")
 

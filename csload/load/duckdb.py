@@ -20,8 +20,8 @@ times slower, unbounded index memory). Instead, after inserting a batch inside t
 If a batch of several runs fails to parse, the failing part is found from DuckDB's error text
 (it names the file) and re-read alone to get the exact line; its run is recorded as failed and
 the others are applied without it. Unless the part's gzip stream is damaged (downloads are not
-inflated before the load, csload.download): then its run is `damaged`, not recorded at all, and
-the caller downloads the damaged parts again.
+inflated before the load, csload.transfer.stage): then its run is `damaged`, not recorded at
+all, and the caller downloads the damaged parts again.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from typing import Literal
 
 import duckdb
 
-from csload.api.gzipcheck import gzip_problem
 from csload.api.models import Job, Run
 from csload.config import Limits
 from csload.errors import (
@@ -48,8 +47,6 @@ from csload.errors import (
     StoreError,
     part_label,
 )
-from csload.holder import duckdb_locked_error
-from csload.ledger import Ledger, naive_utc, run_row
 from csload.load import sql
 from csload.load.columns import (
     LINEAGE_COLUMNS,
@@ -61,9 +58,10 @@ from csload.load.columns import (
     unknown_column,
     widens,
 )
+from csload.load.holder import duckdb_locked_error
+from csload.load.ledger import Ledger, naive_utc, run_row
 from csload.load.limits import (
     check_part_shape,
-    check_run_parts,
     out_of_memory,
     out_of_memory_error,
 )
@@ -75,6 +73,8 @@ from csload.load.lookups import (
 )
 from csload.load.parts import PartFile, diagnose, inspect_part, locate_error, parse_error
 from csload.load.supersede import RunWindow, run_order, window_drops
+from csload.transfer.gzipcheck import gzip_problem
+from csload.transfer.staged import StagedRun, check_run_parts
 
 log = logging.getLogger("csload.load")
 
@@ -92,27 +92,6 @@ JSON_MEMORY_LIMIT = "512MB"
 JSON_STATEMENT_BYTES = 256 << 20
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
-
-
-@dataclass(frozen=True, slots=True)
-class StagedPart:
-    part_id: int
-    path: Path
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class StagedRun:
-    """A successful run whose parts are all on local disk. `table` defaults to the job's scope."""
-
-    job: Job
-    run: Run
-    parts: tuple[StagedPart, ...]
-    table: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.table:
-            object.__setattr__(self, "table", self.job.scope)
 
 
 Status = Literal["loaded", "skipped", "failed", "damaged"]
@@ -450,7 +429,7 @@ class DuckDBStore:
                         f"job {job.job_id} ({job.scope}) cannot load into table {table!r}, "
                         f"which holds {sorted(other_scope)[0]} rows")
                 if seen is not None and seen[1] != table and seen[1] not in moved:
-                    # Mapped elsewhere by hand (csload.placement): its new runs load there,
+                    # Mapped elsewhere by hand (csload.load.placement): its new runs load there,
                     # its earlier rows stay where they are.
                     moved.add(seen[1])
                     log.warning("job %s moves from table %s to table %s: the rows it loaded "

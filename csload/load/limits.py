@@ -8,7 +8,7 @@ A part comes from storage that csload does not control, so its shape is checked 
 * columns the job does not list: `max_unknown_columns`. Each one becomes a permanent VARCHAR
   column of the table (300 of them added 300 columns to `views`).
 * characters of one column name: `max_column_name` (the name is not repeated in the message).
-* parts one run lists: `max_run_parts`, checked by csload.download right after the run's
+* parts one run lists: `max_run_parts`, checked by csload.transfer.stage right after the run's
   detail, before anything is downloaded (a run listing 10^6 parts was downloaded whole),
   and again by the loader for runs staged by other means (`Store.apply`).
 
@@ -22,18 +22,9 @@ from __future__ import annotations
 import duckdb
 
 from csload.config import Limits
-from csload.errors import ConfigError, CsloadError, PartParseError, StoreError, part_label
+from csload.errors import CsloadError, PartParseError, StoreError, part_label
 from csload.load.columns import JobLayout
 from csload.load.parts import PartFile, parse_error
-
-
-def check_run_parts(job_id: int, run_id: int, parts: int, limits: Limits) -> None:
-    """ConfigError when a run lists more parts than `limits.max_run_parts`."""
-    if parts > limits.max_run_parts:
-        raise ConfigError(
-            f"{part_label(job_id, run_id, None)}: the run lists {parts} parts, more than the "
-            f"{limits.max_run_parts} csload loads in one run; raise [limits] max_run_parts "
-            "to load it")
 
 
 def check_part_shape(part: PartFile, layout: JobLayout, limits: Limits) -> None:

@@ -35,8 +35,8 @@ from typing import Any
 
 import duckdb
 
+from csload.api.schemas import SCOPES, FieldSpec, load_schema, schemas_dir
 from csload.errors import ConfigError
-from csload.ledger import Ledger
 from csload.load.columns import (
     LINEAGE_COLUMNS,
     VARIABLE_FIELDS,
@@ -45,7 +45,7 @@ from csload.load.columns import (
     quote_ident,
     sql_str,
 )
-from csload.schemas import SCOPES, FieldSpec, load_schema, schemas_dir
+from csload.load.ledger import Ledger
 
 CODES_SCHEMA = "codes"
 CUSTOM_VARS_TABLE = "custom_vars"

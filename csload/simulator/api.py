@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from csload.schemas import SCOPES, load_schema
+from csload.api.schemas import SCOPES, load_schema
 from csload.simulator import responses
 from csload.simulator.auth import token_response
 from csload.simulator.config import Variants

@@ -20,7 +20,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from csload.schemas import load_schema
+from csload.api.schemas import load_schema
 from csload.simulator.config import Variants
 from csload.simulator.data import Row, generate_day
 from csload.simulator.model import (

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from csload.schemas import load_schema
+from csload.api.schemas import load_schema
 from csload.simulator.config import SimConfig
 from csload.simulator.model import (
     CUSTOM_VAR,

@@ -223,7 +223,7 @@ async def _serve_part(sim: Simulator, request: web.Request,
     wanted = request.headers.get("Range")
     if wanted is not None and not sim.config.variants.storage_ignores_ranges:
         # Any other byte range, as S3 serves it: the end of a slow download, fetched by an
-        # idle connection (csload.api.ranges).
+        # idle connection (csload.transfer.ranges).
         span = _byte_range(wanted, len(body))
         if span is None:
             return s3_error(416, "InvalidRange", "The requested range is not satisfiable",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from csload.schemas import SCOPES, load_schema
+from csload.api.schemas import SCOPES, load_schema
 from csload.simulator.model import (
     CUSTOM_VAR,
     DEVICE_LABELS,

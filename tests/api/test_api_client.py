@@ -33,6 +33,7 @@ from csload.errors import (
     DownloadError,
     InsecureUrlError,
 )
+from csload.transfer.host import StorageHost
 
 TOKEN_URL = f"{AUTH_URL}/v1/oauth/token"
 SECOND_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNvbmQifQ.c2Vjb25kLXNpZw"
@@ -592,7 +593,7 @@ async def test_no_signature_when_storage_is_unreachable(
     # aioresponses answers an unregistered URL with ClientConnectionError("... <full URL>").
     url = "https://storage.example.test/p/1.gz?X-Amz-Signature=s1gn4tur3&X-Amz-Expires=900"
     with pytest.raises(DownloadError) as info:
-        await client.download_part(Part(part_id=1, url=url), tmp_path / "x.gz",
+        await StorageHost(client).download_part(Part(part_id=1, url=url), tmp_path / "x.gz",
                                    job_id=1, run_id=2)
     assert_no_secret(str(info.value))
     assert "storage.example.test/p/1.gz" in str(info.value)

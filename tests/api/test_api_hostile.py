@@ -43,12 +43,13 @@ from csload.api.answer import Answer
 from csload.api.auth import Token
 from csload.api.client import ExportClient
 from csload.api.models import Part
-from csload.api.ranges import PartDownload
 from csload.cli import main
 from csload.config import Limits, RetryPolicy, Settings, load_settings, read_lake_options
 from csload.errors import ApiError, ApiUnavailable, InsecureUrlError
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
+from csload.transfer.host import StorageHost
+from csload.transfer.ranges import PartDownload
 
 SECRET = "hostile-test-secret-4d3c2b1a"
 ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJob3N0aWxlIn0.c2lnbmF0dXJlLWhvc3RpbGU"
@@ -331,7 +332,8 @@ async def test_hostile_http_loopback_part_urls_refused_outside_simulator_mode(
             detail = await client.get_run(run.job_id, run.run_id)
             assert detail.parts
             with pytest.raises(InsecureUrlError) as raised:
-                await client.download_part(detail.parts[0], tmp_path / "p1", job_id=run.job_id,
+                await StorageHost(client).download_part(
+                    detail.parts[0], tmp_path / "p1", job_id=run.job_id,
                                            run_id=run.run_id)
     text = str(raised.value)
     assert "must use https" in text and "Signature" not in text, text

@@ -1,4 +1,4 @@
-"""Part downloads: streaming, verification, retries, cleanup (csload.api.storage).
+"""Part downloads: streaming, verification, retries, cleanup (csload.transfer.storage).
 
 The storage host is a tiny aiohttp server on 127.0.0.1 (`storage` fixture), so cut connections
 and short bodies are real.
@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 from api_fakes import FakeSleep, FakeStorage
 
-from csload.api import gzipcheck
 from csload.api.client import ExportClient
-from csload.api.gzipcheck import CorruptStream, GzipVerifier
 from csload.api.models import Part
 from csload.config import Settings
 from csload.errors import (
@@ -27,6 +25,9 @@ from csload.errors import (
     PartFilesGone,
     PartUrlExpired,
 )
+from csload.transfer import gzipcheck
+from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
+from csload.transfer.host import StorageHost
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ async def test_download_streams_to_dest(
     data = gz(ROWS)
     url = storage.serve("/p/1.gz", storage.body(data))
     dest = tmp_path / "run" / "part-1.jsonl.gz"
-    result = await client.download_part(part(url), dest, job_id=1, run_id=2)
+    result = await StorageHost(client).download_part(part(url), dest, job_id=1, run_id=2)
     assert result.bytes_written == len(data)
     assert result.gzip is True
     assert result.path == dest
@@ -158,7 +159,8 @@ async def test_download_of_an_uncompressed_part(
     client: ExportClient, storage: FakeStorage, tmp_path: Path
 ) -> None:
     url = storage.serve("/p/plain.csv", storage.body(b"a,b\n1,2\n"))
-    result = await client.download_part(part(url), tmp_path / "x.csv", job_id=1, run_id=2)
+    result = await StorageHost(client).download_part(
+        part(url), tmp_path / "x.csv", job_id=1, run_id=2)
     assert (result.gzip, result.bytes_written) == (False, 8)
 
 
@@ -167,7 +169,8 @@ async def test_gzip_content_encoding_is_not_undone(
 ) -> None:
     data = gz(ROWS)
     url = storage.serve("/p/enc", storage.body(data, headers={"Content-Encoding": "gzip"}))
-    result = await client.download_part(part(url), tmp_path / "x.gz", job_id=1, run_id=2)
+    result = await StorageHost(client).download_part(
+        part(url), tmp_path / "x.gz", job_id=1, run_id=2)
     assert result.gzip is True
     assert (tmp_path / "x.gz").read_bytes() == data
 
@@ -176,7 +179,7 @@ async def test_no_authorization_or_cookie_reaches_storage(
     client: ExportClient, storage: FakeStorage, tmp_path: Path
 ) -> None:
     url = storage.serve("/p/h", storage.body(gz(b"x")))
-    await client.download_part(part(url), tmp_path / "h.gz", job_id=1, run_id=2)
+    await StorageHost(client).download_part(part(url), tmp_path / "h.gz", job_id=1, run_id=2)
     (_, headers), = storage.requests
     assert "Authorization" not in headers
     assert "Cookie" not in headers
@@ -188,7 +191,7 @@ async def test_403_is_an_expired_url_not_retried(
     url = storage.serve("/p/old", storage.status(403, text="<Code>AccessDenied</Code>"))
     dest = tmp_path / "old.gz"
     with pytest.raises(PartUrlExpired) as info:
-        await client.download_part(part(url, 7), dest, job_id=11, run_id=22)
+        await StorageHost(client).download_part(part(url, 7), dest, job_id=11, run_id=22)
     message = str(info.value)
     assert "job 11, run 22, part 7" in message
     assert "fetch the run again" in message
@@ -205,7 +208,7 @@ async def test_404_means_the_files_are_gone(
 ) -> None:
     url = storage.serve("/p/gone", storage.status(code))
     with pytest.raises(PartFilesGone, match=r"gone.*7 days") as info:
-        await client.download_part(part(url), tmp_path / "g.gz", job_id=1, run_id=2)
+        await StorageHost(client).download_part(part(url), tmp_path / "g.gz", job_id=1, run_id=2)
     assert not isinstance(info.value, PartUrlExpired)
     assert storage.hits("/p/gone") == 1
 
@@ -220,7 +223,8 @@ async def test_slowdown_is_retried_honouring_retry_after(
         storage.status(500),
         storage.body(data),
     )
-    result = await client.download_part(part(url), tmp_path / "s.gz", job_id=1, run_id=2)
+    result = await StorageHost(client).download_part(
+        part(url), tmp_path / "s.gz", job_id=1, run_id=2)
     assert result.bytes_written == len(data)
     assert sleeper.delays[0] == 3.0
     assert 0.0 <= sleeper.delays[1] <= 1.0  # second attempt: full jitter up to 2 * 0.5 s
@@ -234,7 +238,7 @@ async def test_a_cut_connection_is_retried_then_succeeds(
     url = storage.serve("/p/cut", storage.cut(data[:1000], announced=len(data)),
                         storage.body(data))
     dest = tmp_path / "c.gz"
-    result = await client.download_part(part(url), dest, job_id=1, run_id=2)
+    result = await StorageHost(client).download_part(part(url), dest, job_id=1, run_id=2)
     assert result.bytes_written == len(data)
     assert dest.read_bytes() == data
     assert len(sleeper.delays) == 1
@@ -248,7 +252,7 @@ async def test_a_short_body_every_time_is_an_incomplete_download(
     url = storage.serve("/p/short", storage.cut(data[:1000], announced=len(data)))
     dest = tmp_path / "short.gz"
     with pytest.raises(IncompleteDownload, match="job 1, run 2, part 3") as info:
-        await client.download_part(part(url), dest, job_id=1, run_id=2)
+        await StorageHost(client).download_part(part(url), dest, job_id=1, run_id=2)
     assert "s1gn4tur3" not in str(info.value)
     assert storage.hits("/p/short") == 4  # max_attempts
     assert len(sleeper.delays) == 3
@@ -261,7 +265,7 @@ async def test_truncated_gzip_with_matching_length_is_an_incomplete_download(
     data = gz(ROWS)
     url = storage.serve("/p/trunc", storage.body(data[: len(data) // 2]))
     with pytest.raises(IncompleteDownload, match="ends early"):
-        await client.download_part(part(url), tmp_path / "t.gz", job_id=1, run_id=2)
+        await StorageHost(client).download_part(part(url), tmp_path / "t.gz", job_id=1, run_id=2)
     assert leftovers(tmp_path) == []
 
 
@@ -273,12 +277,12 @@ async def test_without_gzip_verification_only_the_length_is_checked(
     half = data[: len(data) // 2]
     url = storage.serve("/p/trunc-unverified", storage.body(half))
     dest = tmp_path / "t.gz"
-    result = await client.download_part(part(url), dest, job_id=1, run_id=2,
+    result = await StorageHost(client).download_part(part(url), dest, job_id=1, run_id=2,
                                         verify_gzip=False)
     assert result.gzip and dest.read_bytes() == half
     short = storage.serve("/p/cut-unverified", FakeStorage.cut(half, announced=len(data)))
     with pytest.raises(IncompleteDownload, match="connection broke"):
-        await client.download_part(part(short), tmp_path / "s.gz", job_id=1, run_id=2,
+        await StorageHost(client).download_part(part(short), tmp_path / "s.gz", job_id=1, run_id=2,
                                    verify_gzip=False, attempts=2)
     assert storage.hits("/p/cut-unverified") == 2  # `attempts` replaces max_attempts
     assert leftovers(tmp_path) == ["t.gz"]
@@ -304,7 +308,7 @@ async def test_an_existing_dest_survives_a_failed_download(
     dest.write_bytes(b"previous")
     url = storage.serve("/p/bad", storage.body(gz(ROWS)[:100]))
     with pytest.raises(IncompleteDownload):
-        await client.download_part(part(url), dest, job_id=1, run_id=2)
+        await StorageHost(client).download_part(part(url), dest, job_id=1, run_id=2)
     assert dest.read_bytes() == b"previous"
     assert leftovers(tmp_path) == ["keep.gz"]
 
@@ -318,7 +322,8 @@ async def test_connection_refused_is_retried_then_reported_without_the_signature
         port = closed.getsockname()[1]
         url = f"http://127.0.0.1:{port}/p/1.gz?X-Amz-Signature=s1gn4tur3deadbeef"
         with pytest.raises(DownloadError) as info:
-            await client.download_part(part(url), tmp_path / "r.gz", job_id=1, run_id=2)
+            await StorageHost(client).download_part(
+                part(url), tmp_path / "r.gz", job_id=1, run_id=2)
     assert "cannot connect" in str(info.value)
     assert "s1gn4tur3" not in str(info.value)
     assert "s1gn4tur3" not in repr(info.value)
@@ -331,5 +336,5 @@ async def test_plain_http_to_a_remote_host_is_refused(
 ) -> None:
     url = "http://storage.example.test/p/1.gz?X-Amz-Signature=s1gn4tur3deadbeef"
     with pytest.raises(InsecureUrlError) as info:
-        await client.download_part(part(url), tmp_path / "i.gz", job_id=1, run_id=2)
+        await StorageHost(client).download_part(part(url), tmp_path / "i.gz", job_id=1, run_id=2)
     assert "s1gn4tur3" not in str(info.value)

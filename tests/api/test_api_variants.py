@@ -30,10 +30,11 @@ from csload.api.retry import RequestKind, Verdict, classify, is_over_limit
 from csload.cli import main
 from csload.config import Limits, RetryPolicy, Settings
 from csload.errors import ApiError, ConfigError
-from csload.pipeline import sync_async
+from csload.pipeline.sync import sync_async
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.config import Variants
 from csload.simulator.variables import dynamic_var_keys
+from csload.transfer.host import StorageHost
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD",
@@ -400,9 +401,10 @@ async def test_https_goes_through_a_connect_tunnel(
         async with session, ExportClient(settings, session=session, sleep=sleeper) as c:
             detail = await c.get_run(run.job_id, run.run_id)
             assert detail.parts
-            result = await c.download_part(detail.parts[0], tmp_path / "p1", job_id=run.job_id,
+            result = await StorageHost(c).download_part(
+                detail.parts[0], tmp_path / "p1", job_id=run.job_id,
                                            run_id=run.run_id)
-            assert await c.part_size(detail.parts[0]) == result.bytes_written
+            assert (await StorageHost(c).probe_part(detail.parts[0])).size == result.bytes_written
             assert c.observed.proxy == proxy.url
     assert simulator.stats.storage_requests == 2 and simulator.stats.api_requests == 2
     assert proxy.forwarded == []

@@ -32,6 +32,7 @@ from csload.errors import (
     PartUrlExpired,
 )
 from csload.simulator import Simulator
+from csload.transfer.host import StorageHost
 
 CAP = 4
 
@@ -326,7 +327,7 @@ async def test_downloaded_parts_hold_exactly_the_runs_rows(
     bodies = []
     for part in run.parts:
         dest = tmp_path / f"part-{part.part_id}"
-        result = await sim_client.download_part(part, dest, job_id=run.job_id,
+        result = await StorageHost(sim_client).download_part(part, dest, job_id=run.job_id,
                                                 run_id=run.run_id)
         assert result.gzip is True
         assert result.bytes_written == dest.stat().st_size
@@ -347,7 +348,7 @@ async def test_uncompressed_parts_are_accepted(
     bodies = []
     for part in run.parts:
         dest = tmp_path / f"p{part.part_id}.csv"
-        result = await sim_client.download_part(part, dest, job_id=run.job_id,
+        result = await StorageHost(sim_client).download_part(part, dest, job_id=run.job_id,
                                                 run_id=run.run_id)
         assert result.gzip is False
         bodies.append(dest.read_bytes())
@@ -365,7 +366,7 @@ async def test_storage_faults_are_retried_honouring_retry_after(
     simulator.faults.storage_cut_next = 1
     simulator.faults.storage_truncate_next = 1
     dest = tmp_path / "p1.gz"
-    result = await sim_client.download_part(run.parts[0], dest, job_id=run.job_id,
+    result = await StorageHost(sim_client).download_part(run.parts[0], dest, job_id=run.job_id,
                                             run_id=run.run_id)
     assert result.bytes_written == dest.stat().st_size
     assert gzip.decompress(dest.read_bytes())
@@ -385,7 +386,7 @@ async def test_cut_or_truncated_part_is_an_incomplete_download(
     setattr(simulator.faults, fault, 100)
     dest = tmp_path / "p.gz"
     with pytest.raises(IncompleteDownload) as info:
-        await sim_client.download_part(run.parts[0], dest, job_id=run.job_id,
+        await StorageHost(sim_client).download_part(run.parts[0], dest, job_id=run.job_id,
                                        run_id=run.run_id)
     assert f"job {run.job_id}, run {run.run_id}, part 1" in str(info.value)
     assert "Signature" not in str(info.value)
@@ -400,7 +401,8 @@ async def test_expired_url_is_reported_and_a_fresh_run_detail_fixes_it(
     assert run.parts
     simulator.advance(simulator.config.url_lifetime + 1)
     with pytest.raises(PartUrlExpired) as info:
-        await sim_client.download_part(run.parts[0], tmp_path / "p.gz", job_id=run.job_id,
+        await StorageHost(sim_client).download_part(
+            run.parts[0], tmp_path / "p.gz", job_id=run.job_id,
                                        run_id=run.run_id)
     message = str(info.value)
     assert f"job {run.job_id}, run {run.run_id}, part 1" in message
@@ -411,7 +413,8 @@ async def test_expired_url_is_reported_and_a_fresh_run_detail_fixes_it(
 
     fresh = await sim_client.get_run(run.job_id, run.run_id)
     assert fresh.parts
-    await sim_client.download_part(fresh.parts[0], tmp_path / "p.gz", job_id=run.job_id,
+    await StorageHost(sim_client).download_part(
+        fresh.parts[0], tmp_path / "p.gz", job_id=run.job_id,
                                    run_id=run.run_id)
 
 
@@ -424,7 +427,8 @@ async def test_files_past_retention_are_reported_gone(
     assert run.parts
     simulator.advance(8 * 86_400)
     with pytest.raises(PartFilesGone, match="gone") as info:
-        await sim_client.download_part(run.parts[0], tmp_path / "p.gz", job_id=run.job_id,
+        await StorageHost(sim_client).download_part(
+            run.parts[0], tmp_path / "p.gz", job_id=run.job_id,
                                        run_id=run.run_id)
     assert not isinstance(info.value, PartUrlExpired)
 
@@ -442,12 +446,14 @@ async def test_no_secret_in_any_error_log_or_repr(
     texts: list[str] = [repr(sim_client), repr(run), repr(run.parts)]
     simulator.faults.storage_cut_next = 100
     with pytest.raises(IncompleteDownload) as cut:
-        await sim_client.download_part(run.parts[0], tmp_path / "a.gz", job_id=run.job_id,
+        await StorageHost(sim_client).download_part(
+            run.parts[0], tmp_path / "a.gz", job_id=run.job_id,
                                        run_id=run.run_id)
     simulator.faults.reset()
     simulator.advance(simulator.config.url_lifetime + 1)
     with pytest.raises(PartUrlExpired) as expired:
-        await sim_client.download_part(run.parts[0], tmp_path / "b.gz", job_id=run.job_id,
+        await StorageHost(sim_client).download_part(
+            run.parts[0], tmp_path / "b.gz", job_id=run.job_id,
                                        run_id=run.run_id)
     simulator.faults.api_fail_next = 100
     with pytest.raises(ApiUnavailable) as unavailable:

@@ -213,7 +213,7 @@ def test_hostile_job_list_with_an_id_out_of_range_fails_the_listing(
         edit: Callable[[int], Edit], problem: str, simulator: Tampered,
         sync: Callable[[], Result], tmp_path: Path) -> None:
     """Refused whole, not skipped: every job of the project is placed into its table
-    (csload.placement), so leaving one out could move the others' rows to other tables."""
+    (csload.load.placement), so leaving one out could move the others' rows to other tables."""
     job = simulator.job_named("Daily pageviews")
     simulator.edits[simulator.api_path("/exports")] = edit(job.job_id)
 

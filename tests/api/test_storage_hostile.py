@@ -36,13 +36,14 @@ from api_fakes import FakeSleep, FakeStorage
 from click.testing import CliRunner, Result
 
 from csload.api.client import ExportClient
-from csload.api.download_guard import PartTooLarge, StorageTooSlow
 from csload.api.models import Part
-from csload.api.ranges import PartDownload, Piece, Splitter
 from csload.cli import main
 from csload.config import Limits, RetryPolicy, Settings, load_settings
 from csload.errors import ConfigError
 from csload.simulator import ServerHandle, Simulator
+from csload.transfer.guard import PartTooLarge, StorageTooSlow
+from csload.transfer.host import StorageHost
+from csload.transfer.ranges import PartDownload, Piece, Splitter
 
 # syncref (tests/sync) holds the simulator's expected tables, to show the other runs exact.
 sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
@@ -196,7 +197,8 @@ async def test_hostile_unannounced_part_is_cut_at_the_cap(
     with anyio.fail_after(60):
         async with ExportClient(settings, sleep=sleeper) as client:
             with pytest.raises(PartTooLarge) as raised:
-                await client.download_part(Part(part_id=1, url=url), dest, job_id=7, run_id=8,
+                await StorageHost(client).download_part(
+                    Part(part_id=1, url=url), dest, job_id=7, run_id=8,
                                            verify_gzip=False)
     assert str(raised.value) == (
         f"job 7, run 8, part 1: storage sent more than {cap:,} bytes, more than the {cap:,} "
@@ -262,7 +264,8 @@ async def test_hostile_trickling_storage_is_cut_at_the_minimum_rate(
         with anyio.fail_after(60):
             async with ExportClient(settings, sleep=sleeper) as client:
                 with pytest.raises(StorageTooSlow) as raised:
-                    await client.download_part(Part(part_id=1, url=url), dest, job_id=7,
+                    await StorageHost(client).download_part(
+                        Part(part_id=1, url=url), dest, job_id=7,
                                                run_id=8)
             while "open" in connections:   # the host notices at its next byte
                 await asyncio.sleep(0.05)
@@ -296,7 +299,7 @@ async def test_a_slow_but_steady_host_is_not_cut(storage: FakeStorage, sleeper: 
     settings = settings_for(storage, min_download_rate=4 * KiB, min_rate_window=WINDOW)
     dest = tmp_path / "part-00001.csv.gz"
     async with ExportClient(settings, sleep=sleeper) as client:
-        result = await client.download_part(Part(part_id=1, url=url), dest, job_id=7,
+        result = await StorageHost(client).download_part(Part(part_id=1, url=url), dest, job_id=7,
                                             run_id=8, verify_gzip=False)
     assert result.bytes_written == len(body) and dest.read_bytes() == body
     assert sleeper.delays == []
@@ -388,7 +391,7 @@ def test_hostile_trickling_part_fails_its_run_alone(
 async def test_hostile_trickling_range_request_is_cut(
     storage: FakeStorage, sleeper: FakeSleep, tmp_path: Path
 ) -> None:
-    """The end of a part, fetched by an idle connection (csload.api.ranges), trickles: the
+    """The end of a part, fetched by an idle connection (csload.transfer.ranges), trickles: the
     piece fails the part's attempt, which download_part retries whole. (Its bytes never pass
     the cap: a piece ends within the announced length the part's own GET checked.)"""
     size = 1024 * KiB
@@ -418,7 +421,7 @@ async def test_hostile_trickling_range_request_is_cut(
     with anyio.fail_after(60):
         async with ExportClient(settings, sleep=sleeper) as client:
             with pytest.raises(Exception, match="min_download_rate") as raised:
-                await client.fetch_piece(piece, Splitter())
+                await StorageHost(client).fetch_piece(piece, Splitter())
     assert str(raised.value).startswith("job 7, run 8, part 1: storage sent "), raised.value
     assert pieces_asked == [f"{size // 2}-{size - 1}"]
 

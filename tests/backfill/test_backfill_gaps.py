@@ -10,10 +10,10 @@ from bfclock import SIM_START, SimDriver
 from bfref import backfill_jobs, days, query
 
 from csload import backfill_async, read_status, sync_async
-from csload.backfill_engine import BackfillStatus, Window
-from csload.backfill_ledger import BackfillLedger
+from csload.backfills.engine import BackfillStatus, Window
 from csload.config import Settings
-from csload.load import connect
+from csload.load.backfill_ledger import BackfillLedger
+from csload.load.duckdb import connect
 from csload.simulator import SimConfig, Simulator
 
 # 10 days of daily runs, 15-24 November; at 2026-11-25 12:00 the files of the runs of 15-17
@@ -131,7 +131,7 @@ def test_coverage_counts_backfill_copies_by_their_name_fields_and_table() -> Non
     import duckdb
 
     from csload.api.models import Job, JobField, Run
-    from csload.ledger import Ledger, run_row
+    from csload.load.ledger import Ledger, run_row
 
     fields = (JobField("session_id"), JobField("view_number"), JobField("url", "page_url"))
     now = datetime(2026, 11, 25, tzinfo=UTC)

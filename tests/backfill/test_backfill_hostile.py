@@ -24,11 +24,11 @@ from bfclock import SimDriver
 from bfref import FIELDS, assert_same_rows, backfill_jobs, days, query, table_rows, truth_rows
 
 from csload import BackfillReport, backfill_async
-from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
-from csload.backfill_ledger import BackfillLedger
+from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
 from csload.config import Settings
 from csload.errors import ConfigError
-from csload.load import connect
+from csload.load.backfill_ledger import BackfillLedger
+from csload.load.duckdb import connect
 from csload.simulator import Simulator
 
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days: 3 windows

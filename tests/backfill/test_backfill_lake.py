@@ -31,12 +31,12 @@ from lakeutil import Lake
 from s3server import S3Server
 
 from csload import BackfillReport, backfill_async, read_target_status, sync_async
-from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
-from csload.backfill_ledger import BackfillLedger
+from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
 from csload.cli import main
 from csload.config import Settings
 from csload.errors import ConfigError
 from csload.lake import ParquetStore
+from csload.load.backfill_ledger import BackfillLedger
 from csload.simulator import SimConfig, Simulator
 
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days: 3 windows

@@ -8,10 +8,10 @@ from pathlib import Path
 from bfref import days
 
 import csload
-from csload.backfill_plan import Template, Window, available_days, job_name, split_days
-from csload.backfill_report import BackfillStatus
+from csload.api.jobspec import parse_field
+from csload.backfills.plan import Template, Window, available_days, job_name, split_days
+from csload.backfills.report import BackfillStatus
 from csload.config import Settings
-from csload.jobspec import parse_field
 from csload.simulator import ServerHandle, Simulator
 
 TEMPLATE = Template(scope="views", format="JSONL",

@@ -22,13 +22,13 @@ from bfref import (
 )
 
 from csload import BackfillReport, backfill_async
-from csload.backfill_engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
-from csload.backfill_ledger import BackfillLedger
+from csload.api.jobspec import InvalidJobSpec, Rule
+from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
 from csload.config import Settings
 from csload.errors import ConfigError
-from csload.jobspec import InvalidJobSpec, Rule
-from csload.load import connect
-from csload.pipeline import sync_async
+from csload.load.backfill_ledger import BackfillLedger
+from csload.load.duckdb import connect
+from csload.pipeline.sync import sync_async
 from csload.simulator import Simulator
 from csload.simulator.outcomes import fail_once_job
 
@@ -275,7 +275,7 @@ async def test_a_broken_rule_creates_nothing_not_even_the_database(
 
 async def test_a_backfill_of_other_fields_into_a_table_of_other_columns_is_refused(
         settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
-    # The daily views job loaded first: table views holds its columns (csload.placement).
+    # The daily views job loaded first: table views holds its columns (csload.load.placement).
     await sync_async(settings, db=db_path, jobs=[simulator.job_named("Daily pageviews").job_id])
     views_before = query(db_path, "SELECT * FROM views ORDER BY ALL")
     creates = simulator.stats.requests["create_job"]

@@ -15,10 +15,7 @@ from typing import Any
 import pytest
 
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec
-from csload.config import Settings
-from csload.errors import ApiRequestError
-from csload.jobspec import (
+from csload.api.jobspec import (
     InvalidJobSpec,
     Rule,
     create_job_checked,
@@ -27,6 +24,9 @@ from csload.jobspec import (
     parse_fields,
     validate_spec,
 )
+from csload.api.models import JobField, JobSpec
+from csload.config import Settings
+from csload.errors import ApiRequestError
 from csload.simulator import Simulator
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # the simulator's frozen clock

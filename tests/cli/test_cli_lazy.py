@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from csload.cli import COMMANDS, main
 
 # Modules a sync never uses: the backfill engine, the other commands, the status reader.
-NOT_FOR_SYNC = ("csload.backfill_engine", "csload.backfill_ledger", "csload.jobspec",
-                "csload.status", "csload.cli.status", "csload.cli.manage", "csload.cli.read",
+NOT_FOR_SYNC = ("csload.backfills.engine", "csload.load.backfill_ledger", "csload.api.jobspec",
+                "csload.load.status", "csload.cli.status", "csload.cli.manage", "csload.cli.read",
                 "csload.cli.demo", "csload.cli.simulate", "csload.simulator", "rich.progress",
                 "rich.table")
 
@@ -28,30 +28,30 @@ def imported_after(code: str) -> set[str]:
 
 def test_importing_the_package_and_the_cli_imports_no_engine() -> None:
     loaded = imported_after("import csload, csload.cli")
-    assert not {"csload.pipeline", "duckdb", "aiohttp", *NOT_FOR_SYNC} & loaded
+    assert not {"csload.pipeline.sync", "duckdb", "aiohttp", *NOT_FOR_SYNC} & loaded
 
 
 def test_the_sync_command_imports_nothing_only_other_commands_use() -> None:
     loaded = imported_after("import csload.cli.sync")
-    assert "csload.pipeline" in loaded
+    assert "csload.pipeline.sync" in loaded
     assert not set(NOT_FOR_SYNC) & loaded
 
 
 def test_the_http_client_is_imported_while_the_store_opens(tmp_path: Path) -> None:
     # Importing aiohttp (~0.13 s, holding the GIL) overlaps with DuckDB opening the database
     # (which mostly releases it): the pipeline module itself does not import the client.
-    loaded = imported_after("import csload.cli.sync, csload.pipeline")
+    loaded = imported_after("import csload.cli.sync, csload.pipeline.sync")
     assert "duckdb" in loaded
-    assert not {"aiohttp", "csload.api.client", "csload.download"} & loaded
+    assert not {"aiohttp", "csload.api.client", "csload.transfer.stage"} & loaded
     script = ("import sys\n"
               "from pathlib import Path\n"
-              "from csload.pipeline import _open_importing_client\n"
+              "from csload.pipeline.sync import _open_importing_client\n"
               "from csload.target import Target\n"
               "from csload.config import Limits\n"
               f"store = _open_importing_client(Target.of(db=Path({str(tmp_path / 'a.duckdb')!r}), "
               "parquet=None), Limits())\n"
               "print(type(store).__name__, 'aiohttp' in sys.modules, "
-              "'csload.download' in sys.modules)\n"
+              "'csload.transfer.stage' in sys.modules)\n"
               "store.close()\n")
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
                          text=True).stdout
@@ -60,10 +60,10 @@ def test_the_http_client_is_imported_while_the_store_opens(tmp_path: Path) -> No
 
 def test_the_status_command_and_connect_import_no_api_client() -> None:
     # They only read the database: the HTTP client (aiohttp, ~0.12 s) is not theirs to load.
-    loaded = imported_after("import csload, csload.cli.status, csload.status\n"
+    loaded = imported_after("import csload, csload.cli.status, csload.load.status\n"
                             "csload.connect")
-    assert "csload.status" in loaded and "duckdb" in loaded
-    assert not {"aiohttp", "csload.api.client", "csload.pipeline"} & loaded
+    assert "csload.load.status" in loaded and "duckdb" in loaded
+    assert not {"aiohttp", "csload.api.client", "csload.pipeline.sync"} & loaded
 
 
 def test_every_lazy_command_resolves_to_its_name() -> None:

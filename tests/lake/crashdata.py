@@ -9,7 +9,7 @@ from pathlib import Path
 from crash_data import rows, the_job
 from partgen import Writer, run
 
-from csload.load import StagedPart, StagedRun
+from csload.transfer.staged import StagedPart, StagedRun
 
 D1 = date(2026, 11, 20)
 NEXT = 3000   # rows of the new day

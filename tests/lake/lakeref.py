@@ -22,8 +22,9 @@ from typing import Any
 
 from csload.api.client import ExportClient
 from csload.config import Settings
-from csload.load import StagedPart, StagedRun
 from csload.simulator import RunRecord, Simulator
+from csload.transfer.host import StorageHost
+from csload.transfer.staged import StagedPart, StagedRun
 
 KEYS = {"sessions": ("session_id",), "views": ("session_id", "view_number")}
 DATE_FIELD = {"sessions": "session_date", "views": "view_time"}
@@ -122,7 +123,7 @@ async def stage_runs(settings: Settings, folder: Path, run_ids: Iterable[int] | 
                 parts = []
                 for part in detail.parts or ():
                     dest = folder / f"{run.run_id}-{part.part_id}.part"
-                    await client.download_part(part, dest, job_id=job.job_id,
+                    await StorageHost(client).download_part(part, dest, job_id=job.job_id,
                                                run_id=run.run_id)
                     parts.append(StagedPart(part.part_id, dest, dest.stat().st_size))
                 staged.append(StagedRun(job, detail, tuple(parts)))

@@ -23,7 +23,7 @@ from s3server import BUCKET, S3Server
 from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake.fs import LakeFS
 from csload.load.columns import sql_str
-from csload.status import StoreStatus
+from csload.load.status import StoreStatus
 
 
 @dataclass

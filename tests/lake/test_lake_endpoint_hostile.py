@@ -28,7 +28,7 @@ from csload.cli import main
 from csload.config import Settings
 from csload.errors import InsecureUrlError
 from csload.lake.fs import ENDPOINT_VARIABLES, LakeFS
-from csload.report import RunStatus
+from csload.pipeline.report import RunStatus
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 

@@ -24,7 +24,7 @@ from csload.errors import ConfigError, PartParseError, StoreError
 from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake import store as lake_store
 from csload.lake.manifest import read_current
-from csload.load import StagedPart, StagedRun
+from csload.transfer.staged import StagedPart, StagedRun
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)

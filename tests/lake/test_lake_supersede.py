@@ -17,7 +17,8 @@ from partgen import Writer, job, run
 from test_load_supersede import reference, scenario
 
 from csload.lake import ParquetStore
-from csload.load import DuckDBStore, StagedRun
+from csload.load.duckdb import DuckDBStore
+from csload.transfer.staged import StagedRun
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)

@@ -18,8 +18,9 @@ import pytest
 from lakeutil import Lake
 from partgen import Writer, job, run
 
-from csload.load import DuckDBStore, StagedRun
-from csload.schemas import ScopeSchema, load_schema
+from csload.api.schemas import ScopeSchema, load_schema
+from csload.load.duckdb import DuckDBStore
+from csload.transfer.staged import StagedRun
 
 D1 = date(2026, 11, 20)
 D2 = date(2026, 11, 21)

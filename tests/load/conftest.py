@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from partgen import Writer
 
-from csload.load import DuckDBStore
+from csload.load.duckdb import DuckDBStore
 
 
 @pytest.fixture

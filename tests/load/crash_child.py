@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from crash_data import batch
 
-from csload.load import DuckDBStore
+from csload.load.duckdb import DuckDBStore
 
 MOMENT = sys.argv[3]
 

@@ -9,7 +9,7 @@ from typing import Any
 from partgen import Writer, job, run
 
 from csload.api.models import Job
-from csload.load import StagedPart, StagedRun
+from csload.transfer.staged import StagedPart, StagedRun
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time", "url", "errors.message"]

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from csload.api.models import Job, JobField, Run
-from csload.load import StagedPart, StagedRun
-from csload.schemas import load_schema
+from csload.api.schemas import load_schema
+from csload.transfer.staged import StagedPart, StagedRun
 
 NULL = "\\N"
 

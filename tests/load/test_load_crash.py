@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from crash_data import BIG, batch, first
 
-from csload.load import DuckDBStore
+from csload.load.duckdb import DuckDBStore
 
 CHILD = Path(__file__).parent / "crash_child.py"
 

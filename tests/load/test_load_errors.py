@@ -11,7 +11,8 @@ import pytest
 from partgen import Writer, job, run
 
 from csload.errors import DamagedDownload, PartParseError
-from csload.load import DuckDBStore, StagedPart, StagedRun
+from csload.load.duckdb import DuckDBStore
+from csload.transfer.staged import StagedPart, StagedRun
 
 DAY = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time", "url", "errors.message",

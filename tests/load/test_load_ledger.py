@@ -11,7 +11,7 @@ import pytest
 from partgen import Writer, job, run
 
 from csload.errors import StoreError, StoreLockedError
-from csload.load import DuckDBStore, connect
+from csload.load.duckdb import DuckDBStore, connect
 from csload.load.supersede import Drop, RunWindow, window_drops
 
 D1 = date(2026, 11, 20)

@@ -11,8 +11,9 @@ import duckdb
 import pytest
 from partgen import Writer, job, run
 
-from csload.load import DuckDBStore, StagedPart, StagedRun
 from csload.load import duckdb as loader
+from csload.load.duckdb import DuckDBStore
+from csload.transfer.staged import StagedPart, StagedRun
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time"]

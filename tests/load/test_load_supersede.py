@@ -16,7 +16,8 @@ import pytest
 from partgen import Writer, job, run
 
 from csload.api.models import Job, Run
-from csload.load import DuckDBStore, StagedRun
+from csload.load.duckdb import DuckDBStore
+from csload.transfer.staged import StagedRun
 
 D1 = date(2026, 11, 20)
 VIEW_FIELDS = ["session_id", "view_number", "view_time", "url"]

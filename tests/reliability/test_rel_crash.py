@@ -35,13 +35,13 @@ from relkit import Secrets, compare, exception_texts, is_slow, world
 from syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
 
 import csload
-from csload.api import storage
 from csload.cli import main
 from csload.config import Settings
 from csload.errors import StoreError
 from csload.load.duckdb import DuckDBStore
-from csload.pipeline import staging_dir
+from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
+from csload.transfer import storage
 
 CHILD = Path(__file__).parent.parent / "sync" / "sync_child.py"
 SEED = 20261126

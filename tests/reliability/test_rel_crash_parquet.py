@@ -55,7 +55,6 @@ from test_rel_crash import (
 )
 
 import csload
-from csload.api import storage
 from csload.cli import main
 from csload.config import Settings
 from csload.errors import StoreError
@@ -63,6 +62,7 @@ from csload.lake import store
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import MANIFEST_DIR, STAGING_DIR, Manifest, manifest_name
 from csload.simulator import ServerHandle, Simulator
+from csload.transfer import storage
 
 __all__ = ["small_disk"]   # the fixture, imported from test_rel_crash
 

@@ -31,11 +31,11 @@ from syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
 import csload
 from csload.cli import main
 from csload.config import Settings
-from csload.download import URL_REFRESHES
 from csload.errors import ApiUnavailable
-from csload.pipeline import staging_dir
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
+from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
+from csload.transfer.stage import URL_REFRESHES
 
 KNOBS = ("api-429", "api-5xx", "storage-503", "storage-cut", "storage-truncate", "url-expiry",
          "token-expiry", "latency")

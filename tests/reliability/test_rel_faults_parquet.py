@@ -44,7 +44,7 @@ import csload
 from csload.cli import main
 from csload.config import Settings
 from csload.errors import ApiUnavailable
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 
 TARGET = "parquet"

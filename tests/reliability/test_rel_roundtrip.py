@@ -33,11 +33,12 @@ from hypothesis import strategies as st
 from syncref import ALL_HARD, column_name, hard_cases, row_diff
 
 from csload.api.models import Job, JobField, Run
-from csload.load import DuckDBStore, StagedPart, StagedRun
+from csload.load.duckdb import DuckDBStore
 from csload.simulator.config import DIALECTS, Variants, dialect_variants
 from csload.simulator.formats import csv_lines, jsonl_lines
 from csload.simulator.model import SimField
 from csload.simulator.rows import Column
+from csload.transfer.staged import StagedPart, StagedRun
 
 SPECIAL_TEXT = ["", "\\N", "NULL", "null", '"', '""', "'", "\\", "\\'", ",", "\n", "\r\n", "\r",
                 "\t", " lead", "trail ", "[", "]", "['a']", "a,b", '"quoted"', "\x00",

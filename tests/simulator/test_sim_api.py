@@ -10,7 +10,7 @@ import pytest
 from simhttp import Api
 
 from csload.api.models import CustomVar, DynamicVarKey, Field, Job, Run
-from csload.schemas import load_schema
+from csload.api.schemas import load_schema
 from csload.simulator import SimConfig, Simulator
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

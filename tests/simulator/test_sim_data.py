@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from csload.schemas import load_schema
+from csload.api.schemas import load_schema
 from csload.simulator import SimConfig, Simulator
 
 DAY = date(2026, 11, 24)

@@ -36,11 +36,12 @@ import threading
 from collections import Counter
 from typing import Any
 
-from csload import download, pipeline
-from csload.api import storage
 from csload.cli import main
-from csload.ledger import Ledger
 from csload.load.duckdb import DuckDBStore
+from csload.load.ledger import Ledger
+from csload.pipeline import sync as pipeline
+from csload.transfer import stage as download
+from csload.transfer import storage
 
 POINT, _, COUNT = os.environ.get("CSLOAD_TEST_STOP", "").partition(":")
 TARGET = int(COUNT or "1")

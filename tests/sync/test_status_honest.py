@@ -25,13 +25,14 @@ from click.testing import Result
 from syncref import LEGACY_JOB, SESSIONS_JOB, SIM_START, VIEWS_JOB, run_of
 
 import csload
-from csload.backfill_ledger import BackfillLedger
 from csload.config import Settings
-from csload.load import connect
-from csload.report import RunStatus
+from csload.load.backfill_ledger import BackfillLedger
+from csload.load.duckdb import connect
+from csload.load.status import StoreStatus, days_text, window_label
+from csload.pipeline.report import RunStatus
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.outcomes import fail_run
-from csload.status import StoreStatus, days_text, read_target_status, window_label
+from csload.target import read_target_status
 
 NOV_25 = date(2026, 11, 25)
 # In the module's world of 9 days, the daily runs of these days had expired at SIM_START.
@@ -162,7 +163,7 @@ def test_the_ledger_records_runs_failed_at_the_source_once(tmp_path: Path) -> No
     """Ledger.record_source_failed, on a real DuckDB file: new runs only, never over a run
     the ledger holds, and their days are gaps (coverage_gaps) until a loaded run covers them."""
     from csload.api.models import Job, JobField, Run
-    from csload.ledger import Ledger, run_row
+    from csload.load.ledger import Ledger, run_row
 
     def day(n: int) -> datetime:
         return datetime(2026, 11, n, tzinfo=UTC)

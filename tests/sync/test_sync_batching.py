@@ -1,4 +1,4 @@
-"""The writer's batches (csload.batching.batches): runs arriving in quick succession load
+"""The writer's batches (csload.pipeline.batching.batches): runs arriving in quick succession load
 together; a run that arrives later than the linger waits for the next batch; none is lost."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections import Counter
 
 import anyio
 
-from csload.batching import batches as _batches
+from csload.pipeline.batching import batches as _batches
 
 
 async def gather(arrivals: list[float], size: int, linger: float,

@@ -31,8 +31,8 @@ from syncref import (
 import csload
 from csload.config import Limits, Settings
 from csload.errors import ConfigError
-from csload.pipeline import staging_dir
-from csload.report import RunStatus, SyncEvent
+from csload.pipeline.report import RunStatus, SyncEvent
+from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
 
 CLI = "from csload.cli import main; main()"
@@ -40,7 +40,7 @@ CHILD = Path(__file__).parent / "sync_child.py"
 HOLDER = """
 import sys
 from pathlib import Path
-from csload.load import DuckDBStore
+from csload.load.duckdb import DuckDBStore
 store = DuckDBStore.open(Path(sys.argv[1]))
 print("READY", flush=True)
 sys.stdin.read()

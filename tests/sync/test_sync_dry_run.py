@@ -14,7 +14,7 @@ from syncref import LEGACY_JOB, SESSIONS_JOB, SIM_START, VIEWS_JOB, create_job, 
 
 import csload
 from csload.config import Settings
-from csload.report import RunStatus
+from csload.pipeline.report import RunStatus
 from csload.simulator import SimConfig, Simulator
 
 

@@ -24,8 +24,8 @@ from syncref import (
 
 import csload
 from csload.config import Limits, Settings
-from csload.pipeline import staging_dir
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
+from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
 
 
@@ -111,7 +111,7 @@ def test_http_faults_during_a_sync_still_give_exact_tables(
 def test_a_part_truncated_in_storage_is_found_at_load_and_downloaded_again(
     simulator: Simulator, settings: Settings, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Downloads are not inflated before the load (csload.download): DuckDB's reader finds
+    # Downloads are not inflated before the load (csload.transfer.stage): DuckDB's reader finds
     # the truncated stream, and only that part is downloaded again, verified this time.
     target = run_of(simulator, VIEWS_JOB, "2026-11-23")
     parts = len(simulator.part_bodies(VIEWS_JOB, target))

@@ -26,7 +26,7 @@ from syncref import SESSIONS_JOB
 import csload
 from csload.config import RetryPolicy, Settings
 from csload.errors import ConfigError, StoreError
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from csload.target import Target
 

@@ -13,7 +13,7 @@ from syncref import assert_db_matches, expected_tables, successful_runs
 
 import csload
 from csload.config import Settings
-from csload.ledger import LEDGER_NAMES
+from csload.load.ledger import LEDGER_NAMES
 from csload.simulator import Simulator
 
 OLD = [f"_csload_{name}" for name in (*LEDGER_NAMES, "backfills")]

@@ -31,9 +31,11 @@ from syncref import (
 import csload
 from csload.api.models import JobField
 from csload.config import Settings
-from csload.load import DuckDBStore, StagedPart, StagedRun
-from csload.report import SyncReport
+from csload.load.duckdb import DuckDBStore
+from csload.pipeline.report import SyncReport
 from csload.simulator import Simulator
+from csload.transfer.host import StorageHost
+from csload.transfer.staged import StagedPart, StagedRun
 
 Row = dict[str, Any]
 THE_DAY = date(2026, 11, 23)
@@ -264,7 +266,7 @@ def legacy_load(settings: Settings, db: Path, job_id: int, run_id: int) -> None:
             parts = []
             for part in run.parts or ():
                 path = db.parent / f"legacy-{run_id}-{part.part_id}"
-                await client.download_part(part, path, job_id=job_id, run_id=run_id)
+                await StorageHost(client).download_part(part, path, job_id=job_id, run_id=run_id)
                 parts.append(StagedPart(part.part_id, path, path.stat().st_size))
             return job, run, parts
 

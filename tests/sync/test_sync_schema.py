@@ -54,7 +54,7 @@ def test_a_job_with_new_fields_gets_a_table_with_them_and_changes_no_column_of_v
     report = csload.sync(settings, db=db_path)
 
     assert [(r.run_id, r.table) for r in report.loaded] == [(once_run, f"views_job_{once}")]
-    # views: the same columns, the same rows (csload.placement: no run erases a column).
+    # views: the same columns, the same rows (csload.load.placement: no run erases a column).
     assert columns(db_path, "views") == before
     assert_rows_equal(table_rows(db_path, "views")[1], rows_before, "views")
     # Its own table has its columns, typed from the schema, all nullable.

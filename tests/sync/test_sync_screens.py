@@ -27,7 +27,7 @@ from syncref import LEGACY_JOB, SESSIONS_JOB, VIEWS_JOB, run_of
 
 import csload
 from csload.config import Settings
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 
 # LOG_FORMAT (csload.cli.common): an ISO 8601 UTC time, the level, the logger, the message.

@@ -33,7 +33,7 @@ from syncref import (
 
 import csload
 from csload.config import Settings
-from csload.pipeline import staging_dir
+from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
 
 CHILD = Path(__file__).parent / "sync_child.py"

@@ -1,4 +1,4 @@
-"""Idle download connections fetch the end of slow downloads (csload.api.ranges), over real
+"""Idle download connections fetch the end of slow downloads (csload.transfer.ranges), over real
 HTTP from the simulator with its bandwidth cap: the tables still equal the truth, the in-flight
 cap holds, and a piece that fails, or a storage host that ignores ranges, costs a retry only.
 
@@ -15,11 +15,11 @@ import pytest
 from syncref import assert_db_matches, expected_tables, successful_runs
 
 import csload
-from csload.api import ranges
-from csload.api.ranges import PartDownload, Splitter
 from csload.config import Limits, Settings
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
+from csload.transfer import ranges
+from csload.transfer.ranges import PartDownload, Splitter
 
 CONCURRENCY = 3
 

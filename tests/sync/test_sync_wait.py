@@ -28,7 +28,7 @@ from syncref import (
 import csload
 from csload.config import Limits, load_settings
 from csload.errors import ConfigError, StoreLockedError
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 
 CHILD = Path(__file__).parent / "sync_child.py"

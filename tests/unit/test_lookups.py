@@ -13,8 +13,8 @@ import pytest
 
 from csload.api.models import Job, JobField
 from csload.errors import ConfigError
-from csload.ledger import Ledger
 from csload.load.columns import LINEAGE_COLUMNS, Column
+from csload.load.ledger import Ledger
 from csload.load.lookups import (
     code_tables,
     column_comment,

@@ -1,9 +1,9 @@
-"""csload.placement: which table each job loads into (docs/loading.md), as a pure function."""
+"""csload.load.placement: which table each job loads into (docs/loading.md), as a pure function."""
 
 from __future__ import annotations
 
 from csload.api.models import Job, JobField
-from csload.placement import Placement, columns_of, place_jobs
+from csload.load.placement import Placement, columns_of, place_jobs
 
 FULL = ("session_id", "view_number", "view_time", "url", "path", "view_duration_msec")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from csload.report import EXIT_OK, EXIT_SOME_RUNS_FAILED, RunOutcome, RunStatus, SyncReport
+from csload.pipeline.report import EXIT_OK, EXIT_SOME_RUNS_FAILED, RunOutcome, RunStatus, SyncReport
 
 
 def outcome(run_id: int, status: RunStatus, rows: int = 0, nbytes: int = 0) -> RunOutcome:

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from csload.api.schemas import duckdb_type_of, load_schema, parse_schema, schemas_dir
 from csload.errors import ConfigError
 from csload.load.lookups import parse_codes
-from csload.schemas import duckdb_type_of, load_schema, parse_schema, schemas_dir
 
 SESSIONS_CATALOG = """
 project_id UInt32|session_id UInt64|user_id UInt64|user_id_unhashed String|session_number UInt16|

@@ -1,4 +1,4 @@
-"""The checks of what a sync selects (csload.discover): days, windows, scope, job ids."""
+"""The checks of what a sync selects (csload.pipeline.discover): days, windows, scope, job ids."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from datetime import date, datetime
 
 import pytest
 
-from csload.discover import (
+from csload.errors import ConfigError
+from csload.pipeline.discover import (
     Selection,
     check_day,
     check_job_ids,
     check_scope,
     check_window,
 )
-from csload.errors import ConfigError
 from csload.target import check_one_target
 
 

@@ -26,7 +26,7 @@ import csload
 from csload.config import load_settings
 from csload.errors import ConfigError, StoreError
 from csload.load.columns import quote_ident
-from csload.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from csload.slots import OrderedSlots
+from csload.transfer.slots import OrderedSlots
 
 
 async def test_freed_slots_go_to_the_lowest_priority_not_the_first_arrival() -> None:

@@ -111,12 +111,12 @@ class ScopeSchema:
 
 def schemas_dir() -> Path:
     """Where the schema files are: inside the installed package, else the source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_schemas", here.parent / "schemas"):
+    package = Path(__file__).resolve().parents[1]   # csload/ (this file is csload/api/...)
+    for candidate in (package / "_schemas", package.parent / "schemas"):
         if (candidate / "sessions.toml").is_file():
             return candidate
-    raise ConfigError(f"schema files not found (looked in {here / '_schemas'} and "
-                      f"{here.parent / 'schemas'})")
+    raise ConfigError(f"schema files not found (looked in {package / '_schemas'} and "
+                      f"{package.parent / 'schemas'})")
 
 
 def _parse_field(raw: dict[str, Any], where: str) -> FieldSpec:

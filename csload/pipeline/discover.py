@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from csload.api.models import Job, Run
+from csload.api.schemas import SCOPES
 from csload.errors import ConfigError
-from csload.schemas import SCOPES
 
 SUPPORTED_FORMATS = ("CSV", "JSONL")
 

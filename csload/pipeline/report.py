@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from csload.placement import Placement
+    from csload.load.placement import Placement
 
 EXIT_OK = 0
 EXIT_SOME_RUNS_FAILED = 3
@@ -100,7 +100,7 @@ class SyncReport:
     finished_at: datetime | None = None
     runs: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # The table of each job the sync selected, and why (csload.placement); refused jobs had
+    # The table of each job the sync selected, and why (csload.load.placement); refused jobs had
     # none of their runs loaded.
     jobs: list[Placement] = field(default_factory=list)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from csload.backfill_plan import UnavailableDays, Window
-from csload.report import EXIT_OK, EXIT_SOME_RUNS_FAILED, SyncEvent
+from csload.backfills.plan import UnavailableDays, Window
+from csload.pipeline.report import EXIT_OK, EXIT_SOME_RUNS_FAILED, SyncEvent
 
 __all__ = [
     "BackfillEvent",

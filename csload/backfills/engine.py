@@ -18,7 +18,7 @@ and a submodule of the same name would be shadowed by it.)
              computes
 
 The target is a DuckDB database (`db`) or a Parquet lake (`parquet`). A database also holds
-the backfill ledger (`_csload.backfills`, csload.backfill_ledger). A lake holds nothing of the
+the backfill ledger (`_csload.backfills`, csload.load.backfill_ledger). A lake holds nothing of the
 backfill's own: see `_LakeLedger` and docs/backfill.md ("Where the backfill keeps its state").
 
 Jobs are created one at a time, each after the previous one's run finished: the API runs once
@@ -45,9 +45,18 @@ import anyio.to_thread
 import duckdb
 
 from csload.api.client import ExportClient
+from csload.api.jobspec import (
+    DATA_RETENTION_MONTHS,
+    InvalidJobSpec,
+    Problem,
+    create_checked_job,
+    exportable_names,
+    parse_fields,
+    validate_spec,
+)
 from csload.api.models import Job, JobField, Run
-from csload.backfill_ledger import BackfillLedger, BackfillRecord
-from csload.backfill_plan import (
+from csload.api.schemas import SCOPES, load_schema
+from csload.backfills.plan import (
     NAME_PREFIX,
     Template,
     UnavailableDays,
@@ -57,7 +66,7 @@ from csload.backfill_plan import (
     job_name,
     split_days,
 )
-from csload.backfill_report import (
+from csload.backfills.report import (
     BackfillEvent,
     BackfillEventKind,
     BackfillItem,
@@ -66,25 +75,15 @@ from csload.backfill_report import (
     BackfillStatus,
     ignore_backfill_events,
 )
-from csload.blocking import run_blocking
+from csload.concurrency import first_error, run_blocking
 from csload.config import Settings, parse_duration, staging_path
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
-from csload.groups import first_error
-from csload.holder import human_duration
-from csload.jobspec import (
-    DATA_RETENTION_MONTHS,
-    InvalidJobSpec,
-    Problem,
-    create_checked_job,
-    exportable_names,
-    parse_fields,
-    validate_spec,
-)
-from csload.load import connect
-from csload.pipeline import sync_async
-from csload.placement import columns_of, difference, table_owner
-from csload.report import RunStatus, SyncEvent
-from csload.schemas import SCOPES, load_schema
+from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
+from csload.load.duckdb import connect
+from csload.load.holder import human_duration
+from csload.load.placement import columns_of, difference, table_owner
+from csload.pipeline.report import RunStatus, SyncEvent
+from csload.pipeline.sync import sync_async
 from csload.target import Target
 
 __all__ = [
@@ -408,7 +407,7 @@ class _Backfill:
                     "appear twice")
 
     async def check_tables(self, templates: Sequence[Template]) -> None:
-        """A backfill loads into a table whose jobs export the same columns (csload.placement:
+        """A backfill loads into a table whose jobs export the same columns (csload.load.placement:
         a run replaces whole rows, so other columns would be erased); else, a ConfigError
         before any job is created."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())

@@ -12,10 +12,10 @@ still complete in plan order, each loading while the later ones download: helpin
 with the most time left had the last two runs finish together, both loaded after the last byte.
 
 Only downloads that are not gzip-verified while streaming are split (the sync's: its load
-reads the stream, csload.download), as a verifier needs the bytes in order. A piece that
+reads the stream, csload.transfer.stage), as a verifier needs the bytes in order. A piece that
 fails, or a storage host that ignores the Range header, fails the part's attempt: it is
 retried whole by download_part's retry loop, so a split never weakens what a download checks.
-A piece's GET has storage's minimum rate as any GET (csload.api.download_guard); it cannot pass
+A piece's GET has storage's minimum rate as any GET (csload.transfer.guard); it cannot pass
 `max_part_bytes`: only a part with an announced length is split, that length was checked
 against the cap, and a stream drops bytes past its `stop`.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio
 
 from csload.redact import redact_url
-from csload.slots import OrderedSlots
+from csload.transfer.slots import OrderedSlots
 
 # A split must leave at least this much time on the stream being split (each new request
 # pays the storage latency once), and at least this many bytes to each side.

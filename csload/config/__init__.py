@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from csload.config_file import check_config_owner, warn_about_config
+from csload.config.file import check_config_owner, warn_about_config
 from csload.errors import ConfigError
 from csload.redact import plain_http_allowed, require_secure_url
 

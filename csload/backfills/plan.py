@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
+from csload.api.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
 from csload.api.models import JobField, JobSpec
-from csload.discover import check_day, check_job_ids, check_scope
 from csload.errors import ConfigError
-from csload.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
+from csload.load.backfill_ledger import NAME_PREFIX
+from csload.pipeline.discover import check_day, check_job_ids, check_scope
 
 __all__ = [
     "MAX_WINDOW_DAYS",
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 MAX_WINDOW_DAYS = 7
-NAME_PREFIX = "csload backfill"
 
 
 def _midnight(day: date) -> datetime:

@@ -9,13 +9,13 @@
   end. Output is discarded: the point is integrity, not content. An uncompressed part is
   accepted as is. `verify_gzip=False` skips the inflate (the byte count is still checked) for
   a caller that reads every byte through a gzip reader anyway and downloads again what it
-  finds damaged: the sync pipeline (csload.download); `gzip_problem` is the same check on a
+  finds damaged: the sync pipeline (csload.transfer.stage); `gzip_problem` is the same check on a
   file, for that caller's error path.
 - 503 SlowDown, other 5xx, 429, cut connections, timeouts and incomplete bodies are retried
   with backoff (honouring Retry-After). 403 raises PartUrlExpired at once: only a fresh run
   detail can help. 404/410 means the files are gone.
 - No total timeout: a part can be large. Connect and between-bytes timeouts apply, and the
-  part's byte cap and storage's minimum rate (csload.api.download_guard), on every GET.
+  part's byte cap and storage's minimum rate (csload.transfer.guard), on every GET.
 - The https rule (csload.redact) for the part URL and every redirect: plain http only to a
   loopback address, and only when the caller says so (`loopback_http`: the client's auth URL
   is a loopback address, the simulator). A URL that cannot be parsed (a port out of range)
@@ -44,10 +44,7 @@ import anyio.to_thread
 import yarl
 
 from csload.api import transport
-from csload.api.download_guard import DownloadGuard, StorageTooSlow
-from csload.api.gzipcheck import CorruptStream, GzipVerifier
 from csload.api.proxy import Proxies
-from csload.api.ranges import PartDownload, Piece, Splitter, Stream
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
 from csload.config import Limits, RetryPolicy
 from csload.errors import (
@@ -60,6 +57,9 @@ from csload.errors import (
     part_label,
 )
 from csload.redact import redact_url, require_secure_url
+from csload.transfer.guard import DownloadGuard, StorageTooSlow
+from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
+from csload.transfer.ranges import PartDownload, Piece, Splitter, Stream
 
 logger = logging.getLogger("csload.api")
 
@@ -269,7 +269,7 @@ async def _attempt(
     """One GET of the part; (whether it is gzip, bytes received)."""
     stream: Stream | None = None
     expected: int | None = None
-    # Pieces split off (csload.api.ranges) lie within the length checked here against the cap.
+    # Pieces split off (csload.transfer.ranges) lie within the length checked here against the cap.
     guard = DownloadGuard(limits, label, ids)
     try:
         try:
@@ -336,7 +336,7 @@ async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Sp
                       limits: Limits, proxies: Proxies | None = None,
                       loopback_http: bool = True) -> None:
     """GET bytes [first, end) of a part (a Range request) into its staging file at their
-    offset, for a helper (csload.api.ranges); the piece may itself be split. Raises what
+    offset, for a helper (csload.transfer.ranges); the piece may itself be split. Raises what
     fails the part's attempt: _Retry, or a 403/404's error."""
     download = piece.download
     label, ids = download.label, download.ids

@@ -9,7 +9,7 @@ month of expired runs is one line, not thirty. The kinds, in the order they are 
                              they have no files; only a backfill exports their days again
     expired                  the runs' files were gone before csload loaded them: the same
     filled                   runs that expired or failed at the source whose whole window was
-                             loaded since, by a re-run or a backfill (csload.backfill_ledger
+                             loaded since, by a re-run or a backfill (csload.load.backfill_ledger
                              `coverage` says exactly when): shown as done, not as a problem
 
 The days of the last two problem kinds are the jobs' gaps, which `csload backfill --gaps`
@@ -20,18 +20,16 @@ names the job already) and without any URL or signature (csload.redact).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from csload.backfill_ledger import BackfillLedger
-from csload.errors import StoreError, part_label
-from csload.ledger import Ledger, RunRecord, TableStats
-from csload.load import connect
+from csload.errors import part_label
+from csload.load.backfill_ledger import BackfillLedger
+from csload.load.ledger import Ledger, RunRecord, TableStats
 from csload.redact import redact_text
 
 FAILED = "failed"
@@ -277,31 +275,3 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
                             and r.run_id not in coverage.filled),
         filled=tuple(sorted((r for r in missing if r.run_id in coverage.filled),
                             key=lambda r: r.run_id)))
-
-
-def read_status(db: str | Path) -> StoreStatus:
-    """The status of the csload database at `db` (which must exist)."""
-    path = Path(db)
-    if not path.is_file():
-        raise StoreError(f"no database at {path}: run `csload sync --db {path}` first")
-    con = connect(path, read_only=True)
-    try:
-        if not Ledger(con).exists():
-            raise StoreError(f"{path} is not a csload database (it has no _csload.runs table)")
-        return ledger_status(con, str(path))
-    finally:
-        con.close()
-
-
-def read_target_status(*, db: str | Path | None = None, parquet: str | None = None,
-                       storage_options: Mapping[str, str] | None = None) -> StoreStatus:
-    """The status of a DuckDB database (`db`) or of a Parquet lake (`parquet`)."""
-    from csload.target import Target
-
-    target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
-    if target.parquet is not None:
-        from csload.lake import read_lake_status
-
-        return read_lake_status(target.parquet, storage_options=target.storage_options)
-    assert target.db is not None
-    return read_status(target.db)

@@ -35,8 +35,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from csload.api.models import Job, JobField, JobSpec
+from csload.api.schemas import SCOPES
 from csload.errors import ApiRequestError, ConfigError
-from csload.schemas import SCOPES
 
 if TYPE_CHECKING:   # the client (and aiohttp) is not needed by what only plans or reads
     from csload.api.client import ExportClient

@@ -2,8 +2,8 @@
 load, and the runs that FAILED at Contentsquare (recorded as gaps); and, after the load, the
 names of the project's custom variables.
 
-    list jobs -> place every job (csload.placement) -> list each selected job's runs
-              -> the runs the target does not hold yet (csload.discover.select_runs)
+    list jobs -> place every job (csload.load.placement) -> list each selected job's runs
+              -> the runs the target does not hold yet (csload.pipeline.discover.select_runs)
 """
 
 from __future__ import annotations
@@ -17,12 +17,19 @@ import anyio
 import anyio.to_thread
 
 from csload.api.models import Job, Run
-from csload.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
+from csload.concurrency import first_error
 from csload.errors import ConfigError, CsloadError
-from csload.groups import first_error
-from csload.ledger import SOURCE_FAILED_MESSAGE
-from csload.placement import place_jobs
-from csload.report import EventKind, EventSink, RunOutcome, RunStatus, SyncEvent, SyncReport
+from csload.load.ledger import SOURCE_FAILED_MESSAGE
+from csload.load.placement import place_jobs
+from csload.pipeline.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
+from csload.pipeline.report import (
+    EventKind,
+    EventSink,
+    RunOutcome,
+    RunStatus,
+    SyncEvent,
+    SyncReport,
+)
 from csload.target import Store
 
 if TYPE_CHECKING:
@@ -34,7 +41,7 @@ log = logging.getLogger("csload.sync")
 @dataclass(frozen=True, slots=True)
 class Plan:
     runs: list[tuple[Job, Run]]            # to download and load
-    tables: dict[int, str]                 # every job's table (csload.placement)
+    tables: dict[int, str]                 # every job's table (csload.load.placement)
     # Runs of the selected jobs that FAILED at Contentsquare: (job, run, table).
     source_failures: list[tuple[Job, Run, str]]
 
@@ -43,7 +50,7 @@ async def record_source_failures(store: Store, planned: Plan, report: SyncReport
                                   on_event: EventSink) -> None:
     """Record in the ledger the runs that FAILED at Contentsquare (their days are gaps, which
     `csload backfill --gaps` fills); report those it did not hold yet."""
-    from csload.status import window_label
+    from csload.load.status import window_label
 
     recorded = await anyio.to_thread.run_sync(store.record_source_failed,
                                               planned.source_failures)
@@ -86,7 +93,7 @@ async def plan_sync(
     report: SyncReport,
     on_event: EventSink,
 ) -> Plan:
-    """The runs to load, and the table of each job (csload.placement: every job of the
+    """The runs to load, and the table of each job (csload.load.placement: every job of the
     project is placed, so that the result does not depend on which jobs this sync selects)."""
     all_jobs = await client.list_jobs()
     chosen, skipped = select_jobs(all_jobs, selection)
@@ -111,7 +118,7 @@ async def plan_sync(
 
     async def list_runs(job: Job) -> None:
         # Every state, in the one request as before: runs that FAILED at Contentsquare are
-        # recorded too (csload.ledger `source_failed`), as their days are gaps.
+        # recorded too (csload.load.ledger `source_failed`), as their days are gaps.
         runs_of[job.job_id] = await client.list_runs(job.job_id)
 
     try:

@@ -3,7 +3,7 @@
 One table, beside the loader's ledger in schema `_csload` (created idempotently, never dropped):
 
     _csload.backfills   job_id UBIGINT PRIMARY KEY: the once job created (or adopted)
-                        name: its deterministic name (see csload.backfill_plan.job_name)
+                        name: its deterministic name (see csload.backfills.plan.job_name)
                         plan_key: hash of what the job exports (scope, format, fields,
                           filters, table); with the window, it identifies a piece of a plan
                         scope, format, fields (JSON: the API's field list), device_label,
@@ -35,8 +35,7 @@ import duckdb
 import orjson
 
 from csload.api.models import Job, JobField
-from csload.backfill_plan import NAME_PREFIX
-from csload.ledger import (
+from csload.load.ledger import (
     BACKFILLS_DDL,
     MISSING_STATUSES,
     TABLES,
@@ -45,6 +44,10 @@ from csload.ledger import (
     has_table,
     naive_utc,
 )
+
+# The name of every once job a backfill creates starts with this (and a space): how the
+# ledger tells them from the project's other jobs.
+NAME_PREFIX = "csload backfill"
 
 STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
 
@@ -136,7 +139,7 @@ class BackfillLedger:
         self.con = con
         self.writable = writable
         # The ledger's table names: `_csload.*`, or an older csload's `_csload_*` until a
-        # writer's `ensure` moves them (csload.ledger).
+        # writer's `ensure` moves them (csload.load.ledger).
         self.t = Ledger(con).t
 
     def ensure(self) -> None:
@@ -219,7 +222,7 @@ class BackfillLedger:
     def backfill_jobs(self) -> dict[int, tuple[str, str]]:
         """The backfill jobs the loader's ledger knows: job id -> (name, scope).
 
-        A backfill job is a `once` job named by csload.backfill_plan.job_name. The loader
+        A backfill job is a `once` job named by csload.backfills.plan.job_name. The loader
         records every job it loads a run of (`_csload.jobs`, in both targets), so a backfill
         job whose run was loaded is found here even when the API no longer lists it and no
         backfill ledger row was written (a lake has none).
@@ -240,7 +243,7 @@ class BackfillLedger:
         expired or failed at the source (csload.ledger.MISSING_STATUSES) are filled since.
 
         A job is covered by its own loaded runs plus those of the backfill jobs that copied it
-        (its *copies*): `once` jobs named as backfills (csload.backfill_plan.job_name) of the
+        (its *copies*): `once` jobs named as backfills (csload.backfills.plan.job_name) of the
         same scope, with the same fields, loaded into the same table. They are recognised from
         the loader's ledger alone (`_csload.jobs`, `_csload.runs`), which both targets have, so
         a DuckDB database and a Parquet lake report the same gaps, and a backfill whose ledger

@@ -1,7 +1,7 @@
 """`csload sync --dry-run`: what each planned run would bring, and which would be found expired.
 
 Nothing is downloaded or written: the run's details are read from the API and each part's size
-from storage (its first byte, as a download would ask: csload.api.storage.probe_part).
+from storage (its first byte, as a download would ask: csload.transfer.storage.probe_part).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import anyio
 
 from csload.api.models import Job, Part, Run
-from csload.report import RunOutcome, RunStatus, SyncReport
+from csload.pipeline.report import RunOutcome, RunStatus, SyncReport
 
 if TYPE_CHECKING:
     from csload.api.client import ExportClient
-    from csload.api.storage import PartProbe
+    from csload.transfer.storage import PartProbe
 
 
 async def describe_plan(
@@ -31,11 +31,13 @@ async def describe_plan(
     # The size probes go to storage as downloads do: no more of them at once than downloads
     # (one per run at once was hundreds of requests for a long plan).
     probes = anyio.CapacityLimiter(concurrency)
-    from csload.download import kept_until
+    # Here, as the pipeline imports the downloader: once the store is opening.
+    from csload.transfer.host import StorageHost
+    from csload.transfer.stage import kept_until
 
     async def probe(part: Part) -> PartProbe:
         async with probes:
-            return await client.probe_part(part)
+            return await StorageHost(client).probe_part(part)
 
     async def describe(job: Job, run: Run) -> RunOutcome:
         detail = await client.get_run(job.job_id, run.run_id)

@@ -12,11 +12,11 @@
   arriving within `limits.batch_linger` (a fast network) and the plan has more runs of the
   batch's table to come, up to `max_staged_runs` less one run per download connection, so
   downloads go on while it loads; on a slow network it applies each run as it arrives.
-  Runs are staged table by table and parts download in plan order (csload.slots), so one
+  Runs are staged table by table and parts download in plan order (csload.transfer.slots), so one
   table's batch loads while the next table downloads.
 - A run that cannot be downloaded fails alone; its files are discarded and the ledger records
   it as failed (the next sync tries it again) or, when its files are gone, as expired.
-- Downloads are not inflated (csload.download): a part whose gzip stream the load finds
+- Downloads are not inflated (csload.transfer.stage): a part whose gzip stream the load finds
   damaged is downloaded again (verified this time) and its run applied again, within the
   retry budget: a part gets `retry.max_attempts` downloads in all.
 """
@@ -39,20 +39,17 @@ import anyio
 import anyio.to_thread
 
 from csload.api.models import Job, Run
-from csload.api.ranges import Splitter
-from csload.batching import batches
-from csload.blocking import run_blocking
+from csload.concurrency import first_error, run_blocking
 from csload.config import Limits, Settings, parse_duration
-from csload.discover import Selection
-from csload.dry_run import describe_plan
 from csload.errors import CsloadError, DamagedDownload
-from csload.groups import first_error
-from csload.holder import open_when_free
-from csload.ledger import Ledger
-from csload.load import StagedRun
 from csload.load.columns import check_table_name
-from csload.planning import name_custom_vars, plan_sync, record_source_failures
-from csload.report import (
+from csload.load.holder import open_when_free
+from csload.load.ledger import Ledger
+from csload.pipeline.batching import batches
+from csload.pipeline.discover import Selection
+from csload.pipeline.dry_run import describe_plan
+from csload.pipeline.plan import name_custom_vars, plan_sync, record_source_failures
+from csload.pipeline.report import (
     EventKind,
     EventSink,
     RunOutcome,
@@ -62,15 +59,17 @@ from csload.report import (
     ignore_events,
     planned_event,
 )
-from csload.slots import OrderedSlots
 from csload.target import DEFAULT_DB as DEFAULT_DB
 from csload.target import Store, Target
+from csload.transfer.ranges import Splitter
+from csload.transfer.slots import OrderedSlots
+from csload.transfer.staged import StagedRun
 
 if TYPE_CHECKING:
     # Imported at run time once the store is opening (_open_importing_client): they import
     # aiohttp.
     from csload.api.client import ExportClient
-    from csload.download import Redo
+    from csload.transfer.stage import Redo
 
 log = logging.getLogger("csload.sync")
 
@@ -121,7 +120,7 @@ async def sync_async(
     days (inclusive). A bad value is a ConfigError, raised before anything is opened.
     `tables` maps a job id to a table name (over the settings' `[tables]`); other jobs load
     into the table of their scope, or into a table of their own when their fields differ
-    from that table's (csload.placement: no run erases columns it does not export; the
+    from that table's (csload.load.placement: no run erases columns it does not export; the
     report's `jobs` says where each job went, and a refused job loads nothing). With `dry_run`,
     nothing is downloaded or written: the report lists the runs that would be loaded, with
     their parts and bytes. `wait` (seconds, or "30s", "10m", "1h"; default
@@ -203,7 +202,7 @@ def _open_importing_client(target: Target, limits: Limits) -> Store:
     with ThreadPoolExecutor(1, thread_name_prefix="csload-open") as pool:
         opening = pool.submit(target.open, limits)
         try:
-            import csload.download  # noqa: F401
+            import csload.transfer.stage  # noqa: F401
         except BaseException:
             with suppress(BaseException):
                 opening.result().close()
@@ -232,7 +231,8 @@ async def _load(
     report: SyncReport,
     on_event: EventSink,
 ) -> None:
-    from csload.download import Redo, RunExpired, stage_run
+    from csload.transfer.host import StorageHost
+    from csload.transfer.stage import Redo, RunExpired, stage_run
 
     limits = settings.limits
     # Parts download in plan order: the first runs finish first and load while others download.
@@ -318,10 +318,11 @@ async def _load(
 
     async def produce() -> None:
         async with send, anyio.create_task_group() as helping:
-            # A slot that no part waits for helps the earliest download (csload.api.ranges):
+            # A slot that no part waits for helps the earliest download (csload.transfer.ranges):
             # on a slow network the last parts no longer finish alone.
             for _ in range(limits.download_concurrency - 1):
-                helping.start_soon(splitter.help, download_slots, client.fetch_piece)
+                helping.start_soon(splitter.help, download_slots,
+                                      StorageHost(client).fetch_piece)
             async with anyio.create_task_group() as group:
                 for index, (job, run) in enumerate(plan):
                     await slots.acquire()
@@ -401,7 +402,7 @@ def _outcome(item: _Ready, status: RunStatus, *, parts: int = 0, nbytes: int = 0
 
 
 def _discard(staging: Path, batch: list[_Ready]) -> None:
-    from csload.download import discard_staging, run_dir
+    from csload.transfer.stage import discard_staging, run_dir
 
     for item in batch:
         discard_staging(run_dir(staging, item.job.job_id, item.run.run_id))

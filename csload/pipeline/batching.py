@@ -1,7 +1,7 @@
 """The writer's batches: runs arriving from the downloads, grouped for one load each.
 
 One DuckDB statement over many files is much faster than one per run (duckdb-notes.md), so
-the writer (csload.pipeline) applies ready runs together; these functions decide how many and
+the writer (csload.pipeline.sync) applies ready runs together; these functions decide how many and
 for how long it waits for more.
 """
 

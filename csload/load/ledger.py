@@ -90,7 +90,7 @@ _DDL = (
         table_name VARCHAR, k0 UBIGINT, k1 UBIGINT, supersede_order HUGEINT)""",
 )
 
-# The backfill ledger's table (csload.backfill_ledger), here so that `Ledger.ensure` can move
+# The backfill ledger's table (csload.load.backfill_ledger), here so that `Ledger.ensure` can move
 # an older csload's `main._csload_backfills` with the rest.
 BACKFILLS_DDL = """CREATE TABLE IF NOT EXISTS _csload.backfills (
     job_id UBIGINT PRIMARY KEY, name VARCHAR, plan_key VARCHAR, scope VARCHAR, format VARCHAR,
@@ -372,7 +372,7 @@ class Ledger:
         """Per daily job: the UTC days between its first and last loaded day with no loaded run.
 
         Only the holes between loaded days, from this job's own runs: what `csload status`
-        and `csload backfill --gaps` report is csload.backfill_ledger's `coverage_gaps`, which
+        and `csload backfill --gaps` report is csload.load.backfill_ledger's `coverage_gaps`, which
         adds the days of runs that expired or failed at the source (they may lie before the
         first or after the last loaded day) and counts the days backfills loaded since.
         """

@@ -27,8 +27,6 @@ import anyio
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, Part, Run
-from csload.api.ranges import Splitter
-from csload.api.storage import StorageGone, StorageRefused
 from csload.errors import (
     CsloadError,
     DownloadError,
@@ -37,9 +35,11 @@ from csload.errors import (
     PartUrlExpired,
     part_label,
 )
-from csload.load import StagedPart, StagedRun
-from csload.load.limits import check_run_parts
-from csload.slots import OrderedSlots
+from csload.transfer.host import StorageHost
+from csload.transfer.ranges import Splitter
+from csload.transfer.slots import OrderedSlots
+from csload.transfer.staged import StagedPart, StagedRun, check_run_parts
+from csload.transfer.storage import StorageGone, StorageRefused
 
 # Fresh run details fetched for one part before its files are declared gone. Three: a part
 # whose download waits out retries can see its fresh URL outlive its lifetime more than once
@@ -120,11 +120,12 @@ async def stage_run(
     Its parts take download slots by (`priority`, part id): lower first. With `redo`, only
     its parts are downloaded (again, over its staged files, gzip verified while streaming);
     the run's other parts stay as staged. With a `splitter`, idle download slots may fetch
-    the end of a part (csload.api.ranges).
+    the end of a part (csload.transfer.ranges).
 
     On failure the run's staging folder is removed: a run is staged whole or not at all.
     """
     folder = run_dir(staging, job.job_id, run.run_id)
+    storage = StorageHost(client)
     urls = _RunUrls({})
     latest = run
     try:
@@ -161,7 +162,7 @@ async def stage_run(
                             "in the run's files", job_id=job.job_id, run_id=run.run_id,
                             part_id=part_id)
                     try:
-                        result = await client.download_part(
+                        result = await storage.download_part(
                             part, dest, job_id=job.job_id, run_id=run.run_id,
                             verify_gzip=redo is not None,
                             attempts=None if redo is None else redo.attempts,
