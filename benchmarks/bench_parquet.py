@@ -124,25 +124,26 @@ def instrumented_sync(args: argparse.Namespace) -> None:
     for spec in args.patch or ():
         bench_sync.apply_patch(spec)
     from csload.lake import store as lake_store
+    from csload.lake import work as lake_work
     from csload.load import duckdb as store_module
 
     wrap = recorder.wrap
-    work, parquet, store = lake_store._Work, lake_store.ParquetStore, store_module.DuckDBStore
+    work, parquet, store = lake_work.LakeReads, lake_store.ParquetStore, store_module.DuckDBStore
     wrap(lake_store, "recover", "open: recover")
     wrap(parquet, "_open_work", "open/reset: work db + ledger import", static=True)
     wrap(store, "_insert_group", "  insert (read_csv/read_json)")
     wrap(store_module, "inspect_part", "  inspect part (header)")
-    wrap(work, "_read_affected", "  lake: read affected partitions")
-    wrap(work, "_key_partitions", "    lake: key scan of other days")
+    wrap(work, "read_affected", "  lake: read affected partitions")
+    wrap(work, "key_partitions", "    lake: key scan of other days")
     wrap(work, "read_partitions", "    lake: read partitions in")
     wrap(store, "_apply_key_rule", "  key rule (in work db)")
     wrap(store, "_apply_window_rule", "  window rule")
     wrap(store, "_run_counts", "  run counts")
-    wrap(work, "_commit", "  commit (work db)")
+    wrap(store, "_commit", "  commit (work db)")
     wrap(parquet, "_publish", "  publish (whole)")
     wrap(parquet, "_write_table", "    COPY table TO parquet + stats")
     wrap(lake_store, "export_ledger", "    ledger snapshot")
-    wrap(lake_store, "_sync_tree", "    fsync staged files")
+    wrap(lake_store, "sync_tree", "    fsync staged files")
     wrap(parquet, "_commit_version", "    manifest (commit point)")
     wrap(parquet, "_reset_tables", "    reset work tables")
     wrap(lake_store, "finish_swaps", "    swap partitions in")

@@ -382,9 +382,9 @@ def _patch_duckdb_set(spec: str) -> None:
     name, _, value = spec.partition(":")
     original = DuckDBStore.__init__
 
-    def init(self: Any, con: Any, path: Path) -> None:
+    def init(self: Any, con: Any, path: Path, *args: Any, **kwargs: Any) -> None:
         con.execute(f"SET {name} = '{value}'")
-        original(self, con, path)
+        original(self, con, path, *args, **kwargs)
 
     DuckDBStore.__init__ = init  # type: ignore[method-assign]
 

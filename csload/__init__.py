@@ -1,4 +1,22 @@
-"""csload: load Contentsquare Data Export API runs into DuckDB or Parquet, exactly once."""
+"""csload: load Contentsquare Data Export API runs into DuckDB or Parquet, exactly once.
+
+The public API, every name in `__all__` (locked by tests/unit/test_public_api.py):
+
+    sync, sync_async              load every new successful run into a DuckDB file or a lake
+    backfill, backfill_async      load past days through `once` jobs
+    status                        what a target's ledger says (StoreStatus)
+    connect                       a DuckDB connection to a target, for analysis
+    jobs, job, runs, fields,      what the project holds on the Export API (each with an
+    custom_vars, dynamic_vars     `_async` twin): csload.api.calls
+    run_doctor, run_doctor_async  the checks of `csload doctor`
+    load_settings, Settings, Limits, RetryPolicy
+    the reports (SyncReport, RunOutcome, RunStatus, BackfillReport, DoctorReport, StoreStatus),
+    the API's models (Job, Run, Field, CustomVar, DynamicVarKey), and every error (the tree is
+    drawn in csload.errors).
+
+`sync` and the API calls take `settings=None`, meaning `load_settings()`: the environment,
+then ./csload.toml, read at the call.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +32,40 @@ from csload.errors import (
     ConfigError,
     CredentialsRejected,
     CsloadError,
+    DamagedDownload,
     DownloadError,
     IncompleteDownload,
     InsecureUrlError,
+    InvalidJobSpec,
     PartError,
+    PartFilesGone,
     PartParseError,
+    PartTooLarge,
     PartUrlExpired,
+    RunExpired,
+    StorageGone,
+    StorageRefused,
+    StorageTooSlow,
     StoreError,
     StoreLockedError,
 )
 
 if TYPE_CHECKING:
+    from csload.api.calls import (
+        custom_vars,
+        custom_vars_async,
+        dynamic_vars,
+        dynamic_vars_async,
+        fields,
+        fields_async,
+        job,
+        job_async,
+        jobs,
+        jobs_async,
+        runs,
+        runs_async,
+    )
+    from csload.api.models import CustomVar, DynamicVarKey, Field, Job, Run
     from csload.backfills.engine import BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
     from csload.doctor import DoctorReport, run_doctor, run_doctor_async
@@ -32,7 +73,11 @@ if TYPE_CHECKING:
     from csload.pipeline.report import RunOutcome, RunStatus, SyncReport
     from csload.pipeline.sync import sync, sync_async
     from csload.target import connect_target as connect
-    from csload.target import read_status, read_target_status
+
+    # The names `status` replaced: importable still (explicit re-exports), not in __all__.
+    from csload.target import read_status as read_status
+    from csload.target import read_target_status as read_target_status
+    from csload.target import status
 
 __version__ = "0.1.0"
 
@@ -45,18 +90,31 @@ __all__ = [
     "ConfigError",
     "CredentialsRejected",
     "CsloadError",
+    "CustomVar",
+    "DamagedDownload",
     "DoctorReport",
     "DownloadError",
+    "DynamicVarKey",
+    "Field",
     "IncompleteDownload",
     "InsecureUrlError",
+    "InvalidJobSpec",
+    "Job",
     "Limits",
     "PartError",
+    "PartFilesGone",
     "PartParseError",
+    "PartTooLarge",
     "PartUrlExpired",
     "RetryPolicy",
+    "Run",
+    "RunExpired",
     "RunOutcome",
     "RunStatus",
     "Settings",
+    "StorageGone",
+    "StorageRefused",
+    "StorageTooSlow",
     "StoreError",
     "StoreLockedError",
     "StoreStatus",
@@ -65,11 +123,22 @@ __all__ = [
     "backfill",
     "backfill_async",
     "connect",
+    "custom_vars",
+    "custom_vars_async",
+    "dynamic_vars",
+    "dynamic_vars_async",
+    "fields",
+    "fields_async",
+    "job",
+    "job_async",
+    "jobs",
+    "jobs_async",
     "load_settings",
-    "read_status",
-    "read_target_status",
     "run_doctor",
     "run_doctor_async",
+    "runs",
+    "runs_async",
+    "status",
     "sync",
     "sync_async",
 ]
@@ -79,6 +148,23 @@ __all__ = [
 # DuckDB and aiohttp for a command that needs none of them: eagerly, `import csload` took
 # ~0.33 s instead of ~0.01 s. Public name -> (module, name in that module).
 _LAZY: dict[str, tuple[str, str]] = {
+    "custom_vars": ("csload.api.calls", "custom_vars"),
+    "custom_vars_async": ("csload.api.calls", "custom_vars_async"),
+    "dynamic_vars": ("csload.api.calls", "dynamic_vars"),
+    "dynamic_vars_async": ("csload.api.calls", "dynamic_vars_async"),
+    "fields": ("csload.api.calls", "fields"),
+    "fields_async": ("csload.api.calls", "fields_async"),
+    "job": ("csload.api.calls", "job"),
+    "job_async": ("csload.api.calls", "job_async"),
+    "jobs": ("csload.api.calls", "jobs"),
+    "jobs_async": ("csload.api.calls", "jobs_async"),
+    "runs": ("csload.api.calls", "runs"),
+    "runs_async": ("csload.api.calls", "runs_async"),
+    "CustomVar": ("csload.api.models", "CustomVar"),
+    "DynamicVarKey": ("csload.api.models", "DynamicVarKey"),
+    "Field": ("csload.api.models", "Field"),
+    "Job": ("csload.api.models", "Job"),
+    "Run": ("csload.api.models", "Run"),
     "BackfillReport": ("csload.backfills.engine", "BackfillReport"),
     "backfill": ("csload.backfills.engine", "backfill"),
     "backfill_async": ("csload.backfills.engine", "backfill_async"),
@@ -92,6 +178,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RunStatus": ("csload.pipeline.report", "RunStatus"),
     "SyncReport": ("csload.pipeline.report", "SyncReport"),
     "StoreStatus": ("csload.load.status", "StoreStatus"),
+    "status": ("csload.target", "status"),
+    # The names `status` replaced: importable still, no longer listed in __all__.
     "read_status": ("csload.target", "read_status"),
     "read_target_status": ("csload.target", "read_target_status"),
     "connect": ("csload.target", "connect_target"),

@@ -2,7 +2,8 @@
 
     CsloadError                      the root: catch this to catch everything csload raises
     ├── ConfigError                  a setting is missing or invalid; fix the configuration
-    │   └── InsecureUrlError         an http:// URL that is not a loopback address
+    │   ├── InsecureUrlError         an http:// URL that is not a loopback address
+    │   └── InvalidJobSpec           a job to create breaks the API's rules; nothing was sent
     ├── AuthError                    authentication failed
     │   └── CredentialsRejected      wrong client id / secret (401, or the service's plain 500)
     ├── ApiError                     the Export API answered with an error
@@ -11,9 +12,15 @@
     ├── PartError                    one part of a run could not be had; its run fails, others go on
     │   ├── DownloadError            the download failed (status, connection) after retries
     │   │   ├── PartUrlExpired       storage answered 403: the signed URL or the files expired
+    │   │   │   └── StorageRefused   ... with storage's clock at the time (`server_time`)
     │   │   ├── PartFilesGone        storage answered 404/410: the run's files are gone (7 days)
-    │   │   └── IncompleteDownload   body shorter than Content-Length, or gzip ended early
+    │   │   │   └── StorageGone      ... with storage's clock at the time (`server_time`)
+    │   │   ├── IncompleteDownload   body shorter than Content-Length, or gzip ended early
+    │   │   │   └── DamagedDownload  staged parts found damaged at load time: download again
+    │   │   ├── PartTooLarge         larger than `[limits] max_part_bytes` (not retried)
+    │   │   └── StorageTooSlow       slower than `[limits] min_download_rate` (retried)
     │   └── PartParseError           the part's content does not parse (names the line)
+    ├── RunExpired                   storage no longer serves the run's files: backfill its days
     └── StoreError                   the target database or lake cannot be used
         └── StoreLockedError         another csload process holds the target
 
@@ -22,6 +29,14 @@ a token or a URL signature: build messages from `csload.redact` helpers only.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from csload.api.jobspec import Problem
 
 
 class CsloadError(Exception):
@@ -34,6 +49,19 @@ class ConfigError(CsloadError):
 
 class InsecureUrlError(ConfigError):
     """A URL uses plain http and is not a loopback address."""
+
+
+class InvalidJobSpec(ConfigError):
+    """A create-job request breaks one or more rules of the API; nothing was sent."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            text = f"invalid job: {self.problems[0]}"
+        else:
+            text = f"invalid job ({len(self.problems)} problems):\n" + "\n".join(
+                f"  - {problem}" for problem in self.problems)
+        super().__init__(text)
 
 
 class AuthError(CsloadError):
@@ -96,8 +124,33 @@ class PartUrlExpired(DownloadError):
     """Storage refused the part URL (403): the signed URL or the run's files expired."""
 
 
+class StorageRefused(PartUrlExpired):
+    """Storage answered 403, and what its clock said then (its `Date` header, if any).
+
+    A 403 is what storage answers both for a signed URL past its lifetime and for files past
+    the storage retention; only the second is final. The server's time lets the caller tell
+    them apart against the files' expiration date without trusting the local clock.
+    """
+
+    def __init__(self, message: str, *, server_time: datetime | None = None,
+                 job_id: int | None = None, run_id: int | None = None,
+                 part_id: int | None = None) -> None:
+        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
+        self.server_time = server_time
+
+
 class PartFilesGone(DownloadError):
     """Storage answered 404/410: the run's files are gone (kept 7 days); backfill those days."""
+
+
+class StorageGone(PartFilesGone):
+    """Storage answered 404/410, and what its clock said then (see StorageRefused)."""
+
+    def __init__(self, message: str, *, server_time: datetime | None = None,
+                 job_id: int | None = None, run_id: int | None = None,
+                 part_id: int | None = None) -> None:
+        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
+        self.server_time = server_time
 
 
 class IncompleteDownload(DownloadError):
@@ -128,6 +181,27 @@ class PartParseError(PartError):
     ) -> None:
         super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
         self.line = line
+
+
+class PartTooLarge(DownloadError):
+    """The part is larger than `[limits] max_part_bytes` (not retried: it would be again)."""
+
+
+class StorageTooSlow(DownloadError):
+    """Storage sent fewer bytes in a window than `[limits] min_download_rate` asks (retried)."""
+
+
+class RunExpired(CsloadError):
+    """The run's files are no longer served (older than the storage retention)."""
+
+    def __init__(self, job_id: int, run_id: int, cause: str) -> None:
+        super().__init__(
+            f"job {job_id}, run {run_id}: the run's files have expired ({cause}); files are "
+            "kept 7 days after a run: backfill these days with a once job "
+            "(`csload backfill --gaps` does it)"
+        )
+        self.job_id = job_id
+        self.run_id = run_id
 
 
 class StoreError(CsloadError):

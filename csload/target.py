@@ -28,7 +28,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -38,8 +38,9 @@ import duckdb
 from csload.api.models import Job, Run
 from csload.config import STAGING_DIR_ENV, Limits, staging_path
 from csload.errors import ConfigError, StoreError
-from csload.load.duckdb import DuckDBStore, RunOutcome, connect
+from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
+from csload.load.outcome import AppliedRun
 from csload.redact import redact_options
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Store(Protocol):
 
     def loaded_runs(self) -> set[int]: ...
 
-    def apply(self, runs: Sequence[StagedRun]) -> list[RunOutcome]: ...
+    def apply(self, runs: Sequence[StagedRun]) -> list[AppliedRun]: ...
 
     def record_failed(self, job: Job, run: Run, message: str,
                       table: str | None = None) -> None: ...
@@ -281,6 +282,54 @@ class Target:
 
         return self.parquet is not None and not is_s3_url(self.parquet)
 
+    # -- the ledgers, for a backfill: read where they are, written beside them -------------------
+
+    def exists(self) -> bool:
+        """Whether the target was created (a database file; a lake with a first version).
+        Creates nothing; a lake URL or storage option that cannot be used fails here."""
+        if self.parquet is not None:
+            from csload.lake.fs import LakeFS
+            from csload.lake.manifest import read_current
+
+            lake = LakeFS.open(self.parquet, self.storage_options)
+            return read_current(lake).version > 0
+        assert self.db is not None
+        return self.db.exists()
+
+    def connect_ledger(self) -> duckdb.DuckDBPyConnection:
+        """A connection to the target's ledger tables as they are now, creating nothing: the
+        database file; a lake's current version (its ledger snapshot, read through the
+        manifest: connect again to see a later version); an empty in-memory database where
+        the target does not exist yet.
+
+        The database file is opened read-write all the same: DuckDB refuses, within one
+        process, a read-only connection to a file that another connection (a notebook's
+        `csload.connect`) holds read-write. Only the caller's own tables are written there
+        (the backfill's, through `create_database`)."""
+        if not self.exists():
+            return duckdb.connect(":memory:")
+        if self.parquet is not None:
+            from csload.lake import connect_lake
+
+            return connect_lake(self.parquet, storage_options=self.storage_options)
+        assert self.db is not None
+        return connect(self.db)
+
+    def create_database(self) -> duckdb.DuckDBPyConnection:
+        """A connection to the database file, created (0600, as `open` creates it) if it does
+        not exist yet; its folder checked first (`check_writable`)."""
+        assert self.db is not None, "a lake is created by its first load, through a sync"
+        self.check_writable()
+        with _created_private(self.db):
+            return connect(self.db)
+
+    def check_lake_usable(self) -> None:
+        """Fail before anything is created if the lake cannot be written (writes nothing)."""
+        assert self.parquet is not None
+        from csload.lake.fs import LakeFS
+
+        LakeFS.open(self.parquet, self.storage_options).check_usable()
+
     def done_runs_read_only(self) -> set[int]:
         """What a dry run needs from the ledger, without writing (or creating) anything."""
         return self.read_ledger(Ledger.done_run_ids) or set()
@@ -345,13 +394,6 @@ def _make_private_folder(path: Path) -> None:
     path.mkdir(mode=0o700)
 
 
-def _remove(entry: Path) -> None:
-    if entry.is_dir() and not entry.is_symlink():
-        shutil.rmtree(entry)
-    else:
-        entry.unlink()
-
-
 def _remove_own_leftovers(prefix: Path) -> None:
     """Remove the folders `<prefix>-*` of killed syncs that are the user's own (another
     user's, in a shared temporary folder, are left alone)."""
@@ -365,20 +407,28 @@ def _remove_own_leftovers(prefix: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _open_private(db: Path, limits: Limits | None = None) -> Store:
-    """DuckDBStore.open, a new database file created 0600 (the umask, for the moment the file
-    is created, then its mode: no other user can open it even before it holds data)."""
+@contextlib.contextmanager
+def _created_private(db: Path) -> Iterator[None]:
+    """Around DuckDB creating the database file `db`: created 0600 (the umask, for the moment
+    the file is created, then its mode), so no other user can open it even before it holds
+    data. An existing file is left as it is."""
     if db.exists():
-        return DuckDBStore.open(db, limits)
+        yield
+        return
     previous = os.umask(0o077)
     try:
-        store = DuckDBStore.open(db, limits)
+        yield
     finally:
         os.umask(previous)
     # Not for ":memory:", which has no file.
     with contextlib.suppress(FileNotFoundError):
         db.chmod(0o600)
-    return store
+
+
+def _open_private(db: Path, limits: Limits | None = None) -> Store:
+    """DuckDBStore.open, a new database file created 0600."""
+    with _created_private(db):
+        return DuckDBStore.open(db, limits)
 
 
 def connect_target(path: str | Path | None = None, *, parquet: str | None = None,
@@ -404,12 +454,23 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
     return connect(target.db, read_only=read_only)
 
 
-def read_status(db: str | Path) -> StoreStatus:
-    """The status of the csload database at `db` (which must exist)."""
+def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
+           storage_options: Mapping[str, str] | None = None) -> StoreStatus:
+    """What a target's ledger says: its tables, its jobs (last window, days missing) and
+    the runs that failed or expired. Of the DuckDB database at `db` (default
+    `contentsquare.duckdb`; it must exist and be a csload database, else StoreError), or of
+    the Parquet lake at `parquet` (a folder or s3:// URL; `storage_options` for S3)."""
+    target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
+    if target.parquet is not None:
+        # Only for a lake: csload.lake imports pyarrow, which a database never needs.
+        from csload.lake import read_lake_status
+
+        return read_lake_status(target.parquet, storage_options=target.storage_options)
+    assert target.db is not None
     # Here, not at the top: a sync opens targets and never reads a status.
     from csload.load.status import ledger_status
 
-    path = Path(db)
+    path = target.db
     if not path.is_file():
         raise StoreError(f"no database at {path}: run `csload sync --db {path}` first")
     con = connect(path, read_only=True)
@@ -421,14 +482,13 @@ def read_status(db: str | Path) -> StoreStatus:
         con.close()
 
 
-def read_target_status(*, db: str | Path | None = None, parquet: str | None = None,
-                       storage_options: Mapping[str, str] | None = None) -> StoreStatus:
-    """The status of a DuckDB database (`db`) or of a Parquet lake (`parquet`)."""
-    target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
-    if target.parquet is not None:
-        # Only for a lake: csload.lake imports pyarrow, which a database never needs.
-        from csload.lake import read_lake_status
+def read_status(db: str | Path) -> StoreStatus:
+    """`status(db)`: this name came before `status`, and stays for the code that uses it."""
+    return status(db)
 
-        return read_lake_status(target.parquet, storage_options=target.storage_options)
-    assert target.db is not None
-    return read_status(target.db)
+
+def read_target_status(*, db: str | Path | None = None, parquet: str | Path | None = None,
+                       storage_options: Mapping[str, str] | None = None) -> StoreStatus:
+    """`status(db=..., parquet=...)`: this name came before `status`, and stays for the code
+    that uses it."""
+    return status(db, parquet=parquet, storage_options=storage_options)

@@ -14,7 +14,7 @@
                  `lake` and valid credentials (`S3Server.options`), so wrong credentials and
                  missing buckets are refused as real S3 would; one for every test folder.
 
-`tests/exportfmt.py` (importable as `exportfmt`) decodes the export files independently.
+`tests/exportfmt.py` (`from tests.exportfmt import ...`) decodes the export files independently.
 `--slow` (or CSLOAD_SLOW=1) selects the long version of the suites that have one.
 
     @pytest.mark.hostile(finding, contained)
@@ -22,7 +22,7 @@
                  a hostile server, bad data, another user of the host) and shows it contained.
                  With CSLOAD_HOSTILE_SUMMARY=<file>, the run writes each marked test's finding,
                  what csload does and its outcome to that JSON file;
-                 `python tests/reliability/render_hostile.py <file>` (see there) turns it into
+                 `python -m tests.reliability.render_hostile <file>` (see there) turns it into
                  the "hostile input" table of docs/reliability.md and the README's row.
 """
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +40,8 @@ import pytest
 from csload.simulator import ServerHandle, SimConfig, Simulator
 
 if TYPE_CHECKING:
-    from s3server import S3Server
+    from tests.s3server import S3Server
 
-# exportfmt.py lives next to this file; make it importable from every test directory.
-sys.path.insert(0, str(Path(__file__).parent))
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -117,7 +114,7 @@ def sim_thread(simulator: Simulator) -> Iterator[ServerHandle]:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     # Imported here: moto and boto3 load only in a run that has S3 lake tests.
-    from s3server import start_s3_server
+    from tests.s3server import start_s3_server
 
     server = start_s3_server()
     try:

@@ -71,7 +71,6 @@ from csload.api.models import (
     JobSpec,
     Run,
     created_job,
-    format_timestamp,
 )
 from csload.api.observed import ClientObservations
 from csload.api.paging import DEFAULT_PAGE_SIZE, read_all_pages
@@ -91,6 +90,7 @@ from csload.errors import (
     CredentialsRejected,
 )
 from csload.redact import plain_http_allowed
+from csload.times import api_text
 
 __all__ = ["ExportClient"]
 
@@ -251,7 +251,7 @@ class ExportClient:
     ) -> list[DynamicVarKey]:
         """Keys seen in [date_from, date_to): the end is exclusive, like every API window."""
         # Full timestamps, dates too: a server may refuse a bare date (contract section 9).
-        params = {"from": format_timestamp(date_from), "to": format_timestamp(date_to)}
+        params = {"from": api_text(date_from), "to": api_text(date_to)}
         raw = await self._call("GET", "/dynamic-var-keys", params=params)
         return [DynamicVarKey.from_api(item)
                 for item in envelope.payload_list(raw, "dynamic var keys")]

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from csload.api.models import Job, JobField, JobSpec
+from csload.api.models import DATA_RETENTION_MONTHS, Job, JobField, JobSpec
 from csload.api.schemas import SCOPES
-from csload.errors import ApiRequestError, ConfigError
+from csload.errors import ApiRequestError, InvalidJobSpec
+from csload.times import midnight, utcnow
 
 if TYPE_CHECKING:   # the client (and aiohttp) is not needed by what only plans or reads
     from csload.api.client import ExportClient
@@ -46,19 +47,17 @@ __all__ = [
     "InvalidJobSpec",
     "Problem",
     "Rule",
-    "check_spec",
-    "create_checked_job",
-    "create_job_checked",
+    "check_jobs",
+    "create_job",
     "earliest_exportable_day",
     "exportable_names",
     "parse_field",
     "parse_fields",
+    "post_checked_job",
     "spec_like",
     "validate_spec",
 ]
 
-# ASSUMED (contract section 7): how far back a `once` job may reach.
-DATA_RETENTION_MONTHS = 13
 MAX_ONCE_DAYS = 7
 
 FORMATS = ("CSV", "JSONL")
@@ -103,19 +102,6 @@ class Problem:
         return f"{self.detail} (rule: {self.rule})"
 
 
-class InvalidJobSpec(ConfigError):
-    """A create-job request breaks one or more rules of the API; nothing was sent."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = tuple(problems)
-        if len(self.problems) == 1:
-            text = f"invalid job: {self.problems[0]}"
-        else:
-            text = f"invalid job ({len(self.problems)} problems):\n" + "\n".join(
-                f"  - {problem}" for problem in self.problems)
-        super().__init__(text)
-
-
 # -- dates ------------------------------------------------------------------------------------
 
 
@@ -139,10 +125,6 @@ def earliest_exportable_day(now: datetime, months: int = DATA_RETENTION_MONTHS) 
             return date(year, month + 1, day)
         except ValueError:
             day -= 1
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # -- fields -----------------------------------------------------------------------------------
@@ -279,7 +261,7 @@ def _range_problems(spec: JobSpec, now: datetime, retention_months: int) -> list
     if days > MAX_ONCE_DAYS:
         problems.append(Problem(Rule.SPAN, f"the range covers {days} whole days"))
     earliest = earliest_exportable_day(now, retention_months)
-    if _floor_day(start) < _midnight(earliest):
+    if _floor_day(start) < midnight(earliest):
         problems.append(Problem(
             Rule.RETENTION,
             f"from {start:%Y-%m-%d} is before {earliest}, the earliest exportable day "
@@ -287,21 +269,42 @@ def _range_problems(spec: JobSpec, now: datetime, retention_months: int) -> list
     return problems
 
 
-def check_spec(spec: JobSpec, *, now: datetime, exportable: Collection[str] | None = None,
-               retention_months: int = DATA_RETENTION_MONTHS) -> None:
-    """Raise InvalidJobSpec listing every rule `spec` breaks."""
-    problems = validate_spec(spec, now=now, exportable=exportable,
-                             retention_months=retention_months)
-    if problems:
-        raise InvalidJobSpec(problems)
-
-
 async def exportable_names(client: ExportClient, scope: str) -> frozenset[str]:
     """The field names /exportable-fields lists for `scope`."""
     return frozenset(field.name for field in await client.exportable_fields(scope))
 
 
-async def create_job_checked(
+async def check_jobs(
+    client: ExportClient,
+    specs: Iterable[JobSpec],
+    *,
+    now: datetime | None = None,
+    retention_months: int = DATA_RETENTION_MONTHS,
+    extra_problems: Sequence[Problem] = (),
+) -> None:
+    """Check create-job requests before any is sent: raise InvalidJobSpec listing every rule
+    they break (each problem once), with `extra_problems` (the `--field` texts that could not
+    be read, say) first. Fetches each scope's field catalog once. `now`: the API's idea of the
+    time (default: the clock's). The one check `csload jobs create` (dry run or not),
+    `create_job` and a backfill (all its windows' jobs at once) make."""
+    now = now or utcnow()
+    catalogs: dict[str, frozenset[str]] = {}
+    problems: list[Problem] = []
+    for spec in specs:
+        if spec.scope in SCOPES and spec.scope not in catalogs:
+            catalogs[spec.scope] = await exportable_names(client, spec.scope)
+        found = validate_spec(spec, now=now, exportable=catalogs.get(spec.scope),
+                              retention_months=retention_months)
+        for problem in found:
+            # Windows of one backfill break the same rule alike: said once.
+            if problem not in problems:
+                problems.append(problem)
+    problems[:0] = extra_problems
+    if problems:
+        raise InvalidJobSpec(problems)
+
+
+async def create_job(
     client: ExportClient,
     spec: JobSpec,
     *,
@@ -309,22 +312,19 @@ async def create_job_checked(
     retention_months: int = DATA_RETENTION_MONTHS,
     extra_problems: Sequence[Problem] = (),
 ) -> Job:
-    """Check `spec` against every rule (fetching the scope's field catalog), then create it.
+    """Check `spec` against every rule (`check_jobs`), then create it (`post_checked_job`).
 
     Raises InvalidJobSpec without sending the create request when a rule is broken, and
     ApiRequestError (saying the local checks passed) when the API refuses it anyway.
     """
-    now = now or datetime.now(UTC)
-    catalog = await exportable_names(client, spec.scope) if spec.scope in SCOPES else None
-    problems = [*extra_problems, *validate_spec(spec, now=now, exportable=catalog,
-                                                retention_months=retention_months)]
-    if problems:
-        raise InvalidJobSpec(problems)
-    return await create_checked_job(client, spec)
+    await check_jobs(client, [spec], now=now, retention_months=retention_months,
+                     extra_problems=extra_problems)
+    return await post_checked_job(client, spec)
 
 
-async def create_checked_job(client: ExportClient, spec: JobSpec) -> Job:
-    """POST an already checked spec; a 400 says the API disagrees with csload's checks."""
+async def post_checked_job(client: ExportClient, spec: JobSpec) -> Job:
+    """POST a spec `check_jobs` passed (a backfill checks all its jobs before creating the
+    first); a 400 says the API disagrees with csload's checks."""
     try:
         return await client.create_job(spec)
     except ApiRequestError as exc:

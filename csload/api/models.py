@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from csload.errors import ApiError, part_label
 from csload.redact import redact_text, redact_url
+from csload.times import api_text_or_none
 
 Json = dict[str, Any]
+
+# The API's retention, as the contract states it: the facts a sync and a backfill both plan by.
+# A run's files are kept this long after it finished (contract section 5): an older run must
+# be exported again.
+FILE_RETENTION = timedelta(days=7)
+# ASSUMED (contract section 7): how far back a `once` job may reach.
+DATA_RETENTION_MONTHS = 13
 
 
 # BIGINT's largest value: every id column of the ledger and the lake holds 1 .. MAX_ID.
@@ -92,18 +100,6 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         raise ApiError(f"unexpected timestamp {_shown(value)}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_timestamp(value: datetime | date) -> str:
-    """The API's timestamp form: 2026-11-14T00:00:00.000Z."""
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else format_timestamp(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +209,11 @@ class Job:
             "deviceLabel": self.device_label,
             "segmentId": self.segment_id,
             "dateRange": (
-                {"from": _iso(self.date_from), "to": _iso(self.date_to)}
+                {"from": api_text_or_none(self.date_from), "to": api_text_or_none(self.date_to)}
                 if self.date_from or self.date_to else None
             ),
             "fields": [f.to_api() for f in self.fields],
-            "createdAt": _iso(self.created_at),
+            "createdAt": api_text_or_none(self.created_at),
         }
 
 
@@ -261,7 +257,7 @@ class Part:
         )
 
     def to_json(self) -> Json:
-        return {"partId": self.part_id, "expirationDate": _iso(self.expiration_date)}
+        return {"partId": self.part_id, "expirationDate": api_text_or_none(self.expiration_date)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,10 +308,10 @@ class Run:
             "jobRunId": self.run_id,
             "jobId": self.job_id,
             "state": self.state,
-            "startDate": _iso(self.start_date),
-            "endDate": _iso(self.end_date),
-            "createdAt": _iso(self.created_at),
-            "finishedAt": _iso(self.finished_at),
+            "startDate": api_text_or_none(self.start_date),
+            "endDate": api_text_or_none(self.end_date),
+            "createdAt": api_text_or_none(self.created_at),
+            "finishedAt": api_text_or_none(self.finished_at),
         }
         if self.parts is not None:
             out["files"] = [p.to_json() for p in self.parts]
@@ -412,8 +408,8 @@ class JobSpec:
         frequency: Json = {"value": self.frequency}
         if self.date_from is not None or self.date_to is not None:
             frequency["dateRange"] = {
-                "from": _iso(self.date_from),
-                "to": _iso(self.date_to),
+                "from": api_text_or_none(self.date_from),
+                "to": api_text_or_none(self.date_to),
             }
         body: Json = {
             "name": self.name,

@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 
+from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
 from csload.api.models import JobField, JobSpec
 from csload.errors import ConfigError
 from csload.load.backfill_ledger import NAME_PREFIX
-from csload.pipeline.discover import check_day, check_job_ids, check_scope
+from csload.times import midnight
 
 __all__ = [
     "MAX_WINDOW_DAYS",
@@ -32,10 +33,6 @@ __all__ = [
 ]
 
 MAX_WINDOW_DAYS = 7
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -85,8 +82,8 @@ class Template:
     def spec(self, window: Window) -> JobSpec:
         return JobSpec(name=job_name(self, window), format=self.format, scope=self.scope,
                        frequency="once", fields=self.fields, device_label=self.device_label,
-                       segment_id=self.segment_id, date_from=_midnight(window.start),
-                       date_to=_midnight(window.end))
+                       segment_id=self.segment_id, date_from=midnight(window.start),
+                       date_to=midnight(window.end))
 
 
 def job_name(template: Template, window: Window) -> str:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from csload.backfills.plan import UnavailableDays, Window
-from csload.pipeline.report import EXIT_OK, EXIT_SOME_RUNS_FAILED, SyncEvent
+from csload.pipeline.report import Report, SyncEvent
 
 __all__ = [
     "BackfillEvent",
@@ -20,10 +19,6 @@ __all__ = [
     "BackfillStatus",
     "ignore_backfill_events",
 ]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class BackfillStatus(enum.StrEnum):
@@ -60,22 +55,13 @@ class BackfillItem:
         }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 @dataclass(slots=True, kw_only=True)
-class BackfillReport:
+class BackfillReport(Report):
     """The result of one backfill (or of one dry run)."""
 
-    target: str
-    dry_run: bool = False
     gaps: bool = False
-    started_at: datetime = field(default_factory=_utcnow)
-    finished_at: datetime | None = None
     items: list[BackfillItem] = field(default_factory=list)
     unavailable: list[UnavailableDays] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
     def of_status(self, status: BackfillStatus) -> list[BackfillItem]:
         return [item for item in self.items if item.status is status]
@@ -97,14 +83,13 @@ class BackfillReport:
         return sum(item.rows for item in self.loaded)
 
     @property
-    def exit_code(self) -> int:
-        """0, or 3 when a window failed. Days no job can export are warnings, not failures."""
-        return EXIT_SOME_RUNS_FAILED if self.failed else EXIT_OK
+    def incomplete(self) -> bool:
+        """When a window failed. Days no job can export are warnings, not failures."""
+        return bool(self.failed)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "target": self.target, "dryRun": self.dry_run, "gaps": self.gaps,
-            "startedAt": _iso(self.started_at), "finishedAt": _iso(self.finished_at),
+            **self.json_head(gaps=self.gaps),
             "windows": len(self.items), "windowsLoaded": len(self.loaded),
             "windowsAlreadyLoaded": len(self.of_status(BackfillStatus.ALREADY_LOADED)),
             "windowsFailed": len(self.failed), "jobsCreated": self.jobs_created,

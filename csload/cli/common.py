@@ -276,6 +276,14 @@ def settings_from(params: dict[str, Any]) -> Settings:
         fail(exc)
 
 
+def answered(call: Callable[[], T]) -> T:
+    """A library call's answer, or its error as the command's one `error:` line (exit 1)."""
+    try:
+        return call()
+    except CsloadError as exc:
+        fail(exc)
+
+
 def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitable[T]]) -> T:
     """Run one async action with a connected client; turn csload errors into a clean exit."""
     from csload.api.client import ExportClient

@@ -19,7 +19,7 @@ import logging
 import time
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from csload.cli.common import log_line, scrub
 from csload.pipeline.report import EventKind, RunOutcome, RunStatus, SyncEvent, SyncReport
@@ -54,15 +54,52 @@ def _clock(seconds: float) -> str:
     return str(timedelta(seconds=round(seconds)))
 
 
-class SyncDisplay:
-    """An event sink (`on_event`) that renders progress to stderr; use it as a context manager.
-    `console` is one of csload.cli.common's (markup off: messages are printed as they are)."""
+class EventDisplay:
+    """What the displays of a sync and of a backfill share: a rich Progress on a terminal,
+    entered and left with the display (use it as a context manager), and log lines under
+    `log_name` otherwise. `console` is one of csload.cli.common's (markup off: messages are
+    printed as they are)."""
+
+    log_name = "csload"
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.progress: Progress | None = None
+
+    def new_progress(self) -> Progress:
+        """The live display, made when the display is entered on a terminal."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        if self.live:
+            self.progress = self.new_progress()
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(kind, exc, tb)
+
+    def _line(self, level: int, message: str, *, on_terminal: bool) -> None:
+        """Off a terminal, a log line. On a terminal, with `on_terminal`, the message as it
+        is, above the live lines. Scrubbed either way: messages quote the API."""
+        if not self.live:
+            self.console.print(log_line(level, self.log_name, message))
+        elif on_terminal:
+            self.console.print(scrub(message))
+
+
+class SyncDisplay(EventDisplay):
+    """An event sink (`on_event`) that renders a sync's progress to stderr."""
+
+    log_name = LOG_NAME
 
     def __init__(self, console: Console, *, dry_run: bool = False) -> None:
-        self.console = console
+        super().__init__(console)
         # A dry run fetches each planned run's detail (its files), and downloads nothing.
         self.after_plan = "reading the runs' files" if dry_run else "downloading"
-        self.live = console.is_terminal
         self.started = time.monotonic()
         self.planned_at: float | None = None    # when the downloads started
         self.planned: int | None = None
@@ -71,25 +108,21 @@ class SyncDisplay:
         self.bytes = 0
         self.rows = 0
         self.runs_done = 0
-        self.progress: Progress | None = None
         self.task: TaskID | None = None
 
-    def __enter__(self) -> SyncDisplay:
-        if self.live:
-            from rich.progress import BarColumn, Progress, SpinnerColumn
+    def new_progress(self) -> Progress:
+        from rich.progress import BarColumn, Progress, SpinnerColumn
 
-            columns = [SpinnerColumn(), _line_column(self)]
-            if self.console.width >= _NARROW:
-                columns.insert(1, BarColumn(bar_width=16))
-            self.progress = Progress(*columns, console=self.console, transient=True)
-            self.progress.__enter__()
+        columns = [SpinnerColumn(), _line_column(self)]
+        if self.console.width >= _NARROW:
+            columns.insert(1, BarColumn(bar_width=16))
+        return Progress(*columns, console=self.console, transient=True)
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        if self.progress is not None:
             self.task = self.progress.add_task("sync", total=None)
         return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(kind, exc, tb)
 
     # -- what the line says ---------------------------------------------------------------------
 
@@ -155,12 +188,9 @@ class SyncDisplay:
                                  refresh=phase_changed)
 
     def _line(self, level: int, message: str, *, on_terminal: bool = False) -> None:
-        """Off a terminal, every event as a log line. On a terminal, only the notes, as
-        they are, above the progress line: the rest is on that line, or in the summary."""
-        if not self.live:
-            self.console.print(log_line(level, LOG_NAME, message))
-        elif on_terminal:
-            self.console.print(scrub(message))
+        """On a terminal, only the notes: the rest is on the progress line, or in the
+        summary."""
+        super()._line(level, message, on_terminal=on_terminal)
 
     def _log_run(self, event: SyncEvent) -> None:
         if self.live:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -26,16 +25,9 @@ from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from csload.api import calls
 from csload.api.client import ExportClient
-from csload.api.jobspec import (
-    DATA_RETENTION_MONTHS,
-    InvalidJobSpec,
-    create_job_checked,
-    exportable_names,
-    parse_fields,
-    spec_like,
-    validate_spec,
-)
+from csload.api.jobspec import check_jobs, create_job, parse_fields, spec_like
 from csload.api.models import Job, JobSpec
 from csload.backfills.engine import (
     DEFAULT_MAX_WAIT,
@@ -49,10 +41,10 @@ from csload.backfills.engine import (
 )
 from csload.cli.common import (
     Duration,
+    answered,
     connection_options,
     fail,
     labelled,
-    log_line,
     print_json,
     run_with_client,
     scrub,
@@ -62,10 +54,12 @@ from csload.cli.common import (
     ts,
     usage_checked,
 )
+from csload.cli.display import EventDisplay
 from csload.cli.interrupt import Interrupted, until_signal
 from csload.errors import CsloadError
 from csload.pipeline.sync import DEFAULT_DB
 from csload.target import check_one_target
+from csload.times import midnight
 
 EXIT_INTERRUPTED = 130
 
@@ -74,10 +68,6 @@ _DAY = click.DateTime(["%Y-%m-%d"])
 
 def _day(value: datetime | None) -> date | None:
     return None if value is None else value.date()
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _merged_settings(ctx: click.Context, params: dict[str, Any]) -> Any:
@@ -121,10 +111,10 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
     date_from = date_to = None
     if once:
         first, last = once[0].date(), once[1].date()
-        date_from = _midnight(first)
+        date_from = midnight(first)
         # The last day is included; the API's `to` is exclusive. A reversed range stays
         # reversed so that the rule's message shows the days as given.
-        date_to = _midnight(last + timedelta(days=1) if last >= first else last)
+        date_to = midnight(last + timedelta(days=1) if last >= first else last)
         frequency = "once"
     fields, problems = parse_fields(field_texts)
 
@@ -146,14 +136,9 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
                            fields=tuple(fields), device_label=(device or "all").lower(),
                            segment_id=segment, date_from=date_from, date_to=date_to)
         if dry_run:
-            catalog = await exportable_names(client, spec.scope) \
-                if spec.scope in ("sessions", "views") else None
-            found = [*problems, *validate_spec(spec, now=datetime.now(UTC), exportable=catalog,
-                                               retention_months=DATA_RETENTION_MONTHS)]
-            if found:
-                raise InvalidJobSpec(found)
+            await check_jobs(client, [spec], extra_problems=problems)
             return None, spec
-        return await create_job_checked(client, spec, extra_problems=problems), spec
+        return await create_job(client, spec, extra_problems=problems), spec
 
     job, spec = run_with_client(settings, action)
     if job is None:
@@ -184,7 +169,7 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
 def custom_vars(as_json: bool, **params: Any) -> None:
     """List the project's custom variables (use them as --field custom_var:POSITION)."""
     settings = settings_from(params)
-    found = run_with_client(settings, lambda c: c.custom_vars())
+    found = answered(lambda: calls.custom_vars(settings=settings))
     if as_json:
         print_json([var.to_json() for var in found])
         return
@@ -207,8 +192,7 @@ def dynamic_vars(date_from: datetime, date_to: datetime, as_json: bool, **params
     if last < first:
         raise click.BadParameter(f"{last} is before --from {first}", param_hint="--to")
     settings = settings_from(params)
-    found = run_with_client(
-        settings, lambda c: c.dynamic_var_keys(first, last + timedelta(days=1)))
+    found = answered(lambda: calls.dynamic_vars(first, last, settings=settings))
     if as_json:
         print_json([key.to_json() for key in found])
         return
@@ -227,38 +211,22 @@ def _elapsed(seconds: float | None) -> str:
     return "" if seconds is None else str(timedelta(seconds=int(seconds)))
 
 
-class BackfillDisplay:
+class BackfillDisplay(EventDisplay):
     """An event sink for backfills: a live line per window on a terminal, log lines otherwise.
 
     Log lines (csload.cli.common.LOG_FORMAT: timestamped, like the log records of `-v`) are
-    printed on changes only (a new state of a run, not every poll). `console` is one of
-    csload.cli.common's (markup off: messages are printed as they are)."""
+    printed on changes only (a new state of a run, not every poll)."""
+
+    log_name = "csload.backfill"
 
     def __init__(self, console: Console) -> None:
-        self.console = console
-        self.live = console.is_terminal
-        self.progress: Progress | None = None
+        super().__init__(console)
         self.tasks: dict[tuple[str | None, str], TaskID] = {}
         self.states: dict[tuple[str | None, str], str] = {}
 
-    def __enter__(self) -> BackfillDisplay:
-        if self.live:
-            self.progress = Progress(TextColumn("{task.description}", markup=False),
-                                     TextColumn("{task.fields[detail]}", markup=False),
-                                     console=self.console)
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(kind, exc, tb)
-
-    def _line(self, message: str, level: int = logging.INFO) -> None:
-        """On a terminal the line (above the live lines); else a log line. Scrubbed either
-        way: messages quote the API (states, error texts)."""
-        self.console.print(scrub(message) if self.live
-                           else log_line(level, "csload.backfill", message))
+    def new_progress(self) -> Progress:
+        return Progress(TextColumn("{task.description}", markup=False),
+                        TextColumn("{task.fields[detail]}", markup=False), console=self.console)
 
     def _show(self, event: BackfillEvent, detail: str, *, line: bool = True,
               level: int = logging.INFO) -> None:
@@ -275,14 +243,15 @@ class BackfillDisplay:
             else:
                 self.progress.update(task, description=where, detail=detail)
         elif line:
-            self._line(f"{where}: {detail}", level)
+            self._line(level, f"{where}: {detail}", on_terminal=True)
 
     def __call__(self, event: BackfillEvent) -> None:
         kind = event.kind
         if kind is BackfillEventKind.PLANNED or kind is BackfillEventKind.MESSAGE:
             if event.message:
-                self._line(f"note: {event.message}" if kind is BackfillEventKind.MESSAGE
-                           else event.message)
+                self._line(logging.INFO, f"note: {event.message}"
+                           if kind is BackfillEventKind.MESSAGE else event.message,
+                           on_terminal=True)
             return
         if event.window is None:
             return

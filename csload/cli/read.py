@@ -1,5 +1,6 @@
 """Read commands: jobs, jobs show, runs, fields.
 
+A skin over the library's calls (csload.api.calls): `csload.jobs`, `job`, `runs`, `fields`.
 Every string they print from an answer of the API (names, states, descriptions, ...) passes
 through `scrub`: a hostile or broken API could otherwise send terminal escape sequences. The
 consoles print without markup, so a name like `[red]x` is printed as it is.
@@ -8,18 +9,18 @@ consoles print without markup, so a name like `[red]x` is printed as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
-from csload.api.client import ExportClient
-from csload.api.models import Job, Run
+from csload.api import calls
+from csload.api.models import Job
 from csload.cli.common import (
+    answered,
     connection_options,
     labelled,
     print_json,
-    run_with_client,
     scrub,
     settings_from,
     stdout,
@@ -27,6 +28,8 @@ from csload.cli.common import (
 )
 from csload.cli.lazy import LazyGroup
 from csload.load.columns import normalize_identifier
+
+T = TypeVar("T")
 
 
 # Lazy: `jobs create` lives with the job management commands, which import the backfill
@@ -45,7 +48,7 @@ def jobs(ctx: click.Context, /, as_json: bool, state: str | None, scope: str | N
         ctx.obj = dict(params)
         return
     settings = settings_from(params)
-    found = run_with_client(settings, lambda c: c.list_jobs(state=state, scope=scope))
+    found = answered(lambda: calls.jobs(state=state, scope=scope, settings=settings))
     if as_json:
         print_json([job.to_json() for job in found])
         return
@@ -72,7 +75,7 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
     """Show one export job with its fields."""
     inherited = {k: v for k, v in (ctx.obj or {}).items() if v is not None}
     settings = settings_from({**inherited, **{k: v for k, v in params.items() if v is not None}})
-    job = run_with_client(settings, lambda c: c.get_job(job_id))
+    job = answered(lambda: calls.job(job_id, settings=settings))
     if as_json:
         print_json(job.to_json())
         return
@@ -108,18 +111,7 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
 def runs(job_id: int, as_json: bool, state: str | None, files: bool, **params: Any) -> None:
     """List the runs of an export job, newest first."""
     settings = settings_from(params)
-
-    async def fetch(client: ExportClient) -> list[Run]:
-        found = await client.list_runs(job_id, state=state, order="DESC")
-        if not files:
-            return found
-        detailed: list[Run] = []
-        for run in found:
-            detailed.append(await client.get_run(job_id, run.run_id)
-                            if run.state == "SUCCESS" else run)
-        return detailed
-
-    found = run_with_client(settings, fetch)
+    found = answered(lambda: calls.runs(job_id, state=state, files=files, settings=settings))
     if as_json:
         print_json([run.to_json() for run in found])
         return
@@ -145,7 +137,7 @@ def runs(job_id: int, as_json: bool, state: str | None, files: bool, **params: A
 def fields(scope: str, as_json: bool, **params: Any) -> None:
     """List the exportable fields of a scope, as the API reports them."""
     settings = settings_from(params)
-    found = run_with_client(settings, lambda c: c.exportable_fields(scope))
+    found = answered(lambda: calls.fields(scope, settings=settings))
     if as_json:
         print_json([field.to_json() for field in found])
         return

@@ -40,8 +40,10 @@ class Head:
     proxy: str | None     # the proxy the request went through (credentials removed)
 
 
-class Refused(DownloadError):
-    """Storage answered 403, 404 or 410; `server_time` is its Date header."""
+class Refused(Exception):
+    """Storage answered 403, 404 or 410; `server_time` is its Date header. A finding of the
+    sample check (csload.doctor.sample), which reports it as the check's result: it never
+    leaves the doctor, so it is not part of csload's error tree."""
 
     def __init__(self, status: int, server_time: datetime | None) -> None:
         super().__init__(f"storage answered HTTP {status}")

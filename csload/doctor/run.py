@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import anyio
@@ -72,9 +72,18 @@ async def run_doctor_async(
     return report
 
 
-def run_doctor(settings: Settings, **options: Any) -> DoctorReport:
-    """Blocking `run_doctor_async`, for scripts and notebooks (works inside a running loop)."""
-    return run_blocking(partial(run_doctor_async, settings, **options),
+def run_doctor(
+    settings: Settings,
+    *,
+    db: str | Path | None = None,
+    parquet: str | Path | None = None,
+    sources: Mapping[str, str] | None = None,
+    sample_bytes: int = SAMPLE_BYTES,
+) -> DoctorReport:
+    """Blocking `run_doctor_async` (the same arguments), for scripts and notebooks (works
+    inside a running loop)."""
+    return run_blocking(partial(run_doctor_async, settings, db=db, parquet=parquet,
+                                sources=sources, sample_bytes=sample_bytes),
                         thread_name="csload-doctor")
 
 

@@ -35,7 +35,7 @@ from csload.doctor.report import Check, Verdict, clean
 from csload.doctor.textscan import csv_cut, jsonl_cut
 from csload.doctor.trial import TrialResult, load_trial
 from csload.errors import CsloadError
-from csload.pipeline.discover import run_order
+from csload.load.supersede import run_order
 from csload.redact import plain_http_allowed
 from csload.transfer.stage import kept_until
 

@@ -6,7 +6,9 @@ exactly once, on a local disk or in S3-compatible storage; `connect_lake` and
     csload/lake/manifest.py  the versioned manifest: the commit point and what readers follow
     csload/lake/ledger.py    the ledger tables as Parquet snapshots, one per version
     csload/lake/lock.py      one writer per lake: flock locally, a renewed lease on S3
-    csload/lake/store.py     ParquetStore: apply a batch, publish a version, recover
+    csload/lake/work.py      LakeReads: the DuckDB store's hooks that read partitions in
+    csload/lake/store.py     ParquetStore: apply a batch with the DuckDB store, publish a version
+    csload/lake/recovery.py  partition swaps, recovery after a crash, cleanup of old versions
     csload/lake/reader.py    connect_lake (DuckDB views over the current files), status
 """
 

@@ -1,24 +1,16 @@
 """`ParquetStore`: apply downloaded runs to a Hive-partitioned Parquet lake, exactly once.
 
 It has the DuckDB store's interface (`open`, `loaded_runs`, `ledger`, `apply`, `record_failed`,
-`record_expired`, `close`), so the pipeline drives either, and it reuses the DuckDB store as
-its compute engine, so both targets apply the same rules (csload.load.supersede) in the same
-code. For each batch:
+`record_expired`, `close`), so the pipeline drives either, and it applies batches with the
+DuckDB store itself, by composition, so both targets apply the same rules
+(csload.load.supersede) in the same code. For each batch:
 
-1. **Work database.** An in-memory DuckDB database (`_Work`, a `DuckDBStore`; it spills to
-   the scratch folder when it outgrows memory) holds the lake's ledger, loaded from the current
-   version's snapshot when the store is opened.
-2. **Apply.** `DuckDBStore.apply` runs on it unchanged, except that right after a table's
-   batch rows are inserted (inside its transaction, before the key rule), the partitions the
-   batch can change are read in from the lake: those of the batch's own row dates; those
-   holding rows of the runs the window rule will drop (the manifest knows each partition's
-   rows per run); and those holding any row whose key the batch delivers again. The last set
-   is found by scanning the key columns (and `_job_id`, `_date`) of the table's other
-   partitions for the batch's keys: only the key columns are read, but of every partition
-   holding keyed rows. That scan is the main cost of a lake sync over a DuckDB one (the
-   DuckDB store scans the same keys inside its own table) and it is what keeps the key rule
-   exact when a key's row moves to another date (a job without the date field dates rows by
-   window start, so a `once` job over several days can move keys).
+1. **Work database** (csload.lake.work). An in-memory `DuckDBStore` (it spills to the scratch
+   folder when it outgrows memory) holds the lake's ledger, loaded from the current version's
+   snapshot when the store is opened.
+2. **Apply.** `DuckDBStore.apply` runs on it unchanged; through its hooks
+   (csload.load.hooks), `LakeReads` reads in the partitions the batch can change right after
+   a table's batch rows are inserted (csload.lake.work says which, and what that costs).
 3. **Write.** Every partition read in or written to is rewritten whole: one
    `COPY ... (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (date))`
    per table into new, uniquely named files `part-<txid>-<n>.parquet`. A partition left
@@ -27,24 +19,16 @@ code. For each batch:
    merging). The ledger snapshot is written beside (csload.lake.ledger).
 4. **Publish.** The new manifest version (csload.lake.manifest) is the commit point:
    * *Local folder*: the new partitions are staged under `_csload/staging/<txid>/`, synced to
-     disk, the manifest is written, then each partition folder is swapped in with one atomic
-     `renameat2(RENAME_EXCHANGE)` (Linux; `renamex_np(RENAME_SWAP)` on macOS), so a reader
-     globbing `ROOT/<table>/*/*.parquet` sees the old or the new files of a day, never both and
-     never a half-written day. Where exchange is unsupported, the old folder is renamed away
-     and the new one in: a reader may then miss that day for the instant between the two
-     renames, but still never sees two versions. Partitions of one batch switch one after the
-     other; `connect(parquet=ROOT)` reads through the manifest and sees whole versions.
+     disk, the manifest is written, then each partition folder is swapped in atomically
+     (csload.lake.recovery). Partitions of one batch switch one after the other;
+     `connect(parquet=ROOT)` reads through the manifest and sees whole versions.
    * *Object storage* (no rename): the new files are uploaded under their final, unique names
      after a transaction marker (`_csload/txn/<txid>.json`) listing them; the manifest is put;
      then the superseded files and the marker are deleted. Between the upload and the delete a
      reader listing the folders sees old and new files of a day: such readers must go through
      the manifest (`csload.connect(parquet=ROOT)`, or its file list), see docs/lake.md.
-5. **Recovery** (each open, under the lock): a crash before the manifest leaves the previous
-   version current: its staging folder (local) or the marker's uploads (S3) are deleted. A
-   crash after it: the local swaps of the version's `touched` partitions are finished (each
-   is checked by its folder's file names, so repeating is harmless), or the marker's
-   superseded files are deleted (S3). Ledger snapshots and manifests no longer current are
-   removed (the last 3 manifests are kept).
+5. **Recovery** (each open, under the lock): csload.lake.recovery finishes or undoes what a
+   crashed sync left.
 
 Runs not yet published when a batch fails are not in the lake's ledger either: the next sync
 loads them again. The work database is then thrown away and rebuilt from the lake.
@@ -53,53 +37,42 @@ loads them again. The work database is then thrown away and rebuilt from the lak
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import logging
-import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.dataset as pads
 
 from csload.api.models import Job, Run
 from csload.config import Limits
-from csload.errors import ConfigError, StoreError
+from csload.errors import StoreError
 from csload.lake import lock as lake_lock
-from csload.lake.fs import LakeFS, fsync_dir, fsync_file
+from csload.lake.fs import LakeFS
 from csload.lake.ledger import export_ledger, import_ledger
 from csload.lake.manifest import (
-    KEEP_MANIFESTS,
     LEDGER_DIR,
-    MANIFEST_DIR,
-    MARKER_NAME,
     PARTITION_COLUMN,
     STAGING_DIR,
-    TXID_SHAPE,
-    TXN_DIR,
     Manifest,
     Partition,
     TableEntry,
     TxnMarker,
-    column_type,
     manifest_name,
-    manifest_versions,
     marker_name,
     new_txid,
-    partition_date,
     partition_dir,
     partition_key,
-    read_current,
 )
+from csload.lake.recovery import cleanup, finish_swaps, recover, swap_partition, sync_tree
+from csload.lake.work import LakeReads, create_table, data_tables, ordered_columns
 from csload.load.columns import quote_ident, sql_str
-from csload.load.duckdb import DuckDBStore, RunOutcome, _Group, _PartFailed, _Pending
+from csload.load.duckdb import DuckDBStore
 from csload.load.ledger import SCHEMA_VERSION, Ledger
-from csload.load.supersede import RunWindow, run_order, window_drops
+from csload.load.outcome import AppliedRun
 from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")
@@ -113,210 +86,6 @@ _PARQUET_OPTIONS = (f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROU
                     f"PARTITION_BY ({PARTITION_COLUMN})")
 
 
-def _data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' "
-        "AND database_name = current_database() AND NOT starts_with(table_name, '_csload') "
-        "ORDER BY table_name").fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def _ordered_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    rows = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
-        "AND schema_name = 'main' AND database_name = current_database() "
-        "ORDER BY column_index", [table]).fetchall()
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def _create_table(con: duckdb.DuckDBPyConnection, table: str,
-                  columns: Sequence[tuple[str, str]]) -> None:
-    # Types come from the manifest: checked again here, as nothing but a known type may
-    # reach SQL (csload.lake.manifest).
-    defs = ", ".join(f"{quote_ident(n)} {column_type(t, f'table {table}')}" for n, t in columns)
-    con.execute(f"CREATE TABLE {quote_ident(table)} ({defs})")
-
-
-class _Work(DuckDBStore):
-    """The DuckDB store a batch is applied with: the lake's ledger plus the partitions read in."""
-
-    # In memory, a batch's rows stay in memory until written out: a higher cap for JSONL
-    # statements would let them grow up to it.
-    JSON_MEMORY_LIMIT = None
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
-        super().__init__(con, path)
-        self.lake: LakeFS | None = None
-        self.manifest = Manifest.empty()
-        self.loaded: dict[str, set[str]] = {}      # partitions read in, committed
-        self._pending: dict[str, set[str]] = {}    # read in by the open transaction
-        self._sources = 0
-
-    # --- hooks into DuckDBStore --------------------------------------------------------
-
-    def _load_batch(self, table: str, batch: list[_Pending]) -> dict[int, RunOutcome]:
-        self._pending = {}
-        try:
-            return super()._load_batch(table, batch)
-        finally:
-            self._pending = {}   # rolled back, or merged by _commit
-
-    def _commit(self) -> None:
-        super()._commit()
-        self.commit_reads()
-
-    def commit_reads(self) -> None:
-        """Count the partitions read in by the transaction that just committed as loaded."""
-        for table, keys in self._pending.items():
-            self.loaded.setdefault(table, set()).update(keys)
-        self._pending = {}
-
-    def _ensure_table(self, table: str, batch: list[_Pending], groups: list[_Group]) -> None:
-        for item in batch:
-            names = {c.name for c in item.layout.columns}
-            names |= {c.name for g in groups if item in g.pending for c in g.columns}
-            if PARTITION_COLUMN in names:
-                raise _PartFailed(item.run_id, ConfigError(
-                    f"job {item.layout.job_id}: a column named {PARTITION_COLUMN!r} would "
-                    f"clash with the lake's partition folders ({PARTITION_COLUMN}=YYYY-MM-DD): "
-                    "give the field another alias"))
-        super()._ensure_table(table, batch, groups)
-
-    def _apply_key_rule(self, table: str, batch: list[_Pending], ids: str
-                        ) -> dict[int, int] | None:
-        self._read_affected(table, batch, ids)
-        return super()._apply_key_rule(table, batch, ids)
-
-    # --- reading partitions in ------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def source(self, files: Sequence[str]) -> Iterator[str]:
-        """A relation over lake files (relative paths), for use in SQL."""
-        assert self.lake is not None
-        lake = self.lake
-        if lake.local:
-            paths = ", ".join(sql_str(str(lake.local_path(f))) for f in files)
-            yield f"read_parquet([{paths}], hive_partitioning = false)"
-            return
-        self._sources += 1
-        name = f"_csload_lake_src_{self._sources}"
-        with lake.errors("read the lake's files"):
-            dataset = pads.dataset([lake.full(f) for f in files], filesystem=lake.fs,
-                                   format="parquet")
-        self.con.register(name, dataset)
-        try:
-            with lake.errors("read the lake's files"):
-                yield name
-        finally:
-            self.con.unregister(name)
-
-    def read_partitions(self, table: str, keys: set[str]) -> None:
-        """Insert the rows of these partitions of the lake into the work table."""
-        entry = self.manifest.tables.get(table)
-        if entry is None or not keys:
-            return
-        files = entry.files(keys)
-        if files:
-            with self.source(files) as src:
-                self.con.execute(f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
-                                 f"SELECT * FROM {src}")
-        self._pending.setdefault(table, set()).update(keys)
-
-    def _have(self, table: str) -> set[str]:
-        return self.loaded.get(table, set()) | self._pending.get(table, set())
-
-    def _read_affected(self, table: str, batch: list[_Pending], ids: str) -> None:
-        entry = self.manifest.tables.get(table)
-        if entry is None or not entry.partitions:
-            return
-        want = {partition_key(r[0]) for r in self.con.execute(
-            f"SELECT DISTINCT _date FROM {quote_ident(table)} "  # noqa: S608
-            f"WHERE _run_id IN ({ids})").fetchall()}
-        job_ids = {item.layout.job_id for item in batch}
-        mine = [RunWindow(item.run_id, item.layout.job_id, item.staged.run.start_date,
-                          item.staged.run.end_date, run_order(item.staged.run))
-                for item in batch]
-        where = entry.run_partitions()
-        for drop in window_drops(mine, self.ledger.loaded_windows(job_ids)):
-            for key in where.get(drop.run_id, ()):
-                day = partition_date(key)
-                if drop.date_from is None or (day is not None and drop.date_to is not None
-                                              and drop.date_from <= day < drop.date_to):
-                    want.add(key)
-        self.read_partitions(table, (want & entry.partitions.keys()) - self._have(table))
-        self.read_partitions(table, self._key_partitions(table, entry, batch, ids))
-
-    def _key_partitions(self, table: str, entry: TableEntry, batch: list[_Pending], ids: str
-                        ) -> set[str]:
-        """Partitions not read in yet that hold a row with one of the batch's keys."""
-        rest = set(entry.partitions) - self._have(table)
-        groups = self._key_groups(table, batch)
-        batch_groups = {cols: jobs for cols, jobs in groups.items()
-                        if any(item.layout.key_columns == cols for item in batch)}
-        if not rest or not batch_groups:
-            return set()
-        lake_columns = {name for name, _ in entry.columns}
-        job_of = {r.run_id: r.job_id for r in self.ledger.runs("loaded")}
-        found: set[str] = set()
-        keyed = self._keyed_rows(table, batch_groups, f"t._run_id IN ({ids})")
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _csload_lake_keys AS "  # noqa: S608
-                         f"SELECT DISTINCT k0, k1 FROM ({keyed})")
-        try:
-            for cols, job_list in groups.items():
-                if not all(c in lake_columns for c in cols):
-                    continue   # a key new to the table: no lake row has it
-                jobs = set(job_list)
-                candidates = {key for key in rest
-                              if any(job_of.get(r) in jobs for r in entry.partitions[key].runs)}
-                if not candidates:
-                    continue
-                k0 = f"CAST(s.{quote_ident(cols[0])} AS UBIGINT)"
-                k1 = f"CAST(s.{quote_ident(cols[1])} AS UBIGINT)" if len(cols) > 1 \
-                    else "0::UBIGINT"
-                not_null = " AND ".join(f"s.{quote_ident(c)} IS NOT NULL" for c in cols)
-                job_sql = ", ".join(str(j) for j in sorted(jobs))
-                with self.source(entry.files(candidates)) as src:
-                    rows = self.con.execute(
-                        f"SELECT DISTINCT x.d FROM (SELECT {k0} AS k0, {k1} AS k1, "  # noqa: S608
-                        f"s._date AS d FROM {src} AS s WHERE s._job_id IN ({job_sql}) "
-                        f"AND {not_null}) AS x SEMI JOIN _csload_lake_keys AS b "
-                        "ON x.k0 = b.k0 AND x.k1 = b.k1").fetchall()
-                found |= {partition_key(r[0]) for r in rows} & candidates
-        finally:
-            self.con.execute("DROP TABLE IF EXISTS temp._csload_lake_keys")
-        return found
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically; False where the system cannot."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return False
-    if sys.platform.startswith("linux"):
-        fn = getattr(libc, "renameat2", None)
-        if fn is None:
-            return False
-        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                       ctypes.c_uint]
-        at_fdcwd, rename_exchange = -100, 2
-        rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    elif sys.platform == "darwin":
-        fn = getattr(libc, "renamex_np", None)
-        if fn is None:
-            return False
-        fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
-        rc = fn(os.fsencode(a), os.fsencode(b), 2)   # RENAME_SWAP
-    else:
-        return False
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
 @contextlib.contextmanager
 def _duckdb_errors(root: str) -> Iterator[None]:
     try:
@@ -325,18 +94,55 @@ def _duckdb_errors(root: str) -> Iterator[None]:
         raise StoreError(f"cannot write the new version of lake {root}: {exc}") from exc
 
 
-def _sync_tree(path: Path) -> None:
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            fsync_file(Path(folder) / name)
-        fsync_dir(Path(folder))
+@dataclass
+class WorkDatabase:
+    """The DuckDB store a lake applies batches with, and its hooks (what it holds of the lake)."""
+
+    store: DuckDBStore
+    reads: LakeReads
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.store.con
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_work(lake: LakeFS, manifest: Manifest, scratch: Path, limits: Limits | None = None
+              ) -> WorkDatabase:
+    """A work database holding the ledger of the lake's `manifest` and its tables, empty."""
+    reads = LakeReads(lake, manifest)
+    # In memory: the work rows never need to be durable (the lake is), and DuckDB spills
+    # in-memory tables to temp_directory when they outgrow memory_limit.
+    store = DuckDBStore.open(Path(":memory:"), limits=limits, hooks=reads)
+    try:
+        store.con.execute(f"SET temp_directory = {sql_str(str(scratch / 'spill'))}")
+        if manifest.ledger:
+            import_ledger(store.con, lake, manifest.ledger)
+            row = store.con.execute(
+                "SELECT TRY_CAST(value AS INTEGER) FROM _csload.meta "
+                "WHERE key = 'schema_version'").fetchone()
+            if row is not None and row[0] is None:
+                raise StoreError(f"lake {lake.root}: the ledger's schema version is not a "
+                                 "number (damaged or tampered with)")
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"lake {lake.root} has a ledger of schema version {row[0]}, newer "
+                    f"than this csload understands ({SCHEMA_VERSION}): upgrade csload")
+        for table, entry in manifest.tables.items():
+            create_table(store.con, table, entry.columns)
+    except BaseException:
+        store.close()
+        raise
+    return WorkDatabase(store, reads)
 
 
 class ParquetStore:
     """The single writer of one Parquet lake (a local folder or an s3:// prefix)."""
 
     def __init__(self, lake: LakeFS, lock: lake_lock.LakeLock, scratch: Path,
-                 manifest: Manifest, work: _Work) -> None:
+                 manifest: Manifest, work: WorkDatabase) -> None:
         self.lake = lake
         self.root = lake.root
         self._lock: lake_lock.LakeLock | None = lock
@@ -386,33 +192,8 @@ class ParquetStore:
 
     @staticmethod
     def _open_work(lake: LakeFS, manifest: Manifest, scratch: Path,
-                   limits: Limits | None = None) -> _Work:
-        # In memory: the work rows never need to be durable (the lake is), and DuckDB spills
-        # in-memory tables to temp_directory when they outgrow memory_limit.
-        work = _Work.open(Path(":memory:"), limits=limits)
-        assert isinstance(work, _Work)   # DuckDBStore.open builds `cls`
-        try:
-            work.con.execute(f"SET temp_directory = {sql_str(str(scratch / 'spill'))}")
-            work.lake = lake
-            work.manifest = manifest
-            if manifest.ledger:
-                import_ledger(work.con, lake, manifest.ledger)
-                row = work.con.execute(
-                    "SELECT TRY_CAST(value AS INTEGER) FROM _csload.meta "
-                    "WHERE key = 'schema_version'").fetchone()
-                if row is not None and row[0] is None:
-                    raise StoreError(f"lake {lake.root}: the ledger's schema version is not a "
-                                     "number (damaged or tampered with)")
-                if row is not None and int(row[0]) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"lake {lake.root} has a ledger of schema version {row[0]}, newer "
-                        f"than this csload understands ({SCHEMA_VERSION}): upgrade csload")
-            for table, entry in manifest.tables.items():
-                _create_table(work.con, table, entry.columns)
-        except BaseException:
-            work.close()
-            raise
-        return work
+                   limits: Limits | None = None) -> WorkDatabase:
+        return open_work(lake, manifest, scratch, limits)
 
     def close(self) -> None:
         if self._lock is None:
@@ -430,8 +211,8 @@ class ParquetStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _ready(self) -> _Work:
-        """The work database, rebuilt from the lake after a failed batch."""
+    def _ready(self) -> DuckDBStore:
+        """The work database's store, rebuilt from the lake after a failed batch."""
         if self._lock is None:
             raise StoreError(f"lake {self.root} is closed")
         if self._stale:
@@ -441,7 +222,7 @@ class ParquetStore:
             self._work = self._open_work(self.lake, self._manifest, self._scratch,
                                          self._limits)
             self._stale = False
-        return self._work
+        return self._work.store
 
     @property
     def ledger(self) -> Ledger:
@@ -481,7 +262,7 @@ class ParquetStore:
             raise
         return recorded
 
-    def _record(self, change: Callable[[_Work], None], run_id: int) -> None:
+    def _record(self, change: Callable[[DuckDBStore], None], run_id: int) -> None:
         work = self._ready()
         already_loaded = work.ledger.status_of(run_id) == "loaded"
         try:
@@ -494,7 +275,7 @@ class ParquetStore:
 
     # --- apply ------------------------------------------------------------------------------
 
-    def apply(self, runs: Sequence[StagedRun]) -> list[RunOutcome]:
+    def apply(self, runs: Sequence[StagedRun]) -> list[AppliedRun]:
         """Load the runs not yet in the lake's ledger, as DuckDBStore.apply does, and publish
         them as one new lake version (all of the batch or none of it)."""
         work = self._ready()
@@ -525,7 +306,7 @@ class ParquetStore:
         uploads: list[str] = []
         with lake.errors("write the new files"), _duckdb_errors(lake.root):
             out.mkdir(parents=True, exist_ok=True)
-            for table in _data_tables(work.con):
+            for table in data_tables(work.con):
                 entry, written = self._write_table(table, old.tables.get(table), out, txid)
                 if entry is None:
                     continue
@@ -544,8 +325,8 @@ class ParquetStore:
         if lake.local:
             with lake.errors("write the new files"):
                 if out.exists():
-                    _sync_tree(out)
-                _sync_tree(ledger_out)
+                    sync_tree(out)
+                sync_tree(ledger_out)
         else:
             uploads += [f"{LEDGER_DIR}/{txid}/{p.name}" for p in sorted(ledger_out.iterdir())]
             lake.write_bytes(marker_name(txid), TxnMarker(txid, version, uploads,
@@ -554,7 +335,7 @@ class ParquetStore:
             shutil.rmtree(out, ignore_errors=True)
         self._commit_version(manifest)
         self._manifest = manifest
-        work.manifest = manifest
+        work.reads.manifest = manifest
         self._reset_tables(manifest)
         if lake.local:
             finish_swaps(lake, manifest, self._swap_partition)
@@ -572,14 +353,14 @@ class ParquetStore:
         """Write the work table's partitions; the table's new entry and the files written."""
         work = self._work
         con = work.con
-        columns = _ordered_columns(con, table)
-        loaded = set(work.loaded.get(table, set()))
+        columns = ordered_columns(con, table)
+        loaded = set(work.reads.loaded.get(table, set()))
         if previous is not None and previous.columns != columns:
             # A new column: rewrite every partition, so that all files keep one schema.
             rest = set(previous.partitions) - loaded
             if rest:
-                work.read_partitions(table, rest)
-                work.commit_reads()
+                work.reads.read_partitions(con, table, rest)
+                work.reads.committed()
                 loaded |= rest
         row = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()  # noqa: S608
         count = int(row[0]) if row else 0
@@ -612,11 +393,11 @@ class ParquetStore:
     def _reset_tables(self, manifest: Manifest) -> None:
         """Empty the work tables for the next batch (the lake now holds their rows)."""
         con = self._work.con
-        for table in _data_tables(con):
+        for table in data_tables(con):
             con.execute(f"DROP TABLE {quote_ident(table)}")
         for table, entry in manifest.tables.items():
-            _create_table(con, table, entry.columns)
-        self._work.loaded = {}
+            create_table(con, table, entry.columns)
+        self._work.reads.loaded = {}
 
     # Seams for the crash tests: each step of a publish is one method.
 
@@ -637,97 +418,3 @@ class ParquetStore:
             self.lake.delete_files(files)
         except StoreError as exc:   # the marker stays: the next sync deletes them
             log.warning("lake %s: superseded files not deleted yet: %s", self.root, exc)
-
-
-# --- local swaps and recovery ---------------------------------------------------------------
-
-def swap_partition(lake: LakeFS, manifest: Manifest, table: str, key: str) -> None:
-    """Make the live folder of one partition hold exactly the manifest's files."""
-    entry = manifest.tables.get(table)
-    part = entry.partitions.get(key) if entry else None
-    wanted = {f.rsplit("/", 1)[1] for f, _ in part.files} if part else set()
-    live = lake.local_path(partition_dir(table, key))
-    staged = lake.local_path(f"{STAGING_DIR}/{manifest.txid}/{partition_dir(table, key)}")
-    old = lake.local_path(f"{STAGING_DIR}/{manifest.txid}/_old/{partition_dir(table, key)}")
-    with lake.errors(f"swap in partition {partition_dir(table, key)}"):
-        present = set(os.listdir(live)) if live.is_dir() else None
-        if present is not None and present == wanted and wanted:
-            return
-        if not wanted:
-            if present is not None:
-                old.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(live, old)
-                fsync_dir(live.parent)
-            return
-        if not staged.is_dir():
-            raise StoreError(
-                f"lake {lake.root} is damaged: partition {partition_dir(table, key)} of "
-                f"version {manifest.version} is neither in place nor staged")
-        if present is None:
-            live.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(staged, live)
-        elif not _exchange(staged, live):
-            old.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(live, old)
-            os.rename(staged, live)
-        fsync_dir(live.parent)
-
-
-def finish_swaps(lake: LakeFS, manifest: Manifest,
-                 swap: Callable[[LakeFS, Manifest, str, str], None] = swap_partition) -> None:
-    for table, key in manifest.touched:
-        swap(lake, manifest, table, key)
-
-
-def recover(lake: LakeFS) -> Manifest:
-    """Finish or undo what a crashed sync left; the lake's current version (lock held)."""
-    current = read_current(lake)
-    if lake.local:
-        staging = lake.local_path(STAGING_DIR)
-        if current.txid and (staging / current.txid).is_dir():
-            log.warning("lake %s: finishing version %s, which a sync published but did not "
-                        "swap in whole", lake.root, current.version)
-            finish_swaps(lake, current)
-        if staging.is_dir():
-            with lake.errors("clean the staging folder"):
-                for child in staging.iterdir():
-                    if child.is_symlink():   # removed, never followed
-                        child.unlink()
-                    else:
-                        shutil.rmtree(child, ignore_errors=True)
-    else:
-        for entry in lake.list_files(TXN_DIR):
-            name = MARKER_NAME.match(entry.path.rsplit("/", 1)[-1])
-            if name is None:
-                log.warning("lake %s: ignoring %r, which is not a transaction marker",
-                            lake.root, entry.path[:200])
-                continue
-            data = lake.read_bytes(entry.path)
-            if data is not None:
-                marker = TxnMarker.from_bytes(data, f"{lake.root}/{entry.path}")
-                if marker.txid != name.group(1):
-                    raise StoreError(f"{lake.root}/{entry.path} is damaged or was tampered "
-                                     "with: it names another transaction")
-                if marker.txid == current.txid:
-                    log.warning("lake %s: deleting the files version %s superseded",
-                                lake.root, current.version)
-                    lake.delete_files(marker.obsolete)
-                else:
-                    log.warning("lake %s: deleting the files of a sync that stopped before "
-                                "publishing", lake.root)
-                    lake.delete_files(marker.uploads)
-            lake.delete_files([entry.path])
-    cleanup(lake, current)
-    return current
-
-
-def cleanup(lake: LakeFS, current: Manifest) -> None:
-    """Remove ledger snapshots and manifests that are no longer current."""
-    for name in lake.list_dirs(LEDGER_DIR):
-        if TXID_SHAPE.match(name) and f"{LEDGER_DIR}/{name}" != current.ledger:
-            lake.delete_dir(f"{LEDGER_DIR}/{name}")
-    old = [v for v in manifest_versions(lake) if v <= current.version - KEEP_MANIFESTS]
-    lake.delete_files([manifest_name(v) for v in old])
-    if lake.local:   # temporary files of a write that was killed
-        lake.delete_files([e.path for e in lake.list_files(MANIFEST_DIR)
-                           if e.path.rsplit("/", 1)[-1].startswith(".")])

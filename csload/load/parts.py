@@ -268,7 +268,7 @@ def _csv_record_to_line(part: PartFile, record: int) -> int:
 
 def _checked_values(columns: list[Column], csv: bool, keys: tuple[str, ...],
                     file: str | None = None) -> str:
-    """The loader's SELECT list (csload.load.duckdb `_insert_group`), value checks included."""
+    """The loader's SELECT list (csload.load.batch_sql `insert_group`), value checks included."""
     return ", ".join(
         f"{sql.select_value(c, csv, check=True, key=c.name in keys, file=file)} AS c{i}"
         for i, c in enumerate(columns))

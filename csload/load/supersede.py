@@ -19,8 +19,8 @@ csload gets the same table whatever the real order of application, batching and 
   aliases do not matter. Rows of jobs that do not export the key take part in the window rule
   only.
 
-The key rule is applied in SQL (csload.load.duckdb); this module computes the window rule from
-run metadata alone (the ledger knows every loaded run's window and order).
+The key rule is applied in SQL (csload.load.supersede_sql); this module computes the window
+rule from run metadata alone (the ledger knows every loaded run's window and order).
 """
 
 from __future__ import annotations

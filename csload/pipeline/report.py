@@ -1,12 +1,18 @@
-"""What a sync did: per-run outcomes, totals, the exit code, and the progress events it emits."""
+"""What a sync did: per-run outcomes, totals, the exit code, and the progress events it emits.
+
+`Report` is what every report shares (a sync's here, a backfill's in csload.backfills.report):
+the target, the times, the warnings, the exit code rule and the head of the JSON.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from csload.times import iso_z, utcnow
 
 if TYPE_CHECKING:
     from csload.load.placement import Placement
@@ -58,8 +64,8 @@ class RunOutcome:
             "runId": self.run_id,
             "table": self.table,
             "status": self.status.value,
-            "windowStart": _iso(self.window_start),
-            "windowEnd": _iso(self.window_end),
+            "windowStart": iso_z(self.window_start),
+            "windowEnd": iso_z(self.window_end),
             "parts": self.parts,
             "bytes": self.bytes,
             "rows": self.rows,
@@ -68,10 +74,6 @@ class RunOutcome:
             "rowsRemoved": self.removed,
             "message": self.message,
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -91,15 +93,43 @@ class JobTotals:
 
 
 @dataclass(slots=True, kw_only=True)
-class SyncReport:
-    """The result of one sync (or of one dry run)."""
+class Report:
+    """What a sync's and a backfill's reports share."""
 
     target: str
     dry_run: bool = False
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime | None = None
-    runs: list[RunOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether some of the work asked for was not done (the exit code says so)."""
+        raise NotImplementedError
+
+    @property
+    def exit_code(self) -> int:
+        """EXIT_SOME_RUNS_FAILED when the report is `incomplete`, else EXIT_OK. A dry run's
+        outcomes are predictions: its exit code predicts the real command's."""
+        return EXIT_SOME_RUNS_FAILED if self.incomplete else EXIT_OK
+
+    @property
+    def seconds(self) -> float:
+        end = self.finished_at or utcnow()
+        return (end - self.started_at).total_seconds()
+
+    def json_head(self, **fields: Any) -> dict[str, Any]:
+        """The JSON's first keys: the target and whether it was a dry run, `fields` (the
+        report's own options), then the times."""
+        return {"target": self.target, "dryRun": self.dry_run, **fields,
+                "startedAt": iso_z(self.started_at), "finishedAt": iso_z(self.finished_at)}
+
+
+@dataclass(slots=True, kw_only=True)
+class SyncReport(Report):
+    """The result of one sync (or of one dry run)."""
+
+    runs: list[RunOutcome] = field(default_factory=list)
     # The table of each job the sync selected, and why (csload.load.placement); refused jobs had
     # none of their runs loaded.
     jobs: list[Placement] = field(default_factory=list)
@@ -167,22 +197,14 @@ class SyncReport:
         return sum(run.bytes for run in self.final() if run.status is not RunStatus.FAILED)
 
     @property
-    def seconds(self) -> float:
-        end = self.finished_at or datetime.now(UTC)
-        return (end - self.started_at).total_seconds()
-
-    @property
-    def exit_code(self) -> int:
-        """EXIT_SOME_RUNS_FAILED exactly when `problems` or `refused` is not empty (a refused
-        job's runs are not loaded either), else EXIT_OK."""
-        return EXIT_SOME_RUNS_FAILED if self.problems or self.refused else EXIT_OK
+    def incomplete(self) -> bool:
+        """Exactly when `problems` or `refused` is not empty (a refused job's runs are not
+        loaded either)."""
+        return bool(self.problems or self.refused)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "target": self.target,
-            "dryRun": self.dry_run,
-            "startedAt": _iso(self.started_at),
-            "finishedAt": _iso(self.finished_at),
+            **self.json_head(),
             "seconds": round(self.seconds, 3),
             "runsLoaded": len(self.loaded),
             "runsFailed": len(self.failed),

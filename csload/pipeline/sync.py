@@ -40,8 +40,8 @@ import anyio.to_thread
 
 from csload.api.models import Job, Run
 from csload.concurrency import first_error, run_blocking
-from csload.config import Limits, Settings, parse_duration
-from csload.errors import CsloadError, DamagedDownload
+from csload.config import Limits, Settings, load_settings, parse_duration
+from csload.errors import CsloadError, DamagedDownload, RunExpired
 from csload.load.columns import check_table_name
 from csload.load.holder import open_when_free
 from csload.load.ledger import Ledger
@@ -98,7 +98,7 @@ def _table_for(job: Job, tables: Mapping[int, str]) -> str:
 
 
 async def sync_async(
-    settings: Settings,
+    settings: Settings | None = None,
     *,
     db: str | Path | None = None,
     parquet: str | Path | None = None,
@@ -115,6 +115,10 @@ async def sync_async(
     """Load every successful run not yet loaded into the DuckDB database at `db` (default
     `contentsquare.duckdb`), or into the Parquet lake at `parquet` (a folder or s3:// URL).
 
+    `settings` (default: `load_settings()`, from the environment and ./csload.toml, read at
+    the call) names the project, its credentials and the limits. `on_event` is called with
+    each SyncEvent as the sync goes (the CLI's progress display is one).
+
     `jobs` limits the sync to those job ids, `scope` to one scope ("sessions" or "views"),
     `since`/`until` (a `datetime.date` or "YYYY-MM-DD") to runs whose window starts on those
     days (inclusive). A bad value is a ConfigError, raised before anything is opened.
@@ -129,6 +133,8 @@ async def sync_async(
     `settings.staging_dir`): an existing folder for the downloads, which csload stages in a
     subfolder of its own; else beside the database, or in the lake (csload.target).
     """
+    if settings is None:
+        settings = load_settings()
     target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
                        staging_dir=staging_dir if staging_dir is not None
                        else settings.staging_dir, auth_url=settings.auth_url)
@@ -210,9 +216,27 @@ def _open_importing_client(target: Target, limits: Limits) -> Store:
         return opening.result()
 
 
-def sync(settings: Settings, **options: Any) -> SyncReport:
-    """Blocking `sync_async`, for scripts and notebooks (works inside a running event loop)."""
-    return run_blocking(partial(sync_async, settings, **options), thread_name="csload-sync")
+def sync(
+    settings: Settings | None = None,
+    *,
+    db: str | Path | None = None,
+    parquet: str | Path | None = None,
+    jobs: Sequence[int] = (),
+    scope: str | None = None,
+    since: date | str | None = None,
+    until: date | str | None = None,
+    tables: Mapping[int, str] | None = None,
+    dry_run: bool = False,
+    wait: float | str | None = None,
+    staging_dir: str | Path | None = None,
+    on_event: EventSink = ignore_events,
+) -> SyncReport:
+    """Blocking `sync_async` (same arguments), for scripts and notebooks; it works inside a
+    running event loop too (a notebook's), from a thread of its own."""
+    run = partial(sync_async, settings, db=db, parquet=parquet, jobs=jobs, scope=scope,
+                  since=since, until=until, tables=tables, dry_run=dry_run, wait=wait,
+                  staging_dir=staging_dir, on_event=on_event)
+    return run_blocking(run, thread_name="csload-sync")
 
 
 def _now() -> Any:
@@ -232,7 +256,7 @@ async def _load(
     on_event: EventSink,
 ) -> None:
     from csload.transfer.host import StorageHost
-    from csload.transfer.stage import Redo, RunExpired, stage_run
+    from csload.transfer.stage import Redo, stage_run
 
     limits = settings.limits
     # Parts download in plan order: the first runs finish first and load while others download.

@@ -25,15 +25,7 @@ from collections.abc import AsyncIterator, Mapping
 import anyio
 
 from csload.config import Limits
-from csload.errors import DownloadError
-
-
-class PartTooLarge(DownloadError):
-    """The part is larger than `[limits] max_part_bytes` (not retried: it would be again)."""
-
-
-class StorageTooSlow(DownloadError):
-    """Storage sent fewer bytes in a window than `[limits] min_download_rate` asks (retried)."""
+from csload.errors import PartTooLarge, StorageTooSlow
 
 
 class DownloadGuard:

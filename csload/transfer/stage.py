@@ -20,47 +20,34 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 
 from csload.api.client import ExportClient
-from csload.api.models import Job, Part, Run
+from csload.api.models import FILE_RETENTION, Job, Part, Run
 from csload.errors import (
     CsloadError,
     DownloadError,
     PartError,
     PartFilesGone,
     PartUrlExpired,
+    RunExpired,
+    StorageGone,
+    StorageRefused,
     part_label,
 )
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import Splitter
 from csload.transfer.slots import OrderedSlots
 from csload.transfer.staged import StagedPart, StagedRun, check_run_parts
-from csload.transfer.storage import StorageGone, StorageRefused
 
 # Fresh run details fetched for one part before its files are declared gone. Three: a part
 # whose download waits out retries can see its fresh URL outlive its lifetime more than once
 # (tests/reliability's all-faults cell, where URLs expire three times during one sync, failed
 # a run now and then with two).
 URL_REFRESHES = 3
-# How long storage keeps a run's files (contract section 5), when a file has no expirationDate.
-FILE_RETENTION = timedelta(days=7)
-
-
-class RunExpired(CsloadError):
-    """The run's files are no longer served (older than the storage retention)."""
-
-    def __init__(self, job_id: int, run_id: int, cause: str) -> None:
-        super().__init__(
-            f"job {job_id}, run {run_id}: the run's files have expired ({cause}); files are "
-            "kept 7 days after a run: backfill these days with a once job "
-            "(`csload backfill --gaps` does it)"
-        )
-        self.job_id = job_id
-        self.run_id = run_id
 
 
 @dataclass(frozen=True, slots=True)

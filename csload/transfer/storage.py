@@ -52,12 +52,13 @@ from csload.errors import (
     DownloadError,
     IncompleteDownload,
     InsecureUrlError,
-    PartFilesGone,
-    PartUrlExpired,
+    StorageGone,
+    StorageRefused,
+    StorageTooSlow,
     part_label,
 )
 from csload.redact import redact_url, require_secure_url
-from csload.transfer.guard import DownloadGuard, StorageTooSlow
+from csload.transfer.guard import DownloadGuard
 from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
 from csload.transfer.ranges import PartDownload, Piece, Splitter, Stream
 
@@ -73,31 +74,6 @@ class DownloadResult:
     path: Path
     bytes_written: int
     gzip: bool
-
-
-class StorageRefused(PartUrlExpired):
-    """Storage answered 403, and what its clock said then (its `Date` header, if any).
-
-    A 403 is what storage answers both for a signed URL past its lifetime and for files past
-    the storage retention; only the second is final. The server's time lets the caller tell
-    them apart against the files' expiration date without trusting the local clock.
-    """
-
-    def __init__(self, message: str, *, server_time: datetime | None = None,
-                 job_id: int | None = None, run_id: int | None = None,
-                 part_id: int | None = None) -> None:
-        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
-        self.server_time = server_time
-
-
-class StorageGone(PartFilesGone):
-    """Storage answered 404/410, and what its clock said then (see StorageRefused)."""
-
-    def __init__(self, message: str, *, server_time: datetime | None = None,
-                 job_id: int | None = None, run_id: int | None = None,
-                 part_id: int | None = None) -> None:
-        super().__init__(message, job_id=job_id, run_id=run_id, part_id=part_id)
-        self.server_time = server_time
 
 
 def _server_time(headers: Mapping[str, str]) -> datetime | None:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 from aioresponses import aioresponses
-from api_fakes import AUTH_URL, CLIENT_SECRET, FakeSleep, FakeStorage, MockResponse
 
 from csload.api.client import ExportClient
 from csload.config import Limits, RetryPolicy, Settings
+from tests.api.api_fakes import AUTH_URL, CLIENT_SECRET, FakeSleep, FakeStorage, MockResponse
 
 
 @pytest.fixture

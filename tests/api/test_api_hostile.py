@@ -35,9 +35,7 @@ import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
-from api_fakes import FakeSleep
 from click.testing import CliRunner
-from proxy import ForwardingProxy, serve_tls, tls_pair
 
 from csload.api.answer import Answer
 from csload.api.auth import Token
@@ -50,6 +48,8 @@ from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import PartDownload
+from tests.api.api_fakes import FakeSleep
+from tests.api.proxy import ForwardingProxy, serve_tls, tls_pair
 
 SECRET = "hostile-test-secret-4d3c2b1a"
 ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJob3N0aWxlIn0.c2lnbmF0dXJlLWhvc3RpbGU"

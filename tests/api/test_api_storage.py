@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from api_fakes import FakeSleep, FakeStorage
 
 from csload.api.client import ExportClient
 from csload.api.models import Part
@@ -28,6 +27,7 @@ from csload.errors import (
 from csload.transfer import gzipcheck
 from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
 from csload.transfer.host import StorageHost
+from tests.api.api_fakes import FakeSleep, FakeStorage
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ import aiohttp
 import anyio
 import orjson
 import pytest
-from api_fakes import FakeSleep
 from click.testing import CliRunner
-from proxy import ForwardingProxy, serve_tls, tls_pair
 
 from csload.api.client import ExportClient
 from csload.api.models import Job, JobField, JobSpec
@@ -35,6 +33,8 @@ from csload.simulator import SimConfig, Simulator
 from csload.simulator.config import Variants
 from csload.simulator.variables import dynamic_var_keys
 from csload.transfer.host import StorageHost
+from tests.api.api_fakes import FakeSleep
+from tests.api.proxy import ForwardingProxy, serve_tls, tls_pair
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD",

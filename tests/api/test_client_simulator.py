@@ -16,8 +16,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from api_fakes import FakeSleep
-from exportfmt import decode_parts, job_column_types
 
 from csload.api.auth import CREDENTIALS_HINT
 from csload.api.client import ExportClient
@@ -33,6 +31,8 @@ from csload.errors import (
 )
 from csload.simulator import Simulator
 from csload.transfer.host import StorageHost
+from tests.api.api_fakes import FakeSleep
+from tests.exportfmt import decode_parts, job_column_types
 
 CAP = 4
 

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,22 +31,18 @@ import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
-from api_fakes import FakeSleep, FakeStorage
 from click.testing import CliRunner, Result
 
 from csload.api.client import ExportClient
 from csload.api.models import Part
 from csload.cli import main
 from csload.config import Limits, RetryPolicy, Settings, load_settings
-from csload.errors import ConfigError
+from csload.errors import ConfigError, PartTooLarge, StorageTooSlow
 from csload.simulator import ServerHandle, Simulator
-from csload.transfer.guard import PartTooLarge, StorageTooSlow
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import PartDownload, Piece, Splitter
-
-# syncref (tests/sync) holds the simulator's expected tables, to show the other runs exact.
-sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
-from syncref import assert_db_matches, expected_tables, successful_runs
+from tests.api.api_fakes import FakeSleep, FakeStorage
+from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
 
 KiB = 1024
 WINDOW = 0.5   # [limits] min_rate_window of these tests: a trickle is cut within a second

@@ -15,7 +15,6 @@ The S3 lake's server is tests/conftest.py's `s3_server`, shared with tests/lake.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +22,8 @@ import pytest
 
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
-
-sys.path.insert(0, str(Path(__file__).parent))
-# The lake tests' helpers (Lake).
-sys.path.append(str(Path(__file__).parent.parent / "lake"))
-
-from bfclock import SIM_START, SimDriver
+from tests.backfill.bfclock import SIM_START, SimDriver
+from tests.simenv import sim_settings
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.02)
 
@@ -40,9 +35,7 @@ def sim_config() -> SimConfig:
 
 @pytest.fixture
 def settings(simulator: Simulator, sim_url: str) -> Settings:
-    client_id, client_secret, project_id = simulator.credentials
-    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
-                    auth_url=sim_url, retry=FAST_RETRY)
+    return sim_settings(simulator, sim_url, retry=FAST_RETRY)
 
 
 @pytest.fixture

@@ -7,18 +7,19 @@ once runs take 3 x 0.02 s; the backfill polls every 0.01 s. Dates are relative t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
-from bfref import backfill_jobs, days, lake_query, query
 from click.testing import CliRunner, Result
 
 from csload.cli import main
 from csload.simulator import ServerHandle, Simulator
 from csload.simulator.variables import custom_var_definitions, dynamic_var_keys
+from tests.backfill.bfref import backfill_jobs, days, lake_query, query
 
 Live = tuple[Simulator, ServerHandle]
 FIELDS = ["--field", "session_id", "--field", "view_number", "--field", "view_time",
@@ -164,8 +165,10 @@ def test_backfill_end_to_end_then_resumed(cli: Callable[..., Result], live_sim: 
     assert result.exit_code == 0, result.output
     # Not a terminal: plain progress lines on stderr, the summary table on stdout.
     assert "job created" in result.stderr and "SUCCESS" in result.stderr
-    assert "loaded" in result.stderr
-    assert "loaded" in result.stdout
+    # Exactly "loaded" (not "already loaded" / "already_loaded"): a progress line per window
+    # with its rows, and the status of both windows in the summary table.
+    assert len(re.findall(r": loaded [\d,]+ rows", result.stderr)) == 2, result.stderr
+    assert len(re.findall(r"(?<!\w)loaded(?!\w)", result.stdout)) == 2, result.stdout
     assert len(backfill_jobs(sim)) == 2
     assert {r[0] for r in query(db, "SELECT DISTINCT _date FROM views")} == set(
         days(first, last))

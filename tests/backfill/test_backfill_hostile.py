@@ -20,8 +20,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from bfclock import SimDriver
-from bfref import FIELDS, assert_same_rows, backfill_jobs, days, query, table_rows, truth_rows
 
 from csload import BackfillReport, backfill_async
 from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
@@ -30,6 +28,16 @@ from csload.errors import ConfigError
 from csload.load.backfill_ledger import BackfillLedger
 from csload.load.duckdb import connect
 from csload.simulator import Simulator
+from tests.backfill.bfclock import SimDriver
+from tests.backfill.bfref import (
+    FIELDS,
+    assert_same_rows,
+    backfill_jobs,
+    days,
+    query,
+    table_rows,
+    truth_rows,
+)
 
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days: 3 windows
 WINDOWS = [Window(date(2026, 10, 30), date(2026, 11, 6)), Window(date(2026, 11, 6),

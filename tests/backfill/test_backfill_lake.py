@@ -15,20 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bfclock import SIM_START, SimDriver
-from bfref import (
-    FIELDS,
-    HIGH,
-    assert_same_rows,
-    backfill_jobs,
-    days,
-    lake_query,
-    lake_rows,
-    truth_rows,
-)
 from click.testing import CliRunner
-from lakeutil import Lake
-from s3server import S3Server
 
 from csload import BackfillReport, backfill_async, read_target_status, sync_async
 from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
@@ -38,6 +25,19 @@ from csload.errors import ConfigError
 from csload.lake import ParquetStore
 from csload.load.backfill_ledger import BackfillLedger
 from csload.simulator import SimConfig, Simulator
+from tests.backfill.bfclock import SIM_START, SimDriver
+from tests.backfill.bfref import (
+    FIELDS,
+    HIGH,
+    assert_same_rows,
+    backfill_jobs,
+    days,
+    lake_query,
+    lake_rows,
+    truth_rows,
+)
+from tests.lake.lakeutil import Lake
+from tests.s3server import S3Server
 
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days: 3 windows
 WINDOWS = [Window(date(2026, 10, 30), date(2026, 11, 6)), Window(date(2026, 11, 6),

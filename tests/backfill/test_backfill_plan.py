@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bfref import days
-
 import csload
 from csload.api.jobspec import parse_field
 from csload.backfills.plan import Template, Window, available_days, job_name, split_days
 from csload.backfills.report import BackfillStatus
 from csload.config import Settings
 from csload.simulator import ServerHandle, Simulator
+from tests.backfill.bfref import days
 
 TEMPLATE = Template(scope="views", format="JSONL",
                     fields=(parse_field("session_id"), parse_field("view_number")),

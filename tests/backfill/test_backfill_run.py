@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import stat
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from bfclock import SimDriver
-from bfref import (
-    FIELDS,
-    HIGH,
-    assert_same_rows,
-    backfill_jobs,
-    days,
-    query,
-    table_rows,
-    truth_rows,
-)
 
 from csload import BackfillReport, backfill_async
 from csload.api.jobspec import InvalidJobSpec, Rule
@@ -31,6 +22,17 @@ from csload.load.duckdb import connect
 from csload.pipeline.sync import sync_async
 from csload.simulator import Simulator
 from csload.simulator.outcomes import fail_once_job
+from tests.backfill.bfclock import SimDriver
+from tests.backfill.bfref import (
+    FIELDS,
+    HIGH,
+    assert_same_rows,
+    backfill_jobs,
+    days,
+    query,
+    table_rows,
+    truth_rows,
+)
 
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days
 WINDOWS = [Window(date(2026, 10, 30), date(2026, 11, 6)), Window(date(2026, 11, 6),
@@ -295,3 +297,16 @@ async def test_a_backfill_of_other_fields_into_a_table_of_other_columns_is_refus
         clock=driver.clock, poll_interval=10)
     assert report.exit_code == 0, report.to_json()
     assert query(db_path, "SELECT count(*) FROM views_backfill")[0][0] > 0
+
+
+async def test_a_database_the_backfill_creates_is_private(
+        settings: Settings, driver: SimDriver, db_path: Path) -> None:
+    # The backfill creates the database (its ledger tables) before the first load: the same
+    # way a sync creates one (csload.target), readable by its owner only.
+    previous = os.umask(0o022)   # the usual umask: files readable by all
+    try:
+        report = await run_backfill(settings, driver, db_path, date_from=FIRST, date_to=FIRST)
+    finally:
+        os.umask(previous)
+    assert report.exit_code == 0, report.to_json()
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600

@@ -18,7 +18,7 @@ from csload.api.client import ExportClient
 from csload.api.jobspec import (
     InvalidJobSpec,
     Rule,
-    create_job_checked,
+    create_job,
     earliest_exportable_day,
     parse_field,
     parse_fields,
@@ -91,7 +91,7 @@ async def test_each_rule_is_checked_before_sending(
         server_refuses: bool) -> None:
     spec = dataclasses.replace(BASE, **changes)
     with pytest.raises(InvalidJobSpec) as caught:
-        await create_job_checked(client, spec, now=NOW)
+        await create_job(client, spec, now=NOW)
     message = str(caught.value)
     assert f"rule: {rule}" in message
     assert [p.rule for p in caught.value.problems] == [rule]
@@ -120,7 +120,7 @@ async def test_the_boundaries_pass_locally_and_on_the_server(
     ]
     for spec in ok:
         assert validate_spec(spec, now=NOW) == []
-        job = await create_job_checked(client, spec, now=NOW)
+        job = await create_job(client, spec, now=NOW)
         assert job.job_id > 0
     assert simulator.stats.requests["create_job"] == len(ok)
 
@@ -131,7 +131,7 @@ async def test_every_problem_is_listed_at_once(client: ExportClient,
                                fields=fields("nope", "custom_var:99"),
                                date_to=day(2026, 12, 20))
     with pytest.raises(InvalidJobSpec) as caught:
-        await create_job_checked(client, spec, now=NOW)
+        await create_job(client, spec, now=NOW)
     rules = [p.rule for p in caught.value.problems]
     assert rules == [Rule.NAME, Rule.FORMAT, Rule.SPAN, Rule.UNKNOWN_FIELD, Rule.POSITION]
     assert "5 problems" in str(caught.value)
@@ -143,7 +143,7 @@ async def test_the_apis_own_refusal_says_the_local_checks_passed(
     simulator.config.data_retention_months = 1  # the API is stricter than csload assumes
     spec = dataclasses.replace(BASE, date_from=day(2026, 10, 1), date_to=day(2026, 10, 3))
     with pytest.raises(ApiRequestError) as refused:
-        await create_job_checked(client, spec, now=NOW)
+        await create_job(client, spec, now=NOW)
     message = str(refused.value)
     assert "although csload's own checks passed" in message
     assert "retention" in message and "HTTP 400" in message

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,12 +34,9 @@ from click.testing import CliRunner, Result
 from csload.cli import main
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
-
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "api"))
-
-from doctorkit import SIM_START
-from proxy import ForwardingProxy
+from tests.api.proxy import ForwardingProxy
+from tests.doctor.doctorkit import SIM_START
+from tests.simenv import sim_settings, sim_variables
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=0.02)
 RETRY_TOML = """[retry]
@@ -66,15 +62,12 @@ def sim_config() -> SimConfig:
 
 @pytest.fixture
 def settings(simulator: Simulator, sim_thread: ServerHandle) -> Settings:
-    client_id, client_secret, project_id = simulator.credentials
-    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
-                    auth_url=sim_thread.base_url, retry=FAST_RETRY)
+    return sim_settings(simulator, sim_thread.base_url, retry=FAST_RETRY)
 
 
 @pytest.fixture
 def sim_env(simulator: Simulator, sim_thread: ServerHandle) -> dict[str, str]:
-    lines = simulator.config.env_lines(sim_thread.base_url)
-    return dict(line.split("=", 1) for line in lines)
+    return sim_variables(simulator, sim_thread.base_url)
 
 
 @pytest.fixture

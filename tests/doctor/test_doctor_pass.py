@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from doctorkit import clickhouse_config
 
 from csload.config import Settings
 from csload.doctor import DoctorReport, Verdict, run_doctor
 from csload.simulator import Simulator
+from tests.doctor.doctorkit import clickhouse_config
 
 SAMPLED = ("sample_csv", "sample_jsonl")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from proxy import ForwardingProxy
 
 from csload.config import Settings
 from csload.doctor import Verdict, run_doctor_async
 from csload.simulator import Simulator
+from tests.api.proxy import ForwardingProxy
 
 
 async def test_report_names_the_proxy(settings: Settings, simulator: Simulator,

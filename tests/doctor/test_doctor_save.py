@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from doctorkit import SIM_START
 
 from csload.doctor.report import CHECKS
 from csload.simulator import SimConfig, Simulator
+from tests.doctor.doctorkit import SIM_START
 
 CLIENT_ID = "doctor-client-5e1f"
 CLIENT_SECRET = "doctor-secret-93ab"

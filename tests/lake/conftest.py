@@ -12,17 +12,13 @@ The lake helpers (tests/lake/lakeutil.py) read a lake back two ways: through the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "load"))
-
-from lakeutil import Lake
-from partgen import Writer
-from s3server import S3Server
+from tests.lake.lakeutil import Lake
+from tests.load.partgen import Writer
+from tests.s3server import S3Server
 
 
 @pytest.fixture

@@ -11,14 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "load"))
-
-from crashdata import batch
-
 from csload.lake import ParquetStore
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import Manifest
+from tests.lake.crashdata import batch
 
 ROOT, OPTIONS, FOLDER, MOMENT = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), \
     sys.argv[4]

@@ -18,12 +18,12 @@ from typing import Any
 import duckdb
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-from s3server import BUCKET, S3Server
 
 from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake.fs import LakeFS
 from csload.load.columns import sql_str
 from csload.load.status import StoreStatus
+from tests.s3server import BUCKET, S3Server
 
 
 @dataclass

@@ -11,13 +11,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from crashdata import NEXT, batch, first
-from lakeutil import Lake
 
 from csload.lake.manifest import (
     KEEP_MANIFESTS,
@@ -27,8 +24,11 @@ from csload.lake.manifest import (
     TXN_DIR,
     read_current,
 )
+from tests.children import child_command, child_environ
+from tests.lake.crashdata import NEXT, batch, first
+from tests.lake.lakeutil import Lake
 
-CHILD = Path(__file__).parent / "crash_child.py"
+CHILD = "tests.lake.crash_child"
 COUNTS = "SELECT count(*), count(DISTINCT (session_id, view_number)) FROM {t}"
 
 
@@ -47,8 +47,9 @@ def snapshot(lake: Lake) -> tuple[Any, ...]:
 
 def kill_at(lake: Lake, folder: Path, moment: str) -> None:
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), lake.root, json.dumps(lake.options or {}), str(folder),
-         moment], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child_command(CHILD, lake.root, json.dumps(lake.options or {}), str(folder),
+         moment), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=child_environ())
     try:
         assert child.stdout is not None
         line = child.stdout.readline()

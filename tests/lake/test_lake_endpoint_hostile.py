@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from lakeutil import Lake
-from s3server import S3Server
 
 import csload
 from csload.cli import main
@@ -31,6 +29,8 @@ from csload.lake.fs import ENDPOINT_VARIABLES, LakeFS
 from csload.pipeline.report import RunStatus
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
+from tests.lake.lakeutil import Lake
+from tests.s3server import S3Server
 
 REMOTE = "http://s3.example.com"   # plain http to another host
 OUTSIDE_SIMULATOR = "https://api.contentsquare.com"

@@ -16,15 +16,15 @@ from typing import Any
 
 import duckdb
 import pytest
-from lakeutil import Lake
-from partgen import Writer, job, run
-from s3server import BUCKET, S3Server
 
 from csload.errors import ConfigError, PartParseError, StoreError
 from csload.lake import ParquetStore, connect_lake, read_lake_status
-from csload.lake import store as lake_store
+from csload.lake import recovery as lake_recovery
 from csload.lake.manifest import read_current
 from csload.transfer.staged import StagedPart, StagedRun
+from tests.lake.lakeutil import Lake
+from tests.load.partgen import Writer, job, run
+from tests.s3server import BUCKET, S3Server
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)
@@ -213,7 +213,7 @@ def test_a_column_named_date_is_refused(lake: Lake, writer: Writer) -> None:
 def test_swap_fallback_and_a_crash_between_its_two_renames(
         local_lake: Lake, writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
     j = job(1, fields=FIELDS)
-    monkeypatch.setattr(lake_store, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(lake_recovery, "exchange", lambda a, b: False)
     with local_lake.open() as store:
         store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, D1, "a"), vrow(2, D1, "a")]])])
         store.apply([writer.staged(j, run(11, 1, D1, finished_hours=30),
@@ -245,6 +245,8 @@ def test_connect_views_have_the_duckdb_targets_columns(lake: Lake, writer: Write
     with lake.open() as store:
         store.apply([writer.staged(job(1, fields=FIELDS), run(10, 1, D1), [[vrow(1, D1, "a")]])])
     con = lake.connect()
+    # A plain DuckDB connection (not a wrapper), checked before anything is run on it.
+    assert type(con) is duckdb.DuckDBPyConnection
     names = [r[0] for r in con.execute("DESCRIBE views").fetchall()]
     assert names == ["session_id", "view_number", "view_time", "url", "_job_id", "_run_id",
                      "_date", "_loaded_at"]
@@ -252,7 +254,6 @@ def test_connect_views_have_the_duckdb_targets_columns(lake: Lake, writer: Write
                        ).fetchone() == (1,)
     assert con.execute("SELECT typeof(supersede_order) FROM _csload.runs").fetchone() == (
         "HUGEINT",)
-    assert isinstance(con, duckdb.DuckDBPyConnection)
 
 
 def test_done_runs_read_only_for_dry_runs(lake: Lake, writer: Writer) -> None:

@@ -24,8 +24,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
-from lakeutil import Lake
-from s3server import S3Server
 
 import csload
 from csload.cli import main
@@ -33,6 +31,9 @@ from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import manifest_name, manifest_versions, read_current
 from csload.simulator import ServerHandle, SimConfig, Simulator
+from tests.lake.lakeutil import Lake
+from tests.s3server import S3Server
+from tests.simenv import sim_variables
 
 Tamper = Callable[[dict[str, Any]], None]
 
@@ -46,8 +47,7 @@ def sim_config() -> SimConfig:
 
 @pytest.fixture
 def sim_env(simulator: Simulator, sim_thread: ServerHandle) -> dict[str, str]:
-    lines = simulator.config.env_lines(sim_thread.base_url)
-    return dict(line.split("=", 1) for line in lines)
+    return sim_variables(simulator, sim_thread.base_url)
 
 
 @pytest.fixture

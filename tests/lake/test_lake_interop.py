@@ -20,12 +20,12 @@ from typing import Any
 
 import pyarrow.dataset as pads
 import pytest
-from lakeutil import Lake
-from partgen import Writer, job, run
-from test_load_values import FIELDS, view_rows
 
 from csload.lake import lake_files
 from csload.load.columns import normalize_identifier
+from tests.lake.lakeutil import Lake
+from tests.load.partgen import Writer, job, run
+from tests.load.test_load_values import FIELDS, view_rows
 
 D1 = date(2026, 11, 20)
 COLUMNS = [normalize_identifier(f) for f in FIELDS] + ["_job_id", "_run_id", "_date"]

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from crashdata import batch, first
-from lakeutil import Lake
-from partgen import Writer, job, run
 
 from csload.errors import StoreLockedError
 from csload.lake.lock import LEASE_OBJECT, _boot_id
+from tests.children import child_command, child_environ
+from tests.lake.crashdata import batch, first
+from tests.lake.lakeutil import Lake
+from tests.load.partgen import Writer, job, run
 
-CHILD = Path(__file__).parent / "crash_child.py"
+CHILD = "tests.lake.crash_child"
 D1 = date(2026, 11, 20)
 
 
@@ -40,8 +41,9 @@ def test_lock_held_by_another_process(local_lake: Lake, tmp_path: Path) -> None:
     with local_lake.open() as store:
         store.apply([first(folder)])
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), local_lake.root, "{}", str(folder), "before-commit"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child_command(CHILD, local_lake.root, "{}", str(folder), "before-commit"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=child_environ())
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "READY"

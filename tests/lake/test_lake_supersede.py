@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lakeutil import Lake
-from partgen import Writer, job, run
-from test_load_supersede import reference, scenario
 
 from csload.lake import ParquetStore
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedRun
+from tests.lake.lakeutil import Lake
+from tests.load.partgen import Writer, job, run
+from tests.load.test_load_supersede import reference, scenario
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)

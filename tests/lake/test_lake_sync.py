@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lakeref import assert_rows_equal, expected, stage_runs
-from lakeutil import Lake
 
 from csload.config import Settings
 from csload.lake.manifest import read_current
 from csload.simulator import Simulator
+from tests.lake.lakeref import assert_rows_equal, expected, stage_runs
+from tests.lake.lakeutil import Lake
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from lakeutil import Lake
-from partgen import Writer, job, run
 
 from csload.api.schemas import ScopeSchema, load_schema
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedRun
+from tests.lake.lakeutil import Lake
+from tests.load.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 D2 = date(2026, 11, 21)

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from partgen import Writer
-
 from csload.load.duckdb import DuckDBStore
+from tests.load.partgen import Writer
 
 
 @pytest.fixture

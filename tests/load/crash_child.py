@@ -9,11 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from crash_data import batch
-
 from csload.load.duckdb import DuckDBStore
+from tests.load.crash_data import batch
 
 MOMENT = sys.argv[3]
 

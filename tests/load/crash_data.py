@@ -6,10 +6,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from partgen import Writer, job, run
-
 from csload.api.models import Job
 from csload.transfer.staged import StagedPart, StagedRun
+from tests.load.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time", "url", "errors.message"]
@@ -31,10 +30,12 @@ def first(folder: Path) -> StagedRun:
     return Writer(folder).staged(the_job(), run(10, 1, D1), [rows(D1, 1000, "first")])
 
 
-def batch(folder: Path, write: bool = True) -> list[StagedRun]:
-    """The re-run of D1 (fewer rows, new values) and the next day, big."""
+def batch(folder: Path, write: bool = True, next_rows: int = BIG) -> list[StagedRun]:
+    """The re-run of D1 (500 rows, new values) and the next day (`next_rows` rows, BIG by
+    default). Without `write`, the runs of parts an earlier call wrote into `folder`."""
+    nxt = D1 + timedelta(days=1)
     specs = [(run(11, 1, D1, finished_hours=30), rows(D1, 500, "rerun")),
-             (run(12, 1, D1 + timedelta(days=1)), rows(D1 + timedelta(days=1), BIG, "next"))]
+             (run(12, 1, nxt), rows(nxt, next_rows, "next"))]
     if write:
         return [Writer(folder).staged(the_job(), r, [data]) for r, data in specs]
     out = []

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from crash_data import BIG, batch, first
 
 from csload.load.duckdb import DuckDBStore
+from tests.children import child_command, child_environ
+from tests.load.crash_data import BIG, batch, first
 
-CHILD = Path(__file__).parent / "crash_child.py"
+CHILD = "tests.load.crash_child"
 
 
 def snapshot(store: DuckDBStore) -> tuple[Any, ...]:
@@ -35,8 +35,9 @@ def test_kill_mid_apply(tmp_path: Path, moment: str) -> None:
         store.apply([first(folder)])
         before = snapshot(store)
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), str(folder), moment],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child_command(CHILD, str(db), str(folder), moment),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=child_environ())
     try:
         assert child.stdout is not None
         line = child.stdout.readline()

@@ -9,11 +9,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from partgen import Writer, job, run
 
-from csload.load import duckdb as loader
+from csload.load import memory
+from csload.load.batch import pieces_by_size
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedPart, StagedRun
+from tests.load.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time"]
@@ -64,7 +65,7 @@ def test_jsonl_parts_load_in_pieces_under_the_raised_cap(
         store: DuckDBStore, writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Parts beyond JSON_STATEMENT_BYTES go to further statements of the same transaction:
     every row lands once, the key rule still sees the whole batch, CSV keeps the base cap."""
-    monkeypatch.setattr(loader, "JSON_STATEMENT_BYTES", 1)   # one part per statement
+    monkeypatch.setattr(memory, "JSON_STATEMENT_BYTES", 1)   # one part per statement
     recorder = _Recorder(store.con)
     store.con = recorder  # type: ignore[assignment]
     sessions = job(1, fmt="JSONL", fields=FIELDS)
@@ -81,19 +82,19 @@ def test_jsonl_parts_load_in_pieces_under_the_raised_cap(
     assert [(o.status, o.rows) for o in outcomes] == [("loaded", 4), ("loaded", 7),
                                                         ("loaded", 3)]
     json_inserts = [cap for table, cap in recorder.inserts if table == '"s"']
-    assert json_inserts == [_setting(loader.JSON_MEMORY_LIMIT)] * 5
+    assert json_inserts == [_setting(memory.JSON_MEMORY_LIMIT)] * 5
     assert [cap for table, cap in recorder.inserts if table == '"views"'] == [
-        _setting(loader.MEMORY_LIMIT)]
+        _setting(memory.MEMORY_LIMIT)]
     got = store.con.execute("SELECT session_id, _run_id FROM s ORDER BY session_id").fetchall()
     assert got == [(i, 10) for i in range(4)] + [(i, 11) for i in range(4, 11)]
-    assert _cap(store) == _setting(loader.MEMORY_LIMIT)
+    assert _cap(store) == _setting(memory.MEMORY_LIMIT)
 
 
 def test_the_cap_is_restored_after_a_failed_jsonl_statement(
         store: DuckDBStore, writer: Writer) -> None:
     the_job = job(1, fmt="JSONL", fields=FIELDS)
     before = _cap(store)
-    assert before == _setting(loader.MEMORY_LIMIT)
+    assert before == _setting(memory.MEMORY_LIMIT)
     path = writer.folder / "bad.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"session_id": 1}\n{"session_id": "x"}\n'))
     bad = StagedRun(the_job, run(11, 1, D1), (StagedPart(1, path, 10),))
@@ -102,17 +103,17 @@ def test_the_cap_is_restored_after_a_failed_jsonl_statement(
     assert _cap(store) == before
 
 
-def test_the_lake_work_database_keeps_one_cap() -> None:
+def test_the_lake_work_database_keeps_one_cap(store: DuckDBStore) -> None:
     """The lake's in-memory work database holds a batch's rows in memory: no higher cap."""
-    from csload.lake.store import _Work
+    from csload.lake.work import LakeReads
 
-    assert _Work.JSON_MEMORY_LIMIT is None
-    assert DuckDBStore.JSON_MEMORY_LIMIT == loader.JSON_MEMORY_LIMIT
+    assert LakeReads.json_memory_limit is None
+    assert store.hooks.json_memory_limit == memory.JSON_MEMORY_LIMIT
 
 
 def test_pieces_by_size_keep_order_and_hold_at_least_one_part(writer: Writer) -> None:
     sizes = [5, 5, 1, 12, 3, 3, 3]
     members: list[Any] = [(None, type("P", (), {"bytes": s})()) for s in sizes]
-    pieces = loader._by_size(members, 10)
+    pieces = pieces_by_size(members, 10)
     assert [[m[1].bytes for m in piece] for piece in pieces] == [[5, 5], [1], [12], [3, 3, 3]]
     assert [m for piece in pieces for m in piece] == members

@@ -13,11 +13,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from partgen import Writer, job, run
 
 from csload.api.models import Job, Run
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedRun
+from tests.load.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 VIEW_FIELDS = ["session_id", "view_number", "view_time", "url"]

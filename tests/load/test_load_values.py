@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from partgen import Writer, job, run
 
 from csload.api.models import JobField
 from csload.errors import ConfigError
 from csload.load.columns import normalize_identifier
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedPart, StagedRun
+from tests.load.partgen import Writer, job, run
 
 DAY = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time", "url", "scroll_rate", "fully_loaded",

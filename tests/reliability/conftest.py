@@ -12,6 +12,9 @@ the summary that docs/reliability.md is rendered from.
     settings      reaching the simulator (served from a thread), RETRY budget, LIMITS.
     db_path       a database path in the test's folder.
     child_env     the environment of a `csload` subprocess reaching the simulator.
+    target        a targets.SyncTarget in the test's folder, of the kind the test's
+                  `target_kind` parameter names ("duckdb" or "parquet": a suite parametrized
+                  by it runs each case into a DuckDB file and into a local Parquet lake).
     record        appends one line to the suite's summary (see relkit.Summary).
 
 A test marked `@pytest.mark.slow_only` runs with --slow (or CSLOAD_SLOW=1) only; otherwise it is
@@ -19,29 +22,24 @@ deselected (not skipped), so the default run lists nothing for it.
 
 With CSLOAD_RELIABILITY_SUMMARY=<file>, the suite writes what it ran (faults, crash points,
 bad inputs, scans, rows lost and duplicated) to that JSON file at the end of the session;
-`python tests/reliability/render_results.py <file>` turns it into docs/reliability.md
+`python -m tests.reliability.render_results <file>` turns it into docs/reliability.md
 (tests/reliability/render_hostile.py writes its hostile-input section).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).parent
-# The sync suite's reference model and crash child are reused as they are.
-sys.path.insert(0, str(HERE.parent / "sync"))
-sys.path.insert(0, str(HERE))
-
-from relkit import LIMITS, RETRY, Secrets, Summary, is_slow, world  # noqa: E402
-
-from csload.config import Settings  # noqa: E402
-from csload.simulator import ServerHandle, SimConfig, Simulator  # noqa: E402
+from csload.config import Settings
+from csload.simulator import ServerHandle, SimConfig, Simulator
+from tests.reliability.relkit import LIMITS, RETRY, Secrets, Summary, is_slow, world
+from tests.reliability.targets import SyncTarget
+from tests.simenv import sim_child_env, sim_settings
 
 _summary = Summary()
 _outcomes: dict[str, str] = {}
@@ -69,23 +67,22 @@ def secrets(simulator: Simulator, summary: Summary, request: pytest.FixtureReque
 
 @pytest.fixture
 def settings(simulator: Simulator, sim_thread: ServerHandle, secrets: Secrets) -> Settings:
-    client_id, client_secret, project_id = simulator.credentials
-    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
-                    auth_url=sim_thread.base_url, retry=RETRY, limits=LIMITS)
+    return sim_settings(simulator, sim_thread.base_url, retry=RETRY, limits=LIMITS)
 
 
 @pytest.fixture
 def child_env(simulator: Simulator, sim_thread: ServerHandle) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSQUARE_")}
-    for line in simulator.config.env_lines(sim_thread.base_url):
-        name, _, value = line.partition("=")
-        env[name] = value
-    return env
+    return sim_child_env(simulator, sim_thread.base_url)
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "cs.duckdb"
+
+
+@pytest.fixture
+def target(target_kind: str, tmp_path: Path) -> SyncTarget:
+    return SyncTarget(target_kind, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Run by test_rel_crash_parquet in a subprocess: `csload sync --parquet ROOT`, stopped at a
 chosen point.
 
-    python lake_sync_child.py sync --parquet ROOT [csload arguments]
+    python -m tests.reliability.lake_sync_child sync --parquet ROOT [csload arguments]
 
 CSLOAD_TEST_STOP, CSLOAD_TEST_ACTION and CSLOAD_TEST_COUNTS work as in tests/sync/sync_child.py,
 whose seams are all here (it is imported, so its patches apply): the download seams
@@ -25,18 +25,15 @@ Only csload's classes and module functions are patched; nothing else of csload c
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "sync"))
+from csload.cli import main
+from csload.lake import store, work
 
 # Importing sync_child patches its seams (download, writer, load) on csload.
-from sync_child import _flag, _flagged, reached
+from tests.sync.sync_child import _flag, _flagged, reached
 
-from csload.cli import main
-from csload.lake import store
-
-_read_partitions = store._Work.read_partitions
+_read_partitions = work.LakeReads.read_partitions
 _write_table = store.ParquetStore._write_table
 _export_ledger = store.export_ledger  # type: ignore[attr-defined]
 _commit_version = store.ParquetStore._commit_version
@@ -44,8 +41,8 @@ _swap_partition = store.ParquetStore._swap_partition
 _cleanup = store.cleanup
 
 
-def read_partitions(self: Any, table: str, keys: set[str]) -> None:
-    _read_partitions(self, table, keys)
+def read_partitions(self: Any, con: Any, table: str, keys: set[str]) -> None:
+    _read_partitions(self, con, table, keys)
     if keys:
         reached("read-partitions")
 
@@ -81,7 +78,7 @@ def cleanup(*args: Any) -> None:
     _cleanup(*args)
 
 
-store._Work.read_partitions = read_partitions  # type: ignore[method-assign]
+work.LakeReads.read_partitions = read_partitions  # type: ignore[method-assign]
 store.ParquetStore._write_table = write_table  # type: ignore[method-assign,assignment]
 store.export_ledger = export_ledger  # type: ignore[attr-defined,assignment]
 store.ParquetStore._commit_version = commit_version  # type: ignore[method-assign]

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from relkit import Accounting
-from syncref import assert_rows_equal, expected_tables
 
 import csload
 from csload.lake.fs import LakeFS
@@ -42,6 +40,8 @@ from csload.lake.manifest import (
 )
 from csload.load.columns import sql_str
 from csload.target import Target
+from tests.reliability.relkit import Accounting
+from tests.sync.syncref import assert_rows_equal, expected_tables
 
 Row = dict[str, Any]
 Expected = Mapping[str, tuple[set[str], list[Row]]]

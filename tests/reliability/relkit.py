@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from syncref import (
+
+from csload.config import Limits, RetryPolicy
+from csload.simulator import SimConfig, Simulator
+from csload.simulator.formats import NULL, csv_quote
+from tests.sync.syncref import (
     SIM_START,
     assert_db_matches,
     expected_tables,
@@ -38,10 +42,6 @@ from syncref import (
     table_names,
     table_rows,
 )
-
-from csload.config import Limits, RetryPolicy
-from csload.simulator import SimConfig, Simulator
-from csload.simulator.formats import NULL, csv_quote
 
 # Ten attempts per request; backoff waits at most 20 ms, a server's Retry-After (the
 # simulator's: 1 s) is honoured up to 60 ms, so a cell never waits on the wall clock for long

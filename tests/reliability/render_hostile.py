@@ -1,7 +1,7 @@
 """Render the hostile-input tests' summary into docs/reliability.md and the README's row.
 
     CSLOAD_HOSTILE_SUMMARY=hostile.json pytest -m hostile tests
-    python tests/reliability/render_hostile.py hostile.json
+    python -m tests.reliability.render_hostile hostile.json
 
 Every test marked `@pytest.mark.hostile(finding, contained)` (tests/conftest.py) plays one
 hostile input of issue 16 as it was found and asserts what csload does with it; the summary
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from render_results import table, text
+from tests.reliability.render_results import table, text
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- hostile:start -->", "<!-- hostile:end -->"

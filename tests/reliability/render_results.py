@@ -1,7 +1,7 @@
 """Render the reliability suite's JSON summary as docs/reliability.md.
 
     CSLOAD_RELIABILITY_SUMMARY=summary.json pytest tests/reliability [--slow]
-    python tests/reliability/render_results.py summary.json
+    python -m tests.reliability.render_results summary.json
 
 writes docs/reliability.md, keeping its "Hostile input" block (render_hostile.py's).
 

@@ -24,15 +24,12 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import duckdb
 import pytest
 from click.testing import CliRunner
-from relkit import Secrets, compare, exception_texts, is_slow, world
-from syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
 
 import csload
 from csload.cli import main
@@ -42,8 +39,13 @@ from csload.load.duckdb import DuckDBStore
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
 from csload.transfer import storage
+from tests.children import child_command, child_environ
+from tests.reliability.relkit import Secrets, compare, exception_texts, is_slow, world
+from tests.reliability.targets import TARGETS, SyncTarget
+from tests.simenv import sim_child_env
+from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
 
-CHILD = Path(__file__).parent.parent / "sync" / "sync_child.py"
+CHILD = "tests.sync.sync_child"
 SEED = 20261126
 POINTS_SLOW, POINTS_DEFAULT = 20, 6
 SEAMS = {
@@ -96,15 +98,36 @@ def broken_part(sim: Simulator) -> tuple[int, int, bytes]:
     return run, 1, gzip.compress(b"\n".join(lines))
 
 
-def run_child(folder: Path, env: dict[str, str], db: Path, stop: str, action: str = "kill"
-              ) -> subprocess.CompletedProcess[str]:
+def run_sync_child(module: str, target: list[str], folder: Path, env: dict[str, str],
+                   stop: str, action: str = "kill") -> subprocess.CompletedProcess[str]:
+    """`csload sync <target>` through the crash child `module` (tests.sync.sync_child, or the
+    lake's tests.reliability.lake_sync_child), stopped at `stop` ("<seam>:<n>")."""
     config = folder / "csload.toml"
     config.write_text(TOML)
     return subprocess.run(
-        [sys.executable, str(CHILD), "sync", "--db", str(db), "--config", str(config)],
-        env={**env, "CSLOAD_TEST_STOP": stop, "CSLOAD_TEST_ACTION": action,
-             "CSLOAD_TEST_COUNTS": str(folder / "counts.json")},
+        child_command(module, "sync", *target, "--config", str(config)),
+        env=child_environ({**env, "CSLOAD_TEST_STOP": stop, "CSLOAD_TEST_ACTION": action,
+                           "CSLOAD_TEST_COUNTS": str(folder / "counts.json")}),
         cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+
+
+def count_seams(sim: Simulator, folder: Path, module: str, target: list[str],
+                seams: Iterable[str]) -> dict[str, int]:
+    """How many times an uninterrupted sync into `target` reaches each seam; each of `seams`
+    must be reached (the world of `sim` has one broken part: the sync exits 3)."""
+    with sim.start_in_thread() as handle:
+        proc = run_sync_child(module, target, folder, sim_child_env(sim, handle.base_url), "",
+                              action="count")
+    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
+    counts: dict[str, int] = json.loads((folder / "counts.json").read_text())
+    for seam in seams:
+        assert counts.get(COUNTED_AS.get(seam, seam), 0) > 0, f"the sync never reaches {seam}"
+    return counts
+
+
+def run_child(folder: Path, env: dict[str, str], db: Path, stop: str, action: str = "kill"
+              ) -> subprocess.CompletedProcess[str]:
+    return run_sync_child(CHILD, ["--db", str(db)], folder, env, stop, action)
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +137,7 @@ def seam_counts(slow: bool, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     run, part, body = broken_part(sim)
     sim.faults.part_bodies[(run, part)] = body
     folder = tmp_path_factory.mktemp("counts")
-    with sim.start_in_thread() as handle:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSQUARE_")}
-        for line in sim.config.env_lines(handle.base_url):
-            name, _, value = line.partition("=")
-            env[name] = value
-        proc = run_child(folder, env, folder / "count.duckdb", "", action="count")
-    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
-    counts: dict[str, int] = json.loads((folder / "counts.json").read_text())
-    for seam in PHASE_OF:
-        assert counts.get(COUNTED_AS.get(seam, seam), 0) > 0, f"the sync never reaches {seam}"
-    return counts
+    return count_seams(sim, folder, CHILD, ["--db", str(folder / "count.duckdb")], PHASE_OF)
 
 
 def ledger_runs(db: Path) -> dict[int, str]:
@@ -218,19 +231,21 @@ def full_disk_insert(self: DuckDBStore, *args: object) -> None:
     raise duckdb.IOException(f'Could not write file "{self.path}": No space left on device')
 
 
+@pytest.mark.parametrize("target_kind", TARGETS)
 def test_disk_full_while_staging_fails_those_runs_clearly_and_keeps_the_data(
-    small_disk: Path | None, simulator: Simulator, settings: Settings, secrets: Secrets,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: Callable[..., None],
+    small_disk: Path | None, target: SyncTarget, simulator: Simulator, settings: Settings,
+    secrets: Secrets, monkeypatch: pytest.MonkeyPatch, record: Callable[..., None],
 ) -> None:
-    db = tmp_path / "cs.duckdb"
-    first = csload.sync(settings, db=db, jobs=[SESSIONS_JOB])
+    first = csload.sync(settings, **target.sync_to, jobs=[SESSIONS_JOB])
     before = [r.run_id for r in first.loaded]
     if small_disk is not None:
-        # Staging lives beside the database; here it is a link to the small disk. (The sync
-        # cannot remove a link with rmtree, so the link outlives each sync.)
-        staging_dir(db).symlink_to(small_disk, target_is_directory=True)
+        # Staging lives beside the database (in the lake's download folder); here it is a link
+        # to the small disk. (The sync cannot remove a link with rmtree, so the link outlives
+        # each sync.)
+        target.staging.symlink_to(small_disk, target_is_directory=True)
         filler = fill(small_disk, leave=4096)
-        path = "tmpfs 6 MiB, staging folder on it, 4 KiB left"
+        folder = "the lake's download folder" if target.is_lake else "staging folder"
+        path = f"tmpfs 6 MiB, {folder} on it, 4 KiB left"
     else:
         def write(self: storage._TempFile, chunk: bytes) -> None:
             raise enospc()
@@ -238,31 +253,34 @@ def test_disk_full_while_staging_fails_those_runs_clearly_and_keeps_the_data(
         monkeypatch.setattr(storage._TempFile, "write", write)
         path = "simulated ENOSPC on every staging write (no tmpfs)"
 
-    report = csload.sync(settings, db=db)
+    report = csload.sync(settings, **target.sync_to)
 
     failed = {r.run_id: r.message or "" for r in report.failed}
     loaded = [r.run_id for r in report.loaded]
-    acc_during = compare(db, simulator, [*before, *loaded])
+    acc_during = target.compare(simulator, [*before, *loaded])
     assert report.exit_code == 3 and failed, [r.status for r in report.runs]
     for run_id, message in failed.items():
         job_id = simulator.run(run_id).job_id
         assert f"job {job_id}, run {run_id}, part " in message, message
         assert "cannot write the staging file" in message and "No space left" in message
     acc_during.assert_exact()
+    assert {r for r, s in target.statuses().items() if s == "failed"} == set(failed)
     secrets.scan([json.dumps(report.to_json())], "the report")
 
     if small_disk is not None:
         filler.unlink()
-        staging_dir(db).unlink()
+        target.staging.unlink()
     else:
         monkeypatch.undo()
-    again = csload.sync(settings, db=db)
+    again = csload.sync(settings, **target.sync_to)
 
-    acc = compare(db, simulator, successful_runs(simulator))
-    record("disk full", "while staging", path=path, runs_failed=len(failed),
+    acc = target.compare(simulator, successful_runs(simulator))
+    case = "while staging the downloads" if target.is_lake else "while staging"
+    record("disk full", case, **target.summary, path=path, runs_failed=len(failed),
            message=next(iter(failed.values())), **acc.fields())
     assert again.exit_code == 0
     acc.assert_exact()
+    target.assert_tidy()
 
 
 def test_disk_full_while_writing_the_database_is_a_clear_error_and_keeps_the_data(

@@ -2,7 +2,8 @@
 seeded points across the download, write/swap and manifest/ledger phases, then a sync again:
 the lake is exactly the truth. And a full disk (a 6 MiB tmpfs) while staging the downloads,
 while writing the lake, and with both on one disk through the CLI: a clear error, the previous
-version intact and readable, and the next sync (with space again) completes.
+version intact and readable, and the next sync (with space again) completes. (A full disk
+while staging the downloads is test_rel_crash.py's, run into both targets.)
 
 The crash points are drawn as in test_rel_crash.py (same seed, same rule: every seam once in a
 seeded order, the phases taking turns, then seeded random ones up to 20 with --slow; the first 6
@@ -23,10 +24,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -34,25 +33,6 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
-from lakekit import (
-    assert_lake_tidy,
-    compare_lake,
-    downloads_dir,
-    lake_rows,
-    lake_runs,
-    manifest_of,
-)
-from relkit import LIMITS, RETRY, Secrets, exception_texts, is_slow, world
-from syncref import SESSIONS_JOB, VIEWS_JOB, successful_runs
-from test_rel_crash import (
-    TOML,
-    broken_part,
-    crash_points,
-    enospc,
-    fill,
-    parametrize_points,
-    small_disk,
-)
 
 import csload
 from csload.cli import main
@@ -62,11 +42,29 @@ from csload.lake import store
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import MANIFEST_DIR, STAGING_DIR, Manifest, manifest_name
 from csload.simulator import ServerHandle, Simulator
-from csload.transfer import storage
+from tests.reliability.lakekit import (
+    assert_lake_tidy,
+    compare_lake,
+    downloads_dir,
+    lake_rows,
+    lake_runs,
+    manifest_of,
+)
+from tests.reliability.relkit import LIMITS, RETRY, Secrets, exception_texts, is_slow, world
+from tests.reliability.test_rel_crash import (
+    broken_part,
+    count_seams,
+    crash_points,
+    fill,
+    parametrize_points,
+    run_sync_child,
+    small_disk,
+)
+from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, successful_runs
 
 __all__ = ["small_disk"]   # the fixture, imported from test_rel_crash
 
-CHILD = Path(__file__).parent / "lake_sync_child.py"
+CHILD = "tests.reliability.lake_sync_child"
 POINTS_DEFAULT = 6
 SEAMS = {
     "download": ("download", "part-verified", "staged"),
@@ -83,23 +81,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     parametrize_points(metafunc, crash_points(is_slow(metafunc.config), SEAMS, POINTS_DEFAULT))
 
 
-def sim_env(sim: Simulator, base_url: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSQUARE_")}
-    for line in sim.config.env_lines(base_url):
-        name, _, value = line.partition("=")
-        out[name] = value
-    return out
-
-
 def run_child(folder: Path, env: dict[str, str], root: Path, stop: str, action: str = "kill"
               ) -> subprocess.CompletedProcess[str]:
-    config = folder / "csload.toml"
-    config.write_text(TOML)
-    return subprocess.run(
-        [sys.executable, str(CHILD), "sync", "--parquet", str(root), "--config", str(config)],
-        env={**env, "CSLOAD_TEST_STOP": stop, "CSLOAD_TEST_ACTION": action,
-             "CSLOAD_TEST_COUNTS": str(folder / "counts.json")},
-        cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+    return run_sync_child(CHILD, ["--parquet", str(root)], folder, env, stop, action)
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +94,7 @@ def seam_counts(slow: bool, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     sim.faults.part_bodies[(run, part)] = body
     rerun_a_loaded_day(sim)
     folder = tmp_path_factory.mktemp("lake-counts")
-    with sim.start_in_thread() as handle:
-        proc = run_child(folder, sim_env(sim, handle.base_url), folder / "lake", "",
-                         action="count")
-    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
-    counts: dict[str, int] = json.loads((folder / "counts.json").read_text())
-    for seam in PHASE_OF:
-        assert counts.get(COUNTED_AS.get(seam, seam), 0) > 0, f"the sync never reaches {seam}"
-    return counts
+    return count_seams(sim, folder, CHILD, ["--parquet", str(folder / "lake")], PHASE_OF)
 
 
 def rerun_a_loaded_day(sim: Simulator) -> None:
@@ -245,52 +222,6 @@ def snapshot(root: Path) -> Snapshot:
 def assert_unchanged(root: Path, before: Snapshot) -> None:
     assert snapshot(root) == before, "the lake's previous version changed"
     assert live_folders(root) == partition_files(manifest_of(root))
-
-
-def test_disk_full_while_staging_the_downloads_fails_those_runs_and_keeps_the_lake(
-    small_disk: Path | None, simulator: Simulator, settings: Settings, secrets: Secrets,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: Callable[..., None],
-) -> None:
-    root = tmp_path / "lake"
-    first = csload.sync(settings, parquet=root, jobs=[SESSIONS_JOB])
-    before = [r.run_id for r in first.loaded]
-    if small_disk is not None:
-        downloads_dir(root).symlink_to(small_disk, target_is_directory=True)
-        filler = fill(small_disk, leave=4096)
-        path = "tmpfs 6 MiB, the lake's download folder on it, 4 KiB left"
-    else:
-        def write(self: object, chunk: bytes) -> None:
-            raise enospc()
-
-        monkeypatch.setattr(storage._TempFile, "write", write)
-        path = "simulated ENOSPC on every staging write (no tmpfs)"
-
-    report = csload.sync(settings, parquet=root)
-
-    failed = {r.run_id: r.message or "" for r in report.failed}
-    loaded = [r.run_id for r in report.loaded]
-    assert report.exit_code == 3 and failed, [r.status for r in report.runs]
-    for run_id, message in failed.items():
-        job_id = simulator.run(run_id).job_id
-        assert f"job {job_id}, run {run_id}, part " in message, message
-        assert "cannot write the staging file" in message and "No space left" in message
-    compare_lake(root, simulator, [*before, *loaded]).assert_exact()
-    assert {r for r, s in lake_runs(root).items() if s == "failed"} == set(failed)
-    secrets.scan([json.dumps(report.to_json())], "the report")
-
-    if small_disk is not None:
-        filler.unlink()
-        downloads_dir(root).unlink()
-    else:
-        monkeypatch.undo()
-    again = csload.sync(settings, parquet=root)
-
-    acc = compare_lake(root, simulator, successful_runs(simulator))
-    record("disk full", "while staging the downloads", target=TARGET, path=path,
-           runs_failed=len(failed), message=next(iter(failed.values())), **acc.fields())
-    assert again.exit_code == 0
-    acc.assert_exact()
-    assert_lake_tidy(root)
 
 
 def test_disk_full_while_writing_the_lake_is_a_clear_error_and_keeps_the_previous_version(

@@ -9,6 +9,12 @@ header column or a JSONL key the job does not list) loads as text with a warning
 and a CSV part with only its header load as no rows: that is how an export with no rows looks
 (the simulator writes them for a window without data), so they cannot be refused; next to
 parts with rows an empty part is logged as suspicious.
+
+Every case runs into both targets (`target_kind`): a DuckDB file and a local Parquet lake, where
+the failed run must also be in no partition of the current version and the lake must be tidy
+afterwards. Into the lake by default: LAKE_DEFAULT_CASES (a malformed CSV row, a type error in a
+CSV and in a JSONL field, an invalid JSON line, a body that is not gzip); every case with --slow.
+A lake's summary entries carry target="parquet".
 """
 
 from __future__ import annotations
@@ -19,20 +25,20 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from exportfmt import decode_part
-from relkit import Secrets, compare, csv_field, csv_records, log_texts
-from syncref import SESSIONS_JOB, VIEWS_JOB, column_name, expected_tables, run_of
 
 import csload
 from csload.config import Settings
 from csload.simulator import Simulator
 from csload.simulator.formats import csv_lines, csv_quote, jsonl_lines
 from csload.simulator.rows import columns_of
+from tests.exportfmt import decode_part
+from tests.reliability.lakekit import manifest_of
+from tests.reliability.relkit import Secrets, csv_field, csv_records, is_slow, log_texts
+from tests.reliability.targets import TARGETS, SyncTarget
+from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, column_name, expected_tables, run_of
 
 PART = 2
 DAY = "2026-11-23"
@@ -229,16 +235,6 @@ def expected_with(sim: Simulator, job: int, runs: list[int], bad: int, expect: s
     return {**expected, scope: (columns | {extra}, rows)}
 
 
-def status_of(db: Path, run: int) -> tuple[str, str] | None:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        row = con.execute("SELECT status, message FROM _csload.runs WHERE run_id = ?",
-                          [run]).fetchone()
-    finally:
-        con.close()
-    return (row[0], row[1]) if row else None
-
-
 def plant(simulator: Simulator, case: Case) -> tuple[int, int, list[int], list[int], int | None]:
     """Serve `case`'s body as part PART of the job's run of DAY: (job, that run, all the job's
     successful runs, the others, the line the error should name)."""
@@ -252,26 +248,41 @@ def plant(simulator: Simulator, case: Case) -> tuple[int, int, list[int], list[i
     return job, bad, runs, others, line
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, simulator: Simulator, settings: Settings, secrets: Secrets,
-                   db_path: Path, caplog: pytest.LogCaptureFixture,
+LAKE_DEFAULT_CASES = ("csv: too many columns", "csv: text in an integer field",
+                      "jsonl: invalid JSON line", "jsonl: text in an integer field",
+                      "csv: not gzip, garbage")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" in metafunc.fixturenames:
+        by_name = {c.name: c for c in CASES}
+        lake = CASES if is_slow(metafunc.config) else [by_name[n] for n in LAKE_DEFAULT_CASES]
+        chosen = {"duckdb": CASES, "parquet": lake}
+        metafunc.parametrize(("target_kind", "case"), [
+            pytest.param(kind, case, id=f"{kind}-{case.name}")
+            for kind in TARGETS for case in chosen[kind]])
+
+
+def test_bad_input(case: Case, target: SyncTarget, simulator: Simulator, settings: Settings,
+                   secrets: Secrets, caplog: pytest.LogCaptureFixture,
                    record: Callable[..., None]) -> None:
     caplog.set_level(logging.DEBUG)
     job, bad, runs, others, line = plant(simulator, case)
 
-    report = csload.sync(settings, db=db_path, jobs=[job])
+    report = csload.sync(settings, **target.sync_to, jobs=[job])
 
     message = next((r.message or "" for r in report.failed if r.run_id == bad), "")
     if case.expect == "error":
-        acc = compare(db_path, simulator, others)
+        acc = target.compare(simulator, others)
     else:
-        acc = compare(db_path, simulator, runs,
-                      expected_with(simulator, job, runs, bad, case.expect))
-    record("bad input", case.name, format=case.fmt, expect=case.expect, line=line,
-           message=message or None, **acc.fields())
+        acc = target.compare(simulator, runs,
+                             expected_with(simulator, job, runs, bad, case.expect))
+    record("bad input", case.name, **target.summary, format=case.fmt, expect=case.expect,
+           line=line, message=message or None, **acc.fields())
     if case.expect == "error":
         assert report.exit_code == 3
         assert [r.run_id for r in report.failed] == [bad], [r.message for r in report.runs]
+        assert sorted(r.run_id for r in report.loaded) == sorted(others)
         where = f"job {job}, run {bad}, part {PART}"
         assert where in message, message
         if line is not None:
@@ -280,8 +291,12 @@ def test_bad_input(case: Case, simulator: Simulator, settings: Settings, secrets
         # No row data in the message: not even the first field of the first record.
         assert len(message) < 400, message
         acc.assert_exact()          # the other runs, and nothing of the bad one
-        status = status_of(db_path, bad)
-        assert status is not None and status[0] == "failed" and where in status[1]
+        if target.is_lake:
+            in_lake = {run for entry in manifest_of(target.path).tables.values()
+                       for part in entry.partitions.values() for run in part.runs}
+            assert bad not in in_lake and set(others) <= in_lake
+        status = target.run_message(bad)
+        assert status is not None and status[0] == "failed" and where in status[1], status
     else:
         assert report.exit_code == 0, message
         acc.assert_exact()
@@ -290,12 +305,14 @@ def test_bad_input(case: Case, simulator: Simulator, settings: Settings, secrets
             assert any(case.says in w for w in warnings), warnings
             if case.expect == "no rows":
                 assert any(f"job {job}, run {bad}, part {PART}" in w for w in warnings)
+    target.assert_tidy()
     secrets.scan(log_texts(caplog), "a log line")
     secrets.scan([json.dumps(report.to_json())], "the report")
 
     if case.expect != "error":
         return
     simulator.faults.part_bodies.clear()
-    again = csload.sync(settings, db=db_path, jobs=[job])
+    again = csload.sync(settings, **target.sync_to, jobs=[job])
     assert [r.run_id for r in again.loaded] == [bad] and again.exit_code == 0
-    compare(db_path, simulator, runs).assert_exact()
+    target.compare(simulator, runs).assert_exact()
+    target.assert_tidy()

@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from syncref import ALL_HARD, column_name, hard_cases, row_diff
 
 from csload.api.models import Job, JobField, Run
 from csload.load.duckdb import DuckDBStore
@@ -39,6 +38,7 @@ from csload.simulator.formats import csv_lines, jsonl_lines
 from csload.simulator.model import SimField
 from csload.simulator.rows import Column
 from csload.transfer.staged import StagedPart, StagedRun
+from tests.sync.syncref import ALL_HARD, column_name, hard_cases, row_diff
 
 SPECIAL_TEXT = ["", "\\N", "NULL", "null", '"', '""', "'", "\\", "\\'", ",", "\n", "\r\n", "\r",
                 "\t", " lead", "trail ", "[", "]", "['a']", "a,b", '"quoted"', "\x00",

@@ -17,8 +17,22 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
-from relkit import Secrets, compare, csv_field, csv_records, exception_texts, log_texts
-from syncref import (
+
+import csload
+from csload.cli import main
+from csload.config import Limits, Settings
+from csload.errors import ConfigError, InsecureUrlError
+from csload.simulator import ServerHandle, Simulator
+from csload.simulator.formats import csv_quote
+from tests.reliability.relkit import (
+    Secrets,
+    compare,
+    csv_field,
+    csv_records,
+    exception_texts,
+    log_texts,
+)
+from tests.sync.syncref import (
     LEGACY_JOB,
     VIEWS_JOB,
     column_name,
@@ -29,13 +43,6 @@ from syncref import (
     successful_runs,
     table_names,
 )
-
-import csload
-from csload.cli import main
-from csload.config import Limits, Settings
-from csload.errors import ConfigError, InsecureUrlError
-from csload.simulator import ServerHandle, Simulator
-from csload.simulator.formats import csv_quote
 
 INJECTION = 'x"; DROP TABLE views; --'
 TRAVERSAL = "../../etc"

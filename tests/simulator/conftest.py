@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from csload.simulator import Simulator
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from simhttp import Api
+from tests.simulator.simhttp import Api
 
 
 @pytest.fixture

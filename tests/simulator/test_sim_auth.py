@@ -7,9 +7,9 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from simhttp import Api
 
 from csload.simulator import SimConfig, Simulator
+from tests.simulator.simhttp import Api
 
 JWT_EXPIRED = {"success": False, "errorMessage": "Auth token is expired.",
                "errorCode": "JWT_EXPIRED"}

@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from simhttp import Api, assert_s3_error
 
 from csload.simulator import Faults, SimConfig, Simulator
+from tests.simulator.simhttp import Api, assert_s3_error
 
 
 async def part(api: Any, simulator: Simulator) -> tuple[str, bytes]:

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from exportfmt import decode_part, decode_parts, job_column_types
 
 from csload.api.models import Job
 from csload.simulator import Simulator
+from tests.exportfmt import decode_part, decode_parts, job_column_types
 
 HIGH = 2**63
 

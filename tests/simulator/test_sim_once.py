@@ -6,10 +6,9 @@ import gzip
 from datetime import UTC, datetime
 from typing import Any
 
-from exportfmt import decode_parts, job_column_types
-
 from csload.api.models import Job, Run
 from csload.simulator import Simulator
+from tests.exportfmt import decode_parts, job_column_types
 
 
 def once_body(name: str, start: str = "2026-11-22", end: str = "2026-11-24",

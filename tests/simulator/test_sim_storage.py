@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from simhttp import assert_s3_error
 
 from csload.simulator import Simulator
+from tests.simulator.simhttp import assert_s3_error
 
 
 async def first_part_url(api: Any, simulator: Simulator, name: str = "Daily pageviews",

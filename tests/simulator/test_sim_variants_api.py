@@ -8,11 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from simhttp import Api
 
 from csload.simulator import Simulator
 from csload.simulator.config import Variants
 from csload.simulator.variables import dynamic_var_keys
+from tests.simulator.simhttp import Api
 
 DAY = "2026-11-22"
 SESSIONS_FIELDS = [{"fieldName": "session_id"},

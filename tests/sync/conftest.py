@@ -17,7 +17,6 @@ subprocesses can reach it; its clock stays frozen unless a test moves it.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,10 +27,8 @@ from csload.cli import main
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
 from csload.simulator.config import DIALECTS, dialect_variants
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from syncref import SIM_START
+from tests.simenv import sim_settings, sim_variables
+from tests.sync.syncref import SIM_START
 
 FAST_RETRY = RetryPolicy(max_attempts=10, base_delay=0.01, max_delay=0.05,
                          max_retry_after=0.02)
@@ -50,15 +47,12 @@ def dialect_config(request: pytest.FixtureRequest) -> SimConfig:
 
 @pytest.fixture
 def settings(simulator: Simulator, sim_thread: ServerHandle) -> Settings:
-    client_id, client_secret, project_id = simulator.credentials
-    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
-                    auth_url=sim_thread.base_url, retry=FAST_RETRY)
+    return sim_settings(simulator, sim_thread.base_url, retry=FAST_RETRY)
 
 
 @pytest.fixture
 def sim_env(simulator: Simulator, sim_thread: ServerHandle) -> dict[str, str]:
-    lines = simulator.config.env_lines(sim_thread.base_url)
-    return dict(line.split("=", 1) for line in lines)
+    return sim_variables(simulator, sim_thread.base_url)
 
 
 @pytest.fixture

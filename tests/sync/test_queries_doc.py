@@ -26,7 +26,6 @@ import anyio
 import duckdb
 import pytest
 from click.testing import CliRunner
-from syncref import SIM_START, column_name, successful_runs
 
 import csload
 from csload.api.client import ExportClient
@@ -36,6 +35,7 @@ from csload.config import Settings
 from csload.load.lookups import record_custom_vars
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.variables import custom_var_definitions
+from tests.sync.syncref import SIM_START, column_name, successful_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "queries.md"

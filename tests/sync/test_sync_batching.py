@@ -1,23 +1,36 @@
 """The writer's batches (csload.pipeline.batching.batches): runs arriving in quick succession load
-together; a run that arrives later than the linger waits for the next batch; none is lost."""
+together; a run that arrives later than the linger waits for the next batch; none is lost.
+
+Each case runs on virtual time (tests/virtual_time.py): the arrivals, the linger and the
+writer's work are timers on the loop's own clock, so the times asserted are the ones scheduled,
+whatever the machine's load, and no case sleeps for real."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 import anyio
 
 from csload.pipeline.batching import batches as _batches
+from tests.virtual_time import run_on_virtual_time
 
 
-async def gather(arrivals: list[float], size: int, linger: float,
+def gather(arrivals: list[float], size: int, linger: float,
                  tables: str = "", busy: float = 0.0,
                  started: list[float] | None = None, planned: bool = False
                  ) -> list[list[int]]:
     """Send item i after arrivals[i] seconds (from the start); batch them like the writer
     (item i belongs to table tables[i], if given), which spends `busy` seconds on each batch
     (the seconds at which it got each batch go to `started`). With `planned`, the writer
-    knows how many items of each table are coming, as the sync's plan tells it."""
+    knows how many items of each table are coming, as the sync's plan tells it. Seconds are
+    the virtual clock's."""
+    return run_on_virtual_time(functools.partial(
+        _gather, arrivals, size, linger, tables, busy, started, planned))
+
+
+async def _gather(arrivals: list[float], size: int, linger: float, tables: str, busy: float,
+                  started: list[float] | None, planned: bool) -> list[list[int]]:
     send, receive = anyio.create_memory_object_stream[int](len(arrivals) + 1)
     batches: list[list[int]] = []
     begin = anyio.current_time()
@@ -47,35 +60,35 @@ async def gather(arrivals: list[float], size: int, linger: float,
     return batches
 
 
-async def test_runs_arriving_in_quick_succession_load_together() -> None:
-    assert await gather([0.0, 0.02, 0.04, 0.06, 0.08], size=8, linger=0.3) == [[0, 1, 2, 3, 4]]
+def test_runs_arriving_in_quick_succession_load_together() -> None:
+    assert gather([0.0, 0.02, 0.04, 0.06, 0.08], size=8, linger=0.3) == [[0, 1, 2, 3, 4]]
 
 
-async def test_a_batch_holds_at_most_its_size() -> None:
-    batches = await gather([0.0] * 7, size=3, linger=0.3)
+def test_a_batch_holds_at_most_its_size() -> None:
+    batches = gather([0.0] * 7, size=3, linger=0.3)
     assert batches == [[0, 1, 2], [3, 4, 5], [6]]
 
 
-async def test_a_late_run_is_not_waited_for_and_not_lost() -> None:
-    batches = await gather([0.0, 0.02, 0.6, 0.62], size=8, linger=0.15)
+def test_a_late_run_is_not_waited_for_and_not_lost() -> None:
+    batches = gather([0.0, 0.02, 0.6, 0.62], size=8, linger=0.15)
     assert batches == [[0, 1], [2, 3]]
 
 
-async def test_with_no_linger_only_what_is_ready_goes_in() -> None:
-    batches = await gather([0.0, 0.2, 0.4], size=8, linger=0.0)
+def test_with_no_linger_only_what_is_ready_goes_in() -> None:
+    batches = gather([0.0, 0.2, 0.4], size=8, linger=0.0)
     assert batches == [[0], [1], [2]]
 
 
-async def test_a_batch_holds_one_table_and_the_next_table_starts_the_next_batch() -> None:
-    batches = await gather([0.0] * 6, size=8, linger=0.3, tables="sssvvv")
+def test_a_batch_holds_one_table_and_the_next_table_starts_the_next_batch() -> None:
+    batches = gather([0.0] * 6, size=8, linger=0.3, tables="sssvvv")
     assert batches == [[0, 1, 2], [3, 4, 5]]
 
 
-async def test_a_writer_that_runs_behind_takes_what_waits_without_lingering() -> None:
+def test_a_writer_that_runs_behind_takes_what_waits_without_lingering() -> None:
     # Busy 0.6 s with its first batch, the writer finds runs 1 and 2 waiting: it takes them
     # at once (lingering would idle it while the downloads are ahead).
     started: list[float] = []
-    batches = await gather([0.0, 0.5, 0.55, 1.3], size=8, linger=0.2, busy=0.6,
+    batches = gather([0.0, 0.5, 0.55, 1.3], size=8, linger=0.2, busy=0.6,
                            started=started)
     assert batches == [[0], [1, 2], [3]]
     assert 0.18 <= started[0] < 0.35   # waited for run 0, then lingered
@@ -83,25 +96,25 @@ async def test_a_writer_that_runs_behind_takes_what_waits_without_lingering() ->
     assert started[2] < 1.4 + 0.1
 
 
-async def test_a_batch_holding_every_planned_run_of_its_table_goes_without_lingering() -> None:
+def test_a_batch_holding_every_planned_run_of_its_table_goes_without_lingering() -> None:
     # Sessions 0-2 arrive by 0.04 s, the first pageview run only at 0.4 s: knowing that no
     # more sessions runs are coming, the writer starts at once instead of after the linger.
     started: list[float] = []
-    batches = await gather([0.0, 0.02, 0.04, 0.4], size=8, linger=0.3, tables="sssv",
+    batches = gather([0.0, 0.02, 0.04, 0.4], size=8, linger=0.3, tables="sssv",
                            started=started, planned=True)
     assert batches == [[0, 1, 2], [3]]
     assert started[0] < 0.04 + 0.1      # not 0.04 + the linger (0.34 s)
     # Without the plan's counts the same arrivals wait out the linger.
     started.clear()
-    assert await gather([0.0, 0.02, 0.04, 0.4], size=8, linger=0.3, tables="sssv",
+    assert gather([0.0, 0.02, 0.04, 0.4], size=8, linger=0.3, tables="sssv",
                         started=started) == [[0, 1, 2], [3]]
     assert started[0] >= 0.3
 
 
-async def test_planned_counts_change_no_batch_when_runs_arrive_out_of_table_order() -> None:
+def test_planned_counts_change_no_batch_when_runs_arrive_out_of_table_order() -> None:
     # A pageview run finishing before the last sessions run still closes the sessions batch
     # and starts its own; every run arrives in exactly one batch.
-    batches = await gather([0.0, 0.01, 0.02, 0.03], size=8, linger=0.2, tables="svsv",
+    batches = gather([0.0, 0.01, 0.02, 0.03], size=8, linger=0.2, tables="svsv",
                            planned=True)
     assert sorted(i for batch in batches for i in batch) == [0, 1, 2, 3]
     assert all(len({"svsv"[i] for i in batch}) == 1 for batch in batches)

@@ -15,7 +15,15 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import Result
-from syncref import (
+
+import csload
+from csload.config import Limits, Settings
+from csload.errors import ConfigError
+from csload.pipeline.report import RunStatus, SyncEvent
+from csload.pipeline.sync import staging_dir
+from csload.simulator import Simulator
+from tests.children import child_command, child_environ
+from tests.sync.syncref import (
     LEGACY_JOB,
     SESSIONS_JOB,
     VIEWS_JOB,
@@ -28,15 +36,8 @@ from syncref import (
     table_names,
 )
 
-import csload
-from csload.config import Limits, Settings
-from csload.errors import ConfigError
-from csload.pipeline.report import RunStatus, SyncEvent
-from csload.pipeline.sync import staging_dir
-from csload.simulator import Simulator
-
 CLI = "from csload.cli import main; main()"
-CHILD = Path(__file__).parent / "sync_child.py"
+CHILD = "tests.sync.sync_child"
 HOLDER = """
 import sys
 from pathlib import Path
@@ -105,8 +106,9 @@ def test_sync_fails_at_once_while_another_sync_is_running(
     log = tmp_path / "child.log"
     with log.open("w") as stderr:
         child = subprocess.Popen(
-            [sys.executable, str(CHILD), "sync", "--db", str(db_path)],
-            env={**child_env, "CSLOAD_TEST_STOP": "download:1", "CSLOAD_TEST_ACTION": "hold"},
+            child_command(CHILD, "sync", "--db", str(db_path)),
+            env=child_environ({**child_env, "CSLOAD_TEST_STOP": "download:1",
+                               "CSLOAD_TEST_ACTION": "hold"}),
             cwd=tmp_path, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=stderr)
         try:

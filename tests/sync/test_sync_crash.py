@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
-from syncref import (
+
+import csload
+from csload.config import Settings
+from csload.pipeline.sync import staging_dir
+from csload.simulator import Simulator
+from tests.children import child_command, child_environ
+from tests.sync.syncref import (
     assert_db_matches,
     assert_same_tables,
     default_tables,
@@ -25,21 +30,16 @@ from syncref import (
     table_names,
 )
 
-import csload
-from csload.config import Settings
-from csload.pipeline.sync import staging_dir
-from csload.simulator import Simulator
-
-CHILD = Path(__file__).parent / "sync_child.py"
+CHILD = "tests.sync.sync_child"
 
 
 def run_child(tmp_path: Path, env: dict[str, str], db: Path, stop: str) -> None:
     config = tmp_path / "csload.toml"
     config.write_text("[limits]\nmax_staged_runs = 1\n")
     proc = subprocess.run(
-        [sys.executable, str(CHILD), "sync", "--db", str(db), "--config", str(config)],
-        env={**env, "CSLOAD_TEST_STOP": stop}, cwd=tmp_path, capture_output=True, text=True,
-        timeout=300, check=False)
+        child_command(CHILD, "sync", "--db", str(db), "--config", str(config)),
+        env=child_environ({**env, "CSLOAD_TEST_STOP": stop}), cwd=tmp_path, capture_output=True,
+        text=True, timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -10,12 +10,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from syncref import LEGACY_JOB, SESSIONS_JOB, SIM_START, VIEWS_JOB, create_job, day, finish_once_job
 
 import csload
 from csload.config import Settings
 from csload.pipeline.report import RunStatus
 from csload.simulator import SimConfig, Simulator
+from tests.sync.syncref import (
+    LEGACY_JOB,
+    SESSIONS_JOB,
+    SIM_START,
+    VIEWS_JOB,
+    create_job,
+    day,
+    finish_once_job,
+)
 
 
 @pytest.fixture

@@ -16,7 +16,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from syncref import (
+
+import csload
+from csload.config import Settings
+from csload.simulator import SimConfig, Simulator
+from csload.simulator.rows import WIDENED
+from tests.sync.syncref import (
     ALL_HARD,
     LEGACY_HARD,
     LEGACY_JOB,
@@ -36,11 +41,6 @@ from syncref import (
     table_names,
     table_rows,
 )
-
-import csload
-from csload.config import Settings
-from csload.simulator import SimConfig, Simulator
-from csload.simulator.rows import WIDENED
 
 
 @pytest.fixture

@@ -13,7 +13,13 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import Result
-from syncref import (
+
+import csload
+from csload.config import Limits, Settings
+from csload.pipeline.report import EventKind, SyncEvent
+from csload.pipeline.sync import staging_dir
+from csload.simulator import Simulator
+from tests.sync.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -21,12 +27,6 @@ from syncref import (
     run_of,
     successful_runs,
 )
-
-import csload
-from csload.config import Limits, Settings
-from csload.pipeline.report import EventKind, SyncEvent
-from csload.pipeline.sync import staging_dir
-from csload.simulator import Simulator
 
 
 def single_line_record_after_a_multiline_one(body: bytes) -> int:

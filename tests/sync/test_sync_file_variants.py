@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from syncref import (
+
+import csload
+from csload.config import Settings
+from csload.simulator import SimConfig, Simulator
+from csload.simulator.config import Variants
+from csload.simulator.rows import WIDENED
+from tests.sync.syncref import (
     SESSIONS_JOB,
     SIM_START,
     VIEWS_JOB,
@@ -23,12 +29,6 @@ from syncref import (
     expected_tables,
     successful_runs,
 )
-
-import csload
-from csload.config import Settings
-from csload.simulator import SimConfig, Simulator
-from csload.simulator.config import Variants
-from csload.simulator.rows import WIDENED
 
 
 def first_part(sim: Simulator, job_id: int) -> str:

@@ -23,7 +23,12 @@ from typing import Any
 import duckdb
 import pytest
 from click.testing import Result
-from syncref import (
+
+import csload
+from csload.config import Limits, Settings
+from csload.simulator import Simulator
+from csload.simulator.formats import csv_quote
+from tests.sync.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -33,11 +38,6 @@ from syncref import (
     successful_runs,
     table_rows,
 )
-
-import csload
-from csload.config import Limits, Settings
-from csload.simulator import Simulator
-from csload.simulator.formats import csv_quote
 
 DAY = "2026-11-23"
 PART = 2

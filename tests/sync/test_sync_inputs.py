@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from syncref import SESSIONS_JOB, run_of
 
 import csload
 from csload.config import Settings
 from csload.errors import ConfigError, StoreError
 from csload.simulator import Simulator
+from tests.sync.syncref import SESSIONS_JOB, run_of
 
 
 def assert_untouched(simulator: Simulator, db_path: Path) -> None:

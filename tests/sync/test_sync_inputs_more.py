@@ -21,7 +21,6 @@ from pathlib import Path
 import anyio
 import pytest
 from click.testing import Result
-from syncref import SESSIONS_JOB
 
 import csload
 from csload.config import RetryPolicy, Settings
@@ -29,6 +28,7 @@ from csload.errors import ConfigError, StoreError
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from csload.target import Target
+from tests.sync.syncref import SESSIONS_JOB
 
 BACKFILL_FIELDS = ["session_id", "view_number", "view_time", "url:page_url"]
 

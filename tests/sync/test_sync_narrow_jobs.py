@@ -15,7 +15,16 @@ from typing import Any
 
 import duckdb
 import pytest
-from syncref import (
+
+import csload
+from csload.api.models import JobField
+from csload.config import Settings
+from csload.load.duckdb import DuckDBStore
+from csload.pipeline.report import SyncReport
+from csload.simulator import Simulator
+from csload.transfer.host import StorageHost
+from csload.transfer.staged import StagedPart, StagedRun
+from tests.sync.syncref import (
     VIEWS_JOB,
     assert_rows_equal,
     create_job,
@@ -27,15 +36,6 @@ from syncref import (
     successful_runs,
     table_rows,
 )
-
-import csload
-from csload.api.models import JobField
-from csload.config import Settings
-from csload.load.duckdb import DuckDBStore
-from csload.pipeline.report import SyncReport
-from csload.simulator import Simulator
-from csload.transfer.host import StorageHost
-from csload.transfer.staged import StagedPart, StagedRun
 
 Row = dict[str, Any]
 THE_DAY = date(2026, 11, 23)

@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from syncref import (
+
+import csload
+from csload.config import Settings
+from csload.simulator import SimConfig, Simulator
+from tests.sync.syncref import (
     VIEWS_HARD,
     assert_hard_cases,
     assert_rows_equal,
     expected_tables,
     successful_runs,
 )
-
-import csload
-from csload.config import Settings
-from csload.simulator import SimConfig, Simulator
 
 Row = dict[str, Any]
 

@@ -7,7 +7,11 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from syncref import (
+
+import csload
+from csload.config import Settings
+from csload.simulator import Simulator
+from tests.sync.syncref import (
     assert_db_matches,
     assert_rows_equal,
     create_job,
@@ -17,10 +21,6 @@ from syncref import (
     successful_runs,
     table_rows,
 )
-
-import csload
-from csload.config import Settings
-from csload.simulator import Simulator
 
 NEW_COLUMNS = {"url_no_query_param": "VARCHAR", "document_width": "BIGINT",
                "start_render": "BIGINT", "page_title": "VARCHAR"}

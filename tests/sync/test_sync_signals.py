@@ -23,7 +23,13 @@ from pathlib import Path
 import duckdb
 import orjson
 import pytest
-from syncref import (
+
+import csload
+from csload.config import Settings
+from csload.pipeline.sync import staging_dir
+from csload.simulator import Simulator
+from tests.children import child_command, child_environ
+from tests.sync.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -31,12 +37,7 @@ from syncref import (
     successful_runs,
 )
 
-import csload
-from csload.config import Settings
-from csload.pipeline.sync import staging_dir
-from csload.simulator import Simulator
-
-CHILD = Path(__file__).parent / "sync_child.py"
+CHILD = "tests.sync.sync_child"
 JOBS = (SESSIONS_JOB, VIEWS_JOB)
 
 
@@ -59,10 +60,10 @@ def interrupted_sync(tmp_path: Path, env: dict[str, str], db: Path, hold: str,
     config.write_text("[limits]\nmax_staged_runs = 1\n")
     jobs = [arg for job in JOBS for arg in ("--job", str(job))]
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), "sync", "--db", str(db), "--config", str(config), *jobs,
-         *args],
-        env={**env, "CSLOAD_TEST_STOP": hold, "CSLOAD_TEST_ACTION": "hold"}, cwd=tmp_path,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child_command(CHILD, "sync", "--db", str(db), "--config", str(config), *jobs, *args),
+        env=child_environ({**env, "CSLOAD_TEST_STOP": hold, "CSLOAD_TEST_ACTION": "hold"}),
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     try:
         assert child.stdout.readline().strip() == "HOLDING", child.stderr.read()

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from syncref import assert_db_matches, expected_tables, successful_runs
 
 import csload
 from csload.config import Limits, Settings
@@ -20,6 +19,7 @@ from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from csload.transfer import ranges
 from csload.transfer.ranges import PartDownload, Splitter
+from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
 
 CONCURRENCY = 3
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from syncref import (
+
+from csload.simulator import SimConfig, Simulator
+from tests.sync.syncref import (
     LEGACY_JOB,
     SESSIONS_JOB,
     SIM_START,
@@ -20,8 +22,6 @@ from syncref import (
     run_of,
     successful_runs,
 )
-
-from csload.simulator import SimConfig, Simulator
 
 
 @pytest.fixture

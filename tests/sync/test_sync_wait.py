@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from syncref import (
+
+import csload
+from csload.config import Limits, load_settings
+from csload.errors import ConfigError, StoreLockedError
+from csload.pipeline.report import EventKind, SyncEvent
+from csload.simulator import Simulator
+from tests.children import child_command, child_environ
+from tests.sync.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -25,13 +32,7 @@ from syncref import (
     successful_runs,
 )
 
-import csload
-from csload.config import Limits, load_settings
-from csload.errors import ConfigError, StoreLockedError
-from csload.pipeline.report import EventKind, SyncEvent
-from csload.simulator import Simulator
-
-CHILD = Path(__file__).parent / "sync_child.py"
+CHILD = "tests.sync.sync_child"
 JOBS = (SESSIONS_JOB, VIEWS_JOB)
 JOB_ARGS = [arg for job in JOBS for arg in ("--job", str(job))]
 
@@ -153,8 +154,9 @@ def test_status_and_dry_run_while_a_sync_runs_say_why_not(
 ) -> None:
     """A real `csload sync`, held right after its first commit, has the database open."""
     sync = subprocess.Popen(
-        [sys.executable, str(CHILD), "sync", "--db", str(db_path), *JOB_ARGS],
-        env={**child_env, "CSLOAD_TEST_STOP": "after-commit:1", "CSLOAD_TEST_ACTION": "hold"},
+        child_command(CHILD, "sync", "--db", str(db_path), *JOB_ARGS),
+        env=child_environ({**child_env, "CSLOAD_TEST_STOP": "after-commit:1",
+                           "CSLOAD_TEST_ACTION": "hold"}),
         cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     assert sync.stdout is not None

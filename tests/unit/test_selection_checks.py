@@ -6,14 +6,9 @@ from datetime import date, datetime
 
 import pytest
 
+from csload.api.checks import check_day, check_job_ids, check_scope, check_window
 from csload.errors import ConfigError
-from csload.pipeline.discover import (
-    Selection,
-    check_day,
-    check_job_ids,
-    check_scope,
-    check_window,
-)
+from csload.pipeline.discover import Selection
 from csload.target import check_one_target
 
 

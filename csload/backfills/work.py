@@ -1,0 +1,456 @@
+"""The work of one backfill, window by window (csload.backfills.engine sets it up).
+
+    check    every window's create-job request against the API's rules (csload.api.jobspec.
+             check_jobs), before anything is sent; the tables the jobs load into
+    resolve  per window, a job already made for it: from the backfill ledger (DuckDB only),
+             else by its deterministic name among the project's once jobs and the jobs the
+             loader's ledger knows (a crash may have come between the create request and the
+             ledger row; a lake has no backfill ledger at all)
+    run      window after window: reuse its job or create one, wait for its run (polling, with
+             an injectable sleep and clock, for up to `max_wait` from the job's creation), and
+             hand a finished run to the loader (`sync_async`, the normal sync path) while the
+             next window's job computes
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+
+from csload.api.client import ExportClient
+from csload.api.jobspec import Problem, check_jobs, post_checked_job
+from csload.api.models import FILE_RETENTION, Job, Run
+from csload.api.schemas import load_schema
+from csload.backfills.ledgers import BackfillLedgers
+from csload.backfills.plan import (
+    NAME_PREFIX,
+    Template,
+    Window,
+    available_days,
+    job_name,
+    split_days,
+)
+from csload.backfills.report import (
+    BackfillEvent,
+    BackfillEventKind,
+    BackfillItem,
+    BackfillReport,
+    BackfillSink,
+    BackfillStatus,
+)
+from csload.concurrency import first_error
+from csload.config import Settings
+from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
+from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
+from csload.load.holder import human_duration
+from csload.load.placement import columns_of, difference, table_owner
+from csload.pipeline.report import RunStatus, SyncEvent
+from csload.pipeline.sync import sync_async
+from csload.target import Target
+from csload.times import midnight
+
+__all__ = ["BackfillWork", "Clock", "Phase", "Piece", "Sleep"]
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+FINISHED = ("SUCCESS", "FAILURE")
+
+
+class Phase(enum.Enum):
+    CREATE = "create"
+    WAIT = "wait"
+    LOAD = "load"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class Piece:
+    """One window of the plan, as it is resolved and worked through."""
+
+    template: Template
+    window: Window
+    phase: Phase = Phase.CREATE
+    job: Job | None = None
+    run: Run | None = None
+    loaded_run: int | None = None
+    created: bool = False
+    state: str | None = None
+    # Jobs made for this window before whose run cannot deliver (failed, or files gone).
+    unusable: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return job_name(self.template, self.window)
+
+    def item(self, status: BackfillStatus, **values: Any) -> BackfillItem:
+        job_id = self.job.job_id if self.job is not None else None
+        run_id = self.run.run_id if self.run is not None else self.loaded_run
+        base: dict[str, Any] = {
+            "scope": self.template.scope, "table": self.template.table,
+            "window": self.window, "status": status, "job_id": job_id,
+            "job_name": self.name, "run_id": run_id, "created": self.created,
+            "like_job_id": self.template.like_job_id,
+        }
+        base.update(values)
+        return BackfillItem(**base)
+
+
+class BackfillWork:
+    """One backfill's work on its windows: checked, resolved against what exists, then run
+    (or, for a dry run, described) into `report`."""
+
+    def __init__(self, settings: Settings, client: ExportClient, db: BackfillLedgers, *,
+                 target: Target, report: BackfillReport, poll_interval: float,
+                 max_wait: float, sleep: Sleep, clock: Clock, retention_months: int,
+                 on_event: BackfillSink) -> None:
+        self.settings = settings
+        self.client = client
+        self.db = db
+        self.target = target
+        self.report = report
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.clock = clock
+        self.retention_months = retention_months
+        self.emit = on_event
+        self.items: dict[int, BackfillItem] = {}
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        self.emit(BackfillEvent(kind=BackfillEventKind.MESSAGE, message=message))
+
+    # -- templates ------------------------------------------------------------------------------
+
+    async def like_job(self, job_id: int) -> Job:
+        try:
+            return await self.client.get_job(job_id)
+        except ApiRequestError as exc:
+            if exc.status == 404:
+                raise ConfigError(f"--like {job_id}: no such export job") from None
+            raise
+
+    async def table_of(self, job_id: int) -> str | None:
+        return self.settings.tables.get(job_id) or await self.db.run(
+            lambda ledger: ledger.job_table(job_id))
+
+    async def check(self, pieces: Sequence[Piece], templates: Sequence[Template],
+                    extra: Sequence[Problem]) -> None:
+        """Every rule each job would break, before any is created (InvalidJobSpec); then the
+        tables the jobs load into, and the row key."""
+        now = self.clock()
+        yesterday = now.astimezone(UTC).date() - timedelta(days=1)
+        specs = [p.template.spec(p.window) for p in pieces]
+        # A template with no window left (all its days trimmed) is checked all the same.
+        specs += [t.spec(Window(yesterday, yesterday + timedelta(days=1))) for t in templates
+                  if not any(p.template == t for p in pieces)]
+        await check_jobs(self.client, specs, now=now, retention_months=self.retention_months,
+                         extra_problems=extra)
+        await self.check_tables(templates)
+        for template in templates:
+            key = load_schema(template.scope).row_key
+            names = {f.field_name for f in template.fields}
+            if not set(key) <= names:
+                self.warn(
+                    f"the {template.scope} fields do not include the row key "
+                    f"({', '.join(key)}): rows of days that another job already loaded into "
+                    f"table {template.table!r} are not replaced by the backfill's and may "
+                    "appear twice")
+
+    async def check_tables(self, templates: Sequence[Template]) -> None:
+        """A backfill loads into a table whose jobs export the same columns (csload.load.placement:
+        a run replaces whole rows, so other columns would be erased); else, a ConfigError
+        before any job is created."""
+        known = await self.db.run(lambda ledger: ledger.known_jobs())
+        for template in templates:
+            table = template.table or template.scope
+            mine = Job(job_id=0, name="backfill", format=template.format, scope=template.scope,
+                       frequency="once", fields=template.fields)
+            owner = table_owner(table, known)
+            if owner is not None and columns_of(owner) != columns_of(mine):
+                raise ConfigError(
+                    f"table {table!r} holds the columns of job {owner.job_id} ({owner.name}), "
+                    f"and the backfill's fields differ ({difference(mine, owner)}): loading "
+                    "them there would erase the columns they lack. Export the table's fields "
+                    f"(--like {owner.job_id}), or name a table of their own (--table NAME)")
+
+    def plan(self, template: Template, days: Iterable[date], anchor: date | None,
+             ) -> list[Piece]:
+        ok, lost = available_days(days, self.clock(), self.retention_months)
+        for gone in lost:
+            self.report.unavailable.append(gone)
+            self.warn(f"{template.scope}: cannot get {gone}")
+        return [Piece(template, window) for window in split_days(ok, anchor=anchor)]
+
+    # -- resolving what exists ---------------------------------------------------------------
+
+    async def resolve(self, pieces: Sequence[Piece]) -> None:
+        """Find, per window, a job made for it before: in the backfill ledger (DuckDB), or by
+        its deterministic name among the API's once jobs and the jobs the loader's ledger knows
+        (both targets; a lake has no backfill ledger)."""
+        records = await self.db.run(lambda ledger: ledger.records())
+        by_window: dict[tuple[str, Window], list[BackfillRecord]] = {}
+        for record in records:
+            window = Window(record.window_start.date(), record.window_end.date())
+            by_window.setdefault((record.plan_key, window), []).append(record)
+        once_jobs = [job for job in await self.client.list_jobs(frequency="once")
+                     if job.name.startswith(NAME_PREFIX)]
+        by_name: dict[tuple[str, str], set[int]] = {}
+        api_jobs = {job.job_id: job for job in once_jobs}
+        for job in once_jobs:
+            by_name.setdefault((job.name, job.scope), set()).add(job.job_id)
+        # A job the loader loaded a run of is in its ledger by name, even when the API no longer
+        # lists it and no backfill ledger row was written.
+        known_to_loader = await self.db.run(lambda ledger: ledger.backfill_jobs())
+        for job_id, (name, scope) in known_to_loader.items():
+            by_name.setdefault((name, scope), set()).add(job_id)
+        known = {r.job_id for r in records} | set(api_jobs) | set(known_to_loader)
+        loaded = await self.db.run(lambda ledger: ledger.loaded_runs_of(known))
+        for piece in pieces:
+            ledger_ids = {r.job_id for r in by_window.get((piece.template.key, piece.window), [])}
+            named = by_name.get((piece.name, piece.template.scope), set())
+            candidates = sorted(ledger_ids | named)
+            done = [job_id for job_id in candidates if job_id in loaded]
+            if done:
+                piece.phase = Phase.DONE
+                piece.job = api_jobs.get(done[0]) or _stub_job(done[0], piece)
+                piece.loaded_run = loaded[done[0]]
+                continue
+            for job_id in candidates:
+                found = api_jobs.get(job_id)
+                if found is None:
+                    continue  # recorded, but the API no longer lists it
+                if job_id not in ledger_ids:
+                    await self.record(piece, found)  # created, but the crash lost the record
+                if await self.consider(piece, found):
+                    break
+
+    async def consider(self, piece: Piece, job: Job) -> bool:
+        """Take `job` for the piece if its run can still deliver; False if it cannot."""
+        runs = await self.client.list_runs(job.job_id)
+        run = max(runs, key=lambda r: r.run_id) if runs else None
+        now = self.clock()
+        if run is not None and run.state == "FAILURE":
+            await self.db.write(partial(_set, job.job_id, "run_failed", now, run.run_id,
+                                        "the run ended in FAILURE"))
+            piece.unusable.add(job.job_id)
+            return False
+        if run is not None and run.state == "SUCCESS":
+            finished = run.finished_at or run.created_at
+            if finished is not None and finished + FILE_RETENTION <= now:
+                await self.db.write(partial(_set, job.job_id, "expired", now, run.run_id,
+                                            "the run's files were gone before it was loaded"))
+                piece.unusable.add(job.job_id)
+                return False
+            piece.phase, piece.job, piece.run = Phase.LOAD, job, run
+            return True
+        piece.phase, piece.job, piece.run = Phase.WAIT, job, run
+        piece.state = run.state if run is not None else "QUEUED"
+        return True
+
+    async def record(self, piece: Piece, job: Job) -> None:
+        template, window, now = piece.template, piece.window, self.clock()
+        await self.db.write(lambda ledger: ledger.record_job(
+            job_id=job.job_id, name=job.name or piece.name, plan_key=template.key,
+            scope=template.scope, format=template.format, fields=template.fields,
+            device_label=template.device_label, segment_id=template.segment_id,
+            table=template.table, like_job_id=template.like_job_id,
+            window_start=midnight(window.start), window_end=midnight(window.end), now=now))
+
+    # -- dry run ---------------------------------------------------------------------------------
+
+    def describe(self, pieces: Sequence[Piece]) -> None:
+        for piece in pieces:
+            if piece.phase is Phase.DONE:
+                self.report.items.append(piece.item(BackfillStatus.ALREADY_LOADED,
+                                                    action="nothing: already loaded"))
+                continue
+            assert piece.phase is Phase.CREATE or piece.job is not None
+            action = {
+                Phase.CREATE: "create a once job, wait for its run, load it",
+                Phase.WAIT: f"wait for job {piece.job.job_id if piece.job else ''} "
+                             f"({piece.state}), load its run",
+                Phase.LOAD: f"load run {piece.run.run_id if piece.run else ''} of job "
+                             f"{piece.job.job_id if piece.job else ''}",
+            }[piece.phase]
+            self.report.items.append(piece.item(BackfillStatus.PLANNED, action=action))
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def execute(self, pieces: Sequence[Piece]) -> None:
+        send, receive = anyio.create_memory_object_stream[tuple[int, Piece]](
+            max(len(pieces), 1))
+
+        async def produce() -> None:
+            async with send:
+                for index, piece in enumerate(pieces):
+                    if await self.advance(index, piece):
+                        await send.send((index, piece))
+
+        async def consume() -> None:
+            async with receive:
+                async for index, piece in receive:
+                    self.items[index] = await self.load(piece)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(produce)
+                group.start_soon(consume)
+        except BaseExceptionGroup as error:
+            raise first_error(error) from None
+        self.report.items.extend(self.items[i] for i in sorted(self.items))
+
+    def event(self, kind: BackfillEventKind, piece: Piece, **values: Any) -> None:
+        job_id = piece.job.job_id if piece.job is not None else None
+        self.emit(BackfillEvent(kind=kind, window=piece.window, scope=piece.template.scope,
+                                job_id=job_id, **values))
+
+    async def advance(self, index: int, piece: Piece) -> bool:
+        """Bring the piece to a finished run; True when it is ready for the loader."""
+        if piece.phase is Phase.DONE:
+            self.items[index] = piece.item(BackfillStatus.ALREADY_LOADED)
+            self.event(BackfillEventKind.SKIPPED, piece, run_id=piece.loaded_run)
+            return False
+        if piece.phase is Phase.CREATE:
+            failure = await self.create(piece)
+            if failure is not None:
+                self.items[index] = piece.item(BackfillStatus.FAILED, message=failure)
+                self.event(BackfillEventKind.FAILED, piece, message=failure)
+                return False
+        else:
+            self.event(BackfillEventKind.JOB_REUSED, piece,
+                       state=piece.run.state if piece.run else piece.state)
+        if piece.phase is Phase.WAIT:
+            overdue = await self.wait(piece)
+            if overdue is not None:
+                self.items[index] = piece.item(BackfillStatus.FAILED, message=overdue)
+                self.event(BackfillEventKind.FAILED, piece, message=overdue)
+                return False
+        assert piece.job is not None and piece.run is not None
+        run, now = piece.run, self.clock()
+        self.event(BackfillEventKind.RUN_FINISHED, piece, run_id=run.run_id, state=run.state)
+        if run.state != "SUCCESS":
+            message = (f"run {run.run_id} of job {piece.job.job_id} ended in {run.state}, "
+                       "without files; run the backfill again to retry this window")
+            await self.db.write(partial(_set, piece.job.job_id, "run_failed", now, run.run_id,
+                                        message))
+            self.items[index] = piece.item(BackfillStatus.FAILED, message=message)
+            self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=message)
+            return False
+        await self.db.write(partial(_set, piece.job.job_id, "succeeded", now, run.run_id, None))
+        return True
+
+    async def create(self, piece: Piece) -> str | None:
+        """Create the piece's job and record it at once; the reason it failed, else None."""
+        spec = piece.template.spec(piece.window)
+        try:
+            job = await post_checked_job(self.client, spec)
+        except ApiRequestError as exc:
+            return str(exc)
+        except ApiUnavailable as exc:
+            # The API may have created it before failing: look for it by its name.
+            found = [job for job in await self.client.list_jobs(frequency="once")
+                     if job.name == spec.name and job.scope == spec.scope
+                     and job.job_id not in piece.unusable]
+            if not found:
+                return str(exc)
+            job = max(found, key=lambda j: j.job_id)
+        # Record first: from here on, an interruption must not lead to a second job.
+        await self.record(piece, job)
+        piece.job, piece.created, piece.phase = job, True, Phase.WAIT
+        self.event(BackfillEventKind.JOB_CREATED, piece, message=job.name)
+        return None
+
+    async def wait(self, piece: Piece) -> str | None:
+        """Poll until the job's run finished (into `piece.run`); None then. Else, once
+        `max_wait` has passed since the job was created, why the window fails (the job's
+        ledger row keeps it, for a later backfill to reuse)."""
+        assert piece.job is not None
+        job = piece.job
+        since = job.created_at or self.clock()
+        while True:
+            runs = await self.client.list_runs(job.job_id)
+            run = max(runs, key=lambda r: r.run_id) if runs else None
+            state = run.state if run is not None else "QUEUED"
+            elapsed = max((self.clock() - since).total_seconds(), 0.0)
+            self.event(BackfillEventKind.WAITING, piece, state=state, elapsed=elapsed,
+                       run_id=run.run_id if run else None)
+            if run is not None and run.state in FINISHED:
+                piece.run = run
+                return None
+            if elapsed >= self.max_wait:
+                return await self.overdue(piece, run, state, elapsed)
+            # The last poll comes at the deadline, not up to a poll interval after it.
+            await self.sleep(min(self.poll_interval, self.max_wait - elapsed))
+
+    async def overdue(self, piece: Piece, run: Run | None, state: str, elapsed: float) -> str:
+        assert piece.job is not None
+        job_id = piece.job.job_id
+        what = f"its run {run.run_id}" if run is not None else "its run"
+        since = "the job was created" if piece.job.created_at else "this backfill began waiting"
+        message = (f"job {job_id}: {what} was still {state} {human_duration(elapsed)} after "
+                   f"{since} (max_wait {human_duration(self.max_wait)}); the job is kept: run "
+                   "the backfill again later and it reuses this job and loads its run once it "
+                   "finished")
+        # State `created` (the job waits for its run), with why this backfill left it.
+        await self.db.write(partial(_set, job_id, "created", self.clock(),
+                                    run.run_id if run is not None else None, message))
+        return message
+
+    async def load(self, piece: Piece) -> BackfillItem:
+        assert piece.job is not None and piece.run is not None
+        job, run = piece.job, piece.run
+        self.event(BackfillEventKind.LOADING, piece, run_id=run.run_id)
+
+        def forward(event: SyncEvent) -> None:
+            self.event(BackfillEventKind.SYNC, piece, run_id=run.run_id, sync_event=event)
+
+        try:
+            sync_report = await sync_async(
+                self.settings, db=self.target.db, parquet=self.target.parquet,
+                jobs=(job.job_id,),
+                tables={job.job_id: piece.template.table}, on_event=forward)
+        except CsloadError as exc:
+            outcome_status, rows, message = RunStatus.FAILED, 0, str(exc) or type(exc).__name__
+        else:
+            self.report.warnings.extend(w for w in sync_report.warnings
+                                        if w not in self.report.warnings)
+            outcome = next((o for o in sync_report.runs if o.run_id == run.run_id), None)
+            if outcome is None:
+                loaded = await self.db.run(lambda ledger: ledger.loaded_runs_of({job.job_id}))
+                if loaded.get(job.job_id) == run.run_id:
+                    return piece.item(BackfillStatus.ALREADY_LOADED)
+                outcome_status, rows = RunStatus.FAILED, 0
+                message = f"the sync did not find run {run.run_id} of job {job.job_id}"
+            else:
+                outcome_status, rows = outcome.status, outcome.rows
+                message = outcome.message or outcome.status.value
+        now = self.clock()
+        if outcome_status is RunStatus.LOADED:
+            await self.db.write(partial(_set, job.job_id, "loaded", now, run.run_id, None))
+            self.event(BackfillEventKind.LOADED, piece, run_id=run.run_id, rows=rows)
+            return piece.item(BackfillStatus.LOADED, rows=rows)
+        state = "expired" if outcome_status is RunStatus.EXPIRED else "load_failed"
+        text = f"loading run {run.run_id} of job {job.job_id} failed: {message}"
+        await self.db.write(partial(_set, job.job_id, state, now, run.run_id, message))
+        self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=text)
+        return piece.item(BackfillStatus.FAILED, message=text)
+
+
+def _set(job_id: int, state: str, now: datetime, run_id: int | None, message: str | None,
+         ledger: BackfillLedger) -> None:
+    ledger.set_state(job_id, state, now=now, run_id=run_id, message=message)
+
+
+def _stub_job(job_id: int, piece: Piece) -> Job:
+    """A job the API no longer lists but whose run was loaded: enough to report it."""
+    t = piece.template
+    return Job(job_id=job_id, name=piece.name, format=t.format, scope=t.scope,
+               frequency="once", fields=t.fields)

@@ -1,0 +1,211 @@
+"""The lake's work database: a DuckDB store in memory that applies a batch to the partitions
+it can change, read in from the lake.
+
+The lake applies batches with the DuckDB loader itself, by composition: the lake's store
+(csload.lake.store) opens a `DuckDBStore` (csload.load.duckdb) on an in-memory database, with
+`LakeReads` as its hooks (csload.load.hooks, the whole interface between the two). The store
+runs its steps unchanged; right after a table's batch rows are inserted (inside its
+transaction, before the key rule) it calls `LakeReads.rows_inserted`, which reads in the
+partitions the batch can change:
+
+* those of the batch's own row dates;
+* those holding rows of the runs the window rule will drop (the manifest knows each
+  partition's rows per run);
+* those holding any row whose key the batch delivers again. They are found by scanning the key
+  columns (and `_job_id`, `_date`) of the table's other partitions for the batch's keys: only
+  the key columns are read, but of every partition holding keyed rows. That scan is the main
+  cost of a lake sync over a DuckDB one (the DuckDB store scans the same keys inside its own
+  table) and it is what keeps the key rule exact when a key's row moves to another date (a
+  job without the date field dates rows by window start, so a `once` job over several days
+  can move keys).
+
+`LakeReads` remembers which partitions the database holds: those read by a transaction count
+once it commits (`committed`), and are forgotten if it rolls back. The publish
+(csload.lake.store) rewrites exactly those partitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import duckdb
+import pyarrow.dataset as pads
+
+from csload.errors import ConfigError
+from csload.lake.fs import LakeFS
+from csload.lake.manifest import (
+    PARTITION_COLUMN,
+    Manifest,
+    TableEntry,
+    column_type,
+    partition_date,
+    partition_key,
+)
+from csload.load.columns import quote_ident, sql_str
+from csload.load.hooks import InsertedBatch
+from csload.load.supersede import window_drops
+from csload.load.supersede_sql import KeyGroups, batch_key_groups, key_groups, keyed_rows
+
+
+def data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The fact tables of the work database."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' "
+        "AND database_name = current_database() AND NOT starts_with(table_name, '_csload') "
+        "ORDER BY table_name").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def ordered_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+        "AND schema_name = 'main' AND database_name = current_database() "
+        "ORDER BY column_index", [table]).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def create_table(con: duckdb.DuckDBPyConnection, table: str,
+                 columns: Sequence[tuple[str, str]]) -> None:
+    # Types come from the manifest: checked again here, as nothing but a known type may
+    # reach SQL (csload.lake.manifest).
+    defs = ", ".join(f"{quote_ident(n)} {column_type(t, f'table {table}')}" for n, t in columns)
+    con.execute(f"CREATE TABLE {quote_ident(table)} ({defs})")
+
+
+class LakeReads:
+    """The lake's hooks into the DuckDB store (csload.load.hooks.BatchHooks): which partitions
+    of the lake the work database holds, and reading them in."""
+
+    # In memory, a batch's rows stay in memory until written out: a higher cap for JSONL
+    # statements would let them grow up to it.
+    json_memory_limit: str | None = None
+
+    def __init__(self, lake: LakeFS, manifest: Manifest) -> None:
+        self.lake = lake
+        self.manifest = manifest
+        self.loaded: dict[str, set[str]] = {}      # partitions read in, committed
+        self._pending: dict[str, set[str]] = {}    # read in by the open transaction
+        self._sources = 0
+
+    # --- the hooks ---------------------------------------------------------------------------
+
+    def column_problem(self, job_id: int, names: set[str]) -> ConfigError | None:
+        if PARTITION_COLUMN not in names:
+            return None
+        return ConfigError(
+            f"job {job_id}: a column named {PARTITION_COLUMN!r} would clash with the lake's "
+            f"partition folders ({PARTITION_COLUMN}=YYYY-MM-DD): give the field another alias")
+
+    def rows_inserted(self, batch: InsertedBatch) -> None:
+        self.read_affected(batch)
+
+    def committed(self) -> None:
+        """Count the partitions read in by the transaction that just committed as loaded."""
+        for table, keys in self._pending.items():
+            self.loaded.setdefault(table, set()).update(keys)
+        self._pending = {}
+
+    def rolled_back(self) -> None:
+        self._pending = {}
+
+    # --- reading partitions in ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def source(self, con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> Iterator[str]:
+        """A relation over lake files (relative paths), for use in SQL on `con`."""
+        lake = self.lake
+        if lake.local:
+            paths = ", ".join(sql_str(str(lake.local_path(f))) for f in files)
+            yield f"read_parquet([{paths}], hive_partitioning = false)"
+            return
+        self._sources += 1
+        name = f"_csload_lake_src_{self._sources}"
+        with lake.errors("read the lake's files"):
+            dataset = pads.dataset([lake.full(f) for f in files], filesystem=lake.fs,
+                                   format="parquet")
+        con.register(name, dataset)
+        try:
+            with lake.errors("read the lake's files"):
+                yield name
+        finally:
+            con.unregister(name)
+
+    def read_partitions(self, con: duckdb.DuckDBPyConnection, table: str, keys: set[str]
+                        ) -> None:
+        """Insert the rows of these partitions of the lake into the work table."""
+        entry = self.manifest.tables.get(table)
+        if entry is None or not keys:
+            return
+        files = entry.files(keys)
+        if files:
+            with self.source(con, files) as src:
+                con.execute(f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
+                            f"SELECT * FROM {src}")
+        self._pending.setdefault(table, set()).update(keys)
+
+    def _have(self, table: str) -> set[str]:
+        return self.loaded.get(table, set()) | self._pending.get(table, set())
+
+    def read_affected(self, batch: InsertedBatch) -> None:
+        """Read in every partition the batch's supersede rules may change."""
+        con, table = batch.con, batch.table
+        entry = self.manifest.tables.get(table)
+        if entry is None or not entry.partitions:
+            return
+        want = {partition_key(r[0]) for r in con.execute(
+            f"SELECT DISTINCT _date FROM {quote_ident(table)} "  # noqa: S608
+            f"WHERE _run_id IN ({batch.ids})").fetchall()}
+        where = entry.run_partitions()
+        for drop in window_drops(batch.windows(), batch.ledger.loaded_windows(batch.job_ids)):
+            for key in where.get(drop.run_id, ()):
+                day = partition_date(key)
+                if drop.date_from is None or (day is not None and drop.date_to is not None
+                                              and drop.date_from <= day < drop.date_to):
+                    want.add(key)
+        self.read_partitions(con, table, (want & entry.partitions.keys()) - self._have(table))
+        self.read_partitions(con, table, self.key_partitions(batch, entry))
+
+    def key_partitions(self, batch: InsertedBatch, entry: TableEntry) -> set[str]:
+        """Partitions not read in yet that hold a row with one of the batch's keys."""
+        con, table = batch.con, batch.table
+        rest = set(entry.partitions) - self._have(table)
+        layouts = batch.layouts
+        groups = key_groups(con, batch.ledger, table, layouts)
+        batch_groups = batch_key_groups(groups, layouts)
+        if not rest or not batch_groups:
+            return set()
+        job_of = {r.run_id: r.job_id for r in batch.ledger.runs("loaded")}
+        keyed = keyed_rows(table, batch_groups, f"t._run_id IN ({batch.ids})")
+        con.execute("CREATE OR REPLACE TEMP TABLE _csload_lake_keys AS "  # noqa: S608
+                    f"SELECT DISTINCT k0, k1 FROM ({keyed})")
+        try:
+            return self._scan_keys(con, entry, groups, rest, job_of)
+        finally:
+            con.execute("DROP TABLE IF EXISTS temp._csload_lake_keys")
+
+    def _scan_keys(self, con: duckdb.DuckDBPyConnection, entry: TableEntry, groups: KeyGroups,
+                   rest: set[str], job_of: dict[int, int]) -> set[str]:
+        """Of the partitions `rest`, those whose rows hold a key of `_csload_lake_keys`."""
+        lake_columns = {name for name, _ in entry.columns}
+        found: set[str] = set()
+        for cols, job_list in groups.items():
+            if not all(c in lake_columns for c in cols):
+                continue   # a key new to the table: no lake row has it
+            jobs = set(job_list)
+            candidates = {key for key in rest
+                          if any(job_of.get(r) in jobs for r in entry.partitions[key].runs)}
+            if not candidates:
+                continue
+            k0 = f"CAST(s.{quote_ident(cols[0])} AS UBIGINT)"
+            k1 = f"CAST(s.{quote_ident(cols[1])} AS UBIGINT)" if len(cols) > 1 else "0::UBIGINT"
+            not_null = " AND ".join(f"s.{quote_ident(c)} IS NOT NULL" for c in cols)
+            job_sql = ", ".join(str(j) for j in sorted(jobs))
+            with self.source(con, entry.files(candidates)) as src:
+                rows = con.execute(
+                    f"SELECT DISTINCT x.d FROM (SELECT {k0} AS k0, {k1} AS k1, "  # noqa: S608
+                    f"s._date AS d FROM {src} AS s WHERE s._job_id IN ({job_sql}) "
+                    f"AND {not_null}) AS x SEMI JOIN _csload_lake_keys AS b "
+                    "ON x.k0 = b.k0 AND x.k1 = b.k1").fetchall()
+            found |= {partition_key(r[0]) for r in rows} & candidates
+        return found

@@ -1,0 +1,55 @@
+"""The lake uses the DuckDB loader by composition: through its hooks (csload.load.hooks), never
+by subclassing the store or reaching for a private name of the load stage."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import csload.lake
+import csload.load
+from csload.lake.store import ParquetStore
+from csload.lake.work import LakeReads
+from csload.load.duckdb import DuckDBStore
+from csload.load.hooks import BatchHooks, DuckDBFileHooks
+
+LAKE = Path(csload.lake.__file__).parent
+LOAD = Path(csload.load.__file__).parent
+
+
+def _private_imports(folder: Path, other: str) -> list[str]:
+    """`from csload.<other>... import _name` in the modules of `folder`."""
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.startswith(f"csload.{other}")):
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_")]
+    return found
+
+
+def test_no_private_name_crosses_between_the_load_stage_and_the_lake() -> None:
+    assert _private_imports(LAKE, "load") == []
+    assert _private_imports(LOAD, "lake") == []
+
+
+def test_no_lake_class_extends_the_duckdb_store() -> None:
+    import csload.lake.recovery
+    import csload.lake.store
+    import csload.lake.work
+
+    classes = [obj for module in (csload.lake.store, csload.lake.work, csload.lake.recovery)
+               for _, obj in inspect.getmembers(module, inspect.isclass)
+               if obj.__module__.startswith("csload.lake")]
+    assert ParquetStore in classes and LakeReads in classes
+    assert [c.__name__ for c in classes if issubclass(c, DuckDBStore)] == []
+
+
+def test_both_targets_implement_every_hook() -> None:
+    hooks = {name for name in dir(BatchHooks) if not name.startswith("_")}
+    assert hooks == {"json_memory_limit", "column_problem", "rows_inserted", "committed",
+                     "rolled_back"}
+    for target in (DuckDBFileHooks, LakeReads):
+        assert hooks <= set(dir(target)), target
