@@ -53,17 +53,6 @@ def _no_gc_freeze() -> None:
             SimpleNamespace(register=lambda func: func, unregister=atexit.unregister))
 
 
-def _eager_consoles() -> None:
-    """Import rich and make both consoles at start-up, as a module-level `Console()` would
-    (csload.cli.common makes them on first use through a module `__getattr__`, ~20 ms that
-    `csload sync --json` never pays)."""
-    from csload.cli import common
-
-    _require(common, "console")
-    common.console("stdout")
-    common.console("stderr")
-
-
 def _batch_linger(seconds: str) -> None:
     """Another default for `Limits.batch_linger` (0.25 s): `0` turns off the writer's waiting
     to fill a batch (csload.pipeline.batching.fill_batch then takes only the runs already
@@ -112,25 +101,25 @@ def _range_split_poll(seconds: str) -> None:
 
 
 def _verify_while_downloading() -> None:
-    """Inflate every part while it downloads, as before the skip-inflate path (download.py
-    passes `verify_gzip=redo is not None`: the first download is only length-checked, the load
-    finds a damaged stream and Redo downloads it again, verified). Verified downloads are not
-    split (csload.transfer.ranges), so on a slow network this also turns range splitting off."""
-    from csload.api.client import ExportClient
+    """Inflate every part while it downloads, as before the skip-inflate path
+    (csload.transfer.stage passes `verify_gzip=redo is not None`: the first download is only
+    length-checked, the load finds a damaged stream and Redo downloads it again, verified).
+    Verified downloads are not split (csload.transfer.ranges), so on a slow network this also
+    turns range splitting off."""
+    from csload.transfer.host import StorageHost
 
-    original = ExportClient.download_part
+    original = StorageHost.download_part
 
     async def download_part(self: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs["verify_gzip"] = True
         return await original(self, *args, **kwargs)
 
-    ExportClient.download_part = download_part  # type: ignore[method-assign]
+    StorageHost.download_part = download_part  # type: ignore[method-assign]
 
 
 SWITCHES: dict[str, Callable[[], None]] = {
     "no-open-overlap": _no_open_overlap,
     "no-gc-freeze": _no_gc_freeze,
-    "eager-consoles": _eager_consoles,
     "no-range-split": _no_range_split,
     "verify-while-downloading": _verify_while_downloading,
 }

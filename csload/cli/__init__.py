@@ -83,6 +83,9 @@ def main(ctx: click.Context, verbose: int, debug: bool) -> None:
     # imports (aiohttp, duckdb, rich, ...), took 50-70 ms of each csload run, after the work was
     # done. Commands close what they open before they return, so that pass has nothing to
     # free; frozen objects are left out of it (the process's exit frees them). Once per run.
+    # Issue 17's A/B (benchmarks/results/ab-2026-12-06.md): without it the no-op sync's
+    # median is 7 % and 12 % longer (two runs of 20 and 15 interleaved syncs each); a 1 M-row
+    # sync cannot tell.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     level = logging.WARNING - 10 * min(verbose, 2)

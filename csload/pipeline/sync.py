@@ -204,7 +204,9 @@ def _done_and_jobs(ledger: Ledger) -> tuple[set[int], dict[int, tuple[Job, str]]
 def _open_importing_client(target: Target, limits: Limits) -> Store:
     """Open the target for writing while this thread imports the HTTP client and the
     downloader: importing aiohttp takes ~0.13 s and holds the GIL, opening a DuckDB database
-    mostly does not, so the two overlap (0.025 s off every sync)."""
+    mostly does not, so the two overlap (0.025 s off every sync). Issue 17's A/B
+    (benchmarks/results/ab-2026-12-06.md): opening first and importing after makes the no-op sync's
+    median 6 % and 10 % longer (two runs of 15 and 20 interleaved syncs each)."""
     with ThreadPoolExecutor(1, thread_name_prefix="csload-open") as pool:
         opening = pool.submit(target.open, limits)
         try:

@@ -18,6 +18,10 @@ retried whole by download_part's retry loop, so a split never weakens what a dow
 A piece's GET has storage's minimum rate as any GET (csload.transfer.guard); it cannot pass
 `max_part_bytes`: only a part with an announced length is split, that length was checked
 against the cap, and a stream drops bytes past its `stop`.
+
+On a local network nothing is split (issue 17's A/B, benchmarks/results/ab-2026-12-06.md:
+1.14x DuckDB's own load without it against 1.16x with it, within the noise): what it buys is
+the slow network's (bench_slow_network.py, measured 2026-11-26, not re-measured since).
 """
 
 from __future__ import annotations

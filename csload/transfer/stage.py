@@ -151,6 +151,11 @@ async def stage_run(
                     try:
                         result = await storage.download_part(
                             part, dest, job_id=job.job_id, run_id=run.run_id,
+                            # Inflated by the load, not here, the first time: a damaged stream
+                            # is found there and its parts downloaded again (`redo`), verified.
+                            # Issue 17's A/B (benchmarks/results/ab-2026-12-06.md):
+                            # verifying every part while it downloads made a 1 M-row sync
+                            # 1.38x DuckDB's own load against 1.16x, one run of each.
                             verify_gzip=redo is not None,
                             attempts=None if redo is None else redo.attempts,
                             splitter=splitter)
