@@ -6,13 +6,14 @@ The public API, every name in `__all__` (locked by tests/unit/test_public_api.py
     backfill, backfill_async      load past days through `once` jobs
     status                        what a target's ledger says (StoreStatus)
     connect                       a DuckDB connection to a target, for analysis
-    jobs, job, runs, fields,      what the project holds on the Export API (each with an
-    custom_vars, dynamic_vars     `_async` twin): csload.api.calls
+    jobs, job, runs, fields,      what the project holds on the Export API, and a new job
+    custom_vars, dynamic_vars,    (each with an `_async` twin): csload.api.calls
+    create_job
     run_doctor, run_doctor_async  the checks of `csload doctor`
     load_settings, Settings, Limits, RetryPolicy
     the reports (SyncReport, RunOutcome, RunStatus, BackfillReport, DoctorReport, StoreStatus),
-    the API's models (Job, Run, Field, CustomVar, DynamicVarKey), and every error (the tree is
-    drawn in csload.errors).
+    the API's models (Job, JobSpec, JobField, Run, Field, CustomVar, DynamicVarKey), and every
+    error (the tree is drawn in csload.errors).
 
 `sync` and the API calls take `settings=None`, meaning `load_settings()`: the environment,
 then ./csload.toml, read at the call.
@@ -52,6 +53,8 @@ from csload.errors import (
 
 if TYPE_CHECKING:
     from csload.api.calls import (
+        create_job,
+        create_job_async,
         custom_vars,
         custom_vars_async,
         dynamic_vars,
@@ -65,7 +68,7 @@ if TYPE_CHECKING:
         runs,
         runs_async,
     )
-    from csload.api.models import CustomVar, DynamicVarKey, Field, Job, Run
+    from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobField, JobSpec, Run
     from csload.backfills.engine import BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
     from csload.doctor import DoctorReport, run_doctor, run_doctor_async
@@ -100,6 +103,8 @@ __all__ = [
     "InsecureUrlError",
     "InvalidJobSpec",
     "Job",
+    "JobField",
+    "JobSpec",
     "Limits",
     "PartError",
     "PartFilesGone",
@@ -123,6 +128,8 @@ __all__ = [
     "backfill",
     "backfill_async",
     "connect",
+    "create_job",
+    "create_job_async",
     "custom_vars",
     "custom_vars_async",
     "dynamic_vars",
@@ -148,6 +155,8 @@ __all__ = [
 # DuckDB and aiohttp for a command that needs none of them: eagerly, `import csload` took
 # ~0.33 s instead of ~0.01 s. Public name -> (module, name in that module).
 _LAZY: dict[str, tuple[str, str]] = {
+    "create_job": ("csload.api.calls", "create_job"),
+    "create_job_async": ("csload.api.calls", "create_job_async"),
     "custom_vars": ("csload.api.calls", "custom_vars"),
     "custom_vars_async": ("csload.api.calls", "custom_vars_async"),
     "dynamic_vars": ("csload.api.calls", "dynamic_vars"),
@@ -164,6 +173,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "DynamicVarKey": ("csload.api.models", "DynamicVarKey"),
     "Field": ("csload.api.models", "Field"),
     "Job": ("csload.api.models", "Job"),
+    "JobField": ("csload.api.models", "JobField"),
+    "JobSpec": ("csload.api.models", "JobSpec"),
     "Run": ("csload.api.models", "Run"),
     "BackfillReport": ("csload.backfills.engine", "BackfillReport"),
     "backfill": ("csload.backfills.engine", "backfill"),

@@ -7,6 +7,7 @@
     fields(scope)                              -> list[Field]     what a scope can export
     custom_vars()                              -> list[CustomVar] the project's custom variables
     dynamic_vars(date_from, date_to)           -> list[DynamicVarKey]  keys seen on those days
+    create_job(spec)                           -> Job             a new job, checked first
 
 Each is blocking (it works inside a running event loop too, a notebook's, from a thread of its
 own) and has an `_async` twin with the same arguments. Every call also takes `settings`
@@ -26,7 +27,8 @@ from typing import TypeVar
 
 from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.client import ExportClient
-from csload.api.models import CustomVar, DynamicVarKey, Field, Job, Run
+from csload.api.jobspec import create_job as create_checked
+from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobSpec, Run
 from csload.concurrency import run_blocking
 from csload.config import Settings, load_settings
 from csload.errors import ConfigError
@@ -157,3 +159,17 @@ def dynamic_vars(date_from: date | str, date_to: date | str, *,
                  settings: Settings | None = None) -> list[DynamicVarKey]:
     """Blocking `dynamic_vars_async`."""
     return _blocking(partial(dynamic_vars_async, date_from, date_to, settings=settings))
+
+
+async def create_job_async(spec: JobSpec, *, settings: Settings | None = None) -> Job:
+    """Create the job `spec` describes (`csload jobs create` is a skin over this). Every rule
+    of the API is checked first, fields against the scope's catalogue included: a broken one
+    raises InvalidJobSpec listing them all, and nothing is sent."""
+    if not isinstance(spec, JobSpec):
+        raise ConfigError(f"spec: expected a csload.JobSpec, got {type(spec).__name__}")
+    return await _with_client(settings, lambda c: create_checked(c, spec))
+
+
+def create_job(spec: JobSpec, *, settings: Settings | None = None) -> Job:
+    """Blocking `create_job_async`."""
+    return _blocking(partial(create_job_async, spec, settings=settings))

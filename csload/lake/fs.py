@@ -6,7 +6,7 @@ storage error leaves it as a `StoreError` that names the lake and says what to c
 bucket, refused credentials, an unreachable endpoint, a folder that cannot be written).
 
 Object storage is reached with `pyarrow.fs.S3FileSystem` only: DuckDB's `httpfs` extension is
-downloaded at run time and is not available offline (duckdb-notes.md, "Extensions").
+downloaded at run time (from DuckDB's extension repository) and is not available offline.
 
 S3 settings, from `storage_options` first, then the usual AWS environment variables:
 

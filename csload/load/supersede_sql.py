@@ -1,8 +1,8 @@
 """The key rule and the window rule in SQL, inside a batch's transaction, after its rows are
 inserted (csload.load.supersede states the rules; csload.load.duckdb runs these steps).
 
-Fact tables have no PRIMARY KEY or UNIQUE constraint (see duckdb-notes.md: bulk loads several
-times slower, unbounded index memory). Instead:
+Fact tables have no PRIMARY KEY or UNIQUE constraint (measured on DuckDB: a bulk load into a
+table with one is several times slower, and the index's memory is unbounded). Instead:
 
 1. Key rule (`apply_key_rule`): the batch's keys are collected; if none repeats within the
    batch and none exists in the table or among tombstones (the common case: new days), nothing

@@ -1,8 +1,8 @@
 """The writer's batches: runs arriving from the downloads, grouped for one load each.
 
-One DuckDB statement over many files is much faster than one per run (duckdb-notes.md), so
-the writer (csload.pipeline.sync) applies ready runs together; these functions decide how many
-and for how long it waits for more (`Limits.batch_linger`). Issue 17's A/B
+One DuckDB statement over many files is much faster than one per run (it reads them in
+parallel), so the writer (csload.pipeline.sync) applies ready runs together; these functions
+decide how many and for how long it waits for more (`Limits.batch_linger`). Issue 17's A/B
 (benchmarks/results/ab-2026-12-06.md): with `batch_linger = 0` (no waiting), a 1 M-row sync took
 1.35x DuckDB's own load against 1.16x, one run of each.
 """

@@ -7,9 +7,9 @@
   writer by at most `limits.max_staged_runs` runs, which also bounds the staging disk space
   (a run's files are deleted as soon as it is applied). Parts stream to disk in chunks.
 - The writer applies runs in batches: one DuckDB statement over many files is much faster
-  than one per run (duckdb-notes.md), and the store keeps exactly-once and per-run failure
-  isolation within a batch. It takes what is ready and waits for more while runs keep
-  arriving within `limits.batch_linger` (a fast network) and the plan has more runs of the
+  than one per run (DuckDB reads the files in parallel), and the store keeps exactly-once and
+  per-run failure isolation within a batch. It takes what is ready and waits for more while
+  runs keep arriving within `limits.batch_linger` (a fast network) and the plan has more runs of the
   batch's table to come, up to `max_staged_runs` less one run per download connection, so
   downloads go on while it loads; on a slow network it applies each run as it arrives.
   Runs are staged table by table and parts download in plan order (csload.transfer.slots), so one

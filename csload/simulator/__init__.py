@@ -1,6 +1,7 @@
 """A local Contentsquare Data Export API: token endpoint, API, signed-URL storage, seeded data.
 
-It behaves as `docs/contentsquare-api.md` says, including every ASSUMED point, and can serve
+It behaves as the Export API's contract says (README, "The simulator"; docs/formats.md for the
+points the real service may do otherwise), including every assumed point, and can serve
 each variant a client must tolerate (`Variants`) and each failure it must survive (`Faults`).
 Time is the simulator's own clock (`SimClock`): tests move it, nothing waits on the wall clock.
 

@@ -3,6 +3,7 @@ simulator over real HTTP, checked against the simulator's own truth."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import pytest
@@ -140,3 +141,26 @@ async def test_the_async_twins_and_a_blocking_call_inside_a_running_loop(
         dynamic_var_keys(FRIDAY, FRIDAY))
     # A notebook's cell runs in an event loop: the blocking call runs in a thread of its own.
     assert [job.job_id for job in csload.jobs(settings=settings)] == ids
+
+
+def test_create_job_checks_then_creates(settings: Settings, simulator: Simulator) -> None:
+    spec = csload.JobSpec(name="Daily views, narrow", format="CSV", scope="views",
+                          frequency="daily",
+                          fields=(csload.JobField("session_id"), csload.JobField("url")))
+    before = {job.job_id for job in simulator.jobs}
+
+    created = csload.create_job(spec, settings=settings)
+
+    assert created.job_id not in before
+    made = {job.job_id: job for job in simulator.jobs}[created.job_id]
+    assert (made.name, made.scope, made.format) == ("Daily views, narrow", "views", "CSV")
+    assert [f.field_name for f in csload.job(created.job_id, settings=settings).fields] == [
+        "session_id", "url"]
+
+    # A field the scope cannot export: refused by csload's own checks, nothing sent.
+    bad = dataclasses.replace(spec, name="Bad", fields=(csload.JobField("no_such_field"),))
+    with pytest.raises(csload.InvalidJobSpec, match="no_such_field"):
+        csload.create_job(bad, settings=settings)
+    assert len(simulator.jobs) == len(before) + 1
+    with pytest.raises(csload.ConfigError, match="JobSpec"):
+        csload.create_job({"name": "x"}, settings=settings)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """The simulator's truth as a lake should hold it, and runs staged through the real API client.
 
 `expected(sim, run_ids)` applies the runs' truth one after the other in (finished_at, run_id)
-order with the documented rules (design.md, "Loading model"), independently of csload's
+order with the documented rules (docs/loading.md), independently of csload's
 loader: column names made SQL-friendly; `_job_id`, `_run_id`, `_date` (the row's own
 session_date / view_time date, else the window start); a later run of a job drops the same
 job's earlier rows of the days both windows cover (all of them when its window covers the
