@@ -321,18 +321,14 @@ class BackfillWork:
         if piece.phase is Phase.CREATE:
             failure = await self.create(piece)
             if failure is not None:
-                self.items[index] = piece.item(BackfillStatus.FAILED, message=failure)
-                self.event(BackfillEventKind.FAILED, piece, message=failure)
-                return False
+                return self.fail(index, piece, failure)
         else:
             self.event(BackfillEventKind.JOB_REUSED, piece,
                        state=piece.run.state if piece.run else piece.state)
         if piece.phase is Phase.WAIT:
             overdue = await self.wait(piece)
             if overdue is not None:
-                self.items[index] = piece.item(BackfillStatus.FAILED, message=overdue)
-                self.event(BackfillEventKind.FAILED, piece, message=overdue)
-                return False
+                return self.fail(index, piece, overdue)
         assert piece.job is not None and piece.run is not None
         run, now = piece.run, self.clock()
         self.event(BackfillEventKind.RUN_FINISHED, piece, run_id=run.run_id, state=run.state)
@@ -341,11 +337,16 @@ class BackfillWork:
                        "without files; run the backfill again to retry this window")
             await self.db.write(partial(_set, piece.job.job_id, "run_failed", now, run.run_id,
                                         message))
-            self.items[index] = piece.item(BackfillStatus.FAILED, message=message)
-            self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=message)
-            return False
+            return self.fail(index, piece, message, run_id=run.run_id)
         await self.db.write(partial(_set, piece.job.job_id, "succeeded", now, run.run_id, None))
         return True
+
+    def fail(self, index: int, piece: Piece, message: str, **values: Any) -> bool:
+        """The piece's window failed before loading (`message` says why): recorded in the
+        report and told; False, as `advance` answers for a piece not to load."""
+        self.items[index] = piece.item(BackfillStatus.FAILED, message=message)
+        self.event(BackfillEventKind.FAILED, piece, message=message, **values)
+        return False
 
     async def create(self, piece: Piece) -> str | None:
         """Create the piece's job and record it at once; the reason it failed, else None."""
