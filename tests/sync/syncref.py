@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 import duckdb
 
+import csload
 from csload.api.client import ExportClient
 from csload.api.models import JobField, JobSpec
 from csload.config import Settings
@@ -234,7 +235,16 @@ def finish_once_job(sim: Simulator, job_id: int) -> int:
 
 def table_rows(db: Path, table: str) -> tuple[set[str], list[Row]]:
     """Every column but `_loaded_at` of every row of `table`."""
-    con = duckdb.connect(str(db), read_only=True)
+    return _rows(duckdb.connect(str(db), read_only=True), table)
+
+
+def lake_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:
+    """The same, of a lake's table read through csload.connect(parquet=...)."""
+    return _rows(csload.connect(parquet=str(root)), table)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> tuple[set[str], list[Row]]:
+    """Column names and rows (but `_loaded_at`) of `table` on `con`, which this closes."""
     try:
         cursor = con.execute(f'SELECT * EXCLUDE (_loaded_at) FROM "{table}"')  # noqa: S608
         names = [d[0] for d in cursor.description or ()]

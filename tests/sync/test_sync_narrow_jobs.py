@@ -32,6 +32,7 @@ from tests.sync.syncref import (
     default_tables,
     expected_tables,
     finish_once_job,
+    lake_rows,
     same_fields,
     successful_runs,
     table_rows,
@@ -63,15 +64,8 @@ class Target:
             con.close()
 
     def rows(self, table: str) -> list[Row]:
-        if self.kind == "db":
-            return table_rows(self.path, table)[1]
-        con = self.connect()
-        try:
-            cursor = con.execute(f'SELECT * EXCLUDE (_loaded_at) FROM "{table}"')  # noqa: S608
-            names = [d[0] for d in cursor.description or ()]
-            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-        finally:
-            con.close()
+        read = table_rows if self.kind == "db" else lake_rows
+        return read(self.path, table)[1]
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         if self.kind == "db":

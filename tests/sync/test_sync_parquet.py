@@ -22,6 +22,7 @@ from tests.sync.syncref import (
     assert_hard_cases,
     assert_rows_equal,
     expected_tables,
+    lake_rows,
     successful_runs,
 )
 
@@ -31,18 +32,6 @@ Row = dict[str, Any]
 @pytest.fixture
 def sim_config(dialect_config: SimConfig) -> SimConfig:
     return dialect_config
-
-
-def lake_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:
-    """Every column but `_loaded_at`, read through csload.connect(parquet=...)."""
-    con = csload.connect(parquet=str(root))
-    try:
-        cursor = con.execute(f'SELECT * EXCLUDE (_loaded_at) FROM "{table}"')  # noqa: S608
-        names = [d[0] for d in cursor.description or ()]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-    finally:
-        con.close()
-    return set(names), rows
 
 
 def test_cli_sync_into_a_lake_equals_the_truth(simulator: Simulator, cli: Callable[..., Result],
