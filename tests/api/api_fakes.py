@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -99,3 +101,37 @@ class MockResponse(aiohttp.ClientResponse):
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", _SentWriter())
         super().__init__(method, url, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def dribbling_host(head: bytes, dribble: Iterable[int], interval: float = 0.05
+                         ) -> AsyncIterator[tuple[str, list[str]]]:
+    """A raw HTTP server on 127.0.0.1 answering each request with `head` at once, then
+    `dribble` one byte every `interval` seconds (20 bytes/s by default: forever within any
+    read timeout, when `dribble` has no end); yields its base URL and what became of each
+    connection ("open", "finished", "closed by the client")."""
+    connections: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        index = len(connections)
+        connections.append("open")
+        try:
+            writer.write(head)
+            for byte in dribble:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(interval)
+            connections[index] = "finished"
+        except ConnectionError:
+            connections[index] = "closed by the client"
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", connections
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import itertools
 import json
 import os
 import subprocess
@@ -48,7 +49,7 @@ from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import PartDownload
-from tests.api.api_fakes import FakeSleep
+from tests.api.api_fakes import FakeSleep, dribbling_host
 from tests.api.proxy import ForwardingProxy, serve_tls, tls_pair
 
 SECRET = "hostile-test-secret-4d3c2b1a"
@@ -196,30 +197,13 @@ async def test_hostile_gzip_bomb_keeps_the_memory_of_a_sync_bounded(
                      "each attempt ends at `api_timeout` (total per call)")
 async def test_hostile_slow_loris_api_is_cut_at_the_total_timeout(sleeper: FakeSleep) -> None:
     """A server that answers one byte at a time, well within the read timeout, forever."""
-    connections: list[str] = []
-
-    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        index = len(connections)
-        connections.append("open")
-        try:
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1000000\r\n\r\n")
-            while True:
-                writer.write(b" ")
-                await writer.drain()
-                await asyncio.sleep(0.2)
-        except ConnectionError:
-            connections[index] = "closed by the client"
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(drip, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    settings = Settings(client_id="c", client_secret=SECRET, auth_url=f"http://127.0.0.1:{port}",
-                        limits=Limits(api_timeout=1.0, read_timeout=60.0),
-                        retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0))
-    try:
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\n\r\n")
+    async with dribbling_host(head, itertools.repeat(ord(" ")), interval=0.2) as (
+            base_url, connections):
+        settings = Settings(client_id="c", client_secret=SECRET, auth_url=base_url,
+                            limits=Limits(api_timeout=1.0, read_timeout=60.0),
+                            retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0))
         # A hang (the code before issue 16) fails here rather than wedging the test run.
         with anyio.fail_after(60):
             async with ExportClient(settings, sleep=sleeper) as client:
@@ -228,9 +212,6 @@ async def test_hostile_slow_loris_api_is_cut_at_the_total_timeout(sleeper: FakeS
             # Let the server notice the connections went away (at its next byte).
             while "open" in connections:
                 await asyncio.sleep(0.05)
-    finally:
-        server.close()
-        await server.wait_closed()
     text = str(raised.value)
     assert "no complete answer within 1 s ([limits] api_timeout)" in text, text
     assert "gave up after 2 attempts" in text
@@ -333,8 +314,7 @@ async def test_hostile_http_loopback_part_urls_refused_outside_simulator_mode(
             assert detail.parts
             with pytest.raises(InsecureUrlError) as raised:
                 await StorageHost(client).download_part(
-                    detail.parts[0], tmp_path / "p1", job_id=run.job_id,
-                                           run_id=run.run_id)
+                    detail.parts[0], tmp_path / "p1", job_id=run.job_id, run_id=run.run_id)
     text = str(raised.value)
     assert "must use https" in text and "Signature" not in text, text
     # Over plain http, nothing: the part URL was never asked for; the redirect was not followed.

@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -41,7 +41,7 @@ from csload.errors import ConfigError, PartTooLarge, StorageTooSlow
 from csload.simulator import ServerHandle, Simulator
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import PartDownload, Piece, Splitter
-from tests.api.api_fakes import FakeSleep, FakeStorage
+from tests.api.api_fakes import FakeSleep, FakeStorage, dribbling_host
 from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
 
 KiB = 1024
@@ -193,8 +193,7 @@ async def test_hostile_unannounced_part_is_cut_at_the_cap(
         async with ExportClient(settings, sleep=sleeper) as client:
             with pytest.raises(PartTooLarge) as raised:
                 await StorageHost(client).download_part(
-                    Part(part_id=1, url=url), dest, job_id=7, run_id=8,
-                                           verify_gzip=False)
+                    Part(part_id=1, url=url), dest, job_id=7, run_id=8, verify_gzip=False)
     assert str(raised.value) == (
         f"job 7, run 8, part 1: storage sent more than {cap:,} bytes, more than the {cap:,} "
         "csload accepts for one part; raise [limits] max_part_bytes to download it")
@@ -205,38 +204,6 @@ async def test_hostile_unannounced_part_is_cut_at_the_cap(
 
 
 # -- a host that trickles ---------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def dribbling_host(head: bytes, dribble: bytes) -> AsyncIterator[tuple[str, list[str]]]:
-    """A raw storage host on 127.0.0.1 answering each GET with `head` at once, then
-    `dribble` one byte every 0.05 s (20 bytes/s, forever within the read timeout); yields its
-    URL and what became of each connection."""
-    connections: list[str] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        index = len(connections)
-        connections.append("open")
-        try:
-            writer.write(head)
-            for byte in dribble:
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(0.05)
-            connections[index] = "finished"
-        except ConnectionError:
-            connections[index] = "closed by the client"
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/bucket/part-00001.csv.gz?X-Amz-Signature=s1gn", connections
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n"
@@ -252,16 +219,15 @@ async def test_hostile_trickling_storage_is_cut_at_the_minimum_rate(
     and before issue 16 one such part held its download slot for ever."""
     head, dribble = (HEADERS, bytes(100_000)) if what == "the body" else (b"", HEADERS * 100)
     dest = tmp_path / "part-00001.csv.gz"
-    async with dribbling_host(head, dribble) as (url, connections):
-        settings = settings_for(url.split("/bucket")[0], min_download_rate=KiB,
-                                min_rate_window=WINDOW)
+    async with dribbling_host(head, dribble) as (base_url, connections):
+        url = f"{base_url}/bucket/part-00001.csv.gz?X-Amz-Signature=s1gn"
+        settings = settings_for(base_url, min_download_rate=KiB, min_rate_window=WINDOW)
         # A hang (the code before issue 16) fails here rather than wedging the test run.
         with anyio.fail_after(60):
             async with ExportClient(settings, sleep=sleeper) as client:
                 with pytest.raises(StorageTooSlow) as raised:
                     await StorageHost(client).download_part(
-                        Part(part_id=1, url=url), dest, job_id=7,
-                                               run_id=8)
+                        Part(part_id=1, url=url), dest, job_id=7, run_id=8)
             while "open" in connections:   # the host notices at its next byte
                 await asyncio.sleep(0.05)
     text = str(raised.value)
