@@ -402,8 +402,7 @@ async def test_https_goes_through_a_connect_tunnel(
             detail = await c.get_run(run.job_id, run.run_id)
             assert detail.parts
             result = await StorageHost(c).download_part(
-                detail.parts[0], tmp_path / "p1", job_id=run.job_id,
-                                           run_id=run.run_id)
+                detail.parts[0], tmp_path / "p1", job_id=run.job_id, run_id=run.run_id)
             assert (await StorageHost(c).probe_part(detail.parts[0])).size == result.bytes_written
             assert c.observed.proxy == proxy.url
     assert simulator.stats.storage_requests == 2 and simulator.stats.api_requests == 2

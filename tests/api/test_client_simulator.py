@@ -402,8 +402,7 @@ async def test_expired_url_is_reported_and_a_fresh_run_detail_fixes_it(
     simulator.advance(simulator.config.url_lifetime + 1)
     with pytest.raises(PartUrlExpired) as info:
         await StorageHost(sim_client).download_part(
-            run.parts[0], tmp_path / "p.gz", job_id=run.job_id,
-                                       run_id=run.run_id)
+            run.parts[0], tmp_path / "p.gz", job_id=run.job_id, run_id=run.run_id)
     message = str(info.value)
     assert f"job {run.job_id}, run {run.run_id}, part 1" in message
     assert "fetch the run again" in message
@@ -414,8 +413,7 @@ async def test_expired_url_is_reported_and_a_fresh_run_detail_fixes_it(
     fresh = await sim_client.get_run(run.job_id, run.run_id)
     assert fresh.parts
     await StorageHost(sim_client).download_part(
-        fresh.parts[0], tmp_path / "p.gz", job_id=run.job_id,
-                                   run_id=run.run_id)
+        fresh.parts[0], tmp_path / "p.gz", job_id=run.job_id, run_id=run.run_id)
 
 
 async def test_files_past_retention_are_reported_gone(
@@ -428,8 +426,7 @@ async def test_files_past_retention_are_reported_gone(
     simulator.advance(8 * 86_400)
     with pytest.raises(PartFilesGone, match="gone") as info:
         await StorageHost(sim_client).download_part(
-            run.parts[0], tmp_path / "p.gz", job_id=run.job_id,
-                                       run_id=run.run_id)
+            run.parts[0], tmp_path / "p.gz", job_id=run.job_id, run_id=run.run_id)
     assert not isinstance(info.value, PartUrlExpired)
 
 
@@ -447,14 +444,12 @@ async def test_no_secret_in_any_error_log_or_repr(
     simulator.faults.storage_cut_next = 100
     with pytest.raises(IncompleteDownload) as cut:
         await StorageHost(sim_client).download_part(
-            run.parts[0], tmp_path / "a.gz", job_id=run.job_id,
-                                       run_id=run.run_id)
+            run.parts[0], tmp_path / "a.gz", job_id=run.job_id, run_id=run.run_id)
     simulator.faults.reset()
     simulator.advance(simulator.config.url_lifetime + 1)
     with pytest.raises(PartUrlExpired) as expired:
         await StorageHost(sim_client).download_part(
-            run.parts[0], tmp_path / "b.gz", job_id=run.job_id,
-                                       run_id=run.run_id)
+            run.parts[0], tmp_path / "b.gz", job_id=run.job_id, run_id=run.run_id)
     simulator.faults.api_fail_next = 100
     with pytest.raises(ApiUnavailable) as unavailable:
         await sim_client.list_jobs()
