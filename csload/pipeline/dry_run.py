@@ -35,9 +35,11 @@ async def describe_plan(
     from csload.transfer.host import StorageHost
     from csload.transfer.stage import kept_until
 
+    storage = StorageHost(client)
+
     async def probe(part: Part) -> PartProbe:
         async with probes:
-            return await StorageHost(client).probe_part(part)
+            return await storage.probe_part(part)
 
     async def describe(job: Job, run: Run) -> RunOutcome:
         detail = await client.get_run(job.job_id, run.run_id)

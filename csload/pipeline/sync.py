@@ -346,9 +346,9 @@ async def _load(
         async with send, anyio.create_task_group() as helping:
             # A slot that no part waits for helps the earliest download (csload.transfer.ranges):
             # on a slow network the last parts no longer finish alone.
+            fetch_piece = StorageHost(client).fetch_piece
             for _ in range(limits.download_concurrency - 1):
-                helping.start_soon(splitter.help, download_slots,
-                                      StorageHost(client).fetch_piece)
+                helping.start_soon(splitter.help, download_slots, fetch_piece)
             async with anyio.create_task_group() as group:
                 for index, (job, run) in enumerate(plan):
                     await slots.acquire()
