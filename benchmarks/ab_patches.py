@@ -64,18 +64,9 @@ def _batch_linger(seconds: str) -> None:
     defaults["batch_linger"] = float(seconds)
 
 
-def _writer_poll(seconds: str) -> None:
-    """Another period for the writer's polling while it fills a batch
-    (csload.batching._POLL, 0.02 s)."""
-    import csload.pipeline.batching
-
-    _require(csload.pipeline.batching, "_POLL")
-    csload.batching._POLL = float(seconds)
-
-
 def _no_range_split() -> None:
-    """No idle download slot splits a running download (csload.api.ranges.Splitter): its
-    helpers, which poll every 50 ms, end at once, and no stream is registered."""
+    """No idle download slot splits a running download (csload.transfer.ranges.Splitter):
+    its helpers end at once, and no stream is registered."""
     from csload.transfer import ranges
 
     _require(ranges.Splitter, "help")
@@ -90,14 +81,6 @@ def _no_range_split() -> None:
 
     ranges.Splitter.__init__ = init  # type: ignore[method-assign]
     ranges.Splitter.help = no_help  # type: ignore[method-assign]
-
-
-def _range_split_poll(seconds: str) -> None:
-    """Another period for the idle helpers' polling (csload.api.ranges._POLL, 0.05 s)."""
-    from csload.transfer import ranges
-
-    _require(ranges, "_POLL")
-    ranges._POLL = float(seconds)
 
 
 def _verify_while_downloading() -> None:
@@ -125,8 +108,6 @@ SWITCHES: dict[str, Callable[[], None]] = {
 }
 SWITCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {
     "batch-linger": _batch_linger,
-    "writer-poll": _writer_poll,
-    "range-split-poll": _range_split_poll,
 }
 
 

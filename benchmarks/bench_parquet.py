@@ -102,7 +102,7 @@ def baseline_plan(args: argparse.Namespace) -> None:
     is relative: the baseline process runs in the round's output folder, so one plan serves
     every round."""
     from csload.lake.store import _PARQUET_OPTIONS, PARTITION_COLUMN
-    from csload.load.columns import quote_ident, sql_str
+    from csload.load.sqltext import quote_ident, sql_str
 
     statements = []
     for sel in bench_sync.baseline_selects(args):

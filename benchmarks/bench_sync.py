@@ -278,8 +278,9 @@ def baseline_selects(args: argparse.Namespace) -> list[BaselineSelect]:
     from csload.api.client import ExportClient
     from csload.config import Settings
     from csload.load import sql
-    from csload.load.columns import job_layout, quote_ident
+    from csload.load.columns import job_layout
     from csload.load.parts import inspect_part
+    from csload.load.sqltext import quote_ident
 
     for spec in args.patch or ():
         if spec in SQL_PATCHES:
@@ -336,7 +337,7 @@ def write_plan(args: argparse.Namespace, statements: list[tuple[str, str]]) -> N
 def baseline_plan(args: argparse.Namespace) -> None:
     """(--baseline-plan) DuckDB's own load of the files of `--manifest` into typed tables:
     one CREATE TABLE AS per job, written to the plan file `--out`."""
-    from csload.load.columns import quote_ident
+    from csload.load.sqltext import quote_ident
 
     write_plan(args, [(sel.scope, f"CREATE TABLE {quote_ident(sel.scope)} AS "
                                   f"SELECT {sel.values} FROM {sel.source}")

@@ -8,12 +8,13 @@ The public API, every name in `__all__` (locked by tests/unit/test_public_api.py
     connect                       a DuckDB connection to a target, for analysis
     jobs, job, runs, fields,      what the project holds on the Export API, and a new job
     custom_vars, dynamic_vars,    (each with an `_async` twin): csload.api.calls
-    create_job
+    check_job, create_job
     run_doctor, run_doctor_async  the checks of `csload doctor`
     load_settings, Settings, Limits, RetryPolicy
     the reports (SyncReport, RunOutcome, RunStatus, BackfillReport, DoctorReport, StoreStatus),
-    the API's models (Job, JobSpec, JobField, Run, Field, CustomVar, DynamicVarKey), and every
-    error (the tree is drawn in csload.errors).
+    the API's models (Job, JobSpec, JobField, Run, Field, CustomVar, DynamicVarKey), a broken
+    rule of a job (Problem: what check_job lists), and every error (the tree is drawn in
+    csload.errors).
 
 `sync` and the API calls take `settings=None`, meaning `load_settings()`: the environment,
 then ./csload.toml, read at the call.
@@ -53,6 +54,8 @@ from csload.errors import (
 
 if TYPE_CHECKING:
     from csload.api.calls import (
+        check_job,
+        check_job_async,
         create_job,
         create_job_async,
         custom_vars,
@@ -68,6 +71,7 @@ if TYPE_CHECKING:
         runs,
         runs_async,
     )
+    from csload.api.jobspec import Problem
     from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobField, JobSpec, Run
     from csload.backfills.engine import BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
@@ -111,6 +115,7 @@ __all__ = [
     "PartParseError",
     "PartTooLarge",
     "PartUrlExpired",
+    "Problem",
     "RetryPolicy",
     "Run",
     "RunExpired",
@@ -127,6 +132,8 @@ __all__ = [
     "__version__",
     "backfill",
     "backfill_async",
+    "check_job",
+    "check_job_async",
     "connect",
     "create_job",
     "create_job_async",
@@ -155,6 +162,8 @@ __all__ = [
 # DuckDB and aiohttp for a command that needs none of them: eagerly, `import csload` took
 # ~0.33 s instead of ~0.01 s. Public name -> (module, name in that module).
 _LAZY: dict[str, tuple[str, str]] = {
+    "check_job": ("csload.api.calls", "check_job"),
+    "check_job_async": ("csload.api.calls", "check_job_async"),
     "create_job": ("csload.api.calls", "create_job"),
     "create_job_async": ("csload.api.calls", "create_job_async"),
     "custom_vars": ("csload.api.calls", "custom_vars"),
@@ -176,6 +185,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "JobField": ("csload.api.models", "JobField"),
     "JobSpec": ("csload.api.models", "JobSpec"),
     "Run": ("csload.api.models", "Run"),
+    "Problem": ("csload.api.jobspec", "Problem"),
     "BackfillReport": ("csload.backfills.engine", "BackfillReport"),
     "backfill": ("csload.backfills.engine", "backfill"),
     "backfill_async": ("csload.backfills.engine", "backfill_async"),

@@ -236,7 +236,7 @@ class Target:
         store: Store
         self.check_writable()
         if self.parquet is not None:
-            from csload.lake import ParquetStore
+            from csload.lake.store import ParquetStore
 
             # The lake's scratch (its work database's spill, S3 uploads) goes where the
             # downloads go when the user chose the place: a csload-lake-* folder of its own.
@@ -309,7 +309,7 @@ class Target:
         if not self.exists():
             return duckdb.connect(":memory:")
         if self.parquet is not None:
-            from csload.lake import connect_lake
+            from csload.lake.reader import connect_lake
 
             return connect_lake(self.parquet, storage_options=self.storage_options)
         assert self.db is not None
@@ -338,7 +338,7 @@ class Target:
         """`read` applied to the target's ledger, read-only (nothing is written or created);
         None where there is no target or no ledger yet."""
         if self.parquet is not None:
-            from csload.lake import lake_read_ledger
+            from csload.lake.reader import lake_read_ledger
 
             return lake_read_ledger(self.parquet, read, storage_options=self.storage_options)
         assert self.db is not None
@@ -444,7 +444,7 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
     in-memory database, is always new)."""
     target = Target.of(db=path, parquet=parquet, storage_options=storage_options)
     if target.parquet is not None:
-        from csload.lake import connect_lake
+        from csload.lake.reader import connect_lake
 
         return connect_lake(target.parquet, storage_options=target.storage_options)
     assert target.db is not None
@@ -463,7 +463,7 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
     target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
     if target.parquet is not None:
         # Only for a lake: csload.lake imports pyarrow, which a database never needs.
-        from csload.lake import read_lake_status
+        from csload.lake.reader import read_lake_status
 
         return read_lake_status(target.parquet, storage_options=target.storage_options)
     assert target.db is not None

@@ -7,6 +7,9 @@ on the wall clock). Only timers advance the clock: a loop that waits on real I/O
 with no timer pending blocks as usual.
 
     result = run_on_virtual_time(some_coroutine_function, arg)
+
+`clock_jumps()`, called on such a loop, tells when it woke for a timer: a test that counts the
+wake-ups of a waiter (no polling: it wakes only when something it waits for happens) reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ T = TypeVar("T")
 class _Clock:
     def __init__(self) -> None:
         self.now = 0.0
+        # The times the clock jumped to: each time the loop slept until a timer was due.
+        self.jumps: list[float] = []
 
 
 class _JumpingSelector(selectors.DefaultSelector):
@@ -37,6 +42,7 @@ class _JumpingSelector(selectors.DefaultSelector):
         ready = super().select(0)
         if not ready and timeout > 0:
             self._clock.now += timeout
+            self._clock.jumps.append(self._clock.now)
         return ready
 
 
@@ -47,6 +53,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._virtual.now
+
+
+def clock_jumps() -> list[float]:
+    """The times the running VirtualTimeLoop's clock jumped to so far, in order: the moments
+    at which the loop, with nothing to run, woke for its next timer."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop), "clock_jumps() needs run_on_virtual_time"
+    return list(loop._virtual.jumps)
 
 
 def run_on_virtual_time(func: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -24,15 +24,17 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import anyio
 
 from csload.api.retry import parse_retry_after
 from csload.api.transport import TRANSPORT_ERRORS, CallTimedOut
-from csload.config import Limits
 from csload.errors import ApiError
+
+if TYPE_CHECKING:
+    from csload.config import Limits
 
 ACCEPT_ENCODING = "gzip, deflate"
 # Compressed bytes taken from the connection at a time, and the most bytes one inflate step

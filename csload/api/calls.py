@@ -1,5 +1,5 @@
 """What the project holds on the Export API, as library calls: the CLI's `jobs`, `jobs show`,
-`runs`, `fields`, `custom-vars` and `dynamic-vars` are a skin over these.
+`runs`, `fields`, `custom-vars`, `dynamic-vars` and `jobs create` are a skin over these.
 
     jobs(*, state=None, scope=None)            -> list[Job]       the project's export jobs
     job(job_id)                                -> Job             one job, with its fields
@@ -7,6 +7,7 @@
     fields(scope)                              -> list[Field]     what a scope can export
     custom_vars()                              -> list[CustomVar] the project's custom variables
     dynamic_vars(date_from, date_to)           -> list[DynamicVarKey]  keys seen on those days
+    check_job(spec)                            -> list[Problem]   what create_job would refuse
     create_job(spec)                           -> Job             a new job, checked first
 
 Each is blocking (it works inside a running event loop too, a notebook's, from a thread of its
@@ -27,6 +28,7 @@ from typing import TypeVar
 
 from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.client import ExportClient
+from csload.api.jobspec import Problem, spec_problems
 from csload.api.jobspec import create_job as create_checked
 from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobSpec, Run
 from csload.concurrency import run_blocking
@@ -161,13 +163,34 @@ def dynamic_vars(date_from: date | str, date_to: date | str, *,
     return _blocking(partial(dynamic_vars_async, date_from, date_to, settings=settings))
 
 
-async def create_job_async(spec: JobSpec, *, settings: Settings | None = None) -> Job:
-    """Create the job `spec` describes (`csload jobs create` is a skin over this). Every rule
-    of the API is checked first, fields against the scope's catalogue included: a broken one
-    raises InvalidJobSpec listing them all, and nothing is sent."""
+# -- new jobs -----------------------------------------------------------------------------------
+
+
+def _job_spec(spec: object) -> JobSpec:
     if not isinstance(spec, JobSpec):
         raise ConfigError(f"spec: expected a csload.JobSpec, got {type(spec).__name__}")
-    return await _with_client(settings, lambda c: create_checked(c, spec))
+    return spec
+
+
+async def check_job_async(spec: JobSpec, *, settings: Settings | None = None) -> list[Problem]:
+    """Every rule of the API `spec` breaks, each problem once, fields against the scope's
+    catalogue included: exactly what `create_job` checks before it sends anything (empty: it
+    would send `spec`). Reads the scope's field catalogue; creates nothing."""
+    checked = _job_spec(spec)
+    return await _with_client(settings, lambda c: spec_problems(c, [checked]))
+
+
+def check_job(spec: JobSpec, *, settings: Settings | None = None) -> list[Problem]:
+    """Blocking `check_job_async`."""
+    return _blocking(partial(check_job_async, spec, settings=settings))
+
+
+async def create_job_async(spec: JobSpec, *, settings: Settings | None = None) -> Job:
+    """Create the job `spec` describes (`csload jobs create` is a skin over this). The rules
+    `check_job` answers are checked first (the same check): a broken one raises InvalidJobSpec
+    listing them all, and nothing is sent."""
+    checked = _job_spec(spec)
+    return await _with_client(settings, lambda c: create_checked(c, checked))
 
 
 def create_job(spec: JobSpec, *, settings: Settings | None = None) -> Job:

@@ -52,7 +52,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -82,7 +82,6 @@ from csload.api.retry import (
     classify,
     is_over_limit,
 )
-from csload.config import Limits, Settings
 from csload.errors import (
     ApiRequestError,
     ApiUnavailable,
@@ -91,6 +90,9 @@ from csload.errors import (
 )
 from csload.redact import plain_http_allowed
 from csload.times import api_text
+
+if TYPE_CHECKING:
+    from csload.config import Limits, Settings
 
 __all__ = ["ExportClient"]
 

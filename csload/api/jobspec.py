@@ -55,6 +55,7 @@ __all__ = [
     "parse_fields",
     "post_checked_job",
     "spec_like",
+    "spec_problems",
     "validate_spec",
 ]
 
@@ -274,19 +275,17 @@ async def exportable_names(client: ExportClient, scope: str) -> frozenset[str]:
     return frozenset(field.name for field in await client.exportable_fields(scope))
 
 
-async def check_jobs(
+async def spec_problems(
     client: ExportClient,
     specs: Iterable[JobSpec],
     *,
     now: datetime | None = None,
     retention_months: int = DATA_RETENTION_MONTHS,
-    extra_problems: Sequence[Problem] = (),
-) -> None:
-    """Check create-job requests before any is sent: raise InvalidJobSpec listing every rule
-    they break (each problem once), with `extra_problems` (the `--field` texts that could not
-    be read, say) first. Fetches each scope's field catalog once. `now`: the API's idea of the
-    time (default: the clock's). The one check `csload jobs create` (dry run or not),
-    `create_job` and a backfill (all its windows' jobs at once) make."""
+) -> list[Problem]:
+    """Every rule create-job requests break, each problem once (empty: they may be sent);
+    nothing is sent but the reads of each scope's field catalog (once per scope). `now`: the
+    API's idea of the time (default: the clock's). The one check of a job before it is
+    created: `check_jobs` raises on it, `csload.check_job` answers it."""
     now = now or utcnow()
     catalogs: dict[str, frozenset[str]] = {}
     problems: list[Problem] = []
@@ -299,7 +298,23 @@ async def check_jobs(
             # Windows of one backfill break the same rule alike: said once.
             if problem not in problems:
                 problems.append(problem)
-    problems[:0] = extra_problems
+    return problems
+
+
+async def check_jobs(
+    client: ExportClient,
+    specs: Iterable[JobSpec],
+    *,
+    now: datetime | None = None,
+    retention_months: int = DATA_RETENTION_MONTHS,
+    extra_problems: Sequence[Problem] = (),
+) -> None:
+    """Check create-job requests before any is sent (`spec_problems`): raise InvalidJobSpec
+    listing every rule they break, with `extra_problems` (the `--field` texts that could not
+    be read, say) first. What `create_job` and a backfill (all its windows' jobs at once)
+    check."""
+    problems = [*extra_problems, *await spec_problems(client, specs, now=now,
+                                                      retention_months=retention_months)]
     if problems:
         raise InvalidJobSpec(problems)
 
@@ -310,15 +325,13 @@ async def create_job(
     *,
     now: datetime | None = None,
     retention_months: int = DATA_RETENTION_MONTHS,
-    extra_problems: Sequence[Problem] = (),
 ) -> Job:
     """Check `spec` against every rule (`check_jobs`), then create it (`post_checked_job`).
 
     Raises InvalidJobSpec without sending the create request when a rule is broken, and
     ApiRequestError (saying the local checks passed) when the API refuses it anyway.
     """
-    await check_jobs(client, [spec], now=now, retention_months=retention_months,
-                     extra_problems=extra_problems)
+    await check_jobs(client, [spec], now=now, retention_months=retention_months)
     return await post_checked_job(client, spec)
 
 

@@ -422,3 +422,12 @@ class JobSpec:
         if self.segment_id is not None:
             body["segmentId"] = self.segment_id
         return body
+
+
+def kept_until(part: Part | None, run: Run) -> datetime | None:
+    """Until when storage keeps the part: its expirationDate, else the run's finish + 7 days."""
+    if part is not None and part.expiration_date is not None:
+        return part.expiration_date
+    if run.finished_at is not None:
+        return run.finished_at + FILE_RETENTION
+    return None

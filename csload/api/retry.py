@@ -22,8 +22,10 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-from csload.config import RetryPolicy
+if TYPE_CHECKING:
+    from csload.config import RetryPolicy
 
 
 class Verdict(enum.Enum):

@@ -13,13 +13,15 @@ ExportClient makes for itself, and the rules a session passed in must follow.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from csload.config import Limits
 from csload.errors import ConfigError
 from csload.redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    from csload.config import Limits
 
 # What a request can raise that means "no usable response": worth a retry.
 # (File errors are not among them: a full disk is no reason to retry a download.)

@@ -35,7 +35,7 @@ the job stays in the ledger, so a later backfill with the same arguments reuses 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
@@ -45,7 +45,7 @@ import anyio.to_thread
 
 from csload.api.client import ExportClient
 from csload.api.jobspec import Problem, parse_fields
-from csload.api.models import DATA_RETENTION_MONTHS, JobField
+from csload.api.models import DATA_RETENTION_MONTHS, Job, JobField
 from csload.backfills.ledgers import open_ledgers, writable_ledgers
 from csload.backfills.plan import (
     Template,
@@ -68,6 +68,8 @@ from csload.backfills.work import BackfillWork, Clock, Phase, Piece, Sleep
 from csload.concurrency import run_blocking
 from csload.config import Settings, load_settings, parse_duration, staging_path
 from csload.errors import ApiRequestError, ConfigError
+from csload.pipeline.report import SyncEvent, SyncReport
+from csload.pipeline.sync import sync_async
 from csload.target import Target
 from csload.times import utcnow
 
@@ -181,9 +183,16 @@ async def backfill_async(
             partial(open_ledgers, target, must_exist=gaps))
     try:
         async with ExportClient(settings, sleep=sleep) as client:
-            work = BackfillWork(settings, client, database, target=target, report=report,
-                             poll_interval=poll_interval, max_wait=max_wait, sleep=sleep,
-                             clock=clock, retention_months=retention_months, on_event=on_event)
+            async def load_run(job: Job, table: str,
+                               forward: Callable[[SyncEvent], None]) -> SyncReport:
+                return await sync_async(settings, db=target.db, parquet=target.parquet,
+                                        jobs=(job.job_id,), tables={job.job_id: table},
+                                        on_event=forward)
+
+            work = BackfillWork(settings, client, database, target=target, load_run=load_run,
+                                report=report, poll_interval=poll_interval,
+                                max_wait=max_wait, sleep=sleep,
+                                clock=clock, retention_months=retention_months, on_event=on_event)
             pieces, templates, problems = await _make_plan(
                 work, scope=scope, date_from=date_from, date_to=date_to, like=like,
                 fields=fields, format=format, device=device, segment=segment, gaps=gaps,

@@ -19,15 +19,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from csload.api.client import ExportClient
 from csload.api.jobspec import Problem, check_jobs, post_checked_job
 from csload.api.models import FILE_RETENTION, Job, Run
 from csload.api.schemas import load_schema
-from csload.backfills.ledgers import BackfillLedgers
 from csload.backfills.plan import (
     NAME_PREFIX,
     Template,
@@ -45,20 +43,27 @@ from csload.backfills.report import (
     BackfillStatus,
 )
 from csload.concurrency import first_error
-from csload.config import Settings
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
 from csload.load.holder import human_duration
 from csload.load.placement import columns_of, difference, table_owner
-from csload.pipeline.report import RunStatus, SyncEvent
-from csload.pipeline.sync import sync_async
-from csload.target import Target
+from csload.pipeline.report import RunStatus, SyncEvent, SyncReport
 from csload.times import midnight
+
+if TYPE_CHECKING:
+    from csload.api.client import ExportClient
+    from csload.backfills.ledgers import BackfillLedgers
+    from csload.config import Settings
+    from csload.target import Target
 
 __all__ = ["BackfillWork", "Clock", "Phase", "Piece", "Sleep"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], datetime]
+LoadRun = Callable[[Job, str, Callable[[SyncEvent], None]], Awaitable[SyncReport]]
+"""Loads a job's finished run into its table through the normal sync path: the engine passes
+`csload.pipeline.sync.sync_async` bound to the backfill's target and settings. The work decides
+what to export and when; loading is the pipeline's, so it is handed in."""
 
 FINISHED = ("SUCCESS", "FAILURE")
 
@@ -107,13 +112,15 @@ class BackfillWork:
     (or, for a dry run, described) into `report`."""
 
     def __init__(self, settings: Settings, client: ExportClient, db: BackfillLedgers, *,
-                 target: Target, report: BackfillReport, poll_interval: float,
+                 target: Target, load_run: LoadRun, report: BackfillReport,
+                 poll_interval: float,
                  max_wait: float, sleep: Sleep, clock: Clock, retention_months: int,
                  on_event: BackfillSink) -> None:
         self.settings = settings
         self.client = client
         self.db = db
         self.target = target
+        self.load_run = load_run
         self.report = report
         self.poll_interval = poll_interval
         self.max_wait = max_wait
@@ -414,10 +421,7 @@ class BackfillWork:
             self.event(BackfillEventKind.SYNC, piece, run_id=run.run_id, sync_event=event)
 
         try:
-            sync_report = await sync_async(
-                self.settings, db=self.target.db, parquet=self.target.parquet,
-                jobs=(job.job_id,),
-                tables={job.job_id: piece.template.table}, on_event=forward)
+            sync_report = await self.load_run(job, piece.template.table, forward)
         except CsloadError as exc:
             outcome_status, rows, message = RunStatus.FAILED, 0, str(exc) or type(exc).__name__
         else:

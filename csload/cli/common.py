@@ -6,12 +6,11 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import anyio
 import click
 import orjson
 from rich.console import Console
@@ -21,10 +20,6 @@ from csload.errors import ConfigError, CsloadError
 
 if TYPE_CHECKING:
     from rich.text import Text
-
-    # Lazy (in `run_with_client`): `csload simulate` uses this module but not the API client,
-    # which imports aiohttp.
-    from csload.api.client import ExportClient
 
 T = TypeVar("T")
 
@@ -272,20 +267,6 @@ def answered(call: Callable[[], T]) -> T:
     """A library call's answer, or its error as the command's one `error:` line (exit 1)."""
     try:
         return call()
-    except CsloadError as exc:
-        fail(exc)
-
-
-def run_with_client(settings: Settings, action: Callable[[ExportClient], Awaitable[T]]) -> T:
-    """Run one async action with a connected client; turn csload errors into a clean exit."""
-    from csload.api.client import ExportClient
-
-    async def main() -> T:
-        async with ExportClient(settings) as client:
-            return await action(client)
-
-    try:
-        return anyio.run(main)
     except CsloadError as exc:
         fail(exc)
 

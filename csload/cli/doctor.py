@@ -18,16 +18,10 @@ from csload.cli.common import (
     scrub,
     usage_checked,
 )
-from csload.config import load_settings, read_lake_options
-from csload.doctor import (
-    DoctorReport,
-    Verdict,
-    check_save_folder,
-    report_without_settings,
-    run_doctor,
-    save_report,
-    setting_sources,
-)
+from csload.config import load_settings, read_lake_options, setting_sources
+from csload.doctor.report import DoctorReport, Verdict
+from csload.doctor.run import report_without_settings, run_doctor
+from csload.doctor.save import check_save_folder, save_report
 from csload.errors import CsloadError
 from csload.target import check_one_target
 

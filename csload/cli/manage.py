@@ -26,9 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from csload.api import calls
-from csload.api.client import ExportClient
-from csload.api.jobspec import check_jobs, create_job, parse_fields, spec_like
-from csload.api.models import Job, JobSpec
+from csload.api.jobspec import parse_fields, spec_like
+from csload.api.models import JobSpec
 from csload.backfills.engine import (
     DEFAULT_MAX_WAIT,
     DEFAULT_POLL_INTERVAL,
@@ -46,7 +45,6 @@ from csload.cli.common import (
     fail,
     labelled,
     print_json,
-    run_with_client,
     scrub,
     settings_from,
     stderr,
@@ -56,7 +54,7 @@ from csload.cli.common import (
 )
 from csload.cli.display import EventDisplay
 from csload.cli.interrupt import Interrupted, until_signal
-from csload.errors import CsloadError
+from csload.errors import CsloadError, InvalidJobSpec
 from csload.pipeline.sync import DEFAULT_DB
 from csload.target import check_one_target
 from csload.times import midnight
@@ -116,38 +114,37 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
         # reversed so that the rule's message shows the days as given.
         date_to = midnight(last + timedelta(days=1) if last >= first else last)
         frequency = "once"
-    fields, problems = parse_fields(field_texts)
-
-    async def action(client: ExportClient) -> tuple[Job | None, JobSpec]:
-        if like is not None:
-            source = await client.get_job(like)
-            if scope is not None and scope.lower() != source.scope:
-                # click prints this line as it is: the scope comes from the API.
-                raise click.UsageError(scrub(f"--scope {scope} differs from job {like}'s "
-                                             f"scope {source.scope}"))
-            spec = spec_like(source, name=name, frequency=frequency or "",
-                             date_from=date_from, date_to=date_to,
-                             format=fmt.upper() if fmt else None,
-                             device_label=device.lower() if device else None,
-                             segment_id=segment)
-        else:
-            spec = JobSpec(name=name, format=(fmt or "JSONL").upper(),
-                           scope=(scope or "").lower(), frequency=frequency or "",
-                           fields=tuple(fields), device_label=(device or "all").lower(),
-                           segment_id=segment, date_from=date_from, date_to=date_to)
-        if dry_run:
-            await check_jobs(client, [spec], extra_problems=problems)
-            return None, spec
-        return await create_job(client, spec, extra_problems=problems), spec
-
-    job, spec = run_with_client(settings, action)
-    if job is None:
+    fields, unreadable = parse_fields(field_texts)
+    if like is not None:
+        source = answered(lambda: calls.job(like, settings=settings))
+        if scope is not None and scope.lower() != source.scope:
+            # click prints this line as it is: the scope comes from the API.
+            raise click.UsageError(scrub(f"--scope {scope} differs from job {like}'s "
+                                         f"scope {source.scope}"))
+        spec = spec_like(source, name=name, frequency=frequency or "",
+                         date_from=date_from, date_to=date_to,
+                         format=fmt.upper() if fmt else None,
+                         device_label=device.lower() if device else None,
+                         segment_id=segment)
+    else:
+        spec = JobSpec(name=name, format=(fmt or "JSONL").upper(),
+                       scope=(scope or "").lower(), frequency=frequency or "",
+                       fields=tuple(fields), device_label=(device or "all").lower(),
+                       segment_id=segment, date_from=date_from, date_to=date_to)
+    if dry_run or unreadable:
+        # The --field texts that could not be read are listed first, with every rule the
+        # rest breaks; nothing is created.
+        problems = [*unreadable, *answered(lambda: calls.check_job(spec, settings=settings))]
+        if problems:
+            fail(InvalidJobSpec(problems))
+    if dry_run:
         if as_json:
             print_json(spec.to_api())
         else:
             stdout.print("dry run: the job passes every check; the request would be:")
             print_json(spec.to_api())
         return
+    job = answered(lambda: calls.create_job(spec, settings=settings))
     if as_json:
         print_json(job.to_json())
         return

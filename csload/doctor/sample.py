@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from csload.api.client import ExportClient
-from csload.api.models import Job, Part, Run
+from csload.api.models import Job, Part, Run, kept_until
 from csload.config import Settings
 from csload.doctor.fetch import Head, Refused, fetch_head, inflate
 from csload.doctor.fileinfo import FileFacts, describe_csv, describe_jsonl
@@ -37,7 +37,6 @@ from csload.doctor.trial import TrialResult, load_trial
 from csload.errors import CsloadError
 from csload.load.supersede import run_order
 from csload.redact import plain_http_allowed
-from csload.transfer.stage import kept_until
 
 # Lines of the sample `--save` keeps (the header, when there is one, and a few records).
 SAVED_LINES = 6

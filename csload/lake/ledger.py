@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
-from csload.load.columns import quote_ident, sql_str
 from csload.load.ledger import LEDGER_NAMES, LEDGER_SCHEMA
+from csload.load.sqltext import quote_ident, sql_str
 
 # The ledger tables (schema LEDGER_SCHEMA of the work database) and their snapshot files,
 # named as they were when the tables were `main._csload_*`, so that every lake reads alike.

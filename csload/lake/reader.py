@@ -36,9 +36,9 @@ from csload.lake.manifest import (
     partition_date,
     read_current,
 )
-from csload.load.columns import quote_ident, sql_str
 from csload.load.ledger import Ledger, TableStats
 from csload.load.lookups import describe_from_ledger, ensure_lookups
+from csload.load.sqltext import quote_ident, sql_str
 from csload.load.status import StoreStatus, ledger_status
 
 T = TypeVar("T")

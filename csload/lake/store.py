@@ -47,10 +47,10 @@ from pathlib import Path
 
 import duckdb
 
+import csload.lake.lock as lake_lock
 from csload.api.models import Job, Run
 from csload.config import Limits
 from csload.errors import StoreError
-from csload.lake import lock as lake_lock
 from csload.lake.fs import LakeFS
 from csload.lake.ledger import export_ledger, import_ledger
 from csload.lake.manifest import (
@@ -69,10 +69,10 @@ from csload.lake.manifest import (
 )
 from csload.lake.recovery import cleanup, finish_swaps, recover, swap_partition, sync_tree
 from csload.lake.work import LakeReads, create_table, data_tables, ordered_columns
-from csload.load.columns import quote_ident, sql_str
 from csload.load.duckdb import DuckDBStore
 from csload.load.ledger import SCHEMA_VERSION, Ledger
 from csload.load.outcome import AppliedRun
+from csload.load.sqltext import quote_ident, sql_str
 from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")

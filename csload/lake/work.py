@@ -42,8 +42,8 @@ from csload.lake.manifest import (
     partition_date,
     partition_key,
 )
-from csload.load.columns import quote_ident, sql_str
 from csload.load.hooks import InsertedBatch
+from csload.load.sqltext import quote_ident, sql_str
 from csload.load.supersede import window_drops
 from csload.load.supersede_sql import KeyGroups, batch_key_groups, key_groups, keyed_rows
 

@@ -12,7 +12,7 @@ Column naming rule (documented for users):
   and every `_csload*` name are csload's own. Two fields of one job whose names collide after
   normalisation are refused too (ConfigError), as is a column that two jobs of one table load
   with different types.
-* Generated SQL always quotes identifiers (`quote_ident`) and string literals (`sql_str`):
+* Generated SQL always quotes identifiers and string literals (csload.load.sqltext):
   aliases are user input.
 
 Types come from `schemas/`: UInt64 -> UBIGINT, narrower integers -> BIGINT, DateTime -> TIMESTAMP
@@ -26,10 +26,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from csload.api.models import Job, JobField
 from csload.api.schemas import ScopeSchema, load_schema
 from csload.errors import ConfigError
+
+if TYPE_CHECKING:
+    # Types only: the data's shape is all this module needs of them.
+    from csload.api.models import Job, JobField
 
 log = logging.getLogger("csload.load")
 
@@ -48,16 +52,6 @@ _NOT_IDENT = re.compile(r"[^a-z0-9_]+")
 def normalize_identifier(name: str) -> str:
     """The SQL-friendly form of a file column name (see the module docstring)."""
     return _NOT_IDENT.sub("_", name.lower())
-
-
-def quote_ident(name: str) -> str:
-    """A double-quoted SQL identifier; safe for any input."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_str(value: str) -> str:
-    """A single-quoted SQL string literal; safe for any input."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def check_table_name(table: str) -> str:

@@ -40,8 +40,8 @@ import orjson
 
 from csload.api.models import Job, JobField, Run
 from csload.errors import StoreError
-from csload.load.columns import quote_ident
 from csload.load.sql import insert_rows
+from csload.load.sqltext import quote_ident
 from csload.load.supersede import RunWindow, run_order
 
 SCHEMA_VERSION = 1

@@ -19,12 +19,16 @@ run (csload.load.duckdb): `out_of_memory` is the failure of a run that does not 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 
-from csload.config import Limits
 from csload.errors import CsloadError, PartParseError, StoreError, part_label
 from csload.load.columns import JobLayout
 from csload.load.parts import PartFile, parse_error
+
+if TYPE_CHECKING:
+    from csload.config import Limits
 
 
 def check_part_shape(part: PartFile, layout: JobLayout, limits: Limits) -> None:

@@ -23,7 +23,8 @@ import orjson
 
 from csload.errors import PartParseError, part_label
 from csload.load import sql
-from csload.load.columns import Column, quote_ident, sql_str
+from csload.load.columns import Column
+from csload.load.sqltext import quote_ident, sql_str
 from csload.redact import redact_text
 
 GZIP_MAGIC = b"\x1f\x8b"

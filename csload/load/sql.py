@@ -22,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from csload.load.columns import Column, quote_ident, sql_str
+from csload.load.sqltext import quote_ident, sql_str
 
 if TYPE_CHECKING:
     import duckdb
+
+    from csload.load.columns import Column
 
 FILE_COLUMN = "_csload_file"
 

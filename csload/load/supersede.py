@@ -28,8 +28,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from csload.api.models import Run
+if TYPE_CHECKING:
+    # Types only: the data's shape is all this module needs of them.
+    from csload.api.models import Run
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

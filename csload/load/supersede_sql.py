@@ -26,8 +26,9 @@ import duckdb
 
 from csload.errors import ConfigError
 from csload.load import sql
-from csload.load.columns import JobLayout, job_layout, quote_ident
+from csload.load.columns import JobLayout, job_layout
 from csload.load.ledger import Ledger
+from csload.load.sqltext import quote_ident
 from csload.load.supersede import window_drops
 
 if TYPE_CHECKING:   # annotations only: this module runs no code of csload.load.batch

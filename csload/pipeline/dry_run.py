@@ -6,14 +6,13 @@ from storage (its first byte, as a download would ask: csload.transfer.storage.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
 
-from csload.api.models import Job, Part, Run
+from csload.api.models import Job, Part, Run, kept_until
 from csload.pipeline.report import RunOutcome, RunStatus, SyncReport
 
 if TYPE_CHECKING:
@@ -33,7 +32,6 @@ async def describe_plan(
     probes = anyio.CapacityLimiter(concurrency)
     # Here, as the pipeline imports the downloader: once the store is opening.
     from csload.transfer.host import StorageHost
-    from csload.transfer.stage import kept_until
 
     storage = StorageHost(client)
 
@@ -50,7 +48,7 @@ async def describe_plan(
             status=RunStatus.PLANNED, window_start=run.start_date, window_end=run.end_date,
             parts=len(parts), bytes=sum(p.size or 0 for p in probed),
         )
-        expiry = _predicted_expiry(detail, parts, probed, kept_until)
+        expiry = _predicted_expiry(detail, parts, probed)
         if expiry is not None:
             outcome = replace(outcome, status=RunStatus.EXPIRED, message=expiry)
         return outcome
@@ -66,8 +64,8 @@ async def describe_plan(
     report.runs.extend(outcomes[run.run_id] for _job, run in plan)
 
 
-def _predicted_expiry(run: Run, parts: Sequence[Part], probed: Sequence[PartProbe],
-                      kept_until: Callable[[Part | None, Run], datetime | None]) -> str | None:
+def _predicted_expiry(run: Run, parts: Sequence[Part],
+                      probed: Sequence[PartProbe]) -> str | None:
     """Why a dry run predicts that a run's files are gone, or None: storage refused a part, or
     its keep-until date (expirationDate, else finish + 7 days) is past by storage's clock."""
     gone = [part.part_id for part, seen in zip(parts, probed, strict=True) if seen.gone]

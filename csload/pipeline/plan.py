@@ -30,10 +30,10 @@ from csload.pipeline.report import (
     SyncEvent,
     SyncReport,
 )
-from csload.target import Store
 
 if TYPE_CHECKING:
     from csload.api.client import ExportClient
+    from csload.target import Store
 
 log = logging.getLogger("csload.sync")
 

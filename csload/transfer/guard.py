@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 
-from csload.config import Limits
 from csload.errors import PartTooLarge, StorageTooSlow
+
+if TYPE_CHECKING:
+    from csload.config import Limits
 
 
 class DownloadGuard:

@@ -22,10 +22,16 @@ against the cap, and a stream drops bytes past its `stop`.
 On a local network nothing is split (issue 17's A/B, benchmarks/results/ab-2026-12-06.md:
 1.14x DuckDB's own load without it against 1.16x with it, within the noise): what it buys is
 the slow network's (bench_slow_network.py, measured 2026-11-26, not re-measured since).
+
+An idle helper waits for events, not on a timer (it polled every 50 ms when those were
+measured): a stream's first bytes wake it, and otherwise it sleeps until the earliest moment a
+download could be worth splitting were no more bytes to come (more bytes only put that moment
+off); then it queues for a download slot behind every part.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +45,11 @@ from csload.transfer.slots import OrderedSlots
 # pays the storage latency once), and at least this many bytes to each side.
 MIN_SECONDS_LEFT = 0.5
 MIN_PIECE_BYTES = 256 * 1024
-# Before this much of a stream has arrived, its rate is not known well enough to split it.
+# Before this much of a stream has arrived, its rate is not known well enough to split it
+# (above 0: a rate is measured over some time).
 MIN_SECONDS_SEEN = 0.2
 # Helpers wait behind every part for a slot: whole parts always go first.
 HELPER_PRIORITY = (2**62,)
-# How often an idle helper looks again for a download worth splitting.
-_POLL = 0.05
 
 
 class PieceAbandoned(Exception):
@@ -86,11 +91,28 @@ class Stream:
     def wrote(self, nbytes: int, now: float) -> None:
         if self.first_byte_at is None:
             self.first_byte_at = now
+        had_rate = self.pos > self.start
         self.pos += nbytes
+        if not had_rate and self.pos > self.start:
+            self.splitter.measurable(self)
 
     def room(self) -> int:
         """Bytes this stream may still write (0 once it reached `stop`)."""
         return max(0, self.stop - self.pos)
+
+    def splittable_from(self) -> float | None:
+        """The earliest time at which this stream is worth splitting if no more bytes arrive:
+        seen for MIN_SECONDS_SEEN, and MIN_SECONDS_LEFT left at its rate so far. None while it
+        has no rate yet, or too few bytes left to split (for good: its `room` only shrinks).
+        More bytes only put this time off: the rate rises and less is left."""
+        if self.first_byte_at is None or self.pos <= self.start:
+            return None
+        left = self.room()
+        if left < 2 * MIN_PIECE_BYTES:
+            return None
+        # left / rate >= MIN_SECONDS_LEFT, with rate = seen / (now - first_byte_at)
+        seen = self.pos - self.start
+        return self.first_byte_at + max(MIN_SECONDS_SEEN, MIN_SECONDS_LEFT * seen / left)
 
     def close(self) -> None:
         """No more splits of this stream (it ended, or failed)."""
@@ -161,6 +183,9 @@ class Splitter:
         self._streams: set[Stream] = set()
         self.enabled = True
         self._opened = 0
+        # Set (and replaced) when a stream gets its first bytes: idle helpers wait on it.
+        # Made by the first helper to wait, so that a Splitter can be made outside a loop.
+        self._measurable: anyio.Event | None = None
 
     def open(self, download: PartDownload, start: int, stop: int, requested_at: float
              ) -> Stream:
@@ -175,6 +200,12 @@ class Splitter:
     def discard(self, stream: Stream) -> None:
         self._streams.discard(stream)
 
+    def measurable(self, stream: Stream) -> None:
+        """`stream` has a rate now: wake the idle helpers to time its split."""
+        if stream in self._streams and self._measurable is not None:
+            self._measurable.set()
+            self._measurable = None
+
     def disable(self) -> None:
         """Storage does not serve ranges: split nothing more."""
         self.enabled = False
@@ -184,22 +215,23 @@ class Splitter:
         """Split the stream of the earliest download worth it (enough time and bytes left;
         downloads are numbered as they start, in plan order): its second part becomes a Piece
         (registered on its download) and the stream stops where it starts."""
-        best: tuple[int, Stream, float, float] | None = None
+        best: tuple[int, Stream] | None = None
         for stream in self._streams:
-            if stream.first_byte_at is None or now - stream.first_byte_at < MIN_SECONDS_SEEN:
+            # The rule the idle helpers wait by (until_worth_splitting), so that one woken
+            # for a stream finds it here.
+            ready_at = stream.splittable_from()
+            if ready_at is None or ready_at > now:
                 continue
-            rate = (stream.pos - stream.start) / (now - stream.first_byte_at)
-            left = stream.room()
-            if rate <= 0 or left < 2 * MIN_PIECE_BYTES:
-                continue
-            seconds = left / rate
             order = stream.download.order or 0
-            if seconds >= MIN_SECONDS_LEFT and (best is None or order < best[0]):
-                latency = stream.first_byte_at - stream.requested_at
-                best = (order, stream, rate, latency)
+            if best is None or order < best[0]:
+                best = (order, stream)
         if best is None:
             return None
-        _, stream, rate, latency = best
+        _, stream = best
+        assert stream.first_byte_at is not None   # it has a rate (splittable_from)
+        # now - first_byte_at >= MIN_SECONDS_SEEN > 0
+        rate = (stream.pos - stream.start) / (now - stream.first_byte_at)
+        latency = stream.first_byte_at - stream.requested_at
         left = stream.room()
         # Both ends finish together: the stream writes `keep` bytes while the piece waits
         # `latency` and then writes `left - keep` at the same rate.
@@ -211,15 +243,31 @@ class Splitter:
         return piece
 
     async def help(self, slots: OrderedSlots, fetch: FetchPiece) -> None:
-        """One helper: whenever a slot is free with no part waiting for it, split a download
-        and fetch the piece; until cancelled."""
+        """One helper: whenever a download is worth splitting and a slot is free with no part
+        waiting for it, split the download and fetch the piece; until cancelled."""
         while True:
+            await self.until_worth_splitting()
             async with slots.slot(HELPER_PRIORITY):
+                # Bytes that came while it waited for the slot may have put the split off:
+                # take() then finds none, and the helper waits again.
                 piece = self.take(anyio.current_time())
                 if piece is not None:
                     await self._fetch(piece, fetch)
-            if piece is None:
-                await anyio.sleep(_POLL)
+
+    async def until_worth_splitting(self) -> None:
+        """Return once some stream is worth splitting (take() would split it now). Sleeps
+        until the earliest time one could be, or until a stream gets its first bytes, whichever
+        comes first; with no stream to split, until a stream gets its first bytes."""
+        while True:
+            soonest = min((at for stream in self._streams
+                           if (at := stream.splittable_from()) is not None), default=math.inf)
+            if soonest <= anyio.current_time():
+                return
+            if self._measurable is None:
+                self._measurable = anyio.Event()
+            news = self._measurable
+            with anyio.CancelScope(deadline=soonest):
+                await news.wait()
 
     async def _fetch(self, piece: Piece, fetch: FetchPiece) -> None:
         """Fetch a piece; its outcome goes to its download (whose attempt then fails), never

@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 
 from csload.api.client import ExportClient
-from csload.api.models import FILE_RETENTION, Job, Part, Run
+from csload.api.models import Job, Part, Run, kept_until
 from csload.errors import (
     CsloadError,
     DownloadError,
@@ -200,15 +200,6 @@ async def stage_run(
         raise
     ordered = tuple(staged[part_id] for part_id in sorted(staged))
     return StagedRun(job=job, run=detail, parts=ordered, table=table)
-
-
-def kept_until(part: Part | None, run: Run) -> datetime | None:
-    """Until when storage keeps the part: its expirationDate, else the run's finish + 7 days."""
-    if part is not None and part.expiration_date is not None:
-        return part.expiration_date
-    if run.finished_at is not None:
-        return run.finished_at + FILE_RETENTION
-    return None
 
 
 def _still_kept(failure: StorageRefused | StorageGone, kept_until: datetime) -> bool:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from csload.api.models import Job, Run
-from csload.config import Limits
 from csload.errors import ConfigError, part_label
+
+if TYPE_CHECKING:
+    # Types only: a staged run carries the API's objects as they came.
+    from csload.api.models import Job, Run
+    from csload.config import Limits
 
 
 @dataclass(frozen=True, slots=True)

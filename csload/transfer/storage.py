@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import anyio
@@ -46,7 +46,6 @@ import yarl
 from csload.api import transport
 from csload.api.proxy import Proxies
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
-from csload.config import Limits, RetryPolicy
 from csload.errors import (
     ConfigError,
     DownloadError,
@@ -61,6 +60,9 @@ from csload.redact import redact_url, require_secure_url
 from csload.transfer.guard import DownloadGuard
 from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
 from csload.transfer.ranges import PartDownload, Piece, Splitter, Stream
+
+if TYPE_CHECKING:
+    from csload.config import Limits, RetryPolicy
 
 logger = logging.getLogger("csload.api")
 

@@ -1,5 +1,6 @@
-"""csload.jobs, job, runs, fields, custom_vars, dynamic_vars (csload.api.calls) against the
-simulator over real HTTP, checked against the simulator's own truth."""
+"""csload.jobs, job, runs, fields, custom_vars, dynamic_vars, check_job and create_job
+(csload.api.calls) against the simulator over real HTTP, checked against the simulator's own
+truth."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 import csload
+from csload.api.jobspec import Rule
 from csload.api.schemas import load_schema
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, Simulator
@@ -164,3 +166,58 @@ def test_create_job_checks_then_creates(settings: Settings, simulator: Simulator
     assert len(simulator.jobs) == len(before) + 1
     with pytest.raises(csload.ConfigError, match="JobSpec"):
         csload.create_job({"name": "x"}, settings=settings)  # type: ignore[arg-type]
+
+
+def _job_ids(simulator: Simulator) -> list[int]:
+    return [job.job_id for job in simulator.jobs]
+
+
+def test_check_job_lists_what_create_job_refuses_and_creates_nothing(
+    settings: Settings, simulator: Simulator
+) -> None:
+    good = csload.JobSpec(name="Checked only", format="JSONL", scope="sessions",
+                          frequency="daily", fields=(csload.JobField("session_id"),))
+    # view_number is a views field: only the sessions catalogue, read from the API, says so.
+    bad = dataclasses.replace(good, name=" ", frequency="weekly", fields=(
+        csload.JobField("session_id"), csload.JobField("view_number"),
+        csload.JobField("session_id")))
+    before = _job_ids(simulator)
+
+    assert csload.check_job(good, settings=settings) == []
+    problems = csload.check_job(bad, settings=settings)
+
+    assert [(p.rule, p.detail) for p in problems] == [
+        (Rule.NAME, "the name is empty"),
+        (Rule.FREQUENCY, "frequency 'weekly' is not allowed"),
+        (Rule.UNKNOWN_FIELD, "'view_number' is not an exportable field of scope 'sessions' "
+                             "(see `csload fields --scope sessions`)"),
+        (Rule.DUPLICATE_FIELD, "'session_id' is given more than once"),
+        (Rule.COLUMN, "fields 1 and 3 would both be column 'session_id'")]
+    assert all(isinstance(problem, csload.Problem) for problem in problems)
+    assert simulator.stats.requests["exportable_fields"] == 2
+    # Checking only: not even the good spec was created.
+    assert _job_ids(simulator) == before
+    assert simulator.stats.requests["create_job"] == 0
+
+    # create_job makes the same check: it refuses the bad spec for exactly those problems.
+    with pytest.raises(csload.InvalidJobSpec) as refused:
+        csload.create_job(bad, settings=settings)
+    assert list(refused.value.problems) == problems
+    assert simulator.stats.requests["create_job"] == 0
+    with pytest.raises(csload.ConfigError, match="JobSpec"):
+        csload.check_job({"name": "x"}, settings=settings)  # type: ignore[arg-type]
+
+
+async def test_check_job_async_checks_and_creates_nothing(settings: Settings,
+                                                          simulator: Simulator) -> None:
+    spec = csload.JobSpec(name="Async check", format="CSV", scope="views", frequency="once",
+                          fields=(csload.JobField("session_id"),))
+    before = _job_ids(simulator)
+
+    problems = await csload.check_job_async(spec, settings=settings)
+
+    assert [problem.rule for problem in problems] == [Rule.ONCE_RANGE]
+    assert await csload.check_job_async(dataclasses.replace(spec, frequency="hourly"),
+                                        settings=settings) == []
+    assert _job_ids(simulator) == before
+    assert simulator.stats.requests["create_job"] == 0

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 
 from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake.fs import LakeFS
-from csload.load.columns import sql_str
+from csload.load.sqltext import sql_str
 from csload.load.status import StoreStatus
 from tests.s3server import BUCKET, S3Server
 

@@ -38,7 +38,7 @@ from csload.lake.manifest import (
     Manifest,
     read_current,
 )
-from csload.load.columns import sql_str
+from csload.load.sqltext import sql_str
 from csload.target import Target
 from tests.reliability.relkit import Accounting
 from tests.sync.syncref import assert_rows_equal, expected_tables

@@ -1,5 +1,6 @@
 """The writer's batches (csload.pipeline.batching.batches): runs arriving in quick succession load
-together; a run that arrives later than the linger waits for the next batch; none is lost.
+together; a run that arrives later than the linger waits for the next batch; none is lost. The
+writer waits on events, not on a timer: it wakes when a run arrives or the linger ends.
 
 Each case runs on virtual time (tests/virtual_time.py): the arrivals, the linger and the
 writer's work are timers on the loop's own clock, so the times asserted are the ones scheduled,
@@ -11,26 +12,28 @@ import functools
 from collections import Counter
 
 import anyio
+import pytest
 
 from csload.pipeline.batching import batches as _batches
-from tests.virtual_time import run_on_virtual_time
+from tests.virtual_time import clock_jumps, run_on_virtual_time
 
 
 def gather(arrivals: list[float], size: int, linger: float,
                  tables: str = "", busy: float = 0.0,
-                 started: list[float] | None = None, planned: bool = False
-                 ) -> list[list[int]]:
+                 started: list[float] | None = None, planned: bool = False,
+                 wakeups: list[float] | None = None) -> list[list[int]]:
     """Send item i after arrivals[i] seconds (from the start); batch them like the writer
     (item i belongs to table tables[i], if given), which spends `busy` seconds on each batch
     (the seconds at which it got each batch go to `started`). With `planned`, the writer
-    knows how many items of each table are coming, as the sync's plan tells it. Seconds are
-    the virtual clock's."""
+    knows how many items of each table are coming, as the sync's plan tells it. The times at
+    which the loop woke for a timer go to `wakeups`. Seconds are the virtual clock's."""
     return run_on_virtual_time(functools.partial(
-        _gather, arrivals, size, linger, tables, busy, started, planned))
+        _gather, arrivals, size, linger, tables, busy, started, planned, wakeups))
 
 
 async def _gather(arrivals: list[float], size: int, linger: float, tables: str, busy: float,
-                  started: list[float] | None, planned: bool) -> list[list[int]]:
+                  started: list[float] | None, planned: bool,
+                  wakeups: list[float] | None) -> list[list[int]]:
     send, receive = anyio.create_memory_object_stream[int](len(arrivals) + 1)
     batches: list[list[int]] = []
     begin = anyio.current_time()
@@ -39,8 +42,11 @@ async def _gather(arrivals: list[float], size: int, linger: float, tables: str, 
         async with send:
             start = anyio.current_time()
             for i, at in enumerate(arrivals):
-                await anyio.sleep(max(0.0, start + at - anyio.current_time()))
-                await send.send(i)
+                # Runs due at the same time are sent together, with no turn of the loop in
+                # between: the writer, woken by the first, finds the others waiting.
+                if i == 0 or at != arrivals[i - 1]:
+                    await anyio.sleep(max(0.0, start + at - anyio.current_time()))
+                send.send_nowait(i)
 
     def table(item: int) -> str:
         return tables[item] if tables else ""
@@ -57,6 +63,8 @@ async def _gather(arrivals: list[float], size: int, linger: float, tables: str, 
     async with anyio.create_task_group() as group:
         group.start_soon(producer)
         group.start_soon(writer)
+    if wakeups is not None:
+        wakeups.extend(clock_jumps())
     return batches
 
 
@@ -118,3 +126,41 @@ def test_planned_counts_change_no_batch_when_runs_arrive_out_of_table_order() ->
                            planned=True)
     assert sorted(i for batch in batches for i in batch) == [0, 1, 2, 3]
     assert all(len({"svsv"[i] for i in batch}) == 1 for batch in batches)
+
+
+# --- waiting on events, not on a timer -------------------------------------------------------
+
+
+def test_a_lingering_writer_wakes_only_when_the_linger_ends() -> None:
+    # Nothing arrives after run 0: the only timers are the linger's deadline (0.3 s) and the
+    # producer's next arrival (1.0 s). A writer polling for runs would wake every few ms.
+    started: list[float] = []
+    wakeups: list[float] = []
+    batches = gather([0.0, 1.0], size=8, linger=0.3, started=started, wakeups=wakeups)
+    assert batches == [[0], [1]]
+    assert started[0] == pytest.approx(0.3)
+    assert wakeups == pytest.approx([0.3, 1.0])
+
+
+def test_a_run_joins_the_batch_the_moment_it_arrives_and_restarts_the_linger() -> None:
+    # Run 1 arrives at 0.013 s: taken then (a poll would take it at its next round, and
+    # count the linger from there), the batch goes 0.3 s later, at 0.313 s.
+    started: list[float] = []
+    wakeups: list[float] = []
+    batches = gather([0.0, 0.013, 1.0], size=8, linger=0.3, started=started,
+                     wakeups=wakeups)
+    assert batches == [[0, 1], [2]]
+    assert started[0] == pytest.approx(0.313, abs=1e-9)
+    assert wakeups == pytest.approx([0.013, 0.313, 1.0])
+
+
+@pytest.mark.parametrize("arrivals", [
+    [0.0, 0.3],                  # run 1 comes as the first linger ends
+    [0.0, 0.1, 0.4],             # run 2 comes as the linger restarted by run 1 ends
+    [0.0, 0.3, 0.3, 0.6, 0.9],   # several at once, each at a deadline
+])
+def test_a_run_arriving_exactly_as_the_linger_ends_is_not_lost(arrivals: list[float]) -> None:
+    # The writer's receive is cancelled at the deadline while the run is being sent: the run
+    # goes in this batch or starts the next, exactly once either way.
+    batches = gather(arrivals, size=8, linger=0.3)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(arrivals)))

@@ -1,6 +1,7 @@
 """Idle download connections fetch the end of slow downloads (csload.transfer.ranges), over real
 HTTP from the simulator with its bandwidth cap: the tables still equal the truth, the in-flight
 cap holds, and a piece that fails, or a storage host that ignores ranges, costs a retry only.
+An idle helper waits on events, not on a timer (on virtual time, tests/virtual_time.py).
 
 The split thresholds are lowered (the test world's parts are tens of KB, not MB).
 """
@@ -11,6 +12,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
 import pytest
 
 import csload
@@ -18,8 +20,10 @@ from csload.config import Limits, Settings
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from csload.transfer import ranges
-from csload.transfer.ranges import PartDownload, Splitter
+from csload.transfer.ranges import PartDownload, Piece, Splitter
+from csload.transfer.slots import OrderedSlots
 from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
+from tests.virtual_time import clock_jumps, run_on_virtual_time
 
 CONCURRENCY = 3
 
@@ -163,3 +167,71 @@ def test_every_storage_fault_and_expiring_urls_while_splitting_still_give_exact_
     assert slow.stats.storage_range_requests > 0
     assert slow.stats.max_storage_in_flight <= CONCURRENCY
     assert sum(slow.stats.faults[k] for k in ("slowdown", "cut", "truncate")) > 0
+
+
+# --- the idle helpers' waiting ----------------------------------------------------------------
+
+
+class _WatchedSplitter(Splitter):
+    """A Splitter that notes when its helpers look for a download to split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked: list[float] = []
+
+    def take(self, now: float) -> Piece | None:
+        self.looked.append(now)
+        return super().take(now)
+
+
+async def _one_slow_download(part_holds_slot_until: float = 0.0
+                             ) -> tuple[list[float], list[float], list[float]]:
+    """One idle helper, one 4 MB download that starts at 5.0 s (its first byte at once), has
+    3 MB by 5.1 s, then nothing (a stall); one download slot, held by a part until
+    `part_holds_slot_until`. Returns when the helper looked for a split, when it fetched
+    pieces, and when the loop woke for a timer (virtual seconds)."""
+    splitter = _WatchedSplitter()
+    slots = OrderedSlots(1)
+    fetched: list[float] = []
+
+    async def fetch(piece: Piece, _splitter: Splitter) -> None:
+        fetched.append(anyio.current_time())
+
+    async def part() -> None:
+        async with slots.slot((0,)):
+            await anyio.sleep(part_holds_slot_until)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(part)
+        await anyio.sleep(0)   # the part has its slot before the helper starts
+        group.start_soon(splitter.help, slots, fetch)
+        await anyio.sleep(5.0)
+        stream = splitter.open(download(4_000_000), 0, 4_000_000, anyio.current_time())
+        stream.wrote(1, anyio.current_time())
+        await anyio.sleep(0.1)
+        stream.wrote(2_999_999, anyio.current_time())
+        await anyio.sleep(10.0)
+        group.cancel_scope.cancel()
+    return splitter.looked, fetched, clock_jumps()
+
+
+def test_an_idle_helper_wakes_only_when_a_split_may_be_due() -> None:
+    # Until the first byte nothing can be split, and the helper sleeps (a polling helper woke
+    # every 50 ms). The first byte wakes it; 3 MB by 5.1 s leave 1 MB, under 0.1 s at that
+    # rate, so it sleeps again until the stall has made that 0.5 s (MIN_SECONDS_LEFT): at
+    # 6.5 s, 3 MB over 1.5 s leave 1 MB for 0.5 s. It looks then, once, and splits (the
+    # halves are too small to split again).
+    looked, fetched, wakeups = run_on_virtual_time(_one_slow_download)
+    assert looked == pytest.approx([6.5])
+    assert fetched == pytest.approx([6.5])
+    # The loop woke for the test's own timers (5.0, 5.1, 15.1), the helper's first deadline
+    # (5.2 s, MIN_SECONDS_SEEN, put off by the 3 MB) and the split: nothing else.
+    assert wakeups == pytest.approx([5.0, 5.1, 5.2, 6.5, 15.1])
+
+
+def test_a_helper_waiting_behind_a_part_splits_the_moment_the_slot_frees() -> None:
+    # The split is due at 6.5 s but the only slot is a part's until 7.0 s: the helper queues
+    # behind it (parts go first) and splits when the part releases the slot, not later.
+    looked, fetched, _ = run_on_virtual_time(_one_slow_download, 7.0)
+    assert looked == pytest.approx([7.0])
+    assert fetched == pytest.approx([7.0])

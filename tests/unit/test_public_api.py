@@ -31,10 +31,10 @@ EXPECTED = {
     "run_doctor", "run_doctor_async",
     "jobs", "jobs_async", "job", "job_async", "runs", "runs_async", "fields", "fields_async",
     "custom_vars", "custom_vars_async", "dynamic_vars", "dynamic_vars_async",
-    "create_job", "create_job_async",
+    "check_job", "check_job_async", "create_job", "create_job_async",
     # what they return
     "SyncReport", "RunOutcome", "RunStatus", "BackfillReport", "DoctorReport", "StoreStatus",
-    "Job", "JobSpec", "JobField", "Run", "Field", "CustomVar", "DynamicVarKey",
+    "Job", "JobSpec", "JobField", "Run", "Field", "CustomVar", "DynamicVarKey", "Problem",
     # the error tree (csload.errors)
     "CsloadError", "ConfigError", "InsecureUrlError", "InvalidJobSpec", "AuthError",
     "CredentialsRejected",

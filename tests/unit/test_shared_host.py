@@ -25,7 +25,7 @@ import pytest
 import csload
 from csload.config import load_settings
 from csload.errors import ConfigError, StoreError
-from csload.load.columns import quote_ident
+from csload.load.sqltext import quote_ident
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
