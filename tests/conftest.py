@@ -10,11 +10,14 @@
                  loop and yields the base URL, which is also the auth URL.
     sim_thread   (sync) serves `simulator` from a thread with its own loop; yields the
                  ServerHandle (`.base_url`), stopped after the test.
-    s3_server    (session) moto's S3 server on 127.0.0.1 (tests/s3server.py) with a bucket
-                 `lake` and valid credentials (`S3Server.options`), so wrong credentials and
+    s3_server    (session) moto's S3 server on 127.0.0.1 (tests/support/s3server.py) with a
+                 bucket `lake` and valid credentials (`S3Server.options`), so wrong credentials and
                  missing buckets are refused as real S3 would; one for every test folder.
 
-`tests/exportfmt.py` (`from tests.exportfmt import ...`) decodes the export files independently.
+The helpers every suite shares are the package tests/support (imported as
+`from tests.support.<module> import ...`): oracles, part writers, crash children and harness,
+simulator and S3 helpers, the virtual clock. `tests.support.exportfmt` decodes the export files
+independently of csload.
 `--slow` (or CSLOAD_SLOW=1) selects the long version of the suites that have one.
 
     @pytest.mark.hostile(finding, contained)
@@ -40,7 +43,7 @@ import pytest
 from csload.simulator import ServerHandle, SimConfig, Simulator
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -114,7 +117,7 @@ def sim_thread(simulator: Simulator) -> Iterator[ServerHandle]:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     # Imported here: moto and boto3 load only in a run that has S3 lake tests.
-    from tests.s3server import start_s3_server
+    from tests.support.s3server import start_s3_server
 
     server = start_s3_server()
     try:

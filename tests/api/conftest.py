@@ -10,7 +10,7 @@ from aioresponses import aioresponses
 
 from csload.api.client import ExportClient
 from csload.config import Limits, RetryPolicy, Settings
-from tests.api.api_fakes import AUTH_URL, CLIENT_SECRET, FakeSleep, FakeStorage, MockResponse
+from tests.support.api_fakes import AUTH_URL, CLIENT_SECRET, FakeSleep, FakeStorage, MockResponse
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from csload.api.schemas import load_schema
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, Simulator
 from csload.simulator.variables import custom_var_definitions, dynamic_var_keys
-from tests.simenv import sim_settings
-from tests.sync.syncref import LEGACY_JOB, VIEWS_JOB
+from tests.support.simenv import sim_settings
+from tests.support.syncref import LEGACY_JOB, VIEWS_JOB
 
 # The SimConfig of tests/conftest.py: runs of 3 days before 2026-11-25.
 FRIDAY = date(2026, 11, 20)

@@ -33,7 +33,7 @@ from csload.errors import (
     InsecureUrlError,
 )
 from csload.transfer.host import StorageHost
-from tests.api.api_fakes import ACCESS_TOKEN, AUTH_URL, CLIENT_SECRET, ENDPOINT, FakeSleep
+from tests.support.api_fakes import ACCESS_TOKEN, AUTH_URL, CLIENT_SECRET, ENDPOINT, FakeSleep
 
 TOKEN_URL = f"{AUTH_URL}/v1/oauth/token"
 SECOND_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNvbmQifQ.c2Vjb25kLXNpZw"

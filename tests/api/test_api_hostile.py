@@ -49,8 +49,8 @@ from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import PartDownload
-from tests.api.api_fakes import FakeSleep, dribbling_host
-from tests.api.proxy import ForwardingProxy, serve_tls, tls_pair
+from tests.support.api_fakes import FakeSleep, dribbling_host
+from tests.support.proxy import ForwardingProxy, serve_tls, tls_pair
 
 SECRET = "hostile-test-secret-4d3c2b1a"
 ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJob3N0aWxlIn0.c2lnbmF0dXJlLWhvc3RpbGU"

@@ -27,7 +27,7 @@ from csload.errors import (
 from csload.transfer import gzipcheck
 from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
 from csload.transfer.host import StorageHost
-from tests.api.api_fakes import FakeSleep, FakeStorage
+from tests.support.api_fakes import FakeSleep, FakeStorage
 
 
 @pytest.fixture

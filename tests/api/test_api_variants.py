@@ -1,7 +1,7 @@
 """The client against each section 9 API variant (points 6-10), over real HTTP on 127.0.0.1.
 
 Each test runs with the variant on and off and checks the whole answer against the
-simulator's truth; the proxy tests run a proxy of their own (tests/api/proxy.py). Waiting
+simulator's truth; the proxy tests run a proxy of their own (tests/support/proxy.py). Waiting
 between retries goes through a fake `sleep` that records the delays.
 """
 
@@ -33,8 +33,8 @@ from csload.simulator import SimConfig, Simulator
 from csload.simulator.config import Variants
 from csload.simulator.variables import dynamic_var_keys
 from csload.transfer.host import StorageHost
-from tests.api.api_fakes import FakeSleep
-from tests.api.proxy import ForwardingProxy, serve_tls, tls_pair
+from tests.support.api_fakes import FakeSleep
+from tests.support.proxy import ForwardingProxy, serve_tls, tls_pair
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD",

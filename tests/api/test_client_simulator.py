@@ -31,8 +31,8 @@ from csload.errors import (
 )
 from csload.simulator import Simulator
 from csload.transfer.host import StorageHost
-from tests.api.api_fakes import FakeSleep
-from tests.exportfmt import decode_parts, job_column_types
+from tests.support.api_fakes import FakeSleep
+from tests.support.exportfmt import decode_parts, job_column_types
 
 CAP = 4
 

@@ -2,7 +2,7 @@
 
 Each test plays the input over real HTTP on 127.0.0.1: the simulator (its part URLs, with a
 crafted body for one part), a storage host of the test's own in front of it that trickles one
-part, a raw asyncio server that dribbles bytes, or `FakeStorage` (tests/api/api_fakes.py).
+part, a raw asyncio server that dribbles bytes, or `FakeStorage` (tests/support/api_fakes.py).
 
     finding                                   csload now
     a run listing too many parts              that run fails before any of its parts is
@@ -41,8 +41,8 @@ from csload.errors import ConfigError, PartTooLarge, StorageTooSlow
 from csload.simulator import ServerHandle, Simulator
 from csload.transfer.host import StorageHost
 from csload.transfer.ranges import PartDownload, Piece, Splitter
-from tests.api.api_fakes import FakeSleep, FakeStorage, dribbling_host
-from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
+from tests.support.api_fakes import FakeSleep, FakeStorage, dribbling_host
+from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
 
 KiB = 1024
 WINDOW = 0.5   # [limits] min_rate_window of these tests: a trickle is cut within a second

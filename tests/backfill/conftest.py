@@ -22,8 +22,8 @@ import pytest
 
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
-from tests.backfill.bfclock import SIM_START, SimDriver
-from tests.simenv import sim_settings
+from tests.support.bfclock import SIM_START, SimDriver
+from tests.support.simenv import sim_settings
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.02)
 

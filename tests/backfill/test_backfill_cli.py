@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from csload.cli import main
 from csload.simulator import ServerHandle, Simulator
 from csload.simulator.variables import custom_var_definitions, dynamic_var_keys
-from tests.backfill.bfref import backfill_jobs, days, lake_query, query
+from tests.support.bfref import backfill_jobs, days, lake_query, query
 
 Live = tuple[Simulator, ServerHandle]
 FIELDS = ["--field", "session_id", "--field", "view_number", "--field", "view_time",

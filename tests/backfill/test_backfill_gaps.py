@@ -13,8 +13,8 @@ from csload.config import Settings
 from csload.load.backfill_ledger import BackfillLedger
 from csload.load.duckdb import connect
 from csload.simulator import SimConfig, Simulator
-from tests.backfill.bfclock import SIM_START, SimDriver
-from tests.backfill.bfref import backfill_jobs, days, query
+from tests.support.bfclock import SIM_START, SimDriver
+from tests.support.bfref import backfill_jobs, days, query
 
 # 10 days of daily runs, 15-24 November; at 2026-11-25 12:00 the files of the runs of 15-17
 # November are past their 7 days.

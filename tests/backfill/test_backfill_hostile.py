@@ -28,8 +28,8 @@ from csload.errors import ConfigError
 from csload.load.backfill_ledger import BackfillLedger
 from csload.load.duckdb import connect
 from csload.simulator import Simulator
-from tests.backfill.bfclock import SimDriver
-from tests.backfill.bfref import (
+from tests.support.bfclock import SimDriver
+from tests.support.bfref import (
     FIELDS,
     assert_same_rows,
     backfill_jobs,

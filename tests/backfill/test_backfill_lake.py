@@ -25,8 +25,8 @@ from csload.errors import ConfigError
 from csload.lake import ParquetStore
 from csload.load.backfill_ledger import BackfillLedger
 from csload.simulator import SimConfig, Simulator
-from tests.backfill.bfclock import SIM_START, SimDriver
-from tests.backfill.bfref import (
+from tests.support.bfclock import SIM_START, SimDriver
+from tests.support.bfref import (
     FIELDS,
     HIGH,
     assert_same_rows,
@@ -36,8 +36,8 @@ from tests.backfill.bfref import (
     lake_rows,
     truth_rows,
 )
-from tests.lake.lakeutil import Lake
-from tests.s3server import S3Server
+from tests.support.lakeutil import Lake
+from tests.support.s3server import S3Server
 
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 18)  # 20 days: 3 windows
 WINDOWS = [Window(date(2026, 10, 30), date(2026, 11, 6)), Window(date(2026, 11, 6),

@@ -11,7 +11,7 @@ from csload.backfills.plan import Template, Window, available_days, job_name, sp
 from csload.backfills.report import BackfillStatus
 from csload.config import Settings
 from csload.simulator import ServerHandle, Simulator
-from tests.backfill.bfref import days
+from tests.support.bfref import days
 
 TEMPLATE = Template(scope="views", format="JSONL",
                     fields=(parse_field("session_id"), parse_field("view_number")),

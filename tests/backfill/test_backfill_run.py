@@ -22,8 +22,8 @@ from csload.load.duckdb import connect
 from csload.pipeline.sync import sync_async
 from csload.simulator import Simulator
 from csload.simulator.outcomes import fail_once_job
-from tests.backfill.bfclock import SimDriver
-from tests.backfill.bfref import (
+from tests.support.bfclock import SimDriver
+from tests.support.bfref import (
     FIELDS,
     HIGH,
     assert_same_rows,

@@ -11,7 +11,7 @@
     closed_url   http://127.0.0.1:<a port nothing listens on>.
     token_only   `token_only(endpoint)`: a token endpoint (and nothing else) on 127.0.0.1 whose
                  token response names `endpoint`; returns its base URL.
-    proxy        tests/api/proxy.py's ForwardingProxy, run on a loop of its own in a thread.
+    proxy        tests/support/proxy.py's ForwardingProxy, run on a loop of its own in a thread.
 
 No proxy variable of the machine reaches a test (`no_proxy_settings`), so that every request
 goes where the test says.
@@ -34,9 +34,9 @@ from click.testing import CliRunner, Result
 from csload.cli import main
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
-from tests.api.proxy import ForwardingProxy
-from tests.doctor.doctorkit import SIM_START
-from tests.simenv import sim_settings, sim_variables
+from tests.support.doctorkit import SIM_START
+from tests.support.proxy import ForwardingProxy
+from tests.support.simenv import sim_settings, sim_variables
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=0.02)
 RETRY_TOML = """[retry]

@@ -20,7 +20,7 @@ from csload.doctor.report import Check, Verdict, clean
 from csload.doctor.target_check import check_target
 from csload.doctor.textscan import NotCsv, csv_cut, csv_records, jsonl_cut
 from csload.doctor.trial import load_trial
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 
 VIEWS = Job(job_id=7, name="v", format="CSV", scope="views", frequency="daily",
             fields=(JobField("session_id"), JobField("view_number"), JobField("url", "page"),

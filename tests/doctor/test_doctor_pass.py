@@ -13,7 +13,7 @@ from click.testing import Result
 from csload.config import Settings
 from csload.doctor import DoctorReport, Verdict, run_doctor
 from csload.simulator import Simulator
-from tests.doctor.doctorkit import clickhouse_config
+from tests.support.doctorkit import clickhouse_config
 
 SAMPLED = ("sample_csv", "sample_jsonl")
 

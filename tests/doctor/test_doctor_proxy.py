@@ -12,7 +12,7 @@ from click.testing import Result
 from csload.config import Settings
 from csload.doctor import Verdict, run_doctor_async
 from csload.simulator import Simulator
-from tests.api.proxy import ForwardingProxy
+from tests.support.proxy import ForwardingProxy
 
 
 async def test_report_names_the_proxy(settings: Settings, simulator: Simulator,

@@ -13,7 +13,7 @@ from click.testing import Result
 
 from csload.doctor.report import CHECKS
 from csload.simulator import SimConfig, Simulator
-from tests.doctor.doctorkit import SIM_START
+from tests.support.doctorkit import SIM_START
 
 CLIENT_ID = "doctor-client-5e1f"
 CLIENT_SECRET = "doctor-secret-93ab"

@@ -4,9 +4,9 @@
     lake        a Lake on a fresh folder (param "local") or a fresh s3://lake/<test> prefix
                 (param "s3"); tests that take it run against both.
     local_lake  / s3_lake: one of them only.
-    writer      a partgen.Writer (tests/load/partgen.py) writing parts into the test folder.
+    writer      a partgen.Writer (tests/support/partgen.py) writing parts into the test folder.
 
-The lake helpers (tests/lake/lakeutil.py) read a lake back two ways: through the manifest
+The lake helpers (tests/support/lakeutil.py) read a lake back two ways: through the manifest
 (`Lake.connect`) and as a folder-listing reader would (`Lake.listed`).
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.lake.lakeutil import Lake
-from tests.load.partgen import Writer
-from tests.s3server import S3Server
+from tests.support.lakeutil import Lake
+from tests.support.partgen import Writer
+from tests.support.s3server import S3Server
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ from csload.lake.manifest import (
     TXN_DIR,
     read_current,
 )
-from tests.children import child_command, child_environ
-from tests.lake.crashdata import NEXT, batch, first
-from tests.lake.lakeutil import Lake
+from tests.support.children import child_command, child_environ
+from tests.support.lake_crash_data import NEXT, batch, first
+from tests.support.lakeutil import Lake
 
-CHILD = "tests.lake.crash_child"
+CHILD = "tests.support.lake_crash_child"
 COUNTS = "SELECT count(*), count(DISTINCT (session_id, view_number)) FROM {t}"
 
 

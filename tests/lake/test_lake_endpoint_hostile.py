@@ -29,8 +29,8 @@ from csload.lake.fs import ENDPOINT_VARIABLES, LakeFS
 from csload.pipeline.report import RunStatus
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
-from tests.lake.lakeutil import Lake
-from tests.s3server import S3Server
+from tests.support.lakeutil import Lake
+from tests.support.s3server import S3Server
 
 REMOTE = "http://s3.example.com"   # plain http to another host
 OUTSIDE_SIMULATOR = "https://api.contentsquare.com"

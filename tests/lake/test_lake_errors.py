@@ -22,9 +22,9 @@ from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake import recovery as lake_recovery
 from csload.lake.manifest import read_current
 from csload.transfer.staged import StagedPart, StagedRun
-from tests.lake.lakeutil import Lake
-from tests.load.partgen import Writer, job, run
-from tests.s3server import BUCKET, S3Server
+from tests.support.lakeutil import Lake
+from tests.support.partgen import Writer, job, run
+from tests.support.s3server import BUCKET, S3Server
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)

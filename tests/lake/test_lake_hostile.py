@@ -31,9 +31,9 @@ from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import manifest_name, manifest_versions, read_current
 from csload.simulator import ServerHandle, SimConfig, Simulator
-from tests.lake.lakeutil import Lake
-from tests.s3server import S3Server
-from tests.simenv import sim_variables
+from tests.support.lakeutil import Lake
+from tests.support.s3server import S3Server
+from tests.support.simenv import sim_variables
 
 Tamper = Callable[[dict[str, Any]], None]
 

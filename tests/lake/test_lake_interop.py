@@ -23,9 +23,9 @@ import pytest
 
 from csload.lake import lake_files
 from csload.load.columns import normalize_identifier
-from tests.lake.lakeutil import Lake
-from tests.load.partgen import Writer, job, run
-from tests.load.test_load_values import FIELDS, view_rows
+from tests.support.hard_values import FIELDS, view_rows
+from tests.support.lakeutil import Lake
+from tests.support.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 COLUMNS = [normalize_identifier(f) for f in FIELDS] + ["_job_id", "_run_id", "_date"]

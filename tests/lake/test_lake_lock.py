@@ -14,12 +14,12 @@ import pytest
 
 from csload.errors import StoreLockedError
 from csload.lake.lock import LEASE_OBJECT, _boot_id
-from tests.children import child_command, child_environ
-from tests.lake.crashdata import batch, first
-from tests.lake.lakeutil import Lake
-from tests.load.partgen import Writer, job, run
+from tests.support.children import child_command, child_environ
+from tests.support.lake_crash_data import batch, first
+from tests.support.lakeutil import Lake
+from tests.support.partgen import Writer, job, run
 
-CHILD = "tests.lake.crash_child"
+CHILD = "tests.support.lake_crash_child"
 D1 = date(2026, 11, 20)
 
 

@@ -16,9 +16,9 @@ import pytest
 from csload.lake import ParquetStore
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedRun
-from tests.lake.lakeutil import Lake
-from tests.load.partgen import Writer, job, run
-from tests.load.test_load_supersede import reference, scenario
+from tests.support.lakeutil import Lake
+from tests.support.partgen import Writer, job, run
+from tests.support.supersede_oracle import reference, scenario
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)

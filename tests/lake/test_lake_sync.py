@@ -15,8 +15,8 @@ import pytest
 from csload.config import Settings
 from csload.lake.manifest import read_current
 from csload.simulator import Simulator
-from tests.lake.lakeref import assert_rows_equal, expected, stage_runs
-from tests.lake.lakeutil import Lake
+from tests.support.lakeref import assert_rows_equal, expected, stage_runs
+from tests.support.lakeutil import Lake
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 from csload.api.schemas import ScopeSchema, load_schema
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedRun
-from tests.lake.lakeutil import Lake
-from tests.load.partgen import Writer, job, run
+from tests.support.lakeutil import Lake
+from tests.support.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 D2 = date(2026, 11, 21)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from csload.load.duckdb import DuckDBStore
-from tests.load.partgen import Writer
+from tests.support.partgen import Writer
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from csload.load.duckdb import DuckDBStore
-from tests.children import child_command, child_environ
-from tests.load.crash_data import BIG, batch, first
+from tests.support.children import child_command, child_environ
+from tests.support.load_crash_data import BIG, batch, first
 
-CHILD = "tests.load.crash_child"
+CHILD = "tests.support.load_crash_child"
 
 
 def snapshot(store: DuckDBStore) -> tuple[Any, ...]:

@@ -12,7 +12,7 @@ import pytest
 from csload.errors import DamagedDownload, PartParseError
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedPart, StagedRun
-from tests.load.partgen import Writer, job, run
+from tests.support.partgen import Writer, job, run
 
 DAY = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time", "url", "errors.message",

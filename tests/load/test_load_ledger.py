@@ -12,7 +12,7 @@ import pytest
 from csload.errors import StoreError, StoreLockedError
 from csload.load.duckdb import DuckDBStore, connect
 from csload.load.supersede import Drop, RunWindow, window_drops
-from tests.load.partgen import Writer, job, run
+from tests.support.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time"]

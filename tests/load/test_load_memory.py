@@ -14,7 +14,7 @@ from csload.load import memory
 from csload.load.batch import pieces_by_size
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedPart, StagedRun
-from tests.load.partgen import Writer, job, run
+from tests.support.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time"]

@@ -29,6 +29,8 @@ bad inputs, scans, rows lost and duplicated) to that JSON file at the end of the
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,9 @@ import pytest
 
 from csload.config import Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
-from tests.reliability.relkit import LIMITS, RETRY, Secrets, Summary, is_slow, world
-from tests.reliability.targets import SyncTarget
-from tests.simenv import sim_child_env, sim_settings
+from tests.support.relkit import LIMITS, RETRY, Secrets, Summary, is_slow, world
+from tests.support.simenv import sim_child_env, sim_settings
+from tests.support.targets import SyncTarget
 
 _summary = Summary()
 _outcomes: dict[str, str] = {}
@@ -122,3 +124,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[item.nodeid] = report.outcome
     return report
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path | None]:
+    """A 6 MiB tmpfs (root may mount one), or None where mount is refused (CI runs tests as
+    an ordinary user) or CSLOAD_TEST_NO_MOUNT=1: the tests then simulate ENOSPC instead."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    done = mount is not None and not os.environ.get("CSLOAD_TEST_NO_MOUNT") and subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(folder)],
+        capture_output=True, check=False).returncode == 0
+    try:
+        yield folder if done else None
+    finally:
+        if done:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)

@@ -125,7 +125,7 @@ def render(data: dict[str, Any]) -> str:
               "the next sync completes it.", ""]
     lines += beyond_table(beyond)
     lines += ["## kill -9", "",
-              "A real `csload sync` (tests/sync/sync_child.py) SIGKILLs itself at the seeded "
+              "A real `csload sync` (tests/support/sync_child.py) SIGKILLs itself at the seeded "
               "point; one of its runs fails to parse meanwhile (so that recording a failed run "
               "is a seam too). What the crash left must be whole runs only; then a sync brings "
               "the tables to exactly the truth. `occurrence` is the n-th time the sync reached "
@@ -223,7 +223,7 @@ def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
         lines += beyond_table(lake["beyond budget"])
     if lake.get("crash"):
         lines += ["### kill -9, Parquet lake", "",
-                  "A real `csload sync --parquet` (tests/reliability/lake_sync_child.py) "
+                  "A real `csload sync --parquet` (tests/support/lake_sync_child.py) "
                   "SIGKILLs itself at the seeded point, in the download, write/swap or "
                   "manifest/ledger phase; one of its runs fails to parse meanwhile. What the "
                   "kill left: every partition folder holds its files of the current version "

@@ -4,7 +4,7 @@ staging or while writing: a clear error, the data loaded before intact, and the 
 space again) completes.
 
 The crash points are (seam, occurrence) pairs drawn with a fixed seed from the 13 seams of
-tests/sync/sync_child.py: 20 with --slow (every seam at least once), the first 6 of those by
+tests/support/sync_child.py: 20 with --slow (every seam at least once), the first 6 of those by
 default (the phases take turns, so two of each). How many times a sync reaches each seam is
 counted once per session by a child in "count" mode on the same seeded world, so every drawn
 occurrence is one the sync really reaches; the occurrence is the drawn fraction of that count.
@@ -16,15 +16,12 @@ failed run is among the seams; the next sync gets the part whole and must load t
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import math
 import os
-import random
-import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -39,90 +36,26 @@ from csload.load.duckdb import DuckDBStore
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
 from csload.transfer import storage
-from tests.children import child_command, child_environ
-from tests.reliability.relkit import Secrets, compare, exception_texts, is_slow, world
-from tests.reliability.targets import TARGETS, SyncTarget
-from tests.simenv import sim_child_env
-from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
+from tests.support.crash_harness import (
+    COUNTED_AS,
+    SEAMS,
+    broken_part,
+    count_seams,
+    crash_points,
+    fill,
+    parametrize_points,
+    run_sync_child,
+)
+from tests.support.relkit import Secrets, compare, exception_texts, is_slow, world
+from tests.support.syncref import SESSIONS_JOB, VIEWS_JOB, successful_runs
+from tests.support.targets import TARGETS, SyncTarget
 
-CHILD = "tests.sync.sync_child"
-SEED = 20261126
-POINTS_SLOW, POINTS_DEFAULT = 20, 6
-SEAMS = {
-    "download": ("download", "part-verified", "staged"),
-    "load": ("store-apply", "insert", "apply", "window-rule"),
-    "ledger": ("ledger-ensure", "ledger-run", "before-commit", "after-commit", "record-failed",
-               "discard"),
-}
+CHILD = "tests.support.sync_child"
 PHASE_OF = {seam: phase for phase, seams in SEAMS.items() for seam in seams}
-# One write (of a small part) per chunk is the minimum: parts are counted, not chunks, which
-# vary with how the bytes arrive.
-COUNTED_AS = {"download": "part-verified"}
-TOML = "[limits]\nmax_staged_runs = 1\n"
-
-
-def crash_points(slow: bool, seams: Mapping[str, tuple[str, ...]] = SEAMS,
-                 default: int = POINTS_DEFAULT) -> list[tuple[str, float]]:
-    """Every seam once (in a seeded order, the phases taking turns), then seeded random ones
-    up to 20; each with a seeded fraction of the times the sync reaches it."""
-    rng = random.Random(SEED)
-    queues = [rng.sample(phase, len(phase)) for phase in seams.values()]
-    order: list[str] = []
-    while any(queues):
-        for queue in queues:
-            if queue:
-                order.append(queue.pop(0))
-    everywhere = sorted(seam for phase in seams.values() for seam in phase)
-    while len(order) < POINTS_SLOW:
-        order.append(rng.choice(everywhere))
-    points = [(seam, rng.random()) for seam in order]
-    return points if slow else points[:default]
-
-
-def parametrize_points(metafunc: pytest.Metafunc, points: list[tuple[str, float]]) -> None:
-    if "point" in metafunc.fixturenames:
-        metafunc.parametrize("point", points, ids=[f"{i + 1:02d}-{seam}@{frac:.2f}"
-                                                   for i, (seam, frac) in enumerate(points)])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     parametrize_points(metafunc, crash_points(is_slow(metafunc.config)))
-
-
-def broken_part(sim: Simulator) -> tuple[int, int, bytes]:
-    """(run, part, body): a part of a sessions run whose third line is not JSON."""
-    run = run_of(sim, SESSIONS_JOB, "2026-11-23")
-    body = gzip.decompress(sim.part_bodies(SESSIONS_JOB, run, compressed=True)[0])
-    lines = body.split(b"\n")
-    lines[2] = b'{"session_id": 17, "visitor_id": '
-    return run, 1, gzip.compress(b"\n".join(lines))
-
-
-def run_sync_child(module: str, target: list[str], folder: Path, env: dict[str, str],
-                   stop: str, action: str = "kill") -> subprocess.CompletedProcess[str]:
-    """`csload sync <target>` through the crash child `module` (tests.sync.sync_child, or the
-    lake's tests.reliability.lake_sync_child), stopped at `stop` ("<seam>:<n>")."""
-    config = folder / "csload.toml"
-    config.write_text(TOML)
-    return subprocess.run(
-        child_command(module, "sync", *target, "--config", str(config)),
-        env=child_environ({**env, "CSLOAD_TEST_STOP": stop, "CSLOAD_TEST_ACTION": action,
-                           "CSLOAD_TEST_COUNTS": str(folder / "counts.json")}),
-        cwd=folder, capture_output=True, text=True, timeout=300, check=False)
-
-
-def count_seams(sim: Simulator, folder: Path, module: str, target: list[str],
-                seams: Iterable[str]) -> dict[str, int]:
-    """How many times an uninterrupted sync into `target` reaches each seam; each of `seams`
-    must be reached (the world of `sim` has one broken part: the sync exits 3)."""
-    with sim.start_in_thread() as handle:
-        proc = run_sync_child(module, target, folder, sim_child_env(sim, handle.base_url), "",
-                              action="count")
-    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
-    counts: dict[str, int] = json.loads((folder / "counts.json").read_text())
-    for seam in seams:
-        assert counts.get(COUNTED_AS.get(seam, seam), 0) > 0, f"the sync never reaches {seam}"
-    return counts
 
 
 def run_child(folder: Path, env: dict[str, str], db: Path, stop: str, action: str = "kill"
@@ -195,33 +128,6 @@ def test_kill_9_at_a_seeded_point_then_sync_again_gives_the_truth(
 
 
 # --- a full disk -----------------------------------------------------------------------------
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path | None]:
-    """A 6 MiB tmpfs (root may mount one), or None where mount is refused (CI runs tests as
-    an ordinary user) or CSLOAD_TEST_NO_MOUNT=1: the tests then simulate ENOSPC instead."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mount = shutil.which("mount")
-    done = mount is not None and not os.environ.get("CSLOAD_TEST_NO_MOUNT") and subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(folder)],
-        capture_output=True, check=False).returncode == 0
-    try:
-        yield folder if done else None
-    finally:
-        if done:
-            subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
-
-
-def fill(folder: Path, leave: int) -> Path:
-    """Fill the file system of `folder` until `leave` bytes are free."""
-    stat = os.statvfs(folder)
-    free = stat.f_bavail * stat.f_frsize
-    filler = folder / "filler"
-    with filler.open("wb") as fh:
-        fh.write(b"\0" * max(0, free - leave))
-    return filler
-
 
 def enospc() -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

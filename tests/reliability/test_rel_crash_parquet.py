@@ -42,7 +42,15 @@ from csload.lake import store
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import MANIFEST_DIR, STAGING_DIR, Manifest, manifest_name
 from csload.simulator import ServerHandle, Simulator
-from tests.reliability.lakekit import (
+from tests.support.crash_harness import (
+    broken_part,
+    count_seams,
+    crash_points,
+    fill,
+    parametrize_points,
+    run_sync_child,
+)
+from tests.support.lakekit import (
     assert_lake_tidy,
     compare_lake,
     downloads_dir,
@@ -50,21 +58,10 @@ from tests.reliability.lakekit import (
     lake_runs,
     manifest_of,
 )
-from tests.reliability.relkit import LIMITS, RETRY, Secrets, exception_texts, is_slow, world
-from tests.reliability.test_rel_crash import (
-    broken_part,
-    count_seams,
-    crash_points,
-    fill,
-    parametrize_points,
-    run_sync_child,
-    small_disk,
-)
-from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, successful_runs
+from tests.support.relkit import LIMITS, RETRY, Secrets, exception_texts, is_slow, world
+from tests.support.syncref import SESSIONS_JOB, VIEWS_JOB, successful_runs
 
-__all__ = ["small_disk"]   # the fixture, imported from test_rel_crash
-
-CHILD = "tests.reliability.lake_sync_child"
+CHILD = "tests.support.lake_sync_child"
 POINTS_DEFAULT = 6
 SEAMS = {
     "download": ("download", "part-verified", "staged"),

@@ -40,7 +40,7 @@ from csload.errors import ApiUnavailable
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from csload.transfer.stage import URL_REFRESHES
-from tests.reliability.relkit import (
+from tests.support.relkit import (
     LIMITS,
     RETRY,
     Secrets,
@@ -48,8 +48,8 @@ from tests.reliability.relkit import (
     is_slow,
     log_texts,
 )
-from tests.reliability.targets import TARGETS, SyncTarget
-from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
+from tests.support.syncref import SESSIONS_JOB, VIEWS_JOB, run_of, successful_runs
+from tests.support.targets import TARGETS, SyncTarget
 
 KNOBS = ("api-429", "api-5xx", "storage-503", "storage-cut", "storage-truncate", "url-expiry",
          "token-expiry", "latency")

@@ -34,11 +34,11 @@ from csload.config import Settings
 from csload.simulator import Simulator
 from csload.simulator.formats import csv_lines, csv_quote, jsonl_lines
 from csload.simulator.rows import columns_of
-from tests.exportfmt import decode_part
-from tests.reliability.lakekit import manifest_of
-from tests.reliability.relkit import Secrets, csv_field, csv_records, is_slow, log_texts
-from tests.reliability.targets import TARGETS, SyncTarget
-from tests.sync.syncref import SESSIONS_JOB, VIEWS_JOB, column_name, expected_tables, run_of
+from tests.support.exportfmt import decode_part
+from tests.support.lakekit import manifest_of
+from tests.support.relkit import Secrets, csv_field, csv_records, is_slow, log_texts
+from tests.support.syncref import SESSIONS_JOB, VIEWS_JOB, column_name, expected_tables, run_of
+from tests.support.targets import TARGETS, SyncTarget
 
 PART = 2
 DAY = "2026-11-23"

@@ -38,7 +38,7 @@ from csload.simulator.formats import csv_lines, jsonl_lines
 from csload.simulator.model import SimField
 from csload.simulator.rows import Column
 from csload.transfer.staged import StagedPart, StagedRun
-from tests.sync.syncref import ALL_HARD, column_name, hard_cases, row_diff
+from tests.support.syncref import ALL_HARD, column_name, hard_cases, row_diff
 
 SPECIAL_TEXT = ["", "\\N", "NULL", "null", '"', '""', "'", "\\", "\\'", ",", "\n", "\r\n", "\r",
                 "\t", " lead", "trail ", "[", "]", "['a']", "a,b", '"quoted"', "\x00",

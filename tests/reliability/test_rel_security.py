@@ -24,7 +24,7 @@ from csload.config import Limits, Settings
 from csload.errors import ConfigError, InsecureUrlError
 from csload.simulator import ServerHandle, Simulator
 from csload.simulator.formats import csv_quote
-from tests.reliability.relkit import (
+from tests.support.relkit import (
     Secrets,
     compare,
     csv_field,
@@ -32,7 +32,7 @@ from tests.reliability.relkit import (
     exception_texts,
     log_texts,
 )
-from tests.sync.syncref import (
+from tests.support.syncref import (
     LEGACY_JOB,
     VIEWS_JOB,
     column_name,

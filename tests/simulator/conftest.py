@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from csload.simulator import Simulator
-from tests.simulator.simhttp import Api
+from tests.support.simhttp import Api
 
 
 @pytest.fixture

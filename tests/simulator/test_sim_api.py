@@ -11,7 +11,7 @@ import pytest
 from csload.api.models import CustomVar, DynamicVarKey, Field, Job, Run
 from csload.api.schemas import load_schema
 from csload.simulator import SimConfig, Simulator
-from tests.simulator.simhttp import Api
+from tests.support.simhttp import Api
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

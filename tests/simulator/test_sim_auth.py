@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from csload.simulator import SimConfig, Simulator
-from tests.simulator.simhttp import Api
+from tests.support.simhttp import Api
 
 JWT_EXPIRED = {"success": False, "errorMessage": "Auth token is expired.",
                "errorCode": "JWT_EXPIRED"}

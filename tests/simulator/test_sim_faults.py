@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from csload.simulator import Faults, SimConfig, Simulator
-from tests.simulator.simhttp import Api, assert_s3_error
+from tests.support.simhttp import Api, assert_s3_error
 
 
 async def part(api: Any, simulator: Simulator) -> tuple[str, bytes]:

@@ -10,7 +10,7 @@ import pytest
 
 from csload.api.models import Job
 from csload.simulator import Simulator
-from tests.exportfmt import decode_part, decode_parts, job_column_types
+from tests.support.exportfmt import decode_part, decode_parts, job_column_types
 
 HIGH = 2**63
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from csload.api.models import Job, Run
 from csload.simulator import Simulator
-from tests.exportfmt import decode_parts, job_column_types
+from tests.support.exportfmt import decode_parts, job_column_types
 
 
 def once_body(name: str, start: str = "2026-11-22", end: str = "2026-11-24",

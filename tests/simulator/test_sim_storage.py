@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from csload.simulator import Simulator
-from tests.simulator.simhttp import assert_s3_error
+from tests.support.simhttp import assert_s3_error
 
 
 async def first_part_url(api: Any, simulator: Simulator, name: str = "Daily pageviews",

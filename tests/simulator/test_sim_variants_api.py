@@ -12,7 +12,7 @@ import pytest
 from csload.simulator import Simulator
 from csload.simulator.config import Variants
 from csload.simulator.variables import dynamic_var_keys
-from tests.simulator.simhttp import Api
+from tests.support.simhttp import Api
 
 DAY = "2026-11-22"
 SESSIONS_FIELDS = [{"fieldName": "session_id"},

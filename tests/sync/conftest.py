@@ -27,8 +27,8 @@ from csload.cli import main
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
 from csload.simulator.config import DIALECTS, dialect_variants
-from tests.simenv import sim_settings, sim_variables
-from tests.sync.syncref import SIM_START
+from tests.support.simenv import sim_settings, sim_variables
+from tests.support.syncref import SIM_START
 
 FAST_RETRY = RetryPolicy(max_attempts=10, base_delay=0.01, max_delay=0.05,
                          max_retry_after=0.02)

@@ -35,7 +35,7 @@ from csload.config import Settings
 from csload.load.lookups import record_custom_vars
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.variables import custom_var_definitions
-from tests.sync.syncref import SIM_START, column_name, successful_runs
+from tests.support.syncref import SIM_START, column_name, successful_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "queries.md"

@@ -32,7 +32,7 @@ from csload.pipeline.report import RunStatus
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.outcomes import fail_run
 from csload.target import read_target_status
-from tests.sync.syncref import LEGACY_JOB, SESSIONS_JOB, SIM_START, VIEWS_JOB, run_of
+from tests.support.syncref import LEGACY_JOB, SESSIONS_JOB, SIM_START, VIEWS_JOB, run_of
 
 NOV_25 = date(2026, 11, 25)
 # In the module's world of 9 days, the daily runs of these days had expired at SIM_START.

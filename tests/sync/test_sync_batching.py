@@ -2,7 +2,7 @@
 together; a run that arrives later than the linger waits for the next batch; none is lost. The
 writer waits on events, not on a timer: it wakes when a run arrives or the linger ends.
 
-Each case runs on virtual time (tests/virtual_time.py): the arrivals, the linger and the
+Each case runs on virtual time (tests/support/virtual_time.py): the arrivals, the linger and the
 writer's work are timers on the loop's own clock, so the times asserted are the ones scheduled,
 whatever the machine's load, and no case sleeps for real."""
 
@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from csload.pipeline.batching import batches as _batches
-from tests.virtual_time import clock_jumps, run_on_virtual_time
+from tests.support.virtual_time import clock_jumps, run_on_virtual_time
 
 
 def gather(arrivals: list[float], size: int, linger: float,

@@ -22,8 +22,8 @@ from csload.errors import ConfigError
 from csload.pipeline.report import RunStatus, SyncEvent
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
-from tests.children import child_command, child_environ
-from tests.sync.syncref import (
+from tests.support.children import child_command, child_environ
+from tests.support.syncref import (
     LEGACY_JOB,
     SESSIONS_JOB,
     VIEWS_JOB,
@@ -37,7 +37,7 @@ from tests.sync.syncref import (
 )
 
 CLI = "from csload.cli import main; main()"
-CHILD = "tests.sync.sync_child"
+CHILD = "tests.support.sync_child"
 HOLDER = """
 import sys
 from pathlib import Path

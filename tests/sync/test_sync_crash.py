@@ -20,8 +20,8 @@ import csload
 from csload.config import Settings
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
-from tests.children import child_command, child_environ
-from tests.sync.syncref import (
+from tests.support.children import child_command, child_environ
+from tests.support.syncref import (
     assert_db_matches,
     assert_same_tables,
     default_tables,
@@ -30,7 +30,7 @@ from tests.sync.syncref import (
     table_names,
 )
 
-CHILD = "tests.sync.sync_child"
+CHILD = "tests.support.sync_child"
 
 
 def run_child(tmp_path: Path, env: dict[str, str], db: Path, stop: str) -> None:

@@ -15,7 +15,7 @@ import csload
 from csload.config import Settings
 from csload.pipeline.report import RunStatus
 from csload.simulator import SimConfig, Simulator
-from tests.sync.syncref import (
+from tests.support.syncref import (
     LEGACY_JOB,
     SESSIONS_JOB,
     SIM_START,

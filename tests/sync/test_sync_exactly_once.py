@@ -21,7 +21,7 @@ import csload
 from csload.config import Settings
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.rows import WIDENED
-from tests.sync.syncref import (
+from tests.support.syncref import (
     ALL_HARD,
     LEGACY_HARD,
     LEGACY_JOB,

@@ -19,7 +19,7 @@ from csload.config import Limits, Settings
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
-from tests.sync.syncref import (
+from tests.support.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,

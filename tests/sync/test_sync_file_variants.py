@@ -21,7 +21,7 @@ from csload.config import Settings
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.config import Variants
 from csload.simulator.rows import WIDENED
-from tests.sync.syncref import (
+from tests.support.syncref import (
     SESSIONS_JOB,
     SIM_START,
     VIEWS_JOB,

@@ -28,7 +28,7 @@ import csload
 from csload.config import Limits, Settings
 from csload.simulator import Simulator
 from csload.simulator.formats import csv_quote
-from tests.sync.syncref import (
+from tests.support.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,

@@ -15,7 +15,7 @@ import csload
 from csload.config import Settings
 from csload.errors import ConfigError, StoreError
 from csload.simulator import Simulator
-from tests.sync.syncref import SESSIONS_JOB, run_of
+from tests.support.syncref import SESSIONS_JOB, run_of
 
 
 def assert_untouched(simulator: Simulator, db_path: Path) -> None:

@@ -28,7 +28,7 @@ from csload.errors import ConfigError, StoreError
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from csload.target import Target
-from tests.sync.syncref import SESSIONS_JOB
+from tests.support.syncref import SESSIONS_JOB
 
 BACKFILL_FIELDS = ["session_id", "view_number", "view_time", "url:page_url"]
 

@@ -14,7 +14,7 @@ import csload
 from csload.config import Settings
 from csload.load.ledger import LEDGER_NAMES
 from csload.simulator import Simulator
-from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
+from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
 
 OLD = [f"_csload_{name}" for name in (*LEDGER_NAMES, "backfills")]
 

@@ -24,7 +24,7 @@ from csload.pipeline.report import SyncReport
 from csload.simulator import Simulator
 from csload.transfer.host import StorageHost
 from csload.transfer.staged import StagedPart, StagedRun
-from tests.sync.syncref import (
+from tests.support.syncref import (
     VIEWS_JOB,
     assert_rows_equal,
     create_job,

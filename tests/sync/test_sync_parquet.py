@@ -17,7 +17,7 @@ from click.testing import Result
 import csload
 from csload.config import Settings
 from csload.simulator import SimConfig, Simulator
-from tests.sync.syncref import (
+from tests.support.syncref import (
     VIEWS_HARD,
     assert_hard_cases,
     assert_rows_equal,

@@ -11,7 +11,7 @@ import duckdb
 import csload
 from csload.config import Settings
 from csload.simulator import Simulator
-from tests.sync.syncref import (
+from tests.support.syncref import (
     assert_db_matches,
     assert_rows_equal,
     create_job,

@@ -28,7 +28,7 @@ import csload
 from csload.config import Settings
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
-from tests.sync.syncref import LEGACY_JOB, SESSIONS_JOB, VIEWS_JOB, run_of
+from tests.support.syncref import LEGACY_JOB, SESSIONS_JOB, VIEWS_JOB, run_of
 
 # LOG_FORMAT (csload.cli.common): an ISO 8601 UTC time, the level, the logger, the message.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) "

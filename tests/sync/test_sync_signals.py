@@ -28,8 +28,8 @@ import csload
 from csload.config import Settings
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
-from tests.children import child_command, child_environ
-from tests.sync.syncref import (
+from tests.support.children import child_command, child_environ
+from tests.support.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -37,7 +37,7 @@ from tests.sync.syncref import (
     successful_runs,
 )
 
-CHILD = "tests.sync.sync_child"
+CHILD = "tests.support.sync_child"
 JOBS = (SESSIONS_JOB, VIEWS_JOB)
 
 

@@ -1,7 +1,7 @@
 """Idle download connections fetch the end of slow downloads (csload.transfer.ranges), over real
 HTTP from the simulator with its bandwidth cap: the tables still equal the truth, the in-flight
 cap holds, and a piece that fails, or a storage host that ignores ranges, costs a retry only.
-An idle helper waits on events, not on a timer (on virtual time, tests/virtual_time.py).
+An idle helper waits on events, not on a timer (on virtual time, tests/support/virtual_time.py).
 
 The split thresholds are lowered (the test world's parts are tens of KB, not MB).
 """
@@ -22,8 +22,8 @@ from csload.simulator import Simulator
 from csload.transfer import ranges
 from csload.transfer.ranges import PartDownload, Piece, Splitter
 from csload.transfer.slots import OrderedSlots
-from tests.sync.syncref import assert_db_matches, expected_tables, successful_runs
-from tests.virtual_time import clock_jumps, run_on_virtual_time
+from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
+from tests.support.virtual_time import clock_jumps, run_on_virtual_time
 
 CONCURRENCY = 3
 

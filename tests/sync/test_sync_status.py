@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 
 from csload.simulator import SimConfig, Simulator
-from tests.sync.syncref import (
+from tests.support.syncref import (
     LEGACY_JOB,
     SESSIONS_JOB,
     SIM_START,

@@ -23,8 +23,8 @@ from csload.config import Limits, load_settings
 from csload.errors import ConfigError, StoreLockedError
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
-from tests.children import child_command, child_environ
-from tests.sync.syncref import (
+from tests.support.children import child_command, child_environ
+from tests.support.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
     assert_db_matches,
@@ -32,7 +32,7 @@ from tests.sync.syncref import (
     successful_runs,
 )
 
-CHILD = "tests.sync.sync_child"
+CHILD = "tests.support.sync_child"
 JOBS = (SESSIONS_JOB, VIEWS_JOB)
 JOB_ARGS = [arg for job in JOBS for arg in ("--job", str(job))]
 

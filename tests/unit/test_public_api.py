@@ -20,8 +20,8 @@ import csload
 import csload.errors
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, Simulator
-from tests.simenv import sim_settings
-from tests.sync.syncref import successful_runs
+from tests.support.simenv import sim_settings
+from tests.support.syncref import successful_runs
 
 EXPECTED = {
     # settings

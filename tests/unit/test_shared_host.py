@@ -31,7 +31,7 @@ from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 
 if TYPE_CHECKING:
-    from tests.s3server import S3Server
+    from tests.support.s3server import S3Server
 
 OTHER_UID = 4242   # no such user: "someone else"
 SESSIONS_JOB = 1120

@@ -34,7 +34,7 @@ import pytest
 from csload.config import Limits, RetryPolicy
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.formats import NULL, csv_quote
-from tests.sync.syncref import (
+from tests.support.syncref import (
     SIM_START,
     assert_db_matches,
     expected_tables,

@@ -23,14 +23,14 @@ import duckdb
 
 from csload.pipeline.sync import staging_dir
 from csload.simulator import Simulator
-from tests.reliability.lakekit import (
+from tests.support.lakekit import (
     assert_lake_tidy,
     compare_lake,
     downloads_dir,
     lake_run_message,
     lake_runs,
 )
-from tests.reliability.relkit import Accounting, compare
+from tests.support.relkit import Accounting, compare
 
 TARGETS = ("duckdb", "parquet")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from csload.lake import ParquetStore
 from csload.lake.fs import LakeFS
 from csload.lake.manifest import Manifest
-from tests.lake.crashdata import batch
+from tests.support.lake_crash_data import batch
 
 ROOT, OPTIONS, FOLDER, MOMENT = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), \
     sys.argv[4]

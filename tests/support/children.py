@@ -1,4 +1,4 @@
-"""Starting a test helper as a process of its own: `python -m tests.<folder>.<module>`.
+"""Starting a test helper as a process of its own: `python -m tests.support.<module>`.
 
 The helpers are modules of the `tests` package, imported as such (never through sys.path), so
 a child runs with the repository root on PYTHONPATH; its working folder stays the test's own.
@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def child_command(module: str, *args: str) -> list[str]:
-    """The command that runs `module` (e.g. "tests.sync.sync_child") with `args`."""
+    """The command that runs `module` (e.g. "tests.support.sync_child") with `args`."""
     return [sys.executable, "-m", module, *args]
 
 

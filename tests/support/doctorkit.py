@@ -1,4 +1,4 @@
-"""Shared values of the doctor tests (importable by name: `from doctorkit import ...`)."""
+"""Shared values of the doctor tests."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from csload.api.models import Job
 from csload.transfer.staged import StagedPart, StagedRun
-from tests.load.partgen import Writer, job, run
+from tests.support.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
 FIELDS = ["session_id", "view_number", "view_time", "url", "errors.message"]

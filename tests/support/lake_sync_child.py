@@ -1,9 +1,9 @@
 """Run by test_rel_crash_parquet in a subprocess: `csload sync --parquet ROOT`, stopped at a
 chosen point.
 
-    python -m tests.reliability.lake_sync_child sync --parquet ROOT [csload arguments]
+    python -m tests.support.lake_sync_child sync --parquet ROOT [csload arguments]
 
-CSLOAD_TEST_STOP, CSLOAD_TEST_ACTION and CSLOAD_TEST_COUNTS work as in tests/sync/sync_child.py,
+CSLOAD_TEST_STOP, CSLOAD_TEST_ACTION and CSLOAD_TEST_COUNTS work as in tests/support/sync_child.py,
 whose seams are all here (it is imported, so its patches apply): the download seams
 (`download`, `part-verified`, `staged`), the writer's (`store-apply`, `discard`), and the load
 seams, which for a lake fire inside its in-memory work database (`insert`, `apply`,
@@ -31,7 +31,7 @@ from csload.cli import main
 from csload.lake import store, work
 
 # Importing sync_child patches its seams (download, writer, load) on csload.
-from tests.sync.sync_child import _flag, _flagged, reached
+from tests.support.sync_child import _flag, _flagged, reached
 
 _read_partitions = work.LakeReads.read_partitions
 _write_table = store.ParquetStore._write_table

@@ -40,8 +40,8 @@ from csload.lake.manifest import (
 )
 from csload.load.sqltext import sql_str
 from csload.target import Target
-from tests.reliability.relkit import Accounting
-from tests.sync.syncref import assert_rows_equal, expected_tables
+from tests.support.relkit import Accounting
+from tests.support.syncref import assert_rows_equal, expected_tables
 
 Row = dict[str, Any]
 Expected = Mapping[str, tuple[set[str], list[Row]]]

@@ -1,5 +1,5 @@
-"""Helpers of the lake tests: a lake, local or on the moto S3 server (tests/s3server.py), read
-back two ways.
+"""Helpers of the lake tests: a lake, local or on the moto S3 server
+(tests/support/s3server.py), read back two ways.
 
 `Lake.connect()` reads through the manifest (csload.lake.connect_lake); `Lake.listed(table)`
 reads every Parquet file found by listing the table's folders, as DuckDB's
@@ -23,7 +23,7 @@ from csload.lake import ParquetStore, connect_lake, read_lake_status
 from csload.lake.fs import LakeFS
 from csload.load.sqltext import sql_str
 from csload.load.status import StoreStatus
-from tests.s3server import BUCKET, S3Server
+from tests.support.s3server import BUCKET, S3Server
 
 
 @dataclass

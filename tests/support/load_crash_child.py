@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from csload.load.duckdb import DuckDBStore
-from tests.load.crash_data import batch
+from tests.support.load_crash_data import batch
 
 MOMENT = sys.argv[3]
 

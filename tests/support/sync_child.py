@@ -1,8 +1,8 @@
 """Run by the sync tests in a subprocess: the real `csload` command, stopped at a chosen point.
 
-    python -m tests.sync.sync_child sync --db ... [csload arguments]
+    python -m tests.support.sync_child sync --db ... [csload arguments]
 
-(with the repository root on PYTHONPATH: tests.children.child_command and child_environ).
+(with the repository root on PYTHONPATH: tests.support.children.child_command and child_environ).
 
 CSLOAD_TEST_STOP = "<point>:<n>" picks the n-th time (from 1) the sync reaches <point>:
 
