@@ -64,31 +64,10 @@ def _batch_linger(seconds: str) -> None:
     defaults["batch_linger"] = float(seconds)
 
 
-def _no_range_split() -> None:
-    """No idle download slot splits a running download (csload.transfer.ranges.Splitter):
-    its helpers end at once, and no stream is registered."""
-    from csload.transfer import ranges
-
-    _require(ranges.Splitter, "help")
-    original = ranges.Splitter.__init__
-
-    def init(self: Any) -> None:
-        original(self)
-        self.enabled = False
-
-    async def no_help(self: Any, slots: Any, fetch: Any) -> None:
-        return None
-
-    ranges.Splitter.__init__ = init  # type: ignore[method-assign]
-    ranges.Splitter.help = no_help  # type: ignore[method-assign]
-
-
 def _verify_while_downloading() -> None:
     """Inflate every part while it downloads, as before the skip-inflate path
     (csload.transfer.stage passes `verify_gzip=redo is not None`: the first download is only
-    length-checked, the load finds a damaged stream and Redo downloads it again, verified).
-    Verified downloads are not split (csload.transfer.ranges), so on a slow network this also
-    turns range splitting off."""
+    length-checked, the load finds a damaged stream and Redo downloads it again, verified)."""
     from csload.transfer.host import StorageHost
 
     original = StorageHost.download_part
@@ -103,7 +82,6 @@ def _verify_while_downloading() -> None:
 SWITCHES: dict[str, Callable[[], None]] = {
     "no-open-overlap": _no_open_overlap,
     "no-gc-freeze": _no_gc_freeze,
-    "no-range-split": _no_range_split,
     "verify-while-downloading": _verify_while_downloading,
 }
 SWITCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {

@@ -61,7 +61,6 @@ from csload.pipeline.report import (
 )
 from csload.target import DEFAULT_DB as DEFAULT_DB
 from csload.target import Store, Target
-from csload.transfer.ranges import Splitter
 from csload.transfer.slots import OrderedSlots
 from csload.transfer.staged import StagedRun
 
@@ -257,13 +256,11 @@ async def _load(
     report: SyncReport,
     on_event: EventSink,
 ) -> None:
-    from csload.transfer.host import StorageHost
     from csload.transfer.stage import Redo, stage_run
 
     limits = settings.limits
     # Parts download in plan order: the first runs finish first and load while others download.
     download_slots = OrderedSlots(limits.download_concurrency)
-    splitter = Splitter()
     # One table after the other (oldest run first within a table; the store's result does not
     # depend on the order): a batch holds one table's runs, so the first table loads while the
     # next one downloads, with no more statements than one mixed batch would need. (Pageview
@@ -286,7 +283,7 @@ async def _load(
         try:
             staged = await stage_run(client, job, run, staging, table, download_slots,
                                      partial(part_done, job, run), priority=priority,
-                                     redo=redo, splitter=splitter)
+                                     redo=redo)
             return _Ready(job, run, table, staged=staged)
         except RunExpired as exc:
             return _Ready(job, run, table, error=exc, expired=True)
@@ -343,17 +340,10 @@ async def _load(
             committed(more)
 
     async def produce() -> None:
-        async with send, anyio.create_task_group() as helping:
-            # A slot that no part waits for helps the earliest download (csload.transfer.ranges):
-            # on a slow network the last parts no longer finish alone.
-            fetch_piece = StorageHost(client).fetch_piece
-            for _ in range(limits.download_concurrency - 1):
-                helping.start_soon(splitter.help, download_slots, fetch_piece)
-            async with anyio.create_task_group() as group:
-                for index, (job, run) in enumerate(plan):
-                    await slots.acquire()
-                    group.start_soon(stage, index, job, run)
-            helping.cancel_scope.cancel()
+        async with send, anyio.create_task_group() as group:
+            for index, (job, run) in enumerate(plan):
+                await slots.acquire()
+                group.start_soon(stage, index, job, run)
 
     async def consume() -> None:
         async with receive:

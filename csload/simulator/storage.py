@@ -222,8 +222,8 @@ async def _serve_part(sim: Simulator, request: web.Request,
     status, headers = 200, {}
     wanted = request.headers.get("Range")
     if wanted is not None and not sim.config.variants.storage_ignores_ranges:
-        # Any other byte range, as S3 serves it: the end of a slow download, fetched by an
-        # idle connection (csload.transfer.ranges).
+        # Any other byte range, as S3 serves it (csload doctor reads a part's first bytes;
+        # other clients may fetch any range).
         span = _byte_range(wanted, len(body))
         if span is None:
             return s3_error(416, "InvalidRange", "The requested range is not satisfiable",
@@ -261,8 +261,8 @@ async def _serve_part(sim: Simulator, request: web.Request,
         try:
             await response.write(piece)
         except ConnectionResetError:
-            # The client stopped reading (csload stops a download at the byte where an idle
-            # connection takes over the rest with a Range request).
+            # The client stopped reading (a sync cut short, a client that read what it
+            # needed): the response ends here.
             return response
         sent += len(piece)
         sim.stats.add("storage_bytes_sent", len(piece))

@@ -5,7 +5,6 @@
     host       StorageHost: the storage host, through the API client's pool, never its token
     storage    one part's download: streamed, retried, capped, verified (the module's rules)
     guard      the caps on one download: bytes of a part, the minimum rate
-    ranges     idle download slots fetching the end of a slow part (Range requests)
     gzipcheck  a gzip stream verified while it streams
     slots      download slots taken in plan order
     staged     StagedRun, StagedPart: the hand-off to the load stage; the parts cap

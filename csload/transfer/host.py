@@ -2,7 +2,6 @@
 
     host = StorageHost(client)           # an open ExportClient
     await host.download_part(part, dest, *, job_id, run_id) -> DownloadResult
-    await host.fetch_piece(piece, splitter)        # a Range piece (csload.transfer.ranges)
     await host.probe_part(part) -> PartProbe       # size, and whether it still exists
 
 It shares the API client's connection pool, limits, retry policy, proxies and https rule, never
@@ -17,14 +16,7 @@ from pathlib import Path
 
 from csload.api.client import ExportClient
 from csload.api.models import Part
-from csload.transfer.ranges import Piece, Splitter
-from csload.transfer.storage import (
-    DownloadResult,
-    PartProbe,
-    download_part,
-    fetch_piece,
-    probe_part,
-)
+from csload.transfer.storage import DownloadResult, PartProbe, download_part, probe_part
 
 
 class StorageHost:
@@ -33,13 +25,12 @@ class StorageHost:
 
     async def download_part(
         self, part: Part, dest: Path, *, job_id: int, run_id: int, verify_gzip: bool = True,
-        attempts: int | None = None, splitter: Splitter | None = None,
+        attempts: int | None = None,
     ) -> DownloadResult:
         """Stream one part to `dest` (verified, whole or absent).
 
         `verify_gzip=False` skips inflating the gzip stream (for a caller whose reader checks
-        it); `attempts` replaces the retry policy's `max_attempts` for this part; with a
-        `splitter`, idle download slots may fetch its end (csload.transfer.ranges).
+        it); `attempts` replaces the retry policy's `max_attempts` for this part.
         """
         client = self._client
         retry = client.settings.retry
@@ -49,15 +40,9 @@ class StorageHost:
             client.session, part.url, Path(dest),
             job_id=job_id, run_id=run_id, part_id=part.part_id,
             limits=client.settings.limits, retry=retry, sleep=client.sleep,
-            verify_gzip=verify_gzip, splitter=splitter, proxies=client.proxies,
+            verify_gzip=verify_gzip, proxies=client.proxies,
             loopback_http=client.loopback_http,
         )
-
-    async def fetch_piece(self, piece: Piece, splitter: Splitter) -> None:
-        """Fetch a piece split off a download, as an idle download slot does."""
-        client = self._client
-        await fetch_piece(client.session, piece, splitter, limits=client.settings.limits,
-                          proxies=client.proxies, loopback_http=client.loopback_http)
 
     async def probe_part(self, part: Part) -> PartProbe:
         """The part's size, and whether storage still has it (for `sync --dry-run`)."""

@@ -39,7 +39,6 @@ from csload.errors import (
     part_label,
 )
 from csload.transfer.host import StorageHost
-from csload.transfer.ranges import Splitter
 from csload.transfer.slots import OrderedSlots
 from csload.transfer.staged import StagedPart, StagedRun, check_run_parts
 
@@ -100,14 +99,12 @@ async def stage_run(
     on_part: Callable[[int], None] = lambda _bytes: None,
     priority: int = 0,
     redo: Redo | None = None,
-    splitter: Splitter | None = None,
 ) -> StagedRun:
     """Download all parts of `run` into `staging`; raise PartError or RunExpired on failure.
 
     Its parts take download slots by (`priority`, part id): lower first. With `redo`, only
     its parts are downloaded (again, over its staged files, gzip verified while streaming);
-    the run's other parts stay as staged. With a `splitter`, idle download slots may fetch
-    the end of a part (csload.transfer.ranges).
+    the run's other parts stay as staged.
 
     On failure the run's staging folder is removed: a run is staged whole or not at all.
     """
@@ -157,8 +154,7 @@ async def stage_run(
                             # verifying every part while it downloads made a 1 M-row sync
                             # 1.38x DuckDB's own load against 1.16x, one run of each.
                             verify_gzip=redo is not None,
-                            attempts=None if redo is None else redo.attempts,
-                            splitter=splitter)
+                            attempts=None if redo is None else redo.attempts)
                     except PartUrlExpired:
                         if refreshes == URL_REFRESHES:
                             raise

@@ -20,8 +20,9 @@
   loopback address, and only when the caller says so (`loopback_http`: the client's auth URL
   is a loopback address, the simulator). A URL that cannot be parsed (a port out of range)
   fails the part with one line that does not show it: it holds the signature.
-- Every request (GET, ranged GET, the size probe, each redirect) goes through the proxy the
-  environment names for its URL (`proxies`, csload.api.proxy), or direct.
+- Every request (GET, the size probe, each redirect, and doctor's ranged sample GET, which
+  uses `get_following_redirects`) goes through the proxy the environment names for its URL
+  (`proxies`, csload.api.proxy), or direct.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -59,7 +59,6 @@ from csload.errors import (
 from csload.redact import redact_url, require_secure_url
 from csload.transfer.guard import DownloadGuard
 from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
-from csload.transfer.ranges import PartDownload, Piece, Splitter, Stream
 
 if TYPE_CHECKING:
     from csload.config import Limits, RetryPolicy
@@ -151,7 +150,6 @@ async def download_part(
     retry: RetryPolicy,
     sleep: Sleep = anyio.sleep,
     verify_gzip: bool = True,
-    splitter: Splitter | None = None,
     proxies: Proxies | None = None,
     loopback_http: bool = True,
 ) -> DownloadResult:
@@ -165,7 +163,7 @@ async def download_part(
         for attempt in range(1, retry.max_attempts + 1):
             try:
                 is_gzip, received = await _attempt(session, url, temp, client_timeout, limits,
-                                                   label, ids, splitter, proxies, loopback_http)
+                                                   label, ids, proxies, loopback_http)
             except _Retry as failure:
                 if attempt >= retry.max_attempts:
                     raise failure.error from None
@@ -240,50 +238,27 @@ async def _attempt(
     limits: Limits,
     label: str,
     ids: dict[str, int | None],
-    splitter: Splitter | None = None,
     proxies: Proxies | None = None,
     loopback_http: bool = True,
 ) -> tuple[bool, int]:
     """One GET of the part; (whether it is gzip, bytes received)."""
-    stream: Stream | None = None
     expected: int | None = None
-    # Pieces split off (csload.transfer.ranges) lie within the length checked here against the cap.
     guard = DownloadGuard(limits, label, ids)
     try:
-        try:
-            requested_at = anyio.current_time()
-            with guard.scope:
-                async with get_following_redirects(session, url, f"the URL of {label}", proxies,
-                                                   loopback_http=loopback_http,
-                                                   timeout=client_timeout,
-                                                   auto_decompress=False) as response:
-                    status = response.status
-                    if status != 200:
-                        _raise_for_status(status, response.headers, label, ids)
-                    expected = response.content_length
-                    guard.announced(expected)
-                    await _on_disk(temp, temp.open, ids)
-                    if splitter is not None and expected and not temp.verifying:
-                        stream = splitter.open(
-                            PartDownload(url, temp.path, expected, label, ids),
-                            0, expected, requested_at)
-                    chunks = guard.watch(response.content.iter_chunked(limits.chunk_size))
-                    if stream is None:
-                        async for chunk in chunks:
-                            await _on_disk(temp, temp.write, ids, chunk)
-                    else:
-                        # Written in order: the offset is where the file already ends.
-                        await stream.take(chunks, lambda data, _offset: _on_disk(
-                            temp, temp.write, ids, data))
-            guard.check()
-            if stream is not None:
-                stream.close()
-                await stream.download.wait_pieces()
-        except BaseException:
-            if stream is not None:
-                stream.close()
-                await stream.download.abandon()
-            raise
+        with guard.scope:
+            async with get_following_redirects(session, url, f"the URL of {label}", proxies,
+                                               loopback_http=loopback_http,
+                                               timeout=client_timeout,
+                                               auto_decompress=False) as response:
+                status = response.status
+                if status != 200:
+                    _raise_for_status(status, response.headers, label, ids)
+                expected = response.content_length
+                guard.announced(expected)
+                await _on_disk(temp, temp.open, ids)
+                async for chunk in guard.watch(response.content.iter_chunked(limits.chunk_size)):
+                    await _on_disk(temp, temp.write, ids, chunk)
+        guard.check()
     except aiohttp.ClientPayloadError:
         raise _Retry(IncompleteDownload(
             f"{label}: the connection broke before the whole part arrived "
@@ -297,9 +272,7 @@ async def _attempt(
         raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
     except StorageTooSlow as exc:
         raise _Retry(exc) from None
-    # With pieces, the stream wrote [0, its stop) and each piece the rest, checked by each.
-    received = (temp.written if stream is None
-                else temp.written + stream.download.size - stream.stop)
+    received = temp.written
     if expected is not None and received != expected:
         raise _Retry(IncompleteDownload(
             f"{label}: received {received} bytes, Content-Length announced {expected}",
@@ -308,93 +281,6 @@ async def _attempt(
         return await _on_disk(temp, temp.commit, ids), received
     except CorruptStream as exc:
         raise _Retry(IncompleteDownload(f"{label}: {exc}", **ids)) from None
-
-
-async def fetch_piece(session: aiohttp.ClientSession, piece: Piece, splitter: Splitter, *,
-                      limits: Limits, proxies: Proxies | None = None,
-                      loopback_http: bool = True) -> None:
-    """GET bytes [first, end) of a part (a Range request) into its staging file at their
-    offset, for a helper (csload.transfer.ranges); the piece may itself be split. Raises what
-    fails the part's attempt: _Retry, or a 403/404's error."""
-    download = piece.download
-    label, ids = download.label, download.ids
-    timeout = _storage_timeout(limits)
-    span = f"bytes {piece.first}-{piece.end - 1}"
-    stream: Stream | None = None
-    # Storage's minimum rate. The byte cap holds without a count: a piece ends within the
-    # part's announced length, which its first GET checked, and the stream drops bytes past it.
-    guard = DownloadGuard(limits, label, ids)
-    try:
-        requested_at = anyio.current_time()
-        with guard.scope:
-            async with get_following_redirects(
-                    session, download.url, f"the URL of {label}", proxies,
-                    loopback_http=loopback_http, timeout=timeout,
-                    headers={"Range": f"bytes={piece.first}-{piece.end - 1}"},
-                    auto_decompress=False) as response:
-                if response.status == 200:
-                    splitter.disable()
-                    raise _Retry(DownloadError(f"{label}: storage ignored a Range request "
-                                               "(parts are downloaded whole from now on)", **ids))
-                if response.status in (403, 404, 410):
-                    _raise_for_status(response.status, response.headers, label, ids)
-                if response.status != 206:
-                    # Whatever else storage says (a 5xx, a 416 for an object that changed), the
-                    # part is downloaded again whole.
-                    raise _Retry(DownloadError(
-                        f"{label}: storage answered HTTP {response.status} for {span}", **ids),
-                        parse_retry_after(response.headers.get("Retry-After")))
-                sent = response.headers.get("Content-Range", "").partition("/")[0]
-                if sent != span:
-                    raise _Retry(DownloadError(
-                        f"{label}: storage sent {sent or 'no Content-Range'} for {span}", **ids))
-                stream = splitter.open(download, piece.first, piece.end, requested_at)
-                with _RangeWriter(download.path, ids) as out:
-                    await stream.take(guard.watch(response.content.iter_chunked(
-                        limits.chunk_size)), lambda data, offset: anyio.to_thread.run_sync(
-                            out.write, data, offset))
-        guard.check()
-    except aiohttp.ClientPayloadError:
-        raise _Retry(IncompleteDownload(
-            f"{label}: the connection broke before the whole of {span} arrived", **ids)
-            ) from None
-    except transport.TRANSPORT_ERRORS as exc:
-        raise _Retry(DownloadError(f"{label}: {transport.describe(exc)}", **ids)) from None
-    except StorageTooSlow as exc:
-        raise _Retry(exc) from None
-    finally:
-        if stream is not None:
-            stream.close()
-    assert stream is not None   # else the guard's scope cut the GET, and check() raised
-    if stream.pos < stream.stop:
-        raise _Retry(IncompleteDownload(f"{label}: {span} ended at byte {stream.pos}", **ids))
-
-
-class _RangeWriter:
-    """Writes at offsets of an existing staging file (blocking: call write in a thread)."""
-
-    def __init__(self, path: Path, ids: dict[str, int | None]) -> None:
-        self.path, self.ids = path, ids
-        self.fd = -1
-
-    def __enter__(self) -> _RangeWriter:
-        self.fd = self._io(lambda: os.open(self.path, os.O_WRONLY))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-    def write(self, data: bytes, offset: int) -> None:
-        view = memoryview(data)
-        while view:
-            done = self._io(partial(os.pwrite, self.fd, view, offset))
-            view, offset = view[done:], offset + done
-
-    def _io(self, call: Callable[[], int]) -> int:
-        try:
-            return call()
-        except OSError as exc:
-            raise _staging_error(self.path, self.ids, exc) from None
 
 
 async def _on_disk(

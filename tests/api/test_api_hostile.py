@@ -48,7 +48,6 @@ from csload.errors import ApiError, ApiUnavailable, InsecureUrlError
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
 from csload.transfer.host import StorageHost
-from csload.transfer.ranges import PartDownload
 from tests.support.api_fakes import FakeSleep, dribbling_host
 from tests.support.proxy import ForwardingProxy, serve_tls, tls_pair
 
@@ -396,9 +395,9 @@ def test_hostile_bad_port_in_part_urls_fails_the_runs_in_one_line(
 # -- reprs ------------------------------------------------------------------------------------
 
 
-@pytest.mark.hostile("repr() of settings, tokens, targets, parts and downloads",
+@pytest.mark.hostile("repr() of settings, tokens, targets and parts",
                      "no secret, no S3 key, no URL signature")
-def test_hostile_reprs_hold_no_secret_and_no_signature(tmp_path: Path) -> None:
+def test_hostile_reprs_hold_no_secret_and_no_signature() -> None:
     signed = "https://bucket.example.test/p/part-1.gz?X-Amz-Signature=s1gn4tur3deadbeef"
     s3 = {"endpoint_url": "https://s3.example.test", "region": "eu-west-1",
           "access_key_id": "AKIAHOSTILEKEY", "secret_access_key": "s3-secret-key-hostile",
@@ -406,8 +405,6 @@ def test_hostile_reprs_hold_no_secret_and_no_signature(tmp_path: Path) -> None:
     objects: list[object] = [
         Settings(client_id="c", client_secret=SECRET, lake=s3),
         Target.of(db=None, parquet="s3://lake/prefix", storage_options=s3),
-        PartDownload(signed, tmp_path / "p", 10, "job 1, run 2, part 1",
-                     {"job_id": 1, "run_id": 2, "part_id": 1}),
         Part(part_id=1, url=signed),
         Token(access_token=ACCESS_TOKEN, endpoint="https://api.example.test", lifetime=60.0,
               obtained_at=0.0),

@@ -13,7 +13,6 @@ part, a raw asyncio server that dribbles bytes, or `FakeStorage` (tests/support/
     a storage host trickling a part           cut at the end of a [limits] min_rate_window with
                                               fewer than min_download_rate bytes/s; retried,
                                               then its run fails alone; exit 3
-    a trickling Range request (ranges.py)     the piece is cut the same way (the part retried)
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from csload.config import Limits, RetryPolicy, Settings, load_settings
 from csload.errors import ConfigError, PartTooLarge, StorageTooSlow
 from csload.simulator import ServerHandle, Simulator
 from csload.transfer.host import StorageHost
-from csload.transfer.ranges import PartDownload, Piece, Splitter
 from tests.support.api_fakes import FakeSleep, FakeStorage, dribbling_host
 from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
 
@@ -345,46 +343,6 @@ def test_hostile_trickling_part_fails_its_run_alone(
     assert "below [limits] min_download_rate (1024 bytes/s)" in failed[bad]
     assert front.trickled == 2
     assert_others_exact(tmp_path, simulator, {bad})
-
-
-@pytest.mark.hostile("a storage host trickling a Range request (an idle slot's piece)",
-                     "the piece is cut at the minimum rate; the part's attempt is retried")
-async def test_hostile_trickling_range_request_is_cut(
-    storage: FakeStorage, sleeper: FakeSleep, tmp_path: Path
-) -> None:
-    """The end of a part, fetched by an idle connection (csload.transfer.ranges), trickles: the
-    piece fails the part's attempt, which download_part retries whole. (Its bytes never pass
-    the cap: a piece ends within the announced length the part's own GET checked.)"""
-    size = 1024 * KiB
-    pieces_asked: list[str] = []
-
-    async def trickle_range(request: web.Request) -> web.StreamResponse:
-        span = request.headers["Range"].removeprefix("bytes=")
-        pieces_asked.append(span)
-        first, last = (int(x) for x in span.split("-"))
-        response = web.StreamResponse(status=206, headers={
-            "Content-Range": f"bytes {first}-{last}/{size}"})
-        response.content_length = last - first + 1
-        await response.prepare(request)
-        with contextlib.suppress(ConnectionError):
-            for _ in range(last - first + 1):
-                await response.write(b"\0")
-                await asyncio.sleep(0.05)
-        return response
-
-    url = storage.serve("/bucket/part-00001.csv.gz", trickle_range)
-    path = tmp_path / "part-00001.csv.gz"
-    path.write_bytes(bytes(size))
-    download = PartDownload(url, path, size, "job 7, run 8, part 1",
-                            {"job_id": 7, "run_id": 8, "part_id": 1})
-    piece = Piece(download, size // 2, size)
-    settings = settings_for(storage, min_download_rate=KiB, min_rate_window=WINDOW)
-    with anyio.fail_after(60):
-        async with ExportClient(settings, sleep=sleeper) as client:
-            with pytest.raises(Exception, match="min_download_rate") as raised:
-                await StorageHost(client).fetch_piece(piece, Splitter())
-    assert str(raised.value).startswith("job 7, run 8, part 1: storage sent "), raised.value
-    assert pieces_asked == [f"{size // 2}-{size - 1}"]
 
 
 # -- the settings -----------------------------------------------------------------------------

@@ -49,7 +49,6 @@ EXPECTED = {
 # and turned into an error of the tree (or, for the CLI, an exit) where it is raised.
 INTERNAL_EXCEPTIONS = {
     "csload.transfer.gzipcheck.CorruptStream": "becomes IncompleteDownload",
-    "csload.transfer.ranges.PieceAbandoned": "stops a helper's piece of a failed part",
     "csload.api.transport.CallTimedOut": "a TimeoutError, retried or turned into ApiUnavailable",
     "csload.cli.interrupt.Interrupted": "the CLI's exit on a signal",
     "csload.doctor.textscan.NotCsv": "a doctor finding, reported as a check's result",
