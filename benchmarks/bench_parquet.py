@@ -19,10 +19,11 @@ them. Generation is outside every timed section. Then, timed:
    `COPY (SELECT ..., CAST(<date field> AS DATE) AS date FROM read_csv/read_json(...))
    TO 'ROOT2/<table>' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880,
    PARTITION_BY (date), ...)`: the options csload's lake uses (imported from
-   csload.lake.store), hence the same layout `ROOT/<table>/date=YYYY-MM-DD/*.parquet`.
+   csload.lake.publish), hence the same layout `ROOT/<table>/date=YYYY-MM-DD/*.parquet`.
    What the baseline does not do: the lineage columns (`_job_id`, `_run_id`, `_date`,
-   `_loaded_at`: csload writes 4 more columns per row), the ledger and manifest, the
-   in-memory work table csload copies from, the key/window rules, fsync and the folder swaps.
+   `_loaded_at`: csload writes 4 more columns per row), the type casts for Delta (UBIGINT as
+   DECIMAL(20,0), UTC timestamps), the ledger, the Delta commits, the in-memory work table
+   csload copies from, the key/window rules and fsync.
    Its `date` is the date field's date (csload falls back to the run window's first day when
    it is NULL; the simulator never leaves it NULL, and the per-day counts are compared).
    Its memory is DuckDB's default (80% of RAM; csload caps its work database at 256 MB):
@@ -101,7 +102,8 @@ def baseline_plan(args: argparse.Namespace) -> None:
     CREATE TABLE AS; written to the plan file `--out` for duckdb_load.py. Each table's folder
     is relative: the baseline process runs in the round's output folder, so one plan serves
     every round."""
-    from csload.lake.store import _PARQUET_OPTIONS, PARTITION_COLUMN
+    from csload.lake.layout import PARTITION_COLUMN
+    from csload.lake.publish import PARQUET_OPTIONS
     from csload.load.sqltext import quote_ident, sql_str
 
     statements = []
@@ -110,7 +112,7 @@ def baseline_plan(args: argparse.Namespace) -> None:
         date_expr = f"CAST(f.{quote_ident(date_col.source)} AS DATE)"
         statements.append((sel.scope, f"COPY (SELECT {sel.values}, {date_expr} AS "
                                       f"{quote_ident(PARTITION_COLUMN)} FROM {sel.source}) "
-                                      f"TO {sql_str(sel.scope)} ({_PARQUET_OPTIONS}, "
+                                      f"TO {sql_str(sel.scope)} ({PARQUET_OPTIONS}, "
                                       "FILENAME_PATTERN 'part-{i}')"))
     bench_sync.write_plan(args, statements)
 
@@ -130,7 +132,7 @@ def instrumented_sync(args: argparse.Namespace) -> None:
     wrap = recorder.wrap
     work, parquet, store = lake_work.LakeReads, lake_store.ParquetStore, store_module.DuckDBStore
     wrap(lake_store, "recover", "open: recover")
-    wrap(parquet, "_open_work", "open/reset: work db + ledger import", static=True)
+    wrap(lake_store, "open_work", "open/reset: work db + ledger import")
     wrap(store, "_insert_group", "  insert (read_csv/read_json)")
     wrap(store_module, "inspect_part", "  inspect part (header)")
     wrap(work, "read_affected", "  lake: read affected partitions")
@@ -141,13 +143,12 @@ def instrumented_sync(args: argparse.Namespace) -> None:
     wrap(store, "_run_counts", "  run counts")
     wrap(store, "_commit", "  commit (work db)")
     wrap(parquet, "_publish", "  publish (whole)")
-    wrap(parquet, "_write_table", "    COPY table TO parquet + stats")
+    wrap(parquet, "_write_files", "    COPY table TO parquet (new files)")
+    wrap(parquet, "_commit_table", "    Delta commit of the table")
     wrap(lake_store, "export_ledger", "    ledger snapshot")
-    wrap(lake_store, "sync_tree", "    fsync staged files")
-    wrap(parquet, "_commit_version", "    manifest (commit point)")
+    wrap(parquet, "_commit_ledger", "    Delta commit of the ledger (commit point)")
     wrap(parquet, "_reset_tables", "    reset work tables")
-    wrap(lake_store, "finish_swaps", "    swap partitions in")
-    wrap(lake_store, "cleanup", "    cleanup old versions")
+    wrap(parquet, "_housekeeping", "close: vacuum")
     wrap(parquet, "close", "close")
     say(bench_sync.run_instrumented(recorder, parquet=args.out))
 
@@ -182,7 +183,7 @@ def lake_sync(root: Path, server: Server, patches: list[str], cwd: Path
 
 
 def csload_counts(root: Path) -> dict[str, dict[str, int]]:
-    """Rows per table and day of csload's lake, read through its manifest."""
+    """Rows per table and day of csload's lake, read through csload (its ledger's versions)."""
     import csload
 
     con = csload.connect(parquet=str(root))
@@ -227,7 +228,7 @@ def duplicate_keys(root: Path) -> dict[str, int]:
 
 
 def lake_mb(root: Path) -> float:
-    """Size of the tables' Parquet files (csload's `_csload/` ledger and manifest excluded)."""
+    """Size of the tables' Parquet files (csload's `_csload/` ledger excluded)."""
     return round(sum(f.stat().st_size for t in TABLES for f in (root / t).rglob("*.parquet"))
                  / 1e6, 1)
 

@@ -23,6 +23,7 @@
     ├── RunExpired                   storage no longer serves the run's files: backfill its days
     └── StoreError                   the target database or lake cannot be used
         └── StoreLockedError         another csload process holds the target
+            └── LakeConflict         another process committed to the lake during this batch
 
 Messages name the job, run and part (and line) where they apply, and never contain a secret,
 a token or a URL signature: build messages from `csload.redact` helpers only.
@@ -218,6 +219,11 @@ class StoreLockedError(StoreError):
         super().__init__(message)
         self.holder = holder if holder is not None else message
         self.pid = pid
+
+
+class LakeConflict(StoreLockedError):
+    """Another process committed to a table of the lake while this sync was writing it (the
+    Delta log's optimistic concurrency): nothing of this batch was counted."""
 
 
 def part_label(job_id: int | None, run_id: int | None, part_id: int | None) -> str:

@@ -1,13 +1,12 @@
-"""Where a sync writes: a DuckDB database file, or a Parquet lake (a local folder or s3://).
+"""Where a sync writes: a DuckDB database file, or a lake of Delta tables (local or s3://).
 
 Both stores have one interface (`Store`), so the pipeline drives either the same way. The part
 downloads are staged on local disk: beside the database, inside a local lake's `_csload/`, or
 in the temporary folder for a lake in object storage; or, when the user chose a staging folder
 (`staging_dir`), in a subfolder of csload's own there: csload only ever removes its own folders.
 
-Opening a target for writing checks every local folder it needs first: an OS error there
-(a folder that is not writable, a file in the way) is one StoreError naming the path, the
-reason and what to do, never a traceback.
+Opening a target for writing checks every local folder it needs first: an OS error there (a
+folder not writable, a file in the way) is one StoreError naming the path, reason and remedy.
 
 On a shared host, what csload creates is the user's alone: the staging folder is made anew
 at each sync, exclusively and 0700 (another user can neither read the export data nor swap a
@@ -236,12 +235,12 @@ class Target:
         store: Store
         self.check_writable()
         if self.parquet is not None:
-            from csload.lake.store import ParquetStore
+            from csload.lake.upgrade import open_store
 
             # The lake's scratch (its work database's spill, S3 uploads) goes where the
             # downloads go when the user chose the place: a csload-lake-* folder of its own.
-            store = ParquetStore.open(self.parquet, storage_options=self.storage_options,
-                                      scratch_dir=self.staging_root, limits=limits)
+            store = open_store(self.parquet, storage_options=self.storage_options,
+                               scratch_dir=self.staging_root, limits=limits)
         else:
             assert self.db is not None
             store = _open_private(self.db, limits)
@@ -289,17 +288,19 @@ class Target:
         Creates nothing; a lake URL or storage option that cannot be used fails here."""
         if self.parquet is not None:
             from csload.lake.fs import LakeFS
-            from csload.lake.manifest import read_current
+            from csload.lake.snapshot import read_snapshot, refuse_older_format
 
             lake = LakeFS.open(self.parquet, self.storage_options)
-            return read_current(lake).version > 0
+            snapshot = read_snapshot(lake)
+            refuse_older_format(lake, snapshot)
+            return snapshot.exists
         assert self.db is not None
         return self.db.exists()
 
     def connect_ledger(self) -> duckdb.DuckDBPyConnection:
         """A connection to the target's ledger tables as they are now, creating nothing: the
-        database file; a lake's current version (its ledger snapshot, read through the
-        manifest: connect again to see a later version); an empty in-memory database where
+        database file; a lake's ledger as its latest commit has it (connect again to see a
+        later one); an empty in-memory database where
         the target does not exist yet.
 
         The database file is opened read-write all the same: DuckDB refuses, within one
@@ -436,8 +437,8 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
                    storage_options: Mapping[str, str] | None = None,
                    create: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection for analysis code: to a csload database file, or, with `parquet`,
-    to a lake (an in-memory DuckDB with one view per table over the lake's current files,
-    read through its manifest, so a reader never sees a superseded file).
+    to a lake (an in-memory DuckDB with one view per table over the files of the version its
+    ledger records, csload.lake.reader).
 
     A database file that does not exist is refused (StoreError), so that a mistyped path
     does not open a new, empty database; pass `create=True` to create it (":memory:", DuckDB's
@@ -461,14 +462,20 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
     `contentsquare.duckdb`; it must exist and be a csload database, else StoreError), or of
     the Parquet lake at `parquet` (a folder or s3:// URL; `storage_options` for S3)."""
     target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
-    if target.parquet is not None:
-        # Only for a lake: csload.lake imports pyarrow, which a database never needs.
-        from csload.lake.reader import read_lake_status
-
-        return read_lake_status(target.parquet, storage_options=target.storage_options)
-    assert target.db is not None
     # Here, not at the top: a sync opens targets and never reads a status.
     from csload.load.status import ledger_status
+
+    if target.parquet is not None:
+        # Only for a lake: csload.lake imports pyarrow, which a database never needs.
+        from csload.lake.reader import lake_status_input
+
+        con, label, tables = lake_status_input(target.parquet,
+                                               storage_options=target.storage_options)
+        try:
+            return ledger_status(con, label, tables)
+        finally:
+            con.close()
+    assert target.db is not None
 
     path = target.db
     if not path.is_file():
@@ -483,12 +490,11 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
 
 
 def read_status(db: str | Path) -> StoreStatus:
-    """`status(db)`: this name came before `status`, and stays for the code that uses it."""
+    """The older name of `status(db)`, kept for the code that uses it."""
     return status(db)
 
 
 def read_target_status(*, db: str | Path | None = None, parquet: str | Path | None = None,
                        storage_options: Mapping[str, str] | None = None) -> StoreStatus:
-    """`status(db=..., parquet=...)`: this name came before `status`, and stays for the code
-    that uses it."""
+    """The older name of `status(db=..., parquet=...)`, kept for the code that uses it."""
     return status(db, parquet=parquet, storage_options=storage_options)

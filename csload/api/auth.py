@@ -19,7 +19,8 @@ from typing import Any
 import anyio
 
 from csload.errors import ApiError
-from csload.redact import plain_http_allowed, redact_url, require_secure_url
+from csload.https_rule import plain_http_allowed, require_secure_url
+from csload.redact import redact_url
 
 logger = logging.getLogger("csload.api")
 
@@ -56,7 +57,7 @@ def parse_token_response(body: Any, *, auth_url: str, obtained_at: float) -> Tok
 
     `endpoint` is the base URL of every later call; without one, the auth URL serves (the
     contract says it is always sent, but falling back beats failing). It must be https, or
-    http to a loopback address when the auth URL is one too (the https rule, csload.redact).
+    http to a loopback address when the auth URL is one too (the https rule, csload.https_rule).
     """
     if isinstance(body, dict) and isinstance(body.get("payload"), dict):
         body = body["payload"]

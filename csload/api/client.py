@@ -23,7 +23,7 @@ How it behaves:
 - Auth: client credentials at `{auth_url}/v1/oauth/token`; every later call goes to the
   `endpoint` the token response names. That endpoint, part URLs and their redirects are
   https, or plain http to a loopback address only when the auth URL is one too (the
-  simulator: csload.redact's https rule). Renewed ahead of expiry, and once
+  simulator: csload.https_rule). Renewed ahead of expiry, and once
   more when the API answers 401 (then that request is retried once).
 - At most `limits.api_concurrency` API requests in flight, the token request included; the
   wait between retries holds no slot. Storage downloads are not limited here.
@@ -88,7 +88,7 @@ from csload.errors import (
     AuthError,
     CredentialsRejected,
 )
-from csload.redact import plain_http_allowed
+from csload.https_rule import plain_http_allowed
 from csload.times import api_text
 
 if TYPE_CHECKING:

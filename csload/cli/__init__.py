@@ -41,6 +41,7 @@ COMMANDS = {
     "dynamic-vars": "csload.cli.manage:dynamic_vars",
     "simulate": "csload.cli.simulate:simulate",
     "doctor": "csload.cli.doctor:doctor",
+    "lake": "csload.cli.lake:lake",
 }
 
 

@@ -65,9 +65,9 @@ def _day(value: datetime | None) -> date | None:
 @click.option("--table", "table_map", multiple=True, metavar="JOB_ID=TABLE",
               help="Load a job into this table instead of the one named after its scope.")
 @click.option("--wait", "lock_wait", type=Duration("--wait"), metavar="DURATION",
-              help="While another process has the database (or the lake) open, wait up to "
-                   "this long for it (30s, 10m, 1h) [default: 0, fail at once; "
-                   "env: CSLOAD_LOCK_WAIT].")
+              help="While another process has the database open, wait up to this long for "
+                   "it (30s, 10m, 1h) [default: 0, fail at once; env: CSLOAD_LOCK_WAIT]. A "
+                   "lake has no lock: a second sync's batch fails at its commit.")
 @click.option("--dry-run", is_flag=True, help="Say what would be loaded; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 # --staging-dir goes with the connection options into `settings_from` (Settings.staging_dir).

@@ -21,7 +21,7 @@ from typing import Any
 
 from csload.config.file import check_config_owner, warn_about_config
 from csload.errors import ConfigError
-from csload.redact import plain_http_allowed, require_secure_url
+from csload.https_rule import plain_http_allowed, require_secure_url
 
 DEFAULT_AUTH_URL = "https://api.contentsquare.com"
 DEFAULT_CONFIG_FILE = "csload.toml"
@@ -368,7 +368,7 @@ LAKE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key", 
 
 
 def check_lake_endpoint(options: Mapping[str, str], auth_url: str, what: str) -> None:
-    """The https rule (csload.redact) for an S3 `endpoint_url`: plain http only to a loopback
+    """The https rule (csload.https_rule) for an S3 `endpoint_url`: plain http only to a loopback
     address, and only in simulator mode. An endpoint without a scheme is https (lake/fs.py)."""
     endpoint = options.get("endpoint_url")
     if endpoint and "://" in endpoint:

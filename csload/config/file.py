@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from csload.errors import ConfigError
-from csload.redact import is_loopback_host, redact_url
+from csload.https_rule import is_loopback_host
+from csload.redact import redact_url
 
 
 def check_config_owner(path: Path, status: os.stat_result) -> None:

@@ -29,7 +29,8 @@ from csload.errors import (
     CredentialsRejected,
     CsloadError,
 )
-from csload.redact import is_loopback_host, redact_url
+from csload.https_rule import is_loopback_host
+from csload.redact import redact_url
 
 SCOPE = "data-export"
 # A skew beyond this is worth a warning (the Date header has a one-second resolution).

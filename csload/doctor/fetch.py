@@ -23,7 +23,7 @@ from csload.api.proxy import Proxies, shown
 from csload.api.retry import RequestKind, Verdict, backoff_delay, classify, parse_retry_after
 from csload.config import Limits, RetryPolicy
 from csload.errors import DownloadError
-from csload.redact import require_secure_url
+from csload.https_rule import require_secure_url
 from csload.transfer.storage import MAX_REDIRECTS, get_following_redirects
 
 # The most bytes doctor downloads of a part, and the most text it inflates them to.
@@ -62,7 +62,7 @@ async def fetch_head(session: aiohttp.ClientSession, url: str, *, max_bytes: int
                      sleep: Callable[[float], Awaitable[None]],
                      loopback_http: bool = False) -> Head:
     """The first `max_bytes` of a part. Plain http only to loopback in simulator mode
-    (`loopback_http`: csload.redact.plain_http_allowed of the auth URL)."""
+    (`loopback_http`: csload.https_rule.plain_http_allowed of the auth URL)."""
     require_secure_url(url, "a part URL", loopback_http=loopback_http)
     for attempt in range(1, retry.max_attempts + 1):
         try:

@@ -35,8 +35,8 @@ from csload.doctor.report import Check, Verdict, clean
 from csload.doctor.textscan import csv_cut, jsonl_cut
 from csload.doctor.trial import TrialResult, load_trial
 from csload.errors import CsloadError
+from csload.https_rule import plain_http_allowed
 from csload.load.supersede import run_order
-from csload.redact import plain_http_allowed
 
 # Lines of the sample `--save` keeps (the header, when there is one, and a few records).
 SAVED_LINES = 6

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from csload.config import DEFAULT_AUTH_URL, Settings
 from csload.doctor.report import Check, Verdict, clean
-from csload.redact import is_loopback_host, redact_url
+from csload.https_rule import is_loopback_host
+from csload.redact import redact_url
 
 SETTINGS_HINT = ("set CONTENTSQUARE_CLIENT_ID and CONTENTSQUARE_CLIENT_SECRET (or pass "
                  "--client-id and --client-secret, or put client_id and client_secret in "

@@ -19,7 +19,7 @@ from csload.errors import CsloadError, InsecureUrlError, StoreError, StoreLocked
 from csload.load.duckdb import connect
 from csload.load.ledger import Ledger
 from csload.load.status import StoreStatus
-from csload.target import Target, read_target_status
+from csload.target import Target, status
 
 
 def check_target(check: Check, *, db: str | Path | None = None,
@@ -51,14 +51,14 @@ def check_target(check: Check, *, db: str | Path | None = None,
     if not present:
         return
     try:
-        status = read_target_status(db=target.db, parquet=target.parquet,
-                                    storage_options=target.storage_options)
+        ledger_status = status(target.db, parquet=target.parquet,
+                               storage_options=target.storage_options)
     except CsloadError as exc:
         check.set(Verdict.FAIL, f"{clean(target.label)} is writable, but its ledger cannot be "
                   f"read: {clean(exc)}",
                   "a damaged ledger needs a new target; `csload status` shows the same error")
         return
-    _summarise(check, target, status)
+    _summarise(check, target, ledger_status)
 
 
 def _writable_folder(check: Check, folder: Path, what: str) -> bool:
@@ -100,7 +100,7 @@ def _check_db(check: Check, target: Target) -> bool:
 
 def _check_lake(check: Check, target: Target) -> bool:
     from csload.lake.fs import LakeFS
-    from csload.lake.manifest import read_current
+    from csload.lake.snapshot import read_snapshot
 
     assert target.parquet is not None
     lake = LakeFS.open(target.parquet, target.storage_options)
@@ -121,7 +121,7 @@ def _check_lake(check: Check, target: Target) -> bool:
             lake.delete_files([probe])
         except CsloadError as exc:
             raise StoreError(f"lake {lake.root} is not writable: {exc}") from None
-    if read_current(lake).version == 0:
+    if not read_snapshot(lake).exists:
         check.set(Verdict.OK, f"{clean(lake.root)} is writable; no csload ledger yet: the "
                   "first sync writes it")
         return False

@@ -1,27 +1,24 @@
-"""The Parquet lake target: `ParquetStore` (csload.lake.store) writes a Hive-partitioned lake,
-exactly once, on a local disk or in S3-compatible storage; `connect_lake` and
-`read_lake_status` read one (csload.lake.reader). docs/lake.md is the user guide.
+"""The lake target: Delta Lake tables (one per csload table, partitioned by day) written
+exactly once, on a local disk or in S3-compatible storage; `ParquetStore` (csload.lake.store)
+writes one, `connect_lake` reads one (csload.lake.reader). docs/lake.md is the user guide.
 
+    csload/lake/layout.py    where things are in a lake, and the shapes of csload's names
     csload/lake/fs.py        local folder or s3:// through pyarrow.fs; storage errors explained
-    csload/lake/manifest.py  the versioned manifest: the commit point and what readers follow
-    csload/lake/ledger.py    the ledger tables as Parquet snapshots, one per version
-    csload/lake/lock.py      one writer per lake: flock locally, a renewed lease on S3
+    csload/lake/delta.py     the Delta operations csload needs (commit files, restore, vacuum)
+    csload/lake/types.py     csload's column types in Delta and back
+    csload/lake/state.py     what the ledger records of each table (version, rows per run)
+    csload/lake/ledger.py    the ledger tables, kept as a small Delta table
+    csload/lake/snapshot.py  the lake as the ledger says: each table at its recorded version
     csload/lake/work.py      LakeReads: the DuckDB store's hooks that read partitions in
-    csload/lake/store.py     ParquetStore: apply a batch with the DuckDB store, publish a version
-    csload/lake/recovery.py  partition swaps, recovery after a crash, cleanup of old versions
-    csload/lake/reader.py    connect_lake (DuckDB views over the current files), status
+    csload/lake/publish.py   a batch's new files, written by DuckDB
+    csload/lake/store.py     ParquetStore: apply a batch with the DuckDB store, commit it
+    csload/lake/recovery.py  undoing a table commit a crashed sync did not record
+    csload/lake/reader.py    connect_lake (DuckDB views over each table's files), status
 """
 
 from __future__ import annotations
 
-from csload.lake.reader import (
-    connect_lake,
-    lake_done_runs,
-    lake_files,
-    lake_read_ledger,
-    read_lake_status,
-)
+from csload.lake.reader import connect_lake, lake_done_runs, lake_files, lake_read_ledger
 from csload.lake.store import ParquetStore
 
-__all__ = ["ParquetStore", "connect_lake", "lake_done_runs", "lake_files", "lake_read_ledger",
-           "read_lake_status"]
+__all__ = ["ParquetStore", "connect_lake", "lake_done_runs", "lake_files", "lake_read_ledger"]

@@ -1,7 +1,7 @@
 """Where a lake lives: a local folder or an `s3://bucket/prefix`, through pyarrow's filesystems.
 
 `LakeFS` is the only place that touches the lake's storage. Every path it takes is relative to
-the lake's root (`views/date=2026-11-20/part-....parquet`, `_csload/manifest/...`), and every
+the lake's root (`views/date=2026-11-20/part-....parquet`, `views/_delta_log/...`), and every
 storage error leaves it as a `StoreError` that names the lake and says what to check (a missing
 bucket, refused credentials, an unreachable endpoint, a folder that cannot be written).
 
@@ -21,7 +21,7 @@ S3 settings, from `storage_options` first, then the usual AWS environment variab
 Without explicit keys the AWS SDK inside pyarrow looks them up itself (environment,
 `~/.aws/credentials` and `AWS_PROFILE`, instance metadata).
 
-The https rule (csload.redact), wherever the endpoint comes from (a storage option or the
+The https rule (csload.https_rule), wherever the endpoint comes from (a storage option or the
 environment): an endpoint is https, or plain http to a loopback address. Over plain http to
 another host the export data and the signed requests would cross the network in clear text,
 so that is refused unless the caller opts in with the storage option `allow_http="true"`
@@ -30,11 +30,11 @@ server on its own network). A sync is stricter (`require_secure_endpoint` with i
 auth URL, from csload.target): plain http only to loopback and only in simulator mode, whatever
 `allow_http` says, as for the settings' `[lake] endpoint_url` (csload.config).
 
-Paths inside the lake come partly from the lake's own files (the manifest), which anyone who
-can write the storage can craft, so `full` and `local_path` refuse a path that is not a plain
-relative one (`..`, an absolute path, an empty part), and, locally, one that leads out of the
-root through a symbolic link, or that goes through any symbolic link inside `_csload/` (the
-lock, manifests, staging: csload's own files, which it deletes and renames).
+Paths inside the lake come partly from the lake's own files (the tables' logs), which anyone
+who can write the storage can craft, so `full` and `local_path` refuse a path that is not a
+plain relative one (`..`, an absolute path, an empty part), and, locally, one that leads out of
+the root through a symbolic link, or that goes through any symbolic link inside `_csload/`
+(csload's own files: the ledger table, the downloads).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 
 from csload.errors import ConfigError, InsecureUrlError, StoreError
-from csload.redact import plain_http_allowed, require_secure_url
+from csload.https_rule import plain_http_allowed, require_secure_url
 
 STORAGE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key",
                    "session_token", "allow_http")
@@ -118,12 +118,16 @@ class LakeFS:
     """A lake's root on a pyarrow filesystem; all paths are relative to the root."""
 
     def __init__(self, root: str, fs: pafs.FileSystem, base: str, *, local: bool,
-                 endpoint: str | None = None) -> None:
+                 endpoint: str | None = None, options: Mapping[str, str] | None = None
+                 ) -> None:
         self.root = root          # as shown to users (no credentials in it)
         self.fs = fs
         self.base = base          # the root in `fs` terms: an absolute path, or bucket/prefix
         self.local = local
         self.endpoint = endpoint
+        # S3: the storage options in force (the lake's, over the environment's endpoint and
+        # region), checked; csload.lake.delta hands them to deltalake.
+        self.options: dict[str, str] = dict(options or {})
         # The root as the system resolves it: every local path must stay under it.
         self._real_base = os.path.realpath(base) if local else base
 
@@ -189,10 +193,11 @@ class LakeFS:
             kwargs["secret_key"] = merged["secret_access_key"]
             if merged.get("session_token"):
                 kwargs["session_token"] = merged["session_token"]
+        merged["region"] = kwargs["region"]   # resolved: deltalake needs it too
         fs = pafs.S3FileSystem(**kwargs)
         shown = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         base = f"{bucket}/{prefix}" if prefix else bucket
-        return cls(shown, fs, base, local=False, endpoint=endpoint)
+        return cls(shown, fs, base, local=False, endpoint=endpoint, options=merged)
 
     # --- paths ----------------------------------------------------------------------------
 
@@ -203,7 +208,7 @@ class LakeFS:
         parts = rel.split("/")
         if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
             raise StoreError(f"lake {self.root}: refusing the path {rel[:200]!r}, which is not "
-                             "a plain path inside the lake (a damaged or crafted manifest?)")
+                             "a plain path inside the lake (a damaged or crafted log?)")
         path = f"{self.base}/{rel}"
         if self.local:
             self._check_local(path, parts)
@@ -227,6 +232,25 @@ class LakeFS:
         if real != self._real_base and not real.startswith(self._real_base + os.sep):
             raise StoreError(f"lake {self.root}: {path} leads out of the lake (to {real}) "
                              "through a symbolic link; remove the link")
+
+    def refuse_links(self, rel: str) -> None:
+        """A local folder csload hands to deltalake (a table, the ledger table) must hold no
+        symbolic link at any depth: deltalake follows links when it lists a table (its vacuum
+        would delete files elsewhere; a linked log would be read and written elsewhere). S3
+        has no links: nothing to check."""
+        if not self.local:
+            return
+        top = self.full(rel)
+        if os.path.islink(top):
+            raise StoreError(f"lake {self.root}: {top} is a symbolic link; csload follows no "
+                             "link inside a lake's tables: remove it (and find out who made it)")
+        for folder, dirs, files in os.walk(top, followlinks=False):
+            for name in (*dirs, *files):
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    raise StoreError(
+                        f"lake {self.root}: {path} is a symbolic link; csload follows no link "
+                        "inside a lake's tables: remove it (and find out who made it)")
 
     def local_path(self, rel: str = "") -> Path:
         assert self.local
@@ -325,20 +349,6 @@ class LakeFS:
         with self.errors(f"write {rel}"), self.fs.open_output_stream(self.full(rel)) as out:
             out.write(data)
 
-    def create_new(self, rel: str, data: bytes) -> bool:
-        """Write an object that must not exist yet; False if it already does.
-
-        Local: atomic (a hard link fails on an existing name). S3: pyarrow cannot send
-        `If-None-Match: *`, so this is a check then a write; the lake lock is what keeps two
-        writers apart (see csload.lake.lock).
-        """
-        if self.local:
-            return self._put_local(rel, data, _link_new)
-        if self.exists(rel):
-            return False
-        self.write_bytes(rel, data)
-        return True
-
     def _put_local(self, rel: str, data: bytes, install: Callable[[Path, Path], bool]) -> bool:
         """Write `data` to a synced temporary file beside `rel`, then `install` it there;
         what `install` says (False: the name was taken, nothing written)."""
@@ -407,22 +417,6 @@ class LakeFS:
 
 def _replace(tmp: Path, path: Path) -> bool:
     os.replace(tmp, path)
-    return True
-
-
-def _link_new(tmp: Path, path: Path) -> bool:
-    """Give `tmp` the name `path` only if no file has it (atomic: a hard link fails on an
-    existing name)."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    except OSError:
-        # No hard links here (some network or FUSE file systems): the lock keeps other
-        # writers out, so check, then rename.
-        if path.exists():
-            return False
-        os.replace(tmp, path)
     return True
 
 

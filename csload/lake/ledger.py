@@ -1,37 +1,46 @@
-"""The ledger of a lake: csload's `_csload.*` tables, kept in the lake as Parquet files.
+"""The ledger of a lake: csload's `_csload.*` tables, kept in the lake as a small Delta table.
 
 The ledger is the DuckDB target's (csload.load.ledger: jobs, runs with their status and windows,
-parts, tombstones), so both targets share one set of rules and queries. In a lake, each
-published version carries a full snapshot of it in `_csload/ledger/<txid>/<table>.parquet`,
-named by the version's manifest: data and ledger switch together, which is what makes a lake
-sync exactly once. The ledger is small (one row per job, run and part, plus the keys a re-run
-removed), so rewriting it whole with each version costs little.
+parts, tombstones), so both targets share one set of rules and queries. In a lake it is the
+Delta table `ROOT/_csload/ledger_table/` (csload.lake.layout), rewritten whole by each published
+batch, one row per ledger table: `name` (`_csload_<table>`) and `data` (that table as Parquet
+bytes), plus the row `_csload_lake`, the lake's state (csload.lake.state: the version of each
+data table the ledger agrees with). The ledger is small (one row per job, run and part, plus
+the keys a re-run removed), so rewriting it whole with each batch costs little, and its
+commit is the one that makes a batch count: csload.lake.recovery undoes a table commit the
+ledger does not know of.
 
 Parquet has no 128-bit integer: `supersede_order` (HUGEINT) is stored as its decimal text and
 cast back when read. Anyone can read the snapshot (`csload.connect(parquet=ROOT)` exposes it as
 the `_csload.*` tables).
 
 A snapshot is read as data only: each column csload knows is cast to the type of csload's own
-ledger table (never to a type or name the file gives), other columns are ignored, and a file
+ledger table (never to a type or name the file gives), other columns are ignored, and a table
 that does not fit is a StoreError naming it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from csload.errors import StoreError
-from csload.lake.fs import LakeFS
-from csload.load.ledger import LEDGER_NAMES, LEDGER_SCHEMA
-from csload.load.sqltext import quote_ident, sql_str
+from csload.lake.layout import damaged
+from csload.load.ledger_tables import LEDGER_NAMES, LEDGER_SCHEMA
+from csload.load.sqltext import quote_ident
+
+if TYPE_CHECKING:
+    from csload.lake.fs import LakeFS
+    from csload.lake.state import LakeState
 
 # The ledger tables (schema LEDGER_SCHEMA of the work database) and their snapshot files,
 # named as they were when the tables were `main._csload_*`, so that every lake reads alike.
 LEDGER_TABLES = tuple((name, f"_csload_{name}") for name in LEDGER_NAMES)
+STATE_ROW = "_csload_lake"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -46,31 +55,54 @@ def _qualified(table: str) -> str:
     return f"{quote_ident(LEDGER_SCHEMA)}.{quote_ident(table)}"
 
 
-def export_ledger(con: duckdb.DuckDBPyConnection, folder: Path) -> list[str]:
-    """Write each ledger table to `folder/<table>.parquet`; returns the file names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
+def export_ledger(con: duckdb.DuckDBPyConnection, state: LakeState) -> pa.Table:
+    """The ledger's rows for the Delta table: each ledger table as Parquet bytes, and the
+    lake's state."""
+    names, blobs = [], []
     for table, stem in LEDGER_TABLES:
         select = ", ".join(
             f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" if t == "HUGEINT"
             else quote_ident(n) for n, t in _columns(con, table))
-        target = folder / f"{stem}.parquet"
-        con.execute(f"COPY (SELECT {select} FROM {_qualified(table)}) TO "  # noqa: S608
-                    f"{sql_str(str(target))} (FORMAT parquet, COMPRESSION zstd)")
-        names.append(target.name)
-    return names
+        data = con.sql(f"SELECT {select} FROM {_qualified(table)}").to_arrow_table()  # noqa: S608
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink, compression="zstd")
+        names.append(stem)
+        blobs.append(sink.getvalue().to_pybytes())
+    names.append(STATE_ROW)
+    blobs.append(state.to_bytes())
+    return pa.table({"name": pa.array(names, pa.string()), "data": pa.array(blobs, pa.binary())})
 
 
-def import_ledger(con: duckdb.DuckDBPyConnection, lake: LakeFS, ledger_dir: str) -> None:
-    """Replace the ledger tables of `con` with the snapshot in `ledger_dir` of the lake."""
+def read_rows(lake: LakeFS, table: DeltaTable) -> dict[str, bytes]:
+    """The ledger's rows, by name (a name given twice, or of the wrong type: damaged)."""
+    where = f"the ledger of lake {lake.root}"
+    with lake.errors("read the ledger"):
+        data = pa.table(table.to_pyarrow_table())
+    if set(data.column_names) != {"name", "data"}:
+        raise damaged(where, "column set", data.column_names)
+    rows: dict[str, bytes] = {}
+    for name, blob in zip(data.column("name").to_pylist(), data.column("data").to_pylist(),
+                          strict=True):
+        if not isinstance(name, str) or not isinstance(blob, bytes):
+            raise damaged(where, "row", name)
+        if name in rows:
+            raise StoreError(f"{where} is damaged or was tampered with: row {name!r} is given "
+                             "twice; restore the lake from a backup or sync into a new one")
+        rows[name] = blob
+    return rows
+
+
+def import_ledger(con: duckdb.DuckDBPyConnection, lake: LakeFS, rows: dict[str, bytes]) -> None:
+    """Replace the ledger tables of `con` with the ledger's rows."""
     for table, stem in LEDGER_TABLES:
-        rel = f"{ledger_dir}/{stem}.parquet"
-        raw = lake.read_bytes(rel)   # small: one GET, rather than a reader's several
+        raw = rows.get(stem)
         if raw is None:
-            raise StoreError(f"lake {lake.root} is damaged: its current version names "
-                             f"the ledger file {rel}, which is missing")
-        with lake.errors(f"read the ledger ({rel})"):
+            raise StoreError(f"lake {lake.root} is damaged: its ledger has no {stem} table")
+        try:
             data = pq.read_table(pa.BufferReader(raw))
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f"lake {lake.root}: the ledger table {stem} is damaged or was "
+                             f"tampered with ({str(exc)[:200]!r})") from None
         columns = _columns(con, table)
         present = set(data.column_names)
         select = ", ".join(
@@ -83,7 +115,7 @@ def import_ledger(con: duckdb.DuckDBPyConnection, lake: LakeFS, ledger_dir: str)
                         f"SELECT {select} FROM _csload_ledger_src AS s")
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise StoreError(f"lake {lake.root}: the ledger file {rel} is damaged or was "
+            raise StoreError(f"lake {lake.root}: the ledger table {stem} is damaged or was "
                              f"tampered with ({first!r}); restore the lake from a backup") from None
         finally:
             con.unregister("_csload_ledger_src")

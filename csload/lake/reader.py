@@ -1,19 +1,19 @@
-"""Reading a lake through its manifest: `connect_lake`, `lake_files`, `read_lake_status`.
+"""Reading a lake as its ledger says: `connect_lake`, `lake_files`, `read_lake_status`.
 
-Readers that list folders (`read_parquet('ROOT/views/*/*.parquet')`, Spark, Trino, Athena)
-see exactly the current files of a *local* lake at every moment (csload swaps whole partition
-folders). On *object storage* a sync uploads a day's new files before it deletes the old ones,
-so for a short window a listing reader sees both. `connect_lake` avoids that everywhere: it
-reads the manifest and exposes each table as a DuckDB view over that version's files only.
-DuckDB cannot reach `s3://` without its `httpfs` extension (not available offline), so for S3
-each view is a `pyarrow.dataset` over the files, registered in DuckDB (DuckDB pushes column
-projection and filters into it); for a local lake the views use DuckDB's own `read_parquet`.
+Each table of a lake is a Delta table, so any Delta reader (DuckDB's delta extension, Polars,
+Spark, Trino, Databricks) reads it directly and consistently (docs/lake.md). `connect_lake`
+needs no extension: it reads the ledger (csload.lake.snapshot), then exposes each table, at the
+version the ledger records, as a DuckDB view over that version's files, with csload's types
+(csload.lake.types: DECIMAL(20,0) back to UBIGINT, UTC timestamps back to TIMESTAMP) and
+without the partition column `date`, so the same SQL runs on both targets; the ledger is there
+too (`_csload.runs`, `_csload.jobs`, ...). DuckDB cannot reach `s3://` without its `httpfs`
+extension (not available offline), so for S3 each view is a `pyarrow.dataset` over the files,
+registered in DuckDB (DuckDB pushes column projection and filters into it); for a local lake
+the views use DuckDB's own `read_parquet`.
 
-The views have the DuckDB target's columns (the rows' columns and `_job_id`, `_run_id`,
-`_date`, `_loaded_at`), without the Hive `date` column a folder-listing reader adds, so the
-same SQL runs on both targets; the ledger is there too (`_csload.runs`, `_csload.jobs`, ...).
-The connection is a snapshot: once a sync publishes a new version, its superseded files are
-deleted, so reconnect after a sync (a query running across it may fail with a missing file).
+The connection is a snapshot: a later sync's files are not in it (connect again), and the
+files it replaced stay for the lake's retention window (7 days), so a query running across a
+sync keeps working.
 """
 
 from __future__ import annotations
@@ -28,58 +28,38 @@ import pyarrow.dataset as pads
 
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
+from csload.lake.layout import partition_date
 from csload.lake.ledger import import_ledger
-from csload.lake.manifest import (
-    STAGING_DIR,
-    Manifest,
-    column_type,
-    partition_date,
-    read_current,
-)
+from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot, refuse_older_format
+from csload.lake.types import select_to_csload
+from csload.lake.work import files_errors
 from csload.load.ledger import Ledger, TableStats
 from csload.load.lookups import describe_from_ledger, ensure_lookups
 from csload.load.sqltext import quote_ident, sql_str
-from csload.load.status import StoreStatus, ledger_status
 
 T = TypeVar("T")
 
 
 def _open(root: str | Path, storage_options: Mapping[str, str] | None,
-          env: Mapping[str, str] | None) -> tuple[LakeFS, Manifest]:
+          env: Mapping[str, str] | None) -> tuple[LakeFS, LakeSnapshot]:
     lake = LakeFS.open(root, storage_options, env)
-    manifest = read_current(lake)
-    if manifest.version == 0:
+    snapshot = read_snapshot(lake)
+    refuse_older_format(lake, snapshot)
+    if not snapshot.exists:
         raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "
                          f"{lake.root}` first")
-    return lake, manifest
+    return lake, snapshot
 
 
-def _with_ledger(lake: LakeFS, manifest: Manifest, con: duckdb.DuckDBPyConnection
-                 ) -> Manifest:
-    """Load the ledger of `manifest` (or of a newer version, if a sync just replaced it)."""
-    ledger = Ledger(con)
-    ledger.ensure()
-    for _ in range(5):
-        if manifest.ledger is None:
-            return manifest
-        try:
-            import_ledger(con, lake, manifest.ledger)
-            return manifest
-        except StoreError:
-            newer = read_current(lake)
-            if newer.version == manifest.version:
-                raise
-            manifest = newer
-    raise StoreError(f"lake {lake.root}: its versions keep changing; try again")
+def _with_ledger(lake: LakeFS, snapshot: LakeSnapshot, con: duckdb.DuckDBPyConnection) -> None:
+    Ledger(con).ensure()
+    import_ledger(con, lake, snapshot.rows)
 
 
 def lake_done_runs(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
                    env: Mapping[str, str] | None = None) -> set[int]:
-    """Ids of the runs a sync would not load again (loaded or expired), read-only.
-
-    For `--dry-run`, which must change nothing (opening a ParquetStore takes the lock and may
-    finish a crashed sync's work). An empty set where there is no lake yet.
-    """
+    """Ids of the runs a sync would not load again (loaded or expired), read-only: for
+    `--dry-run`, which must change nothing. An empty set where there is no lake yet."""
     done = lake_read_ledger(root, Ledger.done_run_ids,
                             storage_options=storage_options, env=env)
     return done or set()
@@ -88,76 +68,74 @@ def lake_done_runs(root: str | Path, *, storage_options: Mapping[str, str] | Non
 def lake_read_ledger(root: str | Path, read: Callable[[Ledger], T], *,
                      storage_options: Mapping[str, str] | None = None,
                      env: Mapping[str, str] | None = None) -> T | None:
-    """`read` applied to the lake's current ledger, read-only; None where there is no lake."""
+    """`read` applied to the lake's ledger, read-only; None where there is no lake."""
     lake = LakeFS.open(root, storage_options, env)
-    manifest = read_current(lake)
-    if manifest.version == 0:
+    snapshot = read_snapshot(lake)
+    refuse_older_format(lake, snapshot)
+    if not snapshot.exists:
         return None
     con = duckdb.connect()
     try:
-        _with_ledger(lake, manifest, con)
+        _with_ledger(lake, snapshot, con)
         return read(Ledger(con))
     finally:
         con.close()
 
 
-def _local_file(lake: LakeFS, manifest: Manifest, rel: str) -> Path:
-    """Where a file of the manifest is on a local lake. A sync writes the manifest (its
-    commit point) and then swaps the staged partitions in: until it has (or, after a crash,
-    until the next sync finishes the swaps), a new file is still in the version's staging
-    folder. File names are unique per version, so a name found in place is the right file."""
-    live = lake.local_path(rel)
-    if manifest.txid and not live.exists():
-        staged = lake.local_path(f"{STAGING_DIR}/{manifest.txid}/{rel}")
-        if staged.exists():
-            return staged
-    return live
-
-
-def _file_uris(lake: LakeFS, manifest: Manifest, files: list[str]) -> list[str]:
-    if lake.local:
-        return [str(_local_file(lake, manifest, f)) for f in files]
-    return [lake.uri(f) for f in files]
+def _uris(lake: LakeFS, table: LakeTable) -> list[str]:
+    return [lake.uri(f) for f in table.files_of()]
 
 
 def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
                env: Mapping[str, str] | None = None) -> dict[str, list[str]]:
-    """Per table, the current files (absolute paths, or s3:// URIs) of the lake's version.
+    """Per table, the files (absolute paths, or s3:// URIs) of the version the ledger records.
 
-    For engines that read a list of files (Spark: `spark.read.parquet(*files)`), so that they
-    never see a superseded file on object storage.
+    For engines that read a list of Parquet files rather than a Delta log
+    (`spark.read.parquet(*files)`): a folder listing also finds files a batch replaced,
+    until they are vacuumed.
     """
-    lake, manifest = _open(root, storage_options, env)
-    return {table: _file_uris(lake, manifest, entry.files())
-            for table, entry in sorted(manifest.tables.items())}
+    lake, snapshot = _open(root, storage_options, env)
+    return {name: _uris(lake, table) for name, table in sorted(snapshot.tables.items())}
+
+
+def _view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -> None:
+    with files_errors(lake, table.name):
+        _make_view(con, lake, table)
+
+
+def _make_view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -> None:
+    name = quote_ident(table.name)
+    files = table.files_of()
+    select = select_to_csload(table.columns, "s.")
+    if not files:
+        # Types come from the log through a closed list (csload.lake.types).
+        cols = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in table.columns)
+        con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
+    elif lake.local:
+        paths = ", ".join(sql_str(p) for p in _uris(lake, table))
+        con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM "  # noqa: S608
+                    f"read_parquet([{paths}], hive_partitioning = false) AS s")
+    else:
+        with lake.errors("open the lake's files"):
+            dataset = pads.dataset([lake.full(f) for f in files], filesystem=lake.fs,
+                                   format="parquet")
+        source = f"_csload_files_{table.name}"
+        con.register(source, dataset)
+        con.execute(f"CREATE VIEW {name} AS SELECT {select} "  # noqa: S608
+                    f"FROM {quote_ident(source)} AS s")
 
 
 def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
                  env: Mapping[str, str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per table of the lake's current version,
-    the lookup tables (`codes.device_types`, ...) and the column comments a DuckDB target
-    has (csload.load.lookups), so that the same SQL and the same documentation serve both."""
-    lake, manifest = _open(root, storage_options, env)
+    """An in-memory DuckDB connection with one view per table of the lake, the lookup tables
+    (`codes.device_types`, ...) and the column comments a DuckDB target has
+    (csload.load.lookups), so that the same SQL and the same documentation serve both."""
+    lake, snapshot = _open(root, storage_options, env)
     con = duckdb.connect()
     try:
-        manifest = _with_ledger(lake, manifest, con)
-        for table, entry in sorted(manifest.tables.items()):
-            files = entry.files()
-            name = quote_ident(table)
-            if not files:
-                # Types come from the manifest: only a type csload writes reaches SQL.
-                cols = ", ".join(f"CAST(NULL AS {column_type(t, f'table {table}')}) AS "
-                                 f"{quote_ident(n)}" for n, t in entry.columns)
-                con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
-            elif lake.local:
-                paths = ", ".join(sql_str(p) for p in _file_uris(lake, manifest, files))
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM "  # noqa: S608
-                            f"read_parquet([{paths}], hive_partitioning = false)")
-            else:
-                with lake.errors("open the lake's files"):
-                    dataset = pads.dataset([lake.full(f) for f in files],
-                                           filesystem=lake.fs, format="parquet")
-                con.register(table, dataset)
+        _with_ledger(lake, snapshot, con)
+        for table in snapshot.tables.values():
+            _view(con, lake, table)
         ensure_lookups(con)
         describe_from_ledger(con)
     except BaseException:
@@ -166,28 +144,27 @@ def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None 
     return con
 
 
-def read_lake_status(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
-                     env: Mapping[str, str] | None = None) -> StoreStatus:
-    """What `csload status --parquet ROOT` shows: the DuckDB target's status, for a lake.
-
-    Reads the manifest and the ledger only (no data file, no lock): safe during a sync.
-    """
-    lake, manifest = _open(root, storage_options, env)
+def lake_status_input(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
+                      env: Mapping[str, str] | None = None
+                      ) -> tuple[duckdb.DuckDBPyConnection, str, list[TableStats]]:
+    """What `csload status --parquet ROOT` reads: a connection holding the ledger, the lake's
+    name, and each table's rows and dates (from the ledger's lake state: no data file is
+    read). The caller closes the connection."""
+    lake, snapshot = _open(root, storage_options, env)
     con = duckdb.connect()
     try:
-        manifest = _with_ledger(lake, manifest, con)
+        _with_ledger(lake, snapshot, con)
         jobs = Ledger(con).jobs()
         tables = []
-        for table in sorted({t for _, t in jobs.values() if t}):
-            entry = manifest.tables.get(table)
+        for name in sorted({t for _, t in jobs.values() if t}):
+            entry = snapshot.state.tables.get(name)
             days: list[date] = []
             if entry is not None:
                 days = [d for d in (partition_date(k) for k in entry.partitions)
                         if d is not None]
-            tables.append(TableStats(table, entry.rows if entry else 0,
+            tables.append(TableStats(name, entry.rows if entry else 0,
                                      min(days) if days else None, max(days) if days else None))
-        # Everything else as for a DuckDB target, from the same ledger tables: gaps, problems,
-        # and the runs filled since (a lake has no backfill ledger: not needed).
-        return ledger_status(con, lake.root, tables)
-    finally:
+    except BaseException:
         con.close()
+        raise
+    return con, lake.root, tables

@@ -9,8 +9,8 @@ transaction, before the key rule) it calls `LakeReads.rows_inserted`, which read
 partitions the batch can change:
 
 * those of the batch's own row dates;
-* those holding rows of the runs the window rule will drop (the manifest knows each
-  partition's rows per run);
+* those holding rows of the runs the window rule will drop (the ledger's lake state knows
+  each partition's rows per run, csload.lake.state);
 * those holding any row whose key the batch delivers again. They are found by scanning the key
   columns (and `_job_id`, `_date`) of the table's other partitions for the batch's keys: only
   the key columns are read, but of every partition holding keyed rows. That scan is the main
@@ -32,20 +32,27 @@ from collections.abc import Iterator, Sequence
 import duckdb
 import pyarrow.dataset as pads
 
-from csload.errors import ConfigError
+from csload.errors import ConfigError, StoreError
 from csload.lake.fs import LakeFS
-from csload.lake.manifest import (
-    PARTITION_COLUMN,
-    Manifest,
-    TableEntry,
-    column_type,
-    partition_date,
-    partition_key,
-)
+from csload.lake.layout import PARTITION_COLUMN, partition_date, partition_key
+from csload.lake.snapshot import LakeSnapshot, LakeTable
+from csload.lake.types import select_to_csload
 from csload.load.hooks import InsertedBatch
 from csload.load.sqltext import quote_ident, sql_str
 from csload.load.supersede import window_drops
 from csload.load.supersede_sql import KeyGroups, batch_key_groups, key_groups, keyed_rows
+
+
+@contextlib.contextmanager
+def files_errors(lake: LakeFS, table: str) -> Iterator[None]:
+    """DuckDB's error reading a table's files as a StoreError naming the table, with DuckDB's
+    first line only (the lines after it quote csload's SQL)."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise StoreError(f"lake {lake.root}: cannot read the files of table {table} "
+                         f"({first}); is a file its log names missing or damaged?") from None
 
 
 def data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -67,9 +74,9 @@ def ordered_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[st
 
 def create_table(con: duckdb.DuckDBPyConnection, table: str,
                  columns: Sequence[tuple[str, str]]) -> None:
-    # Types come from the manifest: checked again here, as nothing but a known type may
-    # reach SQL (csload.lake.manifest).
-    defs = ", ".join(f"{quote_ident(n)} {column_type(t, f'table {table}')}" for n, t in columns)
+    # Types come from the table's log, mapped to csload's by a closed list (csload.lake.types):
+    # nothing but a known type reaches SQL.
+    defs = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns)
     con.execute(f"CREATE TABLE {quote_ident(table)} ({defs})")
 
 
@@ -81,9 +88,9 @@ class LakeReads:
     # statements would let them grow up to it.
     json_memory_limit: str | None = None
 
-    def __init__(self, lake: LakeFS, manifest: Manifest) -> None:
+    def __init__(self, lake: LakeFS, snapshot: LakeSnapshot) -> None:
         self.lake = lake
-        self.manifest = manifest
+        self.snapshot = snapshot
         self.loaded: dict[str, set[str]] = {}      # partitions read in, committed
         self._pending: dict[str, set[str]] = {}    # read in by the open transaction
         self._sources = 0
@@ -134,14 +141,14 @@ class LakeReads:
     def read_partitions(self, con: duckdb.DuckDBPyConnection, table: str, keys: set[str]
                         ) -> None:
         """Insert the rows of these partitions of the lake into the work table."""
-        entry = self.manifest.tables.get(table)
+        entry = self.snapshot.tables.get(table)
         if entry is None or not keys:
             return
-        files = entry.files(keys)
+        files = entry.files_of(keys)
         if files:
-            with self.source(con, files) as src:
+            with self.source(con, files) as src, files_errors(self.lake, table):
                 con.execute(f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
-                            f"SELECT * FROM {src}")
+                            f"SELECT {select_to_csload(entry.columns, 's.')} FROM {src} AS s")
         self._pending.setdefault(table, set()).update(keys)
 
     def _have(self, table: str) -> set[str]:
@@ -150,23 +157,23 @@ class LakeReads:
     def read_affected(self, batch: InsertedBatch) -> None:
         """Read in every partition the batch's supersede rules may change."""
         con, table = batch.con, batch.table
-        entry = self.manifest.tables.get(table)
+        entry = self.snapshot.tables.get(table)
         if entry is None or not entry.partitions:
             return
         want = {partition_key(r[0]) for r in con.execute(
             f"SELECT DISTINCT _date FROM {quote_ident(table)} "  # noqa: S608
             f"WHERE _run_id IN ({batch.ids})").fetchall()}
-        where = entry.run_partitions()
+        where = entry.state.run_partitions()
         for drop in window_drops(batch.windows(), batch.ledger.loaded_windows(batch.job_ids)):
             for key in where.get(drop.run_id, ()):
                 day = partition_date(key)
                 if drop.date_from is None or (day is not None and drop.date_to is not None
                                               and drop.date_from <= day < drop.date_to):
                     want.add(key)
-        self.read_partitions(con, table, (want & entry.partitions.keys()) - self._have(table))
+        self.read_partitions(con, table, (want & entry.partitions) - self._have(table))
         self.read_partitions(con, table, self.key_partitions(batch, entry))
 
-    def key_partitions(self, batch: InsertedBatch, entry: TableEntry) -> set[str]:
+    def key_partitions(self, batch: InsertedBatch, entry: LakeTable) -> set[str]:
         """Partitions not read in yet that hold a row with one of the batch's keys."""
         con, table = batch.con, batch.table
         rest = set(entry.partitions) - self._have(table)
@@ -184,7 +191,7 @@ class LakeReads:
         finally:
             con.execute("DROP TABLE IF EXISTS temp._csload_lake_keys")
 
-    def _scan_keys(self, con: duckdb.DuckDBPyConnection, entry: TableEntry, groups: KeyGroups,
+    def _scan_keys(self, con: duckdb.DuckDBPyConnection, entry: LakeTable, groups: KeyGroups,
                    rest: set[str], job_of: dict[int, int]) -> set[str]:
         """Of the partitions `rest`, those whose rows hold a key of `_csload_lake_keys`."""
         lake_columns = {name for name, _ in entry.columns}
@@ -194,14 +201,16 @@ class LakeReads:
                 continue   # a key new to the table: no lake row has it
             jobs = set(job_list)
             candidates = {key for key in rest
-                          if any(job_of.get(r) in jobs for r in entry.partitions[key].runs)}
+                          if any(job_of.get(r) in jobs
+                                 for r in entry.state.partitions.get(key, {}))}
             if not candidates:
                 continue
             k0 = f"CAST(s.{quote_ident(cols[0])} AS UBIGINT)"
             k1 = f"CAST(s.{quote_ident(cols[1])} AS UBIGINT)" if len(cols) > 1 else "0::UBIGINT"
             not_null = " AND ".join(f"s.{quote_ident(c)} IS NOT NULL" for c in cols)
             job_sql = ", ".join(str(j) for j in sorted(jobs))
-            with self.source(con, entry.files(candidates)) as src:
+            with self.source(con, entry.files_of(candidates)) as src, \
+                    files_errors(self.lake, entry.name):
                 rows = con.execute(
                     f"SELECT DISTINCT x.d FROM (SELECT {k0} AS k0, {k1} AS k1, "  # noqa: S608
                     f"s._date AS d FROM {src} AS s WHERE s._job_id IN ({job_sql}) "

@@ -19,9 +19,10 @@ import duckdb
 
 from csload.errors import ConfigError
 from csload.load import sql
-from csload.load.columns import LINEAGE_COLUMNS, widens
+from csload.load.columns import widens
 from csload.load.failures import PartFailed
 from csload.load.ledger import naive_utc
+from csload.load.lineage import LINEAGE_COLUMNS
 from csload.load.sqltext import quote_ident
 from csload.load.supersede import run_order
 

@@ -37,13 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("csload.load")
 
-LINEAGE_COLUMNS: dict[str, str] = {
-    "_job_id": "UBIGINT",
-    "_run_id": "UBIGINT",
-    "_date": "DATE",
-    "_loaded_at": "TIMESTAMP",
-}
-
 VARIABLE_FIELDS = ("custom_var", "dynamic_var")
 
 _NOT_IDENT = re.compile(r"[^a-z0-9_]+")

@@ -40,14 +40,13 @@ import orjson
 
 from csload.api.models import Job, JobField, Run
 from csload.errors import StoreError
+from csload.load.ledger_tables import LEDGER_NAMES, LEDGER_SCHEMA
 from csload.load.sql import insert_rows
 from csload.load.sqltext import quote_ident
 from csload.load.supersede import RunWindow, run_order
 
 SCHEMA_VERSION = 1
 
-LEDGER_SCHEMA = "_csload"
-LEDGER_NAMES = ("meta", "jobs", "runs", "parts", "tombstones")
 
 
 @dataclass(frozen=True, slots=True)

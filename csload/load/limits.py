@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from csload.errors import CsloadError, PartParseError, StoreError, part_label
-from csload.load.columns import JobLayout
 from csload.load.parts import PartFile, parse_error
 
 if TYPE_CHECKING:
     from csload.config import Limits
+    from csload.load.columns import JobLayout
 
 
 def check_part_shape(part: PartFile, layout: JobLayout, limits: Limits) -> None:

@@ -37,8 +37,9 @@ import duckdb
 
 from csload.api.schemas import SCOPES, FieldSpec, load_schema, schemas_dir
 from csload.errors import ConfigError
-from csload.load.columns import LINEAGE_COLUMNS, VARIABLE_FIELDS, Column, normalize_identifier
+from csload.load.columns import VARIABLE_FIELDS, Column, normalize_identifier
 from csload.load.ledger import Ledger
+from csload.load.lineage import LINEAGE_COLUMNS
 from csload.load.sqltext import quote_ident, sql_str
 
 CODES_SCHEMA = "codes"

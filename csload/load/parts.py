@@ -16,16 +16,18 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import orjson
 
 from csload.errors import PartParseError, part_label
 from csload.load import sql
-from csload.load.columns import Column
 from csload.load.sqltext import quote_ident, sql_str
 from csload.redact import redact_text
+
+if TYPE_CHECKING:
+    from csload.load.columns import Column
 
 GZIP_MAGIC = b"\x1f\x8b"
 

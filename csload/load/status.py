@@ -253,7 +253,7 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
                   tables: Sequence[TableStats] | None = None) -> StoreStatus:
     """The status read from the `_csload_*` tables of `con` (a DuckDB database's, or a lake's
     ledger snapshot); `tables`: the tables' row counts and dates, when the caller reads them
-    elsewhere (a lake's manifest), else they are counted in `con`."""
+    elsewhere (a lake's ledger state), else they are counted in `con`."""
     ledger = Ledger(con)
     windows = ledger.last_loaded_windows()
     # Days a backfill filled are covered; days whose files expired or whose run failed at the

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from csload.redact import is_loopback_host
+from csload.https_rule import is_loopback_host
 
 if TYPE_CHECKING:
     from csload.simulator.core import Simulator

@@ -16,7 +16,7 @@
   detail can help. 404/410 means the files are gone.
 - No total timeout: a part can be large. Connect and between-bytes timeouts apply, and the
   part's byte cap and storage's minimum rate (csload.transfer.guard), on every GET.
-- The https rule (csload.redact) for the part URL and every redirect: plain http only to a
+- The https rule (csload.https_rule) for the part URL and every redirect: plain http only to a
   loopback address, and only when the caller says so (`loopback_http`: the client's auth URL
   is a loopback address, the simulator). A URL that cannot be parsed (a port out of range)
   fails the part with one line that does not show it: it holds the signature.
@@ -56,7 +56,8 @@ from csload.errors import (
     StorageTooSlow,
     part_label,
 )
-from csload.redact import redact_url, require_secure_url
+from csload.https_rule import require_secure_url
+from csload.redact import redact_url
 from csload.transfer.guard import DownloadGuard
 from csload.transfer.gzipcheck import CorruptStream, GzipVerifier
 
@@ -207,7 +208,7 @@ async def get_following_redirects(
         session: aiohttp.ClientSession, url: str, what: str, proxies: Proxies | None,
         *, loopback_http: bool = True, **options: Any) -> AsyncIterator[aiohttp.ClientResponse]:
     """GET `url`, following redirects only to URLs that pass `require_secure_url` (with
-    `loopback_http`: the https rule of csload.redact).
+    `loopback_http`: the https rule of csload.https_rule).
 
     aiohttp would follow a redirect anywhere, plain http off this machine included, where the
     part's data would cross the network in clear text (found by tests/reliability). The proxy

@@ -6,8 +6,9 @@
     local_lake  / s3_lake: one of them only.
     writer      a partgen.Writer (tests/support/partgen.py) writing parts into the test folder.
 
-The lake helpers (tests/support/lakeutil.py) read a lake back two ways: through the manifest
-(`Lake.connect`) and as a folder-listing reader would (`Lake.listed`).
+The lake helpers (tests/support/lakeutil.py) read a lake back two ways: through csload, at the
+versions its ledger records (`Lake.connect`), and as any Delta reader does, the tables' latest
+versions through their logs (`Lake.listed`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hostile_lake import Crafted, build_lake, copy_lake
 from tests.support.lakeutil import Lake
 from tests.support.partgen import Writer
 from tests.support.s3server import S3Server
@@ -44,3 +46,16 @@ def writer(tmp_path: Path) -> Writer:
     folder = tmp_path / "parts"
     folder.mkdir()
     return Writer(folder)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_lake(tmp_path_factory.mktemp("pristine"))
+
+
+@pytest.fixture
+def crafted(pristine: Path, tmp_path: Path) -> Crafted:
+    return copy_lake(pristine, tmp_path)
+
+
+# --- what csload must do with it ---------------------------------------------------------------

@@ -1,330 +1,329 @@
 """A lake's own files are hostile input (issue 16, part A): whoever can write the lake's storage
-can craft its manifest, its transaction markers and what lies in `_csload/`. Each test crafts
-the attack as the security review found it, on a lake a real `csload sync --parquet` made from
-the simulator, and shows it refused with one clear line: no SQL from a file runs, nothing
-outside the lake root is touched, no link inside `_csload/` is followed.
+can craft its ledger table, the folders at its root and what lies in `_csload/`. Each test
+crafts one attack on a lake a real `ParquetStore` made, then checks that opening the store,
+`csload.connect` and `csload status` either refuse it with a StoreError that names the lake and
+what is wrong (showing none of csload's SQL), or are unaffected; and that nothing outside the
+lake root is touched (a canary folder beside it, whose files are old enough for any vacuum).
+The data tables (their Delta logs, their folders) are attacked in test_lake_hostile_delta.py,
+with the helpers defined here.
 
-    test_hostile_manifest_sql_type_*       a column type carrying `COPY ... TO 'file'`
-    test_hostile_manifest_*_escape*        a table name / partition key / txid with `..`
-    test_hostile_marker_escapes_the_lake   an S3 transaction marker naming files outside it
-    test_hostile_ledger_file_is_read_as_data  a ledger snapshot with values of the wrong type
-    test_hostile_symlinked_* / hardlinked_lock the lock, the staging folder, a manifest as links
+    test_hostile_state_*          the ledger's `_csload_lake` row (csload.lake.state)
+    test_hostile_ledger_*         the ledger table's rows and Parquet blobs (csload.lake.ledger)
+    test_hostile_own_folder_*     symbolic links inside `_csload/`
+
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import json
+import resource
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
+from deltalake import DeltaTable, write_deltalake
 
-import csload
-from csload.cli import main
 from csload.errors import StoreError
-from csload.lake.fs import LakeFS
-from csload.lake.manifest import manifest_name, manifest_versions, read_current
-from csload.simulator import ServerHandle, SimConfig, Simulator
-from tests.support.lakeutil import Lake
-from tests.support.s3server import S3Server
-from tests.support.simenv import sim_variables
-
-Tamper = Callable[[dict[str, Any]], None]
+from csload.lake.layout import LEDGER_TABLE_DIR
+from csload.lake.ledger import STATE_ROW
+from tests.support.children import child_environ
+from tests.support.hostile_lake import (
+    DAY,
+    Crafted,
+    assert_outside_untouched,
+    assert_refused,
+    assert_unaffected,
+    sync_one_run,
+    tree,
+)
 
 
-@pytest.fixture
-def sim_config() -> SimConfig:
-    # Small: each test syncs once for real, then attacks the lake that sync made.
-    return SimConfig(seed=7, days=2, sessions_per_day=40,
-                     start_time=datetime(2026, 11, 25, 12, tzinfo=UTC))
-
-
-@pytest.fixture
-def sim_env(simulator: Simulator, sim_thread: ServerHandle) -> dict[str, str]:
-    return sim_variables(simulator, sim_thread.base_url)
-
-
-@pytest.fixture
-def cli(sim_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> Callable[..., Result]:
-    """`csload ...` in-process, in a folder without csload.toml; exceptions are caught so
-    that a traceback would show as `result.exception`."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("CONTENTSQUARE_"):
-            monkeypatch.delenv(name)
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), env=sim_env)
-
-    return run
-
-
-@pytest.fixture
-def synced(cli: Callable[..., Result], tmp_path: Path) -> Path:
-    """A local lake a real sync made."""
-    root = tmp_path / "lake"
-    result = cli("sync", "--parquet", str(root))
-    assert result.exit_code == 0, result.output
-    assert read_current(LakeFS.open(root)).tables
-    return root
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A folder beside the lake that no lake operation may touch."""
-    folder = tmp_path / "outside"
-    (folder / "date=2026-11-20").mkdir(parents=True)
-    (folder / "date=2026-11-20" / "precious.txt").write_text("keep me")
-    (folder / "precious.txt").write_text("keep me")
-    return folder
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>"
-            for p in sorted(folder.rglob("*"))}
-
-
-def tamper_manifest(root: Path, change: Tamper) -> None:
-    """Rewrite the lake's current manifest in place, as an attacker with write access would."""
-    lake = LakeFS.open(root)
-    path = lake.local_path(manifest_name(manifest_versions(lake)[-1]))
-    obj = orjson.loads(path.read_bytes())
-    change(obj)
-    path.write_bytes(orjson.dumps(obj))
+def ledger_rows(root: Path) -> list[tuple[str, bytes]]:
+    data = DeltaTable(str(root / LEDGER_TABLE_DIR)).to_pyarrow_table()
+    return list(zip(data.column("name").to_pylist(), data.column("data").to_pylist(),
+                    strict=True))
 
 
-def assert_refused(result: Result, *words: str) -> None:
-    """A sync that stopped before loading anything (exit 1), with one clear line and no
-    traceback."""
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word in result.output, result.output
+def overwrite_ledger(root: Path, data: pa.Table, *, new_schema: bool = False) -> None:
+    """Replace the ledger table's rows, as another Delta writer would (one commit)."""
+    write_deltalake(str(root / LEDGER_TABLE_DIR), data, mode="overwrite",
+                    schema_mode="overwrite" if new_schema else None)
 
 
-# --- a column type that carries SQL -----------------------------------------------------------
+def write_ledger_rows(root: Path, rows: list[tuple[str, bytes]]) -> None:
+    overwrite_ledger(root, pa.table({"name": pa.array([n for n, _ in rows], pa.string()),
+                                     "data": pa.array([b for _, b in rows], pa.binary())}))
 
-def _evil_table(columns: list[list[str]]) -> Tamper:
-    def change(obj: dict[str, Any]) -> None:
-        obj["tables"]["evil"] = {"columns": columns, "partitions": {}}
-    return change
 
+def replace_row(root: Path, name: str, blob: bytes) -> None:
+    write_ledger_rows(root, [(n, blob if n == name else b) for n, b in ledger_rows(root)])
 
-@pytest.mark.hostile("a lake manifest column type carrying `COPY ... TO 'file'`, opened by a sync",
-                     "refused (the type is not one csload writes, lake called tampered), exit 1 "
-                     "before loading; no file written, the lake unchanged")
-def test_hostile_manifest_sql_type_in_sync(synced: Path, cli: Callable[..., Result],
-                                           tmp_path: Path) -> None:
-    # csload builds `CREATE TABLE "evil" ("a" <type>)` from the manifest when it opens a lake.
-    pwned = tmp_path / "pwned-by-sync.csv"
-    evil = f"INTEGER); COPY (SELECT 42 AS x) TO '{pwned}' (FORMAT csv); CREATE TABLE x (b INTEGER"
-    tamper_manifest(synced, _evil_table([["a", evil]]))
-    before = snapshot(synced)
 
-    result = cli("sync", "--parquet", str(synced))
+def row_of(root: Path, name: str) -> bytes:
+    return dict(ledger_rows(root))[name]
 
-    assert_refused(result, "column type", "tampered")
-    assert not pwned.exists()
-    assert snapshot(synced) == before
 
+def change_state(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite the `_csload_lake` row's JSON (the standard json module: integers of any size)."""
+    state = json.loads(row_of(root, STATE_ROW))
+    change(state)
+    replace_row(root, STATE_ROW, json.dumps(state).encode())
 
-@pytest.mark.hostile("the same crafted type, opened by `csload.connect(parquet=...)` and "
-                     "`read_target_status`",
-                     "StoreError naming the type; no SQL from the file runs, no file written")
-def test_hostile_manifest_sql_type_in_connect(synced: Path, tmp_path: Path) -> None:
-    # The issue's own example: the reader built `SELECT CAST(NULL AS <type>) AS "a" LIMIT 0`.
-    pwned = tmp_path / "pwned-by-connect.csv"
-    evil = f"INTEGER) AS a LIMIT 0; COPY (SELECT 42 AS x) TO '{pwned}' (FORMAT csv); SELECT (NULL"
-    tamper_manifest(synced, _evil_table([["a", evil]]))
 
-    with pytest.raises(StoreError, match=r"column type .* is not one csload writes"):
-        csload.connect(parquet=str(synced))
-    assert not pwned.exists()
-    with pytest.raises(StoreError, match="column type"):
-        csload.read_target_status(parquet=str(synced))
-    assert not pwned.exists()
+def views_runs(state: dict[str, Any]) -> dict[str, Any]:
+    """The run counts of the views' one partition, in a state row."""
+    runs: dict[str, Any] = state["tables"]["views"]["partitions"][DAY.isoformat()]
+    return runs
 
-
-@pytest.mark.hostile("a manifest type that is valid SQL but not one csload writes (STRUCT)",
-                     "refused: types come from a closed list")
-def test_hostile_manifest_type_outside_the_allowlist_is_refused(synced: Path) -> None:
-    # Not SQL, but not a type csload writes either: a closed list, not a blacklist.
-    tamper_manifest(synced, _evil_table([["a", "STRUCT(a INTEGER)"]]))
-    with pytest.raises(StoreError, match="STRUCT"):
-        csload.connect(parquet=str(synced))
 
+def parquet_bytes(data: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink)
+    return bytes(sink.getvalue().to_pybytes())
 
-@pytest.mark.hostile("a lake ledger snapshot with text where run ids belong (`1; DROP TABLE "
-                     "views`)",
-                     "read as data and cast to csload's types: the ledger is called damaged, "
-                     "connect and sync refuse it")
-def test_hostile_ledger_file_is_read_as_data(synced: Path, cli: Callable[..., Result]) -> None:
-    # A ledger snapshot whose run ids are text: cast to csload's own types, never trusted.
-    manifest = read_current(LakeFS.open(synced))
-    assert manifest.ledger is not None
-    runs = synced / manifest.ledger / "_csload_runs.parquet"
-    pq.write_table(pa.table({"run_id": ["1; DROP TABLE views"], "status": ["loaded"]}), runs)
 
-    with pytest.raises(StoreError, match=r"ledger file .*_csload_runs.parquet is damaged"):
-        csload.connect(parquet=str(synced))
-    assert_refused(cli("sync", "--parquet", str(synced)), "_csload_runs.parquet is damaged")
+# --- the `_csload_lake` row --------------------------------------------------------------------
 
+def _rename_views(name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda s: s["tables"].__setitem__(name, s["tables"].pop("views"))
 
-# --- names and keys that lead out of the root -------------------------------------------------
 
-def _first_partition(obj: dict[str, Any]) -> tuple[str, str]:
-    table = sorted(obj["tables"])[0]
-    return table, sorted(obj["tables"][table]["partitions"])[0]
+STATE_NAMES = {"sql": "views; drop", "dotdot": "../views", "own folder": "_csload",
+               "uppercase": "Views"}
+
 
+@pytest.mark.parametrize("how", STATE_NAMES)
+@pytest.mark.hostile("the ledger's lake state names a table `views; drop`, `../views`, "
+                     "`_csload` or `Views`",
+                     "refused as tampered (table name) by open, connect and status")
+def test_hostile_state_table_name(crafted: Crafted, how: str) -> None:
+    change_state(crafted.root, _rename_views(STATE_NAMES[how]))
+    assert_refused(crafted, "table name", STATE_NAMES[how])
 
-def _escape_by_table(obj: dict[str, Any]) -> None:
-    # The swap of a "touched" partition of a table the version does not hold moved the live
-    # folder `<table>/date=<key>` into staging, and recovery deleted it.
-    obj["touched"].append(["../outside", "2026-11-20"])
-
-
-def _escape_by_key(obj: dict[str, Any]) -> None:
-    # `<table>/date=<day>/../../../outside` is the folder beside the lake.
-    table, key = _first_partition(obj)
-    obj["touched"].append([table, f"{key}/../../../outside"])
 
+@pytest.mark.parametrize("key", ["../x", "2026-02-30", "date=2026-11-20", "2026-11-20/../x"])
+@pytest.mark.hostile("the ledger's lake state gives a table a partition key that is a path or "
+                     "not a day",
+                     "refused as tampered (partition), nothing outside the root touched")
+def test_hostile_state_partition_key(crafted: Crafted, key: str) -> None:
+    change_state(crafted.root,
+                 lambda s: s["tables"]["views"]["partitions"].__setitem__(key, {"10": 1}))
+    assert_refused(crafted, "partition", key)
 
-def _escape_by_file(obj: dict[str, Any]) -> None:
-    table, key = _first_partition(obj)
-    obj["tables"][table]["partitions"][key]["files"].append(["../outside/precious.txt", 7])
-
-
-def _escape_by_txid(obj: dict[str, Any]) -> None:
-    obj["txid"] = "../../../outside"
-    obj["ledger"] = "_csload/ledger/../../../outside"
-
-
-ESCAPES = {"table name": _escape_by_table, "partition key": _escape_by_key,
-           "file path": _escape_by_file, "txid": _escape_by_txid}
-
-
-@pytest.mark.parametrize("how", ESCAPES)
-@pytest.mark.hostile("a manifest table name, partition key, file path or txid with `..` (recovery"
-                     " once moved and deleted a folder outside the lake)",
-                     "refused as tampered by sync and connect; nothing outside the lake root "
-                     "touched")
-def test_hostile_manifest_path_escape(synced: Path, outside: Path, cli: Callable[..., Result],
-                                      how: str) -> None:
-    tamper_manifest(synced, ESCAPES[how])
-    # Recovery runs the swaps of a version whose staging folder is still there.
-    txid = read_current_txid(synced)
-    (synced / "_csload" / "staging" / txid).mkdir(parents=True, exist_ok=True)
-    before = snapshot(outside)
-
-    result = cli("sync", "--parquet", str(synced))
-
-    assert_refused(result, "tampered")
-    with pytest.raises(StoreError, match="tampered"):
-        csload.connect(parquet=str(synced))
-    assert snapshot(outside) == before
-
-
-def read_current_txid(root: Path) -> str:
-    """The txid as written in the current manifest (without checking it: it may be crafted)."""
-    lake = LakeFS.open(root)
-    path = lake.local_path(manifest_name(manifest_versions(lake)[-1]))
-    txid = orjson.loads(path.read_bytes())["txid"]
-    return txid if "/" not in txid else "x"
-
-
-@pytest.mark.hostile("an S3 transaction marker listing files of a neighbouring prefix to delete",
-                     "refused as tampered; the neighbour's files kept")
-def test_hostile_marker_escapes_the_lake(s3_server: S3Server, tmp_path: Path) -> None:
-    # On S3 the next sync deletes what a marker lists; a crafted one named another prefix.
-    lake = Lake.s3(s3_server, "hostile-marker")
-    neighbour = LakeFS.open(lake.root + "-neighbour", lake.options, env={})
-    neighbour.write_bytes("views/date=2026-11-20/data.parquet", b"someone else's data")
-    fs = lake.fs()
-    fs.write_bytes("_csload/txn/20261125T120000-0123456789ab.json", orjson.dumps({
-        "txid": "20261125T120000-0123456789ab", "version": 1, "obsolete": [],
-        "uploads": [f"../{neighbour.base.split('/', 1)[1]}/views/date=2026-11-20/data.parquet"],
-    }))
-
-    with pytest.raises(StoreError, match="tampered"):
-        lake.open()
-    assert neighbour.read_bytes("views/date=2026-11-20/data.parquet") == b"someone else's data"
-
-
-# --- links inside _csload/ ---------------------------------------------------------------------
-
-@pytest.mark.hostile("the lake lock replaced by a symbolic link (to a file, or dangling)",
-                     "refused, exit 1; the linked file neither truncated nor created")
-def test_hostile_symlinked_lock(synced: Path, outside: Path, cli: Callable[..., Result]) -> None:
-    lock = synced / "_csload" / "lock"
-    assert lock.stat().st_mode & 0o777 == 0o600   # the sync made it private
-    target = outside / "precious.txt"
-    lock.unlink()
-    lock.symlink_to(target)
-
-    result = cli("sync", "--parquet", str(synced))
-
-    assert_refused(result, "symbolic link")
-    assert target.read_text() == "keep me"   # neither truncated nor overwritten
-
-    # A dangling link: the lock must not create the file it points to either.
-    lock.unlink()
-    lock.symlink_to(outside / "created-by-lock")
-    assert_refused(cli("sync", "--parquet", str(synced)), "symbolic link")
-    assert not (outside / "created-by-lock").exists()
-
-
-@pytest.mark.hostile("the lake lock replaced by a hard link to another file",
-                     "refused (link count checked); the file unchanged")
-def test_hostile_hardlinked_lock(synced: Path, outside: Path, cli: Callable[..., Result]
-                                 ) -> None:
-    # A hard link is no symbolic link: O_NOFOLLOW lets it through, the link count does not.
-    lock = synced / "_csload" / "lock"
-    target = outside / "precious.txt"
-    lock.unlink()
-    os.link(target, lock)
-
-    assert_refused(cli("sync", "--parquet", str(synced)), "hard links")
-    assert target.read_text() == "keep me"
-
-
-@pytest.mark.hostile("`_csload/staging` linked to a folder outside the lake",
-                     "refused; the folder outside untouched")
-def test_hostile_symlinked_staging(synced: Path, outside: Path, cli: Callable[..., Result]
-                                   ) -> None:
-    # Recovery empties `_csload/staging`: through a link it emptied the folder linked to.
-    staging = synced / "_csload" / "staging"
-    if staging.exists():
-        staging.rmdir()
-    staging.symlink_to(outside, target_is_directory=True)
-    before = snapshot(outside)
-
-    result = cli("sync", "--parquet", str(synced))
-
-    assert_refused(result, "symbolic link")
-    assert snapshot(outside) == before
-
-
-@pytest.mark.hostile("a manifest that is a symbolic link to a file elsewhere",
-                     "refused by sync and connect")
-def test_hostile_symlinked_manifest(synced: Path, tmp_path: Path, cli: Callable[..., Result]
-                                    ) -> None:
-    # A manifest linked to a file elsewhere (one the attacker cannot place in the lake, say).
-    lake = LakeFS.open(synced)
-    current = lake.local_path(manifest_name(manifest_versions(lake)[-1]))
-    elsewhere = tmp_path / "elsewhere.json"
-    elsewhere.write_bytes(current.read_bytes())
-    current.unlink()
-    current.symlink_to(elsewhere)
-
-    assert_refused(cli("sync", "--parquet", str(synced)), "symbolic link")
-    with pytest.raises(StoreError, match="symbolic link"):
-        csload.connect(parquet=str(synced))
+
+def _set_count(value: object) -> Callable[[dict[str, Any]], None]:
+    return lambda s: views_runs(s).__setitem__("10", value)
+
+
+def _set_run_id(value: str) -> Callable[[dict[str, Any]], None]:
+    return lambda s: views_runs(s).__setitem__(value, views_runs(s).pop("10"))
+
+
+NUMBERS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "negative count": (_set_count(-1), "row count -1"),
+    "count above 2^63-1": (_set_count(2**63), f"row count {2**63}"),
+    "huge count": (_set_count(10**30), "row count 1e+30"),   # orjson: a float
+    "count as a float": (_set_count(2.5), "row count 2.5"),
+    "count as null": (_set_count(None), "row count None"),
+    "run id above 2^64-1": (_set_run_id(str(2**64)), f"run id '{2**64}'"),
+    "negative run id": (_set_run_id("-10"), "run id '-10'"),
+    "run id not a number": (_set_run_id("10; DROP TABLE views"),
+                            "run id '10; DROP TABLE views'"),
+    "negative version": (lambda s: s["tables"]["views"].__setitem__("version", -1),
+                         "table version -1"),
+    "negative batch": (lambda s: s.__setitem__("batch", -1), "batch number -1"),
+}
+
+
+@pytest.mark.parametrize("how", NUMBERS)
+@pytest.mark.hostile("the ledger's lake state with a negative or huge row count, a run id above "
+                     "2^64-1 or not a number, a negative version or batch",
+                     "refused as tampered, naming the number")
+def test_hostile_state_numbers_out_of_range(crafted: Crafted, how: str) -> None:
+    change, words = NUMBERS[how]
+    change_state(crafted.root, change)
+    assert_refused(crafted, words)
+
+
+@pytest.mark.hostile("the ledger's lake state records a table version newer than the table's "
+                     "log",
+                     "refused by open, connect and status, naming the table and the version")
+def test_hostile_state_version_newer_than_the_log(crafted: Crafted) -> None:
+    # The message is deltalake's ("LogSegment end version 0 not the same as the specified end
+    # version 5"); csload's own "damaged ... older than its ledger's" check in recovery is
+    # never reached, because the snapshot is read at the recorded version first.
+    change_state(crafted.root, lambda s: s["tables"]["views"].__setitem__("version", 5))
+    assert_refused(crafted, "views", "version 5")
+
+
+# A child process: a lake open that spins is killed by its CPU budget, not waited for.
+_OPEN_IN_CHILD = """
+import sys
+from csload.errors import StoreError
+from csload.lake import connect_lake
+try:
+    connect_lake(sys.argv[1], env={})
+except StoreError as exc:
+    print(exc)
+    sys.exit(0)
+sys.exit(3)
+"""
+CPU_BUDGET_SECONDS = 20   # a refusal takes ~2 s of CPU, imports included
+
+
+def _cpu_budget() -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_BUDGET_SECONDS, CPU_BUDGET_SECONDS + 5))
+
+
+@pytest.mark.hostile("the ledger's lake state records table version 2^63-1 (in range for "
+                     "csload's check, far beyond the log)",
+                     "refused at once (`damaged`): the latest version is read first and compared "
+                     "before any version the ledger names is loaded")
+def test_hostile_state_version_far_beyond_the_log(crafted: Crafted) -> None:
+    change_state(crafted.root,
+                 lambda s: s["tables"]["views"].__setitem__("version", 2**63 - 1))
+    child = subprocess.run(
+        [sys.executable, "-c", _OPEN_IN_CHILD, str(crafted.root)],
+        env=child_environ(), capture_output=True, text=True, preexec_fn=_cpu_budget,
+        timeout=600, check=False)
+    assert child.returncode == 0, (
+        f"connect did not refuse within {CPU_BUDGET_SECONDS} s of CPU (exit "
+        f"{child.returncode}): {child.stdout}{child.stderr}")
+    assert "views" in child.stdout and str(crafted.root) in child.stdout
+
+
+STATE_TEXTS = {"invalid JSON": b"{not json", "a list": b"[1, 2]",
+               "another format": b'{"format": 2, "batch": 1, "tables": {}}',
+               "tables not an object": b'{"format": 1, "batch": 1, "tables": "views"}',
+               "empty": b""}
+
+
+@pytest.mark.parametrize("how", STATE_TEXTS)
+@pytest.mark.hostile("the ledger's lake state row is invalid JSON, not an object, or of "
+                     "another format",
+                     "refused as tampered (lake state)")
+def test_hostile_state_not_csloads(crafted: Crafted, how: str) -> None:
+    replace_row(crafted.root, STATE_ROW, STATE_TEXTS[how])
+    assert_refused(crafted, "lake state")
+
+
+@pytest.mark.hostile("the ledger's lake state names a table that has no Delta log",
+                     "refused: the lake is called damaged, naming the table")
+def test_hostile_state_table_without_a_log(crafted: Crafted) -> None:
+    change_state(crafted.root, lambda s: s["tables"].__setitem__(
+        "ghost", {"version": 0, "partitions": {}}))
+    assert_refused(crafted, "ghost", "damaged")
+
+
+# --- the ledger table's rows and blobs ---------------------------------------------------------
+
+@pytest.mark.hostile("a ledger blob (`_csload_runs`) that is not Parquet",
+                     "refused: that ledger table is called damaged or tampered with")
+def test_hostile_ledger_blob_not_parquet(crafted: Crafted) -> None:
+    replace_row(crafted.root, "_csload_runs", b"PAR1 this is not a Parquet file PAR1")
+    assert_refused(crafted, "_csload_runs", "tampered")
+
+
+@pytest.mark.hostile("a ledger blob whose run ids are text carrying SQL "
+                     "(`1; DROP TABLE views`)",
+                     "read as data and cast to csload's types: refused as damaged; no SQL runs")
+def test_hostile_ledger_blob_of_the_wrong_types(crafted: Crafted) -> None:
+    replace_row(crafted.root, "_csload_runs", parquet_bytes(pa.table({
+        "run_id": ["1; DROP TABLE views"], "status": ["loaded"]})))
+    assert_refused(crafted, "_csload_runs", "damaged")
+
+
+@pytest.mark.hostile("a ledger blob with an extra column named to break out of SQL "
+                     "(`x\"; COPY ... TO 'file'; --`)",
+                     "unaffected: only the columns csload knows are read, by its own names")
+def test_hostile_ledger_blob_column_names_are_not_used(crafted: Crafted) -> None:
+    runs = pq.read_table(pa.BufferReader(row_of(crafted.root, "_csload_runs")))
+    evil = f"x\" VARCHAR); COPY (SELECT 42) TO '{crafted.pwned}' (FORMAT csv); --"
+    runs = runs.append_column(evil, pa.array(["boom"] * runs.num_rows))
+    replace_row(crafted.root, "_csload_runs", parquet_bytes(runs))
+    assert_unaffected(crafted)
+
+
+@pytest.mark.hostile("two ledger rows with the same name (a second `_csload_meta`)",
+                     "refused as tampered, naming the row")
+def test_hostile_ledger_row_given_twice(crafted: Crafted) -> None:
+    rows = ledger_rows(crafted.root)
+    meta = next(r for r in rows if r[0] == "_csload_meta")
+    write_ledger_rows(crafted.root, [*rows, (meta[0], b"another meta")])
+    assert_refused(crafted, "_csload_meta", "tampered")
+
+
+@pytest.mark.hostile("a ledger table whose columns are of other types (name BIGINT, data "
+                     "STRING)",
+                     "refused as tampered")
+def test_hostile_ledger_columns_of_other_types(crafted: Crafted) -> None:
+    overwrite_ledger(crafted.root, pa.table({"name": pa.array([1, 2]),
+                                             "data": pa.array(["a", "b"])}), new_schema=True)
+    assert_refused(crafted, "tampered")
+
+
+@pytest.mark.hostile("a ledger without its `_csload_runs` row",
+                     "refused: the lake is called damaged, naming the missing ledger table")
+def test_hostile_ledger_row_missing(crafted: Crafted) -> None:
+    write_ledger_rows(crafted.root,
+                      [r for r in ledger_rows(crafted.root) if r[0] != "_csload_runs"])
+    assert_refused(crafted, "_csload_runs", "damaged")
+
+
+@pytest.mark.hostile("a ledger row csload does not know, named `_csload_x; DROP TABLE views`",
+                     "unaffected: rows are looked up by csload's names, others ignored")
+def test_hostile_ledger_unknown_row_is_ignored(crafted: Crafted) -> None:
+    write_ledger_rows(crafted.root, [*ledger_rows(crafted.root),
+                                     ("_csload_x; DROP TABLE views", b"whatever")])
+    assert_unaffected(crafted)
+
+
+# --- symbolic links inside _csload/ ---------------------------------------------------------------
+
+def _move_out_and_link(c: Crafted, rel: str) -> None:
+    """Move `rel` of the lake to the canary folder and leave a link to it in its place."""
+    inside = c.root / rel
+    moved = c.outside / "moved" / rel.replace("/", "_")
+    shutil.copytree(inside, moved)
+    shutil.rmtree(inside)
+    inside.symlink_to(moved, target_is_directory=True)
+    c.before = tree(c.outside)
+
+
+@pytest.mark.parametrize("rel", ["_csload", LEDGER_TABLE_DIR])
+@pytest.mark.hostile("`_csload/` or the ledger table's folder is a symbolic link to a copy "
+                     "outside the lake",
+                     "refused (csload follows no link inside _csload/); the copy untouched")
+def test_hostile_own_folder_linked_outside(crafted: Crafted, rel: str) -> None:
+    _move_out_and_link(crafted, rel)
+    assert_refused(crafted, "symbolic link")
+
+
+@pytest.mark.hostile("the ledger table's `_delta_log` is a symbolic link to a folder outside "
+                     "the lake",
+                     "refused (`symbolic link`) before deltalake opens the folder: nothing "
+                     "read or written outside the lake")
+def test_hostile_own_folder_ledger_log_linked_outside(crafted: Crafted) -> None:
+    _move_out_and_link(crafted, f"{LEDGER_TABLE_DIR}/_delta_log")
+    with contextlib.suppress(StoreError):   # a refusal is what should happen
+        sync_one_run(crafted)
+    assert_refused(crafted, "symbolic link")   # and nothing written outside by the sync
+
+
+@pytest.mark.hostile("a symbolic link inside the ledger table's folder to a folder outside the "
+                     "lake holding old files",
+                     "refused (`symbolic link`) before any commit or vacuum: the files "
+                     "outside the lake stay")
+def test_hostile_own_folder_link_inside_the_ledger_table(crafted: Crafted) -> None:
+    (crafted.root / LEDGER_TABLE_DIR / "junk").symlink_to(crafted.outside,
+                                                          target_is_directory=True)
+    with contextlib.suppress(StoreError):
+        sync_one_run(crafted)
+    assert_outside_untouched(crafted)

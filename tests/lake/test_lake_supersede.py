@@ -1,6 +1,6 @@
 """Exactly once in a lake, every case of the DuckDB store, on a local disk and on S3.
 
-Each test checks the lake through its manifest (`connect_lake`) and as a folder-listing reader
+Each test checks the lake through csload (`connect_lake`) and as a Delta reader
 sees it (`Lake.listed`): once `apply` returns, both agree and no key appears twice.
 """
 
@@ -34,7 +34,7 @@ def vrow(sid: int, vn: int, day: date, url: str) -> dict[str, Any]:
 
 
 def contents(lake: Lake, table: str = "views") -> list[tuple[Any, ...]]:
-    """The table through the manifest; asserts a folder-listing reader sees the same."""
+    """The table through csload; asserts a Delta reader of the log sees the same."""
     con = lake.connect()
     try:
         got = con.execute(CONTENTS.format(t=table)).fetchall()
@@ -45,7 +45,9 @@ def contents(lake: Lake, table: str = "views") -> list[tuple[Any, ...]]:
 
 
 def days(lake: Lake, table: str = "views") -> list[str]:
-    return sorted({f.split("/")[1] for f in lake.data_files() if f.startswith(table + "/")})
+    """The table's partitions (date=...) in the version the ledger records."""
+    entry = lake.snapshot().tables.get(table)
+    return sorted(f"date={key}" for key in (entry.files if entry else {}))
 
 
 def test_apply_twice_is_a_no_op(lake: Lake, writer: Writer) -> None:
@@ -53,13 +55,13 @@ def test_apply_twice_is_a_no_op(lake: Lake, writer: Writer) -> None:
                            [[vrow(1, 1, D1, "a"), vrow(1, 2, D1, "b")]])
     with lake.open() as store:
         first = store.apply([staged])
-        version = store.manifest.version
+        version = store.snapshot.state.batch
     before = contents(lake)
     files = lake.files()
     with lake.open() as store:   # a re-sync: a new process, same lake
         second = store.apply([staged, staged])
         assert store.loaded_runs() == {10}
-        assert store.manifest.version == version
+        assert store.snapshot.state.batch == version
     assert first[0].status == "loaded"
     assert [o.status for o in second] == ["skipped", "skipped"]
     assert contents(lake) == before
@@ -80,13 +82,13 @@ def test_rerun_of_a_day_replaces_it(lake: Lake, writer: Writer) -> None:
         store.apply([writer.staged(j, run(10, 1, D1),
                                    [[vrow(1, 1, D1, "old"), vrow(2, 1, D1, "gone")]]),
                      writer.staged(j, run(11, 1, D2), [[vrow(3, 1, D2, "next day")]])])
-        next_day = [f for f in lake.data_files() if "date=2026-11-21" in f]
+        next_day = [f for f in lake.current_files() if "date=2026-11-21" in f]
         store.apply([writer.staged(j, run(12, 1, D1, finished_hours=30),
                                    [[vrow(1, 1, D1, "new"), vrow(1, 1, D1, "new")]])])
     assert contents(lake) == [(1, 1, "new", 12), (3, 1, "next day", 11)]
     # the other day's file was not rewritten; the re-run day has one new file
-    assert [f for f in lake.data_files() if "date=2026-11-21" in f] == next_day
-    assert len([f for f in lake.data_files() if "date=2026-11-20" in f]) == 1
+    assert [f for f in lake.current_files() if "date=2026-11-21" in f] == next_day
+    assert len([f for f in lake.current_files() if "date=2026-11-20" in f]) == 1
 
 
 def test_rerun_of_a_keyless_job_replaces_its_window(lake: Lake, writer: Writer) -> None:
@@ -133,7 +135,7 @@ def test_once_job_overlapping_daily_runs(lake: Lake, writer: Writer) -> None:
     # no view_time, so they are dated by the window start: key 3 moved from D2 to D1
     assert got == [(1, 1, "once", 20, D1), (2, 1, "d1", 10, D1), (3, 1, "once", 20, D1)]
     assert sorted(lake.listed("views", query.format(t="t"))) == got
-    assert days(lake) == ["date=2026-11-20"]   # D2 lost its only row: its folder is gone
+    assert days(lake) == ["date=2026-11-20"]   # D2 lost its only row: the day is gone
 
 
 def test_key_moving_to_another_date_leaves_its_old_partition(lake: Lake, writer: Writer
@@ -177,7 +179,7 @@ def test_one_call_for_two_tables(lake: Lake, writer: Writer) -> None:
                              run(20, 2, D1), [[{"session_id": 1}, {"session_id": 2}]])
     with lake.open() as store:
         out = store.apply([sessions, views])
-        assert store.manifest.version == 1   # one version for the whole batch
+        assert store.snapshot.state.batch == 1   # one batch for both tables
     assert [(o.run_id, o.status, o.rows) for o in out] == [(20, "loaded", 2), (10, "loaded", 1)]
     assert lake.connect().execute("SELECT count(*) FROM sessions").fetchone() == (2,)
     assert lake.listed("sessions", "SELECT count(*) FROM t") == [(2,)]
@@ -238,7 +240,7 @@ def test_same_batches_as_the_duckdb_store(lake: Lake, tmp_path: Path) -> None:
 def test_rerun_drops_rows_its_earlier_run_put_in_another_partition(lake: Lake, writer: Writer
                                                                    ) -> None:
     """A run's rows may be dated outside its window (a view after midnight): a re-run of
-    the window removes them too, wherever they are (the manifest knows each run's days)."""
+    the window removes them too, wherever they are (the ledger knows each run's days)."""
     j = job(1, fields=VIEW_FIELDS)
     with lake.open() as store:
         store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, 1, D1, "a"),

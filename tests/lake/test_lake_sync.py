@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from csload.config import Settings
-from csload.lake.manifest import read_current
 from csload.simulator import Simulator
 from tests.support.lakeref import assert_rows_equal, expected, stage_runs
 from tests.support.lakeutil import Lake
@@ -38,7 +37,7 @@ def lake_rows(lake: Lake, table: str) -> list[dict[str, Any]]:
 
 def assert_lake_holds(lake: Lake, sim: Simulator, run_ids: list[int]) -> None:
     want = expected(sim, run_ids)
-    assert set(read_current(lake.fs()).tables) == set(want)
+    assert set(lake.snapshot().tables) == set(want)
     for table, rows in want.items():
         assert_rows_equal(lake_rows(lake, table), rows, table)
         # a folder-listing reader counts the same rows, each key once
@@ -58,16 +57,18 @@ async def test_full_sync_holds_the_truth_and_resync_writes_nothing(
     assert [o.status for o in outcomes] == ["loaded"] * len(staged)
     assert_lake_holds(lake, simulator, run_ids)
 
-    # one file per day and table, zstd, the DuckDB target's types
-    files = lake.data_files()
-    assert all(f.endswith(".parquet") and "/date=" in f for f in files)
-    manifest = read_current(lake.fs())
-    for table, entry in manifest.tables.items():
-        assert all(len(p.files) == 1 for p in entry.partitions.values()), table
-    types = dict(manifest.tables["views"].columns)
+    # one file per day and table, the DuckDB target's types through csload, Delta's in the log
+    snapshot = lake.snapshot()
+    for table, entry in snapshot.tables.items():
+        assert all(len(files) == 1 for files in entry.files.values()), table
+        assert all(f.endswith(".parquet") and "/date=" in f for f in entry.files_of())
+    types = dict(snapshot.tables["views"].columns)
     assert types["session_id"] == "UBIGINT" and types["view_time"] == "TIMESTAMP"
     assert types["_date"] == "DATE" and types["_run_id"] == "UBIGINT"
     assert any(t.endswith("[]") for t in types.values())
+    delta = {f.name: f.type.type for f in lake.delta("views").schema().fields
+             if isinstance(getattr(f.type, "type", None), str)}
+    assert delta["session_id"] == "decimal(20,0)" and delta["view_time"] == "timestamp"
 
     before = lake.files()
     with lake.open() as store:

@@ -1,6 +1,7 @@
-"""A database or lake that an older csload made, with integers at the catalog's guessed widths
+"""A database that an older csload made, with integers at the catalog's guessed widths
 (USMALLINT, UINTEGER, ...), takes a value wider than those: the next load widens the columns to
-BIGINT in place and every earlier value stays as it was.
+BIGINT in place and every earlier value stays as it was. A lake has no narrow integer at all
+(Delta Lake has no unsigned types): it writes them as BIGINT.
 
 The older csload is this one with its schemas narrowed (the type mapping it had), patched in
 for the first load only.
@@ -91,17 +92,23 @@ def _staged(writer: Writer) -> tuple[Any, ...]:
     return (staged.job, staged.run, staged.parts)
 
 
-def test_an_older_lake_is_widened_and_its_files_rewritten(lake: Lake, writer: Writer,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lake_stores_narrow_integers_as_bigint_and_takes_wider_values(
+        lake: Lake, writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delta has no unsigned integers: a column loaded at a narrow width (an older schema)
+    is written as BIGINT from the start (csload.lake.types), so a wider value needs no
+    rewrite. (A lake an older csload wrote is widened by its upgrade: test_lake_upgrade.)"""
     with monkeypatch.context() as patch:
         patch.setattr("csload.load.columns.load_schema", old_schema)
         with lake.open() as store:
             store.apply([writer.staged(job(1, fields=FIELDS), run(10, 1, D1), [OLD_ROWS])])
     con = lake.connect()
     try:
-        assert types_of(con, "views")["view_number"] == "USMALLINT"
+        assert types_of(con, "views")["view_number"] == "BIGINT"
     finally:
         con.close()
+    delta = {f.name: f.type.type for f in lake.delta("views").schema().fields
+             if isinstance(getattr(f.type, "type", None), str)}
+    assert delta["view_number"] == "long"
 
     with lake.open() as store:
         [wide] = store.apply([StagedRun(*_staged(writer))])
@@ -116,5 +123,5 @@ def test_an_older_lake_is_widened_and_its_files_rewritten(lake: Lake, writer: Wr
     assert (types["view_number"], types["window_width"], types["errors_line_number"]) == (
         "BIGINT", "BIGINT", "BIGINT[]")
     assert got == expected()
-    # Every file of the table has the one schema: a folder-listing reader sees the same rows.
+    # A Delta reader of the log sees the same rows.
     assert sorted(lake.listed("views", QUERY.format(t="t"))) == expected()

@@ -28,6 +28,7 @@ README_ROW = "| hostile inputs"
 # Test module -> where the hostile input comes from, in the order the table shows them.
 AREAS = {
     "test_lake_hostile": "A lake's own files (anyone who can write its storage)",
+    "test_lake_hostile_delta": "A lake's own files (anyone who can write its storage)",
     "test_lake_endpoint_hostile": "The network: API, storage and S3 endpoints",
     "test_api_hostile": "The network: API, storage and S3 endpoints",
     "test_storage_hostile": "The network: API, storage and S3 endpoints",

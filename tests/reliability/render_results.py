@@ -177,15 +177,18 @@ def beyond_table(beyond: list[dict[str, Any]]) -> list[str]:
                    e.get("rows_duplicated", ""), e.get("outcome", "")) for e in beyond))
 
 
-def crash_table(crash: list[dict[str, Any]], in_place: bool = False) -> list[str]:
+def crash_table(crash: list[dict[str, Any]], lake: bool = False) -> list[str]:
     head = ["#", "phase", "seam", "occurrence", "runs committed before the kill"]
-    if in_place:
-        head.append("manifest readable before recovery")
+    if lake:
+        # A kill between a table's Delta commit and the ledger's leaves that table's log
+        # ahead of the ledger: a Delta reader sees the batch, csload's reader does not, and
+        # the next sync undoes the commit.
+        head.append("tables committed ahead of the ledger")
     return table((*head, "rows after recovery", "lost", "dup", "test"),
                  ((i, e.get("phase", ""), e.get("seam", ""),
                    f"{e.get('occurrence')} of {e.get('of')}",
                    e.get("runs_committed_before_kill", ""),
-                   *((("yes" if e.get("files_in_place_after_kill") else "no"),) if in_place
+                   *((", ".join(e.get("tables_ahead_after_kill") or []) or "none",) if lake
                      else ()),
                    e.get("rows_expected", ""), e.get("rows_lost", ""),
                    e.get("rows_duplicated", ""), e.get("outcome", ""))
@@ -211,10 +214,11 @@ def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
     """The same tables for the Parquet lake target (a local folder)."""
     lines = ["## Parquet lake target", "",
              "The same cells, crash seams, disk-full cases and bad inputs, synced into a local "
-             "Parquet lake (`csload.sync(..., parquet=ROOT)`, `csload sync --parquet ROOT`). "
-             "Rows are counted through the lake's manifest (`csload.connect(parquet=ROOT)`) "
-             "and must be the same for a reader listing the folders; the lake must hold no "
-             "stray file afterwards.", ""]
+             "lake of Delta tables (`csload.sync(..., parquet=ROOT)`, `csload sync --parquet "
+             "ROOT`). Rows are counted through csload (`csload.connect(parquet=ROOT)`, each "
+             "table at the version the lake's ledger records) and must be the same for a "
+             "Delta reader of each table's latest version; afterwards every table must be at "
+             "its ledger's version, with no file that no commit ever named.", ""]
     if lake.get("faults"):
         lines += ["### Fault matrix, Parquet lake", ""]
         lines += fault_table(lake["faults"])
@@ -224,14 +228,19 @@ def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
     if lake.get("crash"):
         lines += ["### kill -9, Parquet lake", "",
                   "A real `csload sync --parquet` (tests/support/lake_sync_child.py) "
-                  "SIGKILLs itself at the seeded point, in the download, write/swap or "
-                  "manifest/ledger phase; one of its runs fails to parse meanwhile. What the "
-                  "kill left: every partition folder holds its files of the current version "
-                  "(or of the previous one while a published version was being swapped in), "
-                  "and, when every file of the current version is in place, the lake read "
-                  "through its manifest holds whole runs only. Then a sync brings the lake to "
-                  "exactly the truth.", ""]
-        lines += crash_table(lake["crash"], in_place=True)
+                  "SIGKILLs itself at the seeded point, in the download phase, the write "
+                  "phase (a batch applied in the work database, partitions read in, a "
+                  "table's files written, the table committed) or the ledger phase (a failed "
+                  "run recorded, the ledger committed: the commit point, the vacuum at close, "
+                  "the downloads discarded); one of its runs fails to parse meanwhile. What "
+                  "the kill left, before anything recovers: through csload, exactly the runs "
+                  "the ledger holds, each whole; a Delta reader of each table's latest "
+                  "version sees whole runs only, never a row twice (the killed batch's too, "
+                  "when the kill fell between its table's commit and the ledger's). Then a "
+                  "sync undoes any commit the ledger does not record and brings the lake to "
+                  "exactly the truth; files the killed sync wrote and never committed may "
+                  "remain until the vacuum's retention window passes.", ""]
+        lines += crash_table(lake["crash"], lake=True)
     if lake.get("disk full"):
         lines += ["### Disk full, Parquet lake", ""]
         lines += disk_table(lake["disk full"])

@@ -1,9 +1,9 @@
-"""Crash safety of the Parquet lake target: `kill -9` of a real `csload sync --parquet ROOT` at
-seeded points across the download, write/swap and manifest/ledger phases, then a sync again:
-the lake is exactly the truth. And a full disk (a 6 MiB tmpfs) while staging the downloads,
-while writing the lake, and with both on one disk through the CLI: a clear error, the previous
-version intact and readable, and the next sync (with space again) completes. (A full disk
-while staging the downloads is test_rel_crash.py's, run into both targets.)
+"""Crash safety of the Parquet lake target (Delta tables): `kill -9` of a real
+`csload sync --parquet ROOT` at seeded points across the download, write and ledger phases,
+then a sync again: the lake is exactly the truth. And a full disk (a 6 MiB tmpfs) while writing
+the lake, and with the lake and its downloads on one disk through the CLI: a clear error, the
+ledger's versions intact and readable, and the next sync (with space again) completes. (A full
+disk while staging the downloads is test_rel_crash.py's, run into both targets.)
 
 The crash points are drawn as in test_rel_crash.py (same seed, same rule: every seam once in a
 seeded order, the phases taking turns, then seeded random ones up to 20 with --slow; the first 6
@@ -12,12 +12,14 @@ fraction of how many times an uninterrupted sync (counted once per session by a 
 "count" mode) reaches the seam. As there, one run fails to parse in the crashed sync (so that
 recording a failed run is a seam too); the next sync gets the part whole.
 
-Right after the kill, before anything recovers: every partition folder holds exactly its files
-of the current version, or (only while a published version was still being swapped in) of the
-previous one: a folder-listing reader never sees half a day or two versions of it; and the lake
-read through its manifest (`csload.connect(parquet=ROOT)`, which finds the files of a version
-not yet swapped in where they are staged) holds exactly the runs its ledger says are loaded,
-each whole.
+Right after the kill, before anything recovers: the lake read through csload
+(`csload.connect(parquet=ROOT)`, each table at the version the ledger records) holds exactly
+the runs its ledger says are loaded, each whole; and a Delta reader of each table's latest
+version (which may hold a table commit the ledger does not record yet, when the kill fell
+between the two commits) sees whole runs only: no row twice, every day before or after the
+batch. After the next sync the lake is exactly the truth through both readers, every table at
+its ledger's version; the files the killed sync wrote and never committed may remain (the
+vacuum removes them once past the retention window).
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ from csload.cli import main
 from csload.config import Settings
 from csload.errors import StoreError
 from csload.lake import store
-from csload.lake.fs import LakeFS
-from csload.lake.manifest import MANIFEST_DIR, STAGING_DIR, Manifest, manifest_name
+from csload.lake.store import ParquetStore
 from csload.simulator import ServerHandle, Simulator
 from tests.support.crash_harness import (
     broken_part,
@@ -52,11 +53,15 @@ from tests.support.crash_harness import (
 )
 from tests.support.lakekit import (
     assert_lake_tidy,
+    assert_latest_whole_runs,
     compare_lake,
+    delta_tables,
     downloads_dir,
     lake_rows,
     lake_runs,
-    manifest_of,
+    lake_tables,
+    snapshot_of,
+    tables_ahead,
 )
 from tests.support.relkit import LIMITS, RETRY, Secrets, exception_texts, is_slow, world
 from tests.support.syncref import SESSIONS_JOB, VIEWS_JOB, successful_runs
@@ -65,12 +70,14 @@ CHILD = "tests.support.lake_sync_child"
 POINTS_DEFAULT = 6
 SEAMS = {
     "download": ("download", "part-verified", "staged"),
-    "write/swap": ("store-apply", "insert", "read-partitions", "write-table", "swap"),
-    "manifest/ledger": ("record-failed", "ledger-export", "before-manifest", "after-manifest",
-                        "cleanup", "discard"),
+    "write": ("store-apply", "insert", "read-partitions", "files-written", "table-committed"),
+    "ledger": ("record-failed", "ledger-committed", "vacuum", "discard"),
 }
 PHASE_OF = {seam: phase for phase, seams in SEAMS.items() for seam in seams}
 COUNTED_AS = {"download": "part-verified"}
+# The one seam between a table's commit and the ledger's: a kill there leaves that table's
+# log ahead of the ledger.
+BETWEEN_COMMITS = "table-committed"
 TARGET = "parquet"
 
 
@@ -101,58 +108,25 @@ def rerun_a_loaded_day(sim: Simulator) -> None:
     sim.rerun(VIEWS_JOB, date(2026, 11, 22))
 
 
-def previous_manifest(root: Path, current: Manifest) -> Manifest:
-    if current.version <= 1:
-        return Manifest.empty()
-    lake = LakeFS.open(str(root))
-    name = manifest_name(current.version - 1)
-    data = lake.read_bytes(name)
-    assert data is not None, f"{name} is gone: the previous version is not kept"
-    return Manifest.from_bytes(data, name)
+def loaded_runs(root: Path) -> list[int]:
+    return [run for run, status in lake_runs(root).items() if status == "loaded"]
 
 
-def partition_files(manifest: Manifest) -> dict[str, set[str]]:
-    """'table/date=...' folder -> names of its files in this version."""
-    out: dict[str, set[str]] = {}
-    for table, entry in manifest.tables.items():
-        for key, part in entry.partitions.items():
-            out[f"{table}/date={key}"] = {f.rsplit("/", 1)[1] for f, _ in part.files}
-    return out
-
-
-def live_folders(root: Path) -> dict[str, set[str]]:
-    """'table/date=...' folder -> names of the files in it, as a listing reader finds them."""
-    out: dict[str, set[str]] = {}
-    if not root.is_dir():
-        return out
-    for table in root.iterdir():
-        if table.name.startswith("_") or not table.is_dir():
-            continue
-        for day in table.iterdir():
-            out[f"{table.name}/{day.name}"] = {f.name for f in day.iterdir()}
-    return out
-
-
-def check_what_the_kill_left(root: Path, sim: Simulator) -> tuple[list[int], bool]:
-    """(runs loaded in the current version, whether its files were all in place)."""
-    current = manifest_of(root) if (root / MANIFEST_DIR).is_dir() else Manifest.empty()
-    live = live_folders(root)
-    now = partition_files(current)
-    swapping = bool(current.txid) and (root / STAGING_DIR / current.txid).is_dir()
-    if not swapping:
-        assert live == now, "the live folders are not the current version's"
+def check_what_the_kill_left(root: Path, sim: Simulator
+                             ) -> tuple[list[int], list[str], set[int]]:
+    """(runs the ledger holds as loaded, tables whose log is ahead of the ledger, runs a Delta
+    reader sees beyond the ledger's), once both readers were checked (module docstring)."""
+    survived = loaded_runs(root)
+    if snapshot_of(root).exists:
+        # Through csload: the ledger's versions, whole runs only.
+        compare_lake(root, sim, survived).assert_exact(listing=False)
     else:
-        # Killed between the manifest and the end of its swaps: each day is old or new.
-        before = partition_files(previous_manifest(root, current))
-        for folder in set(live) | set(now) | set(before):
-            assert live.get(folder, set()) in (now.get(folder, set()),
-                                               before.get(folder, set())), folder
-    survived = [run for run, status in lake_runs(root).items() if status == "loaded"]
-    in_place = all((root / f).is_file() for f in current.referenced())
-    if current.version:
-        # Through the manifest, the current version whole, swapped in or still staged.
-        compare_lake(root, sim, survived).assert_exact(listing=not swapping)
-    return survived, in_place
+        assert not survived and not lake_tables(root)
+    ahead = tables_ahead(root)
+    beyond = assert_latest_whole_runs(root, sim, survived)
+    # Rows of runs the ledger does not hold are only in a table committed ahead of it.
+    assert not beyond or ahead, (beyond, ahead)
+    return survived, ahead, beyond
 
 
 def test_kill_9_of_a_lake_sync_at_a_seeded_point_then_sync_again_gives_the_truth(
@@ -172,8 +146,11 @@ def test_kill_9_of_a_lake_sync_at_a_seeded_point_then_sync_again_gives_the_truth
 
     assert proc.returncode == -signal.SIGKILL, (seam, occurrence, proc.stdout, proc.stderr)
     left = lake_runs(root)
-    survived, in_place = check_what_the_kill_left(root, simulator)
+    survived, ahead, beyond = check_what_the_kill_left(root, simulator)
     assert bad_run not in survived
+    # Only a kill between a table's commit and the ledger's leaves a log ahead of the ledger:
+    # the one table that batch committed.
+    assert len(ahead) == (seam == BETWEEN_COMMITS), (seam, ahead)
 
     simulator.faults.part_bodies.clear()
     report = csload.sync(settings, parquet=root)
@@ -182,43 +159,61 @@ def test_kill_9_of_a_lake_sync_at_a_seeded_point_then_sync_again_gives_the_truth
     acc = compare_lake(root, simulator, everything)
     record("crash", f"{seam} #{occurrence}", target=TARGET, phase=PHASE_OF[seam], seam=seam,
            occurrence=occurrence, of=count, runs_committed_before_kill=len(survived),
-           files_in_place_after_kill=in_place,
+           tables_ahead_after_kill=ahead, runs_beyond_ledger_after_kill=sorted(beyond),
            failed_recorded_before_kill=[r for r, s in left.items() if s == "failed"],
            **acc.fields())
     assert report.exit_code == 0, [r.message for r in report.failed + report.expired]
     assert sorted([*survived, *(r.run_id for r in report.loaded)]) == sorted(everything)
     acc.assert_exact()
     assert set(lake_runs(root).values()) - {"source_failed"} == {"loaded"}
-    assert_lake_tidy(root)
+    assert_lake_tidy(root, orphans=True)
     secrets.scan([proc.stdout, proc.stderr], "the killed sync's output")
     secrets.check_storage(simulator)
 
 
-def test_a_manifest_reader_right_after_a_kill_between_manifest_and_swaps(
-    simulator: Simulator, child_env: dict[str, str], tmp_path: Path,
+@pytest.mark.parametrize(("occurrence", "recorded"), [(3, True), (5, False)],
+                         ids=["table-in-the-ledger", "table-new-to-the-ledger"])
+def test_readers_right_after_a_kill_between_a_table_commit_and_the_ledger_commit(
+    occurrence: int, recorded: bool, simulator: Simulator, child_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
+    """In this world the 3rd table commit is to a table an earlier batch created (opening the
+    lake restores it to the ledger's version), the 5th creates a table (opening the lake
+    removes it); either way both readers agree again."""
     root = tmp_path / "lake"
-    proc = run_child(tmp_path, child_env, root, "after-manifest:2")
+    proc = run_child(tmp_path, child_env, root, f"{BETWEEN_COMMITS}:{occurrence}")
     assert proc.returncode == -signal.SIGKILL, (proc.stdout, proc.stderr)
-    assert (root / STAGING_DIR / manifest_of(root).txid).is_dir()   # not swapped in yet
-    survived = [run for run, status in lake_runs(root).items() if status == "loaded"]
-    # Through the manifest only: a folder-listing reader still sees the old days here.
-    compare_lake(root, simulator, survived).assert_exact(listing=False)
+    survived, ahead, beyond = check_what_the_kill_left(root, simulator)
+    assert len(ahead) == 1 and (ahead[0] in lake_tables(root)) == recorded, ahead
+    # csload's reader does not show the batch; a Delta reader shows all of its run's rows.
+    assert beyond and not beyond & set(survived), (beyond, survived)
+
+    ParquetStore.open(root).close()   # recovery, and nothing else
+
+    assert tables_ahead(root) == []
+    assert assert_latest_whole_runs(root, simulator, survived) == set()
+    assert loaded_runs(root) == survived
+    assert (ahead[0] in delta_tables(root)) == recorded
 
 
 # --- a full disk -----------------------------------------------------------------------------
 
-Snapshot = tuple[int, dict[str, tuple[set[str], list[dict[str, object]]]]]
+Snapshot = tuple[list[int], dict[str, tuple[set[str], list[dict[str, object]]]]]
 
 
 def snapshot(root: Path) -> Snapshot:
-    manifest = manifest_of(root)
-    return manifest.version, {t: lake_rows(root, t) for t in sorted(manifest.tables)}
+    """(the runs the ledger holds as loaded, each table's rows through csload). Not the
+    ledger's version: a ledger-only commit (a run that failed at Contentsquare) fits in
+    what a full disk leaves."""
+    return sorted(loaded_runs(root)), {t: lake_rows(root, t) for t in sorted(lake_tables(root))}
 
 
-def assert_unchanged(root: Path, before: Snapshot) -> None:
-    assert snapshot(root) == before, "the lake's previous version changed"
-    assert live_folders(root) == partition_files(manifest_of(root))
+def assert_unchanged(root: Path, before: Snapshot, sim: Simulator) -> None:
+    """Through csload, the lake as it was; a Delta reader of the latest versions sees whole
+    runs (a full disk at the ledger's commit leaves a table committed ahead of it, which the
+    next sync undoes)."""
+    assert snapshot(root) == before, "the runs loaded before, or their rows, changed"
+    assert_latest_whole_runs(root, sim, loaded_runs(root))
 
 
 def test_disk_full_while_writing_the_lake_is_a_clear_error_and_keeps_the_previous_version(
@@ -242,8 +237,9 @@ def test_disk_full_while_writing_the_lake_is_a_clear_error_and_keeps_the_previou
         def full(*args: object) -> None:
             raise duckdb.IOException('Could not write file "x.parquet": No space left on device')
 
+        # Between the table's commit and the ledger's: the table is left ahead of the ledger.
         monkeypatch.setattr(store, "export_ledger", full)
-        path = "simulated ENOSPC writing the ledger snapshot (no tmpfs)"
+        path = "simulated ENOSPC exporting the ledger, after the table's commit (no tmpfs)"
 
     with pytest.raises(StoreError) as raised:
         csload.sync(settings, parquet=root, jobs=[VIEWS_JOB])
@@ -251,8 +247,8 @@ def test_disk_full_while_writing_the_lake_is_a_clear_error_and_keeps_the_previou
     text = str(raised.value)
     assert "No space left on device" in text and str(root) in text, text
     secrets.scan(exception_texts(raised.value), "the exception")
-    # The previous version, as it was, before anything recovers (no lock is taken to read).
-    assert_unchanged(root, before)
+    # The ledger's versions, as they were, before anything recovers.
+    assert_unchanged(root, before, simulator)
     if small_disk is not None:
         filler.unlink()
     else:
@@ -265,7 +261,8 @@ def test_disk_full_while_writing_the_lake_is_a_clear_error_and_keeps_the_previou
            **acc.fields())
     assert again.exit_code == 0, [r.message for r in again.failed]
     acc.assert_exact()
-    assert_lake_tidy(root)
+    # A write cut short by the full disk may leave a file no commit names (vacuumed later).
+    assert_lake_tidy(root, orphans=small_disk is not None)
 
 
 def test_disk_full_with_lake_and_downloads_on_one_disk_is_a_clear_cli_error(
@@ -293,7 +290,7 @@ def test_disk_full_with_lake_and_downloads_on_one_disk_is_a_clear_cli_error(
         assert result.stderr.startswith("error: ") and "No space left on device" in result.stderr
         assert "Traceback" not in result.stderr
         outcome = "sync stopped: " + result.stderr.strip()
-        assert_unchanged(root, before)
+        assert_unchanged(root, before, simulator)
     else:
         assert result.exit_code == 3, result.output
         report = json.loads(result.stdout)
@@ -302,9 +299,10 @@ def test_disk_full_with_lake_and_downloads_on_one_disk_is_a_clear_cli_error(
         outcome = f"{len(failed)} runs failed: " + failed[0]["message"]
     secrets.scan([result.stdout, result.stderr], "the CLI output")
     filler.unlink()
-    loaded_now = [run for run, status in lake_runs(root).items() if status == "loaded"]
-    assert set(before[1]) <= set(manifest_of(root).tables)
-    compare_lake(root, simulator, loaded_now).assert_exact()
+    loaded_now = loaded_runs(root)
+    assert set(before[1]) <= lake_tables(root)
+    compare_lake(root, simulator, loaded_now).assert_exact(listing=False)
+    assert_latest_whole_runs(root, simulator, loaded_now)
 
     again = csload.sync(settings, parquet=root)
 
@@ -313,17 +311,17 @@ def test_disk_full_with_lake_and_downloads_on_one_disk_is_a_clear_cli_error(
            message=outcome, **acc.fields())
     assert again.exit_code == 0, [r.message for r in again.failed]
     acc.assert_exact()
-    assert_lake_tidy(root)
+    assert_lake_tidy(root, orphans=True)
 
 
-def test_no_room_at_all_for_the_lake_lock_is_a_clear_cli_error(
+def test_no_room_at_all_for_the_lake_is_a_clear_cli_error(
     small_disk: Path | None, simulator: Simulator, sim_thread: ServerHandle,
     child_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """test_rel_crash's "2 KiB left" (no free page at all on a tmpfs), for a lake: the lock
-    file (emptied when the last sync released it) cannot take its holder line. That line is
-    only informative: the sync goes on and fails cleanly where it next needs room. (Not a cell
-    of the matrix: it takes no part in the summary nor in the secrets scans.)"""
+    """test_rel_crash's "2 KiB left" (no free page at all on a tmpfs), for a lake: the sync
+    fails cleanly wherever it first needs room (a download's staging file, a table's files or
+    a log entry), and the same process syncs the lake once there is room. (Not a cell of the
+    matrix: it takes no part in the summary nor in the secrets scans.)"""
     if small_disk is None:
         pytest.skip("needs a tmpfs (mount refused)")
     client_id, client_secret, project_id = simulator.credentials
@@ -348,8 +346,10 @@ def test_no_room_at_all_for_the_lake_lock_is_a_clear_cli_error(
         assert result.exit_code == 3, result.output
         failed = [r for r in json.loads(result.stdout)["runs"] if r["status"] == "failed"]
         assert failed and all("No space left on device" in r["message"] for r in failed)
-    assert set(before[1]) <= set(manifest_of(root).tables)
+    assert set(before[1]) <= lake_tables(root)
+    assert_latest_whole_runs(root, simulator, loaded_runs(root))
     # The same process can sync the lake again once there is room.
     again = csload.sync(settings, parquet=root)
     assert again.exit_code == 0 and first.exit_code == 0
     compare_lake(root, simulator, successful_runs(simulator)).assert_exact()
+    assert not tables_ahead(root)

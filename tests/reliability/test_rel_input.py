@@ -35,7 +35,7 @@ from csload.simulator import Simulator
 from csload.simulator.formats import csv_lines, csv_quote, jsonl_lines
 from csload.simulator.rows import columns_of
 from tests.support.exportfmt import decode_part
-from tests.support.lakekit import manifest_of
+from tests.support.lakekit import snapshot_of
 from tests.support.relkit import Secrets, csv_field, csv_records, is_slow, log_texts
 from tests.support.syncref import SESSIONS_JOB, VIEWS_JOB, column_name, expected_tables, run_of
 from tests.support.targets import TARGETS, SyncTarget
@@ -292,8 +292,8 @@ def test_bad_input(case: Case, target: SyncTarget, simulator: Simulator, setting
         assert len(message) < 400, message
         acc.assert_exact()          # the other runs, and nothing of the bad one
         if target.is_lake:
-            in_lake = {run for entry in manifest_of(target.path).tables.values()
-                       for part in entry.partitions.values() for run in part.runs}
+            in_lake = {run for entry in snapshot_of(target.path).state.tables.values()
+                       for runs in entry.partitions.values() for run in runs}
             assert bad not in in_lake and set(others) <= in_lake
         status = target.run_message(bad)
         assert status is not None and status[0] == "failed" and where in status[1], status

@@ -1,7 +1,9 @@
 """Run by test_lake_crash in a subprocess: apply a batch to a lake and stop dead at a moment.
 
 argv: root storage_options_json parts_folder moment. Prints READY on reaching `moment`, then
-waits for the parent's SIGKILL (it never continues on its own).
+waits for the parent's SIGKILL (it never continues on its own). The moments are the steps of
+a publish (csload.lake.store): the new files written, the table committed, the ledger
+committed; and, on S3, half of the upload done.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from csload.lake import ParquetStore
 from csload.lake.fs import LakeFS
-from csload.lake.manifest import Manifest
 from tests.support.lake_crash_data import batch
 
 ROOT, OPTIONS, FOLDER, MOMENT = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), \
@@ -28,22 +30,20 @@ def stop_here(name: str) -> None:
 
 
 class Store(ParquetStore):
-    swapped = 0
+    def _write_files(self, *args: Any) -> Any:
+        files = super()._write_files(*args)
+        stop_here("files-written")
+        return files
 
-    def _commit_version(self, manifest: Manifest) -> None:
-        stop_here("before-commit")
-        super()._commit_version(manifest)
-        stop_here("after-commit")
+    def _commit_table(self, *args: Any) -> Any:
+        table = super()._commit_table(*args)
+        stop_here("table-committed")
+        return table
 
-    def _swap_partition(self, lake: LakeFS, manifest: Manifest, table: str, key: str) -> None:
-        super()._swap_partition(lake, manifest, table, key)
-        Store.swapped += 1
-        if Store.swapped == 1:
-            stop_here("mid-swap")
-
-    def _delete_obsolete(self, files: list[str]) -> None:
-        stop_here("before-delete")
-        super()._delete_obsolete(files)
+    def _commit_ledger(self, *args: Any) -> Any:
+        ledger = super()._commit_ledger(*args)
+        stop_here("ledger-committed")
+        return ledger
 
 
 def upload_one_then_stop(self: LakeFS, files: Sequence[tuple[Path, str]]) -> None:

@@ -8,16 +8,17 @@ whose seams are all here (it is imported, so its patches apply): the download se
 (`download`, `part-verified`, `staged`), the writer's (`store-apply`, `discard`), and the load
 seams, which for a lake fire inside its in-memory work database (`insert`, `apply`,
 `window-rule`, `ledger-run`, `before-commit` / `after-commit` of the work transaction,
-`record-failed`: a failed run's ledger row, not yet published). The lake's own seams:
+`record-failed`: a failed run's ledger row, not yet published). The lake's own seams, the steps
+of a publish (csload.lake.store) and of the housekeeping at close:
 
-    read-partitions  partitions of the lake's current version were read into the work database
-    write-table      one table's new Parquet files are written, in `_csload/staging/<txid>/`
-    ledger-export    the new version's ledger snapshot is written (`_csload/ledger/<txid>/`)
-    before-manifest  everything is written and synced; the manifest is about to be written
-    after-manifest   the manifest (the commit point) was just written; no partition swapped in
-    swap             a partition folder was just swapped in (counted over the whole sync)
-    cleanup          a version is swapped in whole and its staging folder removed; older
-                     ledger snapshots and manifests not yet pruned
+    read-partitions   partitions of the lake (at the ledger's versions) were read into the work
+                      database; nothing of the batch is in the lake yet
+    files-written     a table's new data files are in its folder (local lake), named in no log
+    table-committed   the table's Delta commit is made; the ledger does not record it yet (the
+                      next open of the lake undoes it, csload.lake.recovery)
+    ledger-committed  the ledger's commit is made: the batch counts (the commit point)
+    vacuum            the housekeeping at close vacuumed one table (counted over the tables
+                      the sync wrote, and the ledger)
 
 Only csload's classes and module functions are patched; nothing else of csload changes.
 """
@@ -31,14 +32,13 @@ from csload.cli import main
 from csload.lake import store, work
 
 # Importing sync_child patches its seams (download, writer, load) on csload.
-from tests.support.sync_child import _flag, _flagged, reached
+from tests.support.sync_child import reached
 
 _read_partitions = work.LakeReads.read_partitions
-_write_table = store.ParquetStore._write_table
-_export_ledger = store.export_ledger  # type: ignore[attr-defined]
-_commit_version = store.ParquetStore._commit_version
-_swap_partition = store.ParquetStore._swap_partition
-_cleanup = store.cleanup
+_write_files = store.ParquetStore._write_files
+_commit_table = store.ParquetStore._commit_table
+_commit_ledger = store.ParquetStore._commit_ledger
+_vacuum = store.vacuum  # type: ignore[attr-defined]
 
 
 def read_partitions(self: Any, con: Any, table: str, keys: set[str]) -> None:
@@ -47,45 +47,36 @@ def read_partitions(self: Any, con: Any, table: str, keys: set[str]) -> None:
         reached("read-partitions")
 
 
-def write_table(self: Any, *args: Any) -> Any:
-    entry, written = _write_table(self, *args)
-    if entry is not None and written:
-        reached("write-table")
-    return entry, written
+def write_files(self: Any, *args: Any) -> Any:
+    files = _write_files(self, *args)
+    reached("files-written")
+    return files
 
 
-def export_ledger(*args: Any) -> Any:
-    out = _export_ledger(*args)
-    reached("ledger-export")
-    return out
+def commit_table(self: Any, *args: Any) -> Any:
+    table = _commit_table(self, *args)
+    reached("table-committed")
+    return table
 
 
-def commit_version(self: Any, manifest: Any) -> None:
-    reached("before-manifest")
-    _commit_version(self, manifest)
-    reached("after-manifest")
+def commit_ledger(self: Any, *args: Any) -> Any:
+    ledger = _commit_ledger(self, *args)
+    reached("ledger-committed")
+    return ledger
 
 
-def swap_partition(self: Any, *args: Any) -> None:
-    _swap_partition(self, *args)
-    reached("swap")
-
-
-def cleanup(*args: Any) -> None:
-    # Only the cleanup at the end of a publish (recovery, when a store opens, runs it too).
-    if _flag("publishing"):
-        reached("cleanup")
-    _cleanup(*args)
+def vacuum(*args: Any) -> Any:
+    # Only ParquetStore._housekeeping calls csload.lake.store's vacuum.
+    removed = _vacuum(*args)
+    reached("vacuum")
+    return removed
 
 
 work.LakeReads.read_partitions = read_partitions  # type: ignore[method-assign]
-store.ParquetStore._write_table = write_table  # type: ignore[method-assign,assignment]
-store.export_ledger = export_ledger  # type: ignore[attr-defined,assignment]
-store.ParquetStore._commit_version = commit_version  # type: ignore[method-assign]
-store.ParquetStore._swap_partition = swap_partition  # type: ignore[method-assign,assignment]
-store.ParquetStore._publish = _flagged(  # type: ignore[method-assign]
-    "publishing", store.ParquetStore._publish)
-store.cleanup = cleanup  # type: ignore[assignment]
+store.ParquetStore._write_files = write_files  # type: ignore[method-assign,assignment]
+store.ParquetStore._commit_table = commit_table  # type: ignore[method-assign,assignment]
+store.ParquetStore._commit_ledger = commit_ledger  # type: ignore[method-assign,assignment]
+store.vacuum = vacuum  # type: ignore[attr-defined,assignment]
 
 if __name__ == "__main__":
     main(sys.argv[1:])

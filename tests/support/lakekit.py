@@ -1,21 +1,30 @@
 """The reliability suite's view of a local Parquet lake: rows counted against the truth.
 
-    lake_tables(root)        the data tables of the lake's current version (its manifest);
-                             empty where no version was published yet.
+    lake_tables(root)        the data tables the lake's ledger names; empty before the first
+                             batch.
     lake_rows(root, table)   (columns, rows) of a table, every column but `_loaded_at`, read
-                             through csload.connect(parquet=root) (the manifest's files).
-    listed_rows(root, table) the same, read as a folder-listing reader does
-                             (`read_parquet('ROOT/table/*/*.parquet', hive_partitioning=true)`),
-                             the Hive `date` column left out.
-    lake_runs(root)          run id -> ledger status of the current version.
+                             through csload.connect(parquet=root) (the ledger's versions).
+    listed_rows(root, table) the same, read as a Delta reader does: the table's latest version
+                             through its log (deltalake's dataset), cast back to csload's types.
+    lake_runs(root)          run id -> status in the lake's ledger.
     compare_lake(root, sim, run_ids) -> LakeAccounting
                              relkit.compare for a lake: rows expected, loaded, lost, duplicated
                              and unexpected; `.assert_exact()` checks every column of every row,
-                             through the manifest and (unless listing=False) through a
-                             folder listing.
-    assert_lake_tidy(root)   nothing left over: every data file is one of the current
-                             version's, no staging folder, no download folder, no transaction
-                             marker, one ledger snapshot, at most KEEP_MANIFESTS manifests.
+                             through csload and (unless listing=False) through the Delta log.
+    assert_lake_tidy(root)   nothing left over: no staging or download folder, every table at
+                             the version its ledger records (or ahead of it by housekeeping
+                             only), and (unless orphans=True) no data file that no commit of
+                             the log ever added.
+
+What a reader of the Delta logs sees, which may be ahead of the ledger right after a kill (a
+table committed, the ledger not yet; the next sync undoes it):
+
+    delta_tables(root)       the folders at the root holding a Delta log, in the ledger or not.
+    tables_ahead(root)       those whose log holds a data commit the ledger does not record.
+    assert_latest_whole_runs(root, sim, loaded)
+                             each table's latest version holds exactly the truth of the
+                             ledger's loaded runs plus the runs it has rows of beyond them:
+                             whole runs, no row (so no key) twice, every day whole.
 """
 
 from __future__ import annotations
@@ -26,19 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 import csload
+from csload.lake.delta import data_changed_after, open_table
 from csload.lake.fs import LakeFS
-from csload.lake.manifest import (
-    KEEP_MANIFESTS,
-    LEDGER_DIR,
-    MANIFEST_DIR,
-    STAGING_DIR,
-    TXN_DIR,
-    Manifest,
-    read_current,
-)
-from csload.load.sqltext import sql_str
+from csload.lake.layout import LEDGER_TABLE_DIR, LOG_DIR, OWN_DIR, STAGING_DIR
+from csload.lake.ledger import read_rows
+from csload.lake.snapshot import LakeSnapshot, read_snapshot
+from csload.lake.types import csload_columns, select_to_csload
+from csload.simulator import Simulator
 from csload.target import Target
 from tests.support.relkit import Accounting
 from tests.support.syncref import assert_rows_equal, expected_tables
@@ -47,14 +54,12 @@ Row = dict[str, Any]
 Expected = Mapping[str, tuple[set[str], list[Row]]]
 
 
-def manifest_of(root: Path) -> Manifest:
-    return read_current(LakeFS.open(str(root)))
+def snapshot_of(root: Path) -> LakeSnapshot:
+    return read_snapshot(LakeFS.open(str(root)))
 
 
 def lake_tables(root: Path) -> set[str]:
-    if not (root / MANIFEST_DIR).is_dir():
-        return set()
-    return set(manifest_of(root).tables)
+    return set(snapshot_of(root).tables)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[set[str], list[Row]]:
@@ -72,30 +77,27 @@ def lake_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:
 
 
 def listed_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:
-    pattern = str(root / table / "*" / "*.parquet")
+    lake = LakeFS.open(str(root))
+    delta = open_table(lake, table)
+    assert delta is not None, table
+    columns = [(n, t) for n, t in csload_columns(delta.schema(), table) if n != "_loaded_at"]
     con = duckdb.connect()
     try:
-        return _rows(con, "SELECT * EXCLUDE (_loaded_at, date) FROM read_parquet("  # noqa: S608
-                     f"{sql_str(pattern)}, hive_partitioning = true)")
+        con.register("t", delta.to_pyarrow_dataset())
+        return _rows(con, f"SELECT {select_to_csload(columns, 's.')} FROM t AS s")  # noqa: S608
     finally:
         con.close()
 
 
 def _ledger_runs(root: Path) -> list[tuple[int, str, str | None]]:
-    """(run id, status, message) of the current version's ledger snapshot, read from its
-    Parquet file: no data file is touched (they may not all be in place right after a kill)."""
-    if not (root / MANIFEST_DIR).is_dir():
+    """(run id, status, message) of the lake's ledger, read from its runs table alone: no data
+    file is touched."""
+    lake = LakeFS.open(str(root))
+    ledger = open_table(lake, LEDGER_TABLE_DIR)
+    if ledger is None:
         return []
-    manifest = manifest_of(root)
-    if manifest.ledger is None:
-        return []
-    path = root / manifest.ledger / "_csload_runs.parquet"
-    con = duckdb.connect()
-    try:
-        return [(int(r[0]), str(r[1]), r[2]) for r in con.execute(
-            "SELECT run_id, status, message FROM read_parquet(?)", [str(path)]).fetchall()]
-    finally:
-        con.close()
+    runs = pq.read_table(pa.BufferReader(read_rows(lake, ledger)["_csload_runs"]))
+    return [(int(r["run_id"]), str(r["status"]), r["message"]) for r in runs.to_pylist()]
 
 
 def lake_runs(root: Path) -> dict[int, str]:
@@ -112,25 +114,26 @@ def lake_run_message(root: Path, run_id: int) -> tuple[str, str] | None:
 @dataclass
 class LakeAccounting(Accounting):
     """Accounting of a lake (`db` is the lake's root folder); `read` holds what compare_lake
-    read through the manifest, so that assert_exact does not read it again."""
+    read through csload, so that assert_exact does not read it again."""
 
     read: dict[str, tuple[set[str], list[Row]]] = field(default_factory=dict)
 
     def assert_exact(self, listing: bool = True) -> None:
-        """Every column of every row, through the manifest and (`listing`) as a reader listing
-        the folders sees them (leave that out while a version is half swapped in)."""
+        """Every column of every row, through csload and (`listing`) as a Delta reader sees
+        the tables' latest versions (leave that out right after a kill: a table may be ahead
+        of its ledger until the next sync)."""
         assert (self.lost, self.duplicated, self.unexpected) == (0, 0, 0), self.fields()
         root = self.db
         assert set(self.read) == set(self.expected), (sorted(self.read), sorted(self.expected))
         for table, (columns, rows) in self.expected.items():
             got_columns, got = self.read[table]
             assert got_columns == columns, (table, sorted(got_columns ^ columns))
-            assert_rows_equal(got, rows, f"{table} (through the manifest)")
+            assert_rows_equal(got, rows, f"{table} (through csload)")
             if not listing:
                 continue
             listed_columns, listed = listed_rows(root, table) if rows else (columns, [])
             assert listed_columns == columns, (table, sorted(listed_columns ^ columns))
-            assert_rows_equal(listed, rows, f"{table} (listing the folders)")
+            assert_rows_equal(listed, rows, f"{table} (through the Delta log)")
 
 
 def compare_lake(root: Path, sim: Any, run_ids: Sequence[int],
@@ -151,17 +154,75 @@ def downloads_dir(root: Path) -> Path:
     return Target(parquet=str(root)).staging_dir()
 
 
-def assert_lake_tidy(root: Path) -> None:
-    manifest = manifest_of(root)
+def assert_lake_tidy(root: Path, orphans: bool = False) -> None:
+    """Nothing left over (module docstring). Files a batch replaced stay (the retention
+    window); files written and never committed (a killed sync) only with `orphans`."""
     lake = LakeFS.open(str(root))
+    snapshot = read_snapshot(lake)
     files = [e.path for e in lake.list_files("", recursive=True)]
-    data = {f for f in files if not f.startswith("_csload/")}
-    assert data == manifest.referenced(), (
-        f"stray files {sorted(data - manifest.referenced())[:3]}, "
-        f"missing {sorted(manifest.referenced() - data)[:3]}")
-    leftovers = [f for f in files if f.startswith((STAGING_DIR + "/", TXN_DIR + "/"))]
+    leftovers = [f for f in files if f.startswith(STAGING_DIR + "/")]
     assert not leftovers, leftovers[:5]
     assert not downloads_dir(root).exists() or downloads_dir(root).is_symlink()
-    assert {f.rsplit("/", 1)[0] for f in files if f.startswith(LEDGER_DIR + "/")} == {
-        manifest.ledger}
-    assert len([f for f in files if f.startswith(MANIFEST_DIR + "/")]) <= KEEP_MANIFESTS
+    # Every log at the ledger's version, or ahead of it by housekeeping (vacuum) only.
+    ahead = tables_ahead(root)
+    assert not ahead, f"tables with a data commit their ledger does not record: {ahead}"
+    for name in snapshot.tables:
+        latest = open_table(lake, name)
+        assert latest is not None, name
+        if not orphans:
+            everything = set(latest.vacuum(retention_hours=0, enforce_retention_duration=False,
+                                           dry_run=True, full=True))
+            removed = set(latest.vacuum(retention_hours=0, enforce_retention_duration=False,
+                                        dry_run=True, full=False))
+            assert everything <= removed, sorted(everything - removed)[:3]
+
+
+# --- the Delta logs' latest versions ---------------------------------------------------------
+
+
+def delta_tables(root: Path) -> list[str]:
+    """The folders at the root that hold a Delta log (the ledger's tables, and any a killed
+    sync created before its ledger commit)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.name != OWN_DIR and (p / LOG_DIR).is_dir())
+
+
+def tables_ahead(root: Path) -> list[str]:
+    """Tables whose log holds a data commit after the version the ledger records (or that the
+    ledger does not name at all): a sync killed between a table's commit and the ledger's."""
+    lake = LakeFS.open(str(root))
+    recorded = read_snapshot(lake).state.tables
+    ahead = []
+    for name in delta_tables(root):
+        latest = open_table(lake, name)
+        assert latest is not None, name
+        entry = recorded.get(name)
+        if entry is None or (latest.version() > entry.version
+                             and data_changed_after(lake, name, latest, entry.version)):
+            ahead.append(name)
+    return ahead
+
+
+def assert_latest_whole_runs(root: Path, sim: Simulator, loaded: Sequence[int]) -> set[int]:
+    """A Delta reader of each table's latest version sees whole runs only: exactly the truth of
+    the ledger's `loaded` runs plus the runs it finds rows of beyond them (those of a table
+    commit the ledger does not record yet), every column of every row. A day half replaced,
+    or held twice (old and new copies of a key), is lost, duplicated or unexpected rows.
+    Returns the runs beyond the ledger's."""
+    read = {table: listed_rows(root, table) for table in delta_tables(root)}
+    seen = {int(row["_run_id"]) for _, rows in read.values() for row in rows}
+    beyond = seen - set(loaded)
+    expected = expected_tables(sim, [*loaded, *beyond])
+    acc = LakeAccounting(root, expected, read=read)
+    for table in sorted(set(expected) | set(read)):
+        acc.count(read[table][1] if table in read else [], table)
+    assert (acc.lost, acc.duplicated, acc.unexpected) == (0, 0, 0), (
+        "the tables' latest versions", acc.fields())
+    for table, (columns, rows) in expected.items():
+        got_columns, got = read.get(table, (columns, []))
+        if rows:
+            assert got_columns == columns, (table, sorted(got_columns ^ columns))
+        assert_rows_equal(got, rows, f"{table} (latest version of its Delta log)")
+    return beyond

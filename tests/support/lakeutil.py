@@ -1,10 +1,9 @@
 """Helpers of the lake tests: a lake, local or on the moto S3 server
 (tests/support/s3server.py), read back two ways.
 
-`Lake.connect()` reads through the manifest (csload.lake.connect_lake); `Lake.listed(table)`
-reads every Parquet file found by listing the table's folders, as DuckDB's
-`read_parquet('ROOT/views/*/*.parquet', hive_partitioning=true)`, Spark or Athena would: it
-must never count a row twice once a sync is over.
+`Lake.connect()` reads through the ledger (csload.lake.connect_lake); `Lake.listed(table)`
+reads the table as any Delta reader would, through its log's latest version (deltalake's
+reader, as DuckDB's delta extension, Polars or Spark do): it must never count a row twice.
 """
 
 from __future__ import annotations
@@ -16,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+from deltalake import DeltaTable
 
-from csload.lake import ParquetStore, connect_lake, read_lake_status
+from csload.lake import ParquetStore, connect_lake
+from csload.lake.delta import storage_options
 from csload.lake.fs import LakeFS
-from csload.load.sqltext import sql_str
-from csload.load.status import StoreStatus
+from csload.lake.reader import lake_status_input
+from csload.lake.snapshot import LakeSnapshot, read_snapshot
+from csload.load.status import StoreStatus, ledger_status
 from tests.support.s3server import BUCKET, S3Server
 
 
@@ -50,7 +51,19 @@ class Lake:
         return connect_lake(self.root, storage_options=self.options, env={})
 
     def status(self) -> StoreStatus:
-        return read_lake_status(self.root, storage_options=self.options, env={})
+        con, label, tables = lake_status_input(self.root, storage_options=self.options, env={})
+        try:
+            return ledger_status(con, label, tables)
+        finally:
+            con.close()
+
+    def snapshot(self) -> LakeSnapshot:
+        return read_snapshot(self.fs())
+
+    def delta(self, table: str) -> DeltaTable:
+        """The table's latest version, as a Delta reader opens it."""
+        lake = self.fs()
+        return DeltaTable(lake.uri(table), storage_options=storage_options(lake))
 
     def fs(self) -> LakeFS:
         return LakeFS.open(self.root, self.options, env={})
@@ -62,21 +75,20 @@ class Lake:
         return [e.path for e in self.fs().list_files(under, recursive=True)]
 
     def data_files(self) -> list[str]:
+        """Every file stored outside `_csload/`: current, replaced (kept for the retention
+        window) and logs."""
         return [f for f in self.files() if not f.startswith("_csload/")]
 
+    def current_files(self) -> list[str]:
+        """The data files of the versions the ledger records (relative to the root)."""
+        return sorted(f for t in self.snapshot().tables.values() for f in t.files_of())
+
     def listed(self, table: str, sql: str = "SELECT * FROM t") -> list[tuple[Any, ...]]:
-        """Run `sql` over table `t`: every Parquet file a listing of ROOT/table/ finds."""
+        """Run `sql` over table `t`: the table's latest version read through its Delta log
+        (deltalake's pyarrow dataset, registered in DuckDB)."""
         con = duckdb.connect()
         try:
-            if self.kind == "local":
-                pattern = str(Path(self.root) / table / "*" / "*.parquet")
-                con.execute("CREATE VIEW t AS SELECT * FROM read_parquet("  # noqa: S608
-                            f"{sql_str(pattern)}, hive_partitioning = true)")
-            else:
-                lake = self.fs()
-                dataset = pads.dataset(lake.full(table), filesystem=lake.fs, format="parquet",
-                                       partitioning="hive")
-                con.register("t", dataset)
+            con.register("t", self.delta(table).to_pyarrow_dataset())
             return con.execute(sql).fetchall()
         finally:
             con.close()

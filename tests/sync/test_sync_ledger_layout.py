@@ -12,7 +12,7 @@ from click.testing import Result
 
 import csload
 from csload.config import Settings
-from csload.load.ledger import LEDGER_NAMES
+from csload.load.ledger_tables import LEDGER_NAMES
 from csload.simulator import Simulator
 from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
 

@@ -207,32 +207,3 @@ def test_a_lake_reader_never_blocks_the_sync(settings: csload.Settings, tmp_path
         report = csload.sync(settings, parquet=root, jobs=JOBS)
         assert report.exit_code == 0 and {run.table for run in report.loaded} == {"views"}
         assert reader.sql("SELECT count(*) FROM sessions").fetchall() == before
-
-
-def test_wait_works_for_a_lake_held_by_another_sync(
-    simulator: Simulator, settings: csload.Settings, tmp_path: Path,
-) -> None:
-    root = tmp_path / "lake"
-    other = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from csload.lake.fs import LakeFS; from csload.lake.lock import acquire; "
-         "lock = acquire(LakeFS.open(sys.argv[1], {})); print('HELD', flush=True); "
-         "sys.stdin.read(); lock.release()", str(root)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert other.stdout is not None
-    assert other.stdout.readline().strip() == "HELD"
-    notes: list[str] = []
-
-    def on_event(event: SyncEvent) -> None:
-        if event.kind is EventKind.MESSAGE and event.message and "waiting" in event.message:
-            notes.append(event.message)
-            release(other)
-
-    try:
-        report = csload.sync(settings, parquet=root, jobs=JOBS, wait=300, on_event=on_event)
-    finally:
-        release(other)
-
-    assert len(notes) == 1, notes
-    assert "being synced by another process" in notes[0] and f"pid {other.pid}" in notes[0]
-    assert report.exit_code == 0 and len(report.loaded) == len(successful_runs(simulator, JOBS))

@@ -13,8 +13,9 @@ import pytest
 
 from csload.api.models import Job, JobField
 from csload.errors import ConfigError
-from csload.load.columns import LINEAGE_COLUMNS, Column
+from csload.load.columns import Column
 from csload.load.ledger import Ledger
+from csload.load.lineage import LINEAGE_COLUMNS
 from csload.load.lookups import (
     code_tables,
     column_comment,

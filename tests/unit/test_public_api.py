@@ -41,7 +41,7 @@ EXPECTED = {
     "ApiError", "ApiRequestError", "ApiUnavailable", "PartError", "DownloadError",
     "PartUrlExpired", "StorageRefused", "PartFilesGone", "StorageGone", "IncompleteDownload",
     "DamagedDownload", "PartTooLarge", "StorageTooSlow", "PartParseError", "RunExpired",
-    "StoreError", "StoreLockedError",
+    "StoreError", "StoreLockedError", "LakeConflict",
     "__version__",
 }
 

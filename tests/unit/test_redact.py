@@ -1,4 +1,5 @@
-from csload.redact import is_loopback_host, redact_text, redact_url
+from csload.https_rule import is_loopback_host
+from csload.redact import redact_text, redact_url
 
 
 def test_redact_url_drops_query_and_userinfo() -> None:

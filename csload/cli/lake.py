@@ -1,0 +1,37 @@
+"""`csload lake upgrade ROOT`: a lake an older csload wrote, upgraded to Delta tables in place
+(csload.lake.upgrade; a sync does the same when it first opens such a lake)."""
+
+from __future__ import annotations
+
+import click
+
+from csload.cli.common import fail, scrub, stdout
+from csload.config import read_lake_options
+from csload.errors import CsloadError
+
+
+@click.group()
+def lake() -> None:
+    """Maintain a Parquet lake."""
+
+
+@lake.command()
+@click.argument("root", metavar="ROOT")
+def upgrade(root: str) -> None:
+    """Upgrade the lake at ROOT (a folder, or s3://bucket/prefix) from the manifest format of
+    an older csload to Delta tables; nothing to do for a lake that has none of it."""
+    from csload.lake.upgrade import upgrade as upgrade_lake
+    from csload.target import Target
+
+    try:
+        options = read_lake_options() if root.lower().startswith("s3://") else None
+        # The checks of a lake path and endpoint every command makes (no glob character).
+        target = Target.of(db=None, parquet=root, storage_options=options)
+        assert target.parquet is not None
+        changed = upgrade_lake(target.parquet, target.storage_options or None)
+    except CsloadError as exc:
+        fail(exc)
+    if changed:
+        stdout.print(scrub(f"lake {root}: upgraded to Delta tables"))
+    else:
+        stdout.print(scrub(f"lake {root}: nothing of an older csload's format to upgrade"))

@@ -1,0 +1,212 @@
+"""The lake's Delta tables, through deltalake (delta-rs): the few operations csload needs.
+
+csload writes a table's data files itself (DuckDB's COPY, csload.lake.publish) and deltalake
+only commits them: `commit_files` adds them and, in the same commit, removes every file of the
+partitions they replace, so a reader of the log sees a day before or after, never half of it.
+Every commit of csload carries its application transaction (Delta's `txn` action, app id
+"csload", the lake's batch number) and `csload.txid` in its commit info, so a Delta-aware
+writer or auditor can tell csload's commits apart.
+
+Two writers: deltalake commits with a put-if-absent of the next log entry (a rename on a local
+disk, a conditional PUT on S3), and checks what was committed in between against what this
+commit read. csload commits from the snapshot it read when it opened the table (or after its
+own last commit), and replacing partitions reads the whole table, so any other writer's
+commit in between makes csload's fail: `LakeConflict`, and nothing of this commit is visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.schema import Schema
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+
+from csload.errors import LakeConflict, StoreError
+from csload.lake.layout import LEDGER_TABLE_DIR, PARTITION_COLUMN, partition_value
+
+if TYPE_CHECKING:
+    from csload.lake.fs import LakeFS
+
+APP_ID = "csload"
+TXID_KEY = "csload.txid"
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A data file csload wrote under a table's folder, not yet committed."""
+
+    path: str        # relative to the table's folder: date=<key>/part-<txid>-<n>.parquet
+    size: int
+    key: str         # its partition key (csload.lake.layout.partition_key)
+    rows: int
+
+
+def storage_options(lake: LakeFS) -> dict[str, str] | None:
+    """deltalake's storage options for the lake (None for a local one). Credentials not given
+    as options come from the environment, as for pyarrow."""
+    if lake.local:
+        return None
+    names = {"endpoint_url": "AWS_ENDPOINT_URL", "region": "AWS_REGION",
+             "access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+             "session_token": "AWS_SESSION_TOKEN"}
+    out = {names[k]: v for k, v in lake.options.items() if k in names and v}
+    out.setdefault("AWS_REGION", "us-east-1")
+    endpoint = lake.options.get("endpoint_url", "")
+    if endpoint.lower().startswith("http://"):
+        # csload.lake.fs.require_secure_endpoint allowed it (loopback, or allow_http).
+        out["AWS_ALLOW_HTTP"] = "true"
+    return out
+
+
+def table_uri(lake: LakeFS, rel: str) -> str:
+    return lake.uri(rel)
+
+
+def table_rel(lake: LakeFS, table: DeltaTable) -> str:
+    """Where a table csload opened is, relative to the lake's root."""
+    uri = table.table_uri.rstrip("/")
+    base = lake.uri("").rstrip("/")
+    for prefix in (base, "file://" + base):
+        if uri.startswith(prefix + "/"):
+            return uri[len(prefix) + 1:]
+    raise StoreError(f"lake {lake.root}: a table outside the lake ({uri[:200]!r})")
+
+
+@contextlib.contextmanager
+def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
+    """deltalake's errors as csload's: a conflict is LakeConflict, anything else a StoreError
+    naming the lake and the action."""
+    try:
+        yield
+    except (CommitFailedError, DeltaError) as exc:
+        # A table another writer created first fails the create as a plain DeltaError.
+        if not isinstance(exc, CommitFailedError) and "already exists" not in str(exc):
+            text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
+        raise LakeConflict(
+            f"lake {lake.root}: another process committed to the lake while this sync tried "
+            f"to {action}; were two syncs running at once? Nothing of this batch was "
+            "published; the next sync loads it") from exc
+    except OSError as exc:
+        text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
+
+
+def open_table(lake: LakeFS, rel: str, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at `rel` (its latest version, or `version`), None if it has no log."""
+    lake.refuse_links(rel)
+    with delta_errors(lake, f"read the log of {rel}"):
+        try:
+            return DeltaTable(table_uri(lake, rel), version=version,
+                              storage_options=storage_options(lake))
+        except TableNotFoundError:
+            return None
+
+
+def _properties(txn: int, txid: str) -> CommitProperties:
+    # deltalake's retries run its conflict check against what was committed in between: a
+    # vacuum passes, another writer's change to the same data fails the commit.
+    return CommitProperties(app_transactions=[Transaction(APP_ID, txn)],
+                            custom_metadata={TXID_KEY: txid})
+
+
+def _add_actions(files: Sequence[WrittenFile]) -> list[AddAction | RemoveAction]:
+    now = int(time.time() * 1000)
+    return [AddAction(f.path, f.size, {PARTITION_COLUMN: partition_value(f.key)}, now, True,
+                      json.dumps({"numRecords": f.rows})) for f in files]
+
+
+def commit_files(lake: LakeFS, rel: str, table: DeltaTable | None,
+                 files: Sequence[WrittenFile], schema: pa.Schema, *,
+                 replace: Mapping[str, Sequence[str]] | None, txn: int, txid: str,
+                 configuration: dict[str, str]) -> DeltaTable:
+    """One commit of `files` to the table at `rel` that removes the files of the partitions
+    they replace: `replace` maps each replaced partition key to its current files (paths
+    relative to the lake root); None replaces the whole table (its columns changed).
+    `table`: the snapshot this sync read (None: the table is created). The table after it.
+
+    The removes are explicit, in an append: another writer's commit that removed any of them
+    in between makes this one fail (deltalake's conflict check), and one commit can replace
+    the partition of rows without a date with the others (a partition filter cannot)."""
+    actions = _add_actions(files)
+    lake.refuse_links(rel)
+    with delta_errors(lake, f"commit table {rel}"):
+        if table is None:
+            create_table_with_add_actions(
+                table_uri(lake, rel), Schema.from_arrow(schema),
+                [a for a in actions if isinstance(a, AddAction)], mode="error",
+                partition_by=[PARTITION_COLUMN], configuration=configuration,
+                storage_options=storage_options(lake),
+                commit_properties=_properties(txn, txid))
+            fresh = open_table(lake, rel)
+            assert fresh is not None
+            return fresh
+        if replace is None:
+            table.create_write_transaction(actions, mode="overwrite", schema=schema,
+                                           partition_by=[PARTITION_COLUMN],
+                                           commit_properties=_properties(txn, txid))
+        else:
+            now = int(time.time() * 1000)
+            prefix = f"{rel}/"
+            actions += [RemoveAction(path.removeprefix(prefix), True, now, None,
+                                     {PARTITION_COLUMN: partition_value(key)})
+                        for key, paths in sorted(replace.items()) for path in paths]
+            table.create_write_transaction(actions, mode="append", schema=schema,
+                                           partition_by=[PARTITION_COLUMN],
+                                           commit_properties=_properties(txn, txid))
+        table.update_incremental()
+        return table
+
+
+def commit_ledger(lake: LakeFS, table: DeltaTable | None, rows: pa.Table, *, txn: int, txid: str,
+                  configuration: dict[str, str]) -> DeltaTable:
+    """Overwrite the ledger table with `rows` (csload.lake.ledger), from the snapshot `table`
+    (None: the lake's first ledger): the commit that makes a batch count."""
+    lake.refuse_links(LEDGER_TABLE_DIR)
+    with delta_errors(lake, "commit the ledger"):
+        if table is None:
+            write_deltalake(table_uri(lake, LEDGER_TABLE_DIR), rows, mode="error",
+                            configuration=configuration, storage_options=storage_options(lake),
+                            commit_properties=_properties(txn, txid))
+            fresh = open_table(lake, LEDGER_TABLE_DIR)
+            assert fresh is not None
+            return fresh
+        write_deltalake(table, rows, mode="overwrite", commit_properties=_properties(txn, txid))
+        table.update_incremental()
+        return table
+
+
+def data_changed_after(lake: LakeFS, rel: str, table: DeltaTable, version: int) -> bool:
+    """Whether the table's data files or schema differ from those of `version` (what each
+    commit says it did is not trusted: its label is the writer's word)."""
+    then = open_table(lake, rel, version)
+    if then is None:
+        return True
+    with delta_errors(lake, f"read the log of {rel}"):
+        return (set(then.file_uris()) != set(table.file_uris())
+                or then.schema().to_json() != table.schema().to_json()
+                or then.metadata().partition_columns != table.metadata().partition_columns)
+
+
+def restore(lake: LakeFS, table: DeltaTable, version: int, txn: int, txid: str) -> None:
+    """Bring the table back to `version` (a new commit; the newer files stay until vacuumed)."""
+    with delta_errors(lake, "undo what a crashed sync committed"):
+        table.restore(version, commit_properties=_properties(txn, txid))
+
+
+def vacuum(lake: LakeFS, table: DeltaTable, retention_hours: int) -> list[str]:
+    """Delete the files no version younger than the retention window needs, and the files a
+    crashed sync wrote but never committed (older than the window too): a running reader keeps
+    its snapshot's files for that long."""
+    lake.refuse_links(table_rel(lake, table))
+    with delta_errors(lake, "remove files older than the retention window"):
+        return list(table.vacuum(retention_hours=retention_hours, dry_run=False,
+                                 enforce_retention_duration=False, full=True))

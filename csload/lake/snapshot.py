@@ -1,0 +1,128 @@
+"""What a lake holds, as the ledger says: `read_snapshot`.
+
+The ledger's latest version (csload.lake.ledger) names, for each data table, the Delta version
+it agrees with (csload.lake.state); each table is read at that version, so the snapshot is
+one consistent state even while a crashed sync's commit is still in a table's log (the next
+sync undoes it, csload.lake.recovery). Everything read from the logs is checked: file paths
+must be csload's (csload.lake.layout), column types must be csload's (csload.lake.types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from csload.errors import StoreError
+from csload.lake.delta import delta_errors, open_table
+from csload.lake.layout import (
+    LEDGER_TABLE_DIR,
+    LEGACY_MANIFEST_DIR,
+    PARTITION_COLUMN,
+    check_data_file,
+    check_partition_key,
+    damaged,
+    partition_key,
+)
+from csload.lake.ledger import STATE_ROW, read_rows
+from csload.lake.state import LakeState, TableState
+from csload.lake.types import csload_columns
+
+if TYPE_CHECKING:
+    from csload.lake.fs import LakeFS
+
+
+@dataclass
+class LakeTable:
+    """A data table of the lake at the version the ledger records."""
+
+    name: str
+    delta: DeltaTable
+    columns: list[tuple[str, str]]        # csload's types, in order (no `date`)
+    files: dict[str, list[str]]           # partition key -> files, relative to the lake root
+    state: TableState
+
+    def files_of(self, keys: set[str] | None = None) -> list[str]:
+        return [f for k, fs in sorted(self.files.items()) if keys is None or k in keys
+                for f in fs]
+
+    @property
+    def partitions(self) -> set[str]:
+        return set(self.files) | set(self.state.partitions)
+
+
+@dataclass
+class LakeSnapshot:
+    ledger: DeltaTable | None                        # None: no lake yet
+    rows: dict[str, bytes] = field(default_factory=dict)
+    state: LakeState = field(default_factory=LakeState)
+    tables: dict[str, LakeTable] = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return self.ledger is not None
+
+
+def state_of(lake: LakeFS, rows: dict[str, bytes]) -> LakeState:
+    raw = rows.get(STATE_ROW)
+    if raw is None:
+        raise damaged(f"the ledger of lake {lake.root}", "row set", sorted(rows))
+    return LakeState.from_bytes(raw, f"the ledger of lake {lake.root}")
+
+
+def read_table(lake: LakeFS, name: str, version: int, state: TableState) -> LakeTable:
+    """Table `name` at `version`, its files and columns checked."""
+    where = f"table {name} of lake {lake.root}"
+    # The latest version first: loading a version the log does not have costs time in
+    # proportion to the number (a crafted ledger could name 2^63).
+    delta = open_table(lake, name)
+    if delta is None:
+        raise StoreError(f"lake {lake.root} is damaged: the ledger names table {name}, "
+                         "which has no Delta log; restore the lake from a backup")
+    if delta.version() < version:
+        raise StoreError(f"lake {lake.root} is damaged: table {name} is at version "
+                         f"{delta.version()}, older than the version {version} its ledger records; "
+                         "restore the "
+                         "lake from a backup")
+    if delta.version() > version:
+        with delta_errors(lake, f"read the log of table {name}"):
+            delta.load_as_version(version)
+    with delta_errors(lake, f"read the log of table {name}"):
+        schema = delta.schema()
+        actions = pa.table(delta.get_add_actions(flatten=True))
+    columns = csload_columns(schema, where)
+    files: dict[str, list[str]] = {}
+    day = "partition.date"
+    values = actions.column(day).to_pylist() if day in actions.column_names else \
+        [None] * actions.num_rows
+    for path, value in zip(actions.column("path").to_pylist(), values, strict=True):
+        rel = check_data_file(f"{name}/{path}", where, name)
+        key = partition_key(value) if value is None or isinstance(value, date) \
+            else check_partition_key(value, where)
+        if not rel.startswith(f"{name}/{PARTITION_COLUMN}={key}/"):
+            raise damaged(where, "data file", path)
+        files.setdefault(key, []).append(rel)
+    return LakeTable(name, delta, columns, {k: sorted(v) for k, v in files.items()}, state)
+
+
+def refuse_older_format(lake: LakeFS, snapshot: LakeSnapshot) -> None:
+    """A reader must not take a lake an older csload wrote (not upgraded yet) for no lake."""
+    if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
+        raise StoreError(f"lake {lake.root} was written by an older csload (its manifest, "
+                         f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
+                         f"`csload lake upgrade {lake.root}`")
+
+
+def read_snapshot(lake: LakeFS) -> LakeSnapshot:
+    """The lake as its ledger's latest version says (an empty snapshot where there is none)."""
+    ledger = open_table(lake, LEDGER_TABLE_DIR)
+    if ledger is None:
+        return LakeSnapshot(None)
+    rows = read_rows(lake, ledger)
+    state = state_of(lake, rows)
+    tables = {name: read_table(lake, name, entry.version, entry)
+              for name, entry in sorted(state.tables.items())}
+    return LakeSnapshot(ledger, rows, state, tables)
