@@ -154,15 +154,20 @@ def downloads_dir(root: Path) -> Path:
     return Target(parquet=str(root)).staging_dir()
 
 
-def assert_lake_tidy(root: Path, orphans: bool = False) -> None:
+def assert_lake_tidy(root: Path, orphans: bool = False, downloads: bool = False) -> None:
     """Nothing left over (module docstring). Files a batch replaced stay (the retention
-    window); files written and never committed (a killed sync) only with `orphans`."""
+    window); files written and never committed (a killed sync) only with `orphans`; the
+    downloads folder (empty, of a sync that stopped before staging) only with `downloads`."""
     lake = LakeFS.open(str(root))
     snapshot = read_snapshot(lake)
     files = [e.path for e in lake.list_files("", recursive=True)]
     leftovers = [f for f in files if f.startswith(STAGING_DIR + "/")]
     assert not leftovers, leftovers[:5]
-    assert not downloads_dir(root).exists() or downloads_dir(root).is_symlink()
+    folder = downloads_dir(root)
+    if downloads and folder.is_dir() and not folder.is_symlink():
+        assert not any(folder.iterdir()), sorted(p.name for p in folder.iterdir())[:5]
+    else:
+        assert not folder.exists() or folder.is_symlink()
     # Every log at the ledger's version, or ahead of it by housekeeping (vacuum) only.
     ahead = tables_ahead(root)
     assert not ahead, f"tables with a data commit their ledger does not record: {ahead}"
