@@ -70,16 +70,6 @@ def table_uri(lake: LakeFS, rel: str) -> str:
     return lake.uri(rel)
 
 
-def table_rel(lake: LakeFS, table: DeltaTable) -> str:
-    """Where a table csload opened is, relative to the lake's root."""
-    uri = table.table_uri.rstrip("/")
-    base = lake.uri("").rstrip("/")
-    for prefix in (base, "file://" + base):
-        if uri.startswith(prefix + "/"):
-            return uri[len(prefix) + 1:]
-    raise StoreError(f"lake {lake.root}: a table outside the lake ({uri[:200]!r})")
-
-
 @contextlib.contextmanager
 def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
     """deltalake's errors as csload's: a conflict is LakeConflict, anything else a StoreError
@@ -184,12 +174,9 @@ def commit_ledger(lake: LakeFS, table: DeltaTable | None, rows: pa.Table, *, txn
         return table
 
 
-def data_changed_after(lake: LakeFS, rel: str, table: DeltaTable, version: int) -> bool:
-    """Whether the table's data files or schema differ from those of `version` (what each
+def data_changed(lake: LakeFS, rel: str, then: DeltaTable, table: DeltaTable) -> bool:
+    """Whether the table's data files or schema differ between two of its versions (what each
     commit says it did is not trusted: its label is the writer's word)."""
-    then = open_table(lake, rel, version)
-    if then is None:
-        return True
     with delta_errors(lake, f"read the log of {rel}"):
         return (set(then.file_uris()) != set(table.file_uris())
                 or then.schema().to_json() != table.schema().to_json()
@@ -202,11 +189,11 @@ def restore(lake: LakeFS, table: DeltaTable, version: int, txn: int, txid: str) 
         table.restore(version, commit_properties=_properties(txn, txid))
 
 
-def vacuum(lake: LakeFS, table: DeltaTable, retention_hours: int) -> list[str]:
+def vacuum(lake: LakeFS, rel: str, table: DeltaTable, retention_hours: int) -> list[str]:
     """Delete the files no version younger than the retention window needs, and the files a
     crashed sync wrote but never committed (older than the window too): a running reader keeps
     its snapshot's files for that long."""
-    lake.refuse_links(table_rel(lake, table))
+    lake.refuse_links(rel)
     with delta_errors(lake, "remove files older than the retention window"):
         return list(table.vacuum(retention_hours=retention_hours, dry_run=False,
                                  enforce_retention_duration=False, full=True))

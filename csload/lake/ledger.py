@@ -21,6 +21,7 @@ that does not fit is a StoreError naming it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -58,7 +59,7 @@ def _qualified(table: str) -> str:
 def export_ledger(con: duckdb.DuckDBPyConnection, state: LakeState) -> pa.Table:
     """The ledger's rows for the Delta table: each ledger table as Parquet bytes, and the
     lake's state."""
-    names, blobs = [], []
+    rows: dict[str, bytes] = {}
     for table, stem in LEDGER_TABLES:
         select = ", ".join(
             f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" if t == "HUGEINT"
@@ -66,11 +67,15 @@ def export_ledger(con: duckdb.DuckDBPyConnection, state: LakeState) -> pa.Table:
         data = con.sql(f"SELECT {select} FROM {_qualified(table)}").to_arrow_table()  # noqa: S608
         sink = pa.BufferOutputStream()
         pq.write_table(data, sink, compression="zstd")
-        names.append(stem)
-        blobs.append(sink.getvalue().to_pybytes())
-    names.append(STATE_ROW)
-    blobs.append(state.to_bytes())
-    return pa.table({"name": pa.array(names, pa.string()), "data": pa.array(blobs, pa.binary())})
+        rows[stem] = sink.getvalue().to_pybytes()
+    rows[STATE_ROW] = state.to_bytes()
+    return rows_table(rows)
+
+
+def rows_table(rows: Mapping[str, bytes]) -> pa.Table:
+    """The ledger table's rows (name, data), as written."""
+    return pa.table({"name": pa.array(list(rows), pa.string()),
+                     "data": pa.array(list(rows.values()), pa.binary())})
 
 
 def read_rows(lake: LakeFS, table: DeltaTable) -> dict[str, bytes]:

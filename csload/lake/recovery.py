@@ -27,13 +27,13 @@ import pyarrow as pa
 from csload.errors import ConfigError, StoreError
 from csload.lake.delta import (
     commit_ledger,
-    data_changed_after,
+    data_changed,
     delta_errors,
     open_table,
     restore,
 )
 from csload.lake.layout import LEGACY_MANIFEST_DIR, LOG_DIR, OWN_DIR, check_data_file, new_txid
-from csload.lake.ledger import STATE_ROW
+from csload.lake.ledger import STATE_ROW, rows_table
 from csload.lake.snapshot import LakeSnapshot, read_snapshot
 from csload.load.columns import check_table_name
 
@@ -58,17 +58,21 @@ def table_folders(lake: LakeFS) -> list[str]:
     return names
 
 
+def logged_files(lake: LakeFS, name: str) -> list[str]:
+    """The files the latest version of table `name`'s log adds (relative to the lake's root),
+    each of csload's shape."""
+    table = open_table(lake, name)
+    if table is None:
+        return []
+    with delta_errors(lake, f"read the log of table {name}"):
+        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+    where = f"table {name} of lake {lake.root}"
+    return [check_data_file(f"{name}/{p}", where, name) for p in paths]
+
+
 def _remove_unrecorded(lake: LakeFS, name: str) -> None:
     """Remove a table the ledger does not name: the files its log added, then the log."""
-    table = open_table(lake, name)
-    files: list[str] = []
-    if table is not None:
-        with delta_errors(lake, f"read the log of table {name}"):
-            actions = pa.table(table.get_add_actions(flatten=True))
-        where = f"table {name} of lake {lake.root}"
-        files = [check_data_file(f"{name}/{p}", where, name)
-                 for p in actions.column("path").to_pylist()]
-    lake.delete_files(files)
+    lake.delete_files(logged_files(lake, name))
     lake.delete_dir(f"{name}/{LOG_DIR}")
     log.warning("lake %s: removed table %s, which a crashed sync created and never "
                 "recorded", lake.root, name)
@@ -92,15 +96,13 @@ def recover(lake: LakeFS) -> LakeSnapshot:
         if name not in recorded:
             _remove_unrecorded(lake, name)
             continue
+        # read_snapshot has checked the log reaches the recorded version, and read it there.
+        then = snapshot.tables[name].delta
         table = open_table(lake, name)
+        version = recorded[name].version
         if table is None:
             continue
-        version = recorded[name].version
-        if table.version() < version:
-            raise StoreError(f"lake {lake.root} is damaged: table {name} is at version "
-                             f"{table.version()}, older than its ledger's {version}; restore "
-                             "the lake from a backup")
-        if table.version() > version and data_changed_after(lake, name, table, version):
+        if table.version() > version and data_changed(lake, name, then, table):
             log.warning("lake %s: undoing table %s's commits after version %s, which a "
                         "crashed sync made without recording them", lake.root, name, version)
             restore(lake, table, version, snapshot.state.batch, txid)
@@ -109,10 +111,7 @@ def recover(lake: LakeFS) -> LakeSnapshot:
             restored = True
     if not restored:
         return snapshot
-    rows = dict(snapshot.rows)
-    rows[STATE_ROW] = snapshot.state.to_bytes()
-    data = pa.table({"name": pa.array(list(rows), pa.string()),
-                     "data": pa.array(list(rows.values()), pa.binary())})
-    commit_ledger(lake, snapshot.ledger, data, txn=snapshot.state.batch, txid=txid,
-                  configuration={})
+    rows = {**snapshot.rows, STATE_ROW: snapshot.state.to_bytes()}
+    commit_ledger(lake, snapshot.ledger, rows_table(rows), txn=snapshot.state.batch,
+                  txid=txid, configuration={})
     return read_snapshot(lake)

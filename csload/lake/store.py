@@ -52,7 +52,7 @@ from csload.config import Limits
 from csload.errors import StoreError
 from csload.lake.delta import WrittenFile, commit_files, commit_ledger, vacuum
 from csload.lake.fs import LakeFS
-from csload.lake.layout import new_txid, partition_key
+from csload.lake.layout import LEDGER_TABLE_DIR, new_txid, partition_key
 from csload.lake.ledger import export_ledger, import_ledger
 from csload.lake.publish import lake_schema, write_files
 from csload.lake.recovery import recover
@@ -192,10 +192,10 @@ class ParquetStore:
         tables = [(n, t.delta) for n, t in sorted(self._snapshot.tables.items())
                   if n in self._written]
         if self._published and self._snapshot.ledger is not None:
-            tables.append(("ledger", self._snapshot.ledger))
+            tables.append((LEDGER_TABLE_DIR, self._snapshot.ledger))
         for name, table in tables:
             try:
-                removed = vacuum(self.lake, table, FILE_RETENTION_HOURS)
+                removed = vacuum(self.lake, name, table, FILE_RETENTION_HOURS)
             except StoreError as exc:
                 log.warning("lake %s: table %s not vacuumed: %s", self.root, name, exc)
                 continue

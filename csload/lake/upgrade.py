@@ -37,23 +37,21 @@ from typing import Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 from deltalake import DeltaTable
 
 from csload.config import Limits
 from csload.errors import LakeConflict, StoreError, StoreLockedError
 from csload.lake import legacy
-from csload.lake.delta import delta_errors, open_table
+from csload.lake.delta import open_table
 from csload.lake.fs import LakeFS
 from csload.lake.layout import (
     LEDGER_TABLE_DIR,
     LOG_DIR,
-    check_data_file,
     partition_key,
     shown,
 )
 from csload.lake.ledger import import_ledger
-from csload.lake.recovery import table_folders
+from csload.lake.recovery import logged_files, table_folders
 from csload.lake.snapshot import LakeSnapshot, read_snapshot
 from csload.lake.store import ParquetStore, WorkDatabase, open_work
 from csload.lake.work import create_table
@@ -173,18 +171,12 @@ def _drop_unrecorded(lake: LakeFS, older: set[str]) -> None:
     yet): the files their logs add, then the logs. A file of the older format (`older`) is
     never removed: no log of csload names one."""
     for name in table_folders(lake):
-        table = open_table(lake, name)
-        files = []
-        if table is not None:
-            with delta_errors(lake, f"read the log of table {name}"):
-                paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
-            where = f"table {name} of lake {lake.root}"
-            files = [check_data_file(f"{name}/{p}", where, name) for p in paths]
-            kept = [f for f in files if f in older]
-            if kept:
-                log.warning("lake %s: the log of table %s names %s file(s) of the older "
-                            "format; they are kept", lake.root, name, len(kept))
-            files = [f for f in files if f not in older]
+        files = logged_files(lake, name)
+        kept = [f for f in files if f in older]
+        if kept:
+            log.warning("lake %s: the log of table %s names %s file(s) of the older "
+                        "format; they are kept", lake.root, name, len(kept))
+        files = [f for f in files if f not in older]
         if _has_ledger(lake):   # the last check before deleting: see _LegacyLock
             raise LakeConflict(f"lake {lake.root}: another process upgraded it meanwhile")
         lake.delete_files(files)

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import csload
-from csload.lake.delta import data_changed_after, open_table
+from csload.lake.delta import data_changed, open_table
 from csload.lake.fs import LakeFS
 from csload.lake.layout import LEDGER_TABLE_DIR, LOG_DIR, OWN_DIR, STAGING_DIR
 from csload.lake.ledger import read_rows
@@ -204,8 +204,12 @@ def tables_ahead(root: Path) -> list[str]:
         latest = open_table(lake, name)
         assert latest is not None, name
         entry = recorded.get(name)
-        if entry is None or (latest.version() > entry.version
-                             and data_changed_after(lake, name, latest, entry.version)):
+        if entry is None:
+            ahead.append(name)
+            continue
+        then = open_table(lake, name, entry.version)
+        assert then is not None, name
+        if latest.version() > entry.version and data_changed(lake, name, then, latest):
             ahead.append(name)
     return ahead
 
