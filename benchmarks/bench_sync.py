@@ -484,7 +484,10 @@ class Recorder:
 
     def wrap_async(self, owner: Any, attr: str, label: str) -> None:
         """Time every call of the coroutine function `owner.attr` (wall time only)."""
-        original = getattr(owner, attr)
+        original = getattr(owner, attr, None)
+        if original is None:   # the library changed: measure what is still there
+            log(f"   (no {getattr(owner, '__name__', owner)}.{attr} to time)")
+            return
 
         async def wrapper(*a: Any, **k: Any) -> Any:
             with self.span(label, cpu=False):
@@ -523,7 +526,7 @@ def run_instrumented(recorder: Recorder, **target: Any) -> dict[str, Any]:
     from csload.transfer import gzipcheck, storage
 
     recorder.wrap_async(csload.transfer.stage, "stage_run", "stage_run (download a run)")
-    recorder.wrap_async(csload.pipeline.sync, "_plan", "plan (jobs, runs, ledger)")
+    recorder.wrap_async(csload.pipeline.sync, "plan_sync", "plan (jobs, runs, ledger)")
     recorder.wrap(csload.pipeline.sync, "_write", "writer: _write (batch)")
     recorder.wrap(gzipcheck.GzipVerifier, "feed", "gzip verify (feed)")
     recorder.wrap(storage._TempFile, "write", "staging file write+verify")

@@ -11,7 +11,6 @@ import dataclasses
 import difflib
 import json
 import os
-import re
 import tomllib
 import urllib.request
 from collections.abc import Mapping
@@ -20,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from csload.config.file import check_config_owner, warn_about_config
+
+# Re-exported: csload.config is where settings are imported from.
+from csload.config.limits import DURATION_LIMITS
+from csload.config.limits import Limits as Limits
+from csload.config.limits import RetryPolicy as RetryPolicy
+from csload.config.limits import parse_duration as parse_duration
 from csload.errors import ConfigError
 from csload.https_rule import plain_http_allowed, require_secure_url
 
 DEFAULT_AUTH_URL = "https://api.contentsquare.com"
 DEFAULT_CONFIG_FILE = "csload.toml"
-
-# The Export API allows 10 concurrent requests per project, shared by every credential.
-API_CONCURRENCY_CEILING = 10
 
 ENV_VARS = {
     "client_id": "CONTENTSQUARE_CLIENT_ID",
@@ -42,123 +44,6 @@ LOCK_WAIT_ENV = "CSLOAD_LOCK_WAIT"
 # database by default; a folder of one's own (a larger or faster disk) by `staging_dir` at the
 # top of csload.toml, this variable, --staging-dir, or the `staging_dir` keyword.
 STAGING_DIR_ENV = "CSLOAD_STAGING_DIR"
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", re.IGNORECASE)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(value: object, what: str = "lock_wait") -> float:
-    """Seconds from "30s", "5m", "1h", "90" or a number: how --wait and lock_wait are given."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        found = _DURATION.fullmatch(str(value)) if isinstance(value, str) else None
-        if found is None:
-            raise ConfigError(f"{what}: expected a duration such as 30s, 5m, 1h or a number "
-                              f"of seconds, got {value!r}")
-        seconds = float(found[1]) * _UNIT_SECONDS[found[2].lower()]
-    if seconds < 0:
-        raise ConfigError(f"{what}: a duration cannot be negative, got {value!r}")
-    return seconds
-
-
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """How hard csload pushes the API and the storage host."""
-
-    api_concurrency: int = 8
-    download_concurrency: int = 4
-    connect_timeout: float = 30.0
-    # A read timeout (time between bytes), never a total timeout: parts can be large.
-    read_timeout: float = 120.0
-    chunk_size: int = 1 << 20
-    # Runs downloaded ahead of the writer (bounds staging disk space and in-flight work). The
-    # writer's batches leave one of them per download connection free to keep downloading.
-    max_staged_runs: int = 16
-    # How long the writer waits for the next run to arrive before it applies what is ready:
-    # runs that arrive in quick succession (a fast network) go into one batch, which loads
-    # faster than several; on a slow network each run is applied as soon as it arrives.
-    batch_linger: float = 0.25
-    # Seconds a sync waits for its target while another process holds it (a notebook's
-    # connection to the database, another sync), trying again every second; 0 fails at once.
-    # `csload sync --wait 10m`, CSLOAD_LOCK_WAIT, or `lock_wait = "10m"` under [limits].
-    lock_wait: float = 0.0
-    # The most seconds one API call may take, connection to last byte, each attempt: a server
-    # sending a byte now and then never trips `read_timeout` (issue 16: one byte every 119 s
-    # kept a request alive). Part downloads are not API calls: they have no total.
-    api_timeout: float = 300.0
-    # The most bytes of an API answer, counted after decompression (csload.api.body): a small
-    # gzip answer can inflate to gigabytes. The Export API's answers are far smaller.
-    max_response_bytes: int = 64 << 20
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
-            raise ConfigError(f"api_concurrency must be between 1 and {API_CONCURRENCY_CEILING} "
-                              f"(the API's per-project limit), got {self.api_concurrency}")
-        if self.download_concurrency < 1:
-            raise ConfigError(f"download_concurrency must be at least 1, got "
-                              f"{self.download_concurrency}")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ConfigError("timeouts must be positive")
-        if self.max_staged_runs < 1:
-            raise ConfigError(f"max_staged_runs must be at least 1, got {self.max_staged_runs}")
-        if not 0 <= self.batch_linger <= 60:
-            raise ConfigError(f"batch_linger must be between 0 and 60 s, got {self.batch_linger}")
-        if self.chunk_size < 1024:
-            raise ConfigError(f"chunk_size must be at least 1024 bytes, got {self.chunk_size}")
-        if not isinstance(self.api_timeout, int | float) or self.api_timeout <= 0:
-            raise ConfigError(f"api_timeout must be a positive number of seconds, got "
-                              f"{self.api_timeout!r}")
-        if not isinstance(self.max_response_bytes, int) or self.max_response_bytes < 1 << 16:
-            raise ConfigError(f"max_response_bytes must be at least 65536, got "
-                              f"{self.max_response_bytes!r}")
-        if not isinstance(self.lock_wait, int | float) or self.lock_wait < 0:
-            raise ConfigError(f"lock_wait must be a number of seconds, at least 0, got "
-                              f"{self.lock_wait!r}")
-        _check_load_caps(self)
-
-    # Caps on what one run's files may hold (csload.load.limits): a run beyond one fails with
-    # a message naming the cap, never the sync. Columns of one part's header (CSV) or first
-    # object (JSONL); characters of one of its column names; its columns the job does not
-    # list (each a table column for ever); parts one run may list; bytes of one part (16 GiB).
-    max_columns: int = 500
-    max_column_name: int = 256
-    max_unknown_columns: int = 100
-    max_run_parts: int = 10_000
-    max_part_bytes: int = 16 << 30
-    # Bytes/s a part download must keep over `min_rate_window` s, or it is retried (0: off).
-    min_download_rate: float = 1024.0
-    min_rate_window: float = 60.0
-
-
-def _check_load_caps(limits: Limits) -> None:
-    for name in ("max_columns", "max_column_name", "max_unknown_columns", "max_run_parts",
-                 "max_part_bytes"):
-        value = getattr(limits, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a whole number, at least 1, got {value!r}")
-    for name, least in (("min_download_rate", 0.0), ("min_rate_window", 0.001)):
-        value = getattr(limits, name)
-        if type(value) not in (int, float) or not least <= value < 1e15:
-            raise ConfigError(f"{name} must be a number, at least {least:g}, got {value!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter for 429, 5xx and connection errors."""
-
-    max_attempts: int = 6
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    # A server's Retry-After above this is capped, so one bad header cannot stall a sync.
-    max_retry_after: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"retry max_attempts must be at least 1, got {self.max_attempts}")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ConfigError("retry delays must not be negative")
-
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -301,8 +186,9 @@ def load_settings(
                               if v is not None})
         retry_values.update({k: v for k, v in (overrides.get("retry") or {}).items()
                              if v is not None})
-    if "lock_wait" in limits_values:
-        limits_values["lock_wait"] = parse_duration(limits_values["lock_wait"])
+    for name in DURATION_LIMITS:
+        if name in limits_values:
+            limits_values[name] = parse_duration(limits_values[name], name)
 
     return Settings(
         client_id=str(merged["client_id"]),

@@ -117,7 +117,7 @@ def _add_actions(files: Sequence[WrittenFile]) -> list[AddAction | RemoveAction]
 def commit_files(lake: LakeFS, rel: str, table: DeltaTable | None,
                  files: Sequence[WrittenFile], schema: pa.Schema, *,
                  replace: Mapping[str, Sequence[str]] | None, txn: int, txid: str,
-                 configuration: dict[str, str]) -> DeltaTable:
+                 configuration: Mapping[str, str]) -> DeltaTable:
     """One commit of `files` to the table at `rel` that removes the files of the partitions
     they replace: `replace` maps each replaced partition key to its current files (paths
     relative to the lake root); None replaces the whole table (its columns changed).
@@ -133,12 +133,13 @@ def commit_files(lake: LakeFS, rel: str, table: DeltaTable | None,
             create_table_with_add_actions(
                 table_uri(lake, rel), Schema.from_arrow(schema),
                 [a for a in actions if isinstance(a, AddAction)], mode="error",
-                partition_by=[PARTITION_COLUMN], configuration=configuration,
+                partition_by=[PARTITION_COLUMN], configuration=dict(configuration),
                 storage_options=storage_options(lake),
                 commit_properties=_properties(txn, txid))
             fresh = open_table(lake, rel)
             assert fresh is not None
             return fresh
+        set_properties(table, configuration, txn, txid)
         if replace is None:
             table.create_write_transaction(actions, mode="overwrite", schema=schema,
                                            partition_by=[PARTITION_COLUMN],
@@ -156,19 +157,35 @@ def commit_files(lake: LakeFS, rel: str, table: DeltaTable | None,
         return table
 
 
+def set_properties(table: DeltaTable, configuration: Mapping[str, str], txn: int, txid: str
+                   ) -> None:
+    """Give the table these properties (the retention settings changed since it was created):
+    a commit of its own, from the snapshot this sync read, before the batch's commit. A crash
+    between the two leaves the table ahead of its ledger by a commit that changed no data,
+    which csload.lake.snapshot.read_table takes as it is."""
+    current = table.metadata().configuration
+    if all(current.get(key) == value for key, value in configuration.items()):
+        return
+    table.alter.set_table_properties(dict(configuration),
+                                     commit_properties=_properties(txn, txid))
+
+
 def commit_ledger(lake: LakeFS, table: DeltaTable | None, rows: pa.Table, *, txn: int, txid: str,
-                  configuration: dict[str, str]) -> DeltaTable:
+                  configuration: Mapping[str, str]) -> DeltaTable:
     """Overwrite the ledger table with `rows` (csload.lake.ledger), from the snapshot `table`
     (None: the lake's first ledger): the commit that makes a batch count."""
     lake.refuse_links(LEDGER_TABLE_DIR)
     with delta_errors(lake, "commit the ledger"):
         if table is None:
             write_deltalake(table_uri(lake, LEDGER_TABLE_DIR), rows, mode="error",
-                            configuration=configuration, storage_options=storage_options(lake),
+                            configuration=dict(configuration),
+                            storage_options=storage_options(lake),
                             commit_properties=_properties(txn, txid))
             fresh = open_table(lake, LEDGER_TABLE_DIR)
             assert fresh is not None
             return fresh
+        if configuration:
+            set_properties(table, configuration, txn, txid)
         write_deltalake(table, rows, mode="overwrite", commit_properties=_properties(txn, txid))
         table.update_incremental()
         return table

@@ -1,20 +1,24 @@
 """Writing a table's new files for a batch: DuckDB writes them, csload.lake.delta commits them.
 
 For each table a batch changed, the work database (csload.lake.work) holds every row of every
-partition the batch can change. They are written with one
-`COPY (...) TO ... (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PARTITION_BY (date),
-RETURN_STATS)`: DuckDB's own Parquet writer, at DuckDB's speed and memory, into new files whose
-names are unique to the batch (`part-<txid>-<n>.parquet`). Local lake: straight into the
-table's folders (no reader of the log sees them before the commit; a crash leaves them to
+partition the batch can change. Each of those days is written with one
+`COPY (SELECT ... WHERE _date = <day>) TO '<table>/date=<day>/part-<txid>-0.parquet'
+(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, RETURN_STATS)`: DuckDB's own Parquet
+writer, into a new file whose name is unique to the batch. Local lake: straight into the
+table's folders (no reader of the log sees it before the commit; a crash leaves it to
 `vacuum`). S3: into the scratch folder, then uploaded to the same names. Columns go in their
 lake types (csload.lake.types: UBIGINT as DECIMAL(20,0), TIMESTAMP as UTC timestamps).
+
+A COPY per day, not one `COPY ... (PARTITION_BY (date))`: under the work database's 256 MB
+memory cap the partitioned writer keeps a buffer per open day and spills; measured on
+2026-12-06 (benchmarks/results/ab-2026-12-06-lake.md, 1.2 M rows, 3 rounds alternating, best
+of each) the whole `csload sync --parquet` took 20.33 s with it and 12.68 s with a COPY per day.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,8 +40,9 @@ if TYPE_CHECKING:
 # then run out of memory under the work database's memory limit (2.4 M rows over 5 days),
 # and took 2.4x longer to write at 1.2 M rows.
 ROW_GROUP_SIZE = 122_880
-PARQUET_OPTIONS = (f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}, "
-                   f"PARTITION_BY ({PARTITION_COLUMN})")
+FILE_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+# The same files as a partitioned COPY writes them (benchmarks/bench_parquet.py's baseline).
+PARQUET_OPTIONS = f"{FILE_OPTIONS}, PARTITION_BY ({PARTITION_COLUMN})"
 
 
 def _lake_select(table: str, columns: Sequence[tuple[str, str]]) -> str:
@@ -64,23 +69,26 @@ def lake_schema(con: duckdb.DuckDBPyConnection, table: str,
 def write_files(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: str,
                 columns: Sequence[tuple[str, str]], txid: str, scratch: Path
                 ) -> list[WrittenFile]:
-    """Write the work table's rows as the table's new files (not committed)."""
+    """Write the work table's rows as the table's new files (not committed), a file per day."""
     out = lake.local_path(table) if lake.local else scratch / txid / table
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        rows = con.execute(
-            f"COPY ({_lake_select(table, columns)}) TO {sql_str(str(out))} "
-            f"({PARQUET_OPTIONS}, OVERWRITE_OR_IGNORE, "
-            f"FILENAME_PATTERN {sql_str('part-' + txid + '-{i}')}, RETURN_STATS)").fetchall()
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot write the new files of table {table} in lake {lake.root}: "
-                         f"{exc}") from exc
+    name = quote_ident(table)
+    select = select_to_lake(columns)
     files = []
-    for row in rows:
-        path = Path(str(row[0]))
-        value = dict(row[5] or {}).get(PARTITION_COLUMN)
-        key = partition_key(None if value is None else _day(value))
-        rel = f"{PARTITION_COLUMN}={key}/{path.name}"
+    days = con.execute(f"SELECT DISTINCT _date FROM {name} ORDER BY ALL").fetchall()  # noqa: S608
+    for (day,) in days:
+        key = partition_key(day)
+        rel = f"{PARTITION_COLUMN}={key}/part-{txid}-0.parquet"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        # A DATE from the work table, written back as ISO text: nothing read from a file.
+        where = "_date IS NULL" if day is None else f"_date = DATE {sql_str(day.isoformat())}"
+        try:
+            row = con.execute(
+                f"COPY (SELECT {select} FROM {name} WHERE {where}) "  # noqa: S608
+                f"TO {sql_str(str(out / rel))} ({FILE_OPTIONS}, RETURN_STATS)").fetchone()
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot write the new files of table {table} in lake "
+                             f"{lake.root}: {exc}") from exc
+        assert row is not None   # RETURN_STATS: (file, rows, bytes, ...)
         files.append(WrittenFile(rel, int(row[2]), key, int(row[1])))
     if not lake.local:
         lake.upload_files([(out / f.path, f"{table}/{f.path}") for f in files])
@@ -89,7 +97,3 @@ def write_files(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: str,
         for f in files:
             fsync_file(out / f.path)   # on disk before the log names it
     return files
-
-
-def _day(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

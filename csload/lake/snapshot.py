@@ -17,7 +17,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from csload.errors import StoreError
-from csload.lake.delta import delta_errors, open_table
+from csload.lake.delta import data_changed, delta_errors, open_table
 from csload.lake.layout import (
     LEDGER_TABLE_DIR,
     LEGACY_MANIFEST_DIR,
@@ -88,8 +88,13 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState) -> Lake
                          "restore the "
                          "lake from a backup")
     if delta.version() > version:
-        with delta_errors(lake, f"read the log of table {name}"):
-            delta.load_as_version(version)
+        # Ahead of the ledger: by housekeeping (a vacuum, new retention properties), and then
+        # the latest version is this one's data and the next commit is made from it; or by a
+        # crashed sync's commit, which csload.lake.recovery undoes from the recorded version.
+        recorded = open_table(lake, name, version)
+        assert recorded is not None
+        if data_changed(lake, name, recorded, delta):
+            delta = recorded
     with delta_errors(lake, f"read the log of table {name}"):
         schema = delta.schema()
         actions = pa.table(delta.get_add_actions(flatten=True))

@@ -27,16 +27,19 @@ commit in between makes it fail (`LakeConflict`, exit 3 for the sync): nothing o
 counts. Runs not yet published when a batch fails are not in the lake's ledger either: the
 next sync loads them again. The work database is then thrown away and rebuilt from the lake.
 
-Housekeeping: the files a batch replaces stay for the retention window (`FILE_RETENTION_HOURS`,
-so running readers and time travel keep working), then a sync's `close` vacuums the tables it
+Housekeeping (the settings' `lake_file_retention`, `lake_log_retention`, `lake_vacuum`,
+csload.config.limits): the files a batch replaces stay for the file retention window, so
+running readers and time travel keep working, then a sync's `close` vacuums the tables it
 wrote (which also removes files a crashed sync wrote and never committed); deltalake writes
-checkpoints and removes expired log entries by itself.
+checkpoints and removes log entries past the log retention window by itself. The windows are
+also each table's Delta properties, set again when the settings change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -67,14 +70,14 @@ from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")
 
-FILE_RETENTION_HOURS = 7 * 24
-LOG_RETENTION = "interval 30 days"
 
 
-def table_configuration() -> dict[str, str]:
-    """The properties every table of a lake is created with."""
-    return {"delta.deletedFileRetentionDuration": f"interval {FILE_RETENTION_HOURS} hours",
-            "delta.logRetentionDuration": LOG_RETENTION}
+def table_configuration(limits: Limits) -> dict[str, str]:
+    """The properties every table of a lake has: the retention windows of the settings."""
+    return {"delta.deletedFileRetentionDuration":
+            f"interval {math.ceil(limits.lake_file_retention)} seconds",
+            "delta.logRetentionDuration":
+            f"interval {math.ceil(limits.lake_log_retention)} seconds"}
 
 
 @dataclass
@@ -142,6 +145,7 @@ class ParquetStore:
         self._stale = False
         self._closed = False
         self._limits: Limits | None = None
+        self._housekeeping_limits = Limits()
         self._written: set[str] = set()   # tables this store committed to
         self._published = False
 
@@ -174,6 +178,7 @@ class ParquetStore:
             raise
         store = cls(lake, scratch, snapshot, work)
         store._limits = limits
+        store._housekeeping_limits = limits or Limits()
         return store
 
     def close(self) -> None:
@@ -188,14 +193,19 @@ class ParquetStore:
 
     def _housekeeping(self) -> None:
         """Vacuum the tables this store wrote, and the ledger if it committed (a failure is a
-        warning: the next sync retries)."""
+        warning: the next sync retries); nothing when the settings say `lake_vacuum = false`."""
+        limits = self._housekeeping_limits
+        if not limits.lake_vacuum:
+            return
+        # Whole hours (deltalake's unit), rounded up: never fewer than the setting.
+        hours = math.ceil(limits.lake_file_retention / 3600)
         tables = [(n, t.delta) for n, t in sorted(self._snapshot.tables.items())
                   if n in self._written]
         if self._published and self._snapshot.ledger is not None:
             tables.append((LEDGER_TABLE_DIR, self._snapshot.ledger))
         for name, table in tables:
             try:
-                removed = vacuum(self.lake, name, table, FILE_RETENTION_HOURS)
+                removed = vacuum(self.lake, name, table, hours)
             except StoreError as exc:
                 log.warning("lake %s: table %s not vacuumed: %s", self.root, name, exc)
                 continue
@@ -366,9 +376,10 @@ class ParquetStore:
                       txid: str
                       ) -> DeltaTable:
         return commit_files(self.lake, name, table, files, schema, replace=replace,
-                            txn=batch, txid=txid, configuration=table_configuration())
+                            txn=batch, txid=txid,
+                            configuration=table_configuration(self._housekeeping_limits))
 
     def _commit_ledger(self, rows: Any, batch: int, txid: str) -> DeltaTable:
         """The commit point of a batch."""
         return commit_ledger(self.lake, self._snapshot.ledger, rows, txn=batch, txid=txid,
-                             configuration=table_configuration())
+                             configuration=table_configuration(self._housekeeping_limits))

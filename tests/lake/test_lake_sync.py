@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,21 +24,11 @@ def settings(simulator: Simulator, sim_url: str) -> Settings:
                     auth_url=sim_url)
 
 
-def lake_rows(lake: Lake, table: str) -> list[dict[str, Any]]:
-    con = lake.connect()
-    try:
-        cursor = con.execute(f'SELECT * EXCLUDE (_loaded_at) FROM "{table}"')  # noqa: S608
-        names = [d[0] for d in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
-
-
 def assert_lake_holds(lake: Lake, sim: Simulator, run_ids: list[int]) -> None:
     want = expected(sim, run_ids)
     assert set(lake.snapshot().tables) == set(want)
     for table, rows in want.items():
-        assert_rows_equal(lake_rows(lake, table), rows, table)
+        assert_rows_equal(lake.rows(table), rows, table)
         # a folder-listing reader counts the same rows, each key once
         assert lake.listed(table, "SELECT count(*) FROM t") == [(len(rows),)]
 

@@ -50,6 +50,16 @@ class Lake:
     def connect(self) -> duckdb.DuckDBPyConnection:
         return connect_lake(self.root, storage_options=self.options, env={})
 
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of `table` through csload, but `_loaded_at`."""
+        con = self.connect()
+        try:
+            cursor = con.execute(f'SELECT * EXCLUDE (_loaded_at) FROM "{table}"')  # noqa: S608
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            con.close()
+
     def status(self) -> StoreStatus:
         con, label, tables = lake_status_input(self.root, storage_options=self.options, env={})
         try:

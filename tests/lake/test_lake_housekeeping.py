@@ -1,0 +1,146 @@
+"""The lake's housekeeping settings (`lake_file_retention`, `lake_log_retention`, `lake_vacuum`
+of `[limits]`), against the simulator over HTTP, locally and on the S3 test server:
+
+* they are each table's Delta properties, from its creation, and again after they change;
+* a sync's close deletes the files a batch replaced once they are older than the file
+  retention (0 here, so at once), and keeps them otherwise or when the vacuum is off;
+* a table ahead of the ledger by a commit that changed no data (new properties committed, then
+  a crash before the batch's commit) is taken as it is: the next sync commits after it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from csload.api.models import Job
+from csload.config import Limits, Settings, load_settings
+from csload.errors import ConfigError
+from csload.simulator import Simulator
+from csload.transfer.staged import StagedRun
+from tests.support.lakeref import assert_rows_equal, expected, stage_runs
+from tests.support.lakeutil import Lake
+
+FILE_KEY = "delta.deletedFileRetentionDuration"
+LOG_KEY = "delta.logRetentionDuration"
+TABLES = ("sessions", "views")
+
+
+@pytest.fixture
+def settings(simulator: Simulator, sim_url: str) -> Settings:
+    client_id, client_secret, project_id = simulator.credentials
+    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
+                    auth_url=sim_url)
+
+
+def properties(lake: Lake, table: str) -> tuple[str | None, str | None]:
+    config = lake.delta(table).metadata().configuration
+    return config.get(FILE_KEY), config.get(LOG_KEY)
+
+
+def assert_truth(lake: Lake, sim: Simulator, run_ids: list[int]) -> None:
+    for table, rows in expected(sim, run_ids).items():
+        assert_rows_equal(lake.rows(table), rows, table)
+        assert lake.listed(table, "SELECT count(*) FROM t") == [(len(rows),)]
+
+
+def views_job(staged: list[StagedRun]) -> Job:
+    return next(s.job for s in staged if s.job.scope == "views")
+
+
+async def test_the_settings_are_the_properties_and_the_vacuum_window(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    staged = await stage_runs(settings, folder)
+    run_ids = [s.run.run_id for s in staged]
+    with lake.open() as store:
+        store.apply(staged)
+    for table in TABLES:   # the defaults: 7 and 30 days
+        assert properties(lake, table) == ("interval 604800 seconds", "interval 2592000 seconds")
+
+    # A re-run replaces a day: with the defaults, its older file stays (time travel).
+    rerun = simulator.rerun(views_job(staged).job_id, date(2026, 11, 23))
+    with lake.open() as store:
+        store.apply(await stage_runs(settings, folder, [rerun]))
+    run_ids.append(rerun)
+    kept = set(lake.delta("views").file_uris())
+    old_files = {f for f in lake.data_files() if f.startswith("views/date=")} - {
+        f for f in lake.current_files() if f.startswith("views/")}
+    assert old_files, "the replaced day's file is kept for the retention window"
+    assert len(kept) == len(lake.snapshot().tables["views"].files_of())
+
+    # Vacuum off, retention 0: the files stay, the properties change.
+    off = Limits(lake_file_retention=0, lake_log_retention=3600, lake_vacuum=False)
+    again = simulator.rerun(views_job(staged).job_id, date(2026, 11, 23))
+    with lake.open(limits=off) as store:
+        store.apply(await stage_runs(settings, folder, [again]))
+    run_ids.append(again)
+    assert properties(lake, "views") == ("interval 0 seconds", "interval 3600 seconds")
+    # sessions had no batch: its properties change with its next commit
+    assert properties(lake, "sessions") == ("interval 604800 seconds",
+                                            "interval 2592000 seconds")
+    replaced = {f for f in lake.data_files() if f.startswith("views/date=")} - set(
+        lake.current_files())
+    assert old_files < replaced
+    assert_truth(lake, simulator, run_ids)
+
+    # Vacuum on, retention 0: the close deletes every replaced file, and nothing current.
+    now = Limits(lake_file_retention=0, lake_log_retention=3600)
+    last = simulator.rerun(views_job(staged).job_id, date(2026, 11, 23))
+    with lake.open(limits=now) as store:
+        store.apply(await stage_runs(settings, folder, [last]))
+    run_ids.append(last)
+    current = set(lake.current_files())
+    assert {f for f in lake.data_files() if "/date=" in f} == current
+    assert_truth(lake, simulator, run_ids)
+
+
+async def test_a_commit_without_data_ahead_of_the_ledger_is_taken_as_it_is(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    """What a crash between the properties' commit and the batch's leaves: the next sync
+    neither undoes it nor fails on it as on a second writer's commit."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    staged = await stage_runs(settings, folder)
+    run_ids = [s.run.run_id for s in staged]
+    last_views = [s for s in staged if s.job.scope == "views"][-1]
+    with lake.open() as store:
+        store.apply([s for s in staged if s is not last_views])
+    recorded = lake.snapshot().state.tables["views"].version
+    table = lake.delta("views")
+    table.alter.set_table_properties({FILE_KEY: "interval 1 seconds"})
+    assert table.version() == recorded + 1
+    with lake.open() as store:
+        [outcome] = store.apply([last_views])
+    assert outcome.status == "loaded"
+    assert lake.delta("views").metadata().configuration[FILE_KEY] == "interval 604800 seconds"
+    assert lake.snapshot().state.tables["views"].version > recorded + 1
+    assert_truth(lake, simulator, run_ids)
+
+
+def test_the_settings_file_takes_durations_and_refuses_nonsense(tmp_path: Path) -> None:
+    config = tmp_path / "csload.toml"
+    env = {"CONTENTSQUARE_CLIENT_ID": "id", "CONTENTSQUARE_CLIENT_SECRET": "secret"}
+
+    def limits_of(text: str) -> Limits:
+        config.write_text(text)
+        config.chmod(0o600)
+        return load_settings(environ=env, config_file=config).limits
+
+    got = limits_of('[limits]\nlake_file_retention = "12h"\nlake_log_retention = "90d"\n'
+                    "lake_vacuum = false\n")
+    assert (got.lake_file_retention, got.lake_log_retention, got.lake_vacuum) == (
+        12 * 3600, 90 * 86400, False)
+    assert Limits().lake_file_retention == 7 * 86400
+    for text, message in (
+            ('lake_file_retention = "-1d"', "expected a duration"),
+            ('lake_file_retention = "soon"', "expected a duration"),
+            ('lake_log_retention = "10m"', "lake_log_retention must be a duration from 1 h"),
+            ('lake_file_retention = "40d"',
+             "lake_log_retention (30d) must be at least lake_file_retention (40d)"),
+            ('lake_vacuum = "no"', "lake_vacuum must be true or false")):
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            limits_of(f"[limits]\n{text}\n")
