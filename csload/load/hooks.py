@@ -6,12 +6,12 @@ The DuckDB store (csload.load.duckdb) applies a table's batch in one transaction
                       ->  ledger rows       ->  COMMIT -> committed   (or ROLLBACK -> rolled_back)
 
 For a DuckDB file the table IS the target: `DuckDBFileHooks` adds nothing. The Parquet lake
-(csload.lake.work.LakeReads) applies its batches in an in-memory DuckDB database that holds
+(csload.lake.work.LakeReads) applies its batches in a scratch DuckDB database that holds
 only the partitions a batch can change, so it needs four things of the store, and this
 protocol is all it gets (no private method of the store is overridden or called):
 
-* `json_memory_limit`: the cap for a JSONL statement (csload.load.memory); the lake's work
-  rows live in memory, so it keeps one cap (None).
+* `json_memory_limit`: the cap for a JSONL statement (csload.load.memory); the lake keeps
+  one cap (None): its process is at the peak RSS budget already.
 * `column_problem`: a column name the target cannot hold (the lake's partition column),
   checked before the table is made to fit: the run that brings it fails alone.
 * `rows_inserted`: called with the batch's rows inserted and before the supersede rules,
