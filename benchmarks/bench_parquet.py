@@ -17,7 +17,7 @@ them. Generation is outside every timed section. Then, timed:
    reader options, column types and cast expressions (`csload.load.sql`, `job_layout`, as
    bench_sync's baseline does) and writes them with its own
    `COPY (SELECT ..., CAST(<date field> AS DATE) AS date FROM read_csv/read_json(...))
-   TO 'ROOT2/<table>' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880,
+   TO 'ROOT2/<table>' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 61440,
    PARTITION_BY (date), ...)`: the options csload's lake uses (imported from
    csload.lake.publish), hence the same layout `ROOT/<table>/date=YYYY-MM-DD/*.parquet`.
    What the baseline does not do: the lineage columns (`_job_id`, `_run_id`, `_date`,

@@ -3,7 +3,7 @@
 For each table a batch changed, the work database (csload.lake.work) holds every row of every
 partition the batch can change. Each of those days is written with one
 `COPY (SELECT ... WHERE _date = <day>) TO '<table>/date=<day>/part-<txid>-0.parquet'
-(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, RETURN_STATS)`: DuckDB's own Parquet
+(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 61440, RETURN_STATS)`: DuckDB's own Parquet
 writer, into a new file whose name is unique to the batch. Local lake: straight into the
 table's folders (no reader of the log sees it before the commit; a crash leaves it to
 `vacuum`). S3: into the scratch folder, then uploaded to the same names. Columns go in their
@@ -35,11 +35,14 @@ from csload.load.sqltext import quote_ident, sql_str
 if TYPE_CHECKING:
     from csload.lake.fs import LakeFS
 
-# DuckDB's default row group (122,880 rows): every day is rewritten whole, so files never
-# hold tiny row groups. Measured: 1,000,000-row groups made the partitioned write spill and
-# then run out of memory under the work database's memory limit (2.4 M rows over 5 days),
-# and took 2.4x longer to write at 1.2 M rows.
-ROW_GROUP_SIZE = 122_880
+# Row groups of 61,440 rows, half DuckDB's default: a day's COPY holds the row groups it is
+# filling in memory, beside the work database's blocks under the same 256 MB cap, and with
+# larger ones DuckDB evicted and re-read those blocks. Measured 2026-12-06
+# (benchmarks/results/ab-2026-12-06-lake.md, best of each): the whole sync at 2.4 M rows
+# 19.60 -> 14.76 s and peak RSS 521 -> 481 MB; at 1.2 M rows 9.47 -> 8.16 s. 32,768 rows was
+# no faster. Every day is rewritten whole, so a file never holds many small row groups.
+# (1,000,000-row groups made the partitioned write of that time run out of memory.)
+ROW_GROUP_SIZE = 61_440
 FILE_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
 # The same files as a partitioned COPY writes them (benchmarks/bench_parquet.py's baseline).
 PARQUET_OPTIONS = f"{FILE_OPTIONS}, PARTITION_BY ({PARTITION_COLUMN})"

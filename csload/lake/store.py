@@ -71,7 +71,6 @@ from csload.transfer.staged import StagedRun
 log = logging.getLogger("csload.lake")
 
 
-
 def table_configuration(limits: Limits) -> dict[str, str]:
     """The properties every table of a lake has: the retention windows of the settings."""
     return {"delta.deletedFileRetentionDuration":
