@@ -2,11 +2,11 @@
 
 For each table a batch changed, the work database (csload.lake.work) holds every row of every
 partition the batch can change. Each of those days is written with one
-`COPY (SELECT ... WHERE _date = <day>) TO '<table>/date=<day>/part-<txid>-0.parquet'
-(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 61440, RETURN_STATS)`: DuckDB's own Parquet
-writer, into a new file whose name is unique to the batch. Local lake: straight into the
-table's folders (no reader of the log sees it before the commit; a crash leaves it to
-`vacuum`). S3: into the scratch folder, then uploaded to the same names. Columns go in their
+`COPY (SELECT ... WHERE _date = <day>) TO '<table>/date=<day>/' (FORMAT parquet, COMPRESSION
+zstd, ROW_GROUP_SIZE 61440, PER_THREAD_OUTPUT, FILENAME_PATTERN 'part-<txid>-{i}', RETURN_STATS)`:
+DuckDB's own Parquet writer, into new files (one per thread) whose names are unique to the
+batch. Local lake: straight into the table's folders (no reader of the log sees them before
+the commit; a crash leaves them to `vacuum`). S3: into the scratch folder, then uploaded to the same names. Columns go in their
 lake types (csload.lake.types: UBIGINT as DECIMAL(20,0), TIMESTAMP as UTC timestamps).
 
 A COPY per day, not one `COPY ... (PARTITION_BY (date))`: under the work database's 256 MB
@@ -80,19 +80,25 @@ def write_files(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: str,
     days = con.execute(f"SELECT DISTINCT _date FROM {name} ORDER BY ALL").fetchall()  # noqa: S608
     for (day,) in days:
         key = partition_key(day)
-        rel = f"{PARTITION_COLUMN}={key}/part-{txid}-0.parquet"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        folder = out / f"{PARTITION_COLUMN}={key}"
+        folder.mkdir(parents=True, exist_ok=True)
         # A DATE from the work table, written back as ISO text: nothing read from a file.
         where = "_date IS NULL" if day is None else f"_date = DATE {sql_str(day.isoformat())}"
         try:
-            row = con.execute(
+            # A file per DuckDB thread: the COPY of one file is mostly single-threaded.
+            # Measured 2026-12-06 (ab-2026-12-06-lake.md): the whole sync at 1.2 M rows
+            # 7.20 -> 6.58 s (-8.6%, best of 3).
+            rows = con.execute(
                 f"COPY (SELECT {select} FROM {name} WHERE {where}) "  # noqa: S608
-                f"TO {sql_str(str(out / rel))} ({FILE_OPTIONS}, RETURN_STATS)").fetchone()
+                f"TO {sql_str(str(folder))} ({FILE_OPTIONS}, PER_THREAD_OUTPUT true, "
+                f"OVERWRITE_OR_IGNORE, FILENAME_PATTERN {sql_str('part-' + txid + '-{i}')}, "
+                "RETURN_STATS)").fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"cannot write the new files of table {table} in lake "
                              f"{lake.root}: {exc}") from exc
-        assert row is not None   # RETURN_STATS: (file, rows, bytes, ...)
-        files.append(WrittenFile(rel, int(row[2]), key, int(row[1])))
+        for row in rows:   # RETURN_STATS: (file, rows, bytes, ...)
+            rel = f"{PARTITION_COLUMN}={key}/{Path(str(row[0])).name}"
+            files.append(WrittenFile(rel, int(row[2]), key, int(row[1])))
     if not lake.local:
         lake.upload_files([(out / f.path, f"{table}/{f.path}") for f in files])
         shutil.rmtree(scratch / txid, ignore_errors=True)
