@@ -6,8 +6,9 @@ partition the batch can change. Each of those days is written with one
 zstd, ROW_GROUP_SIZE 61440, PER_THREAD_OUTPUT, FILENAME_PATTERN 'part-<txid>-{i}', RETURN_STATS)`:
 DuckDB's own Parquet writer, into new files (one per thread) whose names are unique to the
 batch. Local lake: straight into the table's folders (no reader of the log sees them before
-the commit; a crash leaves them to `vacuum`). S3: into the scratch folder, then uploaded to the same names. Columns go in their
-lake types (csload.lake.types: UBIGINT as DECIMAL(20,0), TIMESTAMP as UTC timestamps).
+the commit; a crash leaves them to `vacuum`). S3: into the scratch folder, then uploaded to
+the same names. Columns go in their lake types (csload.lake.types: UBIGINT as DECIMAL(20,0),
+TIMESTAMP as UTC timestamps).
 
 A COPY per day, not one `COPY ... (PARTITION_BY (date))`: under the work database's 256 MB
 memory cap the partitioned writer keeps a buffer per open day and spills; measured on
