@@ -73,7 +73,8 @@ def lake_schema(con: duckdb.DuckDBPyConnection, table: str,
 def write_files(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: str,
                 columns: Sequence[tuple[str, str]], txid: str, scratch: Path
                 ) -> list[WrittenFile]:
-    """Write the work table's rows as the table's new files (not committed), a file per day."""
+    """Write the work table's rows as the table's new files (not committed): a COPY per day,
+    a file per DuckDB thread."""
     out = lake.local_path(table) if lake.local else scratch / txid / table
     name = quote_ident(table)
     select = select_to_lake(columns)

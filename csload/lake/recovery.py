@@ -96,13 +96,14 @@ def recover(lake: LakeFS) -> LakeSnapshot:
         if name not in recorded:
             _remove_unrecorded(lake, name)
             continue
-        # read_snapshot has checked the log reaches the recorded version, and read it there.
+        # read_snapshot has checked the log reaches the recorded version, and read it there,
+        # or at a later version without data changes (csload.lake.snapshot.read_table).
         then = snapshot.tables[name].delta
         table = open_table(lake, name)
         version = recorded[name].version
         if table is None:
             continue
-        if table.version() > version and data_changed(lake, name, then, table):
+        if table.version() > then.version() and data_changed(lake, name, then, table):
             log.warning("lake %s: undoing table %s's commits after version %s, which a "
                         "crashed sync made without recording them", lake.root, name, version)
             restore(lake, table, version, snapshot.state.batch, txid)

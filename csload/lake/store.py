@@ -142,7 +142,7 @@ class ParquetStore:
     """The writer of one lake (a local folder or an s3:// prefix) of Delta tables."""
 
     def __init__(self, lake: LakeFS, scratch: Path, snapshot: LakeSnapshot,
-                 work: WorkDatabase) -> None:
+                 work: WorkDatabase, limits: Limits) -> None:
         self.lake = lake
         self.root = lake.root
         self._scratch = scratch
@@ -150,8 +150,7 @@ class ParquetStore:
         self._work = work
         self._stale = False
         self._closed = False
-        self._limits: Limits | None = None
-        self._housekeeping_limits = Limits()
+        self._limits = limits   # the caps on a run's files, and the housekeeping settings
         self._written: set[str] = set()   # tables this store committed to
         self._published = False
 
@@ -182,10 +181,7 @@ class ParquetStore:
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        store = cls(lake, scratch, snapshot, work)
-        store._limits = limits
-        store._housekeeping_limits = limits or Limits()
-        return store
+        return cls(lake, scratch, snapshot, work, limits or Limits())
 
     def close(self) -> None:
         if self._closed:
@@ -200,7 +196,7 @@ class ParquetStore:
     def _housekeeping(self) -> None:
         """Vacuum the tables this store wrote, and the ledger if it committed (a failure is a
         warning: the next sync retries); nothing when the settings say `lake_vacuum = false`."""
-        limits = self._housekeeping_limits
+        limits = self._limits
         if not limits.lake_vacuum:
             return
         # Whole hours (deltalake's unit), rounded up: never fewer than the setting.
@@ -383,9 +379,9 @@ class ParquetStore:
                       ) -> DeltaTable:
         return commit_files(self.lake, name, table, files, schema, replace=replace,
                             txn=batch, txid=txid,
-                            configuration=table_configuration(self._housekeeping_limits))
+                            configuration=table_configuration(self._limits))
 
     def _commit_ledger(self, rows: Any, batch: int, txid: str) -> DeltaTable:
         """The commit point of a batch."""
         return commit_ledger(self.lake, self._snapshot.ledger, rows, txn=batch, txid=txid,
-                             configuration=table_configuration(self._housekeeping_limits))
+                             configuration=table_configuration(self._limits))

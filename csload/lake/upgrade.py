@@ -122,7 +122,8 @@ def upgrade_lake(lake: LakeFS, scratch: Path, limits: Limits | None = None) -> b
             for name, table in sorted(manifest.tables.items()):
                 lock.renew()
                 _load_table(lake, work, manifest, name, table)
-            _UpgradeStore(lake, scratch, LakeSnapshot(None), work, lock)._publish()
+            _UpgradeStore(lake, scratch, LakeSnapshot(None), work, limits or Limits(),
+                          lock)._publish()
         finally:
             work.close()
     log.warning("lake %s: upgraded from the older manifest format (version %s) to Delta "
@@ -146,8 +147,8 @@ class _UpgradeStore(ParquetStore):
     older csload's lock (an S3 lease can be taken over once expired)."""
 
     def __init__(self, lake: LakeFS, scratch: Path, snapshot: LakeSnapshot, work: WorkDatabase,
-                 lock: _LegacyLock) -> None:
-        super().__init__(lake, scratch, snapshot, work)
+                 limits: Limits, lock: _LegacyLock) -> None:
+        super().__init__(lake, scratch, snapshot, work, limits)
         self._lock = lock
 
     def _commit_ledger(self, rows: Any, batch: int, txid: str) -> DeltaTable:

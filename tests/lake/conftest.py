@@ -5,6 +5,7 @@
                 (param "s3"); tests that take it run against both.
     local_lake  / s3_lake: one of them only.
     writer      a partgen.Writer (tests/support/partgen.py) writing parts into the test folder.
+    settings    csload's Settings for the simulator served on 127.0.0.1 (`sim_url`).
 
 The lake helpers (tests/support/lakeutil.py) read a lake back two ways: through csload, at the
 versions its ledger records (`Lake.connect`), and as any Delta reader does, the tables' latest
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from csload.config import Settings
+from csload.simulator import Simulator
 from tests.support.hostile_lake import Crafted, build_lake, copy_lake
 from tests.support.lakeutil import Lake
 from tests.support.partgen import Writer
@@ -39,6 +42,13 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
         return Lake.local(tmp_path / "lake")
     server: S3Server = request.getfixturevalue("s3_server")
     return Lake.s3(server, request.node.name)
+
+
+@pytest.fixture
+def settings(simulator: Simulator, sim_url: str) -> Settings:
+    client_id, client_secret, project_id = simulator.credentials
+    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
+                    auth_url=sim_url)
 
 
 @pytest.fixture

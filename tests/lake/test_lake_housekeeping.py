@@ -28,13 +28,6 @@ LOG_KEY = "delta.logRetentionDuration"
 TABLES = ("sessions", "views")
 
 
-@pytest.fixture
-def settings(simulator: Simulator, sim_url: str) -> Settings:
-    client_id, client_secret, project_id = simulator.credentials
-    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
-                    auth_url=sim_url)
-
-
 def properties(lake: Lake, table: str) -> tuple[str | None, str | None]:
     config = lake.delta(table).metadata().configuration
     return config.get(FILE_KEY), config.get(LOG_KEY)

@@ -9,19 +9,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from csload.config import Settings
 from csload.simulator import Simulator
 from tests.support.lakeref import assert_rows_equal, expected, stage_runs
 from tests.support.lakeutil import Lake
-
-
-@pytest.fixture
-def settings(simulator: Simulator, sim_url: str) -> Settings:
-    client_id, client_secret, project_id = simulator.credentials
-    return Settings(client_id=client_id, client_secret=client_secret, project_id=project_id,
-                    auth_url=sim_url)
 
 
 def assert_lake_holds(lake: Lake, sim: Simulator, run_ids: list[int]) -> None:
