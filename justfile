@@ -29,6 +29,10 @@ bench *args: setup
 bench-parquet *args: setup
     {{py}} benchmarks/bench_parquet.py {{args}}
 
+# What a lake's ledger costs as it grows (1 k, 10 k, 100 k runs): a batch's commit, an open.
+bench-ledger *args: setup
+    {{py}} benchmarks/bench_ledger.py {{args}}
+
 # The demo: an in-process simulator, its jobs and runs.
 demo: setup
     {{venv}}/bin/csload demo
