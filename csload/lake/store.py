@@ -337,6 +337,9 @@ class ParquetStore:
                 work.reads.read_partitions(con, name, rest)
                 work.reads.committed()
                 loaded |= rest
+        if work.reads.replaced_left(con, name):
+            raise StoreError(f"lake {self.root}: rows of table {name} that the batch replaces "
+                             "were kept; nothing was published (a bug: please report it)")
         row = con.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()  # noqa: S608
         count = int(row[0]) if row else 0
         if count == 0 and not loaded and not widened:
@@ -366,6 +369,7 @@ class ParquetStore:
         for table, entry in self._snapshot.tables.items():
             create_table(con, table, entry.columns)
         self._work.reads.loaded = {}
+        self._work.reads.replaced = {}
 
     # Seams for the crash tests: each step of a publish is one method.
 

@@ -36,10 +36,12 @@ from csload.lake.ledger import STATE_ROW
 from tests.support.children import child_environ
 from tests.support.hostile_lake import (
     DAY,
+    VIEWS,
     Crafted,
     assert_outside_untouched,
     assert_refused,
     assert_unaffected,
+    read_views,
     sync_one_run,
     tree,
 )
@@ -150,6 +152,19 @@ def test_hostile_state_numbers_out_of_range(crafted: Crafted, how: str) -> None:
     change, words = NUMBERS[how]
     change_state(crafted.root, change)
     assert_refused(crafted, words)
+
+
+@pytest.mark.hostile("the ledger's lake state gives a day more rows of a run than its files hold, "
+                     "then a re-run replaces that day",
+                     "the re-run refused as tampered before any rule ran; the lake unchanged")
+def test_hostile_state_counts_of_a_replaced_day(crafted: Crafted) -> None:
+    # The re-run's day is read by its keys only (csload.lake.work.read_replaced), trusting
+    # the state to say which rows it removes: rows the state does not account for are refused.
+    change_state(crafted.root, _set_count(5))   # the files hold 2
+    with pytest.raises(StoreError, match="other rows than its ledger says"):
+        sync_one_run(crafted)
+    assert read_views(crafted.lake) == VIEWS
+    assert_outside_untouched(crafted)
 
 
 @pytest.mark.hostile("the ledger's lake state records a table version newer than the table's "

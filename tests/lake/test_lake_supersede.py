@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from csload.errors import StoreError
 from csload.lake import ParquetStore
+from csload.lake.work import LakeReads
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedRun
 from tests.support.lakeutil import Lake
@@ -250,3 +252,55 @@ def test_rerun_drops_rows_its_earlier_run_put_in_another_partition(lake: Lake, w
                                    [[vrow(1, 1, D1, "b")]])])
     assert contents(lake) == [(1, 1, "b", 12), (5, 1, "other day", 11)]
     assert days(lake) == ["date=2026-11-20", "date=2026-11-22"]
+
+
+def test_a_replaced_day_is_read_by_its_keys_only(lake: Lake, writer: Writer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-run whose window covers every row of a day: the day's old rows are only read for
+    their keys and lineage (tombstones, counts), then removed; the other day a key of the
+    re-run is found in is read whole."""
+    j = job(1, fields=VIEW_FIELDS)
+    with lake.open() as store:
+        store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, 1, D1, "a"),
+                                                        vrow(2, 1, D1, "b")]]),
+                     writer.staged(j, run(11, 1, D2), [[vrow(3, 1, D2, "c")]])])
+    read: dict[str, set[str]] = {"whole": set(), "keys": set()}
+    whole, keys_only = LakeReads.read_partitions, LakeReads.read_replaced
+
+    def read_partitions(self: LakeReads, con: Any, table: str, found: set[str]) -> None:
+        read["whole"] |= found
+        whole(self, con, table, found)
+
+    def read_replaced(self: LakeReads, con: Any, table: str, found: set[str],
+                      *args: Any) -> None:
+        read["keys"] |= found
+        keys_only(self, con, table, found, *args)
+
+    monkeypatch.setattr(LakeReads, "read_partitions", read_partitions)
+    monkeypatch.setattr(LakeReads, "read_replaced", read_replaced)
+    with lake.open() as store:
+        [outcome] = store.apply([writer.staged(j, run(12, 1, D1, finished_hours=30),
+                                               [[vrow(1, 1, D1, "new"), vrow(3, 1, D1, "moved")]])])
+    assert read == {"whole": {"2026-11-21"}, "keys": {"2026-11-20"}}
+    assert (outcome.rows, outcome.replaced, outcome.removed) == (2, 2, 1)   # a, c; then b
+    assert contents(lake) == [(1, 1, "new", 12), (3, 1, "moved", 12)]
+    # the key the re-run removed stays removed: an older run applied late cannot bring it back
+    with lake.open() as store:
+        store.apply([writer.staged(j, run(9, 1, D1), [[vrow(2, 1, D1, "older")]])])
+    assert contents(lake) == [(1, 1, "new", 12), (3, 1, "moved", 12)]
+
+
+def test_rows_of_a_replaced_day_left_by_the_rules_are_never_published(
+        lake: Lake, writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replaced day's rows are in the work table without their columns: if the window
+    rule did not remove them (a bug), the publish refuses, and nothing of the batch counts."""
+    j = job(1, fields=VIEW_FIELDS)
+    with lake.open() as store:
+        store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, 1, D1, "a")]])])
+    files = lake.current_files()
+    monkeypatch.setattr(DuckDBStore, "_apply_window_rule", lambda *args: None)
+    with lake.open() as store, pytest.raises(StoreError, match="replaces were kept"):
+        store.apply([writer.staged(j, run(12, 1, D1, finished_hours=30),
+                                   [[vrow(2, 1, D1, "new")]])])
+    assert lake.current_files() == files
+    assert contents(lake) == [(1, 1, "a", 10)]

@@ -12,7 +12,8 @@ seams, which for a lake fire inside its in-memory work database (`insert`, `appl
 of a publish (csload.lake.store) and of the housekeeping at close:
 
     read-partitions   partitions of the lake (at the ledger's versions) were read into the work
-                      database; nothing of the batch is in the lake yet
+                      database (whole, or the keys of a day a re-run replaces); nothing of
+                      the batch is in the lake yet
     files-written     a table's new data files are in its folder (local lake), named in no log
     table-committed   the table's Delta commit is made; the ledger does not record it yet (the
                       next open of the lake undoes it, csload.lake.recovery)
@@ -35,6 +36,7 @@ from csload.lake import store, work
 from tests.support.sync_child import reached
 
 _read_partitions = work.LakeReads.read_partitions
+_read_replaced = work.LakeReads.read_replaced
 _write_files = store.ParquetStore._write_files
 _commit_table = store.ParquetStore._commit_table
 _commit_ledger = store.ParquetStore._commit_ledger
@@ -43,6 +45,13 @@ _vacuum = store.vacuum  # type: ignore[attr-defined]
 
 def read_partitions(self: Any, con: Any, table: str, keys: set[str]) -> None:
     _read_partitions(self, con, table, keys)
+    if keys:
+        reached("read-partitions")
+
+
+def read_replaced(self: Any, con: Any, table: str, keys: set[str], *args: Any) -> None:
+    """The days a re-run replaces, read by their keys only: the same moment of a sync."""
+    _read_replaced(self, con, table, keys, *args)
     if keys:
         reached("read-partitions")
 
@@ -73,6 +82,7 @@ def vacuum(*args: Any) -> Any:
 
 
 work.LakeReads.read_partitions = read_partitions  # type: ignore[method-assign]
+work.LakeReads.read_replaced = read_replaced  # type: ignore[method-assign]
 store.ParquetStore._write_files = write_files  # type: ignore[method-assign,assignment]
 store.ParquetStore._commit_table = commit_table  # type: ignore[method-assign,assignment]
 store.ParquetStore._commit_ledger = commit_ledger  # type: ignore[method-assign,assignment]
