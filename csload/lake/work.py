@@ -103,9 +103,13 @@ class LakeReads:
     """The lake's hooks into the DuckDB store (csload.load.hooks.BatchHooks): which partitions
     of the lake the work database holds, and reading them in."""
 
-    # The base cap for JSONL statements too: the lake's process also holds deltalake and
-    # pyarrow, and its peak RSS is at the 500 MB budget with it (the DuckDB target's higher
-    # cap was not measured here).
+    # 16 MB under the DuckDB target's cap: the lake's process also holds deltalake and pyarrow.
+    # Measured 2026-12-06 (benchmarks/results/ab-2026-12-06-lake.md): at 256 MB the peak RSS of
+    # a 4.9 M-row sync was 494-499 MB and of a re-sync of a day 498 MB; at 240 MB 479 and
+    # 482-484 MB, as fast (1.2 M rows, 5 rounds alternating: median 9.43 s against 9.47 s).
+    memory_limit: str = "240MB"
+    # The base cap for JSONL statements too: its peak RSS is at the 500 MB budget with it (the
+    # DuckDB target's higher cap was not measured here).
     json_memory_limit: str | None = None
 
     def __init__(self, lake: LakeFS, snapshot: LakeSnapshot) -> None:

@@ -56,7 +56,6 @@ from csload.load.lookups import (
     lookups_missing,
     record_custom_vars,
 )
-from csload.load.memory import MEMORY_LIMIT
 from csload.load.outcome import AppliedRun
 from csload.load.parts import inspect_part, locate_error
 from csload.load.supersede_sql import apply_key_rule, apply_window_rule
@@ -114,7 +113,7 @@ class DuckDBStore:
             con.execute("SET preserve_insertion_order = false")
             # Capped, DuckDB spills written blocks to disk and a sync's memory stays flat
             # (csload.load.memory).
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute(f"SET memory_limit = '{(hooks or DuckDBFileHooks()).memory_limit}'")
             # A bulk insert flushes each row group as it fills instead of buffering five.
             con.execute("SET write_buffer_row_group_count = 1")
             for macro in sql.MACROS:
@@ -333,7 +332,8 @@ class DuckDBStore:
         """The error of a run that failed alone without a part named, or out of memory."""
         if isinstance(exc, Unattributed):
             return unattributed_error(staged, exc)
-        return out_of_memory_error(staged.job.job_id, staged.run.run_id, MEMORY_LIMIT)
+        return out_of_memory_error(staged.job.job_id, staged.run.run_id,
+                                   self.hooks.memory_limit)
 
     def _apply_table_alone(self, table: str, item: PendingRun) -> dict[int, AppliedRun]:
         staged = item.staged
@@ -392,7 +392,7 @@ class DuckDBStore:
         except BaseException as exc:
             self._rollback()
             with suppress(duckdb.Error):
-                con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+                con.execute(f"SET memory_limit = '{self.hooks.memory_limit}'")
             if isinstance(exc, duckdb.Error):
                 raise StoreError(f"loading into table {table!r} failed: {exc}") from exc
             raise
@@ -430,7 +430,7 @@ class DuckDBStore:
 
     def _insert_group(self, table: str, group: ReadGroup, loaded_at: datetime) -> None:
         batch_sql.insert_group(self.con, table, group, loaded_at, self.hooks.json_memory_limit,
-                               MEMORY_LIMIT)
+                               self.hooks.memory_limit)
 
     def _run_counts(self, table: str, ids: str) -> dict[int, int]:
         return batch_sql.run_counts(self.con, table, ids)

@@ -7,9 +7,11 @@ The DuckDB store (csload.load.duckdb) applies a table's batch in one transaction
 
 For a DuckDB file the table IS the target: `DuckDBFileHooks` adds nothing. The Parquet lake
 (csload.lake.work.LakeReads) applies its batches in a scratch DuckDB database that holds
-only the partitions a batch can change, so it needs four things of the store, and this
+only the partitions a batch can change, so it needs five things of the store, and this
 protocol is all it gets (no private method of the store is overridden or called):
 
+* `memory_limit`: the database's DuckDB memory cap (csload.load.memory); the lake's is lower
+  (its process also holds deltalake and pyarrow).
 * `json_memory_limit`: the cap for a JSONL statement (csload.load.memory); the lake keeps
   one cap (None): its process is at the peak RSS budget already.
 * `column_problem`: a column name the target cannot hold (the lake's partition column),
@@ -31,7 +33,7 @@ import duckdb
 from csload.errors import ConfigError
 from csload.load.columns import JobLayout
 from csload.load.ledger import Ledger
-from csload.load.memory import JSON_MEMORY_LIMIT
+from csload.load.memory import JSON_MEMORY_LIMIT, MEMORY_LIMIT
 from csload.load.supersede import RunWindow
 
 if TYPE_CHECKING:   # annotations only: this module runs no code of csload.load.batch
@@ -68,6 +70,9 @@ class BatchHooks(Protocol):
     """What a target does at the DuckDB store's steps (the module docstring says when)."""
 
     @property
+    def memory_limit(self) -> str: ...
+
+    @property
     def json_memory_limit(self) -> str | None: ...
 
     def column_problem(self, job_id: int, names: set[str]) -> ConfigError | None: ...
@@ -82,6 +87,7 @@ class BatchHooks(Protocol):
 class DuckDBFileHooks:
     """The DuckDB file target: the table is the target, so nothing is added."""
 
+    memory_limit: str = MEMORY_LIMIT
     json_memory_limit: str | None = JSON_MEMORY_LIMIT
 
     def column_problem(self, job_id: int, names: set[str]) -> ConfigError | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 import inspect
+from datetime import date
 from pathlib import Path
+
+import duckdb
 
 import csload.lake
 import csload.load
@@ -13,6 +16,7 @@ from csload.lake.store import ParquetStore
 from csload.lake.work import LakeReads
 from csload.load.duckdb import DuckDBStore
 from csload.load.hooks import BatchHooks, DuckDBFileHooks
+from tests.support.partgen import Writer, job, run
 
 LAKE = Path(csload.lake.__file__).parent
 LOAD = Path(csload.load.__file__).parent
@@ -49,7 +53,39 @@ def test_no_lake_class_extends_the_duckdb_store() -> None:
 
 def test_both_targets_implement_every_hook() -> None:
     hooks = {name for name in dir(BatchHooks) if not name.startswith("_")}
-    assert hooks == {"json_memory_limit", "column_problem", "rows_inserted", "committed",
-                     "rolled_back"}
+    assert hooks == {"memory_limit", "json_memory_limit", "column_problem", "rows_inserted",
+                     "committed", "rolled_back"}
     for target in (DuckDBFileHooks, LakeReads):
         assert hooks <= set(dir(target)), target
+
+
+def _shown(cap: str) -> object:
+    """How DuckDB shows a memory_limit of `cap`."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{cap}'")
+        row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def test_the_work_database_has_the_lakes_cap_before_and_after_a_failed_batch(
+        tmp_path: Path) -> None:
+    """The lake's work database runs under LakeReads.memory_limit (lower than a DuckDB
+    file's), also after a batch that failed and rolled back."""
+    assert LakeReads.memory_limit != DuckDBFileHooks.memory_limit
+    with ParquetStore.open(tmp_path / "lake") as store:
+        con = store._work.con
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (
+            _shown(LakeReads.memory_limit),)
+        (tmp_path / "parts").mkdir()
+        writer = Writer(tmp_path / "parts")
+        bad = writer.staged(job(1, fields=["session_id", "view_number", "view_time", "url"]),
+                            run(10, 1, date(2026, 11, 20)),
+                            [[{"session_id": "not a number", "view_number": 1,
+                               "view_time": "2026-11-20 12:00:00", "url": "a"}]])
+        [outcome] = store.apply([bad])
+        assert outcome.status == "failed"
+        assert store._work.con.execute("SELECT current_setting('memory_limit')").fetchone() == (
+            _shown(LakeReads.memory_limit),)
