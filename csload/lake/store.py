@@ -368,8 +368,7 @@ class ParquetStore:
             con.execute(f"DROP TABLE {quote_ident(table)}")
         for table, entry in self._snapshot.tables.items():
             create_table(con, table, entry.columns)
-        self._work.reads.loaded = {}
-        self._work.reads.replaced = {}
+        self._work.reads.forget()
 
     # Seams for the crash tests: each step of a publish is one method.
 

@@ -117,9 +117,9 @@ class LakeReads:
         self.snapshot = snapshot
         self.loaded: dict[str, set[str]] = {}      # partitions read in, committed
         self._pending: dict[str, set[str]] = {}    # read in by the open transaction
-        # Partitions read by `read_replaced` (their keys only), with the runs they held.
-        self.replaced: dict[str, dict[str, set[int]]] = {}
-        self._pending_replaced: dict[str, dict[str, set[int]]] = {}
+        # Partitions read by `read_replaced` (their keys only).
+        self.replaced: dict[str, set[str]] = {}
+        self._pending_replaced: dict[str, set[str]] = {}
         self._sources = 0
 
     # --- the hooks ---------------------------------------------------------------------------
@@ -138,12 +138,16 @@ class LakeReads:
         """Count the partitions read in by the transaction that just committed as loaded."""
         for table, keys in self._pending.items():
             self.loaded.setdefault(table, set()).update(keys)
-        for table, runs in self._pending_replaced.items():
-            self.replaced.setdefault(table, {}).update(runs)
+        for table, keys in self._pending_replaced.items():
+            self.replaced.setdefault(table, set()).update(keys)
         self._pending, self._pending_replaced = {}, {}
 
     def rolled_back(self) -> None:
         self._pending, self._pending_replaced = {}, {}
+
+    def forget(self) -> None:
+        """Hold nothing of the lake any more (the work tables were emptied)."""
+        self.loaded, self.replaced = {}, {}
 
     # --- reading partitions in ------------------------------------------------------------
 
@@ -206,9 +210,10 @@ class LakeReads:
         # keys and lineage, for the rules (tombstones, counts), not its rows.
         replaced = {k for k in todo if k in entry.state.partitions and entry.files.get(k)
                     and set(entry.state.partitions[k]) <= dropped.get(k, set())}
-        names = {c for cols in key_groups(con, batch.ledger, table, batch.layouts)
-                 for c in cols}
-        self.read_replaced(con, table, replaced, names, batch.ids)
+        if replaced:
+            names = {c for cols in key_groups(con, batch.ledger, table, batch.layouts)
+                     for c in cols}
+            self.read_replaced(con, table, replaced, names, batch.ids)
         self.read_partitions(con, table, todo - replaced)
         self.read_partitions(con, table, self.key_partitions(batch, entry))
 
@@ -236,19 +241,21 @@ class LakeReads:
             raise StoreError(f"lake {self.lake.root}: the files of table {table} hold other "
                              "rows than its ledger says (damaged or tampered with); restore "
                              "the lake from a backup")
-        self._pending_replaced.setdefault(table, {}).update(
-            (k, set(entry.state.partitions[k])) for k in keys)
+        self._pending_replaced.setdefault(table, set()).update(keys)
         self._pending.setdefault(table, set()).update(keys)
 
     def replaced_left(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
         """Rows of the partitions `read_replaced` read that the rules left (0: any other
         number would publish rows with their columns missing)."""
-        runs = self.replaced.get(table, {})
-        if not runs:
+        entry = self.snapshot.tables.get(table)
+        keys = self.replaced.get(table, set())
+        if entry is None or not keys:
             return 0
+        # The runs each partition held: the lake state's, which read_replaced checked.
         conditions = " OR ".join(
-            f"({_days({k})} AND _run_id IN ({', '.join(str(r) for r in sorted(ids))}))"
-            for k, ids in sorted(runs.items()))
+            f"({_days({k})} AND _run_id IN "
+            f"({', '.join(str(r) for r in sorted(entry.state.partitions[k]))}))"
+            for k in sorted(keys))
         row = con.execute(f"SELECT count(*) FROM {quote_ident(table)} "  # noqa: S608
                           f"WHERE {conditions}").fetchone()
         return int(row[0]) if row else 0

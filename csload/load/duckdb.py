@@ -104,6 +104,7 @@ class DuckDBStore:
         """Open (creating if needed) the database; StoreLockedError if another process has it.
         `limits`: the caps on a run's files (default: Limits()). `hooks`: see the class."""
         path = Path(path)
+        hooks = hooks or DuckDBFileHooks()
         try:
             con = duckdb.connect(str(path))
         except duckdb.Error as exc:
@@ -113,7 +114,7 @@ class DuckDBStore:
             con.execute("SET preserve_insertion_order = false")
             # Capped, DuckDB spills written blocks to disk and a sync's memory stays flat
             # (csload.load.memory).
-            con.execute(f"SET memory_limit = '{(hooks or DuckDBFileHooks()).memory_limit}'")
+            con.execute(f"SET memory_limit = '{hooks.memory_limit}'")
             # A bulk insert flushes each row group as it fills instead of buffering five.
             con.execute("SET write_buffer_row_group_count = 1")
             for macro in sql.MACROS:

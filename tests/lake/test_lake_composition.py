@@ -8,14 +8,13 @@ import inspect
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 import csload.lake
 import csload.load
 from csload.lake.store import ParquetStore
 from csload.lake.work import LakeReads
 from csload.load.duckdb import DuckDBStore
 from csload.load.hooks import BatchHooks, DuckDBFileHooks
+from tests.support.memcap import cap_of, shown
 from tests.support.partgen import Writer, job, run
 
 LAKE = Path(csload.lake.__file__).parent
@@ -59,26 +58,13 @@ def test_both_targets_implement_every_hook() -> None:
         assert hooks <= set(dir(target)), target
 
 
-def _shown(cap: str) -> object:
-    """How DuckDB shows a memory_limit of `cap`."""
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET memory_limit = '{cap}'")
-        row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    finally:
-        con.close()
-    return row[0] if row else None
-
-
 def test_the_work_database_has_the_lakes_cap_before_and_after_a_failed_batch(
         tmp_path: Path) -> None:
     """The lake's work database runs under LakeReads.memory_limit (lower than a DuckDB
     file's), also after a batch that failed and rolled back."""
     assert LakeReads.memory_limit != DuckDBFileHooks.memory_limit
     with ParquetStore.open(tmp_path / "lake") as store:
-        con = store._work.con
-        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (
-            _shown(LakeReads.memory_limit),)
+        assert cap_of(store._work.con) == shown(LakeReads.memory_limit)
         (tmp_path / "parts").mkdir()
         writer = Writer(tmp_path / "parts")
         bad = writer.staged(job(1, fields=["session_id", "view_number", "view_time", "url"]),
@@ -87,5 +73,4 @@ def test_the_work_database_has_the_lakes_cap_before_and_after_a_failed_batch(
                                "view_time": "2026-11-20 12:00:00", "url": "a"}]])
         [outcome] = store.apply([bad])
         assert outcome.status == "failed"
-        assert store._work.con.execute("SELECT current_setting('memory_limit')").fetchone() == (
-            _shown(LakeReads.memory_limit),)
+        assert cap_of(store._work.con) == shown(LakeReads.memory_limit)

@@ -14,6 +14,7 @@ from csload.load import memory
 from csload.load.batch import pieces_by_size
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedPart, StagedRun
+from tests.support.memcap import cap_of, shown
 from tests.support.partgen import Writer, job, run
 
 D1 = date(2026, 11, 20)
@@ -32,28 +33,8 @@ class _Recorder:
 
     def execute(self, query: str, *args: Any) -> Any:
         if query.startswith("INSERT INTO \"views\"") or query.startswith("INSERT INTO \"s\""):
-            row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
-            assert row is not None
-            self.inserts.append((query.split()[2], row[0]))
+            self.inserts.append((query.split()[2], cap_of(self._con)))
         return self._con.execute(query, *args)
-
-
-def _cap(store: DuckDBStore) -> str:
-    row = store.con.execute("SELECT current_setting('memory_limit')").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def _setting(value: str) -> str:
-    """How DuckDB shows a memory_limit of `value`."""
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET memory_limit = '{value}'")
-        row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-        assert row is not None
-        return str(row[0])
-    finally:
-        con.close()
 
 
 def rows(day: date, first: int, n: int) -> list[dict[str, object]]:
@@ -82,29 +63,29 @@ def test_jsonl_parts_load_in_pieces_under_the_raised_cap(
     assert [(o.status, o.rows) for o in outcomes] == [("loaded", 4), ("loaded", 7),
                                                         ("loaded", 3)]
     json_inserts = [cap for table, cap in recorder.inserts if table == '"s"']
-    assert json_inserts == [_setting(memory.JSON_MEMORY_LIMIT)] * 5
+    assert json_inserts == [shown(memory.JSON_MEMORY_LIMIT)] * 5
     assert [cap for table, cap in recorder.inserts if table == '"views"'] == [
-        _setting(memory.MEMORY_LIMIT)]
+        shown(memory.MEMORY_LIMIT)]
     got = store.con.execute("SELECT session_id, _run_id FROM s ORDER BY session_id").fetchall()
     assert got == [(i, 10) for i in range(4)] + [(i, 11) for i in range(4, 11)]
-    assert _cap(store) == _setting(memory.MEMORY_LIMIT)
+    assert cap_of(store.con) == shown(memory.MEMORY_LIMIT)
 
 
 def test_the_cap_is_restored_after_a_failed_jsonl_statement(
         store: DuckDBStore, writer: Writer) -> None:
     the_job = job(1, fmt="JSONL", fields=FIELDS)
-    before = _cap(store)
-    assert before == _setting(memory.MEMORY_LIMIT)
+    before = cap_of(store.con)
+    assert before == shown(memory.MEMORY_LIMIT)
     path = writer.folder / "bad.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"session_id": 1}\n{"session_id": "x"}\n'))
     bad = StagedRun(the_job, run(11, 1, D1), (StagedPart(1, path, 10),))
     [outcome] = store.apply([bad])
     assert outcome.status == "failed"
-    assert _cap(store) == before
+    assert cap_of(store.con) == before
 
 
 def test_the_lake_work_database_keeps_one_cap(store: DuckDBStore) -> None:
-    """The lake's in-memory work database holds a batch's rows in memory: no higher cap."""
+    """The lake's work database keeps its one cap for JSONL statements too: no higher cap."""
     from csload.lake.work import LakeReads
 
     assert LakeReads.json_memory_limit is None
