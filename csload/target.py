@@ -39,7 +39,7 @@ from csload.config import STAGING_DIR_ENV, Limits, staging_path
 from csload.errors import ConfigError, StoreError
 from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
-from csload.load.outcome import AppliedRun
+from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.redact import redact_options
 
 if TYPE_CHECKING:
@@ -63,11 +63,7 @@ class Store(Protocol):
 
     def apply(self, runs: Sequence[StagedRun]) -> list[AppliedRun]: ...
 
-    def record_failed(self, job: Job, run: Run, message: str,
-                      table: str | None = None) -> None: ...
-
-    def record_expired(self, job: Job, run: Run, message: str = "",
-                       table: str | None = None) -> None: ...
+    def record_unloaded(self, runs: Sequence[UnloadedRun]) -> int: ...
 
     def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]: ...
 

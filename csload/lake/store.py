@@ -45,7 +45,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 from deltalake import DeltaTable
@@ -64,11 +64,12 @@ from csload.lake.state import LakeState, TableState
 from csload.lake.work import LakeReads, create_table, data_tables, ordered_columns
 from csload.load.duckdb import DuckDBStore
 from csload.load.ledger import SCHEMA_VERSION, Ledger
-from csload.load.outcome import AppliedRun
+from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.load.sqltext import quote_ident, sql_str
 from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")
+Recorded = TypeVar("Recorded", int, list[Run])
 
 
 def table_configuration(limits: Limits) -> dict[str, str]:
@@ -249,11 +250,19 @@ class ParquetStore:
 
     def record_failed(self, job: Job, run: Run, message: str, table: str | None = None) -> None:
         """Record that a run could not be loaded (a ledger commit only)."""
-        self._record(lambda w: w.record_failed(job, run, message, table), run.run_id)
+        self.record_unloaded([UnloadedRun(job, run, "failed", message, table)])
 
     def record_expired(self, job: Job, run: Run, message: str = "", table: str | None = None
                        ) -> None:
-        self._record(lambda w: w.record_expired(job, run, message, table), run.run_id)
+        self.record_unloaded([UnloadedRun(job, run, "expired",
+                                          message or "the run's files expired", table)])
+
+    def record_unloaded(self, runs: Sequence[UnloadedRun]) -> int:
+        """Record runs the sync could not load: one ledger commit for all of them, if any is
+        new. Each commit rewrites the ledger table's file: one per run made a first sync that
+        met 716 expired runs (a year of two daily jobs) take 41 s, against 12 s for the DuckDB
+        target (2026-12-06)."""
+        return self._ledger_change(lambda work: work.record_unloaded(runs))
 
     def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None:
         """Nothing: a lake has no place for the names of custom variables (docs/queries.md:
@@ -261,26 +270,20 @@ class ParquetStore:
 
     def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]:
         """Record runs that FAILED at Contentsquare; a ledger commit only if any is new."""
+        return self._ledger_change(lambda work: work.record_source_failed(failures))
+
+    def _ledger_change(self, change: Callable[[DuckDBStore], Recorded]) -> Recorded:
+        """`change` on the work database's ledger, published (one commit) if it recorded
+        anything."""
         work = self._ready()
         try:
-            recorded = work.record_source_failed(failures)
+            recorded = change(work)
             if recorded:
                 self._publish()
         except BaseException:
             self._stale = True
             raise
         return recorded
-
-    def _record(self, change: Callable[[DuckDBStore], None], run_id: int) -> None:
-        work = self._ready()
-        already_loaded = work.ledger.status_of(run_id) == "loaded"
-        try:
-            change(work)   # logs and changes nothing for a loaded run
-            if not already_loaded:
-                self._publish()
-        except BaseException:
-            self._stale = True
-            raise
 
     # --- apply ------------------------------------------------------------------------------
 

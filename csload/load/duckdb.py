@@ -56,7 +56,7 @@ from csload.load.lookups import (
     lookups_missing,
     record_custom_vars,
 )
-from csload.load.outcome import AppliedRun
+from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.load.parts import inspect_part, locate_error
 from csload.load.supersede_sql import apply_key_rule, apply_window_rule
 from csload.times import utcnow
@@ -147,12 +147,34 @@ class DuckDBStore:
 
     def record_failed(self, job: Job, run: Run, message: str, table: str | None = None) -> None:
         """Record that a run could not be loaded (download or parse failure)."""
-        self._record_status(job, run, "failed", message, table)
+        self.record_unloaded([UnloadedRun(job, run, "failed", message, table)])
 
     def record_expired(self, job: Job, run: Run, message: str = "", table: str | None = None
                        ) -> None:
         """Record that a run's files expired before csload could download them."""
-        self._record_status(job, run, "expired", message or "the run's files expired", table)
+        self.record_unloaded([UnloadedRun(job, run, "expired",
+                                          message or "the run's files expired", table)])
+
+    def record_unloaded(self, runs: Sequence[UnloadedRun]) -> int:
+        """Record runs the sync could not load, in one transaction (a lake commits it once:
+        a first sync can meet hundreds of expired runs); a loaded run stays loaded. Returns
+        how many were recorded."""
+        recorded = 0
+        with self._transaction():
+            now = utcnow()
+            for item in runs:
+                job, run, table = item.job, item.run, item.table or item.job.scope
+                if self.ledger.status_of(run.run_id) == "loaded":
+                    log.warning("%s: already loaded; not recording it as %s",
+                                part_label(job.job_id, run.run_id, None), item.status)
+                    continue
+                self.ledger.upsert_job(job, table, now)
+                self.ledger.record_runs([run_row(run, table, item.status, rows_read=None,
+                                                 rows=None, nbytes=None, parts=None,
+                                                 started=None, finished=now,
+                                                 message=item.message)])
+                recorded += 1
+        return recorded
 
     def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]:
         """Record runs that FAILED at Contentsquare, (job, run, table) each, in one
@@ -172,19 +194,6 @@ class DuckDBStore:
         comments of the columns that carry them (csload.load.lookups)."""
         with self._transaction():
             record_custom_vars(self.con, variables)
-
-    def _record_status(self, job: Job, run: Run, status: str, message: str,
-                       table: str | None) -> None:
-        with self._transaction():
-            if self.ledger.status_of(run.run_id) == "loaded":
-                log.warning("%s: already loaded; not recording it as %s",
-                            part_label(job.job_id, run.run_id, None), status)
-                return
-            now = utcnow()
-            self.ledger.upsert_job(job, table or job.scope, now)
-            self.ledger.record_runs([run_row(run, table or job.scope, status, rows_read=None,
-                                             rows=None, nbytes=None, parts=None, started=None,
-                                             finished=now, message=message)])
 
     # --- transactions ----------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from csload.errors import CsloadError, DamagedDownload, RunExpired
 from csload.load.columns import check_table_name
 from csload.load.holder import open_when_free
 from csload.load.ledger import Ledger
+from csload.load.outcome import UnloadedRun
 from csload.pipeline.batching import batches
 from csload.pipeline.discover import Selection
 from csload.pipeline.dry_run import describe_plan
@@ -396,16 +397,14 @@ def _write(store: Store, batch: list[_Ready]
             outcome = replace(outcome, added=max(result.rows - result.replaced, 0),
                               replaced=result.replaced, removed=result.removed)
         outcomes.append(outcome)
-    for item in batch:
-        if item.error is None:
-            continue
-        message = str(item.error)
-        if item.expired:
-            store.record_expired(item.job, item.run, message, item.table)
-            outcomes.append(_outcome(item, RunStatus.EXPIRED, message=message))
-        else:
-            store.record_failed(item.job, item.run, message, item.table)
-            outcomes.append(_outcome(item, RunStatus.FAILED, message=message))
+    failed = [item for item in batch if item.error is not None]
+    if failed:   # one transaction (a lake's commit) for the batch's failed and expired runs
+        store.record_unloaded([
+            UnloadedRun(item.job, item.run, "expired" if item.expired else "failed",
+                        str(item.error), item.table) for item in failed])
+    for item in failed:
+        status = RunStatus.EXPIRED if item.expired else RunStatus.FAILED
+        outcomes.append(_outcome(item, status, message=str(item.error)))
     return outcomes, damaged
 
 

@@ -149,7 +149,7 @@ _insert_group = DuckDBStore._insert_group
 _apply_key_rule = DuckDBStore._apply_key_rule
 _apply_window_rule = DuckDBStore._apply_window_rule
 _load_batch = DuckDBStore._load_batch
-_record_status = DuckDBStore._record_status
+_record_unloaded = DuckDBStore.record_unloaded
 _commit = DuckDBStore._commit
 
 
@@ -196,7 +196,7 @@ DuckDBStore._insert_group = insert_group  # type: ignore[method-assign]
 DuckDBStore._apply_key_rule = apply_key_rule  # type: ignore[method-assign,assignment]
 DuckDBStore._apply_window_rule = apply_window_rule  # type: ignore[method-assign]
 DuckDBStore._load_batch = _flagged("loading", _load_batch)  # type: ignore[method-assign]
-DuckDBStore._record_status = _flagged("recording", _record_status)  # type: ignore[method-assign]
+DuckDBStore.record_unloaded = _flagged("recording", _record_unloaded)  # type: ignore[method-assign]
 DuckDBStore._commit = commit  # type: ignore[method-assign]
 
 if __name__ == "__main__":
