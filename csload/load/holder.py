@@ -61,10 +61,14 @@ def describe_process(pid: int, executable: str | None = None) -> str | None:
 
 
 def human_duration(seconds: float) -> str:
-    """300 -> "5m", 90 -> "90s", 3600 -> "1h": how a `--wait` is written back."""
+    """300 -> "5m", 90 -> "90s", 3600 -> "1h": how a `--wait` is written back; beyond an hour
+    to the minute, 15067200.4 -> "4185h 20m" (not "1.50672e+07s")."""
     whole = round(seconds)
     if whole and whole % 3600 == 0:
         return f"{whole // 3600}h"
+    if whole > 3600:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
     if whole and whole % 60 == 0:
         return f"{whole // 60}m"
     return f"{seconds:g}s"
