@@ -159,22 +159,25 @@ class DuckDBStore:
         """Record runs the sync could not load, in one transaction (a lake commits it once:
         a first sync can meet hundreds of expired runs); a loaded run stays loaded. Returns
         how many were recorded."""
-        recorded = 0
+        rows = []
         with self._transaction():
             now = utcnow()
+            jobs: dict[int, tuple[Job, str]] = {}
             for item in runs:
                 job, run, table = item.job, item.run, item.table or item.job.scope
                 if self.ledger.status_of(run.run_id) == "loaded":
                     log.warning("%s: already loaded; not recording it as %s",
                                 part_label(job.job_id, run.run_id, None), item.status)
                     continue
+                jobs[job.job_id] = (job, table)
+                rows.append(run_row(run, table, item.status, rows_read=None, rows=None,
+                                    nbytes=None, parts=None, started=None, finished=now,
+                                    message=item.message))
+            for job, table in jobs.values():
                 self.ledger.upsert_job(job, table, now)
-                self.ledger.record_runs([run_row(run, table, item.status, rows_read=None,
-                                                 rows=None, nbytes=None, parts=None,
-                                                 started=None, finished=now,
-                                                 message=item.message)])
-                recorded += 1
-        return recorded
+            if rows:
+                self.ledger.record_runs(rows)
+        return len(rows)
 
     def record_source_failed(self, failures: Sequence[tuple[Job, Run, str]]) -> list[Run]:
         """Record runs that FAILED at Contentsquare, (job, run, table) each, in one
