@@ -33,6 +33,10 @@ bench-parquet *args: setup
 bench-ledger *args: setup
     {{py}} benchmarks/bench_ledger.py {{args}}
 
+# A first sync of a year of daily jobs whose older runs expired: into a lake and a DuckDB file.
+bench-history *args: setup
+    {{py}} benchmarks/bench_history.py {{args}}
+
 # The demo: an in-process simulator, its jobs and runs.
 demo: setup
     {{venv}}/bin/csload demo

@@ -260,8 +260,8 @@ class ParquetStore:
     def record_unloaded(self, runs: Sequence[UnloadedRun]) -> int:
         """Record runs the sync could not load: one ledger commit for all of them, if any is
         new. Each commit rewrites the ledger table's file: one per run made a first sync that
-        met 716 expired runs (a year of two daily jobs) take 41 s, against 12 s for the DuckDB
-        target (2026-12-06)."""
+        met 716 expired runs (a year of two daily jobs) take 41 s; one per batch, 8-10 s
+        (benchmarks/bench_history.py, 2026-12-06)."""
         return self._ledger_change(lambda work: work.record_unloaded(runs))
 
     def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None:
