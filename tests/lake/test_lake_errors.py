@@ -19,6 +19,7 @@ import pytest
 
 from csload.errors import ConfigError, PartParseError, StoreError
 from csload.lake import ParquetStore, connect_lake
+from csload.load.outcome import UnloadedRun
 from csload.transfer.staged import StagedPart, StagedRun
 from tests.support.lakeutil import Lake
 from tests.support.partgen import Writer, job, run
@@ -178,6 +179,27 @@ def test_failed_and_expired_runs_are_in_the_lake_ledger(lake: Lake, writer: Writ
     [job_status] = status.jobs
     assert job_status.gaps == (D2, D2 + timedelta(days=1))
     assert status.to_json()["target"] == lake.root
+
+
+def test_a_batch_of_unloaded_runs_is_one_ledger_commit(lake: Lake, writer: Writer) -> None:
+    """A first sync can meet hundreds of expired runs: the writer records a batch's failed and
+    expired runs with one call, and the lake publishes them with one commit."""
+    j = job(1, fields=FIELDS)
+    expired = [run(100 + i, 1, D2 + timedelta(days=i)) for i in range(30)]
+    with lake.open() as store:
+        store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, D1, "a")]])])
+        batch = store.snapshot.state.batch
+        recorded = store.record_unloaded(
+            [UnloadedRun(j, r, "expired", f"run {r.run_id} expired") for r in expired]
+            + [UnloadedRun(j, run(20, 1, D2), "failed", "boom"),
+               UnloadedRun(j, run(10, 1, D1), "failed", "late failure")])   # loaded stays
+        assert recorded == 31
+        assert store.snapshot.state.batch == batch + 1
+    with lake.open() as store:
+        assert store.loaded_runs() == {10}
+        assert sorted(r.run_id for r in store.ledger.expired_runs()) == [r.run_id for r in expired]
+    status = lake.status()
+    assert [(r.run_id, r.message) for r in status.failed] == [(20, "boom")]
 
 
 # --- columns ----------------------------------------------------------------------------------
