@@ -1,8 +1,8 @@
 """`ParquetStore`: apply downloaded runs to a lake of Delta tables, exactly once.
 
-It has the DuckDB store's interface (`open`, `loaded_runs`, `ledger`, `apply`, `record_failed`,
-`record_expired`, `close`), so the pipeline drives either, and it applies batches with the
-DuckDB store itself, by composition, so both targets apply the same rules
+It has the DuckDB store's interface (`open`, `loaded_runs`, `ledger`, `apply`,
+`record_unloaded`, `record_source_failed`, `close`), so the pipeline drives either, and it
+applies batches with the DuckDB store itself, by composition, so both targets apply the same rules
 (csload.load.supersede) in the same code. For each batch:
 
 1. **Work database** (csload.lake.work). A `DuckDBStore` on a database file in the scratch
@@ -247,15 +247,6 @@ class ParquetStore:
 
     def loaded_runs(self) -> set[int]:
         return self._ready().loaded_runs()
-
-    def record_failed(self, job: Job, run: Run, message: str, table: str | None = None) -> None:
-        """Record that a run could not be loaded (a ledger commit only)."""
-        self.record_unloaded([UnloadedRun(job, run, "failed", message, table)])
-
-    def record_expired(self, job: Job, run: Run, message: str = "", table: str | None = None
-                       ) -> None:
-        self.record_unloaded([UnloadedRun(job, run, "expired",
-                                          message or "the run's files expired", table)])
 
     def record_unloaded(self, runs: Sequence[UnloadedRun]) -> int:
         """Record runs the sync could not load: one ledger commit for all of them, if any is

@@ -149,12 +149,6 @@ class DuckDBStore:
         """Record that a run could not be loaded (download or parse failure)."""
         self.record_unloaded([UnloadedRun(job, run, "failed", message, table)])
 
-    def record_expired(self, job: Job, run: Run, message: str = "", table: str | None = None
-                       ) -> None:
-        """Record that a run's files expired before csload could download them."""
-        self.record_unloaded([UnloadedRun(job, run, "expired",
-                                          message or "the run's files expired", table)])
-
     def record_unloaded(self, runs: Sequence[UnloadedRun]) -> int:
         """Record runs the sync could not load, in one transaction (a lake commits it once:
         a first sync can meet hundreds of expired runs); a loaded run stays loaded. Returns

@@ -162,10 +162,12 @@ def test_failed_and_expired_runs_are_in_the_lake_ledger(lake: Lake, writer: Writ
         store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, D1, "a")]]),
                      writer.staged(j, run(12, 1, D1 + timedelta(days=3)),
                                    [[vrow(2, D1 + timedelta(days=3), "a")]])])
-        store.record_failed(j, run(20, 1, D2), "boom")
-        store.record_expired(j, run(21, 1, D2 + timedelta(days=1)))
+        store.record_unloaded([UnloadedRun(j, run(20, 1, D2), "failed", "boom")])
+        store.record_unloaded([UnloadedRun(j, run(21, 1, D2 + timedelta(days=1)), "expired",
+                                           "its files expired")])
         version = store.snapshot.state.batch
-        store.record_failed(j, run(10, 1, D1), "late failure")   # loaded stays loaded
+        store.record_unloaded([UnloadedRun(j, run(10, 1, D1), "failed",   # loaded stays loaded
+                                           "late failure")])
         assert store.snapshot.state.batch == version                 # and nothing is written
     with lake.open() as store:
         assert store.loaded_runs() == {10, 12}
@@ -252,6 +254,6 @@ def test_done_runs_read_only_for_dry_runs(lake: Lake, writer: Writer) -> None:
     j = job(1, fields=FIELDS)
     with lake.open() as store:
         store.apply([writer.staged(j, run(10, 1, D1), [[vrow(1, D1, "a")]])])
-        store.record_expired(j, run(11, 1, D2))
+        store.record_unloaded([UnloadedRun(j, run(11, 1, D2), "expired", "its files expired")])
         # it reads only: it works while a sync writes the lake
         assert lake_done_runs(lake.root, storage_options=lake.options, env={}) == {10, 11}

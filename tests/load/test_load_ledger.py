@@ -11,6 +11,7 @@ import pytest
 
 from csload.errors import StoreError, StoreLockedError
 from csload.load.duckdb import DuckDBStore, connect
+from csload.load.outcome import UnloadedRun
 from csload.load.supersede import Drop, RunWindow, window_drops
 from tests.support.partgen import Writer, job, run
 
@@ -30,7 +31,8 @@ def test_statuses_and_queries(store: DuckDBStore, writer: Writer) -> None:
     store.apply([writer.staged(j, run(10 + i, 1, d), [vrows(d, 2 + i)])
                  for i, d in enumerate(days)])
     store.record_failed(j, run(20, 1, D1 + timedelta(days=4)), "boom")
-    store.record_expired(j, run(21, 1, D1 + timedelta(days=5)))
+    store.record_unloaded([UnloadedRun(j, run(21, 1, D1 + timedelta(days=5)), "expired",
+                                       "its files expired")])
     store.record_failed(j, run(10, 1, D1), "late failure")   # loaded stays loaded
 
     assert store.loaded_runs() == {10, 11, 12}
