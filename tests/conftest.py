@@ -19,6 +19,8 @@ The helpers every suite shares are the package tests/support (imported as
 simulator and S3 helpers, the virtual clock. `tests.support.exportfmt` decodes the export files
 independently of csload.
 `--slow` (or CSLOAD_SLOW=1) selects the long version of the suites that have one.
+The suite runs on every core (pytest-xdist: `-n auto` in pyproject's addopts); `-n 0` runs it in
+this process, as a debugger or `-s` wants.
 
     @pytest.mark.hostile(finding, contained)
                  marks a test that plays one hostile input of issue 16 (a crafted lake file,
@@ -48,6 +50,17 @@ if TYPE_CHECKING:
 
 SIM_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
+# The summaries that docs/reliability.md is rendered from are each one JSON file written at the
+# end of the session by the process that ran the tests: one process, not one per worker.
+_ONE_PROCESS_SUMMARIES = ("CSLOAD_HOSTILE_SUMMARY", "CSLOAD_RELIABILITY_SUMMARY")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist starts its workers with COLUMNS=80 and LINES=24. csload's consoles take
+    # COLUMNS as the user's chosen width (csload.cli.common, made when it is first imported,
+    # which is after this), so the tests of piped output would see tables cut to 80 columns.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Here, not in tests/reliability/conftest.py: only the top conftest may add options that
@@ -57,7 +70,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "the environment variable CSLOAD_SLOW=1 does the same")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    # `-n auto` (pyproject's addopts) is one worker per core, but a run writing a summary runs
+    # in this process alone.
+    if any(os.environ.get(name) for name in _ONE_PROCESS_SUMMARIES):
+        return 0
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    written = [name for name in _ONE_PROCESS_SUMMARIES if os.environ.get(name)]
+    if written and config.getoption("numprocesses", default=None):
+        raise pytest.UsageError(f"{written[0]} is written by one process: run with -n 0 "
+                                "(or -n auto, which does that)")
     config.addinivalue_line(
         "markers", "hostile(finding, contained): a hostile input of issue 16 and what csload "
                    "does with it, for docs/reliability.md's hostile input table")
