@@ -26,8 +26,8 @@ them. Generation is outside every timed section. Then, timed:
    csload copies from, the key/window rules and fsync.
    Its `date` is the date field's date (csload falls back to the run window's first day when
    it is NULL; the simulator never leaves it NULL, and the per-day counts are compared).
-   Its memory is DuckDB's default (80% of RAM; csload caps its work database at 256 MB):
-   `--baseline-memory-limit 256MB` gives both the same cap.
+   Its memory is DuckDB's default (80% of RAM; csload caps its work database at 240 MB,
+   csload.lake.work): `--baseline-memory-limit 240MB` gives both the same cap.
    Timed as its own process, as the sync is (`benchmarks/duckdb_load.py`, spawn to exit:
    Python start-up, `import duckdb`, the COPY statements, close; its SQL written beforehand,
    untimed, by a `--baseline-plan` process; see bench_sync). Before 2026-12-06 it was timed
