@@ -109,6 +109,8 @@ class SyncDisplay(EventDisplay):
         self.rows = 0
         self.runs_done = 0
         self.task: TaskID | None = None
+        # Per (outcome, job): the first run logged with a reason, and that reason.
+        self.reasons: dict[tuple[EventKind, int | None], tuple[int | None, str]] = {}
 
     def new_progress(self) -> Progress:
         from rich.progress import BarColumn, Progress, SpinnerColumn
@@ -207,6 +209,11 @@ class SyncDisplay(EventDisplay):
         reason = event.message or ""
         if reason.startswith(where):
             reason = reason[len(where):].lstrip(",: ")
+        # A reason the job's runs share is said in full once: a first sync of a year of
+        # history logs 716 expired runs, each with the same 300 characters.
+        first = self.reasons.setdefault((event.kind, event.job_id), (event.run_id, reason))
+        if first[0] != event.run_id and first[1] == reason:
+            reason = f"the same reason as run {first[0]}"
         status = "expired" if event.kind is EventKind.RUN_EXPIRED else "failed"
         self._line(logging.WARNING, f"{status} {where}: {reason}{done}")
 

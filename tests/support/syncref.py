@@ -186,6 +186,13 @@ def successful_runs(sim: Simulator, job_ids: Iterable[int] | None = None) -> lis
             if (wanted is None or job.job_id in wanted) and sim.run_state(run.run_id) == "SUCCESS"]
 
 
+def expired_runs(sim: Simulator) -> list[int]:
+    """Ids of the successful runs whose files storage no longer keeps (retention days)."""
+    now = sim.clock.now()
+    return [r for r in successful_runs(sim)
+            if sim.run(r).files_expire_at(sim.config.file_retention_days) <= now]
+
+
 def day(text: str) -> datetime:
     """Midnight UTC of an ISO day."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -18,7 +18,13 @@ from csload.config import Settings
 from csload.lake.layout import LEDGER_TABLE_DIR
 from csload.pipeline.report import EventKind, RunStatus, SyncEvent
 from csload.simulator import SimConfig, Simulator
-from tests.support.syncref import SIM_START, expected_tables, lake_rows, successful_runs
+from tests.support.syncref import (
+    SIM_START,
+    expected_tables,
+    expired_runs,
+    lake_rows,
+    successful_runs,
+)
 
 UNLOADED = (EventKind.RUN_EXPIRED, EventKind.RUN_FAILED)
 
@@ -27,12 +33,6 @@ UNLOADED = (EventKind.RUN_EXPIRED, EventKind.RUN_FAILED)
 def sim_config() -> SimConfig:
     # 30 days: the first 23 days' runs of each daily job have expired.
     return SimConfig(seed=11, days=30, sessions_per_day=4, start_time=SIM_START)
-
-
-def expired_runs(simulator: Simulator) -> set[int]:
-    now = simulator.clock.now()
-    return {r for r in successful_runs(simulator)
-            if simulator.run(r).files_expire_at(simulator.config.file_retention_days) <= now}
 
 
 def commits_per_batch(events: list[SyncEvent]) -> int:
@@ -51,7 +51,7 @@ def commits_per_batch(events: list[SyncEvent]) -> int:
 def test_expired_runs_take_one_ledger_commit_per_batch(
         simulator: Simulator, settings: Settings, cli: Callable[..., Result],
         tmp_path: Path) -> None:
-    expired = expired_runs(simulator)
+    expired = set(expired_runs(simulator))
     assert len(expired) >= 40
     root = tmp_path / "lake"
     events: list[SyncEvent] = []

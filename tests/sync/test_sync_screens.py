@@ -7,7 +7,8 @@
   rate and an ETA, and leaves no trace: the final screen holds the summary and the jobs table,
   uncut.
 * Piped (cron): one line per event, every line of stderr timestamped in the log format, the
-  same as the log records of -v; no line per load twice, at any -v level; nothing cut.
+  same as the log records of -v; no line per load twice, at any -v level; nothing cut; a
+  reason a job's expired runs share (a first sync of months of history) said in full once.
 
 A run whose part does not parse makes the piped runs show a failure too. tmux's `wait-for`
 says when the command is done and `pipe-pane` keeps every byte the terminal was sent: no
@@ -27,8 +28,15 @@ import pytest
 import csload
 from csload.config import Settings
 from csload.pipeline.report import EventKind, SyncEvent
-from csload.simulator import Simulator
-from tests.support.syncref import LEGACY_JOB, SESSIONS_JOB, VIEWS_JOB, run_of
+from csload.simulator import SimConfig, Simulator
+from tests.support.syncref import (
+    LEGACY_JOB,
+    SESSIONS_JOB,
+    SIM_START,
+    VIEWS_JOB,
+    expired_runs,
+    run_of,
+)
 
 # LOG_FORMAT (csload.cli.common): an ISO 8601 UTC time, the level, the logger, the message.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) "
@@ -120,6 +128,37 @@ def test_piped_every_line_is_one_timestamped_event(
     assert "…" not in done.stdout
     assert any(f"│ {LEGACY_JOB} │ Legacy sessions (CSV) │" in line for line in out), done.stdout
     assert any(line.startswith("failed: job 1121 ") for line in out), done.stdout
+
+
+@pytest.mark.parametrize("sim_config", [
+    # 12 days: the first 5 days' runs of each daily job have expired (storage keeps 7 days).
+    SimConfig(seed=11, days=12, sessions_per_day=4, start_time=SIM_START)])
+def test_piped_expired_runs_of_a_job_say_their_shared_reason_once(
+        simulator: Simulator, child_env: dict[str, str], tmp_path: Path) -> None:
+    expired = expired_runs(simulator)
+    jobs = {simulator.run(r).job_id for r in expired}
+    assert len(expired) >= 10 and len(jobs) >= 2
+    done = piped(["sync", "--db", str(tmp_path / "cs.duckdb")], child_env)
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines and [line for line in lines if not LOG_LINE.match(line)] == []
+
+    said = {r: [line for line in lines if " WARNING csload.sync: expired job " in line
+                and re.search(rf"\brun {r}:", line)] for r in expired}
+    assert {r: len(found) for r, found in said.items()} == dict.fromkeys(expired, 1)
+    for job in jobs:
+        runs = [r for r in expired if simulator.run(r).job_id == job]
+        first = min(runs, key=lambda r: lines.index(said[r][0]))
+        # In full, once: the reason and the way out.
+        assert "files have expired" in said[first][0] and "backfill --gaps" in said[first][0]
+        for run in runs:
+            if run != first:
+                assert re.search(rf"expired job {job}, run {run}: the same reason as run "
+                                 rf"{first} \[\d+/\d+ runs\]$", said[run][0]), said[run][0]
+    assert sum("files have expired" in line for line in lines) == len(jobs)
+    # The report on stdout still says, per job, what expired and what to do.
+    assert sum(line.startswith("expired: job ") for line in done.stdout.splitlines()) \
+        == len(jobs)
 
 
 def test_piped_backfill_lines_are_timestamped_and_said_once(

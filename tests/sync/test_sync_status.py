@@ -19,6 +19,7 @@ from tests.support.syncref import (
     VIEWS_JOB,
     assert_db_matches,
     expected_tables,
+    expired_runs,
     run_of,
     successful_runs,
 )
@@ -27,12 +28,6 @@ from tests.support.syncref import (
 @pytest.fixture
 def sim_config() -> SimConfig:
     return SimConfig(seed=7, days=9, sessions_per_day=60, start_time=SIM_START)
-
-
-def expired_runs(simulator: Simulator) -> list[int]:
-    now = simulator.clock.now()
-    return [r for r in successful_runs(simulator)
-            if simulator.run(r).files_expire_at(simulator.config.file_retention_days) <= now]
 
 
 def test_expired_runs_are_recorded_with_a_backfill_hint(
