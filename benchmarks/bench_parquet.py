@@ -67,6 +67,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
+# Issue 18's target for the lake: `csload sync --parquet` at most 1.3x DuckDB's own COPY (the
+# DuckDB file target's is bench_sync's 1.25x, which this checked against before 2026-12-07).
+TARGET_RATIO = 1.3
 sys.path.insert(0, str(HERE.parent))
 
 import ab_patches  # noqa: E402
@@ -74,7 +77,6 @@ import bench_sync  # noqa: E402
 from bench_sync import (  # noqa: E402
     CSLOAD,
     TARGET_NOOP_S,
-    TARGET_RATIO,
     TARGET_RSS_MB,
     Child,
     Server,
