@@ -259,13 +259,27 @@ def summary_table(report: SyncReport) -> Table:
 
 def jobs_table(report: SyncReport) -> Table | None:
     """Per selected job: its table and why (csload.load.placement), and what its runs did to the
-    table: rows added, replaced and removed. None when the sync selected no job."""
+    table: rows added, replaced and removed; `once` jobs loaded before with nothing new are
+    only counted, in the caption. None when no job is left to list."""
     from rich.table import Table
 
     if not report.jobs:
         return None
     totals = {t.job_id: t for t in report.job_totals()}
-    table = Table(title="jobs")
+    with_runs = {run.job_id for run in report.runs}
+    # A finished backfill leaves its `once` jobs in the project: listed, every later sync's
+    # table grew by a row of nothing per job (62 after a year's backfill). Such a job is
+    # counted under the table instead, unless this sync placed it anew, moved it, refused it
+    # or had runs of it.
+    shown = [p for p in report.jobs
+             if p.job.frequency != "once" or p.new or p.moved_from or p.refused
+             or p.job.job_id in with_runs]
+    if not shown:
+        return None
+    hidden = len(report.jobs) - len(shown)
+    caption = (f"and {hidden} once job{'s' if hidden > 1 else ''} loaded before, with "
+               "nothing new (`csload jobs` lists every job)") if hidden else None
+    table = Table(title="jobs", caption=caption)
     columns = ["job", "name", "table", "placed"]
     if not report.dry_run:
         columns += ["runs", "added", "replaced", "removed"]
@@ -273,7 +287,7 @@ def jobs_table(report: SyncReport) -> Table | None:
         table.add_column(column, overflow="fold",
                          justify="right" if column in ("runs", "added", "replaced", "removed")
                          else "left")
-    for placement in report.jobs:
+    for placement in shown:
         placed = ("refused" if placement.refused
                   else ("new, " if placement.new else "") + placement.how)
         if placement.moved_from:

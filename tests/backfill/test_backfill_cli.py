@@ -181,6 +181,32 @@ def test_backfill_end_to_end_then_resumed(cli: Callable[..., Result], live_sim: 
     assert sim.stats.requests["create_job"] == 2
 
 
+def test_a_sync_after_a_backfill_counts_its_once_jobs_instead_of_listing_them(
+        cli: Callable[..., Result], live_sim: Live, tmp_path: Path) -> None:
+    sim, _ = live_sim
+    db = tmp_path / "cs.duckdb"
+    first, last = today() - timedelta(days=11), today() - timedelta(days=3)  # 2 once jobs
+    daily = [job.job_id for job in sim.jobs if job.frequency != "once"]
+    views = next(job.job_id for job in sim.jobs if job.scope == "views" and job.job_id in daily)
+    assert cli("sync", "--db", str(db)).exit_code == 0
+    done = cli("backfill", "--like", str(views), "--from", str(first), "--to", str(last),
+               "--db", str(db), "--poll-interval", "0.01")
+    assert done.exit_code == 0, done.output
+    once = [job.job_id for job in backfill_jobs(sim)]
+    assert len(once) == 2 and daily
+
+    text = cli("sync", "--db", str(db))
+    assert text.exit_code == 0, text.output
+    listed = {int(m) for m in re.findall(r"^│ (\d+) +│", text.stdout, re.MULTILINE)}
+    # The recurring jobs are listed; the finished once jobs, loaded before, only counted.
+    assert listed == set(daily), text.stdout
+    assert "and 2 once jobs loaded before, with nothing new (`csload jobs` lists every job)" \
+        in " ".join(text.stdout.split()), text.stdout
+    # The JSON report still has every job.
+    report = orjson.loads(cli("sync", "--db", str(db), "--json").stdout)
+    assert {j["jobId"] for j in report["jobs"]} == set(daily) | set(once)
+
+
 def test_backfill_into_a_lake_end_to_end_then_resumed(cli: Callable[..., Result],
                                                       live_sim: Live, tmp_path: Path) -> None:
     sim, _ = live_sim
