@@ -86,6 +86,8 @@ class Piece:
     run: Run | None = None
     loaded_run: int | None = None
     created: bool = False
+    # When this backfill created the job, by its own clock (the wait's start: see `wait`).
+    created_here_at: datetime | None = None
     state: str | None = None
     # Jobs made for this window before whose run cannot deliver (failed, or files gone).
     unusable: set[int] = field(default_factory=set)
@@ -373,6 +375,7 @@ class BackfillWork:
         # Record first: from here on, an interruption must not lead to a second job.
         await self.record(piece, job)
         piece.job, piece.created, piece.phase = job, True, Phase.WAIT
+        piece.created_here_at = self.clock()
         self.event(BackfillEventKind.JOB_CREATED, piece, message=job.name)
         return None
 
@@ -382,7 +385,11 @@ class BackfillWork:
         ledger row keeps it, for a later backfill to reuse)."""
         assert piece.job is not None
         job = piece.job
-        since = job.created_at or self.clock()
+        # A job this backfill created is timed from then, by this machine's clock alone: its
+        # createdAt is the server's clock, and a client clock hours off it failed every window
+        # at once ("still QUEUED 4185h after the job was created"). A job an earlier backfill
+        # created is timed from its createdAt.
+        since = piece.created_here_at or job.created_at or self.clock()
         while True:
             runs = await self.client.list_runs(job.job_id)
             run = max(runs, key=lambda r: r.run_id) if runs else None

@@ -16,7 +16,7 @@ next ones normal (10 s a state), and the backfill may wait 4 h for a run.
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,6 +121,30 @@ async def test_hostile_backfill_run_that_does_not_finish_fails_its_window_after_
     assert again.items[0].job_id == first_job.job_id and not again.items[0].created
     assert again.jobs_created == [] and len(backfill_jobs(simulator)) == 3
     assert_loaded_exactly(simulator, db_path)
+
+
+@pytest.mark.parametrize("skew", [timedelta(days=10), -timedelta(days=10)])
+async def test_a_client_clock_far_from_the_servers_times_the_wait_by_its_own_clock(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path,
+        skew: timedelta) -> None:
+    """The backfill's clock 10 days off the server's: the jobs it creates are waited for
+    max_wait by its own clock. (Timed from the server's createdAt, a clock ahead failed every
+    window at once, and one behind waited 10 days longer.)"""
+    simulator.config.once_state_seconds = 2 * HOUR     # each run: 6 h, past the 4 h max_wait
+    events: list[BackfillEvent] = []
+
+    report = await backfill_async(
+        settings, scope="views", date_from=FIRST, date_to=LAST, fields=FIELDS, db=db_path,
+        sleep=driver.sleep, clock=lambda: driver.clock() + skew, poll_interval=POLL,
+        max_wait=MAX_WAIT, on_event=events.append)
+
+    assert report.exit_code == 3, report.to_json()
+    first_job = backfill_jobs(simulator)[0]
+    waits = [e.elapsed for e in events
+             if e.kind is BackfillEventKind.WAITING and e.job_id == first_job.job_id]
+    assert waits == [i * POLL for i in range(int(MAX_WAIT / POLL) + 1)]
+    assert report.items[0].status is BackfillStatus.FAILED
+    assert "was still RUNNING 4h after the job was created" in (report.items[0].message or "")
 
 
 @pytest.mark.parametrize("value", [0, -1.0, math.nan, "soon", "-5m"])
