@@ -85,12 +85,17 @@ class Piece:
     job: Job | None = None
     run: Run | None = None
     loaded_run: int | None = None
-    created: bool = False
-    # When this backfill created the job, by its own clock (the wait's start: see `wait`).
+    # When this backfill created the job, by its own clock (the wait's start: see `wait`);
+    # None for a job it found (made by an earlier backfill) or has not created yet.
     created_here_at: datetime | None = None
     state: str | None = None
     # Jobs made for this window before whose run cannot deliver (failed, or files gone).
     unusable: set[int] = field(default_factory=set)
+
+    @property
+    def created(self) -> bool:
+        """Whether this backfill created the piece's job."""
+        return self.created_here_at is not None
 
     @property
     def name(self) -> str:
@@ -374,8 +379,7 @@ class BackfillWork:
             job = max(found, key=lambda j: j.job_id)
         # Record first: from here on, an interruption must not lead to a second job.
         await self.record(piece, job)
-        piece.job, piece.created, piece.phase = job, True, Phase.WAIT
-        piece.created_here_at = self.clock()
+        piece.job, piece.created_here_at, piece.phase = job, self.clock(), Phase.WAIT
         self.event(BackfillEventKind.JOB_CREATED, piece, message=job.name)
         return None
 

@@ -48,11 +48,14 @@ POLL = 600.0
 
 
 async def backfill(settings: Settings, driver: SimDriver, db: Path,
-                   events: list[BackfillEvent] | None = None) -> BackfillReport:
+                   events: list[BackfillEvent] | None = None,
+                   skew: timedelta = timedelta(0)) -> BackfillReport:
+    """The 20-day backfill on the simulator's clock (`skew`: the backfill's clock that far
+    off it)."""
     return await backfill_async(
         settings, scope="views", date_from=FIRST, date_to=LAST, fields=FIELDS, db=db,
-        sleep=driver.sleep, clock=driver.clock, poll_interval=POLL, max_wait=MAX_WAIT,
-        on_event=(events.append if events is not None else lambda _event: None))
+        sleep=driver.sleep, clock=lambda: driver.clock() + skew, poll_interval=POLL,
+        max_wait=MAX_WAIT, on_event=(events.append if events is not None else lambda _e: None))
 
 
 def assert_loaded_exactly(sim: Simulator, db: Path, first: date = FIRST) -> None:
@@ -133,10 +136,7 @@ async def test_a_client_clock_far_from_the_servers_times_the_wait_by_its_own_clo
     simulator.config.once_state_seconds = 2 * HOUR     # each run: 6 h, past the 4 h max_wait
     events: list[BackfillEvent] = []
 
-    report = await backfill_async(
-        settings, scope="views", date_from=FIRST, date_to=LAST, fields=FIELDS, db=db_path,
-        sleep=driver.sleep, clock=lambda: driver.clock() + skew, poll_interval=POLL,
-        max_wait=MAX_WAIT, on_event=events.append)
+    report = await backfill(settings, driver, db_path, events, skew)
 
     assert report.exit_code == 3, report.to_json()
     first_job = backfill_jobs(simulator)[0]
