@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, ProgressColumn, Task, TaskID
     from rich.table import Table
+    from rich.text import Text
 
 # The logger name of the display's lines: the sync's own (csload.pipeline.sync logs as it too).
 LOG_NAME = "csload.sync"
@@ -257,11 +258,13 @@ def summary_table(report: SyncReport) -> Table:
     return table
 
 
-def jobs_table(report: SyncReport) -> Table | None:
+def jobs_table(report: SyncReport) -> Table | Text | None:
     """Per selected job: its table and why (csload.load.placement), and what its runs did to the
     table: rows added, replaced and removed; `once` jobs loaded before with nothing new are
-    only counted, in the caption. None when no job is left to list."""
+    only counted, in the caption (a line of its own when they are all the sync selected).
+    None when the sync selected no job."""
     from rich.table import Table
+    from rich.text import Text
 
     if not report.jobs:
         return None
@@ -274,11 +277,12 @@ def jobs_table(report: SyncReport) -> Table | None:
     shown = [p for p in report.jobs
              if p.job.frequency != "once" or p.new or p.moved_from or p.refused
              or p.job.job_id in with_runs]
-    if not shown:
-        return None
     hidden = len(report.jobs) - len(shown)
-    caption = (f"and {hidden} once job{'s' if hidden > 1 else ''} loaded before, with "
-               "nothing new (`csload jobs` lists every job)") if hidden else None
+    counted = (f"{hidden} once job{'s' if hidden > 1 else ''} loaded before, with nothing new "
+               "(`csload jobs` lists every job)")
+    if not shown:
+        return Text(f"jobs: {counted}")
+    caption = f"and {counted}" if hidden else None
     table = Table(title="jobs", caption=caption)
     columns = ["job", "name", "table", "placed"]
     if not report.dry_run:
@@ -322,7 +326,9 @@ def problem_lines(report: SyncReport) -> list[str]:
         days = days_text([d for r in runs for d in window_days(r.window_start, r.window_end)])
         first = runs[0]
         reason = without_run_label(job_id, first.run_id, first.message)
+        # An expired run's own message already ends with the way out (errors.RunExpired).
+        step = "" if "csload backfill --gaps" in reason else f" - {_NEXT_STEP[status]}"
         lines.append(scrub(f"{status.value}: job {job_id}{name}: {len(runs)} run"
                            f"{'s' if len(runs) > 1 else ''}{f', days {days}' if days else ''} "
-                           f"(run {first.run_id}: {reason}) - {_NEXT_STEP[status]}"))
+                           f"(run {first.run_id}: {reason}){step}"))
     return lines

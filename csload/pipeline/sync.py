@@ -397,14 +397,15 @@ def _write(store: Store, batch: list[_Ready]
             outcome = replace(outcome, added=max(result.rows - result.replaced, 0),
                               replaced=result.replaced, removed=result.removed)
         outcomes.append(outcome)
-    failed = [item for item in batch if item.error is not None]
+    # The ledger and the report say the same text for a run that failed or expired.
+    failed = [(item, str(item.error)) for item in batch if item.error is not None]
     if failed:   # one transaction (a lake's commit) for the batch's failed and expired runs
         store.record_unloaded([
             UnloadedRun(item.job, item.run, "expired" if item.expired else "failed",
-                        str(item.error), item.table) for item in failed])
-    for item in failed:
+                        message, item.table) for item, message in failed])
+    for item, message in failed:
         status = RunStatus.EXPIRED if item.expired else RunStatus.FAILED
-        outcomes.append(_outcome(item, status, message=str(item.error)))
+        outcomes.append(_outcome(item, status, message=message))
     return outcomes, damaged
 
 

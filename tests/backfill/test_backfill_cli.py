@@ -205,6 +205,12 @@ def test_a_sync_after_a_backfill_counts_its_once_jobs_instead_of_listing_them(
     # The JSON report still has every job.
     report = orjson.loads(cli("sync", "--db", str(db), "--json").stdout)
     assert {j["jobId"] for j in report["jobs"]} == set(daily) | set(once)
+    # A sync of those once jobs alone lists none of them, and still says they were selected.
+    alone = cli("sync", "--db", str(db), *(x for job in once for x in ("--job", str(job))))
+    assert alone.exit_code == 0, alone.output
+    assert not re.findall(r"^│ (\d+) +│", alone.stdout, re.MULTILINE), alone.stdout
+    assert "jobs: 2 once jobs loaded before, with nothing new (`csload jobs` lists every job)" \
+        in " ".join(alone.stdout.split()), alone.stdout
 
 
 def test_backfill_into_a_lake_end_to_end_then_resumed(cli: Callable[..., Result],

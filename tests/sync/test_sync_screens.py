@@ -157,8 +157,10 @@ def test_piped_expired_runs_of_a_job_say_their_shared_reason_once(
                                  rf"{first} \[\d+/\d+ runs\]$", said[run][0]), said[run][0]
     assert sum("files have expired" in line for line in lines) == len(jobs)
     # The report on stdout still says, per job, what expired and what to do.
-    assert sum(line.startswith("expired: job ") for line in done.stdout.splitlines()) \
-        == len(jobs)
+    report = [line for line in done.stdout.splitlines() if line.startswith("expired: job ")]
+    assert len(report) == len(jobs)
+    # The way out once per line, not the run's message's and the report's own after it.
+    assert all(line.count("backfill --gaps") == 1 for line in report), report
 
 
 def test_piped_backfill_lines_are_timestamped_and_said_once(
