@@ -11,11 +11,14 @@ folder not writable, a file in the way) is one StoreError naming the path, reaso
 On a shared host, what csload creates is the user's alone: the staging folder is made anew
 at each sync, exclusively and 0700 (another user can neither read the export data nor swap a
 part before it loads), and one found in its place that another user owns is refused, never
-used or removed; a leftover of the user's own is removed whole, whatever its mode. A lake in
-object storage stages in the temporary folder in a folder of a name no one can guess, made
-for that sync. A new DuckDB file is created 0600. A lake's path may not hold `[`, `*` or `?`:
-DuckDB reads them as a pattern in the paths it is given (the database's own staged parts are
-read as literal paths, csload.load.sql.literal_path).
+used or removed; a leftover of the user's own is removed whole, whatever its mode. A lake has
+no lock, so two syncs of it may run at once: each of its syncs stages in a folder of its own
+(csload.scratch: a name no one can guess, 0700, held while the sync runs), inside the lake's
+staging folder, or, for a lake in object storage, beside the guessable name in the temporary
+folder; the next sync removes a killed sync's folder, never a running one's (csload.staging).
+A new DuckDB file is created 0600. A lake's path may not hold `[`, `*` or `?`: DuckDB reads
+them as a pattern in the paths it is given (the database's own staged parts are read as
+literal paths, csload.load.sql.literal_path).
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
-import shutil
-import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,20 +35,27 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import duckdb
 
 from csload.api.models import Job, Run
-from csload.config import STAGING_DIR_ENV, Limits, staging_path
+from csload.config import Limits, staging_path
 from csload.errors import ConfigError, StoreError
 from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
 from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.redact import redact_options
+from csload.scratch import OwnFolder, remove_abandoned
+from csload.staging import (
+    STAGING_CHOICE,
+    SYNC_FOLDER_PREFIX,
+    make_private_folder,
+    os_reason,
+    own_folder_in,
+    probe_writable,
+)
 
 if TYPE_CHECKING:
     from csload.load.status import StoreStatus
 from csload.transfer.staged import StagedRun
 
 DEFAULT_DB = "contentsquare.duckdb"
-# How to put the downloads elsewhere, for messages about the staging folder.
-STAGING_CHOICE = f"--staging-dir, staging_dir in csload.toml, or {STAGING_DIR_ENV}"
 
 T = TypeVar("T")
 
@@ -104,20 +111,6 @@ def check_lake_path(root: str) -> None:
                           "reads as a file pattern; choose a path without [, * or ?")
 
 
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, FileExistsError):
-        return "a file has that name"
-    return exc.strerror or type(exc).__name__
-
-
-def _probe_writable(folder: Path) -> None:
-    """Create and remove a file in `folder`: the one check of writability that holds for
-    root, ACLs and read-only mounts alike (os.access does not)."""
-    handle, name = tempfile.mkstemp(prefix=".csload-probe-", dir=folder)
-    os.close(handle)
-    os.unlink(name)
-
-
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """A DuckDB file (`db`) or a Parquet lake (`parquet`), never both. `staging_root`: a
@@ -127,9 +120,9 @@ class Target:
     parquet: str | None = None
     storage_options: Mapping[str, str] = field(default_factory=dict)
     staging_root: Path | None = None
-    # The staging folder made for this sync in the temporary folder (a lake in object storage,
-    # no staging folder chosen), once the target is open: a name no one can guess.
-    _made: list[Path] = field(default_factory=list, init=False, repr=False, compare=False)
+    # A lake sync's own staging folder (csload.scratch), once the target is open: a name no
+    # one can guess, held by this process until `release_staging`.
+    _made: list[OwnFolder] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # The storage options may hold the S3 secret key and session token.
@@ -170,11 +163,16 @@ class Target:
     def staging_dir(self) -> Path:
         """Local folder for part downloads (the staging of unapplied runs). Always a folder
         of csload's own, which it removes whole: in a chosen `staging_root`, a subfolder named
-        after the target (two targets staging there at once never share one). For a lake in
-        object storage without a chosen root: the folder `open` made in the temporary folder,
-        `<this path>-<random>` (before `open`, this path, which is never used itself)."""
+        after the target (two targets staging there at once never share one).
+
+        A DuckDB file's sync stages in that folder itself (the database's lock makes it the
+        only one). A lake has no lock, so each of its syncs stages in a folder of its own
+        (csload.scratch), made by `open`: `<this path>/sync-<random>`, or, for a lake in
+        object storage without a chosen root, `<this path>-<random>` beside it in the
+        temporary folder (whose guessable name is never used itself). Before `open`, this
+        path."""
         if self._made:
-            return self._made[0]
+            return self._made[0].path
         in_object_storage = False
         if self.parquet is not None:
             # Only for a lake: csload.lake imports pyarrow, which a database sync never needs.
@@ -203,11 +201,11 @@ class Target:
                          else f"folder {folder} does not exist")
                 raise ConfigError(f"cannot create the database {self.db}: {state}")
             try:
-                _probe_writable(folder)
+                probe_writable(folder)
             except OSError as exc:
                 raise StoreError(
                     f"cannot write in folder {folder}, where the database {self.db} and its "
-                    f".wal file are written: {_os_reason(exc)}; make the folder writable, or "
+                    f".wal file are written: {os_reason(exc)}; make the folder writable, or "
                     "choose another database (--db)") from None
             # Not a probe by opening the file: closing any descriptor of it would release the
             # locks DuckDB holds on it in this process (POSIX record locks are per process).
@@ -216,11 +214,11 @@ class Target:
                                  "make the file writable, or choose another database (--db)")
         if self.staging_root is not None:
             try:
-                _probe_writable(self.staging_root)
+                probe_writable(self.staging_root)
             except OSError as exc:
                 raise StoreError(
                     f"cannot write in the staging folder {self.staging_root}: "
-                    f"{_os_reason(exc)}; make it writable, or choose another "
+                    f"{os_reason(exc)}; make it writable, or choose another "
                     f"({STAGING_CHOICE})") from None
 
     def open(self, limits: Limits | None = None) -> Store:
@@ -248,20 +246,22 @@ class Target:
         return store
 
     def _empty_staging(self) -> None:
-        """The staging folder, created empty and private (0700). Called with the target's lock
-        held: another sync of the same target may be staging there until then."""
+        """The staging folder, created empty and private (0700). A database's: called with
+        its lock held (another sync of the same database may be staging there until then).
+        A lake's: a folder of this sync's own, held until `release_staging`; the user's own
+        folders of killed syncs are removed first, those of running syncs left alone."""
         staging = self.staging_dir()
         in_tmp = (self.parquet is not None and self.staging_root is None
                   and not self.local_lake_staging())
         try:
             if in_tmp:
-                # Leftovers of the user's own killed syncs of this lake; then a new folder.
-                _remove_own_leftovers(staging)
-                self._made[:] = [Path(tempfile.mkdtemp(prefix=f"{staging.name}-",
-                                                       dir=staging.parent))]
-                return
-            _make_private_folder(staging)
-            _probe_writable(staging)
+                remove_abandoned(staging.parent, f"{staging.name}-")
+                self._made[:] = [OwnFolder.make(staging.parent, f"{staging.name}-")]
+            elif self.parquet is not None:
+                self._made[:] = [own_folder_in(staging)]
+            else:
+                make_private_folder(staging)
+                probe_writable(staging)
         except OSError as exc:
             elsewhere = ("choose another staging folder" if self.staging_root is not None
                          else "choose a staging folder elsewhere")
@@ -269,7 +269,19 @@ class Target:
                    else f"make {staging.parent} writable")
             raise StoreError(
                 f"cannot use the staging folder {staging} for the downloads: "
-                f"{_os_reason(exc)}; {fix}, or {elsewhere} ({STAGING_CHOICE})") from None
+                f"{os_reason(exc)}; {fix}, or {elsewhere} ({STAGING_CHOICE})") from None
+
+    def release_staging(self) -> None:
+        """Remove a lake sync's own staging folder and let go of it, and the folder it was
+        made in if no other sync stages there (not a link: the user put it there). Nothing
+        for a database's, which its sync removes."""
+        for own in self._made:
+            own.remove()
+            shared = own.path.parent
+            if own.path.name.startswith(SYNC_FOLDER_PREFIX) and not shared.is_symlink():
+                with contextlib.suppress(OSError):   # not empty: another sync stages there
+                    shared.rmdir()
+        self._made.clear()
 
     def local_lake_staging(self) -> bool:
         """Whether the lake stages inside itself (a local lake, no staging folder chosen)."""
@@ -347,61 +359,6 @@ class Target:
             return read(ledger) if ledger.exists() else None
         finally:
             con.close()
-
-
-def _refuse_foreign(path: Path, status: os.stat_result, what: str) -> None:
-    if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
-        raise StoreError(
-            f"the staging folder {path} {what} another user (uid {status.st_uid}): csload "
-            "neither uses nor removes it (that user could read or swap the downloads); "
-            "remove it as that user, or choose a staging folder elsewhere "
-            f"({STAGING_CHOICE})")
-
-
-# The folders csload stages a job's runs in (csload.transfer.stage.run_dir).
-_RUN_FOLDER = re.compile(r"job-[0-9]+")
-
-
-def _make_private_folder(path: Path) -> None:
-    """`path` as a new, empty folder of the user's only (0700), created exclusively. A
-    leftover there of the user's own is removed whole first (its mode does not matter: it is
-    not reused); another user's is refused (StoreError). A link of the user's own (a
-    staging folder moved to another disk) is kept, and only csload's own run folders in the
-    folder it leads to (`job-<id>`, csload.transfer.stage.run_dir) are removed: whatever else the
-    user keeps there is theirs."""
-    try:
-        status = path.lstat()
-    except FileNotFoundError:
-        path.mkdir(mode=0o700)
-        return
-    _refuse_foreign(path, status, "is owned by")
-    if stat.S_ISLNK(status.st_mode):
-        real = path.resolve()
-        _refuse_foreign(path, real.lstat(), "leads to a folder owned by")
-        if not real.is_dir():
-            raise FileExistsError(path)
-        for entry in real.iterdir():
-            if _RUN_FOLDER.fullmatch(entry.name) and not entry.is_symlink():
-                shutil.rmtree(entry)
-        return
-    if not stat.S_ISDIR(status.st_mode):
-        raise FileExistsError(path)
-    shutil.rmtree(path)
-    # Exclusive: a folder someone made in its place meanwhile is an error, not reused.
-    path.mkdir(mode=0o700)
-
-
-def _remove_own_leftovers(prefix: Path) -> None:
-    """Remove the folders `<prefix>-*` of killed syncs that are the user's own (another
-    user's, in a shared temporary folder, are left alone)."""
-    for entry in prefix.parent.glob(f"{prefix.name}-*"):
-        try:
-            status = entry.lstat()
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(status.st_mode) and (not hasattr(os, "geteuid")
-                                              or status.st_uid == os.geteuid()):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 @contextlib.contextmanager

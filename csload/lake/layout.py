@@ -4,7 +4,8 @@
     ROOT/<table>/date=YYYY-MM-DD/    a day's files (`__HIVE_DEFAULT_PARTITION__`: no date)
     ROOT/<table>/_delta_log/         the table's transaction log
     ROOT/_csload/ledger_table/       the ledger, a small Delta table (csload.lake.ledger)
-    ROOT/_csload/downloads/          a local lake's part downloads (csload.target)
+    ROOT/_csload/downloads/          a local lake's part downloads, a folder per running
+                                     sync (csload.target, csload.scratch)
 
 Everything read back from a lake (a table's name, a partition value, a file path in a log) is
 checked against these shapes before it is used: whoever can write the storage can write the

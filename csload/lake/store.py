@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,9 +65,13 @@ from csload.load.duckdb import DuckDBStore
 from csload.load.ledger import SCHEMA_VERSION, Ledger
 from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.load.sqltext import quote_ident, sql_str
+from csload.scratch import OwnFolder, remove_abandoned
 from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")
+# A sync's scratch folder (its work database, its files before an S3 upload), in the system's
+# temporary folder or the staging folder the user chose.
+SCRATCH_PREFIX = "csload-lake-"
 Recorded = TypeVar("Recorded", int, list[Run])
 
 
@@ -142,11 +145,12 @@ def _duckdb_errors(root: str) -> Iterator[None]:
 class ParquetStore:
     """The writer of one lake (a local folder or an s3:// prefix) of Delta tables."""
 
-    def __init__(self, lake: LakeFS, scratch: Path, snapshot: LakeSnapshot,
+    def __init__(self, lake: LakeFS, scratch: OwnFolder, snapshot: LakeSnapshot,
                  work: WorkDatabase, limits: Limits) -> None:
         self.lake = lake
         self.root = lake.root
-        self._scratch = scratch
+        self._own_scratch = scratch
+        self._scratch = scratch.path
         self._snapshot = snapshot
         self._work = work
         self._stale = False
@@ -174,13 +178,16 @@ class ParquetStore:
         lake.check_usable()
         lake.ensure_root()
         with lake.errors("create a scratch folder"):
-            scratch = Path(tempfile.mkdtemp(
-                prefix="csload-lake-", dir=None if scratch_dir is None else str(scratch_dir)))
+            parent = Path(tempfile.gettempdir() if scratch_dir is None else scratch_dir)
+            # Killed syncs' work databases (a batch's rows: hundreds of MB) go; running
+            # syncs' stay (csload.scratch).
+            remove_abandoned(parent, SCRATCH_PREFIX)
+            scratch = OwnFolder.make(parent, SCRATCH_PREFIX)
         try:
             snapshot = recover(lake)
-            work = open_work(lake, snapshot, scratch, limits)
+            work = open_work(lake, snapshot, scratch.path, limits)
         except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.remove()
             raise
         return cls(lake, scratch, snapshot, work, limits or Limits())
 
@@ -192,7 +199,7 @@ class ParquetStore:
             self._work.close()
             self._housekeeping()
         finally:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._own_scratch.remove()
 
     def _housekeeping(self) -> None:
         """Vacuum the tables this store wrote, and the ledger if it committed (a failure is a

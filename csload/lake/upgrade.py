@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import uuid
@@ -57,8 +56,11 @@ from csload.lake.store import ParquetStore, WorkDatabase, open_work
 from csload.lake.work import create_table
 from csload.load.ledger import SCHEMA_VERSION
 from csload.load.sqltext import quote_ident
+from csload.scratch import OwnFolder, remove_abandoned
 
 log = logging.getLogger("csload.lake")
+# An upgrade's scratch folder (its work database), as a sync's (csload.lake.store).
+UPGRADE_SCRATCH_PREFIX = "csload-upgrade-"
 
 # How long an S3 lease of this upgrade holds without being renewed (renewed before each
 # table and before the ledger's commit); the older csload renewed its own every 30 s.
@@ -80,12 +82,13 @@ def upgrade(root: str | Path, storage_options: Mapping[str, str] | None = None, 
     if finish_upgrade(lake):
         return True
     with lake.errors("create a scratch folder"):
-        scratch = Path(tempfile.mkdtemp(
-            prefix="csload-upgrade-", dir=None if scratch_dir is None else str(scratch_dir)))
+        parent = Path(tempfile.gettempdir() if scratch_dir is None else scratch_dir)
+        remove_abandoned(parent, UPGRADE_SCRATCH_PREFIX)   # killed upgrades' (csload.scratch)
+        scratch = OwnFolder.make(parent, UPGRADE_SCRATCH_PREFIX)
     try:
         return upgrade_lake(lake, scratch, limits)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.remove()
 
 
 def open_store(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
@@ -98,7 +101,7 @@ def open_store(root: str | Path, *, storage_options: Mapping[str, str] | None = 
                              env=env, limits=limits)
 
 
-def upgrade_lake(lake: LakeFS, scratch: Path, limits: Limits | None = None) -> bool:
+def upgrade_lake(lake: LakeFS, scratch: OwnFolder, limits: Limits | None = None) -> bool:
     """Upgrade the lake if it has no Delta ledger and a version of the older format (see the
     module docstring); True if it did. StoreLockedError while a sync of the older csload (or
     another upgrade) holds the lake; StoreError for older files that are damaged or were
@@ -115,7 +118,7 @@ def upgrade_lake(lake: LakeFS, scratch: Path, limits: Limits | None = None) -> b
             return False
         _drop_unrecorded(lake, legacy.known_files(lake))
         ledger = legacy.read_ledger(lake, manifest)
-        work = open_work(lake, LakeSnapshot(None), scratch, limits)
+        work = open_work(lake, LakeSnapshot(None), scratch.path, limits)
         try:
             import_ledger(work.con, lake, ledger)
             _check_schema_version(lake, work.con)
@@ -146,8 +149,8 @@ class _UpgradeStore(ParquetStore):
     """The normal publish, which commits the ledger only while this upgrade still holds the
     older csload's lock (an S3 lease can be taken over once expired)."""
 
-    def __init__(self, lake: LakeFS, scratch: Path, snapshot: LakeSnapshot, work: WorkDatabase,
-                 limits: Limits, lock: _LegacyLock) -> None:
+    def __init__(self, lake: LakeFS, scratch: OwnFolder, snapshot: LakeSnapshot,
+                 work: WorkDatabase, limits: Limits, lock: _LegacyLock) -> None:
         super().__init__(lake, scratch, snapshot, work, limits)
         self._lock = lock
 

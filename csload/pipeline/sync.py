@@ -191,7 +191,10 @@ async def sync_async(
     finally:
         if store is not None:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(store.close)
+                try:
+                    await anyio.to_thread.run_sync(store.close)
+                finally:
+                    await anyio.to_thread.run_sync(target.release_staging)
     report.finished_at = _now()
     return report
 

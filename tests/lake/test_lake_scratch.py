@@ -1,0 +1,166 @@
+"""Two syncs of one lake at once, and the folders a killed sync leaves (csload.scratch).
+
+A lake has no lock, so a second sync of it may start while one runs (an hourly cron whose
+sync ran long): its downloads and work database must not touch the first's. Before, both
+staged in the lake's one downloads folder, and the second emptied it as it opened and removed
+it as it finished: the first then failed runs ("cannot write the staging file ...: No such
+file or directory"). A killed sync's folders (its downloads, its work database of hundreds
+of MB) are removed by the next sync; a running one's never are.
+
+Against the simulator over real HTTP, into a local lake and an S3 lake on the moto server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import csload
+from csload.simulator import ServerHandle, Simulator
+from csload.target import Target
+from tests.support.lakekit import compare_lake, downloads_dir
+from tests.support.lakeutil import Lake
+from tests.support.syncref import successful_runs
+
+# A sync that has opened the lake and staged a part, then waits (until killed).
+OPENED = """
+import sys, time
+from csload.target import Target
+target = Target.of(db=None, parquet=sys.argv[1], staging_dir=sys.argv[2] or None)
+store = target.open()
+staged = target.staging_dir() / "job-1120" / "run-1" / "part-00001.jsonl.gz"
+staged.parent.mkdir(parents=True)
+staged.write_bytes(b"staged by the first sync")
+print(staged, store._scratch, flush=True)
+time.sleep(600)
+"""
+
+
+class OpenSync:
+    """A sync of the lake, in a process of its own, with its lake open and a part staged."""
+
+    def __init__(self, root: str, stage: Path | None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", OPENED, root, "" if stage is None else str(stage)],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        staged, scratch = self.proc.stdout.readline().split()
+        self.staged, self.scratch = Path(staged), Path(scratch)
+        assert self.staged.read_bytes() == b"staged by the first sync"
+        assert (self.scratch / "work.duckdb").exists()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def settings(simulator: Simulator, sim_thread: ServerHandle) -> csload.Settings:
+    """The simulator served from a thread: these tests call the blocking `csload.sync`."""
+    client_id, client_secret, project_id = simulator.credentials
+    return csload.Settings(client_id=client_id, client_secret=client_secret,
+                           project_id=project_id, auth_url=sim_thread.base_url)
+
+
+@pytest.fixture
+def open_syncs() -> Iterator[list[OpenSync]]:
+    syncs: list[OpenSync] = []
+    yield syncs
+    for sync in syncs:
+        sync.kill()
+
+
+def test_a_second_sync_of_the_lake_leaves_the_running_ones_files_alone(
+        lake: Lake, settings: csload.Settings, simulator: Simulator, tmp_path: Path) -> None:
+    settings = dataclasses.replace(settings, lake=lake.options or {})
+    first = Target.of(db=None, parquet=lake.root, storage_options=lake.options,
+                      auth_url=settings.auth_url)
+    store = first.open()
+    try:
+        staged = first.staging_dir() / "job-1120" / "run-1" / "part-00001.jsonl.gz"
+        staged.parent.mkdir(parents=True)
+        staged.write_bytes(b"staged by the first sync")
+        work = store._scratch / "work.duckdb"   # type: ignore[attr-defined]
+        assert work.exists()
+
+        report = csload.sync(settings, parquet=lake.root)   # the whole second sync
+
+        assert report.loaded and not report.failed, [r.message for r in report.failed]
+        assert staged.read_bytes() == b"staged by the first sync"
+        assert work.exists()
+    finally:
+        store.close()
+        first.release_staging()
+    assert not staged.parent.parent.parent.exists()   # the first sync's own folder
+    if lake.kind == "local":
+        compare_lake(Path(lake.root), simulator, [r.run_id for r in report.loaded]
+                     ).assert_exact()
+        assert not downloads_dir(Path(lake.root)).exists()   # no sync stages there now
+
+
+@pytest.mark.parametrize("chosen", [False, True], ids=["default-places", "staging-dir"])
+def test_the_next_sync_removes_a_killed_syncs_folders_and_not_a_running_ones(
+        local_lake: Lake, settings: csload.Settings, simulator: Simulator, tmp_path: Path,
+        open_syncs: list[OpenSync], chosen: bool) -> None:
+    stage = tmp_path / "stage" if chosen else None
+    if stage is not None:
+        stage.mkdir()
+    killed, running = OpenSync(local_lake.root, stage), OpenSync(local_lake.root, stage)
+    open_syncs += [killed, running]
+    os.kill(killed.proc.pid, signal.SIGKILL)
+    killed.proc.wait()
+    assert killed.staged.exists() and killed.scratch.exists()   # a kill cleans nothing
+
+    report = csload.sync(settings, parquet=local_lake.root, staging_dir=stage)
+
+    assert report.loaded and not report.failed, [r.message for r in report.failed]
+    assert sorted(r.run_id for r in report.loaded) == sorted(successful_runs(simulator))
+    # The killed sync's downloads and work database are gone, the running one's are not.
+    assert not killed.staged.parent.parent.parent.exists() and not killed.scratch.exists()
+    assert running.staged.read_bytes() == b"staged by the first sync"
+    assert (running.scratch / "work.duckdb").exists()
+    if stage is not None:   # the chosen folder holds nothing else of the killed sync's
+        left = {p.name for p in stage.iterdir()}
+        assert not any(killed.scratch.name == name for name in left)
+
+
+OTHER_UID = 4242   # no such user: "someone else" (the tests run as root)
+
+
+def test_a_lakes_staging_folder_of_another_user_is_refused(
+        local_lake: Lake, settings: csload.Settings) -> None:
+    staging = downloads_dir(Path(local_lake.root))
+    staging.mkdir(parents=True, mode=0o777)
+    (staging / "sync-theirs").mkdir()
+    os.chown(staging, OTHER_UID, OTHER_UID)
+
+    with pytest.raises(csload.StoreError) as raised:
+        csload.sync(settings, parquet=local_lake.root)
+
+    message = str(raised.value)
+    assert f"the staging folder {staging}" in message and f"uid {OTHER_UID}" in message
+    assert (staging / "sync-theirs").is_dir() and staging.lstat().st_uid == OTHER_UID
+
+
+def test_a_lakes_staging_folder_others_can_write_is_made_theirs_no_more(
+        local_lake: Lake, settings: csload.Settings, open_syncs: list[OpenSync]) -> None:
+    """Others could rename a running sync's folder in it and put one of theirs in its place."""
+    staging = downloads_dir(Path(local_lake.root))
+    staging.mkdir(parents=True)
+    staging.chmod(0o777)
+    running = OpenSync(local_lake.root, None)   # keeps the folder in use
+    open_syncs.append(running)
+    assert running.staged.is_relative_to(staging)
+
+    report = csload.sync(settings, parquet=local_lake.root)
+
+    assert report.loaded and not report.failed
+    assert staging.stat().st_mode & 0o777 == 0o755
+    assert running.staged.read_bytes() == b"staged by the first sync"
