@@ -11,9 +11,12 @@ between the two leaves a table whose log is ahead of the version the ledger reco
 * a table folder with a log that the ledger does not name (the crashed batch created it):
   its log and the files the log added are removed.
 
-If a table was restored, the ledger is committed again with the tables' new versions: a sync
-that was still running from the older snapshot then fails at its next commit, as a second
-writer does. Files written but never committed are removed by the vacuum of a later sync,
+If a table was restored or removed, the ledger is committed again with the tables' new
+versions (the lake's first ledger, if it had none): a sync that was still running from the
+older snapshot then fails at its next commit, as a second writer does. Recovery cannot tell a
+crashed sync from one still running on another machine: a table commit it undoes may be a
+running sync's, whose ledger commit then fails (LakeConflict) instead of recording a table
+that is gone. Files written but never committed are removed by the vacuum of a later sync,
 once past the retention window.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 
 from csload.errors import ConfigError, StoreError
@@ -33,12 +37,14 @@ from csload.lake.delta import (
     restore,
 )
 from csload.lake.layout import LEGACY_MANIFEST_DIR, LOG_DIR, OWN_DIR, check_data_file, new_txid
-from csload.lake.ledger import STATE_ROW, rows_table
+from csload.lake.ledger import STATE_ROW, export_ledger, rows_table
 from csload.lake.snapshot import LakeSnapshot, read_snapshot
 from csload.load.columns import check_table_name
+from csload.load.ledger import Ledger
 
 if TYPE_CHECKING:
     from csload.lake.fs import LakeFS
+    from csload.lake.state import LakeState
 
 log = logging.getLogger("csload.lake")
 
@@ -95,6 +101,11 @@ def recover(lake: LakeFS) -> LakeSnapshot:
     for name in table_folders(lake):
         if name not in recorded:
             _remove_unrecorded(lake, name)
+            # The ledger is committed again below even so: the table may be a running
+            # sync's new one, between its table's commit and the ledger's (a second sync of
+            # the lake started meanwhile); its ledger commit must then fail, not name a
+            # table whose log is gone.
+            restored = True
             continue
         # read_snapshot has checked the log reaches the recorded version, and read it there,
         # or at a later version without data changes (csload.lake.snapshot.read_table).
@@ -112,7 +123,20 @@ def recover(lake: LakeFS) -> LakeSnapshot:
             restored = True
     if not restored:
         return snapshot
-    rows = {**snapshot.rows, STATE_ROW: snapshot.state.to_bytes()}
-    commit_ledger(lake, snapshot.ledger, rows_table(rows), txn=snapshot.state.batch,
-                  txid=txid, configuration={})
+    if snapshot.ledger is None:
+        rows = _empty_ledger(snapshot.state)
+    else:
+        rows = rows_table({**snapshot.rows, STATE_ROW: snapshot.state.to_bytes()})
+    commit_ledger(lake, snapshot.ledger, rows, txn=snapshot.state.batch, txid=txid,
+                  configuration={})
     return read_snapshot(lake)
+
+
+def _empty_ledger(state: LakeState) -> pa.Table:
+    """The rows of a ledger that records nothing yet (the lake's first, made by a recovery)."""
+    con = duckdb.connect(":memory:")
+    try:
+        Ledger(con).ensure()
+        return export_ledger(con, state)
+    finally:
+        con.close()

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from csload.errors import LakeConflict, StoreLockedError
+from csload.lake import store as lake_store
+from csload.lake.store import ParquetStore
 from tests.support.lakeutil import Lake
 from tests.support.partgen import Writer, job, run
 
@@ -47,6 +49,45 @@ def test_a_second_writer_fails_cleanly_and_nothing_is_lost(lake: Lake, writer: W
     assert sorted(lake.connect().execute(
         "SELECT url, count(*) FROM views GROUP BY 1").fetchall()) == [("first", 5),
                                                                       ("second", 3)]
+    assert lake.listed("views", "SELECT count(*) FROM t") == [(8,)]
+
+
+@pytest.mark.parametrize("table", ["new", "existing"])
+def test_a_sync_opening_between_anothers_commits_makes_that_one_fail_cleanly(
+        lake: Lake, writer: Writer, monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    """A second sync opens the lake while the first is between its table's commit and the
+    ledger's. Its recovery cannot tell that commit from a crashed sync's and undoes it (or
+    removes the table, when the commit created it); the first sync's ledger commit must then
+    fail (LakeConflict), not record runs whose rows are gone. Before: with a new table, the
+    first's ledger named a table whose log the second had removed, and every later open said
+    the lake was damaged ("restore the lake from a backup")."""
+    j = job(1, fields=FIELDS)
+    first = writer.staged(j, run(10, 1, D1), [rows(D1, 5, "first")])
+    second = writer.staged(j, run(11, 1, D2), [rows(D2, 3, "second", first_id=100)])
+    if table == "existing":
+        with lake.open() as store:
+            store.apply([first])
+    commit_ledger = lake_store.ParquetStore._commit_ledger
+    others: list[ParquetStore] = []
+
+    def another_sync_opens_first(self: ParquetStore, *args: Any) -> Any:
+        if not others:
+            others.append(lake.open())   # its recovery runs now
+        return commit_ledger(self, *args)
+
+    monkeypatch.setattr(lake_store.ParquetStore, "_commit_ledger", another_sync_opens_first)
+    with lake.open() as store, pytest.raises(LakeConflict, match="another process committed"):
+        store.apply([second])
+    monkeypatch.undo()
+    others[0].close()
+
+    with lake.open() as store:   # the lake opens; the next sync loads the failed batch once
+        assert store.loaded_runs() == ({10} if table == "existing" else set())
+        assert [o.status for o in store.apply([first, second])] == [
+            "skipped" if table == "existing" else "loaded", "loaded"]
+    expected = [("first", 5), ("second", 3)]
+    assert sorted(lake.connect().execute(
+        "SELECT url, count(*) FROM views GROUP BY 1").fetchall()) == expected
     assert lake.listed("views", "SELECT count(*) FROM t") == [(8,)]
 
 
