@@ -11,13 +11,12 @@ between the two leaves a table whose log is ahead of the version the ledger reco
 * a table folder with a log that the ledger does not name (the crashed batch created it):
   its log and the files the log added are removed.
 
-If a table was restored or removed, the ledger is committed again with the tables' new
-versions (the lake's first ledger, if it had none): a sync that was still running from the
-older snapshot then fails at its next commit, as a second writer does. Recovery cannot tell a
-crashed sync from one still running on another machine: a table commit it undoes may be a
-running sync's, whose ledger commit then fails (LakeConflict) instead of recording a table
-that is gone. Files written but never committed are removed by the vacuum of a later sync,
-once past the retention window.
+Before it changes anything, recovery commits the ledger again as it is (the lake's first,
+empty, if it has none): recovery cannot tell a crashed sync's commit from a running one's, and a
+sync still running from the older snapshot then fails at its ledger commit (LakeConflict), as a
+second writer does, instead of recording a table that is gone (`recover`). If a table was
+restored, the ledger is committed once more with the tables' new versions. Files written but
+never committed are removed by the vacuum of a later sync, once past the retention window.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from csload.errors import ConfigError, StoreError
+from csload.errors import ConfigError, LakeConflict, StoreError
 from csload.lake.delta import (
     commit_ledger,
     data_changed,
@@ -43,6 +42,8 @@ from csload.load.columns import check_table_name
 from csload.load.ledger import Ledger
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
     from csload.lake.fs import LakeFS
     from csload.lake.state import LakeState
 
@@ -84,51 +85,91 @@ def _remove_unrecorded(lake: LakeFS, name: str) -> None:
                 "recorded", lake.root, name)
 
 
+# How many times an open looks again when another sync commits the ledger while it recovers.
+_ATTEMPTS = 3
+
+
 def recover(lake: LakeFS) -> LakeSnapshot:
-    """Undo what a crashed sync committed without its ledger; the lake's snapshot after it."""
-    snapshot = read_snapshot(lake)
-    if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
-        # Opened without csload.lake.upgrade.open_store (a sync's open upgrades it first):
-        # a Delta ledger committed now would orphan the older data, which the upgrade's
-        # finish would then delete.
-        raise StoreError(
-            f"lake {lake.root} was written by an older csload (its manifest, "
-            f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
-            f"`csload lake upgrade {lake.root}`")
-    recorded = snapshot.state.tables
-    txid = new_txid()
-    restored = False
+    """Undo what a crashed sync committed without its ledger; the lake's snapshot after it.
+
+    Recovery cannot tell a crashed sync's commit from a running one's (another sync of the
+    lake, between a table's commit and the ledger's). So before it changes anything it
+    commits the ledger again, unchanged, from the snapshot it read (`_claim`): a sync still
+    running from an older snapshot then fails at its ledger commit (LakeConflict) instead of
+    recording tables this recovery undoes; and if another sync committed the ledger since the
+    snapshot was read, the claim fails and the lake is read again. Undoing from a snapshot
+    that is no longer the ledger's would remove a table a sync has just recorded."""
+    for _ in range(_ATTEMPTS):
+        snapshot = read_snapshot(lake)
+        if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
+            # Opened without csload.lake.upgrade.open_store (a sync's open upgrades it
+            # first): a Delta ledger committed now would orphan the older data, which the
+            # upgrade's finish would then delete.
+            raise StoreError(
+                f"lake {lake.root} was written by an older csload (its manifest, "
+                f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
+                f"`csload lake upgrade {lake.root}`")
+        if not _unrecorded(lake, snapshot):
+            return snapshot
+        try:
+            _claim(lake, snapshot, new_txid())
+        except LakeConflict:
+            continue   # another sync committed the ledger meanwhile: read the lake again
+        return _undo(lake, read_snapshot(lake))
+    raise LakeConflict(f"lake {lake.root}: other syncs kept committing to the lake while this "
+                       "sync opened it; were several syncs running at once? Nothing was "
+                       "changed; run the sync again")
+
+
+def _unrecorded(lake: LakeFS, snapshot: LakeSnapshot) -> list[tuple[str, DeltaTable | None]]:
+    """The tables with commits the ledger does not record: (name, None) for a table folder
+    it does not name, (name, its latest version) for a table whose data changed after the
+    recorded version."""
+    found: list[tuple[str, DeltaTable | None]] = []
     for name in table_folders(lake):
-        if name not in recorded:
-            _remove_unrecorded(lake, name)
-            # The ledger is committed again below even so: the table may be a running
-            # sync's new one, between its table's commit and the ledger's (a second sync of
-            # the lake started meanwhile); its ledger commit must then fail, not name a
-            # table whose log is gone.
-            restored = True
+        if name not in snapshot.state.tables:
+            found.append((name, None))
             continue
         # read_snapshot has checked the log reaches the recorded version, and read it there,
         # or at a later version without data changes (csload.lake.snapshot.read_table).
         then = snapshot.tables[name].delta
         table = open_table(lake, name)
-        version = recorded[name].version
-        if table is None:
-            continue
-        if table.version() > then.version() and data_changed(lake, name, then, table):
-            log.warning("lake %s: undoing table %s's commits after version %s, which a "
-                        "crashed sync made without recording them", lake.root, name, version)
-            restore(lake, table, version, snapshot.state.batch, txid)
-            table.update_incremental()
-            recorded[name].version = table.version()
-            restored = True
-    if not restored:
-        return snapshot
+        if (table is not None and table.version() > then.version()
+                and data_changed(lake, name, then, table)):
+            found.append((name, table))
+    return found
+
+
+def _claim(lake: LakeFS, snapshot: LakeSnapshot, txid: str) -> None:
+    """The ledger committed again as the snapshot has it (the lake's first, empty, when it
+    has none); LakeConflict if another sync committed it since the snapshot was read."""
     if snapshot.ledger is None:
         rows = _empty_ledger(snapshot.state)
     else:
         rows = rows_table({**snapshot.rows, STATE_ROW: snapshot.state.to_bytes()})
     commit_ledger(lake, snapshot.ledger, rows, txn=snapshot.state.batch, txid=txid,
                   configuration={})
+
+
+def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
+    """Remove the tables the claimed ledger does not name, restore those changed after its
+    versions, and record the restored versions; the lake's snapshot after it."""
+    recorded = snapshot.state.tables
+    txid = new_txid()
+    restored = False
+    for name, table in _unrecorded(lake, snapshot):
+        if table is None:
+            _remove_unrecorded(lake, name)
+            continue
+        version = recorded[name].version
+        log.warning("lake %s: undoing table %s's commits after version %s, which a "
+                    "crashed sync made without recording them", lake.root, name, version)
+        restore(lake, table, version, snapshot.state.batch, txid)
+        table.update_incremental()
+        recorded[name].version = table.version()
+        restored = True
+    if restored:
+        _claim(lake, snapshot, txid)   # the snapshot now has the restored versions
     return read_snapshot(lake)
 
 

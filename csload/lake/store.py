@@ -23,8 +23,8 @@ applies batches with the DuckDB store itself, by composition, so both targets ap
    (a crash between the two commits) is undone.
 
 A second writer: each commit is made from the snapshot this store read, so another process's
-commit in between makes it fail (`LakeConflict`, exit 3 for the sync): nothing of that batch
-counts. Runs not yet published when a batch fails are not in the lake's ledger either: the
+commit in between makes it fail (`LakeConflict`; `csload sync` stops, exit 1): nothing of that
+batch counts. Runs not yet published when a batch fails are not in the lake's ledger either: the
 next sync loads them again. The work database is then thrown away and rebuilt from the lake.
 
 Housekeeping (the settings' `lake_file_retention`, `lake_log_retention`, `lake_vacuum`,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from csload.errors import LakeConflict, StoreLockedError
+from csload.lake import recovery
 from csload.lake import store as lake_store
 from csload.lake.store import ParquetStore
 from tests.support.lakeutil import Lake
@@ -89,6 +90,45 @@ def test_a_sync_opening_between_anothers_commits_makes_that_one_fail_cleanly(
     assert sorted(lake.connect().execute(
         "SELECT url, count(*) FROM views GROUP BY 1").fetchall()) == expected
     assert lake.listed("views", "SELECT count(*) FROM t") == [(8,)]
+
+
+def test_a_sync_recovering_from_a_stale_snapshot_never_removes_a_table_just_recorded(
+        lake: Lake, writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second sync reads the ledger, then the first commits its new table's ledger entry,
+    then the second looks at the tables: from its stale snapshot the new table is unrecorded.
+    It must read the lake again, not remove a table the ledger now names. Before: it removed
+    it, and the lake was left damaged ("the ledger names table views, which has no Delta
+    log")."""
+    j = job(1, fields=FIELDS)
+    first = writer.staged(j, run(10, 1, D1), [rows(D1, 5, "first")])
+    commit_ledger = lake_store.ParquetStore._commit_ledger
+    listed = recovery.table_folders
+    done: dict[str, Any] = {}
+
+    def ledger_committed_while_another_sync_looks(self: ParquetStore, *args: Any) -> Any:
+        def folders(fs: Any) -> list[str]:
+            names = listed(fs)
+            if "ledger" not in done:   # the first sync records its new table, just now
+                done["ledger"] = commit_ledger(self, *args)
+            return names
+
+        monkeypatch.setattr(recovery, "table_folders", folders)
+        done["other"] = lake.open()   # its snapshot was read before the ledger commit
+        monkeypatch.setattr(recovery, "table_folders", listed)
+        return done["ledger"]
+
+    monkeypatch.setattr(lake_store.ParquetStore, "_commit_ledger",
+                        ledger_committed_while_another_sync_looks)
+    with lake.open() as store:
+        assert [o.status for o in store.apply([first])] == ["loaded"]
+    monkeypatch.undo()
+    done["other"].close()
+
+    with lake.open() as store:
+        assert store.loaded_runs() == {10}
+    assert lake.connect().execute("SELECT url, count(*) FROM views GROUP BY 1").fetchall() == [
+        ("first", 5)]
+    assert lake.listed("views", "SELECT count(*) FROM t") == [(5,)]
 
 
 def test_readers_never_see_a_half_replaced_day(lake: Lake, writer: Writer) -> None:
