@@ -25,8 +25,10 @@ import pytest
 import csload
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
+from tests.support.children import child_environ
 from tests.support.lakekit import compare_lake, downloads_dir
 from tests.support.lakeutil import Lake
+from tests.support.simenv import sim_child_env
 from tests.support.syncref import successful_runs
 
 # A sync that has opened the lake and staged a part, then waits (until killed).
@@ -164,3 +166,31 @@ def test_a_lakes_staging_folder_others_can_write_is_made_theirs_no_more(
     assert report.loaded and not report.failed
     assert staging.stat().st_mode & 0o777 == 0o755
     assert running.staged.read_bytes() == b"staged by the first sync"
+
+
+def test_three_syncs_of_one_lake_started_together_lose_and_duplicate_nothing(
+        local_lake: Lake, settings: csload.Settings, simulator: Simulator,
+        sim_thread: ServerHandle, tmp_path: Path) -> None:
+    """What an overlapping cron does, as it does it: `csload sync --parquet` three times at
+    once, three rounds. Whatever the interleaving, each either loads or stops with
+    LakeConflict (never a damaged lake, a failed run or a lost download), and one more sync
+    leaves the lake exactly the simulator's truth."""
+    env = child_environ(sim_child_env(simulator, sim_thread.base_url))
+    everything = successful_runs(simulator)
+    for round_ in range(3):
+        root = tmp_path / f"lake-{round_}"
+        syncs = [subprocess.Popen([sys.executable, "-m", "csload", "sync", "--parquet",
+                                   str(root)], env=env, cwd=tmp_path, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(3)]
+        done = [(sync.wait(timeout=300), *sync.communicate()) for sync in syncs]
+        for code, out, err in done:
+            assert code == 0 or (code == 1 and "another process committed to the lake" in err
+                                 and err.count("error:") == 1), (code, out, err)
+            assert "Traceback" not in err and "damaged" not in err and "failed:" not in out
+        assert any(code == 0 for code, _, _ in done), done
+
+        report = csload.sync(settings, parquet=str(root))
+        assert report.exit_code == 0, [r.message for r in report.failed]
+        compare_lake(root, simulator, everything).assert_exact()
+        assert not downloads_dir(root).exists()
