@@ -206,11 +206,23 @@ def restore(lake: LakeFS, table: DeltaTable, version: int, txn: int, txid: str) 
         table.restore(version, commit_properties=_properties(txn, txid))
 
 
+# Files no version of `table` names are deleted only once at least this old, however short
+# the retention window: they may be another sync's, written and not yet committed (a lake has
+# no lock; a batch's files are written before its commit), or committed after the version
+# the vacuum reads. A crashed sync's wait a day at most past the window.
+UNNAMED_FILE_HOURS = 24
+
+
 def vacuum(lake: LakeFS, rel: str, table: DeltaTable, retention_hours: int) -> list[str]:
-    """Delete the files no version younger than the retention window needs, and the files a
-    crashed sync wrote but never committed (older than the window too): a running reader keeps
-    its snapshot's files for that long."""
+    """Delete the files a version removed longer than the retention window ago (a running
+    reader keeps its snapshot's files for that long), and the files no version names (a
+    crashed sync's) once older than the window and than UNNAMED_FILE_HOURS."""
     lake.refuse_links(rel)
     with delta_errors(lake, "remove files older than the retention window"):
-        return list(table.vacuum(retention_hours=retention_hours, dry_run=False,
-                                 enforce_retention_duration=False, full=True))
+        removed: list[str] = []
+        if retention_hours < UNNAMED_FILE_HOURS:   # the removed files only
+            removed += table.vacuum(retention_hours=retention_hours, dry_run=False,
+                                    enforce_retention_duration=False, full=False)
+        removed += table.vacuum(retention_hours=max(retention_hours, UNNAMED_FILE_HOURS),
+                                dry_run=False, enforce_retention_duration=False, full=True)
+        return removed

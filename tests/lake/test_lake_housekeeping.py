@@ -3,13 +3,17 @@ of `[limits]`), against the simulator over HTTP, locally and on the S3 test serv
 
 * they are each table's Delta properties, from its creation, and again after they change;
 * a sync's close deletes the files a batch replaced once they are older than the file
-  retention (0 here, so at once), and keeps them otherwise or when the vacuum is off;
+  retention (0 here, so at once), and keeps them otherwise or when the vacuum is off; a file
+  no version names (another sync's, not yet committed) only once it is a day old;
 * a table ahead of the ledger by a commit that changed no data (new properties committed, then
   a crash before the batch's commit) is taken as it is: the next sync commits after it.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from datetime import date
 from pathlib import Path
 
@@ -137,3 +141,35 @@ def test_the_settings_file_takes_durations_and_refuses_nonsense(tmp_path: Path) 
             ('lake_vacuum = "no"', "lake_vacuum must be true or false")):
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             limits_of(f"[limits]\n{text}\n")
+
+
+async def test_a_vacuum_leaves_a_file_no_version_names_until_it_is_a_day_old(
+        local_lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    """Retention 0: the files a batch replaced go at once, but not a file no version names,
+    which may be another sync's, written and not yet committed (a lake has no lock). Before,
+    a sync's close deleted it, and the other sync's commit named a file that was gone. Once a
+    day old it is a crashed sync's leftover, and the vacuum deletes it."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    staged = await stage_runs(settings, folder)
+    run_ids = [s.run.run_id for s in staged]
+    with local_lake.open() as store:
+        store.apply(staged)
+    root = Path(local_lake.root)
+    some_file = root / next(f for f in local_lake.current_files() if f.startswith("views/"))
+    pending = some_file.parent / "part-20261207T000000-0123456789ab-0.parquet"
+    shutil.copyfile(some_file, pending)   # another sync's new file, its commit to come
+    rel = str(pending.relative_to(root))
+
+    now = Limits(lake_file_retention=0, lake_log_retention=3600)
+    for age_hours in (0, 25):
+        os.utime(pending, (time.time() - age_hours * 3600,) * 2)
+        rerun = simulator.rerun(views_job(staged).job_id, date(2026, 11, 23))
+        with local_lake.open(limits=now) as store:
+            store.apply(await stage_runs(settings, folder, [rerun]))
+        run_ids.append(rerun)
+        on_disk = {f for f in local_lake.data_files() if "/date=" in f}
+        current = set(local_lake.current_files())
+        # The replaced files are gone at once either way.
+        assert on_disk - current == ({rel} if age_hours == 0 else set()), on_disk - current
+        assert_truth(local_lake, simulator, run_ids)
