@@ -162,15 +162,15 @@ class Target:
 
     def staging_dir(self) -> Path:
         """Local folder for part downloads (the staging of unapplied runs). Always a folder
-        of csload's own, which it removes whole: in a chosen `staging_root`, a subfolder named
-        after the target (two targets staging there at once never share one).
+        of csload's own: in a chosen `staging_root`, a subfolder named after the target (two
+        targets staging there at once never share one).
 
         A DuckDB file's sync stages in that folder itself (the database's lock makes it the
-        only one). A lake has no lock, so each of its syncs stages in a folder of its own
-        (csload.scratch), made by `open`: `<this path>/sync-<random>`, or, for a lake in
-        object storage without a chosen root, `<this path>-<random>` beside it in the
-        temporary folder (whose guessable name is never used itself). Before `open`, this
-        path."""
+        only one) and removes it whole. A lake has no lock, so each of its syncs stages in a
+        folder of its own (csload.scratch), made by `open`: `<this path>/sync-<random>` (this
+        path is removed once no sync stages there), or, for a lake in object storage without
+        a chosen root, `<this path>-<random>` beside it in the temporary folder (whose
+        guessable name is never used itself). Before `open`, this path."""
         if self._made:
             return self._made[0].path
         in_object_storage = False
