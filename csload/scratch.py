@@ -86,6 +86,15 @@ class OwnFolder:
         return f"OwnFolder({str(self.path)!r})"
 
 
+def fresh_folder(parent: str | Path | None, prefix: str) -> OwnFolder:
+    """A new folder of this process's own, `<parent>/<prefix><random>` (parent None: the
+    system's temporary folder), once the user's folders there with that prefix that no
+    running process holds (killed syncs') are removed."""
+    where = Path(tempfile.gettempdir() if parent is None else parent)
+    remove_abandoned(where, prefix)
+    return OwnFolder.make(where, prefix)
+
+
 def remove_abandoned(parent: Path, prefix: str) -> list[Path]:
     """Remove the folders `<parent>/<prefix>*` that are the user's own and that no running
     process holds (those of killed syncs); return them. Links, files and other users'

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from csload.config import STAGING_DIR_ENV
 from csload.errors import StoreError
-from csload.scratch import OwnFolder, remove_abandoned
+from csload.scratch import OwnFolder, fresh_folder
 
 # How to put the downloads elsewhere, for messages about the staging folder.
 STAGING_CHOICE = f"--staging-dir, staging_dir in csload.toml, or {STAGING_DIR_ENV}"
@@ -65,10 +65,9 @@ def own_folder_in(staging: Path) -> OwnFolder:
     """A folder of this sync's own in a lake's staging folder (csload.scratch), once the
     user's own folders of killed syncs there are removed."""
     def attempt() -> OwnFolder:
-        real = private_parent(staging)
-        remove_abandoned(real, SYNC_FOLDER_PREFIX)
-        remove_run_folders(real)   # an older csload's, staged in the folder itself
-        return OwnFolder.make(staging, SYNC_FOLDER_PREFIX)
+        remove_run_folders(private_parent(staging))   # an older csload's, staged in it
+        # Made through `staging`, a link's path if it is one: release_staging keeps links.
+        return fresh_folder(staging, SYNC_FOLDER_PREFIX)
 
     for _ in range(2):
         with contextlib.suppress(FileNotFoundError):

@@ -41,7 +41,7 @@ from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
 from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.redact import redact_options
-from csload.scratch import OwnFolder, remove_abandoned
+from csload.scratch import OwnFolder, fresh_folder
 from csload.staging import (
     STAGING_CHOICE,
     SYNC_FOLDER_PREFIX,
@@ -255,8 +255,7 @@ class Target:
                   and not self.local_lake_staging())
         try:
             if in_tmp:
-                remove_abandoned(staging.parent, f"{staging.name}-")
-                self._made[:] = [OwnFolder.make(staging.parent, f"{staging.name}-")]
+                self._made[:] = [fresh_folder(staging.parent, f"{staging.name}-")]
             elif self.parquet is not None:
                 self._made[:] = [own_folder_in(staging)]
             else:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +64,7 @@ from csload.load.duckdb import DuckDBStore
 from csload.load.ledger import SCHEMA_VERSION, Ledger
 from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.load.sqltext import quote_ident, sql_str
-from csload.scratch import OwnFolder, remove_abandoned
+from csload.scratch import OwnFolder, fresh_folder
 from csload.transfer.staged import StagedRun
 
 log = logging.getLogger("csload.lake")
@@ -149,8 +148,7 @@ class ParquetStore:
                  work: WorkDatabase, limits: Limits) -> None:
         self.lake = lake
         self.root = lake.root
-        self._own_scratch = scratch
-        self._scratch = scratch.path
+        self._scratch = scratch
         self._snapshot = snapshot
         self._work = work
         self._stale = False
@@ -158,6 +156,11 @@ class ParquetStore:
         self._limits = limits   # the caps on a run's files, and the housekeeping settings
         self._written: set[str] = set()   # tables this store committed to
         self._published = False
+
+    @property
+    def scratch_path(self) -> Path:
+        """This sync's scratch folder (its work database), held while the store is open."""
+        return self._scratch.path
 
     # --- opening and closing ---------------------------------------------------------------
 
@@ -178,11 +181,9 @@ class ParquetStore:
         lake.check_usable()
         lake.ensure_root()
         with lake.errors("create a scratch folder"):
-            parent = Path(tempfile.gettempdir() if scratch_dir is None else scratch_dir)
             # Killed syncs' work databases (a batch's rows: hundreds of MB) go; running
             # syncs' stay (csload.scratch).
-            remove_abandoned(parent, SCRATCH_PREFIX)
-            scratch = OwnFolder.make(parent, SCRATCH_PREFIX)
+            scratch = fresh_folder(scratch_dir, SCRATCH_PREFIX)
         try:
             snapshot = recover(lake)
             work = open_work(lake, snapshot, scratch.path, limits)
@@ -199,7 +200,7 @@ class ParquetStore:
             self._work.close()
             self._housekeeping()
         finally:
-            self._own_scratch.remove()
+            self._scratch.remove()
 
     def _housekeeping(self) -> None:
         """Vacuum the tables this store wrote, and the ledger if it committed (a failure is a
@@ -237,7 +238,7 @@ class ParquetStore:
             with contextlib.suppress(duckdb.Error):
                 self._work.close()
             self._snapshot = recover(self.lake)
-            self._work = open_work(self.lake, self._snapshot, self._scratch, self._limits)
+            self._work = open_work(self.lake, self._snapshot, self.scratch_path, self._limits)
             self._stale = False
         return self._work.store
 
@@ -375,7 +376,7 @@ class ParquetStore:
 
     def _write_files(self, name: str, columns: list[tuple[str, str]], txid: str
                      ) -> list[WrittenFile]:
-        return write_files(self._work.con, self.lake, name, columns, txid, self._scratch)
+        return write_files(self._work.con, self.lake, name, columns, txid, self.scratch_path)
 
     def _commit_table(self, name: str, table: DeltaTable | None, files: list[WrittenFile],
                       schema: Any, replace: dict[str, list[str]] | None, batch: int,

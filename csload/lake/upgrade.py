@@ -27,7 +27,6 @@ import contextlib
 import logging
 import os
 import socket
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -56,7 +55,7 @@ from csload.lake.store import ParquetStore, WorkDatabase, open_work
 from csload.lake.work import create_table
 from csload.load.ledger import SCHEMA_VERSION
 from csload.load.sqltext import quote_ident
-from csload.scratch import OwnFolder, remove_abandoned
+from csload.scratch import OwnFolder, fresh_folder
 
 log = logging.getLogger("csload.lake")
 # An upgrade's scratch folder (its work database), as a sync's (csload.lake.store).
@@ -82,9 +81,7 @@ def upgrade(root: str | Path, storage_options: Mapping[str, str] | None = None, 
     if finish_upgrade(lake):
         return True
     with lake.errors("create a scratch folder"):
-        parent = Path(tempfile.gettempdir() if scratch_dir is None else scratch_dir)
-        remove_abandoned(parent, UPGRADE_SCRATCH_PREFIX)   # killed upgrades' (csload.scratch)
-        scratch = OwnFolder.make(parent, UPGRADE_SCRATCH_PREFIX)
+        scratch = fresh_folder(scratch_dir, UPGRADE_SCRATCH_PREFIX)   # killed upgrades' go
     try:
         return upgrade_lake(lake, scratch, limits)
     finally:

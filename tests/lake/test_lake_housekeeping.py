@@ -47,14 +47,21 @@ def views_job(staged: list[StagedRun]) -> Job:
     return next(s.job for s in staged if s.job.scope == "views")
 
 
-async def test_the_settings_are_the_properties_and_the_vacuum_window(
-        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+async def synced(lake: Lake, settings: Settings, tmp_path: Path
+                 ) -> tuple[Path, list[StagedRun], list[int]]:
+    """Every run of the simulator staged (in tmp_path/parts) and applied to the new lake:
+    the parts' folder, the staged runs and their ids."""
     folder = tmp_path / "parts"
     folder.mkdir()
     staged = await stage_runs(settings, folder)
-    run_ids = [s.run.run_id for s in staged]
     with lake.open() as store:
         store.apply(staged)
+    return folder, staged, [s.run.run_id for s in staged]
+
+
+async def test_the_settings_are_the_properties_and_the_vacuum_window(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    folder, staged, run_ids = await synced(lake, settings, tmp_path)
     for table in TABLES:   # the defaults: 7 and 30 days
         assert properties(lake, table) == ("interval 604800 seconds", "interval 2592000 seconds")
 
@@ -149,12 +156,7 @@ async def test_a_vacuum_leaves_a_file_no_version_names_until_it_is_a_day_old(
     which may be another sync's, written and not yet committed (a lake has no lock). Before,
     a sync's close deleted it, and the other sync's commit named a file that was gone. Once a
     day old it is a crashed sync's leftover, and the vacuum deletes it."""
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    staged = await stage_runs(settings, folder)
-    run_ids = [s.run.run_id for s in staged]
-    with local_lake.open() as store:
-        store.apply(staged)
+    folder, staged, run_ids = await synced(local_lake, settings, tmp_path)
     root = Path(local_lake.root)
     some_file = root / next(f for f in local_lake.current_files() if f.startswith("views/"))
     pending = some_file.parent / "part-20261207T000000-0123456789ab-0.parquet"

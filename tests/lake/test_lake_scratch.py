@@ -40,7 +40,7 @@ store = target.open()
 staged = target.staging_dir() / "job-1120" / "run-1" / "part-00001.jsonl.gz"
 staged.parent.mkdir(parents=True)
 staged.write_bytes(b"staged by the first sync")
-print(staged, store._scratch, flush=True)
+print(staged, store.scratch_path, flush=True)
 time.sleep(600)
 """
 
@@ -89,7 +89,7 @@ def test_a_second_sync_of_the_lake_leaves_the_running_ones_files_alone(
         staged = first.staging_dir() / "job-1120" / "run-1" / "part-00001.jsonl.gz"
         staged.parent.mkdir(parents=True)
         staged.write_bytes(b"staged by the first sync")
-        work = store._scratch / "work.duckdb"   # type: ignore[attr-defined]
+        work = store.scratch_path / "work.duckdb"   # type: ignore[attr-defined]
         assert work.exists()
 
         report = csload.sync(settings, parquet=lake.root)   # the whole second sync
