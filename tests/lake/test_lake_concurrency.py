@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import threading
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from csload.errors import LakeConflict, StoreLockedError
 from csload.lake import recovery
 from csload.lake import store as lake_store
+from csload.lake.delta import WrittenFile, commit_files, open_table
+from csload.lake.fs import LakeFS
 from csload.lake.store import ParquetStore
 from tests.support.lakeutil import Lake
 from tests.support.partgen import Writer, job, run
@@ -129,6 +134,61 @@ def test_a_sync_recovering_from_a_stale_snapshot_never_removes_a_table_just_reco
     assert lake.connect().execute("SELECT url, count(*) FROM views GROUP BY 1").fetchall() == [
         ("first", 5)]
     assert lake.listed("views", "SELECT count(*) FROM t") == [(5,)]
+
+
+DAY_SCHEMA = pa.schema([("x", pa.int64()), ("date", pa.date32())])
+
+
+def commit_a_new_day_twice_at_once(lake: LakeFS, snapshots: list[DeltaTable | None]
+                                   ) -> list[str]:
+    """Two writers commit the same new day of table views, each from its snapshot, released
+    together: what each got ("committed" or "conflict")."""
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def commit(writer: int) -> None:
+        new = [WrittenFile(f"date=2026-11-21/part-{writer}.parquet", 10, "2026-11-21", 1)]
+        start.wait()
+        try:
+            commit_files(lake, "views", snapshots[writer], new, DAY_SCHEMA, replace={}, txn=2,
+                         txid=f"t{writer}", configuration={})
+            outcomes.append("committed")
+        except LakeConflict:
+            outcomes.append("conflict")
+
+    writers = [threading.Thread(target=commit, args=(w,)) for w in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    return sorted(outcomes)
+
+
+@pytest.mark.parametrize("table", ["new", "existing"])
+def test_two_commits_racing_for_one_version_let_one_through(
+        tmp_path: Path, table: str) -> None:
+    """Two syncs commit the same new day of a table (a new table: both create it) from the
+    same snapshot, at the same moment, ten times. One commit goes in, the other fails with
+    LakeConflict, every time. Before: deltalake retried a losing create at the next version,
+    a second CREATE TABLE on top of the winner's (29 of 30 racing creates), and a ledger that
+    recorded that version counted the day's rows twice. (Two appends were already caught: a
+    batch's commits carry the same application transaction.)"""
+    for trial in range(10):
+        lake = LakeFS.open(str(tmp_path / f"lake-{trial}"))
+        lake.ensure_root()
+        snapshots: list[DeltaTable | None] = [None, None]
+        if table == "existing":
+            commit_files(lake, "views", None,
+                         [WrittenFile("date=2026-11-20/a.parquet", 10, "2026-11-20", 1)],
+                         DAY_SCHEMA, replace={}, txn=1, txid="t0", configuration={})
+            snapshots = [open_table(lake, "views") for _ in range(2)]
+
+        assert commit_a_new_day_twice_at_once(lake, snapshots) == ["committed", "conflict"]
+
+        latest = open_table(lake, "views")
+        assert latest is not None
+        assert latest.version() == (0 if table == "new" else 1), trial
+        assert len([f for f in latest.file_uris() if "2026-11-21" in f]) == 1, trial
 
 
 def test_readers_never_see_a_half_replaced_day(lake: Lake, writer: Writer) -> None:
