@@ -44,7 +44,6 @@ from csload.redact import redact_options
 from csload.scratch import OwnFolder, fresh_folder
 from csload.staging import (
     STAGING_CHOICE,
-    SYNC_FOLDER_PREFIX,
     make_private_folder,
     os_reason,
     own_folder_in,
@@ -121,8 +120,10 @@ class Target:
     storage_options: Mapping[str, str] = field(default_factory=dict)
     staging_root: Path | None = None
     # A lake sync's own staging folder (csload.scratch), once the target is open: a name no
-    # one can guess, held by this process until `release_staging`.
-    _made: list[OwnFolder] = field(default_factory=list, init=False, repr=False, compare=False)
+    # one can guess, held by this process until `release_staging`; with the lake's staging
+    # folder it was made in, removed too once empty (None: made in the temporary folder).
+    _made: list[tuple[OwnFolder, Path | None]] = field(default_factory=list, init=False,
+                                                       repr=False, compare=False)
 
     def __repr__(self) -> str:
         # The storage options may hold the S3 secret key and session token.
@@ -172,7 +173,7 @@ class Target:
         a chosen root, `<this path>-<random>` beside it in the temporary folder (whose
         guessable name is never used itself). Before `open`, this path."""
         if self._made:
-            return self._made[0].path
+            return self._made[0][0].path
         in_object_storage = False
         if self.parquet is not None:
             # Only for a lake: csload.lake imports pyarrow, which a database sync never needs.
@@ -255,9 +256,9 @@ class Target:
                   and not self.local_lake_staging())
         try:
             if in_tmp:
-                self._made[:] = [fresh_folder(staging.parent, f"{staging.name}-")]
+                self._made[:] = [(fresh_folder(staging.parent, f"{staging.name}-"), None)]
             elif self.parquet is not None:
-                self._made[:] = [own_folder_in(staging)]
+                self._made[:] = [(own_folder_in(staging), staging)]
             else:
                 make_private_folder(staging)
                 probe_writable(staging)
@@ -274,10 +275,9 @@ class Target:
         """Remove a lake sync's own staging folder and let go of it, and the folder it was
         made in if no other sync stages there (not a link: the user put it there). Nothing
         for a database's, which its sync removes."""
-        for own in self._made:
+        for own, shared in self._made:
             own.remove()
-            shared = own.path.parent
-            if own.path.name.startswith(SYNC_FOLDER_PREFIX) and not shared.is_symlink():
+            if shared is not None and not shared.is_symlink():
                 with contextlib.suppress(OSError):   # not empty: another sync stages there
                     shared.rmdir()
         self._made.clear()

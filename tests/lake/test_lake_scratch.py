@@ -28,6 +28,7 @@ from csload.target import Target
 from tests.support.children import child_environ
 from tests.support.lakekit import compare_lake, downloads_dir
 from tests.support.lakeutil import Lake
+from tests.support.other_user import OTHER_UID
 from tests.support.simenv import sim_child_env
 from tests.support.syncref import successful_runs
 
@@ -133,7 +134,6 @@ def test_the_next_sync_removes_a_killed_syncs_folders_and_not_a_running_ones(
         assert not any(killed.scratch.name == name for name in left)
 
 
-OTHER_UID = 4242   # no such user: "someone else" (the tests run as root)
 
 
 def test_a_lakes_staging_folder_of_another_user_is_refused(

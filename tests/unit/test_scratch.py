@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from csload.scratch import OwnFolder, remove_abandoned
+from tests.support.other_user import OTHER_UID
 
-OTHER_UID = 4242   # no such user: "someone else" (the tests run as root)
 HOLDER = """
 import sys, time
 from pathlib import Path

@@ -29,11 +29,11 @@ from csload.load.sqltext import quote_ident
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import ServerHandle, Simulator
 from csload.target import Target
+from tests.support.other_user import OTHER_UID
 
 if TYPE_CHECKING:
     from tests.support.s3server import S3Server
 
-OTHER_UID = 4242   # no such user: "someone else"
 SESSIONS_JOB = 1120
 
 
