@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -168,27 +168,33 @@ def error_json(message: str, kind: str, code: int) -> dict[str, Any]:
 
 
 def print_json_error(message: str, kind: str, code: int,
-                     ctx: click.Context | None = None) -> None:
-    """With --json, the error as a JSON object on stdout (`error_json`), for the scheduler
-    that reads stdout; unless the command printed its JSON document already (`doctor --json
-    --save` failing to save): stdout stays one document."""
+                     ctx: click.Context | None = None,
+                     extra: Mapping[str, Any] | None = None) -> None:
+    """With --json, the error as a JSON object on stdout (`error_json`, and `extra`'s keys
+    beside its "error"), for the scheduler that reads stdout; unless the command printed its
+    JSON document already (`doctor --json --save` failing to save): stdout stays one
+    document."""
     ctx = ctx or click.get_current_context(silent=True)
     if ctx is not None and json_wanted(ctx) and not ctx.meta.get(PRINTED_JSON_KEY):
-        print_json(error_json(message, kind, code))
+        print_json({**error_json(message, kind, code), **(extra or {})})
 
 
-def fail(error: str | BaseException, code: int = EXIT_FAILED, *, kind: str | None = None
-         ) -> NoReturn:
-    """The one place a command fails: the message on stderr (one line, `error: ...`), and
-    with --json also a JSON error object on stdout; then exit `code`. `kind` is the
-    exception's class name: `error`'s when it is one, else the exception being handled
-    (`fail(str(exc))` inside `except`), else `Error`."""
+def fail(error: str | BaseException, code: int = EXIT_FAILED, *, kind: str | None = None,
+         then: str | None = None, extra_json: Mapping[str, Any] | None = None) -> NoReturn:
+    """The one place a command fails: the message on stderr (one line, `error: ...`, and
+    the line `then` after it), and with --json also a JSON error object on stdout (with
+    `extra_json`'s keys); then exit `code`. `kind` is the exception's class name: `error`'s
+    when it is one, else the exception being handled (`fail(str(exc))` inside `except`),
+    else `Error`."""
     if kind is None:
         handled = error if isinstance(error, BaseException) else sys.exc_info()[1]
         kind = type(handled).__name__ if handled is not None else "Error"
     message = scrub(error)
-    print_json_error(message, kind, code)
-    console("stderr").print(labelled("error:", "bold red", f" {message}"))
+    print_json_error(message, kind, code, extra=extra_json)
+    stderr = console("stderr")
+    stderr.print(labelled("error:", "bold red", f" {message}"))
+    if then is not None:
+        stderr.print(then)
     sys.exit(code)
 
 

@@ -100,8 +100,7 @@ class CommittedRuns:
     def rows(self) -> int:
         return sum(rows for _job, _run, rows in self.loaded)
 
-    def summary(self, stop: Interrupted, command: str) -> str:
-        """One line: what was committed before the stop, and what to run next."""
+    def _what(self) -> str:
         runs = len(self.loaded)
         if runs:
             what = (f"{runs} run{'s' if runs > 1 else ''} loaded and committed "
@@ -111,12 +110,34 @@ class CommittedRuns:
         if self.recorded:
             what += (f", {self.recorded} failed or expired run"
                      f"{'s' if self.recorded > 1 else ''} recorded")
-        return (f"interrupted by {stop.name}: {what}; nothing else was written and the "
-                f"unfinished downloads were removed. Run `{command}` again: it loads exactly "
-                "the rest")
+        return what
 
-    def to_json(self, stop: Interrupted) -> dict[str, object]:
-        return {"interrupted": stop.name, "exitCode": stop.exit_code,
-                "runsLoaded": len(self.loaded), "rows": self.rows,
+    def summary(self, stop: Interrupted, command: str) -> str:
+        """One line: what was committed before the stop, and what to run next."""
+        return (f"interrupted by {stop.name}: {self._what()}; nothing else was written and "
+                f"the unfinished downloads were removed. Run `{command}` again: it loads "
+                "exactly the rest")
+
+    def after_error(self, command: str) -> str | None:
+        """For a command stopped by an error once it had committed runs (a lake's
+        LakeConflict or a full disk in a later batch): one line saying those stay. None
+        when it had committed nothing (the error line says it all)."""
+        if not self.loaded and not self.recorded:
+            return None
+        return (f"before the error: {self._what()}; those stay, nothing else was written. "
+                f"Run `{command}` again once the error is fixed: it loads exactly the rest")
+
+    def _runs_json(self) -> dict[str, object]:
+        return {"runsLoaded": len(self.loaded), "rows": self.rows,
                 "runs": [{"jobId": job, "runId": run, "rows": rows}
                          for job, run, rows in self.loaded]}
+
+    def to_json(self, stop: Interrupted) -> dict[str, object]:
+        return {"interrupted": stop.name, "exitCode": stop.exit_code, **self._runs_json()}
+
+    def error_json(self) -> dict[str, object] | None:
+        """What the JSON error object of a command stopped by an error adds: the runs it
+        committed before it (None when it committed nothing)."""
+        if not self.loaded and not self.recorded:
+            return None
+        return {**self._runs_json(), "runsRecorded": self.recorded}
