@@ -124,8 +124,9 @@ class CommittedRuns:
         when it had committed nothing (the error line says it all)."""
         if not self.loaded and not self.recorded:
             return None
-        return (f"before the error: {self._what()}; those stay, nothing else was written. "
-                f"Run `{command}` again once the error is fixed: it loads exactly the rest")
+        return (f"before the error: {self._what()}; those stay, and nothing of the failed "
+                f"batch counts. Run `{command}` again once the error is fixed: it loads exactly "
+                "the rest")
 
     def _runs_json(self) -> dict[str, object]:
         return {"runsLoaded": len(self.loaded), "rows": self.rows,
