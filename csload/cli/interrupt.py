@@ -100,6 +100,11 @@ class CommittedRuns:
     def rows(self) -> int:
         return sum(rows for _job, _run, rows in self.loaded)
 
+    @property
+    def nothing(self) -> bool:
+        """Whether the command committed nothing (no run loaded, none recorded)."""
+        return not self.loaded and not self.recorded
+
     def _what(self) -> str:
         runs = len(self.loaded)
         if runs:
@@ -122,7 +127,7 @@ class CommittedRuns:
         """For a command stopped by an error once it had committed runs (a lake's
         LakeConflict or a full disk in a later batch): one line saying those stay. None
         when it had committed nothing (the error line says it all)."""
-        if not self.loaded and not self.recorded:
+        if self.nothing:
             return None
         return (f"before the error: {self._what()}; those stay, and nothing of the failed "
                 f"batch counts. Run `{command}` again once the error is fixed: it loads exactly "
@@ -139,6 +144,6 @@ class CommittedRuns:
     def error_json(self) -> dict[str, object] | None:
         """What the JSON error object of a command stopped by an error adds: the runs it
         committed before it (None when it committed nothing)."""
-        if not self.loaded and not self.recorded:
+        if self.nothing:
             return None
         return {**self._runs_json(), "runsRecorded": self.recorded}

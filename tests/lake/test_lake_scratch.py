@@ -29,7 +29,7 @@ from tests.support.children import child_environ
 from tests.support.lakekit import compare_lake, downloads_dir
 from tests.support.lakeutil import Lake
 from tests.support.other_user import OTHER_UID
-from tests.support.simenv import sim_child_env
+from tests.support.simenv import sim_child_env, sim_settings
 from tests.support.syncref import successful_runs
 
 # A sync that has opened the lake and staged a part, then waits (until killed).
@@ -67,9 +67,7 @@ class OpenSync:
 @pytest.fixture
 def settings(simulator: Simulator, sim_thread: ServerHandle) -> csload.Settings:
     """The simulator served from a thread: these tests call the blocking `csload.sync`."""
-    client_id, client_secret, project_id = simulator.credentials
-    return csload.Settings(client_id=client_id, client_secret=client_secret,
-                           project_id=project_id, auth_url=sim_thread.base_url)
+    return sim_settings(simulator, sim_thread.base_url)
 
 
 @pytest.fixture
@@ -132,8 +130,6 @@ def test_the_next_sync_removes_a_killed_syncs_folders_and_not_a_running_ones(
     if stage is not None:   # the chosen folder holds nothing else of the killed sync's
         left = {p.name for p in stage.iterdir()}
         assert not any(killed.scratch.name == name for name in left)
-
-
 
 
 def test_a_lakes_staging_folder_of_another_user_is_refused(
