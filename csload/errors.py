@@ -38,10 +38,18 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from csload.api.jobspec import Problem
+    from csload.pipeline.report import SyncReport
 
 
 class CsloadError(Exception):
-    """Root of every csload error."""
+    """Root of every csload error.
+
+    `report`: when `csload.sync` raises it after it had committed runs (a lake's later batch
+    meeting LakeConflict, a full disk), the sync's report up to the error. Those runs stay in
+    the target, and the next sync loads exactly the rest. None otherwise.
+    """
+
+    report: SyncReport | None = None
 
 
 class ConfigError(CsloadError):

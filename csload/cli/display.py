@@ -183,7 +183,7 @@ class SyncDisplay(EventDisplay):
                 phase = "downloading" if more else "finishing"
                 phase_changed, self.phase = phase != self.phase, phase
             self._log_run(event)
-        elif kind is EventKind.MESSAGE and event.message:
+        elif kind in (EventKind.MESSAGE, EventKind.RUN_SOURCE_FAILED) and event.message:
             self._line(logging.INFO, f"note: {event.message}", on_terminal=True)
         if self.progress is not None and self.task is not None:
             # A new phase is drawn at once (else at the next tick, a tenth of a second on).

@@ -18,7 +18,7 @@ from typing import TypeVar
 import anyio
 from anyio.abc import TaskStatus
 
-from csload.pipeline.report import EventKind, SyncEvent
+from csload.pipeline.report import EventKind, SyncEvent, SyncReport
 
 T = TypeVar("T")
 
@@ -83,18 +83,33 @@ async def until_signal(main: Callable[[], Awaitable[T]],
 
 
 class CommittedRuns:
-    """An event sink that counts what a sync committed, from the events of its writer: a
-    RUN_LOADED event is emitted once the run's transaction has committed."""
+    """What a sync committed before it stopped. As an event sink, it counts it from the
+    events of its writer (a RUN_LOADED event is emitted once the run's transaction has
+    committed): a signal stops the sync with no report. `of(report)` reads it from the report
+    an error carries (CsloadError.report)."""
 
     def __init__(self) -> None:
         self.loaded: list[tuple[int, int, int]] = []   # (job id, run id, rows)
-        self.recorded = 0   # failed or expired runs written to the ledger
+        # Failed or expired runs written to the ledger, and runs that FAILED at Contentsquare
+        # (recorded as gaps at the start of a sync).
+        self.recorded = 0
 
     def __call__(self, event: SyncEvent) -> None:
         if event.kind is EventKind.RUN_LOADED:
             self.loaded.append((event.job_id or 0, event.run_id or 0, event.rows))
-        elif event.kind in (EventKind.RUN_FAILED, EventKind.RUN_EXPIRED):
+        elif event.kind in (EventKind.RUN_FAILED, EventKind.RUN_EXPIRED,
+                            EventKind.RUN_SOURCE_FAILED):
             self.recorded += 1
+
+    @classmethod
+    def of(cls, report: SyncReport | None) -> CommittedRuns:
+        """What `report` (a sync's up to an error; None: nothing committed) holds: every
+        outcome in it was committed, loaded or recorded."""
+        committed = cls()
+        if report is not None:
+            committed.loaded = [(r.job_id, r.run_id, r.rows) for r in report.loaded]
+            committed.recorded = len(report.final()) - len(committed.loaded)
+        return committed
 
     @property
     def rows(self) -> int:

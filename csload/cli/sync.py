@@ -112,7 +112,8 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
     except CsloadError as exc:
         # Exit 1 all the same, but a later batch's error (LakeConflict, a full disk) does not
         # hide the runs committed before it: they are in the target and stay.
-        fail(exc, then=committed.after_error("csload sync"), extra_json=committed.error_json())
+        before = CommittedRuns.of(exc.report)
+        fail(exc, then=before.after_error("csload sync"), extra_json=before.error_json())
     except (Interrupted, KeyboardInterrupt) as exc:
         # KeyboardInterrupt: a Ctrl-C before the signals were taken over (or after).
         stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)

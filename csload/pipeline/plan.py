@@ -60,7 +60,8 @@ async def record_source_failures(store: Store, planned: Plan, report: SyncReport
                              window_start=run.start_date, window_end=run.end_date,
                              message=SOURCE_FAILED_MESSAGE)
         report.runs.append(outcome)
-        on_event(SyncEvent(kind=EventKind.MESSAGE, job_id=run.job_id, run_id=run.run_id,
+        on_event(SyncEvent(kind=EventKind.RUN_SOURCE_FAILED, job_id=run.job_id,
+                           run_id=run.run_id,
                            message=(f"job {run.job_id}, run {run.run_id} "
                                     f"({window_label(run.start_date, run.end_date)}): "
                                     f"{SOURCE_FAILED_MESSAGE}")))

@@ -230,6 +230,9 @@ class EventKind(enum.StrEnum):
     RUN_LOADED = "run_loaded"        # rows
     RUN_FAILED = "run_failed"
     RUN_EXPIRED = "run_expired"
+    # A run that FAILED at Contentsquare, now recorded in the ledger (committed) as a gap;
+    # message: what happened. Not a run of the plan: it had nothing to load.
+    RUN_SOURCE_FAILED = "run_source_failed"
     MESSAGE = "message"              # a plain line worth showing (a skipped job, ...)
 
 

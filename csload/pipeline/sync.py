@@ -132,6 +132,10 @@ async def sync_async(
     up to that long, then fail with StoreLockedError as at once. `staging_dir` (default
     `settings.staging_dir`): an existing folder for the downloads, which csload stages in a
     subfolder of its own; else beside the database, or in the lake (csload.target).
+
+    A CsloadError raised after runs were committed (a lake's later batch meeting
+    LakeConflict, a full disk) carries the report up to it as `error.report`: those runs stay,
+    and the next sync loads exactly the rest.
     """
     if settings is None:
         settings = load_settings()
@@ -188,6 +192,13 @@ async def sync_async(
                 await _load(client, store, plan, tables, settings, target.staging_dir(),
                             report, on_event)
                 await name_custom_vars(client, store, plan, report)
+    except CsloadError as exc:
+        # The runs committed before the error are in the target and stay: the caller is told
+        # which (the CLI's line after the error says it from this).
+        if not dry_run and report.runs and exc.report is None:
+            report.finished_at = _now()
+            exc.report = report
+        raise
     finally:
         if store is not None:
             with anyio.CancelScope(shield=True):
@@ -432,6 +443,7 @@ def _event_of(outcome: RunOutcome) -> SyncEvent:
         RunStatus.LOADED: EventKind.RUN_LOADED,
         RunStatus.FAILED: EventKind.RUN_FAILED,
         RunStatus.EXPIRED: EventKind.RUN_EXPIRED,
+        RunStatus.SOURCE_FAILED: EventKind.RUN_SOURCE_FAILED,
     }.get(outcome.status, EventKind.MESSAGE)
     return SyncEvent(kind=kind, job_id=outcome.job_id, run_id=outcome.run_id,
                      rows=outcome.rows, bytes=outcome.bytes, message=outcome.message)

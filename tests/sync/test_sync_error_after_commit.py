@@ -4,7 +4,8 @@ A lake sync commits each batch (one table's runs) on its own; a later batch can 
 second writer's commit in between: LakeConflict; a full disk). The runs committed before it
 are in the lake and stay, and the next sync loads exactly the rest. The error line alone (exit
 1, "failed before loading anything" in the README until 2026-12-07) hid them: now a line after
-it, and the JSON error object, name them.
+it, and the JSON error object, name them; from Python, the error carries the report up to it
+(`CsloadError.report`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+import csload
+from csload.cli.interrupt import CommittedRuns
+from csload.config import Settings
+from csload.errors import CsloadError, LakeConflict
 from csload.lake.store import ParquetStore
+from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from tests.support.lakekit import compare_lake
-from tests.support.syncref import successful_runs
+from tests.support.syncref import LEGACY_JOB, successful_runs
 
 
 class SecondBatchLoses:
@@ -96,9 +102,58 @@ def test_the_runs_committed_before_the_error_are_named_and_stay(
     compare_lake(root, simulator, sorted(committed | loaded)).assert_exact()
 
 
+def test_the_library_error_carries_the_report_of_what_was_committed(
+        simulator: Simulator, settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "lake"
+    conflict = SecondBatchLoses(monkeypatch)
+    conflict.arm()
+    with pytest.raises(LakeConflict) as raised:
+        csload.sync(settings, parquet=root)
+    report = raised.value.report
+    assert report is not None
+    committed = {r.run_id for r in report.loaded}
+    assert committed and committed == lake_loaded_runs(root)
+    assert report.rows == sum(r.rows for r in report.loaded) > 0
+    compare_lake(root, simulator, sorted(committed)).assert_exact()
+    assert committed < set(successful_runs(simulator))
+    # An error before anything was committed carries none.
+    with pytest.raises(CsloadError) as early:
+        csload.sync(settings, parquet="/proc/csload-lake")
+    assert early.value.report is None
+
+
 def test_an_error_before_anything_is_committed_says_nothing_more(
         cli: Callable[..., Result], tmp_path: Path) -> None:
     failed = cli("sync", "--parquet", "/proc/csload-lake", "--json")
     assert failed.exit_code == 1, failed.output
     assert set(json.loads(failed.stdout)) == {"error"}
     assert "before the error" not in failed.stderr
+
+
+def test_runs_that_failed_at_contentsquare_count_among_the_runs_recorded(
+        simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    # They are written to the ledger (committed) at the start of a sync, before any batch: a
+    # later error or a Ctrl-C leaves them recorded, so the summary counts them. Until
+    # 2026-12-07 their events were plain MESSAGE events, and "N failed or expired runs
+    # recorded" left them out.
+    source_failed = sorted(r.run_id for r in simulator.runs(LEGACY_JOB)
+                           if simulator.run_state(r.run_id) == "FAILURE")
+    assert source_failed
+    committed = CommittedRuns()
+    events: list[SyncEvent] = []
+
+    def on_event(event: SyncEvent) -> None:
+        committed(event)
+        events.append(event)
+
+    report = csload.sync(settings, parquet=tmp_path / "lake", on_event=on_event)
+
+    assert sorted(e.run_id or 0 for e in events
+                  if e.kind is EventKind.RUN_SOURCE_FAILED) == source_failed
+    assert [r.run_id for r in report.source_failed] == source_failed
+    recorded = len(report.failed) + len(report.expired) + len(source_failed)
+    assert committed.recorded == recorded
+    line = committed.after_error("csload sync") or ""
+    plural = "s" if recorded > 1 else ""
+    assert f", {recorded} failed or expired run{plural} recorded;" in line, line
