@@ -165,18 +165,21 @@ def test_a_lakes_staging_folder_others_can_write_is_made_theirs_no_more(
 
 
 def test_three_syncs_of_one_lake_started_together_lose_and_duplicate_nothing(
-        local_lake: Lake, settings: csload.Settings, simulator: Simulator,
+        lake: Lake, settings: csload.Settings, simulator: Simulator,
         sim_thread: ServerHandle, tmp_path: Path) -> None:
     """What an overlapping cron does, as it does it: `csload sync --parquet` three times at
-    once, three rounds. Whatever the interleaving, each either loads or stops with
-    LakeConflict (never a damaged lake, a failed run or a lost download), and one more sync
-    leaves the lake exactly the simulator's truth."""
-    env = child_environ(sim_child_env(simulator, sim_thread.base_url))
+    once, three rounds, on a local folder and on the S3 server (its conditional writes). Whatever
+    the interleaving, each either loads or stops with LakeConflict (never a damaged lake, a
+    failed run or a lost download), and one more sync leaves the lake exactly the simulator's
+    truth."""
+    env = child_environ({**sim_child_env(simulator, sim_thread.base_url),
+                         **aws_variables(lake.options)})
+    settings = dataclasses.replace(settings, lake=lake.options or {})
     everything = successful_runs(simulator)
     for round_ in range(3):
-        root = tmp_path / f"lake-{round_}"
-        syncs = [subprocess.Popen([sys.executable, "-m", "csload", "sync", "--parquet",
-                                   str(root)], env=env, cwd=tmp_path, text=True,
+        root = f"{lake.root}-{round_}"
+        syncs = [subprocess.Popen([sys.executable, "-m", "csload", "sync", "--parquet", root],
+                                  env=env, cwd=tmp_path, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for _ in range(3)]
         done = [(sync.wait(timeout=300), *sync.communicate()) for sync in syncs]
@@ -186,7 +189,18 @@ def test_three_syncs_of_one_lake_started_together_lose_and_duplicate_nothing(
             assert "Traceback" not in err and "damaged" not in err and "failed:" not in out
         assert any(code == 0 for code, _, _ in done), done
 
-        report = csload.sync(settings, parquet=str(root))
+        report = csload.sync(settings, parquet=root)
         assert report.exit_code == 0, [r.message for r in report.failed]
-        compare_lake(root, simulator, everything).assert_exact()
-        assert not downloads_dir(root).exists()
+        compare_lake(root, simulator, everything, options=lake.options).assert_exact()
+        if lake.kind == "local":
+            assert not downloads_dir(Path(root)).exists()
+
+
+def aws_variables(options: dict[str, str] | None) -> dict[str, str]:
+    """The AWS variables a `csload` process reads an S3 lake's storage options from (none for
+    a local lake)."""
+    if not options:
+        return {}
+    return {"AWS_ENDPOINT_URL": options["endpoint_url"], "AWS_REGION": options["region"],
+            "AWS_ACCESS_KEY_ID": options["access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": options["secret_access_key"]}

@@ -11,6 +11,8 @@
                              relkit.compare for a lake: rows expected, loaded, lost, duplicated
                              and unexpected; `.assert_exact()` checks every column of every row,
                              through csload and (unless listing=False) through the Delta log.
+                             With `options` (a lake on the moto S3 server, its storage options),
+                             `root` is its s3:// URL.
     assert_lake_tidy(root)   nothing left over: no staging or download folder, every table at
                              the version its ledger records (or ahead of it by housekeeping
                              only), and (unless orphans=True) no data file that no commit of
@@ -52,14 +54,19 @@ from tests.support.syncref import assert_rows_equal, expected_tables
 
 Row = dict[str, Any]
 Expected = Mapping[str, tuple[set[str], list[Row]]]
+Options = Mapping[str, str] | None   # an S3 lake's storage options; None: a local folder
 
 
-def snapshot_of(root: Path) -> LakeSnapshot:
-    return read_snapshot(LakeFS.open(str(root)))
+def _open(root: Path | str, options: Options = None) -> LakeFS:
+    return LakeFS.open(str(root), dict(options) if options else None, env={})
 
 
-def lake_tables(root: Path) -> set[str]:
-    return set(snapshot_of(root).tables)
+def snapshot_of(root: Path | str, options: Options = None) -> LakeSnapshot:
+    return read_snapshot(_open(root, options))
+
+
+def lake_tables(root: Path | str, options: Options = None) -> set[str]:
+    return set(snapshot_of(root, options).tables)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[set[str], list[Row]]:
@@ -68,16 +75,18 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[set[str], list[Row]
     return set(names), [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
-def lake_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:
-    con = csload.connect(parquet=str(root))
+def lake_rows(root: Path | str, table: str, options: Options = None
+              ) -> tuple[set[str], list[Row]]:
+    con = csload.connect(parquet=str(root), storage_options=dict(options) if options else None)
     try:
         return _rows(con, f'SELECT * EXCLUDE (_loaded_at) FROM "{table}"')  # noqa: S608
     finally:
         con.close()
 
 
-def listed_rows(root: Path, table: str) -> tuple[set[str], list[Row]]:
-    lake = LakeFS.open(str(root))
+def listed_rows(root: Path | str, table: str, options: Options = None
+                ) -> tuple[set[str], list[Row]]:
+    lake = _open(root, options)
     delta = open_table(lake, table)
     assert delta is not None, table
     columns = [(n, t) for n, t in csload_columns(delta.schema(), table) if n != "_loaded_at"]
@@ -117,13 +126,15 @@ class LakeAccounting(Accounting):
     read through csload, so that assert_exact does not read it again."""
 
     read: dict[str, tuple[set[str], list[Row]]] = field(default_factory=dict)
+    root: str = ""            # the lake's root (`db` is it as a Path: a local lake's folder)
+    options: Options = None
 
     def assert_exact(self, listing: bool = True) -> None:
         """Every column of every row, through csload and (`listing`) as a Delta reader sees
         the tables' latest versions (leave that out right after a kill: a table may be ahead
         of its ledger until the next sync)."""
         assert (self.lost, self.duplicated, self.unexpected) == (0, 0, 0), self.fields()
-        root = self.db
+        root = self.root or self.db
         assert set(self.read) == set(self.expected), (sorted(self.read), sorted(self.expected))
         for table, (columns, rows) in self.expected.items():
             got_columns, got = self.read[table]
@@ -131,21 +142,22 @@ class LakeAccounting(Accounting):
             assert_rows_equal(got, rows, f"{table} (through csload)")
             if not listing:
                 continue
-            listed_columns, listed = listed_rows(root, table) if rows else (columns, [])
+            listed_columns, listed = (listed_rows(root, table, self.options) if rows
+                                      else (columns, []))
             assert listed_columns == columns, (table, sorted(listed_columns ^ columns))
             assert_rows_equal(listed, rows, f"{table} (through the Delta log)")
 
 
-def compare_lake(root: Path, sim: Any, run_ids: Sequence[int],
-                 expected: Expected | None = None) -> LakeAccounting:
+def compare_lake(root: Path | str, sim: Any, run_ids: Sequence[int],
+                 expected: Expected | None = None, options: Options = None) -> LakeAccounting:
     """Rows of the lake's current version against the reference of `run_ids`, counted."""
     if expected is None:
         expected = expected_tables(sim, run_ids)
-    acc = LakeAccounting(root, expected)
-    present = lake_tables(root)
+    acc = LakeAccounting(Path(root), expected, root=str(root), options=options)
+    present = lake_tables(root, options)
     for table in sorted(set(expected) | present):
         if table in present:
-            acc.read[table] = lake_rows(root, table)
+            acc.read[table] = lake_rows(root, table, options)
         acc.count(acc.read[table][1] if table in present else [], table)
     return acc
 
