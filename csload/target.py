@@ -230,7 +230,7 @@ class Target:
         store: Store
         self.check_writable()
         if self.parquet is not None:
-            from csload.lake.upgrade import open_store
+            from csload.lake_upgrade.convert import open_store
 
             # The lake's scratch (its work database's spill, S3 uploads) goes where the
             # downloads go when the user chose the place: a csload-lake-* folder of its own.

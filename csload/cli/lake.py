@@ -1,5 +1,5 @@
 """`csload lake upgrade ROOT`: a lake an older csload wrote, upgraded to Delta tables in place
-(csload.lake.upgrade; a sync does the same when it first opens such a lake)."""
+(csload.lake_upgrade; a sync does the same when it first opens such a lake)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def lake() -> None:
 def upgrade(root: str) -> None:
     """Upgrade the lake at ROOT (a folder, or s3://bucket/prefix) from the manifest format of
     an older csload to Delta tables; nothing to do for a lake that has none of it."""
-    from csload.lake.upgrade import upgrade as upgrade_lake
+    from csload.lake_upgrade.convert import upgrade as upgrade_lake
     from csload.target import Target
 
     try:

@@ -102,7 +102,7 @@ def recover(lake: LakeFS) -> LakeSnapshot:
     for _ in range(_ATTEMPTS):
         snapshot = read_snapshot(lake)
         if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
-            # Opened without csload.lake.upgrade.open_store (a sync's open upgrades it
+            # Opened without csload.lake_upgrade.convert.open_store (a sync's open upgrades it
             # first): a Delta ledger committed now would orphan the older data, which the
             # upgrade's finish would then delete.
             raise StoreError(

@@ -23,11 +23,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-import csload.lake.upgrade as upgrade_module
+import csload.lake_upgrade.convert as upgrade_module
 from csload.cli.lake import lake as lake_cli
 from csload.errors import StoreError, StoreLockedError
 from csload.lake.store import ParquetStore
-from csload.lake.upgrade import open_store, upgrade
+from csload.lake_upgrade.convert import open_store, upgrade
 from csload.load.sqltext import quote_ident
 from csload.target import Target
 from tests.support.lakeutil import Lake

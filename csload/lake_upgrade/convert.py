@@ -1,6 +1,6 @@
-"""Upgrading a lake an older csload wrote (the manifest format, csload.lake.legacy) to Delta
-tables, in place: `upgrade` (a sync's first open, through `open_store`, and
-`csload lake upgrade ROOT`).
+"""Upgrading a lake an older csload wrote (the manifest format, read by
+csload.lake_upgrade.older_format) to Delta tables, in place: `upgrade` (a sync's first open,
+through `open_store`, and `csload lake upgrade ROOT`).
 
 `upgrade_lake`, under the older csload's own lock (so neither a sync of it nor a second
 upgrade runs meanwhile):
@@ -9,8 +9,8 @@ upgrade runs meanwhile):
    those logs add; never a file of the older format, which may lie in the same folders);
 2. loads the current version's ledger snapshot into a work database (csload.lake.store), and
    each table's rows from that version's files, with the older columns (narrow integers
-   widened to BIGINT: csload.lake.legacy.column_type), checking the rows of every partition
-   and run against the manifest;
+   widened to BIGINT: older_format.column_type), checking the rows of every partition and
+   run against the manifest;
 3. publishes them the normal way (`ParquetStore._publish`): every partition rewritten into
    new files, one commit per table, then the ledger's commit, the commit point;
 4. removes the older format (`finish_upgrade`): the data files its records name, its
@@ -39,7 +39,6 @@ from deltalake import DeltaTable
 
 from csload.config import Limits
 from csload.errors import LakeConflict, StoreError, StoreLockedError
-from csload.lake import legacy
 from csload.lake.delta import open_table
 from csload.lake.fs import LakeFS
 from csload.lake.layout import (
@@ -53,6 +52,7 @@ from csload.lake.recovery import logged_files, table_folders
 from csload.lake.snapshot import LakeSnapshot, read_snapshot
 from csload.lake.store import ParquetStore, WorkDatabase, open_work
 from csload.lake.work import create_table
+from csload.lake_upgrade import older_format
 from csload.load.ledger import SCHEMA_VERSION
 from csload.load.sqltext import quote_ident
 from csload.scratch import OwnFolder, fresh_folder
@@ -76,7 +76,7 @@ def upgrade(root: str | Path, storage_options: Mapping[str, str] | None = None, 
     `limits`: the sync's."""
     lake = LakeFS.open(root, storage_options, env)
     lake.check_usable()
-    if not lake.exists(legacy.MANIFEST_DIR):
+    if not lake.exists(older_format.MANIFEST_DIR):
         return False
     if finish_upgrade(lake):
         return True
@@ -108,13 +108,13 @@ def upgrade_lake(lake: LakeFS, scratch: OwnFolder, limits: Limits | None = None)
     with _legacy_lock(lake) as lock:
         if _has_ledger(lake):   # another upgrade was committed meanwhile
             return False
-        manifest = legacy.read_current(lake)
+        manifest = older_format.read_current(lake)
         if manifest is None:
             # Only leftovers of an older sync that never published: nothing to carry over.
             _remove_legacy(lake)
             return False
-        _drop_unrecorded(lake, legacy.known_files(lake))
-        ledger = legacy.read_ledger(lake, manifest)
+        _drop_unrecorded(lake, older_format.known_files(lake))
+        ledger = older_format.read_ledger(lake, manifest)
         work = open_work(lake, LakeSnapshot(None), scratch.path, limits)
         try:
             import_ledger(work.con, lake, ledger)
@@ -136,7 +136,7 @@ def finish_upgrade(lake: LakeFS) -> bool:
     """Remove what is left of the older format once the lake has a Delta ledger (an upgrade
     was committed, then interrupted); True if there was anything. Its files are garbage then:
     the ledger names only the Delta tables' files, and those are never removed here."""
-    if not lake.exists(legacy.MANIFEST_DIR) or not _has_ledger(lake):
+    if not lake.exists(older_format.MANIFEST_DIR) or not _has_ledger(lake):
         return False
     _remove_legacy(lake)
     return True
@@ -197,14 +197,14 @@ def _check_schema_version(lake: LakeFS, con: duckdb.DuckDBPyConnection) -> None:
                          f"than this csload understands ({SCHEMA_VERSION}): upgrade csload")
 
 
-def _load_table(lake: LakeFS, work: WorkDatabase, manifest: legacy.LegacyManifest, name: str,
-                table: legacy.LegacyTable) -> None:
+def _load_table(lake: LakeFS, work: WorkDatabase, manifest: older_format.LegacyManifest,
+                name: str, table: older_format.LegacyTable) -> None:
     """Create the table in the work database with the older columns, insert the rows of the
     version's files, and mark every partition as read in (the publish rewrites them all)."""
     con = work.con
-    # Names and types are checked by csload.lake.legacy (a closed list of types).
+    # Names and types are checked by csload.lake_upgrade.older_format (a closed list of types).
     create_table(con, name, table.columns)
-    files = [legacy.current_file(lake, manifest, f) for f in table.files]
+    files = [older_format.current_file(lake, manifest, f) for f in table.files]
     select = ", ".join(f"CAST(s.{quote_ident(n)} AS {t}) AS {quote_ident(n)}"
                        for n, t in table.columns)
     try:
@@ -224,8 +224,8 @@ def _load_table(lake: LakeFS, work: WorkDatabase, manifest: legacy.LegacyManifes
     work.reads.loaded[name] = set(table.partitions)
 
 
-def _check_rows(lake: LakeFS, manifest: legacy.LegacyManifest, name: str,
-                table: legacy.LegacyTable, counts: list[tuple[Any, ...]]) -> None:
+def _check_rows(lake: LakeFS, manifest: older_format.LegacyManifest, name: str,
+                table: older_format.LegacyTable, counts: list[tuple[Any, ...]]) -> None:
     """The rows read must be the manifest's, partition by partition and run by run."""
     got: dict[tuple[str, int | None], int] = {}
     for day, run_id, rows in counts:
@@ -249,12 +249,12 @@ def _remove_legacy(lake: LakeFS) -> None:
     makes sure)."""
     snapshot = read_snapshot(lake)
     keep = {f for t in snapshot.tables.values() for f in t.files_of()}
-    files = sorted(legacy.known_files(lake) - keep)
+    files = sorted(older_format.known_files(lake) - keep)
     lake.delete_files(files)
-    for folder in legacy.OWN_FOLDERS:
+    for folder in older_format.OWN_FOLDERS:
         _delete_tree(lake, folder)
-    lake.delete_files(list(legacy.LOCKS))
-    _delete_tree(lake, legacy.MANIFEST_DIR)
+    lake.delete_files(list(older_format.LOCKS))
+    _delete_tree(lake, older_format.MANIFEST_DIR)
     log.info("lake %s: removed the older format (%s data files)", lake.root, len(files))
 
 
@@ -310,13 +310,13 @@ class _LegacyLock:
         elif not self.lake.local:
             current = self._read()
             if current is not None and current.get("owner") == self.owner:
-                self.lake.delete_files([legacy.LEASE_OBJECT])
+                self.lake.delete_files([older_format.LEASE_OBJECT])
 
     def _flock(self) -> None:
         # Here: fcntl is Unix only (local lakes need flock(2), as the older csload's did).
         import fcntl
 
-        path = self.lake.local_path(legacy.LOCK_FILE)
+        path = self.lake.local_path(older_format.LOCK_FILE)
         with self.lake.errors("open the older csload's lock"):
             fd = os.open(path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                          | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -328,7 +328,7 @@ class _LegacyLock:
         self._fd = fd
 
     def _read(self) -> dict[str, Any] | None:
-        data = self.lake.read_bytes(legacy.LEASE_OBJECT)
+        data = self.lake.read_bytes(older_format.LEASE_OBJECT)
         try:
             info = orjson.loads(data) if data else None
         except orjson.JSONDecodeError:
@@ -337,7 +337,7 @@ class _LegacyLock:
 
     def _write(self) -> None:
         now = datetime.now(UTC)
-        self.lake.write_bytes(legacy.LEASE_OBJECT, orjson.dumps({
+        self.lake.write_bytes(older_format.LEASE_OBJECT, orjson.dumps({
             "host": socket.gethostname(), "pid": os.getpid(), "boot_id": _boot_id(),
             "owner": self.owner,
             "since": now.isoformat(timespec="seconds"),

@@ -1,5 +1,5 @@
 """Reading a lake an older csload wrote (the manifest format, before its tables were Delta
-tables), for csload.lake.upgrade. Read-only: nothing here writes or deletes.
+tables), for csload.lake_upgrade.convert. Read-only: nothing here writes or deletes.
 
 That format (one JSON manifest per published version, the highest current):
 
@@ -60,7 +60,7 @@ MANIFEST_DIR = LEGACY_MANIFEST_DIR
 LEDGER_DIR = "_csload/ledger"
 TXN_DIR = "_csload/txn"
 LOCK_FILE = "_csload/lock"          # local: held with flock(2) by a running sync
-LEASE_OBJECT = "_csload/lock.json"  # S3: a lease with an expiry (csload.lake.upgrade)
+LEASE_OBJECT = "_csload/lock.json"  # S3: a lease with an expiry (csload.lake_upgrade.convert)
 # Everything of the older format under _csload/, removed once a lake is upgraded.
 OWN_FOLDERS = (LEDGER_DIR, TXN_DIR, STAGING_DIR)
 LOCKS = (LOCK_FILE, LEASE_OBJECT)
