@@ -336,11 +336,20 @@ async def _load(
         on_event(SyncEvent(kind=EventKind.LOADING, table=batch[0].table, runs=len(batch),
                            parts=len(parts), bytes=sum(p.bytes for p in parts)))
 
+    async def write(items: list[_Ready]) -> list[tuple[_Ready, DamagedDownload]]:
+        """Write `items` (one table's runs) and report what committed; the damaged runs."""
+        loading(items)
+        try:
+            outcomes, damaged = await anyio.to_thread.run_sync(_write, store, items)
+        except _LoadedThenFailed as failure:
+            committed(failure.loaded)
+            raise failure.error from None
+        committed(outcomes)
+        return damaged
+
     async def apply(batch: list[_Ready]) -> None:
         """Write the batch; download damaged parts again and write their runs again."""
-        loading(batch)
-        outcomes, damaged = await anyio.to_thread.run_sync(_write, store, batch)
-        committed(outcomes)
+        damaged = await write(batch)
         # The first download of every part was one of its attempts.
         attempts = settings.retry.max_attempts - 1
         while damaged:
@@ -350,9 +359,7 @@ async def _load(
                 again = await download_again(damaged, attempts)
                 # A verified download is whole: a run found damaged again fails next round.
                 attempts = 0
-            loading(again)
-            more, damaged = await anyio.to_thread.run_sync(_write, store, again)
-            committed(more)
+            damaged = await write(again)
 
     async def produce() -> None:
         async with send, anyio.create_task_group() as group:
@@ -414,13 +421,29 @@ def _write(store: Store, batch: list[_Ready]
     # The ledger and the report say the same text for a run that failed or expired.
     failed = [(item, str(item.error)) for item in batch if item.error is not None]
     if failed:   # one transaction (a lake's commit) for the batch's failed and expired runs
-        store.record_unloaded([
-            UnloadedRun(item.job, item.run, "expired" if item.expired else "failed",
-                        message, item.table) for item, message in failed])
+        try:
+            store.record_unloaded([
+                UnloadedRun(item.job, item.run, "expired" if item.expired else "failed",
+                            message, item.table) for item, message in failed])
+        except CsloadError as exc:
+            # The batch's loaded runs committed before this: they stay, and the report (and
+            # the error's, CsloadError.report) must say so.
+            if outcomes:
+                raise _LoadedThenFailed(outcomes, exc) from exc
+            raise
     for item, message in failed:
         status = RunStatus.EXPIRED if item.expired else RunStatus.FAILED
         outcomes.append(_outcome(item, status, message=message))
     return outcomes, damaged
+
+
+class _LoadedThenFailed(Exception):
+    """From the writer thread: the batch's `loaded` runs committed, then recording its failed
+    or expired runs raised `error` (a second writer's commit in between, a full disk)."""
+
+    def __init__(self, loaded: list[RunOutcome], error: CsloadError) -> None:
+        super().__init__(str(error))
+        self.loaded, self.error = loaded, error
 
 
 def _outcome(item: _Ready, status: RunStatus, *, parts: int = 0, nbytes: int = 0,

@@ -10,6 +10,7 @@ it, and the JSON error object, name them; from Python, the error carries the rep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from csload.lake.store import ParquetStore
 from csload.pipeline.report import EventKind, SyncEvent
 from csload.simulator import Simulator
 from tests.support.lakekit import compare_lake
-from tests.support.syncref import LEGACY_JOB, successful_runs
+from tests.support.syncref import LEGACY_JOB, VIEWS_JOB, successful_runs
 
 
 class SecondBatchLoses:
@@ -121,6 +122,43 @@ def test_the_library_error_carries_the_report_of_what_was_committed(
     with pytest.raises(CsloadError) as early:
         csload.sync(settings, parquet="/proc/csload-lake")
     assert early.value.report is None
+
+
+def test_runs_a_batch_loaded_before_its_failed_runs_could_be_recorded_are_reported(
+        simulator: Simulator, settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch's loaded runs commit first, then its failed or expired runs are recorded in a
+    # commit of their own. When that one fails (here a real second writer commits in between:
+    # LakeConflict), the loaded runs are in the lake and stay: the error's report names them.
+    views = sorted(r for r in successful_runs(simulator)
+                   if simulator.run(r).job_id == VIEWS_JOB)
+    failing = views[-1]
+    faults = simulator.faults
+    faults.storage_fault_part, faults.storage_fault_part_kind = (failing, 1), "slowdown"
+    faults.storage_fault_part_next = 2   # both attempts: the run fails
+    record_unloaded = ParquetStore.record_unloaded
+
+    def another_writer_first(store: ParquetStore, runs: Any) -> Any:
+        if any(run.run.run_id == failing for run in runs):
+            with ParquetStore.open(store.root) as other:
+                other._publish()
+        return record_unloaded(store, runs)
+
+    monkeypatch.setattr(ParquetStore, "record_unloaded", another_writer_first)
+    root = tmp_path / "lake"
+    two_attempts = dataclasses.replace(
+        settings, retry=dataclasses.replace(settings.retry, max_attempts=2))
+
+    with pytest.raises(LakeConflict) as raised:
+        csload.sync(two_attempts, parquet=root)
+
+    report = raised.value.report
+    assert report is not None
+    committed = {r.run_id for r in report.loaded}
+    assert set(views[:-1]) <= committed   # the batch's loaded runs, before its failed one
+    assert failing not in committed
+    assert committed == lake_loaded_runs(root)
+    compare_lake(root, simulator, sorted(committed)).assert_exact()
 
 
 def test_an_error_before_anything_is_committed_says_nothing_more(
