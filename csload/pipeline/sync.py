@@ -341,8 +341,8 @@ async def _load(
         loading(items)
         try:
             outcomes, damaged = await anyio.to_thread.run_sync(_write, store, items)
-        except _LoadedThenFailed as failure:
-            committed(failure.loaded)
+        except _CommittedThenFailed as failure:
+            committed(failure.outcomes)
             raise failure.error from None
         committed(outcomes)
         return damaged
@@ -426,24 +426,23 @@ def _write(store: Store, batch: list[_Ready]
                 UnloadedRun(item.job, item.run, "expired" if item.expired else "failed",
                             message, item.table) for item, message in failed])
         except CsloadError as exc:
-            # The batch's loaded runs committed before this: they stay, and the report (and
-            # the error's, CsloadError.report) must say so.
-            if outcomes:
-                raise _LoadedThenFailed(outcomes, exc) from exc
-            raise
+            # The runs `store.apply` committed before this stay: the report (and the error's,
+            # CsloadError.report) must say so.
+            raise _CommittedThenFailed(outcomes, exc) from exc
     for item, message in failed:
         status = RunStatus.EXPIRED if item.expired else RunStatus.FAILED
         outcomes.append(_outcome(item, status, message=message))
     return outcomes, damaged
 
 
-class _LoadedThenFailed(Exception):
-    """From the writer thread: the batch's `loaded` runs committed, then recording its failed
-    or expired runs raised `error` (a second writer's commit in between, a full disk)."""
+class _CommittedThenFailed(Exception):
+    """From the writer thread: `store.apply` committed the batch's `outcomes` (its loaded
+    runs, and those whose load failed), then recording its failed or expired downloads raised
+    `error` (a second writer's commit in between, a full disk)."""
 
-    def __init__(self, loaded: list[RunOutcome], error: CsloadError) -> None:
+    def __init__(self, outcomes: list[RunOutcome], error: CsloadError) -> None:
         super().__init__(str(error))
-        self.loaded, self.error = loaded, error
+        self.outcomes, self.error = outcomes, error
 
 
 def _outcome(item: _Ready, status: RunStatus, *, parts: int = 0, nbytes: int = 0,
