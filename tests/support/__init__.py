@@ -7,6 +7,7 @@ Oracles (what csload's result is checked against, computed without csload's code
     supersede_oracle  the supersede rules in plain Python, and a scenario that exercises them
     exportfmt         an independent decoder of the export file formats
     hard_values       rows with the values hardest to load exactly
+    contract_codes    the contract's codes (section 8), typed in, not read from csload
 
 Writers and data:
     partgen           an independent writer of export part files
@@ -22,7 +23,7 @@ Servers, clients and time:
     simhttp           a raw HTTP client of the simulator
     s3server          moto's S3 server on 127.0.0.1
     proxy             a forwarding HTTP proxy, and the simulator over TLS
-    api_fakes         fakes shared by the API client's tests
+    api_fakes         fakes shared by the API client's tests, and their aioresponses helpers
     virtual_time      an event loop on virtual time; bfclock: the backfill tests' clock
 
 Suite kits: relkit, lakekit, targets (reliability), lakeutil (lake), doctorkit (doctor).

@@ -1,4 +1,9 @@
-"""Fakes shared by the API client's tests (a module, not conftest, so tests can import it)."""
+"""Fakes shared by the API client's tests (a module, not conftest, so tests can import it).
+
+Also what the aioresponses tests of the client (tests/api/test_api_client*.py) share: the
+token URL, a job as the API describes it, answer builders (`env`, `error`, `grant`), the API
+URL of a path (`api`) and the requests aioresponses recorded (`calls`, `all_calls`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,20 @@ import aiohttp
 import anyio
 import anyio.lowlevel
 from aiohttp import web
+from aioresponses import aioresponses
+from yarl import URL
 
 AUTH_URL = "https://auth.example.test"
 ENDPOINT = "https://api.eu.example.test"
 CLIENT_SECRET = "cs-secret-9f8e7d6c5b4a"
 ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjc2xvYWQifQ.dG9rZW4tc2lnbmF0dXJl"
+TOKEN_URL = f"{AUTH_URL}/v1/oauth/token"
+
+JOB = {"jobId": 1119, "name": "Daily sessions", "format": "JSONL", "scope": "sessions",
+       "frequency": {"value": "daily"}, "state": "ACTIVE", "deviceLabel": "all",
+       "segmentId": None, "fields": [{"fieldName": "session_id"},
+                                     {"fieldName": "user_id", "aliasName": "visitor"}],
+       "createdAt": "2026-11-01T09:12:00.000Z"}
 
 
 class FakeSleep:
@@ -135,3 +149,35 @@ async def dribbling_host(head: bytes, dribble: Iterable[int], interval: float = 
     finally:
         server.close()
         await server.wait_closed()
+
+
+# -- aioresponses helpers ------------------------------------------------------------------------
+
+
+def env(payload: Any) -> dict[str, Any]:
+    return {"success": True, "payload": payload}
+
+
+def api(path: str, **query: Any) -> str:
+    url = URL(f"{ENDPOINT}/v1{path}")
+    return str(url.with_query({k: str(v) for k, v in query.items()}) if query else url)
+
+
+def grant(m: aioresponses, *, token: str = ACCESS_TOKEN, endpoint: str = ENDPOINT,
+          expires_in: int = 3600, repeat: bool = False) -> None:
+    m.post(TOKEN_URL, repeat=repeat, payload={
+        "access_token": token, "token_type": "Bearer", "expires_in": expires_in,
+        "endpoint": endpoint, "scope": "data-export", "project_id": 42})
+
+
+def calls(m: aioresponses, method: str, url: str) -> list[Any]:
+    return m.requests.get((method, URL(url)), [])
+
+
+def all_calls(m: aioresponses) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, str(url), call.kwargs)
+            for (method, url), found in m.requests.items() for call in found]
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"success": False, "errorCode": code, "errorMessage": message}

@@ -7,8 +7,8 @@ a Parquet lake, and the project's custom variables recorded from the API's custo
 guide runs on both targets (the DuckDB-only ones on the file only) and must return rows; where
 the block has a checkable answer, `CHECKS` (keyed by the block's heading) compares it with the
 simulator's own truth (`Simulator.truth`), computed here in Python from the exported rows. The
-codes used to check decoded labels are the contract's (section 8), typed in here, not read
-from csload's schemas/codes.toml.
+codes used to check decoded labels are the contract's (section 8), typed in
+tests/support/contract_codes.py, not read from csload's schemas/codes.toml.
 """
 
 from __future__ import annotations
@@ -25,26 +25,19 @@ from typing import Any
 import anyio
 import duckdb
 import pytest
-from click.testing import CliRunner
 
 import csload
 from csload.api.client import ExportClient
-from csload.cli import main
-from csload.cli.demo import DEMO_QUERIES
 from csload.config import Settings
 from csload.load.lookups import record_custom_vars
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.variables import custom_var_definitions
+from tests.support.contract_codes import APP_EVENT_TYPES, DEVICES
 from tests.support.syncref import SIM_START, column_name, successful_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "queries.md"
 README = ROOT / "README.md"
-
-# Contract section 8.
-DEVICES = {-1: "all", 0: "unknown", 1: "desktop", 2: "mobile web", 3: "tablet web",
-           4: "mobile app", 5: "tablet app"}
-APP_EVENT_TYPES = {0: "start", 1: "show", 2: "hide"}
 
 Row = dict[str, Any]
 
@@ -454,55 +447,3 @@ def test_readme_query_runs(world: World, block: Block) -> None:
 def test_readme_has_sql_examples_and_links_the_guide() -> None:
     assert len(README_BLOCKS) >= 2
     assert "docs/queries.md" in README.read_text(encoding="utf-8")
-
-
-def test_demo_prints_each_query_above_its_answer(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    db = tmp_path / "demo.duckdb"
-    result = CliRunner().invoke(main, ["demo", "--db", str(db), "--days", "1"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    for title, sql in DEMO_QUERIES:
-        printed = out.find(sql.strip())
-        assert printed >= 0, f"the SQL of {title!r} is not printed"
-        # The answer's table (its title) comes after the SQL.
-        assert out.find(title, printed) > printed
-        assert " CASE " not in sql
-    assert "codes.device_types" in out
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        devices = {r[1] for r in con.execute(DEMO_QUERIES[0][1]).fetchall()}
-    finally:
-        con.close()
-    # Decoded by the lookup table: names, not codes.
-    assert devices and devices <= set(DEVICES.values())
-    assert any(name in out for name in devices)
-
-
-def test_comments_come_with_the_columns_and_a_later_sync_leaves_them(
-        settings: Settings, simulator: Simulator, db_path: Path) -> None:
-    assert csload.sync(settings, db=db_path).exit_code == 0
-    con = csload.connect(db_path)
-    try:
-        described = dict(con.execute(
-            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'views' "
-            "AND schema_name = 'main'").fetchall())
-        assert "desktop" in described["device_id"]
-        assert all(described[name] for name in ("_job_id", "_run_id", "_date", "_loaded_at"))
-        # An analyst documents a column their own way.
-        con.execute("COMMENT ON COLUMN views.device_id IS 'ours'")
-        days = con.execute("SELECT count(DISTINCT _date) FROM views").fetchone()
-    finally:
-        con.close()
-    simulator.advance_days(1)
-    report = csload.sync(settings, db=db_path)
-    assert report.exit_code == 0 and report.rows > 0
-    con = csload.connect(db_path, read_only=True)
-    try:
-        assert con.execute("SELECT comment FROM duckdb_columns() WHERE table_name = 'views' "
-                           "AND column_name = 'device_id'").fetchone() == ("ours",)
-        assert con.execute("SELECT count(DISTINCT _date) FROM views").fetchone() != days
-    finally:
-        con.close()
