@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime
@@ -36,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from deltalake import DeltaTable
+from harness.processes import CSLOAD, RESULTS, run_child
+from harness.simserver import Server
 
 from csload.lake.layout import LEDGER_TABLE_DIR
 
 HERE = Path(__file__).resolve()
-sys.path.insert(0, str(HERE.parent))
-
-from bench_sync import CSLOAD, RESULTS, Server, run_child  # noqa: E402
 
 
 def sync(server: Server, target: list[str], work: Path) -> dict[str, Any]:

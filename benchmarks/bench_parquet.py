@@ -5,10 +5,10 @@ parquet` of the same files into the same Hive layout.
     python benchmarks/bench_parquet.py --quick           # ~100 k pageviews (< 1 min)
     python benchmarks/bench_parquet.py --sizes 2000000 --repeat 5 --phases
 
-The data and the machinery are benchmarks/bench_sync.py's (imported from it): for each size a
-simulator process (`bench_sync.py --serve`) generates the daily runs of a `views` job (CSV) and
-a `sessions` job (JSONL), writes the exact gzip parts it serves to a local folder, and serves
-them. Generation is outside every timed section. Then, timed:
+The data and the machinery are bench_sync's (benchmarks/harness/): for each size a simulator
+process (`bench_sync.py --serve`, harness.simserver) generates the daily runs of a `views` job
+(CSV) and a `sessions` job (JSONL), writes the exact gzip parts it serves to a local folder,
+and serves them. Generation is outside every timed section. Then, timed:
 
 1. `csload sync --parquet ROOT --json` into a fresh local folder, in a subprocess: wall clock
    from spawn to exit (Python start-up included), the child's CPU seconds and peak RSS
@@ -43,14 +43,14 @@ them. Generation is outside every timed section. Then, timed:
 Results: a table on stdout and `benchmarks/results/bench_parquet-<date>[-quick].json`. The CPU
 ratio (whole csload process / whole baseline process) is the figure to trust when other work
 loads the machine; load average and CPU pressure (PSI) before and after each size are saved.
-`--phases` adds one more sync per size, instrumented in-process (bench_sync's Recorder), with
+`--phases` adds one more sync per size, instrumented in-process (harness.instrument), with
 the wall time and calling-thread CPU of each stage of the lake writer. A csload sync that fails
 (exit code not 0) is recorded as that size's `error`, and the next size is measured.
 
 `--patch NAME[=VALUE]` (repeatable; experiments only, results file `-patched`) runs the csload
-syncs through bench_sync's patched CLI (`bench_sync.py --patched-cli`, its PATCHES and
-PATCHES_WITH_VALUE, e.g. `memory-limit=1GB`, which also applies to the lake's work database);
-bench_sync's SQL_PATCHES apply to the COPY baseline too.
+syncs through bench_sync's patched CLI (`bench_sync.py --patched-cli`, harness.patches' PATCHES
+and PATCHES_WITH_VALUE, e.g. `memory-limit=1GB`, which also applies to the lake's work
+database); its SQL_PATCHES apply to the COPY baseline too.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -66,35 +65,58 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve()
-# Issue 18's target for the lake: `csload sync --parquet` at most 1.3x DuckDB's own COPY (the
-# DuckDB file target's is bench_sync's 1.25x, which this checked against before 2026-12-07).
-TARGET_RATIO = 1.3
-sys.path.insert(0, str(HERE.parent))
-
-import ab_patches  # noqa: E402
-import bench_sync  # noqa: E402
-from bench_sync import (  # noqa: E402
+import ab_patches
+from harness.baseline import (
+    BASELINE_TIMING,
+    baseline_cmd,
+    baseline_selects,
+    prepare_baseline,
+    write_plan,
+)
+from harness.instrument import Recorder, print_phases, run_instrumented
+from harness.lakes import (
+    baseline_counts,
+    csload_counts,
+    duplicate_keys,
+    lake_mb,
+    totals,
+)
+from harness.patches import PATCHES, PATCHES_WITH_VALUE, apply_patch
+from harness.processes import (
+    BENCH_SYNC,
     CSLOAD,
-    TARGET_NOOP_S,
-    TARGET_RSS_MB,
     Child,
-    Server,
     cpu_pressure,
-    file_rows,
-    fmt_list,
-    git_state,
     load_average,
     log,
     process_cpu,
     run_child,
     say,
 )
+from harness.simserver import Server, file_rows
+from harness.sizes import (
+    TARGET_NOOP_S,
+    TARGET_RSS_MB,
+    SizeResult,
+    apply_quick,
+    common_parser,
+    run_sizes,
+)
+from harness.summary import (
+    common_suffix,
+    memory_and_noop,
+    print_columns,
+    print_rounds,
+    print_verdicts,
+    results_path,
+    run_record,
+    save,
+)
 
-RESULTS = HERE.parent / "results"
-TABLES = ("sessions", "views")
-
-
+HERE = Path(__file__).resolve()
+# Issue 18's target for the lake: `csload sync --parquet` at most 1.3x DuckDB's own COPY (the
+# DuckDB file target's is bench_sync's 1.25x, which this checked against before 2026-12-07).
+TARGET_RATIO = 1.3
 # --- the baseline's SQL (--baseline-plan) --------------------------------------------------
 
 
@@ -109,14 +131,14 @@ def baseline_plan(args: argparse.Namespace) -> None:
     from csload.load.sqltext import quote_ident, sql_str
 
     statements = []
-    for sel in bench_sync.baseline_selects(args):
+    for sel in baseline_selects(args):
         date_col = next(c for c in sel.columns if c.name == sel.layout.date_column)
         date_expr = f"CAST(f.{quote_ident(date_col.source)} AS DATE)"
         statements.append((sel.scope, f"COPY (SELECT {sel.values}, {date_expr} AS "
                                       f"{quote_ident(PARTITION_COLUMN)} FROM {sel.source}) "
                                       f"TO {sql_str(sel.scope)} ({PARQUET_OPTIONS}, "
                                       "FILENAME_PATTERN 'part-{i}')"))
-    bench_sync.write_plan(args, statements)
+    write_plan(args, statements)
 
 
 # --- the instrumented sync (--instrumented-sync) ---------------------------------------------
@@ -124,9 +146,9 @@ def baseline_plan(args: argparse.Namespace) -> None:
 
 def instrumented_sync(args: argparse.Namespace) -> None:
     """`csload sync --parquet` in this process with timers around the lake writer's stages."""
-    recorder = bench_sync.Recorder()
+    recorder = Recorder()
     for spec in args.patch or ():
-        bench_sync.apply_patch(spec)
+        apply_patch(spec)
     from csload.lake import store as lake_store
     from csload.lake import work as lake_work
     from csload.load import duckdb as store_module
@@ -152,7 +174,7 @@ def instrumented_sync(args: argparse.Namespace) -> None:
     wrap(parquet, "_reset_tables", "    reset work tables")
     wrap(parquet, "_housekeeping", "close: vacuum")
     wrap(parquet, "close", "close")
-    say(bench_sync.run_instrumented(recorder, parquet=args.out))
+    say(run_instrumented(recorder, parquet=args.out))
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -165,7 +187,7 @@ class SyncFailed(RuntimeError):
 def sync_cmd(root: Path, patches: list[str]) -> list[str]:
     if patches:   # bench_sync's patched CLI (see its --patch)
         flags = [x for name in patches for x in ("--patch", name)]
-        return [sys.executable, str(bench_sync.HERE), "--patched-cli", *flags, "--", "sync",
+        return [sys.executable, str(BENCH_SYNC), "--patched-cli", *flags, "--", "sync",
                 "--parquet", str(root), "--json"]
     return [*CSLOAD, "sync", "--parquet", str(root), "--json"]
 
@@ -184,59 +206,8 @@ def lake_sync(root: Path, server: Server, patches: list[str], cwd: Path
     return child, report
 
 
-def csload_counts(root: Path) -> dict[str, dict[str, int]]:
-    """Rows per table and day of csload's lake, read through csload (its ledger's versions)."""
-    import csload
-
-    con = csload.connect(parquet=str(root))
-    try:
-        return {t: {str(day): int(n) for day, n in con.execute(
-                    f'SELECT _date, count(*) FROM "{t}" GROUP BY ALL').fetchall()}
-                for t in TABLES}
-    finally:
-        con.close()
-
-
-def baseline_counts(root: Path) -> dict[str, dict[str, int]]:
-    """Rows per table and day of the baseline's lake, as a folder-listing reader sees it."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        return {t: {str(day): int(n) for day, n in con.execute(
-                    f"SELECT date, count(*) FROM read_parquet('{root / t}/*/*.parquet', "
-                    "hive_partitioning = true) GROUP BY ALL").fetchall()}
-                for t in TABLES}
-    finally:
-        con.close()
-
-
-def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
-    return {t: sum(days.values()) for t, days in counts.items()}
-
-
-def duplicate_keys(root: Path) -> dict[str, int]:
-    import csload
-
-    con = csload.connect(parquet=str(root))
-    try:
-        found = {}
-        for table, key in (("views", "(session_id, view_number)"), ("sessions", "session_id")):
-            row = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM {table}").fetchone()
-            found[table] = int(row[0]) if row else -1
-        return found
-    finally:
-        con.close()
-
-
-def lake_mb(root: Path) -> float:
-    """Size of the tables' Parquet files (csload's `_csload/` ledger excluded)."""
-    return round(sum(f.stat().st_size for t in TABLES for f in (root / t).rglob("*.parquet"))
-                 / 1e6, 1)
-
-
 @dataclass
-class LakeSizeResult(bench_sync.SizeResult):
+class LakeSizeResult(SizeResult):
     """bench_sync's per-size figures (its `duckdb_*` fields hold the COPY baseline's), plus
     the sizes of both lakes."""
 
@@ -265,7 +236,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
             f"{result.parts} parts, {result.gzip_mb} MB gzip; serving at {hello['url']}")
         manifest = folder / "manifest.json"
         manifest.write_text(json.dumps(hello))
-        plan = bench_sync.prepare_baseline(manifest, folder / "baseline-plan.json", args, HERE)
+        plan = prepare_baseline(manifest, folder / "baseline-plan.json", args, HERE)
         result.load_before = load_average()
         result.cpu_pressure_before = cpu_pressure()
         expected: dict[str, dict[str, int]] | None = None
@@ -276,7 +247,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
             out = folder / f"copy-{i}"
             out.mkdir()   # COPY creates the table folders, not their parent
             # In memory, as csload's lake work database; the plan's COPY targets are relative.
-            child = run_child(bench_sync.baseline_cmd(plan, ":memory:"), cwd=out)
+            child = run_child(baseline_cmd(plan, ":memory:"), cwd=out)
             if child.returncode != 0:
                 raise RuntimeError(f"baseline failed:\n{child.stderr[-3000:]}")
             answer = json.loads(child.stdout.strip().splitlines()[-1])
@@ -343,7 +314,7 @@ def measure_size(views: int, args: argparse.Namespace, work: Path) -> LakeSizeRe
                 log(f"   instrumented sync FAILED:\n{child.stderr[-3000:]}")
             else:
                 result.phases = json.loads(child.stdout.strip().splitlines()[-1])
-                bench_sync.print_phases(result.phases)
+                print_phases(result.phases)
             shutil.rmtree(root, ignore_errors=True)
 
         assert last_lake is not None
@@ -410,39 +381,20 @@ def print_table(all_results: list[LakeSizeResult]) -> None:
             f"{r.rows / r.best_csload / 1e3:,.0f} k", f"{r.rows / r.best_duckdb / 1e3:,.0f} k",
             f"{r.peak_rss:.0f}", f"{min(r.noop_seconds):.2f}", f"{r.resync_seconds:.2f}",
             f"{r.csload_lake_mb:.0f}/{r.copy_lake_mb:.0f}"))
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
-    print()
-    print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for line in lines:
-        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
-    print()
+    print_columns(head, lines)
     print("csload s: best of the `csload sync --parquet` process wall clocks, spawn to exit; "
           "DuckDB COPY s: best of the baseline process wall clocks, spawn to exit "
           "(duckdb_load.py: Python start-up, import duckdb, COPY (SELECT ... FROM "
           "read_csv/read_json) TO parquet PARTITION_BY (date) over the same gzip files, close, "
           "exit). ratio CPU: best csload process CPU seconds / best baseline process CPU "
           "seconds (wait4 rusage of each). peak RSS: csload's.")
-    for r in results:
-        print(f"{r.target_views:,} views: csload {fmt_list(r.csload_seconds)} s, "
-              f"COPY {fmt_list(r.duckdb_seconds)} s (connect..close: "
-              f"{fmt_list(r.duckdb_connect_to_close_seconds)} s, CPU "
-              f"{fmt_list(r.duckdb_cpu_seconds, 1)} s, "
-              f"RSS {max(r.duckdb_rss_mb):.0f} MB); csload CPU "
-              f"{fmt_list(r.csload_cpu_seconds, 1)} s, RSS {fmt_list(r.csload_rss_mb, 0)} MB; "
-              f"no-op {fmt_list(r.noop_seconds)} s; load avg {r.load_before} -> "
-              f"{r.load_after}, CPU pressure (PSI some avg60) {r.cpu_pressure_before} -> "
-              f"{r.cpu_pressure_after} %")
+    print_rounds(results, "COPY")
     worst = max(results, key=lambda r: r.ratio)
     # The DuckDB target's goals (bench_sync), applied to the lake for comparison.
     verdicts = [
         (f"csload <= {TARGET_RATIO}x DuckDB's COPY (wall)", worst.ratio <= TARGET_RATIO,
          f"worst {worst.ratio:.2f}x (CPU {max(r.cpu_ratio for r in results):.2f}x)"),
-        (f"peak RSS < {TARGET_RSS_MB} MB", max(r.peak_rss for r in results) < TARGET_RSS_MB,
-         " / ".join(f"{r.peak_rss:.0f}" for r in results) + " MB"),
-        (f"no-op sync < {TARGET_NOOP_S} s",
-         max(min(r.noop_seconds) for r in results) < TARGET_NOOP_S,
-         " / ".join(f"{min(r.noop_seconds):.2f}" for r in results) + " s"),
+        *memory_and_noop(results),
         ("rows per table and day match the COPY lake, re-sync counts exact, no duplicate keys",
          all(all(r.checks["rows_match_baseline"]) and all(r.checks["days_match_baseline"])
              and r.checks["resync_counts_ok"]
@@ -450,8 +402,7 @@ def print_table(all_results: list[LakeSizeResult]) -> None:
     ]
     verdicts.append(("every size synced", not failed,
                      ", ".join(f"{r.target_views:,} views failed" for r in failed)))
-    for name, ok, detail in verdicts:
-        print(f"  [{'PASS' if ok else 'FAIL'}] {name} {detail}")
+    print_verdicts(verdicts)
 
 
 def size_summary(r: LakeSizeResult) -> dict[str, Any]:
@@ -470,45 +421,31 @@ def write_json(results: list[LakeSizeResult], args: argparse.Namespace, started:
     import duckdb
     import pyarrow
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = (("-quick" if args.quick else "") + ("-patched" if args.patch else "")
-              + ab_patches.suffix(os.environ.get(ab_patches.ENV)))
-    path = RESULTS / f"bench_parquet-{started:%Y-%m-%d}{suffix}.json"
-    if path.exists():
-        path = RESULTS / f"bench_parquet-{started:%Y-%m-%dT%H%M%S}{suffix}.json"
-    payload = {
-        "started": started.isoformat(),
-        "code": git_state(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__,
-                    "platform": platform.platform()},
-        "options": {k: (str(v) if isinstance(v, Path) else v)
-                    for k, v in vars(args).items() if not k.startswith("_")},
+    return save(results_path("bench_parquet", started, common_suffix(args)), {
+        **run_record(started, args, duckdb=duckdb.__version__, pyarrow=pyarrow.__version__),
         "targets": {"ratio": TARGET_RATIO, "rss_mb": TARGET_RSS_MB, "noop_s": TARGET_NOOP_S},
         "baseline": "COPY (SELECT <csload's reader expressions>, CAST(<date field> AS DATE) AS "
                     "date FROM read_csv/read_json(<same gzip files>)) TO '<root>/<table>' "
-                    "(csload.lake.store._PARQUET_OPTIONS); no lineage columns, ledger, "
-                    "manifest, fsync or swaps",
-        "baseline_timing": bench_sync.BASELINE_TIMING,
+                    "(csload.lake.publish.PARQUET_OPTIONS); no lineage columns, ledger, "
+                    "Delta commits or fsync",
+        "baseline_timing": BASELINE_TIMING,
         "ab_switches": os.environ.get(ab_patches.ENV),
         "sizes": [{**asdict(r), **size_summary(r)} for r in results],
-    }
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path
+    })
 
 
 # --- main --------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = bench_sync.common_parser(__doc__, "DuckDB COPY")
+    parser = common_parser(__doc__, "DuckDB COPY")
     args = parser.parse_args(argv)
     for spec in args.patch:
         name, _, value = spec.partition("=")
-        if not ((name in bench_sync.PATCHES_WITH_VALUE and value)
-                or (name in bench_sync.PATCHES and not value)):
+        if not ((name in PATCHES_WITH_VALUE and value)
+                or (name in PATCHES and not value)):
             parser.error(f"unknown patch {spec!r}")
-    return bench_sync.apply_quick(args)
+    return apply_quick(args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -517,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         return baseline_plan(args)
     if args.instrumented_sync:
         return instrumented_sync(args)
-    bench_sync.run_sizes(args, "bench_parquet", measure_size, print_table, write_json)
+    run_sizes(args, "bench_parquet", measure_size, print_table, write_json)
     return None
 
 

@@ -37,6 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ab_patches
+from harness.processes import compile_csload
+
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results"
 CSLOAD = Path(sys.executable).parent / "csload"
@@ -45,10 +48,6 @@ VIEWS_PER_SESSION = 4.5
 SIM_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TARGET = 1.2
 MB = 1_000_000
-
-sys.path.insert(0, str(HERE.parent))
-import ab_patches  # noqa: E402
-from bench_sync import compile_csload  # noqa: E402
 
 # With CSLOAD_BENCH_AB set, both arms of an A/B start through the same launcher (ab_patches).
 AB = os.environ.get(ab_patches.ENV)

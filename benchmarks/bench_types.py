@@ -18,24 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bench_sync import (
-    RESULTS,
-    Server,
-    baseline_cmd,
-    compile_csload,
-    git_state,
-    log,
-    prepare_baseline,
-    run_child,
-)
+from harness.baseline import baseline_cmd, prepare_baseline
+from harness.processes import RESULTS, compile_csload, git_state, log, run_child
+from harness.simserver import Server
 
 KINDS = {"BIGINT": [], "narrow": ["narrow-integers"]}
 
