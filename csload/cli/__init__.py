@@ -78,7 +78,8 @@ class CsloadGroup(LazyGroup):
               help="Show the traceback of an unexpected error (else one line).")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, debug: bool) -> None:
-    """Load Contentsquare Data Export API runs into DuckDB, exactly once."""
+    """Load Contentsquare Data Export API runs into DuckDB or a lake of Delta tables,
+    exactly once."""
     ctx.meta[DEBUG_KEY] = debug
     # The interpreter's last garbage collection, over the objects of every module a command
     # imports (aiohttp, duckdb, rich, ...), took 50-70 ms of each csload run, after the work was

@@ -34,7 +34,8 @@ _CONNECTION = ("client_id", "client_secret", "project_id", "auth_url")
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
               help="The DuckDB database a sync would write [default: contentsquare.duckdb].")
 @click.option("--parquet", metavar="ROOT",
-              help="Check a Parquet lake instead: a folder, or s3://bucket/prefix.")
+              help="Check a lake of Delta tables instead: a folder, or "
+                   "s3://bucket/prefix.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path),
               metavar="DIR",

@@ -12,7 +12,7 @@ from csload.errors import CsloadError
 
 @click.group()
 def lake() -> None:
-    """Maintain a Parquet lake."""
+    """Maintain a lake of Delta tables (what `--parquet ROOT` writes)."""
 
 
 @lake.command()

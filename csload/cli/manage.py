@@ -310,7 +310,8 @@ def backfill_table(report: BackfillReport) -> Table:
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
               help=f"The DuckDB database file [default: {DEFAULT_DB}].")
 @click.option("--parquet", metavar="ROOT",
-              help="Load into a Parquet lake instead: a folder, or s3://bucket/prefix.")
+              help="Load into a lake of Delta tables instead: a folder, or "
+                   "s3://bucket/prefix.")
 @click.option("--poll-interval", type=click.FloatRange(0), default=DEFAULT_POLL_INTERVAL,
               show_default=True, help="Seconds between two checks of a run's state.")
 @click.option("--max-wait", type=Duration("--max-wait"), metavar="DURATION",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
               help=f"The DuckDB database file [default: {DEFAULT_DB}].")
-@click.option("--parquet", metavar="ROOT", help="A Parquet lake: a folder, or s3://bucket/prefix.")
+@click.option("--parquet", metavar="ROOT", help="A lake of Delta tables: a folder, or "
+              "s3://bucket/prefix.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
     """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""

@@ -53,7 +53,8 @@ def _day(value: datetime | None) -> date | None:
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
               help=f"The DuckDB database file [default: {DEFAULT_DB}].")
 @click.option("--parquet", metavar="ROOT",
-              help="Write a Parquet lake instead: a folder, or s3://bucket/prefix.")
+              help="Write a lake of Delta tables instead (date-partitioned Parquet "
+                   "files and a transaction log): a folder, or s3://bucket/prefix.")
 @click.option("--job", "job_ids", type=int, multiple=True, help="Only this job (repeatable).")
 @click.option("--scope", type=click.Choice(["sessions", "views"]), help="Only this scope.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
@@ -79,7 +80,7 @@ def sync(db: Path | None, parquet: str | None, job_ids: tuple[int, ...], scope: 
          since: datetime | None, until: datetime | None, concurrency: int | None,
          table_map: tuple[str, ...], lock_wait: float | None, dry_run: bool, as_json: bool,
          **params: Any) -> None:
-    """Load every new successful run into DuckDB (or a Parquet lake), exactly once.
+    """Load every new successful run into DuckDB (or a lake of Delta tables), exactly once.
 
     Ctrl-C or SIGTERM stops it cleanly: what was committed stays, and the next sync loads
     exactly the rest.
