@@ -36,6 +36,7 @@ import duckdb
 
 from csload.api.models import Job, Run
 from csload.config import Limits, staging_path
+from csload.delta_folders import refuse_inside_table
 from csload.errors import ConfigError, StoreError
 from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
@@ -201,6 +202,7 @@ class Target:
                 state = (f"{folder} is a file, not a folder" if folder.exists()
                          else f"folder {folder} does not exist")
                 raise ConfigError(f"cannot create the database {self.db}: {state}")
+            refuse_inside_table(f"database {self.db}", self.db)
             try:
                 probe_writable(folder)
             except OSError as exc:

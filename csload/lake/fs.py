@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
+from csload.delta_folders import refuse_inside_table, refuse_inside_table_in
 from csload.errors import ConfigError, InsecureUrlError, StoreError
 from csload.https_rule import plain_http_allowed, require_secure_url
 
@@ -284,6 +285,7 @@ class LakeFS:
             path = self.local_path()
             if path.exists() and not path.is_dir():
                 raise StoreError(f"lake {self.root} is a file, not a folder")
+            refuse_inside_table(f"lake {self.root}", path)
             if not path.exists() and not path.parent.is_dir():
                 raise StoreError(f"cannot create the lake {self.root}: folder {path.parent} "
                                  "does not exist")
@@ -294,8 +296,10 @@ class LakeFS:
             raise StoreError(f"bucket {self.bucket!r} does not exist (lake {self.root}); "
                              "create it first, or check the endpoint and region")
         with self.errors("list the lake"):
-            self.fs.get_file_info(pafs.FileSelector(self.full("_csload"),
-                                                    allow_not_found=True))
+            own = self.fs.get_file_info(pafs.FileSelector(self.full(_OWN_DIR),
+                                                          allow_not_found=True))
+            if not own:   # a new lake: checked once, before its first write
+                refuse_inside_table_in(f"lake {self.root}", self.fs, self.base, "s3://")
 
     def ensure_root(self) -> None:
         if self.local:

@@ -26,6 +26,7 @@ from typing import TypeVar
 import duckdb
 import pyarrow.dataset as pads
 
+from csload.delta_folders import refuse_inside_table
 from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.layout import partition_date
@@ -46,6 +47,8 @@ def _open(root: str | Path, storage_options: Mapping[str, str] | None,
     snapshot = read_snapshot(lake)
     refuse_older_format(lake, snapshot)
     if not snapshot.exists:
+        if lake.local:   # a lake's table folder taken for the lake: say which lake
+            refuse_inside_table(f"lake {lake.root}", lake.local_path())
         raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "
                          f"{lake.root}` first")
     return lake, snapshot
