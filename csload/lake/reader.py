@@ -44,11 +44,20 @@ T = TypeVar("T")
 def _open(root: str | Path, storage_options: Mapping[str, str] | None,
           env: Mapping[str, str] | None) -> tuple[LakeFS, LakeSnapshot]:
     lake = LakeFS.open(root, storage_options, env)
-    snapshot = read_snapshot(lake)
+    try:
+        snapshot = read_snapshot(lake)
+    except StoreError:
+        if not lake.local:   # deltalake's error says "Generic S3 error" for a missing bucket
+            lake.check_usable()
+        raise
     refuse_older_format(lake, snapshot)
     if not snapshot.exists:
-        if lake.local:   # a lake's table folder taken for the lake: say which lake
+        # A lake's table folder taken for the lake: say which lake (and, on S3, a missing
+        # bucket or refused credentials, as a sync says them).
+        if lake.local:
             refuse_inside_table(f"lake {lake.root}", lake.local_path())
+        else:
+            lake.check_usable()
         raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "
                          f"{lake.root}` first")
     return lake, snapshot

@@ -77,6 +77,14 @@ def test_missing_bucket(s3_server: S3Server) -> None:
                           env={})
 
 
+def test_reading_a_lake_in_a_missing_bucket_says_so(s3_server: S3Server) -> None:
+    """deltalake's own error for it is "Kernel error -> Generic S3 error"."""
+    lake = Lake("s3", "s3://no-such-bucket/lake", s3_server.options)
+    for read in (lake.status, lake.connect):
+        with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist"):
+            read()
+
+
 def test_wrong_credentials(s3_server: S3Server, s3_lake: Lake) -> None:
     bad = {**s3_server.options, "access_key_id": "AKIAWRONGWRONGWRONG",
            "secret_access_key": "wrong"}

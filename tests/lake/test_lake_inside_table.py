@@ -86,11 +86,14 @@ def _delta_options(lake: Lake) -> dict[str, str]:
     return options
 
 
-def test_connecting_to_a_lakes_table_folder_names_the_lake(
-        local_lake: Lake, settings: csload.Settings) -> None:
-    csload.sync(settings, parquet=local_lake.root)
-    with pytest.raises(ConfigError, match=f"give the lake's root, {local_lake.root}"):
-        csload.connect(parquet=f"{local_lake.root}/views")
+def test_reading_a_lakes_table_folder_names_the_lake(
+        lake: Lake, settings: csload.Settings) -> None:
+    """It said "no csload lake at ROOT/views: run `csload sync --parquet ROOT/views` first"."""
+    csload.sync(dataclasses.replace(settings, lake=lake.options or {}), parquet=lake.root)
+    table = Lake(lake.kind, f"{lake.root}/views", lake.options)
+    for read in (table.connect, table.status):
+        with pytest.raises(ConfigError, match=f"give the lake's root, {lake.root}"):
+            read()
 
 
 def test_a_database_inside_a_lakes_table_is_refused_by_the_cli(
