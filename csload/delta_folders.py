@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 DELTA_LOG = "_delta_log"
-# A csload lake's own folder at its root (csload.lake.layout's, not imported: the DuckDB
-# target checks its database's folder here too, and must not import the lake).
-LAKE_OWN_DIR = "_csload"
+# A csload lake's ledger table, under its root (csload.lake.layout's, not imported: the DuckDB
+# target checks its database's folder here too, and must not import the lake). Its log, not
+# the `_csload` folder, tells a lake: a sync refused in a folder may leave that folder behind.
+LAKE_LEDGER_LOG = f"_csload/ledger_table/{DELTA_LOG}"
 
 
 def enclosing_table(folder: Path) -> Path | None:
@@ -70,7 +71,7 @@ def refuse_inside_table(what: str, folder: Path) -> None:
     folder."""
     table = enclosing_table(folder)
     if table is not None:
-        lake = table.parent if (table.parent / LAKE_OWN_DIR).is_dir() else None
+        lake = table.parent if (table.parent / LAKE_LEDGER_LOG).is_dir() else None
         raise inside_table_error(what, str(folder.resolve()), str(table),
                                  None if lake is None else str(lake))
 
@@ -82,6 +83,6 @@ def refuse_inside_table_in(what: str, fs: pafs.FileSystem, base: str, scheme: st
     table = enclosing_table_in(fs, base)
     if table is not None:
         parent = str(PurePosixPath(table).parent)
-        own = fs.get_file_info(f"{parent}/{LAKE_OWN_DIR}").type == pafs.FileType.Directory
+        own = fs.get_file_info(f"{parent}/{LAKE_LEDGER_LOG}").type == pafs.FileType.Directory
         raise inside_table_error(what, scheme + base, scheme + table,
                                  scheme + parent if own else None)
