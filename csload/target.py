@@ -414,7 +414,7 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
     """What a target's ledger says: its tables, its jobs (last window, days missing) and
     the runs that failed or expired. Of the DuckDB database at `db` (default
     `contentsquare.duckdb`; it must exist and be a csload database, else StoreError), or of
-    the Parquet lake at `parquet` (a folder or s3:// URL; `storage_options` for S3)."""
+    the lake of Delta tables at `parquet` (a folder or s3:// URL; `storage_options` for S3)."""
     target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
     # Here, not at the top: a sync opens targets and never reads a status.
     from csload.load.status import ledger_status

@@ -137,7 +137,7 @@ async def backfill_async(
 ) -> BackfillReport:
     """Load the days `date_from`..`date_to` (both included) of `scope` through `once` jobs, or
     with `gaps=True` the days missing from the daily coverage of the target: the DuckDB
-    database at `db` (default `contentsquare.duckdb`), or the Parquet lake at `parquet` (a
+    database at `db` (default `contentsquare.duckdb`), or the lake of Delta tables at `parquet` (a
     folder or s3://bucket/prefix, with the settings' `[lake]` storage options).
 
     Fields: `like` copies a job's fields and filters (format, device, segment), else `fields`

@@ -121,11 +121,12 @@ def duckdb_locked_error(path: Path, message: str, *, read_only: bool) -> StoreLo
         holder = f"database {path} is open for writing in another process{who}"
         return StoreLockedError(
             f"{holder}: DuckDB lets no other process open it, even read-only, until that one "
-            "closes it; run this again once that process has finished, or read a Parquet "
-            "lake, which a sync never locks (csload sync --parquet ROOT)", holder=holder, pid=pid)
+            "closes it; run this again once that process has finished, or read a lake of "
+            "Delta tables, which a sync never locks (csload sync --parquet ROOT)",
+            holder=holder, pid=pid)
     holder = f"database {path} is in use by another process{who}"
     return StoreLockedError(
         f"{holder}: DuckDB lets no process write a database that another process has open; "
         "close that connection (or let that process finish), wait for it with "
-        "`csload sync --wait DURATION`, or give long-lived readers a Parquet lake "
-        "(csload sync --parquet ROOT)", holder=holder, pid=pid)
+        "`csload sync --wait DURATION`, or give long-lived readers a lake of "
+        "Delta tables (csload sync --parquet ROOT)", holder=holder, pid=pid)

@@ -113,7 +113,7 @@ async def sync_async(
     on_event: EventSink = ignore_events,
 ) -> SyncReport:
     """Load every successful run not yet loaded into the DuckDB database at `db` (default
-    `contentsquare.duckdb`), or into the Parquet lake at `parquet` (a folder or s3:// URL).
+    `contentsquare.duckdb`), or into the lake of Delta tables at `parquet` (a folder or s3:// URL).
 
     `settings` (default: `load_settings()`, from the environment and ./csload.toml, read at
     the call) names the project, its credentials and the limits. `on_event` is called with

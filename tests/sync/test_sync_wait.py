@@ -82,7 +82,7 @@ def test_a_read_only_notebook_blocks_the_sync_and_the_message_names_it(
     assert f"in use by another process (PID {notebook.pid}: python" in message
     assert "a read-only connection" in message
     assert "another csload sync" not in message
-    assert "--wait" in message and "Parquet lake" in message
+    assert "--wait" in message and "lake of Delta tables" in message
 
 
 def test_wait_waits_for_the_notebook_then_loads_everything(
@@ -146,7 +146,7 @@ def test_connect_read_only_while_another_process_writes(existing_db: Path) -> No
     assert caught.value.pid == writer.pid
     message = str(caught.value)
     assert f"open for writing in another process (PID {writer.pid}" in message
-    assert "even read-only" in message and "Parquet lake" in message
+    assert "even read-only" in message and "lake of Delta tables" in message
 
 
 def test_status_and_dry_run_while_a_sync_runs_say_why_not(
