@@ -81,7 +81,7 @@ from harness.lakes import (
     lake_mb,
     totals,
 )
-from harness.patches import PATCHES, PATCHES_WITH_VALUE, apply_patch
+from harness.patches import apply_patch, known_patch
 from harness.processes import (
     BENCH_SYNC,
     CSLOAD,
@@ -441,9 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = common_parser(__doc__, "DuckDB COPY")
     args = parser.parse_args(argv)
     for spec in args.patch:
-        name, _, value = spec.partition("=")
-        if not ((name in PATCHES_WITH_VALUE and value)
-                or (name in PATCHES and not value)):
+        if not known_patch(spec):
             parser.error(f"unknown patch {spec!r}")
     return apply_quick(args)
 

@@ -14,7 +14,8 @@ Local folders are checked at every open (a few `stat` calls); an S3 lake when it
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from csload.errors import ConfigError
@@ -28,34 +29,23 @@ DELTA_LOG = "_delta_log"
 # the `_csload` folder, tells a lake: a sync refused in a folder may leave that folder behind.
 LAKE_LEDGER_LOG = f"_csload/ledger_table/{DELTA_LOG}"
 
+IsDir = Callable[[PurePath], bool]
 
-def enclosing_table(folder: Path) -> Path | None:
-    """The nearest of `folder` (which need not exist) and its parents that is a Delta table's
-    folder (it holds a `_delta_log` folder), or None. Links are followed."""
-    folder = folder.resolve()
-    for candidate in (folder, *folder.parents):
-        if (candidate / DELTA_LOG).is_dir():
+
+def enclosing_table(place: PurePath, is_dir: IsDir) -> PurePath | None:
+    """The nearest of `place` (which need not exist) and its parents that is a Delta table's
+    folder (`is_dir` says it holds a `_delta_log` folder), or None. S3: `bucket/prefix`,
+    up to the bucket."""
+    for candidate in (place, *place.parents):
+        if str(candidate) != "." and is_dir(candidate / DELTA_LOG):
             return candidate
-    return None
-
-
-def enclosing_table_in(fs: pafs.FileSystem, base: str) -> str | None:
-    """The same in a pyarrow filesystem's terms (S3: `bucket/prefix`), up to the bucket."""
-    import pyarrow.fs as pafs
-
-    path = PurePosixPath(base)
-    for candidate in (path, *path.parents):
-        if str(candidate) in ("", ".", "/"):
-            break
-        if fs.get_file_info(f"{candidate}/{DELTA_LOG}").type == pafs.FileType.Directory:
-            return str(candidate)
     return None
 
 
 def inside_table_error(what: str, place: str, table: str, lake: str | None) -> ConfigError:
     """The error for `what` (e.g. "lake /data/lake/views"), at `place`, inside the Delta table
     folder `table`; `lake`: the csload lake that table belongs to, if it is one's."""
-    where = "the folder of" if place.rstrip("/") == table.rstrip("/") else "inside"
+    where = "the folder of" if place == table else "inside"
     why = "its VACUUM deletes every file in its folder that its log does not name"
     if lake is not None:
         name = PurePosixPath(table).name
@@ -66,23 +56,25 @@ def inside_table_error(what: str, place: str, table: str, lake: str | None) -> C
                        f"folder): choose a folder outside any Delta table ({why})")
 
 
-def refuse_inside_table(what: str, folder: Path) -> None:
-    """ConfigError if the local `folder` (or file) is, or lies inside, a Delta table's
-    folder."""
-    table = enclosing_table(folder)
+def _refuse(what: str, place: PurePath, is_dir: IsDir, scheme: str = "") -> None:
+    table = enclosing_table(place, is_dir)
     if table is not None:
-        lake = table.parent if (table.parent / LAKE_LEDGER_LOG).is_dir() else None
-        raise inside_table_error(what, str(folder.resolve()), str(table),
-                                 None if lake is None else str(lake))
+        own = is_dir(table.parent / LAKE_LEDGER_LOG)
+        raise inside_table_error(what, f"{scheme}{place}", f"{scheme}{table}",
+                                 f"{scheme}{table.parent}" if own else None)
+
+
+def refuse_inside_table(what: str, place: Path) -> None:
+    """ConfigError if the local `place` (a folder or a file; links followed) is, or lies
+    inside, a Delta table's folder."""
+    _refuse(what, place.resolve(), lambda path: Path(path).is_dir())
 
 
 def refuse_inside_table_in(what: str, fs: pafs.FileSystem, base: str, scheme: str) -> None:
     """The same for `base` in `fs` (S3: `bucket/prefix`, shown as `scheme` + path)."""
     import pyarrow.fs as pafs
 
-    table = enclosing_table_in(fs, base)
-    if table is not None:
-        parent = str(PurePosixPath(table).parent)
-        own = fs.get_file_info(f"{parent}/{LAKE_LEDGER_LOG}").type == pafs.FileType.Directory
-        raise inside_table_error(what, scheme + base, scheme + table,
-                                 scheme + parent if own else None)
+    def is_dir(path: PurePath) -> bool:
+        return bool(fs.get_file_info(str(path)).type == pafs.FileType.Directory)
+
+    _refuse(what, PurePosixPath(base), is_dir, scheme)

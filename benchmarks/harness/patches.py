@@ -78,15 +78,21 @@ PATCHES_WITH_VALUE: dict[str, Callable[[str], None]] = {
 }
 
 
-def apply_patch(spec: str) -> None:
+def known_patch(spec: str) -> bool:
+    """Whether `spec` names a patch: NAME of PATCHES, or NAME=VALUE of PATCHES_WITH_VALUE."""
     name, _, value = spec.partition("=")
-    if name in PATCHES_WITH_VALUE and value:
-        PATCHES_WITH_VALUE[name](value)
-    elif name in PATCHES and not value:
-        PATCHES[name]()
-    else:
+    return (name in PATCHES_WITH_VALUE and bool(value)) or (name in PATCHES and not value)
+
+
+def apply_patch(spec: str) -> None:
+    if not known_patch(spec):
         raise SystemExit(f"unknown patch {spec!r}: one of {sorted(PATCHES)} or "
                          f"{[n + '=VALUE' for n in PATCHES_WITH_VALUE]}")
+    name, _, value = spec.partition("=")
+    if value:
+        PATCHES_WITH_VALUE[name](value)
+    else:
+        PATCHES[name]()
 
 
 def patched_cli(args: argparse.Namespace) -> None:

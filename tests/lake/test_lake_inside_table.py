@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
@@ -23,6 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 import csload
 from csload.cli import main
 from csload.errors import ConfigError
+from csload.lake.delta import storage_options
 from csload.simulator import ServerHandle, Simulator
 from tests.support.lakeutil import Lake
 from tests.support.simenv import sim_settings, sim_variables
@@ -34,19 +34,12 @@ def settings(simulator: Simulator, sim_thread: ServerHandle) -> csload.Settings:
     return sim_settings(simulator, sim_thread.base_url)
 
 
-def listing(lake: Lake, table: str) -> list[str]:
-    """Every file under the table's folder, as storage lists it."""
-    fs = lake.fs()
-    infos = fs.fs.get_file_info(pafs.FileSelector(fs.full(table), recursive=True))
-    return sorted(i.path for i in infos)
-
-
 def test_a_table_folder_of_a_lake_is_refused_as_a_lake_naming_the_lake(
         lake: Lake, settings: csload.Settings) -> None:
     settings = dataclasses.replace(settings, lake=lake.options or {})
     first = csload.sync(settings, parquet=lake.root)
     assert first.loaded and not first.failed
-    before = listing(lake, "views")
+    before = sorted(lake.files("views"))
     version = lake.delta("views").version()
 
     for inner in (f"{lake.root}/views", f"{lake.root}/views/date=2026-01-01/more"):
@@ -58,7 +51,7 @@ def test_a_table_folder_of_a_lake_is_refused_as_a_lake_naming_the_lake(
         assert "VACUUM" in message
 
     # Nothing was written into the table's folder, and its log did not move.
-    assert listing(lake, "views") == before
+    assert sorted(lake.files("views")) == before
     assert lake.delta("views").version() == version
     # The lake itself still syncs.
     assert not csload.sync(settings, parquet=lake.root).failed
@@ -69,7 +62,7 @@ def test_a_lake_inside_another_tools_delta_table_is_refused(
     settings = dataclasses.replace(settings, lake=lake.options or {})
     theirs = f"{lake.root}/their_table"
     write_deltalake(lake.fs().uri("their_table"), pa.table({"a": [1, 2]}),
-                    storage_options=lake.options and _delta_options(lake))
+                    storage_options=storage_options(lake.fs()))
     if lake.kind == "local":   # what a sync refused in that folder may leave: not a lake
         (Path(lake.root) / "_csload").mkdir()
     with pytest.raises(ConfigError) as caught:
@@ -77,15 +70,7 @@ def test_a_lake_inside_another_tools_delta_table_is_refused(
     message = str(caught.value)
     assert f"is inside the Delta table {theirs}" in message, message
     assert "csload lake" not in message
-    assert all("/csload/" not in path for path in listing(lake, "their_table"))
-
-
-def _delta_options(lake: Lake) -> dict[str, str]:
-    from csload.lake.delta import storage_options
-
-    options = storage_options(lake.fs())
-    assert options is not None
-    return options
+    assert all("/csload/" not in path for path in lake.files("their_table"))
 
 
 def test_reading_a_lakes_table_folder_names_the_lake(
