@@ -25,7 +25,7 @@ lint: setup
 bench *args: setup
     {{py}} benchmarks/bench_sync.py {{args}}
 
-# The same for the Parquet lake: `csload sync --parquet` vs DuckDB's own COPY ... TO parquet.
+# The same for the lake of Delta tables: `csload sync --parquet` vs DuckDB's own COPY ... TO parquet.
 bench-parquet *args: setup
     {{py}} benchmarks/bench_parquet.py {{args}}
 

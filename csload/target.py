@@ -113,7 +113,7 @@ def check_lake_path(root: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """A DuckDB file (`db`) or a Parquet lake (`parquet`), never both. `staging_root`: a
+    """A DuckDB file (`db`) or a lake of Delta tables (`parquet`), never both. `staging_root`: a
     folder the user chose for the downloads (None: the default place, see `staging_dir`)."""
 
     db: Path | None = None

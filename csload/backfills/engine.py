@@ -17,7 +17,7 @@ and a submodule of the same name would be shadowed by it.)
              (`sync_async(db=... | parquet=..., jobs=(job_id,))`) while the next window's job
              computes
 
-The target is a DuckDB database (`db`) or a Parquet lake (`parquet`), opened as every caller
+The target is a DuckDB database (`db`) or a lake of Delta tables (`parquet`), opened as every caller
 opens it (csload.target.Target). A database also holds the backfill ledger (`_csload.backfills`,
 csload.load.backfill_ledger). A lake holds nothing of the backfill's own: see
 csload.backfills.ledgers and docs/backfill.md ("Where the backfill keeps its state").

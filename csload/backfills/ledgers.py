@@ -2,7 +2,7 @@
 
 A DuckDB database holds the backfill ledger (`_csload.backfills`, csload.load.backfill_ledger)
 beside the loader's, in the same file: one connection, used from worker threads one call at a
-time. A Parquet lake holds nothing of the backfill's own (docs/backfill.md, "Where the backfill
+time. A lake holds nothing of the backfill's own (docs/backfill.md, "Where the backfill
 keeps its state"): its ledger is read, never written. The target is opened the one way every
 caller opens it (csload.target.Target); this module only says what the backfill does with it.
 """
@@ -76,7 +76,7 @@ class DatabaseLedgers(BackfillLedgers):
 
 
 class LakeLedgers(BackfillLedgers):
-    """A Parquet lake target: its ledger, read-only, and no backfill ledger at all.
+    """A lake target (Delta tables): its ledger, read-only, and no backfill ledger at all.
 
     Each read connects to the lake's current version (Target.connect_ledger), because every
     window the backfill loads publishes a new one. Nothing is ever written here: the

@@ -57,7 +57,7 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Job id -> table name, for jobs that should not load into the table named after their scope.
     tables: Mapping[int, str] = field(default_factory=dict)
-    # Object-storage options for a Parquet lake (endpoint_url, region, access_key_id,
+    # Object-storage options for a lake of Delta tables (endpoint_url, region, access_key_id,
     # secret_access_key, session_token); unset ones come from the usual AWS variables.
     lake: Mapping[str, str] = field(default_factory=dict, repr=False)
     # A folder for the downloads of a sync or backfill (csload stages them in a subfolder of

@@ -103,7 +103,7 @@ class Limits:
     # Bytes/s a part download must keep over `min_rate_window` s, or it is retried (0: off).
     min_download_rate: float = 1024.0
     min_rate_window: float = 60.0
-    # A Parquet lake's housekeeping (csload.lake.store, docs/lake.md). The files a batch replaced
+    # A lake's housekeeping (csload.lake.store, docs/lake.md). The files a batch replaced
     # stay `lake_file_retention` seconds, so running readers and time travel keep working; then
     # the close of a sync that wrote the table deletes them, with the files a crashed sync left
     # (`lake_vacuum = false`: never; vacuum the tables yourself). Log entries older than

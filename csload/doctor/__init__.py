@@ -54,7 +54,7 @@ page size       the page size the server really uses, as the client learnt it fr
 over-limit      whether the over-limit answer was seen (429, or a 4xx speaking of a request
                 limit), how many times, and with or without Retry-After. warn: seen (another
                 client shares the project's 10 concurrent requests).
-target          the DuckDB database or Parquet lake a sync would write (`db` / `parquet`, as
+target          the DuckDB database or Delta lake a sync would write (`db` / `parquet`, as
                 for `csload sync`): writable, and its ledger readable. fail: not writable, or
                 a ledger that cannot be read; warn: another csload process holds it now. A
                 target that does not exist yet is ok when its folder is writable (doctor does

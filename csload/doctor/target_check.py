@@ -1,4 +1,4 @@
-"""The `target` check: the DuckDB database or Parquet lake `csload sync` would write, with the
+"""The `target` check: the DuckDB database or Delta lake `csload sync` would write, with the
 same options (`db`, `parquet`); whether csload can write there and read its ledger.
 
 Doctor creates nothing a sync would: a database that does not exist yet is not created (its

@@ -15,7 +15,7 @@ One table, beside the loader's ledger in schema `_csload` (created idempotently,
 Whether a job's run is loaded is read from `_csload.runs` (the loader's ledger, committed with
 the data): that is the truth; `state` here is the backfill's own bookkeeping.
 
-Only a DuckDB target has `_csload.backfills`. A Parquet lake has no such table: there, the
+Only a DuckDB target has `_csload.backfills`. A lake of Delta tables has no such table: there, the
 backfill finds its jobs again by their deterministic names, in the API's job list and in the
 loader's `_csload.jobs` (which both targets have). Everything read here works without the
 table: `records()` is then empty, and `coverage_gaps` never needs it.
@@ -246,7 +246,7 @@ class BackfillLedger:
         (its *copies*): `once` jobs named as backfills (csload.backfills.plan.job_name) of the
         same scope, with the same fields, loaded into the same table. They are recognised from
         the loader's ledger alone (`_csload.jobs`, `_csload.runs`), which both targets have, so
-        a DuckDB database and a Parquet lake report the same gaps, and a backfill whose ledger
+        a DuckDB database and a lake report the same gaps, and a backfill whose ledger
         row was lost still counts. (The ledger does not keep a job's device or segment filter:
         a backfill with other filters but the same fields and table counts too.) A job with
         other fields loading into the same table does not cover anything: its rows lack the

@@ -11,7 +11,7 @@ moment leaves the whole batch or nothing.
 The steps of a table's batch are the methods of `_load_batch`, each a seam of the crash tests:
 the table made to fit and the parts inserted (csload.load.batch_sql), `hooks.rows_inserted`,
 the key rule and the window rule, the ledger rows, `_commit`. `hooks` is what the target adds
-(csload.load.hooks): nothing for a DuckDB file; the Parquet lake applies its batches with a
+(csload.load.hooks): nothing for a DuckDB file; the lake of Delta tables applies its batches with a
 store of its own over an in-memory database and, through the hooks, reads in the partitions
 a batch can change (csload.lake.work).
 

@@ -5,7 +5,7 @@ The DuckDB store (csload.load.duckdb) applies a table's batch in one transaction
     ensure the table  ->  insert the parts  ->  rows_inserted  ->  key rule, window rule
                       ->  ledger rows       ->  COMMIT -> committed   (or ROLLBACK -> rolled_back)
 
-For a DuckDB file the table IS the target: `DuckDBFileHooks` adds nothing. The Parquet lake
+For a DuckDB file the table IS the target: `DuckDBFileHooks` adds nothing. The Delta lake
 (csload.lake.work.LakeReads) applies its batches in a scratch DuckDB database that holds
 only the partitions a batch can change, so it needs five things of the store, and this
 protocol is all it gets (no private method of the store is overridden or called):

@@ -1,4 +1,4 @@
-"""Backfills into a Parquet lake (`parquet=ROOT`), against the simulator over real HTTP.
+"""Backfills into a lake of Delta tables (`parquet=ROOT`), against the simulator over real HTTP.
 
 The lake is read back through `csload.connect(parquet=ROOT)` (the manifest's current files and
 the lake's `_csload_*` ledger). A lake holds no backfill state of its own: the backfill finds

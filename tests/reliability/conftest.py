@@ -14,7 +14,7 @@ the summary that docs/reliability.md is rendered from.
     child_env     the environment of a `csload` subprocess reaching the simulator.
     target        a targets.SyncTarget in the test's folder, of the kind the test's
                   `target_kind` parameter names ("duckdb" or "parquet": a suite parametrized
-                  by it runs each case into a DuckDB file and into a local Parquet lake).
+                  by it runs each case into a DuckDB file and into a local lake of Delta tables).
     record        appends one line to the suite's summary (see relkit.Summary).
 
 A test marked `@pytest.mark.slow_only` runs with --slow (or CSLOAD_SLOW=1) only; otherwise it is

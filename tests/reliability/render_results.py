@@ -53,7 +53,7 @@ def by_area_of(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, An
 
 def render(data: dict[str, Any]) -> str:
     entries: list[dict[str, Any]] = data["entries"]
-    # Entries of the Parquet lake target carry target="parquet"; the rest are DuckDB's (the
+    # Entries of the lake target carry target="parquet"; the rest are DuckDB's (the
     # secrets scans, one per test, cover both).
     by_area = by_area_of(e for e in entries if e.get("target", "duckdb") == "duckdb")
     lake = by_area_of(e for e in entries if e.get("target") == "parquet")
@@ -88,7 +88,7 @@ def render(data: dict[str, Any]) -> str:
         ("bad inputs", bad, len(bad)),
         ("round-trip examples (hypothesis)", trip, total(trip, "examples")),
         ("security cases", security, len(security)),
-        *((f"{name}, Parquet lake", group, len(group)) for name, group in (
+        *((f"{name}, Delta lake", group, len(group)) for name, group in (
             ("fault matrix cells", lake.get("faults", [])),
             ("faults beyond the retry budget", lake.get("beyond budget", [])),
             ("kill -9 crash points", lake.get("crash", [])),
@@ -211,8 +211,8 @@ def bad_input_table(bad: list[dict[str, Any]]) -> list[str]:
 
 
 def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The same tables for the Parquet lake target (a local folder)."""
-    lines = ["## Parquet lake target", "",
+    """The same tables for the lake target (a local folder)."""
+    lines = ["## Delta lake target", "",
              "The same cells, crash seams, disk-full cases and bad inputs, synced into a local "
              "lake of Delta tables (`csload.sync(..., parquet=ROOT)`, `csload sync --parquet "
              "ROOT`). Rows are counted through csload (`csload.connect(parquet=ROOT)`, each "
@@ -220,13 +220,13 @@ def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
              "Delta reader of each table's latest version; afterwards every table must be at "
              "its ledger's version, with no file that no commit ever named.", ""]
     if lake.get("faults"):
-        lines += ["### Fault matrix, Parquet lake", ""]
+        lines += ["### Fault matrix, Delta lake", ""]
         lines += fault_table(lake["faults"])
     if lake.get("beyond budget"):
-        lines += ["### A fault beyond the retry budget, Parquet lake", ""]
+        lines += ["### A fault beyond the retry budget, Delta lake", ""]
         lines += beyond_table(lake["beyond budget"])
     if lake.get("crash"):
-        lines += ["### kill -9, Parquet lake", "",
+        lines += ["### kill -9, Delta lake", "",
                   "A real `csload sync --parquet` (tests/support/lake_sync_child.py) "
                   "SIGKILLs itself at the seeded point, in the download phase, the write "
                   "phase (a batch applied in the work database, partitions read in, a "
@@ -242,10 +242,10 @@ def parquet_sections(lake: dict[str, list[dict[str, Any]]]) -> list[str]:
                   "remain until the vacuum's retention window passes.", ""]
         lines += crash_table(lake["crash"], lake=True)
     if lake.get("disk full"):
-        lines += ["### Disk full, Parquet lake", ""]
+        lines += ["### Disk full, Delta lake", ""]
         lines += disk_table(lake["disk full"])
     if lake.get("bad input"):
-        lines += ["### Bad input, Parquet lake", ""]
+        lines += ["### Bad input, Delta lake", ""]
         lines += bad_input_table(lake["bad input"])
     return lines
 

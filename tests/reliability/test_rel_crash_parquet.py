@@ -1,4 +1,4 @@
-"""Crash safety of the Parquet lake target (Delta tables): `kill -9` of a real
+"""Crash safety of the lake target (Delta tables): `kill -9` of a real
 `csload sync --parquet ROOT` at seeded points across the download, write and ledger phases,
 then a sync again: the lake is exactly the truth. And a full disk (a 6 MiB tmpfs) while writing
 the lake, and with the lake and its downloads on one disk through the CLI: a clear error, the

@@ -7,7 +7,7 @@ Every cell checks: exit code 0; every row of every table equal to the reference 
 the simulator; the knob really fired; no secret, token or URL signature in any log line (DEBUG)
 or in the report's JSON; no token and no Authorization header on any storage request.
 
-Every test runs into both targets (`target_kind`): a DuckDB file and a local Parquet lake
+Every test runs into both targets (`target_kind`): a DuckDB file and a local lake of Delta tables
 (`parquet=ROOT`), whose rows are read through the manifest and as a folder-listing reader sees
 them, and which must be tidy afterwards (every data file one of the current version's, no
 staging or download folder left); a lake's summary entries carry target="parquet".

@@ -10,7 +10,7 @@ and a CSV part with only its header load as no rows: that is how an export with 
 (the simulator writes them for a window without data), so they cannot be refused; next to
 parts with rows an empty part is logged as suspicious.
 
-Every case runs into both targets (`target_kind`): a DuckDB file and a local Parquet lake, where
+Every case runs into both targets (`target_kind`): a DuckDB file and a local lake, where
 the failed run must also be in no partition of the current version and the lake must be tidy
 afterwards. Into the lake by default: LAKE_DEFAULT_CASES (a malformed CSV row, a type error in a
 CSV and in a JSONL field, an invalid JSON line, a body that is not gzip); every case with --slow.

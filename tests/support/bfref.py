@@ -1,5 +1,5 @@
 """What a backfill's result is checked against: the simulator's truth, read back from DuckDB or
-from a Parquet lake (through `csload.connect(parquet=ROOT)`, which reads the lake's manifest)."""
+from a lake (through `csload.connect(parquet=ROOT)`, which reads each table's Delta log)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reliability suite's view of a local Parquet lake: rows counted against the truth.
+"""The reliability suite's view of a local lake of Delta tables: rows counted against the truth.
 
     lake_tables(root)        the data tables the lake's ledger names; empty before the first
                              batch.

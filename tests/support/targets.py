@@ -1,5 +1,5 @@
 """The two targets a reliability suite runs into, behind one interface: a DuckDB file and a
-local Parquet lake. A suite parametrized by `SyncTarget` runs each case into both and checks,
+local Delta lake. A suite parametrized by `SyncTarget` runs each case into both and checks,
 after each sync, what that target's reader sees; what differs is here, not in copies of the
 tests.
 

@@ -2,7 +2,7 @@
 
 One module-wide world: the simulator (seed 7, three days, no suspended legacy job, so that each
 scope has exactly one job) served over real HTTP, synced by csload into a DuckDB file and into
-a Parquet lake, and the project's custom variables recorded from the API's custom-vars endpoint
+a lake, and the project's custom variables recorded from the API's custom-vars endpoint
 (`csload.load.lookups.record_custom_vars`, as a sync does once wired). Each ```sql block of the
 guide runs on both targets (the DuckDB-only ones on the file only) and must return rows; where
 the block has a checkable answer, `CHECKS` (keyed by the block's heading) compares it with the

@@ -166,7 +166,7 @@ def test_hostile_timestamp_out_of_range_in_jsonl_and_in_an_array(
     assert_others_exact(db_path, simulator, [SESSIONS_JOB], bad)
 
 
-@pytest.mark.hostile("an out-of-range timestamp into a Parquet lake (every lake sync died with a "
+@pytest.mark.hostile("an out-of-range timestamp into a lake (every lake sync died with a "
                      "traceback)",
                      "that run fails alone; the lake holds the others exactly")
 def test_hostile_timestamp_out_of_range_into_a_lake(

@@ -43,7 +43,7 @@ THE_DAY = date(2026, 11, 23)
 
 
 class Target:
-    """A DuckDB file or a Parquet lake, synced and read back the same way."""
+    """A DuckDB file or a lake of Delta tables, synced and read back the same way."""
 
     def __init__(self, kind: str, tmp_path: Path) -> None:
         self.kind = kind
