@@ -30,7 +30,7 @@ from deltalake.schema import Schema
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from csload.errors import LakeConflict, StoreError
-from csload.lake.layout import LEDGER_TABLE_DIR, PARTITION_COLUMN, partition_value
+from csload.lake.layout import LEDGER_TABLE_DIR, PARTITION_COLUMN, TXID_SHAPE, partition_value
 
 if TYPE_CHECKING:
     from csload.lake.fs import LakeFS
@@ -202,6 +202,46 @@ def data_changed(lake: LakeFS, rel: str, then: DeltaTable, table: DeltaTable) ->
         return (set(then.file_uris()) != set(table.file_uris())
                 or then.schema().to_json() != table.schema().to_json()
                 or then.metadata().partition_columns != table.metadata().partition_columns)
+
+
+# What deltalake's vacuum commits (csload's own carry no txid): housekeeping, whoever made it.
+HOUSEKEEPING = frozenset({"VACUUM START", "VACUUM END"})
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a table's log, as its commit info describes it (the writer's word)."""
+
+    version: int
+    operation: str   # as the log says it, for messages (cut and quoted by the caller)
+    ours: bool       # it carries a csload txid: a sync made it
+
+    @property
+    def housekeeping(self) -> bool:
+        return self.operation in HOUSEKEEPING
+
+
+def commits_after(lake: LakeFS, rel: str, table: DeltaTable, version: int) -> list[Commit]:
+    """The commits of `table` after `version`, oldest first. A commit without commit info
+    (optional in the protocol) is nobody's: not csload's, not housekeeping."""
+    newer = table.version() - version
+    if newer <= 0:
+        return []
+    with delta_errors(lake, f"read the history of {rel}"):
+        infos = table.history(newer)
+    by_version: dict[int, dict[str, object]] = {}
+    for info in infos:
+        number = info.get("version") if isinstance(info, dict) else None
+        if isinstance(number, int) and not isinstance(number, bool):
+            by_version[number] = info
+    commits = []
+    for number in range(version + 1, table.version() + 1):
+        info = by_version.get(number, {})
+        operation = info.get("operation")
+        txid = info.get(TXID_KEY)
+        commits.append(Commit(number, operation if isinstance(operation, str) else "",
+                              isinstance(txid, str) and TXID_SHAPE.match(txid) is not None))
+    return commits
 
 
 def restore(lake: LakeFS, table: DeltaTable, version: int, txn: int, txid: str) -> None:

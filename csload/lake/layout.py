@@ -35,6 +35,11 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # What csload writes: part-<txid>-<n>.parquet under <table>/date=<key>/.
 _DATA_FILE = re.compile(
     rf"^([a-z0-9_]+)/{PARTITION_COLUMN}=([^/]+)/part-{_TXID}-\d{{1,9}}\.parquet$")
+# What a table's log may name: a file in its partition's folder, with a name of the shape
+# Delta writers give them (delta-rs: part-00000-<uuid>-c000.zstd.parquet, Spark: ...-c000.snappy
+# .parquet): kept when another writer's commit is adopted (csload.lake.adopt).
+_TABLE_FILE = re.compile(
+    rf"^([a-z0-9_]+)/{PARTITION_COLUMN}=([^/]+)/[A-Za-z0-9][A-Za-z0-9._-]{{0,250}}\.parquet$")
 COLUMN_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
 TABLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,254}$")
 
@@ -78,6 +83,16 @@ def check_data_file(value: object, where: str, table: str) -> str:
     """A data file's path relative to the root: `<table>/date=<key>/part-<txid>-<n>.parquet`
     of that table (a log naming any other file was not written by csload)."""
     match = _DATA_FILE.match(value) if isinstance(value, str) else None
+    if match is None or match.group(1) != table:
+        raise damaged(where, "data file", value)
+    check_partition_key(match.group(2), where)
+    return str(value)
+
+
+def check_table_file(value: object, where: str, table: str) -> str:
+    """A data file's path relative to the root, as a table's log may name it: a file of a safe
+    name in one of the table's partition folders (`check_data_file` is csload's own shape)."""
+    match = _TABLE_FILE.match(value) if isinstance(value, str) else None
     if match is None or match.group(1) != table:
         raise damaged(where, "data file", value)
     check_partition_key(match.group(2), where)

@@ -5,9 +5,15 @@ between the two leaves a table whose log is ahead of the version the ledger reco
 (csload.lake.state). When a store opens, for each table of the lake:
 
 * the log is at the recorded version, or ahead only by housekeeping (vacuum): nothing to do;
-* a commit after the recorded version added or removed data: the table is restored to the
-  recorded version (a new commit: readers of the log see the batch's rows go again; the
-  rows come back when the next sync loads those runs, which the ledger does not list);
+* a commit of csload's (it carries a csload txid) after the recorded version added or removed
+  data: the table is restored to the recorded version (a new commit: readers of the log see
+  the batch's rows go again; the rows come back when the next sync loads those runs, which
+  the ledger does not list);
+* commits another writer made (a DELETE, an OPTIMIZE: no csload txid): kept, and the ledger
+  records the table's new version, when the table keeps the shape csload reads and writes
+  (csload.lake.adopt); else the sync is refused with what to do, and nothing is undone. Both
+  a crashed sync's commit and another writer's after it: refused the same way (undoing the
+  first would lose the second);
 * a table folder with a log that the ledger does not name (the crashed batch created it):
   its log and the files the log added are removed.
 
@@ -22,22 +28,33 @@ never committed are removed by the vacuum of a later sync, once past the retenti
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from csload.errors import ConfigError, LakeConflict, StoreError
+from csload.lake.adopt import adopt, check_adoptable, described
 from csload.lake.delta import (
+    Commit,
     commit_ledger,
+    commits_after,
     data_changed,
     delta_errors,
     open_table,
     restore,
 )
-from csload.lake.layout import LEGACY_MANIFEST_DIR, LOG_DIR, OWN_DIR, check_data_file, new_txid
+from csload.lake.layout import (
+    LEGACY_MANIFEST_DIR,
+    LOG_DIR,
+    OWN_DIR,
+    check_data_file,
+    new_txid,
+    shown,
+)
 from csload.lake.ledger import STATE_ROW, export_ledger, rows_table
-from csload.lake.snapshot import LakeSnapshot, read_snapshot
+from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot
 from csload.load.columns import check_table_name
 from csload.load.ledger import Ledger
 
@@ -109,7 +126,7 @@ def recover(lake: LakeFS) -> LakeSnapshot:
                 f"lake {lake.root} was written by an older csload (its manifest, "
                 f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
                 f"`csload lake upgrade {lake.root}`")
-        if not _unrecorded(lake, snapshot):
+        if not _plan(lake, snapshot):   # also refuses what it cannot undo nor keep
             return snapshot
         try:
             _claim(lake, snapshot, new_txid())
@@ -140,6 +157,48 @@ def _unrecorded(lake: LakeFS, snapshot: LakeSnapshot) -> list[tuple[str, DeltaTa
     return found
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What recovery does to one table: remove it (`table` None: a crashed sync created it),
+    restore it to the recorded version (a crashed sync's commit), or keep another writer's
+    commits (`kept`: the table at its latest version, checked)."""
+
+    name: str
+    table: DeltaTable | None
+    commits: tuple[Commit, ...] = ()
+    kept: LakeTable | None = None
+
+
+def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
+    """What recovery would do, changing nothing; StoreError for a table whose log has both a
+    crashed sync's commit and another writer's after the recorded version (restoring would
+    lose the other writer's change), or another writer's change csload cannot keep."""
+    steps = []
+    for name, table in _unrecorded(lake, snapshot):
+        if table is None:
+            steps.append(_Step(name, None))
+            continue
+        recorded = snapshot.tables[name]
+        commits = commits_after(lake, name, table, recorded.delta.version())
+        if any(c.ours for c in commits):
+            others = [c for c in commits if not c.ours and not c.housekeeping]
+            if others:
+                version = recorded.delta.version()
+                raise StoreError(
+                    f"table {name} of lake {lake.root} has the commit of a sync that stopped "
+                    f"before recording it ({described([c for c in commits if c.ours])}) and, "
+                    f"after it, commits csload did not make ({described(others)}): csload "
+                    f"cannot undo the first and keep the others. Restore the table to version "
+                    f"{version} (deltalake: DeltaTable({shown(lake.uri(name))}).restore("
+                    f"{version}); Spark: RESTORE TABLE ... TO VERSION AS OF {version}), sync, "
+                    "then make your change again (docs/lake.md, \"Writing to the tables\")")
+            steps.append(_Step(name, table, tuple(commits)))
+        else:   # no sync of csload made them: another writer's, kept if csload can
+            steps.append(_Step(name, table, tuple(commits),
+                               check_adoptable(lake, recorded, table, commits)))
+    return steps
+
+
 def _claim(lake: LakeFS, snapshot: LakeSnapshot, txid: str) -> None:
     """The ledger committed again as the snapshot has it (the lake's first, empty, when it
     has none); LakeConflict if another sync committed it since the snapshot was read."""
@@ -157,9 +216,14 @@ def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
     recorded = snapshot.state.tables
     txid = new_txid()
     restored = False
-    for name, table in _unrecorded(lake, snapshot):
+    for step in _plan(lake, snapshot):
+        name, table = step.name, step.table
         if table is None:
             _remove_unrecorded(lake, name)
+            continue
+        if step.kept is not None:
+            recorded[name] = adopt(lake, snapshot.tables[name], step.kept, step.commits)
+            restored = True
             continue
         version = recorded[name].version
         log.warning("lake %s: undoing table %s's commits after version %s, which a "

@@ -3,8 +3,9 @@
 The ledger's latest version (csload.lake.ledger) names, for each data table, the Delta version
 it agrees with (csload.lake.state); each table is read at that version, so the snapshot is
 one consistent state even while a crashed sync's commit is still in a table's log (the next
-sync undoes it, csload.lake.recovery). Everything read from the logs is checked: file paths
-must be csload's (csload.lake.layout), column types must be csload's (csload.lake.types).
+sync undoes it, csload.lake.recovery). Everything read from the logs is checked: a file path
+must be in its table's partition folder (csload.lake.layout), column types must be csload's
+(csload.lake.types), and the table must not ask its readers for more than its file list.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from csload.lake.layout import (
     LEDGER_TABLE_DIR,
     LEGACY_MANIFEST_DIR,
     PARTITION_COLUMN,
-    check_data_file,
     check_partition_key,
+    check_table_file,
     damaged,
     partition_key,
+    shown,
 )
 from csload.lake.ledger import STATE_ROW, read_rows
 from csload.lake.state import LakeState, TableState
@@ -73,6 +75,21 @@ def state_of(lake: LakeFS, rows: dict[str, bytes]) -> LakeState:
     return LakeState.from_bytes(raw, f"the ledger of lake {lake.root}")
 
 
+def refuse_reader_features(delta: DeltaTable, where: str) -> None:
+    """csload reads a table's Parquet files itself (its work database, `csload.connect`): a
+    table whose readers must apply more than the log's file list (deletion vectors, column
+    mapping: reader version 2 and up) would be read wrong, so it is refused."""
+    protocol = delta.protocol()
+    if protocol.min_reader_version > 1 or protocol.reader_features:
+        features = shown(protocol.reader_features) if protocol.reader_features \
+            else "column mapping"
+        raise StoreError(
+            f"{where} asks its readers for Delta reader version {protocol.min_reader_version} "
+            f"({features}), which csload does not read: another writer changed the table's "
+            "protocol; csload's tables must stay readable as plain Parquet files (docs/lake.md, "
+            "\"Writing to the tables\")")
+
+
 def read_table(lake: LakeFS, name: str, version: int, state: TableState) -> LakeTable:
     """Table `name` at `version`, its files and columns checked."""
     where = f"table {name} of lake {lake.root}"
@@ -95,6 +112,7 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState) -> Lake
         assert recorded is not None
         if data_changed(lake, name, recorded, delta):
             delta = recorded
+    refuse_reader_features(delta, where)
     with delta_errors(lake, f"read the log of table {name}"):
         schema = delta.schema()
         actions = pa.table(delta.get_add_actions(flatten=True))
@@ -104,7 +122,7 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState) -> Lake
     values = actions.column(day).to_pylist() if day in actions.column_names else \
         [None] * actions.num_rows
     for path, value in zip(actions.column("path").to_pylist(), values, strict=True):
-        rel = check_data_file(f"{name}/{path}", where, name)
+        rel = check_table_file(f"{name}/{path}", where, name)
         key = partition_key(value) if value is None or isinstance(value, date) \
             else check_partition_key(value, where)
         if not rel.startswith(f"{name}/{PARTITION_COLUMN}={key}/"):

@@ -29,7 +29,7 @@ from csload.lake.fs import LakeFS
 from tests.support.hostile_lake import (
     DAY,
     RAW_SQL,
-    RERUN_VIEWS,
+    TABLE_ROWS,
     VIEW_FIELDS,
     VIEWS,
     Crafted,
@@ -191,17 +191,20 @@ def _paths(c: Crafted) -> dict[str, str]:
             "absolute": str(target), "file uri": target.as_uri(),
             "another table": f"../pages/{part}",
             "another table, absolute": str(c.root / "pages" / part),
-            "not part-<txid>-<n>": "date=2026-11-20/evil.parquet",
+            "a name of unsafe characters": "date=2026-11-20/a b');--.parquet",
+            "not parquet": "date=2026-11-20/notes.txt",
             "percent-encoded dots": f"date=2026-11-20/%2E%2E/%2E%2E/{part.split('/')[1]}",
             "no partition folder": part.split("/")[1]}
 
 
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "file uri", "another table",
-                                 "another table, absolute", "not part-<txid>-<n>",
-                                 "percent-encoded dots", "no partition folder"])
+                                 "another table, absolute", "a name of unsafe characters",
+                                 "not parquet", "percent-encoded dots",
+                                 "no partition folder"])
 @pytest.mark.hostile("a table's log adds a file by a path with `..`, an absolute path, a "
-                     "file:// URI, a path into another table's folder, or a name csload never "
-                     "gives (not `date=<day>/part-<txid>-<n>.parquet`)",
+                     "file:// URI, a path into another table's folder, outside a partition "
+                     "folder, or a file name of other characters than letters, digits, '.', "
+                     "'-' and '_' or not ending in .parquet",
                      "refused as tampered (data file) by open, connect and status; nothing "
                      "outside the root read or touched")
 def test_hostile_log_add_path(crafted: Crafted, how: str) -> None:
@@ -270,12 +273,30 @@ def append_commit(c: Crafted, operation: str, actions: Actions) -> None:
     write_actions(c.root, "views", 1, [info, *actions])
 
 
+def assert_open_refused_and_nothing_undone(c: Crafted) -> None:
+    """Opening the store refuses the crafted commit (another writer's, not csload's: it has
+    no csload txid) naming the lake, its version and how to undo it, and undoes nothing;
+    readers read the recorded version; nothing outside the root touched."""
+    exc = refusal(lambda: open_and_close(c.lake))
+    assert exc is not None, "the store opened over a crafted commit"
+    message = str(exc)
+    for word in (str(c.root), "did not make", "version 1", "restore(0)"):
+        assert word in message, message
+    assert not RAW_SQL.search(message), message
+    logs = sorted(p.name for p in (c.root / "views" / "_delta_log").glob("*.json"))
+    assert logs == [f"{v:020d}.json" for v in (0, 1)], logs   # nothing undone, nothing added
+    assert read_views(c.lake) == VIEWS
+    assert {t.table: t.rows for t in c.lake.status().tables} == TABLE_ROWS
+    assert_outside_untouched(c)
+
+
 @pytest.mark.parametrize("how", ["file outside", "binary column"])
 @pytest.mark.hostile("a commit appended to a table's log after the version the ledger records "
                      "(adding a file outside the lake, or changing a column to binary)",
-                     "undone at open as a crashed sync's commit (the table restored to the "
-                     "recorded version); readers unaffected; nothing outside touched")
-def test_hostile_appended_commit_is_undone(crafted: Crafted, how: str) -> None:
+                     "not csload's (no csload txid): the sync is refused, saying which commit "
+                     "and how to undo it; nothing undone; readers unaffected (they read the "
+                     "recorded version); nothing outside touched")
+def test_hostile_appended_commit_is_refused(crafted: Crafted, how: str) -> None:
     actions = read_actions(crafted.root, "views")
     if how == "file outside":
         crafted_action = {"add": {**the(actions, "add"),
@@ -284,27 +305,19 @@ def test_hostile_appended_commit_is_undone(crafted: Crafted, how: str) -> None:
         change_field("url", type="binary")(actions)
         crafted_action = {"metaData": the(actions, "metaData")}
     append_commit(crafted, "WRITE", [crafted_action])
-
-    assert_unaffected(crafted)
-    sync_one_run(crafted)
-    assert read_views(crafted.lake) == RERUN_VIEWS
-    assert_outside_untouched(crafted)
+    assert_open_refused_and_nothing_undone(crafted)
 
 
 @pytest.mark.hostile("a commit appended to a table's log that adds a file outside the lake "
                      "but calls itself `VACUUM END` (as if it were housekeeping)",
-                     "readers unaffected (they read the recorded version); recovery compares "
-                     "file sets, not labels: the next sync undoes it and loads; nothing "
-                     "outside touched")
+                     "recovery compares file sets, not labels, and the commit carries no "
+                     "csload txid: refused as another writer's; nothing undone; readers "
+                     "unaffected; nothing outside touched")
 def test_hostile_appended_commit_disguised_as_housekeeping(crafted: Crafted) -> None:
     add = the(read_actions(crafted.root, "views"), "add")
     append_commit(crafted, "VACUUM END",
                   [{"add": {**add, "path": "../../outside/precious.txt"}}])
-
-    assert read_views(crafted.lake) == VIEWS
-    sync_one_run(crafted)   # its open undoes the table's unrecorded commit, whatever its label
-    assert read_views(crafted.lake) == RERUN_VIEWS
-    assert_outside_untouched(crafted)
+    assert_open_refused_and_nothing_undone(crafted)
 
 
 # --- folders at the root that csload did not make ------------------------------------------------

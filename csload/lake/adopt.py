@@ -1,0 +1,121 @@
+"""Another writer's commits to a lake's table, kept when csload can: `check_adoptable`, `adopt`.
+
+A lake's tables are Delta tables, and other engines write them too: a `DELETE` of a visitor's
+rows (a GDPR request), an `OPTIMIZE` that compacts files. Such a commit carries no csload txid
+(csload.lake.delta.commits_after), so it is not a crashed sync's: undoing it, as recovery
+undoes a crashed sync's commit, would throw away the user's change without asking. It is kept
+when the table still has the shape csload reads and writes: the same columns and types as the
+version the ledger records, partitioned by `date`, every file in its partition's folder, and no
+reader feature beyond the file list (csload.lake.snapshot.read_table). The ledger then records
+the table's latest version, and each partition whose files changed has its rows per run
+counted again from the files' `_run_id` column (csload.lake.state: where a run's rows are when
+a re-run replaces them, and what `status` counts).
+
+A change that breaks the shape (a column added or retyped, a file outside its partition's
+folder, deletion vectors) is refused with what to do, never undone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+from deltalake import DeltaTable
+
+from csload.errors import StoreError
+from csload.lake.delta import Commit
+from csload.lake.layout import PARTITION_COLUMN, damaged, shown
+from csload.lake.snapshot import LakeTable, read_table
+from csload.lake.state import TableState
+
+if TYPE_CHECKING:
+    from csload.lake.fs import LakeFS
+
+log = logging.getLogger("csload.lake")
+RUN_COLUMN = "_run_id"
+_MAX_RUN_ID = 2**64 - 1
+
+
+def described(commits: Sequence[Commit]) -> str:
+    """The commits for a message: "version 3 (DELETE), version 4 (OPTIMIZE)"."""
+    said = [f"version {c.version} ({shown(c.operation) if c.operation else 'no commit info'})"
+            for c in commits[:3]]
+    if len(commits) > 3:
+        said.append(f"and {len(commits) - 3} more")
+    return ", ".join(said)
+
+
+def undo_hint(lake: LakeFS, name: str, version: int) -> str:
+    return (f"to go on, undo them yourself (deltalake: DeltaTable({shown(lake.uri(name))})"
+            f".restore({version}); Spark: RESTORE TABLE ... TO VERSION AS OF {version}) and "
+            "sync again (docs/lake.md, \"Writing to the tables\")")
+
+
+def check_adoptable(lake: LakeFS, recorded: LakeTable, table: DeltaTable,
+                    commits: Sequence[Commit]) -> LakeTable:
+    """The table at its latest version, checked to have the shape of the recorded one;
+    StoreError saying which commits changed what, and how to undo them, if it has not."""
+    where = f"table {recorded.name} of lake {lake.root}"
+    try:
+        if table.metadata().partition_columns != [PARTITION_COLUMN]:
+            raise StoreError(f"it is partitioned by {shown(table.metadata().partition_columns)}, "
+                             f"not [{PARTITION_COLUMN!r}]")
+        latest = read_table(lake, recorded.name, table.version(), recorded.state)
+        if latest.columns != recorded.columns:
+            before, after = dict(recorded.columns), dict(latest.columns)
+            changed = sorted(n for n in before.keys() | after.keys()
+                             if before.get(n) != after.get(n))
+            raise StoreError(f"they changed its columns ({', '.join(changed[:5])})")
+    except StoreError as error:
+        raise StoreError(
+            f"{where} has commits csload did not make ({described(commits)}) that csload "
+            f"cannot keep: {error}. csload keeps other writers' changes to rows and files, "
+            f"not to a table's shape; {undo_hint(lake, recorded.name, recorded.delta.version())}"
+        ) from None
+    return latest
+
+
+def adopt(lake: LakeFS, recorded: LakeTable, latest: LakeTable,
+          commits: Sequence[Commit]) -> TableState:
+    """What the ledger records of the table once another writer's commits are kept: the latest
+    version, and the rows per run of each partition whose files changed, counted again."""
+    where = f"table {recorded.name} of lake {lake.root}"
+    changed = {key for key in recorded.files.keys() | latest.files.keys()
+               if recorded.files.get(key) != latest.files.get(key)}
+    partitions = {key: runs for key, runs in recorded.state.partitions.items()
+                  if key not in changed}
+    for key in sorted(changed):
+        files = latest.files.get(key)
+        counts = _run_rows(lake, recorded.name, files, where) if files else {}
+        if counts:
+            partitions[key] = counts
+    log.warning("lake %s: kept the commits of table %s that csload did not make (%s); the "
+                "ledger now records its version %s", lake.root, recorded.name,
+                described(commits), latest.delta.version())
+    return TableState(latest.delta.version(), partitions)
+
+
+def _run_rows(lake: LakeFS, table: str, files: Sequence[str], where: str) -> dict[int, int]:
+    """Rows per run id in `files` (relative to the lake root); rows without one count for
+    no run (csload writes none, another writer may)."""
+    try:
+        with lake.errors(f"read the files of table {table}"):
+            data = pads.dataset([lake.full(f) for f in files], filesystem=lake.fs,
+                                format="parquet").to_table(columns=[RUN_COLUMN])
+    except pa.ArrowException as exc:   # not Parquet, or no run id column
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise StoreError(f"{where}: cannot read {RUN_COLUMN} from the files another writer "
+                         f"committed ({first})") from None
+    counts = data.group_by(RUN_COLUMN).aggregate([(RUN_COLUMN, "count")])
+    rows: dict[int, int] = {}
+    for run_id, count in zip(counts.column(RUN_COLUMN).to_pylist(),
+                             counts.column(f"{RUN_COLUMN}_count").to_pylist(), strict=True):
+        if run_id is None:
+            continue
+        if run_id != int(run_id) or not 0 <= int(run_id) <= _MAX_RUN_ID:
+            raise damaged(where, "run id", run_id)
+        rows[int(run_id)] = int(count)
+    return rows

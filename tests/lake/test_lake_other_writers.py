@@ -1,0 +1,167 @@
+"""Other writers' commits to a lake's tables (docs/lake.md, "Writing to the tables";
+csload.lake.adopt), locally and on the moto S3 server.
+
+A lake's tables are Delta tables, and users write them with other engines: a DELETE of a
+visitor's rows (a GDPR request), an OPTIMIZE or Z-ORDER. Until 2026-12-07 the next sync took
+any such commit for a crashed sync's and undid it ("undoing table views's commits ..., which a
+crashed sync made"): the deleted rows came back. Now a commit without csload's txid is kept
+when the table keeps csload's shape, a change of shape is refused with what to do, and only
+csload's own unrecorded commits are undone. The simulator's runs are served over real HTTP and
+applied with `ParquetStore`, as in test_lake_sync.py; the other writer is deltalake.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import CommitProperties, TableFeatures, write_deltalake
+
+from csload.config import Settings
+from csload.errors import StoreError
+from csload.lake.delta import TXID_KEY
+from csload.lake.layout import new_txid
+from csload.simulator import Simulator
+from tests.support.lakeref import Row, assert_rows_equal, expected, stage_runs
+from tests.support.lakeutil import Lake
+
+RERUN_DAY = date(2026, 11, 23)
+
+
+async def load_all(lake: Lake, settings: Settings, folder: Path) -> tuple[list[int], int]:
+    """Every run of the simulator applied to the lake: their ids, and the views job's id."""
+    folder.mkdir(exist_ok=True)
+    staged = await stage_runs(settings, folder)
+    with lake.open() as store:
+        assert {o.status for o in store.apply(staged)} == {"loaded"}
+    return [s.run.run_id for s in staged], next(
+        s.job.job_id for s in staged if s.job.scope == "views")
+
+
+def versions(lake: Lake) -> dict[str, int]:
+    return {t: lake.delta(t).version() for t in ("views", "sessions")}
+
+
+def recorded(lake: Lake) -> dict[str, int]:
+    state = lake.snapshot().state
+    return {t: state.tables[t].version for t in ("views", "sessions")}
+
+
+def assert_holds(lake: Lake, views: list[Row], sessions: list[Row]) -> None:
+    """Through csload, through a Delta reader of the latest versions, and in `status`."""
+    assert_rows_equal(lake.rows("views"), views, "views")
+    assert_rows_equal(lake.rows("sessions"), sessions, "sessions")
+    assert lake.listed("views", "SELECT count(*) FROM t") == [(len(views),)]
+    assert lake.listed("sessions", "SELECT count(*) FROM t") == [(len(sessions),)]
+    rows = {t.table: t.rows for t in lake.status().tables}
+    assert (rows["views"], rows["sessions"]) == (len(views), len(sessions))
+
+
+def refused(lake: Lake) -> str:
+    with pytest.raises(StoreError) as info, lake.open():
+        pass
+    return str(info.value)
+
+
+async def test_another_writers_delete_and_z_order_are_kept_and_a_rerun_loads_over_them(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    run_ids, views_job = await load_all(lake, settings, tmp_path / "parts")
+    truth = expected(simulator, run_ids)
+    victim = truth["views"][0]["session_id"]
+    lake.delta("views").delete(f"session_id = {victim}")   # a GDPR request's delete
+    lake.delta("sessions").optimize.z_order(["session_id"])   # every file rewritten
+    after_others = versions(lake)
+    assert recorded(lake) != after_others
+
+    with caplog.at_level(logging.WARNING, "csload.lake"), lake.open():
+        pass
+    for table in ("views", "sessions"):
+        assert f"kept the commits of table {table} that csload did not make" in caplog.text
+    assert "undoing" not in caplog.text
+    assert versions(lake) == after_others == recorded(lake)   # nothing undone; recorded
+    views = [r for r in truth["views"] if r["session_id"] != victim]
+    assert len(views) < len(truth["views"])
+    assert_holds(lake, views, truth["sessions"])
+
+    # A re-run of a day replaces that day's rows with its own (the victim's too, if the new
+    # run has them); the other days keep the delete.
+    rerun = simulator.rerun(views_job, RERUN_DAY)
+    with lake.open() as store:
+        [outcome] = store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
+    assert outcome.status == "loaded"
+    truth = expected(simulator, [*run_ids, rerun])
+    views = [r for r in truth["views"] if r["session_id"] != victim or r["_run_id"] == rerun]
+    assert_holds(lake, views, truth["sessions"])
+
+
+def one_row_with_a_new_column(lake: Lake) -> pa.Table:
+    data = lake.delta("views").to_pyarrow_table().slice(0, 1)
+    return data.append_column("note", pa.array(["mine"]))
+
+
+@pytest.mark.parametrize("change", ["a new column", "deletion vectors"])
+async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undone(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
+        change: str) -> None:
+    run_ids, views_job = await load_all(lake, settings, tmp_path / "parts")
+    truth = expected(simulator, run_ids)
+    before = recorded(lake)["views"]
+    table = lake.delta("views")
+    if change == "a new column":
+        write_deltalake(table, one_row_with_a_new_column(lake), mode="append",
+                        schema_mode="merge")
+        words = ["did not make", "changed its columns (note)", f"restore({before})"]
+    else:   # readers must then apply deletion vectors: csload reads the files itself
+        table.alter.add_feature(TableFeatures.DeletionVectors,
+                                allow_protocol_versions_increase=True)
+        words = ["reader version 3", "deletionVectors", "plain Parquet"]
+    theirs = lake.delta("views").version()
+
+    message = refused(lake)
+    for word in [lake.root, "table views", *words]:
+        assert word in message, message
+    assert lake.delta("views").version() == theirs   # their change is still there
+    if change == "a new column":
+        # readers through csload read the recorded version, whole
+        assert_rows_equal(lake.rows("views"), truth["views"], "views")
+        lake.delta("views").restore(before)   # what the message says to do
+        rerun = simulator.rerun(views_job, RERUN_DAY)
+        with lake.open() as store:
+            [outcome] = store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
+        assert outcome.status == "loaded"
+        truth = expected(simulator, [*run_ids, rerun])
+        assert_holds(lake, truth["views"], truth["sessions"])
+
+
+def csloads(txid: str | None = None) -> dict[str, Any]:
+    """Commit properties that make a commit look like a sync's (its txid in commit info)."""
+    return {"commit_properties": CommitProperties(custom_metadata={TXID_KEY: txid or new_txid()})}
+
+
+@pytest.mark.parametrize("then", ["nothing", "another writer's delete"])
+async def test_a_stopped_syncs_commit_is_undone_unless_another_writer_committed_after_it(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture, then: str) -> None:
+    run_ids, _ = await load_all(lake, settings, tmp_path / "parts")
+    truth = expected(simulator, run_ids)
+    before = recorded(lake)["views"]
+    lake.delta("views").delete("view_number = 1", **csloads())   # a sync killed before its
+    if then == "another writer's delete":                        # ledger's commit
+        lake.delta("views").delete("view_number = 2")
+        theirs = lake.delta("views").version()
+        message = refused(lake)
+        for word in ["stopped before recording it", f"version {before + 1}", "did not make",
+                     f"version {before + 2}", f"restore({before})"]:
+            assert word in message, message
+        assert lake.delta("views").version() == theirs
+        lake.delta("views").restore(before)   # what the message says to do
+
+    with caplog.at_level(logging.WARNING, "csload.lake"), lake.open():
+        pass
+    assert ("which a crashed sync made" in caplog.text) == (then == "nothing")
+    assert_holds(lake, truth["views"], truth["sessions"])
