@@ -13,6 +13,7 @@ applied with `ParquetStore`, as in test_lake_sync.py; the other writer is deltal
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,17 @@ from tests.support.lakeutil import Lake
 RERUN_DAY = date(2026, 11, 23)
 
 
-async def load_all(lake: Lake, settings: Settings, folder: Path) -> tuple[list[int], int]:
-    """Every run of the simulator applied to the lake: their ids, and the views job's id."""
+async def load_all(lake: Lake, settings: Settings, folder: Path
+                   ) -> tuple[list[int], dict[str, int]]:
+    """Every run of the simulator applied to the lake: their ids, and each scope's daily job."""
     folder.mkdir(exist_ok=True)
     staged = await stage_runs(settings, folder)
     with lake.open() as store:
         assert {o.status for o in store.apply(staged)} == {"loaded"}
-    return [s.run.run_id for s in staged], next(
-        s.job.job_id for s in staged if s.job.scope == "views")
+    daily: dict[str, int] = {}   # the job with the most runs, of each scope
+    for (scope, job_id), _ in Counter((s.job.scope, s.job.job_id) for s in staged).most_common():
+        daily.setdefault(scope, job_id)
+    return [s.run.run_id for s in staged], daily
 
 
 def versions(lake: Lake) -> dict[str, int]:
@@ -70,10 +74,12 @@ def refused(lake: Lake) -> str:
 async def test_another_writers_delete_and_z_order_are_kept_and_a_rerun_loads_over_them(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    run_ids, views_job = await load_all(lake, settings, tmp_path / "parts")
+    run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
     truth = expected(simulator, run_ids)
-    victim = truth["views"][0]["session_id"]
-    lake.delta("views").delete(f"session_id = {victim}")   # a GDPR request's delete
+    # A GDPR request's delete: a visitor's session on the day re-run below, one on another day
+    victims = {next(r["session_id"] for r in truth["views"] if (r["_date"] == RERUN_DAY) == on)
+               for on in (True, False)}
+    lake.delta("views").delete(f"session_id IN ({', '.join(map(str, sorted(victims)))})")
     lake.delta("sessions").optimize.z_order(["session_id"])   # every file rewritten
     after_others = versions(lake)
     assert recorded(lake) != after_others
@@ -84,18 +90,21 @@ async def test_another_writers_delete_and_z_order_are_kept_and_a_rerun_loads_ove
         assert f"kept the commits of table {table} that csload did not make" in caplog.text
     assert "undoing" not in caplog.text
     assert versions(lake) == after_others == recorded(lake)   # nothing undone; recorded
-    views = [r for r in truth["views"] if r["session_id"] != victim]
+    views = [r for r in truth["views"] if r["session_id"] not in victims]
     assert len(views) < len(truth["views"])
     assert_holds(lake, views, truth["sessions"])
 
-    # A re-run of a day replaces that day's rows with its own (the victim's too, if the new
-    # run has them); the other days keep the delete.
-    rerun = simulator.rerun(views_job, RERUN_DAY)
+    # Re-runs of a day whose files the other writer rewrote (both tables): each replaces that
+    # day's rows with its own (the victim's too, if the new run has them); the other day keeps
+    # the delete.
+    reruns = [simulator.rerun(daily[scope], RERUN_DAY) for scope in ("views", "sessions")]
     with lake.open() as store:
-        [outcome] = store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
-    assert outcome.status == "loaded"
-    truth = expected(simulator, [*run_ids, rerun])
-    views = [r for r in truth["views"] if r["session_id"] != victim or r["_run_id"] == rerun]
+        outcomes = store.apply(await stage_runs(settings, tmp_path / "parts", reruns))
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    truth = expected(simulator, [*run_ids, *reruns])
+    views = [r for r in truth["views"]
+             if r["session_id"] not in victims or r["_run_id"] in reruns]
+    assert len(views) < len(truth["views"])   # the delete stays on the other days
     assert_holds(lake, views, truth["sessions"])
 
 
@@ -108,7 +117,7 @@ def one_row_with_a_new_column(lake: Lake) -> pa.Table:
 async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undone(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
         change: str) -> None:
-    run_ids, views_job = await load_all(lake, settings, tmp_path / "parts")
+    run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
     truth = expected(simulator, run_ids)
     before = recorded(lake)["views"]
     table = lake.delta("views")
@@ -130,7 +139,7 @@ async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undon
         # readers through csload read the recorded version, whole
         assert_rows_equal(lake.rows("views"), truth["views"], "views")
         lake.delta("views").restore(before)   # what the message says to do
-        rerun = simulator.rerun(views_job, RERUN_DAY)
+        rerun = simulator.rerun(daily["views"], RERUN_DAY)
         with lake.open() as store:
             [outcome] = store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
         assert outcome.status == "loaded"
