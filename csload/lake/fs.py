@@ -301,11 +301,16 @@ class LakeFS:
             if not own:   # a new lake: checked once, before its first write
                 refuse_inside_table_in(f"lake {self.root}", self.fs, self.base, "s3://")
 
-    def ensure_root(self) -> None:
+    def ensure_root(self) -> list[Path]:
+        """Make a local lake's folder and its `_csload/`; the folders this call created."""
+        made: list[Path] = []
         if self.local:
             with self.errors("create the lake folder"):
-                self.local_path().mkdir(exist_ok=True)
-                self.local_path("_csload").mkdir(exist_ok=True)
+                for path in (self.local_path(), self.local_path("_csload")):
+                    if not path.is_dir():
+                        path.mkdir(exist_ok=True)
+                        made.append(path)
+        return made
 
     # --- reads ----------------------------------------------------------------------------
 

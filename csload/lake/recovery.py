@@ -176,6 +176,7 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
     steps = []
     for name, table in _unrecorded(lake, snapshot):
         if table is None:
+            _refuse_others_table(lake, name)
             steps.append(_Step(name, None))
             continue
         recorded = snapshot.tables[name]
@@ -197,6 +198,21 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
             steps.append(_Step(name, table, tuple(commits),
                                check_adoptable(lake, recorded, table, commits)))
     return steps
+
+
+def _refuse_others_table(lake: LakeFS, name: str) -> None:
+    """A table folder the ledger does not name is removed only if csload made it (a sync that
+    created it and stopped before its ledger's commit): StoreError for another tool's table,
+    before anything is written (a lake's root taken from a folder of the user's own)."""
+    table = open_table(lake, name)
+    if table is None:
+        return
+    theirs = [c for c in commits_after(lake, name, table, -1) if not c.ours and not c.housekeeping]
+    if theirs:
+        raise StoreError(
+            f"lake {lake.root}: folder {name} holds a Delta table that csload did not make "
+            f"({described(theirs)}); csload neither removes it nor loads into it. A lake's "
+            "folder holds csload's tables only: sync into a folder of its own")
 
 
 def _claim(lake: LakeFS, snapshot: LakeSnapshot, txid: str) -> None:

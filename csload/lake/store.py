@@ -74,6 +74,14 @@ SCRATCH_PREFIX = "csload-lake-"
 Recorded = TypeVar("Recorded", int, list[Run])
 
 
+def _remove_if_empty(made: list[Path]) -> None:
+    """Undo `LakeFS.ensure_root` after an open that failed, so that a refused folder is left as
+    it was: only folders still empty (a sync that started meanwhile may have written)."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 def table_configuration(limits: Limits) -> dict[str, str]:
     """The properties every table of a lake has: the retention windows of the settings."""
     return {"delta.deletedFileRetentionDuration":
@@ -179,16 +187,21 @@ class ParquetStore:
         """
         lake = LakeFS.open(root, storage_options, env)
         lake.check_usable()
-        lake.ensure_root()
-        with lake.errors("create a scratch folder"):
-            # Killed syncs' work databases (a batch's rows: hundreds of MB) go; running
-            # syncs' stay (csload.scratch).
-            scratch = fresh_folder(scratch_dir, SCRATCH_PREFIX)
+        made = lake.ensure_root()
+        try:
+            with lake.errors("create a scratch folder"):
+                # Killed syncs' work databases (a batch's rows: hundreds of MB) go; running
+                # syncs' stay (csload.scratch).
+                scratch = fresh_folder(scratch_dir, SCRATCH_PREFIX)
+        except BaseException:
+            _remove_if_empty(made)
+            raise
         try:
             snapshot = recover(lake)
             work = open_work(lake, snapshot, scratch.path, limits)
         except BaseException:
             scratch.remove()
+            _remove_if_empty(made)   # a refused folder is left as it was
             raise
         return cls(lake, scratch, snapshot, work, limits or Limits())
 

@@ -24,7 +24,7 @@ from deltalake import CommitProperties, TableFeatures, write_deltalake
 
 from csload.config import Settings
 from csload.errors import StoreError
-from csload.lake.delta import TXID_KEY
+from csload.lake.delta import TXID_KEY, storage_options
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
 from tests.support.lakeref import Row, assert_rows_equal, expected, stage_runs
@@ -174,3 +174,24 @@ async def test_a_stopped_syncs_commit_is_undone_unless_another_writer_committed_
         pass
     assert ("which a crashed sync made" in caplog.text) == (then == "nothing")
     assert_holds(lake, truth["views"], truth["sessions"])
+
+
+def test_a_folder_holding_another_tools_table_is_refused_before_anything_is_written(
+        lake: Lake) -> None:
+    """`csload sync --parquet` given a folder of the user's own Delta tables: before
+    2026-12-07 the sync wrote its ledger table there, then failed calling the table "damaged
+    or tampered with"; the next would have removed a table whose files had csload's names."""
+    fs = lake.fs()
+    theirs = pa.table({"a": [1, 2], "date": [date(2026, 12, 1), date(2026, 12, 2)]})
+    write_deltalake(fs.uri("views"), theirs, partition_by=["date"],
+                    storage_options=storage_options(fs))
+    before = sorted(lake.files())
+
+    message = refused(lake)
+    for word in [lake.root, "folder views", "csload did not make", "version 0 ('WRITE')",
+                 "a folder of its own"]:
+        assert word in message, message
+    assert sorted(lake.files()) == before   # no ledger, nothing removed
+    if lake.kind == "local":   # not even the empty folder the open made for its own use
+        assert sorted(p.name for p in Path(lake.root).iterdir()) == ["views"]
+    assert lake.delta("views").to_pyarrow_table().num_rows == 2
