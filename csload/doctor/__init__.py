@@ -58,7 +58,10 @@ target          the DuckDB database or Delta lake a sync would write (`db` / `pa
                 for `csload sync`): writable, and its ledger readable. fail: not writable, or
                 a ledger that cannot be read; warn: another csload process holds it now. A
                 target that does not exist yet is ok when its folder is writable (doctor does
-                not create it; for an S3 lake it writes and deletes one probe object).
+                not create it; for an S3 lake it writes and deletes one probe object). A lake
+                other writers committed to: what the next sync keeps or undoes ("next sync:"
+                lines); fail where it would refuse the lake (docs/lake.md, "Writing to the
+                tables").
 CSV sample,     for the newest successful run of each format: the first part's first bytes
 JSONL sample    (a ranged GET of at most `sample_bytes`), and what the file really is: gzip or
                 not, header row or not, CSV quoting (minimal RFC 4180 or ClickHouse's every

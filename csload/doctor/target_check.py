@@ -100,6 +100,7 @@ def _check_db(check: Check, target: Target) -> bool:
 
 def _check_lake(check: Check, target: Target) -> bool:
     from csload.lake.fs import LakeFS
+    from csload.lake.recovery import preview
     from csload.lake.snapshot import read_snapshot
 
     assert target.parquet is not None
@@ -121,6 +122,14 @@ def _check_lake(check: Check, target: Target) -> bool:
             lake.delete_files([probe])
         except CsloadError as exc:
             raise StoreError(f"lake {lake.root} is not writable: {exc}") from None
+    try:
+        # What the next sync's open does first: undo a stopped sync's commits, keep or refuse
+        # another writer's (docs/lake.md, "Writing to the tables").
+        check.data["nextSync"] = [clean(line, 300) for line in preview(lake)]
+    except StoreError as exc:
+        check.set(Verdict.FAIL, f"a sync would refuse the lake: {clean(exc, 600)}",
+                  "do what the message says; docs/lake.md, \"Writing to the tables\"")
+        return False
     if not read_snapshot(lake).exists:
         check.set(Verdict.OK, f"{clean(lake.root)} is writable; no csload ledger yet: the "
                   "first sync writes it")
@@ -136,6 +145,7 @@ def _summarise(check: Check, target: Target, status: StoreStatus) -> None:
     check.details += [f"job {j.job_id} ({clean(j.name, 60)}) -> {clean(j.table)}"
                       + (f", {len(j.gaps)} day(s) missing" if j.gaps else "")
                       for j in status.jobs]
+    check.details += [f"next sync: {line}" for line in check.data.get("nextSync", [])]
     check.data.update(tables=loaded, jobs=len(status.jobs), failedRuns=len(status.failed),
                       expiredRuns=len(status.expired))
     check.set(Verdict.OK, f"{clean(target.label)} is writable and its ledger readable: "

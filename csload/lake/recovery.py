@@ -200,6 +200,24 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
     return steps
 
 
+def preview(lake: LakeFS) -> list[str]:
+    """What the next sync's open would do to the lake's tables, changing nothing (`csload
+    doctor`): a line per table; StoreError for what it would refuse."""
+    lines = []
+    for step in _plan(lake, read_snapshot(lake)):
+        if step.table is None:
+            lines.append(f"folder {step.name}: a table that a sync created and never recorded "
+                         "(it stopped first) will be removed")
+        elif step.kept is not None:
+            lines.append(f"table {step.name}: the commits csload did not make "
+                         f"({described(step.commits)}) will be kept")
+        else:
+            ours = [c for c in step.commits if c.ours]
+            lines.append(f"table {step.name}: the commits of a sync that stopped before "
+                         f"recording them ({described(ours)}) will be undone")
+    return lines
+
+
 def _refuse_others_table(lake: LakeFS, name: str) -> None:
     """A table folder the ledger does not name is removed only if csload made it (a sync that
     created it and stopped before its ledger's commit): StoreError for another tool's table,
