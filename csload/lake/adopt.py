@@ -115,7 +115,12 @@ def _run_rows(lake: LakeFS, table: str, files: Sequence[str], where: str) -> dic
                              counts.column(f"{RUN_COLUMN}_count").to_pylist(), strict=True):
         if run_id is None:
             continue
-        if run_id != int(run_id) or not 0 <= int(run_id) <= _MAX_RUN_ID:
+        try:   # the files' own type: decimal(20,0) from csload, anything from a crafted file
+            number = int(run_id)
+        except (TypeError, ValueError, ArithmeticError):
+            raise damaged(where, "run id", run_id) from None
+        if isinstance(run_id, (str, bytes, bool)) or number != run_id \
+                or not 0 <= number <= _MAX_RUN_ID:
             raise damaged(where, "run id", run_id)
-        rows[int(run_id)] = int(count)
+        rows[number] = int(count)
     return rows

@@ -320,6 +320,34 @@ def test_hostile_appended_commit_disguised_as_housekeeping(crafted: Crafted) -> 
     assert_open_refused_and_nothing_undone(crafted)
 
 
+@pytest.mark.hostile("another writer's commit (kept when the table keeps its shape) adds a "
+                     "file whose `_run_id` is past UBIGINT's range",
+                     "refused (run id) when the next sync counts the day's rows per run; the "
+                     "table's log untouched; readers read the recorded version")
+def test_hostile_appended_commit_with_a_run_id_out_of_range(crafted: Crafted) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = crafted.root / "views" / "date=2026-11-20"
+    [theirs] = [f for f in folder.iterdir() if f.suffix == ".parquet"]
+    data = pq.read_table(theirs)
+    index = data.schema.get_field_index("_run_id")
+    data = data.set_column(index, "_run_id", pa.array([10**20 - 1] * data.num_rows,
+                                                      data.schema.field(index).type))
+    pq.write_table(data, folder / "other-writer.parquet")
+    added = {**the(read_actions(crafted.root, "views"), "add"),
+             "path": "date=2026-11-20/other-writer.parquet",
+             "size": (folder / "other-writer.parquet").stat().st_size}
+    append_commit(crafted, "WRITE", [{"add": added}])
+
+    exc = refusal(lambda: open_and_close(crafted.lake))
+    assert exc is not None and "run id" in str(exc) and str(crafted.root) in str(exc), exc
+    logs = sorted(p.name for p in (crafted.root / "views" / "_delta_log").glob("*.json"))
+    assert logs == [f"{v:020d}.json" for v in (0, 1)], logs
+    assert read_views(crafted.lake) == VIEWS
+    assert_outside_untouched(crafted)
+
+
 # --- folders at the root that csload did not make ------------------------------------------------
 
 @pytest.mark.hostile("folders at the lake root csload did not make: names it never gives a "
