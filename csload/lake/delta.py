@@ -83,8 +83,8 @@ def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
             raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
         raise LakeConflict(
             f"lake {lake.root}: another process committed to the lake while this sync tried "
-            f"to {action}; were two syncs running at once? Nothing of this batch was "
-            "published; the next sync loads it") from exc
+            f"to {action}; were two syncs running at once, or another tool writing the "
+            "table? Nothing of this batch was published; the next sync loads it") from exc
     except OSError as exc:
         text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None

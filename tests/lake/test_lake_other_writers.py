@@ -23,7 +23,7 @@ import pytest
 from deltalake import CommitProperties, TableFeatures, write_deltalake
 
 from csload.config import Settings
-from csload.errors import StoreError
+from csload.errors import LakeConflict, StoreError
 from csload.lake.delta import TXID_KEY, storage_options
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
@@ -195,3 +195,21 @@ def test_a_folder_holding_another_tools_table_is_refused_before_anything_is_writ
     if lake.kind == "local":   # not even the empty folder the open made for its own use
         assert sorted(p.name for p in Path(lake.root).iterdir()) == ["views"]
     assert lake.delta("views").to_pyarrow_table().num_rows == 2
+
+
+async def test_another_writers_commit_during_a_sync_fails_its_batch_and_the_next_loads_it(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
+    rerun = simulator.rerun(daily["views"], RERUN_DAY)
+    with lake.open() as store:
+        lake.delta("views").delete("view_number = 1")   # while the sync runs
+        with pytest.raises(LakeConflict, match="or another tool writing the table"):
+            store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
+
+    with lake.open() as store:   # keeps their delete, then loads the run
+        [outcome] = store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
+    assert outcome.status == "loaded"
+    truth = expected(simulator, [*run_ids, rerun])
+    views = [r for r in truth["views"] if r["view_number"] != 1 or r["_run_id"] == rerun]
+    assert len(views) < len(truth["views"])
+    assert_holds(lake, views, truth["sessions"])
