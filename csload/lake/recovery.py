@@ -15,7 +15,8 @@ between the two leaves a table whose log is ahead of the version the ledger reco
   a crashed sync's commit and another writer's after it: refused the same way (undoing the
   first would lose the second);
 * a table folder with a log that the ledger does not name (the crashed batch created it):
-  its log and the files the log added are removed.
+  its log and the files the log added are removed; a table another tool made (a commit
+  without csload's txid) is refused instead, before anything is written.
 
 Before it changes anything, recovery commits the ledger again as it is (the lake's first,
 empty, if it has none): recovery cannot tell a crashed sync's commit from a running one's, and a
@@ -245,11 +246,12 @@ def _claim(lake: LakeFS, snapshot: LakeSnapshot, txid: str) -> None:
 
 
 def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
-    """Remove the tables the claimed ledger does not name, restore those changed after its
-    versions, and record the restored versions; the lake's snapshot after it."""
+    """Remove the tables the claimed ledger does not name, restore those a stopped sync changed
+    after its versions, keep other writers' commits, and record the tables' versions; the
+    lake's snapshot after it."""
     recorded = snapshot.state.tables
     txid = new_txid()
-    restored = False
+    changed = False
     for step in _plan(lake, snapshot):
         name, table = step.name, step.table
         if table is None:
@@ -257,7 +259,7 @@ def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
             continue
         if step.kept is not None:
             recorded[name] = adopt(lake, snapshot.tables[name], step.kept, step.commits)
-            restored = True
+            changed = True
             continue
         version = recorded[name].version
         log.warning("lake %s: undoing table %s's commits after version %s, which a "
@@ -265,9 +267,9 @@ def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
         restore(lake, table, version, snapshot.state.batch, txid)
         table.update_incremental()
         recorded[name].version = table.version()
-        restored = True
-    if restored:
-        _claim(lake, snapshot, txid)   # the snapshot now has the restored versions
+        changed = True
+    if changed:
+        _claim(lake, snapshot, txid)   # the snapshot now has the restored or kept versions
     return read_snapshot(lake)
 
 
