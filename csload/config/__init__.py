@@ -27,6 +27,7 @@ from csload.config.limits import RetryPolicy as RetryPolicy
 from csload.config.limits import parse_duration as parse_duration
 from csload.errors import ConfigError
 from csload.https_rule import plain_http_allowed, require_secure_url
+from csload.load.columns import check_table_name
 
 DEFAULT_AUTH_URL = "https://api.contentsquare.com"
 DEFAULT_CONFIG_FILE = "csload.toml"
@@ -291,7 +292,10 @@ def _table_map(values: object, source: str) -> dict[int, str]:
             raise ConfigError(f"{source}: [tables] keys are job ids, got {key!r}") from None
         if not isinstance(table, str) or not table:
             raise ConfigError(f"{source}: [tables] {key} must name a table")
-        out[job_id] = table
+        try:
+            out[job_id] = check_table_name(table)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: [tables] {key}: {exc}") from None
     return out
 
 

@@ -128,3 +128,11 @@ def test_the_readmes_settings_file_has_only_valid_keys(tmp_path: Path) -> None:
         path.write_text(block)
         settings = load_settings(environ={}, config_file=path)
         assert settings.client_id
+
+
+@pytest.mark.parametrize("name", ["my views", "Views", "_csload", "views; drop table x"])
+def test_a_tables_name_is_checked_where_the_file_gives_it(tmp_path: Path, name: str) -> None:
+    """Said when the settings load, with the section and the job; it used to come later as a
+    bare "invalid table name", without saying the settings file gave it."""
+    message = refusal(tmp_path, f'[tables]\n1121 = "{name}"\n')
+    assert message.startswith(f"[tables] 1121: invalid table name {name!r}"), message
