@@ -97,7 +97,7 @@ def _parse_project_id(value: object, source: str) -> int | None:
     try:
         return int(str(value))
     except ValueError:
-        raise ConfigError(f"{source}: project_id must be an integer, got {value!r}") from None
+        raise ConfigError(f"project_id must be an integer, got {value!r} ({source})") from None
 
 
 def proxy_environment() -> dict[str, str]:
@@ -167,8 +167,8 @@ def load_settings(
         raise ConfigError(f"config file not found: {path}")
     check_config_keys(file_values, path)
 
-    merged = {name: value for name, (value, _) in
-              _connection_values(overrides, environ, file_values, path).items()}
+    given = _connection_values(overrides, environ, file_values, path)
+    merged = {name: value for name, (value, _) in given.items()}
 
     missing = [name for name in ("client_id", "client_secret") if not merged.get(name)]
     if missing:
@@ -194,7 +194,7 @@ def load_settings(
     return Settings(
         client_id=str(merged["client_id"]),
         client_secret=str(merged["client_secret"]),
-        project_id=_parse_project_id(merged.get("project_id"), "project_id"),
+        project_id=_parse_project_id(*given.get("project_id", (None, ""))),
         auth_url=str(merged.get("auth_url") or DEFAULT_AUTH_URL),
         limits=_sub_settings(Limits, limits_values, str(path)),
         retry=_sub_settings(RetryPolicy, retry_values, str(path)),

@@ -1,5 +1,6 @@
 """Settings precedence (flags > environment > csload.toml) and validation."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -85,10 +86,15 @@ def test_invalid_toml_is_an_error(tmp_path: Path) -> None:
         load_settings(environ=ENV, config_file=write_toml(tmp_path, "client_id = "))
 
 
-def test_bad_project_id(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="project_id must be an integer"):
+def test_bad_project_id_names_where_it_came_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"project_id must be an integer, got 'abc' "
+                                          r"\(environment CONTENTSQUARE_PROJECT_ID\)$"):
         load_settings(environ={**ENV, "CONTENTSQUARE_PROJECT_ID": "abc"},
                       config_file=write_toml(tmp_path, ""))
+    path = write_toml(tmp_path, 'project_id = "x1"\n')
+    with pytest.raises(ConfigError, match=rf"got 'x1' \({re.escape(str(path))}\)$"):
+        load_settings(environ={k: v for k, v in ENV.items() if "PROJECT" not in k},
+                      config_file=path)
 
 
 def test_api_concurrency_never_above_the_api_limit() -> None:
