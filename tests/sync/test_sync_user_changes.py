@@ -1,0 +1,51 @@
+"""A DuckDB target's tables are the user's too (docs/lake.md, "Writing to the tables", says
+what a lake does with the same changes): a column the user adds and the rows they delete stay
+through later syncs; a re-run of a day replaces that day's rows whole, so its rows have the
+added column NULL and the deleted keys back when the new run has them. The simulator over real
+HTTP, a real DuckDB file, compared with the simulator's truth."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+import csload
+from csload.config import Settings
+from csload.simulator import Simulator
+from tests.support.syncref import (
+    VIEWS_JOB,
+    assert_rows_equal,
+    expected_tables,
+    successful_runs,
+    table_rows,
+)
+
+THE_DAY = date(2026, 11, 23)
+
+
+def test_a_column_the_user_adds_and_rows_they_delete_stay_through_a_rerun_of_a_day(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    csload.sync(settings, db=db_path)
+    con = duckdb.connect(str(db_path))
+    try:
+        con.execute("ALTER TABLE views ADD COLUMN note VARCHAR")
+        con.execute("UPDATE views SET note = 'mine'")
+        con.execute("DELETE FROM views WHERE view_number = 1")
+    finally:
+        con.close()
+    rerun = simulator.rerun(VIEWS_JOB, THE_DAY)
+
+    report = csload.sync(settings, db=db_path)
+
+    assert [r.run_id for r in report.loaded] == [rerun] and not report.refused
+    columns, rows = table_rows(db_path, "views")
+    want_columns, want = expected_tables(simulator, successful_runs(simulator))["views"]
+    assert columns == want_columns | {"note"}
+    want = [r for r in want if r["view_number"] != 1 or r["_run_id"] == rerun]
+    assert len(want) < len(expected_tables(simulator, successful_runs(simulator))["views"][1])
+    assert_rows_equal([{k: v for k, v in r.items() if k != "note"} for r in rows], want,
+                      "views")
+    assert {r["note"] for r in rows if r["_run_id"] == rerun} == {None}
+    assert {r["note"] for r in rows if r["_run_id"] != rerun} == {"mine"}
