@@ -381,9 +381,16 @@ def _created_private(db: Path) -> Iterator[None]:
 
 
 def _open_private(db: Path, limits: Limits | None = None) -> Store:
-    """DuckDBStore.open, a new database file created 0600."""
+    """DuckDBStore.open, a new database file created 0600; a table the user dropped is
+    loaded again (DuckDBStore.forget_dropped_tables)."""
     with _created_private(db):
-        return DuckDBStore.open(db, limits)
+        store = DuckDBStore.open(db, limits)
+    try:
+        store.forget_dropped_tables()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def connect_target(path: str | Path | None = None, *, parquet: str | None = None,

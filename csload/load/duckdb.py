@@ -145,6 +145,20 @@ class DuckDBStore:
         """Ids of the runs already applied."""
         return self.ledger.loaded_run_ids()
 
+    def forget_dropped_tables(self) -> None:
+        """A DuckDB target's table the user dropped or renamed is loaded again: the ledger
+        forgets the runs loaded into it, so that this sync loads them again (those whose files
+        Contentsquare still has; the others are recorded as expired, and `csload status` shows
+        their days). Without this, the sync recreated the table with new runs only."""
+        dropped = self.ledger.dropped_tables()
+        if not dropped:
+            return
+        with self._transaction():
+            self.ledger.forget_tables(sorted(dropped))
+        for table, runs in sorted(dropped.items()):
+            log.warning("table %s is no longer in %s (dropped or renamed?): its %d loaded "
+                        "run(s) are loaded again", table, self.path, runs)
+
     def record_failed(self, job: Job, run: Run, message: str, table: str | None = None) -> None:
         """Record that a run could not be loaded (download or parse failure)."""
         self.record_unloaded([UnloadedRun(job, run, "failed", message, table)])

@@ -272,7 +272,40 @@ class Ledger:
         insert_rows(self.con, f"INSERT OR REPLACE INTO {self.t.parts}", _PART_TYPES,
                     [(*r, naive_utc(loaded_at)) for r in rows])
 
+    def forget_tables(self, tables: list[str]) -> None:
+        """Forget what was loaded into `tables` (their loaded runs, those runs' parts and the
+        tables' tombstones), so that the next sync loads those runs again: for tables the
+        user dropped (`dropped_tables`). The jobs keep their tables."""
+        if not tables:
+            return
+        loaded = (f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
+                  "AND list_contains(?, table_name)")
+        self.con.execute(f"DELETE FROM {self.t.parts} WHERE run_id IN ({loaded})",  # noqa: S608
+                         [tables])
+        self.con.execute(f"DELETE FROM {self.t.tombstones} "  # noqa: S608
+                         "WHERE list_contains(?, table_name)", [tables])
+        self.con.execute(f"DELETE FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
+                         "AND list_contains(?, table_name)", [tables])
+
     # --- reads -----------------------------------------------------------------------------
+
+    def dropped_tables(self) -> dict[str, int]:
+        """Tables of a DuckDB target that runs loaded rows into and that are no longer in the
+        database (the user dropped or renamed them), with the number of those runs. Not for a
+        lake's work database, whose tables are the lake's."""
+        rows = self.con.execute(
+            f"""SELECT table_name, count(*) FROM {self.t.runs}
+               WHERE status = 'loaded' AND table_name IS NOT NULL
+               GROUP BY table_name HAVING sum(coalesce(rows, 0)) > 0"""  # noqa: S608
+        ).fetchall()
+        return {str(name): int(count) for name, count in rows if not has_table(self.con, name)}
+
+    def runs_of_tables(self, tables: list[str]) -> set[int]:
+        """The loaded runs of `tables` (what `forget_tables` forgets)."""
+        rows = self.con.execute(
+            f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
+            "AND list_contains(?, table_name)", [tables]).fetchall()
+        return {int(r[0]) for r in rows}
 
     def loaded_run_ids(self) -> set[int]:
         rows = self.con.execute(

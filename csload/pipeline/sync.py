@@ -158,7 +158,8 @@ async def sync_async(
 
     async def read_ledger() -> tuple[set[int], dict[int, tuple[Job, str]]]:
         return await anyio.to_thread.run_sync(
-            lambda: target.read_ledger(_done_and_jobs) or (set(), {}))
+            lambda: target.read_ledger(_done_and_jobs if target.is_lake
+                                       else _done_and_jobs_of_db) or (set(), {}))
 
     async def open_store() -> Store:
         # Shielded: a cancel while the worker thread opens the store would lose it (and its
@@ -213,6 +214,17 @@ async def sync_async(
 def _done_and_jobs(ledger: Ledger) -> tuple[set[int], dict[int, tuple[Job, str]]]:
     """The runs not to fetch again, and the jobs the target has seen, with their tables."""
     return ledger.done_run_ids(), ledger.jobs()
+
+
+def _done_and_jobs_of_db(ledger: Ledger) -> tuple[set[int], dict[int, tuple[Job, str]]]:
+    """The same, read-only, of a DuckDB target: the runs of a table the user dropped are not
+    done (a sync loads them again: DuckDBStore.forget_dropped_tables)."""
+    done, jobs = _done_and_jobs(ledger)
+    dropped = ledger.dropped_tables()
+    for table, runs in sorted(dropped.items()):
+        log.warning("table %s is no longer in the database (dropped or renamed?): a sync "
+                    "would load its %d loaded run(s) again", table, runs)
+    return (done - ledger.runs_of_tables(sorted(dropped)) if dropped else done), jobs
 
 
 def _open_importing_client(target: Target, limits: Limits) -> Store:

@@ -1,15 +1,18 @@
 """A DuckDB target's tables are the user's too (docs/lake.md, "Writing to the tables", says
 what a lake does with the same changes): a column the user adds and the rows they delete stay
 through later syncs; a re-run of a day replaces that day's rows whole, so its rows have the
-added column NULL and the deleted keys back when the new run has them. The simulator over real
-HTTP, a real DuckDB file, compared with the simulator's truth."""
+added column NULL and the deleted keys back when the new run has them. A table the user drops
+or renames is loaded again from its runs. The simulator over real HTTP, a real DuckDB file,
+compared with the simulator's truth."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 
 import duckdb
+import pytest
 
 import csload
 from csload.config import Settings
@@ -49,3 +52,46 @@ def test_a_column_the_user_adds_and_rows_they_delete_stay_through_a_rerun_of_a_d
                       "views")
     assert {r["note"] for r in rows if r["_run_id"] == rerun} == {None}
     assert {r["note"] for r in rows if r["_run_id"] != rerun} == {"mine"}
+
+
+@pytest.mark.parametrize("how", ["DROP TABLE views", "ALTER TABLE views RENAME TO views_old"])
+def test_a_table_the_user_drops_or_renames_is_loaded_again_from_its_runs(
+        simulator: Simulator, settings: Settings, db_path: Path,
+        caplog: pytest.LogCaptureFixture, how: str) -> None:
+    """Before 2026-12-07 the next sync recreated `views` with the new runs only: the ledger
+    still counted the dropped table's runs as loaded, and said nothing."""
+    csload.sync(settings, db=db_path)
+    con = duckdb.connect(str(db_path))
+    try:
+        views_runs = {int(r[0]) for r in con.execute(
+            "SELECT run_id FROM _csload.runs WHERE table_name = 'views' "
+            "AND status = 'loaded'").fetchall()}
+        kept = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()  # noqa: S608
+                for t in ("sessions",)}
+        con.execute(how)
+    finally:
+        con.close()
+    assert views_runs
+
+    plan = csload.sync(settings, db=db_path, dry_run=True)
+    assert {r.run_id for r in plan.runs} == views_runs   # what the sync will load again
+
+    with caplog.at_level(logging.WARNING, "csload.load"):
+        report = csload.sync(settings, db=db_path)
+    assert {r.run_id for r in report.loaded} == views_runs
+    assert "table views is no longer in" in caplog.text
+    expected = expected_tables(simulator, successful_runs(simulator))
+    columns, rows = table_rows(db_path, "views")
+    assert columns == expected["views"][0]
+    assert_rows_equal(rows, expected["views"][1], "views")
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        assert {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()  # noqa: S608
+                for t in kept} == kept
+        if "RENAME" in how:   # the user's copy stays as they left it
+            assert con.execute("SELECT count(*) FROM views_old").fetchone() == (len(rows),)
+    finally:
+        con.close()
+
+    again = csload.sync(settings, db=db_path)   # and once loaded, not again
+    assert not again.loaded
