@@ -74,7 +74,9 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, batch: list[Pending
             raise PartFailed(group.pending[0].run_id, ConfigError(
                 f"column {name!r} of table {table!r} is {have}, but job "
                 f"{group.pending[0].layout.job_id} loads it as {dtype}: map the job "
-                "to another table or give the field another alias"))
+                "to another table or give the field another alias; if you changed the "
+                f"column yourself, give it its type back (ALTER TABLE {quote_ident(table)} "
+                f"ALTER COLUMN {quote_ident(name)} SET DATA TYPE {dtype})"))
 
 
 def create_run_tables(con: duckdb.DuckDBPyConnection, table: str, batch: list[PendingRun]

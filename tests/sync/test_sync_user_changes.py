@@ -95,3 +95,26 @@ def test_a_table_the_user_drops_or_renames_is_loaded_again_from_its_runs(
 
     again = csload.sync(settings, db=db_path)   # and once loaded, not again
     assert not again.loaded
+
+
+def test_a_column_the_user_retypes_fails_the_runs_that_load_it_saying_how_to_undo_it(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    csload.sync(settings, db=db_path)
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("ALTER TABLE views ALTER COLUMN duration_ms SET DATA TYPE VARCHAR")
+    rerun = simulator.rerun(VIEWS_JOB, THE_DAY)
+
+    report = csload.sync(settings, db=db_path)
+
+    [failed] = report.failed
+    assert failed.run_id == rerun and not report.loaded
+    advice = 'ALTER TABLE "views" ALTER COLUMN "duration_ms" SET DATA TYPE BIGINT'
+    assert "column 'duration_ms' of table 'views' is VARCHAR" in (failed.message or "")
+    assert advice in (failed.message or "")
+    with duckdb.connect(str(db_path)) as con:
+        con.execute(advice)
+    assert [r.run_id for r in csload.sync(settings, db=db_path).loaded] == [rerun]
+    columns, rows = table_rows(db_path, "views")
+    want_columns, want = expected_tables(simulator, successful_runs(simulator))["views"]
+    assert columns == want_columns
+    assert_rows_equal(rows, want, "views")
