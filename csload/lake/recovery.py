@@ -54,7 +54,7 @@ from csload.lake.layout import (
     new_txid,
     shown,
 )
-from csload.lake.ledger import STATE_ROW, export_ledger, rows_table
+from csload.lake.ledger import STATE_ROW, export_ledger, import_ledger, rows_table
 from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot
 from csload.load.columns import check_table_name
 from csload.load.ledger import Ledger
@@ -168,13 +168,14 @@ class _Step:
     table: DeltaTable | None
     commits: tuple[Commit, ...] = ()
     kept: LakeTable | None = None
+    dropped: bool = False   # the user deleted the table's folder: its runs are loaded again
 
 
 def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
     """What recovery would do, changing nothing; StoreError for a table whose log has both a
     crashed sync's commit and another writer's after the recorded version (restoring would
     lose the other writer's change), or another writer's change csload cannot keep."""
-    steps = []
+    steps = [_Step(name, None, dropped=True) for name in snapshot.dropped]
     for name, table in _unrecorded(lake, snapshot):
         if table is None:
             _refuse_others_table(lake, name)
@@ -206,7 +207,10 @@ def preview(lake: LakeFS) -> list[str]:
     doctor`): a line per table; StoreError for what it would refuse."""
     lines = []
     for step in _plan(lake, read_snapshot(lake)):
-        if step.table is None:
+        if step.dropped:
+            lines.append(f"table {step.name}: its folder is gone; the runs loaded into it "
+                         "will be loaded again")
+        elif step.table is None:
             lines.append(f"folder {step.name}: a table that a sync created and never recorded "
                          "(it stopped first) will be removed")
         elif step.kept is not None:
@@ -252,8 +256,15 @@ def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
     recorded = snapshot.state.tables
     txid = new_txid()
     changed = False
-    for step in _plan(lake, snapshot):
+    steps = _plan(lake, snapshot)
+    dropped = [step.name for step in steps if step.dropped]
+    if dropped:
+        _forget(lake, snapshot, dropped)
+        changed = True
+    for step in steps:
         name, table = step.name, step.table
+        if step.dropped:
+            continue
         if table is None:
             _remove_unrecorded(lake, name)
             continue
@@ -271,6 +282,28 @@ def _undo(lake: LakeFS, snapshot: LakeSnapshot) -> LakeSnapshot:
     if changed:
         _claim(lake, snapshot, txid)   # the snapshot now has the restored or kept versions
     return read_snapshot(lake)
+
+
+def _forget(lake: LakeFS, snapshot: LakeSnapshot, tables: list[str]) -> None:
+    """Forget, in the snapshot's ledger rows and state, what was loaded into `tables`, whose
+    folders the user deleted: the next batches load those runs again, as a DuckDB target does
+    for a dropped table (csload.load.ledger.Ledger.forget_tables)."""
+    con = duckdb.connect(":memory:")
+    try:
+        ledger = Ledger(con)
+        ledger.ensure()
+        import_ledger(con, lake, snapshot.rows)
+        runs = len(ledger.runs_of_tables(tables))
+        ledger.forget_tables(tables)
+        for name in tables:
+            del snapshot.state.tables[name]
+        rows = export_ledger(con, snapshot.state)
+    finally:
+        con.close()
+    snapshot.rows = dict(zip(rows.column("name").to_pylist(), rows.column("data").to_pylist(),
+                             strict=True))
+    log.warning("lake %s: the folder of table(s) %s is gone (deleted?): the %d run(s) loaded "
+                "into it are loaded again", lake.root, ", ".join(tables), runs)
 
 
 def _empty_ledger(state: LakeState) -> pa.Table:

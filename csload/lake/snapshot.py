@@ -62,6 +62,9 @@ class LakeSnapshot:
     rows: dict[str, bytes] = field(default_factory=dict)
     state: LakeState = field(default_factory=LakeState)
     tables: dict[str, LakeTable] = field(default_factory=dict)
+    # Tables the ledger names whose folder is gone, log and files (the user deleted it): not
+    # in `tables`; the next sync loads their runs again (csload.lake.recovery).
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def exists(self) -> bool:
@@ -90,12 +93,14 @@ def refuse_reader_features(delta: DeltaTable, where: str) -> None:
             "\"Writing to the tables\")")
 
 
-def read_table(lake: LakeFS, name: str, version: int, state: TableState) -> LakeTable:
-    """Table `name` at `version`, its files and columns checked."""
+def read_table(lake: LakeFS, name: str, version: int, state: TableState, *,
+               latest: DeltaTable | None = None) -> LakeTable:
+    """Table `name` at `version`, its files and columns checked. `latest`: the table at its
+    latest version, when the caller has opened it already."""
     where = f"table {name} of lake {lake.root}"
     # The latest version first: loading a version the log does not have costs time in
     # proportion to the number (a crafted ledger could name 2^63).
-    delta = open_table(lake, name)
+    delta = latest if latest is not None else open_table(lake, name)
     if delta is None:
         raise StoreError(f"lake {lake.root} is damaged: the ledger names table {name}, "
                          "which has no Delta log; restore the lake from a backup")
@@ -146,6 +151,14 @@ def read_snapshot(lake: LakeFS) -> LakeSnapshot:
         return LakeSnapshot(None)
     rows = read_rows(lake, ledger)
     state = state_of(lake, rows)
-    tables = {name: read_table(lake, name, entry.version, entry)
-              for name, entry in sorted(state.tables.items())}
-    return LakeSnapshot(ledger, rows, state, tables)
+    # A folder with files but no log stays damaged (read_table says so): only a folder the
+    # user deleted whole counts as dropped.
+    tables: dict[str, LakeTable] = {}
+    dropped: list[str] = []
+    for name, entry in sorted(state.tables.items()):
+        latest = open_table(lake, name)
+        if latest is None and not lake.list_files(name, recursive=True):
+            dropped.append(name)
+            continue
+        tables[name] = read_table(lake, name, entry.version, entry, latest=latest)
+    return LakeSnapshot(ledger, rows, state, tables, dropped)

@@ -5,6 +5,7 @@ from the simulator over real HTTP; the other writer is deltalake. Doctor changes
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -61,3 +62,19 @@ def test_doctor_fails_where_the_next_sync_would_refuse_the_lake(
         assert check.verdict is Verdict.FAIL, check.summary
         assert "a sync would refuse the lake" in check.summary and words in check.summary
         assert sorted(folder.rglob("*")) == before
+
+
+def test_doctor_says_the_next_sync_loads_a_deleted_tables_runs_again(
+        settings: Settings, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    csload.sync(settings, parquet=str(lake))
+    shutil.rmtree(lake / "views")
+
+    check = target_check(lake)
+    assert check.verdict is Verdict.OK, check.summary
+    assert ("next sync: table views: its folder is gone; the runs loaded into it will be "
+            "loaded again") in check.details
+    assert not (lake / "views").exists()   # doctor changed nothing
+    csload.sync(settings, parquet=str(lake))
+    assert not any(d.startswith("next sync") for d in target_check(lake).details)
+    assert DeltaTable(str(lake / "views")).to_pyarrow_table().num_rows > 0

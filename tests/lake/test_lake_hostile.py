@@ -229,11 +229,26 @@ def test_hostile_state_not_csloads(crafted: Crafted, how: str) -> None:
     assert_refused(crafted, "lake state")
 
 
-@pytest.mark.hostile("the ledger's lake state names a table that has no Delta log",
+@pytest.mark.hostile("the ledger's lake state names a table that has no folder at all",
+                     "taken for a table the user deleted: readers unaffected; the next sync "
+                     "forgets it and loads its runs again (here none); nothing outside "
+                     "touched")
+def test_hostile_state_table_without_a_folder(crafted: Crafted) -> None:
+    change_state(crafted.root, lambda s: s["tables"].__setitem__(
+        "ghost", {"version": 0, "partitions": {}}))
+    assert_unaffected(crafted)   # its open forgets the table
+    assert "ghost" not in crafted.lake.snapshot().state.tables
+    assert not (crafted.root / "ghost").exists()
+
+
+@pytest.mark.hostile("the ledger's lake state names a table whose folder has files but no "
+                     "Delta log",
                      "refused: the lake is called damaged, naming the table")
 def test_hostile_state_table_without_a_log(crafted: Crafted) -> None:
     change_state(crafted.root, lambda s: s["tables"].__setitem__(
         "ghost", {"version": 0, "partitions": {}}))
+    (crafted.root / "ghost" / "date=2026-11-20").mkdir(parents=True)
+    (crafted.root / "ghost" / "date=2026-11-20" / "a.parquet").write_bytes(b"PAR1")
     assert_refused(crafted, "ghost", "damaged")
 
 

@@ -13,6 +13,7 @@ applied with `ParquetStore`, as in test_lake_sync.py; the other writer is deltal
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,7 @@ from csload.errors import LakeConflict, StoreError
 from csload.lake.delta import TXID_KEY, storage_options
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
+from tests.support.hostile_lake import Crafted
 from tests.support.lakeref import Row, assert_rows_equal, expected, stage_runs
 from tests.support.lakeutil import Lake
 
@@ -213,3 +215,36 @@ async def test_another_writers_commit_during_a_sync_fails_its_batch_and_the_next
     views = [r for r in truth["views"] if r["view_number"] != 1 or r["_run_id"] == rerun]
     assert len(views) < len(truth["views"])
     assert_holds(lake, views, truth["sessions"])
+
+
+async def test_a_table_whose_folder_the_user_deletes_is_loaded_again_from_its_runs(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """As a DuckDB target does for a dropped table. Before 2026-12-07 every open refused the
+    lake as damaged ("the ledger names table views, which has no Delta log")."""
+    run_ids, _ = await load_all(lake, settings, tmp_path / "parts")
+    truth = expected(simulator, run_ids)
+    sessions_files = sorted(f for f in lake.files("sessions"))
+    fs = lake.fs()
+    fs.delete_files([f for f in lake.files("views")])
+    fs.delete_dir("views")
+    assert not lake.files("views")
+    views_runs = {r["_run_id"] for r in truth["views"]}
+
+    with caplog.at_level(logging.WARNING, "csload.lake"), lake.open() as store:
+        assert not views_runs & store.loaded_runs()   # to be loaded again
+        outcomes = store.apply(await stage_runs(settings, tmp_path / "parts"))
+    assert "the folder of table(s) views is gone" in caplog.text
+    assert {o.run_id for o in outcomes if o.status == "loaded"} == views_runs
+    assert_holds(lake, truth["views"], truth["sessions"])
+    assert sorted(lake.files("sessions")) == sessions_files   # untouched
+
+    with lake.open() as store:   # loaded once, not again
+        assert views_runs <= store.loaded_runs()
+
+
+def test_a_table_folder_with_files_but_no_log_is_still_refused_as_damaged(
+        crafted: Crafted) -> None:
+    shutil.rmtree(crafted.root / "views" / "_delta_log")
+    assert list((crafted.root / "views").rglob("*.parquet"))
+    assert "which has no Delta log" in refused(crafted.lake)
