@@ -46,7 +46,7 @@ from csload.concurrency import first_error
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
 from csload.load.holder import human_duration
-from csload.load.placement import columns_of, difference, table_owner
+from csload.load.placement import columns_of, difference, place_jobs, table_owner
 from csload.pipeline.report import RunStatus, SyncEvent, SyncReport
 from csload.times import midnight
 
@@ -154,6 +154,19 @@ class BackfillWork:
     async def table_of(self, job_id: int) -> str | None:
         return self.settings.tables.get(job_id) or await self.db.run(
             lambda ledger: ledger.job_table(job_id))
+
+    async def placed_table(self, job_id: int) -> str:
+        """The table `csload sync` gives the job: the one it loaded into or is mapped to, else
+        by the placement rule over every job of the project (csload.load.placement). A job the
+        target has not seen yet with other fields than the scope table's gets a table of its
+        own (`--like` a colleague's narrow job used to aim at the scope table, and was
+        refused)."""
+        known = await self.db.run(lambda ledger: ledger.known_jobs())
+        placed = place_jobs(await self.client.list_jobs(), known, self.settings.tables)
+        placement = placed.get(job_id)
+        if placement is None:   # not listed (deleted since): the scope's table, as before
+            return (await self.like_job(job_id)).scope
+        return placement.table
 
     async def check(self, pieces: Sequence[Piece], templates: Sequence[Template],
                     extra: Sequence[Problem]) -> None:

@@ -310,3 +310,25 @@ async def test_a_database_the_backfill_creates_is_private(
         os.umask(previous)
     assert report.exit_code == 0, report.to_json()
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+
+
+async def test_like_a_narrower_job_the_target_has_not_seen_loads_where_a_sync_would(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    """On a new database, `--like` the legacy job (8 fields) used to load into `sessions`, the
+    scope's table; the next sync then put the main daily job (48 fields) into a table of its
+    own, `sessions_job_<id>`, as if a colleague's narrow job had been synced first. It goes
+    where `csload sync` places the legacy job now."""
+    legacy = simulator.job_named("Legacy sessions (CSV)")
+    report = await backfill_async(
+        settings, like=legacy.job_id, date_from=date(2026, 11, 10),
+        date_to=date(2026, 11, 11), db=db_path, sleep=driver.sleep, clock=driver.clock,
+        poll_interval=10)
+
+    assert report.exit_code == 0, report.to_json()
+    (item,) = report.items
+    assert item.table == f"sessions_job_{legacy.job_id}"
+    synced = await sync_async(settings, db=db_path)
+    assert not synced.refused, [p.refused for p in synced.refused]
+    tables = {p.job.job_id: p.table for p in synced.jobs}
+    assert tables[simulator.job_named("Daily sessions").job_id] == "sessions"
+    assert tables[legacy.job_id] == item.table
