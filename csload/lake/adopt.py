@@ -63,7 +63,7 @@ def check_adoptable(lake: LakeFS, recorded: LakeTable, table: DeltaTable,
         if table.metadata().partition_columns != [PARTITION_COLUMN]:
             raise StoreError(f"it is partitioned by {shown(table.metadata().partition_columns)}, "
                              f"not [{PARTITION_COLUMN!r}]")
-        latest = read_table(lake, recorded.name, table.version(), recorded.state)
+        latest = read_table(lake, recorded.name, table.version(), recorded.state, latest=table)
         if latest.columns != recorded.columns:
             before, after = dict(recorded.columns), dict(latest.columns)
             changed = sorted(n for n in before.keys() | after.keys()
