@@ -83,8 +83,8 @@ def check_one_target(db: object, parquet: object, *, flags: bool = False) -> Non
     """A sync, status or backfill writes or reads one target: refuse both."""
     if db is not None and parquet is not None:
         names = ("--db", "--parquet") if flags else ("db", "parquet")
-        raise ConfigError(f"choose one target: a DuckDB database ({names[0]}) or a Parquet "
-                          f"lake ({names[1]}), not both")
+        raise ConfigError(f"choose one target: a DuckDB database ({names[0]}) or a lake of "
+                          f"Delta tables ({names[1]}), not both")
 
 
 def check_staging_root(value: str | Path) -> Path:
