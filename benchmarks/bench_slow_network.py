@@ -38,13 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import ab_patches
-from harness.processes import compile_csload
+from harness.processes import compile_csload, say
+from harness.simserver import sized_simulator
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results"
 CSLOAD = Path(sys.executable).parent / "csload"
-SEED = 11
-VIEWS_PER_SESSION = 4.5
 SIM_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TARGET = 1.2
 MB = 1_000_000
@@ -56,15 +55,9 @@ SYNC = [str(CSLOAD)] if AB is None else [sys.executable, str(HERE.parent / "cslo
 # --- the simulator process (--serve) ---------------------------------------------------------
 
 def serve(args: argparse.Namespace) -> None:
-    from csload.simulator import SimConfig, Simulator
-
     folder = Path(args.out)
-    sessions_per_day = max(1, round(args.views / args.days / VIEWS_PER_SESSION))
     started = time.perf_counter()
-    sim = Simulator(SimConfig(seed=SEED, days=args.days, sessions_per_day=sessions_per_day,
-                              part_max_bytes=args.part_mb * 1024 * 1024,
-                              seed_suspended_job=False, start_time=SIM_NOW))
-    sim.prepare()
+    sim, sessions_per_day = sized_simulator(args.views, args.days, args.part_mb, SIM_NOW)
     jobs, parts = [], []
     for job in sim.jobs:
         jobs.append({"jobId": job.job_id, "name": job.name, "format": job.format,
@@ -102,11 +95,6 @@ def serve(args: argparse.Namespace) -> None:
                 break
     finally:
         handle.stop()
-
-
-def say(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
 
 
 class Server:

@@ -13,9 +13,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.processes import BENCH_SYNC, say
+
+if TYPE_CHECKING:
+    from csload.simulator import Simulator
 
 # Pageviews per simulated session inside one day's window (measured on the generator: ~4.5).
 VIEWS_PER_SESSION = 4.5
@@ -24,19 +27,28 @@ SEED = 11
 SIM_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
-def serve(args: argparse.Namespace) -> None:
-    """Generate, write the served bytes to disk, serve; obey `rerun` / `stop` on stdin."""
+def sized_simulator(views: int, days: int, part_mb: int, start_time: datetime,
+                    dialect: str = "contract") -> tuple[Simulator, int]:
+    """A prepared simulator of about `views` pageviews over `days` days (seed SEED, no suspended
+    job), and the sessions per day that makes: what every bench's simulator process serves."""
     from csload.simulator import SimConfig, Simulator
     from csload.simulator.config import dialect_variants
 
-    out_dir = Path(args.out)
-    sessions_per_day = max(1, round(args.views / args.days / VIEWS_PER_SESSION))
-    started = time.perf_counter()
-    sim = Simulator(SimConfig(seed=SEED, days=args.days, sessions_per_day=sessions_per_day,
-                              part_max_bytes=args.part_mb * 1024 * 1024,
-                              seed_suspended_job=False, start_time=SIM_NOW,
-                              variants=dialect_variants(args.dialect)))
+    sessions_per_day = max(1, round(views / days / VIEWS_PER_SESSION))
+    sim = Simulator(SimConfig(seed=SEED, days=days, sessions_per_day=sessions_per_day,
+                              part_max_bytes=part_mb * 1024 * 1024,
+                              seed_suspended_job=False, start_time=start_time,
+                              variants=dialect_variants(dialect)))
     sim.prepare()
+    return sim, sessions_per_day
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Generate, write the served bytes to disk, serve; obey `rerun` / `stop` on stdin."""
+    out_dir = Path(args.out)
+    started = time.perf_counter()
+    sim, sessions_per_day = sized_simulator(args.views, args.days, args.part_mb, SIM_NOW,
+                                            args.dialect)
     written: set[int] = set()
 
     def write_parts() -> list[dict[str, Any]]:
