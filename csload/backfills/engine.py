@@ -243,7 +243,7 @@ async def _make_plan(
             scope=source.scope, format=(format or source.format).upper(),
             fields=source.fields, device_label=(device or source.device_label or "all").lower(),
             segment_id=segment if segment is not None else source.segment_id,
-            table=table or await work.placed_table(like), like_job_id=like)
+            table=table or await work.placed_table(source), like_job_id=like)
     else:
         assert scope is not None
         parsed, problems = _as_fields(fields)

@@ -155,7 +155,7 @@ class BackfillWork:
         return self.settings.tables.get(job_id) or await self.db.run(
             lambda ledger: ledger.job_table(job_id))
 
-    async def placed_table(self, job_id: int) -> str:
+    async def placed_table(self, job: Job) -> str:
         """The table `csload sync` gives the job: the one it loaded into or is mapped to, else
         by the placement rule over every job of the project (csload.load.placement). A job the
         target has not seen yet with other fields than the scope table's gets a table of its
@@ -163,9 +163,9 @@ class BackfillWork:
         refused)."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())
         placed = place_jobs(await self.client.list_jobs(), known, self.settings.tables)
-        placement = placed.get(job_id)
+        placement = placed.get(job.job_id)
         if placement is None:   # not listed (deleted since): the scope's table, as before
-            return (await self.like_job(job_id)).scope
+            return job.scope
         return placement.table
 
     async def check(self, pieces: Sequence[Piece], templates: Sequence[Template],

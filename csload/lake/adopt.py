@@ -48,9 +48,14 @@ def described(commits: Sequence[Commit]) -> str:
     return ", ".join(said)
 
 
+def restore_how(lake: LakeFS, name: str, version: int) -> str:
+    """How a user restores table `name` to `version`, for a message."""
+    return (f"deltalake: DeltaTable({shown(lake.uri(name))}).restore({version}); Spark: "
+            f"RESTORE TABLE ... TO VERSION AS OF {version}")
+
+
 def undo_hint(lake: LakeFS, name: str, version: int) -> str:
-    return (f"to go on, undo them yourself (deltalake: DeltaTable({shown(lake.uri(name))})"
-            f".restore({version}); Spark: RESTORE TABLE ... TO VERSION AS OF {version}) and "
+    return (f"to go on, undo them yourself ({restore_how(lake, name, version)}) and "
             "sync again (docs/lake.md, \"Writing to the tables\")")
 
 

@@ -82,17 +82,18 @@ def check_partition_key(value: object, where: str) -> str:
 def check_data_file(value: object, where: str, table: str) -> str:
     """A data file's path relative to the root: `<table>/date=<key>/part-<txid>-<n>.parquet`
     of that table (a log naming any other file was not written by csload)."""
-    match = _DATA_FILE.match(value) if isinstance(value, str) else None
-    if match is None or match.group(1) != table:
-        raise damaged(where, "data file", value)
-    check_partition_key(match.group(2), where)
-    return str(value)
+    return _check_file(_DATA_FILE, value, where, table)
 
 
 def check_table_file(value: object, where: str, table: str) -> str:
     """A data file's path relative to the root, as a table's log may name it: a file of a safe
     name in one of the table's partition folders (`check_data_file` is csload's own shape)."""
-    match = _TABLE_FILE.match(value) if isinstance(value, str) else None
+    return _check_file(_TABLE_FILE, value, where, table)
+
+
+def _check_file(shape: re.Pattern[str], value: object, where: str, table: str) -> str:
+    """`value` if it has `shape`, in a partition folder of `table` (groups 1 and 2)."""
+    match = shape.match(value) if isinstance(value, str) else None
     if match is None or match.group(1) != table:
         raise damaged(where, "data file", value)
     check_partition_key(match.group(2), where)

@@ -36,7 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from csload.errors import ConfigError, LakeConflict, StoreError
-from csload.lake.adopt import adopt, check_adoptable, described
+from csload.lake.adopt import adopt, check_adoptable, described, restore_how
 from csload.lake.delta import (
     Commit,
     commit_ledger,
@@ -52,7 +52,6 @@ from csload.lake.layout import (
     OWN_DIR,
     check_data_file,
     new_txid,
-    shown,
 )
 from csload.lake.ledger import STATE_ROW, export_ledger, import_ledger, rows_table
 from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot
@@ -192,9 +191,8 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
                     f"before recording it ({described([c for c in commits if c.ours])}) and, "
                     f"after it, commits csload did not make ({described(others)}): csload "
                     f"cannot undo the first and keep the others. Restore the table to version "
-                    f"{version} (deltalake: DeltaTable({shown(lake.uri(name))}).restore("
-                    f"{version}); Spark: RESTORE TABLE ... TO VERSION AS OF {version}), sync, "
-                    "then make your change again (docs/lake.md, \"Writing to the tables\")")
+                    f"{version} ({restore_how(lake, name, version)}), sync, then make your "
+                    "change again (docs/lake.md, \"Writing to the tables\")")
             steps.append(_Step(name, table, tuple(commits)))
         else:   # no sync of csload made them: another writer's, kept if csload can
             steps.append(_Step(name, table, tuple(commits),

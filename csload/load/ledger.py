@@ -184,6 +184,10 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
+# The runs loaded into the tables of a list given as the one parameter (`forget_tables`).
+_LOADED_INTO = "status = 'loaded' AND list_contains(?, table_name)"
+
+
 class Ledger:
     """Reads and writes the ledger tables through the caller's connection/transaction.
 
@@ -278,14 +282,12 @@ class Ledger:
         user dropped (`dropped_tables`). The jobs keep their tables."""
         if not tables:
             return
-        loaded = (f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
-                  "AND list_contains(?, table_name)")
-        self.con.execute(f"DELETE FROM {self.t.parts} WHERE run_id IN ({loaded})",  # noqa: S608
+        self.con.execute(f"DELETE FROM {self.t.parts} "  # noqa: S608
+                         f"WHERE run_id IN (SELECT run_id FROM {self.t.runs} WHERE {_LOADED_INTO})",
                          [tables])
         self.con.execute(f"DELETE FROM {self.t.tombstones} "  # noqa: S608
                          "WHERE list_contains(?, table_name)", [tables])
-        self.con.execute(f"DELETE FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
-                         "AND list_contains(?, table_name)", [tables])
+        self.con.execute(f"DELETE FROM {self.t.runs} WHERE {_LOADED_INTO}", [tables])  # noqa: S608
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -298,13 +300,19 @@ class Ledger:
                WHERE status = 'loaded' AND table_name IS NOT NULL
                GROUP BY table_name HAVING sum(coalesce(rows, 0)) > 0"""  # noqa: S608
         ).fetchall()
-        return {str(name): int(count) for name, count in rows if not has_table(self.con, name)}
+        existing = self._main_tables()
+        return {str(name): int(count) for name, count in rows if name not in existing}
+
+    def _main_tables(self) -> set[str]:
+        """The tables of the schema `main` (the data tables of a DuckDB target)."""
+        return {r[0] for r in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+            "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
 
     def runs_of_tables(self, tables: list[str]) -> set[int]:
         """The loaded runs of `tables` (what `forget_tables` forgets)."""
-        rows = self.con.execute(
-            f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded' "  # noqa: S608
-            "AND list_contains(?, table_name)", [tables]).fetchall()
+        rows = self.con.execute(f"SELECT run_id FROM {self.t.runs} WHERE {_LOADED_INTO}",  # noqa: S608
+                                [tables]).fetchall()
         return {int(r[0]) for r in rows}
 
     def loaded_run_ids(self) -> set[int]:
@@ -386,9 +394,7 @@ class Ledger:
         tables = [r[0] for r in self.con.execute(
             f"SELECT DISTINCT table_name FROM {self.t.jobs} WHERE table_name IS NOT NULL "  # noqa: S608
             "ORDER BY 1").fetchall()]
-        existing = {r[0] for r in self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-            "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
+        existing = self._main_tables()
         out = []
         for table in tables:
             if table not in existing:
