@@ -1,4 +1,5 @@
-"""Another writer's commits to a lake's table, kept when csload can: `check_adoptable`, `adopt`.
+"""Another writer's commits to a lake's table, kept when csload can: `check_adoptable`, `adopt`,
+and for readers `follow_others`.
 
 A lake's tables are Delta tables, and other engines write them too: a `DELETE` of a visitor's
 rows (a GDPR request), an `OPTIMIZE` that compacts files. Such a commit carries no csload txid
@@ -9,7 +10,8 @@ version the ledger records, partitioned by `date`, every file in its partition's
 reader feature beyond the file list (csload.lake.snapshot.read_table). The ledger then records
 the table's latest version, and each partition whose files changed has its rows per run
 counted again from the files' `_run_id` column (csload.lake.state: where a run's rows are when
-a re-run replaces them, and what `status` counts).
+a re-run replaces them, and what `status` counts). Readers (`csload.connect`, `status`,
+`lake_files`) follow such commits at once, as Delta readers do, not from the next sync on.
 
 A change that breaks the shape (a column added or retyped, a file outside its partition's
 folder, deletion vectors) is refused with what to do, never undone.
@@ -26,9 +28,9 @@ import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
 from csload.errors import StoreError
-from csload.lake.delta import Commit
+from csload.lake.delta import Commit, commits_after
 from csload.lake.layout import PARTITION_COLUMN, damaged, shown
-from csload.lake.snapshot import LakeTable, read_table
+from csload.lake.snapshot import LakeSnapshot, LakeTable, read_table
 from csload.lake.state import TableState
 
 if TYPE_CHECKING:
@@ -87,6 +89,13 @@ def adopt(lake: LakeFS, recorded: LakeTable, latest: LakeTable,
           commits: Sequence[Commit]) -> TableState:
     """What the ledger records of the table once another writer's commits are kept: the latest
     version, and the rows per run of each partition whose files changed, counted again."""
+    log.warning("lake %s: kept the commits of table %s that csload did not make (%s); the "
+                "ledger now records its version %s", lake.root, recorded.name,
+                described(commits), latest.delta.version())
+    return _recounted(lake, recorded, latest)
+
+
+def _recounted(lake: LakeFS, recorded: LakeTable, latest: LakeTable) -> TableState:
     where = f"table {recorded.name} of lake {lake.root}"
     changed = {key for key in recorded.files.keys() | latest.files.keys()
                if recorded.files.get(key) != latest.files.get(key)}
@@ -97,10 +106,34 @@ def adopt(lake: LakeFS, recorded: LakeTable, latest: LakeTable,
         counts = _run_rows(lake, recorded.name, files, where) if files else {}
         if counts:
             partitions[key] = counts
-    log.warning("lake %s: kept the commits of table %s that csload did not make (%s); the "
-                "ledger now records its version %s", lake.root, recorded.name,
-                described(commits), latest.delta.version())
     return TableState(latest.delta.version(), partitions)
+
+
+def follow_others(lake: LakeFS, snapshot: LakeSnapshot) -> None:
+    """For readers (csload.lake.reader): each table that only other writers changed after the
+    version the ledger records, in a way the next sync keeps, is read at its latest version,
+    as a Delta reader sees it: a visitor's rows the user deleted are not shown again until the
+    next sync records the delete. Its rows per run are counted as that sync will count them
+    (`status`; the `_run_id` column of the days whose files changed), which also checks them.
+
+    A table with a stopped sync's commit stays at the recorded version (the next sync undoes
+    that commit; readers see whole batches only), and so does one whose commits the next sync
+    will refuse, with a warning saying so."""
+    for name, table in sorted(snapshot.tables.items()):
+        if table.ahead is None:
+            continue
+        commits = commits_after(lake, name, table.ahead, table.delta.version())
+        if any(c.ours for c in commits):
+            continue
+        try:
+            latest = check_adoptable(lake, table, table.ahead, commits)
+            latest.state = _recounted(lake, table, latest)
+        except StoreError as error:
+            log.warning("%s. Until then csload reads the table at version %s, the one its "
+                        "ledger records", error, table.delta.version())
+            continue
+        snapshot.tables[name] = latest
+        snapshot.state.tables[name] = latest.state
 
 
 def _run_rows(lake: LakeFS, table: str, files: Sequence[str], where: str) -> dict[int, int]:

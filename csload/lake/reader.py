@@ -1,15 +1,16 @@
-"""Reading a lake as its ledger says: `connect_lake`, `lake_files`, `read_lake_status`.
+"""Reading a lake as its ledger says: `connect_lake`, `lake_files`, `lake_status_input`.
 
 Each table of a lake is a Delta table, so any Delta reader (DuckDB's delta extension, Polars,
 Spark, Trino, Databricks) reads it directly and consistently (docs/lake.md). `connect_lake`
 needs no extension: it reads the ledger (csload.lake.snapshot), then exposes each table, at the
-version the ledger records, as a DuckDB view over that version's files, with csload's types
-(csload.lake.types: DECIMAL(20,0) back to UBIGINT, UTC timestamps back to TIMESTAMP) and
-without the partition column `date`, so the same SQL runs on both targets; the ledger is there
-too (`_csload.runs`, `_csload.jobs`, ...). DuckDB cannot reach `s3://` without its `httpfs`
-extension (not available offline), so for S3 each view is a `pyarrow.dataset` over the files,
-registered in DuckDB (DuckDB pushes column projection and filters into it); for a local lake
-the views use DuckDB's own `read_parquet`.
+version the ledger records (or a later one, when only other writers committed since, in a way
+the next sync keeps: csload.lake.adopt.follow_others), as a DuckDB view over that version's
+files, with csload's types (csload.lake.types: DECIMAL(20,0) back to UBIGINT, UTC timestamps
+back to TIMESTAMP) and without the partition column `date`, so the same SQL runs on both
+targets; the ledger is there too (`_csload.runs`, `_csload.jobs`, ...). DuckDB cannot reach
+`s3://` without its `httpfs` extension (not available offline), so for S3 each view is a
+`pyarrow.dataset` over the files, registered in DuckDB (DuckDB pushes column projection and
+filters into it); for a local lake the views use DuckDB's own `read_parquet`.
 
 The connection is a snapshot: a later sync's files are not in it (connect again), and the
 files it replaced stay for the lake's retention window (7 days), so a query running across a
@@ -28,6 +29,7 @@ import pyarrow.dataset as pads
 
 from csload.delta_folders import refuse_inside_table
 from csload.errors import StoreError
+from csload.lake.adopt import follow_others
 from csload.lake.fs import LakeFS
 from csload.lake.layout import partition_date
 from csload.lake.ledger import import_ledger
@@ -43,6 +45,7 @@ T = TypeVar("T")
 
 def _open(root: str | Path, storage_options: Mapping[str, str] | None,
           env: Mapping[str, str] | None) -> tuple[LakeFS, LakeSnapshot]:
+    """The lake, and its tables as a reader sees them (csload.lake.adopt.follow_others)."""
     lake = LakeFS.open(root, storage_options, env)
     try:
         snapshot = read_snapshot(lake)
@@ -60,6 +63,7 @@ def _open(root: str | Path, storage_options: Mapping[str, str] | None,
             lake.check_usable()
         raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "
                          f"{lake.root}` first")
+    follow_others(lake, snapshot)
     return lake, snapshot
 
 
@@ -100,7 +104,8 @@ def _uris(lake: LakeFS, table: LakeTable) -> list[str]:
 
 def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
                env: Mapping[str, str] | None = None) -> dict[str, list[str]]:
-    """Per table, the files (absolute paths, or s3:// URIs) of the version the ledger records.
+    """Per table, the files (absolute paths, or s3:// URIs) of the version `csload.connect`
+    reads (the ledger's, or another writer's later one).
 
     For engines that read a list of Parquet files rather than a Delta log
     (`spark.read.parquet(*files)`): a folder listing also finds files a batch replaced,

@@ -46,6 +46,10 @@ class LakeTable:
     columns: list[tuple[str, str]]        # csload's types, in order (no `date`)
     files: dict[str, list[str]]           # partition key -> files, relative to the lake root
     state: TableState
+    # The table's latest version when its data differs from this one's: commits the ledger
+    # does not record (a stopped sync's, which the next sync undoes, or another writer's,
+    # which it keeps: csload.lake.recovery, csload.lake.adopt.follow_others).
+    ahead: DeltaTable | None = None
 
     def files_of(self, keys: set[str] | None = None) -> list[str]:
         return [f for k, fs in sorted(self.files.items()) if keys is None or k in keys
@@ -109,14 +113,16 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState, *,
                          f"{delta.version()}, older than the version {version} its ledger records; "
                          "restore the "
                          "lake from a backup")
+    ahead = None
     if delta.version() > version:
         # Ahead of the ledger: by housekeeping (a vacuum, new retention properties), and then
         # the latest version is this one's data and the next commit is made from it; or by a
-        # crashed sync's commit, which csload.lake.recovery undoes from the recorded version.
+        # crashed sync's commit, which csload.lake.recovery undoes from the recorded version,
+        # or another writer's, which it keeps.
         recorded = open_table(lake, name, version)
         assert recorded is not None
         if data_changed(lake, name, recorded, delta):
-            delta = recorded
+            delta, ahead = recorded, delta
     refuse_reader_features(delta, where)
     with delta_errors(lake, f"read the log of table {name}"):
         schema = delta.schema()
@@ -133,7 +139,8 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState, *,
         if not rel.startswith(f"{name}/{PARTITION_COLUMN}={key}/"):
             raise damaged(where, "data file", path)
         files.setdefault(key, []).append(rel)
-    return LakeTable(name, delta, columns, {k: sorted(v) for k, v in files.items()}, state)
+    return LakeTable(name, delta, columns, {k: sorted(v) for k, v in files.items()}, state,
+                     ahead)
 
 
 def refuse_older_format(lake: LakeFS, snapshot: LakeSnapshot) -> None:

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pytest
 from deltalake import CommitProperties, TableFeatures, write_deltalake
 
 from csload.config import Settings
 from csload.errors import LakeConflict, StoreError
+from csload.lake import lake_files
 from csload.lake.delta import TXID_KEY, storage_options
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
@@ -58,13 +60,19 @@ def recorded(lake: Lake) -> dict[str, int]:
 
 
 def assert_holds(lake: Lake, views: list[Row], sessions: list[Row]) -> None:
-    """Through csload, through a Delta reader of the latest versions, and in `status`."""
+    """Through csload, through a Delta reader of the latest versions, in `status` (its rows
+    are the sums of its counts per run), and in the files `lake_files` gives a Parquet
+    reader."""
     assert_rows_equal(lake.rows("views"), views, "views")
     assert_rows_equal(lake.rows("sessions"), sessions, "sessions")
-    assert lake.listed("views", "SELECT count(*) FROM t") == [(len(views),)]
-    assert lake.listed("sessions", "SELECT count(*) FROM t") == [(len(sessions),)]
-    rows = {t.table: t.rows for t in lake.status().tables}
-    assert (rows["views"], rows["sessions"]) == (len(views), len(sessions))
+    for table, rows in (("views", views), ("sessions", sessions)):
+        assert lake.listed(table, "SELECT count(*) FROM t") == [(len(rows),)]
+        files = lake_files(lake.root, storage_options=lake.options, env={})[table]
+        dataset = pads.dataset([f.removeprefix("s3://") for f in files],
+                               filesystem=lake.arrow_fs(), format="parquet")
+        assert dataset.count_rows() == len(rows)
+    status = {t.table: t.rows for t in lake.status().tables}
+    assert (status["views"], status["sessions"]) == (len(views), len(sessions))
 
 
 def refused(lake: Lake) -> str:
@@ -85,6 +93,12 @@ async def test_another_writers_delete_and_z_order_are_kept_and_a_rerun_loads_ove
     lake.delta("sessions").optimize.z_order(["session_id"])   # every file rewritten
     after_others = versions(lake)
     assert recorded(lake) != after_others
+    views = [r for r in truth["views"] if r["session_id"] not in victims]
+    assert len(views) < len(truth["views"])
+    # Readers follow the commits before any sync records them: the deleted rows are gone
+    # through csload.connect, status and lake_files too, as in a Delta reader
+    assert_holds(lake, views, truth["sessions"])
+    assert recorded(lake) != after_others   # reading changed nothing
 
     with caplog.at_level(logging.WARNING, "csload.lake"), lake.open():
         pass
@@ -92,8 +106,6 @@ async def test_another_writers_delete_and_z_order_are_kept_and_a_rerun_loads_ove
         assert f"kept the commits of table {table} that csload did not make" in caplog.text
     assert "undoing" not in caplog.text
     assert versions(lake) == after_others == recorded(lake)   # nothing undone; recorded
-    views = [r for r in truth["views"] if r["session_id"] not in victims]
-    assert len(views) < len(truth["views"])
     assert_holds(lake, views, truth["sessions"])
 
     # Re-runs of a day whose files the other writer rewrote (both tables): each replaces that
@@ -118,7 +130,7 @@ def one_row_with_a_new_column(lake: Lake) -> pa.Table:
 @pytest.mark.parametrize("change", ["a new column", "deletion vectors"])
 async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undone(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
-        change: str) -> None:
+        caplog: pytest.LogCaptureFixture, change: str) -> None:
     run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
     truth = expected(simulator, run_ids)
     before = recorded(lake)["views"]
@@ -133,13 +145,22 @@ async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undon
         words = ["reader version 3", "deletionVectors", "plain Parquet"]
     theirs = lake.delta("views").version()
 
+    if change == "a new column":
+        # readers through csload read the recorded version, whole, and say why
+        with caplog.at_level(logging.WARNING, "csload.lake"):
+            assert_rows_equal(lake.rows("views"), truth["views"], "views")
+        for word in ["table views", *words, f"Until then csload reads the table at version "
+                     f"{before}"]:
+            assert word in caplog.text, caplog.text
+    else:   # the files would be read without the deletion vectors: readers refuse too
+        with pytest.raises(StoreError, match="deletionVectors"):
+            lake.rows("views")
+
     message = refused(lake)
     for word in [lake.root, "table views", *words]:
         assert word in message, message
     assert lake.delta("views").version() == theirs   # their change is still there
     if change == "a new column":
-        # readers through csload read the recorded version, whole
-        assert_rows_equal(lake.rows("views"), truth["views"], "views")
         lake.delta("views").restore(before)   # what the message says to do
         rerun = simulator.rerun(daily["views"], RERUN_DAY)
         with lake.open() as store:
@@ -162,8 +183,11 @@ async def test_a_stopped_syncs_commit_is_undone_unless_another_writer_committed_
     truth = expected(simulator, run_ids)
     before = recorded(lake)["views"]
     lake.delta("views").delete("view_number = 1", **csloads())   # a sync killed before its
-    if then == "another writer's delete":                        # ledger's commit
+    # ledger's commit: readers through csload see whole batches, so the recorded version
+    assert_rows_equal(lake.rows("views"), truth["views"], "views")
+    if then == "another writer's delete":
         lake.delta("views").delete("view_number = 2")
+        assert_rows_equal(lake.rows("views"), truth["views"], "views")
         theirs = lake.delta("views").version()
         message = refused(lake)
         for word in ["stopped before recording it", f"version {before + 1}", "did not make",
