@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shlex
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -440,7 +441,8 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
 
     path = target.db
     if not path.is_file():
-        raise StoreError(f"no database at {path}: run `csload sync --db {path}` first")
+        raise StoreError(f"no database at {path}: run "
+                         f"`csload sync --db {shlex.quote(str(path))}` first")
     con = connect(path, read_only=True)
     try:
         if not Ledger(con).exists():

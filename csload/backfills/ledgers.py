@@ -9,6 +9,7 @@ caller opens it (csload.target.Target); this module only says what the backfill 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -117,9 +118,9 @@ def open_ledgers(target: Target, *, must_exist: bool) -> BackfillLedgers:
         if target.parquet is not None:
             raise ConfigError(f"no csload lake at {target.parquet}: there is no daily "
                               "coverage to fill yet (run `csload sync --parquet "
-                              f"{target.parquet}` first)")
+                              f"{shlex.quote(str(target.parquet))}` first)")
         raise ConfigError(f"no database at {target.db}: there is no daily coverage to fill "
-                          f"yet (run `csload sync --db {target.db}` first)")
+                          f"yet (run `csload sync --db {shlex.quote(str(target.db))}` first)")
     if target.parquet is not None:
         return LakeLedgers(target)
     return DatabaseLedgers(target.connect_ledger(), in_memory=not exists)

@@ -19,6 +19,7 @@ sync keeps working.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
@@ -62,7 +63,7 @@ def _open(root: str | Path, storage_options: Mapping[str, str] | None,
         else:
             lake.check_usable()
         raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "
-                         f"{lake.root}` first")
+                         f"{shlex.quote(lake.root)}` first")
     follow_others(lake, snapshot)
     return lake, snapshot
 

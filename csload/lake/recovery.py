@@ -29,6 +29,7 @@ never committed are removed by the vacuum of a later sync, once past the retenti
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -125,7 +126,7 @@ def recover(lake: LakeFS) -> LakeSnapshot:
             raise StoreError(
                 f"lake {lake.root} was written by an older csload (its manifest, "
                 f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
-                f"`csload lake upgrade {lake.root}`")
+                f"`csload lake upgrade {shlex.quote(lake.root)}`")
         if not _plan(lake, snapshot):   # also refuses what it cannot undo nor keep
             return snapshot
         try:

@@ -10,6 +10,7 @@ must be in its table's partition folder (csload.lake.layout), column types must 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -148,7 +149,7 @@ def refuse_older_format(lake: LakeFS, snapshot: LakeSnapshot) -> None:
     if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
         raise StoreError(f"lake {lake.root} was written by an older csload (its manifest, "
                          f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
-                         f"`csload lake upgrade {lake.root}`")
+                         f"`csload lake upgrade {shlex.quote(lake.root)}`")
 
 
 def read_snapshot(lake: LakeFS) -> LakeSnapshot:

@@ -114,6 +114,12 @@ def test_status_and_connect_of_no_lake(tmp_path: Path) -> None:
         Lake.local(tmp_path / "nothing").status()
     with pytest.raises(StoreError, match="no csload lake"):
         connect_lake(tmp_path)
+    # the command it gives runs as pasted into a shell: a path with a space is quoted
+    spaced = tmp_path / "my lake"
+    spaced.mkdir()
+    with pytest.raises(StoreError) as info:
+        connect_lake(spaced)
+    assert f"run `csload sync --parquet '{spaced}'` first" in str(info.value)
 
 
 # --- failures inside a batch ------------------------------------------------------------------

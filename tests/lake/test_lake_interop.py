@@ -234,6 +234,22 @@ def test_polars_read_delta_and_scan_delta(built: Built) -> None:
                 "polars scan_delta filtered on date")
 
 
+def test_a_lake_whose_path_holds_a_space(built: Built, tmp_path: Path) -> None:
+    """docs/lake.md's advice for Polars, whose own Delta reader fails on such a path
+    (pola-rs/polars#20944); csload.connect and deltalake read it as any other."""
+    root = tmp_path / "my lake"
+    shutil.copytree(built.lake.root, root)   # the log's paths are relative: the copy is a lake
+    copy = dataclasses.replace(built, lake=Lake.local(root))
+    frame = pl.read_delta(copy.views, use_pyarrow=True)
+    assert_rows(frame.to_dicts(), built.current(), "polars read_delta through pyarrow")
+    assert DeltaTable(copy.views).to_pyarrow_table().num_rows == len(built.current())
+    con = csload.connect(parquet=root)
+    try:
+        assert con.sql("SELECT count(*) FROM views").fetchall() == [(len(built.current()),)]
+    finally:
+        con.close()
+
+
 def test_duckdb_over_the_arrow_dataset(built: Built) -> None:
     con = duckdb.connect()
     try:

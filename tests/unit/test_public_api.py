@@ -232,6 +232,9 @@ def test_status_refuses_two_targets_and_a_missing_database(tmp_path: Path) -> No
         csload.status(tmp_path / "a.duckdb", parquet=tmp_path / "lake")
     with pytest.raises(csload.StoreError, match=r"no database at .*missing\.duckdb"):
         csload.status(tmp_path / "missing.duckdb")
+    with pytest.raises(csload.StoreError) as info:   # the command it gives, quoted for a shell
+        csload.status(tmp_path / "my db.duckdb")
+    assert f"run `csload sync --db '{tmp_path / 'my db.duckdb'}'` first" in str(info.value)
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
