@@ -85,6 +85,13 @@ def check_data_file(value: object, where: str, table: str) -> str:
     return _check_file(_DATA_FILE, value, where, table)
 
 
+def written_by_csload(path: str, table: str) -> bool:
+    """Whether `path` (relative to the root) has the shape of a data file csload writes into
+    `table`'s folder."""
+    match = _DATA_FILE.match(path)
+    return match is not None and match.group(1) == table
+
+
 def check_table_file(value: object, where: str, table: str) -> str:
     """A data file's path relative to the root, as a table's log may name it: a file of a safe
     name in one of the table's partition folders (`check_data_file` is csload's own shape)."""

@@ -53,6 +53,8 @@ from csload.lake.layout import (
     OWN_DIR,
     check_data_file,
     new_txid,
+    shown,
+    written_by_csload,
 )
 from csload.lake.ledger import STATE_ROW, export_ledger, import_ledger, rows_table
 from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot
@@ -235,6 +237,33 @@ def _refuse_others_table(lake: LakeFS, name: str) -> None:
             f"lake {lake.root}: folder {name} holds a Delta table that csload did not make "
             f"({described(theirs)}); csload neither removes it nor loads into it. A lake's "
             "folder holds csload's tables only: sync into a folder of its own")
+
+
+def _vacuum_spares(path: str) -> bool:
+    """Whether a table's vacuum leaves a file alone although the table's log does not name it:
+    a file or folder right under the table's folder whose name starts with `.` or `_`
+    (deltalake's rule: `_delta_log`, `.DS_Store`), or a hidden file anywhere (which it may
+    remove, but is the operating system's, not the user's data)."""
+    parts = path.split("/")
+    return parts[1][:1] in (".", "_") or parts[-1].startswith(".")
+
+
+def refuse_others_files(lake: LakeFS, name: str) -> None:
+    """Before a batch creates table `name`: StoreError if its folder holds files csload did not
+    write. The table's vacuum deletes every file of its folder that its log does not name (a
+    crashed sync's, past the retention window), so a folder of the user's own files (their
+    downloads of the exports from before csload, in a `views/` folder) would lose them a week
+    later. Files of csload's shape (a crashed sync's, never committed) are left to that vacuum."""
+    theirs = [f.path for f in lake.list_files(name, recursive=True)
+              if not written_by_csload(f.path, name) and not _vacuum_spares(f.path)]
+    if theirs:
+        shown_files = ", ".join(shown(p.removeprefix(f"{name}/")) for p in theirs[:3])
+        more = f" and {len(theirs) - 3} more" if len(theirs) > 3 else ""
+        raise StoreError(
+            f"lake {lake.root}: folder {name}, where this sync would create table {name}, holds "
+            f"files csload did not write ({shown_files}{more}); a table's housekeeping deletes "
+            "the files of its folder that its log does not name. Nothing of the batch was "
+            "written: move them out of the folder, or sync into a folder of its own")
 
 
 def _claim(lake: LakeFS, snapshot: LakeSnapshot, txid: str) -> None:

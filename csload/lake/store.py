@@ -56,7 +56,7 @@ from csload.lake.fs import LakeFS
 from csload.lake.layout import LEDGER_TABLE_DIR, new_txid, partition_key
 from csload.lake.ledger import export_ledger, import_ledger
 from csload.lake.publish import lake_schema, write_files
-from csload.lake.recovery import recover
+from csload.lake.recovery import recover, refuse_others_files
 from csload.lake.snapshot import LakeSnapshot, read_table
 from csload.lake.state import LakeState, TableState
 from csload.lake.work import LakeReads, create_table, data_tables, ordered_columns
@@ -322,6 +322,9 @@ class ParquetStore:
         tables = dict(old.tables)
         written = set()
         with self.lake.errors("write the new files"), _duckdb_errors(self.root):
+            for name in data_tables(work.con):   # before any table of the batch is written
+                if name not in tables:
+                    refuse_others_files(self.lake, name)
             for name in data_tables(work.con):
                 entry = self._publish_table(name, state, batch, txid)
                 if entry is not None:

@@ -223,6 +223,43 @@ def test_a_folder_holding_another_tools_table_is_refused_before_anything_is_writ
     assert lake.delta("views").to_pyarrow_table().num_rows == 2
 
 
+async def test_a_folder_of_the_users_own_files_is_not_made_a_table(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    """`csload sync --parquet ~/contentsquare`, whose `views/` holds the user's downloads of
+    the exports from before csload. Until 2026-12-07 the sync made it a Delta table, and a
+    sync's vacuum a day and a retention window later deleted every file of the folder that the
+    table's log does not name: the user's files. Now the batch is refused before it writes
+    anything; hidden files (`.DS_Store`) and a crashed sync's files do not count."""
+    fs = lake.fs()
+    theirs = {"views/exports.csv": b"session_id\n1\n", "views/old/2026-10.parquet": b"mine",
+              "views/date=2026-11-23/mine.parquet": b"mine too"}
+    spared = {"views/.DS_Store": b"", "views/_notes.txt": b"",
+              "views/date=2026-11-23/part-20261201T000000-0123456789ab-0.parquet": b"a sync's"}
+    for rel, data in {**theirs, **spared}.items():
+        fs.write_bytes(rel, data)
+    (tmp_path / "parts").mkdir()
+    staged = await stage_runs(settings, tmp_path / "parts")
+
+    with pytest.raises(StoreError) as info, lake.open() as store:
+        store.apply(staged)
+    message = str(info.value)
+    for word in [lake.root, "folder views", "'exports.csv'", "'old/2026-10.parquet'",
+                 "'date=2026-11-23/mine.parquet'", "Nothing of the batch was written",
+                 "a folder of its own"]:
+        assert word in message, message
+    assert ".DS_Store" not in message and "part-2026" not in message
+    assert not [f for f in lake.files() if f.startswith(("views/_delta_log", "sessions"))]
+    for rel, data in {**theirs, **spared}.items():
+        assert fs.read_bytes(rel) == data
+
+    fs.delete_files(list(theirs))   # moved out: the sync loads
+    with lake.open() as store:
+        assert {o.status for o in store.apply(staged)} == {"loaded"}
+    truth = expected(simulator, [s.run.run_id for s in staged])
+    assert_holds(lake, truth["views"], truth["sessions"])
+    assert fs.read_bytes("views/.DS_Store") == b""
+
+
 async def test_another_writers_commit_during_a_sync_fails_its_batch_and_the_next_loads_it(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
     run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
