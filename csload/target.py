@@ -345,9 +345,11 @@ class Target:
         """What a dry run needs from the ledger, without writing (or creating) anything."""
         return self.read_ledger(Ledger.done_run_ids) or set()
 
-    def read_ledger(self, read: Callable[[Ledger], T]) -> T | None:
+    def read_ledger(self, read: Callable[[Ledger], T], *, without_ledger: bool = False
+                    ) -> T | None:
         """`read` applied to the target's ledger, read-only (nothing is written or created);
-        None where there is no target or no ledger yet."""
+        None where there is no target or no ledger yet (`without_ledger`: a database file
+        without a ledger is read too, by a `read` that checks `Ledger.exists`)."""
         if self.parquet is not None:
             from csload.lake.reader import lake_read_ledger
 
@@ -358,7 +360,7 @@ class Target:
         con = connect(self.db, read_only=True)
         try:
             ledger = Ledger(con)
-            return read(ledger) if ledger.exists() else None
+            return read(ledger) if without_ledger or ledger.exists() else None
         finally:
             con.close()
 

@@ -19,6 +19,7 @@ import duckdb
 
 from csload.errors import ConfigError
 from csload.load.backfill_ledger import BackfillLedger
+from csload.load.ledger import Ledger
 from csload.target import Target
 
 __all__ = ["BackfillLedgers", "DatabaseLedgers", "LakeLedgers", "open_ledgers",
@@ -36,6 +37,10 @@ class BackfillLedgers:
 
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         raise NotImplementedError
+
+    async def foreign_tables(self) -> set[str]:
+        """The target's tables that csload did not make (Ledger.foreign_tables)."""
+        return await self.run(lambda ledger: Ledger(ledger.con).foreign_tables())
 
     def close(self) -> None:
         raise NotImplementedError
@@ -104,6 +109,11 @@ class LakeLedgers(BackfillLedgers):
 
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         return None
+
+    async def foreign_tables(self) -> set[str]:
+        """None: a folder of another tool's is refused when the lake opens
+        (csload.lake.recovery)."""
+        return set()
 
     def close(self) -> None:
         return None

@@ -309,6 +309,22 @@ class Ledger:
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
             "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
 
+    def foreign_tables(self) -> set[str]:
+        """The tables and views of a DuckDB target's schema `main` that csload never loaded
+        into (no job or run of the ledger names them): the user's own, in a database they
+        gave csload. csload loads into none of them (csload.load.placement). Works on a
+        database without a ledger (every table is then the user's). Not for a lake's work
+        database."""
+        names = {str(r[0]) for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_catalog = current_database()").fetchall()}
+        if not self.exists():
+            return names
+        ours = {r[0] for r in self.con.execute(
+            f"SELECT table_name FROM {self.t.jobs} UNION "  # noqa: S608
+            f"SELECT table_name FROM {self.t.runs}").fetchall()}
+        return names - ours
+
     def runs_of_tables(self, tables: list[str]) -> set[int]:
         """The loaded runs of `tables` (what `forget_tables` forgets)."""
         rows = self.con.execute(f"SELECT run_id FROM {self.t.runs} WHERE {_LOADED_INTO}",  # noqa: S608

@@ -25,6 +25,9 @@ per table (docs/loading.md, "Which table a job loads into"):
   what to write in csload.toml, and exits 3. The columns a table holds are those of the jobs
   that loaded into it first: its first job (in the order above) already in the ledger, else
   its first new job.
+* A job placed in a table of a DuckDB target that csload did not make (the user's own, in a
+  database they gave csload: no job or run of the ledger names it) is refused the same way:
+  csload never adds its columns to, nor loads into, a table of the user's.
 
 Not chosen: merging rows column by column (a key's row holding, per column, the value of the
 latest run that exported it). A re-run of a filtered job that no longer has a key removes the
@@ -34,7 +37,7 @@ per-column lineage on every row, and analysts would meet rows that no single exp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from csload.api.models import Job
@@ -125,12 +128,21 @@ def _refusal(job: Job, table: str, reference: Job) -> str:
             f"\"{own_table(job)}\"")
 
 
+def _foreign_refusal(job: Job, table: str) -> str:
+    return (f"the database already has a table {table!r} that csload did not make (a table "
+            "of yours?); csload loads into none of those. Map the job to another table in "
+            f"csload.toml: [tables] {job.job_id} = \"{own_table(job)}\", or sync into a "
+            "database of its own")
+
+
 def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
-               mapped: Mapping[int, str]) -> dict[int, Placement]:
+               mapped: Mapping[int, str], foreign: Collection[str] = ()
+               ) -> dict[int, Placement]:
     """The placement of every job: `listed` (the project's jobs, as the API lists them now),
     `known` (the target's ledger: job id -> (job, table)), `mapped` (job id -> table, from
-    the settings). Jobs only the ledger knows (deleted at Contentsquare since) are placed
-    too: their tables keep their columns."""
+    the settings), `foreign` (tables of the target that csload did not make: a job placed
+    in one is refused). Jobs only the ledger knows (deleted at Contentsquare since) are
+    placed too: their tables keep their columns."""
     jobs = {job_id: job for job_id, (job, _table) in known.items()}
     jobs.update({job.job_id: job for job in listed})
     placed: dict[int, tuple[str, str]] = {}
@@ -157,7 +169,9 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     out: dict[int, Placement] = {}
     for job_id, (table, how) in placed.items():
         job, owner = jobs[job_id], reference[table]
-        refused = None if columns_of(job) == columns_of(owner) else _refusal(job, table, owner)
+        refused = (_foreign_refusal(job, table) if table in foreign
+                   else None if columns_of(job) == columns_of(owner)
+                   else _refusal(job, table, owner))
         earlier = known[job_id][1] if job_id in known else None
         out[job_id] = Placement(job, table, how, new=job_id not in known, refused=refused,
                                 moved_from=earlier if earlier not in (None, table) else None)

@@ -1,6 +1,6 @@
 """What a sync will do, decided before any download: the jobs and their tables, the runs to
 load, and the runs that FAILED at Contentsquare (recorded as gaps); and, after the load, the
-names of the project's custom variables.
+names of the project's custom variables. Before it: what the sync reads of its target (`Seen`).
 
     list jobs -> place every job (csload.load.placement) -> list each selected job's runs
               -> the runs the target does not hold yet (csload.pipeline.discover.select_runs)
@@ -9,7 +9,7 @@ names of the project's custom variables.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ import anyio.to_thread
 from csload.api.models import Job, Run
 from csload.concurrency import first_error
 from csload.errors import ConfigError, CsloadError
-from csload.load.ledger import SOURCE_FAILED_MESSAGE
+from csload.load.ledger import SOURCE_FAILED_MESSAGE, Ledger
 from csload.load.placement import place_jobs
 from csload.pipeline.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
 from csload.pipeline.report import (
@@ -93,9 +93,11 @@ async def plan_sync(
     mapped: Mapping[int, str],
     report: SyncReport,
     on_event: EventSink,
+    foreign: Collection[str] = (),
 ) -> Plan:
     """The runs to load, and the table of each job (csload.load.placement: every job of the
-    project is placed, so that the result does not depend on which jobs this sync selects)."""
+    project is placed, so that the result does not depend on which jobs this sync selects;
+    `foreign`: the target's tables that csload did not make, which no job loads into)."""
     all_jobs = await client.list_jobs()
     chosen, skipped = select_jobs(all_jobs, selection)
     missing = missing_jobs(selection, all_jobs)
@@ -108,7 +110,7 @@ async def plan_sync(
 
     for item in skipped:
         say(item.job, f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}")
-    placements = place_jobs(all_jobs, known, mapped)
+    placements = place_jobs(all_jobs, known, mapped, foreign)
     report.jobs = [placements[job.job_id] for job in chosen]
     for placement in report.jobs:
         if placement.refused or placement.new:
@@ -137,3 +139,40 @@ async def plan_sync(
                 if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)]
     return Plan([(by_id[run.job_id], run) for run in fresh if run.job_id in by_id], tables,
                  failures)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a sync reads of its target before it plans: the runs not to fetch again, the jobs
+    the target has seen with their tables, and the tables of a DuckDB target that csload did
+    not make (no job loads into those: csload.load.placement)."""
+
+    done: set[int]
+    jobs: dict[int, tuple[Job, str]]
+    foreign: frozenset[str] = frozenset()
+
+
+def seen_of_lake(ledger: Ledger) -> Seen:
+    """Of a lake (whose tables other tools' are refused by csload.lake.recovery)."""
+    return Seen(ledger.done_run_ids(), ledger.jobs())
+
+
+def seen_of_db(ledger: Ledger) -> Seen:
+    """Of a DuckDB target opened for the sync."""
+    return Seen(ledger.done_run_ids(), ledger.jobs(), frozenset(ledger.foreign_tables()))
+
+
+def seen_of_db_read_only(ledger: Ledger) -> Seen:
+    """The same, read-only (a dry run), of a database that may have no ledger yet: the runs of
+    a table the user dropped are not done (a sync loads them again:
+    DuckDBStore.forget_dropped_tables)."""
+    foreign = frozenset(ledger.foreign_tables())
+    if not ledger.exists():
+        return Seen(set(), {}, foreign)
+    seen = seen_of_lake(ledger)
+    dropped = ledger.dropped_tables()
+    for table, runs in sorted(dropped.items()):
+        log.warning("table %s is no longer in the database (dropped or renamed?): a sync "
+                    "would load its %d loaded run(s) again", table, runs)
+    done = seen.done - ledger.runs_of_tables(sorted(dropped)) if dropped else seen.done
+    return Seen(done, seen.jobs, foreign)

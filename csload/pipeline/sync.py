@@ -44,12 +44,19 @@ from csload.config import Limits, Settings, load_settings, parse_duration
 from csload.errors import CsloadError, DamagedDownload, RunExpired
 from csload.load.columns import check_table_name
 from csload.load.holder import open_when_free
-from csload.load.ledger import Ledger
 from csload.load.outcome import UnloadedRun
 from csload.pipeline.batching import batches
 from csload.pipeline.discover import Selection
 from csload.pipeline.dry_run import describe_plan
-from csload.pipeline.plan import name_custom_vars, plan_sync, record_source_failures
+from csload.pipeline.plan import (
+    Seen,
+    name_custom_vars,
+    plan_sync,
+    record_source_failures,
+    seen_of_db,
+    seen_of_db_read_only,
+    seen_of_lake,
+)
 from csload.pipeline.report import (
     EventKind,
     EventSink,
@@ -150,16 +157,18 @@ async def sync_async(
         check_table_name(table)
     report = SyncReport(target=target.label, dry_run=dry_run)
     store: Store | None = None
-    known: dict[int, tuple[Job, str]] = {}
     lock_wait = settings.limits.lock_wait if wait is None else parse_duration(wait, "wait")
 
     def waiting(message: str) -> None:
         on_event(SyncEvent(kind=EventKind.MESSAGE, message=message))
 
-    async def read_ledger() -> tuple[set[int], dict[int, tuple[Job, str]]]:
+    async def read_ledger() -> Seen:
+        if target.is_lake:
+            return await anyio.to_thread.run_sync(
+                lambda: target.read_ledger(seen_of_lake) or Seen(set(), {}))
         return await anyio.to_thread.run_sync(
-            lambda: target.read_ledger(_done_and_jobs if target.is_lake
-                                       else _done_and_jobs_of_db) or (set(), {}))
+            lambda: target.read_ledger(seen_of_db_read_only, without_ledger=True)
+            or Seen(set(), {}))
 
     async def open_store() -> Store:
         # Shielded: a cancel while the worker thread opens the store would lose it (and its
@@ -171,16 +180,18 @@ async def sync_async(
 
     # While another process has the target open, try again for up to `lock_wait` seconds.
     if dry_run:
-        done, known = await open_when_free(read_ledger, wait=lock_wait, on_wait=waiting)
+        seen = await open_when_free(read_ledger, wait=lock_wait, on_wait=waiting)
     else:
         store = await open_when_free(open_store, wait=lock_wait, on_wait=waiting)
     from csload.api.client import ExportClient
 
     try:
         if store is not None:
-            done, known = await anyio.to_thread.run_sync(_done_and_jobs, store.ledger)
+            seen = await anyio.to_thread.run_sync(seen_of_lake if target.is_lake else seen_of_db,
+                                                  store.ledger)
         async with ExportClient(settings) as client:
-            planned = await plan_sync(client, selection, done, known, mapped, report, on_event)
+            planned = await plan_sync(client, selection, seen.done, seen.jobs, mapped, report,
+                                      on_event, seen.foreign)
             plan, tables = planned.runs, planned.tables
             if store is not None and planned.source_failures:
                 await record_source_failures(store, planned, report, on_event)
@@ -209,22 +220,6 @@ async def sync_async(
                     await anyio.to_thread.run_sync(target.release_staging)
     report.finished_at = _now()
     return report
-
-
-def _done_and_jobs(ledger: Ledger) -> tuple[set[int], dict[int, tuple[Job, str]]]:
-    """The runs not to fetch again, and the jobs the target has seen, with their tables."""
-    return ledger.done_run_ids(), ledger.jobs()
-
-
-def _done_and_jobs_of_db(ledger: Ledger) -> tuple[set[int], dict[int, tuple[Job, str]]]:
-    """The same, read-only, of a DuckDB target: the runs of a table the user dropped are not
-    done (a sync loads them again: DuckDBStore.forget_dropped_tables)."""
-    done, jobs = _done_and_jobs(ledger)
-    dropped = ledger.dropped_tables()
-    for table, runs in sorted(dropped.items()):
-        log.warning("table %s is no longer in the database (dropped or renamed?): a sync "
-                    "would load its %d loaded run(s) again", table, runs)
-    return (done - ledger.runs_of_tables(sorted(dropped)) if dropped else done), jobs
 
 
 def _open_importing_client(target: Target, limits: Limits) -> Store:

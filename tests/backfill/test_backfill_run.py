@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from csload import BackfillReport, backfill_async
@@ -297,6 +298,23 @@ async def test_a_backfill_of_other_fields_into_a_table_of_other_columns_is_refus
         clock=driver.clock, poll_interval=10)
     assert report.exit_code == 0, report.to_json()
     assert query(db_path, "SELECT count(*) FROM views_backfill")[0][0] > 0
+
+
+async def test_a_backfill_into_a_table_of_the_users_own_is_refused(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    """A database of the user's with a `views` table of their own (csload.load.placement)."""
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("CREATE TABLE views (id INTEGER, note VARCHAR)")
+        con.execute("INSERT INTO views VALUES (1, 'precious')")
+
+    with pytest.raises(ConfigError) as caught:
+        await run_backfill(settings, driver, db_path)
+
+    text = str(caught.value)
+    for word in ["already has a table 'views'", "csload did not make", "--table NAME"]:
+        assert word in text, text
+    assert simulator.stats.requests["create_job"] == 0, "no job created"
+    assert query(db_path, "SELECT * FROM views") == [(1, "precious")]
 
 
 async def test_a_database_the_backfill_creates_is_private(

@@ -18,6 +18,7 @@ import csload
 from csload.config import Settings
 from csload.simulator import Simulator
 from tests.support.syncref import (
+    SESSIONS_JOB,
     VIEWS_JOB,
     assert_rows_equal,
     expected_tables,
@@ -118,3 +119,43 @@ def test_a_column_the_user_retypes_fails_the_runs_that_load_it_saying_how_to_und
     want_columns, want = expected_tables(simulator, successful_runs(simulator))["views"]
     assert columns == want_columns
     assert_rows_equal(rows, want, "views")
+
+
+def test_tables_of_the_users_own_in_the_database_are_never_loaded_into(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    """`csload sync --db warehouse.duckdb`, a database of the user's that already has a table
+    `views` and a view `sessions` of their own. Before 2026-12-07 the sync added the job's
+    columns to their table in its transaction and failed on DuckDB's "Binder Error: Table
+    "sessions" does not have a column with name "_job_id"  Did you mean: "model"". Now the jobs
+    placed there are refused, saying what to write in csload.toml, and nothing of the user's
+    changes; the mapping advised loads them."""
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("CREATE TABLE views (id INTEGER, note VARCHAR)")
+        con.execute("INSERT INTO views VALUES (1, 'precious')")
+        con.execute("CREATE VIEW sessions AS SELECT 42 AS answer")
+    mapped = {job: f"{scope}_job_{job}"
+              for job, scope in ((VIEWS_JOB, "views"), (SESSIONS_JOB, "sessions"))}
+    advice = {job: f'[tables] {job} = "{table}"' for job, table in mapped.items()}
+
+    for dry_run in (True, False):
+        report = csload.sync(settings, db=db_path, dry_run=dry_run)
+        refused = {p.job.job_id: p.refused or "" for p in report.refused}
+        assert set(refused) == set(advice), refused
+        for job, line in advice.items():
+            for word in ["already has a table", "that csload did not make", line]:
+                assert word in refused[job], refused[job]
+        assert {simulator.run(r.run_id).job_id for r in report.runs} == {1119}
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("SELECT * FROM views").fetchall() == [(1, "precious")]
+        assert con.execute("SELECT * FROM sessions").fetchall() == [(42,)]
+
+    # What the refusal says to write: the jobs load into those tables, the user's stay
+    report = csload.sync(settings, db=db_path, tables=mapped)
+    assert not report.refused and report.loaded
+    expected = expected_tables(simulator, successful_runs(simulator), mapped)
+    for table in mapped.values():
+        columns, rows = table_rows(db_path, table)
+        assert columns == expected[table][0]
+        assert_rows_equal(rows, expected[table][1], table)
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("SELECT * FROM views").fetchall() == [(1, "precious")]

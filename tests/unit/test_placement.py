@@ -76,3 +76,17 @@ def test_a_job_mapped_into_a_table_of_other_columns_is_refused() -> None:
     # Two new jobs mapped into one new table: the first in placement order sets its columns.
     fresh = place_jobs([main, narrow], {}, {1: "all_views", 2: "all_views"})
     assert fresh[1].refused is None and fresh[2].refused is not None
+
+
+def test_a_job_placed_in_a_table_csload_did_not_make_is_refused_however_it_got_there() -> None:
+    main, narrow = job(1), job(2, ("session_id", "view_number"))
+    foreign = {"views", "mine"}
+    placed = place_jobs([main, narrow], {}, {2: "mine"}, foreign)
+    for job_id, table in ((1, "views"), (2, "mine")):   # by the scope rule, and mapped
+        assert placed[job_id].table == table
+        refusal = placed[job_id].refused or ""
+        assert f"table {table!r} that csload did not make" in refusal, refusal
+        assert f'[tables] {job_id} = "views_job_{job_id}"' in refusal
+    # Mapped to a table of its own, it loads; a table csload loaded before is not foreign.
+    assert place_jobs([main], {}, {1: "views_job_1"}, foreign)[1].refused is None
+    assert place_jobs([main], {1: (main, "views")}, {}, {"mine"})[1].refused is None
