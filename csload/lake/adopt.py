@@ -61,6 +61,22 @@ def undo_hint(lake: LakeFS, name: str, version: int) -> str:
             "sync again (docs/lake.md, \"Writing to the tables\")")
 
 
+def stopped_then_others(lake: LakeFS, name: str, commits: Sequence[Commit], version: int
+                        ) -> StoreError | None:
+    """The refusal of a table whose log has, after the recorded `version`, a stopped sync's
+    commit and another writer's (undoing the first would lose the second); None if not."""
+    ours = [c for c in commits if c.ours]
+    others = [c for c in commits if not c.ours and not c.housekeeping]
+    if not ours or not others:
+        return None
+    return StoreError(
+        f"table {name} of lake {lake.root} has the commit of a sync that stopped before "
+        f"recording it ({described(ours)}) and, after it, commits csload did not make "
+        f"({described(others)}): csload cannot undo the first and keep the others. Restore "
+        f"the table to version {version} ({restore_how(lake, name, version)}), sync, then "
+        "make your change again (docs/lake.md, \"Writing to the tables\")")
+
+
 def check_adoptable(lake: LakeFS, recorded: LakeTable, table: DeltaTable,
                     commits: Sequence[Commit]) -> LakeTable:
     """The table at its latest version, checked to have the shape of the recorded one;
@@ -122,15 +138,19 @@ def follow_others(lake: LakeFS, snapshot: LakeSnapshot) -> None:
     for name, table in sorted(snapshot.tables.items()):
         if table.ahead is None:
             continue
-        commits = commits_after(lake, name, table.ahead, table.delta.version())
-        if any(c.ours for c in commits):
-            continue
+        version = table.delta.version()
+        commits = commits_after(lake, name, table.ahead, version)
         try:
+            if any(c.ours for c in commits):
+                refusal = stopped_then_others(lake, name, commits, version)
+                if refusal is not None:
+                    raise refusal
+                continue
             latest = check_adoptable(lake, table, table.ahead, commits)
             latest.state = _recounted(lake, table, latest)
         except StoreError as error:
             log.warning("%s. Until then csload reads the table at version %s, the one its "
-                        "ledger records", error, table.delta.version())
+                        "ledger records", error, version)
             continue
         snapshot.tables[name] = latest
         snapshot.state.tables[name] = latest.state

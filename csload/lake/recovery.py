@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from csload.errors import ConfigError, LakeConflict, StoreError
-from csload.lake.adopt import adopt, check_adoptable, described, restore_how
+from csload.lake.adopt import adopt, check_adoptable, described, stopped_then_others
 from csload.lake.delta import (
     Commit,
     commit_ledger,
@@ -186,16 +186,9 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
         recorded = snapshot.tables[name]
         commits = commits_after(lake, name, table, recorded.delta.version())
         if any(c.ours for c in commits):
-            others = [c for c in commits if not c.ours and not c.housekeeping]
-            if others:
-                version = recorded.delta.version()
-                raise StoreError(
-                    f"table {name} of lake {lake.root} has the commit of a sync that stopped "
-                    f"before recording it ({described([c for c in commits if c.ours])}) and, "
-                    f"after it, commits csload did not make ({described(others)}): csload "
-                    f"cannot undo the first and keep the others. Restore the table to version "
-                    f"{version} ({restore_how(lake, name, version)}), sync, then make your "
-                    "change again (docs/lake.md, \"Writing to the tables\")")
+            mixed = stopped_then_others(lake, name, commits, recorded.delta.version())
+            if mixed is not None:
+                raise mixed
             steps.append(_Step(name, table, tuple(commits)))
         else:   # no sync of csload made them: another writer's, kept if csload can
             steps.append(_Step(name, table, tuple(commits),
