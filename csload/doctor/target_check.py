@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from csload.api.schemas import SCOPES
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import CsloadError, InsecureUrlError, StoreError, StoreLockedError
 from csload.load.duckdb import connect
@@ -89,11 +90,24 @@ def _check_db(check: Check, target: Target) -> bool:
     con = connect(path)
     try:
         has_ledger = Ledger(con).exists()
+        foreign = sorted(Ledger(con).foreign_tables())
     finally:
         con.close()
+    if foreign:
+        shown = ", ".join(clean(t, 60) for t in foreign[:10])
+        check.details.append(f"tables of yours (csload never loads into them): {shown}"
+                             + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""))
     if not has_ledger:
-        check.set(Verdict.OK, f"{clean(path)} is writable; it has no csload ledger yet: the "
-                  "first sync adds its tables")
+        taken = [t for t in foreign if t in SCOPES]
+        if taken:
+            check.set(Verdict.WARN, f"{clean(path)} already has a table of yours named "
+                      f"{', '.join(taken)}: the first sync refuses the jobs it would load there",
+                      "map them to other tables ([tables] in csload.toml: "
+                      "`csload sync --dry-run` shows the lines to write), or give csload a "
+                      "database of its own")
+        else:
+            check.set(Verdict.OK, f"{clean(path)} is writable; it has no csload ledger yet: "
+                      "the first sync adds its tables")
         return False
     return True
 
@@ -139,7 +153,7 @@ def _check_lake(check: Check, target: Target) -> bool:
 
 def _summarise(check: Check, target: Target, status: StoreStatus) -> None:
     loaded = sum(1 for _ in status.tables)
-    check.details = [f"table {clean(t.table)}: {t.rows} rows"
+    check.details += [f"table {clean(t.table)}: {t.rows} rows"
                      + (f", {t.first_date} to {t.last_date}" if t.first_date else "")
                      for t in status.tables]
     check.details += [f"job {j.job_id} ({clean(j.name, 60)}) -> {clean(j.table)}"

@@ -7,6 +7,7 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from csload.api.models import Job, JobField, Run
@@ -181,6 +182,19 @@ def test_target_check(tmp_path: Path) -> None:
     lake = check(parquet=tmp_path / "lake")
     assert lake.verdict is Verdict.OK and "does not exist yet" in lake.summary
     assert check(db=tmp_path / "a", parquet=tmp_path / "b").verdict is Verdict.FAIL
+    # A database of the user's own: a table named after a scope makes the first sync refuse
+    # its jobs (csload.load.placement); other tables of theirs are only listed.
+    theirs = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(theirs)) as con:
+        con.execute("CREATE TABLE orders (id INTEGER)")
+    quiet = check(db=theirs)
+    assert quiet.verdict is Verdict.OK and "no csload ledger yet" in quiet.summary
+    assert quiet.details == ["tables of yours (csload never loads into them): orders"]
+    with duckdb.connect(str(theirs)) as con:
+        con.execute("CREATE VIEW views AS SELECT 1 AS x")
+    warned = check(db=theirs)
+    assert warned.verdict is Verdict.WARN, warned.summary
+    assert "a table of yours named views" in warned.summary and "[tables]" in warned.hint
 
 
 def test_settings_never_shown(tmp_path: Path) -> None:
