@@ -61,6 +61,35 @@ def undo_hint(lake: LakeFS, name: str, version: int) -> str:
             "sync again (docs/lake.md, \"Writing to the tables\")")
 
 
+# The writer features another writer may turn on that deltalake still commits to (checked
+# by tests/lake/test_lake_other_writers.py with the deltalake installed). Reader features are
+# refused for every read (csload.lake.snapshot.refuse_reader_features).
+WRITABLE_FEATURES = frozenset({"appendOnly", "changeDataFeed", "checkConstraints",
+                               "generatedColumns", "invariants"})
+
+
+def refuse_unwritable(lake: LakeFS, name: str, table: DeltaTable) -> None:
+    """Before a sync writes anything: StoreError if another writer made table `name` one that
+    csload cannot commit to: a writer feature deltalake does not write (Databricks' row
+    tracking, liquid clustering's domain metadata, UniForm, identity columns), or
+    `delta.appendOnly` (a re-run's replacement of a day removes files). Before 2026-12-07 the
+    commit failed after the batch's work, as a "conflict" with another process."""
+    features = set(table.protocol().writer_features or ()) - WRITABLE_FEATURES
+    append_only = table.metadata().configuration.get("delta.appendOnly") == "true"
+    if not features and not append_only:
+        return
+    what = (f"Delta writer features that deltalake, csload's Delta writer, does not write "
+            f"({shown(sorted(features))})" if features else "delta.appendOnly = true")
+    fix = (f"drop them if your engine can (Spark: ALTER TABLE delta.`{lake.uri(name)}` DROP "
+           "FEATURE <name>)" if features else
+           f"set it back (ALTER TABLE delta.`{lake.uri(name)}` SET TBLPROPERTIES "
+           "('delta.appendOnly' = 'false'))")
+    raise StoreError(
+        f"table {name} of lake {lake.root} has {what}: another writer changed it, and csload "
+        f"cannot commit to it (a sync stops before it writes anything). To go on, {fix}, or "
+        "sync into a new lake (docs/lake.md, \"Writing to the tables\")")
+
+
 def stopped_then_others(lake: LakeFS, name: str, commits: Sequence[Commit], version: int
                         ) -> StoreError | None:
     """The refusal of a table whose log has, after the recorded `version`, a stopped sync's

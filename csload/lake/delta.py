@@ -70,6 +70,12 @@ def table_uri(lake: LakeFS, rel: str) -> str:
     return lake.uri(rel)
 
 
+# deltalake's CommitFailedError also says that a table cannot be written at all: a writer
+# feature it does not support, an append-only table. Not a lost race: the next sync would
+# fail the same (csload.lake.adopt.refuse_unwritable refuses such a table when a sync opens).
+_NOT_A_CONFLICT = ("Unsupported table features", "append-only")
+
+
 @contextlib.contextmanager
 def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
     """deltalake's errors as csload's: a conflict is LakeConflict, anything else a StoreError
@@ -77,9 +83,13 @@ def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
     try:
         yield
     except (CommitFailedError, DeltaError) as exc:
+        text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        if isinstance(exc, CommitFailedError) and any(w in text for w in _NOT_A_CONFLICT):
+            raise StoreError(f"cannot {action} in lake {lake.root}: {text}: another writer "
+                             "changed the table so that csload cannot write it (docs/lake.md, "
+                             "\"Writing to the tables\")") from None
         # A table another writer created first fails the create as a plain DeltaError.
         if not isinstance(exc, CommitFailedError) and "already exists" not in str(exc):
-            text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
         raise LakeConflict(
             f"lake {lake.root}: another process committed to the lake while this sync tried "

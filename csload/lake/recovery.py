@@ -37,7 +37,13 @@ import duckdb
 import pyarrow as pa
 
 from csload.errors import ConfigError, LakeConflict, StoreError
-from csload.lake.adopt import adopt, check_adoptable, described, stopped_then_others
+from csload.lake.adopt import (
+    adopt,
+    check_adoptable,
+    described,
+    refuse_unwritable,
+    stopped_then_others,
+)
 from csload.lake.delta import (
     Commit,
     commit_ledger,
@@ -177,6 +183,8 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
     """What recovery would do, changing nothing; StoreError for a table whose log has both a
     crashed sync's commit and another writer's after the recorded version (restoring would
     lose the other writer's change), or another writer's change csload cannot keep."""
+    for name, recorded in sorted(snapshot.tables.items()):
+        refuse_unwritable(lake, name, recorded.ahead or recorded.delta)
     steps = [_Step(name, None, dropped=True) for name in snapshot.dropped]
     for name, table in _unrecorded(lake, snapshot):
         if table is None:

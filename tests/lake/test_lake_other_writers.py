@@ -27,7 +27,7 @@ from deltalake import CommitProperties, TableFeatures, write_deltalake
 from csload.config import Settings
 from csload.errors import LakeConflict, StoreError
 from csload.lake import lake_files
-from csload.lake.delta import TXID_KEY, storage_options
+from csload.lake.delta import TXID_KEY, commit_files, storage_options
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
 from tests.support.hostile_lake import Crafted
@@ -168,6 +168,55 @@ async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undon
         assert outcome.status == "loaded"
         truth = expected(simulator, [*run_ids, rerun])
         assert_holds(lake, truth["views"], truth["sessions"])
+
+
+@pytest.mark.parametrize("change", ["row tracking", "append-only", "change data feed"])
+async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync_works(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
+        change: str) -> None:
+    """Databricks turns on writer features that deltalake does not write (row tracking, liquid
+    clustering's domain metadata); a user may make a table append-only. Until 2026-12-07 the
+    sync did the batch's work, then failed at the commit calling it "another process committed
+    to the lake ... the next sync loads it", and so did every later sync. Now the open refuses
+    such a table saying what to do; a writer feature deltalake writes is kept (the list in
+    csload.lake.adopt.WRITABLE_FEATURES is checked here against the deltalake installed)."""
+    run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
+    table = lake.delta("views")
+    if change == "row tracking":
+        table.alter.add_feature(TableFeatures.RowTracking, allow_protocol_versions_increase=True)
+        words = ["writer features", "rowTracking", "DROP FEATURE"]
+    elif change == "append-only":
+        table.alter.set_table_properties({"delta.appendOnly": "true"})
+        words = ["delta.appendOnly = true", "'delta.appendOnly' = 'false'"]
+    else:
+        table.alter.add_feature(TableFeatures.ChangeDataFeed,
+                                allow_protocol_versions_increase=True)
+        words = []
+    theirs = lake.delta("views").version()
+    rerun = simulator.rerun(daily["views"], RERUN_DAY)   # replaces a day: removes files
+    staged = await stage_runs(settings, tmp_path / "parts", [rerun])
+
+    if not words:   # a writer feature deltalake writes: the sync goes on
+        with lake.open() as store:
+            [outcome] = store.apply(staged)
+        assert outcome.status == "loaded"
+        truth = expected(simulator, [*run_ids, rerun])
+        assert_holds(lake, truth["views"], truth["sessions"])
+        return
+    message = refused(lake)
+    for word in [lake.root, "table views", "cannot commit to it", *words]:
+        assert word in message, message
+    assert lake.delta("views").version() == theirs   # nothing undone nor written
+
+    # A commit that meets such a table all the same (it changed after the sync opened the
+    # lake): a clear error, not a conflict that the next sync would "load"
+    fs = lake.fs()
+    with pytest.raises(StoreError) as info:
+        commit_files(fs, "views", lake.delta("views"), [], lake.delta("views").schema().to_arrow(),
+                     replace={"2026-11-23": lake.snapshot().tables["views"].files["2026-11-23"]},
+                     txn=99, txid=new_txid(), configuration={})
+    assert not isinstance(info.value, LakeConflict)
+    assert "another writer changed the table so that csload cannot write it" in str(info.value)
 
 
 def csloads(txid: str | None = None) -> dict[str, Any]:
