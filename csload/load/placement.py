@@ -128,10 +128,13 @@ def _refusal(job: Job, table: str, reference: Job) -> str:
             f"\"{own_table(job)}\"")
 
 
-def _foreign_refusal(job: Job, table: str) -> str:
+def _foreign_refusal(job: Job, table: str, foreign: Collection[str]) -> str:
+    other = own_table(job)
+    while other in foreign or other == table:   # a name of the user's too: csload_..._
+        other = f"csload_{other}"
     return (f"the database already has a table {table!r} that csload did not make (a table "
             "of yours?); csload loads into none of those. Map the job to another table in "
-            f"csload.toml: [tables] {job.job_id} = \"{own_table(job)}\", or sync into a "
+            f"csload.toml: [tables] {job.job_id} = \"{other}\", or sync into a "
             "database of its own")
 
 
@@ -169,7 +172,7 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     out: dict[int, Placement] = {}
     for job_id, (table, how) in placed.items():
         job, owner = jobs[job_id], reference[table]
-        refused = (_foreign_refusal(job, table) if table in foreign
+        refused = (_foreign_refusal(job, table, foreign) if table in foreign
                    else None if columns_of(job) == columns_of(owner)
                    else _refusal(job, table, owner))
         earlier = known[job_id][1] if job_id in known else None

@@ -87,6 +87,10 @@ def test_a_job_placed_in_a_table_csload_did_not_make_is_refused_however_it_got_t
         refusal = placed[job_id].refused or ""
         assert f"table {table!r} that csload did not make" in refusal, refusal
         assert f'[tables] {job_id} = "views_job_{job_id}"' in refusal
+    # The advice never names a table of the user's either
+    theirs = place_jobs([main, narrow], {}, {}, {"views", "views_job_2"})[2]
+    assert theirs.table == "views_job_2"
+    assert '[tables] 2 = "csload_views_job_2"' in (theirs.refused or ""), theirs.refused
     # Mapped to a table of its own, it loads; a table csload loaded before is not foreign.
     assert place_jobs([main], {}, {1: "views_job_1"}, foreign)[1].refused is None
     assert place_jobs([main], {1: (main, "views")}, {}, {"mine"})[1].refused is None
