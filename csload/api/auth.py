@@ -39,6 +39,8 @@ class Token:
     lifetime: float
     # On the cache's monotonic clock.
     obtained_at: float
+    # The project the token is for, when the answer says (contract section 2: may be absent).
+    project_id: int | None = None
 
     @property
     def renew_at(self) -> float:
@@ -82,8 +84,13 @@ def parse_token_response(body: Any, *, auth_url: str, obtained_at: float) -> Tok
         else:
             if lifetime <= 0:
                 lifetime = DEFAULT_LIFETIME
+    project = body.get("project_id")
+    if isinstance(project, str) and project.strip().isdigit():
+        project = int(project.strip())
+    if not isinstance(project, int) or isinstance(project, bool) or not 0 < project < 2**32:
+        project = None   # absent, or not a project id (UInt32): not used
     return Token(access_token=access_token, endpoint=endpoint, lifetime=lifetime,
-                 obtained_at=obtained_at)
+                 obtained_at=obtained_at, project_id=project)
 
 
 class TokenCache:

@@ -167,6 +167,15 @@ class ExportClient:
         return token.endpoint if token else None
 
     @property
+    def project_id(self) -> int | None:
+        """The project this client works on: the settings' (account-level credentials), else
+        the one the token answer names (None before the first call, or if it names none)."""
+        if self._settings.project_id is not None:
+            return self._settings.project_id
+        token = self._tokens.current
+        return token.project_id if token else None
+
+    @property
     def observed(self) -> ClientObservations:
         """What the client learnt of the service so far (for `csload doctor`); live."""
         return self._observed
@@ -402,9 +411,12 @@ class ExportClient:
                 await self._sleep(delay)
                 continue
             if answer.status == 403:
+                project = "" if settings.project_id is None else (
+                    f", or access to project {settings.project_id} (check the project id: "
+                    "--project-id, CONTENTSQUARE_PROJECT_ID or csload.toml)")
                 raise AuthError(
                     f"{host} refused a token ({problem}): the credentials lack the "
-                    f"'{SCOPE}' scope; enable the Data Export API for them")
+                    f"'{SCOPE}' scope (enable the Data Export API for them){project}")
             raise AuthError(f"token request to {host} failed ({problem})")
 
     async def _send(

@@ -46,7 +46,9 @@ from csload.concurrency import first_error
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
 from csload.load.holder import human_duration
+from csload.load.ledger import Ledger
 from csload.load.placement import columns_of, difference, place_jobs, table_owner
+from csload.pipeline.plan import check_project
 from csload.pipeline.report import RunStatus, SyncEvent, SyncReport
 from csload.times import midnight
 
@@ -197,6 +199,10 @@ class BackfillWork:
         csload did not make; else, a ConfigError before any job is created."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())
         foreign = await self.db.foreign_tables()
+        # Another project's target: refused before any job is created (the sync that loads the
+        # backfill's runs would refuse them, csload.pipeline.plan.check_project).
+        recorded = await self.db.run(lambda ledger: Ledger(ledger.con).project_id())
+        check_project(self.target.label, recorded, self.client.project_id)
         for template in templates:
             table = template.table or template.scope
             if table in foreign:

@@ -276,6 +276,11 @@ class ParquetStore:
         (benchmarks/bench_history.py, 2026-12-06)."""
         return self._ledger_change(lambda work: work.record_unloaded(runs))
 
+    def record_project(self, project_id: int) -> None:
+        """The project whose exports the lake holds: into the work database's ledger, which
+        the next batch's commit publishes (no commit of its own)."""
+        self._ready().record_project(project_id)
+
     def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None:
         """Nothing: a lake has no place for the names of custom variables (docs/queries.md:
         `csload custom-vars` lists them)."""

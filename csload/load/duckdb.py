@@ -200,6 +200,11 @@ class DuckDBStore:
                 recorded += self.ledger.record_source_failed(job, runs, table, now)
         return recorded
 
+    def record_project(self, project_id: int) -> None:
+        """The project whose exports the database holds (csload.pipeline.plan.check_project)."""
+        with self._transaction():
+            self.ledger.record_project(project_id)
+
     def name_custom_vars(self, variables: Sequence[tuple[int, str | None]]) -> None:
         """The project's custom variables (position, name): `codes.custom_vars` and the
         comments of the columns that carry them (csload.load.lookups)."""

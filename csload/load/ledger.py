@@ -235,6 +235,11 @@ class Ledger:
 
     # --- writes (inside the caller's transaction) -----------------------------------------
 
+    def record_project(self, project_id: int) -> None:
+        """The Contentsquare project whose exports the target holds (`project_id`)."""
+        self.con.execute(f"INSERT OR REPLACE INTO {self.t.meta} VALUES ('project_id', ?)",  # noqa: S608
+                         [str(project_id)])
+
     def upsert_job(self, job: Job, table: str, now: datetime) -> None:
         fields = orjson.dumps([f.to_api() for f in job.fields]).decode()
         self.con.execute(
@@ -308,6 +313,15 @@ class Ledger:
         return {r[0] for r in self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
             "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
+
+    def project_id(self) -> int | None:
+        """The project recorded by `record_project` (None: none yet, no ledger, or an older
+        csload's)."""
+        if not self.exists():
+            return None
+        row = self.con.execute(f"SELECT value FROM {self.t.meta} WHERE key = 'project_id'"  # noqa: S608
+                               ).fetchone()
+        return int(row[0]) if row and str(row[0]).isdigit() else None
 
     def foreign_tables(self) -> set[str]:
         """The tables and views of a DuckDB target's schema `main` that csload never loaded

@@ -150,16 +150,34 @@ class Seen:
     done: set[int]
     jobs: dict[int, tuple[Job, str]]
     foreign: frozenset[str] = frozenset()
+    project: int | None = None   # the project whose exports the target holds (check_project)
 
 
 def seen_of_lake(ledger: Ledger) -> Seen:
     """Of a lake (whose tables other tools' are refused by csload.lake.recovery)."""
-    return Seen(ledger.done_run_ids(), ledger.jobs())
+    return Seen(ledger.done_run_ids(), ledger.jobs(), project=ledger.project_id())
 
 
 def seen_of_db(ledger: Ledger) -> Seen:
     """Of a DuckDB target opened for the sync."""
-    return Seen(ledger.done_run_ids(), ledger.jobs(), frozenset(ledger.foreign_tables()))
+    return Seen(ledger.done_run_ids(), ledger.jobs(), frozenset(ledger.foreign_tables()),
+                ledger.project_id())
+
+
+def check_project(target: str, recorded: int | None, current: int | None) -> None:
+    """ConfigError if the target holds another project's exports than the one the credentials
+    are for. A session id identifies a session within its project only: two projects' runs in
+    one table would replace each other's rows of the same keys (the key rule), silently.
+    Unknown on either side (a target of an older csload, project-level credentials whose
+    token answer names no project): not checked."""
+    if recorded is None or current is None or recorded == current:
+        return
+    raise ConfigError(
+        f"{target} holds the exports of Contentsquare project {recorded}, and these settings "
+        f"are for project {current}: a session id identifies a session within its project "
+        "only, so one project's rows would replace the other's in the same tables. Sync "
+        f"project {current} into a target of its own (--db FILE or --parquet ROOT), or check "
+        "CONTENTSQUARE_PROJECT_ID")
 
 
 def seen_of_db_read_only(ledger: Ledger) -> Seen:
@@ -169,10 +187,10 @@ def seen_of_db_read_only(ledger: Ledger) -> Seen:
     foreign = frozenset(ledger.foreign_tables())
     if not ledger.exists():
         return Seen(set(), {}, foreign)
-    seen = seen_of_lake(ledger)
+    seen = seen_of_lake(ledger)   # and the project
     dropped = ledger.dropped_tables()
     for table, runs in sorted(dropped.items()):
         log.warning("table %s is no longer in the database (dropped or renamed?): a sync "
                     "would load its %d loaded run(s) again", table, runs)
     done = seen.done - ledger.runs_of_tables(sorted(dropped)) if dropped else seen.done
-    return Seen(done, seen.jobs, foreign)
+    return Seen(done, seen.jobs, foreign, seen.project)

@@ -50,6 +50,7 @@ from csload.pipeline.discover import Selection
 from csload.pipeline.dry_run import describe_plan
 from csload.pipeline.plan import (
     Seen,
+    check_project,
     name_custom_vars,
     plan_sync,
     record_source_failures,
@@ -192,6 +193,10 @@ async def sync_async(
         async with ExportClient(settings) as client:
             planned = await plan_sync(client, selection, seen.done, seen.jobs, mapped, report,
                                       on_event, seen.foreign)
+            # Before anything is written: the token is known now (plan_sync listed the jobs).
+            check_project(target.label, seen.project, client.project_id)
+            if store is not None and seen.project is None and client.project_id is not None:
+                await anyio.to_thread.run_sync(store.record_project, client.project_id)
             plan, tables = planned.runs, planned.tables
             if store is not None and planned.source_failures:
                 await record_source_failures(store, planned, report, on_event)

@@ -20,6 +20,16 @@ def test_token_response_names_the_endpoint() -> None:
     assert token.endpoint == "https://api.eu.example.test"
     assert token.lifetime == 3600
     assert token.renew_at == 100.0 + 3600 - 60
+    assert token.project_id == 42
+
+
+@pytest.mark.parametrize(("value", "project"), [
+    ("43", 43), (None, None), (0, None), (-1, None), (True, None), (2**32, None), ("4x", None),
+    (4.0, None), ({"id": 4}, None)])
+def test_the_project_a_token_answer_names_is_used_only_when_it_is_a_project_id(
+        value: object, project: int | None) -> None:
+    body = {"access_token": JWT, "endpoint": "https://x.test", "project_id": value}
+    assert parse_token_response(body, auth_url=AUTH, obtained_at=0.0).project_id == project
 
 
 def test_token_response_tolerates_missing_optional_fields_and_an_envelope() -> None:
