@@ -63,12 +63,13 @@ async def run_doctor_async(
         with quiet_loader():
             samples = await _api_checks(report, client, recorder, session, settings,
                                         sample_bytes)
+        project = client.project_id
     report.responses = recorder.saved_responses()
     report.samples = [SampleLines(s.name, recorder.redact(s.first_lines))
                       for s in samples if s.name]
     await anyio.to_thread.run_sync(partial(
         check_target, report["target"], db=db, parquet=parquet,
-        storage_options=settings.lake, auth_url=settings.auth_url))
+        storage_options=settings.lake, auth_url=settings.auth_url, project_id=project))
     return report
 
 

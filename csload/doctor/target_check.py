@@ -16,18 +16,26 @@ from pathlib import Path
 
 from csload.api.schemas import SCOPES
 from csload.doctor.report import Check, Verdict, clean
-from csload.errors import CsloadError, InsecureUrlError, StoreError, StoreLockedError
+from csload.errors import (
+    ConfigError,
+    CsloadError,
+    InsecureUrlError,
+    StoreError,
+    StoreLockedError,
+)
 from csload.load.duckdb import connect
 from csload.load.ledger import Ledger
 from csload.load.status import StoreStatus
+from csload.pipeline.plan import check_project
 from csload.target import Target, status
 
 
 def check_target(check: Check, *, db: str | Path | None = None,
                  parquet: str | Path | None = None,
                  storage_options: Mapping[str, str] | None = None,
-                 auth_url: str | None = None) -> None:
-    """`auth_url`: the settings' (the sync's https rule for a lake's endpoint), else None."""
+                 auth_url: str | None = None, project_id: int | None = None) -> None:
+    """`auth_url`: the settings' (the sync's https rule for a lake's endpoint), else None;
+    `project_id`: the project the credentials are for, when known (a target holds one)."""
     try:
         target = Target.of(db=db, parquet=parquet, storage_options=storage_options or {},
                            auth_url=auth_url)
@@ -50,6 +58,11 @@ def check_target(check: Check, *, db: str | Path | None = None,
                   "check the path (or bucket), its permissions and the free space")
         return
     if not present:
+        return
+    try:
+        check_project(clean(target.label), target.read_ledger(Ledger.project_id), project_id)
+    except ConfigError as exc:
+        check.set(Verdict.FAIL, clean(exc, 600), "give this project a target of its own")
         return
     try:
         ledger_status = status(target.db, parquet=target.parquet,

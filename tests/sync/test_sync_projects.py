@@ -21,6 +21,7 @@ import pytest
 
 import csload
 from csload.config import Settings
+from csload.doctor import Verdict, run_doctor
 from csload.errors import AuthError, ConfigError
 from csload.simulator import SimConfig, Simulator
 from tests.support.simenv import sim_settings
@@ -103,3 +104,13 @@ def test_a_project_the_credentials_cannot_reach_is_named_in_the_error(
         csload.sync(dataclasses.replace(settings, project_id=43), db=db_path)
     for word in ["'data-export' scope", "or access to project 43", "CONTENTSQUARE_PROJECT_ID"]:
         assert word in str(error.value), str(error.value)
+
+
+def test_doctor_says_the_target_holds_another_project(
+        settings: Settings, db_path: Path, other: tuple[Simulator, Settings]) -> None:
+    csload.sync(settings, db=db_path)
+    target = run_doctor(other[1], db=db_path)["target"]
+    assert target.verdict is Verdict.FAIL
+    for word in ["project 42", "project 43", "a target of its own"]:
+        assert word in target.summary, target.summary
+    assert run_doctor(settings, db=db_path)["target"].verdict is Verdict.OK
