@@ -145,6 +145,13 @@ class Target:
         address in simulator mode; None (a reader), plain http to loopback, or with the
         storage option `allow_http`."""
         check_one_target(db, parquet)
+        # `--parquet "$LAKE"` with LAKE unset: "" would be the current folder (`--db ""`
+        # reaches here as Path("."), the click option's Path of "").
+        if (isinstance(parquet, str) and not parquet.strip()) or (
+                db is not None and (not str(db).strip() or Path(db) == Path("."))):
+            raise ConfigError(f"the {'lake' if parquet is not None else 'database'} path is "
+                              "empty (an unset variable in the command?): give the database "
+                              "file (--db) or the lake's folder (--parquet)")
         root = None if staging_dir is None else check_staging_root(staging_dir)
         if parquet is not None:
             check_lake_path(str(parquet))

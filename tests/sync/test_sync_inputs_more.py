@@ -163,6 +163,22 @@ def test_a_database_under_a_file_is_one_line(
     assert requests(simulator) == 0
 
 
+def test_an_empty_target_path_is_refused_not_taken_for_the_current_folder(
+        settings: Settings, simulator: Simulator, tmp_path: Path,
+        cli: Callable[..., Result]) -> None:
+    """`csload sync --parquet "$LAKE"` with LAKE unset made the current folder a lake (its
+    `_csload/` and a folder per table); `--db ""` failed on DuckDB's "Could not read from
+    file ...: Is a directory"."""
+    for target in ({"db": ""}, {"db": " "}, {"db": Path("")}, {"parquet": ""}):
+        with pytest.raises(ConfigError, match=r"path is empty \(an unset variable"):
+            csload.sync(settings, **target)   # type: ignore[arg-type]
+    for flag in ("--db", "--parquet"):
+        for command in (("sync",), ("status",)):
+            assert_one_line_error(cli(*command, flag, ""), 1, "path is empty")
+    assert requests(simulator) == 0
+    assert list(tmp_path.iterdir()) == []   # the folder the CLI ran in: nothing made
+
+
 def unprivileged() -> list[str]:
     """The command prefix that makes the kernel check permissions for this process as for a
     user: none for a user; for root, `setpriv` dropping every capability (CAP_DAC_OVERRIDE
