@@ -27,6 +27,7 @@ from deltalake import CommitProperties, TableFeatures, write_deltalake
 from csload.config import Settings
 from csload.errors import LakeConflict, StoreError
 from csload.lake import lake_files
+from csload.lake.adopt import WRITABLE_FEATURES
 from csload.lake.delta import TXID_KEY, commit_files, storage_options
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
@@ -170,7 +171,7 @@ async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undon
         assert_holds(lake, truth["views"], truth["sessions"])
 
 
-@pytest.mark.parametrize("change", ["row tracking", "append-only", "change data feed"])
+@pytest.mark.parametrize("change", ["row tracking", "append-only", "writable features"])
 async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync_works(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
         change: str) -> None:
@@ -178,8 +179,9 @@ async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync
     clustering's domain metadata); a user may make a table append-only. Until 2026-12-07 the
     sync did the batch's work, then failed at the commit calling it "another process committed
     to the lake ... the next sync loads it", and so did every later sync. Now the open refuses
-    such a table saying what to do; a writer feature deltalake writes is kept (the list in
-    csload.lake.adopt.WRITABLE_FEATURES is checked here against the deltalake installed)."""
+    such a table saying what to do; the writer features deltalake writes are kept (the list
+    csload.lake.adopt.WRITABLE_FEATURES is checked here against the deltalake installed: a
+    re-run of a day commits over all of them)."""
     run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
     table = lake.delta("views")
     if change == "row tracking":
@@ -188,9 +190,11 @@ async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync
     elif change == "append-only":
         table.alter.set_table_properties({"delta.appendOnly": "true"})
         words = ["delta.appendOnly = true", "'delta.appendOnly' = 'false'"]
-    else:
-        table.alter.add_feature(TableFeatures.ChangeDataFeed,
-                                allow_protocol_versions_increase=True)
+    else:   # every writer feature csload keeps, at once
+        features = [getattr(TableFeatures, name[0].upper() + name[1:])
+                    for name in sorted(WRITABLE_FEATURES)]
+        table.alter.add_feature(features, allow_protocol_versions_increase=True)
+        assert set(lake.delta("views").protocol().writer_features or ()) == WRITABLE_FEATURES
         words = []
     theirs = lake.delta("views").version()
     rerun = simulator.rerun(daily["views"], RERUN_DAY)   # replaces a day: removes files
