@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -144,24 +144,41 @@ async def plan_sync(
 @dataclass(frozen=True, slots=True)
 class Seen:
     """What a sync reads of its target before it plans: the runs not to fetch again, the jobs
-    the target has seen with their tables, and the tables of a DuckDB target that csload did
-    not make (no job loads into those: csload.load.placement)."""
+    the target has seen with their tables, the tables of a DuckDB target that csload did not
+    make (no job loads into those: csload.load.placement), and the project whose exports the
+    target holds (`check_project`)."""
 
     done: set[int]
     jobs: dict[int, tuple[Job, str]]
     foreign: frozenset[str] = frozenset()
-    project: int | None = None   # the project whose exports the target holds (check_project)
+    project: int | None = None
 
 
-def seen_of_lake(ledger: Ledger) -> Seen:
-    """Of a lake (whose tables other tools' are refused by csload.lake.recovery)."""
+def seen_of(ledger: Ledger) -> Seen:
+    """What a target's ledger says (of a lake, all there is to see: a folder of another tool's
+    is refused when the lake opens, csload.lake.recovery)."""
     return Seen(ledger.done_run_ids(), ledger.jobs(), project=ledger.project_id())
 
 
 def seen_of_db(ledger: Ledger) -> Seen:
-    """Of a DuckDB target opened for the sync."""
-    return Seen(ledger.done_run_ids(), ledger.jobs(), frozenset(ledger.foreign_tables()),
-                ledger.project_id())
+    """Of a DuckDB target opened for the sync: with the tables of the user's own."""
+    return replace(seen_of(ledger), foreign=frozenset(ledger.foreign_tables()))
+
+
+def seen_of_db_read_only(ledger: Ledger) -> Seen:
+    """The same, read-only (a dry run), of a database that may have no ledger yet: the runs of
+    a table the user dropped are not done (a sync loads them again:
+    DuckDBStore.forget_dropped_tables)."""
+    foreign = frozenset(ledger.foreign_tables())
+    if not ledger.exists():
+        return Seen(set(), {}, foreign)
+    seen = seen_of(ledger)
+    dropped = ledger.dropped_tables()
+    for table, runs in sorted(dropped.items()):
+        log.warning("table %s is no longer in the database (dropped or renamed?): a sync "
+                    "would load its %d loaded run(s) again", table, runs)
+    done = seen.done - ledger.runs_of_tables(sorted(dropped)) if dropped else seen.done
+    return replace(seen, done=done, foreign=foreign)
 
 
 def check_project(target: str, recorded: int | None, current: int | None) -> None:
@@ -178,19 +195,3 @@ def check_project(target: str, recorded: int | None, current: int | None) -> Non
         "only, so one project's rows would replace the other's in the same tables. Sync "
         f"project {current} into a target of its own (--db FILE or --parquet ROOT), or check "
         "CONTENTSQUARE_PROJECT_ID")
-
-
-def seen_of_db_read_only(ledger: Ledger) -> Seen:
-    """The same, read-only (a dry run), of a database that may have no ledger yet: the runs of
-    a table the user dropped are not done (a sync loads them again:
-    DuckDBStore.forget_dropped_tables)."""
-    foreign = frozenset(ledger.foreign_tables())
-    if not ledger.exists():
-        return Seen(set(), {}, foreign)
-    seen = seen_of_lake(ledger)   # and the project
-    dropped = ledger.dropped_tables()
-    for table, runs in sorted(dropped.items()):
-        log.warning("table %s is no longer in the database (dropped or renamed?): a sync "
-                    "would load its %d loaded run(s) again", table, runs)
-    done = seen.done - ledger.runs_of_tables(sorted(dropped)) if dropped else seen.done
-    return Seen(done, seen.jobs, foreign, seen.project)

@@ -54,9 +54,9 @@ from csload.pipeline.plan import (
     name_custom_vars,
     plan_sync,
     record_source_failures,
+    seen_of,
     seen_of_db,
     seen_of_db_read_only,
-    seen_of_lake,
 )
 from csload.pipeline.report import (
     EventKind,
@@ -166,7 +166,7 @@ async def sync_async(
     async def read_ledger() -> Seen:
         if target.is_lake:
             return await anyio.to_thread.run_sync(
-                lambda: target.read_ledger(seen_of_lake) or Seen(set(), {}))
+                lambda: target.read_ledger(seen_of) or Seen(set(), {}))
         return await anyio.to_thread.run_sync(
             lambda: target.read_ledger(seen_of_db_read_only, without_ledger=True)
             or Seen(set(), {}))
@@ -188,7 +188,7 @@ async def sync_async(
 
     try:
         if store is not None:
-            seen = await anyio.to_thread.run_sync(seen_of_lake if target.is_lake else seen_of_db,
+            seen = await anyio.to_thread.run_sync(seen_of if target.is_lake else seen_of_db,
                                                   store.ledger)
         async with ExportClient(settings) as client:
             planned = await plan_sync(client, selection, seen.done, seen.jobs, mapped, report,
