@@ -50,7 +50,8 @@ def print_status(state: StoreStatus) -> None:
     from csload.load.status import days_text
 
     # Names come from the API (job names) and from the target's files: scrubbed (scrub).
-    tables = Table(title=scrub(f"tables in {state.target}"))
+    project = "" if state.project is None else f" (Contentsquare project {state.project})"
+    tables = Table(title=scrub(f"tables in {state.target}{project}"))
     for column in ("table", "rows", "first date", "last date"):
         tables.add_column(column, justify="right" if column == "rows" else "left",
                           overflow="fold")

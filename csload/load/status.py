@@ -207,6 +207,7 @@ class StoreStatus:
     expired: tuple[RunRecord, ...] = field(default=())
     source_failed: tuple[RunRecord, ...] = field(default=())
     filled: tuple[RunRecord, ...] = field(default=())
+    project: int | None = None   # the Contentsquare project whose exports the target holds
 
     @property
     def problems(self) -> list[Problem]:
@@ -233,6 +234,7 @@ class StoreStatus:
 
         return {
             "target": self.target,
+            "projectId": self.project,
             "tables": [{"table": t.table, "rows": t.rows, "firstDate": iso(t.first_date),
                         "lastDate": iso(t.last_date)} for t in self.tables],
             "jobs": [{"jobId": j.job_id, "name": j.name, "scope": j.scope,
@@ -274,4 +276,5 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
         source_failed=tuple(r for r in missing if r.status == SOURCE_FAILED
                             and r.run_id not in coverage.filled),
         filled=tuple(sorted((r for r in missing if r.run_id in coverage.filled),
-                            key=lambda r: r.run_id)))
+                            key=lambda r: r.run_id)),
+        project=ledger.project_id())

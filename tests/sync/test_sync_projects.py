@@ -62,6 +62,8 @@ def test_a_database_refuses_another_projects_sync_dry_run_and_backfill(
     csload.sync(settings, db=db_path)
     before = counts(db_path)
     sim43, settings43 = other
+    status = csload.status(db_path)   # `csload status` shows the project too
+    assert status.project == 42 and status.to_json()["projectId"] == 42
 
     for dry_run in (True, False):
         with pytest.raises(ConfigError) as error:
@@ -81,6 +83,7 @@ def test_a_database_refuses_another_projects_sync_dry_run_and_backfill(
     columns, rows = table_rows(other_db, "views")
     want_columns, want = expected_tables(sim43, successful_runs(sim43))["views"]
     assert columns == want_columns and len(rows) == len(want)
+    assert csload.status(other_db).project == 43   # the token answer's project, recorded
     assert not csload.sync(settings, db=db_path).refused
 
 
@@ -92,6 +95,7 @@ def test_a_lake_refuses_another_projects_sync(
     with pytest.raises(ConfigError) as error:
         csload.sync(other[1], parquet=lake)
     assert_refused(error, str(lake))
+    assert csload.status(parquet=lake).project == 42
     after = sorted(p.relative_to(lake) for p in lake.rglob("*") if "_csload" not in p.parts)
     assert after == before
 
