@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from csload.api.models import PROJECT_ID_TEXT
 from csload.errors import ApiError
 from csload.https_rule import plain_http_allowed, require_secure_url
 from csload.redact import redact_url
@@ -85,7 +86,7 @@ def parse_token_response(body: Any, *, auth_url: str, obtained_at: float) -> Tok
             if lifetime <= 0:
                 lifetime = DEFAULT_LIFETIME
     project = body.get("project_id")
-    if isinstance(project, str) and project.strip().isdigit():
+    if isinstance(project, str) and PROJECT_ID_TEXT.match(project.strip()):
         project = int(project.strip())
     if not isinstance(project, int) or isinstance(project, bool) or not 0 < project < 2**32:
         project = None   # absent, or not a project id (UInt32): not used

@@ -27,6 +27,11 @@ from csload.times import api_text_or_none
 
 Json = dict[str, Any]
 
+# A project id as text (a UInt32, contract section 8), from a token answer or a target's ledger:
+# ASCII digits only (str.isdigit takes '²', which int() refuses), and few enough that int()
+# never meets Python's limit on long numbers.
+PROJECT_ID_TEXT = re.compile(r"^[0-9]{1,10}$")
+
 # The API's retention, as the contract states it: the facts a sync and a backfill both plan by.
 # A run's files are kept this long after it finished (contract section 5): an older run must
 # be exported again.

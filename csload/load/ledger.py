@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from csload.api.models import Job, JobField, Run
+from csload.api.models import PROJECT_ID_TEXT, Job, JobField, Run
 from csload.errors import StoreError
 from csload.load.ledger_tables import LEDGER_NAMES, LEDGER_SCHEMA
 from csload.load.sql import insert_rows
@@ -321,7 +321,7 @@ class Ledger:
             return None
         row = self.con.execute(f"SELECT value FROM {self.t.meta} WHERE key = 'project_id'"  # noqa: S608
                                ).fetchone()
-        return int(row[0]) if row and str(row[0]).isdigit() else None
+        return int(row[0]) if row and PROJECT_ID_TEXT.match(str(row[0])) else None
 
     def foreign_tables(self) -> set[str]:
         """The tables and views of a DuckDB target's schema `main` that csload never loaded

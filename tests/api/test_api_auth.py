@@ -24,8 +24,8 @@ def test_token_response_names_the_endpoint() -> None:
 
 
 @pytest.mark.parametrize(("value", "project"), [
-    ("43", 43), (None, None), (0, None), (-1, None), (True, None), (2**32, None), ("4x", None),
-    (4.0, None), ({"id": 4}, None)])
+    ("43", 43), (" 43 ", 43), (None, None), (0, None), (-1, None), (True, None), (2**32, None),
+    ("4x", None), ("²", None), ("9" * 5000, None), (4.0, None), ({"id": 4}, None)])
 def test_the_project_a_token_answer_names_is_used_only_when_it_is_a_project_id(
         value: object, project: int | None) -> None:
     body = {"access_token": JWT, "endpoint": "https://x.test", "project_id": value}

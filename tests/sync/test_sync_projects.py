@@ -23,6 +23,7 @@ import csload
 from csload.config import Settings
 from csload.doctor import Verdict, run_doctor
 from csload.errors import AuthError, ConfigError
+from csload.load.ledger import Ledger
 from csload.simulator import SimConfig, Simulator
 from tests.support.simenv import sim_settings
 from tests.support.syncref import SIM_START, expected_tables, successful_runs, table_rows
@@ -118,3 +119,20 @@ def test_doctor_says_the_target_holds_another_project(
     for word in ["project 42", "project 43", "a target of its own"]:
         assert word in target.summary, target.summary
     assert run_doctor(settings, db=db_path)["target"].verdict is Verdict.OK
+
+
+@pytest.mark.parametrize(("value", "project"), [
+    ("42", 42), ("9" * 5000, None), ("²", None), ("-1", None), ("", None)])
+def test_a_recorded_project_is_read_only_when_it_is_a_project_id(
+        value: str, project: int | None) -> None:
+    """A lake's ledger is read from storage anyone with write access could craft: a value
+    int() refuses ('²' passes str.isdigit; 5000 digits pass Python's limit) must not crash
+    `status` or a sync; it is read as no project."""
+    con = duckdb.connect()
+    try:
+        ledger = Ledger(con)
+        ledger.ensure()
+        con.execute("INSERT INTO _csload.meta VALUES ('project_id', ?)", [value])
+        assert ledger.project_id() == project
+    finally:
+        con.close()
