@@ -68,6 +68,7 @@ from csload.backfills.work import BackfillWork, Clock, Phase, Piece, Sleep
 from csload.concurrency import run_blocking
 from csload.config import Settings, load_settings, parse_duration, staging_path
 from csload.errors import ApiRequestError, ConfigError
+from csload.load.columns import check_table_name
 from csload.pipeline.report import SyncEvent, SyncReport
 from csload.pipeline.sync import sync_async
 from csload.target import Target
@@ -164,6 +165,8 @@ async def backfill_async(
                        staging_dir=settings.staging_dir, auth_url=settings.auth_url)
     scope, date_from, date_to = check_backfill_arguments(
         scope=scope, date_from=date_from, date_to=date_to, like=like, fields=fields, gaps=gaps)
+    if table is not None:   # before any job is created, not when its first run loads
+        check_table_name(table)
     if poll_interval < 0:
         raise ConfigError("poll_interval must not be negative")
     max_wait = parse_duration(max_wait, "max_wait")

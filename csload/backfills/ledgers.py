@@ -38,9 +38,14 @@ class BackfillLedgers:
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         raise NotImplementedError
 
-    async def foreign_tables(self) -> set[str]:
-        """The target's tables that csload did not make (Ledger.foreign_tables)."""
-        return await self.run(lambda ledger: Ledger(ledger.con).foreign_tables())
+    async def refuse_foreign(self, table: str) -> None:
+        """ConfigError if `table` is one of the database's that csload did not make
+        (Ledger.foreign_tables): the backfill would load into the user's own table."""
+        if table in await self.run(lambda ledger: Ledger(ledger.con).foreign_tables()):
+            raise ConfigError(
+                f"the database already has a table {table!r} that csload did not make (a "
+                "table of yours?); csload loads into none of those: name another table "
+                "(--table NAME)")
 
     def close(self) -> None:
         raise NotImplementedError
@@ -110,10 +115,22 @@ class LakeLedgers(BackfillLedgers):
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         return None
 
-    async def foreign_tables(self) -> set[str]:
-        """None: a folder of another tool's is refused when the lake opens
-        (csload.lake.recovery)."""
-        return set()
+    async def refuse_foreign(self, table: str) -> None:
+        """StoreError if the lake has no table `table` yet and its folder holds files csload
+        did not write (csload.lake.recovery.refuse_others_files: the table's vacuum would
+        delete them), before the backfill creates its jobs; the sync's batch would refuse the
+        same, later. A folder of another tool's Delta table is refused when the lake opens."""
+        from csload.lake.fs import LakeFS
+        from csload.lake.layout import LOG_DIR
+        from csload.lake.recovery import refuse_others_files
+
+        def check() -> None:
+            assert self.target.parquet is not None
+            lake = LakeFS.open(self.target.parquet, self.target.storage_options)
+            if not lake.exists(f"{table}/{LOG_DIR}"):
+                refuse_others_files(lake, table)
+
+        await anyio.to_thread.run_sync(check, limiter=self._limiter)
 
     def close(self) -> None:
         return None

@@ -196,20 +196,16 @@ class BackfillWork:
     async def check_tables(self, templates: Sequence[Template]) -> None:
         """A backfill loads into a table whose jobs export the same columns (csload.load.placement:
         a run replaces whole rows, so other columns would be erased), and never into a table
-        csload did not make; else, a ConfigError before any job is created."""
+        csload did not make nor a lake folder of the user's files; else, an error before any
+        job is created."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())
-        foreign = await self.db.foreign_tables()
         # Another project's target: refused before any job is created (the sync that loads the
         # backfill's runs would refuse them, csload.pipeline.plan.check_project).
         recorded = await self.db.run(lambda ledger: Ledger(ledger.con).project_id())
         check_project(self.target.label, recorded, self.client.project_id)
         for template in templates:
             table = template.table or template.scope
-            if table in foreign:
-                raise ConfigError(
-                    f"the database already has a table {table!r} that csload did not make (a "
-                    "table of yours?); csload loads into none of those: name another table "
-                    "(--table NAME)")
+            await self.db.refuse_foreign(table)   # the user's own table, or files of theirs
             mine = Job(job_id=0, name="backfill", format=template.format, scope=template.scope,
                        frequency="once", fields=template.fields)
             owner = table_owner(table, known)

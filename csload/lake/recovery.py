@@ -261,10 +261,10 @@ def refuse_others_files(lake: LakeFS, name: str) -> None:
         shown_files = ", ".join(shown(p.removeprefix(f"{name}/")) for p in theirs[:3])
         more = f" and {len(theirs) - 3} more" if len(theirs) > 3 else ""
         raise StoreError(
-            f"lake {lake.root}: folder {name}, where this sync would create table {name}, holds "
+            f"lake {lake.root}: folder {name}, where csload would create table {name}, holds "
             f"files csload did not write ({shown_files}{more}); a table's housekeeping deletes "
-            "the files of its folder that its log does not name. Nothing of the batch was "
-            "written: move them out of the folder, or sync into a folder of its own")
+            "the files of its folder that its log does not name. Nothing was written into "
+            "it: move them out of the folder, or sync into a folder of its own")
 
 
 def _claim(lake: LakeFS, snapshot: LakeSnapshot, txid: str) -> None:

@@ -21,7 +21,7 @@ from csload import BackfillReport, backfill_async, read_target_status, sync_asyn
 from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
 from csload.cli import main
 from csload.config import Settings
-from csload.errors import ConfigError
+from csload.errors import ConfigError, StoreError
 from csload.lake import ParquetStore
 from csload.load.backfill_ledger import BackfillLedger
 from csload.simulator import SimConfig, Simulator
@@ -302,6 +302,25 @@ async def test_db_and_parquet_together_are_refused(settings: Settings, root: Pat
     with pytest.raises(ConfigError, match="not both"):
         await backfill_async(settings, scope="views", date_from=FIRST, date_to=LAST,
                              fields=FIELDS, db=tmp_path / "cs.duckdb", parquet=str(root))
+
+
+async def test_a_lake_folder_of_the_users_files_or_a_bad_table_name_is_refused_before_any_job(
+        settings: Settings, simulator: Simulator, driver: SimDriver, root: Path) -> None:
+    """The backfill's new table would be made in a folder holding the user's files (its vacuum
+    deletes them: csload.lake.recovery.refuse_others_files), or under a name csload does not
+    give a table: both refused before a `once` job is created (the load refused them after)."""
+    (root / "views").mkdir(parents=True)
+    (root / "views" / "exports.csv").write_text("session_id\n1\n")
+    with pytest.raises(StoreError, match=r"folder views, .*\('exports.csv'\)"):
+        await run_backfill(settings, driver, root)
+    for table in ("../views", "Views"):
+        with pytest.raises(ConfigError, match="invalid table name"):
+            await backfill_async(settings, scope="views", date_from=FIRST, date_to=LAST,
+                                 fields=FIELDS, parquet=str(root), table=table,
+                                 sleep=driver.sleep, clock=driver.clock)
+    assert simulator.stats.requests["create_job"] == 0
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
+        "views", "views/exports.csv"]
 
 
 # -- S3 -----------------------------------------------------------------------------------------

@@ -301,7 +301,7 @@ async def test_a_folder_of_the_users_own_files_is_not_made_a_table(
         store.apply(staged)
     message = str(info.value)
     for word in [lake.root, "folder views", "'exports.csv'", "'old/2026-10.parquet'",
-                 "'date=2026-11-23/mine.parquet'", "Nothing of the batch was written",
+                 "'date=2026-11-23/mine.parquet'", "Nothing was written into it",
                  "a folder of its own"]:
         assert word in message, message
     assert ".DS_Store" not in message and "part-2026" not in message
