@@ -60,17 +60,17 @@ def check_target(check: Check, *, db: str | Path | None = None,
     if not present:
         return
     try:
-        check_project(clean(target.label), target.read_ledger(Ledger.project_id), project_id)
-    except ConfigError as exc:
-        check.set(Verdict.FAIL, clean(exc, 600), "give this project a target of its own")
-        return
-    try:
         ledger_status = status(target.db, parquet=target.parquet,
                                storage_options=target.storage_options)
     except CsloadError as exc:
         check.set(Verdict.FAIL, f"{clean(target.label)} is writable, but its ledger cannot be "
                   f"read: {clean(exc)}",
                   "a damaged ledger needs a new target; `csload status` shows the same error")
+        return
+    try:   # the project the status read from the ledger, not a second read of it
+        check_project(clean(target.label), ledger_status.project, project_id)
+    except ConfigError as exc:
+        check.set(Verdict.FAIL, clean(exc, 600), "give this project a target of its own")
         return
     _summarise(check, target, ledger_status)
 
@@ -102,8 +102,9 @@ def _check_db(check: Check, target: Target) -> bool:
     # no other process holds it (StoreLockedError).
     con = connect(path)
     try:
-        has_ledger = Ledger(con).exists()
-        foreign = sorted(Ledger(con).foreign_tables())
+        ledger = Ledger(con)
+        has_ledger = ledger.exists()
+        foreign = sorted(ledger.foreign_tables())
     finally:
         con.close()
     if foreign:
