@@ -48,7 +48,6 @@ from csload.lake.delta import (
     Commit,
     commit_ledger,
     commits_after,
-    data_changed,
     delta_errors,
     open_table,
     restore,
@@ -156,13 +155,12 @@ def _unrecorded(lake: LakeFS, snapshot: LakeSnapshot) -> list[tuple[str, DeltaTa
         if name not in snapshot.state.tables:
             found.append((name, None))
             continue
-        # read_snapshot has checked the log reaches the recorded version, and read it there,
-        # or at a later version without data changes (csload.lake.snapshot.read_table).
-        then = snapshot.tables[name].delta
-        table = open_table(lake, name)
-        if (table is not None and table.version() > then.version()
-                and data_changed(lake, name, then, table)):
-            found.append((name, table))
+        # read_snapshot opened the latest version and kept it as `ahead` when its data
+        # differ from the recorded version's (csload.lake.snapshot.read_table): not opened
+        # again here.
+        ahead = snapshot.tables[name].ahead
+        if ahead is not None:
+            found.append((name, ahead))
     return found
 
 
