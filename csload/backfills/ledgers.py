@@ -20,6 +20,7 @@ import duckdb
 from csload.errors import ConfigError
 from csload.load.backfill_ledger import BackfillLedger
 from csload.load.ledger import Ledger
+from csload.load.placement import users_table
 from csload.target import Target
 
 __all__ = ["BackfillLedgers", "DatabaseLedgers", "LakeLedgers", "open_ledgers",
@@ -42,10 +43,7 @@ class BackfillLedgers:
         """ConfigError if `table` is one of the database's that csload did not make
         (Ledger.foreign_tables): the backfill would load into the user's own table."""
         if table in await self.run(lambda ledger: Ledger(ledger.con).foreign_tables()):
-            raise ConfigError(
-                f"the database already has a table {table!r} that csload did not make (a "
-                "table of yours?); csload loads into none of those: name another table "
-                "(--table NAME)")
+            raise ConfigError(f"{users_table(table)}: name another table (--table NAME)")
 
     def close(self) -> None:
         raise NotImplementedError

@@ -128,14 +128,18 @@ def _refusal(job: Job, table: str, reference: Job) -> str:
             f"\"{own_table(job)}\"")
 
 
+def users_table(table: str) -> str:
+    """Why csload does not load into `table`, a table of the user's own (for a refusal)."""
+    return (f"the database already has a table {table!r} that csload did not make (a table "
+            "of yours?); csload loads into none of those")
+
+
 def _foreign_refusal(job: Job, table: str, foreign: Collection[str]) -> str:
     other = own_table(job)
     while other in foreign or other == table:   # a name of the user's too: csload_..._
         other = f"csload_{other}"
-    return (f"the database already has a table {table!r} that csload did not make (a table "
-            "of yours?); csload loads into none of those. Map the job to another table in "
-            f"csload.toml: [tables] {job.job_id} = \"{other}\", or sync into a "
-            "database of its own")
+    return (f"{users_table(table)}. Map the job to another table in csload.toml: [tables] "
+            f"{job.job_id} = \"{other}\", or sync into a database of its own")
 
 
 def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
