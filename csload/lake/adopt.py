@@ -154,6 +154,24 @@ def _recounted(lake: LakeFS, recorded: LakeTable, latest: LakeTable) -> TableSta
     return TableState(latest.delta.version(), partitions)
 
 
+def unrecorded_commits(lake: LakeFS, recorded: LakeTable, latest: DeltaTable
+                       ) -> tuple[list[Commit], LakeTable | None]:
+    """The commits of a table after the version the ledger records, and the table at `latest`
+    checked for keeping (None: a stopped sync's commits, which recovery undoes); StoreError
+    for what the next sync refuses: a stopped sync's commit with another writer's after it,
+    or another writer's change csload cannot keep. What recovery plans, and what readers
+    follow (`follow_others`)."""
+    version = recorded.delta.version()
+    commits = commits_after(lake, recorded.name, latest, version)
+    if any(c.ours for c in commits):
+        mixed = stopped_then_others(lake, recorded.name, commits, version)
+        if mixed is not None:
+            raise mixed
+        return commits, None
+    # no sync of csload made them: another writer's, kept if csload can
+    return commits, check_adoptable(lake, recorded, latest, commits)
+
+
 def follow_others(lake: LakeFS, snapshot: LakeSnapshot) -> None:
     """For readers (csload.lake.reader): each table that only other writers changed after the
     version the ledger records, in a way the next sync keeps, is read at its latest version,
@@ -167,19 +185,14 @@ def follow_others(lake: LakeFS, snapshot: LakeSnapshot) -> None:
     for name, table in sorted(snapshot.tables.items()):
         if table.ahead is None:
             continue
-        version = table.delta.version()
-        commits = commits_after(lake, name, table.ahead, version)
         try:
-            if any(c.ours for c in commits):
-                refusal = stopped_then_others(lake, name, commits, version)
-                if refusal is not None:
-                    raise refusal
+            _commits, latest = unrecorded_commits(lake, table, table.ahead)
+            if latest is None:   # a stopped sync's: readers see whole batches only
                 continue
-            latest = check_adoptable(lake, table, table.ahead, commits)
             latest.state = _recounted(lake, table, latest)
         except StoreError as error:
             log.warning("%s. Until then csload reads the table at version %s, the one its "
-                        "ledger records", error, version)
+                        "ledger records", error, table.delta.version())
             continue
         snapshot.tables[name] = latest
         snapshot.state.tables[name] = latest.state

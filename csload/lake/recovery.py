@@ -37,13 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from csload.errors import ConfigError, LakeConflict, StoreError
-from csload.lake.adopt import (
-    adopt,
-    check_adoptable,
-    described,
-    refuse_unwritable,
-    stopped_then_others,
-)
+from csload.lake.adopt import adopt, described, refuse_unwritable, unrecorded_commits
 from csload.lake.delta import (
     Commit,
     commit_ledger,
@@ -189,16 +183,8 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
             _refuse_others_table(lake, name)
             steps.append(_Step(name, None))
             continue
-        recorded = snapshot.tables[name]
-        commits = commits_after(lake, name, table, recorded.delta.version())
-        if any(c.ours for c in commits):
-            mixed = stopped_then_others(lake, name, commits, recorded.delta.version())
-            if mixed is not None:
-                raise mixed
-            steps.append(_Step(name, table, tuple(commits)))
-        else:   # no sync of csload made them: another writer's, kept if csload can
-            steps.append(_Step(name, table, tuple(commits),
-                               check_adoptable(lake, recorded, table, commits)))
+        commits, kept = unrecorded_commits(lake, snapshot.tables[name], table)
+        steps.append(_Step(name, table, tuple(commits), kept))
     return steps
 
 
