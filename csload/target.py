@@ -39,6 +39,7 @@ from csload.api.models import Job, Run
 from csload.config import Limits, staging_path
 from csload.delta_folders import refuse_inside_table
 from csload.errors import ConfigError, StoreError
+from csload.lake.layout import RESERVED_COLUMNS
 from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
 from csload.load.outcome import AppliedRun, UnloadedRun
@@ -171,6 +172,12 @@ class Target:
     @property
     def is_lake(self) -> bool:
         return self.parquet is not None
+
+    @property
+    def reserved_columns(self) -> dict[str, str]:
+        """Column names the target's tables keep for themselves (a job exporting one is
+        refused: csload.load.placement), each with what it is."""
+        return RESERVED_COLUMNS if self.is_lake else {}
 
     def staging_dir(self) -> Path:
         """Local folder for part downloads (the staging of unapplied runs). Always a folder

@@ -21,10 +21,15 @@ naming the rule it breaks, and no request is sent. The rules, with their names:
     customVarPosition  a custom_var has a position from 1 to 20
     dynamicVarKey   a dynamic_var has a key
     same column     two fields cannot end up under the same column name (alias)
+    csload column   csload names each field's column after its name in the files, lowercased,
+                    every other character than a-z, 0-9 and _ as `_` (csload.load.columns):
+                    two fields cannot get one such name, and none may start with `_`
 
-The last three are enforced by the simulator beyond the contract's list (the files would be
-ambiguous otherwise), so csload checks them too. When the API still disagrees, its own 400 is
-raised as `ApiRequestError` with a message saying csload's checks had passed.
+The three before the last are enforced by the simulator beyond the contract's list (the files
+would be ambiguous otherwise), so csload checks them too. The last is csload's own: the API
+changes no job once it is made, and csload would refuse every run of such a job. When the API
+still disagrees, its own 400 is raised as `ApiRequestError` with a message saying csload's
+checks had passed.
 """
 
 from __future__ import annotations
@@ -34,7 +39,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from csload.api.models import DATA_RETENTION_MONTHS, Job, JobField, JobSpec
+from csload.api.models import (
+    DATA_RETENTION_MONTHS,
+    Job,
+    JobField,
+    JobSpec,
+    normalize_identifier,
+)
 from csload.api.schemas import SCOPES
 from csload.errors import ApiRequestError, InvalidJobSpec
 from csload.times import midnight, utcnow
@@ -90,6 +101,7 @@ class Rule:
     POSITION = "customVarPosition is between 1 and 20"
     KEY = "a dynamic_var needs a dynamicVarKey"
     COLUMN = "two fields cannot have the same column name"
+    CSLOAD_COLUMN = "csload gives each field a column of its own, not starting with '_'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,7 @@ def _field_problems(fields: Sequence[JobField], scope: str,
     problems: list[Problem] = []
     seen: set[str] = set()
     columns: dict[str, int] = {}
+    loaded: dict[str, int] = {}
     for index, field in enumerate(fields):
         where = f"field {index + 1} ({field.field_name})"
         name = field.field_name
@@ -202,9 +215,27 @@ def _field_problems(fields: Sequence[JobField], scope: str,
             problems.append(Problem(
                 Rule.COLUMN,
                 f"fields {columns[column]} and {index + 1} would both be column {column!r}"))
-        else:
-            columns[column] = index + 1
+            continue
+        columns[column] = index + 1
+        problem = _csload_column_problem(index + 1, column, loaded)
+        if problem is not None:
+            problems.append(Problem(Rule.CSLOAD_COLUMN, problem))
     return problems
+
+
+def _csload_column_problem(number: int, column: str, loaded: dict[str, int]) -> str | None:
+    """Why csload could not load field `number` (column `column` in the files), given the
+    columns of the fields before it (`loaded`: name in csload's tables -> field number)."""
+    name = normalize_identifier(column)
+    if not name or name.startswith("_"):
+        return (f"field {number} would be column {name!r} in csload's tables "
+                f"({column!r}): names starting with '_' are csload's own")
+    if name in loaded:
+        return (f"fields {loaded[name]} and {number} would both be column {name!r} in "
+                "csload's tables (names lowercased, every other character than a-z, 0-9 and "
+                "_ as '_')")
+    loaded[name] = number
+    return None
 
 
 # -- the whole request ------------------------------------------------------------------------

@@ -107,6 +107,16 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# csload's naming rule for the columns of a table (csload.load.columns has it for users).
+_NOT_IDENT = re.compile(r"[^a-z0-9_]+")
+
+
+def normalize_identifier(name: str) -> str:
+    """The SQL-friendly form of a name in the files: lowercased, and every run of characters
+    other than `[a-z0-9_]` one `_` (csload.load.columns' naming rule)."""
+    return _NOT_IDENT.sub("_", name.lower())
+
+
 @dataclass(frozen=True, slots=True)
 class JobField:
     """One field of a job, as the job definition lists it."""

@@ -45,6 +45,7 @@ from csload.backfills.report import (
 from csload.concurrency import first_error
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
+from csload.load.columns import layout_problem
 from csload.load.holder import human_duration
 from csload.load.ledger import Ledger
 from csload.load.placement import columns_of, difference, place_jobs, table_owner
@@ -208,6 +209,11 @@ class BackfillWork:
             await self.db.refuse_foreign(table)   # the user's own table, or files of theirs
             mine = Job(job_id=0, name="backfill", format=template.format, scope=template.scope,
                        frequency="once", fields=template.fields)
+            unloadable = layout_problem(mine, self.target.reserved_columns)
+            if unloadable is not None:   # a lake's `date` (the rest is check_jobs')
+                raise ConfigError(f"the backfill's fields cannot be loaded into {table!r}: "
+                                  f"{unloadable}; give the field another alias (--field "
+                                  "NAME:ALIAS)")
             owner = table_owner(table, known)
             if owner is not None and columns_of(owner) != columns_of(mine):
                 raise ConfigError(

@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from csload.api import calls
-from csload.api.models import Job
+from csload.api.models import Job, normalize_identifier
 from csload.cli.common import (
     answered,
     connection_options,
@@ -27,7 +27,6 @@ from csload.cli.common import (
     ts,
 )
 from csload.cli.lazy import LazyGroup
-from csload.load.columns import normalize_identifier
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from csload.api.models import Field, Job
 from csload.api.schemas import SCOPES, load_schema
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import ConfigError, CsloadError
-from csload.load.columns import VARIABLE_FIELDS, job_layout
+from csload.load.columns import NEW_ALIASES, VARIABLE_FIELDS, layout_problem
 
 FORMATS = ("CSV", "JSONL")
 
@@ -35,9 +35,11 @@ def _runs(count: int) -> str:
 
 
 def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
-               run_errors: Mapping[int, str]) -> None:
+               run_errors: Mapping[int, str], reserved: Mapping[str, str] | None = None,
+               ) -> None:
     """One line per job; FAIL for a job csload cannot load or whose runs cannot be listed,
-    WARN for fields it loads as text. `runs`: successful runs per job."""
+    WARN for fields it loads as text. `runs`: successful runs per job; `reserved`: the
+    column names the target keeps (a lake's `date`)."""
     live = live_jobs(jobs)
     check.data = {"jobs": []}
     broken = [f"job {job_id}: its runs cannot be listed: {error}"
@@ -49,7 +51,9 @@ def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
         try:
             if job.format not in FORMATS:
                 raise ConfigError(f"format {job.format!r} is neither CSV nor JSONL")
-            job_layout(job)
+            unloadable = layout_problem(job, reserved)
+            if unloadable is not None:
+                raise ConfigError(unloadable)
             unknown = unknown_fields(job.scope, [f.field_name for f in job.fields])
         except ConfigError as exc:
             problem = clean(exc)
@@ -73,8 +77,7 @@ def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
     if broken:
         check.set(Verdict.FAIL, f"{count}; csload cannot load {len(broken)} of them: "
                   f"{'; '.join(broken)}",
-                  "a job whose columns collide needs other aliases (create a corrected job: "
-                  "jobs cannot be updated); its runs fail to load until then")
+                  f"a sync refuses such a job and loads its other jobs; {NEW_ALIASES}")
     elif not live:
         check.set(Verdict.WARN, "the project has no export job: nothing to load yet",
                   "create one in the Contentsquare console, or with `csload jobs create`")

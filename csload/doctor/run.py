@@ -31,6 +31,8 @@ from csload.doctor.settings import check_settings, is_simulator, settings_failed
 from csload.doctor.target_check import check_target
 from csload.doctor.trial import quiet_loader
 from csload.errors import CsloadError
+from csload.lake.layout import RESERVED_COLUMNS
+from csload.load.columns import layout_problem
 
 T = TypeVar("T")
 
@@ -62,7 +64,8 @@ async def run_doctor_async(
     async with session, ExportClient(settings, session=session) as client:
         with quiet_loader():
             samples = await _api_checks(report, client, recorder, session, settings,
-                                        sample_bytes)
+                                        sample_bytes,
+                                        RESERVED_COLUMNS if parquet is not None else None)
         project = client.project_id
     report.responses = recorder.saved_responses()
     report.samples = [SampleLines(s.name, recorder.redact(s.first_lines))
@@ -105,7 +108,7 @@ def report_without_settings(message: str, *, sources: Mapping[str, str] | None =
 
 async def _api_checks(report: DoctorReport, client: ExportClient, recorder: Recorder,
                       session: aiohttp.ClientSession, settings: Settings,
-                      sample_bytes: int) -> list[Sample]:
+                      sample_bytes: int, reserved: Mapping[str, str] | None) -> list[Sample]:
     jobs = await first_contact(client, recorder, report, settings)
     observed = client.observed
     samples: list[Sample] = []
@@ -115,10 +118,13 @@ async def _api_checks(report: DoctorReport, client: ExportClient, recorder: Reco
     else:
         live = live_jobs(jobs)
         runs, errors = await _successful_runs(client, live)
-        check_jobs(report["jobs"], jobs, {k: len(v) for k, v in runs.items()}, errors)
+        check_jobs(report["jobs"], jobs, {k: len(v) for k, v in runs.items()}, errors,
+                   reserved)
         await _guarded(report["fields"], recorder, partial(check_fields, report["fields"],
                                                             client), None)
-        newest = newest_runs(live, runs)
+        # The sample of a format is of a job csload loads, when the format has one.
+        loadable = [job for job in live if layout_problem(job, reserved) is None]
+        newest = {**newest_runs(live, runs), **newest_runs(loadable, runs)}
         for fmt, check_id in SAMPLE_CHECKS.items():
             work = partial(check_sample, report[check_id], fmt, newest.get(fmt),
                            has_job=fmt in newest, client=client, session=session,

@@ -21,6 +21,9 @@ from datetime import UTC, date, datetime
 from csload.errors import StoreError
 
 PARTITION_COLUMN = "date"   # the Hive partition folders: <table>/date=YYYY-MM-DD
+# The column names a lake's tables keep for themselves, with what each is (for refusals).
+RESERVED_COLUMNS = {PARTITION_COLUMN: f"the lake's partition column (its folders are "
+                                      f"{PARTITION_COLUMN}=YYYY-MM-DD)"}
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 OWN_DIR = "_csload"
 LEDGER_TABLE_DIR = "_csload/ledger_table"

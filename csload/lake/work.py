@@ -41,7 +41,7 @@ import pyarrow.dataset as pads
 
 from csload.errors import ConfigError, StoreError
 from csload.lake.fs import LakeFS
-from csload.lake.layout import PARTITION_COLUMN, partition_date, partition_key
+from csload.lake.layout import PARTITION_COLUMN, RESERVED_COLUMNS, partition_date, partition_key
 from csload.lake.snapshot import LakeSnapshot, LakeTable
 from csload.lake.types import select_to_csload
 from csload.load.hooks import InsertedBatch
@@ -127,9 +127,8 @@ class LakeReads:
     def column_problem(self, job_id: int, names: set[str]) -> ConfigError | None:
         if PARTITION_COLUMN not in names:
             return None
-        return ConfigError(
-            f"job {job_id}: a column named {PARTITION_COLUMN!r} would clash with the lake's "
-            f"partition folders ({PARTITION_COLUMN}=YYYY-MM-DD): give the field another alias")
+        return ConfigError(f"job {job_id}: its files have a column named {PARTITION_COLUMN!r}, "
+                           f"{RESERVED_COLUMNS[PARTITION_COLUMN]}")
 
     def rows_inserted(self, batch: InsertedBatch) -> None:
         self.read_affected(batch)

@@ -10,8 +10,11 @@ Column naming rule (documented for users):
   `Page Type` -> `page_type`.
 * Names starting with `_` after that are refused: `_job_id`, `_run_id`, `_date`, `_loaded_at`
   and every `_csload*` name are csload's own. Two fields of one job whose names collide after
-  normalisation are refused too (ConfigError), as is a column that two jobs of one table load
-  with different types.
+  normalisation are refused too (UnloadableJob), as is a column that two jobs of one table
+  load with different types. `layout_problem` says it of a job (with the column names a
+  target keeps: a lake's `date`), so that the placement refuses such a job before its runs
+  are downloaded (csload.load.placement), the doctor names it, and `csload jobs create`
+  refuses to make one (csload.api.jobspec, the rule "csload column").
 * Generated SQL always quotes identifiers and string literals (csload.load.sqltext):
   aliases are user input.
 
@@ -24,11 +27,12 @@ a warning on the `csload.load` logger).
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from csload.api.schemas import ScopeSchema, load_schema
+from csload.api.models import normalize_identifier
+from csload.api.schemas import SCOPES, ScopeSchema, load_schema
 from csload.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,14 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("csload.load")
 
 VARIABLE_FIELDS = ("custom_var", "dynamic_var")
-
-_NOT_IDENT = re.compile(r"[^a-z0-9_]+")
-
-
-def normalize_identifier(name: str) -> str:
-    """The SQL-friendly form of a file column name (see the module docstring)."""
-    return _NOT_IDENT.sub("_", name.lower())
-
 
 def check_table_name(table: str) -> str:
     """A target table name must already be in normal form and not reserved."""
@@ -87,22 +83,49 @@ class JobLayout:
         return {c.source: c for c in self.columns}
 
 
+# What to do about a job csload cannot load: the API changes no job once created.
+NEW_ALIASES = "a job cannot be changed: create one with other aliases (`csload jobs create`)"
+
+
+class UnloadableJob(ConfigError):
+    """A job whose columns csload cannot load (`problem`, without the job: the placement and
+    the doctor say it their way)."""
+
+    def __init__(self, job_id: int, problem: str) -> None:
+        super().__init__(f"job {job_id}: {problem}; {NEW_ALIASES}")
+        self.job_id = job_id
+        self.problem = problem
+
+
+def _named(source: str, name: str) -> str:
+    return f"column {source!r}" if source == name else f"column {source!r} (named {name!r})"
+
+
 def _column(jf: JobField, schema: ScopeSchema, job: Job) -> Column:
     source = jf.column_name
     name = normalize_identifier(source)
     if not name or name.startswith("_"):
-        raise ConfigError(
-            f"job {job.job_id}: column {source!r} becomes {name!r}, which is reserved "
-            "(names starting with '_' are csload's): give the field another alias"
-        )
+        raise UnloadableJob(job.job_id, f"{_named(source, name)} starts with '_', which "
+                                        "csload keeps for its own columns")
     if jf.field_name in VARIABLE_FIELDS:
         return Column(source, name, "VARCHAR", jf.field_name, known=True)
     if jf.field_name in schema:
         return Column(source, name, schema.field(jf.field_name).duckdb_type, jf.field_name,
                       known=True)
-    log.warning("job %s: field %r is not in csload's %s schema; loading it as VARCHAR",
-                job.job_id, jf.field_name, schema.scope)
     return Column(source, name, "VARCHAR", jf.field_name, known=False)
+
+
+def _columns(job: Job, schema: ScopeSchema) -> list[Column]:
+    columns: list[Column] = []
+    seen: dict[str, str] = {}
+    for jf in job.fields:
+        col = _column(jf, schema, job)
+        if col.name in seen:
+            raise UnloadableJob(job.job_id, f"columns {seen[col.name]!r} and {col.source!r} "
+                                            f"both become {col.name!r}")
+        seen[col.name] = col.source
+        columns.append(col)
+    return columns
 
 
 def unknown_column(job_id: int, source: str) -> Column:
@@ -115,20 +138,31 @@ def unknown_column(job_id: int, source: str) -> Column:
     return Column(source, name, "VARCHAR", source, known=False)
 
 
+def layout_problem(job: Job, reserved: Mapping[str, str] | None = None) -> str | None:
+    """Why csload cannot load `job`'s columns, or None. `reserved`: column names the target
+    keeps for itself, each with what it is (a lake's partition column). A job of a scope
+    csload does not know is not its concern: the sync skips it, saying so."""
+    if job.scope not in SCOPES:
+        return None
+    try:
+        columns = _columns(job, load_schema(job.scope))
+    except UnloadableJob as exc:
+        return exc.problem
+    for column in columns:
+        if reserved and column.name in reserved:
+            return f"{_named(column.source, column.name)} is {reserved[column.name]}"
+    return None
+
+
 def job_layout(job: Job) -> JobLayout:
-    """Columns, key and date of a job, validated (ConfigError on collisions)."""
+    """Columns, key and date of a job, validated (UnloadableJob on a reserved name or two
+    columns of one name)."""
     schema = load_schema(job.scope)
-    columns: list[Column] = []
-    seen: dict[str, str] = {}
-    for jf in job.fields:
-        col = _column(jf, schema, job)
-        if col.name in seen:
-            raise ConfigError(
-                f"job {job.job_id}: columns {seen[col.name]!r} and {col.source!r} both become "
-                f"{col.name!r}: give one of them another alias"
-            )
-        seen[col.name] = col.source
-        columns.append(col)
+    columns = _columns(job, schema)
+    for col in columns:
+        if not col.known:
+            log.warning("job %s: field %r is not in csload's %s schema; loading it as VARCHAR",
+                        job.job_id, col.field_name, schema.scope)
     by_field: dict[str, Column] = {}
     for col in columns:
         by_field.setdefault(col.field_name, col)   # a field exported twice: the first wins

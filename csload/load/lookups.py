@@ -35,9 +35,10 @@ from typing import Any
 
 import duckdb
 
+from csload.api.models import normalize_identifier
 from csload.api.schemas import SCOPES, FieldSpec, load_schema, schemas_dir
 from csload.errors import ConfigError
-from csload.load.columns import VARIABLE_FIELDS, Column, normalize_identifier
+from csload.load.columns import VARIABLE_FIELDS, Column
 from csload.load.ledger import Ledger
 from csload.load.lineage import LINEAGE_COLUMNS
 from csload.load.sqltext import quote_ident, sql_str

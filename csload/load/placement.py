@@ -40,8 +40,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from csload.api.models import Job
-from csload.load.columns import normalize_identifier
+from csload.api.models import Job, normalize_identifier
+from csload.load.columns import NEW_ALIASES, layout_problem
 
 # One column of a job as far as sharing a table goes: its name, and the field it carries.
 ColumnSpec = tuple[str, str, int | None, str | None]
@@ -143,15 +143,20 @@ def _foreign_refusal(job: Job, table: str, foreign: Collection[str]) -> str:
 
 
 def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
-               mapped: Mapping[int, str], foreign: Collection[str] = ()
-               ) -> dict[int, Placement]:
+               mapped: Mapping[int, str], foreign: Collection[str] = (),
+               reserved: Mapping[str, str] | None = None) -> dict[int, Placement]:
     """The placement of every job: `listed` (the project's jobs, as the API lists them now),
     `known` (the target's ledger: job id -> (job, table)), `mapped` (job id -> table, from
     the settings), `foreign` (tables of the target that csload did not make: a job placed
-    in one is refused). Jobs only the ledger knows (deleted at Contentsquare since) are
-    placed too: their tables keep their columns."""
+    in one is refused), `reserved` (column names the target keeps: csload.load.columns.
+    layout_problem). Jobs only the ledger knows (deleted at Contentsquare since) are placed
+    too: their tables keep their columns. A job whose columns csload cannot load (a name
+    csload keeps, two columns of one name) is refused before its runs are downloaded, and
+    holds no table's columns."""
     jobs = {job_id: job for job_id, (job, _table) in known.items()}
     jobs.update({job.job_id: job for job in listed})
+    unloadable = {job_id: problem for job_id, job in jobs.items()
+                  if (problem := layout_problem(job, reserved)) is not None}
     placed: dict[int, tuple[str, str]] = {}
     for job_id in jobs:
         if job_id in mapped:
@@ -160,7 +165,8 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
             placed[job_id] = (known[job_id][1], "loaded before")
     members: dict[str, list[Job]] = {}
     for job_id, (table, _how) in placed.items():
-        members.setdefault(table, []).append(jobs[job_id])
+        if job_id not in unloadable:
+            members.setdefault(table, []).append(jobs[job_id])
     # A table's columns are those of the jobs that loaded into it first: its widest job in
     # the ledger, else its widest job mapped to it.
     reference: dict[str, Job] = {}
@@ -168,6 +174,9 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
         before = [job for job in group if job.job_id in known and known[job.job_id][1] == table]
         reference[table] = _widest_first(before or group)[0]
     for job in _widest_first(j for j in jobs.values() if j.job_id not in placed):
+        if job.job_id in unloadable:
+            placed[job.job_id] = (own_table(job), "own table")
+            continue
         owner = reference.setdefault(job.scope, job)
         table, how = ((job.scope, "scope table") if columns_of(owner) == columns_of(job)
                       else (own_table(job), "own table"))
@@ -175,10 +184,12 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
         placed[job.job_id] = (table, how)
     out: dict[int, Placement] = {}
     for job_id, (table, how) in placed.items():
-        job, owner = jobs[job_id], reference[table]
-        refused = (_foreign_refusal(job, table, foreign) if table in foreign
-                   else None if columns_of(job) == columns_of(owner)
-                   else _refusal(job, table, owner))
+        job, holder = jobs[job_id], reference.get(table)
+        refused = (f"csload cannot load its columns: {unloadable[job_id]}; {NEW_ALIASES}"
+                   if job_id in unloadable
+                   else _foreign_refusal(job, table, foreign) if table in foreign
+                   else None if holder is None or columns_of(job) == columns_of(holder)
+                   else _refusal(job, table, holder))
         earlier = known[job_id][1] if job_id in known else None
         out[job_id] = Placement(job, table, how, new=job_id not in known, refused=refused,
                                 moved_from=earlier if earlier not in (None, table) else None)

@@ -94,10 +94,12 @@ async def plan_sync(
     report: SyncReport,
     on_event: EventSink,
     foreign: Collection[str] = (),
+    reserved: Mapping[str, str] | None = None,
 ) -> Plan:
     """The runs to load, and the table of each job (csload.load.placement: every job of the
     project is placed, so that the result does not depend on which jobs this sync selects;
-    `foreign`: the target's tables that csload did not make, which no job loads into)."""
+    `foreign`: the target's tables that csload did not make, which no job loads into;
+    `reserved`: the column names the target keeps, Target.reserved_columns)."""
     all_jobs = await client.list_jobs()
     chosen, skipped = select_jobs(all_jobs, selection)
     missing = missing_jobs(selection, all_jobs)
@@ -110,7 +112,7 @@ async def plan_sync(
 
     for item in skipped:
         say(item.job, f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}")
-    placements = place_jobs(all_jobs, known, mapped, foreign)
+    placements = place_jobs(all_jobs, known, mapped, foreign, reserved)
     report.jobs = [placements[job.job_id] for job in chosen]
     for placement in report.jobs:
         if placement.refused or placement.new:

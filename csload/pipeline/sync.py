@@ -192,7 +192,7 @@ async def sync_async(
                                                   store.ledger)
         async with ExportClient(settings) as client:
             planned = await plan_sync(client, selection, seen.done, seen.jobs, mapped, report,
-                                      on_event, seen.foreign)
+                                      on_event, seen.foreign, target.reserved_columns)
             # Before anything is written: the token is known now (plan_sync listed the jobs).
             check_project(target.label, seen.project, client.project_id)
             if store is not None and seen.project is None and client.project_id is not None:

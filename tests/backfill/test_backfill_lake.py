@@ -323,6 +323,18 @@ async def test_a_lake_folder_of_the_users_files_or_a_bad_table_name_is_refused_b
         "views", "views/exports.csv"]
 
 
+async def test_a_field_named_date_is_refused_before_any_job(
+        settings: Settings, simulator: Simulator, driver: SimDriver, root: Path) -> None:
+    """A lake's partition column is `date`: a backfill exporting a field under that name would
+    create its jobs and then see each of their runs refused by the sync."""
+    with pytest.raises(ConfigError, match=r"column 'Date' \(named 'date'\) is the lake's "
+                                          r"partition column.*--field NAME:ALIAS"):
+        await backfill_async(settings, scope="views", date_from=FIRST, date_to=LAST,
+                             fields=["session_id", "view_number", "url:Date"],
+                             parquet=str(root), sleep=driver.sleep, clock=driver.clock)
+    assert simulator.stats.requests["create_job"] == 0
+
+
 # -- S3 -----------------------------------------------------------------------------------------
 
 

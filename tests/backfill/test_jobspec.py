@@ -73,6 +73,13 @@ CASES: list[tuple[str, dict[str, Any], str, bool]] = [
     ("custom-var-no-position", {"fields": (JobField("custom_var"),)}, Rule.POSITION, True),
     ("dynamic-var-no-key", {"fields": (JobField("dynamic_var"),)}, Rule.KEY, True),
     ("same-column", {"fields": fields("url:page", "path:page")}, Rule.COLUMN, True),
+    # csload's own (the API takes these; csload could load none of their runs).
+    ("csload-reserved-column", {"fields": fields("session_id", "url:_job_id")},
+     Rule.CSLOAD_COLUMN, False),
+    ("csload-same-column", {"fields": fields("session_id", "url:Session ID")},
+     Rule.CSLOAD_COLUMN, False),
+    ("csload-column-of-no-letter", {"fields": fields("session_id", "url:商品")},
+     Rule.CSLOAD_COLUMN, False),
     # The simulator ignores a daily job's date range; csload refuses to send one.
     ("range-on-daily", {"frequency": "daily"}, Rule.RANGE_ONLY_ONCE, False),
 ]

@@ -21,6 +21,7 @@ from csload.doctor.report import Check, Verdict, clean
 from csload.doctor.target_check import check_target
 from csload.doctor.textscan import NotCsv, csv_cut, csv_records, jsonl_cut
 from csload.doctor.trial import load_trial
+from csload.lake.layout import RESERVED_COLUMNS
 from tests.support.s3server import S3Server
 
 VIEWS = Job(job_id=7, name="v", format="CSV", scope="views", frequency="daily",
@@ -129,6 +130,19 @@ def test_jobs_csload_cannot_load_or_loads_as_text() -> None:
     assert check.verdict is Verdict.FAIL
     assert "csload cannot load 2 of them" in check.summary
     assert "job 9: its runs cannot be listed: HTTP 500" in check.summary
+    assert "job 10: columns 'Page' and 'page' both become 'page'" in check.summary
+    assert "job 10: job 10" not in check.summary
+
+
+def test_a_column_named_date_fails_the_jobs_check_of_a_lake_only() -> None:
+    dated = Job(job_id=11, name="d", format="CSV", scope="views", frequency="daily",
+                fields=(JobField("session_id"), JobField("url", "Date")))
+    for reserved, verdict in ((None, Verdict.OK), (RESERVED_COLUMNS, Verdict.FAIL)):
+        check = Check("jobs", "jobs")
+        check_jobs(check, [dated], {11: 1}, {}, reserved)
+        assert check.verdict is verdict
+    assert "job 11: column 'Date' (named 'date') is the lake's partition column" \
+        in check.summary
 
 
 def test_redaction() -> None:

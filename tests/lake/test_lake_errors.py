@@ -242,7 +242,7 @@ def test_a_column_named_date_is_refused(lake: Lake, writer: Writer) -> None:
         out = store.apply([ok, clash])
     assert [o.status for o in out] == ["loaded", "failed"]
     assert isinstance(out[1].error, ConfigError)
-    assert "clash with the lake's partition folders" in str(out[1].error)
+    assert "the lake's partition column" in str(out[1].error)
 
 
 def test_connect_views_have_the_duckdb_targets_columns(lake: Lake, writer: Writer) -> None:

@@ -41,9 +41,9 @@ import pytest
 from deltalake import DeltaTable
 
 import csload
+from csload.api.models import normalize_identifier
 from csload.lake import lake_files, lake_read_ledger
 from csload.lake.delta import storage_options
-from csload.load.columns import normalize_identifier
 from tests.support.hard_values import FIELDS, view_rows
 from tests.support.lakeutil import Lake
 from tests.support.partgen import Writer, job, run

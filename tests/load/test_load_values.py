@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from csload.api.models import JobField
+from csload.api.models import JobField, normalize_identifier
 from csload.errors import ConfigError
-from csload.load.columns import normalize_identifier
 from csload.load.duckdb import DuckDBStore
 from csload.transfer.staged import StagedPart, StagedRun
 from tests.support.hard_values import FIELDS, view_rows

@@ -222,6 +222,12 @@ def create_job(settings: Settings, *, name: str, fmt: str, scope: str,
         fields=tuple(f if isinstance(f, JobField) else JobField(f) if isinstance(f, str)
                      else JobField(f[0], alias_name=f[1]) for f in fields),
         date_from=date_from, date_to=date_to, device_label=device)
+    return create_spec(settings, spec)
+
+
+def create_spec(settings: Settings, spec: JobSpec) -> int:
+    """Create a job through the API, without csload's own checks (as a job made in the
+    console or by another tool); returns its id."""
 
     async def create() -> int:
         async with ExportClient(settings) as client:
