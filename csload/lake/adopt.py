@@ -19,6 +19,7 @@ folder, deletion vectors) is refused with what to do, never undone.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -66,6 +67,10 @@ def undo_hint(lake: LakeFS, name: str, version: int) -> str:
 # refused for every read (csload.lake.snapshot.refuse_reader_features).
 WRITABLE_FEATURES = frozenset({"appendOnly", "changeDataFeed", "checkConstraints",
                                "generatedColumns", "invariants"})
+# Where a table keeps its CHECK constraints (properties) and invariants (field metadata): the
+# features are kept, a constraint or an invariant is refused (`refuse_unwritable`).
+CONSTRAINT_PREFIX = "delta.constraints."
+INVARIANTS_KEY = "delta.invariants"
 
 
 def refuse_unwritable(lake: LakeFS, name: str, table: DeltaTable) -> None:
@@ -73,21 +78,58 @@ def refuse_unwritable(lake: LakeFS, name: str, table: DeltaTable) -> None:
     csload cannot commit to: a writer feature deltalake does not write (Databricks' row
     tracking, liquid clustering's domain metadata, UniForm, identity columns), or
     `delta.appendOnly` (a re-run's replacement of a day removes files). Before 2026-12-07 the
-    commit failed after the batch's work, as a "conflict" with another process."""
+    commit failed after the batch's work, as a "conflict" with another process. Also a CHECK
+    constraint or a column invariant: csload commits the files it wrote itself, which no
+    Delta writer checks, so the rows of a run would break it silently (found 2026-12-07)."""
     features = set(table.protocol().writer_features or ()) - WRITABLE_FEATURES
-    append_only = table.metadata().configuration.get("delta.appendOnly") == "true"
-    if not features and not append_only:
+    configuration = table.metadata().configuration
+    append_only = configuration.get("delta.appendOnly") == "true"
+    constraints = sorted(key.removeprefix(CONSTRAINT_PREFIX) for key in configuration
+                         if key.startswith(CONSTRAINT_PREFIX))
+    invariants = _has_invariants(table.schema().to_json())
+    uri = lake.uri(name)
+    if features:
+        what = (f"Delta writer features that deltalake, csload's Delta writer, does not write "
+                f"({shown(sorted(features))})")
+        fix = (f"drop them if your engine can (Spark: ALTER TABLE delta.`{uri}` DROP FEATURE "
+               "<name>)")
+    elif append_only:
+        what = "delta.appendOnly = true"
+        fix = (f"set it back (ALTER TABLE delta.`{uri}` SET TBLPROPERTIES "
+               "('delta.appendOnly' = 'false'))")
+    elif constraints:
+        what = (f"CHECK constraints ({', '.join(map(shown, constraints))}), which csload does "
+                "not check the rows of a run against")
+        fix = (f"drop them (deltalake: DeltaTable({shown(uri)}).alter.drop_constraint(NAME); "
+               f"Spark: ALTER TABLE delta.`{uri}` DROP CONSTRAINT NAME) and check the rows "
+               "with a query of yours")
+    elif invariants:
+        what = "column invariants (delta.invariants), which csload does not check rows against"
+        fix = "remove them from the table's schema"
+    else:
         return
-    what = (f"Delta writer features that deltalake, csload's Delta writer, does not write "
-            f"({shown(sorted(features))})" if features else "delta.appendOnly = true")
-    fix = (f"drop them if your engine can (Spark: ALTER TABLE delta.`{lake.uri(name)}` DROP "
-           "FEATURE <name>)" if features else
-           f"set it back (ALTER TABLE delta.`{lake.uri(name)}` SET TBLPROPERTIES "
-           "('delta.appendOnly' = 'false'))")
     raise StoreError(
         f"table {name} of lake {lake.root} has {what}: another writer changed it, and csload "
         f"cannot commit to it (a sync stops before it writes anything). To go on, {fix}, or "
         "sync into a new lake (docs/lake.md, \"Writing to the tables\")")
+
+
+def _has_invariants(schema_json: str) -> bool:
+    """Whether a Delta schema (its JSON) gives any field, nested ones too, an invariant."""
+    def walk(node: object) -> bool:
+        if isinstance(node, dict):
+            metadata = node.get("metadata")
+            if isinstance(metadata, dict) and INVARIANTS_KEY in metadata:
+                return True
+            return any(walk(value) for value in node.values())
+        if isinstance(node, list):
+            return any(walk(value) for value in node)
+        return False
+
+    try:
+        return walk(json.loads(schema_json))
+    except ValueError:
+        return False
 
 
 def stopped_then_others(lake: LakeFS, name: str, commits: Sequence[Commit], version: int

@@ -374,9 +374,11 @@ class ParquetStore:
         delta = self._commit_table(name, previous.delta if previous else None, files,
                                    lake_schema(con, name, columns), replace, batch, txid)
         stats: dict[str, dict[int, int]] = {}
+        # Rows another writer added without a run id are kept and counted for no run
+        # (docs/lake.md); they used to stop every sync that rewrote their day (TypeError).
         for day, run_id, rows in con.execute(
                 f"SELECT _date, _run_id, count(*) FROM {quote_ident(name)} "  # noqa: S608
-                "GROUP BY ALL").fetchall():
+                "WHERE _run_id IS NOT NULL GROUP BY ALL").fetchall():
             stats.setdefault(partition_key(day), {})[int(run_id)] = int(rows)
         kept = {} if previous is None or widened else {
             k: v for k, v in previous.state.partitions.items() if k not in keys}

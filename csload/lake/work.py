@@ -212,36 +212,46 @@ class LakeReads:
         if replaced:
             names = {c for cols in key_groups(con, batch.ledger, table, batch.layouts)
                      for c in cols}
-            self.read_replaced(con, table, replaced, names, batch.ids)
+            replaced -= self.read_replaced(con, table, replaced, names, batch.ids)
         self.read_partitions(con, table, todo - replaced)
         self.read_partitions(con, table, self.key_partitions(batch, entry))
 
     def read_replaced(self, con: duckdb.DuckDBPyConnection, table: str, keys: set[str],
-                      names: set[str], batch_ids: str) -> None:
+                      names: set[str], batch_ids: str) -> set[str]:
         """Insert the key columns `names` and the lineage of the rows of these partitions,
         all of which the window rule removes (their other columns are NULL in the work
         table). The rows read must be those the ledger's lake state says each partition
         holds (anything else: a StoreError, before any rule ran); `replaced_left` checks
-        after the rules that none is left."""
+        after the rules that none is left. Returns the partitions that also hold rows of no
+        run (another writer's: the window rule keeps them, so they must be read whole): their
+        keys-only rows are taken out again, for the caller to read them whole."""
         entry = self.snapshot.tables.get(table)
         if entry is None or not keys:
-            return
+            return set()
         columns = [(n, t) for n, t in entry.columns if n in names or n in LINEAGE_COLUMNS]
         with self.source(con, entry.files_of(keys)) as src, files_errors(self.lake, table):
             con.execute(f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
                         f"SELECT {select_to_csload(columns, 's.')} FROM {src} AS s")
         read: dict[str, dict[int, int]] = {}
+        kept: set[str] = set()   # partitions holding rows of no run
         for day, run_id, rows in con.execute(
                 f"SELECT _date, _run_id, count(*) FROM {quote_ident(table)} "  # noqa: S608
-                f"WHERE {_days(keys)} AND _run_id NOT IN ({batch_ids}) GROUP BY ALL"
-                ).fetchall():
-            read.setdefault(partition_key(day), {})[int(run_id)] = int(rows)
+                f"WHERE {_days(keys)} AND (_run_id IS NULL OR _run_id NOT IN ({batch_ids})) "
+                "GROUP BY ALL").fetchall():
+            if run_id is None:
+                kept.add(partition_key(day))
+            else:
+                read.setdefault(partition_key(day), {})[int(run_id)] = int(rows)
         if read != {k: entry.state.partitions[k] for k in keys}:
             raise StoreError(f"lake {self.lake.root}: the files of table {table} hold other "
                              "rows than its ledger says (damaged or tampered with); restore "
                              "the lake from a backup")
-        self._pending_replaced.setdefault(table, set()).update(keys)
-        self._pending.setdefault(table, set()).update(keys)
+        if kept:
+            con.execute(f"DELETE FROM {quote_ident(table)} WHERE {_days(kept)} "  # noqa: S608
+                        f"AND (_run_id IS NULL OR _run_id NOT IN ({batch_ids}))")
+        self._pending_replaced.setdefault(table, set()).update(keys - kept)
+        self._pending.setdefault(table, set()).update(keys - kept)
+        return kept
 
     def replaced_left(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
         """Rows of the partitions `read_replaced` read that the rules left (0: any other

@@ -12,6 +12,7 @@ applied with `ParquetStore`, as in test_lake_sync.py; the other writer is deltal
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections import Counter
@@ -22,13 +23,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
-from deltalake import CommitProperties, TableFeatures, write_deltalake
+from deltalake import CommitProperties, DeltaTable, TableFeatures, write_deltalake
+from deltalake.schema import ArrayType, Field, PrimitiveType, Schema, StructType
 
 from csload.config import Settings
 from csload.errors import LakeConflict, StoreError
 from csload.lake import lake_files
-from csload.lake.adopt import WRITABLE_FEATURES
+from csload.lake.adopt import WRITABLE_FEATURES, refuse_unwritable
 from csload.lake.delta import TXID_KEY, commit_files, storage_options
+from csload.lake.fs import LakeFS
 from csload.lake.layout import new_txid
 from csload.simulator import Simulator
 from tests.support.hostile_lake import Crafted
@@ -123,6 +126,38 @@ async def test_another_writers_delete_and_z_order_are_kept_and_a_rerun_loads_ove
     assert_holds(lake, views, truth["sessions"])
 
 
+async def test_rows_another_writer_added_without_a_run_are_kept_whole_by_a_rerun_of_their_day(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    """docs/lake.md: rows you add without a `_run_id` are kept and counted for no run, as in
+    a DuckDB target. Until 2026-12-07 a re-run of their day failed every sync (TypeError at
+    the count per run); and the day a re-run replaces is read by its keys only, so such a
+    row was published with its other columns NULL."""
+    run_ids, daily = await load_all(lake, settings, tmp_path / "parts")
+    table = lake.delta("views")
+    mine = table.to_pyarrow_table(filters=[("date", "=", RERUN_DAY)]).slice(0, 1)
+    for column, value in (("_run_id", None), ("_job_id", None), ("page_url", "mine")):
+        index = mine.schema.get_field_index(column)
+        mine = mine.set_column(index, column, pa.array([value], mine.schema.field(index).type))
+    write_deltalake(table, mine, mode="append")
+    columns = set(lake.rows("views")[0])   # the table's columns, as csload.connect gives them
+    rerun = simulator.rerun(daily["views"], RERUN_DAY)
+
+    with lake.open() as store:
+        [outcome] = store.apply(await stage_runs(settings, tmp_path / "parts", [rerun]))
+
+    assert outcome.status == "loaded"
+    truth = expected(simulator, [*run_ids, rerun])
+    rows = lake.rows("views")
+    theirs = [r for r in rows if r["_run_id"] is None]
+    assert_rows_equal([r for r in rows if r["_run_id"] is not None], truth["views"], "views")
+    [kept] = theirs
+    assert kept["page_url"] == "mine" and kept["_date"] == RERUN_DAY
+    assert set(kept) == columns and sum(v is not None for v in kept.values()) > 5
+    assert lake.listed("views", "SELECT count(*) FROM t") == [(len(truth["views"]) + 1,)]
+    with lake.open() as store:   # and the next sync has nothing to fix
+        assert store.apply([]) == []
+
+
 def one_row_with_a_new_column(lake: Lake) -> pa.Table:
     data = lake.delta("views").to_pyarrow_table().slice(0, 1)
     return data.append_column("note", pa.array(["mine"]))
@@ -171,12 +206,14 @@ async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undon
         assert_holds(lake, truth["views"], truth["sessions"])
 
 
-@pytest.mark.parametrize("change", ["row tracking", "append-only", "writable features"])
+@pytest.mark.parametrize("change", ["row tracking", "append-only", "check constraint",
+                                    "writable features"])
 async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync_works(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path,
         change: str) -> None:
     """Databricks turns on writer features that deltalake does not write (row tracking, liquid
-    clustering's domain metadata); a user may make a table append-only. Until 2026-12-07 the
+    clustering's domain metadata); a user may make a table append-only or add a CHECK
+    constraint (which csload's commits would not check). Until 2026-12-07 the
     sync did the batch's work, then failed at the commit calling it "another process committed
     to the lake ... the next sync loads it", and so did every later sync. Now the open refuses
     such a table saying what to do; the writer features deltalake writes are kept (the list
@@ -190,6 +227,11 @@ async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync
     elif change == "append-only":
         table.alter.set_table_properties({"delta.appendOnly": "true"})
         words = ["delta.appendOnly = true", "'delta.appendOnly' = 'false'"]
+    elif change == "check constraint":
+        # csload commits files it wrote itself, which no Delta writer checks: a run's rows
+        # that break the constraint used to be committed without a word (found 2026-12-07)
+        table.alter.add_constraint({"no_future": "_date <= '2099-01-01'"})
+        words = ["CHECK constraints ('no_future')", "drop_constraint(NAME)"]
     else:   # every writer feature csload keeps, at once
         features = [getattr(TableFeatures, name[0].upper() + name[1:])
                     for name in sorted(WRITABLE_FEATURES)]
@@ -211,6 +253,8 @@ async def test_a_table_another_writer_made_unwritable_is_refused_before_the_sync
     for word in [lake.root, "table views", "cannot commit to it", *words]:
         assert word in message, message
     assert lake.delta("views").version() == theirs   # nothing undone nor written
+    if change == "check constraint":
+        return   # deltalake's commit of files checks no constraint: the open is the guard
 
     # A commit that meets such a table all the same (it changed after the sync opened the
     # lake): a clear error, not a conflict that the next sync would "load"
@@ -366,3 +410,22 @@ def test_a_table_folder_with_files_but_no_log_is_still_refused_as_damaged(
     shutil.rmtree(crafted.root / "views" / "_delta_log")
     assert list((crafted.root / "views").rglob("*.parquet"))
     assert "which has no Delta log" in refused(crafted.lake)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_table_with_a_column_invariant_is_refused(tmp_path: Path, nested: bool) -> None:
+    """An invariant (a Delta writer checks every row against it, as a CHECK constraint):
+    csload commits files it wrote itself, which no writer checks, so it refuses the table.
+    deltalake adds none, Spark's older API did: made here from a schema."""
+    invariant = {"delta.invariants": json.dumps({"expression": {"expression": "x > 0"}})}
+    field = Field("x", PrimitiveType("long"), metadata=invariant)
+    column = (Field("errors", ArrayType(StructType([field]))) if nested else field)
+    table = DeltaTable.create(str(tmp_path / "views"), schema=Schema(
+        [column, Field("date", PrimitiveType("date"))]), partition_by=["date"])
+    lake = LakeFS.open(str(tmp_path), {}, env={})
+    with pytest.raises(StoreError, match="has column invariants"):
+        refuse_unwritable(lake, "views", table)
+    plain = DeltaTable.create(str(tmp_path / "sessions"), schema=Schema(
+        [Field("x", PrimitiveType("long")), Field("date", PrimitiveType("date"))]),
+        partition_by=["date"])
+    refuse_unwritable(lake, "sessions", plain)   # no invariant: nothing to refuse
