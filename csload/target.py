@@ -16,7 +16,8 @@ no lock, so two syncs of it may run at once: each of its syncs stages in a folde
 (csload.scratch: a name no one can guess, 0700, held while the sync runs), inside the lake's
 staging folder, or, for a lake in object storage, beside the guessable name in the temporary
 folder; the next sync removes a killed sync's folder, never a running one's (csload.staging).
-A new DuckDB file is created 0600. A lake's path may not hold `[`, `*` or `?`: DuckDB reads
+A new DuckDB file is created 0600. A lake's path may not hold `%` (deltalake decodes it) nor
+`[`, `*` or `?`: DuckDB reads
 them as a pattern in the paths it is given (the database's own staged parts are read as
 literal paths, csload.load.sql.literal_path).
 """
@@ -108,11 +109,18 @@ GLOB_CHARACTERS = "[*?"
 
 def check_lake_path(root: str) -> None:
     """Refuse a lake path holding a glob character: DuckDB would read its files as a pattern
-    (another folder's files, or none at all: a run loaded 0 rows "successfully")."""
+    (another folder's files, or none at all: a run loaded 0 rows "successfully"); or a `%`:
+    deltalake decodes `%20` in a table's path, and the files and the log went to two places
+    (a local lake failed at its first commit, an S3 one was written under two prefixes,
+    which Delta readers could not read: found 2026-12-07)."""
     found = sorted({char for char in root if char in GLOB_CHARACTERS})
     if found:
         raise ConfigError(f"the lake path {root!r} holds {' and '.join(found)}, which DuckDB "
                           "reads as a file pattern; choose a path without [, * or ?")
+    if "%" in root:
+        raise ConfigError(f"the lake path {root!r} holds %, which Delta Lake's readers and "
+                          "writers read as an escape (%20 is a space), so the tables' files "
+                          "and logs would be written to two places; choose a path without %")
 
 
 @dataclass(frozen=True, kw_only=True)

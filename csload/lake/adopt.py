@@ -31,7 +31,12 @@ from deltalake import DeltaTable
 from csload.errors import StoreError
 from csload.lake.delta import Commit, commits_after
 from csload.lake.layout import PARTITION_COLUMN, damaged, shown
-from csload.lake.snapshot import LakeSnapshot, LakeTable, read_table
+from csload.lake.snapshot import (
+    LakeSnapshot,
+    LakeTable,
+    read_table,
+    reader_protocol_problem,
+)
 from csload.lake.state import TableState
 
 if TYPE_CHECKING:
@@ -153,6 +158,16 @@ def check_adoptable(lake: LakeFS, recorded: LakeTable, table: DeltaTable,
     """The table at its latest version, checked to have the shape of the recorded one;
     StoreError saying which commits changed what, and how to undo them, if it has not."""
     where = f"table {recorded.name} of lake {lake.root}"
+    protocol = reader_protocol_problem(table)
+    if protocol is not None:
+        # A restore keeps a table's protocol: the undo hint of the other refusals would not
+        # help (found 2026-12-07).
+        raise StoreError(
+            f"{where} has commits csload did not make ({described(commits)}) that csload "
+            f"cannot keep: {protocol}. Restoring an older version does not lower a table's "
+            "protocol: drop the feature with the engine that turned it on (Spark, Databricks: "
+            f"ALTER TABLE delta.`{lake.uri(recorded.name)}` DROP FEATURE <name>), or sync into "
+            "a new lake")
     try:
         if table.metadata().partition_columns != [PARTITION_COLUMN]:
             raise StoreError(f"it is partitioned by {shown(table.metadata().partition_columns)}, "

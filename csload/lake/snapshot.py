@@ -83,19 +83,26 @@ def state_of(lake: LakeFS, rows: dict[str, bytes]) -> LakeState:
     return LakeState.from_bytes(raw, f"the ledger of lake {lake.root}")
 
 
-def refuse_reader_features(delta: DeltaTable, where: str) -> None:
-    """csload reads a table's Parquet files itself (its work database, `csload.connect`): a
-    table whose readers must apply more than the log's file list (deletion vectors, column
-    mapping: reader version 2 and up) would be read wrong, so it is refused."""
+def reader_protocol_problem(delta: DeltaTable) -> str | None:
+    """What a table asks its readers beyond the log's file list (deletion vectors, column
+    mapping: reader version 2 and up), which csload, reading the Parquet files itself (its
+    work database, `csload.connect`), would read wrong; None when it asks nothing more."""
     protocol = delta.protocol()
-    if protocol.min_reader_version > 1 or protocol.reader_features:
-        features = shown(protocol.reader_features) if protocol.reader_features \
-            else "column mapping"
-        raise StoreError(
-            f"{where} asks its readers for Delta reader version {protocol.min_reader_version} "
-            f"({features}), which csload does not read: another writer changed the table's "
-            "protocol; csload's tables must stay readable as plain Parquet files (docs/lake.md, "
-            "\"Writing to the tables\")")
+    if protocol.min_reader_version <= 1 and not protocol.reader_features:
+        return None
+    features = shown(protocol.reader_features) if protocol.reader_features \
+        else "column mapping"
+    return (f"it asks its readers for Delta reader version {protocol.min_reader_version} "
+            f"({features}), which csload does not read; csload's tables must stay readable as "
+            "plain Parquet files (docs/lake.md, \"Writing to the tables\")")
+
+
+def refuse_reader_features(delta: DeltaTable, where: str) -> None:
+    """StoreError if the table asks its readers more than csload reads
+    (`reader_protocol_problem`)."""
+    problem = reader_protocol_problem(delta)
+    if problem is not None:
+        raise StoreError(f"{where}: {problem}")
 
 
 def read_table(lake: LakeFS, name: str, version: int, state: TableState, *,
@@ -122,7 +129,12 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState, *,
         # or another writer's, which it keeps.
         recorded = open_table(lake, name, version)
         assert recorded is not None
-        if data_changed(lake, name, recorded, delta):
+        # A reader feature turned on since (deletion vectors, with no row deleted yet): the
+        # recorded version is still read as csload reads, the latest not (the readers warn
+        # and read the recorded one, the sync refuses: csload.lake.adopt.check_adoptable).
+        turned_on = reader_protocol_problem(delta) is not None \
+            and reader_protocol_problem(recorded) is None
+        if turned_on or data_changed(lake, name, recorded, delta):
             delta, ahead = recorded, delta
     refuse_reader_features(delta, where)
     with delta_errors(lake, f"read the log of table {name}"):

@@ -175,25 +175,30 @@ async def test_another_writers_change_of_a_tables_shape_is_refused_and_not_undon
         write_deltalake(table, one_row_with_a_new_column(lake), mode="append",
                         schema_mode="merge")
         words = ["did not make", "changed its columns (note)", f"restore({before})"]
+        sync_words = words
     else:   # readers must then apply deletion vectors: csload reads the files itself
         table.alter.add_feature(TableFeatures.DeletionVectors,
                                 allow_protocol_versions_increase=True)
-        words = ["reader version 3", "deletionVectors", "plain Parquet"]
+        # A restore keeps the protocol: the way out is to drop the feature (until 2026-12-07
+        # the refusal said nothing of it, and every reader failed on the whole lake).
+        words = ["reader version 3", "deletionVectors", "plain Parquet",
+                 "Restoring an older version does not lower a table's protocol",
+                 "DROP FEATURE"]
+        # the sync meets the writer feature first (csload.lake.adopt.refuse_unwritable)
+        sync_words = ["writer features", "deletionVectors", "DROP FEATURE"]
     theirs = lake.delta("views").version()
 
-    if change == "a new column":
-        # readers through csload read the recorded version, whole, and say why
-        with caplog.at_level(logging.WARNING, "csload.lake"):
-            assert_rows_equal(lake.rows("views"), truth["views"], "views")
-        for word in ["table views", *words, f"Until then csload reads the table at version "
-                     f"{before}"]:
-            assert word in caplog.text, caplog.text
-    else:   # the files would be read without the deletion vectors: readers refuse too
-        with pytest.raises(StoreError, match="deletionVectors"):
-            lake.rows("views")
+    # readers through csload read the recorded version, whole, and say why
+    with caplog.at_level(logging.WARNING, "csload.lake"):
+        assert_rows_equal(lake.rows("views"), truth["views"], "views")
+        status = {t.table: t.rows for t in lake.status().tables}
+    assert status["views"] == len(truth["views"])
+    for word in ["table views", *words, f"Until then csload reads the table at version "
+                 f"{before}"]:
+        assert word in caplog.text, caplog.text
 
     message = refused(lake)
-    for word in [lake.root, "table views", *words]:
+    for word in [lake.root, "table views", *sync_words]:
         assert word in message, message
     assert lake.delta("views").version() == theirs   # their change is still there
     if change == "a new column":
