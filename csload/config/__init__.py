@@ -73,6 +73,7 @@ class Settings:
         if self.staging_dir is not None:
             object.__setattr__(self, "staging_dir",
                                staging_path(self.staging_dir, "staging_dir"))
+        object.__setattr__(self, "tables", table_map(self.tables, "Settings.tables"))
         object.__setattr__(self, "auth_url", self.auth_url.rstrip("/"))
         require_secure_url(self.auth_url, "auth_url")
         check_lake_endpoint(self.lake, self.auth_url, "the lake's endpoint_url")
@@ -198,7 +199,7 @@ def load_settings(
         auth_url=str(merged.get("auth_url") or DEFAULT_AUTH_URL),
         limits=_sub_settings(Limits, limits_values, str(path)),
         retry=_sub_settings(RetryPolicy, retry_values, str(path)),
-        tables=_table_map(file_values.get("tables"), str(path)),
+        tables=table_map(file_values.get("tables"), f"{path}: [tables]"),
         lake=_lake_options(file_values.get("lake"), str(path),
                            str(merged.get("auth_url") or DEFAULT_AUTH_URL)),
         staging_dir=_staging_setting(overrides, environ, file_values, path),
@@ -278,24 +279,27 @@ def _lake_options(values: object, source: str, auth_url: str) -> dict[str, str]:
     return options
 
 
-def _table_map(values: object, source: str) -> dict[int, str]:
-    """The `[tables]` section: `1119 = "sessions_mobile"` (job id = table name)."""
+def table_map(values: object, source: str) -> dict[int, str]:
+    """Job id -> table name, checked: the `[tables]` section (`1119 = "sessions_mobile"`), or
+    the `tables` of Settings and of a sync. A key is a job id, an integer or its digits (JSON
+    and TOML give strings): `{"1121": "pageviews"}` used to be ignored, and the job loaded
+    into its scope's table without a word. `source` names where the mapping came from."""
     if values is None:
         return {}
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{source}: [tables] must be a table of job id = table name")
+        raise ConfigError(f"{source} must map job ids to table names")
     out: dict[int, str] = {}
     for key, table in values.items():
-        try:
-            job_id = int(key)
-        except ValueError:
-            raise ConfigError(f"{source}: [tables] keys are job ids, got {key!r}") from None
+        if isinstance(key, bool) or not (isinstance(key, int) or (
+                isinstance(key, str) and key.strip().isascii() and key.strip().isdigit())):
+            raise ConfigError(f"{source}: keys are job ids, got {key!r}")
+        job_id = int(key)
         if not isinstance(table, str) or not table:
-            raise ConfigError(f"{source}: [tables] {key} must name a table")
+            raise ConfigError(f"{source}: job {job_id} must map to a table name")
         try:
             out[job_id] = check_table_name(table)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: [tables] {key}: {exc}") from None
+            raise ConfigError(f"{source}: job {job_id}: {exc}") from None
     return out
 
 

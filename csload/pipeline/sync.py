@@ -40,9 +40,8 @@ import anyio.to_thread
 
 from csload.api.models import Job, Run
 from csload.concurrency import first_error, run_blocking
-from csload.config import Limits, Settings, load_settings, parse_duration
+from csload.config import Limits, Settings, load_settings, parse_duration, table_map
 from csload.errors import CsloadError, DamagedDownload, RunExpired
-from csload.load.columns import check_table_name
 from csload.load.holder import open_when_free
 from csload.load.outcome import UnloadedRun
 from csload.pipeline.batching import batches
@@ -151,11 +150,9 @@ async def sync_async(
                        staging_dir=staging_dir if staging_dir is not None
                        else settings.staging_dir, auth_url=settings.auth_url)
     selection = Selection.checked(jobs=jobs, scope=scope, since=since, until=until)
-    mapped = {**settings.tables, **(tables or {})}
-    # A mapped table name is user input: refuse a bad one before anything is opened or
-    # downloaded (the loader checks it too, but only once the runs are already staged).
-    for table in mapped.values():
-        check_table_name(table)
+    # A mapped table name is user input: refuse a bad one (or a key that is not a job id)
+    # before anything is opened or downloaded.
+    mapped = {**settings.tables, **table_map(tables, "tables")}
     report = SyncReport(target=target.label, dry_run=dry_run)
     store: Store | None = None
     lock_wait = settings.limits.lock_wait if wait is None else parse_duration(wait, "wait")

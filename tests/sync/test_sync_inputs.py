@@ -92,6 +92,30 @@ def test_bad_job_ids_are_refused(
     assert_untouched(simulator, db_path)
 
 
+def test_a_tables_mapping_with_job_ids_as_strings_is_honoured(
+    settings: Settings, simulator: Simulator, db_path: Path
+) -> None:
+    """JSON (an orchestrator's variables, a YAML file) gives a mapping's keys as strings: until
+    2026-12-07 `tables={"1120": ...}` was ignored without a word, and the job loaded into its
+    scope's table."""
+    report = csload.sync(settings, db=db_path, jobs=[SESSIONS_JOB],
+                         tables={str(SESSIONS_JOB): "all_sessions"})
+    assert {r.table for r in report.loaded} == {"all_sessions"}
+    mapped = Settings(client_id="c", client_secret="s", tables={f" {SESSIONS_JOB} ": "x"})
+    assert mapped.tables == {SESSIONS_JOB: "x"}
+
+
+@pytest.mark.parametrize("key", ["views", "11.5", True, 1.0, ""])
+def test_a_tables_key_that_is_no_job_id_is_refused(
+    settings: Settings, simulator: Simulator, db_path: Path, key: object
+) -> None:
+    with pytest.raises(ConfigError, match=r"tables: keys are job ids, got"):
+        csload.sync(settings, db=db_path, tables={key: "mine"})
+    assert_untouched(simulator, db_path)
+    with pytest.raises(ConfigError, match=r"Settings.tables: keys are job ids"):
+        Settings(client_id="c", client_secret="s", tables={key: "mine"})
+
+
 @pytest.mark.parametrize("job", ["0", "-3"])
 def test_bad_cli_job_ids_are_usage_errors(
     simulator: Simulator, db_path: Path, cli: Callable[..., Result], job: str

@@ -135,4 +135,4 @@ def test_a_tables_name_is_checked_where_the_file_gives_it(tmp_path: Path, name: 
     """Said when the settings load, with the section and the job; it used to come later as a
     bare "invalid table name", without saying the settings file gave it."""
     message = refusal(tmp_path, f'[tables]\n1121 = "{name}"\n')
-    assert message.startswith(f"[tables] 1121: invalid table name {name!r}"), message
+    assert message.startswith(f"[tables]: job 1121: invalid table name {name!r}"), message
