@@ -294,7 +294,7 @@ def table_map(values: object, source: str) -> dict[int, str]:
                 isinstance(key, str) and key.strip().isascii() and key.strip().isdigit())):
             raise ConfigError(f"{source}: keys are job ids, got {key!r}")
         job_id = int(key)
-        if not isinstance(table, str) or not table:
+        if not isinstance(table, str):
             raise ConfigError(f"{source}: job {job_id} must map to a table name")
         try:
             out[job_id] = check_table_name(table)

@@ -49,6 +49,11 @@ from csload.load.ledger import (
 # ledger tells them from the project's other jobs.
 NAME_PREFIX = "csload backfill"
 
+
+def is_backfill_job(job: Job) -> bool:
+    """Whether `job` is a once job a `csload backfill` created (of this target or another)."""
+    return job.frequency == "once" and job.name.startswith(NAME_PREFIX + " ")
+
 STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
 
 _DDL = BACKFILLS_DDL

@@ -10,7 +10,7 @@ Column naming rule (documented for users):
   `Page Type` -> `page_type`.
 * Names starting with `_` after that are refused: `_job_id`, `_run_id`, `_date`, `_loaded_at`
   and every `_csload*` name are csload's own. Two fields of one job whose names collide after
-  normalisation are refused too (UnloadableJob), as is a column that two jobs of one table
+  normalisation are refused too (ConfigError), as is a column that two jobs of one table
   load with different types. `layout_problem` says it of a job (with the column names a
   target keeps: a lake's `date`), so that the placement refuses such a job before its runs
   are downloaded (csload.load.placement), the doctor names it, and `csload jobs create`
@@ -87,26 +87,16 @@ class JobLayout:
 NEW_ALIASES = "a job cannot be changed: create one with other aliases (`csload jobs create`)"
 
 
-class UnloadableJob(ConfigError):
-    """A job whose columns csload cannot load (`problem`, without the job: the placement and
-    the doctor say it their way)."""
-
-    def __init__(self, job_id: int, problem: str) -> None:
-        super().__init__(f"job {job_id}: {problem}; {NEW_ALIASES}")
-        self.job_id = job_id
-        self.problem = problem
-
-
 def _named(source: str, name: str) -> str:
     return f"column {source!r}" if source == name else f"column {source!r} (named {name!r})"
 
 
-def _column(jf: JobField, schema: ScopeSchema, job: Job) -> Column:
+def _column(jf: JobField, schema: ScopeSchema) -> Column | str:
+    """The column of a field, or why csload cannot name it."""
     source = jf.column_name
     name = normalize_identifier(source)
     if not name or name.startswith("_"):
-        raise UnloadableJob(job.job_id, f"{_named(source, name)} starts with '_', which "
-                                        "csload keeps for its own columns")
+        return f"{_named(source, name)} starts with '_', which csload keeps for its own columns"
     if jf.field_name in VARIABLE_FIELDS:
         return Column(source, name, "VARCHAR", jf.field_name, known=True)
     if jf.field_name in schema:
@@ -115,14 +105,17 @@ def _column(jf: JobField, schema: ScopeSchema, job: Job) -> Column:
     return Column(source, name, "VARCHAR", jf.field_name, known=False)
 
 
-def _columns(job: Job, schema: ScopeSchema) -> list[Column]:
+def _columns(job: Job, schema: ScopeSchema) -> list[Column] | str:
+    """A job's columns, or why csload cannot load them (a name csload keeps, or two columns
+    of one name)."""
     columns: list[Column] = []
     seen: dict[str, str] = {}
     for jf in job.fields:
-        col = _column(jf, schema, job)
+        col = _column(jf, schema)
+        if isinstance(col, str):
+            return col
         if col.name in seen:
-            raise UnloadableJob(job.job_id, f"columns {seen[col.name]!r} and {col.source!r} "
-                                            f"both become {col.name!r}")
+            return f"columns {seen[col.name]!r} and {col.source!r} both become {col.name!r}"
         seen[col.name] = col.source
         columns.append(col)
     return columns
@@ -144,10 +137,9 @@ def layout_problem(job: Job, reserved: Mapping[str, str] | None = None) -> str |
     csload does not know is not its concern: the sync skips it, saying so."""
     if job.scope not in SCOPES:
         return None
-    try:
-        columns = _columns(job, load_schema(job.scope))
-    except UnloadableJob as exc:
-        return exc.problem
+    columns = _columns(job, load_schema(job.scope))
+    if isinstance(columns, str):
+        return columns
     for column in columns:
         if reserved and column.name in reserved:
             return f"{_named(column.source, column.name)} is {reserved[column.name]}"
@@ -155,10 +147,12 @@ def layout_problem(job: Job, reserved: Mapping[str, str] | None = None) -> str |
 
 
 def job_layout(job: Job) -> JobLayout:
-    """Columns, key and date of a job, validated (UnloadableJob on a reserved name or two
-    columns of one name)."""
+    """Columns, key and date of a job, validated (ConfigError on a name csload keeps or two
+    columns of one name: `layout_problem`)."""
     schema = load_schema(job.scope)
     columns = _columns(job, schema)
+    if isinstance(columns, str):
+        raise ConfigError(f"job {job.job_id}: {columns}; {NEW_ALIASES}")
     for col in columns:
         if not col.known:
             log.warning("job %s: field %r is not in csload's %s schema; loading it as VARCHAR",

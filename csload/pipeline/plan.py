@@ -19,6 +19,7 @@ import anyio.to_thread
 from csload.api.models import Job, Run
 from csload.concurrency import first_error
 from csload.errors import ConfigError, CsloadError
+from csload.load.backfill_ledger import is_backfill_job
 from csload.load.ledger import SOURCE_FAILED_MESSAGE, Ledger
 from csload.load.placement import place_jobs
 from csload.pipeline.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
@@ -101,6 +102,15 @@ async def plan_sync(
     `foreign`: the target's tables that csload did not make, which no job loads into;
     `reserved`: the column names the target keeps, Target.reserved_columns)."""
     all_jobs = await client.list_jobs()
+    # A backfill's job is loaded by that backfill, into the table it was made for (which only
+    # it knows): a sync started while it waits (cron) used to load it by the placement rule,
+    # into `views`, and the backfill then reported the window loaded, in a table that did not
+    # exist; another target's backfill (a colleague's, a device-filtered one) counted as
+    # filling this target's gaps. Loaded here only when this target loaded it before, or
+    # when asked for by id or mapped (what the backfill's own sync does).
+    theirs = [job for job in all_jobs if is_backfill_job(job) and job.job_id not in known
+              and job.job_id not in mapped and job.job_id not in selection.job_ids]
+    all_jobs = [job for job in all_jobs if job not in theirs]
     chosen, skipped = select_jobs(all_jobs, selection)
     missing = missing_jobs(selection, all_jobs)
     if missing:
@@ -112,6 +122,11 @@ async def plan_sync(
 
     for item in skipped:
         say(item.job, f"job {item.job.job_id} ({item.job.name}) skipped: {item.reason}")
+    for job in theirs:
+        if selection.scope is None or job.scope == selection.scope:
+            log.info("job %s (%s) left to `csload backfill`, which made it and loads it into "
+                     "its table (to load it here: `csload sync --job %s`)", job.job_id,
+                     job.name, job.job_id)
     placements = place_jobs(all_jobs, known, mapped, foreign, reserved)
     report.jobs = [placements[job.job_id] for job in chosen]
     for placement in report.jobs:

@@ -1,0 +1,89 @@
+"""A `csload sync` (cron) while a backfill waits leaves the backfill's job to it.
+
+Found by QA, 2026-12-07: `csload backfill --table views_archive` interrupted while it waited
+(on a lake: still waiting, since a backfill holds no lock there), then the scheduled sync ran:
+it placed the backfill's `once` job by the placement rule and loaded its rows into `views`,
+and the resumed backfill reported the window "already_loaded", exit 0, in a table that did not
+exist. Only the backfill knows its job's table, so a sync loads a backfill's job only when
+its target loaded it before, or when asked by id (what the backfill's own sync does).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import csload
+from csload import backfill_async
+from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus
+from csload.config import Settings
+from csload.simulator import Simulator
+from tests.support.bfclock import SimDriver
+from tests.support.bfref import FIELDS, backfill_jobs
+from tests.support.syncref import finish_once_job
+
+DAY = date(2026, 11, 10)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_once_created(event: BackfillEvent) -> None:
+    if event.kind is BackfillEventKind.JOB_CREATED:
+        raise Interrupted
+
+
+def target_of(kind: str, tmp_path: Path) -> dict[str, str]:
+    return {"db": str(tmp_path / "cs.duckdb")} if kind == "db" else {
+        "parquet": str(tmp_path / "lake")}
+
+
+def reader(where: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    if "db" in where:
+        return csload.connect(where["db"], read_only=True)
+    return csload.connect(parquet=where["parquet"])
+
+
+@pytest.mark.parametrize("kind", ["db", "lake"])
+async def test_a_sync_while_a_backfill_waits_leaves_its_job_to_the_backfill(
+        settings: Settings, simulator: Simulator, driver: SimDriver, tmp_path: Path,
+        kind: str) -> None:
+    where = target_of(kind, tmp_path)
+
+    async def backfill(**options: object) -> csload.BackfillReport:
+        return await backfill_async(settings, scope="views", date_from=DAY, date_to=DAY,
+                                    fields=FIELDS, table="views_archive", sleep=driver.sleep,
+                                    clock=driver.clock, poll_interval=10, **where,
+                                    **options)   # type: ignore[arg-type]
+
+    with pytest.raises(Interrupted):
+        await backfill(on_event=interrupt_once_created)
+    [job] = backfill_jobs(simulator)
+    run = finish_once_job(simulator, job.job_id)
+
+    cron = await csload.sync_async(settings, **where)   # type: ignore[arg-type]
+
+    assert run not in {r.run_id for r in cron.runs}
+    assert job.job_id not in {p.job.job_id for p in cron.jobs}
+    with reader(where) as con:
+        assert con.execute("SELECT count(*) FROM _csload.runs WHERE run_id = ?",
+                           [run]).fetchone() == (0,)
+
+    resumed = await backfill()
+
+    [item] = resumed.items
+    assert (item.status, item.job_id, item.table) == (
+        BackfillStatus.LOADED, job.job_id, "views_archive")
+    assert resumed.exit_code == 0
+    with reader(where) as con:
+        rows = con.execute("SELECT count(*) FROM views_archive").fetchone()
+        assert rows is not None and rows[0] == len(simulator.truth(job.job_id, run)) > 0
+        assert con.execute("SELECT count(*) FROM views WHERE _job_id = ?",
+                           [job.job_id]).fetchone() == (0,)
+    # Asked for by id, a sync loads it (by the placement rule: a narrow job, its own table).
+    other = await csload.sync_async(settings, **where, jobs=[job.job_id])   # type: ignore
+    assert other.runs == []   # loaded already, by the backfill
