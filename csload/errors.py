@@ -203,11 +203,12 @@ class StorageTooSlow(DownloadError):
 class RunExpired(CsloadError):
     """The run's files are no longer served (older than the storage retention)."""
 
-    def __init__(self, job_id: int, run_id: int, cause: str) -> None:
+    def __init__(self, job_id: int, run_id: int, cause: str,
+                 backfill: str = "csload backfill --gaps") -> None:
         super().__init__(
             f"job {job_id}, run {run_id}: the run's files have expired ({cause}); files are "
-            "kept 7 days after a run: backfill these days with a once job "
-            "(`csload backfill --gaps` does it)"
+            f"kept 7 days after a run: backfill these days with a once job (`{backfill}` "
+            "does it)"
         )
         self.job_id = job_id
         self.run_id = run_id

@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -190,7 +190,8 @@ async def stage_run(
                     "UTC; the next sync tries it again", job_id=job.job_id, run_id=run.run_id,
                     part_id=failure.part_id) from None
         if isinstance(failure, PartFilesGone | PartUrlExpired):
-            raise RunExpired(job.job_id, run.run_id, _expiry_cause(failure)) from None
+            raise RunExpired(job.job_id, run.run_id, _expiry_cause(failure),
+                             _backfill_command(job, run)) from None
         if failure is not None:
             raise failure from None
         raise
@@ -224,3 +225,13 @@ def _first_failure(exc: BaseException) -> CsloadError | None:
     if isinstance(exc, CsloadError):
         return exc
     return None
+
+
+def _backfill_command(job: Job, run: Run) -> str:
+    """The command that exports an expired run's days again: `--gaps` fills a daily job's
+    gaps only (an hourly or once job's days need --like; csload status says the same)."""
+    if job.frequency == "daily" or run.start_date is None or run.end_date is None:
+        return "csload backfill --gaps"
+    first = run.start_date.astimezone(UTC).date()
+    last = max(first, (run.end_date.astimezone(UTC) - timedelta(microseconds=1)).date())
+    return f"csload backfill --like {job.job_id} --from {first} --to {last}"

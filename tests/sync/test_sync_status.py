@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+import csload
+from csload import RunStatus
+from csload.config import Settings
 from csload.simulator import SimConfig, Simulator
 from tests.support.syncref import (
     LEGACY_JOB,
@@ -18,8 +21,11 @@ from tests.support.syncref import (
     SIM_START,
     VIEWS_JOB,
     assert_db_matches,
+    create_job,
+    day,
     expected_tables,
     expired_runs,
+    finish_once_job,
     run_of,
     successful_runs,
 )
@@ -49,6 +55,7 @@ def test_expired_runs_are_recorded_with_a_backfill_hint(
         message = outcomes[run_id]["message"]
         assert f"job {outcomes[run_id]['jobId']}, run {run_id}" in message
         assert "expired" in message and "backfill" in message and "once job" in message
+        assert "(`csload backfill --gaps` does it)" in message   # daily jobs: --gaps fills
         # csload already fetched fresh URLs: the message must not tell the user to.
         assert "HTTP 403" in message and "fetch the run again" not in message
     loaded = [r for r in successful_runs(simulator) if r not in expired]
@@ -154,3 +161,22 @@ def test_status_shows_rows_coverage_windows_gaps_failed_and_expired_runs(
         assert (f'expired: job {job_id} "{simulator.job(job_id).name}": 2 runs, days '
                 f"{', '.join(expired_days(job_id))} — csload backfill --gaps fills them") in out
     assert "HTTP 403" not in out and "storage" not in out
+
+
+def test_an_expired_run_of_a_job_that_is_not_daily_names_the_backfill_that_fills_it(
+    simulator: Simulator, settings: Settings, db_path: Path
+) -> None:
+    """`csload backfill --gaps` fills the gaps of daily jobs only: for an expired run of an
+    hourly or once job, the sync used to suggest it all the same ("nothing to do")."""
+    job = create_job(settings, name="a week of views", fmt="CSV", scope="views",
+                     fields=["session_id", "view_number", "url"],
+                     date_from=day("2026-11-20"), date_to=day("2026-11-22"))
+    run = finish_once_job(simulator, job)
+    simulator.advance_days(8)   # its files are gone
+
+    report = csload.sync(settings, db=db_path, jobs=[job])
+
+    [outcome] = report.runs
+    assert (outcome.run_id, outcome.status) == (run, RunStatus.EXPIRED)
+    assert (f"(`csload backfill --like {job} --from 2026-11-20 --to 2026-11-21` does it)"
+            in (outcome.message or "")), outcome.message
