@@ -25,7 +25,8 @@ all, and the caller downloads the damaged parts again (csload.load.failures).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +47,12 @@ from csload.load import batch_sql, sql
 from csload.load.batch import PendingRun, ReadGroup, damaged_part, read_groups, reader_failure
 from csload.load.columns import check_table_name, job_layout
 from csload.load.failures import PartFailed, Unattributed, damage, unattributed_error
-from csload.load.holder import duckdb_locked_error
+from csload.load.holder import (
+    claim_in_process,
+    duckdb_locked_error,
+    release_in_process,
+    same_process_error,
+)
 from csload.load.hooks import BatchHooks, DuckDBFileHooks, InsertedBatch
 from csload.load.ledger import Ledger, run_row
 from csload.load.limits import check_part_shape, out_of_memory, out_of_memory_error
@@ -72,6 +78,8 @@ def _translate_open_error(path: Path, exc: duckdb.Error, *, read_only: bool = Fa
         # Any DuckDB process may hold it (a notebook, the duckdb CLI, a BI tool), not only a
         # sync: the error names the holder from DuckDB's own text.
         return duckdb_locked_error(path, message, read_only=read_only)
+    if "different configuration than existing connections" in message:
+        return same_process_error(path, read_only=read_only)
     return StoreError(f"cannot open database {path}: {message}")
 
 
@@ -97,6 +105,9 @@ class DuckDBStore:
         self.hooks: BatchHooks = hooks or DuckDBFileHooks()
         # The caps on a run's files (csload.load.limits): the sync's `settings.limits`.
         self.limits = Limits()
+        # Lets go of this process's mark on the database (`open`: a second sync of it in
+        # this process is refused, csload.load.holder.claim_in_process).
+        self._release: Callable[[], object] = lambda: None
 
     @classmethod
     def open(cls, path: Path, limits: Limits | None = None, hooks: BatchHooks | None = None
@@ -105,10 +116,15 @@ class DuckDBStore:
         `limits`: the caps on a run's files (default: Limits()). `hooks`: see the class."""
         path = Path(path)
         hooks = hooks or DuckDBFileHooks()
+        claim = claim_in_process(path)
         try:
             con = duckdb.connect(str(path))
         except duckdb.Error as exc:
+            release_in_process(claim)
             raise _translate_open_error(path, exc) from None
+        except BaseException:
+            release_in_process(claim)
+            raise
         try:
             # Rows have no meaningful order; not preserving it lets inserts stream.
             con.execute("SET preserve_insertion_order = false")
@@ -120,6 +136,9 @@ class DuckDBStore:
             for macro in sql.MACROS:
                 con.execute(macro)
             store = cls(con, path, hooks)
+            # Released by `close`, or when the store is collected unclosed (a bug's path
+            # must not bar every later sync of this process from the file).
+            store._release = weakref.finalize(store, release_in_process, claim)
             store.limits = limits or store.limits
             with store._transaction():
                 store.ledger.ensure()
@@ -127,11 +146,15 @@ class DuckDBStore:
                     ensure_lookups(con)
         except BaseException:
             con.close()
+            release_in_process(claim)
             raise
         return store
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._release()
 
     def __enter__(self) -> DuckDBStore:
         return self

@@ -5,13 +5,16 @@ even read-only; a process that only reads shuts out writers the same way. So an 
 notebook connection stops a cron `csload sync`, and a running sync stops `csload status`.
 `StoreLockedError` names the holder (`describe_process`: its PID and a short, safe form of its
 command line), and `open_when_free` retries an open until the holder has gone, for
-`csload sync --wait DURATION` (the `lock_wait` setting).
+`csload sync --wait DURATION` (the `lock_wait` setting). Within one process DuckDB's lock
+does not apply: a second sync of the same file is refused by `claim_in_process`, and a
+connection of the other mode by DuckDB itself (`same_process_error`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -130,3 +133,47 @@ def duckdb_locked_error(path: Path, message: str, *, read_only: bool) -> StoreLo
         "close that connection (or let that process finish), wait for it with "
         "`csload sync --wait DURATION`, or give long-lived readers a lake of "
         "Delta tables (csload sync --parquet ROOT)", holder=holder, pid=pid)
+
+
+# The database files a sync of this process has open (resolved paths). DuckDB shares one
+# database between the connections of a process, so its file lock does not stop a second
+# sync of the same file in the same process (a thread, an asyncio task, a notebook cell run
+# again): the two met in the staging folder and in their transactions, with errors that
+# named neither (found 2026-12-07).
+_SYNCED_HERE: set[str] = set()
+_SYNCED_HERE_LOCK = threading.Lock()
+
+
+def claim_in_process(path: Path) -> str | None:
+    """Mark `path` as synced by this process (the key to `release_in_process`); a
+    StoreLockedError if a sync of this process has it already (`wait` applies to it as to
+    another process). None for an in-memory database (never shared)."""
+    if str(path) == ":memory:":
+        return None
+    key = str(path.resolve())
+    with _SYNCED_HERE_LOCK:
+        if key in _SYNCED_HERE:
+            holder = f"database {path} is being synced by this process already (PID " \
+                     f"{os.getpid()})"
+            raise StoreLockedError(
+                f"{holder}: one sync of a database at a time; let that one finish (or give "
+                "this one wait=...), then sync again", holder=holder, pid=os.getpid())
+        _SYNCED_HERE.add(key)
+    return key
+
+
+def release_in_process(key: str | None) -> None:
+    if key is not None:
+        with _SYNCED_HERE_LOCK:
+            _SYNCED_HERE.discard(key)
+
+
+def same_process_error(path: Path, *, read_only: bool) -> StoreLockedError:
+    """DuckDB's "Can't open a connection to same database file with a different
+    configuration": this process has the file open the other way (read-only or not)."""
+    holder = (f"database {path} is already open in this process (PID {os.getpid()}), "
+              f"{'for writing' if read_only else 'read-only'}")
+    return StoreLockedError(
+        f"{holder}: DuckDB opens a database file one way at a time in a process; close that "
+        "connection first (con.close(), or open it as `with csload.connect(...) as con:`), "
+        "or let the sync that has it finish", holder=holder, pid=os.getpid())

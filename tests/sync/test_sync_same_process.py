@@ -1,0 +1,68 @@
+"""Two syncs of one database in one process, or a sync beside the process's own connection.
+
+DuckDB's file lock stops another process; within one process DuckDB shares the database
+between connections, so two syncs of one file (two threads, two asyncio tasks, a notebook cell
+run again while the first still runs) used to meet in the staging folder and in their
+transactions: a FileNotFoundError (no CsloadError), "Conflict on update!", or "a file has that
+name" for a folder the other sync had made. And a notebook's own read-only connection made a
+sync fail with DuckDB's "different configuration" as a plain StoreError, `wait` ignored. Found
+by QA, 2026-12-07: both are now a StoreLockedError naming this process, which `wait` waits out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import csload
+from csload.config import Settings
+from csload.errors import StoreLockedError
+from csload.simulator import Simulator
+from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
+
+
+def gather_two(settings: Settings, db: Path, **options: object) -> list[object]:
+    async def both() -> list[object]:
+        return await asyncio.gather(csload.sync_async(settings, db=db, **options),
+                                    csload.sync_async(settings, db=db, **options),
+                                    return_exceptions=True)   # type: ignore[arg-type]
+
+    return asyncio.run(both())
+
+
+def test_a_second_sync_of_one_database_in_the_same_process_is_refused_or_waits(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    first, second = gather_two(settings, db_path)
+
+    refused = [r for r in (first, second) if isinstance(r, BaseException)]
+    [report] = [r for r in (first, second) if isinstance(r, csload.SyncReport)]
+    assert len(refused) == 1 and isinstance(refused[0], StoreLockedError), refused
+    assert "is being synced by this process already" in str(refused[0])
+    assert report.exit_code in (0, 3)
+    assert_db_matches(db_path, expected_tables(simulator, [
+        r.run_id for r in report.loaded]))
+
+    # With wait, the second waits for the first and finds nothing new; and a store that
+    # was closed lets go of the database (a later sync of the process opens it).
+    simulator.advance_days(1)
+    results = gather_two(settings, db_path, wait="60s")
+    assert all(isinstance(r, csload.SyncReport) for r in results), results
+    assert sorted(len(r.runs) == 0 for r in results) == [False, True]   # type: ignore
+    assert_db_matches(db_path, expected_tables(simulator, successful_runs(simulator)))
+
+
+def test_the_processs_own_read_only_connection_is_named_and_waited_for(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    csload.sync(settings, db=db_path)
+    con = csload.connect(db_path, read_only=True)   # the notebook's reader
+    try:
+        with pytest.raises(StoreLockedError) as info:
+            csload.sync(settings, db=db_path, wait="0.3s")
+    finally:
+        con.close()
+    message = str(info.value)
+    assert "is already open in this process" in message and "read-only" in message, message
+    assert "con.close()" in message and "(after waiting 0.3s)" in message, message
+    assert csload.sync(settings, db=db_path).exit_code in (0, 3)   # closed: it syncs
