@@ -12,6 +12,8 @@ by QA, 2026-12-07: both are now a StoreLockedError naming this process, which `w
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ import csload
 from csload.config import Settings
 from csload.errors import StoreLockedError
 from csload.simulator import Simulator
+from tests.support.children import child_command, child_environ
 from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
 
 
@@ -66,3 +69,28 @@ def test_the_processs_own_read_only_connection_is_named_and_waited_for(
     assert "is already open in this process" in message and "read-only" in message, message
     assert "con.close()" in message and "(after waiting 0.3s)" in message, message
     assert csload.sync(settings, db=db_path).exit_code in (0, 3)   # closed: it syncs
+
+
+def test_a_notebooks_interrupt_stops_the_sync_instead_of_leaving_it_running(
+        simulator: Simulator, settings: Settings, child_env: dict[str, str],
+        db_path: Path) -> None:
+    """In a notebook, csload.sync runs in a thread of its own (the kernel's loop runs); the
+    interrupt used to end only the wait for it: the sync went on in the background, its result
+    and errors lost, and a cell run again met it. Now it stops as the CLI's Ctrl-C does."""
+    done = subprocess.run(child_command("tests.support.notebook_child", str(db_path)),
+                          env=child_environ(child_env), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    assert said == {"interrupted": True, "alive": []}, said
+    con = csload.connect(db_path, read_only=True)
+    try:
+        loaded = {r[0] for r in con.execute(
+            "SELECT run_id FROM _csload.runs WHERE status = 'loaded'").fetchall()}
+    finally:
+        con.close()
+    everything = set(successful_runs(simulator))
+    assert loaded and loaded < everything   # stopped part way, whole runs only
+    rest = csload.sync(settings, db=db_path)   # the next sync loads exactly the rest
+    assert loaded | {r.run_id for r in rest.loaded} == everything
+    assert_db_matches(db_path, expected_tables(simulator, sorted(everything)))
