@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 import anyio
@@ -38,6 +39,21 @@ class BackfillLedgers:
 
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         raise NotImplementedError
+
+    async def set_state(self, job_id: int, state: str, now: datetime, run_id: int | None,
+                        message: str | None) -> None:
+        """Record a backfill job's state (where a backfill ledger is kept)."""
+        await self.write(lambda ledger: ledger.set_state(job_id, state, now=now, run_id=run_id,
+                                                         message=message))
+
+    async def recorded_expired(self, run_id: int) -> bool:
+        """Whether the target's loader ledger records the run as expired: a sync found its
+        files gone (storage may drop them before csload's 7 days)."""
+        def expired(ledger: BackfillLedger) -> bool:
+            loader = Ledger(ledger.con)
+            return loader.exists() and loader.status_of(run_id) == "expired"
+
+        return await self.run(expired)
 
     async def refuse_foreign(self, table: str) -> None:
         """ConfigError if `table` is one of the database's that csload did not make

@@ -18,7 +18,6 @@ import enum
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -44,7 +43,7 @@ from csload.backfills.report import (
 )
 from csload.concurrency import first_error
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
-from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
+from csload.load.backfill_ledger import BackfillRecord
 from csload.load.columns import layout_problem
 from csload.load.holder import human_duration
 from csload.load.ledger import Ledger
@@ -279,15 +278,20 @@ class BackfillWork:
         run = max(runs, key=lambda r: r.run_id) if runs else None
         now = self.clock()
         if run is not None and run.state == "FAILURE":
-            await self.db.write(partial(_set, job.job_id, "run_failed", now, run.run_id,
-                                        "the run ended in FAILURE"))
+            await self.db.set_state(job.job_id, "run_failed", now, run.run_id,
+                                    "the run ended in FAILURE")
             piece.unusable.add(job.job_id)
             return False
         if run is not None and run.state == "SUCCESS":
             finished = run.finished_at or run.created_at
-            if finished is not None and finished + FILE_RETENTION <= now:
-                await self.db.write(partial(_set, job.job_id, "expired", now, run.run_id,
-                                            "the run's files were gone before it was loaded"))
+            # Gone by the clock, or by what a sync met: storage may drop the files before
+            # csload's 7 days (or this clock be behind the service's). Such a run was
+            # reused at every later backfill, whose sync skipped it as recorded ("did not
+            # find run"), for good (found 2026-12-07).
+            if (finished is not None and finished + FILE_RETENTION <= now) or \
+                    await self.db.recorded_expired(run.run_id):
+                await self.db.set_state(job.job_id, "expired", now, run.run_id,
+                                        "the run's files were gone before it was loaded")
                 piece.unusable.add(job.job_id)
                 return False
             piece.phase, piece.job, piece.run = Phase.LOAD, job, run
@@ -376,10 +380,9 @@ class BackfillWork:
         if run.state != "SUCCESS":
             message = (f"run {run.run_id} of job {piece.job.job_id} ended in {run.state}, "
                        "without files; run the backfill again to retry this window")
-            await self.db.write(partial(_set, piece.job.job_id, "run_failed", now, run.run_id,
-                                        message))
+            await self.db.set_state(piece.job.job_id, "run_failed", now, run.run_id, message)
             return self.fail(index, piece, message, run_id=run.run_id)
-        await self.db.write(partial(_set, piece.job.job_id, "succeeded", now, run.run_id, None))
+        await self.db.set_state(piece.job.job_id, "succeeded", now, run.run_id, None)
         return True
 
     def fail(self, index: int, piece: Piece, message: str, **values: Any) -> bool:
@@ -446,8 +449,8 @@ class BackfillWork:
                    "the backfill again later and it reuses this job and loads its run once it "
                    "finished")
         # State `created` (the job waits for its run), with why this backfill left it.
-        await self.db.write(partial(_set, job_id, "created", self.clock(),
-                                    run.run_id if run is not None else None, message))
+        await self.db.set_state(job_id, "created", self.clock(),
+                                run.run_id if run is not None else None, message)
         return message
 
     async def load(self, piece: Piece) -> BackfillItem:
@@ -477,19 +480,14 @@ class BackfillWork:
                 message = outcome.message or outcome.status.value
         now = self.clock()
         if outcome_status is RunStatus.LOADED:
-            await self.db.write(partial(_set, job.job_id, "loaded", now, run.run_id, None))
+            await self.db.set_state(job.job_id, "loaded", now, run.run_id, None)
             self.event(BackfillEventKind.LOADED, piece, run_id=run.run_id, rows=rows)
             return piece.item(BackfillStatus.LOADED, rows=rows)
         state = "expired" if outcome_status is RunStatus.EXPIRED else "load_failed"
         text = f"loading run {run.run_id} of job {job.job_id} failed: {message}"
-        await self.db.write(partial(_set, job.job_id, state, now, run.run_id, message))
+        await self.db.set_state(job.job_id, state, now, run.run_id, message)
         self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=text)
         return piece.item(BackfillStatus.FAILED, message=text)
-
-
-def _set(job_id: int, state: str, now: datetime, run_id: int | None, message: str | None,
-         ledger: BackfillLedger) -> None:
-    ledger.set_state(job_id, state, now=now, run_id=run_id, message=message)
 
 
 def _stub_job(job_id: int, piece: Piece) -> Job:

@@ -1,4 +1,5 @@
-"""A `csload sync` (cron) while a backfill waits leaves the backfill's job to it.
+"""A backfill meeting what happens beside it: a scheduled sync while it waits, storage that
+dropped its files early.
 
 Found by QA, 2026-12-07: `csload backfill --table views_archive` interrupted while it waited
 (on a lake: still waiting, since a backfill holds no lock there), then the scheduled sync ran:
@@ -87,3 +88,29 @@ async def test_a_sync_while_a_backfill_waits_leaves_its_job_to_the_backfill(
     # Asked for by id, a sync loads it (by the placement rule: a narrow job, its own table).
     other = await csload.sync_async(settings, **where, jobs=[job.job_id])   # type: ignore
     assert other.runs == []   # loaded already, by the backfill
+
+
+async def test_a_window_whose_files_storage_dropped_early_gets_a_new_job(
+        settings: Settings, simulator: Simulator, driver: SimDriver, tmp_path: Path) -> None:
+    """Storage may drop a run's files before csload's 7 days (or this clock be behind the
+    service's): the sync records the run expired. A backfill run again used to reuse its job
+    by the clock alone, and its sync skipped the recorded run: "the sync did not find run
+    ...", for good. docs/backfill.md: a window whose files were gone gets a new job."""
+    simulator.config.file_retention_days = 0   # gone as soon as the run finishes
+    db = tmp_path / "cs.duckdb"
+
+    async def backfill() -> csload.BackfillReport:
+        return await backfill_async(settings, scope="views", date_from=DAY, date_to=DAY,
+                                    fields=FIELDS, db=db, sleep=driver.sleep,
+                                    clock=driver.clock, poll_interval=10)
+
+    first = await backfill()
+    [item] = first.items
+    assert item.status is BackfillStatus.FAILED and "expired" in (item.message or "")
+
+    again = await backfill()
+
+    [item] = again.items
+    assert len(again.jobs_created) == 1 and again.jobs_created != first.jobs_created
+    assert "did not find" not in (item.message or "") and "expired" in (item.message or "")
+    assert len(backfill_jobs(simulator)) == 2
