@@ -86,6 +86,10 @@ class Store(Protocol):
 
 def check_one_target(db: object, parquet: object, *, flags: bool = False) -> None:
     """A sync, status or backfill writes or reads one target: refuse both."""
+    for name, value in (("db", db), ("parquet", parquet)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{name} must be a path (a str or a pathlib.Path), got "
+                              f"{type(value).__name__}")
     if db is not None and parquet is not None:
         names = ("--db", "--parquet") if flags else ("db", "parquet")
         raise ConfigError(f"choose one target: a DuckDB database ({names[0]}) or a lake of "
@@ -466,6 +470,12 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
     assert target.db is not None
 
     path = target.db
+    if str(path) == ":memory:":
+        raise StoreError("an in-memory database (:memory:) holds no csload ledger: give the "
+                         "database file a sync wrote")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file (a lake? `csload status "
+                         f"--parquet {shlex.quote(str(path))}`)")
     if not path.is_file():
         raise StoreError(f"no database at {path}: run "
                          f"`csload sync --db {shlex.quote(str(path))}` first")

@@ -32,7 +32,7 @@ from csload.api.jobspec import Problem, spec_problems
 from csload.api.jobspec import create_job as create_checked
 from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobSpec, Run
 from csload.concurrency import run_blocking
-from csload.config import Settings, load_settings
+from csload.config import Settings, settings_or_default
 from csload.errors import ConfigError
 
 T = TypeVar("T")
@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 async def _with_client(settings: Settings | None,
                        action: Callable[[ExportClient], Awaitable[T]]) -> T:
-    async with ExportClient(settings if settings is not None else load_settings()) as client:
+    async with ExportClient(settings_or_default(settings)) as client:
         return await action(client)
 
 

@@ -66,7 +66,7 @@ from csload.backfills.report import (
 )
 from csload.backfills.work import BackfillWork, Clock, Phase, Piece, Sleep
 from csload.concurrency import run_blocking
-from csload.config import Settings, load_settings, parse_duration, staging_path
+from csload.config import Settings, parse_duration, settings_or_default, staging_path
 from csload.errors import ApiRequestError, ConfigError
 from csload.load.columns import check_table_name
 from csload.pipeline.report import SyncEvent, SyncReport
@@ -156,8 +156,7 @@ async def backfill_async(
     the report's `exit_code` is 3 when a window failed. `settings` (default: `load_settings()`,
     from the environment and ./csload.toml, read at the call).
     """
-    if settings is None:
-        settings = load_settings()
+    settings = settings_or_default(settings)
     if staging_dir is not None:
         settings = dataclasses.replace(settings, staging_dir=staging_path(staging_dir,
                                                                           "staging_dir"))

@@ -66,6 +66,10 @@ class Settings:
     staging_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        for name, kind in (("limits", Limits), ("retry", RetryPolicy)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"Settings.{name} must be a csload.{kind.__name__}, got "
+                                  f"{type(getattr(self, name)).__name__}")
         missing = [name for name in ("client_id", "client_secret") if not getattr(self, name)]
         if missing:
             raise ConfigError("missing " + ("settings: " if len(missing) > 1 else "setting: ")
@@ -147,6 +151,18 @@ def _sub_settings(cls: type[Any], values: object, source: str) -> Any:
         return cls(**values)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def settings_or_default(settings: object) -> Settings:
+    """A call's `settings`: None means `load_settings()`; anything but a Settings is refused
+    (a dict, or a settings file's path, failed later as an AttributeError)."""
+    if settings is None:
+        return load_settings()
+    if not isinstance(settings, Settings):
+        raise ConfigError(f"settings must be a csload.Settings, got {type(settings).__name__} "
+                          "(csload.load_settings(config_file=...) reads a csload.toml, "
+                          "csload.Settings(client_id=..., client_secret=...) takes values)")
+    return settings
 
 
 def load_settings(

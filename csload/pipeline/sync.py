@@ -40,7 +40,7 @@ import anyio.to_thread
 
 from csload.api.models import Job, Run
 from csload.concurrency import first_error, run_blocking
-from csload.config import Limits, Settings, load_settings, parse_duration, table_map
+from csload.config import Limits, Settings, parse_duration, settings_or_default, table_map
 from csload.errors import CsloadError, DamagedDownload, RunExpired
 from csload.load.holder import open_when_free
 from csload.load.outcome import UnloadedRun
@@ -144,8 +144,7 @@ async def sync_async(
     LakeConflict, a full disk) carries the report up to it as `error.report`: those runs stay,
     and the next sync loads exactly the rest.
     """
-    if settings is None:
-        settings = load_settings()
+    settings = settings_or_default(settings)
     target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
                        staging_dir=staging_dir if staging_dir is not None
                        else settings.staging_dir, auth_url=settings.auth_url)

@@ -116,6 +116,32 @@ def test_a_tables_key_that_is_no_job_id_is_refused(
         Settings(client_id="c", client_secret="s", tables={key: "mine"})
 
 
+@pytest.mark.parametrize(("call", "words"), [
+    (lambda: csload.sync({"client_id": "x"}), "settings must be a csload.Settings, got dict"),
+    (lambda: csload.sync("csload.toml"), "settings must be a csload.Settings, got str"),
+    (lambda: csload.jobs(settings={"client_id": "x"}), "settings must be a csload.Settings"),
+    (lambda: csload.Settings(client_id="c", client_secret="s", limits={"lock_wait": 2}),
+     "Settings.limits must be a csload.Limits, got dict"),
+    (lambda: csload.Settings(client_id="c", client_secret="s", retry=3),
+     "Settings.retry must be a csload.RetryPolicy, got int"),
+    (lambda: csload.status(123), "db must be a path"),
+    (lambda: csload.connect(123), "db must be a path"),
+    (lambda: csload.status(parquet=4.5), "parquet must be a path"),
+])
+def test_arguments_of_the_wrong_type_are_said_so(call: Callable[[], object], words: str) -> None:
+    """Found by QA, 2026-12-07: these were an AttributeError or a TypeError from deep inside,
+    not a CsloadError saying what to pass."""
+    with pytest.raises(ConfigError, match=words):
+        call()
+
+
+def test_status_of_an_in_memory_database_or_a_folder_says_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"in-memory database .* holds no csload ledger"):
+        csload.status(":memory:")
+    with pytest.raises(StoreError, match=r"is a folder, not a database file .*--parquet"):
+        csload.status(tmp_path)
+
+
 @pytest.mark.parametrize("job", ["0", "-3"])
 def test_bad_cli_job_ids_are_usage_errors(
     simulator: Simulator, db_path: Path, cli: Callable[..., Result], job: str
