@@ -66,7 +66,13 @@ from csload.backfills.report import (
 )
 from csload.backfills.work import BackfillWork, Clock, Phase, Piece, Sleep
 from csload.concurrency import run_blocking
-from csload.config import Settings, parse_duration, settings_or_default, staging_path
+from csload.config import (
+    Settings,
+    lake_options_for,
+    parse_duration,
+    settings_or_default,
+    staging_path,
+)
 from csload.errors import ApiRequestError, ConfigError
 from csload.load.columns import check_table_name
 from csload.pipeline.report import SyncEvent, SyncReport
@@ -160,7 +166,8 @@ async def backfill_async(
     if staging_dir is not None:
         settings = dataclasses.replace(settings, staging_dir=staging_path(staging_dir,
                                                                           "staging_dir"))
-    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
+    target = Target.of(db=db, parquet=parquet,
+                       storage_options=lake_options_for(parquet, settings.lake),
                        staging_dir=settings.staging_dir, auth_url=settings.auth_url)
     scope, date_from, date_to = check_backfill_arguments(
         scope=scope, date_from=date_from, date_to=date_to, like=like, fields=fields, gaps=gaps)

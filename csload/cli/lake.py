@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from csload.cli.common import fail, scrub, stdout
-from csload.config import read_lake_options
+from csload.config import lake_options_for, read_lake_options
 from csload.errors import CsloadError
 
 
@@ -24,7 +24,7 @@ def upgrade(root: str) -> None:
     from csload.target import Target
 
     try:
-        options = read_lake_options() if root.lower().startswith("s3://") else None
+        options = lake_options_for(root, read_lake_options())
         # The checks of a lake path and endpoint every command makes (no glob character).
         target = Target.of(db=None, parquet=root, storage_options=options)
         assert target.parquet is not None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from csload.cli.common import fail, labelled, print_json, scrub, stdout, usage_checked
-from csload.config import read_lake_options
+from csload.config import lake_options_for, read_lake_options
 from csload.errors import CsloadError
 from csload.target import DEFAULT_DB, check_one_target
 
@@ -28,7 +28,8 @@ def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
 
     usage_checked(check_one_target, db, parquet, flags=True)
     try:
-        state = read_target_status(db=db, parquet=parquet, storage_options=read_lake_options())
+        state = read_target_status(db=db, parquet=parquet, storage_options=lake_options_for(
+            parquet, read_lake_options()))
     except CsloadError as exc:
         fail(exc)
     if as_json:

@@ -319,6 +319,14 @@ def table_map(values: object, source: str) -> dict[int, str]:
     return out
 
 
+def lake_options_for(parquet: object, options: Mapping[str, str]) -> dict[str, str]:
+    """The `[lake]` settings for the lake at `parquet`: an s3:// lake's; none for a local
+    folder (csload.toml's `[lake]` is the S3 lake's, and a local lake synced or read with the
+    same settings file was refused: "storage options apply to s3:// lakes only")."""
+    is_s3 = isinstance(parquet, str) and parquet.lower().startswith("s3://")
+    return dict(options) if is_s3 else {}
+
+
 def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
     """Only the `[lake]` section of the settings file (for commands without API settings);
     the file's keys are checked all the same, and the endpoint_url against the auth URL the

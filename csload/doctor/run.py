@@ -14,7 +14,7 @@ import anyio.to_thread
 from csload.api.client import ExportClient
 from csload.api.models import Job, Run
 from csload.concurrency import run_blocking
-from csload.config import Settings
+from csload.config import Settings, lake_options_for
 from csload.doctor.catalog import check_fields, check_jobs, live_jobs
 from csload.doctor.connect import (
     check_clock,
@@ -72,7 +72,8 @@ async def run_doctor_async(
                       for s in samples if s.name]
     await anyio.to_thread.run_sync(partial(
         check_target, report["target"], db=db, parquet=parquet,
-        storage_options=settings.lake, auth_url=settings.auth_url, project_id=project))
+        storage_options=lake_options_for(parquet, settings.lake), auth_url=settings.auth_url,
+        project_id=project))
     return report
 
 

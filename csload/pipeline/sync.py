@@ -40,7 +40,14 @@ import anyio.to_thread
 
 from csload.api.models import Job, Run
 from csload.concurrency import first_error, run_blocking
-from csload.config import Limits, Settings, parse_duration, settings_or_default, table_map
+from csload.config import (
+    Limits,
+    Settings,
+    lake_options_for,
+    parse_duration,
+    settings_or_default,
+    table_map,
+)
 from csload.errors import CsloadError, DamagedDownload, RunExpired
 from csload.load.holder import open_when_free
 from csload.load.outcome import UnloadedRun
@@ -145,7 +152,8 @@ async def sync_async(
     and the next sync loads exactly the rest.
     """
     settings = settings_or_default(settings)
-    target = Target.of(db=db, parquet=parquet, storage_options=settings.lake,
+    target = Target.of(db=db, parquet=parquet,
+                       storage_options=lake_options_for(parquet, settings.lake),
                        staging_dir=staging_dir if staging_dir is not None
                        else settings.staging_dir, auth_url=settings.auth_url)
     selection = Selection.checked(jobs=jobs, scope=scope, since=since, until=until)

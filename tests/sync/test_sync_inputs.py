@@ -142,6 +142,21 @@ def test_status_of_an_in_memory_database_or_a_folder_says_what_it_is(tmp_path: P
         csload.status(tmp_path)
 
 
+def test_the_settings_lake_section_does_not_stop_a_local_lake(
+    simulator: Simulator, cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    """csload.toml's [lake] is the S3 lake's: a local lake synced or read with the same file
+    was refused ("storage options apply to s3:// lakes only"; found 2026-12-07)."""
+    config = tmp_path / "csload.toml"
+    config.write_text('[lake]\nendpoint_url = "https://minio.example.com"\nregion = "eu-1"\n')
+    config.chmod(0o600)
+    synced = cli("sync", "--parquet", "lake", "--job", str(SESSIONS_JOB))
+    assert synced.exit_code == 0, synced.output
+    shown = cli("status", "--parquet", "lake", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert "sessions" in shown.stdout
+
+
 @pytest.mark.parametrize("job", ["0", "-3"])
 def test_bad_cli_job_ids_are_usage_errors(
     simulator: Simulator, db_path: Path, cli: Callable[..., Result], job: str
