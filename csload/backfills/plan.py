@@ -18,7 +18,7 @@ from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
 from csload.api.models import JobField, JobSpec
 from csload.errors import ConfigError
-from csload.load.backfill_ledger import NAME_PREFIX
+from csload.load.backfill_names import NAME_PREFIX
 from csload.times import midnight
 
 __all__ = [

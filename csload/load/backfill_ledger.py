@@ -35,6 +35,7 @@ import duckdb
 import orjson
 
 from csload.api.models import Job, JobField
+from csload.load.backfill_names import NAME_PREFIX
 from csload.load.ledger import (
     BACKFILLS_DDL,
     MISSING_STATUSES,
@@ -44,15 +45,6 @@ from csload.load.ledger import (
     has_table,
     naive_utc,
 )
-
-# The name of every once job a backfill creates starts with this (and a space): how the
-# ledger tells them from the project's other jobs.
-NAME_PREFIX = "csload backfill"
-
-
-def is_backfill_job(job: Job) -> bool:
-    """Whether `job` is a once job a `csload backfill` created (of this target or another)."""
-    return job.frequency == "once" and job.name.startswith(NAME_PREFIX + " ")
 
 STATES = ("created", "succeeded", "run_failed", "expired", "loaded", "load_failed")
 

@@ -19,7 +19,7 @@ import anyio.to_thread
 from csload.api.models import Job, Run
 from csload.concurrency import first_error
 from csload.errors import ConfigError, CsloadError
-from csload.load.backfill_ledger import is_backfill_job
+from csload.load.backfill_names import is_backfill_job
 from csload.load.ledger import SOURCE_FAILED_MESSAGE, Ledger
 from csload.load.placement import place_jobs
 from csload.pipeline.discover import Selection, in_window, missing_jobs, select_jobs, select_runs

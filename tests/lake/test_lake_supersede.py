@@ -272,9 +272,9 @@ def test_a_replaced_day_is_read_by_its_keys_only(lake: Lake, writer: Writer,
         whole(self, con, table, found)
 
     def read_replaced(self: LakeReads, con: Any, table: str, found: set[str],
-                      *args: Any) -> None:
+                      *args: Any) -> set[str]:
         read["keys"] |= found
-        keys_only(self, con, table, found, *args)
+        return keys_only(self, con, table, found, *args)
 
     monkeypatch.setattr(LakeReads, "read_partitions", read_partitions)
     monkeypatch.setattr(LakeReads, "read_replaced", read_replaced)

@@ -49,11 +49,12 @@ def read_partitions(self: Any, con: Any, table: str, keys: set[str]) -> None:
         reached("read-partitions")
 
 
-def read_replaced(self: Any, con: Any, table: str, keys: set[str], *args: Any) -> None:
+def read_replaced(self: Any, con: Any, table: str, keys: set[str], *args: Any) -> set[str]:
     """The days a re-run replaces, read by their keys only: the same moment of a sync."""
-    _read_replaced(self, con, table, keys, *args)
+    whole = _read_replaced(self, con, table, keys, *args)
     if keys:
         reached("read-partitions")
+    return whole
 
 
 def write_files(self: Any, *args: Any) -> Any:
