@@ -73,7 +73,7 @@ from csload.config import (
     settings_or_default,
     staging_path,
 )
-from csload.errors import ApiRequestError, ConfigError
+from csload.errors import ApiRequestError, ConfigError, StoreLockedError
 from csload.load.columns import check_table_name
 from csload.pipeline.report import SyncEvent, SyncReport
 from csload.pipeline.sync import sync_async
@@ -188,8 +188,15 @@ async def backfill_async(
     # is opened for writing once there is something to do (a lake: checked; the sync writes).
     # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
     with anyio.CancelScope(shield=True):
-        database = await anyio.to_thread.run_sync(
-            partial(open_ledgers, target, must_exist=gaps))
+        try:
+            database = await anyio.to_thread.run_sync(
+                partial(open_ledgers, target, must_exist=gaps))
+        except StoreLockedError as exc:
+            # The lock's own advice names `csload sync --wait`, which a backfill does not take.
+            raise StoreLockedError(
+                f"{exc.holder}: DuckDB lets no process write a database that another process "
+                "has open; close that connection (or let that process finish), then run the "
+                "backfill again", holder=exc.holder, pid=exc.pid) from None
     try:
         async with ExportClient(settings, sleep=sleep) as client:
             async def load_run(job: Job, table: str,

@@ -1,5 +1,5 @@
 """A backfill meeting what happens beside it: a scheduled sync while it waits, storage that
-dropped its files early.
+dropped its files early, another process holding the database.
 
 Found by QA, 2026-12-07: `csload backfill --table views_archive` interrupted while it waited
 (on a lake: still waiting, since a backfill holds no lock there), then the scheduled sync ran:
@@ -11,6 +11,8 @@ its target loaded it before, or when asked by id (what the backfill's own sync d
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import csload
 from csload import backfill_async
 from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus
 from csload.config import Settings
+from csload.errors import StoreLockedError
 from csload.simulator import Simulator
 from tests.support.bfclock import SimDriver
 from tests.support.bfref import FIELDS, backfill_jobs
@@ -114,3 +117,24 @@ async def test_a_window_whose_files_storage_dropped_early_gets_a_new_job(
     assert len(again.jobs_created) == 1 and again.jobs_created != first.jobs_created
     assert "did not find" not in (item.message or "") and "expired" in (item.message or "")
     assert len(backfill_jobs(simulator)) == 2
+
+
+async def test_a_database_another_process_holds_is_refused_with_advice_a_backfill_can_follow(
+        settings: Settings, driver: SimDriver, tmp_path: Path) -> None:
+    """The lock's advice used to name `csload sync --wait`, which a backfill does not take."""
+    db = tmp_path / "cs.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLockedError) as info:
+            await backfill_async(settings, scope="views", date_from=DAY, date_to=DAY,
+                                 fields=FIELDS, db=db, sleep=driver.sleep, clock=driver.clock)
+    finally:
+        holder.communicate("")
+    message = str(info.value)
+    assert f"PID {holder.pid}" in message and "run the backfill again" in message, message
+    assert "--wait" not in message
