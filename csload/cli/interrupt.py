@@ -154,7 +154,8 @@ class CommittedRuns:
                          for job, run, rows in self.loaded]}
 
     def to_json(self, stop: Interrupted) -> dict[str, object]:
-        return {"interrupted": stop.name, "exitCode": stop.exit_code, **self._runs_json()}
+        return {"interrupted": stop.name, "exitCode": stop.exit_code, **self._runs_json(),
+                "runsRecorded": self.recorded}
 
     def error_json(self) -> dict[str, object] | None:
         """What the JSON error object of a command stopped by an error adds: the runs it

@@ -53,7 +53,7 @@ from csload.cli.common import (
     usage_checked,
 )
 from csload.cli.display import EventDisplay
-from csload.cli.interrupt import Interrupted, until_signal
+from csload.cli.interrupt import CommittedRuns, Interrupted, until_signal
 from csload.errors import CsloadError, InvalidJobSpec
 from csload.pipeline.sync import DEFAULT_DB
 from csload.target import check_one_target
@@ -342,14 +342,25 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
     usage_checked(check_one_target, db, parquet, flags=True)
     settings = settings_from(params)
 
+    # What the backfill committed and created before a stop (its report is lost with it).
+    committed = CommittedRuns()
+    created: list[int] = []
+
     async def main() -> BackfillReport:
         with BackfillDisplay(stderr) as display:
+            def collect(event: BackfillEvent) -> None:
+                if event.kind is BackfillEventKind.SYNC and event.sync_event is not None:
+                    committed(event.sync_event)
+                elif event.kind is BackfillEventKind.JOB_CREATED and event.job_id is not None:
+                    created.append(event.job_id)
+                if not as_json:
+                    display(event)
+
             return await backfill_async(
                 settings, scope=scope, date_from=_day(date_from), date_to=_day(date_to),
                 like=like, fields=field_texts, format=fmt, device=device, segment=segment,
                 gaps=gaps, table=table, db=db, parquet=parquet, dry_run=dry_run,
-                poll_interval=poll_interval, max_wait=max_wait,
-                on_event=display if not as_json else _quiet)
+                poll_interval=poll_interval, max_wait=max_wait, on_event=collect)
 
     try:
         # SIGTERM too (what orchestrators send): the cancel reaches the backfill's cleanup.
@@ -357,9 +368,11 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
     except CsloadError as exc:
         fail(str(exc))
     except (Interrupted, KeyboardInterrupt) as exc:
-        code = exc.exit_code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
+        stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        if as_json:   # what it loaded and created stays: say it (it used to be lost)
+            print_json({**committed.to_json(stop), "jobsCreated": created})
         fail("interrupted: run the same command again to resume (the jobs already created "
-             "are reused, nothing is loaded twice)", code=code)
+             "are reused, nothing is loaded twice)", code=stop.exit_code)
     if as_json:
         print_json(report.to_json())
     else:
@@ -370,10 +383,6 @@ def backfill(scope: str | None, date_from: datetime | None, date_to: datetime | 
             stdout.print(labelled("failed", "bold",
                                   f": {item.scope} {item.window.label}: {item.message}"))
     sys.exit(report.exit_code)
-
-
-def _quiet(_event: object) -> None:
-    """--json: the report is the output; no progress lines mixed in."""
 
 
 def _stopping(signum: int, first: bool) -> None:

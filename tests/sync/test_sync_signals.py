@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -186,3 +187,36 @@ def test_a_signal_stops_a_backfill_with_the_resume_advice(
     assert "Traceback" not in err and "Aborted" not in err, err
     assert "interrupted: run the same command again to resume" in err.strip().splitlines()[-1]
     assert not staging_dir(db).exists()
+
+
+def test_a_backfill_stopped_with_json_says_what_it_created_and_loaded(
+    child_env: dict[str, str], tmp_path: Path, simulator: Simulator,
+) -> None:
+    """With --json, stdout used to hold only {"error": ...}: the jobs a stopped backfill had
+    created (which the next run reuses) and the runs it had loaded were not said."""
+    db = tmp_path / "cs.duckdb"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "csload", "backfill", "--scope", "views", "--from", "2026-11-20",
+         "--to", "2026-11-20", "--field", "session_id", "--field", "view_number",
+         "--poll-interval", "0.05", "--db", str(db), "--json"],
+        env=child_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def created() -> list[int]:
+        return [j.job_id for j in simulator.jobs if j.name.startswith("csload backfill")]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not created() and time.monotonic() < deadline:   # --json shows no progress
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    assert child.returncode == 143, err
+    said = orjson.loads(out)
+    [job] = created()
+    assert said == {"interrupted": "SIGTERM", "exitCode": 143, "runsLoaded": 0, "rows": 0,
+                    "runs": [], "runsRecorded": 0, "jobsCreated": [job]}
