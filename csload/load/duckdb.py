@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -117,13 +118,15 @@ class DuckDBStore:
         path = Path(path)
         hooks = hooks or DuckDBFileHooks()
         claim = claim_in_process(path)
+        # Lets go of the claim, once: a finalizer of the store once there is one, so that a
+        # failed open does not leave it to let go later of a claim another sync has made since.
+        release: Callable[[], object] = partial(release_in_process, claim)
         try:
             con = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            release_in_process(claim)
-            raise _translate_open_error(path, exc) from None
-        except BaseException:
-            release_in_process(claim)
+        except BaseException as exc:
+            release()
+            if isinstance(exc, duckdb.Error):
+                raise _translate_open_error(path, exc) from None
             raise
         try:
             # Rows have no meaningful order; not preserving it lets inserts stream.
@@ -138,7 +141,7 @@ class DuckDBStore:
             store = cls(con, path, hooks)
             # Released by `close`, or when the store is collected unclosed (a bug's path
             # must not bar every later sync of this process from the file).
-            store._release = weakref.finalize(store, release_in_process, claim)
+            store._release = release = weakref.finalize(store, release_in_process, claim)
             store.limits = limits or store.limits
             with store._transaction():
                 store.ledger.ensure()
@@ -146,7 +149,7 @@ class DuckDBStore:
                     ensure_lookups(con)
         except BaseException:
             con.close()
-            release_in_process(claim)
+            release()
             raise
         return store
 

@@ -12,6 +12,7 @@ by QA, 2026-12-07: both are now a StoreLockedError naming this process, which `w
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import subprocess
 from pathlib import Path
@@ -20,7 +21,9 @@ import pytest
 
 import csload
 from csload.config import Settings
-from csload.errors import StoreLockedError
+from csload.errors import StoreError, StoreLockedError
+from csload.load.duckdb import DuckDBStore
+from csload.load.ledger import Ledger
 from csload.simulator import Simulator
 from tests.support.children import child_command, child_environ
 from tests.support.syncref import assert_db_matches, expected_tables, successful_runs
@@ -94,3 +97,29 @@ def test_a_notebooks_interrupt_stops_the_sync_instead_of_leaving_it_running(
     rest = csload.sync(settings, db=db_path)   # the next sync loads exactly the rest
     assert loaded | {r.run_id for r in rest.loaded} == everything
     assert_db_matches(db_path, expected_tables(simulator, sorted(everything)))
+
+
+def test_a_failed_open_lets_go_of_its_claim_once(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose open failed after it was made must not, once collected, let go of the
+    claim a later open of the same file has made (which would let a third one in)."""
+    def broken(self: Ledger) -> None:
+        raise StoreError("the ledger cannot be made")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "ensure", broken)
+        try:
+            DuckDBStore.open(db_path)
+        except StoreError as exc:
+            failed = exc   # its traceback holds the unclosed store
+        else:
+            raise AssertionError("the open should have failed")
+    store = DuckDBStore.open(db_path)
+    try:
+        del failed
+        gc.collect()
+        with pytest.raises(StoreLockedError, match="is being synced by this process already"):
+            DuckDBStore.open(db_path)
+    finally:
+        store.close()
+    DuckDBStore.open(db_path).close()   # closed: the file is free again
