@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
+    from datetime import date, datetime
 
     from csload.api.jobspec import Problem
     from csload.pipeline.report import SyncReport
@@ -198,6 +198,15 @@ class PartTooLarge(DownloadError):
 
 class StorageTooSlow(DownloadError):
     """Storage sent fewer bytes in a window than `[limits] min_download_rate` asks (retried)."""
+
+
+def backfill_command(job_id: int, frequency: str | None, first: date | None,
+                     last: date | None) -> str:
+    """The command that exports a job's missing days `first`..`last` again: `--gaps` fills a
+    daily job's gaps only; an hourly or once job's days need `--like` (or no days known)."""
+    if frequency == "daily" or first is None or last is None:
+        return "csload backfill --gaps"
+    return f"csload backfill --like {job_id} --from {first} --to {last}"
 
 
 class RunExpired(CsloadError):

@@ -75,6 +75,7 @@ from csload.config import (
 )
 from csload.errors import ApiRequestError, ConfigError, StoreLockedError
 from csload.load.columns import check_table_name
+from csload.load.holder import WRITER_SHUT_OUT
 from csload.pipeline.report import SyncEvent, SyncReport
 from csload.pipeline.sync import sync_async
 from csload.target import Target
@@ -193,10 +194,8 @@ async def backfill_async(
                 partial(open_ledgers, target, must_exist=gaps))
         except StoreLockedError as exc:
             # The lock's own advice names `csload sync --wait`, which a backfill does not take.
-            raise StoreLockedError(
-                f"{exc.holder}: DuckDB lets no process write a database that another process "
-                "has open; close that connection (or let that process finish), then run the "
-                "backfill again", holder=exc.holder, pid=exc.pid) from None
+            raise StoreLockedError(f"{exc.holder}: {WRITER_SHUT_OUT}, then run the backfill again",
+                                   holder=exc.holder, pid=exc.pid) from None
     try:
         async with ExportClient(settings, sleep=sleep) as client:
             async def load_run(job: Job, table: str,

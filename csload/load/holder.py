@@ -108,6 +108,11 @@ async def open_when_free(open_target: Callable[[], Awaitable[T]], *, wait: float
 _DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 
 
+# Why a process cannot write a database another one has open, and the first thing to do.
+WRITER_SHUT_OUT = ("DuckDB lets no process write a database that another process has open; "
+                   "close that connection (or let that process finish)")
+
+
 def duckdb_locked_error(path: Path, message: str, *, read_only: bool) -> StoreLockedError:
     """The StoreLockedError for DuckDB's "Could not set lock" `message`, met opening `path`
     (read-only or not): who holds the file and what to do, in one line."""
@@ -129,10 +134,9 @@ def duckdb_locked_error(path: Path, message: str, *, read_only: bool) -> StoreLo
             holder=holder, pid=pid)
     holder = f"database {path} is in use by another process{who}"
     return StoreLockedError(
-        f"{holder}: DuckDB lets no process write a database that another process has open; "
-        "close that connection (or let that process finish), wait for it with "
-        "`csload sync --wait DURATION`, or give long-lived readers a lake of "
-        "Delta tables (csload sync --parquet ROOT)", holder=holder, pid=pid)
+        f"{holder}: {WRITER_SHUT_OUT}, wait for it with `csload sync --wait DURATION`, or give "
+        "long-lived readers a lake of Delta tables (csload sync --parquet ROOT)",
+        holder=holder, pid=pid)
 
 
 # The database files a sync of this process has open (resolved paths). DuckDB shares one

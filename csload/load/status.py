@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from csload.errors import part_label
+from csload.errors import backfill_command, part_label
 from csload.load.backfill_ledger import BackfillLedger
 from csload.load.ledger import Ledger, RunRecord, TableStats
 from csload.redact import redact_text
@@ -163,10 +163,9 @@ class Problem:
             return f"{line} — loaded since by a re-run or a backfill"
         if self.kind == SOURCE_FAILED:
             line += " (no files)"
-        if self.frequency == "daily" or not days:
-            return f"{line} — csload backfill --gaps fills {them}"
-        return (f"{line} — csload backfill --like {self.job_id} --from {days[0]} "
-                f"--to {days[-1]} fills {them}")
+        command = backfill_command(self.job_id, self.frequency, days[0] if days else None,
+                                   days[-1] if days else None)
+        return f"{line} — {command} fills {them}"
 
     def __str__(self) -> str:
         return f"{self.label}: {self.text}"

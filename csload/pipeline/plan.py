@@ -110,7 +110,8 @@ async def plan_sync(
     # when asked for by id or mapped (what the backfill's own sync does).
     theirs = [job for job in all_jobs if is_backfill_job(job) and job.job_id not in known
               and job.job_id not in mapped and job.job_id not in selection.job_ids]
-    all_jobs = [job for job in all_jobs if job not in theirs]
+    left = {job.job_id for job in theirs}
+    all_jobs = [job for job in all_jobs if job.job_id not in left]
     chosen, skipped = select_jobs(all_jobs, selection)
     missing = missing_jobs(selection, all_jobs)
     if missing:

@@ -36,6 +36,7 @@ from csload.errors import (
     RunExpired,
     StorageGone,
     StorageRefused,
+    backfill_command,
     part_label,
 )
 from csload.transfer.host import StorageHost
@@ -228,10 +229,9 @@ def _first_failure(exc: BaseException) -> CsloadError | None:
 
 
 def _backfill_command(job: Job, run: Run) -> str:
-    """The command that exports an expired run's days again: `--gaps` fills a daily job's
-    gaps only (an hourly or once job's days need --like; csload status says the same)."""
-    if job.frequency == "daily" or run.start_date is None or run.end_date is None:
-        return "csload backfill --gaps"
+    """The command that exports an expired run's days again (csload status says the same)."""
+    if run.start_date is None or run.end_date is None:
+        return backfill_command(job.job_id, job.frequency, None, None)
     first = run.start_date.astimezone(UTC).date()
     last = max(first, (run.end_date.astimezone(UTC) - timedelta(microseconds=1)).date())
-    return f"csload backfill --like {job.job_id} --from {first} --to {last}"
+    return backfill_command(job.job_id, job.frequency, first, last)
