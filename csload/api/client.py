@@ -190,6 +190,10 @@ class ExportClient:
         """The limits it works under (csload.transfer.stage checks a run's parts against them)."""
         return self._settings.limits
 
+    async def authenticate(self) -> None:
+        """Get a token now (the first call gets one anyway): CredentialsRejected or AuthError."""
+        await self._tokens.get()
+
     # -- endpoints ---------------------------------------------------------------------------
 
     async def list_jobs(

@@ -54,6 +54,7 @@ from csload.load.outcome import UnloadedRun
 from csload.pipeline.batching import batches
 from csload.pipeline.discover import Selection
 from csload.pipeline.dry_run import describe_plan
+from csload.pipeline.first_sync import authenticate_before_creating
 from csload.pipeline.plan import (
     Seen,
     check_project,
@@ -183,6 +184,8 @@ async def sync_async(
                                                     settings.limits)
         return opened
 
+    if not dry_run:
+        await authenticate_before_creating(target, settings)
     # While another process has the target open, try again for up to `lock_wait` seconds.
     if dry_run:
         seen = await open_when_free(read_ledger, wait=lock_wait, on_wait=waiting)

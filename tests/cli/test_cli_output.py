@@ -74,6 +74,31 @@ def test_without_json_a_failure_prints_nothing_on_stdout(env: dict[str, str]) ->
     assert result.stderr.startswith("error: credentials rejected")
 
 
+@pytest.mark.parametrize("target", [["--db", "new.duckdb"], ["--parquet", "lake"],
+                                    ["--parquet", "empty-lake"]])
+def test_a_first_sync_refused_at_the_token_leaves_nothing_behind(env: dict[str, str],
+                                                                 tmp_path: Path,
+                                                                 target: list[str]) -> None:
+    # Wrong credentials are a first day's commonest error: no empty database, staging folder
+    # or lake folder is left for the user to find and wonder about.
+    (tmp_path / "empty-lake").mkdir()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = invoke(["sync", *target], {**env, "CONTENTSQUARE_CLIENT_SECRET": WRONG_SECRET})
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: credentials rejected")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_sync_refused_at_the_token_keeps_its_existing_database(env: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    assert invoke(["sync", "--db", "cs.duckdb"], env).exit_code == 0
+    loaded = (tmp_path / "cs.duckdb").read_bytes()
+    result = invoke(["sync", "--db", "cs.duckdb"],
+                    {**env, "CONTENTSQUARE_CLIENT_SECRET": WRONG_SECRET})
+    assert result.exit_code == 1 and "credentials rejected" in result.stderr
+    assert (tmp_path / "cs.duckdb").read_bytes() == loaded
+
+
 def test_an_api_error_names_its_kind(env: dict[str, str]) -> None:
     result = invoke(["jobs", "show", "999999", "--json"], env)
     assert result.exit_code == 1, result.output

@@ -1,0 +1,40 @@
+"""A first sync asks for its token before it creates the target.
+
+Wrong credentials are a first day's commonest error; checked after the target was opened,
+they left an empty 1.3 MB database (and its staging folder), or a lake folder with only
+csload's own, behind a sync that loaded nothing. A target that exists already is opened
+first, as before: its lock is what tells two syncs apart, and opening it overlaps the client's
+import (csload.pipeline.sync._open_importing_client).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csload.config import Settings
+from csload.target import Target
+
+
+def creates_target(target: Target) -> bool:
+    """Whether opening `target` would create it here: no database file, or no local lake
+    folder (or an empty one). An s3:// lake: False (nothing is left on this machine)."""
+    if target.db is not None:
+        return not target.db.exists()
+    if not target.local_lake_staging():
+        return False
+    assert target.parquet is not None
+    root = Path(target.parquet)
+    try:
+        return not root.is_dir() or not any(root.iterdir())
+    except OSError:   # unreadable: the open says why
+        return False
+
+
+async def authenticate_before_creating(target: Target, settings: Settings) -> None:
+    """Get a token (CredentialsRejected, AuthError, ...) when the sync would create `target`."""
+    if not creates_target(target):
+        return
+    from csload.api.client import ExportClient
+
+    async with ExportClient(settings) as client:
+        await client.authenticate()
