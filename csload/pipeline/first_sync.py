@@ -31,9 +31,11 @@ def creates_target(target: Target) -> bool:
 
 
 async def authenticate_before_creating(target: Target, settings: Settings) -> None:
-    """Get a token (CredentialsRejected, AuthError, ...) when the sync would create `target`."""
+    """Get a token (CredentialsRejected, AuthError, ...) when the sync would create `target`;
+    a folder that cannot be written is said first, as without a token (Target.check_writable)."""
     if not creates_target(target):
         return
+    target.check_writable()
     from csload.api.client import ExportClient
 
     async with ExportClient(settings) as client:
