@@ -296,6 +296,8 @@ def jobs_table(report: SyncReport) -> Table | Text | None:
                   else ("new, " if placement.new else "") + placement.how)
         if placement.moved_from:
             placed += f" (moved from {placement.moved_from})"
+        if placement.stopped:
+            placed += "; job SUSPENDED"
         # The job's name is the API's text; table names may come from it (csload.load.placement).
         row = [str(placement.job.job_id), scrub(placement.job.name), scrub(placement.table),
                scrub(placed)]

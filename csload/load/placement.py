@@ -84,10 +84,16 @@ class Placement:
             why += f"; moved from table {self.moved_from}, where its earlier rows stay"
         return f"{head} ({'new job, ' if self.new else ''}{why})"
 
+    @property
+    def stopped(self) -> bool:
+        """A daily or hourly job that Contentsquare runs no more (state SUSPENDED): its table
+        stops at its last run, which `csload status` cannot tell from a gap-free job."""
+        return self.job.frequency in ("daily", "hourly") and self.job.state == "SUSPENDED"
+
     def to_json(self) -> dict[str, object]:
         return {"jobId": self.job.job_id, "name": self.job.name, "table": self.table,
                 "how": self.how, "new": self.new, "refused": self.refused,
-                "movedFrom": self.moved_from}
+                "movedFrom": self.moved_from, "state": self.job.state}
 
 
 def _widest_first(jobs: Iterable[Job]) -> list[Job]:

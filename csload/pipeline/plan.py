@@ -133,6 +133,12 @@ async def plan_sync(
     for placement in report.jobs:
         if placement.refused or placement.new:
             say(placement.job, placement.note)
+        if placement.stopped:   # said, not a warning: a job suspended on purpose stays so
+            on_event(SyncEvent(
+                kind=EventKind.MESSAGE, job_id=placement.job.job_id,
+                message=(f"job {placement.job.job_id} ({placement.job.name}) is SUSPENDED at "
+                         f"Contentsquare: table {placement.table} gets no new runs of it "
+                         "until the job is resumed in the Contentsquare console")))
     chosen = [job for job in chosen if not placements[job.job_id].refused]
 
     runs_of: dict[int, list[Run]] = {}

@@ -158,3 +158,24 @@ def test_text_csload_does_not_control_prints_as_it_is(env: dict[str, str],
     refused = invoke(["sync", "--table", f"{job.job_id}=[bold]a[/]"], env)
     assert refused.exit_code == 2   # a usage error, said before anything is opened
     assert "invalid table name '[bold]a[/]'" in refused.stderr
+
+
+def test_sync_says_which_daily_jobs_contentsquare_suspended(env: dict[str, str],
+                                                            simulator: Simulator) -> None:
+    # A suspended job's table stops at its last run, with no gap for `csload status` to show:
+    # the sync's jobs table and its JSON say the job's state.
+    first = invoke(["sync", "--db", "cs.duckdb", "--json"], env)
+    assert first.exit_code == 0, first.output
+    states = {job["jobId"]: job["state"] for job in orjson.loads(first.stdout)["jobs"]}
+    assert states == {1119: "SUSPENDED", 1120: "ACTIVE", 1121: "ACTIVE"}
+
+    simulator.suspend(1121)
+    simulator.advance_days(1)
+    result = invoke(["-v", "sync", "--db", "cs.duckdb"], {**env, "COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
+            if line.startswith("│ 11")}
+    assert "job SUSPENDED" in rows["1119"] and "job SUSPENDED" in rows["1121"]
+    assert "SUSPENDED" not in rows["1120"]
+    assert ("job 1121 (Daily pageviews) is SUSPENDED at Contentsquare: table views gets no new "
+            "runs of it until the job is resumed in the Contentsquare console") in result.stderr
