@@ -56,19 +56,28 @@ class PartFile:
     newline: str = "\n"
 
 
+# A value of a data row that no column name is: a number, a date or a time, an array.
+_DATA_VALUE = re.compile(
+    r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|\d{4}-\d\d-\d\d\b.*|\[.*\]", re.DOTALL)
+
+
 def is_header(first_row: tuple[str, ...], fields: tuple[str, ...]) -> bool:
     """Whether a CSV part's first row is a header rather than data, for a job whose columns
     are `fields` (aliases, else field names) in file order.
 
     A header names the job's fields, maybe with columns the job does not list; a data row holds
     values. The row is a header when it names at least half of the job's fields (and one at
-    least): a data row whose values spell out half the job's column names does not occur (an
-    id or a time cannot be a name), while a header that lost half its names is no header csload
-    could read anyway. With no fields to compare (a caller that does not know the job), any
-    first row is a header, as before.
+    least), and holds no number, date, time or array, which no column name is: a data row of a
+    small job can name half its columns (a `screen_name` whose value is "screen_name" beside a
+    time: taken for a header, the row was lost and `view_time` loaded NULL, exit 0), while a
+    header that lost half its names is no header csload could read anyway. Taken for data, a
+    header fails its run at line 1 rather than losing a row. With no fields to compare (a
+    caller that does not know the job), any first row is a header, as before.
     """
     if not fields:
         return True
+    if any(_DATA_VALUE.fullmatch(value.strip()) for value in first_row):
+        return False
     wanted = set(fields)
     named = sum(1 for value in set(first_row) if value in wanted)
     return named >= 1 and 2 * named >= len(wanted)
@@ -127,29 +136,41 @@ _RECORD_MAX = 1 << 20
 _RECORD_CHUNK = 16 << 10
 
 
-def _record_end(head: bytes) -> int | None:
-    """The index of the line feed that ends the first CSV record of `head`, if there is one:
-    the first one outside double quotes (a doubled quote toggles twice, so it cancels out)."""
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+def _record_end(head: bytes, at_end: bool) -> tuple[int, str] | None:
+    """The index of the last byte of the line end that ends the first CSV record of `head`,
+    and that line end ("\n", "\r\n" or "\r"), if there is one: the first one outside double
+    quotes (a doubled quote toggles twice, so it cancels out). A "\r" that ends `head` is one
+    only `at_end` (else its "\n" may be in the next chunk)."""
     start = 0
     quoted = False
-    while (end := head.find(b"\n", start)) >= 0:
+    while (found := _LINE_END.search(head, start)) is not None:
+        end = found.start()
         quoted ^= head.count(b'"', start, end) % 2 == 1
         if not quoted:
-            return end
+            if head[end:end + 1] == b"\n":
+                return end, "\n"
+            if end + 1 == len(head) and not at_end:
+                return None
+            return (end + 1, "\r\n") if head[end + 1:end + 2] == b"\n" else (end, "\r")
         start = end + 1
     return None
 
 
 def _first_record(fh: _Reads) -> tuple[bytes, str]:
     """The bytes of a CSV part's first record (all that was read when it has no line end
-    within _RECORD_MAX bytes) and its line end."""
+    within _RECORD_MAX bytes) and its line end. A part with "\r" alone for line ends (old
+    Mac style) is said so: read as "\n" lines, it was one header line, 0 rows "loaded"."""
     head = b""
     while True:
         chunk = fh.read(_RECORD_CHUNK)
         head += chunk
-        end = _record_end(head)
-        if end is not None:
-            return head[:end + 1], "\r\n" if head[end - 1:end] == b"\r" else "\n"
+        found = _record_end(head, at_end=not chunk)
+        if found is not None:
+            end, newline = found
+            return head[:end + 1], newline
         if not chunk or len(head) >= _RECORD_MAX:
             return head, "\n"
 

@@ -96,8 +96,9 @@ def _columns_struct(pairs: Sequence[tuple[str, str]]) -> str:
 # The line end the reader is told, by the part's first record. Only "\n" is said: DuckDB 2.0.1
 # read no row at all from a part with a header when told `new_line = '\r\n'` (and refused
 # one without), while its own guess reads "\r\n" parts right. Left to guess on a "\n" part,
-# it took a quoted "\r\n" in the first record for the line end and refused the part.
-_NEW_LINE = {"\n": r", new_line = '\n'", "\r\n": ""}
+# it took a quoted "\r\n" in the first record for the line end and refused the part. A part
+# with "\r" alone is told so (read as "\n" lines, it was one header line: 0 rows, exit 0).
+_NEW_LINE = {"\n": r", new_line = '\n'", "\r\n": "", "\r": r", new_line = '\r'"}
 
 
 def read_csv(files: Sequence[str], columns: Sequence[Column], gzip: bool,

@@ -202,3 +202,30 @@ def test_a_parse_error_in_a_whole_gzip_part_is_not_a_damaged_download(
     assert outcome.status == "failed" and isinstance(outcome.error, PartParseError)
     assert not isinstance(outcome.error, DamagedDownload)
     assert store.ledger.status_of(11) == "failed"
+
+
+def test_a_first_row_of_data_naming_half_the_jobs_columns_is_data(
+        store: DuckDBStore, writer: Writer) -> None:
+    # A headerless part of a small job whose first `url` is the text "url": the row names one
+    # of its two columns, but its time is no column name. Taken for a header, the row was lost
+    # and the time column loaded NULL in every row, exit 0.
+    the_job = job(1, fields=["view_time", "url"])
+    path = writer.folder / "headerless.csv.gz"
+    path.write_bytes(gzip.compress(b'"2026-11-20 10:00:00","url"\n"2026-11-20 11:00:00","b"\n'))
+    staged = StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))
+    [outcome] = store.apply([staged])
+    assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
+    assert store.con.execute("SELECT view_time, url FROM views ORDER BY view_time").fetchall() == [
+        (datetime(2026, 11, 20, 10), "url"), (datetime(2026, 11, 20, 11), "b")]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_part_with_carriage_returns_alone_for_line_ends_loads_every_row(
+        store: DuckDBStore, writer: Writer, header: bool) -> None:
+    # Read as "\n" lines, such a part was one line: its header, 0 rows, and the run "loaded".
+    body = (HEADER if header else "") + GOOD + MULTILINE + '3,2,2026-11-20 12:00:00,"x\ry",[],[]\n'
+    [outcome] = store.apply([bad_csv_run(writer, 11, body.replace("\n", "\r"))])
+    assert outcome.status == "loaded" and outcome.rows == 4, outcome.error
+    got = store.con.execute("SELECT session_id, url FROM views WHERE session_id < 10 "
+                            "ORDER BY session_id").fetchall()
+    assert got == [(1, "u"), (2, "a\rb\rc"), (3, "x\ry")]
