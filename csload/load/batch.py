@@ -67,6 +67,22 @@ def damaged_part(part: PartFile | None, batch: list[PendingRun]) -> PartFailed |
     return None if found is None else PartFailed(part.run_id, found)
 
 
+def damaged_in(message: str, parts: dict[str, PartFile], batch: list[PendingRun]
+               ) -> PartFailed | None:
+    """The damaged download a reader's I/O error is about: the part it names; else, when it
+    names none but speaks of gzip (DuckDB's "Input is not a GZIP stream" for bytes after a
+    gzip stream that are not gzip), the first gzip part of the batch whose stream is damaged.
+    Such an error failed the whole table's batch, naming no part, on every sync. Error path
+    only: it inflates the batch's parts."""
+    part = locate_error(message, parts)
+    if part is not None or "gzip" not in message.lower():
+        return damaged_part(part, batch)
+    for candidate in parts.values():
+        if (found := damaged_part(candidate, batch)) is not None:
+            return found
+    return None
+
+
 def pieces_by_size(members: list[tuple[PendingRun, PartFile]], limit: int
                    ) -> list[list[tuple[PendingRun, PartFile]]]:
     """`members` cut, in order, into pieces whose parts add up to at most `limit` bytes (a

@@ -45,7 +45,7 @@ from csload.errors import (
     part_label,
 )
 from csload.load import batch_sql, sql
-from csload.load.batch import PendingRun, ReadGroup, damaged_part, read_groups, reader_failure
+from csload.load.batch import PendingRun, ReadGroup, damaged_in, read_groups, reader_failure
 from csload.load.columns import check_table_name, job_layout
 from csload.load.failures import PartFailed, Unattributed, damage, unattributed_error
 from csload.load.holder import (
@@ -64,7 +64,7 @@ from csload.load.lookups import (
     record_custom_vars,
 )
 from csload.load.outcome import AppliedRun, UnloadedRun
-from csload.load.parts import inspect_part, locate_error
+from csload.load.parts import inspect_part
 from csload.load.supersede_sql import apply_key_rule, apply_window_rule
 from csload.times import utcnow
 from csload.transfer.staged import StagedRun, check_run_parts
@@ -421,7 +421,7 @@ class DuckDBStore:
                 except duckdb.IOException as exc:
                     # A damaged gzip stream ("Unexpected end of GZIP stream: <file>"); any
                     # other I/O error (disk full, ...) is the store's, raised as it is.
-                    damaged = damaged_part(locate_error(str(exc), parts), batch)
+                    damaged = damaged_in(str(exc), parts, batch)
                     if damaged is None:
                         raise
                     raise damaged from None

@@ -84,9 +84,11 @@ def is_header(first_row: tuple[str, ...], fields: tuple[str, ...]) -> bool:
 
 
 def _open_text(path: str, is_gzip: bool) -> io.TextIOWrapper:
+    # To count lines: a byte that is not UTF-8 (the error being located) is one character.
     if is_gzip:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace",
+                                newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
 
 
 def inspect_part(job_id: int, run_id: int, part_id: int, path: Path, fmt: str,
@@ -285,7 +287,7 @@ def _csv_record_to_line(part: PartFile, record: int) -> int:
         try:
             for _ in range(record - 1):
                 next(reader)
-        except (StopIteration, csv.Error):
+        except (StopIteration, csv.Error, OSError, EOFError, zlib.error):
             return record
         return reader.line_num + 1
 

@@ -229,3 +229,38 @@ def test_a_part_with_carriage_returns_alone_for_line_ends_loads_every_row(
     got = store.con.execute("SELECT session_id, url FROM views WHERE session_id < 10 "
                             "ORDER BY session_id").fetchall()
     assert got == [(1, "u"), (2, "a\rb\rc"), (3, "x\ry")]
+
+
+def test_a_csv_row_that_is_not_utf8_fails_its_run_at_its_line(
+        store: DuckDBStore, writer: Writer, tmp_path: Path) -> None:
+    # The line was looked for by reading the part as UTF-8: a UnicodeDecodeError ended the
+    # whole sync, as "a bug in csload", on every sync.
+    body = (HEADER + GOOD).encode() + b'3,1,2026-11-20 10:00:00,"caf\xe9",[],[]\n'
+    path = tmp_path / "latin1.csv.gz"
+    path.write_bytes(gzip.compress(body))
+    good = bad_csv_run(writer, 11, HEADER + GOOD)
+    staged = StagedRun(good.job, good.run, (good.parts[0], StagedPart(2, path, len(body))))
+    [outcome] = store.apply([staged])
+    assert isinstance(outcome.error, PartParseError), outcome
+    assert (outcome.error.part_id, outcome.error.line) == (2, 3)
+    assert "utf-8" in str(outcome.error)
+
+
+def test_bytes_after_a_gzip_stream_fail_their_run_alone_in_a_batch(
+        store: DuckDBStore, writer: Writer, tmp_path: Path) -> None:
+    # DuckDB's "Input is not a GZIP stream" names no file: the whole table's batch failed,
+    # naming no job, run or part, on every sync. (Parts larger than the first record's read,
+    # which finds the bad bytes of a small part.)
+    the_job = job(1, fields=FIELDS)
+    runs = [writer.staged(the_job, run(run_id, 1, date(2026, 11, run_id)), [
+        [{"session_id": run_id, "view_number": n} for n in range(3000)]] * 2)
+        for run_id in (11, 12, 13)]
+    spoiled = runs[1].parts[1].path
+    spoiled.write_bytes(spoiled.read_bytes() + b"GARBAGE-TRAILING-BYTES")
+    outcomes = {o.run_id: o for o in store.apply(runs)}
+    assert outcomes[12].status == "damaged" and isinstance(outcomes[12].error, DamagedDownload)
+    assert "part 2" in str(outcomes[12].error)
+    assert "not gzip" in str(outcomes[12].error)
+    assert {outcomes[r].status for r in (11, 13)} == {"loaded"}
+    assert store.con.execute("SELECT DISTINCT session_id FROM views ORDER BY 1").fetchall() == [
+        (11,), (13,)]
