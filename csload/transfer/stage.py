@@ -41,7 +41,7 @@ from csload.errors import (
 )
 from csload.transfer.host import StorageHost
 from csload.transfer.slots import OrderedSlots
-from csload.transfer.staged import StagedPart, StagedRun, check_run_parts
+from csload.transfer.staged import StagedPart, StagedRun, check_run_parts, check_run_times
 
 # Fresh run details fetched for one part before its files are declared gone. Three: a part
 # whose download waits out retries can see its fresh URL outlive its lifetime more than once
@@ -119,6 +119,8 @@ async def stage_run(
         # Before the folder or any download: a run listing 10^6 parts was downloaded whole,
         # and refused only by the loader (which checks again, for runs staged elsewhere).
         check_run_parts(job.job_id, run.run_id, len(parts), client.limits)
+        for told in (run, detail):   # the list orders the runs, the detail is loaded
+            check_run_times(job, told, datetime.now(UTC))
         urls.parts = {part.part_id: part for part in parts}
         refresh_lock = anyio.Lock()
         staged: dict[int, StagedPart] = {}

@@ -282,3 +282,57 @@ def test_hostile_custom_var_position_out_of_range_is_a_warning(
     assert loaded and {run["status"] for run in runs} <= {"loaded", "source_failed"}
     assert rows_by_run(tmp_path / "cs.duckdb") == {
         run_id: len(simulator.truth(run["jobId"], run_id)) for run_id, run in loaded.items()}
+
+
+# -- a run's window and times -----------------------------------------------------------------
+
+
+def set_run_values(run_id: int, **values: str) -> Edit:
+    """Set the run's keys in a run detail, or in the page of a run list that holds it."""
+    def edit(payload: Any) -> None:
+        for run in payload if isinstance(payload, list) else [payload]:
+            if run["jobRunId"] == run_id:
+                run.update(values)
+    return edit
+
+
+@pytest.mark.hostile("a run whose window spans a century, ends before it starts, or whose "
+                     "finish time is in year 9999",
+                     "that run fails before its download (job, run, what is wrong); every "
+                     "loaded row stays; exit 3; the next sync loads the true run")
+@pytest.mark.parametrize(("values", "problem"), [
+    ({"startDate": "2000-01-01T00:00:00.000Z", "endDate": "2100-01-01T00:00:00.000Z"},
+     "its window (2000-01-01 00:00 to 2100-01-01 00:00 UTC) spans 36,525 days, more than a "
+     "daily run's 2; loaded, it would replace the job's other runs over all those days"),
+    ({"endDate": "2000-01-01T00:00:00.000Z"}, "ends before it starts"),
+    ({"finishedAt": "9999-12-31T00:00:00.000Z"},
+     "it was finished at 9999-12-31 00:00 UTC, ahead of this machine's clock"),
+], ids=["century", "reversed", "finished-in-9999"])
+def test_hostile_run_window_or_time_fails_that_run_and_keeps_the_loaded_rows(
+        values: dict[str, str], problem: str, simulator: Tampered,
+        sync: Callable[[], Result], tmp_path: Path) -> None:
+    # A daily run of 2000-01-01..2100-01-01 replaced every loaded day of its job by the window
+    # rule (402 rows removed, exit 0, for good); one finished in year 9999 counted as later
+    # than every re-run of its day, whose rows were then discarded.
+    first = sync()
+    assert first.exit_code == 0, output_of(first)
+    before = rows_by_run(tmp_path / "cs.duckdb")
+    job = simulator.job_named("Daily pageviews")
+    [new] = [run for run in simulator.advance_days(1)
+             if any(r.run_id == run for r in simulator.runs(job.job_id))]
+    edit = set_run_values(new, **values)
+    simulator.edits[simulator.api_path(f"/exports/{job.job_id}/runs")] = edit
+    simulator.edits[simulator.api_path(f"/exports/{job.job_id}/runs/{new}")] = edit
+
+    result = sync()
+
+    assert result.exit_code == 3, output_of(result)
+    [failed] = [run for run in json.loads(result.stdout)["runs"] if run["status"] == "failed"]
+    assert failed["runId"] == new
+    assert failed["message"].startswith(f"job {job.job_id}, run {new}: the API's run cannot "
+                                        "be an export: ") and problem in failed["message"]
+    after = rows_by_run(tmp_path / "cs.duckdb")
+    assert {run: after[run] for run in before} == before
+    simulator.edits.clear()
+    assert sync().exit_code == 0
+    assert rows_by_run(tmp_path / "cs.duckdb")[new] == len(simulator.truth(job.job_id, new))
