@@ -170,6 +170,13 @@ def _header_columns(layout: JobLayout, header: tuple[str, ...], part: PartFile
             part, 1, "the first row is not a header naming the job's fields"))
     if len(set(header)) != len(header):
         raise PartFailed(part.run_id, parse_error(part, 1, "the header repeats a column"))
+    # Read by the header, a column it lacks loaded NULL in every row of the part, exit 0.
+    lacking = [c.source for c in layout.columns if c.source not in set(header)]
+    if lacking:
+        shown = ", ".join(repr(name) for name in lacking[:5])
+        raise PartFailed(part.run_id, parse_error(
+            part, 1, f"the header lacks {len(lacking)} of the job's columns ({shown}"
+            f"{', ...' if len(lacking) > 5 else ''}): the part is not the job's export"))
     columns = []
     names: set[str] = set()
     for name in header:

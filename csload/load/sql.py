@@ -137,7 +137,8 @@ _SIGNED = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"})
 def refused_values(col: Column, ref: str, key: bool) -> tuple[str, str] | None:
     """(SQL that is true where the value `ref` of `col` is refused, what is wrong with it), or
     None when any value the reader accepts is fine. `key`: the column is part of the row key,
-    which the supersede rules compare as UBIGINT (a negative id aborted the sync there)."""
+    which the supersede rules compare as UBIGINT (a negative id aborted the sync there), and
+    which a NULL cannot be (such a row loaded, and stayed beside every re-run's)."""
     base = col.duckdb_type.removesuffix("[]")
     if base in _RANGES:
         low, high = _RANGES[base]
@@ -146,7 +147,11 @@ def refused_values(col: Column, ref: str, key: bool) -> tuple[str, str] | None:
                     "a date or time out of range (years 1 to 9999)")
         return f"({ref} < {low} OR {ref} > {high})", "a date or time out of range (years 1 to 9999)"
     if key and base in _SIGNED and not col.is_array:
-        return f"({ref} < 0)", "a negative id, out of range for the row key"
+        return (f"({ref} IS NULL OR {ref} < 0)",
+                "no id (NULL) or a negative one, out of range for the row key")
+    if key and not col.is_array:
+        # A NULL key equals no key: the row would never be replaced by a re-run of its day.
+        return f"({ref} IS NULL)", "no id (NULL) for the row key"
     return None
 
 

@@ -80,13 +80,15 @@ def test_uncompressed_bad_part(store: DuckDBStore, writer: Writer) -> None:
 
 
 JSON_CASES = {
-    "invalid JSON line": ('{"session_id": 1}\n{"session_id": 2\n{"session_id": 3}\n', 2),
-    "text in an integer": ('{"session_id": 1}\n\n{"session_id": "abc"}\n', 3),
-    "bad timestamp": ('{"session_id": 1}\n{"session_id": 2, "view_time": "2026-13-01 00:00:00"}\n',
+    "invalid JSON line": ('{"view_number": 1, "session_id": 1}\n{"session_id": 2\n'
+                          '{"session_id": 3}\n', 2),
+    "text in an integer": ('{"view_number": 1, "session_id": 1}\n\n{"session_id": "abc"}\n', 3),
+    "bad timestamp": ('{"view_number": 1, "session_id": 1}\n'
+                      '{"view_number": 1, "session_id": 2, "view_time": "2026-13-01 00:00:00"}\n',
                       2),
-    "not an object": ('{"session_id": 1}\n[1, 2]\n', 2),
-    "uint64 overflow": ('{"session_id": 18446744073709551615}\n'
-                        '{"session_id": 18446744073709551616}\n', 2),
+    "not an object": ('{"view_number": 1, "session_id": 1}\n[1, 2]\n', 2),
+    "uint64 overflow": ('{"view_number": 1, "session_id": 18446744073709551615}\n'
+                        '{"view_number": 1, "session_id": 18446744073709551616}\n', 2),
 }
 
 
@@ -264,3 +266,36 @@ def test_bytes_after_a_gzip_stream_fail_their_run_alone_in_a_batch(
     assert {outcomes[r].status for r in (11, 13)} == {"loaded"}
     assert store.con.execute("SELECT DISTINCT session_id FROM views ORDER BY 1").fetchall() == [
         (11,), (13,)]
+
+
+def test_a_header_lacking_a_column_of_the_job_fails_its_run_at_line_1(
+        store: DuckDBStore, writer: Writer) -> None:
+    # Read by its header, the part loaded `url` NULL in every row, exit 0.
+    body = HEADER.replace(",url,", ",page,") + GOOD
+    [outcome] = store.apply([bad_csv_run(writer, 11, body)])
+    assert isinstance(outcome.error, PartParseError) and outcome.error.line == 1
+    assert "the header lacks 1 of the job's columns ('url')" in str(outcome.error)
+
+
+@pytest.mark.parametrize(("fmt", "body", "line"), [
+    ("CSV", HEADER + GOOD + "\\N,2,2026-11-20 10:00:00,u,[],[]\n", 3),
+    ("CSV", HEADER + GOOD + "4,\\N,2026-11-20 10:00:00,u,[],[]\n", 3),
+    ("JSONL", '{"session_id": 1, "view_number": 1}\n{"session_id": null, "view_number": 2}\n', 2),
+    ("JSONL", '{"session_id": 1, "view_number": 1}\n{}\n', 2),
+], ids=["csv-session", "csv-view", "jsonl-null", "jsonl-empty-object"])
+def test_a_row_without_its_key_fails_its_run_at_its_line(
+        store: DuckDBStore, writer: Writer, fmt: str, body: str, line: int) -> None:
+    # A NULL key loaded, and no re-run of its day could ever replace the row.
+    if fmt == "CSV":
+        staged = bad_csv_run(writer, 11, body)
+        part = 2
+    else:
+        path = writer.folder / "nokey.jsonl.gz"
+        path.write_bytes(gzip.compress(body.encode()))
+        staged = StagedRun(job(1, fmt="JSONL", fields=FIELDS), run(11, 1, DAY),
+                           (StagedPart(1, path, 10),))
+        part = 1
+    [outcome] = store.apply([staged])
+    assert isinstance(outcome.error, PartParseError), outcome
+    assert (outcome.error.part_id, outcome.error.line) == (part, line), str(outcome.error)
+    assert "no id (NULL)" in str(outcome.error)
