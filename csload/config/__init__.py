@@ -125,7 +125,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
             # The descriptor's own status, not the path's: the file read is the file checked.
             status = os.fstat(fh.fileno())
             check_config_owner(path, status)
-            values = tomllib.load(fh)
+            # UTF-8, with or without the byte order mark some editors write first.
+            values = tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the settings file is not UTF-8 text (TOML files are "
+                          "UTF-8): save it as UTF-8") from None
     except FileNotFoundError:
         return {}
     except IsADirectoryError:

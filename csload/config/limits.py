@@ -5,7 +5,7 @@ from `[limits]` and `[retry]` of csload.toml by csload.config."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from csload.errors import ConfigError
 
@@ -65,6 +65,7 @@ class Limits:
     max_response_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
+        check_types(self)
         if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
             raise ConfigError(f"api_concurrency must be between 1 and {API_CONCURRENCY_CEILING} "
                               f"(the API's per-project limit), got {self.api_concurrency}")
@@ -115,6 +116,26 @@ class Limits:
     lake_vacuum: bool = True
 
 
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false"}
+
+
+def check_types(settings: Limits | RetryPolicy) -> None:
+    """ConfigError naming the setting whose value is not of its type (`api_concurrency =
+    8.5` failed deep in a sync as "a bug in csload", `"4"` as "'<' not supported between
+    instances of 'str' and 'int'"; `2.5` downloads at once were taken)."""
+    for setting in fields(settings):
+        value = getattr(settings, setting.name)
+        kind = str(setting.type)
+        if kind == "bool":
+            right = isinstance(value, bool)
+        elif kind == "int":
+            right = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            right = isinstance(value, int | float) and not isinstance(value, bool)
+        if not right:
+            raise ConfigError(f"{setting.name} must be {_KINDS.get(kind, kind)}, got {value!r}")
+
+
 def _check_load_caps(limits: Limits) -> None:
     for name in ("max_columns", "max_column_name", "max_unknown_columns", "max_run_parts",
                  "max_part_bytes"):
@@ -161,6 +182,7 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.max_attempts < 1:
             raise ConfigError(f"retry max_attempts must be at least 1, got {self.max_attempts}")
         if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:

@@ -86,6 +86,34 @@ def test_invalid_toml_is_an_error(tmp_path: Path) -> None:
         load_settings(environ=ENV, config_file=write_toml(tmp_path, "client_id = "))
 
 
+def test_a_settings_file_with_a_byte_order_mark_or_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "csload.toml"
+    path.write_bytes(b"\xef\xbb\xbf[limits]\napi_concurrency = 2\n")
+    assert load_settings(environ=ENV, config_file=path).limits.api_concurrency == 2
+    path.write_bytes("[limits]\napi_concurrency = 2\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"csload.toml: the settings file is not UTF-8 text"):
+        load_settings(environ=ENV, config_file=path)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("[limits]\napi_concurrency = 8.5", "api_concurrency must be a whole number, got 8.5"),
+    ("[limits]\nmax_staged_runs = 2.5", "max_staged_runs must be a whole number, got 2.5"),
+    ("[limits]\ndownload_concurrency = 2.5", "download_concurrency must be a whole number"),
+    ('[limits]\ndownload_concurrency = "4"', "download_concurrency must be a whole number, "
+                                             "got '4'"),
+    ("[limits]\napi_concurrency = true", "api_concurrency must be a whole number, got True"),
+    ('[limits]\nread_timeout = "2m"', "read_timeout must be a number, got '2m'"),
+    ('[limits]\nbatch_linger = "x"', "batch_linger must be a number, got 'x'"),
+    ('[limits]\nlake_vacuum = 1', "lake_vacuum must be true or false, got 1"),
+    ('[retry]\nmax_attempts = "3"', "max_attempts must be a whole number, got '3'"),
+])
+def test_a_setting_of_the_wrong_type_is_named(tmp_path: Path, line: str, problem: str) -> None:
+    # Such values passed the settings' checks, then failed deep in a sync or a doctor run as
+    # "a bug in csload", or as "'<' not supported between instances of 'str' and 'int'".
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        load_settings(environ=ENV, config_file=write_toml(tmp_path, line + "\n"))
+
+
 def test_bad_project_id_names_where_it_came_from(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"project_id must be an integer, got 'abc' "
                                           r"\(environment CONTENTSQUARE_PROJECT_ID\)$"):
