@@ -150,7 +150,9 @@ def demo(db: Path, days: int) -> None:
     from csload.simulator import SimConfig, Simulator
 
     _remove_old_demo(db)
-    simulator = Simulator(SimConfig(days=days, real_time_clock=True))
+    # Files kept beyond the 7 days of the service: with --days 6 or 7 the legacy job's run
+    # (seeded the day before the window) had expired, and the demo exited 3 on its own data.
+    simulator = Simulator(SimConfig(days=days, real_time_clock=True, file_retention_days=14))
     handle = simulator.start_in_thread()
     try:
         client_id, client_secret, project_id = simulator.credentials
