@@ -165,12 +165,15 @@ def lookups_missing(con: duckdb.DuckDBPyConnection) -> bool:
     return not row or int(row[0]) < len(code_tables())
 
 
-def column_comment(scope: str, field_name: str, column: str) -> str | None:
-    """The comment of a table column carrying `field_name` of `scope`, None: nothing to say."""
+def column_comment(scope: str, field_name: str, column: str, *, names_kept: bool = True
+                   ) -> str | None:
+    """The comment of a table column carrying `field_name` of `scope`, None: nothing to say.
+    `names_kept`: the target keeps the custom variables' names (a database; not a lake)."""
     if field_name in VARIABLE_FIELDS:
         kind = "custom" if field_name == "custom_var" else "dynamic"
-        where = (f"; its name: {CODES_SCHEMA}.{CUSTOM_VARS_TABLE}"
-                 if field_name == "custom_var" else "")
+        names = (f"{CODES_SCHEMA}.{CUSTOM_VARS_TABLE}" if names_kept
+                 else "`csload custom-vars` lists them")
+        where = f"; its name: {names}" if field_name == "custom_var" else ""
         return f"a {kind} variable of the project, as text{where}"
     spec: FieldSpec | None = None
     if scope in SCOPES and field_name in load_schema(scope):
@@ -251,7 +254,8 @@ def _job_columns(con: duckdb.DuckDBPyConnection) -> list[_JobColumn]:
 
 
 def describe_from_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """Comment every column of every table (or view) the ledger's jobs load into."""
+    """Comment every column of every table (or view) the ledger's jobs load into: a lake's
+    views, whose target keeps no `codes.custom_vars` (a comment sent readers there)."""
     present = _main_columns(con)
     columns = _job_columns(con)
     done: set[tuple[str, str]] = set()
@@ -260,7 +264,7 @@ def describe_from_ledger(con: duckdb.DuckDBPyConnection) -> None:
         if item.column not in present.get(item.table, ()) or key in done:
             continue
         done.add(key)
-        text = column_comment(item.scope, item.field_name, item.column)
+        text = column_comment(item.scope, item.field_name, item.column, names_kept=False)
         if text:
             _comment(con, item.table, item.column, text)
     for table in {item.table for item in columns}:

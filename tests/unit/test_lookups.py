@@ -207,4 +207,7 @@ def test_describe_from_ledger_comments_views_over_the_tables(
     views = comments(store, "views")
     assert views["session_id"] is not None and "session" in views["session_id"]
     assert "custom variable" in (views["user_type"] or "")
+    # A lake's connection has no codes.custom_vars (the comment sent readers there).
+    assert "codes.custom_vars" not in (views["user_type"] or "")
+    assert "`csload custom-vars` lists them" in (views["user_type"] or "")
     assert "run that delivered the row" in (views["_run_id"] or "")
