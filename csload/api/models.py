@@ -307,14 +307,22 @@ class Run:
         if files is not None and not isinstance(files, list):
             raise ApiError(f"{where}: files is {type(files).__name__}, not a list")
         label = part_label(owner, run_id, None)
+
+        def when(key: str) -> datetime | None:
+            # "unexpected timestamp 'yesterday'" named neither the run nor the key.
+            try:
+                return parse_timestamp(raw.get(key))
+            except ApiError as exc:
+                raise ApiError(f"{label}: {key}: {exc}") from None
+
         return cls(
             run_id=run_id,
             job_id=owner,
             state=str(raw.get("state") or "").upper(),
-            start_date=parse_timestamp(raw.get("startDate")),
-            end_date=parse_timestamp(raw.get("endDate")),
-            created_at=parse_timestamp(raw.get("createdAt")),
-            finished_at=parse_timestamp(raw.get("finishedAt")),
+            start_date=when("startDate"),
+            end_date=when("endDate"),
+            created_at=when("createdAt"),
+            finished_at=when("finishedAt"),
             parts=None if files is None else _parts(files, label),
         )
 

@@ -336,3 +336,19 @@ def test_hostile_run_window_or_time_fails_that_run_and_keeps_the_loaded_rows(
     simulator.edits.clear()
     assert sync().exit_code == 0
     assert rows_by_run(tmp_path / "cs.duckdb")[new] == len(simulator.truth(job.job_id, new))
+
+
+def test_a_run_list_with_a_time_that_is_no_time_names_the_job_run_and_key(
+        simulator: Tampered, sync: Callable[[], Result], tmp_path: Path) -> None:
+    # It was "unexpected timestamp 'yesterday'", naming no job, run or key.
+    job = simulator.job_named("Daily sessions")
+    run_id = simulator.runs(job.job_id)[-1].run_id
+    simulator.edits[simulator.api_path(f"/exports/{job.job_id}/runs")] = set_run_values(
+        run_id, startDate="yesterday")
+
+    result = sync()
+
+    assert result.exit_code == 1, output_of(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: job {job.job_id}, run {run_id}: startDate: unexpected timestamp "
+                     "'yesterday'"], lines
