@@ -16,8 +16,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from csload.config import STAGING_DIR_ENV
-from csload.errors import StoreError
+from csload.config import STAGING_DIR_ENV, staging_path
+from csload.errors import ConfigError, StoreError
 from csload.scratch import OwnFolder, fresh_folder
 
 # How to put the downloads elsewhere, for messages about the staging folder.
@@ -125,3 +125,14 @@ def make_private_folder(path: Path) -> None:
     shutil.rmtree(path)
     # Exclusive: a folder someone made in its place meanwhile is an error, not reused.
     path.mkdir(mode=0o700)
+
+
+def check_staging_root(value: str | Path) -> Path:
+    """A staging folder the user chose: it must be an existing folder (csload creates only its
+    own subfolder there, so that a mistyped path does not grow a tree of folders)."""
+    path = staging_path(value, "staging_dir")
+    if not path.is_dir():
+        state = "is not a folder" if path.exists() else "does not exist"
+        raise ConfigError(f"staging folder {path} {state}: create it, or choose another "
+                          f"({STAGING_CHOICE})")
+    return path

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import duckdb
 
 from csload.api.models import Job, Run
-from csload.config import Limits, staging_path
+from csload.config import Limits, file_lake_options
 from csload.delta_folders import refuse_inside_table
 from csload.errors import ConfigError, StoreError
 from csload.lake.layout import RESERVED_COLUMNS
@@ -48,6 +48,7 @@ from csload.redact import redact_options
 from csload.scratch import OwnFolder, fresh_folder
 from csload.staging import (
     STAGING_CHOICE,
+    check_staging_root,
     make_private_folder,
     os_reason,
     own_folder_in,
@@ -96,17 +97,6 @@ def check_one_target(db: object, parquet: object, *, flags: bool = False) -> Non
                           f"Delta tables ({names[1]}), not both")
 
 
-def check_staging_root(value: str | Path) -> Path:
-    """A staging folder the user chose: it must be an existing folder (csload creates only its
-    own subfolder there, so that a mistyped path does not grow a tree of folders)."""
-    path = staging_path(value, "staging_dir")
-    if not path.is_dir():
-        state = "is not a folder" if path.exists() else "does not exist"
-        raise ConfigError(f"staging folder {path} {state}: create it, or choose another "
-                          f"({STAGING_CHOICE})")
-    return path
-
-
 # Characters DuckDB's readers expand as a pattern in a path (read_parquet over a lake's files).
 GLOB_CHARACTERS = "[*?"
 
@@ -152,11 +142,11 @@ class Target:
     def of(cls, *, db: str | Path | None, parquet: str | Path | None,
            storage_options: Mapping[str, str] | None = None,
            staging_dir: str | Path | None = None, auth_url: str | None = None) -> Target:
-        """The https rule of a lake's S3 endpoint (storage option or environment alike) is
-        checked here, before anything is requested (csload.lake.fs.require_secure_endpoint):
-        for a sync, `auth_url` is its settings', and plain http goes only to a loopback
-        address in simulator mode; None (a reader), plain http to loopback, or with the
-        storage option `allow_http`."""
+        """`storage_options` None: ./csload.toml's `[lake]` for an s3:// lake. The https rule
+        of its endpoint (storage option or environment) is checked here, before any request
+        (csload.lake.fs.require_secure_endpoint): for a sync, `auth_url` is its settings', and
+        plain http goes to loopback in simulator mode only; None (a reader): to loopback, or
+        with the storage option `allow_http`."""
         check_one_target(db, parquet)
         # `--parquet "$LAKE"` with LAKE unset: "" would be the current folder (`--db ""`
         # reaches here as Path("."), the click option's Path of "").
@@ -168,7 +158,8 @@ class Target:
         root = None if staging_dir is None else check_staging_root(staging_dir)
         if parquet is not None:
             check_lake_path(str(parquet))
-            options = dict(storage_options or {})
+            options = dict(storage_options if storage_options is not None else
+                           file_lake_options(parquet))
             # Only for a lake: csload.lake imports pyarrow, which a database never needs.
             from csload.lake.fs import is_s3_url, require_secure_endpoint
 
@@ -428,9 +419,9 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
                    read_only: bool = False,
                    storage_options: Mapping[str, str] | None = None,
                    create: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for analysis code: to a csload database file, or, with `parquet`,
-    to a lake (an in-memory DuckDB with one view per table over the files of the version its
-    ledger records, csload.lake.reader).
+    """A DuckDB connection for analysis code: to a csload database file, or, with `parquet`, to
+    a lake (an in-memory DuckDB with a view per table over the files of the version its ledger
+    records, csload.lake.reader; `storage_options` default: ./csload.toml's `[lake]`).
 
     A database file that does not exist is refused (StoreError), so that a mistyped path
     does not open a new, empty database; pass `create=True` to create it (":memory:", DuckDB's
@@ -452,7 +443,7 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
     """What a target's ledger says: its tables, its jobs (last window, days missing) and
     the runs that failed or expired. Of the DuckDB database at `db` (default
     `contentsquare.duckdb`; it must exist and be a csload database, else StoreError), or of
-    the lake of Delta tables at `parquet` (a folder or s3:// URL; `storage_options` for S3)."""
+    the lake at `parquet` (a folder or s3:// URL; `storage_options` as for `connect`)."""
     target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
     # Here, not at the top: a sync opens targets and never reads a status.
     from csload.load.status import ledger_status

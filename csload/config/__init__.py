@@ -327,8 +327,19 @@ def lake_options_for(parquet: object, options: Mapping[str, str]) -> dict[str, s
     """The `[lake]` settings for the lake at `parquet`: an s3:// lake's; none for a local
     folder (csload.toml's `[lake]` is the S3 lake's, and a local lake synced or read with the
     same settings file was refused: "storage options apply to s3:// lakes only")."""
-    is_s3 = isinstance(parquet, str) and parquet.lower().startswith("s3://")
-    return dict(options) if is_s3 else {}
+    return dict(options) if _is_s3(parquet) else {}
+
+
+def _is_s3(parquet: object) -> bool:
+    # Not csload.lake.fs.is_s3_url: that module loads pyarrow, which a DuckDB sync never needs.
+    return isinstance(parquet, str) and parquet.lower().startswith("s3://")
+
+
+def file_lake_options(parquet: object) -> dict[str, str]:
+    """The storage options of the lake at `parquet` when the caller gave none: ./csload.toml's
+    `[lake]` for an s3:// lake, as the CLI reads them (`csload.connect` and `csload.status`
+    ignored them, and reached AWS instead of the endpoint the file names); none for a folder."""
+    return read_lake_options() if _is_s3(parquet) else {}
 
 
 def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
