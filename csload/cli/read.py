@@ -9,13 +9,14 @@ consoles print without markup, so a name like `[red]x` is printed as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
 from csload.api import calls
-from csload.api.models import Job, normalize_identifier
+from csload.api.models import Job, Run, kept_until, normalize_identifier
 from csload.cli.common import (
     answered,
     connection_options,
@@ -124,9 +125,20 @@ def runs(job_id: int, as_json: bool, state: str | None, files: bool, **params: A
         row = [str(run.run_id), scrub(run.state), ts(run.start_date), ts(run.end_date),
                ts(run.finished_at)]
         if files:
-            row.append("" if run.parts is None else str(len(run.parts)))
+            row.append(_files_cell(run))
         table.add_row(*row)
     stdout.print(table)
+
+
+def _files_cell(run: Run) -> str:
+    """How many files the run lists, and whether storage still keeps them: the count alone read
+    as downloadable files for runs whose files had expired days before."""
+    if run.parts is None:
+        return ""
+    until = kept_until(run.parts[0] if run.parts else None, run)
+    if until is not None and until <= datetime.now(UTC):
+        return f"{len(run.parts)} (expired {until:%Y-%m-%d})"
+    return str(len(run.parts))
 
 
 @click.command()

@@ -9,6 +9,7 @@ has coarse type names.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -88,6 +89,29 @@ def test_runs_with_files(env: dict[str, str], simulator: Simulator) -> None:
             assert run["files"], "a successful run lists its files"
             assert all("url" not in part for part in run["files"]), "no signed URL printed"
     assert "Signature" not in result.stdout
+
+
+def test_runs_files_say_which_runs_storage_no_longer_keeps(env: dict[str, str]) -> None:
+    # The count alone read as downloadable files for runs whose files expired days before.
+    simulator = Simulator(SimConfig(days=10, real_time_clock=True))
+    handle = simulator.start_in_thread()
+    try:
+        result = invoke(["runs", "1121", "--files"],
+                        {**env, "CONTENTSQUARE_AUTH_URL": handle.base_url, "COLUMNS": "200"})
+    finally:
+        handle.stop()
+    assert result.exit_code == 0, result.output
+    rows = {int(line.split("│")[1]): line.split("│")[6].strip()
+            for line in result.stdout.splitlines() if line.startswith("│ 1")}
+    now = datetime.now(UTC)
+    for run in simulator.runs(1121):
+        until = run.finished_at + timedelta(days=7)
+        if until <= now - timedelta(minutes=1):
+            assert f"(expired {until:%Y-%m-%d})" in rows[run.run_id], rows
+        elif until > now + timedelta(minutes=1):
+            assert rows[run.run_id].isdigit(), rows
+    assert any("expired" in cell for cell in rows.values())
+    assert any(cell.isdigit() for cell in rows.values())
 
 
 def test_fields(env: dict[str, str]) -> None:
