@@ -30,10 +30,14 @@ def redact_url(url: str) -> str:
         # An invalid port or IPv6 address: nothing of it is shown (the query may be a
         # signature; a crash here once printed it in a traceback, issue 16).
         return "<invalid URL>"
+    suffix = "?<redacted>" if parts.query else ""
+    if not parts.netloc:
+        # No "//", so no user info either: `127.0.0.1:8765` (a scheme forgotten) was shown
+        # as "://127.0.0.1:8765", a value the user never gave.
+        return f"{parts.scheme + ':' if parts.scheme else ''}{parts.path}{suffix}"
     host = parts.hostname or ""
     if port:
         host = f"{host}:{port}"
-    suffix = "?<redacted>" if parts.query else ""
     return f"{parts.scheme}://{host}{parts.path}{suffix}"
 
 

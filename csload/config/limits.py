@@ -117,6 +117,11 @@ class Limits:
 
 
 _KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false"}
+# Settings whose own check says their type and range in one message.
+_TYPES_CHECKED_WITH_RANGE = frozenset({
+    "api_timeout", "max_response_bytes", "lock_wait", "max_columns", "max_column_name",
+    "max_unknown_columns", "max_run_parts", "max_part_bytes", "min_download_rate",
+    "min_rate_window", "lake_file_retention", "lake_log_retention", "lake_vacuum"})
 
 
 def check_types(settings: Limits | RetryPolicy) -> None:
@@ -124,6 +129,8 @@ def check_types(settings: Limits | RetryPolicy) -> None:
     8.5` failed deep in a sync as "a bug in csload", `"4"` as "'<' not supported between
     instances of 'str' and 'int'"; `2.5` downloads at once were taken)."""
     for setting in fields(settings):
+        if setting.name in _TYPES_CHECKED_WITH_RANGE:
+            continue
         value = getattr(settings, setting.name)
         kind = str(setting.type)
         if kind == "bool":

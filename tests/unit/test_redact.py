@@ -9,6 +9,12 @@ def test_redact_url_drops_query_and_userinfo() -> None:
     assert "abc" not in safe and "pw" not in safe
 
 
+def test_a_url_without_a_scheme_is_shown_as_given_without_its_query() -> None:
+    # CONTENTSQUARE_AUTH_URL=127.0.0.1:8765 was quoted back as "://127.0.0.1:8765".
+    assert redact_url("127.0.0.1:8765") == "127.0.0.1:8765"
+    assert redact_url("localhost:8000/x?Signature=abc") == "localhost:8000/x?<redacted>"
+
+
 def test_redact_text_scrubs_tokens_and_signatures() -> None:
     text = ("Authorization: Bearer abc.def-123 failed for "
             "https://h/p?signature=deadbeef&expires=99 token eyJhbGci.eyJzdWIi.c2ln "
