@@ -7,7 +7,7 @@ import click
 
 from csload.cli.common import fail, scrub, stdout
 from csload.config import lake_options_for, read_lake_options
-from csload.errors import CsloadError
+from csload.errors import CsloadError, StoreError
 
 
 @click.group()
@@ -29,6 +29,9 @@ def upgrade(root: str) -> None:
         target = Target.of(db=None, parquet=root, storage_options=options)
         assert target.parquet is not None
         changed = upgrade_lake(target.parquet, target.storage_options or None)
+        if not changed and not target.exists():
+            # "nothing to upgrade", exit 0, read as a success for a mistyped path.
+            raise StoreError(f"no csload lake at {root}: check the path")
     except CsloadError as exc:
         fail(exc)
     if changed:

@@ -246,6 +246,10 @@ def test_csload_lake_upgrade_command(older_local: Lake) -> None:
     assert_upgraded(older_local)
     again = runner.invoke(lake_cli, ["upgrade", older_local.root])
     assert again.exit_code == 0 and "nothing" in again.output
+    # A mistyped path said "nothing to upgrade", exit 0.
+    missing = runner.invoke(lake_cli, ["upgrade", f"{older_local.root}-typo"])
+    assert missing.exit_code == 1, missing.output
+    assert f"no csload lake at {older_local.root}-typo" in missing.output
 
 
 # --- interrupted upgrades --------------------------------------------------------------------
