@@ -76,9 +76,10 @@ def is_header(first_row: tuple[str, ...], fields: tuple[str, ...]) -> bool:
     """
     if not fields:
         return True
-    if any(_DATA_VALUE.fullmatch(value.strip()) for value in first_row):
-        return False
     wanted = set(fields)
+    # A job's own column name that looks like a number (an alias "2024") is still a name.
+    if any(_DATA_VALUE.fullmatch(value.strip()) and value not in wanted for value in first_row):
+        return False
     named = sum(1 for value in set(first_row) if value in wanted)
     return named >= 1 and 2 * named >= len(wanted)
 

@@ -299,3 +299,13 @@ def test_a_row_without_its_key_fails_its_run_at_its_line(
     assert isinstance(outcome.error, PartParseError), outcome
     assert (outcome.error.part_id, outcome.error.line) == (part, line), str(outcome.error)
     assert "no id (NULL)" in str(outcome.error)
+
+
+def test_a_header_naming_a_column_that_looks_like_a_number_is_a_header(
+        store: DuckDBStore, writer: Writer) -> None:
+    # An alias "2024" is a name of the job's: its header is no data row.
+    the_job = job(1, fields=[("session_id", "2024"), "view_number"])
+    path = writer.folder / "numeric-alias.csv.gz"
+    path.write_bytes(gzip.compress(b'"2024","view_number"\n5,1\n6,2\n'))
+    [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))])
+    assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
