@@ -24,6 +24,7 @@ from csload.api.models import Job, Run
 from csload.doctor.report import clean
 from csload.doctor.textscan import NULL, NotCsv, Record, csv_records, jsonl_lines
 from csload.errors import CsloadError, PartParseError
+from csload.load.columns import job_layout
 from csload.load.duckdb import DuckDBStore
 from csload.load.parts import is_header
 from csload.transfer.staged import StagedPart, StagedRun
@@ -117,7 +118,7 @@ def load_trial(job: Job, run: Run, part_id: int, text: str, *, compress: bool,
 def _culprits(trials: _Trials, job: Job, text: str, line: int) -> list[tuple[str, str]]:
     if job.format == "CSV":
         return _csv_culprits(trials, job, text, line)
-    return _json_culprits(trials, text, line)
+    return _json_culprits(trials, job, text, line)
 
 
 def _csv_culprits(trials: _Trials, job: Job, text: str, line: int) -> list[tuple[str, str]]:
@@ -138,8 +139,11 @@ def _csv_culprits(trials: _Trials, job: Job, text: str, line: int) -> list[tuple
     head = text[first.start:first.end] if header else ""
     columns = list(first.values) if header else list(names)
 
+    keys = _key_sources(job)
+
     def fails(kept: set[int]) -> bool:
-        values = [c.raw if i in kept else NULL for i, c in enumerate(failing.cells)]
+        values = [c.raw if i in kept else "0" if i < len(columns) and columns[i] in keys
+                  else NULL for i, c in enumerate(failing.cells)]
         return trials.load((head + ",".join(values) + "\n").encode())[1] is not None
 
     return [(clean(columns[i] if i < len(columns) else f"column {i + 1}", 80),
@@ -147,7 +151,18 @@ def _csv_culprits(trials: _Trials, job: Job, text: str, line: int) -> list[tuple
             for i in _alone(len(failing.cells), fails)]
 
 
-def _json_culprits(trials: _Trials, text: str, line: int) -> list[tuple[str, str]]:
+def _key_sources(job: Job) -> set[str]:
+    """The file names of the job's row-key columns: left out of a trial, they are 0, not NULL
+    (a row without its key fails, whatever its other values)."""
+    try:
+        layout = job_layout(job)
+    except CsloadError:
+        return set()
+    return {c.source for c in layout.columns if c.name in (layout.key_columns or ())}
+
+
+def _json_culprits(trials: _Trials, job: Job, text: str, line: int
+                   ) -> list[tuple[str, str]]:
     row = next((raw for number, raw in jsonl_lines(text) if number == line), None)
     if row is None:
         return []
@@ -158,9 +173,11 @@ def _json_culprits(trials: _Trials, text: str, line: int) -> list[tuple[str, str
     if not isinstance(value, dict):
         return []
     keys = list(value)
+    key_sources = _key_sources(job)
 
     def fails(kept: set[int]) -> bool:
-        row = {k: (v if i in kept else None) for i, (k, v) in enumerate(value.items())}
+        row = {k: (v if i in kept else 0 if k in key_sources else None)
+               for i, (k, v) in enumerate(value.items())}
         return trials.load(orjson.dumps(row) + b"\n")[1] is not None
 
     return [(clean(keys[i], 80), clean(orjson.dumps(value[keys[i]]).decode(), 120))
