@@ -10,9 +10,12 @@ import (csload.pipeline.sync._open_importing_client).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from csload.config import Settings
-from csload.target import Target
+if TYPE_CHECKING:
+    # Types only: the sync hands over its target and settings.
+    from csload.config import Settings
+    from csload.target import Target
 
 
 def creates_target(target: Target) -> bool:
