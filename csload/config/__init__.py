@@ -92,7 +92,7 @@ class Settings:
 def staging_path(value: object, what: str) -> Path:
     """A staging folder as given (a path or a string), refused when empty or not a path."""
     if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
-        return Path(value)
+        return Path(value).expanduser()   # "~/csload-staging" in csload.toml or the variable
     raise ConfigError(f"{what} must be the path of a folder, got {value!r}")
 
 
@@ -173,7 +173,7 @@ def load_settings(
     *,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    config_file: Path | None = None,
+    config_file: str | Path | None = None,
 ) -> Settings:
     """Build Settings from explicit values > environment > TOML file.
 
@@ -182,7 +182,9 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     explicit_file = config_file is not None
-    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    # A str is a path too (it raised AttributeError: 'str' object has no attribute 'open').
+    path = Path(config_file).expanduser() if config_file is not None else Path(
+        DEFAULT_CONFIG_FILE)
     file_values = read_config_file(path)
     if explicit_file and not path.exists():
         raise ConfigError(f"config file not found: {path}")
@@ -210,7 +212,9 @@ def load_settings(
                              if v is not None})
     for name in DURATION_LIMITS:
         if name in limits_values:
-            limits_values[name] = parse_duration(limits_values[name], name)
+            source = (f"{LOCK_WAIT_ENV} (environment)" if name == "lock_wait"
+                      and limits_values[name] == environ.get(LOCK_WAIT_ENV) else name)
+            limits_values[name] = parse_duration(limits_values[name], source)
 
     return Settings(
         client_id=str(merged["client_id"]),

@@ -114,6 +114,19 @@ def test_a_setting_of_the_wrong_type_is_named(tmp_path: Path, line: str, problem
         load_settings(environ=ENV, config_file=write_toml(tmp_path, line + "\n"))
 
 
+def test_a_config_file_given_as_text_a_home_path_and_a_bad_lock_wait_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_toml(tmp_path, 'staging_dir = "~/staging"\n')
+    # A str raised AttributeError; "~" was a folder named "~".
+    settings = load_settings(environ=ENV, config_file="~/csload.toml")
+    assert settings.staging_dir == tmp_path / "staging"
+    with pytest.raises(ConfigError, match=r"^CSLOAD_LOCK_WAIT \(environment\): expected a "
+                                          r"duration.*got 'forever'$"):
+        load_settings(environ={**ENV, "CSLOAD_LOCK_WAIT": "forever"},
+                      config_file=tmp_path / "csload.toml")
+
+
 def test_bad_project_id_names_where_it_came_from(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"project_id must be an integer, got 'abc' "
                                           r"\(environment CONTENTSQUARE_PROJECT_ID\)$"):
