@@ -56,7 +56,9 @@ over-limit      whether the over-limit answer was seen (429, or a 4xx speaking o
                 client shares the project's 10 concurrent requests).
 target          the DuckDB database or Delta lake a sync would write (`db` / `parquet`, as
                 for `csload sync`): writable, and its ledger readable. fail: not writable, or
-                a ledger that cannot be read; warn: another csload process holds it now. A
+                a ledger that cannot be read; warn: another csload process holds it now, or
+                a job of the project that every sync refuses there (a table of yours in its
+                place, a column name the target keeps: the `refused:` lines say why). A
                 target that does not exist yet is ok when its folder is writable (doctor does
                 not create it; for an S3 lake it writes and deletes one probe object). A lake
                 other writers committed to: what the next sync keeps or undoes ("next sync:"

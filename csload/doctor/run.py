@@ -63,9 +63,9 @@ async def run_doctor_async(
     session = recorder.session(settings.limits)
     async with session, ExportClient(settings, session=session) as client:
         with quiet_loader():
-            samples = await _api_checks(report, client, recorder, session, settings,
-                                        sample_bytes,
-                                        RESERVED_COLUMNS if parquet is not None else None)
+            samples, jobs = await _api_checks(
+                report, client, recorder, session, settings, sample_bytes,
+                RESERVED_COLUMNS if parquet is not None else None)
         project = client.project_id
     report.responses = recorder.saved_responses()
     report.samples = [SampleLines(s.name, recorder.redact(s.first_lines))
@@ -73,7 +73,7 @@ async def run_doctor_async(
     await anyio.to_thread.run_sync(partial(
         check_target, report["target"], db=db, parquet=parquet,
         storage_options=lake_options_for(parquet, settings.lake), auth_url=settings.auth_url,
-        project_id=project))
+        project_id=project, jobs=jobs, mapped=settings.tables))
     return report
 
 
@@ -109,7 +109,9 @@ def report_without_settings(message: str, *, sources: Mapping[str, str] | None =
 
 async def _api_checks(report: DoctorReport, client: ExportClient, recorder: Recorder,
                       session: aiohttp.ClientSession, settings: Settings,
-                      sample_bytes: int, reserved: Mapping[str, str] | None) -> list[Sample]:
+                      sample_bytes: int, reserved: Mapping[str, str] | None
+                      ) -> tuple[list[Sample], list[Job] | None]:
+    """The samples, and the project's jobs (None: the API could not be used)."""
     jobs = await first_contact(client, recorder, report, settings)
     observed = client.observed
     samples: list[Sample] = []
@@ -137,7 +139,7 @@ async def _api_checks(report: DoctorReport, client: ExportClient, recorder: Reco
     check_proxy(report["proxy"], observed, storage_proxy)
     check_clock(report["clock"], observed)
     check_over_limit(report["over_limit"], observed)
-    return samples
+    return samples, jobs
 
 
 async def _guarded(check: Check, recorder: Recorder, work: Callable[[], Awaitable[T]],

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from csload.api.models import Job
 from csload.api.schemas import SCOPES
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import (
@@ -23,42 +24,82 @@ from csload.errors import (
     StoreError,
     StoreLockedError,
 )
+from csload.load.backfill_names import is_backfill_job
 from csload.load.duckdb import connect
 from csload.load.ledger import Ledger
+from csload.load.placement import place_jobs
 from csload.load.status import StoreStatus
-from csload.pipeline.plan import check_project
+from csload.pipeline.plan import Seen, check_project, seen_of, seen_of_db_read_only
 from csload.target import Target, status
 
 
 def check_target(check: Check, *, db: str | Path | None = None,
                  parquet: str | Path | None = None,
                  storage_options: Mapping[str, str] | None = None,
-                 auth_url: str | None = None, project_id: int | None = None) -> None:
+                 auth_url: str | None = None, project_id: int | None = None,
+                 jobs: Sequence[Job] | None = None, mapped: Mapping[int, str] | None = None,
+                 ) -> None:
     """`auth_url`: the settings' (the sync's https rule for a lake's endpoint), else None;
-    `project_id`: the project the credentials are for, when known (a target holds one)."""
+    `project_id`: the project the credentials are for, when known (a target holds one);
+    `jobs`: the project's, as the API lists them, and `mapped` the settings' `[tables]`: the
+    jobs a sync of this target would refuse are said (`check_placement`)."""
+    target = _check_target(check, db=db, parquet=parquet, storage_options=storage_options,
+                           auth_url=auth_url, project_id=project_id)
+    if target is not None and jobs is not None:
+        check_placement(check, target, jobs, mapped or {})
+
+
+def check_placement(check: Check, target: Target, jobs: Sequence[Job],
+                    mapped: Mapping[int, str]) -> None:
+    """Warn of the jobs a sync of the target refuses, as the sync places them
+    (csload.load.placement over the target's ledger): every sync exits 3 on them, while
+    `csload status` cannot say so (its ledger holds no refusal) and this check said "ok"
+    once the target had a ledger."""
+    read = seen_of if target.is_lake else seen_of_db_read_only
+    seen = target.read_ledger(read, without_ledger=not target.is_lake) or Seen(set(), {})
+    listed = [job for job in jobs if not is_backfill_job(job) or job.job_id in seen.jobs
+              or job.job_id in mapped]
+    placements = place_jobs(listed, seen.jobs, mapped, seen.foreign, target.reserved_columns)
+    ids = {job.job_id for job in listed}
+    refused = [p for p in placements.values() if p.refused and p.job.job_id in ids]
+    if not refused:
+        return
+    check.details += [f"refused: {clean(p.note, 300)}" for p in refused]
+    check.data["refusedJobs"] = [p.job.job_id for p in refused]
+    check.set(Verdict.WARN, f"{clean(check.summary, 300)}; but every sync refuses "
+              f"{len(refused)} job(s) (exit 3): "
+              + ", ".join(str(p.job.job_id) for p in refused),
+              "the `refused:` lines say why and what to do (a [tables] line in csload.toml, "
+              "or another job)")
+
+
+def _check_target(check: Check, *, db: str | Path | None, parquet: str | Path | None,
+                  storage_options: Mapping[str, str] | None, auth_url: str | None,
+                  project_id: int | None) -> Target | None:
+    """The target, once what it holds could be read (none: a new one); else None."""
     try:
         target = Target.of(db=db, parquet=parquet, storage_options=storage_options or {},
                            auth_url=auth_url)
     except InsecureUrlError as exc:
         check.set(Verdict.FAIL, clean(exc), "use an https endpoint_url for the lake (plain "
                   "http only to this machine, against the simulator)")
-        return
+        return None
     except CsloadError as exc:
         check.set(Verdict.FAIL, clean(exc), "pass either --db or --parquet")
-        return
+        return None
     check.data = {"target": clean(target.label), "kind": "lake" if target.is_lake else "duckdb"}
     try:
         present = _check_lake(check, target) if target.is_lake else _check_db(check, target)
     except StoreLockedError as exc:
         check.set(Verdict.WARN, f"{clean(exc)}; its ledger was not read",
                   "run doctor again once that sync has finished")
-        return
+        return None
     except CsloadError as exc:
         check.set(Verdict.FAIL, clean(exc),
                   "check the path (or bucket), its permissions and the free space")
-        return
-    if not present:
-        return
+        return None
+    if not present:   # a new target (placed against no ledger), or one that failed
+        return None if check.verdict is Verdict.FAIL else target
     try:
         ledger_status = status(target.db, parquet=target.parquet,
                                storage_options=target.storage_options)
@@ -66,13 +107,14 @@ def check_target(check: Check, *, db: str | Path | None = None,
         check.set(Verdict.FAIL, f"{clean(target.label)} is writable, but its ledger cannot be "
                   f"read: {clean(exc)}",
                   "a damaged ledger needs a new target; `csload status` shows the same error")
-        return
+        return None
     try:   # the project the status read from the ledger, not a second read of it
         check_project(clean(target.label), ledger_status.project, project_id)
     except ConfigError as exc:
         check.set(Verdict.FAIL, clean(exc, 600), "give this project a target of its own")
-        return
+        return None
     _summarise(check, target, ledger_status)
+    return target
 
 
 def _writable_folder(check: Check, folder: Path, what: str) -> bool:
