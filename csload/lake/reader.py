@@ -130,7 +130,9 @@ def _make_view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -
         cols = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in table.columns)
         con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
     elif lake.local:
-        paths = ", ".join(sql_str(p) for p in _uris(lake, table))
+        uris = _uris(lake, table)
+        _refuse_missing(lake, table.name, [u for u in uris if not Path(u).exists()], len(uris))
+        paths = ", ".join(sql_str(p) for p in uris)
         con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM "  # noqa: S608
                     f"read_parquet([{paths}], hive_partitioning = false) AS s")
     else:
@@ -141,6 +143,20 @@ def _make_view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -
         con.register(source, dataset)
         con.execute(f"CREATE VIEW {name} AS SELECT {select} "  # noqa: S608
                     f"FROM {quote_ident(source)} AS s")
+
+
+def _refuse_missing(lake: LakeFS, table: str, missing: list[str], files: int) -> None:
+    """A local table whose current files are gone (a `date=` folder deleted by hand): said
+    with the fix at connect, instead of DuckDB's IOException at every query of it; the sync
+    does not see it (it reads the log, not the files)."""
+    if not missing:
+        return
+    folder = Path(lake.root) / table
+    raise StoreError(
+        f"lake {lake.root}: {len(missing)} of the {files} files of table {table}'s current "
+        f"version are missing (first: {missing[0]}): deleted by hand? Put them back, or "
+        f"delete the table's folder {folder}: the next csload sync loads its runs again "
+        "(those whose files expired become gaps for `csload backfill --gaps`)")
 
 
 def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
