@@ -77,7 +77,12 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
     settings = settings_from({**inherited, **{k: v for k, v in params.items() if v is not None}})
     job = answered(lambda: calls.job(job_id, settings=settings))
     if as_json:
-        print_json(job.to_json())
+        shown = job.to_json()
+        # The column each field becomes, as the text shows (and the README promises).
+        for field, out in zip(job.fields, shown.get("fields") or [], strict=False):
+            if isinstance(out, dict):
+                out["column"] = normalize_identifier(field.column_name)
+        print_json(shown)
         return
     stdout.print(labelled(f"Job {job.job_id}", "bold", f": {job.name}"))
     window = ""

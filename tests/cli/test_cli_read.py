@@ -16,6 +16,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from csload.api.models import Job, normalize_identifier
 from csload.cli import main
 from csload.simulator import SimConfig, Simulator
 from csload.simulator.config import DIALECTS, dialect_variants
@@ -69,6 +70,9 @@ def test_jobs_show(env: dict[str, str], simulator: Simulator) -> None:
     assert shown["frequency"] == "daily"
     aliases = {f.get("aliasName") for f in shown["fields"]} - {None}
     assert aliases, "the seeded views job has aliases"
+    # The column each field becomes, in the JSON as in the text.
+    assert [f.get("column") for f in shown["fields"]] == [
+        normalize_identifier(f.column_name) for f in Job.from_api(shown).fields]
     text = invoke(["jobs", "show", str(views_job.job_id)], env)
     assert text.exit_code == 0, text.output
     for alias in aliases:
