@@ -68,8 +68,9 @@ class InvalidJobSpec(ConfigError):
         if len(self.problems) == 1:
             text = f"invalid job: {self.problems[0]}"
         else:
-            text = f"invalid job ({len(self.problems)} problems):\n" + "\n".join(
-                f"  - {problem}" for problem in self.problems)
+            # One line, as every error csload prints (lines and dashes ran into one another).
+            text = f"invalid job ({len(self.problems)} problems): " + "; ".join(
+                f"{i}. {problem}" for i, problem in enumerate(self.problems, start=1))
         super().__init__(text)
 
 

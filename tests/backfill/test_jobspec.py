@@ -176,3 +176,15 @@ def test_retention_clamps_to_the_end_of_a_short_month() -> None:
     # 13 months before 2027-03-31 is 2026-02-31, which does not exist: 2026-02-28.
     assert earliest_exportable_day(datetime(2027, 3, 31, 9, tzinfo=UTC)).isoformat() == \
         "2026-02-28"
+
+
+def test_several_problems_are_one_numbered_line() -> None:
+    # Printed as `error: ...`, lines and dashes ran into one another ("problems):   - a   - b").
+    from csload.api.jobspec import Problem
+
+    error = InvalidJobSpec([Problem("format is CSV or JSONL", "format 'XML' is not allowed"),
+                            Problem("name is not empty", "the name is empty")])
+    assert str(error) == ("invalid job (2 problems): 1. format 'XML' is not allowed (rule: "
+                          "format is CSV or JSONL); 2. the name is empty (rule: name is not "
+                          "empty)")
+    assert len(error.problems) == 2
