@@ -67,7 +67,7 @@ def _print_jobs(found: Sequence[Job]) -> None:
 
 
 @jobs.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(min=1))
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -107,7 +107,7 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
 
 
 @click.command()
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(min=1))
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--state", help="Only runs in this state (SUCCESS, FAILURE, ...).")

@@ -135,6 +135,9 @@ USAGE_ERRORS = {
     "unknown option": (["status", "--json", "--colour"], "NoSuchOption"),
     "not a job id": (["runs", "--json", "latest"], "BadParameter"),
     "jobs show": (["jobs", "--json", "show", "x"], "BadParameter"),
+    # A job id of 0 was a plain failure (exit 1), "x" a usage error (exit 2).
+    "jobs show 0": (["jobs", "show", "--json", "0"], "BadParameter"),
+    "runs 0": (["runs", "--json", "0"], "BadParameter"),
     "backfill without days": (["backfill", "--json", "--scope", "views"], "UsageError"),
     "dynamic-vars reversed": (["dynamic-vars", "--json", "--from", "2026-11-23", "--to",
                                "2026-11-22"], "BadParameter"),
