@@ -73,3 +73,7 @@ def print_status(state: StoreStatus) -> None:
     stdout.print(jobs)
     for problem in state.problems:
         stdout.print(labelled(f"{problem.label}:", _STYLES[problem.kind], f" {problem.text}"))
+    for table in state.dropped:
+        stdout.print(labelled("gone:", "bold yellow", scrub(
+            f" table {table} is no longer there (dropped, or its folder deleted): the next "
+            "csload sync loads its runs again (those whose files expired become gaps)")))

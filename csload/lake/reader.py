@@ -191,7 +191,9 @@ def lake_status_input(root: str | Path, *, storage_options: Mapping[str, str] | 
         jobs = Ledger(con).jobs()
         tables = []
         for name in sorted({t for _, t in jobs.values() if t}):
-            entry = snapshot.state.tables.get(name)
+            # A table whose folder was deleted (the sync loads it again): 0 rows, as a
+            # database's dropped table (it showed the ledger's count, as if still there).
+            entry = snapshot.state.tables.get(name) if name in snapshot.tables else None
             days: list[date] = []
             if entry is not None:
                 days = [d for d in (partition_date(k) for k in entry.partitions)

@@ -296,6 +296,13 @@ class Ledger:
 
     # --- reads -----------------------------------------------------------------------------
 
+    def loaded_rows_by_table(self) -> dict[str, int]:
+        """The rows the ledger's loaded runs delivered, per table."""
+        rows = self.con.execute(
+            f"SELECT table_name, sum(coalesce(rows, 0)) FROM {self.t.runs} "  # noqa: S608
+            "WHERE status = 'loaded' AND table_name IS NOT NULL GROUP BY table_name").fetchall()
+        return {str(name): int(total) for name, total in rows}
+
     def dropped_tables(self) -> dict[str, int]:
         """Tables of a DuckDB target that runs loaded rows into and that are no longer in the
         database (the user dropped or renamed them), with the number of those runs. Not for a

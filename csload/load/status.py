@@ -207,6 +207,9 @@ class StoreStatus:
     source_failed: tuple[RunRecord, ...] = field(default=())
     filled: tuple[RunRecord, ...] = field(default=())
     project: int | None = None   # the Contentsquare project whose exports the target holds
+    # Tables runs loaded rows into that are gone (dropped, a lake table's folder deleted): the
+    # next sync loads their runs again. The table above showed 0 rows, or the ledger's count.
+    dropped: tuple[str, ...] = ()
 
     @property
     def problems(self) -> list[Problem]:
@@ -247,6 +250,7 @@ class StoreStatus:
             "expiredRuns": [run(r) for r in self.expired],
             "filledRuns": [run(r) for r in self.filled],
             "problems": [p.to_json() for p in self.problems],
+            "droppedTables": list(self.dropped),
         }
 
 
@@ -267,6 +271,11 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
         for job_id, (job, table) in sorted(ledger.jobs().items())
     )
     missing = ledger.expired_runs() + ledger.source_failed_runs()
+    # A lake's table whose folder is gone has 0 rows here (csload.lake.reader); a database's
+    # table the user emptied is not gone, so the database's tables are looked up.
+    dropped = (sorted(ledger.dropped_tables()) if tables is None else
+               sorted(t.table for t in tables if t.rows == 0
+                      and ledger.loaded_rows_by_table().get(t.table, 0) > 0))
     return StoreStatus(
         target=target, tables=tuple(ledger.table_stats() if tables is None else tables),
         jobs=jobs, failed=tuple(ledger.failed_runs()),
@@ -276,4 +285,4 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
                             and r.run_id not in coverage.filled),
         filled=tuple(sorted((r for r in missing if r.run_id in coverage.filled),
                             key=lambda r: r.run_id)),
-        project=ledger.project_id())
+        project=ledger.project_id(), dropped=tuple(dropped))
