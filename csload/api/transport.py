@@ -75,6 +75,8 @@ def describe(exc: BaseException) -> str:
         return "the connection broke before the whole body arrived"
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, aiohttp.TooManyRedirects):   # a ClientResponseError of status 0
+        return "too many redirects (a redirect loop?)"
     if isinstance(exc, aiohttp.ClientResponseError):
         # Its str() carries the full URL; status and reason are all that is useful.
         return f"HTTP {exc.status} {scrub(exc.message or '')}".strip()

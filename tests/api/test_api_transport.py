@@ -28,6 +28,8 @@ def connector_error() -> aiohttp.ClientConnectorError:
         (aiohttp.ClientResponseError(request_info(), (), status=503, message="Slow Down"),
          "HTTP 503 Slow Down"),
         (aiohttp.ServerDisconnectedError(), "the server closed the connection"),
+        # It said "HTTP 0" (a ClientResponseError of status 0).
+        (aiohttp.TooManyRedirects(request_info(), ()), "too many redirects (a redirect loop?)"),
         (aiohttp.ClientPayloadError("Response payload is not completed"),
          "the connection broke before the whole body arrived"),
         (aiohttp.ConnectionTimeoutError(), "timed out connecting"),
