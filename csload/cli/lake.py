@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from csload.cli.common import fail, scrub, stdout
@@ -17,14 +19,17 @@ def lake() -> None:
 
 @lake.command()
 @click.argument("root", metavar="ROOT")
-def upgrade(root: str) -> None:
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="Settings file, for an s3:// lake's [lake] [default: ./csload.toml if "
+                   "present]")
+def upgrade(root: str, config_file: Path | None) -> None:
     """Upgrade the lake at ROOT (a folder, or s3://bucket/prefix) from the manifest format of
     an older csload to Delta tables; nothing to do for a lake that has none of it."""
     from csload.lake_upgrade.convert import upgrade as upgrade_lake
     from csload.target import Target
 
     try:
-        options = lake_options_for(root, read_lake_options())
+        options = lake_options_for(root, read_lake_options(config_file))
         # The checks of a lake path and endpoint every command makes (no glob character).
         target = Target.of(db=None, parquet=root, storage_options=options)
         assert target.parquet is not None

@@ -22,14 +22,18 @@ if TYPE_CHECKING:
 @click.option("--parquet", metavar="ROOT", help="A lake of Delta tables: a folder, or "
               "s3://bucket/prefix.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(db: Path | None, parquet: str | None, as_json: bool) -> None:
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="Settings file, for an s3:// lake's [lake] [default: ./csload.toml if "
+                   "present]")
+def status(db: Path | None, parquet: str | None, as_json: bool,
+           config_file: Path | None) -> None:
     """What the target holds: tables, coverage, last windows, gaps, failed/expired runs."""
     from csload.target import read_target_status
 
     usage_checked(check_one_target, db, parquet, flags=True)
     try:
         state = read_target_status(db=db, parquet=parquet, storage_options=lake_options_for(
-            parquet, read_lake_options()))
+            parquet, read_lake_options(config_file)))
     except CsloadError as exc:
         fail(exc)
     if as_json:

@@ -350,8 +350,11 @@ def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
     """Only the `[lake]` section of the settings file (for commands without API settings);
     the file's keys are checked all the same, and the endpoint_url against the auth URL the
     environment or the file names (the https rule)."""
-    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    path = Path(config_file).expanduser() if config_file is not None else Path(
+        DEFAULT_CONFIG_FILE)
     values = read_config_file(path)
+    if config_file is not None and not path.exists():
+        raise ConfigError(f"config file not found: {path}")
     check_config_keys(values, path)
     found = _connection_values(None, os.environ, values, path)
     auth_url = str(found["auth_url"][0]) if "auth_url" in found else DEFAULT_AUTH_URL

@@ -7,9 +7,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import orjson
 import pytest
+from click.testing import CliRunner
 
 import csload
+from csload.cli import main
 from csload.simulator import ServerHandle, Simulator
 from tests.support.lakeutil import Lake
 from tests.support.s3server import S3Server
@@ -44,3 +47,16 @@ def test_status_and_connect_of_an_s3_lake_use_the_settings_file(
     finally:
         con.close()
     assert counted == {table: (rows,) for table, rows in expected.items()}
+
+    # From another folder, `csload status` and `csload lake upgrade` take the file as --config
+    # (they had no such option: an S3 lake set up that way could not be given to them).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    shown = CliRunner().invoke(main, ["status", "--parquet", s3_lake.root, "--json",
+                                      "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert {t["table"]: t["rows"] for t in orjson.loads(shown.stdout)["tables"]} == expected
+    upgraded = CliRunner().invoke(main, ["lake", "upgrade", s3_lake.root, "--config",
+                                         str(config)])
+    assert upgraded.exit_code == 0 and "nothing" in upgraded.output, upgraded.output
