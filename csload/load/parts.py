@@ -77,8 +77,13 @@ def is_header(first_row: tuple[str, ...], fields: tuple[str, ...]) -> bool:
     if not fields:
         return True
     wanted = set(fields)
-    # A job's own column name that looks like a number (an alias "2024") is still a name.
-    if any(_DATA_VALUE.fullmatch(value.strip()) and value not in wanted for value in first_row):
+    data_like = [value for value in first_row if _DATA_VALUE.fullmatch(value.strip())]
+    if any(value not in wanted for value in data_like):
+        return False
+    # A job's own column name that looks like a number (an alias "2024") is a name in a row
+    # of names only: beside a value that names nothing it is data (`1,"/blog/..."` for a
+    # job of `device_id:1` and `path` failed its run at line 1 on every sync).
+    if data_like and any(value not in wanted for value in first_row):
         return False
     named = sum(1 for value in set(first_row) if value in wanted)
     return named >= 1 and 2 * named >= len(wanted)

@@ -309,3 +309,14 @@ def test_a_header_naming_a_column_that_looks_like_a_number_is_a_header(
     path.write_bytes(gzip.compress(b'"2024","view_number"\n5,1\n6,2\n'))
     [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))])
     assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
+
+
+def test_a_headerless_row_with_a_number_equal_to_a_numeric_alias_is_data(
+        store: DuckDBStore, writer: Writer) -> None:
+    # A job of `view_number:1` and `url`: its first data row `1,"/blog"` named one of its two
+    # columns ("1"), and was taken for a header lacking `url` (the run failed on every sync).
+    the_job = job(1, fields=[("view_number", "1"), "url"])
+    path = writer.folder / "numeric-alias-data.csv.gz"
+    path.write_bytes(gzip.compress(b'1,"/blog/10-tips"\n2,""\n'))
+    [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))])
+    assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
