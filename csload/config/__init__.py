@@ -201,6 +201,9 @@ def load_settings(
                 f"{name} (set {ENV_VARS[name]}, pass --{name.replace('_', '-')}, or put "
                 f"{name} in {path})" for name in missing))
 
+    for section in ("limits", "retry"):   # `limits = 5`: "'int' object is not iterable"
+        if not isinstance(file_values.get(section) or {}, Mapping):
+            raise ConfigError(f"{path}: [{section}] must be a table")
     limits_values: dict[str, Any] = dict(file_values.get("limits") or {})
     retry_values: dict[str, Any] = dict(file_values.get("retry") or {})
     if environ.get(LOCK_WAIT_ENV):

@@ -4,6 +4,7 @@ from `[limits]` and `[retry]` of csload.toml by csload.config."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, fields
 
@@ -30,8 +31,9 @@ def parse_duration(value: object, what: str = "lock_wait") -> float:
             raise ConfigError(f"{what}: expected a duration such as 30s, 5m, 1h, 7d or a "
                               f"number of seconds, got {value!r}")
         seconds = float(found[1]) * _UNIT_SECONDS[found[2].lower()]
-    if seconds < 0:
-        raise ConfigError(f"{what}: a duration cannot be negative, got {value!r}")
+    if not 0 <= seconds < math.inf:   # nan and inf too (TOML has both)
+        raise ConfigError(f"{what}: a duration is a finite number of seconds, at least 0, "
+                          f"got {value!r}")
     return seconds
 
 
@@ -80,7 +82,7 @@ class Limits:
             raise ConfigError(f"batch_linger must be between 0 and 60 s, got {self.batch_linger}")
         if self.chunk_size < 1024:
             raise ConfigError(f"chunk_size must be at least 1024 bytes, got {self.chunk_size}")
-        if not isinstance(self.api_timeout, int | float) or self.api_timeout <= 0:
+        if not isinstance(self.api_timeout, int | float) or not 0 < self.api_timeout < math.inf:
             raise ConfigError(f"api_timeout must be a positive number of seconds, got "
                               f"{self.api_timeout!r}")
         if not isinstance(self.max_response_bytes, int) or self.max_response_bytes < 1 << 16:
@@ -116,7 +118,7 @@ class Limits:
     lake_vacuum: bool = True
 
 
-_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false"}
+_KINDS = {"int": "a whole number", "float": "a finite number", "bool": "true or false"}
 # Settings whose own check says their type and range in one message.
 _TYPES_CHECKED_WITH_RANGE = frozenset({
     "api_timeout", "max_response_bytes", "lock_wait", "max_columns", "max_column_name",
@@ -137,8 +139,9 @@ def check_types(settings: Limits | RetryPolicy) -> None:
             right = isinstance(value, bool)
         elif kind == "int":
             right = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            right = isinstance(value, int | float) and not isinstance(value, bool)
+        else:   # TOML's inf and nan are floats: a timeout of nan timed out every read
+            right = (isinstance(value, int | float) and not isinstance(value, bool)
+                     and math.isfinite(value))
         if not right:
             raise ConfigError(f"{setting.name} must be {_KINDS.get(kind, kind)}, got {value!r}")
 

@@ -102,10 +102,18 @@ def test_a_settings_file_with_a_byte_order_mark_or_not_utf8(tmp_path: Path) -> N
     ('[limits]\ndownload_concurrency = "4"', "download_concurrency must be a whole number, "
                                              "got '4'"),
     ("[limits]\napi_concurrency = true", "api_concurrency must be a whole number, got True"),
-    ('[limits]\nread_timeout = "2m"', "read_timeout must be a number, got '2m'"),
-    ('[limits]\nbatch_linger = "x"', "batch_linger must be a number, got 'x'"),
+    ('[limits]\nread_timeout = "2m"', "read_timeout must be a finite number, got '2m'"),
+    ('[limits]\nbatch_linger = "x"', "batch_linger must be a finite number, got 'x'"),
     ('[limits]\nlake_vacuum = 1', "lake_vacuum must be true or false, got 1"),
     ('[retry]\nmax_attempts = "3"', "max_attempts must be a whole number, got '3'"),
+    # TOML's inf and nan: an OverflowError or "deadline must not be NaN" as "a bug in csload",
+    # or every read timing out.
+    ("[limits]\nconnect_timeout = inf", "connect_timeout must be a finite number, got inf"),
+    ("[limits]\nread_timeout = nan", "read_timeout must be a finite number, got nan"),
+    ("[limits]\napi_timeout = nan", "api_timeout must be a positive number of seconds"),
+    ("[limits]\nlock_wait = inf", "lock_wait: a duration is a finite number of seconds"),
+    ("limits = 5", "[limits] must be a table"),
+    ("retry = 3", "[retry] must be a table"),
 ])
 def test_a_setting_of_the_wrong_type_is_named(tmp_path: Path, line: str, problem: str) -> None:
     # Such values passed the settings' checks, then failed deep in a sync or a doctor run as
