@@ -9,6 +9,7 @@ from datetime import UTC, date
 from csload.api.checks import check_job_ids, check_scope, check_window
 from csload.api.models import Job, Run
 from csload.api.schemas import SCOPES
+from csload.errors import ConfigError
 from csload.load.supersede import run_order
 
 SUPPORTED_FORMATS = ("CSV", "JSONL")
@@ -81,3 +82,10 @@ def missing_jobs(selection: Selection, found: Sequence[Job]) -> list[int]:
     """Job ids the user named that the API does not list."""
     seen = {job.job_id for job in found}
     return [job_id for job_id in selection.job_ids if job_id not in seen]
+
+
+def check_jobs_listed(selection: Selection, found: Sequence[Job]) -> None:
+    """ConfigError naming the job ids the user named that the API does not list."""
+    missing = missing_jobs(selection, found)
+    if missing:
+        raise ConfigError(f"no such export job: {', '.join(map(str, missing))}")

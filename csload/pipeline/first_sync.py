@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from csload.pipeline.discover import Selection, check_jobs_listed
+
 if TYPE_CHECKING:
     # Types only: the sync hands over its target and settings.
     from csload.config import Settings
@@ -33,8 +35,10 @@ def creates_target(target: Target) -> bool:
         return False
 
 
-async def authenticate_before_creating(target: Target, settings: Settings) -> None:
-    """Get a token (CredentialsRejected, AuthError, ...) when the sync would create `target`;
+async def authenticate_before_creating(target: Target, settings: Settings,
+                                       selection: Selection) -> None:
+    """Get a token (CredentialsRejected, AuthError, ...) when the sync would create `target`,
+    and check that the jobs `selection` names exist (`--job 99999` left an empty target too);
     a folder that cannot be written is said first, as without a token (Target.check_writable)."""
     if not creates_target(target):
         return
@@ -43,3 +47,5 @@ async def authenticate_before_creating(target: Target, settings: Settings) -> No
 
     async with ExportClient(settings) as client:
         await client.authenticate()
+        if selection.job_ids:
+            check_jobs_listed(selection, await client.list_jobs())

@@ -22,7 +22,13 @@ from csload.errors import ConfigError, CsloadError
 from csload.load.backfill_names import is_backfill_job
 from csload.load.ledger import SOURCE_FAILED_MESSAGE, Ledger
 from csload.load.placement import place_jobs
-from csload.pipeline.discover import Selection, in_window, missing_jobs, select_jobs, select_runs
+from csload.pipeline.discover import (
+    Selection,
+    check_jobs_listed,
+    in_window,
+    select_jobs,
+    select_runs,
+)
 from csload.pipeline.report import (
     EventKind,
     EventSink,
@@ -113,9 +119,7 @@ async def plan_sync(
     left = {job.job_id for job in theirs}
     all_jobs = [job for job in all_jobs if job.job_id not in left]
     chosen, skipped = select_jobs(all_jobs, selection)
-    missing = missing_jobs(selection, all_jobs)
-    if missing:
-        raise ConfigError(f"no such export job: {', '.join(map(str, missing))}")
+    check_jobs_listed(selection, all_jobs)
 
     def say(job: Job, note: str) -> None:
         report.warnings.append(note)

@@ -185,7 +185,7 @@ async def sync_async(
         return opened
 
     if not dry_run:
-        await authenticate_before_creating(target, settings)
+        await authenticate_before_creating(target, settings, selection)
     # While another process has the target open, try again for up to `lock_wait` seconds.
     if dry_run:
         seen = await open_when_free(read_ledger, wait=lock_wait, on_wait=waiting)

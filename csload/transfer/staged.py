@@ -77,10 +77,13 @@ def check_run_times(job: Job, run: Run, now: datetime) -> None:
             problem = (f"its window ({run.start_date:%Y-%m-%d %H:%M} to "
                        f"{run.end_date:%Y-%m-%d %H:%M} UTC) ends before it starts")
         elif length > longest:
+            spans = (f"{length.days:,} days" if length % timedelta(days=1) == timedelta(0)
+                     else f"{length / timedelta(hours=1):,.0f} hours")
+            kind = f"{'an' if job.frequency == 'hourly' else 'a'} {job.frequency} run's"
             problem = (f"its window ({run.start_date:%Y-%m-%d %H:%M} to "
-                       f"{run.end_date:%Y-%m-%d %H:%M} UTC) spans {length.days:,} days, more "
-                       f"than a {job.frequency} run's {longest.days}; loaded, it would replace "
-                       "the job's other runs over all those days")
+                       f"{run.end_date:%Y-%m-%d %H:%M} UTC) spans {spans}, more than {kind} "
+                       f"{longest.days} days at most; loaded, it would replace the job's other "
+                       "runs over all those days")
     for what, value in (("finished", run.finished_at), ("created", run.created_at)):
         if problem is None and value is not None and value > now + _CLOCK_SKEW:
             problem = (f"it was {what} at {value:%Y-%m-%d %H:%M} UTC, ahead of this "

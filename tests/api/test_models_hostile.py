@@ -303,11 +303,14 @@ def set_run_values(run_id: int, **values: str) -> Edit:
 @pytest.mark.parametrize(("values", "problem"), [
     ({"startDate": "2000-01-01T00:00:00.000Z", "endDate": "2100-01-01T00:00:00.000Z"},
      "its window (2000-01-01 00:00 to 2100-01-01 00:00 UTC) spans 36,525 days, more than a "
-     "daily run's 2; loaded, it would replace the job's other runs over all those days"),
+     "daily run's 2 days at most; loaded, it would replace the job's other runs over all "
+     "those days"),
+    ({"startDate": "2026-11-20T00:00:00.000Z", "endDate": "2026-11-22T01:00:00.000Z"},
+     "spans 49 hours, more than a daily run's 2 days at most"),
     ({"endDate": "2000-01-01T00:00:00.000Z"}, "ends before it starts"),
     ({"finishedAt": "9999-12-31T00:00:00.000Z"},
      "it was finished at 9999-12-31 00:00 UTC, ahead of this machine's clock"),
-], ids=["century", "reversed", "finished-in-9999"])
+], ids=["century", "49-hours", "reversed", "finished-in-9999"])
 def test_hostile_run_window_or_time_fails_that_run_and_keeps_the_loaded_rows(
         values: dict[str, str], problem: str, simulator: Tampered,
         sync: Callable[[], Result], tmp_path: Path) -> None:

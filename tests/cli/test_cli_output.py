@@ -89,6 +89,15 @@ def test_a_first_sync_refused_at_the_token_leaves_nothing_behind(env: dict[str, 
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("target", [["--db", "new.duckdb"], ["--parquet", "lake"]])
+def test_a_first_sync_of_a_job_that_does_not_exist_leaves_nothing_behind(
+        env: dict[str, str], tmp_path: Path, target: list[str]) -> None:
+    result = invoke(["sync", *target, "--job", "99999"], env)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "error: no such export job: 99999\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_sync_refused_at_the_token_keeps_its_existing_database(env: dict[str, str],
                                                                   tmp_path: Path) -> None:
     assert invoke(["sync", "--db", "cs.duckdb"], env).exit_code == 0
