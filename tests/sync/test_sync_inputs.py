@@ -105,11 +105,11 @@ def test_a_tables_mapping_with_job_ids_as_strings_is_honoured(
     assert mapped.tables == {SESSIONS_JOB: "x"}
 
 
-@pytest.mark.parametrize("key", ["views", "11.5", True, 1.0, ""])
+@pytest.mark.parametrize("key", ["views", "11.5", True, 1.0, "", 0, "0", -3])
 def test_a_tables_key_that_is_no_job_id_is_refused(
     settings: Settings, simulator: Simulator, db_path: Path, key: object
 ) -> None:
-    with pytest.raises(ConfigError, match=r"tables: keys are job ids, got"):
+    with pytest.raises(ConfigError, match=r"tables: keys are job ids \(positive integers\), got"):
         csload.sync(settings, db=db_path, tables={key: "mine"})
     assert_untouched(simulator, db_path)
     with pytest.raises(ConfigError, match=r"Settings.tables: keys are job ids"):
