@@ -31,9 +31,9 @@ def parse_duration(value: object, what: str = "lock_wait") -> float:
             raise ConfigError(f"{what}: expected a duration such as 30s, 5m, 1h, 7d or a "
                               f"number of seconds, got {value!r}")
         seconds = float(found[1]) * _UNIT_SECONDS[found[2].lower()]
-    if not 0 <= seconds < math.inf:   # nan and inf too (TOML has both)
-        raise ConfigError(f"{what}: a duration is a finite number of seconds, at least 0, "
-                          f"got {value!r}")
+    if not seconds >= 0:   # nan too (TOML has it); inf is no deadline (backfill's max_wait)
+        raise ConfigError(f"{what}: a duration is a number of seconds, at least 0, got "
+                          f"{value!r}")
     return seconds
 
 

@@ -111,7 +111,7 @@ def test_a_settings_file_with_a_byte_order_mark_or_not_utf8(tmp_path: Path) -> N
     ("[limits]\nconnect_timeout = inf", "connect_timeout must be a finite number, got inf"),
     ("[limits]\nread_timeout = nan", "read_timeout must be a finite number, got nan"),
     ("[limits]\napi_timeout = nan", "api_timeout must be a positive number of seconds"),
-    ("[limits]\nlock_wait = inf", "lock_wait: a duration is a finite number of seconds"),
+    ("[limits]\nlock_wait = nan", "lock_wait: a duration is a number of seconds, at least 0"),
     ("limits = 5", "[limits] must be a table"),
     ("retry = 3", "[retry] must be a table"),
 ])
