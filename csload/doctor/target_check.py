@@ -56,7 +56,11 @@ def check_placement(check: Check, target: Target, jobs: Sequence[Job],
     `csload status` cannot say so (its ledger holds no refusal) and this check said "ok"
     once the target had a ledger."""
     read = seen_of if target.is_lake else seen_of_db_read_only
-    seen = target.read_ledger(read, without_ledger=not target.is_lake) or Seen(set(), {})
+    try:
+        seen = target.read_ledger(read, without_ledger=not target.is_lake) or Seen(set(), {})
+    except CsloadError as exc:   # read a moment ago: another process took it since
+        check.details.append(f"the jobs' tables were not checked: {clean(exc, 300)}")
+        return
     listed = [job for job in jobs if not is_backfill_job(job) or job.job_id in seen.jobs
               or job.job_id in mapped]
     placements = place_jobs(listed, seen.jobs, mapped, seen.foreign, target.reserved_columns)

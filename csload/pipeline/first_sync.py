@@ -1,10 +1,11 @@
-"""A first sync asks for its token before it creates the target.
+"""A first sync asks for its token, and checks the jobs it was asked for, before it creates
+the target.
 
 Wrong credentials are a first day's commonest error; checked after the target was opened,
 they left an empty 1.3 MB database (and its staging folder), or a lake folder with only
-csload's own, behind a sync that loaded nothing. A target that exists already is opened
-first, as before: its lock is what tells two syncs apart, and opening it overlaps the client's
-import (csload.pipeline.sync._open_importing_client).
+csload's own, behind a sync that loaded nothing (`--job 99999` did the same). A target that
+exists already is opened first, as before: its lock is what tells two syncs apart, and opening
+it overlaps the client's import (csload.pipeline.sync._open_importing_client).
 """
 
 from __future__ import annotations
