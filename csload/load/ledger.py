@@ -296,24 +296,23 @@ class Ledger:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def loaded_rows_by_table(self) -> dict[str, int]:
-        """The rows the ledger's loaded runs delivered, per table."""
-        rows = self.con.execute(
-            f"SELECT table_name, sum(coalesce(rows, 0)) FROM {self.t.runs} "  # noqa: S608
-            "WHERE status = 'loaded' AND table_name IS NOT NULL GROUP BY table_name").fetchall()
-        return {str(name): int(total) for name, total in rows}
-
-    def dropped_tables(self) -> dict[str, int]:
-        """Tables of a DuckDB target that runs loaded rows into and that are no longer in the
-        database (the user dropped or renamed them), with the number of those runs. Not for a
-        lake's work database, whose tables are the lake's."""
+    def tables_with_rows(self) -> dict[str, int]:
+        """The tables that the ledger's loaded runs delivered rows to, with the number of
+        those runs."""
         rows = self.con.execute(
             f"""SELECT table_name, count(*) FROM {self.t.runs}
                WHERE status = 'loaded' AND table_name IS NOT NULL
                GROUP BY table_name HAVING sum(coalesce(rows, 0)) > 0"""  # noqa: S608
         ).fetchall()
+        return {str(name): int(count) for name, count in rows}
+
+    def dropped_tables(self) -> dict[str, int]:
+        """Tables of a DuckDB target that runs loaded rows into and that are no longer in the
+        database (the user dropped or renamed them), with the number of those runs. Not for a
+        lake's work database, whose tables are the lake's."""
         existing = self._main_tables()
-        return {str(name): int(count) for name, count in rows if name not in existing}
+        return {name: count for name, count in self.tables_with_rows().items()
+                if name not in existing}
 
     def _main_tables(self) -> set[str]:
         """The tables of the schema `main` (the data tables of a DuckDB target)."""

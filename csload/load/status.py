@@ -273,9 +273,11 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
     missing = ledger.expired_runs() + ledger.source_failed_runs()
     # A lake's table whose folder is gone has 0 rows here (csload.lake.reader); a database's
     # table the user emptied is not gone, so the database's tables are looked up.
-    dropped = (sorted(ledger.dropped_tables()) if tables is None else
-               sorted(t.table for t in tables if t.rows == 0
-                      and ledger.loaded_rows_by_table().get(t.table, 0) > 0))
+    if tables is None:
+        dropped = sorted(ledger.dropped_tables())
+    else:
+        with_rows = ledger.tables_with_rows()
+        dropped = sorted(t.table for t in tables if t.rows == 0 and t.table in with_rows)
     return StoreStatus(
         target=target, tables=tuple(ledger.table_stats() if tables is None else tables),
         jobs=jobs, failed=tuple(ledger.failed_runs()),
