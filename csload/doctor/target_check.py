@@ -24,7 +24,7 @@ from csload.errors import (
     StoreError,
     StoreLockedError,
 )
-from csload.load.backfill_names import is_backfill_job
+from csload.load.backfill_names import left_to_backfill
 from csload.load.duckdb import connect
 from csload.load.ledger import Ledger
 from csload.load.placement import place_jobs
@@ -61,8 +61,8 @@ def check_placement(check: Check, target: Target, jobs: Sequence[Job],
     except CsloadError as exc:   # read a moment ago: another process took it since
         check.details.append(f"the jobs' tables were not checked: {clean(exc, 300)}")
         return
-    listed = [job for job in jobs if not is_backfill_job(job) or job.job_id in seen.jobs
-              or job.job_id in mapped]
+    left = left_to_backfill(jobs, seen.jobs, mapped)
+    listed = [job for job in jobs if job.job_id not in left]
     placements = place_jobs(listed, seen.jobs, mapped, seen.foreign, target.reserved_columns)
     ids = {job.job_id for job in listed}
     refused = [p for p in placements.values() if p.refused and p.job.job_id in ids]

@@ -19,7 +19,7 @@ import anyio.to_thread
 from csload.api.models import Job, Run
 from csload.concurrency import first_error
 from csload.errors import ConfigError, CsloadError
-from csload.load.backfill_names import is_backfill_job
+from csload.load.backfill_names import left_to_backfill
 from csload.load.ledger import SOURCE_FAILED_MESSAGE, Ledger
 from csload.load.placement import place_jobs
 from csload.pipeline.discover import (
@@ -114,9 +114,8 @@ async def plan_sync(
     # exist; another target's backfill (a colleague's, a device-filtered one) counted as
     # filling this target's gaps. Loaded here only when this target loaded it before, or
     # when asked for by id or mapped (what the backfill's own sync does).
-    theirs = [job for job in all_jobs if is_backfill_job(job) and job.job_id not in known
-              and job.job_id not in mapped and job.job_id not in selection.job_ids]
-    left = {job.job_id for job in theirs}
+    left = left_to_backfill(all_jobs, known, mapped, selection.job_ids)
+    theirs = [job for job in all_jobs if job.job_id in left]
     all_jobs = [job for job in all_jobs if job.job_id not in left]
     chosen, skipped = select_jobs(all_jobs, selection)
     check_jobs_listed(selection, all_jobs)
