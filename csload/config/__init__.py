@@ -317,12 +317,12 @@ def table_map(values: object, source: str) -> dict[int, str]:
         raise ConfigError(f"{source} must map job ids to table names")
     out: dict[int, str] = {}
     for key, table in values.items():
+        # 0 or less: no job has it (the line was taken, and mapped nothing).
         if isinstance(key, bool) or not (isinstance(key, int) or (
-                isinstance(key, str) and key.strip().isascii() and key.strip().isdigit())):
+                isinstance(key, str) and key.strip().isascii() and key.strip().isdigit())) \
+                or int(key) < 1:
             raise ConfigError(f"{source}: keys are job ids (positive integers), got {key!r}")
         job_id = int(key)
-        if job_id < 1:   # no job has it: the line was taken, and mapped nothing
-            raise ConfigError(f"{source}: keys are job ids (positive integers), got {key!r}")
         if not isinstance(table, str):
             raise ConfigError(f"{source}: job {job_id} must map to a table name")
         try:
