@@ -6,6 +6,7 @@ import gzip
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,14 @@ def bad_csv_run(writer: Writer, run_id: int, body: str, *, compress: bool = True
     data = body.encode()
     path.write_bytes(gzip.compress(data) if compress else data)
     return StagedRun(the_job, good.run, (*good.parts, StagedPart(2, path, len(data))))
+
+
+def one_part_run(writer: Writer, fields: Sequence[Any], body: bytes) -> StagedRun:
+    """Run 11 of a CSV job of `fields` (names, or (name, alias) pairs), whose one part is
+    `body`, gzipped."""
+    path = writer.folder / "one-part.csv.gz"
+    path.write_bytes(gzip.compress(body))
+    return StagedRun(job(1, fields=fields), run(11, 1, DAY), (StagedPart(1, path, len(body)),))
 
 
 CSV_CASES = {
@@ -211,11 +220,8 @@ def test_a_first_row_of_data_naming_half_the_jobs_columns_is_data(
     # A headerless part of a small job whose first `url` is the text "url": the row names one
     # of its two columns, but its time is no column name. Taken for a header, the row was lost
     # and the time column loaded NULL in every row, exit 0.
-    the_job = job(1, fields=["view_time", "url"])
-    path = writer.folder / "headerless.csv.gz"
-    path.write_bytes(gzip.compress(b'"2026-11-20 10:00:00","url"\n"2026-11-20 11:00:00","b"\n'))
-    staged = StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))
-    [outcome] = store.apply([staged])
+    [outcome] = store.apply([one_part_run(
+        writer, ["view_time", "url"], b'"2026-11-20 10:00:00","url"\n"2026-11-20 11:00:00","b"\n')])
     assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
     assert store.con.execute("SELECT view_time, url FROM views ORDER BY view_time").fetchall() == [
         (datetime(2026, 11, 20, 10), "url"), (datetime(2026, 11, 20, 11), "b")]
@@ -304,10 +310,8 @@ def test_a_row_without_its_key_fails_its_run_at_its_line(
 def test_a_header_naming_a_column_that_looks_like_a_number_is_a_header(
         store: DuckDBStore, writer: Writer) -> None:
     # An alias "2024" is a name of the job's: its header is no data row.
-    the_job = job(1, fields=[("session_id", "2024"), "view_number"])
-    path = writer.folder / "numeric-alias.csv.gz"
-    path.write_bytes(gzip.compress(b'"2024","view_number"\n5,1\n6,2\n'))
-    [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))])
+    [outcome] = store.apply([one_part_run(writer, [("session_id", "2024"), "view_number"],
+                                          b'"2024","view_number"\n5,1\n6,2\n')])
     assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
 
 
@@ -315,8 +319,6 @@ def test_a_headerless_row_with_a_number_equal_to_a_numeric_alias_is_data(
         store: DuckDBStore, writer: Writer) -> None:
     # A job of `view_number:1` and `url`: its first data row `1,"/blog"` named one of its two
     # columns ("1"), and was taken for a header lacking `url` (the run failed on every sync).
-    the_job = job(1, fields=[("view_number", "1"), "url"])
-    path = writer.folder / "numeric-alias-data.csv.gz"
-    path.write_bytes(gzip.compress(b'1,"/blog/10-tips"\n2,""\n'))
-    [outcome] = store.apply([StagedRun(the_job, run(11, 1, DAY), (StagedPart(1, path, 10),))])
+    [outcome] = store.apply([one_part_run(writer, [("view_number", "1"), "url"],
+                                          b'1,"/blog/10-tips"\n2,""\n')])
     assert outcome.status == "loaded" and outcome.rows == 2, outcome.error
