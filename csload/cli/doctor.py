@@ -49,10 +49,8 @@ def doctor(db: Path | None, parquet: str | None, as_json: bool, save_dir: Path |
     (warnings allowed), 1 when not."""
     usage_checked(check_one_target, db, parquet, flags=True)
     if save_dir is not None:
-        try:
-            check_save_folder(save_dir)
-        except CsloadError as exc:
-            fail(str(exc))
+        # A usage error (exit 2), as click's own refusal of a file given for DIR.
+        usage_checked(check_save_folder, save_dir)
     config_file: Path | None = params.get("config_file")
     flags = {name: params.get(name) for name in _CONNECTION}
     sources = setting_sources(flags, config_file=config_file)

@@ -130,9 +130,9 @@ def test_doctor_refusing_its_save_folder(env: dict[str, str], tmp_path: Path) ->
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     result = invoke(["doctor", "--json", "--save", str(folder)], env)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     error = error_of(result)
-    assert error["kind"] == "ConfigError" and "not an empty folder" in error["message"]
+    assert error["kind"] == "UsageError" and "not an empty folder" in error["message"]
 
 
 # Usage errors: click's own (a value that does not convert, an unknown option, given after or

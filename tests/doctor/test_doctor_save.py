@@ -85,9 +85,13 @@ def test_save_folder_must_be_new_or_empty(cli: Callable[..., Result], tmp_path: 
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "mine.txt").write_text("keep me")
     result = cli("--save", str(tmp_path / "full"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2, result.output   # a usage error, as a file given for DIR is
     assert "not an empty folder" in result.output
     assert (tmp_path / "full" / "mine.txt").read_text() == "keep me"
+    (tmp_path / "a-file").write_text("keep me too")
+    result = cli("--save", str(tmp_path / "a-file"))
+    assert result.exit_code == 2, result.output
+    assert (tmp_path / "a-file").read_text() == "keep me too"
 
 
 def test_json_carries_every_check(cli: Callable[..., Result]) -> None:
