@@ -199,10 +199,19 @@ def _judge_endpoint(client: ExportClient, body: dict[str, Any], endpoint: Check,
                  "the API is failing; try again later, and report it if it lasts")
 
 
-def check_proxy(check: Check, observed: ClientObservations,
-                storage_proxy: str | None) -> None:
+def check_proxy(check: Check, observed: ClientObservations, storage_proxy: str | None,
+                *, token_answered: bool = True) -> None:
+    """Which proxy csload goes through; a warning when the token endpoint never answered
+    through it (it said ok beside the token check's failure, the proxy being the likely
+    cause)."""
     check.data = {"api": observed.proxy, "storage": storage_proxy}
-    if observed.proxy:
+    if observed.proxy and not token_answered:
+        check.set(Verdict.WARN, f"through {clean(observed.proxy)} (from HTTPS_PROXY / "
+                  "HTTP_PROXY), and the token endpoint did not answer through it",
+                  "check that the proxy runs and this machine reaches it; if this network "
+                  "needs no proxy, unset HTTPS_PROXY / HTTP_PROXY or name the host in "
+                  "NO_PROXY")
+    elif observed.proxy:
         check.set(Verdict.OK, f"through {clean(observed.proxy)} (from HTTPS_PROXY / "
                   "HTTP_PROXY)")
     else:

@@ -136,7 +136,9 @@ async def _api_checks(report: DoctorReport, client: ExportClient, recorder: Reco
         longest = max([len(jobs), *(len(r) for r in runs.values())])
         check_paging(report["paging"], observed, longest)
     storage_proxy = next((s.proxy for s in samples if s.proxy), None)
-    check_proxy(report["proxy"], observed, storage_proxy)
+    token = recorder.token_answer()
+    check_proxy(report["proxy"], observed, storage_proxy,
+                token_answered=token is not None and token[0].status is not None)
     check_clock(report["clock"], observed)
     check_over_limit(report["over_limit"], observed)
     return samples, jobs

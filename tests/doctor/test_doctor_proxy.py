@@ -49,3 +49,6 @@ def test_cli_proxy_that_refuses(cli: Callable[..., Result], closed_url: str) -> 
     assert result.exit_code == 1
     assert "fail  token endpoint" in result.output
     assert f"the proxy {closed_url}" in result.output
+    # The proxy check does not say ok beside that failure.
+    assert f"warn  proxy              through {closed_url}" in result.output
+    assert "did not answer through it" in result.output
