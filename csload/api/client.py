@@ -222,11 +222,17 @@ class ExportClient:
         return created if isinstance(created, Job) else await self.get_job(created)
 
     async def list_runs(
-        self, job_id: int, *, state: str | None = None, order: str | None = None
+        self, job_id: int, *, state: str | None = None, order: str | None = None,
+        keep_unreadable: bool = False,
     ) -> list[Run]:
+        """The job's runs; with `keep_unreadable`, a run whose times or files cannot be read
+        is listed with `Run.unreadable` set (for a sync, which fails that run alone), where
+        it is otherwise an ApiError naming the job, the run and the key."""
         items = await self._read_list(f"/exports/{int(job_id)}/runs",
                                       _params(state=state, order=order or "DESC"),
                                       f"runs of job {job_id}")
+        if keep_unreadable:
+            return [Run.listed(item, job_id) for item in items]
         return [Run.from_api(item, job_id=job_id) for item in items]
 
     async def successful_runs(self) -> list[Run]:

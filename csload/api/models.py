@@ -286,6 +286,23 @@ class Run:
     finished_at: datetime | None = None
     # Only the run detail endpoint lists files; None means "not fetched", () means "no files".
     parts: tuple[Part, ...] | None = None
+    # Why a run of a run list could not be read (`Run.listed`); None for a run read whole.
+    unreadable: str | None = None
+
+    @classmethod
+    def listed(cls, raw: Any, job_id: int) -> Run:
+        """A run of job `job_id`'s run list. One whose times or files cannot be read is kept,
+        `unreadable` saying why (its times None), so that it fails alone before its download
+        (csload.transfer.staged.check_run_times): one bad run failed every sync of every job.
+        A run without a readable id still fails the list: it could not be named."""
+        try:
+            return cls.from_api(raw, job_id=job_id)
+        except ApiError as exc:
+            if not isinstance(raw, dict):
+                raise
+            run_id = _as_int(raw.get("jobRunId", raw.get("id")), "jobRunId", f"job {job_id}")
+            return cls(run_id=run_id, job_id=job_id, state=str(raw.get("state") or "").upper(),
+                       unreadable=str(exc))
 
     @classmethod
     def from_api(cls, raw: Any, job_id: int | None = None) -> Run:

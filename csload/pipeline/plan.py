@@ -149,7 +149,8 @@ async def plan_sync(
     async def list_runs(job: Job) -> None:
         # Every state, in the one request as before: runs that FAILED at Contentsquare are
         # recorded too (csload.load.ledger `source_failed`), as their days are gaps.
-        runs_of[job.job_id] = await client.list_runs(job.job_id)
+        # A run that cannot be read is kept, to fail alone (csload.api.models.Run.listed).
+        runs_of[job.job_id] = await client.list_runs(job.job_id, keep_unreadable=True)
 
     try:
         async with anyio.create_task_group() as group:
@@ -163,7 +164,8 @@ async def plan_sync(
     tables = {job_id: placement.table for job_id, placement in placements.items()}
     failures = [(by_id[run.job_id], run, tables[run.job_id])
                 for runs in runs_of.values() for run in runs
-                if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)]
+                if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)
+                and run.unreadable is None]
     return Plan([(by_id[run.job_id], run) for run in fresh if run.job_id in by_id], tables,
                  failures)
 

@@ -65,9 +65,12 @@ _CLOCK_SKEW = timedelta(days=1)
 def check_run_times(job: Job, run: Run, now: datetime) -> None:
     """ConfigError when a run's window or times cannot be those of a real export: a window
     that ends before it starts, or longer than its job's frequency allows; a creation or
-    finish time more than a day ahead of `now`. By the window rule, a daily run of
+    finish time more than a day ahead of `now`; a run of the run list that could not be read
+    (`Run.unreadable`). By the window rule, a daily run of
     2000-01-01..2100-01-01 replaced every loaded day of its job (rows removed, exit 0); ordered
     by a finish time in year 9999, a run kept every later re-run from replacing its rows."""
+    if run.unreadable is not None:
+        raise ConfigError(f"{run.unreadable} (in the API's run list)")
     label = part_label(job.job_id, run.run_id, None)
     problem = None
     if run.start_date is not None and run.end_date is not None:

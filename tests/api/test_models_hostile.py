@@ -341,9 +341,13 @@ def test_hostile_run_window_or_time_fails_that_run_and_keeps_the_loaded_rows(
     assert rows_by_run(tmp_path / "cs.duckdb")[new] == len(simulator.truth(job.job_id, new))
 
 
-def test_a_run_list_with_a_time_that_is_no_time_names_the_job_run_and_key(
+@pytest.mark.hostile("a run of a job's run list whose time is no time ('yesterday')",
+                     "that run fails alone (job, run, key); every other run loads; exit 3; "
+                     "the next sync loads it once the list is right")
+def test_a_run_list_with_a_time_that_is_no_time_fails_that_run_alone(
         simulator: Tampered, sync: Callable[[], Result], tmp_path: Path) -> None:
-    # It was "unexpected timestamp 'yesterday'", naming no job, run or key.
+    # It was "unexpected timestamp 'yesterday'", naming no job, run or key; then one line
+    # naming them, but the whole sync failed (exit 1): no job loaded until the API changed.
     job = simulator.job_named("Daily sessions")
     run_id = simulator.runs(job.job_id)[-1].run_id
     simulator.edits[simulator.api_path(f"/exports/{job.job_id}/runs")] = set_run_values(
@@ -351,7 +355,19 @@ def test_a_run_list_with_a_time_that_is_no_time_names_the_job_run_and_key(
 
     result = sync()
 
-    assert result.exit_code == 1, output_of(result)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == [f"error: job {job.job_id}, run {run_id}: startDate: unexpected timestamp "
-                     "'yesterday'"], lines
+    assert result.exit_code == 3, output_of(result)
+    runs = json.loads(result.stdout)["runs"]
+    [failed] = [run for run in runs if run["status"] == "failed"]
+    assert failed["runId"] == run_id
+    assert failed["message"] == (f"job {job.job_id}, run {run_id}: startDate: unexpected "
+                                 "timestamp 'yesterday' (in the API's run list)")
+    loaded = rows_by_run(tmp_path / "cs.duckdb")
+    assert run_id not in loaded
+    others = {run.run_id: len(simulator.truth(each.job_id, run.run_id))
+              for each in simulator.jobs for run in simulator.runs(each.job_id)
+              if run.run_id != run_id and simulator.run_state(run.run_id) == "SUCCESS"}
+    assert len(others) > 1 and {run: loaded.get(run) for run in others} == others
+    simulator.edits.clear()
+    assert sync().exit_code == 0
+    assert rows_by_run(tmp_path / "cs.duckdb")[run_id] == len(simulator.truth(job.job_id,
+                                                                               run_id))
