@@ -25,6 +25,7 @@ from csload.cli.common import (
     print_json_error,
 )
 from csload.cli.lazy import LazyGroup
+from csload.cli.streams import steady_streams
 
 # Lazy: each command's module is imported only when that command runs (or `--help` lists
 # them), so `csload sync` does not import the backfill engine, the job management commands or
@@ -81,6 +82,7 @@ def main(ctx: click.Context, verbose: int, debug: bool) -> None:
     """Load Contentsquare Data Export API runs into DuckDB or a lake of Delta tables,
     exactly once."""
     ctx.meta[DEBUG_KEY] = debug
+    steady_streams()   # what csload prints never stops the work (csload.cli.streams)
     # The interpreter's last garbage collection, over the objects of every module a command
     # imports (aiohttp, duckdb, rich, ...), took 50-70 ms of each csload run, after the work was
     # done. Commands close what they open before they return, so that pass has nothing to

@@ -15,6 +15,7 @@ import click
 import orjson
 from rich.console import Console
 
+from csload.cli.streams import writes_utf8
 from csload.config import Settings, load_settings, parse_duration
 from csload.errors import ConfigError, CsloadError
 
@@ -227,6 +228,7 @@ def usage_checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 # not DEL, the C1 controls (U+009B is a CSI on some terminals) or the characters that reorder
 # or hide text (_CONTROL). In JSON they occur only inside strings, where \uXXXX is the same.
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_NOT_ASCII = re.compile("[^\x00-\x7e]")
 
 
 def print_json(value: Any) -> None:
@@ -234,8 +236,16 @@ def print_json(value: Any) -> None:
     if ctx is not None:
         ctx.meta[PRINTED_JSON_KEY] = True
     text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
-    text = _JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    # Not UTF-8 (an ISO-8859-1 locale): every non-ASCII character as its JSON escape, the one
+    # form each encoding can write (csload.cli.streams).
+    unsafe = _JSON_UNSAFE if writes_utf8(sys.stdout) else _NOT_ASCII
+    text = unsafe.sub(_json_escape, text)
     sys.stdout.write(text + "\n")
+
+
+def _json_escape(found: re.Match[str]) -> str:
+    units = found.group().encode("utf-16-be")
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2]):04x}" for i in range(0, len(units), 2))
 
 
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:

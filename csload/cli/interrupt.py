@@ -1,11 +1,14 @@
-"""Stopping a long command cleanly on SIGINT (Ctrl-C) and SIGTERM (what orchestrators send).
+"""Stopping a long command cleanly on SIGINT (Ctrl-C), SIGTERM (what orchestrators send) and
+SIGHUP (an ssh session or terminal that closes: the sync died at once, exit 129, saying nothing
+and leaving its staging folder, which on a shared database blocked the other users' syncs).
 
 The signals are received by the event loop (anyio.open_signal_receiver), not by a handler that
 raises from wherever the main thread happens to be. The first one cancels the command's cancel
 scope, so the cancellation reaches the pipeline like any other and its `finally` blocks run:
 downloads stop, the batch the writer thread is applying commits or rolls back whole (a cancel
 waits for a worker thread), the staging folder is removed and the store closed. The command
-then says what was committed and exits 128 + the signal's number (130, 143), as shells do.
+then says what was committed and exits 128 + the signal's number (130, 143, 129), as shells
+do.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from csload.pipeline.report import EventKind, SyncEvent, SyncReport
 
 T = TypeVar("T")
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM,
+           *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))   # none on Windows
 
 
 class Interrupted(Exception):

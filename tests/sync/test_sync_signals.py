@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM sent to a real `csload sync` process: it stops cleanly and says so.
+"""SIGINT, SIGTERM and SIGHUP sent to a real `csload sync` process: it stops cleanly and says so.
 
 The child is the real CLI (sync_child.py) with one seam holding it at a chosen point until its
 stdin closes: `after-commit:1` holds the writer thread right after the first run committed
@@ -105,8 +105,9 @@ def committed_line(err: str, signum: signal.Signals) -> tuple[int, int]:
     (signal.SIGTERM, "after-commit:1", 143),
     (signal.SIGTERM, "download:3", 143),
     (signal.SIGINT, "download:3", 130),
+    (signal.SIGHUP, "after-commit:1", 129),   # it died at once, saying nothing
 ], ids=["SIGINT-while-loading", "SIGTERM-while-loading", "SIGTERM-mid-download",
-        "SIGINT-mid-download"])
+        "SIGINT-mid-download", "SIGHUP-while-loading"])
 def test_a_signal_stops_the_sync_cleanly_and_the_next_sync_loads_the_rest(
     simulator: Simulator, settings: Settings, child_env: dict[str, str], tmp_path: Path,
     signum: signal.Signals, hold: str, code: int,
