@@ -293,6 +293,14 @@ class Target:
                 f"cannot use the staging folder {staging} for the downloads: "
                 f"{os_reason(exc)}; {fix}, or {elsewhere} ({STAGING_CHOICE})") from None
 
+    def drop_empty_staging(self) -> None:
+        """Remove a database's staging folder that a sync left empty (it loaded nothing): on
+        a team's shared database it blocked the other users' syncs (another user's folder).
+        Call it with the database's lock held: after, another sync may be staging there."""
+        if self.db is not None:
+            with contextlib.suppress(OSError):   # not empty, or gone: left as it is
+                self.staging_dir().rmdir()
+
     def release_staging(self) -> None:
         """Remove a lake sync's own staging folder and let go of it, and the folder it was
         made in if no other sync stages there (not a link: the user put it there). Nothing

@@ -227,6 +227,7 @@ async def sync_async(
         if store is not None:
             with anyio.CancelScope(shield=True):
                 try:
+                    await anyio.to_thread.run_sync(target.drop_empty_staging)
                     await anyio.to_thread.run_sync(store.close)
                 finally:
                     await anyio.to_thread.run_sync(target.release_staging)

@@ -357,3 +357,14 @@ def test_a_bad_table_name_from_the_settings_is_refused_too(
         csload.sync(settings, db=db_path, tables={VIEWS_JOB: "a b"}, dry_run=True)
     assert sum(simulator.stats.requests.values()) == 0
     assert not db_path.exists()
+
+
+def test_a_sync_with_nothing_to_load_leaves_no_staging_folder(
+        settings: Settings, db_path: Path) -> None:
+    """It left `.NAME.duckdb.staging` empty, owned by its user: on a team's shared database
+    the other users' syncs then refused it as another user's folder."""
+    assert csload.sync(settings, db=db_path).exit_code == 0
+    assert not staging_dir(db_path).exists()
+    again = csload.sync(settings, db=db_path)
+    assert again.exit_code == 0 and not again.loaded
+    assert not staging_dir(db_path).exists()
