@@ -7,6 +7,7 @@ the project's own data: the README written beside them says so.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -31,10 +32,15 @@ signature). Request headers and bodies were never recorded. Nothing was sent any
 
 
 def check_save_folder(folder: str | Path) -> Path:
-    """`folder`, which must be new or empty (doctor never overwrites or mixes files)."""
+    """`folder`, which must be new or empty (doctor never overwrites or mixes files), and not
+    another user's: they could read the project's data saved there, or change the report."""
     path = Path(folder)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ConfigError(f"--save: {path} exists and is not an empty folder; name a new one")
+    if path.exists() and hasattr(os, "geteuid") and path.stat().st_uid != os.geteuid():
+        raise ConfigError(f"--save: {path} is owned by another user (uid {path.stat().st_uid}), "
+                          "who could read your project's data saved there; name a folder of "
+                          "your own")
     return path
 
 
@@ -43,11 +49,15 @@ def save_report(report: DoctorReport, folder: str | Path) -> list[Path]:
     empty); the paths written."""
     root = check_save_folder(folder)
     written: list[Path] = []
+    # Private, whatever the umask: samples/ holds the project's data (user ids, referrers).
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def write(relative: str, data: bytes) -> None:
         path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         written.append(path)
 
     pretty = orjson.OPT_INDENT_2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ from click.testing import Result
 from csload.doctor.report import CHECKS
 from csload.simulator import SimConfig, Simulator
 from tests.support.doctorkit import SIM_START
+from tests.support.other_user import OTHER_UID
 
 CLIENT_ID = "doctor-client-5e1f"
 CLIENT_SECRET = "doctor-secret-93ab"
@@ -117,3 +120,33 @@ def test_json_without_settings(cli: Callable[..., Result]) -> None:
     assert checks["target"]["verdict"] == "ok"
     assert {c["verdict"] for i, c in checks.items() if i not in ("settings", "target")} == \
         {"skip"}
+
+
+def test_saved_files_are_private_whatever_the_umask(cli: Callable[..., Result],
+                                                   tmp_path: Path) -> None:
+    """Under umask 022 they were 0755/0644: samples/ holds the project's rows."""
+    out = tmp_path / "doctor-out"
+    before = os.umask(0o022)
+    try:
+        result = cli("--save", str(out))
+    finally:
+        os.umask(before)
+    assert result.exit_code == 0, result.output
+    folders = [out, *(p for p in out.rglob("*") if p.is_dir())]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(folders) >= 3 and len(files) >= 4
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o700}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+
+
+def test_save_folder_of_another_user_is_refused(cli: Callable[..., Result],
+                                                tmp_path: Path) -> None:
+    """An empty 0777 folder another user made was written into: they could read the samples
+    and change the report."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o777)
+    os.chown(theirs, OTHER_UID, OTHER_UID)
+    result = cli("--save", str(theirs))
+    assert result.exit_code == 2, result.output
+    assert f"is owned by another user (uid {OTHER_UID})" in result.output
+    assert not any(theirs.iterdir())
