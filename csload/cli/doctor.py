@@ -60,7 +60,8 @@ def doctor(db: Path | None, parquet: str | None, as_json: bool, save_dir: Path |
         report = report_without_settings(str(exc), sources=sources, db=db, parquet=parquet,
                                          storage_options=_lake_options(config_file))
     else:
-        report = run_doctor(settings, db=db, parquet=parquet, sources=sources)
+        report = run_doctor(settings, db=db, parquet=parquet, sources=sources,
+                            config_file=config_file)
     if as_json:
         print_json(report.to_json())
     else:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from csload.config.file import check_config_owner, warn_about_config
+from csload.config.file import check_config_owner, config_warnings, warn_about_config
 
 # Re-exported: csload.config is where settings are imported from.
 from csload.config.limits import DURATION_LIMITS
@@ -111,7 +111,7 @@ def proxy_environment() -> dict[str, str]:
     return urllib.request.getproxies_environment()
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path, *, warn: bool = True) -> dict[str, Any]:
     """The TOML settings file as a dict; {} when it does not exist.
 
     The file says where the client secret is sent (`auth_url`) and holds secrets: it is read
@@ -119,7 +119,27 @@ def read_config_file(path: Path) -> dict[str, Any]:
     shared host, a `csload.toml` another user could write, in a working folder or not, could
     send the secret to their server), else a ConfigError says so. A warning (log record of
     `csload.config`) when it holds a secret others can read, or sends the credentials to a
-    host that is neither Contentsquare's nor this machine."""
+    host that is neither Contentsquare's nor this machine (`warn`: else nothing logged)."""
+    values, mode = _read_config(path)
+    if warn:
+        warn_about_config(path, values, mode)
+    return values
+
+
+def settings_file_warnings(config_file: str | Path | None = None) -> list[str]:
+    """What `read_config_file` warns of in the settings file (./csload.toml by default), for
+    `csload doctor`'s report; none for a file that cannot be read (its error is said
+    elsewhere)."""
+    path = Path(config_file).expanduser() if config_file is not None else Path(
+        DEFAULT_CONFIG_FILE)
+    try:
+        return config_warnings(path, *_read_config(path))
+    except ConfigError:
+        return []
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], int]:
+    """The settings file's values and mode ({} and 0 when it does not exist)."""
     try:
         with path.open("rb") as fh:
             # The descriptor's own status, not the path's: the file read is the file checked.
@@ -131,15 +151,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the settings file is not UTF-8 text (TOML files are "
                           "UTF-8): save it as UTF-8") from None
     except FileNotFoundError:
-        return {}
+        return {}, 0
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a settings file") from None
     except PermissionError:
         raise ConfigError(f"{path}: cannot read the settings file: permission denied") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    warn_about_config(path, values, status.st_mode)
-    return values
+    return values, status.st_mode
 
 
 def _sub_settings(cls: type[Any], values: object, source: str) -> Any:
@@ -270,7 +289,9 @@ def setting_sources(overrides: Mapping[str, Any] | None = None, *,
     values (for `csload doctor`); an unreadable settings file counts as none."""
     path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
     try:
-        file_values = read_config_file(path)
+        # Not warned of here: load_settings does, and the doctor reports it
+        # (settings_file_warnings); the warning was logged twice.
+        file_values = read_config_file(path, warn=False)
     except ConfigError:
         file_values = {}
     found = _connection_values(overrides, os.environ if environ is None else environ,

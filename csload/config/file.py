@@ -44,22 +44,32 @@ _SECRET_KEYS = (("client_secret",), ("lake", "secret_access_key"), ("lake", "ses
 
 
 def warn_about_config(path: Path, values: Mapping[str, Any], mode: int) -> None:
-    """Warn about a secret others can read, and about credentials sent off Contentsquare."""
+    """Warn (log records) about a secret others can read, and about credentials sent off
+    Contentsquare: `config_warnings`."""
     log = logging.getLogger("csload.config")
+    for warning in config_warnings(path, values, mode):
+        log.warning("%s", warning)
+
+
+def config_warnings(path: Path, values: Mapping[str, Any], mode: int) -> list[str]:
+    """What is worth a warning in the settings file `path` (`values`, its `mode`): a secret
+    other users can read; credentials sent to a host that is not Contentsquare's."""
+    warnings = []
     held = [".".join(key) for key in _SECRET_KEYS if _lookup(values, key)]
     if held and hasattr(os, "geteuid") and mode & 0o044:
-        log.warning("%s holds %s and other users can read it (mode %04o): run `chmod 600 %s`",
-                    path, " and ".join(held), stat.S_IMODE(mode), path)
+        warnings.append(f"{path} holds {' and '.join(held)} and other users can read it (mode "
+                        f"{stat.S_IMODE(mode):04o}): run `chmod 600 {path}`")
     auth_url = values.get("auth_url")
     if isinstance(auth_url, str) and auth_url:
         try:
             host = (urlsplit(auth_url.strip()).hostname or "").lower()
         except ValueError:
-            return   # refused with its reason when the settings are built
+            return warnings   # refused with its reason when the settings are built
         if not (host == "contentsquare.com" or host.endswith(".contentsquare.com")
                 or is_loopback_host(host)):
-            log.warning("%s sets auth_url to %s, which is not a Contentsquare host: the client "
-                        "id and secret are sent there", path, redact_url(auth_url))
+            warnings.append(f"{path} sets auth_url to {redact_url(auth_url)}, which is not a "
+                            "Contentsquare host: the client id and secret are sent there")
+    return warnings
 
 
 def _lookup(values: Mapping[str, Any], key: tuple[str, ...]) -> object:

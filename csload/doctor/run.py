@@ -14,7 +14,7 @@ import anyio.to_thread
 from csload.api.client import ExportClient
 from csload.api.models import Job, Run
 from csload.concurrency import run_blocking
-from csload.config import Settings, lake_options_for
+from csload.config import Settings, lake_options_for, settings_file_warnings
 from csload.doctor.catalog import check_fields, check_jobs, live_jobs
 from csload.doctor.connect import (
     check_clock,
@@ -47,18 +47,21 @@ async def run_doctor_async(
     parquet: str | Path | None = None,
     sources: Mapping[str, str] | None = None,
     sample_bytes: int = SAMPLE_BYTES,
+    config_file: str | Path | None = None,
 ) -> DoctorReport:
     """Check that csload can work with the project `settings` reach, and the target `db` (a
     DuckDB file, default `contentsquare.duckdb`) or `parquet` (a lake) a sync would write.
 
     `sources` says where each setting came from (`setting_sources`); `sample_bytes` bounds
-    what is downloaded of each sampled part. Nothing is written but what the module
-    docstring of csload.doctor says; nothing is sent but the requests a sync makes.
+    what is downloaded of each sampled part; `config_file` (default ./csload.toml) is the
+    settings file, whose warnings (a secret others can read) the settings check gives.
+    Nothing is written but what the module docstring of csload.doctor says; nothing is sent
+    but the requests a sync makes.
     """
     if sample_bytes < 1024:
         raise ValueError("sample_bytes must be at least 1024")
     report = DoctorReport(simulator=is_simulator(settings.auth_url))
-    check_settings(report["settings"], settings, sources)
+    check_settings(report["settings"], settings, sources, settings_file_warnings(config_file))
     recorder = Recorder(settings)
     session = recorder.session(settings.limits)
     async with session, ExportClient(settings, session=session) as client:
@@ -84,11 +87,13 @@ def run_doctor(
     parquet: str | Path | None = None,
     sources: Mapping[str, str] | None = None,
     sample_bytes: int = SAMPLE_BYTES,
+    config_file: str | Path | None = None,
 ) -> DoctorReport:
     """Blocking `run_doctor_async` (the same arguments), for scripts and notebooks (works
     inside a running loop)."""
     return run_blocking(partial(run_doctor_async, settings, db=db, parquet=parquet,
-                                sources=sources, sample_bytes=sample_bytes),
+                                sources=sources, sample_bytes=sample_bytes,
+                                config_file=config_file),
                         thread_name="csload-doctor")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from csload.config import DEFAULT_AUTH_URL, Settings
@@ -23,7 +23,10 @@ def is_simulator(auth_url: str) -> bool:
     return is_loopback_host(urlsplit(auth_url).hostname)
 
 
-def check_settings(check: Check, settings: Settings, sources: Mapping[str, str] | None) -> None:
+def check_settings(check: Check, settings: Settings, sources: Mapping[str, str] | None,
+                   file_warnings: Sequence[str] = ()) -> None:
+    """`file_warnings`: those of the settings file (csload.config.settings_file_warnings);
+    the check said ok beside them, and --json did not carry them."""
     def source(name: str) -> str:
         return f" ({sources[name]})" if sources and name in sources else ""
 
@@ -47,12 +50,18 @@ def check_settings(check: Check, settings: Settings, sources: Mapping[str, str] 
     kinds = [_kind(sources[name]) for name in ("client_id", "client_secret")
              if sources and name in sources]
     where = ", ".join(dict.fromkeys(kinds))
-    check.set(Verdict.OK, "client id and secret found" + (f" ({where})" if where else ""))
+    found = "client id and secret found" + (f" ({where})" if where else "")
+    if file_warnings:
+        check.set(Verdict.WARN, f"{found}; {clean(file_warnings[0])}")
+        check.details.extend(clean(warning) for warning in file_warnings[1:])
+    else:
+        check.set(Verdict.OK, found)
     check.data = {"sources": dict(sources or {}), "authUrl": redact_url(settings.auth_url),
                   "projectId": settings.project_id, "simulator": simulator,
                   "apiConcurrency": limits.api_concurrency,
                   "downloadConcurrency": limits.download_concurrency,
-                  "maxAttempts": settings.retry.max_attempts}
+                  "maxAttempts": settings.retry.max_attempts,
+                  "fileWarnings": [clean(warning) for warning in file_warnings]}
 
 
 def _kind(source: str) -> str:

@@ -4,6 +4,7 @@ JSON strings, timestamp arrays to the minute, wide integers, pages of 50)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -145,3 +146,23 @@ def test_existing_lake_ledger(settings: Settings, tmp_path: Path) -> None:
     target = report["target"]
     assert target.data["kind"] == "lake" and target.data["jobs"] == 3
     assert "is writable and its ledger readable" in target.summary
+
+
+def test_cli_warns_of_a_settings_file_others_can_read(
+        cli: Callable[..., Result], db_path: Path, tmp_path: Path, sim_env: dict[str, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The warning was logged twice on stderr, while the settings check said ok and --json
+    did not carry it."""
+    config = tmp_path / "csload.toml"
+    config.write_text(f'client_secret = "{sim_env["CONTENTSQUARE_CLIENT_SECRET"]}"\n'
+                      + config.read_text())
+    config.chmod(0o644)
+    env = {"CONTENTSQUARE_CLIENT_SECRET": ""}
+    result = cli("--db", str(db_path), env=env)
+    assert result.exit_code == 0, result.output
+    said = "csload.toml holds client_secret and other users can read it (mode 0644)"
+    assert "warn  settings" in result.stdout and said in result.stdout
+    assert sum(said in record.getMessage() for record in caplog.records) == 1
+    check = json.loads(cli("--db", str(db_path), "--json", env=env).stdout)["checks"]
+    [settings] = [c for c in check if c["id"] == "settings"]
+    assert settings["verdict"] == "warn" and said in settings["data"]["fileWarnings"][0]
