@@ -99,7 +99,8 @@ def _check_target(check: Check, *, db: str | Path | None, parquet: str | Path | 
                   "run doctor again once that sync has finished")
         return None
     except CsloadError as exc:
-        check.set(Verdict.FAIL, clean(exc),
+        # Whole: a message naming a lake's missing file ends with its fix.
+        check.set(Verdict.FAIL, clean(exc, 1000),
                   "check the path (or bucket), its permissions and the free space")
         return None
     if not present:   # a new target (placed against no ledger), or one that failed
@@ -174,6 +175,7 @@ def _check_db(check: Check, target: Target) -> bool:
 
 def _check_lake(check: Check, target: Target) -> bool:
     from csload.lake.fs import LakeFS
+    from csload.lake.reader import refuse_missing_files
     from csload.lake.recovery import preview
     from csload.lake.snapshot import read_snapshot
 
@@ -204,10 +206,12 @@ def _check_lake(check: Check, target: Target) -> bool:
         check.set(Verdict.FAIL, f"a sync would refuse the lake: {clean(exc, 600)}",
                   "do what the message says; docs/lake.md, \"Writing to the tables\"")
         return False
-    if not read_snapshot(lake).exists:
+    snapshot = read_snapshot(lake)
+    if not snapshot.exists:
         check.set(Verdict.OK, f"{clean(lake.root)} is writable; no csload ledger yet: the "
                   "first sync writes it")
         return False
+    refuse_missing_files(lake, snapshot)   # it said ok while every sync into the table failed
     return True
 
 

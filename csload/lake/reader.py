@@ -36,7 +36,7 @@ from csload.lake.layout import partition_date
 from csload.lake.ledger import import_ledger
 from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot, refuse_older_format
 from csload.lake.types import select_to_csload
-from csload.lake.work import files_errors
+from csload.lake.work import MISSING_FILES_FIX, files_errors, table_folder
 from csload.load.ledger import Ledger, TableStats
 from csload.load.lookups import describe_from_ledger, ensure_lookups
 from csload.load.sqltext import quote_ident, sql_str
@@ -147,16 +147,25 @@ def _make_view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -
 
 def _refuse_missing(lake: LakeFS, table: str, missing: list[str], files: int) -> None:
     """A local table whose current files are gone (a `date=` folder deleted by hand): said
-    with the fix at connect, instead of DuckDB's IOException at every query of it; the sync
-    does not see it (it reads the log, not the files)."""
+    with the fix at connect, instead of DuckDB's IOException at every query of it."""
     if not missing:
         return
-    folder = Path(lake.root) / table
     raise StoreError(
         f"lake {lake.root}: {len(missing)} of the {files} files of table {table}'s current "
-        f"version are missing (first: {missing[0]}): deleted by hand? Put them back, or "
-        f"delete the table's folder {folder}: the next csload sync loads its runs again "
-        "(those whose files expired become gaps for `csload backfill --gaps`)")
+        f"version are missing (first: {missing[0]}): deleted by hand? "
+        f"{MISSING_FILES_FIX.format(folder=table_folder(lake, table))}")
+
+
+def refuse_missing_files(lake: LakeFS, snapshot: LakeSnapshot) -> None:
+    """`_refuse_missing` for every table of a local lake (a stat per file), for `status` and
+    `doctor`: they read the log, not the files, and said all was well (the table's rows,
+    "ok target") while every sync into it and every query of it failed. Not for S3 (a LIST
+    per table)."""
+    if lake.local:
+        for table in snapshot.tables.values():
+            uris = _uris(lake, table)
+            _refuse_missing(lake, table.name, [u for u in uris if not Path(u).exists()],
+                            len(uris))
 
 
 def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None = None,
@@ -185,6 +194,7 @@ def lake_status_input(root: str | Path, *, storage_options: Mapping[str, str] | 
     name, and each table's rows and dates (from the ledger's lake state: no data file is
     read). The caller closes the connection."""
     lake, snapshot = _open(root, storage_options, env)
+    refuse_missing_files(lake, snapshot)
     con = duckdb.connect()
     try:
         _with_ledger(lake, snapshot, con)

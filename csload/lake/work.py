@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as pads
@@ -60,7 +61,20 @@ def files_errors(lake: LakeFS, table: str) -> Iterator[None]:
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise StoreError(f"lake {lake.root}: cannot read the files of table {table} "
-                         f"({first}); is a file its log names missing or damaged?") from None
+                         f"({first}); is a file its log names missing or damaged? "
+                         f"{MISSING_FILES_FIX.format(folder=table_folder(lake, table))}"
+                         ) from None
+
+
+# What to do about a table's missing or damaged files (said by the sync, connect, status and
+# doctor alike).
+MISSING_FILES_FIX = ("Put them back, or delete the table's folder {folder}: the next csload "
+                     "sync loads its runs again (those whose files expired become gaps for "
+                     "`csload backfill --gaps`)")
+
+
+def table_folder(lake: LakeFS, table: str) -> str:
+    return str(Path(lake.root) / table) if lake.local else f"{lake.root.rstrip('/')}/{table}"
 
 
 def data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -285,7 +299,11 @@ class LakeReads:
         try:
             return self._scan_keys(con, entry, groups, rest, job_of)
         finally:
-            con.execute("DROP TABLE IF EXISTS temp._csload_lake_keys")
+            # After a read that failed (a missing file), the transaction is aborted and this
+            # DROP fails too: its "Current transaction is aborted" hid the read's error, which
+            # named the file. The rollback drops the table.
+            with contextlib.suppress(duckdb.TransactionException):
+                con.execute("DROP TABLE IF EXISTS temp._csload_lake_keys")
 
     def _scan_keys(self, con: duckdb.DuckDBPyConnection, entry: LakeTable, groups: KeyGroups,
                    rest: set[str], job_of: dict[int, int]) -> set[str]:

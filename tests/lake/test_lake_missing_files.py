@@ -7,9 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import deltalake
 import pytest
 
 import csload
+from csload.doctor import Verdict, run_doctor
 from csload.errors import StoreError
 from csload.simulator import ServerHandle, Simulator
 from tests.support.simenv import sim_settings
@@ -42,3 +44,37 @@ def test_a_deleted_day_folder_is_said_at_connect_with_the_fix_that_works(
     shutil.rmtree(lake / "views")
     assert not csload.sync(settings, parquet=lake).failed
     assert counts(lake) == before
+
+
+def test_a_missing_file_is_said_by_the_sync_status_and_doctor_with_the_fix(
+        simulator: Simulator, sim_thread: ServerHandle, tmp_path: Path) -> None:
+    """The sync failed with "Current transaction is aborted (please ROLLBACK)" on every run
+    (a DROP in a `finally` hid the read's error), while status showed the table's rows and
+    doctor said "ok target"."""
+    settings = sim_settings(simulator, sim_thread.base_url)
+    lake = tmp_path / "lake"
+    assert not csload.sync(settings, parquet=lake).failed
+    [gone, *_] = sorted(deltalake.DeltaTable(str(lake / "sessions")).file_uris())
+    Path(gone.removeprefix("file://")).unlink()
+    simulator.advance_days(1)
+    fix = f"delete the table's folder {lake / 'sessions'}: the next csload sync loads its runs"
+
+    with pytest.raises(StoreError) as raised:
+        csload.sync(settings, parquet=lake)
+    message = str(raised.value)
+    assert "cannot read the files of table sessions" in message and fix in message, message
+    assert Path(gone.removeprefix("file://")).name in message
+    with pytest.raises(StoreError) as raised:
+        csload.status(parquet=lake)
+    assert "files of table sessions's current version are missing" in str(raised.value)
+    assert fix in str(raised.value)
+    target = run_doctor(settings, parquet=lake)["target"]
+    assert target.verdict is Verdict.FAIL and fix in target.summary, target.summary
+
+    shutil.rmtree(lake / "sessions")
+    assert not csload.sync(settings, parquet=lake).failed
+    expected = sum(len(simulator.truth(job.job_id, run.run_id)) for job in simulator.jobs
+                   if job.scope == "sessions" and job.name == "Daily sessions"
+                   for run in simulator.runs(job.job_id)
+                   if simulator.run_state(run.run_id) == "SUCCESS")
+    assert counts(lake)["sessions"] == expected
