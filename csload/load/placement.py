@@ -68,6 +68,10 @@ class Placement:
     new: bool                   # the target has not seen this job before
     refused: str | None = None  # why none of its runs is loaded (None: they are)
     moved_from: str | None = None  # mapped away from the table it loaded into before
+    # Of a refused job: its runs the refusal keeps out of the target (None: not counted).
+    # None left (a suspended job whose runs an older csload loaded): the sync is not
+    # incomplete for it, where every sync exited 3 (csload.pipeline.report).
+    unloaded: int | None = None
 
     @property
     def note(self) -> str:
@@ -75,7 +79,10 @@ class Placement:
         name = f" ({self.job.name})" if self.job.name else ""
         head = f"job {self.job.job_id}{name} -> table {self.table}"
         if self.refused:
-            return f"{head}: refused: {self.refused}"
+            left = ("" if self.unloaded is None else " (no run of it is left to load)"
+                    if self.unloaded == 0 else
+                    f" ({self.unloaded} run{'s' if self.unloaded > 1 else ''} not loaded)")
+            return f"{head}: refused{left}: {self.refused}"
         why = {"mapped": "mapped in the settings", "loaded before": "as before",
                "scope table": "the table of its scope",
                "own table": "its own table: its fields differ from those of table "
@@ -93,7 +100,8 @@ class Placement:
     def to_json(self) -> dict[str, object]:
         return {"jobId": self.job.job_id, "name": self.job.name, "table": self.table,
                 "how": self.how, "new": self.new, "refused": self.refused,
-                "movedFrom": self.moved_from, "state": self.job.state}
+                "movedFrom": self.moved_from, "state": self.job.state,
+                "runsNotLoaded": self.unloaded}
 
 
 def _widest_first(jobs: Iterable[Job]) -> list[Job]:

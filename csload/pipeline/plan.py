@@ -142,6 +142,7 @@ async def plan_sync(
                 message=(f"job {placement.job.job_id} ({placement.job.name}) is SUSPENDED at "
                          f"Contentsquare: table {placement.table} gets no new runs of it "
                          "until the job is resumed in the Contentsquare console")))
+    refused = [job for job in chosen if placements[job.job_id].refused]
     chosen = [job for job in chosen if not placements[job.job_id].refused]
 
     runs_of: dict[int, list[Run]] = {}
@@ -154,11 +155,15 @@ async def plan_sync(
 
     try:
         async with anyio.create_task_group() as group:
-            for job in chosen:
+            for job in [*chosen, *refused]:   # a refused job's: are any left to load?
                 group.start_soon(list_runs, job)
     except BaseExceptionGroup as error:
         # The API's own error (one line naming the job), not "unexpected ExceptionGroup".
         raise first_error(error) from None
+    unloaded = {job.job_id: len(select_runs(runs_of[job.job_id], done, selection))
+                for job in refused}
+    report.jobs = [replace(p, unloaded=unloaded[p.job.job_id]) if p.refused else p
+                   for p in report.jobs]
     by_id = {job.job_id: job for job in chosen}
     fresh = select_runs((run for runs in runs_of.values() for run in runs), done, selection)
     tables = {job_id: placement.table for job_id, placement in placements.items()}

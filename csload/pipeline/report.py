@@ -198,9 +198,9 @@ class SyncReport(Report):
 
     @property
     def incomplete(self) -> bool:
-        """Exactly when `problems` or `refused` is not empty (a refused job's runs are not
-        loaded either)."""
-        return bool(self.problems or self.refused)
+        """Exactly when `problems` is not empty, or a job is `refused` with runs left to load
+        (they are not loaded either)."""
+        return bool(self.problems or any(p.unloaded != 0 for p in self.refused))
 
     def to_json(self) -> dict[str, Any]:
         return {

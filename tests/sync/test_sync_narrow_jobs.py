@@ -235,10 +235,18 @@ def test_a_narrow_job_an_older_csload_loaded_into_the_main_table_is_refused_unti
 
     [refused] = report.refused
     assert refused.job.job_id == narrow and refused.how == "loaded before"
+    # Its one run is loaded: the refusal keeps nothing out of the target, and every sync
+    # exited 3 all the same (a suspended job an older csload loaded: found on upgrading).
+    assert refused.unloaded == 0 and "no run of it is left to load" in refused.note
+    assert report.exit_code == 0
+    # A new run of it is kept out: the sync is incomplete.
+    simulator.rerun(narrow, THE_DAY)
+    report = csload.sync(settings, db=db)
+    [refused] = report.refused
+    assert refused.unloaded == 1 and "(1 run not loaded)" in refused.note
     assert report.exit_code == 3
     # Moved by hand: its next runs load into the new table; the warning says its old rows
     # stay where they were.
-    simulator.rerun(narrow, THE_DAY)
     moved = csload.sync(settings, db=db, tables={narrow: "mobile_views"})
     [placement] = [p for p in moved.jobs if p.job.job_id == narrow]
     assert placement.moved_from == "views" and placement.refused is None
