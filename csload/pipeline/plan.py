@@ -134,7 +134,9 @@ async def plan_sync(
     placements = place_jobs(all_jobs, known, mapped, foreign, reserved)
     report.jobs = [placements[job.job_id] for job in chosen]
     for placement in report.jobs:
-        if placement.refused or placement.new:
+        # Moved too: docs/loading.md promises a word that its earlier rows stay where they
+        # were, and none came.
+        if placement.refused or placement.new or placement.moved_from:
             say(placement.job, placement.note)
         if placement.stopped:   # said, not a warning: a job suspended on purpose stays so
             on_event(SyncEvent(

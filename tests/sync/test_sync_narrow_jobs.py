@@ -250,6 +250,8 @@ def test_a_narrow_job_an_older_csload_loaded_into_the_main_table_is_refused_unti
     moved = csload.sync(settings, db=db, tables={narrow: "mobile_views"})
     [placement] = [p for p in moved.jobs if p.job.job_id == narrow]
     assert placement.moved_from == "views" and placement.refused is None
+    assert any(f"job {narrow}" in line and "moved from table views, where its earlier rows "
+               "stay" in line for line in moved.warnings), moved.warnings
     assert [r.table for r in moved.loaded] == ["mobile_views"]
     assert table_rows(db, "mobile_views")[1]
 
