@@ -29,6 +29,14 @@ OWN_DIR = "_csload"
 LEDGER_TABLE_DIR = "_csload/ledger_table"
 # What an older csload kept (a hand-made manifest format): what an upgrade reads and removes.
 LEGACY_MANIFEST_DIR = "_csload/manifest"
+# A Delta lake's answer to such a csload, which reads the highest `<12 digits>.json` there as
+# its lake's current version: one of a format version newer than it knows, which it refuses
+# ("newer than this csload understands: upgrade csload"). Without it, a csload of before the
+# Delta tables (2026-12-06) took a Delta lake for a new, empty one, synced into it and left its
+# tables' data files deleted (found rolling a customer's csload back). Only its name is read.
+LEGACY_GUARD = f"{LEGACY_MANIFEST_DIR}/999999999999.json"
+LEGACY_GUARD_BYTES = (b'{"format": "csload-lake", "format_version": 2, "note": "a lake of Delta '
+                      b'tables: this csload is older than the lake; upgrade csload"}\n')
 STAGING_DIR = "_csload/staging"
 LOG_DIR = "_delta_log"
 

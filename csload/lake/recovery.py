@@ -56,7 +56,7 @@ from csload.lake.layout import (
     written_by_csload,
 )
 from csload.lake.ledger import STATE_ROW, export_ledger, import_ledger, rows_table
-from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot
+from csload.lake.snapshot import LakeSnapshot, LakeTable, has_older_format, read_snapshot
 from csload.load.columns import check_table_name
 from csload.load.ledger import Ledger
 
@@ -120,7 +120,7 @@ def recover(lake: LakeFS) -> LakeSnapshot:
     that is no longer the ledger's would remove a table a sync has just recorded."""
     for _ in range(_ATTEMPTS):
         snapshot = read_snapshot(lake)
-        if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
+        if not snapshot.exists and has_older_format(lake):
             # Opened without csload.lake_upgrade.convert.open_store (a sync's open upgrades it
             # first): a Delta ledger committed now would orphan the older data, which the
             # upgrade's finish would then delete.

@@ -22,6 +22,8 @@ from csload.errors import StoreError
 from csload.lake.delta import data_changed, delta_errors, open_table
 from csload.lake.layout import (
     LEDGER_TABLE_DIR,
+    LEGACY_GUARD,
+    LEGACY_GUARD_BYTES,
     LEGACY_MANIFEST_DIR,
     PARTITION_COLUMN,
     check_partition_key,
@@ -156,9 +158,22 @@ def read_table(lake: LakeFS, name: str, version: int, state: TableState, *,
                      ahead)
 
 
+def has_older_format(lake: LakeFS) -> bool:
+    """Whether the lake holds an older csload's manifest format: its folder holds anything
+    but the guard a Delta lake keeps there (LEGACY_GUARD)."""
+    return any(entry.path != LEGACY_GUARD
+               for entry in lake.list_files(LEGACY_MANIFEST_DIR, recursive=True))
+
+
+def guard_from_older_csload(lake: LakeFS) -> None:
+    """Write LEGACY_GUARD where it is missing (a lake this csload made, or upgraded)."""
+    if not lake.exists(LEGACY_GUARD):
+        lake.write_bytes(LEGACY_GUARD, LEGACY_GUARD_BYTES)
+
+
 def refuse_older_format(lake: LakeFS, snapshot: LakeSnapshot) -> None:
     """A reader must not take a lake an older csload wrote (not upgraded yet) for no lake."""
-    if not snapshot.exists and lake.exists(LEGACY_MANIFEST_DIR):
+    if not snapshot.exists and has_older_format(lake):
         raise StoreError(f"lake {lake.root} was written by an older csload (its manifest, "
                          f"{LEGACY_MANIFEST_DIR}/): a sync upgrades it to Delta tables, or run "
                          f"`csload lake upgrade {shlex.quote(lake.root)}`")

@@ -57,7 +57,7 @@ from csload.lake.layout import LEDGER_TABLE_DIR, new_txid, partition_key
 from csload.lake.ledger import export_ledger, import_ledger
 from csload.lake.publish import lake_schema, write_files
 from csload.lake.recovery import recover, refuse_others_files
-from csload.lake.snapshot import LakeSnapshot, read_table
+from csload.lake.snapshot import LakeSnapshot, guard_from_older_csload, read_table
 from csload.lake.state import LakeState, TableState
 from csload.lake.work import LakeReads, create_table, data_tables, ordered_columns
 from csload.load.duckdb import DuckDBStore
@@ -198,6 +198,8 @@ class ParquetStore:
             raise
         try:
             snapshot = recover(lake)
+            if snapshot.exists:   # a new lake's is written with its first ledger
+                guard_from_older_csload(lake)
             work = open_work(lake, snapshot, scratch.path, limits)
         except BaseException:
             scratch.remove()
@@ -336,6 +338,9 @@ class ParquetStore:
                     written.add(name)
                     tables[name] = read_table(self.lake, name, entry.version, entry)
             ledger = self._commit_ledger(export_ledger(work.con, state), batch, txid)
+        if not old.exists:
+            with contextlib.suppress(StoreError):   # committed: the next open writes it
+                guard_from_older_csload(self.lake)
         self._written |= written
         self._snapshot = LakeSnapshot(ledger, {}, state, tables)
         self._published = True

@@ -49,7 +49,12 @@ from csload.lake.layout import (
 )
 from csload.lake.ledger import import_ledger
 from csload.lake.recovery import logged_files, table_folders
-from csload.lake.snapshot import LakeSnapshot, read_snapshot
+from csload.lake.snapshot import (
+    LakeSnapshot,
+    guard_from_older_csload,
+    has_older_format,
+    read_snapshot,
+)
 from csload.lake.store import ParquetStore, WorkDatabase, open_work
 from csload.lake.work import create_table
 from csload.lake_upgrade import older_format
@@ -76,7 +81,7 @@ def upgrade(root: str | Path, storage_options: Mapping[str, str] | None = None, 
     `limits`: the sync's."""
     lake = LakeFS.open(root, storage_options, env)
     lake.check_usable()
-    if not lake.exists(older_format.MANIFEST_DIR):
+    if not has_older_format(lake):
         return False
     if finish_upgrade(lake):
         return True
@@ -136,9 +141,10 @@ def finish_upgrade(lake: LakeFS) -> bool:
     """Remove what is left of the older format once the lake has a Delta ledger (an upgrade
     was committed, then interrupted); True if there was anything. Its files are garbage then:
     the ledger names only the Delta tables' files, and those are never removed here."""
-    if not lake.exists(older_format.MANIFEST_DIR) or not _has_ledger(lake):
+    if not has_older_format(lake) or not _has_ledger(lake):
         return False
     _remove_legacy(lake)
+    guard_from_older_csload(lake)
     return True
 
 

@@ -41,6 +41,7 @@ from csload.errors import StoreError
 from csload.lake.fs import LakeFS
 from csload.lake.layout import (
     COLUMN_NAME,
+    LEGACY_GUARD,
     LEGACY_MANIFEST_DIR,
     PARTITION_COLUMN,
     STAGING_DIR,
@@ -216,7 +217,7 @@ def manifest_versions(lake: LakeFS) -> list[int]:
     out = []
     for entry in lake.list_files(MANIFEST_DIR):
         match = _VERSION_NAME.match(entry.path.rsplit("/", 1)[-1])
-        if match:
+        if match and entry.path != LEGACY_GUARD:   # a Delta lake's guard, not a version
             out.append(int(match.group(1)))
     return sorted(out)
 

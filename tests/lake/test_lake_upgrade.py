@@ -26,6 +26,7 @@ from click.testing import CliRunner
 import csload.lake_upgrade.convert as upgrade_module
 from csload.cli.lake import lake as lake_cli
 from csload.errors import StoreError, StoreLockedError
+from csload.lake.layout import LEGACY_GUARD
 from csload.lake.store import ParquetStore
 from csload.lake_upgrade.convert import open_store, upgrade
 from csload.load.sqltext import quote_ident
@@ -116,7 +117,8 @@ def assert_upgraded(lake: Lake) -> None:
     assert lake_rows(lake) == older_rows()
     assert lake_ledger(lake) == older_ledger()
     files = lake.files()
-    assert not [f for f in files if f.startswith(OLD_FORMAT)]
+    # Only the guard against an older csload (csload.lake.layout.LEGACY_GUARD).
+    assert [f for f in files if f.startswith(OLD_FORMAT)] == [LEGACY_GUARD]
     old_data = {f for f in fixture_files() if not f.startswith("_csload/")}
     assert not old_data & set(files)
     parquet = {f for f in lake.data_files() if "/_delta_log/" not in f}
