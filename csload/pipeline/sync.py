@@ -39,7 +39,7 @@ import anyio
 import anyio.to_thread
 
 from csload.api.models import Job, Run
-from csload.concurrency import first_error, run_blocking
+from csload.concurrency import first_error, one_at_a_time, run_blocking
 from csload.config import (
     Limits,
     Settings,
@@ -249,7 +249,7 @@ def _open_importing_client(target: Target, limits: Limits) -> Store:
             with suppress(BaseException):
                 opening.result().close()
             raise
-        return opening.result()
+        return one_at_a_time(opening.result())
 
 
 def sync(

@@ -221,3 +221,31 @@ def test_a_backfill_stopped_with_json_says_what_it_created_and_loaded(
     [job] = created()
     assert said == {"interrupted": "SIGTERM", "exitCode": 143, "runsLoaded": 0, "rows": 0,
                     "runs": [], "runsRecorded": 0, "jobsCreated": [job]}
+
+
+def test_a_signal_handler_that_raises_leaves_the_database_closed(
+    simulator: Simulator, settings: Settings, child_env: dict[str, str], tmp_path: Path,
+) -> None:
+    """A library user's SIGTERM handler (sys.exit) fired while the writer was inside its
+    load: the sync's close failed ("connection is busy with another call") and the database
+    stayed open, and locked, for the rest of the process (3 times in 6, found 2026-12-07)."""
+    db = tmp_path / "cs.duckdb"
+    child = subprocess.Popen(
+        child_command("tests.support.raising_handler_child", str(db)),
+        env=child_environ(child_env), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "BUSY"
+        child.send_signal(signal.SIGTERM)   # the handler raises in the event loop's thread
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert out.split("\n")[:2] == ["RAISED SystemExit", "CONNECT OK"], out + err
+    survived = loaded_runs(db)
+    report = csload.sync(settings, db=db)
+    everything = successful_runs(simulator)
+    assert sorted([*survived, *(run.run_id for run in report.loaded)]) == sorted(everything)
+    assert_db_matches(db, expected_tables(simulator, everything))
