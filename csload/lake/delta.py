@@ -91,10 +91,12 @@ def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
         # A table another writer created first fails the create as a plain DeltaError.
         if not isinstance(exc, CommitFailedError) and "already exists" not in str(exc):
             raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
+        # "The next sync loads it" misled a backfill: a sync never loads a backfill's job.
         raise LakeConflict(
             f"lake {lake.root}: another process committed to the lake while this sync tried "
             f"to {action}; were two syncs running at once, or another tool writing the "
-            "table? Nothing of this batch was published; the next sync loads it") from exc
+            "table? Nothing of this batch was published; the same command run again loads "
+            "it") from exc
     except OSError as exc:
         text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
