@@ -209,6 +209,12 @@ def fail_unexpected(exc: Exception) -> NoReturn:
     a signed URL or a terminal escape from a file, and how to see the traceback."""
     from csload.redact import redact_text
 
+    if isinstance(exc, PermissionError) and exc.filename:
+        # This machine's permissions, not a bug: a lake another user made under umask 077
+        # said "unexpected PermissionError ... (a bug in csload ...)".
+        fail(f"permission denied: {redact_text(str(exc.filename))[:300]}: csload cannot use "
+             "it as this user; fix its permissions, or run csload as its owner",
+             kind="PermissionError")
     what = redact_text(str(exc))[:500]
     fail(f"unexpected {type(exc).__name__}{f': {what}' if what else ''} (a bug in csload, or "
          "input it does not check yet); run again with `csload --debug ...` for the "

@@ -125,6 +125,26 @@ def test_status_of_a_missing_database(env: dict[str, str], tmp_path: Path) -> No
     assert not missing.exists()
 
 
+def test_a_permission_the_machine_refuses_is_no_bug_in_csload(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lake another user made under umask 077 (root passes any permission, so the refusal
+    is raised here where the lake's log is read): it said "unexpected PermissionError ...
+    (a bug in csload ...)"."""
+    log = tmp_path / "lake" / "_delta_log"
+
+    def refused(**_: object) -> None:
+        raise PermissionError(13, "Permission denied", str(log))
+
+    monkeypatch.setattr("csload.target.read_target_status", refused)
+    result = invoke(["status", "--parquet", str(tmp_path / "lake"), "--json"], env)
+    assert result.exit_code == 1, result.output
+    error = error_of(result)
+    assert error["kind"] == "PermissionError"
+    assert error["message"] == (f"permission denied: {log}: csload cannot use it as this "
+                                "user; fix its permissions, or run csload as its owner")
+    assert "a bug in csload" not in result.output
+
+
 def test_doctor_refusing_its_save_folder(env: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "kept"
     folder.mkdir()
