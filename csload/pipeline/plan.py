@@ -108,6 +108,7 @@ async def plan_sync(
     `foreign`: the target's tables that csload did not make, which no job loads into;
     `reserved`: the column names the target keeps, Target.reserved_columns)."""
     all_jobs = await client.list_jobs()
+    listed = {job.job_id for job in all_jobs}
     # A backfill's job is loaded by that backfill, into the table it was made for (which only
     # it knows): a sync started while it waits (cron) used to load it by the placement rule,
     # into `views`, and the backfill then reported the window loaded, in a table that did not
@@ -131,6 +132,15 @@ async def plan_sync(
             log.info("job %s (%s) left to `csload backfill`, which made it and loads it into "
                      "its table (to load it here: `csload sync --job %s`)", job.job_id,
                      job.name, job.job_id)
+    for job_id, (job, table) in sorted(known.items()):
+        # A recurring job deleted at Contentsquare: status showed it as it was, no word said.
+        if (job_id not in listed and job.frequency in ("daily", "hourly")
+                and not selection.job_ids and selection.scope in (None, job.scope)):
+            on_event(SyncEvent(
+                kind=EventKind.MESSAGE, job_id=job_id,
+                message=(f"job {job_id} ({job.name}) is no longer listed by Contentsquare "
+                         f"(deleted?): table {table} keeps the rows it loaded, and gets no "
+                         "new runs of it")))
     placements = place_jobs(all_jobs, known, mapped, foreign, reserved)
     report.jobs = [placements[job.job_id] for job in chosen]
     for placement in report.jobs:

@@ -368,3 +368,17 @@ def test_a_sync_with_nothing_to_load_leaves_no_staging_folder(
     again = csload.sync(settings, db=db_path)
     assert again.exit_code == 0 and not again.loaded
     assert not staging_dir(db_path).exists()
+
+
+def test_a_recurring_job_deleted_at_contentsquare_is_said(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    """Neither the sync nor status said a word: status kept showing the job as it was."""
+    assert csload.sync(settings, db=db_path).exit_code == 0
+    del simulator.state.jobs[VIEWS_JOB]   # as the service's delete of the job
+    said: list[SyncEvent] = []
+    report = csload.sync(settings, db=db_path, on_event=said.append)
+    assert report.exit_code == 0
+    messages = [e.message for e in said if e.job_id == VIEWS_JOB and e.message]
+    assert any("is no longer listed by Contentsquare (deleted?): table views keeps the rows "
+               "it loaded" in m for m in messages), messages
+    assert table_names(db_path) >= {"views"}
