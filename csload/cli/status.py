@@ -77,6 +77,8 @@ def print_status(state: StoreStatus) -> None:
     stdout.print(jobs)
     for problem in state.problems:
         stdout.print(labelled(f"{problem.label}:", _STYLES[problem.kind], f" {problem.text}"))
+    for line in state.unfinished_lines:
+        stdout.print(labelled("unfinished:", "bold yellow", scrub(f" {line}")))
     for table in state.dropped:
         stdout.print(labelled("gone:", "bold yellow", scrub(
             f" table {table} is no longer there (dropped, or its folder deleted): the next "

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 
 from csload.errors import backfill_command, part_label
-from csload.load.backfill_ledger import BackfillLedger
+from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
 from csload.load.ledger import Ledger, RunRecord, TableStats
 from csload.redact import redact_text
 
@@ -210,6 +210,17 @@ class StoreStatus:
     # Tables runs loaded rows into that are gone (dropped, a lake table's folder deleted): the
     # next sync loads their runs again. The table above showed 0 rows, or the ledger's count.
     dropped: tuple[str, ...] = ()
+    # Backfills that made their once job and have not loaded its run: still waiting, or
+    # stopped (killed, past their max_wait). A sync never loads their jobs: only the same
+    # `csload backfill` run again does (it reuses the job); status said nothing of them.
+    unfinished: tuple[BackfillRecord, ...] = ()
+
+    @property
+    def unfinished_lines(self) -> list[str]:
+        return [f"backfill job {b.job_id} ({b.name}): days "
+                f"{days_text(window_days(b.window_start, b.window_end))} not loaded yet (its "
+                f"run: {b.state}); run the same `csload backfill` again to finish it (it "
+                "reuses the job)" for b in self.unfinished]
 
     @property
     def problems(self) -> list[Problem]:
@@ -251,6 +262,10 @@ class StoreStatus:
             "filledRuns": [run(r) for r in self.filled],
             "problems": [p.to_json() for p in self.problems],
             "droppedTables": list(self.dropped),
+            "unfinishedBackfills": [
+                {"jobId": b.job_id, "name": b.name, "table": b.table, "state": b.state,
+                 "windowStart": iso(b.window_start), "windowEnd": iso(b.window_end)}
+                for b in self.unfinished],
         }
 
 
@@ -287,4 +302,6 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
                             and r.run_id not in coverage.filled),
         filled=tuple(sorted((r for r in missing if r.run_id in coverage.filled),
                             key=lambda r: r.run_id)),
-        project=ledger.project_id(), dropped=tuple(dropped))
+        project=ledger.project_id(), dropped=tuple(dropped),
+        unfinished=tuple(b for b in BackfillLedger(con).records()
+                         if b.state in ("created", "succeeded")))

@@ -311,6 +311,15 @@ def test_backfill_max_wait_fails_the_window_whose_run_does_not_finish(
     (item,) = orjson.loads(result.stdout)["items"]
     assert item["status"] == "failed" and "max_wait" in item["message"], item
     assert len(backfill_jobs(sim)) == 1
+    # status says so: a sync never loads a backfill's job, and status said nothing of it.
+    [job] = backfill_jobs(sim)
+    shown = cli("status", "--db", str(tmp_path / "cs.duckdb"))
+    assert shown.exit_code == 0, shown.output
+    assert (f"unfinished: backfill job {job.job_id} ({job.name}): days {day} not loaded yet "
+            "(its run: created); run the same `csload backfill` again to finish it"
+            ) in shown.output, shown.output
+    as_json = orjson.loads(cli("status", "--db", str(tmp_path / "cs.duckdb"), "--json").stdout)
+    assert [b["jobId"] for b in as_json["unfinishedBackfills"]] == [job.job_id]
 
     refused = cli("backfill", "--scope", "views", "--from", str(day), "--to", str(day),
                   *FIELDS, "--max-wait", "soon")
