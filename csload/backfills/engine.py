@@ -46,7 +46,7 @@ import anyio.to_thread
 from csload.api.client import ExportClient
 from csload.api.jobspec import Problem, parse_fields
 from csload.api.models import DATA_RETENTION_MONTHS, Job, JobField
-from csload.backfills.ledgers import open_ledgers, writable_ledgers
+from csload.backfills.ledgers import BackfillLedgers, open_ledgers, writable_ledgers
 from csload.backfills.plan import (
     Template,
     UnavailableDays,
@@ -75,7 +75,7 @@ from csload.config import (
 )
 from csload.errors import ApiRequestError, ConfigError, StoreLockedError
 from csload.load.columns import check_table_name
-from csload.load.holder import WRITER_SHUT_OUT
+from csload.load.holder import WRITER_SHUT_OUT, open_when_free
 from csload.pipeline.report import SyncEvent, SyncReport
 from csload.pipeline.sync import sync_async
 from csload.target import Target
@@ -187,15 +187,25 @@ async def backfill_async(
     report = BackfillReport(target=target.label, dry_run=dry_run, gaps=gaps)
     # Planning and checking only read the target (nothing is created if a rule is broken); it
     # is opened for writing once there is something to do (a lake: checked; the sync writes).
-    # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
-    with anyio.CancelScope(shield=True):
-        try:
-            database = await anyio.to_thread.run_sync(
+    async def open_database() -> BackfillLedgers:
+        # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
+        with anyio.CancelScope(shield=True):
+            opened = await anyio.to_thread.run_sync(
                 partial(open_ledgers, target, must_exist=gaps))
-        except StoreLockedError as exc:
-            # The lock's own advice names `csload sync --wait`, which a backfill does not take.
-            raise StoreLockedError(f"{exc.holder}: {WRITER_SHUT_OUT}, then run the backfill again",
-                                   holder=exc.holder, pid=exc.pid) from None
+        return opened
+
+    def waiting(message: str) -> None:
+        on_event(BackfillEvent(kind=BackfillEventKind.MESSAGE, message=message))
+
+    try:
+        # As a sync does, for up to [limits] lock_wait / CSLOAD_LOCK_WAIT (it failed at once,
+        # the setting ignored, when a cron sync held the database).
+        database = await open_when_free(open_database, wait=settings.limits.lock_wait,
+                                        on_wait=waiting)
+    except StoreLockedError as exc:
+        # The lock's own advice names `csload sync --wait`, which a backfill does not take.
+        raise StoreLockedError(f"{exc.holder}: {WRITER_SHUT_OUT}, then run the backfill again",
+                               holder=exc.holder, pid=exc.pid) from None
     try:
         async with ExportClient(settings, sleep=sleep) as client:
             async def load_run(job: Job, table: str,

@@ -11,6 +11,7 @@ its target loaded it before, or when asked by id (what the backfill's own sync d
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from datetime import date
@@ -138,3 +139,36 @@ async def test_a_database_another_process_holds_is_refused_with_advice_a_backfil
     message = str(info.value)
     assert f"PID {holder.pid}" in message and "run the backfill again" in message, message
     assert "--wait" not in message
+
+
+async def test_a_backfill_waits_for_the_database_as_lock_wait_says(
+        settings: Settings, driver: SimDriver, tmp_path: Path) -> None:
+    """It failed at once, [limits] lock_wait / CSLOAD_LOCK_WAIT ignored, while a cron sync
+    held the database."""
+    db = tmp_path / "cs.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read(); c.close()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    waiting = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits,
+                                                                       lock_wait=60.0))
+    events: list[BackfillEvent] = []
+
+    def seen(event: BackfillEvent) -> None:
+        events.append(event)
+        if event.kind is BackfillEventKind.MESSAGE and "waiting up to" in (event.message or ""):
+            holder.communicate("")   # the sync holding it ends
+
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        report = await backfill_async(waiting, scope="views", date_from=DAY, date_to=DAY,
+                                      fields=FIELDS, db=db, sleep=driver.sleep,
+                                      clock=driver.clock, on_event=seen)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert any(f"(PID {holder.pid}: python); waiting up to 1m for it to be free"
+               in (e.message or "") for e in events), events
+    assert report.jobs_created
