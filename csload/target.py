@@ -294,9 +294,8 @@ class Target:
                 f"{os_reason(exc)}; {fix}, or {elsewhere} ({STAGING_CHOICE})") from None
 
     def drop_empty_staging(self) -> None:
-        """Remove a database's staging folder that a sync left empty (it loaded nothing): on
-        a team's shared database it blocked the other users' syncs (another user's folder).
-        Call it with the database's lock held: after, another sync may be staging there."""
+        """Remove a database's staging folder a sync left empty, which blocked the other
+        users' syncs of a shared database; with its lock held (else another may stage)."""
         if self.db is not None:
             with contextlib.suppress(OSError):   # not empty, or gone: left as it is
                 self.staging_dir().rmdir()
@@ -394,9 +393,8 @@ class Target:
 
 @contextlib.contextmanager
 def _created_private(db: Path) -> Iterator[None]:
-    """Around DuckDB creating the database file `db`: created 0600 (the umask, for the moment
-    the file is created, then its mode), so no other user can open it even before it holds
-    data. An existing file is left as it is."""
+    """Around DuckDB creating the database file `db`: created 0600 (the umask while it is
+    created, then its mode), no other user's even empty. An existing file is left as it is."""
     if db.exists():
         yield
         return
@@ -440,6 +438,9 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
 
         return connect_lake(target.parquet, storage_options=target.storage_options)
     assert target.db is not None
+    if target.db.is_dir():   # it said "IO Error: ... Is a directory"
+        raise StoreError(f"{target.db} is a folder, not a database file (a lake? csload."
+                         f"connect(parquet={str(target.db)!r}))")
     if not create and str(target.db) != ":memory:" and not target.db.exists():
         raise StoreError(f"no database at {target.db}: the file does not exist "
                          "(pass create=True to create a new one)")

@@ -60,6 +60,9 @@ def _open(root: str | Path, storage_options: Mapping[str, str] | None,
         # bucket or refused credentials, as a sync says them).
         if lake.local:
             refuse_inside_table(f"lake {lake.root}", lake.local_path())
+            if lake.local_path().is_file():   # it advised a sync into the file's path
+                raise StoreError(f"{lake.root} is a file, not a lake's folder (a DuckDB "
+                                 f"database? csload.connect({lake.root!r}), or --db)")
         else:
             lake.check_usable()
         raise StoreError(f"no csload lake at {lake.root}: run `csload sync --parquet "

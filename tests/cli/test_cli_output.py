@@ -202,3 +202,21 @@ def test_a_real_process_prints_one_json_document(env: dict[str, str], tmp_path: 
     error = orjson.loads(done.stdout)["error"]
     assert error["kind"] == "CredentialsRejected" and error["exitCode"] == 1
     assert done.stderr == f"error: {error['message']}\n"
+
+
+def test_a_lake_and_a_database_taken_for_each_other_are_said(tmp_path: Path) -> None:
+    """csload.connect of a lake's folder said DuckDB's "IO Error: ... Is a directory";
+    connect(parquet=) of a database file advised `csload sync --parquet` into the file."""
+    import duckdb
+
+    import csload
+    from csload.errors import StoreError
+
+    folder, database = tmp_path / "lake", tmp_path / "x.duckdb"
+    folder.mkdir()
+    duckdb.connect(str(database)).close()
+    with pytest.raises(StoreError, match=r"is a folder, not a database file \(a lake\? "
+                       r"csload.connect\(parquet="):
+        csload.connect(str(folder))
+    with pytest.raises(StoreError, match=r"is a file, not a lake's folder \(a DuckDB database"):
+        csload.connect(parquet=str(database))
