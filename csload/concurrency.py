@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -64,7 +65,8 @@ def run_blocking(runner: Callable[[], Awaitable[T]], *, thread_name: str) -> T:
     except BaseException:
         stopping.set()
         for loop, scope in running:
-            loop.call_soon_threadsafe(scope.cancel)
+            with contextlib.suppress(RuntimeError):   # its loop closed: the runner has ended
+                loop.call_soon_threadsafe(scope.cancel)
         _wait_uninterrupted(finished)
         thread.join()
         raise

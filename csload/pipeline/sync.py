@@ -190,7 +190,9 @@ async def sync_async(
     if dry_run:
         seen = await open_when_free(read_ledger, wait=lock_wait, on_wait=waiting)
     else:
-        store = await open_when_free(open_store, wait=lock_wait, on_wait=waiting)
+        # One call at a time: a close waits for the write in progress (one_at_a_time).
+        store = one_at_a_time(await open_when_free(open_store, wait=lock_wait,
+                                                   on_wait=waiting))
     from csload.api.client import ExportClient
 
     try:
@@ -249,7 +251,7 @@ def _open_importing_client(target: Target, limits: Limits) -> Store:
             with suppress(BaseException):
                 opening.result().close()
             raise
-        return one_at_a_time(opening.result())
+        return opening.result()
 
 
 def sync(
