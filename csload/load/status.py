@@ -302,6 +302,13 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
                             and r.run_id not in coverage.filled),
         filled=tuple(sorted((r for r in missing if r.run_id in coverage.filled),
                             key=lambda r: r.run_id)),
-        project=ledger.project_id(), dropped=tuple(dropped),
-        unfinished=tuple(b for b in BackfillLedger(con).records()
-                         if b.state in ("created", "succeeded")))
+        project=ledger.project_id(), dropped=tuple(dropped), unfinished=_unfinished(con))
+
+
+def _unfinished(con: duckdb.DuckDBPyConnection) -> tuple[BackfillRecord, ...]:
+    """The backfills whose run is not loaded yet (StoreStatus.unfinished)."""
+    try:
+        records = BackfillLedger(con).records()
+    except duckdb.BinderException:   # an older csload's columns, which its next sync widens
+        return ()
+    return tuple(b for b in records if b.state in ("created", "succeeded"))
