@@ -36,7 +36,7 @@ from csload.lake.layout import partition_date
 from csload.lake.ledger import import_ledger
 from csload.lake.snapshot import LakeSnapshot, LakeTable, read_snapshot, refuse_older_format
 from csload.lake.types import select_to_csload
-from csload.lake.work import MISSING_FILES_FIX, files_errors, table_folder
+from csload.lake.work import MISSING_FILES_FIX, files_errors
 from csload.load.ledger import Ledger, TableStats
 from csload.load.lookups import describe_from_ledger, ensure_lookups
 from csload.load.sqltext import quote_ident, sql_str
@@ -133,9 +133,7 @@ def _make_view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -
         cols = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in table.columns)
         con.execute(f"CREATE VIEW {name} AS SELECT {cols} LIMIT 0")
     elif lake.local:
-        uris = _uris(lake, table)
-        _refuse_missing(lake, table.name, [u for u in uris if not Path(u).exists()], len(uris))
-        paths = ", ".join(sql_str(p) for p in uris)
+        paths = ", ".join(sql_str(p) for p in _present_files(lake, table))
         con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM "  # noqa: S608
                     f"read_parquet([{paths}], hive_partitioning = false) AS s")
     else:
@@ -148,27 +146,28 @@ def _make_view(con: duckdb.DuckDBPyConnection, lake: LakeFS, table: LakeTable) -
                     f"FROM {quote_ident(source)} AS s")
 
 
-def _refuse_missing(lake: LakeFS, table: str, missing: list[str], files: int) -> None:
-    """A local table whose current files are gone (a `date=` folder deleted by hand): said
-    with the fix at connect, instead of DuckDB's IOException at every query of it."""
-    if not missing:
-        return
-    raise StoreError(
-        f"lake {lake.root}: {len(missing)} of the {files} files of table {table}'s current "
-        f"version are missing (first: {missing[0]}): deleted by hand? "
-        f"{MISSING_FILES_FIX.format(folder=table_folder(lake, table))}")
+def _present_files(lake: LakeFS, table: LakeTable) -> list[str]:
+    """The current files of a local table, every one of them on disk; a table whose files
+    are gone (a `date=` folder deleted by hand) is said with the fix, instead of DuckDB's
+    IOException at every query of it."""
+    uris = _uris(lake, table)
+    missing = [u for u in uris if not Path(u).exists()]
+    if missing:
+        raise StoreError(
+            f"lake {lake.root}: {len(missing)} of the {len(uris)} files of table "
+            f"{table.name}'s current version are missing (first: {missing[0]}): deleted by "
+            f"hand? {MISSING_FILES_FIX.format(folder=lake.uri(table.name))}")
+    return uris
 
 
 def refuse_missing_files(lake: LakeFS, snapshot: LakeSnapshot) -> None:
-    """`_refuse_missing` for every table of a local lake (a stat per file), for `status` and
+    """`_present_files` for every table of a local lake (a stat per file), for `status` and
     `doctor`: they read the log, not the files, and said all was well (the table's rows,
     "ok target") while every sync into it and every query of it failed. Not for S3 (a LIST
     per table)."""
     if lake.local:
         for table in snapshot.tables.values():
-            uris = _uris(lake, table)
-            _refuse_missing(lake, table.name, [u for u in uris if not Path(u).exists()],
-                            len(uris))
+            _present_files(lake, table)
 
 
 def connect_lake(root: str | Path, *, storage_options: Mapping[str, str] | None = None,

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as pads
@@ -62,8 +61,7 @@ def files_errors(lake: LakeFS, table: str) -> Iterator[None]:
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise StoreError(f"lake {lake.root}: cannot read the files of table {table} "
                          f"({first}); is a file its log names missing or damaged? "
-                         f"{MISSING_FILES_FIX.format(folder=table_folder(lake, table))}"
-                         ) from None
+                         f"{MISSING_FILES_FIX.format(folder=lake.uri(table))}") from None
 
 
 # What to do about a table's missing or damaged files (said by the sync, connect, status and
@@ -71,10 +69,6 @@ def files_errors(lake: LakeFS, table: str) -> Iterator[None]:
 MISSING_FILES_FIX = ("Put them back, or delete the table's folder {folder}: the next csload "
                      "sync loads its runs again (those whose files expired become gaps for "
                      "`csload backfill --gaps`)")
-
-
-def table_folder(lake: LakeFS, table: str) -> str:
-    return str(Path(lake.root) / table) if lake.local else f"{lake.root.rstrip('/')}/{table}"
 
 
 def data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
