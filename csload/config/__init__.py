@@ -126,12 +126,18 @@ def read_config_file(path: Path, *, warn: bool = True) -> dict[str, Any]:
     return values
 
 
+def config_path(config_file: str | Path | None) -> Path:
+    """The settings file: the one given (a str is a path too: it raised AttributeError:
+    'str' object has no attribute 'open'; `~` expanded), else ./csload.toml."""
+    return Path(config_file).expanduser() if config_file is not None else Path(
+        DEFAULT_CONFIG_FILE)
+
+
 def settings_file_warnings(config_file: str | Path | None = None) -> list[str]:
     """What `read_config_file` warns of in the settings file (./csload.toml by default), for
     `csload doctor`'s report; none for a file that cannot be read (its error is said
     elsewhere)."""
-    path = Path(config_file).expanduser() if config_file is not None else Path(
-        DEFAULT_CONFIG_FILE)
+    path = config_path(config_file)
     try:
         return config_warnings(path, *_read_config(path))
     except ConfigError:
@@ -201,9 +207,7 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     explicit_file = config_file is not None
-    # A str is a path too (it raised AttributeError: 'str' object has no attribute 'open').
-    path = Path(config_file).expanduser() if config_file is not None else Path(
-        DEFAULT_CONFIG_FILE)
+    path = config_path(config_file)
     file_values = read_config_file(path)
     if explicit_file and not path.exists():
         raise ConfigError(f"config file not found: {path}")
@@ -376,8 +380,7 @@ def read_lake_options(config_file: Path | None = None) -> dict[str, str]:
     """Only the `[lake]` section of the settings file (for commands without API settings);
     the file's keys are checked all the same, and the endpoint_url against the auth URL the
     environment or the file names (the https rule)."""
-    path = Path(config_file).expanduser() if config_file is not None else Path(
-        DEFAULT_CONFIG_FILE)
+    path = config_path(config_file)
     values = read_config_file(path)
     if config_file is not None and not path.exists():
         raise ConfigError(f"config file not found: {path}")
