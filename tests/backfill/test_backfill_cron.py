@@ -120,17 +120,23 @@ async def test_a_window_whose_files_storage_dropped_early_gets_a_new_job(
     assert len(backfill_jobs(simulator)) == 2
 
 
+def holding(db: Path) -> subprocess.Popen[str]:
+    """Another process holding the database `db` (made empty) until its stdin closes."""
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read(); c.close()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
+
+
 async def test_a_database_another_process_holds_is_refused_with_advice_a_backfill_can_follow(
         settings: Settings, driver: SimDriver, tmp_path: Path) -> None:
     """The lock's advice used to name `csload sync --wait`, which a backfill does not take."""
     db = tmp_path / "cs.duckdb"
-    duckdb.connect(str(db)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); sys.stdin.read()", str(db)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = holding(db)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLockedError) as info:
             await backfill_async(settings, scope="views", date_from=DAY, date_to=DAY,
                                  fields=FIELDS, db=db, sleep=driver.sleep, clock=driver.clock)
@@ -146,11 +152,7 @@ async def test_a_backfill_waits_for_the_database_as_lock_wait_says(
     """It failed at once, [limits] lock_wait / CSLOAD_LOCK_WAIT ignored, while a cron sync
     held the database."""
     db = tmp_path / "cs.duckdb"
-    duckdb.connect(str(db)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); sys.stdin.read(); c.close()", str(db)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = holding(db)
     waiting = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits,
                                                                        lock_wait=60.0))
     events: list[BackfillEvent] = []
@@ -161,7 +163,6 @@ async def test_a_backfill_waits_for_the_database_as_lock_wait_says(
             holder.communicate("")   # the sync holding it ends
 
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         report = await backfill_async(waiting, scope="views", date_from=DAY, date_to=DAY,
                                       fields=FIELDS, db=db, sleep=driver.sleep,
                                       clock=driver.clock, on_event=seen)
