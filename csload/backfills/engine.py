@@ -46,7 +46,8 @@ import anyio.to_thread
 from csload.api.client import ExportClient
 from csload.api.jobspec import Problem, parse_fields
 from csload.api.models import DATA_RETENTION_MONTHS, Job, JobField
-from csload.backfills.ledgers import BackfillLedgers, open_ledgers, writable_ledgers
+from csload.backfills.ledgers import BackfillLedgers, open_ledgers
+from csload.backfills.pieces import Phase, Piece
 from csload.backfills.plan import (
     Template,
     UnavailableDays,
@@ -64,7 +65,7 @@ from csload.backfills.report import (
     BackfillStatus,
     ignore_backfill_events,
 )
-from csload.backfills.work import BackfillWork, Clock, Phase, Piece, Sleep
+from csload.backfills.work import BackfillWork, Clock, Sleep
 from csload.concurrency import run_blocking
 from csload.config import (
     Settings,
@@ -185,17 +186,20 @@ async def backfill_async(
         await anyio.to_thread.run_sync(target.check_writable)
 
     report = BackfillReport(target=target.label, dry_run=dry_run, gaps=gaps)
-    # Planning and checking only read the target (nothing is created if a rule is broken); it
-    # is opened for writing once there is something to do (a lake: checked; the sync writes).
-    async def open_database() -> BackfillLedgers:
-        # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
-        with anyio.CancelScope(shield=True):
-            opened = await anyio.to_thread.run_sync(
-                partial(open_ledgers, target, must_exist=gaps))
-        return opened
 
     def waiting(message: str) -> None:
         on_event(BackfillEvent(kind=BackfillEventKind.MESSAGE, message=message))
+
+    # Once begun, the backfill waits for the database whenever a sync or notebook has it open
+    # (it does not hold it while it waits for a run), as long as it would wait for a run.
+    database_wait = max(settings.limits.lock_wait, min(max_wait, DEFAULT_MAX_WAIT))
+
+    async def open_database() -> BackfillLedgers:
+        # Shielded: a connection opened in a worker thread must not be lost to a cancellation.
+        with anyio.CancelScope(shield=True):
+            opened = await anyio.to_thread.run_sync(partial(
+                open_ledgers, target, must_exist=gaps, wait=database_wait, on_wait=waiting))
+        return opened
 
     try:
         # As a sync does, for up to [limits] lock_wait / CSLOAD_LOCK_WAIT (it failed at once,
@@ -212,7 +216,7 @@ async def backfill_async(
                                forward: Callable[[SyncEvent], None]) -> SyncReport:
                 return await sync_async(settings, db=target.db, parquet=target.parquet,
                                         jobs=(job.job_id,), tables={job.job_id: table},
-                                        on_event=forward)
+                                        wait=database_wait, on_event=forward)
 
             work = BackfillWork(settings, client, database, target=target, load_run=load_run,
                                 report=report, poll_interval=poll_interval,
@@ -223,10 +227,10 @@ async def backfill_async(
                 fields=fields, format=format, device=device, segment=segment, gaps=gaps,
                 table=table)
             await work.check(pieces, templates, problems)
+            # Planning and checking only read the target (nothing is created if a rule is
+            # broken); it is made writable once there is something to do (a lake: checked).
             if pieces and not dry_run:
-                with anyio.CancelScope(shield=True):
-                    database = await anyio.to_thread.run_sync(writable_ledgers, target, database)
-                work.db = database
+                await database.make_writable()
             await work.resolve(pieces)
             on_event(BackfillEvent(
                 kind=BackfillEventKind.PLANNED, windows=len(pieces),

@@ -1,16 +1,18 @@
 """Where a backfill reads the target's ledgers and records its jobs.
 
 A DuckDB database holds the backfill ledger (`_csload.backfills`, csload.load.backfill_ledger)
-beside the loader's, in the same file: one connection, used from worker threads one call at a
-time. A lake holds nothing of the backfill's own (docs/backfill.md, "Where the backfill
-keeps its state"): its ledger is read, never written. The target is opened the one way every
-caller opens it (csload.target.Target); this module only says what the backfill does with it.
+beside the loader's, in the same file, opened for each read or write (one call at a time, in
+a worker thread) and never held while the backfill waits for a run. A lake holds nothing of
+the backfill's own (docs/backfill.md, "Where the backfill keeps its state"): its ledger is
+read, never written. The target is opened the one way every caller opens it
+(csload.target.Target); this module only says what the backfill does with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shlex
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import TypeVar
 
@@ -20,12 +22,13 @@ import duckdb
 
 from csload.errors import ConfigError
 from csload.load.backfill_ledger import BackfillLedger
+from csload.load.duckdb import connect
+from csload.load.holder import open_when_free
 from csload.load.ledger import Ledger
 from csload.load.placement import users_table
 from csload.target import Target
 
-__all__ = ["BackfillLedgers", "DatabaseLedgers", "LakeLedgers", "open_ledgers",
-           "writable_ledgers"]
+__all__ = ["BackfillLedgers", "DatabaseLedgers", "LakeLedgers", "open_ledgers"]
 
 T = TypeVar("T")
 
@@ -61,27 +64,74 @@ class BackfillLedgers:
         if table in await self.run(lambda ledger: Ledger(ledger.con).foreign_tables()):
             raise ConfigError(f"{users_table(table)}: name another table (--table NAME)")
 
+    async def make_writable(self) -> None:
+        """Ready the target for the backfill's writes (a database created if needed)."""
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """The target kept from other writers for the calls within (where it can be)."""
+        yield
+
     def close(self) -> None:
         raise NotImplementedError
 
 
 class DatabaseLedgers(BackfillLedgers):
-    """A DuckDB target: its connection (an empty in-memory one while the file does not exist
-    yet, `in_memory`). Writes go through once `ensure` created the ledger tables."""
+    """A DuckDB target. The file is open only while the backfill reads or records (`run`, and
+    `held` around a job's creation), never while it waits for a run: a backfill waits for hours,
+    and while it held the file every scheduled sync, `csload status` and notebook of the
+    database failed "in use" (found 2026-12-07). Each open waits up to `wait` seconds for
+    another process to let go (`on_wait` says so, once per wait). Where the file does not exist
+    yet, reads go to an empty in-memory database until `make_writable` creates it."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, in_memory: bool = False) -> None:
-        self._con = con
+    def __init__(self, target: Target, *, wait: float = 0.0,
+                 on_wait: Callable[[str], None] = lambda message: None) -> None:
+        assert target.db is not None
+        self.target = target
+        self.wait = wait
+        self.on_wait = on_wait
         self._writable = False
-        self.in_memory = in_memory
+        # The open connection: an empty in-memory one (no file yet), or the file's inside
+        # `held`; None between calls.
+        self._con: duckdb.DuckDBPyConnection | None = (
+            None if target.db.exists() else duckdb.connect(":memory:"))
         self._limiter = anyio.CapacityLimiter(1)
 
-    def ensure(self) -> None:
-        """Create the ledger tables; from now on, writes go through."""
-        BackfillLedger(self._con).ensure()
-        self._writable = True
+    async def _open(self) -> duckdb.DuckDBPyConnection:
+        path = self.target.db
+        assert path is not None
+
+        async def attempt() -> duckdb.DuckDBPyConnection:
+            # Shielded: a connection opened in a worker thread must not be lost to a cancel.
+            with anyio.CancelScope(shield=True):
+                con = await anyio.to_thread.run_sync(connect, path, limiter=self._limiter)
+            return con
+
+        return await open_when_free(attempt, wait=self.wait, on_wait=self.on_wait)
+
+    async def _close(self, con: duckdb.DuckDBPyConnection) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(con.close, limiter=self._limiter)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """The file open (so no other process's backfill or sync has it) for every call
+        within: a job's check, creation and record, so that a second backfill of the same
+        database finds the first one's job instead of creating another."""
+        if self._con is not None:   # held already, or no file yet
+            yield
+            return
+        self._con = await self._open()
+        try:
+            yield
+        finally:
+            con, self._con = self._con, None
+            await self._close(con)
 
     async def run(self, action: Callable[[BackfillLedger], T]) -> T:
-        con = self._con
+        held = self._con
+        con = held if held is not None else await self._open()
 
         def call() -> T:
             cursor = con.cursor()
@@ -90,14 +140,39 @@ class DatabaseLedgers(BackfillLedgers):
             finally:
                 cursor.close()
 
-        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        finally:
+            if held is None:
+                await self._close(con)
 
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         if self._writable:
             await self.run(action)
 
+    async def make_writable(self) -> None:
+        """The database file created (0600) if needed, with the ledger tables; from now on,
+        writes go through."""
+        if self._con is not None and not self._writable:   # the empty in-memory stand-in
+            self._con.close()
+            self._con = None
+
+            async def create() -> duckdb.DuckDBPyConnection:
+                with anyio.CancelScope(shield=True):
+                    con = await anyio.to_thread.run_sync(self.target.create_database,
+                                                         limiter=self._limiter)
+                return con
+
+            # Another backfill or sync may be creating it too: it is then waited for.
+            await self._close(await open_when_free(create, wait=self.wait,
+                                                   on_wait=self.on_wait))
+        await self.run(lambda ledger: ledger.ensure())
+        self._writable = True
+
     def close(self) -> None:
-        self._con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 class LakeLedgers(BackfillLedgers):
@@ -129,6 +204,10 @@ class LakeLedgers(BackfillLedgers):
     async def write(self, action: Callable[[BackfillLedger], None]) -> None:
         return None
 
+    async def make_writable(self) -> None:
+        """Checked only: the lake is created by its first load, through the sync."""
+        await anyio.to_thread.run_sync(self.target.check_lake_usable, limiter=self._limiter)
+
     async def refuse_foreign(self, table: str) -> None:
         """StoreError if the lake has no table `table` yet and its folder holds files csload
         did not write (csload.lake.recovery.refuse_others_files: the table's vacuum would
@@ -150,10 +229,12 @@ class LakeLedgers(BackfillLedgers):
         return None
 
 
-def open_ledgers(target: Target, *, must_exist: bool) -> BackfillLedgers:
-    """The target's ledgers, read-only in effect (nothing is created or written yet).
+def open_ledgers(target: Target, *, must_exist: bool, wait: float = 0.0,
+                 on_wait: Callable[[str], None] = lambda message: None) -> BackfillLedgers:
+    """The target's ledgers, read-only in effect (nothing is created or written yet); a
+    database that another process has open is refused here (StoreLockedError), once.
     `must_exist`: a target that does not exist is a ConfigError (`--gaps` has no coverage
-    to fill there)."""
+    to fill there). `wait`, `on_wait`: a database's later opens (DatabaseLedgers)."""
     exists = target.exists()   # a bad lake URL or storage option fails here
     if must_exist and not exists:
         if target.parquet is not None:
@@ -164,22 +245,6 @@ def open_ledgers(target: Target, *, must_exist: bool) -> BackfillLedgers:
                           f"yet (run `csload sync --db {shlex.quote(str(target.db))}` first)")
     if target.parquet is not None:
         return LakeLedgers(target)
-    return DatabaseLedgers(target.connect_ledger(), in_memory=not exists)
-
-
-def writable_ledgers(target: Target, current: BackfillLedgers) -> BackfillLedgers:
-    """The target ready for the backfill: a database created if needed, with the ledger
-    tables; a lake checked (the first load creates it, through the sync)."""
-    if isinstance(current, LakeLedgers):
-        target.check_lake_usable()
-        return current
-    assert isinstance(current, DatabaseLedgers)
-    if current.in_memory:
-        current.close()
-        current = DatabaseLedgers(target.create_database())
-    try:
-        current.ensure()
-    except BaseException:
-        current.close()
-        raise
-    return current
+    if exists:
+        target.connect_ledger().close()   # free now, or StoreLockedError naming the holder
+    return DatabaseLedgers(target, wait=wait, on_wait=on_wait)

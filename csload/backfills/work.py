@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +23,12 @@ import anyio
 from csload.api.jobspec import Problem, check_jobs, post_checked_job
 from csload.api.models import FILE_RETENTION, Job, Run
 from csload.api.schemas import load_schema
+from csload.backfills.pieces import Phase, Piece
 from csload.backfills.plan import (
     NAME_PREFIX,
     Template,
     Window,
     available_days,
-    job_name,
     split_days,
 )
 from csload.backfills.report import (
@@ -58,7 +56,7 @@ if TYPE_CHECKING:
     from csload.config import Settings
     from csload.target import Target
 
-__all__ = ["BackfillWork", "Clock", "Phase", "Piece", "Sleep"]
+__all__ = ["BackfillWork", "Clock", "Sleep"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], datetime]
@@ -68,52 +66,6 @@ LoadRun = Callable[[Job, str, Callable[[SyncEvent], None]], Awaitable[SyncReport
 what to export and when; loading is the pipeline's, so it is handed in."""
 
 FINISHED = ("SUCCESS", "FAILURE")
-
-
-class Phase(enum.Enum):
-    CREATE = "create"
-    WAIT = "wait"
-    LOAD = "load"
-    DONE = "done"
-
-
-@dataclass(slots=True)
-class Piece:
-    """One window of the plan, as it is resolved and worked through."""
-
-    template: Template
-    window: Window
-    phase: Phase = Phase.CREATE
-    job: Job | None = None
-    run: Run | None = None
-    loaded_run: int | None = None
-    # When this backfill created the job, by its own clock (the wait's start: see `wait`);
-    # None for a job it found (made by an earlier backfill) or has not created yet.
-    created_here_at: datetime | None = None
-    state: str | None = None
-    # Jobs made for this window before whose run cannot deliver (failed, or files gone).
-    unusable: set[int] = field(default_factory=set)
-
-    @property
-    def created(self) -> bool:
-        """Whether this backfill created the piece's job."""
-        return self.created_here_at is not None
-
-    @property
-    def name(self) -> str:
-        return job_name(self.template, self.window)
-
-    def item(self, status: BackfillStatus, **values: Any) -> BackfillItem:
-        job_id = self.job.job_id if self.job is not None else None
-        run_id = self.run.run_id if self.run is not None else self.loaded_run
-        base: dict[str, Any] = {
-            "scope": self.template.scope, "table": self.template.table,
-            "window": self.window, "status": status, "job_id": job_id,
-            "job_name": self.name, "run_id": run_id, "created": self.created,
-            "like_job_id": self.template.like_job_id,
-        }
-        base.update(values)
-        return BackfillItem(**base)
 
 
 class BackfillWork:
@@ -260,7 +212,7 @@ class BackfillWork:
             done = [job_id for job_id in candidates if job_id in loaded]
             if done:
                 piece.phase = Phase.DONE
-                piece.job = api_jobs.get(done[0]) or _stub_job(done[0], piece)
+                piece.job = api_jobs.get(done[0]) or piece.stub_job(done[0])
                 piece.loaded_run = loaded[done[0]]
                 continue
             for job_id in candidates:
@@ -359,17 +311,17 @@ class BackfillWork:
 
     async def advance(self, index: int, piece: Piece) -> bool:
         """Bring the piece to a finished run; True when it is ready for the loader."""
-        if piece.phase is Phase.DONE:
-            self.items[index] = piece.item(BackfillStatus.ALREADY_LOADED)
-            self.event(BackfillEventKind.SKIPPED, piece, run_id=piece.loaded_run)
-            return False
         if piece.phase is Phase.CREATE:
             failure = await self.create(piece)
             if failure is not None:
                 return self.fail(index, piece, failure)
-        else:
+        elif piece.phase is not Phase.DONE:
             self.event(BackfillEventKind.JOB_REUSED, piece,
                        state=piece.run.state if piece.run else piece.state)
+        if piece.phase is Phase.DONE:
+            self.items[index] = piece.item(BackfillStatus.ALREADY_LOADED)
+            self.event(BackfillEventKind.SKIPPED, piece, run_id=piece.loaded_run)
+            return False
         if piece.phase is Phase.WAIT:
             overdue = await self.wait(piece)
             if overdue is not None:
@@ -393,7 +345,19 @@ class BackfillWork:
         return False
 
     async def create(self, piece: Piece) -> str | None:
-        """Create the piece's job and record it at once; the reason it failed, else None."""
+        """Create the piece's job and record it at once; the reason it failed, else None.
+        With the database held: another backfill of it may have made the window's job since
+        the plan was resolved, and is then reused, as the one that made it does."""
+        async with self.db.held():
+            await self.resolve([piece])
+            if piece.phase is Phase.CREATE:
+                return await self._create(piece)
+        if piece.phase is not Phase.DONE:
+            self.event(BackfillEventKind.JOB_REUSED, piece,
+                       state=piece.run.state if piece.run else piece.state)
+        return None
+
+    async def _create(self, piece: Piece) -> str | None:
         spec = piece.template.spec(piece.window)
         try:
             job = await post_checked_job(self.client, spec)
@@ -489,9 +453,3 @@ class BackfillWork:
         self.event(BackfillEventKind.FAILED, piece, run_id=run.run_id, message=text)
         return piece.item(BackfillStatus.FAILED, message=text)
 
-
-def _stub_job(job_id: int, piece: Piece) -> Job:
-    """A job the API no longer lists but whose run was loaded: enough to report it."""
-    t = piece.template
-    return Job(job_id=job_id, name=piece.name, format=t.format, scope=t.scope,
-               frequency="once", fields=t.fields)

@@ -12,9 +12,10 @@ its target loaded it before, or when asked by id (what the backfill's own sync d
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,7 @@ from csload import backfill_async
 from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus
 from csload.config import Settings
 from csload.errors import StoreLockedError
-from csload.simulator import Simulator
+from csload.simulator import ServerHandle, Simulator
 from tests.support.bfclock import SimDriver
 from tests.support.bfref import FIELDS, backfill_jobs
 from tests.support.syncref import finish_once_job
@@ -173,3 +174,95 @@ async def test_a_backfill_waits_for_the_database_as_lock_wait_says(
     assert any(f"(PID {holder.pid}: python); waiting up to 1m for it to be free"
                in (e.message or "") for e in events), events
     assert report.jobs_created
+
+
+def opens_for_writing(db: Path) -> subprocess.CompletedProcess[str]:
+    """Another process (a cron sync, a notebook) opening the database for writing, then
+    letting go."""
+    return subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+         str(db)], capture_output=True, text=True, timeout=60)
+
+
+async def test_a_backfill_waiting_for_its_run_leaves_the_database_to_other_processes(
+        settings: Settings, simulator: Simulator, driver: SimDriver, tmp_path: Path) -> None:
+    """It held the file open for its whole wait (up to max_wait, 24 h): every scheduled sync,
+    `csload status` and notebook meanwhile failed "in use" (found 2026-12-07)."""
+    db = tmp_path / "cs.duckdb"
+    others: list[subprocess.CompletedProcess[str]] = []
+    driver.hooks.append(lambda sim: others.append(opens_for_writing(db)) if not others
+                        else None)
+
+    report = await backfill_async(settings, scope="views", date_from=DAY, date_to=DAY,
+                                  fields=FIELDS, db=db, sleep=driver.sleep,
+                                  clock=driver.clock, poll_interval=10)
+
+    [other] = others
+    assert other.returncode == 0, other.stderr
+    [item] = report.items
+    [job] = backfill_jobs(simulator)
+    (run,) = simulator.runs(job.job_id)
+    assert item.status is BackfillStatus.LOADED
+    assert item.rows == len(simulator.truth(job.job_id, run.run_id)) > 0
+
+
+async def test_a_backfill_waits_for_a_process_holding_the_database_when_its_run_is_ready(
+        settings: Settings, simulator: Simulator, driver: SimDriver, tmp_path: Path) -> None:
+    """A cron sync running when the backfill's run finishes: the backfill waits for the
+    database (it no longer holds it while it waits), then records and loads the run."""
+    db = tmp_path / "cs.duckdb"
+    holders: list[subprocess.Popen[str]] = []
+    driver.hooks.append(lambda sim: holders.append(holding(db)) if not holders else None)
+    events: list[BackfillEvent] = []
+
+    def seen(event: BackfillEvent) -> None:
+        events.append(event)
+        if event.kind is BackfillEventKind.MESSAGE and "waiting up to" in (event.message or ""):
+            holders[0].communicate("")   # the cron sync ends
+
+    try:
+        report = await backfill_async(settings, scope="views", date_from=DAY, date_to=DAY,
+                                      fields=FIELDS, db=db, sleep=driver.sleep,
+                                      clock=driver.clock, poll_interval=10, on_event=seen)
+    finally:
+        for holder in holders:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+    [holder] = holders
+    assert any(f"(PID {holder.pid}: python); waiting up to" in (e.message or "")
+               for e in events), events
+    [item] = report.items
+    [job] = backfill_jobs(simulator)
+    (run,) = simulator.runs(job.job_id)
+    assert (item.status, report.exit_code) == (BackfillStatus.LOADED, 0)
+    assert item.rows == len(simulator.truth(job.job_id, run.run_id)) > 0
+
+
+def test_two_backfills_of_a_database_at_once_make_one_job_per_window(
+        live_sim: tuple[Simulator, ServerHandle], tmp_path: Path) -> None:
+    """Each job is created with the database held, after looking in its ledger for a job an
+    other backfill made for the window meanwhile: the second backfill reuses the first's jobs
+    (it used to be kept out by the first one's holding the file for its whole run)."""
+    sim, handle = live_sim
+    db = tmp_path / "cs.duckdb"
+    duckdb.connect(str(db)).close()   # a database of the user's: it exists (no sync yet)
+    env = {**os.environ, **dict(line.split("=", 1)
+                                for line in sim.config.env_lines(handle.base_url)),
+           "CSLOAD_LOCK_WAIT": "2m"}
+    first = datetime.now(UTC).date() - timedelta(days=11)
+    last = first + timedelta(days=8)   # two windows
+    command = [sys.executable, "-m", "csload", "backfill", "--scope", "views",
+               "--from", str(first), "--to", str(last), "--db", str(db),
+               "--poll-interval", "0.01", *(a for f in FIELDS for a in ("--field", f))]
+    both = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in both]
+
+    assert [p.returncode for p in both] == [0, 0], outputs
+    jobs = backfill_jobs(sim)
+    assert len(jobs) == 2, [(j.job_id, j.name) for j in jobs]
+    with duckdb.connect(str(db), read_only=True) as con:
+        loaded = con.execute("SELECT count(*), count(DISTINCT _date) FROM views").fetchone()
+    expected = sum(len(sim.truth(j.job_id, r.run_id)) for j in jobs for r in sim.runs(j.job_id))
+    assert loaded == (expected, 9)
