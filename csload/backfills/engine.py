@@ -232,6 +232,7 @@ async def backfill_async(
             if pieces and not dry_run:
                 await database.make_writable()
             await work.resolve(pieces)
+            pieces = await work.drop_loaded_days(pieces)
             on_event(BackfillEvent(
                 kind=BackfillEventKind.PLANNED, windows=len(pieces),
                 message=_plan_line(pieces)))

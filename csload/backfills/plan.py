@@ -7,6 +7,7 @@ over yet), how they are grouped into windows, and the deterministic name of each
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +31,7 @@ __all__ = [
     "available_days",
     "job_name",
     "split_days",
+    "window_of_name",
 ]
 
 MAX_WINDOW_DAYS = 7
@@ -91,6 +93,23 @@ def job_name(template: Template, window: Window) -> str:
     3f2a9c1e`. The same plan gives the same names, so a job whose creation was never recorded
     is found again by its name."""
     return f"{NAME_PREFIX} {template.scope} {window.label} {template.key[:8]}"
+
+
+# job_name's shape, read back from a name the API or a ledger gives (any text: checked whole).
+_JOB_NAME = re.compile(re.escape(NAME_PREFIX) + r" (?P<scope>[a-z]+) (?P<first>\d{4}-\d{2}-\d{2})"
+                       r"\.\.(?P<last>\d{4}-\d{2}-\d{2}) (?P<key>[0-9a-f]{8})")
+
+
+def window_of_name(name: str, template: Template) -> Window | None:
+    """The window of a job that `job_name` named for `template`; None for any other name."""
+    found = _JOB_NAME.fullmatch(name)
+    if found is None or (found["scope"], found["key"]) != (template.scope, template.key[:8]):
+        return None
+    try:
+        first, last = date.fromisoformat(found["first"]), date.fromisoformat(found["last"])
+    except ValueError:
+        return None
+    return Window(first, last + timedelta(days=1)) if first <= last else None
 
 
 def split_days(days: Iterable[date], *, anchor: date | None = None,

@@ -30,6 +30,7 @@ from tests.support.bfref import (
     assert_same_rows,
     backfill_jobs,
     days,
+    lake_query,
     query,
     table_rows,
     truth_rows,
@@ -350,3 +351,43 @@ async def test_like_a_narrower_job_the_target_has_not_seen_loads_where_a_sync_wo
     tables = {p.job.job_id: p.table for p in synced.jobs}
     assert tables[simulator.job_named("Daily sessions").job_id] == "sessions"
     assert tables[legacy.job_id] == item.table
+
+
+@pytest.mark.parametrize("kind", ["db", "lake"])
+async def test_the_same_backfill_a_day_later_exports_only_the_days_it_had_not_loaded(
+        settings: Settings, simulator: Simulator, driver: SimDriver, tmp_path: Path,
+        kind: str) -> None:
+    """Found by QA, 2026-12-07: the windows are cut from the days exportable now, so the same
+    command with a range reaching past today, run again the next day, cut 11-23..11-25 where
+    it had loaded 11-23..11-24, and exported and loaded both days again (without the row key
+    among the fields, their rows were then in the table twice; three times a day later)."""
+    where = {"db": str(tmp_path / "cs.duckdb")} if kind == "db" else {
+        "parquet": str(tmp_path / "lake")}
+    keyless = ("user_id", "view_time", "url:page_url")
+
+    async def backfill() -> BackfillReport:
+        return await backfill_async(   # type: ignore[arg-type]
+            settings, scope="views", date_from=date(2026, 11, 23), date_to=date(2026, 11, 28),
+            fields=keyless, table="page_hits", sleep=driver.sleep, clock=driver.clock,
+            poll_interval=10, **where)
+
+    first = await backfill()   # the clock at 11-25 12:00: 11-23 and 11-24 are over
+    simulator.advance(24 * 3600)
+    events: list[BackfillEvent] = []
+    again = await backfill_async(   # type: ignore[arg-type]
+        settings, scope="views", date_from=date(2026, 11, 23), date_to=date(2026, 11, 28),
+        fields=keyless, table="page_hits", sleep=driver.sleep, clock=driver.clock,
+        poll_interval=10, on_event=events.append, **where)
+
+    assert [(i.window, i.status) for i in first.items] == [
+        (Window(date(2026, 11, 23), date(2026, 11, 25)), BackfillStatus.LOADED)]
+    assert [(i.window, i.status) for i in again.items] == [
+        (Window(date(2026, 11, 25), date(2026, 11, 26)), BackfillStatus.LOADED)]
+    assert any("2026-11-23..2026-11-24: loaded by job" in (e.message or "") for e in events)
+    jobs = backfill_jobs(simulator)
+    assert len(jobs) == 2
+    want = sum(len(simulator.truth(j.job_id, r.run_id)) for j in jobs
+               for r in simulator.runs(j.job_id))
+    sql = "SELECT count(*), count(DISTINCT _date) FROM page_hits"
+    got = query(Path(where["db"]), sql) if kind == "db" else lake_query(where["parquet"], sql)
+    assert got == [(want, 3)]
