@@ -218,9 +218,9 @@ class StoreStatus:
     @property
     def unfinished_lines(self) -> list[str]:
         return [f"backfill job {b.job_id} ({b.name}): days "
-                f"{days_text(window_days(b.window_start, b.window_end))} not loaded yet (its "
-                f"run: {b.state}); run the same `csload backfill` again to finish it (it "
-                "reuses the job)" for b in self.unfinished]
+                f"{days_text(window_days(b.window_start, b.window_end))} not loaded yet "
+                f"({_WHERE_THE_RUN_WAS.get(b.state, b.state)}); run the same `csload backfill` "
+                "again to finish it (it reuses the job)" for b in self.unfinished]
 
     @property
     def problems(self) -> list[Problem]:
@@ -305,10 +305,26 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
         project=ledger.project_id(), dropped=tuple(dropped), unfinished=_unfinished(con))
 
 
+# What the backfill ledger's state of an unfinished job says of its run (the state itself,
+# "created", read as the run's state, which was SUCCESS by then).
+_WHERE_THE_RUN_WAS = {"created": "its run had not finished when the backfill stopped waiting",
+                      "succeeded": "its run finished; the backfill stopped before loading it"}
+
+
 def _unfinished(con: duckdb.DuckDBPyConnection) -> tuple[BackfillRecord, ...]:
-    """The backfills whose run is not loaded yet (StoreStatus.unfinished)."""
+    """The backfills whose run is not loaded yet (StoreStatus.unfinished), but for a job
+    whose days a loaded job of the same backfill (its plan) covers: a later run of the
+    command cut its windows otherwise, and the job's line stayed for good (found by QA,
+    2026-12-07)."""
     try:
         records = BackfillLedger(con).records()
     except duckdb.BinderException:   # an older csload's columns, which its next sync widens
         return ()
-    return tuple(b for b in records if b.state in ("created", "succeeded"))
+    loaded: dict[str, set[date]] = {}
+    for b in records:
+        if b.state == "loaded":
+            loaded.setdefault(b.plan_key, set()).update(window_days(b.window_start,
+                                                                    b.window_end))
+    return tuple(b for b in records if b.state in ("created", "succeeded")
+                 and not set(window_days(b.window_start, b.window_end))
+                 <= loaded.get(b.plan_key, set()))

@@ -316,7 +316,8 @@ def test_backfill_max_wait_fails_the_window_whose_run_does_not_finish(
     shown = cli("status", "--db", str(tmp_path / "cs.duckdb"))
     assert shown.exit_code == 0, shown.output
     assert (f"unfinished: backfill job {job.job_id} ({job.name}): days {day} not loaded yet "
-            "(its run: created); run the same `csload backfill` again to finish it"
+            "(its run had not finished when the backfill stopped waiting); run the same "
+            "`csload backfill` again to finish it"
             ) in shown.output, shown.output
     as_json = orjson.loads(cli("status", "--db", str(tmp_path / "cs.duckdb"), "--json").stdout)
     assert [b["jobId"] for b in as_json["unfinishedBackfills"]] == [job.job_id]

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import csload
 from csload import BackfillReport, backfill_async
 from csload.api.jobspec import InvalidJobSpec, Rule
 from csload.backfills.engine import BackfillEvent, BackfillEventKind, BackfillStatus, Window
@@ -391,3 +392,25 @@ async def test_the_same_backfill_a_day_later_exports_only_the_days_it_had_not_lo
     sql = "SELECT count(*), count(DISTINCT _date) FROM page_hits"
     got = query(Path(where["db"]), sql) if kind == "db" else lake_query(where["parquet"], sql)
     assert got == [(want, 3)]
+
+
+async def test_status_forgets_an_unfinished_job_whose_days_a_later_run_of_the_backfill_loaded(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    """Found by QA, 2026-12-07: a backfill stopped at its max_wait, and the same backfill over
+    a wider range loaded those days through another window; `status` listed the first job as
+    unfinished for good, with advice that did nothing."""
+    simulator.config.once_state_seconds = 3600.0   # the first job's run takes 3 h
+    stopped = await backfill_async(settings, scope="views", date_from=date(2026, 11, 10),
+                                   date_to=date(2026, 11, 10), fields=FIELDS, db=db_path,
+                                   sleep=driver.sleep, clock=driver.clock, poll_interval=10,
+                                   max_wait=60)
+    [late] = backfill_jobs(simulator)
+    assert [i.status for i in stopped.items] == [BackfillStatus.FAILED]
+    assert [b.job_id for b in csload.status(db=db_path).unfinished] == [late.job_id]
+    simulator.config.once_state_seconds = 10.0
+
+    wider = await run_backfill(settings, driver, db_path, date_from=date(2026, 11, 9),
+                               date_to=date(2026, 11, 10))
+
+    assert [i.status for i in wider.items] == [BackfillStatus.LOADED]
+    assert csload.status(db=db_path).unfinished == ()
