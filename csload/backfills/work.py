@@ -117,7 +117,9 @@ class BackfillWork:
         own (`--like` a colleague's narrow job used to aim at the scope table, and was
         refused)."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())
-        placed = place_jobs(await self.client.list_jobs(), known, self.settings.tables)
+        held = await self.db.run(lambda ledger: ledger.loaded_tables())
+        placed = place_jobs(await self.client.list_jobs(), known, self.settings.tables,
+                            loaded_into=held)
         placement = placed.get(job.job_id)
         if placement is None:   # not listed (deleted since): the scope's table, as before
             return job.scope

@@ -63,7 +63,8 @@ def check_placement(check: Check, target: Target, jobs: Sequence[Job],
         return
     left = left_to_backfill(jobs, seen.jobs, mapped)
     listed = [job for job in jobs if job.job_id not in left]
-    placements = place_jobs(listed, seen.jobs, mapped, seen.foreign, target.reserved_columns)
+    placements = place_jobs(listed, seen.jobs, mapped, seen.foreign, target.reserved_columns,
+                            seen.loaded_into)
     ids = {job.job_id for job in listed}
     refused = [p for p in placements.values() if p.refused and p.job.job_id in ids]
     if not refused:

@@ -208,6 +208,10 @@ class BackfillLedger:
         """Every job the loader's ledger has seen, with its table (Ledger.jobs)."""
         return Ledger(self.con).jobs() if self._has(self.t.jobs) else {}
 
+    def loaded_tables(self) -> dict[str, frozenset[int]]:
+        """Per table, the jobs whose rows it holds (Ledger.loaded_tables)."""
+        return Ledger(self.con).loaded_tables() if self._has(self.t.runs) else {}
+
     def job_table(self, job_id: int) -> str | None:
         """The table the loader's ledger says `job_id` loads into."""
         if not self._has(self.t.jobs):

@@ -351,6 +351,14 @@ class Ledger:
                                 [tables]).fetchall()
         return {int(r[0]) for r in rows}
 
+    def loaded_tables(self) -> dict[str, frozenset[int]]:
+        """Per table, the jobs whose loaded runs went into it, a job mapped elsewhere since
+        included: the table still holds its rows, with their columns."""
+        rows = self.con.execute(
+            f"SELECT table_name, list(DISTINCT job_id) FROM {self.t.runs} "  # noqa: S608
+            "WHERE status = 'loaded' AND table_name IS NOT NULL GROUP BY table_name").fetchall()
+        return {str(table): frozenset(int(j) for j in jobs) for table, jobs in rows}
+
     def loaded_run_ids(self) -> set[int]:
         rows = self.con.execute(
             f"SELECT run_id FROM {self.t.runs} WHERE status = 'loaded'").fetchall()  # noqa: S608

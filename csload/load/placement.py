@@ -14,7 +14,8 @@ per table (docs/loading.md, "Which table a job loads into"):
   1. the table it is mapped to (csload.toml `[tables]`, `--table`, `tables=`);
   2. else the table it loaded into before (the ledger's): a job never moves by itself;
   3. else the table named after its scope, when that table has no job yet or its jobs export
-     the same columns;
+     the same columns (a job mapped elsewhere since counts for the table whose rows it left:
+     `loaded_into`);
   4. else a table of its own, `<scope>_job_<id>`.
   Jobs new to the target are placed recurring jobs first (daily, hourly: the project's feeds,
   before `once` jobs), then widest first (most fields), then by lowest job id, over every job
@@ -158,12 +159,15 @@ def _foreign_refusal(job: Job, table: str, foreign: Collection[str]) -> str:
 
 def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
                mapped: Mapping[int, str], foreign: Collection[str] = (),
-               reserved: Mapping[str, str] | None = None) -> dict[int, Placement]:
+               reserved: Mapping[str, str] | None = None,
+               loaded_into: Mapping[str, Collection[int]] | None = None,
+               ) -> dict[int, Placement]:
     """The placement of every job: `listed` (the project's jobs, as the API lists them now),
     `known` (the target's ledger: job id -> (job, table)), `mapped` (job id -> table, from
     the settings), `foreign` (tables of the target that csload did not make: a job placed
     in one is refused), `reserved` (column names the target keeps: csload.load.columns.
-    layout_problem). Jobs only the ledger knows (deleted at Contentsquare since) are placed
+    layout_problem), `loaded_into` (table -> the jobs whose rows it holds: Ledger.
+    loaded_tables). Jobs only the ledger knows (deleted at Contentsquare since) are placed
     too: their tables keep their columns. A job whose columns csload cannot load (a name
     csload keeps, two columns of one name) is refused before its runs are downloaded, and
     holds no table's columns."""
@@ -182,11 +186,18 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
         if job_id not in unloadable:
             members.setdefault(table, []).append(jobs[job_id])
     # A table's columns are those of the jobs that loaded into it first: its widest job in
-    # the ledger, else its widest job mapped to it.
+    # the ledger, else its widest job whose rows it holds (one mapped elsewhere since: a
+    # narrow job took a table whose jobs had all moved away for one with no job yet, and
+    # erased 35 of the 38 columns of the rows it replaced; found by QA, 2026-12-07), else
+    # its widest job mapped to it.
+    held = {table: [jobs[j] for j in job_ids if j in jobs and j not in unloadable]
+            for table, job_ids in (loaded_into or {}).items()}
     reference: dict[str, Job] = {}
-    for table, group in members.items():
+    for table in {*members, *held}:
+        group = members.get(table, [])
         before = [job for job in group if job.job_id in known and known[job.job_id][1] == table]
-        reference[table] = _widest_first(before or group)[0]
+        if before or held.get(table) or group:
+            reference[table] = _widest_first(before or held.get(table) or group)[0]
     for job in _widest_first(j for j in jobs.values() if j.job_id not in placed):
         if job.job_id in unloadable:
             placed[job.job_id] = (own_table(job), "own table")

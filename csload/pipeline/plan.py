@@ -9,8 +9,8 @@ names of the project's custom variables. Before it: what the sync reads of its t
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -95,18 +95,18 @@ async def name_custom_vars(client: ExportClient, store: Store,
 async def plan_sync(
     client: ExportClient,
     selection: Selection,
-    done: set[int],
-    known: Mapping[int, tuple[Job, str]],
+    seen: Seen,
     mapped: Mapping[int, str],
     report: SyncReport,
     on_event: EventSink,
-    foreign: Collection[str] = (),
     reserved: Mapping[str, str] | None = None,
 ) -> Plan:
     """The runs to load, and the table of each job (csload.load.placement: every job of the
-    project is placed, so that the result does not depend on which jobs this sync selects;
-    `foreign`: the target's tables that csload did not make, which no job loads into;
-    `reserved`: the column names the target keeps, Target.reserved_columns)."""
+    project is placed, so that the result does not depend on which jobs this sync selects),
+    from what the target's ledger says (`seen`: the runs done, the jobs it knows, the tables
+    csload did not make, which no job loads into); `reserved`: the column names the target
+    keeps, Target.reserved_columns."""
+    done, known = seen.done, seen.jobs
     all_jobs = await client.list_jobs()
     listed = {job.job_id for job in all_jobs}
     # A backfill's job is loaded by that backfill, into the table it was made for (which only
@@ -141,7 +141,7 @@ async def plan_sync(
                 message=(f"job {job_id} ({job.name}) is no longer listed by Contentsquare "
                          f"(deleted?): table {table} keeps the rows it loaded, and gets no "
                          "new runs of it")))
-    placements = place_jobs(all_jobs, known, mapped, foreign, reserved)
+    placements = place_jobs(all_jobs, known, mapped, seen.foreign, reserved, seen.loaded_into)
     report.jobs = [placements[job.job_id] for job in chosen]
     for placement in report.jobs:
         # Moved too: docs/loading.md promises a word that its earlier rows stay where they
@@ -198,12 +198,15 @@ class Seen:
     jobs: dict[int, tuple[Job, str]]
     foreign: frozenset[str] = frozenset()
     project: int | None = None
+    # Per table, the jobs whose rows it holds (Ledger.loaded_tables): place_jobs' loaded_into.
+    loaded_into: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
 
 def seen_of(ledger: Ledger) -> Seen:
     """What a target's ledger says (of a lake, all there is to see: a folder of another tool's
     is refused when the lake opens, csload.lake.recovery)."""
-    return Seen(ledger.done_run_ids(), ledger.jobs(), project=ledger.project_id())
+    return Seen(ledger.done_run_ids(), ledger.jobs(), project=ledger.project_id(),
+                loaded_into=ledger.loaded_tables())
 
 
 def seen_of_db(ledger: Ledger) -> Seen:

@@ -200,8 +200,8 @@ async def sync_async(
             seen = await anyio.to_thread.run_sync(seen_of if target.is_lake else seen_of_db,
                                                   store.ledger)
         async with ExportClient(settings) as client:
-            planned = await plan_sync(client, selection, seen.done, seen.jobs, mapped, report,
-                                      on_event, seen.foreign, target.reserved_columns)
+            planned = await plan_sync(client, selection, seen, mapped, report, on_event,
+                                      target.reserved_columns)
             # Before anything is written: the token is known now (plan_sync listed the jobs).
             check_project(target.label, seen.project, client.project_id)
             if store is not None and seen.project is None and client.project_id is not None:

@@ -132,6 +132,28 @@ def test_a_narrow_job_gets_its_own_table_and_erases_nothing(
     assert [p.new for p in again.jobs if p.job.job_id == narrow] == [False]
 
 
+def test_a_narrow_job_after_the_main_job_moved_away_erases_nothing_it_left_behind(
+        simulator: Simulator, settings: Settings, target: Target) -> None:
+    """Found by QA, 2026-12-07: with the main job mapped to another table, no job of the
+    ledger was in `views` any more, and a colleague's narrow job took it as a table with no
+    job yet: 221 of the main job's rows kept 3 of their 38 columns."""
+    target.sync(settings)
+    before = target.rows("views")
+    moved = {VIEWS_JOB: "pageviews"}
+    target.sync(settings, tables=moved)
+    narrow = mobile_views(settings, simulator)
+
+    report = target.sync(settings, tables=moved)
+
+    assert_rows_equal(target.rows("views"), before, "views")   # every value still there
+    assert len(before) > 0
+    [placement] = [p for p in report.jobs if p.job.job_id == narrow]
+    assert (placement.table, placement.how) == (f"views_job_{narrow}", "own table")
+    run = simulator.job(narrow).once_run_id
+    assert run is not None
+    assert len(target.rows(f"views_job_{narrow}")) == len(simulator.truth(narrow, run)) > 0
+
+
 def test_a_new_database_places_the_main_job_in_the_scope_table_whatever_the_order(
         simulator: Simulator, settings: Settings, target: Target) -> None:
     # The narrow job exists before the first sync, and is synced alone first.

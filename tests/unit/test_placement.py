@@ -94,3 +94,17 @@ def test_a_job_placed_in_a_table_csload_did_not_make_is_refused_however_it_got_t
     # Mapped to a table of its own, it loads; a table csload loaded before is not foreign.
     assert place_jobs([main], {}, {1: "views_job_1"}, foreign)[1].refused is None
     assert place_jobs([main], {1: (main, "views")}, {}, {"mine"})[1].refused is None
+
+
+def test_a_table_its_jobs_moved_away_from_keeps_their_columns() -> None:
+    # Job 1 loaded into views, then was mapped to pageviews: views still holds its rows.
+    main, narrow = job(1), job(2, ("session_id", "view_number"))
+    known = {1: (main, "pageviews")}
+    placed = place_jobs([main, narrow], known, {1: "pageviews"},
+                        loaded_into={"views": {1}, "pageviews": {1}})
+    assert tables(placed) == {1: "pageviews", 2: "views_job_2"}
+    same = place_jobs([main, job(3)], known, {1: "pageviews"}, loaded_into={"views": {1}})
+    assert tables(same) == {1: "pageviews", 3: "views"}   # the same columns may share it
+    mapped = place_jobs([main, narrow], known, {1: "pageviews", 2: "views"},
+                        loaded_into={"views": {1}})
+    assert mapped[2].refused is not None and "holds job 1's" in mapped[2].refused
