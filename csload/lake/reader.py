@@ -200,9 +200,8 @@ def lake_status_input(root: str | Path, *, storage_options: Mapping[str, str] | 
     con = duckdb.connect()
     try:
         _with_ledger(lake, snapshot, con)
-        jobs = Ledger(con).jobs()
         tables = []
-        for name in sorted({t for _, t in jobs.values() if t}):
+        for name in Ledger(con).tables():
             # A table whose folder was deleted (the sync loads it again): 0 rows, as a
             # database's dropped table (it showed the ledger's count, as if still there).
             entry = snapshot.state.tables.get(name) if name in snapshot.tables else None

@@ -433,11 +433,17 @@ class Ledger:
         ).fetchall()
         return {int(r[0]): (aware_utc(r[1]), aware_utc(r[2])) for r in rows}
 
+    def tables(self) -> list[str]:
+        """Every table a job loads into, or a job's runs loaded into (it moved since: the
+        table keeps those rows; `status` left it out, found 2026-12-07)."""
+        rows = self.con.execute(
+            f"SELECT DISTINCT table_name FROM {self.t.jobs} WHERE table_name IS NOT NULL"  # noqa: S608
+        ).fetchall()
+        return sorted({str(r[0]) for r in rows} | set(self.loaded_tables()))
+
     def table_stats(self) -> list[TableStats]:
-        """Rows and `_date` coverage of every table a job loads into."""
-        tables = [r[0] for r in self.con.execute(
-            f"SELECT DISTINCT table_name FROM {self.t.jobs} WHERE table_name IS NOT NULL "  # noqa: S608
-            "ORDER BY 1").fetchall()]
+        """Rows and `_date` coverage of every table (`tables`)."""
+        tables = self.tables()
         existing = self._main_tables()
         out = []
         for table in tables:

@@ -141,6 +141,7 @@ def test_a_narrow_job_after_the_main_job_moved_away_erases_nothing_it_left_behin
     before = target.rows("views")
     moved = {VIEWS_JOB: "pageviews"}
     target.sync(settings, tables=moved)
+    simulator.advance(24 * 3600)   # the main job's next run loads into pageviews
     narrow = mobile_views(settings, simulator)
 
     report = target.sync(settings, tables=moved)
@@ -152,6 +153,11 @@ def test_a_narrow_job_after_the_main_job_moved_away_erases_nothing_it_left_behin
     run = simulator.job(narrow).once_run_id
     assert run is not None
     assert len(target.rows(f"views_job_{narrow}")) == len(simulator.truth(narrow, run)) > 0
+    # status lists the table the job left, with its rows (it listed only the jobs' tables).
+    where = {"db": target.path} if target.kind == "db" else {"parquet": target.path}
+    shown = {t.table: t.rows for t in csload.status(**where).tables}  # type: ignore[arg-type]
+    assert shown["views"] == len(before)
+    assert shown["pageviews"] == len(target.rows("pageviews")) > 0
 
 
 def test_a_new_database_places_the_main_job_in_the_scope_table_whatever_the_order(
