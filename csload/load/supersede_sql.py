@@ -133,10 +133,13 @@ def apply_key_rule(con: duckdb.DuckDBPyConnection, ledger: Ledger, table: str,
         [table])
     con.execute(f"DELETE FROM {quote_ident(table)} WHERE rowid IN "  # noqa: S608
                 "(SELECT rid FROM _csload_losers)")
-    # A run's own duplicate rows are not "replaced" rows; a tombstone's win is no run's.
+    # Replaced: rows the table held before this batch. A run's own duplicate rows are not,
+    # nor rows of an older run of the same batch (a day and its re-run in one sync), which
+    # were never in the table: counted so, 297 rows the table gained were "replaced", not
+    # added (found by QA, 2026-12-07). A tombstone's win is no run's.
     rows = con.execute(
-        "SELECT winner, count(*) FROM _csload_losers "
-        "WHERE winner IS NOT NULL AND run_id <> winner GROUP BY winner").fetchall()
+        "SELECT winner, count(*) FROM _csload_losers "  # noqa: S608
+        f"WHERE winner IS NOT NULL AND run_id NOT IN ({ids}) GROUP BY winner").fetchall()
     return {int(r[0]): int(r[1]) for r in rows}
 
 

@@ -183,6 +183,25 @@ def test_rerun_of_a_day_replaces_that_days_rows(
             if r["_date"] == the_day} == new_views_keys
 
 
+def test_a_day_and_its_rerun_in_one_sync_report_what_the_table_gained(
+    simulator: Simulator, settings: Settings, db_path: Path
+) -> None:
+    """A first sync, or one after cron missed a day, loads a day and its re-run together.
+    The re-run's rows that replaced the older run's, which was never in the table, were
+    counted "replaced", not added: 297 rows the table gained (found by QA, 2026-12-07)."""
+    rerun = simulator.rerun(VIEWS_JOB, date(2026, 11, 23))
+
+    report = csload.sync(settings, db=db_path)
+
+    loaded = [r for r in report.loaded if r.job_id == VIEWS_JOB]
+    assert rerun in {r.run_id for r in loaded}
+    _, rows = table_rows(db_path, "views")
+    assert sum(r.added - r.removed for r in loaded) == len(rows) > 0
+    assert sum(r.replaced for r in loaded) == 0   # the table held no row before
+    [totals] = [t for t in report.job_totals() if t.job_id == VIEWS_JOB]
+    assert (totals.added, totals.replaced) == (len(rows), 0)
+
+
 def test_once_job_over_loaded_days_leaves_one_row_per_key_latest_wins(
     simulator: Simulator, settings: Settings, db_path: Path
 ) -> None:
