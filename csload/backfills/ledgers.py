@@ -11,6 +11,7 @@ read, never written. The target is opened the one way every caller opens it
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import shlex
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -92,10 +93,13 @@ class DatabaseLedgers(BackfillLedgers):
         self.wait = wait
         self.on_wait = on_wait
         self._writable = False
-        # The open connection: an empty in-memory one (no file yet), or the file's inside
-        # `held`; None between calls.
-        self._con: duckdb.DuckDBPyConnection | None = (
+        # An empty in-memory stand-in while there is no file yet.
+        self._memory: duckdb.DuckDBPyConnection | None = (
             None if target.db.exists() else duckdb.connect(":memory:"))
+        # The file's connection inside `held`, for the task holding it only: another task's
+        # call opens its own, so that the hold's end cannot close a connection in its use.
+        self._held: contextvars.ContextVar[duckdb.DuckDBPyConnection | None] = \
+            contextvars.ContextVar(f"csload-backfill-held-{id(self)}", default=None)
         self._limiter = anyio.CapacityLimiter(1)
 
     async def _open(self) -> duckdb.DuckDBPyConnection:
@@ -119,18 +123,19 @@ class DatabaseLedgers(BackfillLedgers):
         """The file open (so no other process's backfill or sync has it) for every call
         within: a job's check, creation and record, so that a second backfill of the same
         database finds the first one's job instead of creating another."""
-        if self._con is not None:   # held already, or no file yet
+        if self._memory is not None or self._held.get() is not None:   # no file; held
             yield
             return
-        self._con = await self._open()
+        con = await self._open()
+        token = self._held.set(con)
         try:
             yield
         finally:
-            con, self._con = self._con, None
+            self._held.reset(token)
             await self._close(con)
 
     async def run(self, action: Callable[[BackfillLedger], T]) -> T:
-        held = self._con
+        held = self._memory or self._held.get()
         con = held if held is not None else await self._open()
 
         def call() -> T:
@@ -153,9 +158,9 @@ class DatabaseLedgers(BackfillLedgers):
     async def make_writable(self) -> None:
         """The database file created (0600) if needed, with the ledger tables; from now on,
         writes go through."""
-        if self._con is not None and not self._writable:   # the empty in-memory stand-in
-            self._con.close()
-            self._con = None
+        if self._memory is not None:   # no file yet
+            self._memory.close()
+            self._memory = None
 
             async def create() -> duckdb.DuckDBPyConnection:
                 with anyio.CancelScope(shield=True):
@@ -170,9 +175,9 @@ class DatabaseLedgers(BackfillLedgers):
         self._writable = True
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
 
 
 class LakeLedgers(BackfillLedgers):
