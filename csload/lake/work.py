@@ -57,7 +57,7 @@ def files_errors(lake: LakeFS, table: str) -> Iterator[None]:
     first line only (the lines after it quote csload's SQL)."""
     try:
         yield
-    except duckdb.Error as exc:
+    except (duckdb.Error, FileNotFoundError) as exc:   # pyarrow's, opening an S3 dataset
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise StoreError(f"lake {lake.root}: cannot read the files of table {table} "
                          f"({first}); is a file its log names missing or damaged? "
@@ -168,15 +168,24 @@ class LakeReads:
             return
         self._sources += 1
         name = f"_csload_lake_src_{self._sources}"
-        with lake.errors("read the lake's files"):
+        try:
             dataset = pads.dataset([lake.full(f) for f in files], filesystem=lake.fs,
                                    format="parquet")
+        except FileNotFoundError:
+            raise   # a file the log names is gone: the caller's files_errors says so, with the fix
+        except OSError as exc:
+            with lake.errors("read the lake's files"):
+                raise exc from None
         con.register(name, dataset)
         try:
             with lake.errors("read the lake's files"):
                 yield name
         finally:
-            con.unregister(name)
+            # Fails in a transaction the read aborted, and would hide the read's own error
+            # (files_errors': a missing file, with the fix) behind "Current transaction is
+            # aborted" (found on S3, 2026-12-07); the work database is rolled back anyway.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(name)
 
     def read_partitions(self, con: duckdb.DuckDBPyConnection, table: str, keys: set[str]
                         ) -> None:
@@ -186,7 +195,7 @@ class LakeReads:
             return
         files = entry.files_of(keys)
         if files:
-            with self.source(con, files) as src, files_errors(self.lake, table):
+            with files_errors(self.lake, table), self.source(con, files) as src:
                 con.execute(f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
                             f"SELECT {select_to_csload(entry.columns, 's.')} FROM {src} AS s")
         self._pending.setdefault(table, set()).update(keys)
@@ -237,7 +246,7 @@ class LakeReads:
         if entry is None or not keys:
             return set()
         columns = [(n, t) for n, t in entry.columns if n in names or n in LINEAGE_COLUMNS]
-        with self.source(con, entry.files_of(keys)) as src, files_errors(self.lake, table):
+        with files_errors(self.lake, table), self.source(con, entry.files_of(keys)) as src:
             con.execute(f"INSERT INTO {quote_ident(table)} BY NAME "  # noqa: S608
                         f"SELECT {select_to_csload(columns, 's.')} FROM {src} AS s")
         read: dict[str, dict[int, int]] = {}
@@ -317,8 +326,8 @@ class LakeReads:
             k1 = f"CAST(s.{quote_ident(cols[1])} AS UBIGINT)" if len(cols) > 1 else "0::UBIGINT"
             not_null = " AND ".join(f"s.{quote_ident(c)} IS NOT NULL" for c in cols)
             job_sql = ", ".join(str(j) for j in sorted(jobs))
-            with self.source(con, entry.files_of(candidates)) as src, \
-                    files_errors(self.lake, entry.name):
+            with files_errors(self.lake, entry.name), \
+                    self.source(con, entry.files_of(candidates)) as src:
                 rows = con.execute(
                     f"SELECT DISTINCT x.d FROM (SELECT {k0} AS k0, {k1} AS k1, "  # noqa: S608
                     f"s._date AS d FROM {src} AS s WHERE s._job_id IN ({job_sql}) "

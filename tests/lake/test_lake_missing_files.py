@@ -4,6 +4,7 @@ the fix it gives (delete the table's folder, sync again) brings every row back."
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import csload
 from csload.doctor import Verdict, run_doctor
 from csload.errors import StoreError
 from csload.simulator import ServerHandle, Simulator
+from tests.support.lakeutil import Lake
 from tests.support.simenv import sim_settings
 
 
@@ -78,3 +80,24 @@ def test_a_missing_file_is_said_by_the_sync_status_and_doctor_with_the_fix(
                    for run in simulator.runs(job.job_id)
                    if simulator.run_state(run.run_id) == "SUCCESS")
     assert counts(lake)["sessions"] == expected
+
+
+@pytest.mark.parametrize("which", [0, -1])   # pyarrow opening the dataset, or DuckDB reading
+def test_a_missing_file_of_an_s3_lake_is_said_by_the_sync_with_the_fix(
+        simulator: Simulator, sim_thread: ServerHandle, s3_lake: Lake, which: int) -> None:
+    """On S3 the sync said "Current transaction is aborted (please ROLLBACK)" at every run:
+    the cleanup of the read's registered dataset failed in the aborted transaction and hid
+    the read's own error (found by QA, 2026-12-07)."""
+    settings = dataclasses.replace(sim_settings(simulator, sim_thread.base_url),
+                                   lake=s3_lake.options or {})
+    assert not csload.sync(settings, parquet=s3_lake.root).failed
+    gone = sorted(s3_lake.delta("sessions").file_uris())[which]
+    s3_lake.fs().fs.delete_file(gone.removeprefix("s3://"))
+    simulator.advance_days(1)
+
+    with pytest.raises(StoreError) as raised:
+        csload.sync(settings, parquet=s3_lake.root)
+
+    message = str(raised.value)
+    assert "cannot read the files of table sessions" in message, message
+    assert "delete the table's folder" in message and "aborted" not in message, message
