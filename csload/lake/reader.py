@@ -28,6 +28,7 @@ from typing import TypeVar
 import duckdb
 import pyarrow.dataset as pads
 
+from csload.config import file_lake_options
 from csload.delta_folders import refuse_inside_table
 from csload.errors import StoreError
 from csload.lake.adopt import follow_others
@@ -113,8 +114,11 @@ def lake_files(root: str | Path, *, storage_options: Mapping[str, str] | None = 
 
     For engines that read a list of Parquet files rather than a Delta log
     (`spark.read.parquet(*files)`): a folder listing also finds files a batch replaced,
-    until they are vacuumed.
+    until they are vacuumed. `storage_options` default: ./csload.toml's `[lake]`, as for
+    `csload.connect` (ignored, an S3 lake was looked for at AWS: found 2026-12-07).
     """
+    if storage_options is None:
+        storage_options = file_lake_options(str(root))
     lake, snapshot = _open(root, storage_options, env)
     return {name: _uris(lake, table) for name, table in sorted(snapshot.tables.items())}
 

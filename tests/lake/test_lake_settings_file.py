@@ -1,6 +1,7 @@
-"""`csload.status` and `csload.connect` of an s3:// lake read ./csload.toml's `[lake]`, as the
-CLI does (the README: settings come from the environment and ./csload.toml, as for the CLI).
-They ignored it and reached AWS instead of the endpoint the file names (found 2026-12-07)."""
+"""`csload.status`, `csload.connect` and `lake_files` of an s3:// lake read ./csload.toml's
+`[lake]`, as the CLI does (the README: settings come from the environment and ./csload.toml, as
+for the CLI). They ignored it and reached AWS instead of the endpoint the file names (found
+2026-12-07)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 import csload
 from csload.cli import main
+from csload.lake import lake_files
 from csload.simulator import ServerHandle, Simulator
 from tests.support.lakeutil import Lake
 from tests.support.s3server import S3Server
@@ -47,6 +49,9 @@ def test_status_and_connect_of_an_s3_lake_use_the_settings_file(
     finally:
         con.close()
     assert counted == {table: (rows,) for table, rows in expected.items()}
+    # docs/lake.md's list of files for plain Parquet readers, as well (it went to AWS).
+    files = lake_files(s3_lake.root)
+    assert set(files) == set(expected) and all(f.startswith("s3://") for f in files["views"])
 
     # From another folder, `csload status` and `csload lake upgrade` take the file as --config
     # (they had no such option: an S3 lake set up that way could not be given to them).
