@@ -18,8 +18,8 @@ S3 settings, from `storage_options` first, then the usual AWS environment variab
 | `secret_access_key`  | `AWS_SECRET_ACCESS_KEY` (read by the AWS SDK)  |
 | `session_token`      | `AWS_SESSION_TOKEN` (read by the AWS SDK)      |
 
-Without explicit keys the AWS SDK inside pyarrow looks them up itself (environment,
-`~/.aws/credentials` and `AWS_PROFILE`, instance metadata).
+Without explicit keys, those of the AWS profile are given to both pyarrow and deltalake
+(csload.lake.aws_profile: deltalake reads no profile), else instance metadata answers.
 
 The https rule (csload.https_rule), wherever the endpoint comes from (a storage option or the
 environment): an endpoint is https, or plain http to a loopback address. Over plain http to
@@ -57,6 +57,7 @@ import pyarrow.fs as pafs
 from csload.delta_folders import refuse_inside_table, refuse_inside_table_in
 from csload.errors import ConfigError, InsecureUrlError, StoreError
 from csload.https_rule import plain_http_allowed, require_secure_url
+from csload.lake.aws_profile import profile_keys
 
 STORAGE_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key",
                    "session_token", "allow_http")
@@ -166,6 +167,8 @@ class LakeFS:
             raise ConfigError(f"invalid lake URL {root!r}: expected s3://bucket/prefix")
         require_secure_endpoint(options, env)
         merged = {**lake_options_from_env(env), **options}
+        if not (merged.get("access_key_id") or merged.get("secret_access_key")):
+            merged.update(profile_keys(env))   # deltalake reads no AWS profile (aws_profile)
         # allow_delayed_open: a small object goes up in one PutObject, not a 3-request
         # multipart upload (errors then surface when the stream closes: still inside errors()).
         kwargs: dict[str, Any] = {"connect_timeout": 10.0, "request_timeout": 60.0,
