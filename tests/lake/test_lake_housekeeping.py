@@ -21,7 +21,7 @@ import pytest
 
 from csload.api.models import Job
 from csload.config import Limits, Settings, load_settings
-from csload.errors import ConfigError
+from csload.errors import ConfigError, StoreError
 from csload.simulator import Simulator
 from csload.transfer.staged import StagedRun
 from tests.support.lakeref import assert_rows_equal, expected, stage_runs
@@ -175,3 +175,23 @@ async def test_a_vacuum_leaves_a_file_no_version_names_until_it_is_a_day_old(
         # The replaced files are gone at once either way.
         assert on_disk - current == ({rel} if age_hours == 0 else set()), on_disk - current
         assert_truth(local_lake, simulator, run_ids)
+
+
+async def test_a_vacuum_that_fails_stops_the_others_of_the_close(
+        local_lake: Lake, settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An S3 endpoint that stopped answering held each table's vacuum for deltalake's 180 s
+    of retries, after the sync had already failed (found by QA, 2026-12-07): the first
+    failure now ends the housekeeping, with a warning, and the next sync vacuums."""
+    import csload.lake.store as lake_store
+
+    tried: list[str] = []
+
+    def unreachable(lake: object, name: str, table: object, hours: int) -> list[str]:
+        tried.append(name)
+        raise StoreError("cannot reach the object storage")
+
+    monkeypatch.setattr(lake_store, "vacuum", unreachable)
+    await synced(local_lake, settings, tmp_path)   # sessions, views and the ledger written
+
+    assert len(tried) == 1, tried
