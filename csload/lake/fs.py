@@ -163,7 +163,8 @@ class LakeFS:
         parts = urlsplit(root)
         bucket = parts.netloc
         prefix = parts.path.strip("/")
-        if not bucket or parts.query or parts.fragment or "@" in bucket:
+        if (not bucket or parts.query or parts.fragment or "@" in bucket
+                or "//" in prefix):   # an empty folder name failed as "a bug in csload"
             raise ConfigError(f"invalid lake URL {root!r}: expected s3://bucket/prefix")
         require_secure_endpoint(options, env)
         merged = {**lake_options_from_env(env), **options}

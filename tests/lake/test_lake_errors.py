@@ -77,6 +77,14 @@ def test_missing_bucket(s3_server: S3Server) -> None:
                           env={})
 
 
+@pytest.mark.parametrize("url", ["s3://lake/dbl//slash", "s3://user@lake/a", "s3://lake/a?x=1"])
+def test_a_malformed_s3_url_is_said_as_such(s3_server: S3Server, url: str) -> None:
+    """An empty folder name (`//`) failed as "unexpected ArrowInvalid: Empty path component
+    ... (a bug in csload ...)" (found by QA, 2026-12-07)."""
+    with pytest.raises(ConfigError, match=r"invalid lake URL .*: expected s3://bucket/prefix"):
+        ParquetStore.open(url, storage_options=s3_server.options, env={})
+
+
 def test_reading_a_lake_in_a_missing_bucket_says_so(s3_server: S3Server) -> None:
     """deltalake's own error for it is "Kernel error -> Generic S3 error"."""
     lake = Lake("s3", "s3://no-such-bucket/lake", s3_server.options)
