@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from deltalake.transaction import AddAction, RemoveAction, create_table_with_add
 
 from csload.errors import LakeConflict, StoreError
 from csload.lake.layout import LEDGER_TABLE_DIR, PARTITION_COLUMN, TXID_SHAPE, partition_value
+from csload.redact import redact_text
 
 if TYPE_CHECKING:
     from csload.lake.fs import LakeFS
@@ -83,7 +85,7 @@ def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
     try:
         yield
     except (CommitFailedError, DeltaError) as exc:
-        text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        text = delta_reason(exc)
         if isinstance(exc, CommitFailedError) and any(w in text for w in _NOT_A_CONFLICT):
             raise StoreError(f"cannot {action} in lake {lake.root}: {text}: another writer "
                              "changed the table so that csload cannot write it (docs/lake.md, "
@@ -98,8 +100,31 @@ def delta_errors(lake: LakeFS, action: str) -> Iterator[None]:
             "table? Nothing of this batch was published; the same command run again loads "
             "it") from exc
     except OSError as exc:
-        text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise StoreError(f"cannot {action} in lake {lake.root}: {text}") from None
+        raise StoreError(f"cannot {action} in lake {lake.root}: {delta_reason(exc)}") from None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_HTTP_STATUS = re.compile(r"\d{3}( [A-Za-z][A-Za-z ]*)?")
+_S3_CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
+
+
+def delta_reason(exc: BaseException) -> str:
+    """deltalake's error in one line: its first, with the cause its chain ends in (the HTTP
+    status and S3's error code, else the last line of the chain), scrubbed of secrets. The
+    first line alone said "Kernel error -> Generic S3 error" for every storage failure
+    (found by QA, 2026-12-07)."""
+    text = _ANSI.sub("", str(exc))
+    lines = [line.strip().lstrip("↳").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("<")]
+    if not lines:
+        return type(exc).__name__
+    causes = [line for line in lines[1:] if _HTTP_STATUS.fullmatch(line)]
+    code = _S3_CODE.search(text)
+    causes += [code.group(1)] if code else []
+    if not causes and len(lines) > 1:
+        causes = [lines[-1][:200]]
+    cause = f" ({'; '.join(causes)})" if causes else ""
+    return redact_text(f"{lines[0][:300]}{cause}")
 
 
 def open_table(lake: LakeFS, rel: str, version: int | None = None) -> DeltaTable | None:

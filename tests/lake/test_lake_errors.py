@@ -19,6 +19,7 @@ import pytest
 
 from csload.errors import ConfigError, PartParseError, StoreError
 from csload.lake import ParquetStore, connect_lake
+from csload.lake.delta import delta_reason
 from csload.load.outcome import UnloadedRun
 from csload.transfer.staged import StagedPart, StagedRun
 from tests.support.lakeutil import Lake
@@ -279,3 +280,25 @@ def test_done_runs_read_only_for_dry_runs(lake: Lake, writer: Writer) -> None:
         store.record_unloaded([UnloadedRun(j, run(11, 1, D2), "expired", "its files expired")])
         # it reads only: it works while a sync writes the lake
         assert lake_done_runs(lake.root, storage_options=lake.options, env={}) == {10, 11}
+
+
+def test_deltalakes_error_chain_is_said_with_its_cause() -> None:
+    """Only the first line was shown: "Kernel error -> Generic S3 error" for every storage
+    failure, the status and S3's code on later lines (found by QA, 2026-12-07). The text is
+    deltalake 1.6's, for a refused signature (moto) and an unreachable instance role."""
+    refused = OSError(
+        "Kernel error -> The operation lacked the necessary privileges to complete for path "
+        "a/views/_delta_log/_last_checkpoint\n          \x1b[31m↳\x1b[0m Error performing GET "
+        "http://127.0.0.1:18810/lake/a/views/_delta_log/_last_checkpoint in 6.8ms - Server "
+        "returned non-2xx status code\n           \x1b[31m↳\x1b[0m 403 Forbidden\n"
+        '            \x1b[31m↳\x1b[0m <?xml version="1.0" encoding="utf-8"?>\n<Error><Code>'
+        "SignatureDoesNotMatch</Code><Message>The request signature ...</Message></Error>\n")
+    assert delta_reason(refused) == (
+        "Kernel error -> The operation lacked the necessary privileges to complete for path "
+        "a/views/_delta_log/_last_checkpoint (403 Forbidden; SignatureDoesNotMatch)")
+    no_role = OSError("Kernel error -> Generic S3 error: Error after 10 retries in 180s\n"
+                      "  ↳ error sending request for url (http://169.254.169.254/latest/api/"
+                      "token?X-Amz-Signature=abcdef0123456789abcdef)")
+    said = delta_reason(no_role)
+    assert said.startswith("Kernel error -> Generic S3 error: Error after 10 retries in 180s (")
+    assert "169.254.169.254" in said and "abcdef0123456789" not in said, said
