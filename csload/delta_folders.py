@@ -57,6 +57,14 @@ def inside_table_error(what: str, place: str, table: str, lake: str | None) -> C
 
 
 def _refuse(what: str, place: PurePath, is_dir: IsDir, scheme: str = "") -> None:
+    # A lake's own folder (ROOT/_csload) was taken for a damaged lake, and locally written
+    # into (ROOT/_csload/_csload/ledger_table): found by QA, 2026-12-07.
+    for candidate in (place, *place.parents):
+        if candidate.name == "_csload" and is_dir(candidate.parent / LAKE_LEDGER_LOG):
+            where = "is" if candidate == place else "is inside"
+            raise ConfigError(f"{what} {where} the csload lake {scheme}{candidate.parent}'s "
+                              f"own folder {candidate.name}: give the lake's root, "
+                              f"{scheme}{candidate.parent}")
     table = enclosing_table(place, is_dir)
     if table is not None:
         own = is_dir(table.parent / LAKE_LEDGER_LOG)

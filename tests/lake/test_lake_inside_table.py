@@ -57,6 +57,26 @@ def test_a_table_folder_of_a_lake_is_refused_as_a_lake_naming_the_lake(
     assert not csload.sync(settings, parquet=lake.root).failed
 
 
+def test_the_lakes_own_folder_is_refused_as_a_lake_naming_the_lake(
+        lake: Lake, settings: csload.Settings) -> None:
+    """`--parquet ROOT/_csload` was taken for a damaged lake ("restore the lake from a
+    backup"), and a local one was written into: ROOT/_csload/_csload/ledger_table (found by
+    QA, 2026-12-07)."""
+    settings = dataclasses.replace(settings, lake=lake.options or {})
+    assert not csload.sync(settings, parquet=lake.root).failed
+    before = sorted(lake.files("_csload"))
+
+    for inner, where in ((f"{lake.root}/_csload", "is the"),
+                         (f"{lake.root}/_csload/somewhere", "is inside the")):
+        with pytest.raises(ConfigError) as caught:
+            csload.sync(settings, parquet=inner)
+        message = str(caught.value)
+        assert f"{where} csload lake {lake.root}'s own folder _csload" in message, message
+        assert f"give the lake's root, {lake.root}" in message
+
+    assert sorted(lake.files("_csload")) == before
+
+
 def test_a_lake_inside_another_tools_delta_table_is_refused(
         lake: Lake, settings: csload.Settings) -> None:
     settings = dataclasses.replace(settings, lake=lake.options or {})
