@@ -219,9 +219,12 @@ class ParquetStore:
 
     def _housekeeping(self) -> None:
         """Vacuum the tables this store wrote, and the ledger if it committed (a failure is a
-        warning: the next sync retries); nothing when the settings say `lake_vacuum = false`."""
+        warning: the next sync retries); nothing when the settings say `lake_vacuum = false`,
+        or after a failed batch."""
         limits = self._limits
-        if not limits.lake_vacuum:
+        # Not after a failed batch either: the storage that failed it fails the vacuum too,
+        # each held for deltalake's 180 s of retries when an endpoint stops answering.
+        if not limits.lake_vacuum or self._stale:
             return
         # Whole hours (deltalake's unit), rounded up: never fewer than the setting.
         hours = math.ceil(limits.lake_file_retention / 3600)

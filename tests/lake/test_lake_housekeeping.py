@@ -195,3 +195,29 @@ async def test_a_vacuum_that_fails_stops_the_others_of_the_close(
     await synced(local_lake, settings, tmp_path)   # sessions, views and the ledger written
 
     assert len(tried) == 1, tried
+
+
+async def test_no_vacuum_after_a_failed_batch(
+        local_lake: Lake, settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage that failed a batch (an endpoint that stopped answering) fails the vacuum
+    too: the close no longer tries, the next sync vacuums."""
+    import csload.lake.store as lake_store
+
+    tried: list[str] = []
+    monkeypatch.setattr(lake_store, "vacuum", lambda lake, name, table, hours: tried.append(name))
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    staged = await stage_runs(settings, folder)
+    first, rest = staged[:1], staged[1:]
+
+    def unreachable(self: object) -> None:
+        raise StoreError("cannot reach the object storage")
+
+    with local_lake.open() as store:
+        store.apply(first)   # a table written: its vacuum would be due at the close
+        monkeypatch.setattr(lake_store.ParquetStore, "_publish", unreachable)
+        with pytest.raises(StoreError):
+            store.apply(rest)
+
+    assert tried == []
