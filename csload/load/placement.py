@@ -196,8 +196,9 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     for table in {*members, *held}:
         group = members.get(table, [])
         before = [job for job in group if job.job_id in known and known[job.job_id][1] == table]
-        if before or held.get(table) or group:
-            reference[table] = _widest_first(before or held.get(table) or group)[0]
+        holders = before or held.get(table) or group
+        if holders:
+            reference[table] = _widest_first(holders)[0]
     for job in _widest_first(j for j in jobs.values() if j.job_id not in placed):
         if job.job_id in unloadable:
             placed[job.job_id] = (own_table(job), "own table")
