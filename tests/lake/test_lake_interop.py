@@ -341,6 +341,9 @@ def test_s3_lake_through_deltalake_and_csload(s3_lake: Lake, writer: Writer) -> 
     try:
         assert_rows(duckdb_dicts(con.execute("SELECT * FROM views")), lake.current(lake=False),
                     "csload.connect on S3")
+        listed = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        assert "views" in listed
+        assert not [n for n in listed if n.startswith("_csload_files")], listed
     finally:
         con.close()
 
