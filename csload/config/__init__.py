@@ -291,7 +291,7 @@ def setting_sources(overrides: Mapping[str, Any] | None = None, *,
     """Where each connection setting comes from, by `load_settings`' precedence: a flag, the
     environment, the settings file's path, "default" (auth_url) or "not set". Never their
     values (for `csload doctor`); an unreadable settings file counts as none."""
-    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    path = config_path(config_file)   # `~` expanded, as load_settings does
     try:
         # Not warned of here: load_settings does, and the doctor reports it
         # (settings_file_warnings); the warning was logged twice.

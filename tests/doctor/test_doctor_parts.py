@@ -181,6 +181,15 @@ def test_setting_sources(tmp_path: Path) -> None:
                        "auth_url": "default"}
 
 
+def test_setting_sources_expands_the_home_of_the_file_loaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The doctor named the settings file "~/csload.toml" while load_settings read the home's.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "csload.toml").write_text('client_secret = "s"\n')
+    sources = setting_sources({}, environ={}, config_file=Path("~/csload.toml"))
+    assert sources["client_secret"] == str(tmp_path / "csload.toml")
+
+
 def test_target_check(tmp_path: Path) -> None:
     def check(db: Path | None = None, parquet: Path | None = None) -> Check:
         result = Check("target", "target")
