@@ -260,9 +260,11 @@ class BackfillLedger:
         covered since. What `csload backfill --gaps` fills.
 
         Filled: a run that expired or failed at the source is *filled* when the loaded runs of
-        its job and copies (of the job and of the jobs it copies, for a backfill job) cover its
-        whole window [start, end): its rows are in the table, loaded by a re-run or a backfill.
-        For a daily job this is exactly "none of its days is a gap".
+        its job and copies (of the job and of the jobs it copies, for a backfill job) that came
+        after it (by run order) cover its whole window [start, end): its rows are in the
+        table, loaded by a re-run or a backfill. An earlier run of the same days does not fill
+        it: the table holds the rows the missing run was to replace. For a daily job this is
+        exactly "none of its days is a gap".
         """
         if not self._has(self.t.runs) or not self._has(self.t.jobs):
             return Coverage({}, frozenset())
@@ -292,31 +294,47 @@ class BackfillLedger:
                 group |= originals.get(export, set())
             return group
 
-        loaded: dict[int, list[tuple[datetime, datetime]]] = {}
-        missing: dict[int, list[tuple[int, datetime, datetime]]] = {}
-        for run_id, job_id, status, start, end in self.con.execute(
-                f"SELECT run_id, job_id, status, window_start, window_end FROM {self.t.runs} "  # noqa: S608
+        # Each run with its order (csload.load.supersede.run_order): a run fills a missing one
+        # only if it came later. An expired re-run of a loaded day counted as filled by the
+        # day's first run, whose rows the re-run was to replace, and `--gaps` skipped the day
+        # (found by QA, 2026-12-07).
+        loaded: dict[int, list[tuple[int, datetime, datetime]]] = {}
+        missing: dict[int, list[tuple[int, int, datetime, datetime]]] = {}
+        for run_id, job_id, status, start, end, order in self.con.execute(
+                f"SELECT run_id, job_id, status, window_start, window_end, "  # noqa: S608
+                f"CAST(supersede_order AS VARCHAR) FROM {self.t.runs} "
                 "WHERE list_contains(?, status) AND window_start IS NOT NULL "
                 "AND window_end IS NOT NULL", [["loaded", *MISSING_STATUSES]]).fetchall():
+            rank = int(order) if order is not None else 0
             if status == "loaded":
-                loaded.setdefault(int(job_id), []).append((start, end))
+                loaded.setdefault(int(job_id), []).append((rank, start, end))
             else:
-                missing.setdefault(int(job_id), []).append((int(run_id), start, end))
+                missing.setdefault(int(job_id), []).append((int(run_id), rank, start, end))
+
+        def later(job_id: int, rank: int) -> list[tuple[datetime, datetime]]:
+            """The windows of the loaded runs that came after a run of rank `rank`."""
+            return [(start, end) for member in covering(job_id)
+                    for other, start, end in loaded.get(member, []) if other > rank]
 
         filled: set[int] = set()
+        lost_days: dict[int, set[date]] = {}
         for job_id, runs in missing.items():
-            windows = [w for member in covering(job_id) for w in loaded.get(member, [])]
-            filled.update(run_id for run_id, start, end in runs
-                          if _covers(windows, start, end))
+            for run_id, rank, start, end in runs:
+                windows = later(job_id, rank)
+                if _covers(windows, start, end):
+                    filled.add(run_id)
+                    continue
+                newer = {day for first, stop in windows for day in _days(first, stop)}
+                lost_days.setdefault(job_id, set()).update(
+                    day for day in _days(start, end) if day not in newer)
 
         gaps: dict[int, list[date]] = {}
         for job_id in sorted(daily):
             if scope is not None and export_of[job_id][0] != scope:
                 continue
-            have = {day for member in covering(job_id) for start, end in loaded.get(member, [])
+            have = {day for member in covering(job_id) for _, start, end in loaded.get(member, [])
                     for day in _days(start, end)}
-            lost = {day for _run, start, end in missing.get(job_id, [])
-                    for day in _days(start, end)} - have
+            lost = set(lost_days.get(job_id, set()))
             if have:
                 first, last = min(have), max(have)
                 lost.update(first + timedelta(days=i) for i in range((last - first).days + 1)

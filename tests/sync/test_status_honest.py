@@ -251,6 +251,34 @@ def test_expired_runs_are_one_line_per_job_with_the_days_until_filled(
             "2026-11-17 — loaded since by a re-run or a backfill") in lines
 
 
+def test_an_expired_rerun_of_a_loaded_day_is_a_gap_not_filled_by_the_run_it_replaces(
+        simulator: Simulator, settings: Settings, target: dict[str, str]) -> None:
+    # The day's first run was loaded; its re-run (corrected data) expired before the next
+    # sync. The table holds the rows the re-run was to replace: status said "filled" and
+    # `backfill --gaps` skipped the day, for good (found by QA, 2026-12-07).
+    csload.sync(settings, **target)
+    day = date(2026, 11, 23)
+    first = run_of(simulator, VIEWS_JOB, str(day))
+    rerun = simulator.rerun(VIEWS_JOB, day)
+    simulator.advance_days(8)   # cron down: the re-run's files expire unloaded
+    report = csload.sync(settings, **target)
+    assert rerun in {r.run_id for r in report.expired}
+
+    state = status_of(target)
+    assert rerun in {r.run_id for r in state.expired}, state.to_json()
+    assert rerun not in {r.run_id for r in state.filled}
+    assert day in gaps_planned(target)[VIEWS_JOB]
+    assert first not in {r.run_id for r in state.expired}   # loaded, as before
+
+    clock = SimSleep(simulator)
+    filled = csload.backfill(settings, gaps=True, scope="views", sleep=clock.sleep,
+                             clock=clock.clock, poll_interval=10, **target)
+    assert filled.exit_code == 0, filled.to_json()
+    state = status_of(target)
+    assert rerun in {r.run_id for r in state.filled}
+    assert day not in gaps_planned(target).get(VIEWS_JOB, [])
+
+
 # -- the report ------------------------------------------------------------------------------------
 
 
