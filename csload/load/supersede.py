@@ -81,33 +81,39 @@ def window_drops(batch: Sequence[RunWindow], loaded: Iterable[RunWindow]) -> lis
     """The drops the window rule implies once `batch` joins the already `loaded` runs.
 
     Pairs where both runs were already loaded were handled when the later of them was applied.
-    Runs without a window take no part in the window rule.
+    Runs without a window take no part in the window rule. Each batch run is paired only with
+    the runs of its job that share a day with it (an index by day): pairing every run of the
+    job with every other made an hourly job's 2,915 runs take 146 s to load (QA, 2026-12-07).
     """
-    batch_ids = {w.run_id for w in batch}
     runs = {w.run_id: w for w in loaded}
     runs.update({w.run_id: w for w in batch})
-    by_job: dict[int, list[RunWindow]] = {}
+    by_day: dict[tuple[int, date], list[RunWindow]] = {}
     for w in runs.values():
         if w.start is not None and w.end is not None and w.start < w.end:
-            by_job.setdefault(w.job_id, []).append(w)
+            first, stop = _days(w.start, w.end)
+            for i in range((stop - first).days):
+                by_day.setdefault((w.job_id, first + timedelta(days=i)), []).append(w)
     drops: dict[tuple[int, date | None, date | None], Drop] = {}
-    for windows in by_job.values():
-        for old in windows:
-            for new in windows:
-                if new.order <= old.order:
-                    continue
-                if old.run_id not in batch_ids and new.run_id not in batch_ids:
-                    continue
-                assert old.start and old.end and new.start and new.end
-                start, end = max(old.start, new.start), min(old.end, new.end)
-                if start >= end:
-                    continue
-                if new.start <= old.start and old.end <= new.end:
-                    drop = Drop(old.run_id)
-                else:
-                    first, stop = _days(start, end)
-                    drop = Drop(old.run_id, first, stop)
-                drops[(drop.run_id, drop.date_from, drop.date_to)] = drop
+    for mine in {w.run_id: w for w in batch}.values():
+        if mine.start is None or mine.end is None or mine.start >= mine.end:
+            continue
+        first, stop = _days(mine.start, mine.end)
+        near = {w.run_id: w for i in range((stop - first).days)
+                for w in by_day.get((mine.job_id, first + timedelta(days=i)), ())}
+        for other in near.values():
+            if other.order == mine.order:
+                continue
+            old, new = (other, mine) if other.order < mine.order else (mine, other)
+            assert old.start and old.end and new.start and new.end
+            start, end = max(old.start, new.start), min(old.end, new.end)
+            if start >= end:
+                continue
+            if new.start <= old.start and old.end <= new.end:
+                drop = Drop(old.run_id)
+            else:
+                first_day, stop_day = _days(start, end)
+                drop = Drop(old.run_id, first_day, stop_day)
+            drops[(drop.run_id, drop.date_from, drop.date_to)] = drop
     whole = {d.run_id for d in drops.values() if d.date_from is None}
     return sorted((d for d in drops.values() if d.date_from is None or d.run_id not in whole),
                   key=lambda d: (d.run_id, d.date_from or date.min))

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from csload.errors import StoreError, StoreLockedError
 from csload.load.duckdb import DuckDBStore, connect
@@ -146,3 +148,43 @@ def test_window_drops() -> None:
     assert window_drops(hours[1:], hours[:1]) == []
     # pairs of loaded runs were handled before
     assert window_drops([], loaded) == []
+
+
+def all_pairs_drops(batch: list[RunWindow], loaded: list[RunWindow]) -> list[Drop]:
+    """The rule stated plainly (every pair of a job's runs, one of them in the batch): the
+    reference for `window_drops`' index by day."""
+    batch_ids = {x.run_id for x in batch}
+    runs = {x.run_id: x for x in [*loaded, *batch]}
+    drops: set[Drop] = set()
+    for old in runs.values():
+        for new in runs.values():
+            if (old.job_id != new.job_id or new.order <= old.order
+                    or not batch_ids & {old.run_id, new.run_id}):
+                continue
+            assert old.start and old.end and new.start and new.end
+            start, end = max(old.start, new.start), min(old.end, new.end)
+            if start < end:
+                drops.add(Drop(old.run_id) if new.start <= old.start and old.end <= new.end
+                          else Drop(old.run_id, start.date(),
+                                    (end - timedelta(microseconds=1)).date()
+                                    + timedelta(days=1)))
+    whole = {d.run_id for d in drops if d.date_from is None}
+    return sorted((d for d in drops if d.date_from is None or d.run_id not in whole),
+                  key=drop_key)
+
+
+def drop_key(d: Drop) -> tuple[int, date, date]:
+    return d.run_id, d.date_from or date.min, d.date_to or date.min
+
+
+@given(st.lists(st.tuples(st.integers(1, 2), st.integers(0, 96), st.integers(1, 60)),
+                min_size=1, max_size=12),
+       st.integers(0, 11))
+def test_window_drops_is_the_rule_over_every_pair(shapes: list[tuple[int, int, int]],
+                                                   cut: int) -> None:
+    base = datetime(2026, 11, 20, tzinfo=UTC)
+    windows = [RunWindow(i + 1, job_id, base + timedelta(hours=at),
+                         base + timedelta(hours=at + hours), (i * 7919) % 97)
+               for i, (job_id, at, hours) in enumerate(shapes)]
+    loaded, batch = windows[:cut], windows[cut:]
+    assert sorted(window_drops(batch, loaded), key=drop_key) == all_pairs_drops(batch, loaded)
