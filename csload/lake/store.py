@@ -333,11 +333,12 @@ class ParquetStore:
         state = LakeState(batch, dict(old.state.tables))
         tables = dict(old.tables)
         written = set()
+        touched = [name for name in data_tables(work.con) if name in work.reads.touched]
         with self.lake.errors("write the new files"), _duckdb_errors(self.root):
-            for name in data_tables(work.con):   # before any table of the batch is written
+            for name in touched:   # before any table of the batch is written
                 if name not in tables:
                     refuse_others_files(self.lake, name)
-            for name in data_tables(work.con):
+            for name in touched:
                 entry = self._publish_table(name, state, batch, txid)
                 if entry is not None:
                     written.add(name)
@@ -350,7 +351,7 @@ class ParquetStore:
         self._snapshot = LakeSnapshot(ledger, {}, state, tables)
         self._published = True
         work.reads.snapshot = self._snapshot
-        self._reset_tables()
+        self._reset_tables(touched)
         log.info("lake %s: published batch %s", self.root, batch)
 
     def _publish_table(self, name: str, state: LakeState, batch: int, txid: str
@@ -396,13 +397,15 @@ class ParquetStore:
         state.tables[name] = entry
         return entry
 
-    def _reset_tables(self) -> None:
-        """Empty the work tables for the next batch (the lake now holds their rows)."""
+    def _reset_tables(self, touched: list[str]) -> None:
+        """Empty the work tables the batch wrote, for the next batch (the lake now holds their
+        rows); the others are empty, with the columns of the lake's table, already."""
         con = self._work.con
-        for table in data_tables(con):
+        for table in touched:
             con.execute(f"DROP TABLE {quote_ident(table)}")
-        for table, entry in self._snapshot.tables.items():
-            create_table(con, table, entry.columns)
+            entry = self._snapshot.tables.get(table)
+            if entry is not None:
+                create_table(con, table, entry.columns)
         self._work.reads.forget()
 
     # Seams for the crash tests: each step of a publish is one method.

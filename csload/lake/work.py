@@ -128,6 +128,11 @@ class LakeReads:
         # Partitions read by `read_replaced` (their keys only).
         self.replaced: dict[str, set[str]] = {}
         self._pending_replaced: dict[str, set[str]] = {}
+        # The work tables a committed table batch wrote since the last publish: the only
+        # ones to publish and to empty. Going through every table at every batch made a sync
+        # of 200 jobs, each in a table of its own, take 607 s (QA, 2026-12-07).
+        self.touched: set[str] = set()
+        self._pending_touched: set[str] = set()
         self._sources = 0
 
     # --- the hooks ---------------------------------------------------------------------------
@@ -139,6 +144,7 @@ class LakeReads:
                            f"{RESERVED_COLUMNS[PARTITION_COLUMN]}")
 
     def rows_inserted(self, batch: InsertedBatch) -> None:
+        self._pending_touched.add(batch.table)
         self.read_affected(batch)
 
     def committed(self) -> None:
@@ -147,14 +153,15 @@ class LakeReads:
             self.loaded.setdefault(table, set()).update(keys)
         for table, keys in self._pending_replaced.items():
             self.replaced.setdefault(table, set()).update(keys)
-        self._pending, self._pending_replaced = {}, {}
+        self.touched |= self._pending_touched
+        self._pending, self._pending_replaced, self._pending_touched = {}, {}, set()
 
     def rolled_back(self) -> None:
-        self._pending, self._pending_replaced = {}, {}
+        self._pending, self._pending_replaced, self._pending_touched = {}, {}, set()
 
     def forget(self) -> None:
         """Hold nothing of the lake any more (the work tables were emptied)."""
-        self.loaded, self.replaced = {}, {}
+        self.loaded, self.replaced, self.touched = {}, {}, set()
 
     # --- reading partitions in ------------------------------------------------------------
 

@@ -228,6 +228,7 @@ def _load_table(lake: LakeFS, work: WorkDatabase, manifest: older_format.LegacyM
                          f"manifest says ({first!r}); nothing was changed") from None
     _check_rows(lake, manifest, name, table, counts)
     work.reads.loaded[name] = set(table.partitions)
+    work.reads.touched.add(name)   # to be published
 
 
 def _check_rows(lake: LakeFS, manifest: older_format.LegacyManifest, name: str,
