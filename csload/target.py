@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shlex
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -455,7 +454,7 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
     the lake at `parquet` (a folder or s3:// URL; `storage_options` as for `connect`)."""
     target = Target.of(db=db, parquet=parquet, storage_options=storage_options)
     # Here, not at the top: a sync opens targets and never reads a status.
-    from csload.load.status import ledger_status
+    from csload.load.status import database_status, ledger_status
 
     if target.parquet is not None:
         # Only for a lake: csload.lake imports pyarrow, which a database never needs.
@@ -469,23 +468,7 @@ def status(db: str | Path | None = None, *, parquet: str | Path | None = None,
             con.close()
     assert target.db is not None
 
-    path = target.db
-    if str(path) == ":memory:":
-        raise StoreError("an in-memory database (:memory:) holds no csload ledger: give the "
-                         "database file a sync wrote")
-    if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a database file (a lake? `csload status "
-                         f"--parquet {shlex.quote(str(path))}`)")
-    if not path.is_file():
-        raise StoreError(f"no database at {path}: run "
-                         f"`csload sync --db {shlex.quote(str(path))}` first")
-    con = connect(path, read_only=True)
-    try:
-        if not Ledger(con).exists():
-            raise StoreError(f"{path} is not a csload database (it has no _csload.runs table)")
-        return ledger_status(con, str(path))
-    finally:
-        con.close()
+    return database_status(target.db)
 
 
 def read_status(db: str | Path) -> StoreStatus:

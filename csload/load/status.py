@@ -20,15 +20,18 @@ names the job already) and without any URL or signature (csload.redact).
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from csload.errors import backfill_command, part_label
+from csload.errors import StoreError, backfill_command, part_label
 from csload.load.backfill_ledger import BackfillLedger, BackfillRecord
+from csload.load.duckdb import connect
 from csload.load.ledger import Ledger, RunRecord, TableStats
 from csload.redact import redact_text
 
@@ -328,3 +331,30 @@ def _unfinished(con: duckdb.DuckDBPyConnection) -> tuple[BackfillRecord, ...]:
     return tuple(b for b in records if b.state in ("created", "succeeded")
                  and not set(window_days(b.window_start, b.window_end))
                  <= loaded.get(b.plan_key, set()))
+
+
+def database_status(path: Path) -> StoreStatus:
+    """`csload.status` of a DuckDB database file: StoreError where there is no csload
+    database to read (no file, a folder, `:memory:`, a database of the user's own)."""
+    first = f"run `csload sync --db {shlex.quote(str(path))}` first"
+    if str(path) == ":memory:":
+        raise StoreError("an in-memory database (:memory:) holds no csload ledger: give the "
+                         "database file a sync wrote")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file (a lake? `csload status "
+                         f"--parquet {shlex.quote(str(path))}`)")
+    if not path.is_file():
+        raise StoreError(f"no database at {path}: {first}")
+    con = connect(path, read_only=True)
+    try:
+        if not Ledger(con).exists():
+            row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE NOT internal "
+                              "AND database_name = current_database()").fetchone()
+            # Empty: a first sync killed before its first commit, which the next sync uses
+            # (it was "not a csload database": QA, 2026-12-07).
+            raise StoreError(f"{path} is not a csload database (it has no _csload.runs table)"
+                             if row and row[0] else
+                             f"no csload sync has loaded {path} yet (it is empty): {first}")
+        return ledger_status(con, str(path))
+    finally:
+        con.close()

@@ -14,6 +14,7 @@ import pkgutil
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import csload
@@ -235,6 +236,23 @@ def test_status_refuses_two_targets_and_a_missing_database(tmp_path: Path) -> No
     with pytest.raises(csload.StoreError) as info:   # the command it gives, quoted for a shell
         csload.status(tmp_path / "my db.duckdb")
     assert f"run `csload sync --db '{tmp_path / 'my db.duckdb'}'` first" in str(info.value)
+
+
+def test_status_of_an_empty_database_says_to_sync_first(tmp_path: Path) -> None:
+    # What a first sync killed before its first commit leaves, and the next sync uses: status
+    # called it "not a csload database" (QA, 2026-12-07).
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(csload.StoreError) as info:
+        csload.status(empty)
+    assert str(info.value) == (f"no csload sync has loaded {empty} yet (it is empty): run "
+                               f"`csload sync --db {empty}` first")
+    theirs = tmp_path / "theirs.duckdb"
+    con = duckdb.connect(str(theirs))
+    con.execute("CREATE TABLE mine (a INTEGER)")
+    con.close()
+    with pytest.raises(csload.StoreError, match="is not a csload database"):
+        csload.status(theirs)
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
