@@ -84,7 +84,7 @@ class Placement:
                     if self.unloaded == 0 else
                     f" ({self.unloaded} run{'s' if self.unloaded > 1 else ''} not loaded)")
             return f"{head}: refused{left}: {self.refused}"
-        why = {"mapped": "mapped in the settings", "loaded before": "as before",
+        why = {"mapped": "mapped to this table", "loaded before": "as before",
                "scope table": "the table of its scope",
                "own table": "its own table: its fields differ from those of table "
                             f"{self.job.scope}"}[self.how]

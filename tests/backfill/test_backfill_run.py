@@ -207,6 +207,9 @@ async def test_days_beyond_retention_or_not_over_are_trimmed_with_a_message(
     assert (old.first, old.last) == (date(2025, 10, 20), date(2025, 10, 24))
     assert "retention" in old.reason and "2025-10-25" in old.reason
     assert any("2025-10-20..2025-10-24" in m and "retention" in m for m in messages)
+    # Its jobs go to the table it made them for: no mapping in the settings (QA, 2026-12-07).
+    placed = [m for m in report.warnings if "-> table views" in m]
+    assert placed and all("mapped to this table" in m and "settings" not in m for m in placed)
     # Windows stay 7-day steps from --from (so they do not shift as the retention edge moves
     # day by day and a resumed backfill finds its jobs again): the first one is cut short.
     assert [i.window for i in report.items] == [
