@@ -21,11 +21,14 @@ from csload.cli.common import (
     ARGV_KEY,
     DEBUG_KEY,
     StderrHandler,
+    fail,
     fail_unexpected,
     print_json_error,
 )
 from csload.cli.lazy import LazyGroup
 from csload.cli.streams import steady_streams
+
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells and csload.cli.interrupt say
 
 # Lazy: each command's module is imported only when that command runs (or `--help` lists
 # them), so `csload sync` does not import the backfill engine, the job management commands or
@@ -65,6 +68,13 @@ class CsloadGroup(LazyGroup):
             raise
         except (click.exceptions.Exit, click.Abort):
             raise   # click's own ways out (RuntimeErrors, not failures)
+        except KeyboardInterrupt:
+            # Ctrl-C while a command starts or ends, outside its own handling of signals
+            # (csload.cli.interrupt): click said "Aborted!" and exited 1, a failure's code,
+            # with nothing on stdout under --json (QA's kill soak, 2026-12-07).
+            fail("interrupted by SIGINT while the command started or ended: what it committed "
+                 "stays; run it again (a sync loads exactly the rest)", EXIT_INTERRUPTED,
+                 kind="Interrupted")
         except Exception as exc:
             if ctx.meta.get(DEBUG_KEY):
                 raise

@@ -125,6 +125,22 @@ def test_status_of_a_missing_database(env: dict[str, str], tmp_path: Path) -> No
     assert not missing.exists()
 
 
+def test_ctrl_c_outside_the_commands_own_handling_exits_130(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Ctrl-C while a command starts (before its signal handling) reached click, which said
+    # "Aborted!" and exited 1, a failure's code, with nothing on stdout (QA's kill soak).
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("csload.target.read_target_status", interrupted)
+    result = invoke(["status", "--db", str(tmp_path / "cs.duckdb"), "--json"], env)
+    assert result.exit_code == 130, result.output
+    error = error_of(result)
+    assert error["kind"] == "Interrupted" and error["exitCode"] == 130
+    assert result.stderr.startswith("error: interrupted by SIGINT"), result.stderr
+    assert "Aborted" not in result.output
+
+
 def test_a_permission_the_machine_refuses_is_no_bug_in_csload(
         env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A lake another user made under umask 077 (root passes any permission, so the refusal
