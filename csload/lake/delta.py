@@ -307,3 +307,20 @@ def vacuum(lake: LakeFS, rel: str, table: DeltaTable, retention_hours: int) -> l
         removed += table.vacuum(retention_hours=max(retention_hours, UNNAMED_FILE_HOURS),
                                 dry_run=False, enforce_retention_duration=False, full=True)
         return removed
+
+
+def vacuum_due(lake: LakeFS, table: DeltaTable, retention_hours: int) -> bool:
+    """For a table this sync did not write: whether files it removed may be past the retention
+    window and still there. Its newest commit is not a vacuum's and is older than the window
+    (every file it or an earlier commit removed is then past it; a vacuum that removes any
+    ends with a commit of its own, so the next syncs pass it by). Only the tables a sync
+    wrote were vacuumed: those of a job suspended or replaced kept their replaced files for
+    good (QA, 2026-12-07)."""
+    with delta_errors(lake, "read the newest commit"):
+        newest = table.history(1)
+    if not newest:
+        return False
+    operation, stamp = newest[0].get("operation"), newest[0].get("timestamp")
+    if not isinstance(stamp, int) or str(operation).startswith("VACUUM"):
+        return False
+    return stamp / 1000 + retention_hours * 3600 <= time.time()

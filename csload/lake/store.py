@@ -51,7 +51,7 @@ from deltalake import DeltaTable
 from csload.api.models import Job, Run
 from csload.config import Limits
 from csload.errors import StoreError
-from csload.lake.delta import WrittenFile, commit_files, commit_ledger, vacuum
+from csload.lake.delta import WrittenFile, commit_files, commit_ledger, vacuum, vacuum_due
 from csload.lake.fs import LakeFS
 from csload.lake.layout import LEDGER_TABLE_DIR, new_txid, partition_key
 from csload.lake.ledger import export_ledger, import_ledger
@@ -218,9 +218,9 @@ class ParquetStore:
             self._scratch.remove()
 
     def _housekeeping(self) -> None:
-        """Vacuum the tables this store wrote, and the ledger if it committed (a failure is a
-        warning: the next sync retries); nothing when the settings say `lake_vacuum = false`,
-        or after a failed batch."""
+        """Vacuum the tables this store wrote, the others when one is due (delta.vacuum_due),
+        and the ledger if it committed (a failure is a warning: the next sync retries);
+        nothing when the settings say `lake_vacuum = false`, or after a failed batch."""
         limits = self._limits
         # Not after a failed batch either: the storage that failed it fails the vacuum too,
         # each held for deltalake's 180 s of retries when an endpoint stops answering.
@@ -228,13 +228,14 @@ class ParquetStore:
             return
         # Whole hours (deltalake's unit), rounded up: never fewer than the setting.
         hours = math.ceil(limits.lake_file_retention / 3600)
-        tables = [(n, t.delta) for n, t in sorted(self._snapshot.tables.items())
-                  if n in self._written]
+        tables = [(n, t.delta) for n, t in sorted(self._snapshot.tables.items())]
         if self._published and self._snapshot.ledger is not None:
             tables.append((LEDGER_TABLE_DIR, self._snapshot.ledger))
         for name, table in tables:
             try:
-                removed = vacuum(self.lake, name, table, hours)
+                due = name in self._written or name == LEDGER_TABLE_DIR or vacuum_due(
+                    self.lake, table, hours)
+                removed = vacuum(self.lake, name, table, hours) if due else []
             except StoreError as exc:
                 # The next tables would fail the same (an endpoint that stopped answering
                 # held each vacuum for deltalake's 180 s of retries: found 2026-12-07).

@@ -102,6 +102,37 @@ async def test_the_settings_are_the_properties_and_the_vacuum_window(
     assert_truth(lake, simulator, run_ids)
 
 
+async def test_a_table_no_sync_writes_any_more_is_vacuumed_once_its_files_are_due(
+        lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    """Only the tables a sync wrote were vacuumed: those of a job suspended or replaced kept
+    their replaced files for good (QA, 2026-12-07). A sync that writes only sessions now
+    vacuums views too, once its newest commit is past the file retention (0 here)."""
+    folder, staged, run_ids = await synced(lake, settings, tmp_path)
+    views = views_job(staged)
+    rerun = simulator.rerun(views.job_id, date(2026, 11, 23))
+    with lake.open() as store:   # the defaults: the replaced file stays for 7 days
+        store.apply(await stage_runs(settings, folder, [rerun]))
+    run_ids.append(rerun)
+    replaced = {f for f in lake.data_files() if f.startswith("views/date=")} - set(
+        lake.current_files())
+    assert replaced
+
+    sessions = next(s.job for s in staged if s.job.scope == "sessions")
+    again = simulator.rerun(sessions.job_id, date(2026, 11, 23))
+    views_version = lake.delta("views").version()
+    with lake.open(limits=Limits(lake_file_retention=0, lake_log_retention=3600)) as store:
+        store.apply(await stage_runs(settings, folder, [again]))
+    run_ids.append(again)
+    assert not replaced & set(lake.data_files())
+    assert {f for f in lake.data_files() if "/date=" in f} == set(lake.current_files())
+    vacuumed = lake.delta("views").version()
+    assert vacuumed > views_version   # the vacuum's own commits
+    with lake.open(limits=Limits(lake_file_retention=0, lake_log_retention=3600)):
+        pass   # nothing left to remove: passed by, no more commits
+    assert lake.delta("views").version() == vacuumed
+    assert_truth(lake, simulator, run_ids)
+
+
 async def test_a_commit_without_data_ahead_of_the_ledger_is_taken_as_it_is(
         lake: Lake, simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
     """What a crash between the properties' commit and the batch's leaves: the next sync
