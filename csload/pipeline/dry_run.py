@@ -42,7 +42,18 @@ async def describe_plan(
     async def describe(job: Job, run: Run) -> RunOutcome:
         detail = await client.get_run(job.job_id, run.run_id)
         parts = detail.parts or ()
-        probed = [await probe(part) for part in parts]
+        # A run's parts probed together too (within the limit above): one after the other,
+        # a dry run of 1,984 parts at 0.3 s a request took 342 s, longer than the sync it
+        # previewed (QA, 2026-12-07).
+        got: dict[int, PartProbe] = {}
+
+        async def probe_into(index: int, part: Part) -> None:
+            got[index] = await probe(part)
+
+        async with anyio.create_task_group() as group:
+            for index, part in enumerate(parts):
+                group.start_soon(probe_into, index, part)
+        probed = [got[index] for index in range(len(parts))]
         outcome = RunOutcome(
             job_id=job.job_id, run_id=run.run_id, table=tables[job.job_id],
             status=RunStatus.PLANNED, window_start=run.start_date, window_end=run.end_date,

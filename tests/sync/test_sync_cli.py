@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -29,8 +30,10 @@ from tests.support.syncref import (
     VIEWS_JOB,
     assert_db_matches,
     assert_same_tables,
+    create_job,
     default_tables,
     expected_tables,
+    finish_once_job,
     run_of,
     successful_runs,
     table_names,
@@ -177,6 +180,25 @@ def test_dry_run_probes_storage_no_more_at_once_than_it_downloads(
 
     assert len(report.runs) == 7 and {r.status for r in report.runs} == {RunStatus.PLANNED}
     assert simulator.stats.max_storage_in_flight == 2
+
+
+def test_dry_run_probes_the_parts_of_one_run_together(
+    simulator: Simulator, settings: Settings, db_path: Path
+) -> None:
+    # One run's parts were probed one after the other: slower than the sync it previewed.
+    job_id = create_job(settings, name="one run", fmt="CSV", scope="views",
+                        fields=["session_id", "view_number", "url", "query", "errors.message"],
+                        date_from=datetime(2026, 11, 18, tzinfo=UTC),
+                        date_to=datetime(2026, 11, 25, tzinfo=UTC))
+    run_id = finish_once_job(simulator, job_id)
+    simulator.faults.latency = 0.05
+    four = replace(settings, limits=Limits(download_concurrency=4))
+
+    report = csload.sync(four, db=db_path, dry_run=True, jobs=(job_id,))
+
+    [run] = report.runs
+    assert run.run_id == run_id and run.parts >= 2, "the scenario needs a run of several parts"
+    assert simulator.stats.max_storage_in_flight == min(run.parts, 4)
 
 
 # -- --json ------------------------------------------------------------------------------------
