@@ -208,7 +208,10 @@ async def backfill_async(
                                         on_wait=waiting)
     except StoreLockedError as exc:
         # The lock's own advice names `csload sync --wait`, which a backfill does not take.
-        raise StoreLockedError(f"{exc.holder}: {WRITER_SHUT_OUT}, then run the backfill again",
+        # It waits as long as the settings say: said, as the kill soak found it unsaid.
+        raise StoreLockedError(f"{exc.holder}: {WRITER_SHUT_OUT}, then run the backfill again "
+                               "(to wait for it: CSLOAD_LOCK_WAIT=10m, or lock_wait in the "
+                               "[limits] of csload.toml)",
                                holder=exc.holder, pid=exc.pid) from None
     try:
         async with ExportClient(settings, sleep=sleep) as client:

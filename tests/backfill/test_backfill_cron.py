@@ -145,6 +145,7 @@ async def test_a_database_another_process_holds_is_refused_with_advice_a_backfil
         holder.communicate("")
     message = str(info.value)
     assert f"PID {holder.pid}" in message and "run the backfill again" in message, message
+    assert "CSLOAD_LOCK_WAIT=10m" in message, message   # how to let it wait
     assert "--wait" not in message
 
 
