@@ -312,10 +312,13 @@ def vacuum(lake: LakeFS, rel: str, table: DeltaTable, retention_hours: int) -> l
 def vacuum_due(lake: LakeFS, table: DeltaTable, retention_hours: int) -> bool:
     """For a table this sync did not write: whether files it removed may be past the retention
     window and still there. Its newest commit is not a vacuum's and is older than the window
-    (every file it or an earlier commit removed is then past it; a vacuum that removes any
-    ends with a commit of its own, so the next syncs pass it by). Only the tables a sync
-    wrote were vacuumed: those of a job suspended or replaced kept their replaced files for
-    good (QA, 2026-12-07)."""
+    (every file it or an earlier commit removed is then past it), by less than one more
+    window and a day (VACUUM_DUE_GRACE_HOURS). A vacuum that removes any file ends with a
+    commit of its own, so the next syncs pass the table by; one that removes nothing commits
+    nothing, and the time limit keeps such a table (its last commit removed no file) from
+    being listed at every sync for good, an S3 LIST each. Only the tables a sync wrote were
+    vacuumed: those of a job suspended or replaced kept their replaced files for good (QA,
+    2026-12-07)."""
     with delta_errors(lake, "read the newest commit"):
         newest = table.history(1)
     if not newest:
@@ -323,4 +326,9 @@ def vacuum_due(lake: LakeFS, table: DeltaTable, retention_hours: int) -> bool:
     operation, stamp = newest[0].get("operation"), newest[0].get("timestamp")
     if not isinstance(stamp, int) or str(operation).startswith("VACUUM"):
         return False
-    return stamp / 1000 + retention_hours * 3600 <= time.time()
+    age_hours = (time.time() - stamp / 1000) / 3600
+    return retention_hours <= age_hours <= 2 * retention_hours + VACUUM_DUE_GRACE_HOURS
+
+
+# A table no sync writes is vacuumed by the syncs of the day after its files are due.
+VACUUM_DUE_GRACE_HOURS = 24

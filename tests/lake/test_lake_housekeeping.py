@@ -17,7 +17,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from csload.api.models import Job
 from csload.config import Limits, Settings, load_settings
@@ -131,6 +133,24 @@ async def test_a_table_no_sync_writes_any_more_is_vacuumed_once_its_files_are_du
         pass   # nothing left to remove: passed by, no more commits
     assert lake.delta("views").version() == vacuumed
     assert_truth(lake, simulator, run_ids)
+
+
+def test_a_table_no_sync_writes_is_vacuumed_in_the_day_after_its_files_are_due(
+        local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not at every sync for good: a vacuum that removes nothing commits nothing, and each
+    one lists the table's files (an S3 LIST)."""
+    from deltalake import write_deltalake
+
+    import csload.lake.delta as delta
+
+    path = str(Path(local_lake.root) / "t")
+    write_deltalake(path, pa.table({"a": [1]}))
+    table = DeltaTable(path)
+    written = int(table.history(1)[0]["timestamp"]) / 1000
+    lake_fs = local_lake.fs()
+    for hours, due in ((47.9, False), (48.1, True), (120.0, True), (120.2, False)):
+        monkeypatch.setattr(delta.time, "time", lambda h=hours: written + h * 3600)
+        assert delta.vacuum_due(lake_fs, table, 48) is due, hours   # 2 days: 48 h to 120 h
 
 
 async def test_a_commit_without_data_ahead_of_the_ledger_is_taken_as_it_is(
