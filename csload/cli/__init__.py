@@ -20,6 +20,7 @@ import click
 from csload.cli.common import (
     ARGV_KEY,
     DEBUG_KEY,
+    EXIT_INTERRUPTED,
     StderrHandler,
     fail,
     fail_unexpected,
@@ -27,8 +28,6 @@ from csload.cli.common import (
 )
 from csload.cli.lazy import LazyGroup
 from csload.cli.streams import steady_streams
-
-EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells and csload.cli.interrupt say
 
 # Lazy: each command's module is imported only when that command runs (or `--help` lists
 # them), so `csload sync` does not import the backfill engine, the job management commands or

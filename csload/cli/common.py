@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells and csload.cli.interrupt say
 # The width of a console that is not a terminal: wide enough for any table csload prints.
 OFF_TERMINAL_WIDTH = 4096
 

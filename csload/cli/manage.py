@@ -59,8 +59,6 @@ from csload.pipeline.sync import DEFAULT_DB
 from csload.target import check_one_target
 from csload.times import midnight
 
-EXIT_INTERRUPTED = 130
-
 _DAY = click.DateTime(["%Y-%m-%d"])
 
 
