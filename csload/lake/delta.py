@@ -309,6 +309,10 @@ def vacuum(lake: LakeFS, rel: str, table: DeltaTable, retention_hours: int) -> l
         return removed
 
 
+# A table no sync writes is vacuumed by the syncs of the day after its files are due.
+VACUUM_DUE_GRACE_HOURS = 24
+
+
 def vacuum_due(lake: LakeFS, table: DeltaTable, retention_hours: int) -> bool:
     """For a table this sync did not write: whether files it removed may be past the retention
     window and still there. Its newest commit is not a vacuum's and is older than the window
@@ -329,6 +333,3 @@ def vacuum_due(lake: LakeFS, table: DeltaTable, retention_hours: int) -> bool:
     age_hours = (time.time() - stamp / 1000) / 3600
     return retention_hours <= age_hours <= 2 * retention_hours + VACUUM_DUE_GRACE_HOURS
 
-
-# A table no sync writes is vacuumed by the syncs of the day after its files are due.
-VACUUM_DUE_GRACE_HOURS = 24

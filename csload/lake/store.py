@@ -228,13 +228,14 @@ class ParquetStore:
             return
         # Whole hours (deltalake's unit), rounded up: never fewer than the setting.
         hours = math.ceil(limits.lake_file_retention / 3600)
-        tables = [(n, t.delta) for n, t in sorted(self._snapshot.tables.items())]
+        # Each table, and whether this store wrote it (the ledger: if it committed).
+        tables = [(n, t.delta, n in self._written)
+                  for n, t in sorted(self._snapshot.tables.items())]
         if self._published and self._snapshot.ledger is not None:
-            tables.append((LEDGER_TABLE_DIR, self._snapshot.ledger))
-        for name, table in tables:
+            tables.append((LEDGER_TABLE_DIR, self._snapshot.ledger, True))
+        for name, table, written in tables:
             try:
-                due = name in self._written or name == LEDGER_TABLE_DIR or vacuum_due(
-                    self.lake, table, hours)
+                due = written or vacuum_due(self.lake, table, hours)
                 removed = vacuum(self.lake, name, table, hours) if due else []
             except StoreError as exc:
                 # The next tables would fail the same (an endpoint that stopped answering
