@@ -72,9 +72,11 @@ def _day(value: object, name: str) -> date:
 async def jobs_async(*, state: str | None = None, scope: str | None = None,
                      settings: Settings | None = None) -> list[Job]:
     """The project's export jobs, oldest first; only those in `state` (ACTIVE, COMPLETED, ...)
-    or of `scope` ("sessions" or "views") when given."""
+    or of `scope` ("sessions" or "views") when given. A job csload cannot read whole is
+    listed without its fields, `Job.unreadable` saying why (a sync refuses it)."""
     checked = check_scope(scope)
-    return await _with_client(settings, lambda c: c.list_jobs(state=state, scope=checked))
+    return await _with_client(settings, lambda c: c.list_jobs(state=state, scope=checked,
+                                                              keep_unreadable=True))
 
 
 def jobs(*, state: str | None = None, scope: str | None = None,

@@ -204,12 +204,15 @@ class ExportClient:
         frequency: str | None = None,
         scope: str | None = None,
         order: str | None = None,
+        keep_unreadable: bool = False,
     ) -> list[Job]:
+        """With `keep_unreadable`, a job that cannot be read whole is listed with
+        `Job.unreadable` set (for a sync, which refuses that job alone)."""
         # `order` always: the server's default order is unknown (contract section 9).
         params = _params(state=state, format=format, frequency=frequency, scope=scope,
                          order=order or "ASC")
         items = await self._read_list("/exports", params, "list jobs")
-        return [Job.from_api(item) for item in items]
+        return [Job.listed(item) if keep_unreadable else Job.from_api(item) for item in items]
 
     async def get_job(self, job_id: int) -> Job:
         raw = await self._call("GET", f"/exports/{int(job_id)}")

@@ -91,8 +91,9 @@ def _opt_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> in
 _TS_FRACTION = re.compile(r"\.(\d+)")
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp (or bare date) as an aware UTC datetime; None stays None."""
+def parse_timestamp(value: Any, where: str = "") -> datetime | None:
+    """An ISO 8601 timestamp (or bare date) as an aware UTC datetime; None stays None.
+    `where` (job and key) heads the error."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -103,7 +104,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ApiError(f"unexpected timestamp {_shown(value)}") from None
+        raise ApiError(f"{where}unexpected timestamp {_shown(value)}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -177,26 +178,34 @@ class Job:
     date_from: datetime | None = None
     date_to: datetime | None = None
     created_at: datetime | None = None
+    # Why a job of the job list could not be read (`Job.listed`); None for a job read whole.
+    unreadable: str | None = None
+
+    @classmethod
+    def listed(cls, raw: Any) -> Job:
+        """A job of the job list. One whose fields, segment or times cannot be read is kept
+        without them, `unreadable` saying why, so that a sync refuses it alone (placement:
+        one such job failed every sync of the project). One without a readable id fails."""
+        try:
+            return cls.from_api(raw)
+        except ApiError as exc:
+            if not isinstance(raw, dict):
+                raise
+            # What a sync's report shows of it: id, name, format, scope, frequency, state.
+            return cls(*_job_id_and_name(raw), str(raw.get("format") or "").upper(),
+                       str(raw.get("scope") or "").lower(), str(_frequency(raw)[0] or "").lower(),
+                       state=raw.get("state"), unreadable=str(exc))
 
     @classmethod
     def from_api(cls, raw: Any) -> Job:
         if not isinstance(raw, dict):
             raise ApiError(f"unexpected job object: {type(raw).__name__}")
-        # Until its id is known, a job is named by its name, if any.
-        name = str(raw.get("name") or "")
-        job_id = _as_int(raw.get("jobId", raw.get("id")), "jobId",
-                         f"the job named {_shown(name)}" if name else "a job")
+        job_id, name = _job_id_and_name(raw)
         where = part_label(job_id, None, None)
         fields = raw.get("fields") or ()
         if not isinstance(fields, list | tuple):
             raise ApiError(f"{where}: fields is {type(fields).__name__}, not a list")
-        freq = raw.get("frequency")
-        date_range: Any = {}
-        if isinstance(freq, dict):
-            date_range = freq.get("dateRange") or {}
-            freq = freq.get("value")
-        if not isinstance(date_range, dict):
-            date_range = {}
+        freq, date_range = _frequency(raw)
         return cls(
             job_id=job_id,
             name=name,
@@ -207,9 +216,9 @@ class Job:
             device_label=raw.get("deviceLabel"),
             segment_id=_opt_int(raw.get("segmentId"), "segmentId", where),
             fields=tuple(JobField.from_api(f, where) for f in fields),
-            date_from=parse_timestamp(date_range.get("from")),
-            date_to=parse_timestamp(date_range.get("to")),
-            created_at=parse_timestamp(raw.get("createdAt")),
+            date_from=parse_timestamp(date_range.get("from"), f"{where}: dateRange.from: "),
+            date_to=parse_timestamp(date_range.get("to"), f"{where}: dateRange.to: "),
+            created_at=parse_timestamp(raw.get("createdAt"), f"{where}: createdAt: "),
         )
 
     def to_json(self) -> Json:
@@ -229,7 +238,24 @@ class Job:
             ),
             "fields": [f.to_api() for f in self.fields],
             "createdAt": api_text_or_none(self.created_at),
+            **({"unreadable": self.unreadable} if self.unreadable else {}),
         }
+
+
+def _job_id_and_name(raw: Json) -> tuple[int, str]:
+    # Until its id is known, a job is named by its name, if any.
+    name = str(raw.get("name") or "")
+    return _as_int(raw.get("jobId", raw.get("id")), "jobId",
+                   f"the job named {_shown(name)}" if name else "a job"), name
+
+
+def _frequency(raw: Json) -> tuple[Any, dict[str, Any]]:
+    """A job's frequency value and date range: `frequency` is an object or a bare string."""
+    freq, date_range = raw.get("frequency"), None
+    if isinstance(freq, dict):
+        date_range = freq.get("dateRange")
+        freq = freq.get("value")
+    return freq, date_range if isinstance(date_range, dict) else {}
 
 
 # What a whole job object has beyond its id: without them, a create answer is only the id.

@@ -118,8 +118,8 @@ class BackfillWork:
         refused)."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())
         held = await self.db.run(lambda ledger: ledger.loaded_tables())
-        placed = place_jobs(await self.client.list_jobs(), known, self.settings.tables,
-                            loaded_into=held)
+        listed = await self.client.list_jobs(keep_unreadable=True)
+        placed = place_jobs(listed, known, self.settings.tables, loaded_into=held)
         placement = placed.get(job.job_id)
         if placement is None:   # not listed (deleted since): the scope's table, as before
             return job.scope
@@ -195,8 +195,9 @@ class BackfillWork:
         for record in records:
             window = Window(record.window_start.date(), record.window_end.date())
             by_window.setdefault((record.plan_key, window), []).append(record)
-        once_jobs = [job for job in await self.client.list_jobs(frequency="once")
-                     if job.name.startswith(NAME_PREFIX)]
+        # Kept whole or not: a colleague's once job that cannot be read failed every backfill.
+        listed = await self.client.list_jobs(frequency="once", keep_unreadable=True)
+        once_jobs = [job for job in listed if job.name.startswith(NAME_PREFIX)]
         by_name: dict[tuple[str, str], set[int]] = {}
         api_jobs = {job.job_id: job for job in once_jobs}
         for job in once_jobs:
@@ -402,8 +403,8 @@ class BackfillWork:
             return str(exc)
         except ApiUnavailable as exc:
             # The API may have created it before failing: look for it by its name.
-            found = [job for job in await self.client.list_jobs(frequency="once")
-                     if job.name == spec.name and job.scope == spec.scope
+            listed = await self.client.list_jobs(frequency="once", keep_unreadable=True)
+            found = [job for job in listed if job.name == spec.name and job.scope == spec.scope
                      and job.job_id not in piece.unusable]
             if not found:
                 return str(exc)

@@ -61,9 +61,13 @@ def _print_jobs(found: Sequence[Job]) -> None:
         table.add_column(column, justify="right" if column in ("id", "fields") else "left")
     for job in found:
         table.add_row(str(job.job_id), scrub(job.name), scrub(job.scope), scrub(job.format),
-                      scrub(job.frequency), scrub(job.state or ""), str(len(job.fields)),
-                      ts(job.created_at))
+                      scrub(job.frequency), scrub(job.state or ""),
+                      "?" if job.unreadable else str(len(job.fields)), ts(job.created_at))
     stdout.print(table)
+    for job in found:
+        if job.unreadable:
+            stdout.print(f"job {job.job_id}: its definition cannot be read "
+                         f"({scrub(job.unreadable)}); a sync refuses it and loads the others")
 
 
 @jobs.command("show")

@@ -49,6 +49,8 @@ def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
         problem = None
         unknown: list[str] = []
         try:
+            if job.unreadable:
+                raise ConfigError(f"its definition cannot be read: {job.unreadable}")
             if job.format not in FORMATS:
                 raise ConfigError(f"format {job.format!r} is neither CSV nor JSONL")
             unloadable = layout_problem(job, reserved)
@@ -75,9 +77,13 @@ def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
             "unknownFields": [clean(n) for n in unknown], "problem": problem})
     count = f"{len(live)} job{'s' if len(live) != 1 else ''}"
     if broken:
+        unreadable = [job for job in live if job.unreadable]
+        hints = ["a sync refuses such a job and loads its other jobs",
+                 *([NEW_ALIASES] if len(broken) > len(unreadable) + len(run_errors) else []),
+                 *(["a definition csload cannot read: report it with `csload doctor --save "
+                    "DIR` attached"] if unreadable else [])]
         check.set(Verdict.FAIL, f"{count}; csload cannot load {len(broken)} of them: "
-                  f"{'; '.join(broken)}",
-                  f"a sync refuses such a job and loads its other jobs; {NEW_ALIASES}")
+                  f"{'; '.join(broken)}", "; ".join(hints))
     elif not live:
         check.set(Verdict.WARN, "the project has no export job: nothing to load yet",
                   "create one in the Contentsquare console, or with `csload jobs create`")

@@ -130,9 +130,11 @@ async def _api_checks(report: DoctorReport, client: ExportClient, recorder: Reco
                    reserved)
         await _guarded(report["fields"], recorder, partial(check_fields, report["fields"],
                                                             client), None)
-        # The sample of a format is of a job csload loads, when the format has one.
-        loadable = [job for job in live if layout_problem(job, reserved) is None]
-        newest = {**newest_runs(live, runs), **newest_runs(loadable, runs)}
+        # The sample of a format is of a job csload loads, when the format has one; never of
+        # a job whose definition could not be read (its columns are unknown).
+        readable = [job for job in live if not job.unreadable]
+        loadable = [job for job in readable if layout_problem(job, reserved) is None]
+        newest = {**newest_runs(readable, runs), **newest_runs(loadable, runs)}
         for fmt, check_id in SAMPLE_CHECKS.items():
             work = partial(check_sample, report[check_id], fmt, newest.get(fmt),
                            has_job=fmt in newest, client=client, session=session,

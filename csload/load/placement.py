@@ -29,6 +29,11 @@ per table (docs/loading.md, "Which table a job loads into"):
 * A job placed in a table of a DuckDB target that csload did not make (the user's own, in a
   database they gave csload: no job or run of the ledger names it) is refused the same way:
   csload never adds its columns to, nor loads into, a table of the user's.
+* A job whose definition the API's job list does not give whole (a field csload cannot read:
+  `Job.unreadable`) is refused alone; its table, if it loaded before, keeps the columns of the
+  ledger's copy. While a new such job could be the widest of its scope (recurring, or all are
+  `once`), no new job takes that scope's table yet (refused, "waits for"): its columns are
+  unknown, and the table would otherwise go to whichever job could be read first.
 
 Not chosen: merging rows column by column (a key's row holding, per column, the value of the
 latest run that exported it). A re-run of a filtered job that no longer has a key removes the
@@ -39,7 +44,7 @@ per-column lineage on every row, and analysts would meet rows that no single exp
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from csload.api.models import Job, normalize_identifier
 from csload.load.columns import NEW_ALIASES, layout_problem
@@ -157,6 +162,24 @@ def _foreign_refusal(job: Job, table: str, foreign: Collection[str]) -> str:
             f"{job.job_id} = \"{other}\", or sync into a database of its own")
 
 
+def _waits_for(job: Job, blocker: Job, table: str) -> str:
+    return (f"it waits for job {blocker.job_id}, whose definition cannot be read: that job "
+            f"may be the widest of scope {job.scope}, whose columns table {table!r} takes "
+            "first. To load this job now, map it to a table in csload.toml: [tables] "
+            f"{job.job_id} = \"{table}\"")
+
+
+def _load_problem(job: Job, reserved: Mapping[str, str] | None) -> str | None:
+    """Why none of `job`'s runs can be loaded whatever its table, or None."""
+    if job.unreadable:
+        return (f"Contentsquare's definition of the job cannot be read ({job.unreadable}), so "
+                "its columns are unknown; it loads once csload can read it (tell the csload "
+                "maintainers: `csload doctor --save DIR` keeps the answer)")
+    problem = layout_problem(job, reserved)
+    return None if problem is None else \
+        f"csload cannot load its columns: {problem}; {NEW_ALIASES}"
+
+
 def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
                mapped: Mapping[int, str], foreign: Collection[str] = (),
                reserved: Mapping[str, str] | None = None,
@@ -174,7 +197,16 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     jobs = {job_id: job for job_id, (job, _table) in known.items()}
     jobs.update({job.job_id: job for job in listed})
     unloadable = {job_id: problem for job_id, job in jobs.items()
-                  if (problem := layout_problem(job, reserved)) is not None}
+                  if (problem := _load_problem(job, reserved)) is not None}
+    # A job the target loaded whose definition Contentsquare's list no longer gives whole
+    # (Job.unreadable) is refused, but its rows are in its table: the table keeps its columns,
+    # those of the ledger's copy, so that no narrower job takes it meanwhile.
+    loaded_unreadable = {job_id for job_id, job in jobs.items()
+                         if job.unreadable and job_id in known}
+    for job_id in loaded_unreadable:
+        jobs[job_id] = replace(known[job_id][0], unreadable=jobs[job_id].unreadable)
+    holding = {job_id for job_id in jobs
+               if job_id not in unloadable or job_id in loaded_unreadable}
     placed: dict[int, tuple[str, str]] = {}
     for job_id in jobs:
         if job_id in mapped:
@@ -183,14 +215,14 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
             placed[job_id] = (known[job_id][1], "loaded before")
     members: dict[str, list[Job]] = {}
     for job_id, (table, _how) in placed.items():
-        if job_id not in unloadable:
+        if job_id in holding:
             members.setdefault(table, []).append(jobs[job_id])
     # A table's columns are those of the jobs that loaded into it first: its widest job in
     # the ledger, else its widest job whose rows it holds (one mapped elsewhere since: a
     # narrow job took a table whose jobs had all moved away for one with no job yet, and
     # erased 35 of the 38 columns of the rows it replaced; found by QA, 2026-12-07), else
     # its widest job mapped to it.
-    held = {table: [jobs[j] for j in job_ids if j in jobs and j not in unloadable]
+    held = {table: [jobs[j] for j in job_ids if j in holding]
             for table, job_ids in (loaded_into or {}).items()}
     reference: dict[str, Job] = {}
     for table in {*members, *held}:
@@ -199,9 +231,21 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
         holders = before or held.get(table) or group
         if holders:
             reference[table] = _widest_first(holders)[0]
-    for job in _widest_first(j for j in jobs.values() if j.job_id not in placed):
+    new_jobs = _widest_first(j for j in jobs.values() if j.job_id not in placed)
+    unread = [job for job in new_jobs if job.unreadable]
+    waiting: dict[int, Job] = {}
+    for job in new_jobs:
         if job.job_id in unloadable:
             placed[job.job_id] = (own_table(job), "own table")
+            continue
+        # A new job that cannot be read may be the widest of its scope, whose columns the
+        # scope's table would take: no job takes that table before it can be read, so that
+        # the placement does not depend on it (which jobs are read, selected or listed).
+        blocker = next((other for other in unread if job.scope not in reference
+                        and other.scope == job.scope and (other.frequency == "once") <= (
+                            job.frequency == "once")), None)
+        if blocker is not None:
+            placed[job.job_id], waiting[job.job_id] = (job.scope, "scope table"), blocker
             continue
         owner = reference.setdefault(job.scope, job)
         table, how = ((job.scope, "scope table") if columns_of(owner) == columns_of(job)
@@ -211,8 +255,8 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     out: dict[int, Placement] = {}
     for job_id, (table, how) in placed.items():
         job, holder = jobs[job_id], reference.get(table)
-        refused = (f"csload cannot load its columns: {unloadable[job_id]}; {NEW_ALIASES}"
-                   if job_id in unloadable
+        refused = (unloadable[job_id] if job_id in unloadable
+                   else _waits_for(job, waiting[job_id], table) if job_id in waiting
                    else _foreign_refusal(job, table, foreign) if table in foreign
                    else None if holder is None or columns_of(job) == columns_of(holder)
                    else _refusal(job, table, holder))

@@ -52,4 +52,4 @@ async def authenticate_before_creating(target: Target, settings: Settings,
     async with ExportClient(settings) as client:
         await client.authenticate()
         if selection.job_ids:
-            check_jobs_listed(selection, await client.list_jobs())
+            check_jobs_listed(selection, await client.list_jobs(keep_unreadable=True))

@@ -107,7 +107,7 @@ async def plan_sync(
     csload did not make, which no job loads into); `reserved`: the column names the target
     keeps, Target.reserved_columns."""
     done, known = seen.done, seen.jobs
-    all_jobs = await client.list_jobs()
+    all_jobs = await client.list_jobs(keep_unreadable=True)   # refused alone: placement
     listed = {job.job_id for job in all_jobs}
     # A backfill's job is loaded by that backfill, into the table it was made for (which only
     # it knows): a sync started while it waits (cron) used to load it by the placement rule,

@@ -8,8 +8,11 @@ middleware of the test's, as a hostile or broken API would answer), into a real 
     finding                                     csload now
     a run detail with a part id out of range    that run fails (job, run, file, value);
     (-1, 0, 2^63, 5,000 digits) or twice        the other runs load exactly; exit 3
-    a job list with an id out of range (jobId,  the sync fails before loading: one line naming
-    segmentId, customVarPosition)               the job, the field and the value; exit 1
+    a job list with a job id out of range       the sync fails before loading: one line naming
+                                                the job, the field and the value; exit 1
+    a job of the list with a segmentId,         that job is refused alone (job, key, value);
+    customVarPosition, fields or time that      the others load exactly; exit 3; it loads once
+    cannot be read                              the list is right
     a run list with a run id out of range       the sync fails before loading, in one line
     custom variables with a position out of     a warning; every run loads; exit 0
     range
@@ -25,42 +28,11 @@ from typing import Any
 
 import duckdb
 import pytest
-from aiohttp import web
 from click.testing import CliRunner, Result
 
 from csload.cli import main
-from csload.simulator import ServerHandle, SimConfig, Simulator
-
-Edit = Callable[[Any], None]
-
-
-class Tampered(Simulator):
-    """The simulator, whose API answers at the paths in `edits` have their payload changed in
-    place by the edit before they are sent."""
-
-    def __init__(self, config: SimConfig) -> None:
-        super().__init__(config)
-        self.edits: dict[str, Edit] = {}
-
-    def make_app(self) -> web.Application:
-        app = super().make_app()
-
-        @web.middleware
-        async def tamper(request: web.Request, handler: Any) -> web.StreamResponse:
-            response: web.StreamResponse = await handler(request)
-            edit = self.edits.get(request.path)
-            if edit is None or not isinstance(response, web.Response) or response.status != 200:
-                return response
-            assert isinstance(response.body, bytes)
-            body = json.loads(response.body)
-            edit(body["payload"])
-            return web.json_response(body)
-
-        app.middlewares.append(tamper)
-        return app
-
-    def api_path(self, tail: str) -> str:
-        return f"{self.config.api_prefix}/v1{tail}"
+from csload.simulator import ServerHandle, SimConfig
+from tests.support.tampered import Edit, Tampered, set_job_value, set_position
 
 
 @pytest.fixture
@@ -69,20 +41,25 @@ def simulator(sim_config: SimConfig) -> Tampered:
 
 
 @pytest.fixture
-def sync(simulator: Tampered, sim_thread: ServerHandle, tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Result]]:
-    """`csload sync --db cs.duckdb --json` against the simulator, in a folder of its own."""
+def cli(simulator: Tampered, sim_thread: ServerHandle, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """`csload ARGS...` against the simulator, in a folder of its own."""
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith(("CONTENTSQUARE_", "CSLOAD_")):
             monkeypatch.delenv(name)
     env = dict(line.split("=", 1) for line in simulator.config.env_lines(sim_thread.base_url))
 
-    def run() -> Result:
-        return CliRunner().invoke(main, ["sync", "--db", str(tmp_path / "cs.duckdb"), "--json"],
-                                  env=env, catch_exceptions=False)
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
     yield run
+
+
+@pytest.fixture
+def sync(cli: Callable[..., Result], tmp_path: Path) -> Callable[[], Result]:
+    """`csload sync --db cs.duckdb --json` against the simulator, in a folder of its own."""
+    return lambda: cli("sync", "--db", str(tmp_path / "cs.duckdb"), "--json")
 
 
 def output_of(result: Result) -> str:
@@ -173,29 +150,7 @@ def test_hostile_part_id_out_of_range_fails_its_run_only(
 # -- ids in the job list ----------------------------------------------------------------------
 
 
-def set_job_value(key: str, value: object) -> Callable[[int], Edit]:
-    def for_job(job_id: int) -> Edit:
-        def edit(payload: Any) -> None:
-            for job in payload:   # on the page that lists the job
-                if job["jobId"] == job_id:
-                    job[key] = value
-        return edit
-    return for_job
-
-
-def set_position(value: object) -> Callable[[int], Edit]:
-    def for_job(job_id: int) -> Edit:
-        def edit(payload: Any) -> None:
-            for job in payload:   # on the page that lists the job
-                if job["jobId"] == job_id:
-                    field = next(f for f in job["fields"] if "customVarPosition" in f)
-                    field["customVarPosition"] = value
-        return edit
-    return for_job
-
-
-@pytest.mark.hostile("a job list with an id out of range (jobId, segmentId, "
-                     "customVarPosition)",
+@pytest.mark.hostile("a job list with a job id out of range",
                      "the sync fails before loading, in one line naming the job, field and "
                      "value; exit 1")
 @pytest.mark.parametrize(("edit", "problem"), [
@@ -204,16 +159,12 @@ def set_position(value: object) -> Callable[[int], Edit]:
      "9223372036854775807)"),
     (set_job_value("jobId", 2**64 - 1),
      "the job named 'Daily pageviews': jobId 18446744073709551615 is out of range"),
-    (set_job_value("segmentId", -1), "job {job}: segmentId -1 is out of range"),
-    (set_position(0), "job {job}: customVarPosition 0 is out of range (an integer from 1 "
-                      "to 20)"),
-    (set_position("²"), "job {job}: customVarPosition '²' is not an integer"),
-], ids=["negative-job", "u64-job", "segment", "position-0", "position-superscript"])
-def test_hostile_job_list_with_an_id_out_of_range_fails_the_listing(
+], ids=["negative-job", "u64-job"])
+def test_hostile_job_list_with_a_job_id_out_of_range_fails_the_listing(
         edit: Callable[[int], Edit], problem: str, simulator: Tampered,
         sync: Callable[[], Result], tmp_path: Path) -> None:
     """Refused whole, not skipped: every job of the project is placed into its table
-    (csload.load.placement), so leaving one out could move the others' rows to other tables."""
+    (csload.load.placement), and a job that cannot be named cannot be placed."""
     job = simulator.job_named("Daily pageviews")
     simulator.edits[simulator.api_path("/exports")] = edit(job.job_id)
 
@@ -225,6 +176,75 @@ def test_hostile_job_list_with_an_id_out_of_range_fails_the_listing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and problem.format(job=job.job_id) in lines[0], lines
     assert loaded_runs(tmp_path / "cs.duckdb") == []
+
+
+@pytest.mark.hostile("a job of the job list whose segmentId, customVarPosition, fields or "
+                     "createdAt cannot be read",
+                     "that job is refused alone, naming the job, key and value; the other "
+                     "jobs load exactly; exit 3; the next sync loads it once the list is right")
+@pytest.mark.parametrize(("edit", "problem"), [
+    (set_job_value("segmentId", -1), "job {job}: segmentId -1 is out of range"),
+    (set_position(21), "job {job}: customVarPosition 21 is out of range (an integer from 1 "
+                       "to 20)"),
+    (set_position("²"), "job {job}: customVarPosition '²' is not an integer"),
+    (set_job_value("fields", "all"), "job {job}: fields is str, not a list"),
+    (set_job_value("createdAt", "yesterday"),
+     "job {job}: createdAt: unexpected timestamp 'yesterday'"),
+], ids=["segment", "position-21", "position-superscript", "fields", "created-at"])
+def test_hostile_job_that_cannot_be_read_is_refused_alone(
+        edit: Callable[[int], Edit], problem: str, simulator: Tampered,
+        sync: Callable[[], Result], tmp_path: Path) -> None:
+    # One job with a field csload could not read (customVarPosition 21, found by QA on
+    # 2026-12-07) failed every sync of the project, for every job (exit 1).
+    views = simulator.job_named("Daily pageviews")
+    simulator.edits[simulator.api_path("/exports")] = edit(views.job_id)
+
+    result = sync()
+
+    assert result.exit_code == 3, output_of(result)
+    report = json.loads(result.stdout)
+    [refused] = [job for job in report["jobs"] if job["refused"]]
+    assert refused["jobId"] == views.job_id and refused["runsNotLoaded"] > 0
+    assert refused["refused"].startswith("Contentsquare's definition of the job cannot be "
+                                         f"read ({problem.format(job=views.job_id)}")
+    assert any(f"job {views.job_id} (Daily pageviews)" in w and "refused" in w
+               for w in report["warnings"])
+    # Every other job's runs loaded, exactly; not a row of the refused one.
+    loading = {job["jobId"] for job in report["jobs"] if not job["refused"]}
+    assert simulator.job_named("Daily sessions").job_id in loading
+    truth = {run.run_id: len(simulator.truth(job, run.run_id)) for job in loading
+             for run in simulator.runs(job) if simulator.run_state(run.run_id) == "SUCCESS"}
+    db = tmp_path / "cs.duckdb"
+    assert truth and rows_by_run(db) == truth
+
+    simulator.edits.clear()
+    again = sync()
+
+    assert again.exit_code == 0, output_of(again)
+    tables = {job["jobId"]: job["table"] for job in json.loads(again.stdout)["jobs"]}
+    assert tables[views.job_id] == "views"
+    truth.update({run.run_id: len(simulator.truth(views.job_id, run.run_id))
+                  for run in simulator.runs(views.job_id)
+                  if simulator.run_state(run.run_id) == "SUCCESS"})
+    assert rows_by_run(db) == truth
+
+
+def test_the_job_list_shows_a_job_that_cannot_be_read(
+        simulator: Tampered, cli: Callable[..., Result]) -> None:
+    views = simulator.job_named("Daily pageviews").job_id
+    simulator.edits[simulator.api_path("/exports")] = set_position(21)(views)
+
+    text, as_json = cli("jobs"), cli("jobs", "--json")
+
+    assert text.exit_code == as_json.exit_code == 0, output_of(text) + output_of(as_json)
+    listed = {job["jobId"]: job for job in json.loads(as_json.stdout)}
+    assert set(listed) == {job.job_id for job in simulator.jobs}
+    assert listed[views]["unreadable"] == (f"job {views}: customVarPosition 21 is out of range "
+                                           "(an integer from 1 to 20)")
+    assert listed[views]["fields"] == [] and listed[views]["name"] == "Daily pageviews"
+    assert not any("unreadable" in job for job_id, job in listed.items() if job_id != views)
+    assert f"job {views}: its definition cannot be read (job {views}: customVarPosition 21" \
+        in " ".join(text.stdout.split())
 
 
 # -- run ids in a job's run list --------------------------------------------------------------

@@ -108,3 +108,53 @@ def test_a_table_its_jobs_moved_away_from_keeps_their_columns() -> None:
     mapped = place_jobs([main, narrow], known, {1: "pageviews", 2: "views"},
                         loaded_into={"views": {1}})
     assert mapped[2].refused is not None and "holds job 1's" in mapped[2].refused
+
+
+def unreadable(job_id: int, *, frequency: str = "daily", scope: str = "views") -> Job:
+    """A job as `Job.listed` keeps one it cannot read: no fields, `unreadable` saying why."""
+    return Job(job_id=job_id, name=f"job {job_id}", format="CSV", scope=scope,
+               frequency=frequency, unreadable=f"job {job_id}: customVarPosition 21 is out "
+                                               "of range")
+
+
+def test_a_known_job_that_cannot_be_read_is_refused_and_its_table_keeps_its_columns() -> None:
+    main, narrow = job(1), job(2, ("session_id", "view_number", "url"), frequency="once")
+    placed = place_jobs([unreadable(1), narrow], {1: (main, "views")}, {})
+    assert (placed[1].table, placed[1].how) == ("views", "loaded before")
+    assert (placed[1].refused or "").startswith(
+        "Contentsquare's definition of the job cannot be read (job 1: customVarPosition 21")
+    # The ledger's copy of job 1 still holds table views: the narrow job gets its own.
+    assert (placed[2].table, placed[2].refused) == ("views_job_2", None)
+
+
+def test_a_new_job_that_cannot_be_read_keeps_its_scope_table_free() -> None:
+    narrow = job(2, ("session_id", "view_number", "url"), frequency="once")
+    other_scope = job(3, ("session_id", "session_number"), scope="sessions")
+    placed = place_jobs([unreadable(1), narrow, other_scope], {}, {})
+    assert placed[1].refused is not None and placed[1].table == "views_job_1"
+    # It may be the widest recurring views job: no job takes table views before it is read.
+    assert placed[2].table == "views" and (placed[2].refused or "").startswith(
+        "it waits for job 1, whose definition cannot be read")
+    assert '[tables] 2 = "views"' in (placed[2].refused or "")
+    assert (placed[3].table, placed[3].refused) == ("sessions", None)
+    # Once read, it is placed as if it had never been unreadable.
+    assert tables(place_jobs([job(1), narrow, other_scope], {}, {})) == {
+        1: "views", 2: "views_job_2", 3: "sessions"}
+
+
+def test_a_once_job_that_cannot_be_read_does_not_hold_back_a_recurring_one() -> None:
+    # Recurring jobs are placed first: a once job, whatever its fields, never takes the
+    # scope's table from one. A table already held by a job is not held back either.
+    narrow_once = job(4, ("session_id", "view_number"), frequency="once")
+    placed = place_jobs([unreadable(1, frequency="once"), job(2), narrow_once], {}, {})
+    assert tables(placed) == {1: "views_job_1", 2: "views", 4: "views_job_4"}
+    assert [p.job.job_id for p in placed.values() if p.refused] == [1]
+    held = place_jobs([unreadable(1), job(2, FULL, frequency="once")], {2: (job(2), "views")},
+                      {})
+    assert (held[2].table, held[2].refused) == ("views", None)
+    # A once job waits for a once job that cannot be read.
+    waits = place_jobs([unreadable(1, frequency="once"), narrow_once], {}, {})
+    assert (waits[4].refused or "").startswith("it waits for job 1")
+    # A mapped job is where the settings say, waiting for nothing.
+    mapped = place_jobs([unreadable(1), narrow_once], {}, {4: "mine"})
+    assert (mapped[4].table, mapped[4].refused) == ("mine", None)
