@@ -48,12 +48,7 @@ from csload.load import batch_sql, sql
 from csload.load.batch import PendingRun, ReadGroup, damaged_in, read_groups, reader_failure
 from csload.load.columns import check_table_name, job_layout
 from csload.load.failures import PartFailed, Unattributed, damage, unattributed_error
-from csload.load.holder import (
-    claim_in_process,
-    duckdb_locked_error,
-    release_in_process,
-    same_process_error,
-)
+from csload.load.holder import claim_in_process, open_error, release_in_process
 from csload.load.hooks import BatchHooks, DuckDBFileHooks, InsertedBatch
 from csload.load.ledger import Ledger, run_row
 from csload.load.limits import check_part_shape, out_of_memory, out_of_memory_error
@@ -72,18 +67,6 @@ from csload.transfer.staged import StagedRun, check_run_parts
 log = logging.getLogger("csload.load")
 
 
-def _translate_open_error(path: Path, exc: duckdb.Error, *, read_only: bool = False
-                          ) -> StoreError:
-    message = str(exc)
-    if "Could not set lock" in message:
-        # Any DuckDB process may hold it (a notebook, the duckdb CLI, a BI tool), not only a
-        # sync: the error names the holder from DuckDB's own text.
-        return duckdb_locked_error(path, message, read_only=read_only)
-    if "different configuration than existing connections" in message:
-        return same_process_error(path, read_only=read_only)
-    return StoreError(f"cannot open database {path}: {message}")
-
-
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A plain DuckDB connection to a csload database, for analysis code. StoreLockedError
     (naming the holding process) while another process writes it, or, unless `read_only`,
@@ -91,7 +74,7 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
-        raise _translate_open_error(Path(path), exc, read_only=read_only) from None
+        raise open_error(Path(path), exc, read_only=read_only) from None
 
 
 class DuckDBStore:
@@ -126,7 +109,7 @@ class DuckDBStore:
         except BaseException as exc:
             release()
             if isinstance(exc, duckdb.Error):
-                raise _translate_open_error(path, exc) from None
+                raise open_error(path, exc) from None
             raise
         try:
             # Rows have no meaningful order; not preserving it lets inserts stream.

@@ -7,7 +7,8 @@ notebook connection stops a cron `csload sync`, and a running sync stops `csload
 command line), and `open_when_free` retries an open until the holder has gone, for
 `csload sync --wait DURATION` (the `lock_wait` setting). Within one process DuckDB's lock
 does not apply: a second sync of the same file is refused by `claim_in_process`, and a
-connection of the other mode by DuckDB itself (`same_process_error`).
+connection of the other mode by DuckDB itself (`same_process_error`). `open_error` says why
+an open failed, these causes and the others.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import duckdb
 
-from csload.errors import StoreLockedError
+from csload.errors import StoreError, StoreLockedError
 
 T = TypeVar("T")
 
@@ -181,3 +183,29 @@ def same_process_error(path: Path, *, read_only: bool) -> StoreLockedError:
         f"{holder}: DuckDB opens a database file one way at a time in a process; close that "
         "connection first (con.close(), or open it as `with csload.connect(...) as con:`), "
         "or let the sync that has it finish", holder=holder, pid=os.getpid())
+
+
+def open_error(path: Path, exc: duckdb.Error, *, read_only: bool = False) -> StoreError:
+    """Why DuckDB could not open the database at `path`, for people."""
+    message = str(exc)
+    if "Could not set lock" in message:
+        # Any DuckDB process may hold it (a notebook, the duckdb CLI, a BI tool), not only a
+        # sync: the error names the holder from DuckDB's own text.
+        return duckdb_locked_error(path, message, read_only=read_only)
+    if "different configuration than existing connections" in message:
+        return same_process_error(path, read_only=read_only)
+    if "not a valid DuckDB database file" in message and _empty_file(path):
+        # A first sync killed while DuckDB created the file leaves 0 bytes, and every command
+        # then failed with DuckDB's own words (QA, 2026-12-07). Not deleted here: another
+        # process may be creating it this very moment.
+        return StoreError(f"{path} is an empty file (0 bytes), not a DuckDB database: a sync "
+                          "stopped while DuckDB created it leaves one. It holds nothing: delete "
+                          "it and run the command again")
+    return StoreError(f"cannot open database {path}: {message}")
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False

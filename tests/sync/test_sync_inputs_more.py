@@ -165,6 +165,30 @@ def test_a_database_under_a_file_is_one_line(
     assert requests(simulator) == 0
 
 
+def test_a_zero_byte_database_file_is_one_line_that_says_what_to_do(
+        settings: Settings, tmp_path: Path, cli: Callable[..., Result]) -> None:
+    # What a first sync killed while DuckDB created the file leaves (QA's kill soak): every
+    # command failed with DuckDB's "exists, but it is not a valid DuckDB database file".
+    db = tmp_path / "cs.duckdb"
+    db.write_bytes(b"")
+    said = (f"{db} is an empty file (0 bytes), not a DuckDB database: a sync stopped while "
+            "DuckDB created it leaves one. It holds nothing: delete it and run the command "
+            "again")
+
+    with pytest.raises(StoreError) as raised:
+        csload.sync(settings, db=db)
+    assert str(raised.value) == said
+    with pytest.raises(StoreError) as raised:
+        csload.status(db)
+    assert str(raised.value) == said
+    for command in ("sync", "status"):
+        assert_one_line_error(cli(command, "--db", str(db)), 1, "is an empty file (0 bytes)",
+                              "delete it")
+    assert db.stat().st_size == 0   # left to the user: another process may be creating it
+    db.unlink()
+    assert csload.sync(settings, db=db).exit_code == 0
+
+
 def test_an_empty_target_path_is_refused_not_taken_for_the_current_folder(
         settings: Settings, simulator: Simulator, tmp_path: Path,
         cli: Callable[..., Result]) -> None:
