@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from csload.api.auth import CREDENTIALS_HINT
-from csload.api.client import TOKEN_PATH, ExportClient
+from csload.api.client import ExportClient
+from csload.api.connection import SCOPE, TOKEN_PATH
 from csload.api.models import Job
 from csload.api.observed import ClientObservations
 from csload.config import Settings
@@ -32,7 +33,6 @@ from csload.errors import (
 from csload.https_rule import is_loopback_host
 from csload.redact import redact_url
 
-SCOPE = "data-export"
 # A skew beyond this is worth a warning (the Date header has a one-second resolution).
 CLOCK_TOLERANCE = 30.0
 

@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 
 from csload.api import transport
-from csload.api.client import TOKEN_PATH
+from csload.api.connection import TOKEN_PATH
 from csload.api.transport import new_session
 from csload.config import Limits, Settings
 from csload.doctor.report import SavedResponse
