@@ -72,8 +72,9 @@ if TYPE_CHECKING:
         runs,
         runs_async,
     )
+    from csload.api.catalog import CustomVar, DynamicVarKey, Field
     from csload.api.jobspec import Problem
-    from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobField, JobSpec, Run
+    from csload.api.models import Job, JobField, JobSpec, Run
     from csload.backfills.engine import BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
     from csload.doctor import DoctorReport, run_doctor, run_doctor_async
@@ -180,9 +181,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "jobs_async": ("csload.api.calls", "jobs_async"),
     "runs": ("csload.api.calls", "runs"),
     "runs_async": ("csload.api.calls", "runs_async"),
-    "CustomVar": ("csload.api.models", "CustomVar"),
-    "DynamicVarKey": ("csload.api.models", "DynamicVarKey"),
-    "Field": ("csload.api.models", "Field"),
+    "CustomVar": ("csload.api.catalog", "CustomVar"),
+    "DynamicVarKey": ("csload.api.catalog", "DynamicVarKey"),
+    "Field": ("csload.api.catalog", "Field"),
     "Job": ("csload.api.models", "Job"),
     "JobField": ("csload.api.models", "JobField"),
     "JobSpec": ("csload.api.models", "JobSpec"),

@@ -26,11 +26,12 @@ from datetime import date, timedelta
 from functools import partial
 from typing import TypeVar
 
+from csload.api.catalog import CustomVar, DynamicVarKey, Field
 from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.client import ExportClient
 from csload.api.jobspec import Problem, spec_problems
 from csload.api.jobspec import create_job as create_checked
-from csload.api.models import CustomVar, DynamicVarKey, Field, Job, JobSpec, Run
+from csload.api.models import Job, JobSpec, Run
 from csload.concurrency import run_blocking
 from csload.config import Settings, settings_or_default
 from csload.errors import ConfigError

@@ -26,17 +26,10 @@ import dataclasses
 from datetime import date, datetime
 
 from csload.api import envelope
+from csload.api.catalog import CustomVar, DynamicVarKey, Field
 from csload.api.connection import ApiConnection
 from csload.api.lookup import runs_with_jobs
-from csload.api.models import (
-    CustomVar,
-    DynamicVarKey,
-    Field,
-    Job,
-    JobSpec,
-    Run,
-    created_job,
-)
+from csload.api.models import Job, JobSpec, Run, created_job
 from csload.errors import ApiRequestError
 from csload.times import api_text
 

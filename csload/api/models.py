@@ -52,7 +52,7 @@ _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _SHOWN_CHARS = 40
 
 
-def _shown(value: Any) -> str:
+def api_value_text(value: Any) -> str:
     """`value` as a message may quote it: repr (control characters escaped), no secret, short."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
         return f"an integer of {len(str(abs(value)))} digits"
@@ -64,7 +64,7 @@ def _range_text(allowed: range) -> str:
     return f"{allowed.start} to {allowed.stop - 1}"
 
 
-def _as_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> int:
+def api_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> int:
     """`value` (an integer or a numeric string) as an int within `allowed`; else an ApiError
     that says `where` (e.g. "job 7, run 3"), `what` (the field) and the value."""
     number: int | None = None
@@ -77,15 +77,15 @@ def _as_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> int
         number = int(text) if digits <= 20 else -1 if text.startswith("-") else MAX_ID * 10
     prefix = f"{where}: " if where else ""
     if number is None:
-        raise ApiError(f"{prefix}{what} {_shown(value)} is not an integer")
+        raise ApiError(f"{prefix}{what} {api_value_text(value)} is not an integer")
     if number not in allowed:
-        raise ApiError(f"{prefix}{what} {_shown(value)} is out of range (an integer from "
+        raise ApiError(f"{prefix}{what} {api_value_text(value)} is out of range (an integer from "
                        f"{_range_text(allowed)})")
     return number
 
 
 def _opt_int(value: Any, what: str, where: str = "", allowed: range = IDS) -> int | None:
-    return None if value is None or value == "" else _as_int(value, what, where, allowed)
+    return None if value is None or value == "" else api_int(value, what, where, allowed)
 
 
 _TS_FRACTION = re.compile(r"\.(\d+)")
@@ -104,7 +104,7 @@ def parse_timestamp(value: Any, where: str = "") -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ApiError(f"{where}unexpected timestamp {_shown(value)}") from None
+        raise ApiError(f"{where}unexpected timestamp {api_value_text(value)}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -144,7 +144,7 @@ class JobField:
         if isinstance(raw, str):
             return cls(field_name=raw)
         if not isinstance(raw, dict) or not raw.get("fieldName"):
-            raise ApiError(f"{where or 'a job'}: unexpected field {_shown(raw)}")
+            raise ApiError(f"{where or 'a job'}: unexpected field {api_value_text(raw)}")
         return cls(
             field_name=str(raw["fieldName"]),
             alias_name=raw.get("aliasName") or None,
@@ -245,8 +245,8 @@ class Job:
 def _job_id_and_name(raw: Json) -> tuple[int, str]:
     # Until its id is known, a job is named by its name, if any.
     name = str(raw.get("name") or "")
-    return _as_int(raw.get("jobId", raw.get("id")), "jobId",
-                   f"the job named {_shown(name)}" if name else "a job"), name
+    return api_int(raw.get("jobId", raw.get("id")), "jobId",
+                   f"the job named {api_value_text(name)}" if name else "a job"), name
 
 
 def _frequency(raw: Json) -> tuple[Any, dict[str, Any]]:
@@ -268,7 +268,7 @@ def created_job(payload: Any) -> Job | int:
         if ("jobId" in payload or "id" in payload) and all(k in payload for k in _JOB_KEYS):
             return Job.from_api(payload)
         payload = payload.get("jobId", payload.get("id"))
-    return _as_int(payload, "jobId", "the created job")
+    return api_int(payload, "jobId", "the created job")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +292,7 @@ class Part:
             raise ApiError(f"{here} of the run detail: unexpected file object (no url)")
         part_id = raw.get("partId")
         return cls(
-            part_id=position if part_id is None else _as_int(part_id, "partId", here),
+            part_id=position if part_id is None else api_int(part_id, "partId", here),
             url=raw["url"],
             expiration_date=parse_timestamp(raw.get("expirationDate")),
         )
@@ -326,7 +326,7 @@ class Run:
         except ApiError as exc:
             if not isinstance(raw, dict):
                 raise
-            run_id = _as_int(raw.get("jobRunId", raw.get("id")), "jobRunId", f"job {job_id}")
+            run_id = api_int(raw.get("jobRunId", raw.get("id")), "jobRunId", f"job {job_id}")
             return cls(run_id=run_id, job_id=job_id, state=str(raw.get("state") or "").upper(),
                        unreadable=str(exc))
 
@@ -339,14 +339,14 @@ class Run:
         # job_id: the job whose runs were asked for, or 0 while the caller does not know it yet
         # (csload.api.lookup); the run's own jobId, when it names one, wins as before.
         asked = f"job {job_id}" if job_id else ""
-        run_id = _as_int(raw.get("jobRunId", raw.get("id")), "jobRunId", asked or "a run")
+        run_id = api_int(raw.get("jobRunId", raw.get("id")), "jobRunId", asked or "a run")
         where = ", ".join(filter(None, (asked, f"run {run_id}")))
         if named in (None, ""):
             if job_id is None:
                 raise ApiError(f"{where}: the run names no jobId")
             owner = job_id
         else:
-            owner = _as_int(named, "jobId", where)
+            owner = api_int(named, "jobId", where)
         if files is not None and not isinstance(files, list):
             raise ApiError(f"{where}: files is {type(files).__name__}, not a list")
         label = part_label(owner, run_id, None)
@@ -395,65 +395,6 @@ def _parts(files: list[Any], where: str) -> tuple[Part, ...]:
                            f"{first[part.part_id]} and {position})")
         first[part.part_id] = position
     return parts
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One entry of the exportable-fields catalog."""
-
-    name: str
-    type: str | None = None
-    description: str | None = None
-
-    @classmethod
-    def from_api(cls, raw: Any) -> Field:
-        if isinstance(raw, str):
-            return cls(name=raw)
-        if not isinstance(raw, dict) or not raw.get("name"):
-            raise ApiError(f"exportable fields: unexpected item {_shown(raw)}")
-        return cls(name=str(raw["name"]), type=raw.get("type"), description=raw.get("description"))
-
-    def to_json(self) -> Json:
-        return {"name": self.name, "type": self.type, "description": self.description}
-
-
-@dataclass(frozen=True, slots=True)
-class CustomVar:
-    """A project custom variable (ASSUMED shape: position and name)."""
-
-    position: int
-    name: str | None = None
-
-    @classmethod
-    def from_api(cls, raw: Any) -> CustomVar:
-        if not isinstance(raw, dict):
-            raise ApiError(f"custom variables: unexpected item {_shown(raw)}")
-        position = raw.get("position", raw.get("customVarPosition", raw.get("key")))
-        return cls(position=_as_int(position, "position", "custom variables",
-                                    CUSTOM_VAR_POSITIONS),
-                   name=raw.get("name", raw.get("label")))
-
-    def to_json(self) -> Json:
-        return {"position": self.position, "name": self.name}
-
-
-@dataclass(frozen=True, slots=True)
-class DynamicVarKey:
-    """A dynamic variable key seen in a date range (ASSUMED shape: key and type)."""
-
-    key: str
-    type: str | None = None
-
-    @classmethod
-    def from_api(cls, raw: Any) -> DynamicVarKey:
-        if isinstance(raw, str):
-            return cls(key=raw)
-        if not isinstance(raw, dict) or not (raw.get("key") or raw.get("name")):
-            raise ApiError(f"dynamic variable keys: unexpected item {_shown(raw)}")
-        return cls(key=str(raw.get("key") or raw.get("name")), type=raw.get("type"))
-
-    def to_json(self) -> Json:
-        return {"key": self.key, "type": self.type}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from csload.api.catalog import Field
 from csload.api.client import ExportClient
-from csload.api.models import Field, Job
+from csload.api.models import Job
 from csload.api.schemas import SCOPES, load_schema
 from csload.doctor.report import Check, Verdict, clean
 from csload.errors import ConfigError, CsloadError

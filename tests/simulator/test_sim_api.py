@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from csload.api.models import CustomVar, DynamicVarKey, Field, Job, Run
+from csload.api.catalog import CustomVar, DynamicVarKey, Field
+from csload.api.models import Job, Run
 from csload.api.schemas import load_schema
 from csload.simulator import SimConfig, Simulator
 from tests.support.simhttp import Api
