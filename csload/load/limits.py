@@ -69,6 +69,7 @@ def out_of_memory_error(job_id: int, run_id: int, memory_limit: str) -> CsloadEr
     """The failure of a run that ran out of memory while loaded alone."""
     return PartParseError(
         f"{part_label(job_id, run_id, None)}: DuckDB ran out of memory loading the run, even "
-        f"alone (its memory_limit is {memory_limit}): its parts are too wide or too large to "
-        "load on this machine; the next csload sync tries it again",
+        f"alone, within csload's memory cap for this target ({memory_limit}, whatever the "
+        "machine has): a row of its parts is too wide, or a list in it too long, to load "
+        "under that cap; the next csload sync tries it again",
         job_id=job_id, run_id=run_id)

@@ -373,4 +373,5 @@ def test_hostile_batch_out_of_memory_is_retried_run_by_run(
     assert [r.run_id for r in report.failed] == [bad]
     message = report.failed[0].message or ""
     assert f"job {VIEWS_JOB}, run {bad}" in message and "memory" in message, message
+    assert "within csload's memory cap for this target" in message, message  # not "this machine"
     assert_others_exact(db_path, simulator, [VIEWS_JOB], bad)
