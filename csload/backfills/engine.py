@@ -276,7 +276,7 @@ async def _make_plan(
             scope=source.scope, format=(format or source.format).upper(),
             fields=source.fields, device_label=(device or source.device_label or "all").lower(),
             segment_id=segment if segment is not None else source.segment_id,
-            table=table or await work.placed_table(source), like_job_id=like)
+            table=table or await work.tables.placed_table(source), like_job_id=like)
     else:
         assert scope is not None
         parsed, problems = _as_fields(fields)
@@ -305,7 +305,7 @@ async def _gap_plan(work: BackfillWork, scope: str | None, date_from: date | Non
             work.warn(f"daily job {job_id} no longer exists: its missing days "
                       f"({', '.join(map(str, days))}) cannot be filled with its fields")
             continue
-        table = await work.table_of(job_id) or source.scope
+        table = await work.tables.table_of(job_id) or source.scope
         template = Template(scope=source.scope, format=source.format, fields=source.fields,
                             device_label=source.device_label or "all",
                             segment_id=source.segment_id, table=table, like_job_id=job_id)

@@ -40,14 +40,11 @@ from csload.backfills.report import (
     BackfillSink,
     BackfillStatus,
 )
+from csload.backfills.tables import BackfillTables
 from csload.concurrency import first_error
 from csload.errors import ApiRequestError, ApiUnavailable, ConfigError, CsloadError
 from csload.load.backfill_ledger import BackfillRecord
-from csload.load.columns import layout_problem
 from csload.load.holder import human_duration
-from csload.load.ledger import Ledger
-from csload.load.placement import columns_of, difference, place_jobs, table_owner
-from csload.pipeline.plan import check_project
 from csload.pipeline.report import RunStatus, SyncEvent, SyncReport
 from csload.times import midnight
 
@@ -91,6 +88,7 @@ class BackfillWork:
         self.retention_months = retention_months
         self.emit = on_event
         self.items: dict[int, BackfillItem] = {}
+        self.tables = BackfillTables(settings, client, db, target)
 
     def warn(self, message: str) -> None:
         self.report.warnings.append(message)
@@ -106,25 +104,6 @@ class BackfillWork:
                 raise ConfigError(f"--like {job_id}: no such export job") from None
             raise
 
-    async def table_of(self, job_id: int) -> str | None:
-        return self.settings.tables.get(job_id) or await self.db.run(
-            lambda ledger: ledger.job_table(job_id))
-
-    async def placed_table(self, job: Job) -> str:
-        """The table `csload sync` gives the job: the one it loaded into or is mapped to, else
-        by the placement rule over every job of the project (csload.load.placement). A job the
-        target has not seen yet with other fields than the scope table's gets a table of its
-        own (`--like` a colleague's narrow job used to aim at the scope table, and was
-        refused)."""
-        known = await self.db.run(lambda ledger: ledger.known_jobs())
-        held = await self.db.run(lambda ledger: ledger.loaded_tables())
-        listed = await self.client.list_jobs(keep_unreadable=True)
-        placed = place_jobs(listed, known, self.settings.tables, loaded_into=held)
-        placement = placed.get(job.job_id)
-        if placement is None:   # not listed (deleted since): the scope's table, as before
-            return job.scope
-        return placement.table
-
     async def check(self, pieces: Sequence[Piece], templates: Sequence[Template],
                     extra: Sequence[Problem]) -> None:
         """Every rule each job would break, before any is created (InvalidJobSpec); then the
@@ -137,7 +116,7 @@ class BackfillWork:
                   if not any(p.template == t for p in pieces)]
         await check_jobs(self.client, specs, now=now, retention_months=self.retention_months,
                          extra_problems=extra)
-        await self.check_tables(templates)
+        await self.tables.check(templates)
         for template in templates:
             key = load_schema(template.scope).row_key
             names = {f.field_name for f in template.fields}
@@ -147,34 +126,6 @@ class BackfillWork:
                     f"({', '.join(key)}): rows of days that another job already loaded into "
                     f"table {template.table!r} are not replaced by the backfill's and may "
                     "appear twice")
-
-    async def check_tables(self, templates: Sequence[Template]) -> None:
-        """A backfill loads into a table whose jobs export the same columns (csload.load.placement:
-        a run replaces whole rows, so other columns would be erased), and never into a table
-        csload did not make nor a lake folder of the user's files; else, an error before any
-        job is created."""
-        known = await self.db.run(lambda ledger: ledger.known_jobs())
-        # Another project's target: refused before any job is created (the sync that loads the
-        # backfill's runs would refuse them, csload.pipeline.plan.check_project).
-        recorded = await self.db.run(lambda ledger: Ledger(ledger.con).project_id())
-        check_project(self.target.label, recorded, self.client.project_id)
-        for template in templates:
-            table = template.table or template.scope
-            await self.db.refuse_foreign(table)   # the user's own table, or files of theirs
-            mine = Job(job_id=0, name="backfill", format=template.format, scope=template.scope,
-                       frequency="once", fields=template.fields)
-            unloadable = layout_problem(mine, self.target.reserved_columns)
-            if unloadable is not None:   # a lake's `date` (the rest is check_jobs')
-                raise ConfigError(f"the backfill's fields cannot be loaded into {table!r}: "
-                                  f"{unloadable}; give the field another alias (--field "
-                                  "NAME:ALIAS)")
-            owner = table_owner(table, known)
-            if owner is not None and columns_of(owner) != columns_of(mine):
-                raise ConfigError(
-                    f"table {table!r} holds the columns of job {owner.job_id} ({owner.name}), "
-                    f"and the backfill's fields differ ({difference(mine, owner)}): loading "
-                    "them there would erase the columns they lack. Export the table's fields "
-                    f"(--like {owner.job_id}), or name a table of their own (--table NAME)")
 
     def plan(self, template: Template, days: Iterable[date], anchor: date | None,
              ) -> list[Piece]:

@@ -18,9 +18,12 @@ per table (docs/loading.md, "Which table a job loads into"):
      `loaded_into`);
   4. else a table of its own, `<scope>_job_<id>`.
   Jobs new to the target are placed recurring jobs first (daily, hourly: the project's feeds,
-  before `once` jobs), then widest first (most fields), then by lowest job id, over every job
-  of the project, not only the ones a sync selects: on a new database the main daily job gets
-  the scope's table whatever order jobs were created, listed or synced in.
+  before `once` jobs), then jobs of all the traffic before device- or segment-filtered ones,
+  then widest first (most fields), then by lowest job id, over every job of the project, not
+  only the ones a sync selects: on a new database the main daily job gets the scope's table
+  whatever order jobs were created, listed or synced in. Jobs mapped to a scope's table that
+  holds no rows yet compete with them in that order (a mapping does not push the main job
+  out: the mapped job is refused if its columns differ).
 * A job whose columns differ from those of its table (mapped so by hand, or placed so by a
   csload older than this rule) is refused: none of its runs is loaded, the sync says why and
   what to write in csload.toml, and exits 3. The columns a table holds are those of the jobs
@@ -110,17 +113,31 @@ class Placement:
                 "runsNotLoaded": self.unloaded}
 
 
+def filtered(job: Job) -> bool:
+    """Whether the job exports part of the project's traffic: one device or one segment."""
+    return (job.device_label or "all").lower() != "all" or job.segment_id is not None
+
+
 def _widest_first(jobs: Iterable[Job]) -> list[Job]:
     """Recurring jobs (the project's feeds) before `once` jobs (a look at some days), then
-    the most fields, then the oldest."""
-    return sorted(jobs, key=lambda job: (job.frequency == "once", -len(columns_of(job)),
-                                         job.job_id))
+    jobs of all the traffic before filtered ones (a colleague's mobile-only copy with one more
+    field took `views` from the main job, which left the scope's table mobile-only: QA,
+    2026-12-08), then the most fields, then the oldest."""
+    return sorted(jobs, key=lambda job: (job.frequency == "once", filtered(job),
+                                         -len(columns_of(job)), job.job_id))
 
 
 def table_owner(table: str, known: Mapping[int, tuple[Job, str]]) -> Job | None:
     """The job whose columns `table` holds, among the jobs the ledger has in it (None: no
     job loaded into it yet)."""
     group = [job for job, job_table in known.values() if job_table == table]
+    return _widest_first(group)[0] if group else None
+
+
+def placed_owner(table: str, placements: Mapping[int, Placement]) -> Job | None:
+    """The job whose columns `table` takes among `placements` (place_jobs'; None: no job
+    loads into it)."""
+    group = [p.job for p in placements.values() if p.table == table and not p.refused]
     return _widest_first(group)[0] if group else None
 
 
@@ -224,14 +241,19 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     # its widest job mapped to it.
     held = {table: [jobs[j] for j in job_ids if j in holding]
             for table, job_ids in (loaded_into or {}).items()}
+    new_jobs = _widest_first(j for j in jobs.values() if j.job_id not in placed)
     reference: dict[str, Job] = {}
     for table in {*members, *held}:
         group = members.get(table, [])
         before = [job for job in group if job.job_id in known and known[job.job_id][1] == table]
-        holders = before or held.get(table) or group
+        # A scope's table no job has loaded into yet: the jobs mapped to it compete with the
+        # new jobs the rule would put there, or a mapping (`--table 1119=sessions`) took the
+        # table from the main job, which the next syncs then kept in a table of its own.
+        rivals = [] if before or held.get(table) else [
+            job for job in new_jobs if job.scope == table and job.job_id not in unloadable]
+        holders = before or held.get(table) or [*group, *rivals]
         if holders:
             reference[table] = _widest_first(holders)[0]
-    new_jobs = _widest_first(j for j in jobs.values() if j.job_id not in placed)
     unread = [job for job in new_jobs if job.unreadable]
     waiting: dict[int, Job] = {}
     for job in new_jobs:

@@ -23,6 +23,7 @@ import pytest
 from csload.config import RetryPolicy, Settings
 from csload.simulator import ServerHandle, SimConfig, Simulator
 from tests.support.bfclock import SIM_START, SimDriver
+from tests.support.bfref import VIEWS_ELSEWHERE
 from tests.support.simenv import sim_settings
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.02)
@@ -35,7 +36,8 @@ def sim_config() -> SimConfig:
 
 @pytest.fixture
 def settings(simulator: Simulator, sim_url: str) -> Settings:
-    return sim_settings(simulator, sim_url, retry=FAST_RETRY)
+    assert simulator.job_named("Daily pageviews").job_id in VIEWS_ELSEWHERE
+    return sim_settings(simulator, sim_url, retry=FAST_RETRY, tables=VIEWS_ELSEWHERE)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from csload.cli import main
 from csload.simulator import ServerHandle, Simulator
 from csload.simulator.variables import custom_var_definitions, dynamic_var_keys
-from tests.support.bfref import backfill_jobs, days, lake_query, query
+from tests.support.bfref import VIEWS_ELSEWHERE, backfill_jobs, days, lake_query, query
 
 Live = tuple[Simulator, ServerHandle]
 FIELDS = ["--field", "session_id", "--field", "view_number", "--field", "view_time",
@@ -32,6 +32,10 @@ def cli(live_sim: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     sim, handle = live_sim
     env = dict(line.split("=", 1) for line in sim.config.env_lines(handle.base_url))
     monkeypatch.chdir(tmp_path)
+    # As tests/backfill/conftest.py's settings: the daily views job away from `views`, which
+    # these backfills of other fields take.
+    (tmp_path / "csload.toml").write_text("[tables]\n" + "".join(
+        f'{job} = "{table}"\n' for job, table in VIEWS_ELSEWHERE.items()))
     for name in list(os.environ):
         if name.startswith("CONTENTSQUARE_"):
             monkeypatch.delenv(name)

@@ -28,7 +28,7 @@ from csload.config import Settings
 from csload.errors import StoreLockedError
 from csload.simulator import ServerHandle, Simulator
 from tests.support.bfclock import SimDriver
-from tests.support.bfref import FIELDS, backfill_jobs
+from tests.support.bfref import FIELDS, VIEWS_ELSEWHERE, backfill_jobs
 from tests.support.syncref import finish_once_job
 
 DAY = date(2026, 11, 10)
@@ -88,7 +88,7 @@ async def test_a_sync_while_a_backfill_waits_leaves_its_job_to_the_backfill(
     with reader(where) as con:
         rows = con.execute("SELECT count(*) FROM views_archive").fetchone()
         assert rows is not None and rows[0] == len(simulator.truth(job.job_id, run)) > 0
-        assert con.execute("SELECT count(*) FROM views WHERE _job_id = ?",
+        assert con.execute("SELECT count(*) FROM daily_views WHERE _job_id = ?",
                            [job.job_id]).fetchone() == (0,)
     # Asked for by id, a sync loads it (by the placement rule: a narrow job, its own table).
     other = await csload.sync_async(settings, **where, jobs=[job.job_id])   # type: ignore
@@ -248,6 +248,8 @@ def test_two_backfills_of_a_database_at_once_make_one_job_per_window(
     sim, handle = live_sim
     db = tmp_path / "cs.duckdb"
     duckdb.connect(str(db)).close()   # a database of the user's: it exists (no sync yet)
+    (tmp_path / "csload.toml").write_text("[tables]\n" + "".join(   # conftest's settings
+        f'{job} = "{table}"\n' for job, table in VIEWS_ELSEWHERE.items()))
     env = {**os.environ, **dict(line.split("=", 1)
                                 for line in sim.config.env_lines(handle.base_url)),
            "CSLOAD_LOCK_WAIT": "2m"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,12 @@ SKIPPED = date(2026, 11, 20)
 @pytest.fixture
 def sim_config() -> SimConfig:
     return SimConfig(seed=11, days=10, sessions_per_day=25, start_time=SIM_START)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The daily jobs in their scope's tables: the gaps are theirs, filled with copies."""
+    return dataclasses.replace(settings, tables={})
 
 
 def coverage_gaps(db: Path, scope: str | None = None) -> dict[int, list[date]]:

@@ -83,7 +83,7 @@ def test_the_blocking_api(simulator: Simulator, sim_thread: ServerHandle,
 
     report = csload.backfill(settings, scope="sessions", date_from=date(2026, 11, 20),
                              date_to=date(2026, 11, 21), fields=["session_id", "user_id"],
-                             db=tmp_path / "cs.duckdb", sleep=sleep,
+                             table="sessions_archive", db=tmp_path / "cs.duckdb", sleep=sleep,
                              clock=simulator.clock.now, poll_interval=5)
     assert isinstance(report, csload.BackfillReport)
     assert [i.status for i in report.items] == [BackfillStatus.LOADED]

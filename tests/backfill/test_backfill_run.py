@@ -281,9 +281,31 @@ async def test_a_broken_rule_creates_nothing_not_even_the_database(
     assert not db_path.exists()
 
 
+async def test_a_backfill_of_other_fields_into_a_new_scope_table_is_refused(
+        settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
+    # Found by QA (2026-12-08): on a new database, a backfill of other fields took `views`,
+    # and every sync after kept the daily views job in a table of its own.
+    settings = dataclasses.replace(settings, tables={})   # the daily job goes to views
+    views = simulator.job_named("Daily pageviews").job_id
+
+    with pytest.raises(ConfigError) as caught:
+        await run_backfill(settings, driver, db_path)
+
+    assert str(caught.value).startswith(
+        f"table 'views' is for the columns of job {views} (Daily pageviews), and the "
+        "backfill's fields differ")
+    assert "send that job to a table of its own" in str(caught.value)
+    assert f"--like {views}" in str(caught.value) and "--table NAME" in str(caught.value)
+    assert simulator.stats.requests["create_job"] == 0 and not db_path.exists()
+    # Its first sync gives the daily job its scope's table.
+    first = await sync_async(settings, db=db_path, jobs=[views])
+    assert {p.job.job_id: p.table for p in first.jobs} == {views: "views"}
+
+
 async def test_a_backfill_of_other_fields_into_a_table_of_other_columns_is_refused(
         settings: Settings, simulator: Simulator, driver: SimDriver, db_path: Path) -> None:
     # The daily views job loaded first: table views holds its columns (csload.load.placement).
+    settings = dataclasses.replace(settings, tables={})
     await sync_async(settings, db=db_path, jobs=[simulator.job_named("Daily pageviews").job_id])
     views_before = query(db_path, "SELECT * FROM views ORDER BY ALL")
     creates = simulator.stats.requests["create_job"]

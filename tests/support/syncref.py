@@ -100,12 +100,19 @@ def _columns(job: Any) -> frozenset[tuple[Any, ...]]:
 def default_tables(sim: Simulator, mapped: Mapping[int, str] | None = None
                    ) -> dict[int, str]:
     """The documented placement of jobs new to a target (docs/loading.md): jobs `mapped` to a
-    table go there; then recurring jobs before `once` jobs, the widest job first, then the
+    table go there (mapped to a table no rule uses: a mapping into a scope's table competes
+    with the scope's jobs, not modelled here); then recurring jobs before `once` jobs, jobs of
+    all the traffic before device- or segment-filtered ones, the widest job first, then the
     lowest id: a job takes the table of its scope when that table's first job exports the
     same columns, else `<scope>_job_<id>`."""
     mapped = mapped or {}
+
+    def filtered(job: Any) -> bool:
+        return job.device_label != "all" or job.segment_id is not None
+
     jobs = sorted((j for j in sim.jobs if j.job_id not in mapped),
-                  key=lambda j: (j.frequency == "once", -len(_columns(j)), j.job_id))
+                  key=lambda j: (j.frequency == "once", filtered(j), -len(_columns(j)),
+                                 j.job_id))
     first: dict[str, Any] = {table: sim.job(job_id) for job_id, table in mapped.items()}
     out: dict[int, str] = dict(mapped)
     for job in jobs:

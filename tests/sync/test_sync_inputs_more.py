@@ -72,15 +72,15 @@ async def test_a_backfill_takes_its_days_as_iso_strings(
 
     report = await csload.backfill_async(
         loop_settings, scope="views", date_from="2026-11-20", date_to=" 2026-11-21 ",
-        fields=BACKFILL_FIELDS, db=db_path, sleep=sleep, clock=simulator.clock.now,
-        poll_interval=10)
+        fields=BACKFILL_FIELDS, table="views_archive", db=db_path, sleep=sleep,
+        clock=simulator.clock.now, poll_interval=10)
 
     assert report.exit_code == 0, report.to_json()
     assert [(i.window.start, i.window.last) for i in report.items] == [
         (date(2026, 11, 20), date(2026, 11, 21))]
     con = csload.connect(db_path, read_only=True)
     try:
-        days = con.execute("SELECT DISTINCT _date FROM views ORDER BY 1").fetchall()
+        days = con.execute("SELECT DISTINCT _date FROM views_archive ORDER BY 1").fetchall()
     finally:
         con.close()
     assert days == [(date(2026, 11, 20),), (date(2026, 11, 21),)]

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 import csload
-from csload.api.models import JobField
+from csload.api.models import JobField, JobSpec
 from csload.config import Settings
 from csload.load.duckdb import DuckDBStore
 from csload.pipeline.report import SyncReport
@@ -28,6 +28,7 @@ from tests.support.syncref import (
     VIEWS_JOB,
     assert_rows_equal,
     create_job,
+    create_spec,
     day,
     default_tables,
     expected_tables,
@@ -171,6 +172,32 @@ def test_a_new_database_places_the_main_job_in_the_scope_table_whatever_the_orde
     target.sync(settings)
     target.matches(simulator)
     assert {r["_job_id"] for r in target.rows("views")} == {VIEWS_JOB}
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_on_a_new_database_the_main_job_keeps_its_table_from_a_wider_mobile_job_or_a_mapping(
+        simulator: Simulator, settings: Settings, target: Target, mapped: bool) -> None:
+    # Found by QA (2026-12-08) on a new target: a colleague's mobile-only daily job with one
+    # more field took `views` (mobile rows only), or `--table N=views` gave `views` to a
+    # narrow job; either way the main job went to a table of its own, for good, exit 0.
+    fields = [*same_fields(simulator, VIEWS_JOB), JobField("document_width")]
+    other = (mobile_views(settings, simulator) if mapped else create_spec(settings, JobSpec(
+        name="mobile, plus width", format="CSV", scope="views", frequency="daily",
+        device_label="mobile", fields=tuple(fields))))
+    tables = {other: "views"} if mapped else {}
+
+    report = target.sync(settings, tables=tables)
+
+    placed = {p.job.job_id: p for p in report.jobs}
+    assert (placed[VIEWS_JOB].table, placed[VIEWS_JOB].refused) == ("views", None)
+    if mapped:
+        assert placed[other].table == "views" and placed[other].refused is not None
+        assert f'[tables] {other} = "views_job_{other}"' in placed[other].refused
+    else:
+        assert (placed[other].table, placed[other].refused) == (f"views_job_{other}", None)
+    assert {r["_job_id"] for r in target.rows("views")} == {VIEWS_JOB}
+    assert len(target.rows("views")) == sum(len(simulator.truth(VIEWS_JOB, r.run_id))
+                                            for r in simulator.runs(VIEWS_JOB))
 
 
 def test_a_device_filtered_copy_of_the_main_job_shares_its_table(

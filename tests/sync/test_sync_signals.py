@@ -167,7 +167,7 @@ def test_a_signal_stops_a_backfill_with_the_resume_advice(
     child = subprocess.Popen(
         [sys.executable, "-m", "csload", "backfill", "--scope", "views", "--from", "2026-11-20",
          "--to", "2026-11-20", "--field", "session_id", "--field", "view_number",
-         "--poll-interval", "0.05", "--db", str(db)],
+         "--table", "views_archive", "--poll-interval", "0.05", "--db", str(db)],
         env=child_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert child.stderr is not None
     try:
@@ -199,7 +199,7 @@ def test_a_backfill_stopped_with_json_says_what_it_created_and_loaded(
     child = subprocess.Popen(
         [sys.executable, "-m", "csload", "backfill", "--scope", "views", "--from", "2026-11-20",
          "--to", "2026-11-20", "--field", "session_id", "--field", "view_number",
-         "--poll-interval", "0.05", "--db", str(db), "--json"],
+         "--table", "views_archive", "--poll-interval", "0.05", "--db", str(db), "--json"],
         env=child_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def created() -> list[int]:

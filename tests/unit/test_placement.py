@@ -158,3 +158,45 @@ def test_a_once_job_that_cannot_be_read_does_not_hold_back_a_recurring_one() -> 
     # A mapped job is where the settings say, waiting for nothing.
     mapped = place_jobs([unreadable(1), narrow_once], {}, {4: "mine"})
     assert (mapped[4].table, mapped[4].refused) == ("mine", None)
+
+
+def test_a_filtered_copy_with_one_more_field_does_not_take_the_scope_table() -> None:
+    # Found by QA (2026-12-08): a colleague's mobile-only daily job with the main job's fields
+    # and one more took `views` on a new target; the main job and its device copies went to
+    # tables of their own, and `views` held mobile rows only, for good.
+    main = job(1)
+    wider_mobile = Job(job_id=2, name="mobile plus", format="CSV", scope="views",
+                       frequency="daily", device_label="mobile",
+                       fields=(*main.fields, JobField("document_width")))
+    mobile_copy = Job(job_id=3, name="mobile copy", format="CSV", scope="views",
+                      frequency="daily", device_label="mobile", fields=main.fields)
+    segment_copy = Job(job_id=4, name="a segment", format="CSV", scope="views",
+                       frequency="daily", segment_id=77,
+                       fields=(*main.fields, JobField("document_height")))
+    placed = place_jobs([wider_mobile, mobile_copy, segment_copy, main], {}, {})
+    assert tables(placed) == {1: "views", 2: "views_job_2", 3: "views", 4: "views_job_4"}
+    assert not [p for p in placed.values() if p.refused]
+    # Among jobs of all the traffic, the widest still wins (and among filtered ones).
+    wider_all = job(5, (*FULL, "document_width"))
+    assert tables(place_jobs([main, wider_all], {}, {})) == {1: "views_job_1", 5: "views"}
+
+
+def test_a_mapping_into_a_new_scope_table_does_not_take_it_from_the_main_job() -> None:
+    # Found by QA (2026-12-08): `--table 1119=sessions` on a new database gave the legacy
+    # job's 8 columns to `sessions`, and every later sync kept the main job in a table of its
+    # own. The README promises such a mapping is refused.
+    main = job(1120, ("session_id", "user_id", "session_date", "country_code", "device"),
+               scope="sessions")
+    legacy = job(1119, ("session_id", "user_id"), scope="sessions")
+    placed = place_jobs([legacy, main], {}, {1119: "sessions"})
+    assert (placed[1120].table, placed[1120].refused) == ("sessions", None)
+    assert placed[1119].table == "sessions" and placed[1119].how == "mapped"
+    assert '[tables] 1119 = "sessions_job_1119"' in (placed[1119].refused or "")
+    # A mapped job whose columns are the main job's shares the table.
+    twin = job(7, main.fields, scope="sessions", frequency="once")
+    assert place_jobs([twin, main], {}, {7: "sessions"})[7].refused is None
+    # Once the mapped job's rows are in the table, it holds it: the main job goes elsewhere.
+    held = place_jobs([legacy, main], {1119: (legacy, "sessions")}, {1119: "sessions"})
+    assert (held[1119].refused, held[1120].table) == (None, "sessions_job_1120")
+    # A mapping into a table no rule uses is the mapped job's alone, as before.
+    assert place_jobs([legacy, main], {}, {1119: "legacy"})[1119].refused is None
