@@ -29,7 +29,7 @@ from csload.api import envelope
 from csload.api.catalog import CustomVar, DynamicVarKey, Field
 from csload.api.connection import ApiConnection
 from csload.api.lookup import runs_with_jobs
-from csload.api.models import Job, JobSpec, Run, created_job
+from csload.api.models import Job, JobSpec, Run, created_job, one_per_id
 from csload.errors import ApiRequestError
 from csload.times import api_text
 
@@ -60,7 +60,8 @@ class ExportClient(ApiConnection):
         params = _params(state=state, format=format, frequency=frequency, scope=scope,
                          order=order or "ASC")
         items = await self._read_list("/exports", params, "list jobs")
-        return [Job.listed(item) if keep_unreadable else Job.from_api(item) for item in items]
+        return one_per_id([Job.listed(item) if keep_unreadable else Job.from_api(item)
+                           for item in items], strict=not keep_unreadable)
 
     async def get_job(self, job_id: int) -> Job:
         raw = await self._call("GET", f"/exports/{int(job_id)}")

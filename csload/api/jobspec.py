@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from csload.api.models import (
     DATA_RETENTION_MONTHS,
+    MAX_ID,
     Job,
     JobField,
     JobSpec,
@@ -265,7 +266,7 @@ def validate_spec(
     scope_ok = spec.scope in SCOPES
     if spec.segment_id is not None and (isinstance(spec.segment_id, bool)
                                         or not isinstance(spec.segment_id, int)
-                                        or spec.segment_id < 0):
+                                        or not 1 <= spec.segment_id <= MAX_ID):
         problems.append(Problem(Rule.SEGMENT, f"segmentId {spec.segment_id!r} is not allowed"))
     problems.extend(_range_problems(spec, now, retention_months))
     problems.extend(_field_problems(spec.fields, spec.scope,

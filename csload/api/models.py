@@ -145,6 +145,12 @@ class JobField:
             return cls(field_name=raw)
         if not isinstance(raw, dict) or not raw.get("fieldName"):
             raise ApiError(f"{where or 'a job'}: unexpected field {api_value_text(raw)}")
+        for key in ("fieldName", "aliasName", "dynamicVarKey"):
+            # An alias of 5 crashed the placement ("'int' object has no attribute 'lower'"),
+            # and with it every sync of the project (QA, 2026-12-08).
+            if raw.get(key) is not None and not isinstance(raw[key], str):
+                raise ApiError(f"{where or 'a job'}: {key} {api_value_text(raw[key])} is not "
+                               "text")
         return cls(
             field_name=str(raw["fieldName"]),
             alias_name=raw.get("aliasName") or None,
@@ -194,7 +200,8 @@ class Job:
             # What a sync's report shows of it: id, name, format, scope, frequency, state.
             return cls(*_job_id_and_name(raw), str(raw.get("format") or "").upper(),
                        str(raw.get("scope") or "").lower(), str(_frequency(raw)[0] or "").lower(),
-                       state=raw.get("state"), unreadable=str(exc))
+                       state=raw["state"] if isinstance(raw.get("state"), str) else None,
+                       unreadable=str(exc))
 
     @classmethod
     def from_api(cls, raw: Any) -> Job:
@@ -205,20 +212,33 @@ class Job:
         fields = raw.get("fields") or ()
         if not isinstance(fields, list | tuple):
             raise ApiError(f"{where}: fields is {type(fields).__name__}, not a list")
+        if not fields:
+            # Every job exports a field (the create rules); without them its files' columns
+            # are unknown, and each of its runs failed at every sync (QA, 2026-12-08).
+            raise ApiError(f"{where}: the job lists no fields")
+        # A job without a scope or format was "skipped", exit 0: no word that the main feed
+        # stopped loading (QA, 2026-12-08).
+        scope, fmt, device = (_text(raw.get(key), key, where, required=key != "deviceLabel")
+                              for key in ("scope", "format", "deviceLabel"))
         freq, date_range = _frequency(raw)
+        state = raw.get("state")
+        try:   # only shown (`csload jobs`): no reason to refuse the job
+            created = parse_timestamp(raw.get("createdAt"))
+        except ApiError:
+            created = None
         return cls(
             job_id=job_id,
             name=name,
-            format=str(raw.get("format") or "").upper(),
-            scope=str(raw.get("scope") or "").lower(),
+            format=FORMAT_NAMES.get(str(fmt).upper(), str(fmt).upper()),
+            scope=str(scope).lower(),
             frequency=str(freq or "").lower(),
-            state=raw.get("state"),
-            device_label=raw.get("deviceLabel"),
+            state=state if isinstance(state, str) else None,
+            device_label=device,
             segment_id=_opt_int(raw.get("segmentId"), "segmentId", where),
             fields=tuple(JobField.from_api(f, where) for f in fields),
             date_from=parse_timestamp(date_range.get("from"), f"{where}: dateRange.from: "),
             date_to=parse_timestamp(date_range.get("to"), f"{where}: dateRange.to: "),
-            created_at=parse_timestamp(raw.get("createdAt"), f"{where}: createdAt: "),
+            created_at=created,
         )
 
     def to_json(self) -> Json:
@@ -240,6 +260,41 @@ class Job:
             "createdAt": api_text_or_none(self.created_at),
             **({"unreadable": self.unreadable} if self.unreadable else {}),
         }
+
+
+# The export engine's names of csload's formats, which older documentation offered (contract
+# section 9): a job listed with one was skipped as "not supported", exit 0.
+FORMAT_NAMES = {"CSVWITHNAMES": "CSV", "JSONEACHROW": "JSONL"}
+
+
+def _text(value: Any, key: str, where: str, *, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(f"{where}: no {key}" if value in (None, "") else
+                       f"{where}: {key} {api_value_text(value)} is not text")
+    return value
+
+
+def one_per_id(jobs: list[Job], *, strict: bool) -> list[Job]:
+    """The job list with each id once. A job listed twice the same (pages that moved while
+    they were read) is kept once; two definitions under one id are neither (QA, 2026-12-08:
+    the second, with 3 fields, won silently and typed `views`' columns as text for good): an
+    ApiError when `strict`, else the job kept as unreadable."""
+    out: dict[int, Job] = {}
+    for job in jobs:
+        seen = out.setdefault(job.job_id, job)
+        if seen == job or (seen.unreadable or "").endswith(_TWICE):
+            continue
+        problem = f"job {job.job_id}: {_TWICE}"
+        if strict:
+            raise ApiError(problem)
+        out[job.job_id] = Job(job.job_id, job.name, job.format, job.scope, job.frequency,
+                              state=job.state, unreadable=problem)
+    return list(out.values())
+
+
+_TWICE = "the job list gives it twice, with different definitions"
 
 
 def _job_id_and_name(raw: Json) -> tuple[int, str]:

@@ -7,7 +7,6 @@ over yet), how they are grouped into windows, and the deterministic name of each
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,7 @@ from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
 from csload.api.models import JobField, JobSpec
 from csload.errors import ConfigError
-from csload.load.backfill_names import NAME_PREFIX
+from csload.load.backfill_names import JOB_NAME, NAME_PREFIX
 from csload.times import midnight
 
 __all__ = [
@@ -95,14 +94,9 @@ def job_name(template: Template, window: Window) -> str:
     return f"{NAME_PREFIX} {template.scope} {window.label} {template.key[:8]}"
 
 
-# job_name's shape, read back from a name the API or a ledger gives (any text: checked whole).
-_JOB_NAME = re.compile(re.escape(NAME_PREFIX) + r" (?P<scope>[a-z]+) (?P<first>\d{4}-\d{2}-\d{2})"
-                       r"\.\.(?P<last>\d{4}-\d{2}-\d{2}) (?P<key>[0-9a-f]{8})")
-
-
 def window_of_name(name: str, template: Template) -> Window | None:
     """The window of a job that `job_name` named for `template`; None for any other name."""
-    found = _JOB_NAME.fullmatch(name)
+    found = JOB_NAME.fullmatch(name)
     if found is None or (found["scope"], found["key"]) != (template.scope, template.key[:8]):
         return None
     try:

@@ -52,17 +52,29 @@ class BackfillTables:
         placement = (await self.sync_placements()).get(job.job_id)
         if placement is None:   # not listed (deleted since): the scope's table, as before
             return job.scope
+        if placement.refused:
+            # Its table is no table it loads into: a job waiting for one that cannot be read
+            # aimed the backfill at `views`, which it then took (QA, 2026-12-08).
+            raise ConfigError(f"--like {job.job_id}: csload sync refuses that job, so it has "
+                              f"no table to share ({placement.refused}); name the backfill's "
+                              "table (--table NAME)")
         return placement.table
 
-    async def sync_placements(self) -> dict[int, Placement]:
+    async def sync_placements(self, mine: tuple[Job, str] | None = None
+                              ) -> dict[int, Placement]:
         """Where `csload sync` places each job of the project on this target (the jobs other
-        backfills made left out, as the sync leaves them: csload.pipeline.plan)."""
+        backfills made left out, as the sync leaves them: csload.pipeline.plan), with `mine`
+        (a backfill's job, mapped to its table, as its sync maps it) when given."""
         known = await self.db.run(lambda ledger: ledger.known_jobs())
         held = await self.db.run(lambda ledger: ledger.loaded_tables())
         listed = await self.client.list_jobs(keep_unreadable=True)
         left = left_to_backfill(listed, known, self.settings.tables)
-        return place_jobs([job for job in listed if job.job_id not in left], known,
-                          self.settings.tables, loaded_into=held)
+        jobs = [job for job in listed if job.job_id not in left]
+        mapped = dict(self.settings.tables)
+        if mine is not None:
+            jobs.append(mine[0])
+            mapped[mine[0].job_id] = mine[1]
+        return place_jobs(jobs, known, mapped, loaded_into=held)
 
     async def check(self, templates: Sequence[Template]) -> None:
         """A backfill loads into a table whose jobs export the same columns (csload.load.placement:
@@ -90,9 +102,16 @@ class BackfillTables:
             owner = table_owner(table, known)
             holds, harm = "holds", "would erase the columns they lack"
             if owner is None:
-                owner = placed_owner(table, await self.sync_placements())
-                holds = "is for"
+                placements = await self.sync_placements((mine, table))
+                owner, holds = placed_owner(table, placements), "is for"
                 harm = "would take the table first, and send that job to a table of its own"
+                blocker = placements[mine.job_id].waits_for
+                if blocker is not None:
+                    raise ConfigError(
+                        f"table {table!r} waits for job {blocker.job_id} ({blocker.name}), "
+                        "whose definition cannot be read: it may take the table and its "
+                        "columns, and the backfill's jobs would wait for it. Name a table of "
+                        "their own (--table NAME)")
             if owner is not None and columns_of(owner) != columns_of(mine):
                 raise ConfigError(
                     f"table {table!r} {holds} the columns of job {owner.job_id} ({owner.name}), "

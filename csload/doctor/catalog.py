@@ -46,16 +46,20 @@ def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
     broken = [f"job {job_id}: its runs cannot be listed: {error}"
               for job_id, error in run_errors.items()]
     texts: list[str] = []
+    kinds: set[str] = set()   # of the problems: what to do differs
     for job in live:
         problem = None
         unknown: list[str] = []
         try:
             if job.unreadable:
+                kinds.add("unreadable")
                 raise ConfigError(f"its definition cannot be read: {job.unreadable}")
             if job.format not in FORMATS:
+                kinds.add("format")
                 raise ConfigError(f"format {job.format!r} is neither CSV nor JSONL")
             unloadable = layout_problem(job, reserved)
             if unloadable is not None:
+                kinds.add("columns")
                 raise ConfigError(unloadable)
             unknown = unknown_fields(job.scope, [f.field_name for f in job.fields])
         except ConfigError as exc:
@@ -78,11 +82,12 @@ def check_jobs(check: Check, jobs: Sequence[Job], runs: Mapping[int, int],
             "unknownFields": [clean(n) for n in unknown], "problem": problem})
     count = f"{len(live)} job{'s' if len(live) != 1 else ''}"
     if broken:
-        unreadable = [job for job in live if job.unreadable]
         hints = ["a sync refuses such a job and loads its other jobs",
-                 *([NEW_ALIASES] if len(broken) > len(unreadable) + len(run_errors) else []),
+                 *([NEW_ALIASES] if "columns" in kinds else []),
+                 *(["a sync skips a job of another format: csload loads CSV and JSONL jobs"]
+                   if "format" in kinds else []),
                  *(["a definition csload cannot read: report it with `csload doctor --save "
-                    "DIR` attached"] if unreadable else [])]
+                    "DIR` attached"] if "unreadable" in kinds else [])]
         check.set(Verdict.FAIL, f"{count}; csload cannot load {len(broken)} of them: "
                   f"{'; '.join(broken)}", "; ".join(hints))
     elif not live:

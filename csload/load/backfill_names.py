@@ -4,17 +4,24 @@ jobs to the backfill, csload.pipeline.plan) without importing the backfill ledge
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 
 from csload.api.models import Job
 
 # The name of every once job a backfill creates starts with this (and a space).
 NAME_PREFIX = "csload backfill"
+# The whole name (csload.backfills.plan.job_name): `csload backfill views
+# 2026-11-01..2026-11-07 3f2a9c1e`. Read back from any text: matched whole.
+JOB_NAME = re.compile(re.escape(NAME_PREFIX) + r" (?P<scope>[a-z]+) (?P<first>\d{4}-\d{2}-\d{2})"
+                      r"\.\.(?P<last>\d{4}-\d{2}-\d{2}) (?P<key>[0-9a-f]{8})")
 
 
 def is_backfill_job(job: Job) -> bool:
-    """Whether `job` is a once job a `csload backfill` created (of this target or another)."""
-    return job.frequency == "once" and job.name.startswith(NAME_PREFIX + " ")
+    """Whether `job` is a once job a `csload backfill` created (of this target or another):
+    named as a backfill names its jobs. A colleague's "csload backfill test" was left to a
+    backfill that never made it, so no sync loaded it (QA, 2026-12-08)."""
+    return job.frequency == "once" and JOB_NAME.fullmatch(job.name) is not None
 
 
 def left_to_backfill(jobs: Iterable[Job], known: Collection[int], mapped: Collection[int],

@@ -81,6 +81,8 @@ class Placement:
     # None left (a suspended job whose runs an older csload loaded): the sync is not
     # incomplete for it, where every sync exited 3 (csload.pipeline.report).
     unloaded: int | None = None
+    # The job that cannot be read this one waits for (it may own this job's table).
+    waits_for: Job | None = None
 
     @property
     def note(self) -> str:
@@ -179,11 +181,33 @@ def _foreign_refusal(job: Job, table: str, foreign: Collection[str]) -> str:
             f"{job.job_id} = \"{other}\", or sync into a database of its own")
 
 
+def _claims(jobs: Mapping[int, Job], known: Mapping[int, tuple[Job, str]],
+            mapped: Mapping[int, str]) -> dict[str, list[tuple[Job, bool]]]:
+    """The tables a job new to the target that cannot be read may own once it can: the one
+    it is mapped to (it holds it for every job: True), else its scope's (it holds it for the
+    jobs it would be placed before: False). A job that runs no more holds none (a deleted
+    colleague's job held `views` from the main job for good: QA, 2026-12-08)."""
+    out: dict[str, list[tuple[Job, bool]]] = {}
+    for job_id, job in jobs.items():
+        if job.unreadable and job_id not in known and (job.state or "").upper() not in (
+                "DELETED", "SUSPENDED"):
+            table = mapped.get(job_id, job.scope)
+            out.setdefault(table, []).append((job, job_id in mapped))
+    return out
+
+
+def _blocker(claims: Iterable[tuple[Job, bool]], job: Job) -> Job | None:
+    """The job that cannot be read that `job` waits for, among a table's `claims`: one mapped
+    there, or one the rule may place before `job` (a recurring job before a `once` job)."""
+    return next((other for other, always in claims if always
+                 or (other.frequency == "once") <= (job.frequency == "once")), None)
+
+
 def _waits_for(job: Job, blocker: Job, table: str) -> str:
+    # Mapping it to the held table itself would give the table its columns: its own.
     return (f"it waits for job {blocker.job_id}, whose definition cannot be read: that job "
-            f"may be the widest of scope {job.scope}, whose columns table {table!r} takes "
-            "first. To load this job now, map it to a table in csload.toml: [tables] "
-            f"{job.job_id} = \"{table}\"")
+            f"may take table {table!r} and its columns. To load this job now, map it to a "
+            f"table of its own in csload.toml: [tables] {job.job_id} = \"{own_table(job)}\"")
 
 
 def _load_problem(job: Job, reserved: Mapping[str, str] | None) -> str | None:
@@ -242,20 +266,27 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
     held = {table: [jobs[j] for j in job_ids if j in holding]
             for table, job_ids in (loaded_into or {}).items()}
     new_jobs = _widest_first(j for j in jobs.values() if j.job_id not in placed)
+    claims = _claims(jobs, known, mapped)
+    waiting: dict[int, Job] = {}
     reference: dict[str, Job] = {}
     for table in {*members, *held}:
         group = members.get(table, [])
         before = [job for job in group if job.job_id in known and known[job.job_id][1] == table]
-        # A scope's table no job has loaded into yet: the jobs mapped to it compete with the
-        # new jobs the rule would put there, or a mapping (`--table 1119=sessions`) took the
-        # table from the main job, which the next syncs then kept in a table of its own.
-        rivals = [] if before or held.get(table) else [
-            job for job in new_jobs if job.scope == table and job.job_id not in unloadable]
+        rivals: list[Job] = []
+        if not (before or held.get(table)):
+            # A scope's table no job has loaded into yet: the jobs mapped to it compete with
+            # the new jobs the rule would put there, or a mapping (`--table 1119=sessions`)
+            # took the table from the main job, which the next syncs then kept in a table of
+            # its own. Those a job that cannot be read may come before wait for it.
+            for job in group:
+                if (blocker := _blocker(claims.get(table, ()), job)) is not None:
+                    waiting[job.job_id] = blocker
+            group = [job for job in group if job.job_id not in waiting]
+            rivals = [job for job in new_jobs if job.scope == table and job.job_id not in
+                      unloadable and _blocker(claims.get(table, ()), job) is None]
         holders = before or held.get(table) or [*group, *rivals]
         if holders:
             reference[table] = _widest_first(holders)[0]
-    unread = [job for job in new_jobs if job.unreadable]
-    waiting: dict[int, Job] = {}
     for job in new_jobs:
         if job.job_id in unloadable:
             placed[job.job_id] = (own_table(job), "own table")
@@ -263,9 +294,8 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
         # A new job that cannot be read may be the widest of its scope, whose columns the
         # scope's table would take: no job takes that table before it can be read, so that
         # the placement does not depend on it (which jobs are read, selected or listed).
-        blocker = next((other for other in unread if job.scope not in reference
-                        and other.scope == job.scope and (other.frequency == "once") <= (
-                            job.frequency == "once")), None)
+        blocker = (None if job.scope in reference else
+                   _blocker(claims.get(job.scope, ()), job))
         if blocker is not None:
             placed[job.job_id], waiting[job.job_id] = (job.scope, "scope table"), blocker
             continue
@@ -284,5 +314,6 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
                    else _refusal(job, table, holder))
         earlier = known[job_id][1] if job_id in known else None
         out[job_id] = Placement(job, table, how, new=job_id not in known, refused=refused,
-                                moved_from=earlier if earlier not in (None, table) else None)
+                                moved_from=earlier if earlier not in (None, table) else None,
+                                waits_for=waiting.get(job_id))
     return out

@@ -50,7 +50,9 @@ def select_jobs(jobs: Iterable[Job], selection: Selection) -> tuple[list[Job], l
             continue
         if selection.scope and job.scope != selection.scope:
             continue
-        if job.scope not in SCOPES:
+        if job.unreadable:   # refused by the placement, which says why (and exits 3)
+            chosen.append(job)
+        elif job.scope not in SCOPES:
             skipped.append(SkippedJob(job, f"scope {job.scope!r} is not supported"))
         elif job.format not in SUPPORTED_FORMATS:
             skipped.append(SkippedJob(job, f"format {job.format!r} is not supported"))

@@ -32,7 +32,14 @@ from click.testing import CliRunner, Result
 
 from csload.cli import main
 from csload.simulator import ServerHandle, SimConfig
-from tests.support.tampered import Edit, Tampered, set_job_value, set_position
+from tests.support.tampered import (
+    Edit,
+    Tampered,
+    list_twice,
+    set_field_value,
+    set_job_value,
+    set_position,
+)
 
 
 @pytest.fixture
@@ -178,8 +185,8 @@ def test_hostile_job_list_with_a_job_id_out_of_range_fails_the_listing(
     assert loaded_runs(tmp_path / "cs.duckdb") == []
 
 
-@pytest.mark.hostile("a job of the job list whose segmentId, customVarPosition, fields or "
-                     "createdAt cannot be read",
+@pytest.mark.hostile("a job of the job list whose segmentId, customVarPosition, fields, "
+                     "alias, scope or format cannot be read, or listed twice with other fields",
                      "that job is refused alone, naming the job, key and value; the other "
                      "jobs load exactly; exit 3; the next sync loads it once the list is right")
 @pytest.mark.parametrize(("edit", "problem"), [
@@ -188,9 +195,13 @@ def test_hostile_job_list_with_a_job_id_out_of_range_fails_the_listing(
                        "to 20)"),
     (set_position("²"), "job {job}: customVarPosition '²' is not an integer"),
     (set_job_value("fields", "all"), "job {job}: fields is str, not a list"),
-    (set_job_value("createdAt", "yesterday"),
-     "job {job}: createdAt: unexpected timestamp 'yesterday'"),
-], ids=["segment", "position-21", "position-superscript", "fields", "created-at"])
+    (set_job_value("fields", []), "job {job}: the job lists no fields"),
+    (set_field_value("aliasName", 5), "job {job}: aliasName 5 is not text"),
+    (set_job_value("scope", None), "job {job}: no scope"),
+    (set_job_value("format", ["CSV"]), "job {job}: format ['CSV'] is not text"),
+    (list_twice(3), "job {job}: the job list gives it twice, with different definitions"),
+], ids=["segment", "position-21", "position-superscript", "fields", "no-fields", "alias-5",
+        "no-scope", "format-list", "listed-twice"])
 def test_hostile_job_that_cannot_be_read_is_refused_alone(
         edit: Callable[[int], Edit], problem: str, simulator: Tampered,
         sync: Callable[[], Result], tmp_path: Path) -> None:
@@ -227,6 +238,23 @@ def test_hostile_job_that_cannot_be_read_is_refused_alone(
                   for run in simulator.runs(views.job_id)
                   if simulator.run_state(run.run_id) == "SUCCESS"})
     assert rows_by_run(db) == truth
+
+
+def test_a_creation_time_that_is_no_time_refuses_no_job(
+        simulator: Tampered, cli: Callable[..., Result], sync: Callable[[], Result],
+        tmp_path: Path) -> None:
+    # Found by QA (2026-12-08): `createdAt` 'yesterday' refused the main feed, though no
+    # sync uses it; `csload jobs` shows it, and shows none now.
+    views = simulator.job_named("Daily pageviews").job_id
+    simulator.edits[simulator.api_path("/exports")] = set_job_value("createdAt",
+                                                                    "yesterday")(views)
+
+    result = sync()
+
+    assert result.exit_code == 0, output_of(result)
+    assert views in {run["jobId"] for run in json.loads(result.stdout)["runs"]}
+    listed = {job["jobId"]: job for job in json.loads(cli("jobs", "--json").stdout)}
+    assert listed[views]["createdAt"] is None and "unreadable" not in listed[views]
 
 
 def test_the_job_list_shows_a_job_that_cannot_be_read(

@@ -1,27 +1,29 @@
 """A colleague's `once` job that the job list does not give whole does not stop a backfill.
 
 The backfill reads the project's once jobs (to find the ones it made before) and places jobs
-(csload.load.placement). One job csload could not read (here its `createdAt` is no time)
-failed every backfill of the project before it created a job; it is now kept without its
-fields (`Job.unreadable`), and the backfill goes on.
+(csload.load.placement). One job csload could not read (here its `segmentId` is -1) failed
+every backfill of the project before it created a job; it is now kept without its fields
+(`Job.unreadable`), and the backfill goes on (into a table no such job may own).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from csload import backfill_async
+from csload import BackfillReport, backfill_async
 from csload.api.client import ExportClient
 from csload.api.models import JobField, JobSpec
 from csload.backfills.engine import BackfillStatus
 from csload.config import Settings
+from csload.errors import ConfigError
 from csload.simulator import SimConfig
 from tests.support.bfclock import SimDriver
 from tests.support.bfref import FIELDS, assert_same_rows, backfill_jobs, table_rows, truth_rows
-from tests.support.tampered import Tampered, set_job_value
+from tests.support.tampered import Tampered, set_job_value, set_position
 
 
 @pytest.fixture
@@ -38,13 +40,48 @@ async def test_a_once_job_that_cannot_be_read_does_not_stop_a_backfill(
             date_from=datetime(2026, 11, 20, tzinfo=UTC),
             date_to=datetime(2026, 11, 21, tzinfo=UTC)))
     simulator.edits[simulator.api_path("/exports")] = set_job_value(
-        "createdAt", "yesterday")(theirs.job_id)
+        "segmentId", -1)(theirs.job_id)
 
-    report = await backfill_async(
-        settings, scope="views", date_from=date(2026, 11, 10), date_to=date(2026, 11, 12),
-        fields=FIELDS, db=db_path, sleep=driver.sleep, clock=driver.clock, poll_interval=10)
+    async def backfill(**table: str) -> BackfillReport:
+        return await backfill_async(
+            settings, scope="views", date_from=date(2026, 11, 10), date_to=date(2026, 11, 12),
+            fields=FIELDS, db=db_path, sleep=driver.sleep, clock=driver.clock,
+            poll_interval=10, **table)   # type: ignore[arg-type]
+
+    # Into `views`, which no job holds yet: that job may be wider, and take it once read.
+    with pytest.raises(ConfigError) as waits:
+        await backfill()
+    assert str(waits.value).startswith(
+        f"table 'views' waits for job {theirs.job_id} (a colleague's look), whose definition "
+        "cannot be read")
+    assert backfill_jobs(simulator) == []
+    report = await backfill(table="views_archive")
 
     assert report.exit_code == 0, report.to_json()
     assert [item.status for item in report.items] == [BackfillStatus.LOADED]
     [job] = backfill_jobs(simulator)
-    assert_same_rows(table_rows(db_path), truth_rows(simulator, job))
+    assert_same_rows(table_rows(db_path, "views_archive"), truth_rows(simulator, job))
+
+
+async def test_a_backfill_like_a_job_that_waits_is_refused(
+        settings: Settings, simulator: Tampered, driver: SimDriver, db_path: Path) -> None:
+    # Found by QA (2026-12-08): on a new target whose main views job cannot be read, a
+    # colleague's narrow job waits (csload.load.placement), but `backfill --like` it aimed at
+    # `views`, which the narrow rows then took from the main job for good.
+    settings = dataclasses.replace(settings, tables={})
+    views = simulator.job_named("Daily pageviews").job_id
+    async with ExportClient(settings) as client:
+        narrow = await client.create_job(JobSpec(
+            name="narrow daily", format="CSV", scope="views", frequency="daily",
+            fields=(JobField("session_id"), JobField("view_number"), JobField("url"))))
+    simulator.edits[simulator.api_path("/exports")] = set_position(21)(views)
+
+    with pytest.raises(ConfigError) as refused:
+        await backfill_async(settings, scope="views", date_from=date(2026, 11, 10),
+                             date_to=date(2026, 11, 12), like=narrow.job_id, db=db_path,
+                             sleep=driver.sleep, clock=driver.clock, poll_interval=10)
+
+    assert str(refused.value).startswith(
+        f"--like {narrow.job_id}: csload sync refuses that job, so it has no table to share "
+        f"(it waits for job {views}")
+    assert backfill_jobs(simulator) == [] and not db_path.exists()

@@ -64,3 +64,25 @@ def set_position(value: object) -> Callable[[int], Edit]:
                     field["customVarPosition"] = value
         return edit
     return for_job
+
+
+def set_field_value(key: str, value: object) -> Callable[[int], Edit]:
+    """An edit of the job list: job `job_id`'s first field's `key` set to `value`."""
+    def for_job(job_id: int) -> Edit:
+        def edit(payload: Any) -> None:
+            for job in payload:   # on the page that lists the job
+                if job["jobId"] == job_id:
+                    job["fields"][0][key] = value
+        return edit
+    return for_job
+
+
+def list_twice(fields: int) -> Callable[[int], Edit]:
+    """An edit of the job list: job `job_id` listed again, with only its first `fields`."""
+    def for_job(job_id: int) -> Edit:
+        def edit(payload: Any) -> None:
+            for job in list(payload):
+                if job["jobId"] == job_id:
+                    payload.append({**job, "fields": job["fields"][:fields]})
+        return edit
+    return for_job

@@ -200,6 +200,21 @@ def test_on_a_new_database_the_main_job_keeps_its_table_from_a_wider_mobile_job_
                                             for r in simulator.runs(VIEWS_JOB))
 
 
+def test_a_once_job_whose_name_only_starts_like_a_backfills_is_loaded(
+        simulator: Simulator, settings: Settings, target: Target) -> None:
+    # Found by QA (2026-12-08): a colleague's "csload backfill check" was left to a backfill
+    # that never made it, and no sync loaded it or said so.
+    theirs = create_job(settings, name="csload backfill check", fmt="CSV", scope="views",
+                        fields=same_fields(simulator, VIEWS_JOB), date_from=day("2026-11-23"),
+                        date_to=day("2026-11-24"))
+    run = finish_once_job(simulator, theirs)
+
+    report = target.sync(settings)
+
+    assert run in {r.run_id for r in report.loaded}
+    assert {r["_run_id"] for r in target.rows("views") if r["_job_id"] == theirs} == {run}
+
+
 def test_a_device_filtered_copy_of_the_main_job_shares_its_table(
         simulator: Simulator, settings: Settings, target: Target) -> None:
     target.sync(settings)

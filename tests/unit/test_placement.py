@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from csload.api.models import Job, JobField
 from csload.load.placement import Placement, columns_of, place_jobs
 
@@ -135,7 +137,8 @@ def test_a_new_job_that_cannot_be_read_keeps_its_scope_table_free() -> None:
     # It may be the widest recurring views job: no job takes table views before it is read.
     assert placed[2].table == "views" and (placed[2].refused or "").startswith(
         "it waits for job 1, whose definition cannot be read")
-    assert '[tables] 2 = "views"' in (placed[2].refused or "")
+    # Its advice: a table of its own (mapped to views, it would take views from job 1).
+    assert '[tables] 2 = "views_job_2"' in (placed[2].refused or "")
     assert (placed[3].table, placed[3].refused) == ("sessions", None)
     # Once read, it is placed as if it had never been unreadable.
     assert tables(place_jobs([job(1), narrow, other_scope], {}, {})) == {
@@ -200,3 +203,28 @@ def test_a_mapping_into_a_new_scope_table_does_not_take_it_from_the_main_job() -
     assert (held[1119].refused, held[1120].table) == (None, "sessions_job_1120")
     # A mapping into a table no rule uses is the mapped job's alone, as before.
     assert place_jobs([legacy, main], {}, {1119: "legacy"})[1119].refused is None
+
+
+def test_a_job_mapped_to_a_table_holds_it_while_it_cannot_be_read() -> None:
+    # Found by QA (2026-12-08): the main job, unreadable and mapped to `views`, left `views`
+    # to a colleague's narrow job; once read, the main job was refused from its own table.
+    narrow = job(2, ("session_id", "view_number", "url"))
+    placed = place_jobs([unreadable(1), narrow], {}, {1: "views"})
+    assert (placed[1].table, placed[1].how) == ("views", "mapped")
+    assert (placed[2].refused or "").startswith("it waits for job 1")
+    # Mapped there too, the narrow job waits as well.
+    both = place_jobs([unreadable(1), narrow], {}, {1: "views", 2: "views"})
+    assert (both[2].refused or "").startswith("it waits for job 1")
+    # Once read, the main job takes its table and the narrow one goes to its own.
+    assert tables(place_jobs([job(1), narrow], {}, {1: "views"})) == {1: "views",
+                                                                      2: "views_job_2"}
+
+
+def test_a_job_that_runs_no_more_holds_no_table_while_it_cannot_be_read() -> None:
+    # Found by QA (2026-12-08): a deleted colleague job that cannot be read held `views`
+    # from the main daily job of a new target, for good.
+    for state in ("DELETED", "SUSPENDED", "deleted"):
+        gone = replace(unreadable(1), state=state)
+        placed = place_jobs([gone, job(2)], {}, {})
+        assert (placed[2].table, placed[2].refused) == ("views", None), state
+        assert placed[1].refused is not None
