@@ -11,7 +11,8 @@ The public API, every name in `__all__` (locked by tests/unit/test_public_api.py
     check_job, create_job
     run_doctor, run_doctor_async  the checks of `csload doctor`
     load_settings, Settings, Limits, RetryPolicy
-    the reports (SyncReport, RunOutcome, RunStatus, BackfillReport, DoctorReport, StoreStatus),
+    the reports (SyncReport, RunOutcome, RunStatus, Placement, BackfillReport, BackfillEvent,
+    DoctorReport, StoreStatus),
     the API's models (Job, JobSpec, JobField, Run, Field, CustomVar, DynamicVarKey), a broken
     rule of a job (Problem: what check_job lists), and every error (the tree is drawn in
     csload.errors).
@@ -75,9 +76,10 @@ if TYPE_CHECKING:
     from csload.api.catalog import CustomVar, DynamicVarKey, Field
     from csload.api.jobspec import Problem
     from csload.api.models import Job, JobField, JobSpec, Run
-    from csload.backfills.engine import BackfillReport, backfill, backfill_async
+    from csload.backfills.engine import BackfillEvent, BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
     from csload.doctor import DoctorReport, run_doctor, run_doctor_async
+    from csload.load.placement import Placement
     from csload.load.status import StoreStatus
     from csload.pipeline.report import RunOutcome, RunStatus, SyncReport
     from csload.pipeline.sync import sync, sync_async
@@ -95,6 +97,7 @@ __all__ = [
     "ApiRequestError",
     "ApiUnavailable",
     "AuthError",
+    "BackfillEvent",
     "BackfillReport",
     "ConfigError",
     "CredentialsRejected",
@@ -118,6 +121,7 @@ __all__ = [
     "PartParseError",
     "PartTooLarge",
     "PartUrlExpired",
+    "Placement",
     "Problem",
     "RetryPolicy",
     "Run",
@@ -190,6 +194,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Run": ("csload.api.models", "Run"),
     "Problem": ("csload.api.jobspec", "Problem"),
     "BackfillReport": ("csload.backfills.engine", "BackfillReport"),
+    "BackfillEvent": ("csload.backfills.engine", "BackfillEvent"),
+    "Placement": ("csload.load.placement", "Placement"),
     "backfill": ("csload.backfills.engine", "backfill"),
     "backfill_async": ("csload.backfills.engine", "backfill_async"),
     "Limits": ("csload.config", "Limits"),

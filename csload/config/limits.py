@@ -67,6 +67,9 @@ class Limits:
     max_response_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
+        for name in DURATION_LIMITS:   # "12h" in Python too, as in csload.toml and lake.md
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, parse_duration(getattr(self, name), name))
         check_types(self)
         if not 1 <= self.api_concurrency <= API_CONCURRENCY_CEILING:
             raise ConfigError(f"api_concurrency must be between 1 and {API_CONCURRENCY_CEILING} "
@@ -169,8 +172,9 @@ def _check_lake_retention(limits: Limits) -> None:
     for name, least in (("lake_file_retention", 0.0), ("lake_log_retention", 3600.0)):
         value = getattr(limits, name)
         if type(value) not in (int, float) or not least <= value <= _TEN_YEARS:
-            raise ConfigError(f"{name} must be a duration from {least / 3600:g} h to 10 years "
-                              f"(\"7d\", \"12h\" or seconds), got {value!r}")
+            shown = _shown(value) if type(value) in (int, float) else repr(value)
+            raise ConfigError(f"{name} must be a duration from {_shown(least)} to 10 years "
+                              f"(\"7d\", \"12h\" or seconds), got {shown}")
     if limits.lake_log_retention < limits.lake_file_retention:
         # Time travel to a version needs its log entry and its files: files kept longer than
         # the log could not be read by anyone.

@@ -196,8 +196,8 @@ def parse_job_request(body: Any, now: datetime, retention_months: int) -> JobDra
     device_label = _choice(body, "deviceLabel", DEVICE_LABELS, default="all")
     segment = body.get("segmentId")
     if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int | str)
-                                or not str(segment).isdigit()):
-        raise ValidationError(f"segmentId must be an integer, got {segment!r}")
+                                or not str(segment).isdigit() or int(segment) < 1):
+        raise ValidationError(f"segmentId must be a positive integer, got {segment!r}")
     return JobDraft(
         name=name,
         format=fmt,

@@ -52,6 +52,7 @@ CASES: list[tuple[str, dict[str, Any], str, bool]] = [
     ("frequency", {"frequency": "weekly"}, Rule.FREQUENCY, True),
     ("device", {"device_label": "watch"}, Rule.DEVICE, True),
     ("segment", {"segment_id": -3}, Rule.SEGMENT, True),
+    ("segment-0", {"segment_id": 0}, Rule.SEGMENT, True),   # ids start at 1 (QA, 2026-12-08)
     ("once-without-range", {"date_from": None, "date_to": None}, Rule.ONCE_RANGE, True),
     ("once-without-to", {"date_to": None}, Rule.ONCE_RANGE, True),
     ("to-equals-from", {"date_to": day(2026, 11, 20)}, Rule.RANGE_ORDER, True),

@@ -190,10 +190,20 @@ def test_the_settings_file_takes_durations_and_refuses_nonsense(tmp_path: Path) 
     assert (got.lake_file_retention, got.lake_log_retention, got.lake_vacuum) == (
         12 * 3600, 90 * 86400, False)
     assert Limits().lake_file_retention == 7 * 86400
+    # In Python as in the file (docs/lake.md: "or csload.Limits(...)"): it refused "12h",
+    # with a message suggesting "12h" (QA, 2026-12-08).
+    typed = Limits(lake_file_retention="12h", lake_log_retention="90d",   # type: ignore[arg-type]
+                   lock_wait="10m")   # type: ignore[arg-type]
+    assert (typed.lake_file_retention, typed.lake_log_retention, typed.lock_wait) == (
+        12 * 3600, 90 * 86400, 600)
+    with pytest.raises(ConfigError, match="lake_file_retention: expected a duration"):
+        Limits(lake_file_retention="soon")   # type: ignore[arg-type]
     for text, message in (
             ('lake_file_retention = "-1d"', "expected a duration"),
             ('lake_file_retention = "soon"', "expected a duration"),
-            ('lake_log_retention = "10m"', "lake_log_retention must be a duration from 1 h"),
+            ('lake_log_retention = "10m"',   # the value as written, not 600.0
+             'lake_log_retention must be a duration from 1h to 10 years ("7d", "12h" or '
+             'seconds), got 10m'),
             ('lake_file_retention = "40d"',
              "lake_log_retention (30d) must be at least lake_file_retention (40d)"),
             ('lake_vacuum = "no"', "lake_vacuum must be true or false")):

@@ -34,7 +34,8 @@ EXPECTED = {
     "custom_vars", "custom_vars_async", "dynamic_vars", "dynamic_vars_async",
     "check_job", "check_job_async", "create_job", "create_job_async",
     # what they return
-    "SyncReport", "RunOutcome", "RunStatus", "BackfillReport", "DoctorReport", "StoreStatus",
+    "SyncReport", "RunOutcome", "RunStatus", "Placement", "BackfillReport", "BackfillEvent",
+    "DoctorReport", "StoreStatus",
     "Job", "JobSpec", "JobField", "Run", "Field", "CustomVar", "DynamicVarKey", "Problem",
     # the error tree (csload.errors)
     "CsloadError", "ConfigError", "InsecureUrlError", "InvalidJobSpec", "AuthError",
