@@ -39,6 +39,7 @@ from csload.api.models import Job, Run
 from csload.config import Limits, file_lake_options
 from csload.delta_folders import refuse_inside_table
 from csload.errors import ConfigError, StoreError
+from csload.host_limits import check_address_space, fit_open_files
 from csload.lake.layout import RESERVED_COLUMNS
 from csload.load.duckdb import DuckDBStore, connect
 from csload.load.ledger import Ledger
@@ -147,6 +148,7 @@ class Target:
         plain http goes to loopback in simulator mode only; None (a reader): to loopback, or
         with the storage option `allow_http`."""
         check_one_target(db, parquet)
+        check_address_space("lake" if parquet is not None else "database")
         # `--parquet "$LAKE"` with LAKE unset: "" would be the current folder (`--db ""`
         # reaches here as Path("."), the click option's Path of "").
         if (isinstance(parquet, str) and not parquet.strip()) or (
@@ -250,6 +252,7 @@ class Target:
         caps on a run's files (csload.load.limits)."""
         store: Store
         self.check_writable()
+        fit_open_files((limits or Limits()).download_concurrency)
         if self.parquet is not None:
             from csload.lake_upgrade.convert import open_store
 

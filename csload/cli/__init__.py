@@ -74,7 +74,12 @@ class CsloadGroup(LazyGroup):
             fail("interrupted by SIGINT while the command started or ended: what it committed "
                  "stays; run it again (a sync loads exactly the rest)", EXIT_INTERRUPTED,
                  kind="Interrupted")
-        except Exception as exc:
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:
+            # An Exception, or what a Rust library raises when the host refuses it a thread
+            # (deltalake's PanicException is a BaseException): one line, not ~60 of traceback
+            # (QA, 2026-12-08).
             if ctx.meta.get(DEBUG_KEY):
                 raise
             fail_unexpected(exc)

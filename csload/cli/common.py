@@ -204,18 +204,25 @@ def fail(error: str | BaseException, code: int = EXIT_FAILED, *, kind: str | Non
 DEBUG_KEY = "csload.debug"
 
 
-def fail_unexpected(exc: Exception) -> NoReturn:
+def fail_unexpected(exc: BaseException) -> NoReturn:
     """The last resort for an exception csload did not expect (a bug, or input it does not
     yet refuse cleanly): one scrubbed, redacted line instead of a traceback that could quote
     a signed URL or a terminal escape from a file, and how to see the traceback."""
+    from csload.host_limits import limit_hit
     from csload.redact import redact_text
 
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:   # a task group's: its first
+        exc = exc.exceptions[0]
     if isinstance(exc, PermissionError) and exc.filename:
         # This machine's permissions, not a bug: a lake another user made under umask 077
         # said "unexpected PermissionError ... (a bug in csload ...)".
         fail(f"permission denied: {redact_text(str(exc.filename))[:300]}: csload cannot use "
              "it as this user; fix its permissions, or run csload as its owner",
              kind="PermissionError")
+    hit = limit_hit(exc)
+    if hit is not None:   # the host's limit, not a bug (QA, 2026-12-08)
+        fail(f"{hit} ({type(exc).__name__}: {redact_text(str(exc))[:200]})",
+             kind="HostLimit")
     what = redact_text(str(exc))[:500]
     fail(f"unexpected {type(exc).__name__}{f': {what}' if what else ''} (a bug in csload, or "
          "input it does not check yet); run again with `csload --debug ...` for the "

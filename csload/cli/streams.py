@@ -33,27 +33,33 @@ class SteadyStream:
                 return self._stream.write(text)
             except UnicodeEncodeError:
                 return self._write_escaped(text)
-            except OSError:
-                self._lose()
+            except OSError as exc:
+                self._lose(exc)
         return len(text)
 
     def _write_escaped(self, text: str) -> int:
         encoding = getattr(self._stream, "encoding", None) or "ascii"
         try:
             self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
-        except (OSError, UnicodeError):
-            self._lose()
+        except (OSError, UnicodeError) as exc:
+            self._lose(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.lost:
             try:
                 self._stream.flush()
-            except OSError:
-                self._lose()
+            except OSError as exc:
+                self._lose(exc)
 
-    def _lose(self) -> None:
+    def _lose(self, error: BaseException) -> None:
         self.lost = True
+        if (self._stream is sys.__stdout__ and isinstance(sys.stderr, SteadyStream)
+                and not isinstance(error, BrokenPipeError)):   # `| head`: what was asked
+            # The exit code stays the work's; who reads the report should know it is lost
+            # (`sync --json > /dev/full` exited 0, nothing said: QA, 2026-12-08).
+            sys.stderr.write(f"csload: the output could not be written ({error}); the command "
+                             "went on\n")
         # The interpreter flushes the stream itself at exit: what its buffer still holds goes
         # to /dev/null, not to a second error (the Python docs' advice for a broken pipe).
         try:
@@ -76,7 +82,12 @@ def steady_streams() -> None:
     """Put sys.stdout and sys.stderr in a SteadyStream each (once; idempotent)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if stream is not None and not isinstance(stream, SteadyStream):
+        if stream is None:
+            # Started with the descriptor closed (`csload sync --json >&-`): the report went
+            # to None.write, "a bug in csload", exit 1, after every run had committed (QA,
+            # 2026-12-08). It goes nowhere instead.
+            stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process
+        if not isinstance(stream, SteadyStream):
             setattr(sys, name, SteadyStream(stream))
 
 

@@ -1,0 +1,88 @@
+"""What the host's resource limits (`ulimit`) let csload do: checked before the work starts,
+and named when one stops it anyway.
+
+Found by QA on 2026-12-08, under limits a cron box or a hardened container sets:
+- `ulimit -v` (address space): DuckDB and the lake's Rust libraries reserve far more address
+  space than they touch (peak RSS stays under 500 MB). A DuckDB target synced at 1.8 GB and
+  failed its runs one by one at 1.7 GB, blaming their size; a lake synced at 4 GB, failed its
+  runs at 3 GB, and at 1.5-2.5 GB syncs and `status` hung for good, deaf to SIGTERM, or
+  aborted in Rust. So below `MIN_ADDRESS_SPACE` a command stops at once and says why.
+- `ulimit -n` (open files): too few for the downloads failed every run at every sync ("Too
+  many open files", exit 3). The soft limit is raised toward the hard one when the downloads
+  need more (what the Go runtime does for every program); below that, the sync stops at once.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from csload.errors import ConfigError
+
+try:   # POSIX only
+    import resource
+except ImportError:   # pragma: no cover - not on the platforms csload runs on
+    resource = None   # type: ignore[assignment]
+
+# The least address space a command that opens a target works with (see the docstring), with
+# some room above what QA measured.
+MIN_ADDRESS_SPACE = {"database": 2 << 30, "lake": 4 << 30}
+# Open files beside the downloads' (DuckDB's files, the lake's, sockets to the API, logs),
+# and per download in flight (its socket and staging file): 4 downloads needed 28, 64 about
+# 150 (QA, 2026-12-08).
+BASE_OPEN_FILES = 40
+OPEN_FILES_PER_DOWNLOAD = 2
+
+
+def check_address_space(kind: str) -> None:
+    """ConfigError when `ulimit -v` leaves less address space than a `kind` ("database" or
+    "lake") target needs."""
+    if resource is None:
+        return
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    need = MIN_ADDRESS_SPACE[kind]
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raise ConfigError(
+            f"this process may use {soft >> 20} MB of address space (ulimit -v {soft >> 10}), "
+            f"and csload needs {need >> 30} GB for a {kind}: DuckDB"
+            f"{' and the lake libraries' if kind == 'lake' else ''} reserve address space they "
+            "do not use (its memory use stays far lower). Raise or lift `ulimit -v` (memory is "
+            "better capped by a cgroup, which counts what is used)")
+
+
+def fit_open_files(downloads: int) -> None:
+    """Raise the soft limit on open files toward the hard one when `downloads` in flight need
+    more; ConfigError when even the hard limit is too low."""
+    if resource is None:
+        return
+    need = BASE_OPEN_FILES + OPEN_FILES_PER_DOWNLOAD * downloads
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            return
+        except (ValueError, OSError):
+            pass
+    raise ConfigError(
+        f"{downloads} downloads at once need about {need} open files, and this process may "
+        f"open {soft} (ulimit -n): raise `ulimit -n`, or lower the downloads in flight "
+        "(--concurrency, download_concurrency)")
+
+
+def limit_hit(exc: BaseException) -> str | None:
+    """What to say, in one line, when a host limit stopped the command after all (None: `exc`
+    is no such error)."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return ("too many open files: raise `ulimit -n`, or lower the downloads in flight "
+                "(--concurrency)")
+    if isinstance(exc, MemoryError) or "Cannot allocate memory" in text \
+            or "memory allocation of" in text:
+        return ("out of memory: this process's address space or memory is limited (`ulimit "
+                "-v`, a container's limit); raise the limit")
+    if "can't start new thread" in text or "can't spawn worker thread" in text \
+            or "Resource temporarily unavailable" in text:
+        return ("the host refused a new thread: its limit on processes and threads is too low "
+                "(`ulimit -u`, a container's pids limit); raise it")
+    return None
