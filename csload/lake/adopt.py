@@ -38,6 +38,7 @@ from csload.lake.snapshot import (
     reader_protocol_problem,
 )
 from csload.lake.state import TableState
+from csload.notices import notice
 
 if TYPE_CHECKING:
     from csload.lake.fs import LakeFS
@@ -191,9 +192,9 @@ def adopt(lake: LakeFS, recorded: LakeTable, latest: LakeTable,
           commits: Sequence[Commit]) -> TableState:
     """What the ledger records of the table once another writer's commits are kept: the latest
     version, and the rows per run of each partition whose files changed, counted again."""
-    log.warning("lake %s: kept the commits of table %s that csload did not make (%s); the "
-                "ledger now records its version %s", lake.root, recorded.name,
-                described(commits), latest.delta.version())
+    notice(log, "lake %s: kept the commits of table %s that csload did not make (%s); the "
+           "ledger now records its version %s", lake.root, recorded.name, described(commits),
+           latest.delta.version())
     return _recounted(lake, recorded, latest)
 
 

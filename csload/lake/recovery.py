@@ -59,6 +59,7 @@ from csload.lake.ledger import STATE_ROW, export_ledger, import_ledger, rows_tab
 from csload.lake.snapshot import LakeSnapshot, LakeTable, has_older_format, read_snapshot
 from csload.load.columns import check_table_name
 from csload.load.ledger import Ledger
+from csload.notices import notice
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -315,8 +316,8 @@ def _forget(lake: LakeFS, snapshot: LakeSnapshot, tables: list[str]) -> None:
         con.close()
     snapshot.rows = dict(zip(rows.column("name").to_pylist(), rows.column("data").to_pylist(),
                              strict=True))
-    log.warning("lake %s: the folder of table(s) %s is gone (deleted?): the %d run(s) loaded "
-                "into it are loaded again", lake.root, ", ".join(tables), runs)
+    notice(log, "lake %s: the folder of table(s) %s is gone (deleted?): the %d run(s) loaded "
+           "into it are loaded again", lake.root, ", ".join(tables), runs)
 
 
 def _empty_ledger(state: LakeState) -> pa.Table:

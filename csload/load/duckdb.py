@@ -61,6 +61,7 @@ from csload.load.lookups import (
 from csload.load.outcome import AppliedRun, UnloadedRun
 from csload.load.parts import inspect_part
 from csload.load.supersede_sql import apply_key_rule, apply_window_rule
+from csload.notices import notice
 from csload.times import utcnow
 from csload.transfer.staged import StagedRun, check_run_parts
 
@@ -165,8 +166,8 @@ class DuckDBStore:
         with self._transaction():
             self.ledger.forget_tables(sorted(dropped))
         for table, runs in sorted(dropped.items()):
-            log.warning("table %s is no longer in %s (dropped or renamed?): its %d loaded "
-                        "run(s) are loaded again", table, self.path, runs)
+            notice(log, "table %s is no longer in %s (dropped or renamed?): its %d loaded "
+                   "run(s) are loaded again", table, self.path, runs)
 
     def record_failed(self, job: Job, run: Run, message: str, table: str | None = None) -> None:
         """Record that a run could not be loaded (download or parse failure)."""

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import shutil
 from collections import Counter
@@ -51,6 +52,7 @@ from csload.config import (
 from csload.errors import CsloadError, DamagedDownload, RunExpired
 from csload.load.holder import open_when_free
 from csload.load.outcome import UnloadedRun
+from csload.notices import gather
 from csload.pipeline.batching import batches
 from csload.pipeline.discover import Selection
 from csload.pipeline.dry_run import describe_plan
@@ -162,6 +164,7 @@ async def sync_async(
     # before anything is opened or downloaded.
     mapped = {**settings.tables, **table_map(tables, "tables")}
     report = SyncReport(target=target.label, dry_run=dry_run)
+    notices = gather()   # the store's warnings, into the report (csload.notices)
     store: Store | None = None
     lock_wait = settings.limits.lock_wait if wait is None else parse_duration(wait, "wait")
 
@@ -233,6 +236,7 @@ async def sync_async(
                     await anyio.to_thread.run_sync(store.close)
                 finally:
                     await anyio.to_thread.run_sync(target.release_staging)
+    report.warnings.extend(notices)
     report.finished_at = _now()
     return report
 
@@ -244,7 +248,8 @@ def _open_importing_client(target: Target, limits: Limits) -> Store:
     (benchmarks/results/ab-2026-12-06.md): opening first and importing after makes the no-op sync's
     median 6 % and 10 % longer (two runs of 15 and 20 interleaved syncs each)."""
     with ThreadPoolExecutor(1, thread_name_prefix="csload-open") as pool:
-        opening = pool.submit(target.open, limits)
+        # In this context: the store's notices go to the sync's report (csload.notices).
+        opening = pool.submit(contextvars.copy_context().run, target.open, limits)
         try:
             import csload.transfer.stage  # noqa: F401
         except BaseException:

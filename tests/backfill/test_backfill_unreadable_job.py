@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from csload import BackfillReport, backfill_async
+from csload import BackfillReport, backfill_async, sync_async
 from csload.api.client import ExportClient
 from csload.api.models import JobField, JobSpec
 from csload.backfills.engine import BackfillStatus
@@ -85,3 +86,25 @@ async def test_a_backfill_like_a_job_that_waits_is_refused(
         f"--like {narrow.job_id}: csload sync refuses that job, so it has no table to share "
         f"(it waits for job {views}")
     assert backfill_jobs(simulator) == [] and not db_path.exists()
+
+
+async def test_gaps_of_a_job_that_cannot_be_read_are_said_and_the_backfill_goes_on(
+        settings: Settings, simulator: Tampered, driver: SimDriver, db_path: Path) -> None:
+    # Found by QA (2026-12-08): `backfill --gaps` failed whole (exit 1) on one daily job
+    # whose definition the API gave oddly; the other jobs' gaps were not filled either.
+    settings = dataclasses.replace(settings, tables={})
+    views = simulator.job_named("Daily pageviews").job_id
+    await sync_async(settings, db=db_path, jobs=[views], until=date(2026, 11, 22))
+    await sync_async(settings, db=db_path, jobs=[views], since=date(2026, 11, 24))
+
+    def odd(payload: Any) -> None:
+        next(f for f in payload["fields"] if "customVarPosition" in f)["customVarPosition"] = 21
+
+    simulator.edits[simulator.api_path(f"/exports/{views}")] = odd
+
+    report = await backfill_async(settings, gaps=True, db=db_path, sleep=driver.sleep,
+                                  clock=driver.clock, poll_interval=10)
+
+    assert report.items == [] and backfill_jobs(simulator) == []
+    assert any(w.startswith(f"daily job {views} cannot be read (job {views}: customVarPosition "
+                            "21 is out of range") and "2026-11-23" in w for w in report.warnings)

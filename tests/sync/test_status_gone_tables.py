@@ -40,6 +40,28 @@ def test_status_says_a_table_is_gone_and_the_next_sync_brings_it_back(
     assert ("gone: table views is no longer there (dropped, or its folder deleted): the next "
             "csload sync loads its runs again") in shown.output
 
-    assert not csload.sync(settings, **target).failed   # type: ignore[arg-type]
+    again = csload.sync(settings, **target)   # type: ignore[arg-type]
+    assert not again.failed
+    # In the report too (`--json`), not only in the log (QA, 2026-12-08).
+    said = [w for w in again.warnings if "are loaded again" in w]
+    assert len(said) == 1 and "views" in said[0], again.warnings
+    assert csload.sync(settings, **target).warnings == []   # said once
     after = csload.status(**target)
     assert after.dropped == () and {t.table: t.rows for t in after.tables}["views"] == views_rows
+
+
+def test_another_writers_commits_kept_by_a_sync_are_in_its_report(
+        settings: Settings, tmp_path: Path) -> None:
+    """docs/lake.md: a delete made with another Delta writer is kept, "a warning says so";
+    that was a log line only, and `--json` said `"warnings": []` (QA, 2026-12-08)."""
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    assert not csload.sync(settings, parquet=lake).failed
+    DeltaTable(str(lake / "views")).delete("view_number = 1")
+
+    report = csload.sync(settings, parquet=lake)
+
+    said = [w for w in report.warnings if "kept the commits of table views" in w]
+    assert len(said) == 1, report.warnings
+    assert csload.sync(settings, parquet=lake).warnings == []
