@@ -34,9 +34,11 @@ per table (docs/loading.md, "Which table a job loads into"):
   csload never adds its columns to, nor loads into, a table of the user's.
 * A job whose definition the API's job list does not give whole (a field csload cannot read:
   `Job.unreadable`) is refused alone; its table, if it loaded before, keeps the columns of the
-  ledger's copy. While a new such job could be the widest of its scope (recurring, or all are
-  `once`), no new job takes that scope's table yet (refused, "waits for"): its columns are
-  unknown, and the table would otherwise go to whichever job could be read first.
+  ledger's copy. A new such job holds the table it is mapped to, else its scope's table for
+  the jobs it may be placed before (a recurring one before all; a `once` one before `once`
+  jobs): they are refused meanwhile ("waits for"), as its columns are unknown and the table
+  would otherwise go to whichever job could be read first. A deleted or suspended one holds
+  none.
 
 Not chosen: merging rows column by column (a key's row holding, per column, the value of the
 latest run that exported it). A re-run of a filtered job that no longer has a key removes the
