@@ -23,13 +23,15 @@ try:   # POSIX only
 except ImportError:   # pragma: no cover - not on the platforms csload runs on
     resource = None   # type: ignore[assignment]
 
-# The least address space a command that opens a target works with (see the docstring), with
-# some room above what QA measured.
-MIN_ADDRESS_SPACE = {"database": 2 << 30, "lake": 4 << 30}
+# The least address space a command works with (see the docstring), with some room above what
+# QA measured: reading a lake (status, connect) worked at 3 GB and aborted at 2 GB.
+MIN_ADDRESS_SPACE = {"database": 2 << 30, "lake": 4 << 30, "lake read": 3 << 30}
 # Open files beside the downloads' (DuckDB's files, the lake's, sockets to the API, logs),
 # and per download in flight (its socket and staging file): 4 downloads needed 28, 64 about
-# 150 (QA, 2026-12-08).
+# 150 (QA, 2026-12-08). The soft limit is raised to the comfortable count when it can be;
+# below the least one, a sync stops at once (between the two it goes on, as it did).
 BASE_OPEN_FILES = 40
+LEAST_OPEN_FILES = 20
 OPEN_FILES_PER_DOWNLOAD = 2
 
 
@@ -43,10 +45,11 @@ def check_address_space(kind: str) -> None:
     if soft != resource.RLIM_INFINITY and soft < need:
         raise ConfigError(
             f"this process may use {soft >> 20} MB of address space (ulimit -v {soft >> 10}), "
-            f"and csload needs {need >> 30} GB for a {kind}: DuckDB"
-            f"{' and the lake libraries' if kind == 'lake' else ''} reserve address space they "
-            "do not use (its memory use stays far lower). Raise or lift `ulimit -v` (memory is "
-            "better capped by a cgroup, which counts what is used)")
+            f"and csload needs {need >> 30} GB {'to read' if kind == 'lake read' else 'for'} "
+            f"a {kind.split()[0]}: DuckDB{' and the lake libraries' if 'lake' in kind else ''} "
+            "reserve address space they do not use (the memory used stays far lower). Raise "
+            "or lift `ulimit -v` (memory is better capped by a cgroup, which counts what is "
+            "used)")
 
 
 def fit_open_files(downloads: int) -> None:
@@ -54,20 +57,24 @@ def fit_open_files(downloads: int) -> None:
     more; ConfigError when even the hard limit is too low."""
     if resource is None:
         return
-    need = BASE_OPEN_FILES + OPEN_FILES_PER_DOWNLOAD * downloads
+    want = BASE_OPEN_FILES + OPEN_FILES_PER_DOWNLOAD * downloads
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= need:
+    if soft == resource.RLIM_INFINITY or soft >= want:
         return
-    if hard == resource.RLIM_INFINITY or hard >= need:
+    raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if raised > soft:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-            return
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
         except (ValueError, OSError):
             pass
-    raise ConfigError(
-        f"{downloads} downloads at once need about {need} open files, and this process may "
-        f"open {soft} (ulimit -n): raise `ulimit -n`, or lower the downloads in flight "
-        "(--concurrency, download_concurrency)")
+    least = LEAST_OPEN_FILES + OPEN_FILES_PER_DOWNLOAD * downloads
+    if soft < least:
+        fewer = " or lower the downloads in flight (--concurrency)" if downloads > 1 else ""
+        raise ConfigError(
+            f"{downloads} download{'s' if downloads > 1 else ''} at once need at least {least} "
+            f"open files, and this process may open {soft} (ulimit -n): raise `ulimit -n`"
+            f"{fewer}")
 
 
 def limit_hit(exc: BaseException) -> str | None:

@@ -148,7 +148,7 @@ class Target:
         plain http goes to loopback in simulator mode only; None (a reader): to loopback, or
         with the storage option `allow_http`."""
         check_one_target(db, parquet)
-        check_address_space("lake" if parquet is not None else "database")
+        check_address_space("lake read" if parquet is not None else "database")
         # `--parquet "$LAKE"` with LAKE unset: "" would be the current folder (`--db ""`
         # reaches here as Path("."), the click option's Path of "").
         if (isinstance(parquet, str) and not parquet.strip()) or (
@@ -253,6 +253,7 @@ class Target:
         store: Store
         self.check_writable()
         fit_open_files((limits or Limits()).download_concurrency)
+        check_address_space("lake" if self.parquet is not None else "database")
         if self.parquet is not None:
             from csload.lake_upgrade.convert import open_store
 

@@ -197,10 +197,12 @@ class Job:
         except ApiError as exc:
             if not isinstance(raw, dict):
                 raise
-            # What a sync's report shows of it: id, name, format, scope, frequency, state.
+            # What a sync's report shows of it, and the device its placement ranks it by.
+            device = raw.get("deviceLabel")
             return cls(*_job_id_and_name(raw), str(raw.get("format") or "").upper(),
                        str(raw.get("scope") or "").lower(), str(_frequency(raw)[0] or "").lower(),
                        state=raw["state"] if isinstance(raw.get("state"), str) else None,
+                       device_label=device if isinstance(device, str) else None,
                        unreadable=str(exc))
 
     @classmethod

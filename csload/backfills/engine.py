@@ -316,7 +316,8 @@ async def _gap_plan(work: BackfillWork, scope: str | None, date_from: date | Non
         except ApiError as exc:
             # One job the API describes oddly failed the whole --gaps (QA, 2026-12-08).
             work.warn(f"daily job {job_id} cannot be read ({exc}): its missing days "
-                      f"({', '.join(map(str, days))}) are not filled; the others are")
+                      f"({', '.join(map(str, days))}) are not filled (exit 3); the others are")
+            work.report.unplanned.append(job_id)
             continue
         table = await work.tables.table_of(job_id) or source.scope
         template = Template(scope=source.scope, format=source.format, fields=source.fields,
@@ -328,7 +329,7 @@ async def _gap_plan(work: BackfillWork, scope: str | None, date_from: date | Non
             + ", ".join(str(w.label if w.start != w.last else w.start)
                         for w in split_days(days, max_days=10**6)))))
         pieces.extend(work.plan(template, days, anchor=None))
-    if not templates:
+    if not templates and not work.report.unplanned:
         work.emit(BackfillEvent(kind=BackfillEventKind.MESSAGE,
                                 message="no missing days in the daily coverage"))
     return pieces, templates

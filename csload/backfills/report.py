@@ -62,6 +62,8 @@ class BackfillReport(Report):
     gaps: bool = False
     items: list[BackfillItem] = field(default_factory=list)
     unavailable: list[UnavailableDays] = field(default_factory=list)
+    # Daily jobs whose gaps `--gaps` could not plan (the API's definition unreadable).
+    unplanned: list[int] = field(default_factory=list)
 
     def of_status(self, status: BackfillStatus) -> list[BackfillItem]:
         return [item for item in self.items if item.status is status]
@@ -84,8 +86,9 @@ class BackfillReport(Report):
 
     @property
     def incomplete(self) -> bool:
-        """When a window failed. Days no job can export are warnings, not failures."""
-        return bool(self.failed)
+        """When a window failed, or a job's gaps could not be planned (exit 3: a later
+        backfill fills them). Days no job can export are warnings, not failures."""
+        return bool(self.failed or self.unplanned)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class BackfillReport(Report):
             "windowsFailed": len(self.failed), "jobsCreated": self.jobs_created,
             "rows": self.rows, "exitCode": self.exit_code,
             "unavailableDays": [u.to_json() for u in self.unavailable],
+            "jobsNotPlanned": list(self.unplanned),
             "warnings": list(self.warnings),
             "items": [item.to_json() for item in self.items],
         }

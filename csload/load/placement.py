@@ -187,12 +187,12 @@ def _claims(jobs: Mapping[int, Job], known: Mapping[int, tuple[Job, str]],
             mapped: Mapping[int, str]) -> dict[str, list[tuple[Job, bool]]]:
     """The tables a job new to the target that cannot be read may own once it can: the one
     it is mapped to (it holds it for every job: True), else its scope's (it holds it for the
-    jobs it would be placed before: False). A job that runs no more holds none (a deleted
-    colleague's job held `views` from the main job for good: QA, 2026-12-08)."""
+    jobs it would be placed before: False). A deleted job holds none (a deleted colleague's
+    job held `views` from the main job for good: QA, 2026-12-08); a suspended one does (its
+    runs may still be loaded: the main job, suspended, lost `views` to a narrow job)."""
     out: dict[str, list[tuple[Job, bool]]] = {}
     for job_id, job in jobs.items():
-        if job.unreadable and job_id not in known and (job.state or "").upper() not in (
-                "DELETED", "SUSPENDED"):
+        if job.unreadable and job_id not in known and (job.state or "").upper() != "DELETED":
             table = mapped.get(job_id, job.scope)
             out.setdefault(table, []).append((job, job_id in mapped))
     return out
@@ -200,9 +200,14 @@ def _claims(jobs: Mapping[int, Job], known: Mapping[int, tuple[Job, str]],
 
 def _blocker(claims: Iterable[tuple[Job, bool]], job: Job) -> Job | None:
     """The job that cannot be read that `job` waits for, among a table's `claims`: one mapped
-    there, or one the rule may place before `job` (a recurring job before a `once` job)."""
-    return next((other for other, always in claims if always
-                 or (other.frequency == "once") <= (job.frequency == "once")), None)
+    there, or one the rule may place before `job` (`_widest_first`'s order: recurring before
+    `once`, then all the traffic before filtered ones; a mobile-only job held `views` from the
+    main job: QA, 2026-12-08)."""
+    def rank(one: Job) -> tuple[bool, bool]:
+        return one.frequency == "once", filtered(one)
+
+    return next((other for other, always in claims if always or rank(other) <= rank(job)),
+                None)
 
 
 def _waits_for(job: Job, blocker: Job, table: str) -> str:
@@ -286,12 +291,17 @@ def place_jobs(listed: Iterable[Job], known: Mapping[int, tuple[Job, str]],
             group = [job for job in group if job.job_id not in waiting]
             rivals = [job for job in new_jobs if job.scope == table and job.job_id not in
                       unloadable and _blocker(claims.get(table, ()), job) is None]
-        holders = before or held.get(table) or [*group, *rivals]
+        # Among them, the table's own scope first: a sessions job mapped to `views` took it
+        # from the main views job, 48 columns against 38 (QA, 2026-12-08).
+        holders = before or held.get(table) or (
+            [job for job in [*group, *rivals] if job.scope == table] if rivals else []
+        ) or group
         if holders:
             reference[table] = _widest_first(holders)[0]
     for job in new_jobs:
-        if job.job_id in unloadable:
-            placed[job.job_id] = (own_table(job), "own table")
+        if job.job_id in unloadable:   # shown where it would go: its claim, if it cannot be read
+            placed[job.job_id] = ((job.scope, "scope table") if job.unreadable and job.scope
+                                  else (own_table(job), "own table"))
             continue
         # A new job that cannot be read may be the widest of its scope, whose columns the
         # scope's table would take: no job takes that table before it can be read, so that

@@ -102,9 +102,15 @@ async def test_gaps_of_a_job_that_cannot_be_read_are_said_and_the_backfill_goes_
 
     simulator.edits[simulator.api_path(f"/exports/{views}")] = odd
 
+    said: list[str] = []
     report = await backfill_async(settings, gaps=True, db=db_path, sleep=driver.sleep,
-                                  clock=driver.clock, poll_interval=10)
+                                  clock=driver.clock, poll_interval=10,
+                                  on_event=lambda event: said.append(event.message or ""))
 
     assert report.items == [] and backfill_jobs(simulator) == []
+    # Not filled is not done: exit 3, and no "no missing days" (QA, 2026-12-08).
+    assert (report.exit_code, report.unplanned) == (3, [views])
+    assert report.to_json()["jobsNotPlanned"] == [views]
+    assert not any("no missing days" in message for message in said)
     assert any(w.startswith(f"daily job {views} cannot be read (job {views}: customVarPosition "
                             "21 is out of range") and "2026-11-23" in w for w in report.warnings)

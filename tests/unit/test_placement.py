@@ -133,7 +133,7 @@ def test_a_new_job_that_cannot_be_read_keeps_its_scope_table_free() -> None:
     narrow = job(2, ("session_id", "view_number", "url"), frequency="once")
     other_scope = job(3, ("session_id", "session_number"), scope="sessions")
     placed = place_jobs([unreadable(1), narrow, other_scope], {}, {})
-    assert placed[1].refused is not None and placed[1].table == "views_job_1"
+    assert placed[1].refused is not None and placed[1].table == "views"   # what it holds
     # It may be the widest recurring views job: no job takes table views before it is read.
     assert placed[2].table == "views" and (placed[2].refused or "").startswith(
         "it waits for job 1, whose definition cannot be read")
@@ -150,7 +150,7 @@ def test_a_once_job_that_cannot_be_read_does_not_hold_back_a_recurring_one() -> 
     # scope's table from one. A table already held by a job is not held back either.
     narrow_once = job(4, ("session_id", "view_number"), frequency="once")
     placed = place_jobs([unreadable(1, frequency="once"), job(2), narrow_once], {}, {})
-    assert tables(placed) == {1: "views_job_1", 2: "views", 4: "views_job_4"}
+    assert tables(placed) == {1: "views", 2: "views", 4: "views_job_4"}   # 1: its claim
     assert [p.job.job_id for p in placed.values() if p.refused] == [1]
     held = place_jobs([unreadable(1), job(2, FULL, frequency="once")], {2: (job(2), "views")},
                       {})
@@ -220,11 +220,41 @@ def test_a_job_mapped_to_a_table_holds_it_while_it_cannot_be_read() -> None:
                                                                       2: "views_job_2"}
 
 
-def test_a_job_that_runs_no_more_holds_no_table_while_it_cannot_be_read() -> None:
+def test_a_deleted_job_holds_no_table_while_it_cannot_be_read_a_suspended_one_does() -> None:
     # Found by QA (2026-12-08): a deleted colleague job that cannot be read held `views`
     # from the main daily job of a new target, for good.
-    for state in ("DELETED", "SUSPENDED", "deleted"):
+    for state in ("DELETED", "deleted"):
         gone = replace(unreadable(1), state=state)
         placed = place_jobs([gone, job(2)], {}, {})
         assert (placed[2].table, placed[2].refused) == ("views", None), state
         assert placed[1].refused is not None
+    # A suspended main job may still have runs to load: a narrow job took `views` from it
+    # while it could not be read, and it went to a table of its own for good.
+    suspended = replace(unreadable(1), state="SUSPENDED")
+    narrow = job(2, ("session_id", "view_number"))
+    assert (place_jobs([suspended, narrow], {}, {})[2].refused or "").startswith(
+        "it waits for job 1")
+
+
+def test_a_filtered_job_that_cannot_be_read_holds_nothing_from_an_all_traffic_one() -> None:
+    # Found by QA (2026-12-08): an unreadable mobile copy of the main job held `views` from
+    # the main job, which the rule places first anyway.
+    mobile = replace(unreadable(2), device_label="mobile")
+    placed = place_jobs([mobile, job(1)], {}, {})
+    assert (placed[1].table, placed[1].refused) == ("views", None)
+    # It still holds it from filtered jobs, which it may come before.
+    tablet = replace(job(3, ("session_id", "view_number")), device_label="tablet")
+    assert (place_jobs([mobile, tablet], {}, {})[3].refused or "").startswith(
+        "it waits for job 2")
+    # A job that cannot be read is shown at the table it holds.
+    assert placed[2].table == "views"
+
+
+def test_a_job_of_another_scope_mapped_to_a_scope_table_does_not_take_it() -> None:
+    # Found by QA (2026-12-08): `--table 1120=views` gave `views` to the 48-column sessions
+    # job, and the main views job went to a table of its own, for good.
+    sessions = job(1120, ("session_id", "user_id", "session_date", "country_code", "device",
+                          "browser", "os", "city"), scope="sessions")
+    placed = place_jobs([sessions, job(1121)], {}, {1120: "views"})
+    assert (placed[1121].table, placed[1121].refused) == ("views", None)
+    assert placed[1120].table == "views" and placed[1120].refused is not None
