@@ -9,7 +9,8 @@ Found by QA on 2026-12-08, under limits a cron box or a hardened container sets:
   aborted in Rust. So below `MIN_ADDRESS_SPACE` a command stops at once and says why.
 - `ulimit -n` (open files): too few for the downloads failed every run at every sync ("Too
   many open files", exit 3). The soft limit is raised toward the hard one when the downloads
-  need more (what the Go runtime does for every program); below that, the sync stops at once.
+  may need more (what the Go runtime does for every program); below the least they need, the
+  sync stops at once.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ OPEN_FILES_PER_DOWNLOAD = 2
 
 
 def check_address_space(kind: str) -> None:
-    """ConfigError when `ulimit -v` leaves less address space than a `kind` ("database" or
-    "lake") target needs."""
+    """ConfigError when `ulimit -v` leaves less address space than `kind` needs: "database"
+    (any use), "lake read" (status, connect, a dry run) or "lake" (a sync writing it)."""
     if resource is None:
         return
     soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -53,8 +54,8 @@ def check_address_space(kind: str) -> None:
 
 
 def fit_open_files(downloads: int) -> None:
-    """Raise the soft limit on open files toward the hard one when `downloads` in flight need
-    more; ConfigError when even the hard limit is too low."""
+    """Raise the soft limit on open files toward the hard one when `downloads` in flight may
+    need more; ConfigError when fewer than the least they need are left."""
     if resource is None:
         return
     want = BASE_OPEN_FILES + OPEN_FILES_PER_DOWNLOAD * downloads
@@ -72,7 +73,8 @@ def fit_open_files(downloads: int) -> None:
     if soft < least:
         fewer = " or lower the downloads in flight (--concurrency)" if downloads > 1 else ""
         raise ConfigError(
-            f"{downloads} download{'s' if downloads > 1 else ''} at once need at least {least} "
+            f"{downloads} download{'s at once need' if downloads > 1 else ' at once needs'} "
+            f"at least {least} "
             f"open files, and this process may open {soft} (ulimit -n): raise `ulimit -n`"
             f"{fewer}")
 
