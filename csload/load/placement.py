@@ -122,13 +122,17 @@ def filtered(job: Job) -> bool:
     return (job.device_label or "all").lower() != "all" or job.segment_id is not None
 
 
-def _widest_first(jobs: Iterable[Job]) -> list[Job]:
+def _kind_rank(job: Job) -> tuple[bool, bool]:
     """Recurring jobs (the project's feeds) before `once` jobs (a look at some days), then
     jobs of all the traffic before filtered ones (a colleague's mobile-only copy with one more
     field took `views` from the main job, which left the scope's table mobile-only: QA,
-    2026-12-08), then the most fields, then the oldest."""
-    return sorted(jobs, key=lambda job: (job.frequency == "once", filtered(job),
-                                         -len(columns_of(job)), job.job_id))
+    2026-12-08). What a job's fields cannot change: `_blocker` ranks by it alone."""
+    return job.frequency == "once", filtered(job)
+
+
+def _widest_first(jobs: Iterable[Job]) -> list[Job]:
+    """By `_kind_rank`, then the most fields, then the oldest."""
+    return sorted(jobs, key=lambda job: (*_kind_rank(job), -len(columns_of(job)), job.job_id))
 
 
 def table_owner(table: str, known: Mapping[int, tuple[Job, str]]) -> Job | None:
@@ -200,14 +204,10 @@ def _claims(jobs: Mapping[int, Job], known: Mapping[int, tuple[Job, str]],
 
 def _blocker(claims: Iterable[tuple[Job, bool]], job: Job) -> Job | None:
     """The job that cannot be read that `job` waits for, among a table's `claims`: one mapped
-    there, or one the rule may place before `job` (`_widest_first`'s order: recurring before
-    `once`, then all the traffic before filtered ones; a mobile-only job held `views` from the
-    main job: QA, 2026-12-08)."""
-    def rank(one: Job) -> tuple[bool, bool]:
-        return one.frequency == "once", filtered(one)
-
-    return next((other for other, always in claims if always or rank(other) <= rank(job)),
-                None)
+    there, or one the rule may place before `job` (by `_kind_rank`: its fields are unknown; a
+    mobile-only job held `views` from the main job: QA, 2026-12-08)."""
+    return next((other for other, always in claims
+                 if always or _kind_rank(other) <= _kind_rank(job)), None)
 
 
 def _waits_for(job: Job, blocker: Job, table: str) -> str:
