@@ -39,6 +39,7 @@ import pyarrow as pa
 from csload.errors import ConfigError, LakeConflict, StoreError
 from csload.lake.adopt import adopt, described, refuse_unwritable, unrecorded_commits
 from csload.lake.delta import (
+    APP_ID,
     Commit,
     commit_ledger,
     commits_after,
@@ -181,7 +182,7 @@ def _plan(lake: LakeFS, snapshot: LakeSnapshot) -> list[_Step]:
     steps = [_Step(name, None, dropped=True) for name in snapshot.dropped]
     for name, table in _unrecorded(lake, snapshot):
         if table is None:
-            _refuse_others_table(lake, name)
+            _refuse_others_table(lake, name, snapshot.state.batch)
             steps.append(_Step(name, None))
             continue
         commits, kept = unrecorded_commits(lake, snapshot.tables[name], table)
@@ -210,10 +211,14 @@ def preview(lake: LakeFS) -> list[str]:
     return lines
 
 
-def _refuse_others_table(lake: LakeFS, name: str) -> None:
-    """A table folder the ledger does not name is removed only if csload made it (a sync that
-    created it and stopped before its ledger's commit): StoreError for another tool's table,
-    before anything is written (a lake's root taken from a folder of the user's own)."""
+def _refuse_others_table(lake: LakeFS, name: str, batch: int) -> None:
+    """A table folder the ledger does not name is removed only if a sync that stopped before
+    its ledger's commit made it: its commits are csload's, of a batch after the ledger's last
+    (`batch`). StoreError, before anything is written, for another tool's table (a lake's
+    root taken from a folder of the user's own), and for a copy of a csload table or one
+    renamed by hand (`cp -r views views_backup`): its commits are of batches the ledger
+    records, and it was removed as a crashed sync's, with the rows of days whose files had
+    expired since (QA, 2026-12-08)."""
     table = open_table(lake, name)
     if table is None:
         return
@@ -223,6 +228,14 @@ def _refuse_others_table(lake: LakeFS, name: str) -> None:
             f"lake {lake.root}: folder {name} holds a Delta table that csload did not make "
             f"({described(theirs)}); csload neither removes it nor loads into it. A lake's "
             "folder holds csload's tables only: sync into a folder of its own")
+    with delta_errors(lake, f"read the log of table {name}"):
+        made_in = table.transaction_version(APP_ID)
+    if made_in is None or made_in <= batch:
+        raise StoreError(
+            f"lake {lake.root}: folder {name} holds a table of csload's that the lake's ledger "
+            "does not name (a copy, or a table renamed by hand?); csload neither removes it "
+            "nor loads into it. Move it out of the lake's folder (a table renamed by hand: "
+            "give it its name back), then sync again")
 
 
 def _vacuum_spares(path: str) -> bool:

@@ -379,12 +379,21 @@ def test_hostile_root_folder_linked_outside(crafted: Crafted) -> None:
     assert_outside_untouched(crafted)
 
 
+def _of_a_later_batch(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copied log's commit made to look a crashed sync's: of a batch the ledger has not
+    recorded (a copy of a recorded table's is refused as such, before its files are read)."""
+    for action in actions:
+        if "txn" in action:
+            action["txn"]["version"] = 10**6
+    return actions
+
+
 def _unrecorded_table(root: Path, name: str, path: str) -> None:
     """A Delta table `name` the ledger does not know (what a crashed sync leaves, which the
     next open removes), whose log adds `path`."""
     shutil.copytree(root / "pages", root / name)
     log = root / name / "_delta_log" / f"{0:020d}.json"
-    actions = [json.loads(line) for line in log.read_text().splitlines()]
+    actions = _of_a_later_batch([json.loads(line) for line in log.read_text().splitlines()])
     next(a for a in actions if "add" in a)["add"]["path"] = path
     log.write_text("".join(json.dumps(a) + "\n" for a in actions))
 
@@ -423,7 +432,7 @@ def test_hostile_root_unrecorded_table_naming_a_neighbours_object(
     assert log is not None
     for path in (f"s3://{neighbour.base}/views/date=2026-11-20/data.parquet",
                  f"../{neighbour.base.split('/', 1)[1]}/views/date=2026-11-20/data.parquet"):
-        actions = [json.loads(line) for line in log.decode().splitlines()]
+        actions = _of_a_later_batch([json.loads(line) for line in log.decode().splitlines()])
         next(a for a in actions if "add" in a)["add"]["path"] = path
         fs.write_bytes(f"evil/_delta_log/{0:020d}.json",
                        "".join(json.dumps(a) + "\n" for a in actions).encode())

@@ -101,3 +101,45 @@ def test_a_missing_file_of_an_s3_lake_is_said_by_the_sync_with_the_fix(
     message = str(raised.value)
     assert "cannot read the files of table sessions" in message, message
     assert "delete the table's folder" in message and "aborted" not in message, message
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_copied_or_renamed_table_is_refused_not_removed(
+        simulator: Simulator, sim_thread: ServerHandle, tmp_path: Path) -> None:
+    """`cp -r views views_backup` or `mv views pageviews` in the lake: the sync removed the
+    copy (or the renamed table, reloading `views` only from the runs still served) as a table
+    a crashed sync had created (QA, 2026-12-08). Refused now, nothing removed; the table's
+    name given back, the next sync goes on."""
+    settings = sim_settings(simulator, sim_thread.base_url)
+    lake = tmp_path / "lake"
+    assert not csload.sync(settings, parquet=lake).failed
+    before = counts(lake)
+    simulator.advance_days(1)
+    shutil.copytree(lake / "views", lake / "views_backup")
+    copied = files_under(lake / "views_backup")
+
+    with pytest.raises(StoreError) as raised:
+        csload.sync(settings, parquet=lake)
+    message = str(raised.value)
+    assert ("folder views_backup holds a table of csload's that the lake's ledger does not "
+            "name (a copy, or a table renamed by hand?)") in message, message
+    assert "Move it out of the lake's folder" in message
+    assert files_under(lake / "views_backup") == copied
+    target = run_doctor(settings, parquet=lake)["target"]
+    assert target.verdict is Verdict.FAIL and "views_backup" in target.summary, target.summary
+
+    shutil.rmtree(lake / "views_backup")
+    (lake / "views").rename(lake / "pageviews")
+    renamed = files_under(lake / "pageviews")
+    with pytest.raises(StoreError, match="folder pageviews holds a table of csload's"):
+        csload.sync(settings, parquet=lake)
+    assert files_under(lake / "pageviews") == renamed
+    assert not (lake / "views").exists()
+
+    (lake / "pageviews").rename(lake / "views")
+    assert counts(lake) == before
+    assert not csload.sync(settings, parquet=lake).failed
+    assert counts(lake)["views"] > before["views"]
