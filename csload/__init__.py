@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     )
     from csload.api.catalog import CustomVar, DynamicVarKey, Field
     from csload.api.jobspec import Problem
-    from csload.api.models import Job, JobField, JobSpec, Run
+    from csload.api.models import Job, JobField, Run
+    from csload.api.spec import JobSpec
     from csload.backfills.engine import BackfillEvent, BackfillReport, backfill, backfill_async
     from csload.config import Limits, RetryPolicy, Settings, load_settings
     from csload.doctor import DoctorReport, run_doctor, run_doctor_async
@@ -190,7 +191,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Field": ("csload.api.catalog", "Field"),
     "Job": ("csload.api.models", "Job"),
     "JobField": ("csload.api.models", "JobField"),
-    "JobSpec": ("csload.api.models", "JobSpec"),
+    "JobSpec": ("csload.api.spec", "JobSpec"),
     "Run": ("csload.api.models", "Run"),
     "Problem": ("csload.api.jobspec", "Problem"),
     "BackfillReport": ("csload.backfills.engine", "BackfillReport"),

@@ -31,7 +31,8 @@ from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.client import ExportClient
 from csload.api.jobspec import Problem, spec_problems
 from csload.api.jobspec import create_job as create_checked
-from csload.api.models import Job, JobSpec, Run
+from csload.api.models import Job, Run
+from csload.api.spec import JobSpec
 from csload.concurrency import run_blocking
 from csload.config import Settings, settings_or_default
 from csload.errors import ConfigError

@@ -29,7 +29,8 @@ from csload.api import envelope
 from csload.api.catalog import CustomVar, DynamicVarKey, Field
 from csload.api.connection import ApiConnection
 from csload.api.lookup import runs_with_jobs
-from csload.api.models import Job, JobSpec, Run, created_job, one_per_id
+from csload.api.models import Job, Run, created_job, one_per_id
+from csload.api.spec import JobSpec
 from csload.errors import ApiRequestError
 from csload.times import api_text
 

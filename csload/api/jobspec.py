@@ -14,6 +14,7 @@ naming the rule it breaks, and no request is sent. The rules, with their names:
     range order     the range's `to` must be after its `from`
     7 days          a once job covers at most 7 days (after widening to whole UTC days)
     retention       `from` must not be older than the data retention (13 months, ASSUMED)
+    days over       a once job's days are over: `to` is not after now (csload's own)
     fields          a job exports at least one field
     unknown field   every fieldName is one /exportable-fields lists for the scope
                     (custom_var and dynamic_var are always allowed)
@@ -27,7 +28,9 @@ naming the rule it breaks, and no request is sent. The rules, with their names:
 
 The three before the last are enforced by the simulator beyond the contract's list (the files
 would be ambiguous otherwise), so csload checks them too. The last is csload's own: the API
-changes no job once it is made, and csload would refuse every run of such a job. When the API
+changes no job once it is made, and csload would refuse every run of such a job. "days over"
+is csload's own too: whether the API refuses a range not over yet is unknown, and a run made
+before its days end holds only the rows so far. When the API
 still disagrees, its own 400 is raised as `ApiRequestError` with a message saying csload's
 checks had passed.
 """
@@ -39,15 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from csload.api.models import (
-    DATA_RETENTION_MONTHS,
-    MAX_ID,
-    Job,
-    JobField,
-    JobSpec,
-    normalize_identifier,
-)
+from csload.api.models import DATA_RETENTION_MONTHS, MAX_ID, Job, JobField, normalize_identifier
 from csload.api.schemas import SCOPES
+from csload.api.spec import JobSpec
 from csload.errors import ApiRequestError, InvalidJobSpec
 from csload.times import midnight, utcnow
 
@@ -96,6 +93,7 @@ class Rule:
     RANGE_ORDER = "the date range's to must be after its from"
     SPAN = "a once job covers at most 7 days"
     RETENTION = "from must not be older than the data retention"
+    DAYS_OVER = "a once job's days must be over"
     FIELDS = "a job exports at least one field"
     UNKNOWN_FIELD = "every fieldName is an exportable field of the scope"
     DUPLICATE_FIELD = "a fieldName appears once (except custom_var and dynamic_var)"
@@ -299,6 +297,13 @@ def _range_problems(spec: JobSpec, now: datetime, retention_months: int) -> list
             Rule.RETENTION,
             f"from {start:%Y-%m-%d} is before {earliest}, the earliest exportable day "
             f"({retention_months} months back)"))
+    if end > now:
+        # Its run exports what exists when it runs: part of a day, loaded as if whole and
+        # counted as filling it (QA, 2026-12-08). A backfill leaves such days out the same way.
+        problems.append(Problem(
+            Rule.DAYS_OVER,
+            f"to {end:%Y-%m-%d %H:%M} UTC is after now ({now.astimezone(UTC):%Y-%m-%d %H:%M} "
+            "UTC): its run would export part of the range, the rows so far"))
     return problems
 
 
@@ -383,10 +388,13 @@ async def post_checked_job(client: ExportClient, spec: JobSpec) -> Job:
 
 def spec_like(job: Job, *, name: str, frequency: str, date_from: datetime | None = None,
               date_to: datetime | None = None, format: str | None = None,
-              device_label: str | None = None, segment_id: int | None = None) -> JobSpec:
-    """A JobSpec copying `job`'s fields and filters (format, device, segment) unless given."""
+              device_label: str | None = None, segment_id: int | None = None,
+              more_fields: Sequence[JobField] = ()) -> JobSpec:
+    """A JobSpec copying `job`'s fields and filters (format, device, segment) unless given,
+    with `more_fields` after the job's own (a field it has already breaks the duplicate
+    rule, as any repeated field does)."""
     return JobSpec(
         name=name, format=format or job.format, scope=job.scope, frequency=frequency,
-        fields=job.fields, device_label=device_label or job.device_label or "all",
+        fields=(*job.fields, *more_fields), device_label=device_label or job.device_label or "all",
         segment_id=segment_id if segment_id is not None else job.segment_id,
         date_from=date_from, date_to=date_to)

@@ -454,40 +454,6 @@ def _parts(files: list[Any], where: str) -> tuple[Part, ...]:
     return parts
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobSpec:
-    """What to send to POST /exports to create a job."""
-
-    name: str
-    format: str
-    scope: str
-    frequency: str
-    fields: tuple[JobField, ...]
-    device_label: str = "all"
-    segment_id: int | None = None
-    date_from: datetime | None = None
-    date_to: datetime | None = None
-
-    def to_api(self) -> Json:
-        frequency: Json = {"value": self.frequency}
-        if self.date_from is not None or self.date_to is not None:
-            frequency["dateRange"] = {
-                "from": api_text_or_none(self.date_from),
-                "to": api_text_or_none(self.date_to),
-            }
-        body: Json = {
-            "name": self.name,
-            "format": self.format,
-            "scope": self.scope,
-            "frequency": frequency,
-            "fields": [f.to_api() for f in self.fields],
-            "deviceLabel": self.device_label,
-        }
-        if self.segment_id is not None:
-            body["segmentId"] = self.segment_id
-        return body
-
-
 def kept_until(part: Part | None, run: Run) -> datetime | None:
     """Until when storage keeps the part: its expirationDate, else the run's finish + 7 days."""
     if part is not None and part.expiration_date is not None:

@@ -16,7 +16,8 @@ import orjson
 
 from csload.api.checks import check_day, check_job_ids, check_scope
 from csload.api.jobspec import DATA_RETENTION_MONTHS, earliest_exportable_day
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.errors import ConfigError
 from csload.load.backfill_names import JOB_NAME, NAME_PREFIX
 from csload.times import midnight

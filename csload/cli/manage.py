@@ -27,7 +27,7 @@ from rich.text import Text
 
 from csload.api import calls
 from csload.api.jobspec import parse_fields, spec_like
-from csload.api.models import JobSpec
+from csload.api.spec import JobSpec
 from csload.backfills.engine import (
     DEFAULT_MAX_WAIT,
     DEFAULT_POLL_INTERVAL,
@@ -85,7 +85,8 @@ def _merged_settings(ctx: click.Context, params: dict[str, Any]) -> Any:
               help="A once job over these days (both included; at most 7 days).")
 @click.option("--field", "field_texts", multiple=True, metavar="NAME[:ALIAS]",
               help="A field to export (repeatable): NAME[:ALIAS], "
-                   "custom_var:POSITION[:ALIAS] or dynamic_var:KEY[:ALIAS].")
+                   "custom_var:POSITION[:ALIAS] or dynamic_var:KEY[:ALIAS]; with --like, "
+                   "added after that job's fields.")
 @click.option("--device", help="all, desktop, mobile or tablet [default: all].")
 @click.option("--segment", type=int, help="Only sessions of this segment id.")
 @click.option("--like", "like", type=int, metavar="JOB_ID",
@@ -101,8 +102,6 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
     """Create an export job; every rule of the API is checked before the request is sent."""
     if once and frequency:
         raise click.UsageError("give one of --daily, --hourly or --once FROM TO")
-    if like is not None and field_texts:
-        raise click.UsageError("give either --like JOB_ID or --field, not both")
     settings = _merged_settings(ctx, params)
     date_from = date_to = None
     if once:
@@ -123,7 +122,7 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
                          date_from=date_from, date_to=date_to,
                          format=fmt.upper() if fmt else None,
                          device_label=device.lower() if device else None,
-                         segment_id=segment)
+                         segment_id=segment, more_fields=fields)
     else:
         spec = JobSpec(name=name, format=(fmt or "JSONL").upper(),
                        scope=(scope or "").lower(), frequency=frequency or "",

@@ -222,8 +222,9 @@ class StoreStatus:
     def unfinished_lines(self) -> list[str]:
         return [f"backfill job {b.job_id} ({b.name}): days "
                 f"{days_text(window_days(b.window_start, b.window_end))} not loaded yet "
-                f"({_WHERE_THE_RUN_WAS.get(b.state, b.state)}); run the same `csload backfill` "
-                "again to finish it (it reuses the job)" for b in self.unfinished]
+                f"({_WHERE_THE_RUN_WAS.get(b.state, b.state)}); unless that backfill is still "
+                "running, run the same `csload backfill` again to finish it (it reuses the job)"
+                for b in self.unfinished]
 
     @property
     def problems(self) -> list[Problem]:
@@ -310,8 +311,11 @@ def ledger_status(con: duckdb.DuckDBPyConnection, target: str,
 
 # What the backfill ledger's state of an unfinished job says of its run (the state itself,
 # "created", read as the run's state, which was SUCCESS by then).
-_WHERE_THE_RUN_WAS = {"created": "its run had not finished when the backfill stopped waiting",
-                      "succeeded": "its run finished; the backfill stopped before loading it"}
+# Status cannot tell a backfill still waiting from one that stopped (it holds no lock while it
+# waits), so it says what it last saw, not that it stopped (it said "stopped waiting" of a
+# backfill still running: QA, 2026-12-07).
+_WHERE_THE_RUN_WAS = {"created": "its run had not finished when the backfill last looked",
+                      "succeeded": "its run finished; the backfill had not loaded it yet"}
 
 
 def _unfinished(con: duckdb.DuckDBPyConnection) -> tuple[BackfillRecord, ...]:

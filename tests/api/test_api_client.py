@@ -21,7 +21,8 @@ from yarl import URL
 
 from csload.api.auth import CREDENTIALS_HINT
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Settings
 from csload.errors import (
     ApiUnavailable,

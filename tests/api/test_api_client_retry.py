@@ -17,7 +17,8 @@ from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Limits, Settings
 from csload.errors import ApiRequestError, ApiUnavailable
 from tests.support.api_fakes import (

@@ -22,9 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from csload.api.client import ExportClient
-from csload.api.models import Job, JobField, JobSpec
+from csload.api.models import Job, JobField
 from csload.api.proxy import Proxies
 from csload.api.retry import RequestKind, Verdict, classify, is_over_limit
+from csload.api.spec import JobSpec
 from csload.cli import main
 from csload.config import Limits, RetryPolicy, Settings
 from csload.errors import ApiError, ConfigError

@@ -19,7 +19,8 @@ import pytest
 
 from csload.api.auth import CREDENTIALS_HINT
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec, Run
+from csload.api.models import JobField, Run
+from csload.api.spec import JobSpec
 from csload.config import Limits, RetryPolicy, Settings
 from csload.errors import (
     ApiRequestError,

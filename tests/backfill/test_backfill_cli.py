@@ -98,6 +98,27 @@ def test_jobs_create_like_copies_fields_and_filters(cli: Callable[..., Result],
         source.scope, source.format, source.device_label)
 
 
+def test_jobs_create_like_with_fields_adds_them(cli: Callable[..., Result],
+                                                live_sim: Live) -> None:
+    """`--like` and `--field` together: the job's fields, then the new ones (they used to be
+    refused, so adding one field meant typing every field again)."""
+    sim, _ = live_sim
+    source = sim.job_named("Daily pageviews")
+    result = cli("jobs", "create", "--name", "Wider", "--like", str(source.job_id), "--daily",
+                 "--field", "custom_var:2:ab", "--json")
+    assert result.exit_code == 0, result.output
+    copy = sim.job(orjson.loads(result.stdout)["jobId"])
+    assert copy.fields[:-1] == source.fields
+    assert (copy.fields[-1].field_name, copy.fields[-1].custom_var_position,
+            copy.fields[-1].alias_name) == ("custom_var", 2, "ab")
+    # A field the job has already is the duplicate rule's, checked before any request.
+    again = cli("jobs", "create", "--name", "Twice", "--like", str(source.job_id), "--daily",
+                "--field", source.fields[0].field_name)
+    assert again.exit_code == 1, again.output
+    assert "rule: a fieldName appears once" in again.stderr
+    assert sim.stats.requests["create_job"] == 1
+
+
 @pytest.mark.parametrize(("args", "rule"), [
     (["--format", "parquet", "--daily"], "rule: format is CSV or JSONL"),
     (["--scope", "events", "--daily"], "rule: scope is sessions or views"),
@@ -320,8 +341,8 @@ def test_backfill_max_wait_fails_the_window_whose_run_does_not_finish(
     shown = cli("status", "--db", str(tmp_path / "cs.duckdb"))
     assert shown.exit_code == 0, shown.output
     assert (f"unfinished: backfill job {job.job_id} ({job.name}): days {day} not loaded yet "
-            "(its run had not finished when the backfill stopped waiting); run the same "
-            "`csload backfill` again to finish it"
+            "(its run had not finished when the backfill last looked); unless that backfill "
+            "is still running, run the same `csload backfill` again to finish it"
             ) in shown.output, shown.output
     as_json = orjson.loads(cli("status", "--db", str(tmp_path / "cs.duckdb"), "--json").stdout)
     assert [b["jobId"] for b in as_json["unfinishedBackfills"]] == [job.job_id]

@@ -17,7 +17,8 @@ import pytest
 
 from csload import BackfillReport, backfill_async, sync_async
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.backfills.engine import BackfillStatus
 from csload.config import Settings
 from csload.errors import ConfigError

@@ -8,8 +8,9 @@ rule mirrors the server's, not a stricter invention) unless the case says csload
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,9 +25,10 @@ from csload.api.jobspec import (
     parse_fields,
     validate_spec,
 )
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Settings
-from csload.errors import ApiRequestError
+from csload.errors import ApiRequestError, ConfigError
 from csload.simulator import Simulator
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # the simulator's frozen clock
@@ -81,6 +83,11 @@ CASES: list[tuple[str, dict[str, Any], str, bool]] = [
      Rule.CSLOAD_COLUMN, False),
     ("csload-column-of-no-letter", {"fields": fields("session_id", "url:商品")},
      Rule.CSLOAD_COLUMN, False),
+    # A range not over yet: its run would export the rows so far (QA, 2026-12-08).
+    ("days-not-over", {"date_from": day(2026, 11, 24), "date_to": day(2026, 11, 26)},
+     Rule.DAYS_OVER, False),
+    ("days-not-over-by-an-hour", {"date_from": day(2026, 11, 25),
+                                  "date_to": day(2026, 11, 25, 13)}, Rule.DAYS_OVER, False),
     # The simulator ignores a daily job's date range; csload refuses to send one.
     ("range-on-daily", {"frequency": "daily"}, Rule.RANGE_ONLY_ONCE, False),
 ]
@@ -120,6 +127,7 @@ async def test_the_boundaries_pass_locally_and_on_the_server(
     start = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
     ok = [
         dataclasses.replace(BASE, date_from=start, date_to=start + timedelta(days=7)),
+        dataclasses.replace(BASE, date_from=day(2026, 11, 24), date_to=day(2026, 11, 25)),
         dataclasses.replace(BASE, fields=fields(
             "session_id", "custom_var:1", "custom_var:20:cv20", "dynamic_var:utm_source",
             "dynamic_var:utm_campaign")),
@@ -141,8 +149,9 @@ async def test_every_problem_is_listed_at_once(client: ExportClient,
     with pytest.raises(InvalidJobSpec) as caught:
         await create_job(client, spec, now=NOW)
     rules = [p.rule for p in caught.value.problems]
-    assert rules == [Rule.NAME, Rule.FORMAT, Rule.SPAN, Rule.UNKNOWN_FIELD, Rule.POSITION]
-    assert "5 problems" in str(caught.value)
+    assert rules == [Rule.NAME, Rule.FORMAT, Rule.SPAN, Rule.DAYS_OVER, Rule.UNKNOWN_FIELD,
+                     Rule.POSITION]
+    assert "6 problems" in str(caught.value)
     assert simulator.stats.requests["create_job"] == 0
 
 
@@ -171,6 +180,34 @@ def test_field_syntax() -> None:
     ]
     _, broken = parse_fields(["custom_var:x", "custom_var", ":alias"])
     assert [p.rule for p in broken] == [Rule.POSITION, Rule.POSITION, Rule.UNKNOWN_FIELD]
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "Asia/Kolkata", "UTC"])
+def test_a_once_jobs_days_are_utc_days_in_any_local_zone(
+        zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A date, or a naive datetime, is that UTC day. A naive datetime was read in the machine's
+    zone (under UTC+14 the job exported 11-19 and half of 11-20), a naive week was refused as
+    8 days even under UTC, and a date failed with AttributeError (QA, 2026-12-08)."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for first, last in ((datetime(2026, 11, 17), datetime(2026, 11, 24)),
+                            (date(2026, 11, 17), date(2026, 11, 24)),
+                            (day(2026, 11, 17), day(2026, 11, 24))):
+            spec = dataclasses.replace(BASE, date_from=first, date_to=last)
+            assert spec.to_api()["frequency"]["dateRange"] == {
+                "from": "2026-11-17T00:00:00.000Z", "to": "2026-11-24T00:00:00.000Z"}
+            assert validate_spec(spec, now=NOW) == []
+            assert spec.date_from == day(2026, 11, 17)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_once_jobs_days_of_another_type_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"JobSpec\.date_from must be a date or a datetime, "
+                                          "not str"):
+        dataclasses.replace(BASE, date_from="2026-11-20")
 
 
 def test_retention_clamps_to_the_end_of_a_short_month() -> None:

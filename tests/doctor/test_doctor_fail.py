@@ -13,7 +13,8 @@ import pytest
 from click.testing import Result
 
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Settings
 from csload.doctor import Verdict, run_doctor
 from csload.simulator import Simulator

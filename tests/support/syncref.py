@@ -37,7 +37,8 @@ import duckdb
 
 import csload
 from csload.api.client import ExportClient
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Settings
 from csload.simulator import RunRecord, Simulator
 

@@ -17,7 +17,8 @@ import duckdb
 import pytest
 
 import csload
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Settings
 from csload.load.duckdb import DuckDBStore
 from csload.pipeline.report import SyncReport

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import csload
-from csload.api.models import JobField, JobSpec
+from csload.api.models import JobField
+from csload.api.spec import JobSpec
 from csload.config import Settings
 from csload.simulator import Simulator
 from tests.support.syncref import (
