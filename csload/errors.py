@@ -210,6 +210,28 @@ def backfill_command(job_id: int, frequency: str | None, first: date | None,
     return f"csload backfill --like {job_id} --from {first} --to {last}"
 
 
+def window_backfill_command(job_id: int, frequency: str | None, start: datetime | None,
+                            end: datetime | None) -> str:
+    """`backfill_command` for the UTC days of a run's window [start, end)."""
+    from datetime import UTC, timedelta
+
+    if start is None or end is None:
+        return backfill_command(job_id, frequency, None, None)
+    first = start.astimezone(UTC).date()
+    last = max(first, (end.astimezone(UTC) - timedelta(microseconds=1)).date())
+    return backfill_command(job_id, frequency, first, last)
+
+
+def source_failed_message(job_id: int, frequency: str | None, start: datetime | None,
+                          end: datetime | None) -> str:
+    """What a run that FAILED at Contentsquare is recorded and reported with. It named
+    `csload backfill --gaps` for every job, which fills a daily job's days only: for an
+    hourly job it answered "nothing to do" (QA, 2026-12-08)."""
+    command = window_backfill_command(job_id, frequency, start, end)
+    return ("the run failed at Contentsquare (state FAILURE): it has no files; "
+            f"`{command}` exports its days again with a once job")
+
+
 class RunExpired(CsloadError):
     """The run's files are no longer served (older than the storage retention)."""
 

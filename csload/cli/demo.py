@@ -8,6 +8,7 @@ whose ledger carries the demo's mark (`_csload.meta` key `demo`). Any other file
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -176,6 +177,6 @@ def demo(db: Path, days: int) -> None:
     print_status(read_status(db))
     for title, sql in DEMO_QUERIES:
         _print_query(db, title, sql)
-    stdout.print(f"\nThe data is in {db}: open it with `duckdb {db}`, or in Python with "
-                 f"`csload.connect({str(db)!r})`; more queries in docs/queries.md.")
+    stdout.print(f"\nThe data is in {db}: open it with `duckdb {shlex.quote(str(db))}`, or in "
+                 f"Python with `csload.connect({str(db)!r})`; more queries in docs/queries.md.")
     sys.exit(report.exit_code)

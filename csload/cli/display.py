@@ -309,28 +309,32 @@ def jobs_table(report: SyncReport) -> Table | Text | None:
     return table
 
 
-_NEXT_STEP = {RunStatus.FAILED: "the next csload sync tries them again",
-              RunStatus.EXPIRED: "csload backfill --gaps exports their days again"}
-
-
 def problem_lines(report: SyncReport) -> list[str]:
     """One line per kind of problem and job, with the days and the first run's reason (a
     run's own message starts with "job J, run R": said once, not per run)."""
+    from csload.errors import backfill_command
     from csload.load.status import days_text, window_days, without_run_label
 
     names = {p.job.job_id: p.job.name for p in report.jobs}
+    frequencies = {p.job.job_id: p.job.frequency for p in report.jobs}
     grouped: dict[tuple[RunStatus, int], list[RunOutcome]] = {}
     for run in report.failed + report.expired:
         grouped.setdefault((run.status, run.job_id), []).append(run)
     lines = []
     for (status, job_id), runs in sorted(grouped.items()):
         name = f' "{names[job_id]}"' if names.get(job_id) else ""
-        days = days_text([d for r in runs for d in window_days(r.window_start, r.window_end)])
+        days = sorted({d for r in runs for d in window_days(r.window_start, r.window_end)})
         first = runs[0]
         reason = without_run_label(job_id, first.run_id, first.message)
-        # An expired run's own message already ends with the way out (errors.RunExpired).
-        step = "" if "csload backfill --gaps" in reason else f" - {_NEXT_STEP[status]}"
+        step = " - the next csload sync tries them again"
+        if status is RunStatus.EXPIRED:
+            # The way out for all the group's days: the first run's own message names its
+            # days only, and `--gaps` fills no hourly job's (QA, 2026-12-08).
+            command = backfill_command(job_id, frequencies.get(job_id),
+                                       days[0] if days else None, days[-1] if days else None)
+            step = "" if f"`{command}`" in reason else f" - {command} exports their days again"
         lines.append(scrub(f"{status.value}: job {job_id}{name}: {len(runs)} run"
-                           f"{'s' if len(runs) > 1 else ''}{f', days {days}' if days else ''} "
+                           f"{'s' if len(runs) > 1 else ''}"
+                           f"{f', days {days_text(days)}' if days else ''} "
                            f"(run {first.run_id}: {reason}){step}"))
     return lines

@@ -39,7 +39,7 @@ import duckdb
 import orjson
 
 from csload.api.models import PROJECT_ID_TEXT, Job, JobField, Run
-from csload.errors import StoreError
+from csload.errors import StoreError, source_failed_message
 from csload.load.ledger_tables import LEDGER_NAMES, LEDGER_SCHEMA
 from csload.load.sql import insert_rows
 from csload.load.sqltext import quote_ident
@@ -102,8 +102,6 @@ STATUSES = ("loaded", "failed", "expired", "source_failed")
 # are gone (expired) or never existed (source_failed). Only a once job can export their days
 # again (`csload backfill --gaps`), so they count as gaps until something covers them.
 MISSING_STATUSES = ("expired", "source_failed")
-SOURCE_FAILED_MESSAGE = ("the run failed at Contentsquare (state FAILURE): it has no files; "
-                         "`csload backfill --gaps` exports its days again with a once job")
 
 
 def naive_utc(value: datetime | None) -> datetime | None:
@@ -272,7 +270,9 @@ class Ledger:
         self.upsert_job(job, table, now)
         self.record_runs([run_row(run, table, "source_failed", rows_read=None, rows=None,
                                   nbytes=None, parts=None, started=None, finished=now,
-                                  message=SOURCE_FAILED_MESSAGE) for run in new])
+                                  message=source_failed_message(job.job_id, job.frequency,
+                                                                run.start_date, run.end_date))
+                          for run in new])
         return new
 
     def record_parts(self, rows: list[tuple[int, int, int, int, int | None]],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 import anyio
@@ -18,9 +19,9 @@ import anyio.to_thread
 
 from csload.api.models import Job, Run
 from csload.concurrency import first_error
-from csload.errors import ConfigError, CsloadError
+from csload.errors import ConfigError, CsloadError, source_failed_message
 from csload.load.backfill_names import left_to_backfill
-from csload.load.ledger import SOURCE_FAILED_MESSAGE, Ledger
+from csload.load.ledger import Ledger
 from csload.load.placement import place_jobs
 from csload.pipeline.discover import (
     Selection,
@@ -56,22 +57,25 @@ class Plan:
 async def record_source_failures(store: Store, planned: Plan, report: SyncReport,
                                   on_event: EventSink) -> None:
     """Record in the ledger the runs that FAILED at Contentsquare (their days are gaps, which
-    `csload backfill --gaps` fills); report those it did not hold yet."""
+    `csload backfill` fills); report those it did not hold yet."""
     from csload.load.status import window_label
 
     recorded = await anyio.to_thread.run_sync(store.record_source_failed,
                                               planned.source_failures)
+    frequency = {job.job_id: job.frequency for job, _run, _table in planned.source_failures}
     for run in recorded:
+        message = source_failed_message(run.job_id, frequency.get(run.job_id), run.start_date,
+                                        run.end_date)
         outcome = RunOutcome(job_id=run.job_id, run_id=run.run_id,
                              table=planned.tables[run.job_id], status=RunStatus.SOURCE_FAILED,
                              window_start=run.start_date, window_end=run.end_date,
-                             message=SOURCE_FAILED_MESSAGE)
+                             message=message)
         report.runs.append(outcome)
         on_event(SyncEvent(kind=EventKind.RUN_SOURCE_FAILED, job_id=run.job_id,
                            run_id=run.run_id,
                            message=(f"job {run.job_id}, run {run.run_id} "
                                     f"({window_label(run.start_date, run.end_date)}): "
-                                    f"{SOURCE_FAILED_MESSAGE}")))
+                                    f"{message}")))
 
 
 async def name_custom_vars(client: ExportClient, store: Store,
@@ -183,8 +187,17 @@ async def plan_sync(
                 for runs in runs_of.values() for run in runs
                 if run.state == "FAILURE" and run.job_id in by_id and in_window(run, selection)
                 and run.unreadable is None]
-    return Plan([(by_id[run.job_id], run) for run in fresh if run.job_id in by_id], tables,
-                 failures)
+    planned = [(by_id[run.job_id], run) for run in fresh if run.job_id in by_id]
+    for job, run in planned:
+        if run.finished_at and run.end_date and run.finished_at < run.end_date:
+            # Made before its window ended (a once job over days not over yet): it holds the
+            # rows up to then. Loaded as whole without a word, and counted as filling the
+            # days (QA, 2026-12-08). The window rule still replaces it by a later run.
+            say(job, f"job {job.job_id}, run {run.run_id}: it finished at "
+                     f"{run.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, before its window "
+                     f"ended ({run.end_date.astimezone(UTC):%Y-%m-%d %H:%M} UTC): it holds the "
+                     "rows up to then at most; export those days again once they are over")
+    return Plan(planned, tables, failures)
 
 
 @dataclass(frozen=True, slots=True)

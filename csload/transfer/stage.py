@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -36,8 +36,8 @@ from csload.errors import (
     RunExpired,
     StorageGone,
     StorageRefused,
-    backfill_command,
     part_label,
+    window_backfill_command,
 )
 from csload.transfer.host import StorageHost
 from csload.transfer.slots import OrderedSlots
@@ -193,8 +193,9 @@ async def stage_run(
                     "UTC; the next sync tries it again", job_id=job.job_id, run_id=run.run_id,
                     part_id=failure.part_id) from None
         if isinstance(failure, PartFilesGone | PartUrlExpired):
-            raise RunExpired(job.job_id, run.run_id, _expiry_cause(failure),
-                             _backfill_command(job, run)) from None
+            command = window_backfill_command(job.job_id, job.frequency, run.start_date,
+                                              run.end_date)
+            raise RunExpired(job.job_id, run.run_id, _expiry_cause(failure), command) from None
         if failure is not None:
             raise failure from None
         raise
@@ -228,12 +229,3 @@ def _first_failure(exc: BaseException) -> CsloadError | None:
     if isinstance(exc, CsloadError):
         return exc
     return None
-
-
-def _backfill_command(job: Job, run: Run) -> str:
-    """The command that exports an expired run's days again (csload status says the same)."""
-    if run.start_date is None or run.end_date is None:
-        return backfill_command(job.job_id, job.frequency, None, None)
-    first = run.start_date.astimezone(UTC).date()
-    last = max(first, (run.end_date.astimezone(UTC) - timedelta(microseconds=1)).date())
-    return backfill_command(job.job_id, job.frequency, first, last)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -287,7 +288,8 @@ async def test_python_api_in_an_event_loop_and_the_cli_give_the_same_tables(
 
 def test_demo_runs_and_leaves_both_tables(tmp_path: Path) -> None:
     # The most days it takes: with 6 or 7 it exited 3 on an expired run of its own data.
-    db = tmp_path / "demo.duckdb"
+    # A name with a space and a quote: the closing hint's `duckdb FILE` is quoted for a shell.
+    db = tmp_path / "my team's demo.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSQUARE_")}
     proc = subprocess.run(
         [sys.executable, "-c", CLI, "demo", "--db", str(db), "--days", "7"], env=env,
@@ -297,6 +299,7 @@ def test_demo_runs_and_leaves_both_tables(tmp_path: Path) -> None:
     assert "pageviews per day and device" in proc.stdout
     assert "top pages by time on page" in proc.stdout
     assert "avg_seconds_on_page" in proc.stdout
+    assert f"`duckdb {shlex.quote(str(db))}`" in proc.stdout
     con = duckdb.connect(str(db), read_only=True)
     try:
         sessions, views = con.execute(

@@ -15,6 +15,8 @@ import csload
 from csload import RunStatus
 from csload.config import Settings
 from csload.simulator import SimConfig, Simulator
+from csload.simulator.outcomes import fail_run
+from csload.simulator.validation import JobDraft
 from tests.support.syncref import (
     LEGACY_JOB,
     SESSIONS_JOB,
@@ -180,3 +182,66 @@ def test_an_expired_run_of_a_job_that_is_not_daily_names_the_backfill_that_fills
     assert (outcome.run_id, outcome.status) == (run, RunStatus.EXPIRED)
     assert (f"(`csload backfill --like {job} --from 2026-11-20 --to 2026-11-21` does it)"
             in (outcome.message or "")), outcome.message
+
+
+def test_an_hourly_jobs_missing_days_get_a_backfill_that_fills_them(
+    simulator: Simulator, cli: Callable[..., Result], db_path: Path
+) -> None:
+    """An hourly job's expired runs over several days, and one that FAILED at Contentsquare:
+    the sync named `csload backfill --gaps` (which fills daily jobs only, so it answered
+    "nothing to do") and, for the expired ones, the first run's day only (QA, 2026-12-08)."""
+    like = simulator.job(VIEWS_JOB)
+    hourly = simulator.state.create_job(JobDraft(
+        name="Hourly views", format=like.format, scope=like.scope, frequency="hourly",
+        fields=like.fields, device_label="all", segment_id=None, date_from=None,
+        date_to=None), simulator.clock.now()).job_id
+    simulator.advance(2.5 * 86_400)           # hourly runs over three days
+    running: list[int] = []
+    for _ in range(120):                      # the next hour's run, before it finishes
+        running = [r.run_id for r in simulator.runs(hourly)
+                   if simulator.run_state(r.run_id) not in ("SUCCESS", "FAILURE")]
+        if running:
+            break
+        simulator.advance(60)
+    fail_run(simulator, running[0])
+    simulator.advance(8 * 86_400)             # the first days' files are gone
+    failed = simulator.run(running[0])
+
+    result = cli("sync", "--db", str(db_path), "--job", str(hourly))
+
+    assert result.exit_code == 3, result.output
+    expected_days = sorted({simulator.run(r).start.date() for r in expired_runs(simulator)
+                            if simulator.run(r).job_id == hourly})
+    assert len(expected_days) >= 2
+    first, last = expected_days[0], expected_days[-1]
+    assert (f"csload backfill --like {hourly} --from {first} --to {last} exports their days "
+            "again") in result.output, result.output
+    day_of_failure = failed.start.date()
+    assert (f"`csload backfill --like {hourly} --from {day_of_failure} --to {day_of_failure}` "
+            "exports its days again with a once job") in result.output, result.output
+    assert "--gaps" not in result.output
+
+
+def test_a_run_made_before_its_window_ended_is_loaded_with_a_warning(
+    simulator: Simulator, settings: Settings, db_path: Path
+) -> None:
+    """A once job over a day not over yet (made through the API, which csload's own checks
+    now refuse): its run holds the rows up to when it ran, and was loaded as whole without
+    a word (QA, 2026-12-08)."""
+    like = simulator.job(VIEWS_JOB)
+    job = simulator.state.create_job(JobDraft(
+        name="Today so far", format=like.format, scope=like.scope, frequency="once",
+        fields=like.fields, device_label="all", segment_id=None, date_from=day("2026-11-25"),
+        date_to=day("2026-11-26")), simulator.clock.now()).job_id
+    run = finish_once_job(simulator, job)
+
+    report = csload.sync(settings, db=db_path, jobs=[job])
+
+    assert [(r.run_id, r.status) for r in report.runs] == [(run, RunStatus.LOADED)]
+    [warning] = [w for w in report.warnings if "before its window ended" in w]
+    assert warning.startswith(f"job {job}, run {run}: it finished at 2026-11-25 ")
+    assert "window ended (2026-11-26 00:00 UTC)" in warning
+    assert "export those days again once they are over" in warning
+    # A run of whole past days says nothing of the kind.
+    assert not [w for w in csload.sync(settings, db=db_path).warnings
+                if "before its window ended" in w]

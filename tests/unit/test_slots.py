@@ -11,12 +11,12 @@ from csload.transfer.slots import OrderedSlots
 async def test_freed_slots_go_to_the_lowest_priority_not_the_first_arrival() -> None:
     slots = OrderedSlots(1)
     order: list[int] = []
-    held = anyio.Event()
+    held, release = anyio.Event(), anyio.Event()
 
     async def holder() -> None:
         async with slots.slot((0,)):
             held.set()
-            await anyio.sleep(0.05)
+            await release.wait()
 
     async def worker(priority: int) -> None:
         async with slots.slot((priority,)):
@@ -25,9 +25,12 @@ async def test_freed_slots_go_to_the_lowest_priority_not_the_first_arrival() -> 
     async with anyio.create_task_group() as group:
         group.start_soon(holder)
         await held.wait()
-        for priority in (5, 3, 9, 1):      # arrive in this order while the slot is held
+        # They arrive in this order while the slot is held: each waits before the next starts
+        # (they raced a 50 ms hold, and lost it on a loaded machine).
+        for priority in (5, 3, 9, 1):
             group.start_soon(worker, priority)
-            await anyio.sleep(0.005)
+            await anyio.wait_all_tasks_blocked()
+        release.set()
     assert order == [1, 3, 5, 9]
 
 
