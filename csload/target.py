@@ -157,6 +157,12 @@ class Target:
                               "empty (an unset variable in the command?): give the database "
                               "file (--db) or the lake's folder (--parquet)")
         root = None if staging_dir is None else check_staging_root(staging_dir)
+        # `~` as a shell would: the lake's filesystem expanded it and its downloads folder
+        # did not ("~/lake" failed every sync), and a database's was never expanded (QA).
+        if parquet is not None and str(parquet).startswith("~"):
+            parquet = os.path.expanduser(str(parquet))
+        if db is not None and str(db).startswith("~"):
+            db = Path(db).expanduser()
         if parquet is not None:
             check_lake_path(str(parquet))
             options = dict(storage_options if storage_options is not None else
@@ -447,6 +453,11 @@ def connect_target(path: str | Path | None = None, *, parquet: str | None = None
     if not create and str(target.db) != ":memory:" and not target.db.exists():
         raise StoreError(f"no database at {target.db}: the file does not exist "
                          "(pass create=True to create a new one)")
+    if create and not read_only and str(target.db) != ":memory:":
+        # Created 0600 as a sync creates it: the user's own connection made it 0644, and the
+        # export data a later sync put in it was readable by every user of the host (QA).
+        with _created_private(target.db):
+            return connect(target.db, read_only=read_only)
     return connect(target.db, read_only=read_only)
 
 

@@ -71,7 +71,9 @@ def print_status(state: StoreStatus) -> None:
         # Never cut with "…": a long word folds onto the next line; a window never splits.
         jobs.add_column(column, no_wrap=column == "last loaded", overflow="fold")
     for job in state.jobs:
-        gaps = days_text(job.gaps) or ("none" if job.frequency == "daily" else "")
+        # An hourly job's missing hours are not looked for: said, not left blank (QA).
+        gaps = days_text(job.gaps) or {"daily": "none", "hourly": "not checked"}.get(
+            job.frequency or "", "")
         jobs.add_row(str(job.job_id), scrub(job.name), scrub(job.table),
                      scrub(job.last_window_label), gaps)
     stdout.print(jobs)

@@ -78,6 +78,11 @@ class Settings:
             object.__setattr__(self, "staging_dir",
                                staging_path(self.staging_dir, "staging_dir"))
         object.__setattr__(self, "tables", table_map(self.tables, "Settings.tables"))
+        # An int, as read from the environment and csload.toml: "42" (os.environ's) was kept
+        # as text, and a target synced before was refused as another project's, "project 42,
+        # and these settings are for project 42" (QA, 2026-12-08).
+        object.__setattr__(self, "project_id",
+                           _parse_project_id(self.project_id, "Settings.project_id"))
         object.__setattr__(self, "auth_url", self.auth_url.rstrip("/"))
         require_secure_url(self.auth_url, "auth_url")
         check_lake_endpoint(self.lake, self.auth_url, "the lake's endpoint_url")

@@ -29,7 +29,7 @@ import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
 from csload.errors import StoreError
-from csload.lake.delta import Commit, commits_after
+from csload.lake.delta import Commit, commits_after, delta_errors
 from csload.lake.layout import PARTITION_COLUMN, damaged, shown
 from csload.lake.snapshot import (
     LakeSnapshot,
@@ -169,6 +169,7 @@ def check_adoptable(lake: LakeFS, recorded: LakeTable, table: DeltaTable,
             "protocol: drop the feature with the engine that turned it on (Spark, Databricks: "
             f"ALTER TABLE delta.`{lake.uri(recorded.name)}` DROP FEATURE <name>), or sync into "
             "a new lake")
+    _refuse_files_outside_folders(lake, recorded.name, table, commits, recorded.delta.version())
     try:
         if table.metadata().partition_columns != [PARTITION_COLUMN]:
             raise StoreError(f"it is partitioned by {shown(table.metadata().partition_columns)}, "
@@ -186,6 +187,25 @@ def check_adoptable(lake: LakeFS, recorded: LakeTable, table: DeltaTable,
             f"not to a table's shape; {undo_hint(lake, recorded.name, recorded.delta.version())}"
         ) from None
     return latest
+
+
+def _refuse_files_outside_folders(lake: LakeFS, name: str, table: DeltaTable,
+                                  commits: Sequence[Commit], recorded: int) -> None:
+    """StoreError if the table's log adds a file outside its partition folders, where
+    csload does not read: Polars' write_delta does, and the sync said the lake was "damaged
+    or tampered with; restore it from a backup", then to restore the version (QA,
+    2026-12-08). A file of another shape in its folder is refused later, as damaged."""
+    with delta_errors(lake, f"read the log of table {name}"):
+        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+    outside = next((p for p in paths if not str(p).startswith(f"{PARTITION_COLUMN}=")), None)
+    if outside is not None:
+        raise StoreError(
+            f"table {name} of lake {lake.root} has commits csload did not make "
+            f"({described(commits)}) that add a file outside its {PARTITION_COLUMN}= folders "
+            f"({shown(outside)}), where csload does not read (Polars' write_delta puts its "
+            f"files so); {undo_hint(lake, name, recorded)}. To write rows to "
+            "csload's tables, use deltalake.write_deltalake(..., partition_by=["
+            f"{PARTITION_COLUMN!r}])")
 
 
 def adopt(lake: LakeFS, recorded: LakeTable, latest: LakeTable,

@@ -47,8 +47,14 @@ from csload.errors import (
 from csload.load import batch_sql, sql
 from csload.load.batch import PendingRun, ReadGroup, damaged_in, read_groups, reader_failure
 from csload.load.columns import check_table_name, job_layout
-from csload.load.failures import PartFailed, Unattributed, damage, unattributed_error
-from csload.load.holder import claim_in_process, open_error, release_in_process
+from csload.load.failures import PartFailed, Unattributed, damage, load_error, unattributed_error
+from csload.load.holder import (
+    claim_in_process,
+    open_error,
+    release_in_process,
+    restore_settings,
+    settings_of,
+)
 from csload.load.hooks import BatchHooks, DuckDBFileHooks, InsertedBatch
 from csload.load.ledger import Ledger, run_row
 from csload.load.limits import check_part_shape, out_of_memory, out_of_memory_error
@@ -93,6 +99,7 @@ class DuckDBStore:
         # Lets go of this process's mark on the database (`open`: a second sync of it in
         # this process is refused, csload.load.holder.claim_in_process).
         self._release: Callable[[], object] = lambda: None
+        self._kept_settings: dict[str, str] = {}
 
     @classmethod
     def open(cls, path: Path, limits: Limits | None = None, hooks: BatchHooks | None = None
@@ -113,6 +120,9 @@ class DuckDBStore:
                 raise open_error(path, exc) from None
             raise
         try:
+            # The settings are the database instance's, which connections of this process to
+            # the file share: put back at close (csload.load.holder.restore_settings).
+            kept = settings_of(con)
             # Rows have no meaningful order; not preserving it lets inserts stream.
             con.execute("SET preserve_insertion_order = false")
             # Capped, DuckDB spills written blocks to disk and a sync's memory stays flat
@@ -123,6 +133,7 @@ class DuckDBStore:
             for macro in sql.MACROS:
                 con.execute(macro)
             store = cls(con, path, hooks)
+            store._kept_settings = kept
             # Released by `close`, or when the store is collected unclosed (a bug's path
             # must not bar every later sync of this process from the file).
             store._release = release = weakref.finalize(store, release_in_process, claim)
@@ -139,9 +150,12 @@ class DuckDBStore:
 
     def close(self) -> None:
         try:
-            self.con.close()
+            restore_settings(self.con, self._kept_settings)
         finally:
-            self._release()
+            try:
+                self.con.close()
+            finally:
+                self._release()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -430,7 +444,7 @@ class DuckDBStore:
             with suppress(duckdb.Error):
                 con.execute(f"SET memory_limit = '{self.hooks.memory_limit}'")
             if isinstance(exc, duckdb.Error):
-                raise StoreError(f"loading into table {table!r} failed: {exc}") from exc
+                raise load_error(table, exc) from exc
             raise
         # One line per commit, at debug: each run's load is a line of the sync's own (its
         # RUN_LOADED event); a line per run here made -v print each load twice.

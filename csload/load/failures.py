@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csload.errors import CsloadError, DamagedDownload, PartParseError, part_label
+import duckdb
+
+from csload.errors import CsloadError, DamagedDownload, PartParseError, StoreError, part_label
+from csload.load.lineage import LINEAGE_COLUMNS
 from csload.transfer.gzipcheck import gzip_problem
 from csload.transfer.staged import StagedRun
 
@@ -56,3 +59,34 @@ def damage(staged: StagedRun, first: int | None) -> DamagedDownload | None:
             if others else "")
     return DamagedDownload(f"{part_label(job_id, run_id, part_id)}: {problem}{more}",
                            job_id=job_id, run_id=run_id, part_ids=tuple(problems))
+
+
+def load_error(table: str, exc: Exception) -> StoreError:
+    """What a batch's load into `table` failing in DuckDB says, with the way out where a
+    change of the user's to the table is the cause: a constraint they added, an index on a
+    column csload must widen, a lineage column renamed or dropped. Each failed every later
+    sync with DuckDB's words only, and status and doctor said nothing was wrong (QA,
+    2026-12-08)."""
+    text = str(exc)
+    cause = ""
+    if isinstance(exc, duckdb.ConstraintException):
+        cause = ("; a constraint on the table (a PRIMARY KEY, a UNIQUE index, a NOT NULL "
+                 "column: yours?) refuses the load: csload adds a run's rows before it "
+                 "removes the older rows of the same keys, and leaves the columns of other "
+                 "jobs empty. Remove it (csload keeps one row per key itself): DROP INDEX, "
+                 "ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL, or for a PRIMARY KEY "
+                 "CREATE OR REPLACE TABLE ... AS SELECT * FROM ...; then sync again")
+    elif isinstance(exc, duckdb.DependencyException) or "an index depends on it" in text:
+        cause = ("; csload must change a column of the table (a wider type, a new column) "
+                 "and an index on it (yours?) stops DuckDB: drop the index, sync, then "
+                 "create it again")
+    elif isinstance(exc, duckdb.CatalogException) and "is not an table" in text:
+        cause = (f"; {table} is a view (yours?), and csload loads into tables: give the view "
+                 "another name, and the table whose rows it shows its name back")
+    else:
+        missing = [name for name in LINEAGE_COLUMNS if f'column with name "{name}"' in text]
+        if isinstance(exc, duckdb.BinderException) and missing:
+            cause = (f"; the table has no column {missing[0]} (renamed or dropped?), which "
+                     "csload writes on every row: give it back (ALTER TABLE ... RENAME "
+                     "COLUMN ... TO " f"{missing[0]}) and sync again")
+    return StoreError(f"loading into table {table!r} failed: {text}{cause}")

@@ -8,7 +8,8 @@ command line), and `open_when_free` retries an open until the holder has gone, f
 `csload sync --wait DURATION` (the `lock_wait` setting). Within one process DuckDB's lock
 does not apply: a second sync of the same file is refused by `claim_in_process`, and a
 connection of the other mode by DuckDB itself (`same_process_error`). `open_error` says why
-an open failed, these causes and the others.
+an open failed, these causes and the others. Such connections share the database instance's
+settings too: a store puts back those it changed (`restore_settings`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,6 +26,7 @@ import anyio
 import duckdb
 
 from csload.errors import StoreError, StoreLockedError
+from csload.load.sqltext import sql_str
 
 T = TypeVar("T")
 
@@ -209,3 +212,26 @@ def _empty_file(path: Path) -> bool:
         return path.stat().st_size == 0
     except OSError:
         return False
+
+
+# The settings a store changes (DuckDBStore.open, and the batches' memory cap).
+_CHANGED_SETTINGS = ("preserve_insertion_order", "memory_limit", "write_buffer_row_group_count")
+
+
+def settings_of(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {name: str(value) for name, value in con.execute(
+        "SELECT name, value FROM duckdb_settings() WHERE list_contains(?, name)",
+        [list(_CHANGED_SETTINGS)]).fetchall()}
+
+
+def restore_settings(con: duckdb.DuckDBPyConnection, kept: dict[str, str]) -> None:
+    """Put back the settings the store changed, as they were when it opened. A connection of
+    the user's own to the file, in the same process, shares them: after a sync in a notebook,
+    the user's queries ran under the sync's 240 MB cap and failed out of memory (QA,
+    2026-12-08). RESET first: a default comes back exactly; a limit of the user's own comes
+    back as DuckDB shows it ("2.7 GiB" for 3 GB, not quite the same bytes)."""
+    with suppress(duckdb.Error):
+        for name, value in kept.items():
+            con.execute(f"RESET {name}")
+            if settings_of(con).get(name) != value:
+                con.execute(f"SET {name} = {sql_str(value)}")

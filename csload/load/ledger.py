@@ -315,10 +315,14 @@ class Ledger:
                 if name not in existing}
 
     def _main_tables(self) -> set[str]:
-        """The tables of the schema `main` (the data tables of a DuckDB target)."""
-        return {r[0] for r in self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-            "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
+        """The names of the tables and views of the schema `main` (the data tables of a
+        DuckDB target), lowercased as csload names its tables. DuckDB's names ignore case:
+        `views` renamed `Views` is csload's table still, and a view put in a table's place
+        holds its name; taken for dropped, their runs were forgotten and every later sync
+        failed on the name (QA, 2026-12-08)."""
+        return {str(r[0]).lower() for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_catalog = current_database()").fetchall()}
 
     def project_id(self) -> int | None:
         """The project recorded by `record_project` (None: none yet, no ledger, or an older
@@ -335,9 +339,7 @@ class Ledger:
         gave csload. csload loads into none of them (csload.load.placement). Works on a
         database without a ledger (every table is then the user's). Not for a lake's work
         database."""
-        names = {str(r[0]) for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-            "AND table_catalog = current_database()").fetchall()}
+        names = self._main_tables()
         if not self.exists():
             return names
         ours = {r[0] for r in self.con.execute(
@@ -450,8 +452,14 @@ class Ledger:
             if table not in existing:
                 out.append(TableStats(table, 0, None, None))
                 continue
-            row = self.con.execute(
-                f"SELECT count(*), min(_date), max(_date) FROM {quote_ident(table)}").fetchone()  # noqa: S608
+            try:
+                row = self.con.execute(
+                    f"SELECT count(*), min(_date), max(_date) FROM {quote_ident(table)}"  # noqa: S608
+                ).fetchone()
+            except duckdb.BinderException:   # "a bug in csload" said status and doctor (QA)
+                raise StoreError(f"table {table!r} has no column _date (renamed or dropped?), "
+                                 "which csload writes on every row: give it back (ALTER TABLE "
+                                 "... RENAME COLUMN ... TO _date)") from None
             assert row is not None
             out.append(TableStats(table, int(row[0]), row[1], row[2]))
         return out

@@ -195,8 +195,8 @@ def insert_rows(con: duckdb.DuckDBPyConnection, into: str, types: Sequence[str],
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str] | None:
     """The columns of table `table` (of the main schema) and their types; None when there is
     no such table."""
-    rows = con.execute(
+    rows = con.execute(   # lower(): DuckDB's names ignore case (csload.load.ledger)
         "SELECT column_name, data_type FROM duckdb_columns() "
-        "WHERE table_name = ? AND schema_name = 'main' AND NOT internal "
+        "WHERE lower(table_name) = lower(?) AND schema_name = 'main' AND NOT internal "
         "AND database_name = current_database()", [table]).fetchall()
     return {r[0]: r[1] for r in rows} if rows else None

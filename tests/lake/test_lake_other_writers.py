@@ -434,3 +434,26 @@ def test_a_table_with_a_column_invariant_is_refused(tmp_path: Path, nested: bool
         [Field("x", PrimitiveType("long")), Field("date", PrimitiveType("date"))]),
         partition_by=["date"])
     refuse_unwritable(lake, "sessions", plain)   # no invariant: nothing to refuse
+
+
+async def test_polars_write_delta_is_refused_with_a_way_out_that_works(
+        simulator: Simulator, settings: Settings, tmp_path: Path) -> None:
+    """Polars' write_delta keeps a partition's value in the log only, its files outside the
+    `date=` folders: the sync said the lake was "damaged or tampered with; restore the lake
+    from a backup", then to restore the version (QA, 2026-12-08)."""
+    import polars as pl
+
+    lake = Lake.local(tmp_path / "lake")
+    run_ids, _daily = await load_all(lake, settings, tmp_path / "parts")
+    truth = expected(simulator, run_ids)
+    before = recorded(lake)["views"]
+    pl.read_delta(f"{lake.root}/views").head(2).write_delta(f"{lake.root}/views", mode="append")
+
+    message = refused(lake)
+    assert "that add a file outside its date= folders" in message, message
+    assert f"restore({before})" in message and "partition_by=['date']" in message, message
+    assert "damaged" not in message and "backup" not in message, message
+    lake.delta("views").restore(before)   # what the message says to do
+    with lake.open() as store:
+        assert store.apply([]) == []
+    assert_holds(lake, truth["views"], truth["sessions"])

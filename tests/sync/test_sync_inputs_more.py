@@ -381,3 +381,25 @@ def test_every_missing_setting_is_said_at_once(
                                      " pass --client-id, or put client_id in csload.toml) and "
                                      "client_secret (set CONTENTSQUARE_CLIENT_SECRET")
     assert requests(simulator) == 0
+
+
+def test_a_home_path_is_expanded_for_a_database_and_a_lake(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`parquet="~/lake"`: the lake opened at the home folder and staged its downloads in
+    `./~/lake`, and every sync failed; `db="~/cs.duckdb"` was a file in a `~` folder, not
+    found by status (QA, 2026-12-08)."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+
+    lake = csload.sync(settings, parquet="~/lake", jobs=[SESSIONS_JOB])
+    db = csload.sync(settings, db="~/cs.duckdb", jobs=[SESSIONS_JOB])
+
+    assert lake.exit_code == 0 and db.exit_code == 0, (lake.to_json(), db.to_json())
+    assert (home / "lake" / "sessions").is_dir() and (home / "cs.duckdb").is_file()
+    assert list(elsewhere.iterdir()) == []
+    for target in ({"parquet": "~/lake"}, {"db": "~/cs.duckdb"}):
+        [table] = [t for t in csload.status(**target).tables if t.table == "sessions"]
+        assert table.rows > 0

@@ -123,3 +123,33 @@ def test_a_failed_open_lets_go_of_its_claim_once(
     finally:
         store.close()
     DuckDBStore.open(db_path).close()   # closed: the file is free again
+
+
+def test_a_sync_puts_back_the_settings_of_the_process_own_connection(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    """A connection of the user's own to the file (read-write, which a sync goes ahead
+    beside) shares the database instance's settings: after a sync its queries ran under the
+    sync's 240 MB memory cap, without insertion order (QA, 2026-12-08)."""
+    csload.sync(settings, db=db_path)
+    con = csload.connect(db_path)
+    try:
+        con.execute("SET memory_limit = '2GiB'")
+        names = ["memory_limit", "preserve_insertion_order", "write_buffer_row_group_count"]
+
+        def current() -> list[object]:
+            return [con.execute(f"SELECT current_setting('{n}')").fetchone() for n in names]
+
+        before = current()
+        assert before[0] != ("240.0 MiB",) and before[1] == (True,)
+        simulator.advance_days(1)
+        report = csload.sync(settings, db=db_path)
+        assert report.loaded, report.to_json()
+        assert current() == before
+        # And the default comes back exactly, not as the text it reads as.
+        con.execute("RESET memory_limit")
+        default = current()
+        simulator.advance_days(1)
+        assert csload.sync(settings, db=db_path).loaded
+        assert current() == default
+    finally:
+        con.close()

@@ -220,6 +220,10 @@ def test_an_hourly_jobs_missing_days_get_a_backfill_that_fills_them(
     assert (f"`csload backfill --like {hourly} --from {day_of_failure} --to {day_of_failure}` "
             "exports its days again with a once job") in result.output, result.output
     assert "--gaps" not in result.output
+    # Its missing hours are not looked for: status says so, not a blank "daily gaps" cell.
+    shown = cli("status", "--db", str(db_path))
+    [row] = [line for line in shown.stdout.splitlines() if line.startswith(f"│ {hourly} ")]
+    assert row.rstrip("│ ").endswith("not checked"), row
 
 
 def test_a_run_made_before_its_window_ended_is_loaded_with_a_warning(

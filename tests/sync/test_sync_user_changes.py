@@ -16,6 +16,7 @@ import pytest
 
 import csload
 from csload.config import Settings
+from csload.errors import StoreError
 from csload.simulator import Simulator
 from tests.support.syncref import (
     SESSIONS_JOB,
@@ -159,3 +160,113 @@ def test_tables_of_the_users_own_in_the_database_are_never_loaded_into(
         assert_rows_equal(rows, expected[table][1], table)
     with duckdb.connect(str(db_path), read_only=True) as con:
         assert con.execute("SELECT * FROM views").fetchall() == [(1, "precious")]
+
+
+@pytest.mark.parametrize(("change", "says", "undo"), [
+    (["CREATE UNIQUE INDEX mine ON views (session_id, view_number)"],
+     "a constraint on the table (a PRIMARY KEY, a UNIQUE index, a NOT NULL column: yours?)",
+     ["DROP INDEX mine"]),
+    (["ALTER TABLE views ADD COLUMN reviewed BOOLEAN", "UPDATE views SET reviewed = false",
+      "ALTER TABLE views ALTER COLUMN reviewed SET NOT NULL"],
+     "ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL",
+     ["ALTER TABLE views ALTER COLUMN reviewed DROP NOT NULL"]),
+    (["ALTER TABLE views ALTER COLUMN view_number TYPE UTINYINT",
+      "CREATE INDEX mine ON views (view_number)"],
+     "an index on it (yours?) stops DuckDB: drop the index, sync, then create it again",
+     ["DROP INDEX mine"]),
+    (["ALTER TABLE views RENAME COLUMN _date TO load_date"],
+     "the table has no column _date (renamed or dropped?)",
+     ["ALTER TABLE views RENAME COLUMN load_date TO _date"]),
+])
+def test_a_change_of_the_users_that_stops_the_load_is_said_with_the_way_out(
+        simulator: Simulator, settings: Settings, db_path: Path, change: list[str], says: str,
+        undo: list[str]) -> None:
+    """Each failed every later sync with DuckDB's words only ("Duplicate key ... violates
+    primary key constraint", "Cannot alter entry", "does not have a column with name _date")
+    while status and doctor said nothing was wrong (QA, 2026-12-08)."""
+    csload.sync(settings, db=db_path)
+    con = duckdb.connect(str(db_path))
+    try:
+        for statement in change:
+            con.execute(statement)
+    finally:
+        con.close()
+    simulator.rerun(VIEWS_JOB, THE_DAY)
+
+    with pytest.raises(StoreError) as raised:
+        csload.sync(settings, db=db_path)
+    assert "loading into table 'views' failed" in str(raised.value)
+    assert says in str(raised.value), raised.value
+    if "_date" in says:   # status said "a bug in csload"
+        with pytest.raises(StoreError, match="table 'views' has no column _date"):
+            csload.status(db=db_path)
+
+    con = duckdb.connect(str(db_path))
+    try:
+        for statement in undo:
+            con.execute(statement)
+    finally:
+        con.close()
+    assert not csload.sync(settings, db=db_path).failed
+    _columns, rows = table_rows(db_path, "views")
+    want_columns, want = expected_tables(simulator, successful_runs(simulator))["views"]
+    assert_rows_equal([{k: v for k, v in r.items() if k in want_columns} for r in rows], want,
+                      "views")
+
+
+def test_a_table_renamed_in_another_case_is_still_csloads(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    """`ALTER TABLE views RENAME TO Views`: DuckDB's names ignore case, so it is the same
+    table to every query. It was taken for dropped: its runs forgotten, then every sync
+    failed with "Table with name "views" already exists!" (QA, 2026-12-08)."""
+    csload.sync(settings, db=db_path)
+    con = duckdb.connect(str(db_path))
+    try:
+        con.execute("ALTER TABLE views RENAME TO Views")
+    finally:
+        con.close()
+    simulator.rerun(VIEWS_JOB, THE_DAY)
+
+    report = csload.sync(settings, db=db_path)
+
+    assert not report.failed and len(report.loaded) == 1, report.to_json()
+    _columns, rows = table_rows(db_path, "views")
+    want = expected_tables(simulator, successful_runs(simulator))["views"][1]
+    assert_rows_equal(rows, want, "views")
+    [views] = [t for t in csload.status(db=db_path).tables if t.table == "views"]
+    assert views.rows == len(want)
+
+
+def test_a_view_put_in_a_tables_place_is_refused_and_forgets_nothing(
+        simulator: Simulator, settings: Settings, db_path: Path) -> None:
+    """`views` renamed and a view of the old name put in its place: its runs were forgotten
+    (taken for a dropped table), then every sync failed with "views is not an table"."""
+    csload.sync(settings, db=db_path)
+    con = duckdb.connect(str(db_path))
+    try:
+        con.execute("ALTER TABLE views RENAME TO views_raw")
+        con.execute("CREATE VIEW views AS SELECT * FROM views_raw WHERE view_number > 1")
+    finally:
+        con.close()
+    simulator.rerun(VIEWS_JOB, THE_DAY)
+
+    with pytest.raises(StoreError) as raised:
+        csload.sync(settings, db=db_path)
+    assert "views is a view (yours?), and csload loads into tables" in str(raised.value)
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        forgotten = con.execute("SELECT count(*) FROM _csload.runs WHERE status = 'loaded' "
+                                "AND table_name = 'views'").fetchone()
+    finally:
+        con.close()
+    assert forgotten and forgotten[0] > 0
+    con = duckdb.connect(str(db_path))
+    try:   # the way out the message gives
+        con.execute("ALTER VIEW views RENAME TO views_filtered")
+        con.execute("ALTER TABLE views_raw RENAME TO views")
+    finally:
+        con.close()
+    assert not csload.sync(settings, db=db_path).failed
+    _columns, rows = table_rows(db_path, "views")
+    assert_rows_equal(rows, expected_tables(simulator, successful_runs(simulator))["views"][1],
+                      "views")

@@ -146,6 +146,16 @@ def test_bad_project_id_names_where_it_came_from(tmp_path: Path) -> None:
                       config_file=path)
 
 
+def test_a_project_id_given_as_text_is_an_int() -> None:
+    """`Settings(project_id=os.environ[...])`: kept as "42", it made a second sync refuse the
+    target as another project's, "project 42, and these settings are for project 42"."""
+    assert Settings(client_id="c", client_secret="s", project_id="42").project_id == 42  # type: ignore[arg-type]
+    for bad in ("x1", True, 4.2):
+        with pytest.raises(ConfigError, match=r"project_id must be an integer, got .* "
+                                              r"\(Settings.project_id\)$"):
+            Settings(client_id="c", client_secret="s", project_id=bad)  # type: ignore[arg-type]
+
+
 def test_api_concurrency_never_above_the_api_limit() -> None:
     assert Limits().api_concurrency == 8
     Limits(api_concurrency=10)

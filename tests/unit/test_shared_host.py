@@ -146,6 +146,22 @@ def test_hostile_new_database_file_is_private(
     os.umask(previous)
 
 
+@pytest.mark.hostile("a new database file made by the user's csload.connect(create=True), "
+                     "then synced", "created 0600")
+def test_hostile_database_created_by_connect_is_private(
+        settings: csload.Settings, tmp_path: Path) -> None:
+    """It was 0644, and kept so by the sync that filled it (QA, 2026-12-08)."""
+    db = tmp_path / "mine.duckdb"
+    previous = os.umask(0o022)
+    try:
+        csload.connect(db, create=True).close()
+        assert mode(db) == 0o600
+        assert csload.sync(settings, db=db, jobs=[SESSIONS_JOB]).exit_code == 0
+    finally:
+        os.umask(previous)
+    assert mode(db) == 0o600
+
+
 @pytest.mark.hostile("a guessable world-readable folder in the temporary folder (S3 lake staging)",
                      "not used: a private per-sync folder instead")
 def test_hostile_guessable_temporary_staging_folder_is_not_used_for_an_s3_lake(
