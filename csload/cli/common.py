@@ -302,7 +302,12 @@ def answered(call: Callable[[], T]) -> T:
 
 
 def ts(value: Any) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
+    """A time of the API's, in UTC (the tables that show it say so): an offset the API gave
+    would otherwise show its own zone's time, unlabelled."""
+    if value is None:
+        return ""
+    moment: datetime = value.astimezone(UTC) if value.tzinfo else value
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 class Duration(click.ParamType[float]):

@@ -147,7 +147,7 @@ def create(ctx: click.Context, /, name: str, scope: str | None, fmt: str | None,
         return
     window = ""
     if job.date_from and job.date_to:
-        window = f", window {ts(job.date_from)} -> {ts(job.date_to)}"
+        window = f", window {ts(job.date_from)} -> {ts(job.date_to)} UTC"
     stdout.print(Text.assemble(
         "created job ", (str(job.job_id), "bold"),
         scrub(f": {job.name} ({job.scope}, {job.format}, {job.frequency}{window}, "

@@ -56,7 +56,7 @@ def jobs(ctx: click.Context, /, as_json: bool, state: str | None, scope: str | N
 
 
 def _print_jobs(found: Sequence[Job]) -> None:
-    table = Table(title=f"{len(found)} export job(s)")
+    table = Table(title=f"{len(found)} export job(s), times in UTC")
     for column in ("id", "name", "scope", "format", "frequency", "state", "fields", "created"):
         table.add_column(column, justify="right" if column in ("id", "fields") else "left")
     for job in found:
@@ -91,7 +91,7 @@ def jobs_show(ctx: click.Context, /, job_id: int, as_json: bool, **params: Any) 
     stdout.print(labelled(f"Job {job.job_id}", "bold", f": {job.name}"))
     window = ""
     if job.date_from or job.date_to:
-        window = f"  window {ts(job.date_from)} -> {ts(job.date_to)}"
+        window = f"  window {ts(job.date_from)} -> {ts(job.date_to)} UTC"
     stdout.print(scrub(f"  {job.scope} / {job.format} / {job.frequency} / {job.state or '?'}"
                        f"  device {job.device_label or 'all'}"
                        f"{'  segment ' + str(job.segment_id) if job.segment_id else ''}"
@@ -124,7 +124,7 @@ def runs(job_id: int, as_json: bool, state: str | None, files: bool, **params: A
     if as_json:
         print_json([run.to_json() for run in found])
         return
-    table = Table(title=f"{len(found)} run(s) of job {job_id}")
+    table = Table(title=f"{len(found)} run(s) of job {job_id}, times in UTC")
     columns = ["run", "state", "window start", "window end", "finished"]
     if files:
         columns.append("files")

@@ -89,9 +89,11 @@ def check_run_times(job: Job, run: Run, now: datetime) -> None:
                        "runs over all those days")
     for what, value in (("finished", run.finished_at), ("created", run.created_at)):
         if problem is None and value is not None and value > now + _CLOCK_SKEW:
+            # Most often this machine's clock is behind, for every run: say so (QA).
             problem = (f"it was {what} at {value:%Y-%m-%d %H:%M} UTC, ahead of this "
                        f"machine's clock ({now:%Y-%m-%d %H:%M} UTC); loaded, it would count as "
-                       "later than every re-run of its days")
+                       "later than every re-run of its days. If this machine's clock is "
+                       "behind, set it right (NTP; `csload doctor` compares it with the API's)")
     if problem is not None:
         raise ConfigError(f"{label}: the API's run cannot be an export: {problem}. It is not "
                           "loaded; the next csload sync checks it again")

@@ -124,7 +124,7 @@ def test_runs_command_lists_every_run_through_clamped_pages(
     assert as_json.exit_code == 0, as_json.output
     assert [r["jobRunId"] for r in orjson.loads(as_json.stdout)] == expected
     assert table.exit_code == 0, table.output
-    assert f"{len(expected)} run(s) of job {job.job_id}" in table.stdout
+    assert f"{len(expected)} run(s) of job {job.job_id}, times in UTC" in table.stdout
     assert all(str(run_id) in table.stdout for run_id in expected)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from csload.cli import main
+from csload.cli.common import ts
 
 WRONG_SECRET = "not-the-secret-0123456789"
 
@@ -236,3 +238,11 @@ def test_a_lake_and_a_database_taken_for_each_other_are_said(tmp_path: Path) -> 
         csload.connect(str(folder))
     with pytest.raises(StoreError, match=r"is a file, not a lake's folder \(a DuckDB database"):
         csload.connect(parquet=str(database))
+
+
+def test_the_apis_times_are_shown_in_utc() -> None:
+    """The jobs and runs tables say "times in UTC": a time the API gave with an offset is
+    shown in UTC, not in its own zone (QA, 2026-12-08)."""
+    assert ts(datetime(2026, 11, 20, 1, 30, tzinfo=timezone(timedelta(hours=2)))) == \
+        "2026-11-19 23:30"
+    assert ts(datetime(2026, 11, 20, 1, 30)) == "2026-11-20 01:30" and ts(None) == ""
