@@ -18,6 +18,7 @@ import csload
 from csload.config import Settings
 from csload.errors import StoreError
 from csload.simulator import Simulator
+from tests.support.bfref import query
 from tests.support.syncref import (
     SESSIONS_JOB,
     VIEWS_JOB,
@@ -30,16 +31,18 @@ from tests.support.syncref import (
 THE_DAY = date(2026, 11, 23)
 
 
+def run_sql(db: Path, *statements: str) -> None:
+    """What a user does to the database by hand, between syncs."""
+    with duckdb.connect(str(db)) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
 def test_a_column_the_user_adds_and_rows_they_delete_stay_through_a_rerun_of_a_day(
         simulator: Simulator, settings: Settings, db_path: Path) -> None:
     csload.sync(settings, db=db_path)
-    con = duckdb.connect(str(db_path))
-    try:
-        con.execute("ALTER TABLE views ADD COLUMN note VARCHAR")
-        con.execute("UPDATE views SET note = 'mine'")
-        con.execute("DELETE FROM views WHERE view_number = 1")
-    finally:
-        con.close()
+    run_sql(db_path, "ALTER TABLE views ADD COLUMN note VARCHAR",
+            "UPDATE views SET note = 'mine'", "DELETE FROM views WHERE view_number = 1")
     rerun = simulator.rerun(VIEWS_JOB, THE_DAY)
 
     report = csload.sync(settings, db=db_path)
@@ -185,12 +188,7 @@ def test_a_change_of_the_users_that_stops_the_load_is_said_with_the_way_out(
     primary key constraint", "Cannot alter entry", "does not have a column with name _date")
     while status and doctor said nothing was wrong (QA, 2026-12-08)."""
     csload.sync(settings, db=db_path)
-    con = duckdb.connect(str(db_path))
-    try:
-        for statement in change:
-            con.execute(statement)
-    finally:
-        con.close()
+    run_sql(db_path, *change)
     simulator.rerun(VIEWS_JOB, THE_DAY)
 
     with pytest.raises(StoreError) as raised:
@@ -201,12 +199,7 @@ def test_a_change_of_the_users_that_stops_the_load_is_said_with_the_way_out(
         with pytest.raises(StoreError, match="table 'views' has no column _date"):
             csload.status(db=db_path)
 
-    con = duckdb.connect(str(db_path))
-    try:
-        for statement in undo:
-            con.execute(statement)
-    finally:
-        con.close()
+    run_sql(db_path, *undo)
     assert not csload.sync(settings, db=db_path).failed
     _columns, rows = table_rows(db_path, "views")
     want_columns, want = expected_tables(simulator, successful_runs(simulator))["views"]
@@ -220,11 +213,7 @@ def test_a_table_renamed_in_another_case_is_still_csloads(
     table to every query. It was taken for dropped: its runs forgotten, then every sync
     failed with "Table with name "views" already exists!" (QA, 2026-12-08)."""
     csload.sync(settings, db=db_path)
-    con = duckdb.connect(str(db_path))
-    try:
-        con.execute("ALTER TABLE views RENAME TO Views")
-    finally:
-        con.close()
+    run_sql(db_path, "ALTER TABLE views RENAME TO Views")
     simulator.rerun(VIEWS_JOB, THE_DAY)
 
     report = csload.sync(settings, db=db_path)
@@ -242,30 +231,19 @@ def test_a_view_put_in_a_tables_place_is_refused_and_forgets_nothing(
     """`views` renamed and a view of the old name put in its place: its runs were forgotten
     (taken for a dropped table), then every sync failed with "views is not an table"."""
     csload.sync(settings, db=db_path)
-    con = duckdb.connect(str(db_path))
-    try:
-        con.execute("ALTER TABLE views RENAME TO views_raw")
-        con.execute("CREATE VIEW views AS SELECT * FROM views_raw WHERE view_number > 1")
-    finally:
-        con.close()
+    run_sql(db_path, "ALTER TABLE views RENAME TO views_raw",
+            "CREATE VIEW views AS SELECT * FROM views_raw WHERE view_number > 1")
     simulator.rerun(VIEWS_JOB, THE_DAY)
 
     with pytest.raises(StoreError) as raised:
         csload.sync(settings, db=db_path)
     assert "views is a view (yours?), and csload loads into tables" in str(raised.value)
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        forgotten = con.execute("SELECT count(*) FROM _csload.runs WHERE status = 'loaded' "
-                                "AND table_name = 'views'").fetchone()
-    finally:
-        con.close()
-    assert forgotten and forgotten[0] > 0
-    con = duckdb.connect(str(db_path))
-    try:   # the way out the message gives
-        con.execute("ALTER VIEW views RENAME TO views_filtered")
-        con.execute("ALTER TABLE views_raw RENAME TO views")
-    finally:
-        con.close()
+    [(kept,)] = query(db_path, "SELECT count(*) FROM _csload.runs WHERE status = 'loaded' "
+                               "AND table_name = 'views'")
+    assert kept > 0
+    # the way out the message gives
+    run_sql(db_path, "ALTER VIEW views RENAME TO views_filtered",
+            "ALTER TABLE views_raw RENAME TO views")
     assert not csload.sync(settings, db=db_path).failed
     _columns, rows = table_rows(db_path, "views")
     assert_rows_equal(rows, expected_tables(simulator, successful_runs(simulator))["views"][1],
