@@ -29,7 +29,7 @@ import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
 from csload.errors import StoreError
-from csload.lake.delta import Commit, commits_after, delta_errors
+from csload.lake.delta import Commit, added_paths, commits_after
 from csload.lake.layout import PARTITION_COLUMN, damaged, shown
 from csload.lake.snapshot import (
     LakeSnapshot,
@@ -195,9 +195,8 @@ def _refuse_files_outside_folders(lake: LakeFS, name: str, table: DeltaTable,
     csload does not read: Polars' write_delta does, and the sync said the lake was "damaged
     or tampered with; restore it from a backup", then to restore the version (QA,
     2026-12-08). A file of another shape in its folder is refused later, as damaged."""
-    with delta_errors(lake, f"read the log of table {name}"):
-        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
-    outside = next((p for p in paths if not str(p).startswith(f"{PARTITION_COLUMN}=")), None)
+    outside = next((p for p in added_paths(lake, name, table)
+                    if not str(p).startswith(f"{PARTITION_COLUMN}=")), None)
     if outside is not None:
         raise StoreError(
             f"table {name} of lake {lake.root} has commits csload did not make "

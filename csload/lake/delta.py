@@ -138,6 +138,14 @@ def open_table(lake: LakeFS, rel: str, version: int | None = None) -> DeltaTable
             return None
 
 
+def added_paths(lake: LakeFS, rel: str, table: DeltaTable) -> list[object]:
+    """The paths the table's log adds at its version, as the log gives them (unchecked)."""
+    with delta_errors(lake, f"read the log of table {rel}"):
+        paths: list[object] = pa.table(table.get_add_actions(flatten=True)).column(
+            "path").to_pylist()
+    return paths
+
+
 def _properties(txn: int, txid: str) -> CommitProperties:
     # No retry (deltalake retries a commit that lost the race for its version at the next
     # one, after a conflict check that lets two appends, or two creates, both through). A

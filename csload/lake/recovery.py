@@ -41,6 +41,7 @@ from csload.lake.adopt import adopt, described, refuse_unwritable, unrecorded_co
 from csload.lake.delta import (
     APP_ID,
     Commit,
+    added_paths,
     commit_ledger,
     commits_after,
     delta_errors,
@@ -92,10 +93,8 @@ def logged_files(lake: LakeFS, name: str) -> list[str]:
     table = open_table(lake, name)
     if table is None:
         return []
-    with delta_errors(lake, f"read the log of table {name}"):
-        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
     where = f"table {name} of lake {lake.root}"
-    return [check_data_file(f"{name}/{p}", where, name) for p in paths]
+    return [check_data_file(f"{name}/{p}", where, name) for p in added_paths(lake, name, table)]
 
 
 def _remove_unrecorded(lake: LakeFS, name: str) -> None:

@@ -231,7 +231,9 @@ def restore_settings(con: duckdb.DuckDBPyConnection, kept: dict[str, str]) -> No
     2026-12-08). RESET first: a default comes back exactly; a limit of the user's own comes
     back as DuckDB shows it ("2.7 GiB" for 3 GB, not quite the same bytes)."""
     with suppress(duckdb.Error):
-        for name, value in kept.items():
+        for name in kept:
             con.execute(f"RESET {name}")
-            if settings_of(con).get(name) != value:
+        defaults = settings_of(con)
+        for name, value in kept.items():
+            if defaults.get(name) != value:
                 con.execute(f"SET {name} = {sql_str(value)}")
